@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+# The two commands people use: `make run` and `make test`. Both install what
+# is missing on a fresh Debian 12 machine, configure, build, and go.
+
+BUILD    ?= build
+ASAN     ?= build-asan
+FUZZ     ?= build-fuzz
+FUZZ_SECONDS ?= 30
+MESON    ?= meson
+
+.PHONY: all deps build run test test-asan fuzz bench clean
+
+all: build
+
+deps:
+	@tools/install-deps
+
+$(BUILD)/build.ninja: | deps
+	$(MESON) setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	$(MESON) compile -C $(BUILD)
+
+# A development instance: no root needed, DNS on 127.0.0.1:5353 (UDP and TCP),
+# records from ./hosts, state under the build folder, nothing beyond loopback.
+run: build
+	mkdir -p $(BUILD)/state
+	exec $(BUILD)/src/joyrided \
+		--dns-bind-address=127.0.0.1 --dns-port=5353 \
+		--hosts-directory=$(CURDIR)/hosts \
+		--state-directory=$(CURDIR)/$(BUILD)/state \
+		--http-host=127.0.0.1 \
+		--no-docker --bus=none --no-cluster
+
+# The whole suite; ends with one line "N passed, M failed".
+test: build
+	@tools/run-tests $(BUILD)
+
+test-asan: deps
+	@[ -f $(ASAN)/build.ninja ] || $(MESON) setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
+	$(MESON) compile -C $(ASAN)
+	@tools/run-tests $(ASAN)
+
+fuzz: deps
+	@[ -f $(FUZZ)/build.ninja ] || CC=clang $(MESON) setup $(FUZZ) -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+	$(MESON) compile -C $(FUZZ)
+	@tools/run-fuzz $(FUZZ) $(FUZZ_SECONDS)
+
+bench: build
+	bench/dns-bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* Configuration: built-in defaults, then the config file (GKeyFile ini), then
+ * environment variables (the original service's names), then the command
+ * line; then validation that names the key, the value and what is expected. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+#define CONFIG_FILE_DEFAULT "/etc/joyride/joyride.conf"
+
+typedef enum BusKind {
+        BUS_NONE,
+        BUS_SYSTEM,
+        BUS_USER,
+} BusKind;
+
+typedef struct Config {
+        char *config_file;        /* which file was read (NULL if none existed at the default path) */
+
+        /* [Service] */
+        char *service_name;       /* SERVICE_NAME, default "joyride-dns" */
+        char *environment;        /* ENVIRONMENT, default "production" */
+        char *hostip;             /* HOSTIP: IPv4 for Docker records; NULL = auto-detect */
+        char *hostip6;            /* HOSTIP6 */
+        char *state_directory;    /* STATE_DIRECTORY (systemd's), JOYRIDE_STATE_DIRECTORY; default /var/lib/joyride */
+        int log_level;            /* JOYRIDE_LOG_LEVEL / --log-level; default LOG_INFO */
+
+        /* [DNS] */
+        uint16_t dns_port;        /* DNS_PORT, default 5353 */
+        char *dns_bind_address;   /* DNS_BIND_ADDRESS; NULL = all addresses, IPv4 and IPv6 */
+        char **dns_domains;       /* DNS_DOMAINS, comma-separated; NULL/empty = answer for every name */
+        uint32_t default_ttl;     /* DNS_TTL, TTL of records that do not set one; default 30 */
+        uint32_t negative_ttl;    /* DNS_NEGATIVE_TTL, default 5 */
+        uint32_t tcp_idle_timeout_msec;   /* default 10000 */
+        uint32_t tcp_max_connections;     /* default 256 */
+
+        /* [Hosts] */
+        char *hosts_directory;    /* HOSTS_DIRECTORY; NULL = no hosts files */
+
+        /* [Docker] */
+        bool docker_enabled;      /* DOCKER_ENABLED, default true */
+        char *docker_host;        /* DOCKER_HOST, default unix:///var/run/docker.sock */
+
+        /* [HTTP] */
+        bool http_enabled;        /* HTTP_ENABLED, default true */
+        char *http_host;          /* FLASK_HOST, default 0.0.0.0 */
+        uint16_t http_port;       /* FLASK_PORT, default 5000 */
+        char *api_token;          /* JOYRIDE_API_TOKEN */
+
+        /* [DBus] */
+        BusKind bus;              /* JOYRIDE_BUS=system|user|none, default system */
+
+        /* [Cluster] */
+        bool cluster_enabled;     /* ENABLE_DNS_SYNC, default false */
+        char *node_id;            /* NODE_ID, default the host name */
+        uint16_t discovery_port;  /* DISCOVERY_PORT, default 8889 */
+        uint16_t swim_port;       /* SWIM_PORT, default 8890 */
+        char **join;              /* JOIN, comma-separated host:port */
+        char *cluster_key;        /* JOYRIDE_CLUSTER_KEY */
+} Config;
+
+/* Fills *c from defaults, file, environment (envp, NULL-terminated
+ * "KEY=value" strings) and command line. On success returns 0, or 1 when the
+ * command line asked for --help or --version (already printed to stdout) and
+ * the caller should exit 0. On failure returns -EINVAL and *ret_error is a
+ * message for a person, e.g. "DNS_PORT=abc: expected a port number (1-65535)". */
+int config_load(Config *c, int argc, char *argv[], char *const envp[], char **ret_error);
+
+/* Re-reads the config file c->config_file (for SIGHUP), keeping environment
+ * and command-line overrides: pass the same argc/argv/envp as at start. */
+int config_reload(Config *c, int argc, char *argv[], char *const envp[], char **ret_error);
+
+void config_done(Config *c);

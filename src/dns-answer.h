@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* The DNS answer path: a function from request bytes to reply bytes over the
+ * record store. It never touches a socket, so it is tested and fuzzed alone. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store.h"
+
+#define DNS_HEADER_SIZE 12
+#define DNS_UDP_PAYLOAD_DEFAULT 512
+#define DNS_EDNS_PAYLOAD_OURS 1232       /* what we advertise and cap to (DNS flag day 2020) */
+#define DNS_TCP_MESSAGE_MAX 65535
+
+#define DNS_RCODE_NOERROR  0
+#define DNS_RCODE_FORMERR  1
+#define DNS_RCODE_SERVFAIL 2
+#define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_NOTIMP   4
+#define DNS_RCODE_REFUSED  5
+#define DNS_RCODE_BADVERS  16
+
+typedef enum DnsTransport {
+        DNS_TRANSPORT_UDP,
+        DNS_TRANSPORT_TCP,
+} DnsTransport;
+
+typedef struct DnsAnswerConfig {
+        char **domains;             /* NULL or empty: every name is ours; else others get REFUSED */
+        uint32_t negative_ttl;      /* SOA TTL and MINIMUM in negative answers */
+        const char *soa_mname;      /* primary name server in the SOA, e.g. "ns.joyride.invalid" */
+        const char *soa_rname;      /* mailbox, e.g. "hostmaster.joyride.invalid" */
+} DnsAnswerConfig;
+
+/* What happened, for counters and debug logs. */
+typedef struct DnsQueryInfo {
+        uint16_t qtype;             /* 0 when there was no readable question */
+        uint8_t rcode;              /* including extended bits (BADVERS = 16) */
+        bool truncated;
+        bool edns;
+        uint16_t answer_count;
+} DnsQueryInfo;
+
+/* Answers one request. reply must hold reply_size bytes (at least 512; 65535
+ * for TCP). Returns the reply length, or 0 when no reply must be sent (shorter
+ * than a header, or a response rather than a query). */
+size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport,
+                  const uint8_t *req, size_t req_len, uint8_t *reply, size_t reply_size,
+                  DnsQueryInfo *ret_info);
+
+const char *dns_rcode_to_string(int rcode);   /* "NOERROR", ...; NULL if unknown */

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+#include <time.h>
+
+#include "log.h"
+
+static int max_level = LOG_INFO;
+static LogTarget target = LOG_TARGET_AUTO;
+static int journal_decided = -1;   /* -1 unknown, 0 console, 1 journal */
+
+void log_set_max_level(int level) {
+        max_level = level;
+}
+
+int log_get_max_level(void) {
+        return max_level;
+}
+
+void log_set_target(LogTarget t) {
+        target = t;
+        journal_decided = -1;
+}
+
+int log_parse_level(const char *s) {
+        static const char *const names[] = {
+                [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+                [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+        };
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strcasecmp(s, names[i]) == 0)
+                        return (int) i;
+        if (strcasecmp(s, "error") == 0)
+                return LOG_ERR;
+        if (strcasecmp(s, "warn") == 0)
+                return LOG_WARNING;
+        if (s[0] >= '0' && s[0] <= '7' && s[1] == 0)
+                return s[0] - '0';
+        return -EINVAL;
+}
+
+/* systemd sets JOURNAL_STREAM=dev:ino when stderr is connected to the journal;
+ * only trust it if our stderr really is that stream. */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+static bool use_journal(void) {
+        if (target == LOG_TARGET_JOURNAL)
+                return true;
+        if (target == LOG_TARGET_CONSOLE)
+                return false;
+        if (journal_decided < 0)
+                journal_decided = stderr_is_journal();
+        return journal_decided;
+}
+
+static void write_console(int level, const char *msg, const char *const *fields) {
+        static const char *const prefix[] = {
+                [LOG_EMERG] = "EMERG", [LOG_ALERT] = "ALERT", [LOG_CRIT] = "CRIT", [LOG_ERR] = "ERROR",
+                [LOG_WARNING] = "WARN", [LOG_NOTICE] = "NOTICE", [LOG_INFO] = "INFO", [LOG_DEBUG] = "DEBUG",
+        };
+        struct timespec ts;
+        struct tm tm;
+        char stamp[32];
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        (void) localtime_r(&ts.tv_sec, &tm);
+        (void) strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+
+        flockfile(stderr);
+        fprintf(stderr, "%s.%03ld joyrided %s: %s", stamp, ts.tv_nsec / 1000000, prefix[level & 7], msg);
+        if (fields && max_level >= LOG_DEBUG) {
+                fputs(" [", stderr);
+                for (size_t i = 0; fields[i]; i++)
+                        fprintf(stderr, "%s%s", i ? " " : "", fields[i]);
+                fputc(']', stderr);
+        }
+        fputc('\n', stderr);
+        funlockfile(stderr);
+}
+
+static int log_dispatch(int level, int error, const char *file, int line, const char *func,
+                        const char *const *fields, const char *format, va_list ap) {
+        char msg[2048];
+        int saved = errno;
+
+        /* Let %m print the error we were given, not whatever errno happens to be. */
+        errno = error ? abs(error) : saved;
+        (void) vsnprintf(msg, sizeof msg, format, ap);
+
+        if (use_journal()) {
+                char prio[32], cfile[512], cline[32], cfunc[256], cerr[32], message[2100];
+                struct iovec iov[64];
+                size_t n = 0;
+
+                snprintf(prio, sizeof prio, "PRIORITY=%i", level & 7);
+                snprintf(cfile, sizeof cfile, "CODE_FILE=%s", file);
+                snprintf(cline, sizeof cline, "CODE_LINE=%i", line);
+                snprintf(cfunc, sizeof cfunc, "CODE_FUNC=%s", func);
+                snprintf(message, sizeof message, "MESSAGE=%s", msg);
+                iov[n++] = (struct iovec) { message, strlen(message) };
+                iov[n++] = (struct iovec) { prio, strlen(prio) };
+                iov[n++] = (struct iovec) { cfile, strlen(cfile) };
+                iov[n++] = (struct iovec) { cline, strlen(cline) };
+                iov[n++] = (struct iovec) { cfunc, strlen(cfunc) };
+                iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=joyrided", strlen("SYSLOG_IDENTIFIER=joyrided") };
+                if (error) {
+                        snprintf(cerr, sizeof cerr, "ERRNO=%i", abs(error));
+                        iov[n++] = (struct iovec) { cerr, strlen(cerr) };
+                }
+                for (size_t i = 0; fields && fields[i] && n < ELEMENTSOF(iov); i++)
+                        iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
+
+                /* With no journal socket sd_journal_sendv() silently drops the
+                 * message; with a stale one it fails: then fall back to stderr. */
+                if (sd_journal_sendv(iov, (int) n) < 0)
+                        write_console(level, msg, fields);
+        } else
+                write_console(level, msg, fields);
+
+        errno = saved;
+        return error ? -abs(error) : 0;
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = log_dispatch(level, error, file, line, func, NULL, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_struct_internal(int level, int error, const char *file, int line, const char *func,
+                        const char *const *fields, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = log_dispatch(level, error, file, line, func, fields, format, ap);
+        va_end(ap);
+        return r;
+}
