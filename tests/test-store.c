@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the record store: owners, union and dedup, removal by owner,
+ * mark and sweep, versions and change events, derived PTRs, empty non-terminals. */
+
+#include <stdio.h>
+
+#include "store.h"
+
+static int failures;
+#define CHECK(expr)                                                                     \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); \
+                        failures++;                                                     \
+                }                                                                       \
+        } while (0)
+
+typedef struct Events {
+        unsigned added, removed;
+        char last[256];
+} Events;
+
+static void on_change(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Events *e = userdata;
+        if (change == RECORD_ADDED)
+                e->added++;
+        else
+                e->removed++;
+        snprintf(e->last, sizeof e->last, "%s %s %s %s %s", change == RECORD_ADDED ? "+" : "-",
+                 r->name, store_type_to_string(r->type), r->value, r->owner);
+}
+
+static unsigned rrset_size(const Store *s, const char *name, uint16_t type) {
+        const RRSet *set = store_node_rrset(store_lookup(s, name), type);
+        return set ? set->n : 0;
+}
+
+static void test_add_union_dedup(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Events ev = {};
+        const char *why = NULL;
+
+        CHECK(store_new(&s) == 0);
+        store_subscribe(s, on_change, &ev);
+
+        CHECK(store_add(s, "App.Example.COM.", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 3, NULL, NULL) == 1);
+        CHECK(ev.added == 1);
+        CHECK(strcmp(ev.last, "+ app.example.com A 10.0.0.1 hosts:/h/a") == 0);
+        CHECK(store_version(s) == 1);
+
+        /* Same record again from the same owner: no change, line updated. */
+        CHECK(store_add(s, "app.example.com", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 9, NULL, NULL) == 0);
+        CHECK(ev.added == 1 && store_version(s) == 1);
+        CHECK(store_count(s) == 1);
+
+        /* Same value from another owner: two records, one answer. */
+        CHECK(store_add(s, "app.example.com", DNS_TYPE_A, "10.0.0.1", 10, "docker:abc", 0, "web", NULL) == 1);
+        CHECK(store_count(s) == 2);
+        CHECK(rrset_size(s, "app.example.com", DNS_TYPE_A) == 1);
+        CHECK(store_node_rrset(store_lookup(s, "app.example.com"), DNS_TYPE_A)->items[0].ttl == 10);
+
+        /* A second value: union. */
+        CHECK(store_add(s, "app.example.com", DNS_TYPE_A, "10.0.0.2", 30, "docker:abc", 0, "web", NULL) == 1);
+        CHECK(rrset_size(s, "app.example.com", DNS_TYPE_A) == 2);
+
+        /* Dropping the docker owner leaves the hosts record, with its own TTL again. */
+        CHECK(store_remove_owner(s, "docker:abc") == 2);
+        CHECK(store_count(s) == 1);
+        CHECK(rrset_size(s, "app.example.com", DNS_TYPE_A) == 1);
+        CHECK(store_node_rrset(store_lookup(s, "app.example.com"), DNS_TYPE_A)->items[0].ttl == 30);
+        CHECK(ev.removed == 2);
+        CHECK(store_version(s) == 5);
+
+        /* Bad input is refused with a reason, and changes nothing. */
+        CHECK(store_add(s, "bad..name", DNS_TYPE_A, "10.0.0.1", 30, "api", 0, NULL, &why) == -EINVAL && why);
+        CHECK(store_add(s, "ok.name", DNS_TYPE_A, "10.0.0.300", 30, "api", 0, NULL, &why) == -EINVAL);
+        CHECK(why && strstr(why, "IPv4"));
+        CHECK(store_add(s, "ok.name", DNS_TYPE_AAAA, "10.0.0.3", 30, "api", 0, NULL, NULL) == -EINVAL);
+        CHECK(store_add(s, "ok.name", DNS_TYPE_MX, "10 mx.ok.name", 30, "api", 0, NULL, NULL) == -EOPNOTSUPP);
+        CHECK(store_add(s, "ok.name", DNS_TYPE_A, "10.0.0.3", 604801, "api", 0, NULL, NULL) == -ERANGE);
+        CHECK(store_add(s, "a*.name", DNS_TYPE_A, "10.0.0.3", 30, "api", 0, NULL, NULL) == -EINVAL);
+        CHECK(store_add(s, "x.*.name", DNS_TYPE_A, "10.0.0.3", 30, "api", 0, NULL, NULL) == -EINVAL);
+        CHECK(store_add(s, "under_score.name", DNS_TYPE_TXT, "v=spf1 -all", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(store_count(s) == 2);
+        CHECK(store_version(s) == 6);
+}
+
+static void test_nodes_and_ptr(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        const StoreNode *n;
+
+        CHECK(store_new(&s) == 0);
+        CHECK(store_add(s, "a.b.example.com", DNS_TYPE_A, "192.0.2.7", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "*.example.com", DNS_TYPE_A, "192.0.2.9", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "v6.example.com", DNS_TYPE_AAAA, "2001:db8::0:1", 30, "api", 0, NULL, NULL) == 1);
+
+        /* Empty non-terminals exist, without data. */
+        n = store_lookup(s, "b.example.com");
+        CHECK(n && !store_node_has_data(n) && n->n_children == 1);
+        n = store_lookup(s, "example.com");
+        CHECK(n && !store_node_has_data(n) && n->n_children == 3);
+        CHECK(store_lookup(s, "com") != NULL);
+        CHECK(store_lookup(s, "nope.example.com") == NULL);
+        CHECK(store_lookup(s, "*.example.com") && store_node_has_data(store_lookup(s, "*.example.com")));
+
+        /* PTR for addresses, not for wildcards; canonical AAAA value. */
+        CHECK(rrset_size(s, "7.2.0.192.in-addr.arpa", DNS_TYPE_PTR) == 1);
+        CHECK(store_lookup(s, "9.2.0.192.in-addr.arpa") == NULL);
+        CHECK(rrset_size(s, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", DNS_TYPE_PTR) == 1);
+        CHECK(store_lookup(s, "2.0.192.in-addr.arpa") != NULL);   /* reverse ENT */
+        {
+                const Record *r = store_lookup(s, "v6.example.com")->records;
+                CHECK(r && strcmp(r->value, "2001:db8::1") == 0);
+        }
+
+        /* Removal prunes the nodes it made, and only those. */
+        CHECK(store_remove(s, "a.b.example.com", 0, NULL, NULL) == 1);
+        CHECK(store_lookup(s, "b.example.com") == NULL);
+        CHECK(store_lookup(s, "7.2.0.192.in-addr.arpa") == NULL);
+        CHECK(store_lookup(s, "2.0.192.in-addr.arpa") == NULL);
+        CHECK(store_lookup(s, "example.com")->n_children == 2);
+        CHECK(store_remove(s, "*.example.com", DNS_TYPE_A, "192.0.2.9", "api") == 1);
+        CHECK(store_remove(s, "v6.example.com", DNS_TYPE_AAAA, "2001:db8::1", "other") == 0);
+        CHECK(store_remove(s, "v6.example.com", DNS_TYPE_AAAA, "2001:db8::1", "api") == 1);
+        CHECK(store_lookup(s, "com") == NULL);
+        CHECK(store_count(s) == 0);
+}
+
+static void test_mark_sweep(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Events ev = {};
+
+        CHECK(store_new(&s) == 0);
+        store_add(s, "one.test", DNS_TYPE_A, "10.1.0.1", 30, "hosts:/d/f", 1, NULL, NULL);
+        store_add(s, "two.test", DNS_TYPE_A, "10.1.0.2", 30, "hosts:/d/f", 2, NULL, NULL);
+        store_add(s, "three.test", DNS_TYPE_A, "10.1.0.3", 30, "hosts:/d/g", 1, NULL, NULL);
+        store_subscribe(s, on_change, &ev);
+
+        /* Reload of f: one.test stays (moved to line 5), two.test goes, four.test comes. */
+        store_mark_owner(s, "hosts:/d/f");
+        CHECK(store_add(s, "one.test", DNS_TYPE_A, "10.1.0.1", 30, "hosts:/d/f", 5, NULL, NULL) == 0);
+        CHECK(store_add(s, "four.test", DNS_TYPE_A, "10.1.0.4", 30, "hosts:/d/f", 6, NULL, NULL) == 1);
+        CHECK(store_sweep_owner(s, "hosts:/d/f") == 1);
+        CHECK(ev.added == 1 && ev.removed == 1);
+        CHECK(store_lookup(s, "two.test") == NULL);
+        CHECK(store_lookup(s, "one.test")->records->line == 5);
+        CHECK(store_lookup(s, "three.test") != NULL);
+        CHECK(store_count_owner_prefix(s, "hosts:") == 3);
+        CHECK(store_count_owner_prefix(s, "hosts:/d/g") == 1);
+
+        /* A sweep with nothing re-added empties the owner. */
+        store_mark_owner(s, "hosts:/d/f");
+        CHECK(store_sweep_owner(s, "hosts:/d/f") == 2);
+        CHECK(store_count(s) == 1);
+
+        /* A TTL change is seen as remove + add. */
+        ev = (Events) {};
+        CHECK(store_add(s, "three.test", DNS_TYPE_A, "10.1.0.3", 60, "hosts:/d/g", 1, NULL, NULL) == 0);
+        CHECK(ev.added == 1 && ev.removed == 1);
+        CHECK(store_node_rrset(store_lookup(s, "three.test"), DNS_TYPE_A)->items[0].ttl == 60);
+}
+
+static int count_cb(const Record *r, void *userdata) {
+        (*(unsigned *) userdata)++;
+        return 0;
+}
+
+static void test_foreach_source(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        unsigned n = 0;
+
+        CHECK(store_new(&s) == 0);
+        store_add(s, "w.test", DNS_TYPE_A, "10.2.0.1", 30, "hosts:/d/f", 12, NULL, NULL);
+        store_add(s, "w.test", DNS_TYPE_CNAME, "Target.Test.", 30, "docker:0123456789ab", 0, "web", NULL);
+        store_add(s, "x.test", DNS_TYPE_TXT, "hello", 30, "dbus", 0, NULL, NULL);
+
+        CHECK(store_foreach(s, NULL, NULL, count_cb, &n) == 0 && n == 3);
+        n = 0;
+        CHECK(store_foreach(s, "W.TEST.", NULL, count_cb, &n) == 0 && n == 2);
+        n = 0;
+        CHECK(store_foreach(s, NULL, "docker:", count_cb, &n) == 0 && n == 1);
+
+        const StoreNode *node = store_lookup(s, "w.test");
+        for (const Record *r = node->records; r; r = r->node_next) {
+                _cleanup_free_ char *src = record_source(r);
+                if (r->type == DNS_TYPE_A)
+                        CHECK(strcmp(src, "hosts:/d/f:12") == 0);
+                else {
+                        CHECK(strcmp(src, "docker:0123456789ab (web)") == 0);
+                        CHECK(strcmp(r->value, "target.test") == 0);
+                }
+        }
+        CHECK(strcmp(store_lookup(s, "x.test")->records->value, "hello") == 0);
+}
+
+static void test_many(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        char name[64], addr[32];
+
+        CHECK(store_new(&s) == 0);
+        for (unsigned i = 0; i < 100000; i++) {
+                snprintf(name, sizeof name, "host%u.bench.test", i);
+                snprintf(addr, sizeof addr, "10.%u.%u.%u", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+                CHECK(store_add(s, name, DNS_TYPE_A, addr, 30, "hosts:/b/f", i + 1, NULL, NULL) == 1);
+        }
+        CHECK(store_count(s) == 100000);
+        CHECK(store_lookup(s, "bench.test")->n_children == 100000);
+        CHECK(store_remove_owner(s, "hosts:/b/f") == 100000);
+        CHECK(store_count(s) == 0);
+        CHECK(store_lookup(s, "test") == NULL);
+}
+
+int main(void) {
+        test_add_union_dedup();
+        test_nodes_and_ptr();
+        test_mark_sweep();
+        test_foreach_source();
+        test_many();
+        if (failures) {
+                fprintf(stderr, "%d check(s) failed\n", failures);
+                return 1;
+        }
+        printf("store: all checks passed\n");
+        return 0;
+}
