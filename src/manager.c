@@ -1,3 +1,363 @@
 /* SPDX-License-Identifier: MIT */
-/* stub: being written */
-#include "macro.h"
+/* The Manager: wires configuration, store, sources and transports together on
+ * one sd-event loop (itself driven by GLib's main loop, see event-glib.c). */
+
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "event-glib.h"
+#include "log.h"
+#include "manager.h"
+
+#define LOG_LINES_PER_TURN 20
+#define STATUS_INTERVAL_USEC (2 * USEC_PER_SEC)
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void answer_config_update(Manager *m) {
+        m->answer_config = (DnsAnswerConfig) {
+                .domains = m->config.dns_domains,
+                .negative_ttl = m->config.negative_ttl,
+                .soa_mname = "ns.joyride.invalid",
+                .soa_rname = "hostmaster.joyride.invalid",
+        };
+}
+
+/* --- record change log: a line per change, coalesced per loop turn ------- */
+
+static int on_log_flush(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->suppressed_log_lines > 0)
+                log_info("... and %u more record changes (store version %llu, %zu records)",
+                         m->suppressed_log_lines, (unsigned long long) store_version(m->store),
+                         store_count(m->store));
+        m->pending_log_lines = 0;
+        m->suppressed_log_lines = 0;
+        return 0;
+}
+
+static void on_record_change(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *source = record_source(r);
+        const char *type = strna(store_type_to_string(r->type));
+        char f_name[300], f_type[32], f_value[2100], f_source[600], f_change[32];
+        const char *fields[] = { f_name, f_type, f_value, f_source, f_change, NULL };
+        int level;
+
+        m->status_dirty = true;
+        level = ++m->pending_log_lines <= LOG_LINES_PER_TURN ? LOG_INFO : LOG_DEBUG;
+        if (level == LOG_DEBUG)
+                m->suppressed_log_lines++;
+        if (m->log_flush_source)
+                (void) sd_event_source_set_enabled(m->log_flush_source, SD_EVENT_ONESHOT);
+
+        if (level > log_get_max_level())
+                return;
+        snprintf(f_name, sizeof f_name, "JOYRIDE_NAME=%s", r->name);
+        snprintf(f_type, sizeof f_type, "JOYRIDE_TYPE=%s", type);
+        snprintf(f_value, sizeof f_value, "JOYRIDE_VALUE=%s", strempty(r->value));
+        snprintf(f_source, sizeof f_source, "JOYRIDE_SOURCE=%s", source);
+        snprintf(f_change, sizeof f_change, "JOYRIDE_CHANGE=%s", change == RECORD_ADDED ? "added" : "removed");
+        log_struct(level, fields, "%s %s %s %s (%s)", change == RECORD_ADDED ? "Added" : "Removed",
+                   r->name, type, strempty(r->value), source);
+}
+
+/* --- status -------------------------------------------------------------- */
+
+static void notify_status(Manager *m) {
+        HostsDirStatus hs = {};
+
+        if (m->hosts)
+                hosts_dir_get_status(m->hosts, &hs);
+        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s",
+                          store_count(m->store), (unsigned long long) store_version(m->store),
+                          m->dns ? dns_server_describe(m->dns) : "no sockets",
+                          m->hosts ? "; hosts: " : "", m->hosts ? hs.path : "");
+        m->status_dirty = false;
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->status_dirty)
+                notify_status(m);
+        return sd_event_source_set_time(s, usec + STATUS_INTERVAL_USEC);
+}
+
+/* --- signals ------------------------------------------------------------- */
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(m->event, 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received SIGHUP, reloading.");
+        (void) manager_reload(m);
+        return 0;
+}
+
+/* --- socket activation --------------------------------------------------- */
+
+static int socket_type(int fd) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+                return negative_errno();
+        return type;
+}
+
+/* Sorts the passed fds into roles: by name first (dns-udp, dns-tcp, http),
+ * then by socket type for unnamed ones (systemd passes them in any order). */
+static int collect_listen_fds(Manager *m) {
+        char **names = NULL;
+        int n, unnamed_stream = 0;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read passed sockets: %m");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names ? names[i] : NULL;
+                int type = socket_type(fd);
+
+                if (streq_ptr(name, "dns-udp") && type == SOCK_DGRAM)
+                        m->listen_udp_fd = fd;
+                else if (streq_ptr(name, "dns-tcp") && type == SOCK_STREAM)
+                        m->listen_tcp_fd = fd;
+                else if (streq_ptr(name, "http") && type == SOCK_STREAM)
+                        m->listen_http_fd = fd;
+                else if (type == SOCK_DGRAM && m->listen_udp_fd < 0)
+                        m->listen_udp_fd = fd;
+                else if (type == SOCK_STREAM && unnamed_stream++ == 0 && m->listen_tcp_fd < 0)
+                        m->listen_tcp_fd = fd;
+                else if (type == SOCK_STREAM && m->listen_http_fd < 0)
+                        m->listen_http_fd = fd;
+                else {
+                        log_warning("Ignoring passed socket %i (name %s): no use for it.", fd, strna(name));
+                        (void) close(fd);
+                }
+        }
+        if (n > 0)
+                log_info("Received %i socket(s) from the service manager.", n);
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        return n;
+}
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+int manager_new(Manager **ret, Config *config, int argc, char **argv, char **envp) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = g_new0(Manager, 1);
+        *m = (Manager) {
+                .config = *config,
+                .argc = argc,
+                .argv = argv,
+                .envp = envp,
+                .listen_udp_fd = -EBADF,
+                .listen_tcp_fd = -EBADF,
+                .listen_http_fd = -EBADF,
+                .start_usec = now_usec(CLOCK_MONOTONIC),
+                .start_realtime_usec = now_usec(CLOCK_REALTIME),
+        };
+        *config = (Config) {};
+
+        r = sd_event_new(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate event loop: %m");
+        r = store_new(&m->store);
+        if (r < 0)
+                return r;
+        answer_config_update(m);
+        m->loop = g_main_loop_new(NULL, FALSE);
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* Sources drop their records as they go: that is shutdown, not news. */
+        if (m->store)
+                store_unsubscribe(m->store, on_record_change, m);
+        m->http = http_server_free(m->http);
+        m->docker = docker_monitor_free(m->docker);
+        m->hosts = hosts_dir_free(m->hosts);
+        m->dns = dns_server_free(m->dns);
+        if (m->listen_http_fd >= 0)
+                (void) close(m->listen_http_fd);
+        sd_event_source_disable_unref(m->sigterm_source);
+        sd_event_source_disable_unref(m->sigint_source);
+        sd_event_source_disable_unref(m->sighup_source);
+        sd_event_source_disable_unref(m->log_flush_source);
+        sd_event_source_disable_unref(m->status_timer);
+        m->store = store_free(m->store);
+        sd_event_unref(m->event);
+        if (m->loop)
+                g_main_loop_unref(m->loop);
+        config_done(&m->config);
+        g_free(m);
+        return NULL;
+}
+
+static int manager_setup_hosts(Manager *m) {
+        int r;
+
+        m->hosts = hosts_dir_free(m->hosts);
+        if (!m->config.hosts_directory)
+                return 0;
+        r = hosts_dir_new(&m->hosts, m->event, m->store, m->config.hosts_directory, m->config.default_ttl);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch hosts directory %s: %m", m->config.hosts_directory);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        r = sd_event_add_signal(m->event, &m->sigterm_source, SIGTERM, on_exit_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sigint_source, SIGINT, on_exit_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sighup_source, SIGHUP, on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up signal handling: %m");
+        (void) sd_event_source_set_description(m->sigterm_source, "signal-term");
+        (void) sd_event_source_set_description(m->sigint_source, "signal-int");
+        (void) sd_event_source_set_description(m->sighup_source, "signal-hup");
+
+        r = sd_event_add_defer(m->event, &m->log_flush_source, on_log_flush, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up log coalescing: %m");
+        (void) sd_event_source_set_enabled(m->log_flush_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->log_flush_source, "log-flush");
+        store_subscribe(m->store, on_record_change, m);
+
+        /* Pings the service manager when WatchdogSec= is set; no-op otherwise. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable watchdog pings, ignoring: %m");
+
+        r = collect_listen_fds(m);
+        if (r < 0)
+                return r;
+
+        /* Sockets first, so queries that arrive while the hosts files load wait
+         * in the socket buffer instead of being refused. */
+        DnsServerOptions opts = {
+                .bind_address = m->config.dns_bind_address,
+                .port = m->config.dns_port,
+                .tcp_idle_timeout_msec = m->config.tcp_idle_timeout_msec,
+                .tcp_max_connections = m->config.tcp_max_connections,
+                .udp_fd = m->listen_udp_fd,
+                .tcp_fd = m->listen_tcp_fd,
+        };
+        r = dns_server_new(&m->dns, m->event, m->store, &m->answer_config, &opts);
+        if (r < 0)
+                return r;
+        m->listen_udp_fd = m->listen_tcp_fd = -EBADF;   /* the server owns them now */
+
+        r = manager_setup_hosts(m);
+        if (r < 0)
+                return r;
+
+        if (m->config.docker_enabled) {
+                DockerOptions dopts = {
+                        .docker_host = m->config.docker_host,
+                        .hostip = m->config.hostip,
+                        .hostip6 = m->config.hostip6,
+                        .default_ttl = m->config.default_ttl,
+                };
+                r = docker_monitor_new(&m->docker, m->store, &dopts);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the Docker monitor: %m");
+        }
+
+        if (m->config.http_enabled || m->listen_http_fd >= 0) {
+                r = http_server_new(&m->http, m, m->listen_http_fd);
+                if (r < 0)
+                        return r;
+                m->listen_http_fd = -EBADF;
+        }
+
+        r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC,
+                                       USEC_PER_SEC / 10, on_status_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up status timer: %m");
+        (void) sd_event_source_set_description(m->status_timer, "status");
+        (void) sd_event_source_set_enabled(m->status_timer, SD_EVENT_ON);
+
+        log_info("joyrided %s started: DNS on %s, %zu records%s%s.", JOYRIDE_VERSION, dns_server_describe(m->dns),
+                 store_count(m->store), m->config.hosts_directory ? ", hosts from " : "",
+                 strempty(m->config.hosts_directory));
+        notify_status(m);
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}
+
+int manager_reload(Manager *m) {
+        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ char *old_hosts = g_strdup(m->config.hosts_directory);
+        uint16_t old_port = m->config.dns_port;
+        _cleanup_free_ char *old_bind = g_strdup(m->config.dns_bind_address);
+        int r;
+
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long) now_usec(CLOCK_MONOTONIC));
+        r = config_reload(&m->config, m->argc, m->argv, m->envp, &error);
+        if (r < 0) {
+                log_error("Reload failed, keeping the running configuration: %s", strna(error));
+                (void) sd_notify(false, "READY=1");
+                return r;
+        }
+        log_set_max_level(m->config.log_level);
+        answer_config_update(m);
+
+        if (old_port != m->config.dns_port || !streq_ptr(old_bind, m->config.dns_bind_address))
+                log_notice("DNS address or port changed in the configuration; this takes a restart.");
+
+        if (!streq_ptr(old_hosts, m->config.hosts_directory))
+                (void) manager_setup_hosts(m);
+        else if (m->hosts)
+                (void) hosts_dir_rescan(m->hosts);
+
+        notify_status(m);
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}
+
+static void on_event_exit(void *userdata) {
+        Manager *m = userdata;
+        g_main_loop_quit(m->loop);
+}
+
+int manager_run(Manager *m) {
+        GSource *source = event_glib_source_new(m->event, on_event_exit, m);
+        int code = 0;
+
+        g_source_attach(source, NULL);
+        g_main_loop_run(m->loop);
+        g_source_destroy(source);
+        g_source_unref(source);
+
+        (void) sd_event_get_exit_code(m->event, &code);
+        log_info("Stopped.");
+        return code;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The Manager owns everything the daemon runs: configuration, the record
+ * store, the event loop and every source and transport plugged into it. */
+#pragma once
+
+#include <glib.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "dns-answer.h"
+#include "dns-server.h"
+#include "docker.h"
+#include "hosts.h"
+#include "http.h"
+#include "store.h"
+
+typedef struct Manager {
+        Config config;
+        int argc;               /* kept for config_reload() */
+        char **argv;
+        char **envp;
+
+        sd_event *event;
+        GMainLoop *loop;
+        Store *store;
+
+        DnsAnswerConfig answer_config;
+        DnsServer *dns;
+        HostsDir *hosts;
+        DockerMonitor *docker;     /* NULL when disabled */
+        HttpServer *http;          /* NULL when disabled */
+
+        /* fds passed by systemd, by role; -EBADF when not passed */
+        int listen_udp_fd;
+        int listen_tcp_fd;
+        int listen_http_fd;
+
+        sd_event_source *sigterm_source, *sigint_source, *sighup_source;
+        sd_event_source *log_flush_source;    /* coalesces record-change log lines */
+        sd_event_source *status_timer;        /* refreshes sd_notify STATUS= */
+
+        unsigned pending_log_lines;
+        unsigned suppressed_log_lines;
+        bool status_dirty;
+        uint64_t start_usec;    /* CLOCK_MONOTONIC */
+        uint64_t start_realtime_usec;
+        int exit_code;
+} Manager;
+
+/* Takes ownership of *config (it is moved into the manager and zeroed). */
+int manager_new(Manager **ret, Config *config, int argc, char **argv, char **envp);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Binds or takes sockets, loads sources, tells systemd we are ready. */
+int manager_start(Manager *m);
+/* Runs until SIGTERM/SIGINT; returns the exit code. */
+int manager_run(Manager *m);
+/* SIGHUP: re-read the config file and rescan the hosts directory. */
+int manager_reload(Manager *m);

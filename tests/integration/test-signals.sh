@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The daemon as a service manager sees it: sd_notify READY=1, STATUS=,
+# watchdog pings, STOPPING=1; SIGHUP re-reads the config file and rescans the
+# hosts directory; SIGTERM and SIGINT exit 0.
+set -euo pipefail
+build=$(cd "$1" && pwd)
+daemon="$build/src/joyrided"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A NOTIFY_SOCKET listener that writes every datagram it gets to a file.
+python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        data = s.recv(4096).decode(errors="replace")
+        out.write(data.replace("\n", "|") + "\n")
+PY
+pids+=($!)
+wait_for "notify socket" 5 test -S "$tmp/notify.sock"
+
+port=$(free_port)
+mkdir -p "$tmp/hosts" "$tmp/state"
+echo "10.9.0.1 one.sig.test" > "$tmp/hosts/a.hosts"
+cat > "$tmp/joyride.conf" <<EOF
+[DNS]
+NegativeTTL=3
+EOF
+
+start() {
+        NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=400000 JOYRIDE_CONFIG="$tmp/joyride.conf" \
+        "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$tmp/hosts" \
+                --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
+                >"$tmp/daemon.log" 2>&1 &
+        daemon_pid=$!
+        pids+=($daemon_pid)
+}
+
+start
+wait_for "READY=1" 5 grep -q 'READY=1' "$tmp/notify.log"
+ok "READY=1 sent"
+grep -q 'STATUS=Serving 1 records' "$tmp/notify.log" || fail "no STATUS= line with the record count: $(cat "$tmp/notify.log")"
+ok "STATUS= says what it serves"
+wait_for "watchdog ping" 3 grep -q 'WATCHDOG=1' "$tmp/notify.log"
+ok "watchdog pings with WATCHDOG_USEC set"
+
+[ "$(dig_short "$port" one.sig.test)" = "10.9.0.1" ] || fail "one.sig.test did not resolve"
+soa_ttl=$(dig @127.0.0.1 -p "$port" +noall +authority nothere.sig.test | awk '$4 == "SOA" {print $2; exit}')
+[ "$soa_ttl" = 3 ] || fail "negative TTL from the config file should be 3, got '$soa_ttl'"
+ok "config file read (negative TTL 3)"
+
+# SIGHUP: config change applies, and the hosts directory is rescanned.
+sed -i 's/NegativeTTL=3/NegativeTTL=9/' "$tmp/joyride.conf"
+kill -HUP "$daemon_pid"
+wait_for "new negative TTL" 3 bash -c "dig @127.0.0.1 -p $port +noall +authority nothere.sig.test | awk '\$4 == \"SOA\" {print \$2}' | grep -qx 9"
+ok "SIGHUP re-read the config file"
+grep -q 'RELOADING=1' "$tmp/notify.log" || fail "no RELOADING=1 on SIGHUP"
+
+# A bad config on SIGHUP keeps the running configuration.
+printf '[DNS]\nNegativeTTL=soon\n' > "$tmp/joyride.conf"
+kill -HUP "$daemon_pid"
+wait_for "reload error logged" 3 grep -q 'NegativeTTL' "$tmp/daemon.log"
+kill -0 "$daemon_pid" || fail "a bad config on SIGHUP killed the daemon"
+soa_ttl=$(dig @127.0.0.1 -p "$port" +noall +authority nothere.sig.test | awk '$4 == "SOA" {print $2; exit}')
+[ "$soa_ttl" = 9 ] || fail "running configuration lost after a bad reload (TTL '$soa_ttl')"
+ok "a bad config on SIGHUP is reported and the old one kept"
+
+# SIGTERM: clean exit 0, STOPPING=1.
+kill -TERM "$daemon_pid"
+rc=0
+wait_pid_timeout "$daemon_pid" 3 || rc=$?
+[ "$rc" = 0 ] || fail "SIGTERM exit status $rc, expected 0"
+grep -q 'STOPPING=1' "$tmp/notify.log" || fail "no STOPPING=1"
+ok "SIGTERM exits 0 and says STOPPING=1"
+
+# SIGINT likewise.
+printf '[DNS]\nNegativeTTL=3\n' > "$tmp/joyride.conf"
+start
+wait_for "answers after restart" 5 bash -c "[ \"\$(dig +short +tries=1 +time=1 @127.0.0.1 -p $port one.sig.test)\" = 10.9.0.1 ]"
+kill -INT "$daemon_pid"
+rc=0
+wait_pid_timeout "$daemon_pid" 3 || rc=$?
+[ "$rc" = 0 ] || fail "SIGINT exit status $rc, expected 0"
+ok "SIGINT exits 0"
+echo "all signal checks passed"
