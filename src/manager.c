@@ -11,6 +11,7 @@
 #include "event-glib.h"
 #include "log.h"
 #include "manager.h"
+#include "manager-bus.h"
 
 #define LOG_LINES_PER_TURN 20
 #define STATUS_INTERVAL_USEC (2 * USEC_PER_SEC)
@@ -198,6 +199,7 @@ Manager *manager_free(Manager *m) {
         /* Sources drop their records as they go: that is shutdown, not news. */
         if (m->store)
                 store_unsubscribe(m->store, on_record_change, m);
+        manager_bus_done(m);
         m->http = http_server_free(m->http);
         m->docker = docker_monitor_free(m->docker);
         m->hosts = hosts_dir_free(m->hosts);
@@ -296,6 +298,12 @@ int manager_start(Manager *m) {
                 if (r < 0)
                         return r;
                 m->listen_http_fd = -EBADF;
+        }
+
+        if (m->config.bus != BUS_NONE) {
+                r = manager_bus_setup(m);
+                if (r < 0)
+                        return r;
         }
 
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC,

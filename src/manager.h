@@ -4,6 +4,7 @@
 #pragma once
 
 #include <glib.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -29,6 +30,8 @@ typedef struct Manager {
         HostsDir *hosts;
         DockerMonitor *docker;     /* NULL when disabled */
         HttpServer *http;          /* NULL when disabled */
+        sd_bus *bus;               /* NULL when --bus=none; see manager-bus.c */
+        void *bus_data;            /* private to manager-bus.c */
 
         /* fds passed by systemd, by role; -EBADF when not passed */
         int listen_udp_fd;

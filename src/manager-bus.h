@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+/* org.joyride.DNS on D-Bus: the vtable and signals for the Manager. Logic
+ * stays in the core; this file only exports it. */
+#pragma once
+
+typedef struct Manager Manager;
+
+/* Connects to the configured bus (m->config.bus), exports the object, takes
+ * the name, and subscribes to store changes for the coalesced signals. */
+int manager_bus_setup(Manager *m);
+void manager_bus_done(Manager *m);
