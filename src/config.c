@@ -1,3 +1,1230 @@
 /* SPDX-License-Identifier: MIT */
-/* stub: being written */
-#include "macro.h"
+/* Configuration: one table describes every setting (its [Group] Key in the
+ * config file, its environment variables, its command-line option, its type
+ * and its default). Loading collects one raw string per setting, layer by
+ * layer (defaults < file < environment < command line), remembering which key
+ * set it last; only then is each final string parsed and validated, so an
+ * error can say exactly what the user wrote: "DNS_PORT=abc: expected a port
+ * number (1-65535)", "[DNS] Port=abc in /etc/joyride/joyride.conf:3: ...".
+ *
+ * Ownership: every char* in Config is malloc'd (strdup) and released with
+ * free(); the two string lists (dns_domains, join) are GLib string vectors
+ * (g_new/g_strdup) released with g_strfreev(). config_done() frees both
+ * kinds and leaves the struct zeroed.
+ *
+ * Empty values: an empty environment variable counts as unset (shells and
+ * compose files export empty variables freely); an empty value in the config
+ * file or on the command line resets the setting to its built-in default, as
+ * in systemd unit files. */
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <glib.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+#define CONFIG_FILE_MAX (4U * 1024U * 1024U)
+
+typedef enum ValueType {
+        VALUE_STRING,           /* free text */
+        VALUE_PATH,             /* absolute path */
+        VALUE_IPV4,
+        VALUE_IPV6,
+        VALUE_IP,               /* IPv4 or IPv6 literal */
+        VALUE_HOST,             /* IP literal or DNS name */
+        VALUE_DOCKER_HOST,      /* unix:///path, tcp://..., http(s)://... */
+        VALUE_PORT,             /* uint16_t, 1-65535 */
+        VALUE_UINT32,           /* uint32_t, min..max */
+        VALUE_MSEC,             /* seconds (fractions allowed) stored as uint32_t msec */
+        VALUE_BOOL,
+        VALUE_DOMAINS,          /* comma-separated DNS names, char** */
+        VALUE_JOIN,             /* comma-separated host:port, char** */
+        VALUE_BUS,
+        VALUE_LOG_LEVEL,
+        VALUE_NODE_ID,
+} ValueType;
+
+typedef enum SettingId {
+        SETTING_SERVICE_NAME,
+        SETTING_ENVIRONMENT,
+        SETTING_HOSTIP,
+        SETTING_HOSTIP6,
+        SETTING_STATE_DIRECTORY,
+        SETTING_LOG_LEVEL,
+        SETTING_DNS_PORT,
+        SETTING_DNS_BIND_ADDRESS,
+        SETTING_DNS_DOMAINS,
+        SETTING_DNS_TTL,
+        SETTING_DNS_NEGATIVE_TTL,
+        SETTING_TCP_IDLE_TIMEOUT,
+        SETTING_TCP_MAX_CONNECTIONS,
+        SETTING_HOSTS_DIRECTORY,
+        SETTING_DOCKER_ENABLED,
+        SETTING_DOCKER_HOST,
+        SETTING_HTTP_ENABLED,
+        SETTING_HTTP_HOST,
+        SETTING_HTTP_PORT,
+        SETTING_API_TOKEN,
+        SETTING_BUS,
+        SETTING_CLUSTER_ENABLED,
+        SETTING_NODE_ID,
+        SETTING_DISCOVERY_PORT,
+        SETTING_SWIM_PORT,
+        SETTING_JOIN,
+        SETTING_CLUSTER_KEY,
+        _SETTING_MAX,
+} SettingId;
+
+typedef struct Setting {
+        const char *group;
+        const char *key;
+        const char *env[2];     /* environment variables, later ones win */
+        const char *option;     /* long option taking a value, or NULL */
+        const char *option_on;  /* booleans: flag setting it to true */
+        const char *option_off; /* booleans: flag setting it to false */
+        const char *metavar;
+        ValueType type;
+        size_t offset;
+        uint32_t min, max;      /* VALUE_UINT32 */
+        const char *def;        /* default as a string, validated like any value; NULL = unset */
+        const char *help;
+} Setting;
+
+static const Setting settings[_SETTING_MAX] = {
+        [SETTING_SERVICE_NAME] = {
+                "Service", "Name", { "SERVICE_NAME" }, "service-name", NULL, NULL, "NAME",
+                VALUE_STRING, offsetof(Config, service_name), .def = "joyride-dns",
+                .help = "Service name reported by the API",
+        },
+        [SETTING_ENVIRONMENT] = {
+                "Service", "Environment", { "ENVIRONMENT" }, "environment", NULL, NULL, "NAME",
+                VALUE_STRING, offsetof(Config, environment), .def = "production",
+                .help = "Deployment environment reported by the API",
+        },
+        [SETTING_HOSTIP] = {
+                "Service", "HostIP", { "HOSTIP" }, "hostip", NULL, NULL, "ADDR",
+                VALUE_IPV4, offsetof(Config, hostip),
+                .help = "IPv4 address for Docker records (default: auto-detect)",
+        },
+        [SETTING_HOSTIP6] = {
+                "Service", "HostIP6", { "HOSTIP6" }, "hostip6", NULL, NULL, "ADDR",
+                VALUE_IPV6, offsetof(Config, hostip6),
+                .help = "IPv6 address for Docker records",
+        },
+        [SETTING_STATE_DIRECTORY] = {
+                /* JOYRIDE_STATE_DIRECTORY is ours and so wins over systemd's generic one. */
+                "Service", "StateDirectory", { "STATE_DIRECTORY", "JOYRIDE_STATE_DIRECTORY" },
+                "state-directory", NULL, NULL, "DIR",
+                VALUE_PATH, offsetof(Config, state_directory), .def = "/var/lib/joyride",
+                .help = "Directory for persistent state",
+        },
+        [SETTING_LOG_LEVEL] = {
+                "Service", "LogLevel", { "JOYRIDE_LOG_LEVEL" }, "log-level", NULL, NULL, "LEVEL",
+                VALUE_LOG_LEVEL, offsetof(Config, log_level), .def = "info",
+                .help = "Maximum log level (emerg ... debug, or 0-7)",
+        },
+        [SETTING_DNS_PORT] = {
+                "DNS", "Port", { "DNS_PORT" }, "dns-port", NULL, NULL, "PORT",
+                VALUE_PORT, offsetof(Config, dns_port), .def = "5353",
+                .help = "UDP and TCP port to answer DNS on",
+        },
+        [SETTING_DNS_BIND_ADDRESS] = {
+                "DNS", "BindAddress", { "DNS_BIND_ADDRESS" }, "dns-bind-address", NULL, NULL, "ADDR",
+                VALUE_IP, offsetof(Config, dns_bind_address),
+                .help = "IPv4 or IPv6 address to answer DNS on (default: all)",
+        },
+        [SETTING_DNS_DOMAINS] = {
+                "DNS", "Domains", { "DNS_DOMAINS" }, "domains", NULL, NULL, "D1,D2",
+                VALUE_DOMAINS, offsetof(Config, dns_domains),
+                .help = "Only answer for names under these domains (default: every name)",
+        },
+        [SETTING_DNS_TTL] = {
+                "DNS", "TTL", { "DNS_TTL" }, "ttl", NULL, NULL, "SECONDS",
+                VALUE_UINT32, offsetof(Config, default_ttl), 0, 604800, .def = "30",
+                .help = "TTL of records that do not set one",
+        },
+        [SETTING_DNS_NEGATIVE_TTL] = {
+                "DNS", "NegativeTTL", { "DNS_NEGATIVE_TTL" }, "negative-ttl", NULL, NULL, "SECONDS",
+                VALUE_UINT32, offsetof(Config, negative_ttl), 0, 86400, .def = "5",
+                .help = "TTL of negative answers",
+        },
+        [SETTING_TCP_IDLE_TIMEOUT] = {
+                "DNS", "TCPIdleTimeoutSec", { NULL }, NULL, NULL, NULL, "SECONDS",
+                VALUE_MSEC, offsetof(Config, tcp_idle_timeout_msec), .def = "10",
+                .help = "Close idle DNS-over-TCP connections after this time",
+        },
+        [SETTING_TCP_MAX_CONNECTIONS] = {
+                "DNS", "TCPMaxConnections", { NULL }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, tcp_max_connections), 1, 65536, .def = "256",
+                .help = "Maximum concurrent DNS-over-TCP connections",
+        },
+        [SETTING_HOSTS_DIRECTORY] = {
+                "Hosts", "Directory", { "HOSTS_DIRECTORY" }, "hosts-directory", NULL, NULL, "DIR",
+                VALUE_PATH, offsetof(Config, hosts_directory),
+                .help = "Directory of hosts files to serve (default: none)",
+        },
+        [SETTING_DOCKER_ENABLED] = {
+                "Docker", "Enabled", { "DOCKER_ENABLED" }, NULL, NULL, "no-docker", NULL,
+                VALUE_BOOL, offsetof(Config, docker_enabled), .def = "true",
+                .help = "Do not watch Docker containers",
+        },
+        [SETTING_DOCKER_HOST] = {
+                "Docker", "Host", { "DOCKER_HOST" }, "docker-host", NULL, NULL, "URL",
+                VALUE_DOCKER_HOST, offsetof(Config, docker_host), .def = "unix:///var/run/docker.sock",
+                .help = "Docker API endpoint",
+        },
+        [SETTING_HTTP_ENABLED] = {
+                "HTTP", "Enabled", { "HTTP_ENABLED" }, NULL, NULL, "no-http", NULL,
+                VALUE_BOOL, offsetof(Config, http_enabled), .def = "true",
+                .help = "Do not serve the HTTP API and web page",
+        },
+        [SETTING_HTTP_HOST] = {
+                "HTTP", "Host", { "FLASK_HOST" }, "http-host", NULL, NULL, "ADDR",
+                VALUE_HOST, offsetof(Config, http_host), .def = "0.0.0.0",
+                .help = "Address the HTTP API listens on",
+        },
+        [SETTING_HTTP_PORT] = {
+                "HTTP", "Port", { "FLASK_PORT" }, "http-port", NULL, NULL, "PORT",
+                VALUE_PORT, offsetof(Config, http_port), .def = "5000",
+                .help = "Port the HTTP API listens on",
+        },
+        [SETTING_API_TOKEN] = {
+                "HTTP", "APIToken", { "JOYRIDE_API_TOKEN" }, "api-token", NULL, NULL, "TOKEN",
+                VALUE_STRING, offsetof(Config, api_token),
+                .help = "Bearer token required for changes through the HTTP API",
+        },
+        [SETTING_BUS] = {
+                "DBus", "Bus", { "JOYRIDE_BUS" }, "bus", NULL, NULL, "system|user|none",
+                VALUE_BUS, offsetof(Config, bus), .def = "system",
+                .help = "D-Bus bus to export the API on",
+        },
+        [SETTING_CLUSTER_ENABLED] = {
+                "Cluster", "Enabled", { "ENABLE_DNS_SYNC" }, NULL, "cluster", "no-cluster", NULL,
+                VALUE_BOOL, offsetof(Config, cluster_enabled), .def = "false",
+                .help = "Share records with other nodes (or not)",
+        },
+        [SETTING_NODE_ID] = {
+                /* The default (the host name) is filled in at load time. */
+                "Cluster", "NodeId", { "NODE_ID" }, "node-id", NULL, NULL, "ID",
+                VALUE_NODE_ID, offsetof(Config, node_id),
+                .help = "Name of this node in the cluster (default: host name)",
+        },
+        [SETTING_DISCOVERY_PORT] = {
+                "Cluster", "DiscoveryPort", { "DISCOVERY_PORT" }, "discovery-port", NULL, NULL, "PORT",
+                VALUE_PORT, offsetof(Config, discovery_port), .def = "8889",
+                .help = "UDP port for node discovery",
+        },
+        [SETTING_SWIM_PORT] = {
+                "Cluster", "SwimPort", { "SWIM_PORT" }, "swim-port", NULL, NULL, "PORT",
+                VALUE_PORT, offsetof(Config, swim_port), .def = "8890",
+                .help = "Port for cluster membership (SWIM)",
+        },
+        [SETTING_JOIN] = {
+                "Cluster", "Join", { "JOIN" }, "join", NULL, NULL, "HOST:PORT,...",
+                VALUE_JOIN, offsetof(Config, join),
+                .help = "Nodes to contact when joining the cluster",
+        },
+        [SETTING_CLUSTER_KEY] = {
+                /* No command-line option on purpose: argv is visible to every user in ps. */
+                "Cluster", "Key", { "JOYRIDE_CLUSTER_KEY" }, NULL, NULL, NULL, "KEY",
+                VALUE_STRING, offsetof(Config, cluster_key),
+                .help = "Shared secret of the cluster",
+        },
+};
+
+static const char *const known_groups[] = { "Service", "DNS", "Hosts", "Docker", "HTTP", "DBus", "Cluster" };
+
+typedef enum SourceKind {
+        SOURCE_DEFAULT,
+        SOURCE_FILE,
+        SOURCE_ENV,
+        SOURCE_CLI,
+} SourceKind;
+
+/* The current raw value of one setting and who set it, for error messages. */
+typedef struct Value {
+        char *raw;              /* g_malloc'd; NULL = unset */
+        bool set;               /* assigned in this layer (even if reset to the default) */
+        SourceKind kind;
+        const char *name;       /* env var or option name (static strings); unused for file and default */
+        unsigned line;          /* file line, 0 if unknown */
+} Value;
+
+typedef struct LoadState {
+        Value values[_SETTING_MAX];
+        char *const *defaults;          /* built-in defaults, owned by load() */
+        char *path;                     /* config file that was read, g_malloc'd */
+        char *config_option;            /* --config= value, g_malloc'd */
+        bool help, version;
+} LoadState;
+
+static void load_state_done(LoadState *s) {
+        for (size_t i = 0; i < _SETTING_MAX; i++)
+                g_free(s->values[i].raw);
+        g_free(s->path);
+        g_free(s->config_option);
+        *s = (LoadState) {};
+}
+
+static void strv_freep(char ***p) {
+        g_strfreev(*p);
+}
+
+_printf_(2, 3)
+static int fail(char **ret_error, const char *format, ...) {
+        va_list ap;
+        char *m;
+        int k;
+
+        va_start(ap, format);
+        k = vasprintf(&m, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        if (ret_error)
+                *ret_error = m;
+        else
+                free(m);
+        return -EINVAL;
+}
+
+static bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+/* ---- "did you mean" ---- */
+
+static unsigned edit_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        g_autofree unsigned *row = g_new(unsigned, lb + 1);
+
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = j;
+        for (size_t i = 1; i <= la; i++) {
+                unsigned diag = row[0];
+                row[0] = i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned up = row[j];
+                        unsigned cost = g_ascii_tolower(a[i - 1]) == g_ascii_tolower(b[j - 1]) ? 0 : 1;
+                        row[j] = MIN(MIN(row[j] + 1, row[j - 1] + 1), diag + cost);
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
+/* Case-insensitive equality counts as distance 0, so "port" suggests "Port". */
+static const char *suggest(const char *word, const char *const *candidates, size_t n) {
+        const char *best = NULL;
+        unsigned best_d = 3;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!candidates[i])
+                        continue;
+                unsigned d = edit_distance(word, candidates[i]);
+                if (d < best_d) {
+                        best_d = d;
+                        best = candidates[i];
+                }
+        }
+        return best;
+}
+
+/* ---- value parsing and validation ---- */
+
+static bool parse_uint(const char *s, uint64_t max, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (isempty(s))
+                return false;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return false;
+                v = v * 10 + (uint64_t) (*p - '0');
+                if (v > max)
+                        return false;
+        }
+        *ret = v;
+        return true;
+}
+
+static int parse_boolean(const char *s) {
+        static const char *const yes[] = { "1", "true", "yes", "on" };
+        static const char *const no[] = { "0", "false", "no", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcasecmp(s, yes[i]) == 0)
+                        return 1;
+                if (strcasecmp(s, no[i]) == 0)
+                        return 0;
+        }
+        return -EINVAL;
+}
+
+static bool is_ipv4(const char *s) {
+        struct in_addr a;
+        return inet_pton(AF_INET, s, &a) == 1;
+}
+
+static bool is_ipv6(const char *s) {
+        struct in6_addr a;
+        return inet_pton(AF_INET6, s, &a) == 1;
+}
+
+/* Letters, digits, '-' and '_' (service labels such as _tcp); labels 1-63
+ * bytes not starting or ending with '-'; at most 253 bytes; no trailing dot. */
+static bool dns_name_is_valid(const char *s) {
+        size_t len = strlen(s), label = 0;
+
+        if (len == 0 || len > 253)
+                return false;
+        for (size_t i = 0; i <= len; i++) {
+                char ch = s[i];
+                if (ch == '.' || ch == 0) {
+                        if (label == 0 || label > 63 || s[i - 1] == '-')
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                if (!g_ascii_isalnum(ch) && ch != '-' && ch != '_')
+                        return false;
+                if (label == 0 && ch == '-')
+                        return false;
+                label++;
+        }
+        return true;
+}
+
+static bool is_host(const char *s) {
+        g_autofree char *t = NULL;
+        size_t l = strlen(s);
+
+        if (is_ipv4(s) || is_ipv6(s))
+                return true;
+        t = g_ascii_strdown(s, -1);
+        if (l > 1 && t[l - 1] == '.')
+                t[l - 1] = 0;
+        return dns_name_is_valid(t);
+}
+
+/* host:port with host a name, an IPv4 address or a [bracketed] IPv6 address. */
+static bool is_host_port(const char *s) {
+        g_autofree char *host = NULL;
+        const char *colon;
+        uint64_t port;
+
+        if (s[0] == '[') {
+                const char *end = strchr(s, ']');
+                if (!end || end[1] != ':')
+                        return false;
+                host = g_strndup(s + 1, end - s - 1);
+                colon = end + 1;
+                if (!is_ipv6(host))
+                        return false;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon || colon == s)
+                        return false;
+                host = g_strndup(s, colon - s);
+                /* "::1:8890" could be an address or address:port: IPv6 needs brackets. */
+                if (strchr(host, ':') || !is_host(host))
+                        return false;
+        }
+        return parse_uint(colon + 1, 65535, &port) && port > 0;
+}
+
+static bool is_docker_host(const char *s) {
+        const char *p;
+
+        if ((p = g_str_has_prefix(s, "unix://") ? s + 7 : NULL))
+                return p[0] == '/';
+        if ((p = g_str_has_prefix(s, "tcp://") ? s + 6 : NULL) ||
+            (p = g_str_has_prefix(s, "http://") ? s + 7 : NULL) ||
+            (p = g_str_has_prefix(s, "https://") ? s + 8 : NULL))
+                return *p != 0 && *p != '/';
+        return false;
+}
+
+static bool is_node_id(const char *s) {
+        size_t l = strlen(s);
+
+        if (l < 1 || l > 64)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
+                        return false;
+        return true;
+}
+
+/* "what the user wrote": DNS_PORT=abc, --dns-port=abc, [DNS] Port=abc in FILE:LINE */
+static char *value_describe(const Setting *s, const Value *v, const char *path) {
+        switch (v->kind) {
+        case SOURCE_ENV:
+                return g_strdup_printf("%s=%s", v->name, v->raw);
+        case SOURCE_CLI:
+                return g_strdup_printf("--%s=%s", v->name, v->raw);
+        case SOURCE_FILE:
+                if (v->line > 0)
+                        return g_strdup_printf("[%s] %s=%s in %s:%u", s->group, s->key, v->raw, path, v->line);
+                return g_strdup_printf("[%s] %s=%s in %s", s->group, s->key, v->raw, path);
+        case SOURCE_DEFAULT:
+        default:
+                return g_strdup_printf("default [%s] %s=%s", s->group, s->key, v->raw);
+        }
+}
+
+_printf_(5, 6)
+static int invalid(const Setting *s, const Value *v, const char *path, char **ret_error, const char *format, ...) {
+        g_autofree char *what = value_describe(s, v, path);
+        g_autofree char *expected = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        expected = g_strdup_vprintf(format, ap);
+        va_end(ap);
+
+        if (s == &settings[SETTING_NODE_ID] && v->kind == SOURCE_DEFAULT)
+                return fail(ret_error, "host name '%s' cannot be used as the node id: %s; set NODE_ID or [Cluster] NodeId",
+                            v->raw, expected);
+        return fail(ret_error, "%s: %s", what, expected);
+}
+
+/* Splits a comma-separated list, trimming blanks and skipping empty entries. */
+static char **split_list(const char *raw) {
+        g_auto(GStrv) parts = g_strsplit(raw, ",", -1);
+        GPtrArray *a = g_ptr_array_new();
+
+        for (char **p = parts; *p; p++) {
+                g_strstrip(*p);
+                if (**p)
+                        g_ptr_array_add(a, g_strdup(*p));
+        }
+        if (a->len == 0) {
+                g_ptr_array_free(a, TRUE);
+                return NULL;
+        }
+        g_ptr_array_add(a, NULL);
+        return (char **) g_ptr_array_free(a, FALSE);
+}
+
+static int setting_apply(Config *c, SettingId id, const Value *v, const char *path, char **ret_error) {
+        const Setting *s = &settings[id];
+        void *field = (uint8_t *) c + s->offset;
+        const char *raw = v->raw;
+        uint64_t u;
+        int k;
+
+        if (!raw)
+                return 0;       /* unset: the field stays zero/NULL */
+
+        switch (s->type) {
+
+        case VALUE_STRING:
+                break;
+
+        case VALUE_PATH:
+                if (raw[0] != '/')
+                        return invalid(s, v, path, ret_error, "expected an absolute path");
+                break;
+
+        case VALUE_IPV4:
+                if (!is_ipv4(raw))
+                        return invalid(s, v, path, ret_error, "expected an IPv4 address");
+                break;
+
+        case VALUE_IPV6:
+                if (!is_ipv6(raw))
+                        return invalid(s, v, path, ret_error, "expected an IPv6 address");
+                break;
+
+        case VALUE_IP:
+                if (!is_ipv4(raw) && !is_ipv6(raw))
+                        return invalid(s, v, path, ret_error, "expected an IPv4 or IPv6 address");
+                break;
+
+        case VALUE_HOST:
+                if (!is_host(raw))
+                        return invalid(s, v, path, ret_error, "expected an IP address or a host name");
+                break;
+
+        case VALUE_DOCKER_HOST:
+                if (!is_docker_host(raw))
+                        return invalid(s, v, path, ret_error,
+                                       "expected unix:///path/to/socket, tcp://HOST:PORT, http://... or https://...");
+                break;
+
+        case VALUE_NODE_ID:
+                if (!is_node_id(raw))
+                        return invalid(s, v, path, ret_error, "expected 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
+                break;
+
+        case VALUE_PORT:
+                if (!parse_uint(raw, 65535, &u) || u == 0)
+                        return invalid(s, v, path, ret_error, "expected a port number (1-65535)");
+                *(uint16_t *) field = (uint16_t) u;
+                return 0;
+
+        case VALUE_UINT32:
+                if (!parse_uint(raw, s->max, &u) || u < s->min)
+                        return invalid(s, v, path, ret_error, "expected an integer from %u to %u", s->min, s->max);
+                *(uint32_t *) field = (uint32_t) u;
+                return 0;
+
+        case VALUE_MSEC: {
+                char *end;
+                double sec;
+
+                errno = 0;
+                sec = strtod(raw, &end);
+                /* strtod accepts "inf", "nan", hex and leading blanks; only plain decimals are meant here. */
+                if (errno != 0 || end == raw || *end != 0 || !g_ascii_isdigit(raw[0]) ||
+                    strpbrk(raw, "xXnN") || !(sec >= 0.001 && sec <= 86400))
+                        return invalid(s, v, path, ret_error, "expected a number of seconds from 0.001 to 86400");
+                *(uint32_t *) field = (uint32_t) (sec * 1000.0 + 0.5);
+                return 0;
+        }
+
+        case VALUE_BOOL:
+                k = parse_boolean(raw);
+                if (k < 0)
+                        return invalid(s, v, path, ret_error, "expected a boolean (1/0, true/false, yes/no, on/off)");
+                *(bool *) field = k;
+                return 0;
+
+        case VALUE_BUS:
+                if (streq(raw, "system"))
+                        *(BusKind *) field = BUS_SYSTEM;
+                else if (streq(raw, "user"))
+                        *(BusKind *) field = BUS_USER;
+                else if (streq(raw, "none"))
+                        *(BusKind *) field = BUS_NONE;
+                else
+                        return invalid(s, v, path, ret_error, "expected system, user or none");
+                return 0;
+
+        case VALUE_LOG_LEVEL:
+                k = log_parse_level(raw);
+                if (k < 0)
+                        return invalid(s, v, path, ret_error,
+                                       "expected a log level (emerg, alert, crit, err, warning, notice, info, debug, or 0-7)");
+                *(int *) field = k;
+                return 0;
+
+        case VALUE_DOMAINS: {
+                _cleanup_(strv_freep) char **l = split_list(raw);
+
+                for (char **p = l; p && *p; p++) {
+                        size_t n;
+
+                        /* Normalize so that the DNS code can compare names bytewise. */
+                        g_autofree char *t = g_ascii_strdown(*p, -1);
+                        n = strlen(t);
+                        if (n > 1 && t[n - 1] == '.')
+                                t[n - 1] = 0;
+                        if (!dns_name_is_valid(t))
+                                return invalid(s, v, path, ret_error,
+                                               "expected a comma-separated list of DNS names, and '%s' is not one", *p);
+                        g_free(*p);
+                        *p = TAKE_PTR(t);
+                }
+                g_strfreev(*(char ***) field);
+                *(char ***) field = TAKE_PTR(l);
+                return 0;
+        }
+
+        case VALUE_JOIN: {
+                _cleanup_(strv_freep) char **l = split_list(raw);
+
+                for (char **p = l; p && *p; p++)
+                        if (!is_host_port(*p))
+                                return invalid(s, v, path, ret_error,
+                                               "expected a comma-separated list of HOST:PORT, and '%s' is not one", *p);
+                g_strfreev(*(char ***) field);
+                *(char ***) field = TAKE_PTR(l);
+                return 0;
+        }
+        }
+
+        /* All string types end up here, after validation. */
+        char *d = strdup(raw);
+        if (!d)
+                return -ENOMEM;
+        free(*(char **) field);
+        *(char **) field = d;
+        return 0;
+}
+
+/* Sets a value; an empty string resets to the built-in default (see top). */
+static void value_set(LoadState *st, SettingId id, const char *raw, SourceKind kind, const char *name, unsigned line) {
+        Value *v = &st->values[id];
+
+        g_free(v->raw);
+        if (isempty(raw) && kind != SOURCE_DEFAULT) {
+                raw = st->defaults[id];
+                kind = SOURCE_DEFAULT;
+                name = NULL;
+                line = 0;
+        }
+        *v = (Value) {
+                .raw = g_strdup(raw),
+                .set = true,
+                .kind = kind,
+                .name = name,
+                .line = line,
+        };
+}
+
+/* ---- command line ---- */
+
+enum {
+        OPT_HELP = 'h',
+        OPT_CONFIG = 0x100,
+        OPT_VERSION,
+        OPT_SETTING = 0x1000,   /* + 4 * setting id + one of the below */
+};
+enum {
+        OPT_KIND_VALUE,
+        OPT_KIND_ON,
+        OPT_KIND_OFF,
+};
+
+static size_t build_options(struct option *o) {
+        size_t n = 0;
+
+        o[n++] = (struct option) { "help", no_argument, NULL, OPT_HELP };
+        o[n++] = (struct option) { "version", no_argument, NULL, OPT_VERSION };
+        o[n++] = (struct option) { "config", required_argument, NULL, OPT_CONFIG };
+        for (size_t i = 0; i < _SETTING_MAX; i++) {
+                const Setting *s = &settings[i];
+                int base = OPT_SETTING + 4 * (int) i;
+
+                if (s->option)
+                        o[n++] = (struct option) { s->option, required_argument, NULL, base + OPT_KIND_VALUE };
+                if (s->option_on)
+                        o[n++] = (struct option) { s->option_on, no_argument, NULL, base + OPT_KIND_ON };
+                if (s->option_off)
+                        o[n++] = (struct option) { s->option_off, no_argument, NULL, base + OPT_KIND_OFF };
+        }
+        o[n] = (struct option) {};
+        return n;
+}
+
+static const char *option_name_by_val(const struct option *o, int val) {
+        for (; o->name; o++)
+                if (o->val == val)
+                        return o->name;
+        return NULL;
+}
+
+static int unknown_option(const struct option *opts, size_t n_opts, const char *arg, char **ret_error) {
+        g_autofree char *name = NULL;
+        g_autofree const char **names = NULL;
+        g_autoptr(GString) matches = g_string_new(NULL);
+        size_t n_matches = 0;
+        const char *s;
+
+        if (!g_str_has_prefix(arg, "--"))
+                return fail(ret_error, "unknown option '%s'", arg);
+
+        name = g_strndup(arg + 2, strcspn(arg + 2, "="));
+
+        /* getopt_long also rejects abbreviations that fit several options. */
+        for (size_t i = 0; i < n_opts && *name; i++)
+                if (g_str_has_prefix(opts[i].name, name)) {
+                        g_string_append_printf(matches, "%s--%s", n_matches > 0 ? ", " : "", opts[i].name);
+                        n_matches++;
+                }
+        if (n_matches > 1)
+                return fail(ret_error, "ambiguous option '--%s' (could be %s)", name, matches->str);
+
+        names = g_new0(const char *, n_opts);
+        for (size_t i = 0; i < n_opts; i++)
+                names[i] = opts[i].name;
+        s = suggest(name, names, n_opts);
+        if (s)
+                return fail(ret_error, "unknown option '--%s' (did you mean --%s?)", name, s);
+        return fail(ret_error, "unknown option '--%s'", name);
+}
+
+static int parse_command_line(LoadState *st, int argc, char *argv[], char **ret_error) {
+        struct option opts[3 + 3 * _SETTING_MAX + 1];
+        size_t n_opts = build_options(opts);
+        int c;
+
+        if (argc <= 0 || !argv)
+                return 0;
+
+        /* optind = 0 makes glibc reinitialize, so loading twice (reload) works.
+         * '+' stops at the first non-option instead of permuting the caller's
+         * argv; ':' reports a missing argument as ':' and silences getopt. */
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) >= 0) {
+                const char *arg = argv[optind - 1];
+
+                switch (c) {
+
+                case OPT_HELP:
+                        st->help = true;
+                        return 0;
+
+                case OPT_VERSION:
+                        st->version = true;
+                        return 0;
+
+                case OPT_CONFIG:
+                        if (isempty(optarg))
+                                return fail(ret_error, "--config=: expected a file name");
+                        g_free(st->config_option);
+                        st->config_option = g_strdup(optarg);
+                        break;
+
+                case ':': {
+                        const char *name = option_name_by_val(opts, optopt);
+                        return fail(ret_error, "option '--%s' needs a value (--%s=...)", strna(name), strna(name));
+                }
+
+                case '?':
+                        if (optopt >= OPT_SETTING || optopt == OPT_VERSION) {
+                                const char *name = option_name_by_val(opts, optopt);
+                                return fail(ret_error, "option '--%s' does not take a value", strna(name));
+                        }
+                        if (optopt == OPT_HELP)
+                                return fail(ret_error, "option '--help' does not take a value");
+                        if (optopt != 0)
+                                return fail(ret_error, "unknown option '-%c'", optopt);
+                        return unknown_option(opts, n_opts, arg, ret_error);
+
+                default: {
+                        int id = (c - OPT_SETTING) / 4, kind = (c - OPT_SETTING) % 4;
+                        const Setting *s;
+
+                        if (c < OPT_SETTING || id >= _SETTING_MAX)
+                                return fail(ret_error, "internal error parsing option '%s'", arg);
+                        s = &settings[id];
+                        if (kind == OPT_KIND_VALUE)
+                                value_set(st, id, optarg, SOURCE_CLI, s->option, 0);
+                        else if (kind == OPT_KIND_ON)
+                                value_set(st, id, "true", SOURCE_CLI, s->option_on, 0);
+                        else
+                                value_set(st, id, "false", SOURCE_CLI, s->option_off, 0);
+                }
+                }
+        }
+
+        if (optind < argc)
+                return fail(ret_error, "unexpected argument '%s' (options look like --name=value)", argv[optind]);
+        return 0;
+}
+
+static void print_help(void) {
+        printf("Usage: joyrided [OPTIONS]\n\n"
+               "Joyride DNS: DNS names for Docker containers and static hosts files.\n\n"
+               "Settings come from built-in defaults, then the config file, then the\n"
+               "environment, then the command line; later ones win.\n\n"
+               "Options:\n"
+               "  -h --help                    Show this help and exit\n"
+               "     --version                 Show the version and exit\n"
+               "     --config=FILE             Config file to read\n"
+               "                               [$JOYRIDE_CONFIG; default " CONFIG_FILE_DEFAULT "]\n");
+
+        for (size_t i = 0; i < _SETTING_MAX; i++) {
+                const Setting *s = &settings[i];
+                g_autoptr(GString) where = g_string_new(NULL);
+
+                for (size_t e = 0; e < ELEMENTSOF(s->env) && s->env[e]; e++)
+                        g_string_append_printf(where, "$%s, ", s->env[e]);
+                g_string_append_printf(where, "[%s] %s", s->group, s->key);
+
+                if (s->option) {
+                        g_autofree char *opt = g_strdup_printf("--%s=%s", s->option, s->metavar);
+                        printf("     %-24s  %s\n", opt, s->help);
+                } else if (s->option_off && s->option_on) {
+                        g_autofree char *opt = g_strdup_printf("--%s, --%s", s->option_on, s->option_off);
+                        printf("     %-24s  %s\n", opt, s->help);
+                } else if (s->option_off || s->option_on) {
+                        g_autofree char *opt = g_strdup_printf("--%s", s->option_off ?: s->option_on);
+                        printf("     %-24s  %s\n", opt, s->help);
+                } else
+                        continue;
+                printf("%31s[%s%s%s]\n", "", where->str, s->def ? "; default " : "", strempty(s->def));
+        }
+
+        printf("\nOnly in the config file or the environment:\n");
+        for (size_t i = 0; i < _SETTING_MAX; i++) {
+                const Setting *s = &settings[i];
+                if (s->option || s->option_on || s->option_off)
+                        continue;
+                printf("  [%s] %s=%s%s%s%s  %s%s%s\n", s->group, s->key, s->metavar,
+                       s->env[0] ? " ($" : "", strempty(s->env[0]), s->env[0] ? ")" : "",
+                       s->help, s->def ? "; default " : "", strempty(s->def));
+        }
+}
+
+/* ---- environment ---- */
+
+static const char *env_get(char *const envp[], const char *name) {
+        size_t l = strlen(name);
+
+        for (char *const *e = envp; e && *e; e++)
+                if (strncmp(*e, name, l) == 0 && (*e)[l] == '=')
+                        return *e + l + 1;
+        return NULL;
+}
+
+static void apply_environment(LoadState *st, char *const envp[]) {
+        for (size_t i = 0; i < _SETTING_MAX; i++)
+                for (size_t e = 0; e < ELEMENTSOF(settings[i].env) && settings[i].env[e]; e++) {
+                        const char *name = settings[i].env[e];
+                        const char *v = env_get(envp, name);
+                        g_autofree char *first = NULL;
+
+                        if (isempty(v))
+                                continue;
+                        /* systemd passes one path per StateDirectory= entry, colon-separated. */
+                        if (streq(name, "STATE_DIRECTORY")) {
+                                first = g_strndup(v, strcspn(v, ":"));
+                                if (isempty(first))
+                                        continue;
+                                v = first;
+                        }
+                        value_set(st, i, v, SOURCE_ENV, name, 0);
+                }
+}
+
+/* ---- config file ---- */
+
+static int read_file(const char *path, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        g_autoptr(GString) buf = NULL;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+
+        buf = g_string_new(NULL);
+        for (;;) {
+                char chunk[16384];
+                ssize_t n = read(fd, chunk, sizeof chunk);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                if (buf->len + (size_t) n > CONFIG_FILE_MAX)
+                        return -EFBIG;
+                g_string_append_len(buf, chunk, n);
+        }
+        *ret_size = buf->len;
+        *ret = g_string_free(TAKE_PTR(buf), FALSE);
+        return 0;
+}
+
+/* GKeyFile's messages do not carry line numbers. Parsing is line by line, so
+ * a prefix of the file fails exactly when it contains the bad line: the
+ * shortest failing prefix ends on it. Config files are small. */
+static unsigned find_error_line(const char *data, size_t size) {
+        size_t end = 0;
+
+        for (unsigned line = 1; end < size; line++) {
+                g_autoptr(GKeyFile) k = g_key_file_new();
+                const char *nl = memchr(data + end, '\n', size - end);
+
+                end = nl ? (size_t) (nl - data) + 1 : size;
+                if (!g_key_file_load_from_data(k, data, end, G_KEY_FILE_NONE, NULL))
+                        return line;
+        }
+        return 0;
+}
+
+/* Line of the group header (key == NULL) or of the last assignment of key in
+ * group; GKeyFile lets a later assignment win, so report that one. */
+static unsigned find_line(const char *data, const char *group, const char *key) {
+        g_auto(GStrv) lines = g_strsplit(data, "\n", -1);
+        g_autofree char *current = NULL;
+        unsigned found = 0;
+
+        for (unsigned i = 0; lines[i]; i++) {
+                char *l = g_strstrip(lines[i]);
+
+                if (*l == '#' || *l == 0)
+                        continue;
+                if (*l == '[') {
+                        char *e = strchr(l, ']');
+                        g_free(current);
+                        current = e ? g_strndup(l + 1, e - l - 1) : NULL;
+                        if (!key && streq_ptr(current, group))
+                                return i + 1;
+                        continue;
+                }
+                if (!key || !streq_ptr(current, group))
+                        continue;
+                char *eq = strchr(l, '=');
+                if (!eq)
+                        continue;
+                *eq = 0;
+                if (streq(g_strchomp(l), key))
+                        found = i + 1;
+        }
+        return found;
+}
+
+static int setting_find(const char *group, const char *key) {
+        for (size_t i = 0; i < _SETTING_MAX; i++)
+                if (streq(settings[i].group, group) && streq(settings[i].key, key))
+                        return (int) i;
+        return -ENOENT;
+}
+
+static int check_unknown(GKeyFile *k, const char *path, const char *data, char **ret_error) {
+        g_auto(GStrv) groups = g_key_file_get_groups(k, NULL);
+
+        for (char **g = groups; *g; g++) {
+                bool known = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(known_groups); i++)
+                        known = known || streq(*g, known_groups[i]);
+                if (!known) {
+                        const char *s = suggest(*g, known_groups, ELEMENTSOF(known_groups));
+                        unsigned line = find_line(data, *g, NULL);
+                        g_autofree char *where = line > 0 ? g_strdup_printf("%s:%u", path, line) : g_strdup(path);
+
+                        if (s)
+                                return fail(ret_error, "%s: unknown section [%s] (did you mean [%s]?)", where, *g, s);
+                        return fail(ret_error, "%s: unknown section [%s]", where, *g);
+                }
+
+                g_auto(GStrv) keys = g_key_file_get_keys(k, *g, NULL, NULL);
+                for (char **key = keys; key && *key; key++) {
+                        const char *in_group[_SETTING_MAX] = {};
+                        const char *s = NULL, *s_group = NULL;
+
+                        if (setting_find(*g, *key) >= 0)
+                                continue;
+                        for (size_t i = 0; i < _SETTING_MAX; i++)
+                                if (streq(settings[i].group, *g))
+                                        in_group[i] = settings[i].key;
+
+                        s = suggest(*key, in_group, _SETTING_MAX);
+                        if (!s)
+                                /* Right key, wrong section? */
+                                for (size_t i = 0; i < _SETTING_MAX && !s; i++)
+                                        if (strcasecmp(settings[i].key, *key) == 0) {
+                                                s = settings[i].key;
+                                                s_group = settings[i].group;
+                                        }
+
+                        unsigned line = find_line(data, *g, *key);
+                        g_autofree char *where = line > 0 ? g_strdup_printf("%s:%u", path, line) : g_strdup(path);
+                        if (s && s_group)
+                                return fail(ret_error, "%s: unknown key '%s' in section [%s] (did you mean [%s] %s?)",
+                                            where, *key, *g, s_group, s);
+                        if (s)
+                                return fail(ret_error, "%s: unknown key '%s' in section [%s] (did you mean '%s'?)",
+                                            where, *key, *g, s);
+                        return fail(ret_error, "%s: unknown key '%s' in section [%s]", where, *key, *g);
+                }
+        }
+        return 0;
+}
+
+static int apply_file(LoadState *st, const char *path, const char *origin, char **ret_error) {
+        g_autoptr(GKeyFile) k = g_key_file_new();
+        g_autoptr(GError) error = NULL;
+        g_autofree char *data = NULL;
+        size_t size;
+        int r;
+
+        r = read_file(path, &data, &size);
+        if (r == -ENOENT && !origin)
+                return 0;       /* no file at the default path: defaults and environment only */
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (origin)
+                        return fail(ret_error, "%s=%s: cannot read config file: %s", origin, path, strerror(-r));
+                return fail(ret_error, "%s: cannot read config file: %s", path, strerror(-r));
+        }
+
+        if (!g_key_file_load_from_data(k, data, size, G_KEY_FILE_NONE, &error)) {
+                unsigned line = find_error_line(data, size);
+                if (line > 0)
+                        return fail(ret_error, "%s:%u: %s", path, line, error->message);
+                return fail(ret_error, "%s: %s", path, error->message);
+        }
+
+        r = check_unknown(k, path, data, ret_error);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < _SETTING_MAX; i++) {
+                const Setting *s = &settings[i];
+                g_autofree char *v = NULL;
+                unsigned line;
+
+                if (!g_key_file_has_key(k, s->group, s->key, NULL))
+                        continue;
+                line = find_line(data, s->group, s->key);
+                v = g_key_file_get_string(k, s->group, s->key, &error);
+                if (!v) {
+                        if (line > 0)
+                                return fail(ret_error, "[%s] %s in %s:%u: %s", s->group, s->key, path, line, error->message);
+                        return fail(ret_error, "[%s] %s in %s: %s", s->group, s->key, path, error->message);
+                }
+                value_set(st, i, v, SOURCE_FILE, NULL, line);
+        }
+
+        st->path = g_strdup(path);
+        return 0;
+}
+
+/* ---- loading ---- */
+
+static char *host_name(void) {
+        char buf[HOST_NAME_MAX + 1] = {};
+
+        if (gethostname(buf, sizeof buf - 1) < 0 || !buf[0])
+                return g_strdup("localhost");
+        return g_strdup(buf);
+}
+
+static void defaults_done(char *(*defaults)[_SETTING_MAX]) {
+        for (size_t i = 0; i < _SETTING_MAX; i++)
+                g_free((*defaults)[i]);
+}
+
+static int load(Config *ret, int argc, char *argv[], char *const envp[], bool reload, char **ret_error) {
+        _cleanup_(defaults_done) char *defaults[_SETTING_MAX] = {};
+        _cleanup_(load_state_done) LoadState st = { .defaults = defaults }, cli = { .defaults = defaults };
+        _cleanup_(config_done) Config c = {};
+        g_autofree char *path = NULL;
+        const char *origin = NULL, *e;
+        int r;
+
+        for (size_t i = 0; i < _SETTING_MAX; i++) {
+                defaults[i] = i == SETTING_NODE_ID ? host_name() : g_strdup(settings[i].def);
+                value_set(&st, i, defaults[i], SOURCE_DEFAULT, NULL, 0);
+        }
+
+        /* The command line is parsed first (for --config, --help, syntax
+         * errors) into a separate state and applied last. */
+        r = parse_command_line(&cli, argc, argv, ret_error);
+        if (r < 0)
+                return r;
+        if (!reload && (cli.help || cli.version)) {
+                if (cli.help)
+                        print_help();
+                else
+                        printf("joyrided " JOYRIDE_VERSION "\n");
+                fflush(stdout);
+                return 1;
+        }
+
+        if (cli.config_option) {
+                path = g_strdup(cli.config_option);
+                origin = "--config";
+        } else if (!isempty(e = env_get(envp, "JOYRIDE_CONFIG"))) {
+                path = g_strdup(e);
+                origin = "JOYRIDE_CONFIG";
+        } else
+                path = g_strdup(CONFIG_FILE_DEFAULT);
+        if (!g_path_is_absolute(path)) {
+                /* Reload happens later, maybe after a chdir: remember where the file really is. */
+                char *abs = g_canonicalize_filename(path, NULL);
+                g_free(path);
+                path = abs;
+        }
+
+        r = apply_file(&st, path, origin, ret_error);
+        if (r < 0)
+                return r;
+
+        apply_environment(&st, envp);
+
+        for (size_t i = 0; i < _SETTING_MAX; i++)
+                if (cli.values[i].set) {
+                        Value *v = &st.values[i];
+                        g_free(v->raw);
+                        *v = cli.values[i];
+                        cli.values[i].raw = NULL;
+                }
+
+        for (size_t i = 0; i < _SETTING_MAX; i++) {
+                r = setting_apply(&c, i, &st.values[i], st.path, ret_error);
+                if (r < 0)
+                        return r;
+        }
+
+        if (st.path) {
+                c.config_file = strdup(st.path);
+                if (!c.config_file)
+                        return -ENOMEM;
+        }
+
+        *ret = c;
+        c = (Config) {};
+        return 0;
+}
+
+int config_load(Config *c, int argc, char *argv[], char *const envp[], char **ret_error) {
+        if (ret_error)
+                *ret_error = NULL;
+        return load(c, argc, argv, envp, false, ret_error);
+}
+
+int config_reload(Config *c, int argc, char *argv[], char *const envp[], char **ret_error) {
+        Config n = {};
+        int r;
+
+        if (ret_error)
+                *ret_error = NULL;
+        /* Into a fresh Config, so that a bad edit keeps the running one. */
+        r = load(&n, argc, argv, envp, true, ret_error);
+        if (r < 0)
+                return r;
+        config_done(c);
+        *c = n;
+        return 0;
+}
+
+void config_done(Config *c) {
+        if (!c)
+                return;
+
+        free(c->config_file);
+        free(c->service_name);
+        free(c->environment);
+        free(c->hostip);
+        free(c->hostip6);
+        free(c->state_directory);
+        free(c->dns_bind_address);
+        g_strfreev(c->dns_domains);
+        free(c->hosts_directory);
+        free(c->docker_host);
+        free(c->http_host);
+        free(c->api_token);
+        free(c->node_id);
+        g_strfreev(c->join);
+        free(c->cluster_key);
+        *c = (Config) {};
+}

@@ -1,0 +1,897 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test of the configuration module: layering (defaults < file <
+ * environment < command line), every original environment name, every
+ * validation error and its message, unknown keys and options with
+ * suggestions, and reload keeping the running config on a bad edit.
+ * Config files are written to a private temporary directory that is removed
+ * at exit, also when a check fails. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static unsigned n_checks, n_failures;
+
+#define CHECK(cond)                                                             \
+        do {                                                                    \
+                n_checks++;                                                     \
+                if (!(cond)) {                                                  \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s\n",            \
+                                __FILE__, __LINE__, #cond);                     \
+                        n_failures++;                                           \
+                }                                                               \
+        } while (0)
+
+/* Compares strings and shows both on failure (NULL-safe). */
+#define CHECK_STR(a, b)                                                         \
+        do {                                                                    \
+                const char *_a = (a), *_b = (b);                                \
+                n_checks++;                                                     \
+                if (!streq_ptr(_a, _b)) {                                       \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" vs \"%s\")\n", \
+                                __FILE__, __LINE__, #a, #b, strna(_a), strna(_b)); \
+                        n_failures++;                                           \
+                }                                                               \
+        } while (0)
+
+#define CHECK_INT(a, b)                                                         \
+        do {                                                                    \
+                long long _a = (long long) (a), _b = (long long) (b);           \
+                n_checks++;                                                     \
+                if (_a != _b) {                                                 \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld vs %lld)\n", \
+                                __FILE__, __LINE__, #a, #b, _a, _b);            \
+                        n_failures++;                                           \
+                }                                                               \
+        } while (0)
+
+/* The message must contain every given fragment. */
+#define CHECK_ERR(r, err, ...)                                                  \
+        check_error(__FILE__, __LINE__, (r), (err), (const char *[]) { __VA_ARGS__, NULL })
+
+#define ARGV(...) ((char *[]) { "joyrided", ##__VA_ARGS__, NULL })
+#define ENVP(...) ((char *[]) { __VA_ARGS__, NULL })
+
+static char tmpdir[] = "/tmp/test-config-XXXXXX";
+static bool have_tmpdir;
+static char *created[64];
+static size_t n_created;
+static char *empty_env;   /* "JOYRIDE_CONFIG=<an empty file>" */
+
+static void cleanup(void) {
+        for (size_t i = 0; i < n_created; i++) {
+                (void) unlink(created[i]);
+                free(created[i]);
+        }
+        n_created = 0;
+        if (have_tmpdir)
+                (void) rmdir(tmpdir);
+        have_tmpdir = false;
+        free(empty_env);
+        empty_env = NULL;
+}
+
+__attribute__((noreturn)) static void die(const char *what) {
+        fprintf(stderr, "test-config: %s: %s\n", what, strerror(errno));
+        exit(EXIT_FAILURE);
+}
+
+static size_t argc_of(char **argv) {
+        size_t n = 0;
+        while (argv[n])
+                n++;
+        return n;
+}
+
+static void check_error(const char *file, int line, int r, const char *err, const char *const *fragments) {
+        n_checks++;
+        if (r != -EINVAL) {
+                fprintf(stderr, "%s:%d: CHECK failed: expected -EINVAL, got %d (error: %s)\n", file, line, r, strna(err));
+                n_failures++;
+                return;
+        }
+        if (!err) {
+                fprintf(stderr, "%s:%d: CHECK failed: -EINVAL without an error message\n", file, line);
+                n_failures++;
+                return;
+        }
+        for (const char *const *f = fragments; *f; f++)
+                if (!strstr(err, *f)) {
+                        fprintf(stderr, "%s:%d: CHECK failed: error \"%s\" does not contain \"%s\"\n", file, line, err, *f);
+                        n_failures++;
+                }
+}
+
+/* Writes (or rewrites) a config file; with path NULL a new one is created. */
+static char *write_config(const char *path, const char *contents) {
+        char *p;
+        int fd;
+
+        if (path) {
+                p = strdup(path);
+                fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        } else {
+                if (asprintf(&p, "%s/joyride-XXXXXX.conf", tmpdir) < 0)
+                        die("asprintf");
+                fd = mkstemps(p, 5);
+                if (fd >= 0)
+                        created[n_created++] = strdup(p);
+        }
+        if (fd < 0)
+                die("cannot create config file");
+        if (write(fd, contents, strlen(contents)) != (ssize_t) strlen(contents))
+                die("cannot write config file");
+        close(fd);
+        return p;
+}
+
+static char *env_for(const char *path) {
+        char *e;
+        if (asprintf(&e, "JOYRIDE_CONFIG=%s", path) < 0)
+                die("asprintf");
+        return e;
+}
+
+/* Loads and, when it fails unexpectedly, says why. */
+static int load(Config *c, char **argv, char **envp, char **ret_error) {
+        *c = (Config) {};
+        *ret_error = NULL;
+        return config_load(c, (int) argc_of(argv), argv, envp, ret_error);
+}
+
+#define LOAD_OK(c, argv, envp)                                                  \
+        do {                                                                    \
+                char *_e = NULL;                                                \
+                int _r = load((c), (argv), (envp), &_e);                        \
+                n_checks++;                                                     \
+                if (_r != 0) {                                                  \
+                        fprintf(stderr, "%s:%d: CHECK failed: config_load() = %d: %s\n", \
+                                __FILE__, __LINE__, _r, strna(_e));             \
+                        n_failures++;                                           \
+                }                                                               \
+                free(_e);                                                       \
+        } while (0)
+
+/* Loads expecting failure; the message must name the given fragments. */
+#define LOAD_FAILS(argv, envp, ...)                                             \
+        do {                                                                    \
+                Config _c;                                                      \
+                char *_e = NULL;                                                \
+                int _r = load(&_c, (argv), (envp), &_e);                        \
+                CHECK_ERR(_r, _e, __VA_ARGS__);                                 \
+                if (_r == 0)                                                    \
+                        config_done(&_c);                                       \
+                free(_e);                                                       \
+        } while (0)
+
+static size_t strv_length(char **l) {
+        size_t n = 0;
+        while (l && l[n])
+                n++;
+        return n;
+}
+
+static void test_defaults(void) {
+        char host[HOST_NAME_MAX + 1] = {};
+        Config c;
+
+        LOAD_OK(&c, ARGV(), ENVP(empty_env));
+        CHECK(c.config_file && strstr(empty_env, c.config_file));
+        CHECK_STR(c.service_name, "joyride-dns");
+        CHECK_STR(c.environment, "production");
+        CHECK_STR(c.hostip, NULL);
+        CHECK_STR(c.hostip6, NULL);
+        CHECK_STR(c.state_directory, "/var/lib/joyride");
+        CHECK_INT(c.log_level, LOG_INFO);
+        CHECK_INT(c.dns_port, 5353);
+        CHECK_STR(c.dns_bind_address, NULL);
+        CHECK(c.dns_domains == NULL);
+        CHECK_INT(c.default_ttl, 30);
+        CHECK_INT(c.negative_ttl, 5);
+        CHECK_INT(c.tcp_idle_timeout_msec, 10000);
+        CHECK_INT(c.tcp_max_connections, 256);
+        CHECK_STR(c.hosts_directory, NULL);
+        CHECK(c.docker_enabled);
+        CHECK_STR(c.docker_host, "unix:///var/run/docker.sock");
+        CHECK(c.http_enabled);
+        CHECK_STR(c.http_host, "0.0.0.0");
+        CHECK_INT(c.http_port, 5000);
+        CHECK_STR(c.api_token, NULL);
+        CHECK_INT(c.bus, BUS_SYSTEM);
+        CHECK(!c.cluster_enabled);
+        CHECK(gethostname(host, sizeof host - 1) == 0);
+        CHECK_STR(c.node_id, host);
+        CHECK_INT(c.discovery_port, 8889);
+        CHECK_INT(c.swim_port, 8890);
+        CHECK(c.join == NULL);
+        CHECK_STR(c.cluster_key, NULL);
+
+        /* config_done() zeroes and may be called again. */
+        config_done(&c);
+        CHECK(c.service_name == NULL && c.node_id == NULL && c.dns_port == 0);
+        config_done(&c);
+}
+
+static void test_default_path_missing(void) {
+        Config c;
+
+        /* Without --config or JOYRIDE_CONFIG the default path is tried, and
+         * its absence is fine. Only checkable where that file does not exist. */
+        if (access(CONFIG_FILE_DEFAULT, F_OK) == 0) {
+                printf("SKIP: %s exists on this machine\n", CONFIG_FILE_DEFAULT);
+                return;
+        }
+        LOAD_OK(&c, ARGV(), ENVP(NULL));
+        CHECK(c.config_file == NULL);
+        CHECK_INT(c.dns_port, 5353);
+        config_done(&c);
+
+        /* An empty JOYRIDE_CONFIG counts as unset, so also the default path. */
+        LOAD_OK(&c, ARGV(), ENVP("JOYRIDE_CONFIG="));
+        CHECK(c.config_file == NULL);
+        config_done(&c);
+}
+
+static const char full_file[] =
+        "# every key, with values different from the defaults\n"
+        "[Service]\n"
+        "Name=svc-file\n"
+        "Environment=staging\n"
+        "HostIP=192.0.2.1\n"
+        "HostIP6=2001:db8::1\n"
+        "StateDirectory=/srv/state\n"
+        "LogLevel=debug\n"
+        "\n"
+        "[DNS]\n"
+        "Port=1053\n"
+        "BindAddress=127.0.0.1\n"
+        "Domains=Docker.Example.COM., internal\n"
+        "TTL=60\n"
+        "NegativeTTL=10\n"
+        "TCPIdleTimeoutSec=2.5\n"
+        "TCPMaxConnections=17\n"
+        "\n"
+        "[Hosts]\n"
+        "Directory=/srv/hosts\n"
+        "\n"
+        "[Docker]\n"
+        "Enabled=no\n"
+        "Host=tcp://192.0.2.9:2375\n"
+        "\n"
+        "[HTTP]\n"
+        "Enabled=off\n"
+        "Host=127.0.0.1\n"
+        "Port=8080\n"
+        "APIToken=file-token\n"
+        "\n"
+        "[DBus]\n"
+        "Bus=user\n"
+        "\n"
+        "[Cluster]\n"
+        "Enabled=yes\n"
+        "NodeId=node-file\n"
+        "DiscoveryPort=18889\n"
+        "SwimPort=18890\n"
+        "Join=peer1:18890, [::1]:18891,192.0.2.3:1\n"
+        "Key=file-key\n";
+
+static void test_file(void) {
+        char *path = write_config(NULL, full_file);
+        char *env = env_for(path);
+        Config c;
+
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK_STR(c.config_file, path);
+        CHECK_STR(c.service_name, "svc-file");
+        CHECK_STR(c.environment, "staging");
+        CHECK_STR(c.hostip, "192.0.2.1");
+        CHECK_STR(c.hostip6, "2001:db8::1");
+        CHECK_STR(c.state_directory, "/srv/state");
+        CHECK_INT(c.log_level, LOG_DEBUG);
+        CHECK_INT(c.dns_port, 1053);
+        CHECK_STR(c.dns_bind_address, "127.0.0.1");
+        CHECK_INT(strv_length(c.dns_domains), 2);
+        if (strv_length(c.dns_domains) == 2) {
+                /* normalized: lowercase, no trailing dot, blanks trimmed */
+                CHECK_STR(c.dns_domains[0], "docker.example.com");
+                CHECK_STR(c.dns_domains[1], "internal");
+        }
+        CHECK_INT(c.default_ttl, 60);
+        CHECK_INT(c.negative_ttl, 10);
+        CHECK_INT(c.tcp_idle_timeout_msec, 2500);
+        CHECK_INT(c.tcp_max_connections, 17);
+        CHECK_STR(c.hosts_directory, "/srv/hosts");
+        CHECK(!c.docker_enabled);
+        CHECK_STR(c.docker_host, "tcp://192.0.2.9:2375");
+        CHECK(!c.http_enabled);
+        CHECK_STR(c.http_host, "127.0.0.1");
+        CHECK_INT(c.http_port, 8080);
+        CHECK_STR(c.api_token, "file-token");
+        CHECK_INT(c.bus, BUS_USER);
+        CHECK(c.cluster_enabled);
+        CHECK_STR(c.node_id, "node-file");
+        CHECK_INT(c.discovery_port, 18889);
+        CHECK_INT(c.swim_port, 18890);
+        CHECK_INT(strv_length(c.join), 3);
+        if (strv_length(c.join) == 3) {
+                CHECK_STR(c.join[0], "peer1:18890");
+                CHECK_STR(c.join[1], "[::1]:18891");
+                CHECK_STR(c.join[2], "192.0.2.3:1");
+        }
+        CHECK_STR(c.cluster_key, "file-key");
+        config_done(&c);
+
+        /* The same file through --config. */
+        char *opt;
+        if (asprintf(&opt, "--config=%s", path) < 0)
+                die("asprintf");
+        LOAD_OK(&c, ARGV(opt), ENVP(NULL));
+        CHECK_STR(c.config_file, path);
+        CHECK_INT(c.dns_port, 1053);
+        config_done(&c);
+
+        /* An empty value in the file resets to the built-in default. */
+        char *p2 = write_config(NULL, "[DNS]\nPort=\nBindAddress=\n[HTTP]\nHost=\n");
+        char *env2 = env_for(p2);
+        LOAD_OK(&c, ARGV(), ENVP(env2));
+        CHECK_INT(c.dns_port, 5353);
+        CHECK_STR(c.dns_bind_address, NULL);
+        CHECK_STR(c.http_host, "0.0.0.0");
+        config_done(&c);
+
+        free(opt);
+        free(env);
+        free(env2);
+        free(path);
+        free(p2);
+}
+
+static void test_precedence(void) {
+        char *path = write_config(NULL, "[DNS]\nPort=1000\nTTL=100\nNegativeTTL=7\n[DBus]\nBus=user\n");
+        char *env = env_for(path);
+        Config c;
+
+        /* file over defaults */
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK_INT(c.dns_port, 1000);
+        CHECK_INT(c.default_ttl, 100);
+        CHECK_INT(c.negative_ttl, 7);
+        CHECK_INT(c.bus, BUS_USER);
+        config_done(&c);
+
+        /* environment over file */
+        LOAD_OK(&c, ARGV(), ENVP(env, "DNS_PORT=2000", "DNS_TTL=200", "JOYRIDE_BUS=none"));
+        CHECK_INT(c.dns_port, 2000);
+        CHECK_INT(c.default_ttl, 200);
+        CHECK_INT(c.negative_ttl, 7);
+        CHECK_INT(c.bus, BUS_NONE);
+        config_done(&c);
+
+        /* command line over environment, whatever the order of arguments */
+        LOAD_OK(&c, ARGV("--dns-port=3000", "--bus=system"), ENVP(env, "DNS_PORT=2000", "DNS_TTL=200", "JOYRIDE_BUS=none"));
+        CHECK_INT(c.dns_port, 3000);
+        CHECK_INT(c.default_ttl, 200);
+        CHECK_INT(c.bus, BUS_SYSTEM);
+        config_done(&c);
+
+        /* "--opt value" form, and the last occurrence wins */
+        LOAD_OK(&c, ARGV("--dns-port", "3001", "--dns-port=3002"), ENVP(env));
+        CHECK_INT(c.dns_port, 3002);
+        config_done(&c);
+
+        /* an empty environment variable counts as unset */
+        LOAD_OK(&c, ARGV(), ENVP(env, "DNS_PORT=", "JOYRIDE_BUS="));
+        CHECK_INT(c.dns_port, 1000);
+        CHECK_INT(c.bus, BUS_USER);
+        config_done(&c);
+
+        /* an empty command-line value resets to the built-in default */
+        LOAD_OK(&c, ARGV("--dns-port=", "--hostip="), ENVP(env, "DNS_PORT=2000", "HOSTIP=192.0.2.1"));
+        CHECK_INT(c.dns_port, 5353);
+        CHECK_STR(c.hostip, NULL);
+        config_done(&c);
+
+        /* only the final value is validated: a bad lower layer that is overridden is fine */
+        char *bad = write_config(NULL, "[DNS]\nPort=abc\n");
+        char *bad_env = env_for(bad);
+        LOAD_OK(&c, ARGV(), ENVP(bad_env, "DNS_PORT=53"));
+        CHECK_INT(c.dns_port, 53);
+        config_done(&c);
+        LOAD_OK(&c, ARGV("--dns-port=54"), ENVP(env, "DNS_PORT=abc"));
+        CHECK_INT(c.dns_port, 54);
+        config_done(&c);
+
+        /* --config wins over JOYRIDE_CONFIG */
+        char *opt;
+        if (asprintf(&opt, "--config=%s", path) < 0)
+                die("asprintf");
+        LOAD_OK(&c, ARGV(opt), ENVP(bad_env));
+        CHECK_STR(c.config_file, path);
+        CHECK_INT(c.dns_port, 1000);
+        config_done(&c);
+
+        /* getopt state is reset between calls and argv is not reordered */
+        char **argv = ARGV("--ttl=9", "--no-http");
+        LOAD_OK(&c, argv, ENVP(env));
+        config_done(&c);
+        LOAD_OK(&c, argv, ENVP(env));
+        CHECK_INT(c.default_ttl, 9);
+        CHECK(!c.http_enabled);
+        CHECK_STR(argv[1], "--ttl=9");
+        CHECK_STR(argv[2], "--no-http");
+        config_done(&c);
+
+        free(opt);
+        free(bad);
+        free(bad_env);
+        free(path);
+        free(env);
+}
+
+static void test_environment_names(void) {
+        Config c;
+
+        LOAD_OK(&c, ARGV(), ENVP(empty_env,
+                                 "HOSTIP=192.0.2.10",
+                                 "HOSTIP6=2001:db8::10",
+                                 "HOSTS_DIRECTORY=/env/hosts",
+                                 "DNS_PORT=1153",
+                                 "DNS_BIND_ADDRESS=::1",
+                                 "DNS_DOMAINS=a.example,B.example.",
+                                 "DNS_TTL=61",
+                                 "DNS_NEGATIVE_TTL=11",
+                                 "NODE_ID=node.env_1",
+                                 "ENABLE_DNS_SYNC=true",
+                                 "DISCOVERY_PORT=1889",
+                                 "SWIM_PORT=1890",
+                                 "JOIN=n1:1890,n2:1891",
+                                 "JOYRIDE_CLUSTER_KEY=env-key",
+                                 "FLASK_HOST=::",
+                                 "FLASK_PORT=1500",
+                                 "HTTP_ENABLED=false",
+                                 "JOYRIDE_API_TOKEN=env-token",
+                                 "SERVICE_NAME=svc-env",
+                                 "ENVIRONMENT=dev",
+                                 "DOCKER_HOST=unix:///run/user/1000/docker.sock",
+                                 "DOCKER_ENABLED=0",
+                                 "JOYRIDE_BUS=user",
+                                 "JOYRIDE_LOG_LEVEL=warning",
+                                 "STATE_DIRECTORY=/env/state"));
+        CHECK_STR(c.hostip, "192.0.2.10");
+        CHECK_STR(c.hostip6, "2001:db8::10");
+        CHECK_STR(c.hosts_directory, "/env/hosts");
+        CHECK_INT(c.dns_port, 1153);
+        CHECK_STR(c.dns_bind_address, "::1");
+        CHECK_INT(strv_length(c.dns_domains), 2);
+        if (strv_length(c.dns_domains) == 2) {
+                CHECK_STR(c.dns_domains[0], "a.example");
+                CHECK_STR(c.dns_domains[1], "b.example");
+        }
+        CHECK_INT(c.default_ttl, 61);
+        CHECK_INT(c.negative_ttl, 11);
+        CHECK_STR(c.node_id, "node.env_1");
+        CHECK(c.cluster_enabled);
+        CHECK_INT(c.discovery_port, 1889);
+        CHECK_INT(c.swim_port, 1890);
+        CHECK_INT(strv_length(c.join), 2);
+        if (strv_length(c.join) == 2) {
+                CHECK_STR(c.join[0], "n1:1890");
+                CHECK_STR(c.join[1], "n2:1891");
+        }
+        CHECK_STR(c.cluster_key, "env-key");
+        CHECK_STR(c.http_host, "::");
+        CHECK_INT(c.http_port, 1500);
+        CHECK(!c.http_enabled);
+        CHECK_STR(c.api_token, "env-token");
+        CHECK_STR(c.service_name, "svc-env");
+        CHECK_STR(c.environment, "dev");
+        CHECK_STR(c.docker_host, "unix:///run/user/1000/docker.sock");
+        CHECK(!c.docker_enabled);
+        CHECK_INT(c.bus, BUS_USER);
+        CHECK_INT(c.log_level, LOG_WARNING);
+        CHECK_STR(c.state_directory, "/env/state");
+        config_done(&c);
+
+        /* systemd's STATE_DIRECTORY may list several directories */
+        LOAD_OK(&c, ARGV(), ENVP(empty_env, "STATE_DIRECTORY=/var/lib/joyride:/var/lib/other"));
+        CHECK_STR(c.state_directory, "/var/lib/joyride");
+        config_done(&c);
+
+        /* ours wins over systemd's, in either order in the environment */
+        LOAD_OK(&c, ARGV(), ENVP(empty_env, "JOYRIDE_STATE_DIRECTORY=/mine", "STATE_DIRECTORY=/systemd:/x"));
+        CHECK_STR(c.state_directory, "/mine");
+        config_done(&c);
+        LOAD_OK(&c, ARGV(), ENVP(empty_env, "STATE_DIRECTORY=/systemd", "JOYRIDE_STATE_DIRECTORY=/mine"));
+        CHECK_STR(c.state_directory, "/mine");
+        config_done(&c);
+
+        /* a variable is matched by its whole name only */
+        LOAD_OK(&c, ARGV(), ENVP(empty_env, "DNS_PORTX=1", "XDNS_PORT=2"));
+        CHECK_INT(c.dns_port, 5353);
+        config_done(&c);
+
+        /* every boolean spelling */
+        static const char *const yes[] = { "1", "true", "TRUE", "yes", "Yes", "on", "ON" };
+        static const char *const no[] = { "0", "false", "False", "no", "NO", "off", "Off" };
+        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+                char *e1, *e2;
+                if (asprintf(&e1, "ENABLE_DNS_SYNC=%s", yes[i]) < 0 || asprintf(&e2, "DOCKER_ENABLED=%s", no[i]) < 0)
+                        die("asprintf");
+                LOAD_OK(&c, ARGV(), ENVP(empty_env, e1, e2));
+                CHECK(c.cluster_enabled);
+                CHECK(!c.docker_enabled);
+                config_done(&c);
+                free(e1);
+                free(e2);
+        }
+}
+
+static void test_command_line(void) {
+        Config c;
+
+        LOAD_OK(&c, ARGV("--hostip=192.0.2.20", "--hostip6=2001:db8::20", "--dns-port=2053",
+                         "--dns-bind-address=127.0.0.2", "--domains=cli.example", "--ttl=62",
+                         "--negative-ttl=12", "--hosts-directory=/cli/hosts",
+                         "--docker-host=unix:///cli/docker.sock", "--no-docker", "--http-host=localhost",
+                         "--http-port=2500", "--no-http", "--api-token=cli-token", "--bus=none",
+                         "--cluster", "--node-id=node-cli", "--discovery-port=2889", "--swim-port=2890",
+                         "--join=c1:2890", "--state-directory=/cli/state", "--log-level=err",
+                         "--service-name=svc-cli", "--environment=test"),
+                ENVP(empty_env));
+        CHECK_STR(c.hostip, "192.0.2.20");
+        CHECK_STR(c.hostip6, "2001:db8::20");
+        CHECK_INT(c.dns_port, 2053);
+        CHECK_STR(c.dns_bind_address, "127.0.0.2");
+        CHECK_INT(strv_length(c.dns_domains), 1);
+        if (c.dns_domains)
+                CHECK_STR(c.dns_domains[0], "cli.example");
+        CHECK_INT(c.default_ttl, 62);
+        CHECK_INT(c.negative_ttl, 12);
+        CHECK_STR(c.hosts_directory, "/cli/hosts");
+        CHECK_STR(c.docker_host, "unix:///cli/docker.sock");
+        CHECK(!c.docker_enabled);
+        CHECK_STR(c.http_host, "localhost");
+        CHECK_INT(c.http_port, 2500);
+        CHECK(!c.http_enabled);
+        CHECK_STR(c.api_token, "cli-token");
+        CHECK_INT(c.bus, BUS_NONE);
+        CHECK(c.cluster_enabled);
+        CHECK_STR(c.node_id, "node-cli");
+        CHECK_INT(c.discovery_port, 2889);
+        CHECK_INT(c.swim_port, 2890);
+        CHECK_INT(strv_length(c.join), 1);
+        if (c.join)
+                CHECK_STR(c.join[0], "c1:2890");
+        CHECK_STR(c.state_directory, "/cli/state");
+        CHECK_INT(c.log_level, LOG_ERR);
+        CHECK_STR(c.service_name, "svc-cli");
+        CHECK_STR(c.environment, "test");
+        config_done(&c);
+
+        /* --no-cluster overrides the environment */
+        LOAD_OK(&c, ARGV("--no-cluster"), ENVP(empty_env, "ENABLE_DNS_SYNC=1"));
+        CHECK(!c.cluster_enabled);
+        config_done(&c);
+}
+
+static void test_validation(void) {
+        /* environment */
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_PORT=abc"), "DNS_PORT=abc: expected a port number (1-65535)");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_PORT=0"), "DNS_PORT=0", "port number");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_PORT=65536"), "DNS_PORT=65536", "port number");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_PORT=-1"), "DNS_PORT=-1", "port number");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_PORT= 53"), "DNS_PORT= 53", "port number");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "FLASK_PORT=99999"), "FLASK_PORT=99999", "port number");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DISCOVERY_PORT=x"), "DISCOVERY_PORT=x", "port number");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "SWIM_PORT=0"), "SWIM_PORT=0", "port number");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "HOSTIP=10.0.0.300"), "HOSTIP=10.0.0.300: expected an IPv4 address");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "HOSTIP=::1"), "HOSTIP=::1", "IPv4");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "HOSTIP6=10.0.0.1"), "HOSTIP6=10.0.0.1: expected an IPv6 address");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "HOSTIP6=2001:db8::g"), "HOSTIP6=2001:db8::g", "IPv6");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_BIND_ADDRESS=localhost"), "DNS_BIND_ADDRESS=localhost", "IPv4 or IPv6");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_TTL=604801"), "DNS_TTL=604801", "0 to 604800");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_TTL=1h"), "DNS_TTL=1h", "0 to 604800");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_NEGATIVE_TTL=86401"), "DNS_NEGATIVE_TTL=86401", "0 to 86400");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DOCKER_ENABLED=maybe"), "DOCKER_ENABLED=maybe", "boolean");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "HTTP_ENABLED=2"), "HTTP_ENABLED=2", "boolean");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "ENABLE_DNS_SYNC=yess"), "ENABLE_DNS_SYNC=yess", "boolean");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_DOMAINS=good.example,bad..name"), "DNS_DOMAINS=good.example,bad..name",
+                   "'bad..name'", "DNS name");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_DOMAINS=-bad.example"), "DNS_DOMAINS=-bad.example", "DNS name");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_DOMAINS=sp ace.example"), "DNS_DOMAINS=sp ace.example", "DNS name");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOIN=lonelyhost"), "JOIN=lonelyhost", "HOST:PORT", "'lonelyhost'");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOIN=a:1,b:99999"), "JOIN=a:1,b:99999", "'b:99999'");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOIN=::1:8890"), "JOIN=::1:8890", "HOST:PORT");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_LOG_LEVEL=verbose"), "JOYRIDE_LOG_LEVEL=verbose", "log level");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "NODE_ID=has space"), "NODE_ID=has space", "1-64 characters");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "NODE_ID=n0123456789012345678901234567890123456789012345678901234567890123"),
+                   "NODE_ID=n0123456789", "1-64 characters");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "HOSTS_DIRECTORY=relative/hosts"), "HOSTS_DIRECTORY=relative/hosts", "absolute path");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "STATE_DIRECTORY=state:/abs"), "STATE_DIRECTORY=state", "absolute path");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_STATE_DIRECTORY=rel"), "JOYRIDE_STATE_DIRECTORY=rel", "absolute path");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_BUS=session"), "JOYRIDE_BUS=session", "expected system, user or none");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "FLASK_HOST=bad_host!"), "FLASK_HOST=bad_host!", "host name");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DOCKER_HOST=/var/run/docker.sock"), "DOCKER_HOST=/var/run/docker.sock", "unix://");
+
+        /* command line */
+        LOAD_FAILS(ARGV("--bus=sessio"), ENVP(empty_env), "--bus=sessio: expected system, user or none");
+        LOAD_FAILS(ARGV("--dns-port=abc"), ENVP(empty_env), "--dns-port=abc", "port number");
+        LOAD_FAILS(ARGV("--hostip=1.2.3"), ENVP(empty_env), "--hostip=1.2.3", "IPv4");
+        LOAD_FAILS(ARGV("--ttl=-5"), ENVP(empty_env), "--ttl=-5", "0 to 604800");
+        LOAD_FAILS(ARGV("--log-level=loud"), ENVP(empty_env), "--log-level=loud", "log level");
+        LOAD_FAILS(ARGV("--state-directory=var/lib"), ENVP(empty_env), "--state-directory=var/lib", "absolute path");
+        LOAD_FAILS(ARGV("--domains=a..b"), ENVP(empty_env), "--domains=a..b", "DNS name");
+        LOAD_FAILS(ARGV("--join=x"), ENVP(empty_env), "--join=x", "HOST:PORT");
+        LOAD_FAILS(ARGV("--node-id=a/b"), ENVP(empty_env), "--node-id=a/b", "1-64");
+
+        /* config file: the message names [Group] Key, the file and the line */
+        struct {
+                const char *contents;
+                const char *fragment1, *fragment2;
+        } file_cases[] = {
+                { "[DNS]\nPort=abc\n", "[DNS] Port=abc in ", "port number" },
+                { "[DNS]\nTCPMaxConnections=0\n", "[DNS] TCPMaxConnections=0 in ", "1 to 65536" },
+                { "[DNS]\nTCPMaxConnections=65537\n", "[DNS] TCPMaxConnections=65537 in ", "1 to 65536" },
+                { "[DNS]\nTCPIdleTimeoutSec=abc\n", "[DNS] TCPIdleTimeoutSec=abc in ", "seconds" },
+                { "[DNS]\nTCPIdleTimeoutSec=0\n", "[DNS] TCPIdleTimeoutSec=0 in ", "seconds" },
+                { "[DNS]\nTCPIdleTimeoutSec=nan\n", "[DNS] TCPIdleTimeoutSec=nan in ", "seconds" },
+                { "[DNS]\nNegativeTTL=100000\n", "[DNS] NegativeTTL=100000 in ", "0 to 86400" },
+                { "[Docker]\nEnabled=nah\n", "[Docker] Enabled=nah in ", "boolean" },
+                { "[Hosts]\nDirectory=hosts\n", "[Hosts] Directory=hosts in ", "absolute path" },
+                { "[DBus]\nBus=session\n", "[DBus] Bus=session in ", "system, user or none" },
+                { "[Service]\nHostIP=1.2.3.4.5\n", "[Service] HostIP=1.2.3.4.5 in ", "IPv4" },
+        };
+        for (size_t i = 0; i < sizeof file_cases / sizeof file_cases[0]; i++) {
+                char *path = write_config(NULL, file_cases[i].contents);
+                char *env = env_for(path);
+                char *where;
+                if (asprintf(&where, "%s:2", path) < 0)
+                        die("asprintf");
+                LOAD_FAILS(ARGV(), ENVP(env), file_cases[i].fragment1, where, file_cases[i].fragment2);
+                free(where);
+                free(env);
+                free(path);
+        }
+}
+
+static void test_unknown(void) {
+        struct {
+                const char *contents;
+                unsigned line;
+                const char *fragment1, *fragment2;
+        } cases[] = {
+                { "[DNS]\nProt=53\n", 2, "unknown key 'Prot' in section [DNS]", "(did you mean 'Port'?)" },
+                { "[DNS]\nport=53\n", 2, "unknown key 'port'", "(did you mean 'Port'?)" },
+                { "[DNS]\nTTl=53\n", 2, "unknown key 'TTl'", "(did you mean 'TTL'?)" },
+                { "[DSN]\nPort=53\n", 1, "unknown section [DSN]", "(did you mean [DNS]?)" },
+                { "[Service]\nPort=53\n", 2, "unknown key 'Port' in section [Service]", "(did you mean [DNS] Port?)" },
+                { "[Docker]\nCompletelyUnrelated=1\n", 2, "unknown key 'CompletelyUnrelated' in section [Docker]", "" },
+                { "[Nonsense]\n", 1, "unknown section [Nonsense]", "" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char *path = write_config(NULL, cases[i].contents);
+                char *env = env_for(path);
+                char *where;
+                if (asprintf(&where, "%s:%u: ", path, cases[i].line) < 0)
+                        die("asprintf");
+                LOAD_FAILS(ARGV(), ENVP(env), where, cases[i].fragment1, cases[i].fragment2);
+                free(where);
+                free(env);
+                free(path);
+        }
+
+        /* line numbers point at the offending key */
+        char *path = write_config(NULL, "# comment\n[DNS]\nPort=53\n\n  Prot = 54\n");
+        char *env = env_for(path);
+        char *where;
+        if (asprintf(&where, "%s:5: unknown key 'Prot'", path) < 0)
+                die("asprintf");
+        LOAD_FAILS(ARGV(), ENVP(env), where, "did you mean 'Port'?");
+        free(where);
+        free(env);
+        free(path);
+
+        /* syntax errors name the file and line */
+        path = write_config(NULL, "[DNS]\nPort=53\nthis line is garbage\n[HTTP]\n");
+        env = env_for(path);
+        if (asprintf(&where, "%s:3:", path) < 0)
+                die("asprintf");
+        LOAD_FAILS(ARGV(), ENVP(env), where);
+        free(where);
+        free(env);
+        free(path);
+
+        path = write_config(NULL, "Port=53\n");
+        env = env_for(path);
+        if (asprintf(&where, "%s:1:", path) < 0)
+                die("asprintf");
+        LOAD_FAILS(ARGV(), ENVP(env), where);
+        free(where);
+        free(env);
+        free(path);
+
+        /* command line */
+        LOAD_FAILS(ARGV("--dns-prot=53"), ENVP(empty_env), "unknown option '--dns-prot' (did you mean --dns-port?)");
+        LOAD_FAILS(ARGV("--no-dokcer"), ENVP(empty_env), "unknown option '--no-dokcer' (did you mean --no-docker?)");
+        LOAD_FAILS(ARGV("--frobnicate"), ENVP(empty_env), "unknown option '--frobnicate'");
+        LOAD_FAILS(ARGV("-x"), ENVP(empty_env), "unknown option '-x'");
+        LOAD_FAILS(ARGV("--dns"), ENVP(empty_env), "ambiguous option '--dns'", "--dns-port", "--dns-bind-address");
+        LOAD_FAILS(ARGV("stray"), ENVP(empty_env), "unexpected argument 'stray'");
+        LOAD_FAILS(ARGV("--ttl=5", "stray", "--dns-port=1"), ENVP(empty_env), "unexpected argument 'stray'");
+        LOAD_FAILS(ARGV("--dns-port"), ENVP(empty_env), "'--dns-port' needs a value");
+        LOAD_FAILS(ARGV("--no-docker=1"), ENVP(empty_env), "'--no-docker' does not take a value");
+        LOAD_FAILS(ARGV("--config="), ENVP(empty_env), "--config");
+}
+
+static void test_missing_explicit(void) {
+        char *missing;
+        char *opt, *env;
+
+        if (asprintf(&missing, "%s/does-not-exist.conf", tmpdir) < 0 ||
+            asprintf(&opt, "--config=%s", missing) < 0 ||
+            asprintf(&env, "JOYRIDE_CONFIG=%s", missing) < 0)
+                die("asprintf");
+
+        LOAD_FAILS(ARGV(opt), ENVP(NULL), missing, "--config", "No such file");
+        LOAD_FAILS(ARGV(), ENVP(env), missing, "JOYRIDE_CONFIG", "No such file");
+        /* a directory is not a config file */
+        char *dir_env = env_for(tmpdir);
+        LOAD_FAILS(ARGV(), ENVP(dir_env), tmpdir, "directory");
+
+        free(dir_env);
+        free(missing);
+        free(opt);
+        free(env);
+}
+
+static void test_help_version(void) {
+        char out[] = "/tmp/test-config-out-XXXXXX";
+        char buf[16384] = {};
+        int fd, saved;
+        Config c = {};
+        char *err = NULL;
+        int r;
+
+        fd = mkstemp(out);
+        if (fd < 0)
+                die("mkstemp");
+        (void) unlink(out);
+
+        fflush(stdout);
+        saved = dup(STDOUT_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        /* --help wins even over a broken environment: it is how people find the fix */
+        r = config_load(&c, 2, ARGV("--help"), ENVP(empty_env, "DNS_PORT=abc"), &err);
+        fflush(stdout);
+        dup2(saved, STDOUT_FILENO);
+        CHECK_INT(r, 1);
+        CHECK(err == NULL);
+        CHECK(pread(fd, buf, sizeof buf - 1, 0) > 0);
+        static const char *const expect[] = {
+                "--dns-port=PORT", "$DNS_PORT", "--config=FILE", "$JOYRIDE_CONFIG", "--no-docker",
+                "$DOCKER_ENABLED", "--http-port=PORT", "$FLASK_PORT", "--cluster, --no-cluster",
+                "$ENABLE_DNS_SYNC", "--state-directory=DIR", "$JOYRIDE_STATE_DIRECTORY", "--version",
+                "--bus=system|user|none", "$JOYRIDE_BUS", "TCPIdleTimeoutSec", "$JOYRIDE_CLUSTER_KEY",
+        };
+        for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+                if (!strstr(buf, expect[i])) {
+                        fprintf(stderr, "--help output lacks \"%s\"\n", expect[i]);
+                        n_failures++;
+                }
+
+        CHECK(ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0);
+        memset(buf, 0, sizeof buf);
+        fflush(stdout);
+        dup2(fd, STDOUT_FILENO);
+        r = config_load(&c, 2, ARGV("--version"), ENVP(empty_env), &err);
+        fflush(stdout);
+        dup2(saved, STDOUT_FILENO);
+        CHECK_INT(r, 1);
+        CHECK(pread(fd, buf, sizeof buf - 1, 0) > 0);
+        CHECK_STR(buf, "joyrided " JOYRIDE_VERSION "\n");
+
+        close(saved);
+        close(fd);
+        config_done(&c);
+}
+
+static void test_reload(void) {
+        char *path = write_config(NULL, "[DNS]\nPort=1000\nDomains=one.example\n");
+        char *opt;
+        Config c;
+        char *err = NULL;
+        int r;
+
+        if (asprintf(&opt, "--config=%s", path) < 0)
+                die("asprintf");
+        char **argv = ARGV(opt, "--ttl=77");
+        char **envp = ENVP("DNS_NEGATIVE_TTL=9");
+
+        LOAD_OK(&c, argv, envp);
+        CHECK_INT(c.dns_port, 1000);
+
+        /* a good edit is applied; environment and command line still apply */
+        free(write_config(path, "[DNS]\nPort=2000\nDomains=two.example,three.example\nTTL=1\n"));
+        r = config_reload(&c, (int) argc_of(argv), argv, envp, &err);
+        CHECK_INT(r, 0);
+        CHECK(err == NULL);
+        CHECK_INT(c.dns_port, 2000);
+        CHECK_INT(c.default_ttl, 77);
+        CHECK_INT(c.negative_ttl, 9);
+        CHECK_INT(strv_length(c.dns_domains), 2);
+        CHECK_STR(c.config_file, path);
+
+        /* a bad value keeps the running config */
+        free(write_config(path, "[DNS]\nPort=abc\n"));
+        r = config_reload(&c, (int) argc_of(argv), argv, envp, &err);
+        CHECK_ERR(r, err, "[DNS] Port=abc", path);
+        free(err);
+        err = NULL;
+        CHECK_INT(c.dns_port, 2000);
+        CHECK_INT(strv_length(c.dns_domains), 2);
+        if (c.dns_domains)
+                CHECK_STR(c.dns_domains[0], "two.example");
+
+        /* so does a typo'd key and a syntax error */
+        free(write_config(path, "[DNS]\nPrt=3000\n"));
+        r = config_reload(&c, (int) argc_of(argv), argv, envp, &err);
+        CHECK_ERR(r, err, "Prt", "did you mean 'Port'?");
+        free(err);
+        err = NULL;
+        free(write_config(path, "[DNS\nPort=3000\n"));
+        r = config_reload(&c, (int) argc_of(argv), argv, envp, &err);
+        CHECK_ERR(r, err, path);
+        free(err);
+        err = NULL;
+        CHECK_INT(c.dns_port, 2000);
+
+        /* and a fixed file is picked up again */
+        free(write_config(path, "[DNS]\nPort=3000\n"));
+        r = config_reload(&c, (int) argc_of(argv), argv, envp, &err);
+        CHECK_INT(r, 0);
+        CHECK_INT(c.dns_port, 3000);
+        CHECK(c.dns_domains == NULL);
+
+        config_done(&c);
+        free(opt);
+        free(path);
+}
+
+int main(void) {
+        if (!mkdtemp(tmpdir))
+                die("mkdtemp");
+        have_tmpdir = true;
+        atexit(cleanup);
+
+        char *empty = write_config(NULL, "");
+        empty_env = env_for(empty);
+        free(empty);
+
+        test_defaults();
+        test_default_path_missing();
+        test_file();
+        test_precedence();
+        test_environment_names();
+        test_command_line();
+        test_validation();
+        test_unknown();
+        test_missing_explicit();
+        test_help_version();
+        test_reload();
+
+        if (n_failures > 0) {
+                fprintf(stderr, "test-config: %u of %u checks FAILED\n", n_failures, n_checks);
+                return EXIT_FAILURE;
+        }
+        printf("test-config: all %u checks passed\n", n_checks);
+        return EXIT_SUCCESS;
+}
