@@ -1,0 +1,583 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the hosts-directory source: real files in a temporary
+ * directory, a real sd-event loop run until what a user would see (records in
+ * the store) holds or 2 s pass, and the store's change events checked to be
+ * exactly the expected adds and removes, so that a reload that churns
+ * unchanged lines fails. */
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "hosts.h"
+#include "log.h"
+#include "store.h"
+
+#define CHECK(expr)                                                                     \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
+                        cleanup_tmp();                                                  \
+                        exit(EXIT_FAILURE);                                             \
+                }                                                                       \
+        } while (0)
+
+#define DEADLINE_USEC (2 * USEC_PER_SEC)
+#define MAX_EVENTS 256
+
+static char tmp_root[] = "/tmp/test-hosts-dir-XXXXXX";
+static bool tmp_made;
+
+static void cleanup_tmp(void) {
+        char cmd[128];
+
+        if (!tmp_made)
+                return;
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+        (void) system(cmd);
+        tmp_made = false;
+}
+
+typedef struct Test {
+        sd_event *event;
+        Store *store;
+        HostsDir *dir;
+        char path[256];                 /* the hosts directory */
+        char *events[MAX_EVENTS];       /* "+name value file" / "-name value file" */
+        unsigned n_events;
+} Test;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void on_change(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Test *t = userdata;
+        const char *file = strrchr(r->owner, '/');
+        char *e;
+
+        CHECK(t->n_events < MAX_EVENTS);
+        CHECK(asprintf(&e, "%c%s %s %s", change == RECORD_ADDED ? '+' : '-', r->name, r->value,
+                       file ? file + 1 : r->owner) > 0);
+        t->events[t->n_events++] = e;
+}
+
+static void clear_events(Test *t) {
+        for (unsigned i = 0; i < t->n_events; i++)
+                free(t->events[i]);
+        t->n_events = 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Checks that the change events since the last call are exactly the given
+ * ones, in any order, then forgets them. */
+static bool expect_events_internal(Test *t, const char *first, ...) {
+        const char *want[MAX_EVENTS];
+        unsigned n = 0;
+        va_list ap;
+        bool ok;
+
+        va_start(ap, first);
+        for (const char *e = first; e; e = va_arg(ap, const char *))
+                want[n++] = e;
+        va_end(ap);
+
+        qsort(want, n, sizeof want[0], cmp_str);
+        qsort(t->events, t->n_events, sizeof t->events[0], cmp_str);
+
+        ok = n == t->n_events;
+        for (unsigned i = 0; ok && i < n; i++)
+                ok = streq(want[i], t->events[i]);
+        if (!ok) {
+                fprintf(stderr, "expected %u change events:\n", n);
+                for (unsigned i = 0; i < n; i++)
+                        fprintf(stderr, "    %s\n", want[i]);
+                fprintf(stderr, "got %u:\n", t->n_events);
+                for (unsigned i = 0; i < t->n_events; i++)
+                        fprintf(stderr, "    %s\n", t->events[i]);
+        }
+        clear_events(t);
+        return ok;
+}
+#define expect_events(t, ...) expect_events_internal(t, __VA_ARGS__, NULL)
+#define expect_no_events(t) expect_events_internal(t, NULL)
+
+typedef struct Find {
+        const char *value;
+        const char *file;       /* basename of the owner's file; NULL: any */
+        unsigned line;          /* 0: any */
+        bool found;
+} Find;
+
+static int find_cb(const Record *r, void *userdata) {
+        Find *f = userdata;
+        const char *file = strrchr(r->owner, '/');
+
+        if (!streq(r->value, f->value))
+                return 0;
+        if (f->file && (!file || !streq(file + 1, f->file)))
+                return 0;
+        if (f->line && r->line != f->line)
+                return 0;
+        f->found = true;
+        return 1;
+}
+
+static bool has_record(Test *t, const char *name, const char *value, const char *file, unsigned line) {
+        Find f = { .value = value, .file = file, .line = line };
+
+        (void) store_foreach(t->store, name, "hosts:", find_cb, &f);
+        return f.found;
+}
+
+/* Whether the name answers at all (any record, any type). */
+static bool name_exists(Test *t, const char *name) {
+        return store_node_has_data(store_lookup(t->store, name));
+}
+
+/* Runs the loop until the record is there (or gone), or the deadline. */
+static bool wait_record(Test *t, const char *name, const char *value, bool present) {
+        uint64_t deadline = now_usec() + DEADLINE_USEC;
+
+        while (has_record(t, name, value, NULL, 0) != present) {
+                if (now_usec() >= deadline)
+                        return false;
+                CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
+        }
+        return true;
+}
+
+static bool wait_status_exists(Test *t, bool exists) {
+        uint64_t deadline = now_usec() + DEADLINE_USEC;
+        HostsDirStatus st;
+
+        for (;;) {
+                hosts_dir_get_status(t->dir, &st);
+                if (st.exists == exists)
+                        return true;
+                if (now_usec() >= deadline)
+                        return false;
+                CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
+        }
+}
+
+/* Runs the loop for a while, so that late or duplicate reloads would show. */
+static void settle(Test *t, uint64_t usec) {
+        uint64_t end = now_usec() + usec;
+
+        while (now_usec() < end)
+                CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
+}
+
+static void write_file_at(const char *path, const char *content) {
+        FILE *f = fopen(path, "we");
+
+        CHECK(f);
+        CHECK(fputs(content, f) >= 0);
+        CHECK(fclose(f) == 0);
+}
+
+static void write_file(Test *t, const char *name, const char *content) {
+        char path[512];
+
+        snprintf(path, sizeof path, "%s/%s", t->path, name);
+        write_file_at(path, content);
+}
+
+static void append_file(Test *t, const char *name, const char *content) {
+        char path[512];
+        FILE *f;
+
+        snprintf(path, sizeof path, "%s/%s", t->path, name);
+        f = fopen(path, "ae");
+        CHECK(f);
+        CHECK(fputs(content, f) >= 0);
+        CHECK(fclose(f) == 0);
+}
+
+static void in_dir(Test *t, const char *name, char out[static 512]) {
+        snprintf(out, 512, "%s/%s", t->path, name);
+}
+
+static void test_setup(Test *t, const char *subdir, bool create) {
+        *t = (Test) {};
+        snprintf(t->path, sizeof t->path, "%s/%s", tmp_root, subdir);
+        if (create)
+                CHECK(mkdir(t->path, 0755) == 0);
+        CHECK(sd_event_new(&t->event) >= 0);
+        CHECK(store_new(&t->store) >= 0);
+        CHECK(store_subscribe(t->store, on_change, t) >= 0);
+}
+
+static void test_start(Test *t) {
+        CHECK(hosts_dir_new(&t->dir, t->event, t->store, t->path, 300) >= 0);
+}
+
+static void test_teardown(Test *t) {
+        t->dir = hosts_dir_free(t->dir);
+        /* Freeing the source takes its records out of the store. */
+        CHECK(store_count(t->store) == 0);
+        store_unsubscribe(t->store, on_change, t);
+        clear_events(t);
+        t->store = store_free(t->store);
+        t->event = sd_event_unref(t->event);
+}
+
+static void test_live_changes(void) {
+        Test t;
+        HostsDirStatus st;
+        char a[512], b[512], outside[512];
+
+        test_setup(&t, "live", true);
+        write_file(&t, "a.hosts",
+                   "# the a file\n"
+                   "10.0.0.1 one.test uno.test\n"
+                   "10.0.0.2 two.test\n");
+        write_file(&t, "b.hosts", "10.0.1.1 bee.test\n");
+        write_file(&t, ".hidden", "10.9.9.9 hidden.test\n");
+        write_file(&t, "a.hosts~", "10.9.9.8 backup.test\n");
+        write_file(&t, "a.hosts.swp", "10.9.9.7 swap.test\n");
+        write_file(&t, "a.hosts.bak", "10.9.9.6 bak.test\n");
+        write_file(&t, "a.hosts.dpkg-old", "10.9.9.5 dpkg.test\n");
+        write_file(&t, "#a.hosts#", "10.9.9.4 autosave.test\n");
+        write_file(&t, "bad.hosts",
+                   "10.0.2.1 fine.test\n"
+                   "10.0.0.300 nope.test\n"
+                   "10.0.2.2 good.test b@d.test\n");
+        CHECK(mkdir(t.path, 0755) < 0 && errno == EEXIST);
+        in_dir(&t, "subdir", a);
+        CHECK(mkdir(a, 0755) == 0);
+
+        /* Initial load: synchronous, before the loop ever runs. */
+        test_start(&t);
+        CHECK(has_record(&t, "one.test", "10.0.0.1", "a.hosts", 2));
+        CHECK(has_record(&t, "uno.test", "10.0.0.1", "a.hosts", 2));
+        CHECK(has_record(&t, "two.test", "10.0.0.2", "a.hosts", 3));
+        CHECK(has_record(&t, "bee.test", "10.0.1.1", "b.hosts", 1));
+        CHECK(has_record(&t, "fine.test", "10.0.2.1", "bad.hosts", 1));
+        CHECK(has_record(&t, "good.test", "10.0.2.2", "bad.hosts", 3));
+        CHECK(!name_exists(&t, "nope.test"));
+        CHECK(!name_exists(&t, "hidden.test"));
+        CHECK(!name_exists(&t, "backup.test"));
+        CHECK(!name_exists(&t, "swap.test"));
+        CHECK(!name_exists(&t, "bak.test"));
+        CHECK(!name_exists(&t, "dpkg.test"));
+        CHECK(!name_exists(&t, "autosave.test"));
+        CHECK(store_count(t.store) == 6);
+        CHECK(expect_events(&t,
+                            "+one.test 10.0.0.1 a.hosts", "+uno.test 10.0.0.1 a.hosts", "+two.test 10.0.0.2 a.hosts",
+                            "+bee.test 10.0.1.1 b.hosts", "+fine.test 10.0.2.1 bad.hosts",
+                            "+good.test 10.0.2.2 bad.hosts"));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.exists);
+        CHECK(streq(st.path, t.path));
+        CHECK(st.n_files == 3);
+        CHECK(st.n_records == 6);
+        CHECK(st.n_warnings == 2);
+        CHECK(st.last_load_usec > 0);
+        settle(&t, 100 * USEC_PER_MSEC);
+        CHECK(expect_no_events(&t));
+
+        /* Add a line. */
+        append_file(&t, "a.hosts", "10.0.0.3 three.test\n");
+        CHECK(wait_record(&t, "three.test", "10.0.0.3", true));
+        CHECK(has_record(&t, "three.test", "10.0.0.3", "a.hosts", 4));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "+three.test 10.0.0.3 a.hosts"));
+
+        /* Change an address, moving lines around: old record gone, new one
+         * there, unchanged records keep quiet but get their new line number. */
+        write_file(&t, "a.hosts",
+                   "10.0.0.3 three.test\n"
+                   "# the a file, edited\n"
+                   "10.0.0.1 one.test uno.test\n"
+                   "10.0.0.22 two.test\n");
+        CHECK(wait_record(&t, "two.test", "10.0.0.22", true));
+        CHECK(!has_record(&t, "two.test", "10.0.0.2", NULL, 0));
+        CHECK(has_record(&t, "two.test", "10.0.0.22", "a.hosts", 4));
+        CHECK(has_record(&t, "three.test", "10.0.0.3", "a.hosts", 1));
+        CHECK(has_record(&t, "one.test", "10.0.0.1", "a.hosts", 3));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "-two.test 10.0.0.2 a.hosts", "+two.test 10.0.0.22 a.hosts"));
+
+        /* Delete a file: its records go, the others stay. */
+        in_dir(&t, "b.hosts", b);
+        CHECK(unlink(b) == 0);
+        CHECK(wait_record(&t, "bee.test", "10.0.1.1", false));
+        CHECK(!name_exists(&t, "bee.test"));
+        CHECK(has_record(&t, "one.test", "10.0.0.1", "a.hosts", 3));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "-bee.test 10.0.1.1 b.hosts"));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.n_files == 2);
+        CHECK(st.n_records == 6);
+
+        /* An editor's save: write a temp file, rename it over the original. */
+        in_dir(&t, "a.hosts", a);
+        in_dir(&t, ".a.hosts.tmp", b);
+        write_file_at(b,
+                      "10.0.0.3 three.test\n"
+                      "10.0.0.1 one.test\n"
+                      "10.0.0.22 two.test\n"
+                      "2001:DB8:0::5 five.test\n");
+        CHECK(rename(b, a) == 0);
+        CHECK(wait_record(&t, "five.test", "2001:db8::5", true));
+        CHECK(!has_record(&t, "uno.test", "10.0.0.1", NULL, 0));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "-uno.test 10.0.0.1 a.hosts", "+five.test 2001:db8::5 a.hosts"));
+
+        /* Renamed into the directory, then out of it. */
+        snprintf(outside, sizeof outside, "%s/moving.hosts", tmp_root);
+        write_file_at(outside, "10.0.3.1 mover.test\n");
+        in_dir(&t, "moving.hosts", b);
+        CHECK(rename(outside, b) == 0);
+        CHECK(wait_record(&t, "mover.test", "10.0.3.1", true));
+        CHECK(rename(b, outside) == 0);
+        CHECK(wait_record(&t, "mover.test", "10.0.3.1", false));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "+mover.test 10.0.3.1 moving.hosts", "-mover.test 10.0.3.1 moving.hosts"));
+        CHECK(unlink(outside) == 0);
+
+        /* A dotfile written and changed: ignored. Renamed to a plain name: loaded. */
+        write_file(&t, ".draft", "10.0.4.1 draft.test\n");
+        append_file(&t, ".draft", "10.0.4.2 draft2.test\n");
+        settle(&t, 250 * USEC_PER_MSEC);
+        CHECK(!name_exists(&t, "draft.test"));
+        CHECK(expect_no_events(&t));
+        in_dir(&t, ".draft", a);
+        in_dir(&t, "draft.hosts", b);
+        CHECK(rename(a, b) == 0);
+        CHECK(wait_record(&t, "draft2.test", "10.0.4.2", true));
+        CHECK(has_record(&t, "draft.test", "10.0.4.1", "draft.hosts", 1));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "+draft.test 10.0.4.1 draft.hosts", "+draft2.test 10.0.4.2 draft.hosts"));
+        CHECK(unlink(b) == 0);
+        CHECK(wait_record(&t, "draft.test", "10.0.4.1", false));
+        clear_events(&t);
+
+        /* A writer that never closes the file is still seen (IN_MODIFY). */
+        {
+                int fd;
+                uint64_t start;
+                const char *line = "10.0.5.1 open.test\n";
+
+                in_dir(&t, "open.hosts", a);
+                fd = open(a, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                CHECK(fd >= 0);
+                CHECK(write(fd, line, strlen(line)) == (ssize_t) strlen(line));
+                start = now_usec();
+                CHECK(wait_record(&t, "open.test", "10.0.5.1", true));
+                CHECK(now_usec() - start < 500 * USEC_PER_MSEC);
+                CHECK(close(fd) == 0);
+                settle(&t, 150 * USEC_PER_MSEC);
+                CHECK(expect_events(&t, "+open.test 10.0.5.1 open.hosts"));
+                CHECK(unlink(a) == 0);
+                CHECK(wait_record(&t, "open.test", "10.0.5.1", false));
+                clear_events(&t);
+        }
+
+        /* Symlinks to regular files are followed. */
+        snprintf(outside, sizeof outside, "%s/target.txt", tmp_root);
+        write_file_at(outside, "10.0.6.1 linked.test\n");
+        in_dir(&t, "linked.hosts", a);
+        CHECK(symlink(outside, a) == 0);
+        CHECK(wait_record(&t, "linked.test", "10.0.6.1", true));
+        CHECK(unlink(a) == 0);
+        CHECK(wait_record(&t, "linked.test", "10.0.6.1", false));
+        clear_events(&t);
+
+        /* A file larger than 64 MiB is refused (sparse: costs no disk). */
+        {
+                int fd;
+
+                in_dir(&t, "huge.hosts", a);
+                fd = open(a, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                CHECK(fd >= 0);
+                CHECK(write(fd, "10.0.7.1 huge.test\n", 19) == 19);
+                CHECK(ftruncate(fd, (off_t) 65 * 1024 * 1024) == 0);
+                CHECK(close(fd) == 0);
+                settle(&t, 250 * USEC_PER_MSEC);
+                CHECK(!name_exists(&t, "huge.test"));
+                CHECK(expect_no_events(&t));
+                hosts_dir_get_status(t.dir, &st);
+                CHECK(st.n_files == 2);
+                CHECK(unlink(a) == 0);
+        }
+
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.n_files == 2);
+        CHECK(st.n_records == 6);
+        CHECK(st.n_warnings == 2);
+
+        test_teardown(&t);
+}
+
+static void test_dir_removed_and_recreated(void) {
+        Test t;
+        HostsDirStatus st;
+        char cmd[600];
+
+        test_setup(&t, "removed", true);
+        write_file(&t, "a.hosts", "10.1.0.1 a.removed.test\n");
+        write_file(&t, "b.hosts", "10.1.0.2 b.removed.test\n");
+        test_start(&t);
+        CHECK(has_record(&t, "a.removed.test", "10.1.0.1", "a.hosts", 1));
+        clear_events(&t);
+
+        /* Removed: all its records go, and it is waited for. */
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", t.path);
+        CHECK(system(cmd) == 0);
+        CHECK(wait_status_exists(&t, false));
+        CHECK(store_count(t.store) == 0);
+        settle(&t, 100 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "-a.removed.test 10.1.0.1 a.hosts", "-b.removed.test 10.1.0.2 b.hosts"));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(!st.exists && st.n_files == 0 && st.n_records == 0);
+
+        /* Created again: loaded again. */
+        CHECK(mkdir(t.path, 0755) == 0);
+        write_file(&t, "c.hosts", "10.1.0.3 c.removed.test\n");
+        CHECK(wait_record(&t, "c.removed.test", "10.1.0.3", true));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.exists && st.n_files == 1);
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "+c.removed.test 10.1.0.3 c.hosts"));
+
+        /* Renamed away: the same as removed. Renamed back: loaded. */
+        snprintf(cmd, sizeof cmd, "%s.away", t.path);
+        CHECK(rename(t.path, cmd) == 0);
+        CHECK(wait_record(&t, "c.removed.test", "10.1.0.3", false));
+        CHECK(wait_status_exists(&t, false));
+        /* Changes in the old directory, now elsewhere, are not ours. */
+        {
+                char p[700];
+
+                snprintf(p, sizeof p, "%s/d.hosts", cmd);
+                write_file_at(p, "10.1.0.4 d.removed.test\n");
+        }
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(!name_exists(&t, "d.removed.test"));
+        CHECK(rename(cmd, t.path) == 0);
+        CHECK(wait_record(&t, "d.removed.test", "10.1.0.4", true));
+        CHECK(has_record(&t, "c.removed.test", "10.1.0.3", "c.hosts", 1));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "-c.removed.test 10.1.0.3 c.hosts", "+c.removed.test 10.1.0.3 c.hosts",
+                            "+d.removed.test 10.1.0.4 d.hosts"));
+
+        test_teardown(&t);
+}
+
+static void test_dir_created_after_start(void) {
+        Test t;
+        HostsDirStatus st;
+        char p[600];
+
+        /* Two levels missing: the watch has to walk down as they appear. */
+        test_setup(&t, "later/deeper/hosts.d", false);
+        test_start(&t);
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(!st.exists && st.n_files == 0);
+        settle(&t, 50 * USEC_PER_MSEC);
+
+        snprintf(p, sizeof p, "%s/later", tmp_root);
+        CHECK(mkdir(p, 0755) == 0);
+        settle(&t, 50 * USEC_PER_MSEC);
+        snprintf(p, sizeof p, "%s/later/deeper", tmp_root);
+        CHECK(mkdir(p, 0755) == 0);
+        settle(&t, 50 * USEC_PER_MSEC);
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(!st.exists);
+
+        /* Made elsewhere with its file, then renamed into place. */
+        snprintf(p, sizeof p, "%s/later/deeper/.staging", tmp_root);
+        CHECK(mkdir(p, 0755) == 0);
+        {
+                char f[700];
+
+                snprintf(f, sizeof f, "%s/x.hosts", p);
+                write_file_at(f, "10.2.0.1 x.later.test\n");
+        }
+        CHECK(rename(p, t.path) == 0);
+        CHECK(wait_record(&t, "x.later.test", "10.2.0.1", true));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.exists && st.n_files == 1 && st.n_records == 1);
+
+        /* And live from then on. */
+        write_file(&t, "y.hosts", "10.2.0.2 y.later.test\n");
+        CHECK(wait_record(&t, "y.later.test", "10.2.0.2", true));
+        settle(&t, 150 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "+x.later.test 10.2.0.1 x.hosts", "+y.later.test 10.2.0.2 y.hosts"));
+
+        test_teardown(&t);
+
+        /* The simple case: mkdir, then write a file. */
+        test_setup(&t, "simple-later", false);
+        test_start(&t);
+        CHECK(mkdir(t.path, 0755) == 0);
+        write_file(&t, "z.hosts", "10.2.0.3 z.later.test\n");
+        CHECK(wait_record(&t, "z.later.test", "10.2.0.3", true));
+        test_teardown(&t);
+}
+
+static void test_rescan(void) {
+        Test t;
+        HostsDirStatus st;
+        char p[512];
+
+        test_setup(&t, "rescan", true);
+        write_file(&t, "a.hosts", "10.3.0.1 a.rescan.test\n10.3.0.2 keep.rescan.test\n");
+        write_file(&t, "b.hosts", "10.3.0.3 b.rescan.test\n");
+        test_start(&t);
+        clear_events(&t);
+
+        /* Change things without running the loop: only a rescan sees them. */
+        write_file(&t, "a.hosts", "10.3.0.2 keep.rescan.test\n10.3.0.4 new.rescan.test\n");
+        in_dir(&t, "b.hosts", p);
+        CHECK(unlink(p) == 0);
+        write_file(&t, "c.hosts", "10.3.0.5 c.rescan.test\n");
+
+        CHECK(hosts_dir_rescan(t.dir) >= 0);
+        CHECK(!name_exists(&t, "a.rescan.test"));
+        CHECK(!name_exists(&t, "b.rescan.test"));
+        CHECK(has_record(&t, "keep.rescan.test", "10.3.0.2", "a.hosts", 1));
+        CHECK(has_record(&t, "new.rescan.test", "10.3.0.4", "a.hosts", 2));
+        CHECK(has_record(&t, "c.rescan.test", "10.3.0.5", "c.hosts", 1));
+        CHECK(expect_events(&t, "-a.rescan.test 10.3.0.1 a.hosts", "-b.rescan.test 10.3.0.3 b.hosts",
+                            "+new.rescan.test 10.3.0.4 a.hosts", "+c.rescan.test 10.3.0.5 c.hosts"));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.n_files == 2 && st.n_records == 3);
+
+        /* The inotify events still queued then reload what is unchanged: no churn. */
+        settle(&t, 250 * USEC_PER_MSEC);
+        CHECK(expect_no_events(&t));
+
+        /* Rescanning an unchanged directory changes nothing. */
+        CHECK(hosts_dir_rescan(t.dir) >= 0);
+        CHECK(expect_no_events(&t));
+        CHECK(store_count(t.store) == 3);
+
+        test_teardown(&t);
+}
+
+int main(void) {
+        CHECK(mkdtemp(tmp_root));
+        tmp_made = true;
+
+        test_live_changes();
+        test_dir_removed_and_recreated();
+        test_dir_created_after_start();
+        test_rescan();
+
+        cleanup_tmp();
+        printf("test-hosts-dir: all passed\n");
+        return 0;
+}
