@@ -1,3 +1,823 @@
 /* SPDX-License-Identifier: MIT */
-/* stub: being written */
+/* The DNS answer path: request bytes in, reply bytes out, over the record
+ * store. Authoritative only (no recursion), allocation-free: the question and
+ * every name we handle live in stack buffers, the reply is written straight
+ * into the caller's buffer with bounds checks on every write. When an answer
+ * does not fit, the reply is cut back to header + question (+ OPT) with TC set
+ * so the client retries over TCP, where the limit is 64 KiB.
+ *
+ * Decisions where the protocol leaves room (documented for the lead):
+ * - AA is set on answers about our data (NOERROR, NXDOMAIN); error replies
+ *   (FORMERR, NOTIMP, REFUSED, BADVERS) have AA clear, like NSD and BIND.
+ * - The zone apex of a name is the longest configured domain it falls under,
+ *   else in-addr.arpa / ip6.arpa for reverse names, else the root. The apex
+ *   always exists (NODATA, never NXDOMAIN), answers SOA queries, and is where
+ *   the closest-encloser walk for wildcards stops.
+ * - A CNAME chain is followed through the store only, without wildcard
+ *   expansion of the targets; a target we do not hold ends the chain with
+ *   NOERROR, and so does a target without records of the asked type.
+ * - Several CNAME values at one name (two owners disagreeing) answer with the
+ *   first one only: a CNAME rrset must hold a single record.
+ * - AXFR/IXFR are REFUSED; a question of type OPT is a FORMERR.
+ * - Over UDP with EDNS we send up to min(client payload, 4096) bytes, at least
+ *   512, while advertising DNS_EDNS_PAYLOAD_OURS in our OPT. */
+
+#include <string.h>
+
+#include "dns-answer.h"
 #include "macro.h"
+
+#define DNS_FLAG_QR     0x8000u
+#define DNS_FLAG_AA     0x0400u
+#define DNS_FLAG_TC     0x0200u
+#define DNS_FLAG_RD     0x0100u
+#define DNS_FLAG_CD     0x0010u
+#define DNS_OPCODE_MASK 0x7800u
+#define DNS_OPCODE_QUERY 0
+
+#define DNS_CLASS_IN    1
+#define DNS_CLASS_ANY   255
+#define DNS_TYPE_IXFR   251
+#define DNS_TYPE_AXFR   252
+
+#define DNS_UDP_REPLY_MAX 4096u
+#define DNS_OPT_RR_SIZE 11u             /* root owner, type, class, ttl, rdlen 0 */
+#define DNS_LABELS_MAX 128u             /* 255 bytes hold at most 127 labels */
+#define DNS_COMPRESS_OFFSET_MAX 0x3fffu
+#define CNAME_CHAIN_MAX 8
+#define COMPRESS_ENTRIES_MAX 64
+
+#define SOA_REFRESH 3600u
+#define SOA_RETRY 600u
+#define SOA_EXPIRE 86400u
+
+typedef struct Question {
+        uint8_t wire[DNS_WIRE_NAME_MAX];        /* lowercased, for lookups */
+        size_t wire_len;                        /* including the root byte */
+        uint8_t labels[DNS_LABELS_MAX];         /* offset of each label in wire */
+        unsigned n_labels;                      /* not counting the root */
+        uint16_t type;
+        uint16_t class;
+        size_t end;                             /* request offset after the question */
+} Question;
+
+typedef struct Edns {
+        bool present;
+        uint16_t payload;
+        uint8_t version;
+} Edns;
+
+typedef struct CompressEntry {
+        uint16_t offset;        /* where a name suffix starts in the reply */
+        uint8_t len;            /* its uncompressed wire length */
+} CompressEntry;
+
+typedef struct Packet {
+        uint8_t *buf;
+        size_t size;            /* what this reply may use, space for OPT already taken off */
+        size_t len;
+        bool overflow;          /* a write did not fit: the reply gets truncated */
+        uint16_t ancount, nscount;
+        CompressEntry compress[COMPRESS_ENTRIES_MAX];
+        unsigned n_compress;
+} Packet;
+
+typedef struct Answer {
+        const Store *store;
+        const DnsAnswerConfig *cfg;
+        const Question *q;
+        Packet *p;
+        size_t apex_off;        /* offset of the zone apex suffix in q->wire */
+} Answer;
+
+static inline uint16_t rd16(const uint8_t *p) {
+        return (uint16_t) ((p[0] << 8) | p[1]);
+}
+
+static inline void wr16(uint8_t *p, uint16_t v) {
+        p[0] = v >> 8;
+        p[1] = v & 0xff;
+}
+
+static inline uint8_t ascii_lower(uint8_t c) {
+        return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+const char *dns_rcode_to_string(int rcode) {
+        static const char *const table[] = {
+                [0] = "NOERROR",
+                [1] = "FORMERR",
+                [2] = "SERVFAIL",
+                [3] = "NXDOMAIN",
+                [4] = "NOTIMP",
+                [5] = "REFUSED",
+                [6] = "YXDOMAIN",
+                [7] = "YXRRSET",
+                [8] = "NXRRSET",
+                [9] = "NOTAUTH",
+                [10] = "NOTZONE",
+                [16] = "BADVERS",
+        };
+
+        if (rcode < 0 || (size_t) rcode >= ELEMENTSOF(table))
+                return NULL;
+        return table[rcode];
+}
+
+/* --- request parsing ---------------------------------------------------- */
+
+/* The question name must be plain labels: a compression pointer has nothing
+ * to point back to in the question, and extended label types are obsolete. */
+static int parse_question(const uint8_t *req, size_t len, Question *q) {
+        size_t p = DNS_HEADER_SIZE, w = 0;
+
+        q->n_labels = 0;
+        for (;;) {
+                uint8_t l;
+
+                if (p >= len)
+                        return -EBADMSG;
+                l = req[p];
+                if (l == 0)
+                        break;
+                if (l > 63)
+                        return -EBADMSG;
+                if (w + 1 + l + 1 > DNS_WIRE_NAME_MAX)
+                        return -EBADMSG;
+                if (p + 1 + l > len)
+                        return -EBADMSG;
+
+                q->labels[q->n_labels++] = (uint8_t) w;
+                q->wire[w++] = l;
+                for (size_t i = 1; i <= l; i++)
+                        q->wire[w++] = ascii_lower(req[p + i]);
+                p += 1 + l;
+        }
+        q->wire[w++] = 0;
+        p++;
+        q->wire_len = w;
+
+        if (p + 4 > len)
+                return -EBADMSG;
+        q->type = rd16(req + p);
+        q->class = rd16(req + p + 2);
+        q->end = p + 4;
+        return 0;
+}
+
+/* Skips a name anywhere after the question, where pointers are allowed. */
+static int skip_name(const uint8_t *m, size_t len, size_t *p) {
+        for (unsigned n = 0; n < DNS_LABELS_MAX; n++) {
+                uint8_t l;
+
+                if (*p >= len)
+                        return -EBADMSG;
+                l = m[*p];
+                if (l == 0) {
+                        (*p)++;
+                        return 0;
+                }
+                if ((l & 0xc0) == 0xc0) {
+                        if (*p + 2 > len)
+                                return -EBADMSG;
+                        *p += 2;
+                        return 0;
+                }
+                if (l > 63)
+                        return -EBADMSG;
+                *p += 1 + l;
+        }
+        return -EBADMSG;
+}
+
+/* Walks the answer, authority and additional sections to find the OPT record.
+ * Sets e->present even when failing on a duplicate OPT, so that the FORMERR
+ * carries our OPT too. */
+static int parse_edns(const uint8_t *req, size_t len, size_t offset, Edns *e) {
+        unsigned an = rd16(req + 6), ns = rd16(req + 8), ar = rd16(req + 10);
+        size_t p = offset;
+
+        *e = (Edns) {};
+        for (unsigned i = 0; i < an + ns + ar; i++) {
+                size_t start = p;
+                uint16_t type, rdlen;
+                int r;
+
+                r = skip_name(req, len, &p);
+                if (r < 0)
+                        return r;
+                if (p + 10 > len)
+                        return -EBADMSG;
+                type = rd16(req + p);
+                rdlen = rd16(req + p + 8);
+                if (p + 10 + rdlen > len)
+                        return -EBADMSG;
+
+                if (i >= an + ns && type == DNS_TYPE_OPT) {
+                        if (e->present)
+                                return -EBADMSG;       /* RFC 6891 6.1.1: more than one OPT */
+                        if (p != start + 1 || req[start] != 0)
+                                return -EBADMSG;       /* the OPT owner must be the root */
+                        e->present = true;
+                        e->payload = rd16(req + p + 2);
+                        e->version = req[p + 5];
+                }
+                p += 10 + rdlen;
+        }
+        return 0;
+}
+
+/* --- reply writing ------------------------------------------------------ */
+
+static bool pkt_put(Packet *p, const void *data, size_t n) {
+        if (p->overflow || n > p->size - p->len) {
+                p->overflow = true;
+                return false;
+        }
+        memcpy(p->buf + p->len, data, n);
+        p->len += n;
+        return true;
+}
+
+static bool pkt_put_u16(Packet *p, uint16_t v) {
+        uint8_t b[2] = { v >> 8, v & 0xff };
+        return pkt_put(p, b, 2);
+}
+
+static bool pkt_put_u32(Packet *p, uint32_t v) {
+        uint8_t b[4] = { v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff };
+        return pkt_put(p, b, 4);
+}
+
+static void pkt_remember(Packet *p, size_t offset, size_t len) {
+        /* A root suffix is never worth a pointer, and pointers reach 14 bits. */
+        if (len <= 1 || offset > DNS_COMPRESS_OFFSET_MAX || p->n_compress >= COMPRESS_ENTRIES_MAX)
+                return;
+        p->compress[p->n_compress++] = (CompressEntry) { .offset = offset, .len = len };
+}
+
+/* Compares the name written at offset in the reply (which may end in a
+ * pointer) with a lowercased uncompressed wire name. */
+static bool reply_name_equal(const Packet *p, size_t offset, const uint8_t *w, size_t wlen) {
+        size_t i = 0;
+
+        for (unsigned hops = 0; hops < DNS_LABELS_MAX; ) {
+                uint8_t l;
+
+                if (offset >= p->len)
+                        return false;
+                l = p->buf[offset];
+                if ((l & 0xc0) == 0xc0) {
+                        if (offset + 1 >= p->len)
+                                return false;
+                        offset = ((l & 0x3f) << 8) | p->buf[offset + 1];
+                        hops++;
+                        continue;
+                }
+                if (i >= wlen || w[i] != l)
+                        return false;
+                if (l == 0)
+                        return i + 1 == wlen;
+                if (offset + 1 + l > p->len || i + 1 + l > wlen)
+                        return false;
+                for (size_t k = 1; k <= l; k++)
+                        if (ascii_lower(p->buf[offset + k]) != w[i + k])
+                                return false;
+                offset += 1 + l;
+                i += 1 + l;
+        }
+        return false;
+}
+
+/* Writes a lowercased wire name, pointing to the longest suffix already in
+ * the reply. */
+static bool pkt_put_name(Packet *p, const uint8_t *w, size_t wlen) {
+        size_t start = p->len, j = 0;
+
+        while (j < wlen && w[j] != 0) {
+                size_t rest = wlen - j;
+
+                for (unsigned e = 0; e < p->n_compress; e++) {
+                        const CompressEntry *c = p->compress + e;
+
+                        if (c->len != rest || !reply_name_equal(p, c->offset, w + j, rest))
+                                continue;
+
+                        if (!pkt_put(p, w, j) || !pkt_put_u16(p, 0xc000 | c->offset))
+                                return false;
+                        for (size_t k = 0; k < j; k += 1 + w[k])
+                                pkt_remember(p, start + k, wlen - k);
+                        return true;
+                }
+                j += 1 + w[j];
+        }
+
+        if (!pkt_put(p, w, wlen))
+                return false;
+        for (size_t k = 0; k + 1 < wlen; k += 1 + w[k])
+                pkt_remember(p, start + k, wlen - k);
+        return true;
+}
+
+static bool pkt_put_pointer(Packet *p, size_t offset) {
+        return pkt_put_u16(p, 0xc000 | offset);
+}
+
+/* Length of a valid uncompressed wire name filling all of rdata, else 0. */
+static size_t rdata_name_len(const uint8_t *rd, size_t rdlen) {
+        size_t i = 0;
+
+        while (i < rdlen && i < DNS_WIRE_NAME_MAX) {
+                uint8_t l = rd[i];
+
+                if (l == 0)
+                        return i + 1 == rdlen ? rdlen : 0;
+                if (l > 63)
+                        return 0;
+                i += 1 + l;
+        }
+        return 0;
+}
+
+static size_t lowercase_copy(uint8_t *dst, const uint8_t *src, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                dst[i] = ascii_lower(src[i]);
+        return n;
+}
+
+/* An owner name is either a reply offset we already know (the question) or a
+ * lowercased wire name. */
+typedef struct Owner {
+        const uint8_t *wire;
+        size_t len;
+        size_t offset;          /* used when wire is NULL */
+} Owner;
+
+static bool put_owner(Packet *p, const Owner *o) {
+        if (!o->wire)
+                return pkt_put_pointer(p, o->offset);
+        return pkt_put_name(p, o->wire, o->len);
+}
+
+/* Writes one rrset in round-robin order. Returns false on overflow. */
+static bool put_rrset(Packet *p, const Owner *o, const RRSet *set, bool first_only) {
+        uint32_t n = set->n, start = 0;
+
+        if (n == 0)
+                return true;
+        if (first_only)
+                n = 1;
+        else if (n > 1)
+                start = store_rrset_rotate(set) % n;
+
+        for (uint32_t i = 0; i < n; i++) {
+                const RRData *d = set->items + (start + i) % set->n;
+                size_t name_len;
+
+                if (!put_owner(p, o) ||
+                    !pkt_put_u16(p, set->type) ||
+                    !pkt_put_u16(p, DNS_CLASS_IN) ||
+                    !pkt_put_u32(p, d->ttl))
+                        return false;
+
+                name_len = (set->type == DNS_TYPE_CNAME || set->type == DNS_TYPE_PTR) ?
+                        rdata_name_len(d->rdata, d->rdlen) : 0;
+                if (name_len > 0) {
+                        /* Names in CNAME and PTR rdata may be compressed (RFC 3597 4). */
+                        uint8_t lower[DNS_WIRE_NAME_MAX];
+                        size_t at;
+
+                        lowercase_copy(lower, d->rdata, name_len);
+                        at = p->len;
+                        if (!pkt_put_u16(p, 0) || !pkt_put_name(p, lower, name_len))
+                                return false;
+                        wr16(p->buf + at, p->len - at - 2);
+                } else if (!pkt_put_u16(p, d->rdlen) || !pkt_put(p, d->rdata, d->rdlen))
+                        return false;
+
+                p->ancount++;
+        }
+        return true;
+}
+
+/* Our SOA, owned by the zone apex, which is a suffix of the question name so
+ * its owner is a pointer into the question. */
+static bool put_soa(const Answer *a, bool in_answer) {
+        const DnsAnswerConfig *cfg = a->cfg;
+        Packet *p = a->p;
+        uint8_t mname[DNS_WIRE_NAME_MAX], rname[DNS_WIRE_NAME_MAX];
+        int mlen = -EINVAL, rlen = -EINVAL;
+        size_t at;
+
+        if (cfg->soa_mname)
+                mlen = dns_name_to_wire(cfg->soa_mname, mname);
+        if (mlen <= 0) {
+                mname[0] = 0;
+                mlen = 1;
+        }
+        if (cfg->soa_rname)
+                rlen = dns_name_to_wire(cfg->soa_rname, rname);
+        if (rlen <= 0) {
+                rname[0] = 0;
+                rlen = 1;
+        }
+
+        if (a->apex_off + 1 == a->q->wire_len) {
+                if (!pkt_put(p, "", 1))
+                        return false;
+        } else if (!pkt_put_pointer(p, DNS_HEADER_SIZE + a->apex_off))
+                return false;
+
+        if (!pkt_put_u16(p, DNS_TYPE_SOA) ||
+            !pkt_put_u16(p, DNS_CLASS_IN) ||
+            !pkt_put_u32(p, cfg->negative_ttl))
+                return false;
+        at = p->len;
+        if (!pkt_put_u16(p, 0) ||
+            !pkt_put_name(p, mname, mlen) ||
+            !pkt_put_name(p, rname, rlen) ||
+            !pkt_put_u32(p, (uint32_t) store_version(a->store)) ||
+            !pkt_put_u32(p, SOA_REFRESH) ||
+            !pkt_put_u32(p, SOA_RETRY) ||
+            !pkt_put_u32(p, SOA_EXPIRE) ||
+            !pkt_put_u32(p, cfg->negative_ttl))
+                return false;
+        wr16(p->buf + at, p->len - at - 2);
+
+        if (in_answer)
+                p->ancount++;
+        else
+                p->nscount++;
+        return true;
+}
+
+/* --- answering ------------------------------------------------------------ */
+
+/* A node stands for an existing name if it holds data or names below it (an
+ * empty non-terminal); anything else is a leftover and counts as absent. */
+static bool node_exists(const StoreNode *n) {
+        return n && (n->n_rrsets > 0 || n->n_children > 0);
+}
+
+static const StoreNode *lookup(const Store *s, const uint8_t *w, size_t len) {
+        const StoreNode *n = store_lookup_wire(s, w, len);
+        return node_exists(n) ? n : NULL;
+}
+
+static uint8_t nodata(const Answer *a) {
+        (void) put_soa(a, false);
+        return DNS_RCODE_NOERROR;
+}
+
+/* Follows a CNAME chain through the store, appending each step and finally
+ * the target's records of the asked type. */
+static uint8_t chase_cname(const Answer *a, const StoreNode *node, const RRSet *cname, const Owner *owner) {
+        const StoreNode *visited[CNAME_CHAIN_MAX + 1] = { node };
+        unsigned n_visited = 1;
+        /* Two buffers: the owner of the step being written is the target of
+         * the previous one, and must stay intact while the next is read. */
+        uint8_t targets[2][DNS_WIRE_NAME_MAX];
+        Owner step_owner;
+        uint16_t qtype = a->q->type;
+
+        for (unsigned step = 0; step < CNAME_CHAIN_MAX; step++) {
+                uint8_t *target = targets[step & 1];
+                const RRData *d = cname->items;
+                const StoreNode *next;
+                const RRSet *set;
+                size_t tlen;
+
+                if (!put_rrset(a->p, owner, cname, true))
+                        break;
+
+                tlen = rdata_name_len(d->rdata, d->rdlen);
+                if (tlen == 0)
+                        break;
+                lowercase_copy(target, d->rdata, tlen);
+
+                next = lookup(a->store, target, tlen);
+                if (!next)
+                        break;          /* not ours (or not held): the chain is the answer */
+                for (unsigned i = 0; i < n_visited; i++)
+                        if (visited[i] == next)
+                                return DNS_RCODE_NOERROR;       /* a loop: the chain so far */
+                visited[n_visited++] = next;
+
+                step_owner = (Owner) { .wire = target, .len = tlen };
+                owner = &step_owner;
+
+                set = store_node_rrset(next, qtype);
+                if (set && set->n > 0) {
+                        (void) put_rrset(a->p, owner, set, false);
+                        break;
+                }
+                cname = store_node_rrset(next, DNS_TYPE_CNAME);
+                if (!cname || cname->n == 0)
+                        break;
+        }
+        return DNS_RCODE_NOERROR;
+}
+
+static uint8_t answer_node(const Answer *a, const StoreNode *node, bool at_apex) {
+        const Owner owner = { .offset = DNS_HEADER_SIZE };
+        uint16_t qtype = a->q->type;
+        const RRSet *set;
+
+        if (qtype == DNS_TYPE_ANY) {
+                if (at_apex && !put_soa(a, true))
+                        return DNS_RCODE_NOERROR;
+                for (uint32_t i = 0; node && i < node->n_rrsets; i++)
+                        if (!put_rrset(a->p, &owner, node->rrsets + i, node->rrsets[i].type == DNS_TYPE_CNAME))
+                                return DNS_RCODE_NOERROR;
+                if (a->p->ancount == 0)
+                        return nodata(a);
+                return DNS_RCODE_NOERROR;
+        }
+
+        if (!node)
+                return nodata(a);
+
+        set = store_node_rrset(node, qtype);
+        if (set && set->n > 0) {
+                (void) put_rrset(a->p, &owner, set, qtype == DNS_TYPE_CNAME);
+                return DNS_RCODE_NOERROR;
+        }
+
+        if (qtype != DNS_TYPE_CNAME) {
+                set = store_node_rrset(node, DNS_TYPE_CNAME);
+                if (set && set->n > 0)
+                        return chase_cname(a, node, set, &owner);
+        }
+
+        return nodata(a);
+}
+
+/* Does the question name end in the presentation name d at a label boundary?
+ * Returns the offset of that suffix in q->wire, or -1. */
+static int match_domain(const Question *q, const char *d) {
+        uint8_t w[DNS_WIRE_NAME_MAX];
+        const uint8_t *qw;
+        unsigned dl = 0;
+        size_t off;
+        int wlen;
+
+        if (strchr(d, '\\')) {
+                /* Escapes are rare in configured domains; let the store's
+                 * converter deal with them. */
+                wlen = dns_name_to_wire(d, w);
+                if (wlen <= 0)
+                        return -1;
+                for (int i = 0; i + 1 < wlen; i += 1 + w[i])
+                        dl++;
+                if (dl > q->n_labels)
+                        return -1;
+                off = dl == q->n_labels ? 0 : q->labels[q->n_labels - dl];
+                if (q->wire_len - off != (size_t) wlen || memcmp(q->wire + off, w, wlen) != 0)
+                        return -1;
+                return (int) off;
+        }
+
+        /* Plain name: count its labels, then compare that many trailing
+         * labels of the question without converting. */
+        if (d[0] == '.' && d[1] == 0)
+                d++;
+        if (*d) {
+                dl = 1;
+                for (const char *c = d; *c; c++)
+                        if (*c == '.' && c[1] != 0)
+                                dl++;
+        }
+        if (dl > q->n_labels)
+                return -1;
+        off = dl == 0 ? q->wire_len - 1 : q->labels[q->n_labels - dl];
+
+        qw = q->wire + off;
+        while (*qw != 0) {
+                uint8_t l = *qw++;
+
+                for (unsigned i = 0; i < l; i++, d++)
+                        if (*d == 0 || ascii_lower((uint8_t) *d) != qw[i])
+                                return -1;
+                qw += l;
+                if (*d == '.')
+                        d++;
+                else if (*d != 0)
+                        return -1;
+        }
+        return *d == 0 ? (int) off : -1;
+}
+
+static int reverse_suffix(const Question *q) {
+        static const uint8_t in_addr[] = "\7in-addr\4arpa";
+        static const uint8_t ip6[] = "\3ip6\4arpa";
+        size_t off;
+
+        if (q->n_labels < 2)
+                return -1;
+        off = q->labels[q->n_labels - 2];
+        if ((q->wire_len - off == sizeof(in_addr) && memcmp(q->wire + off, in_addr, sizeof(in_addr)) == 0) ||
+            (q->wire_len - off == sizeof(ip6) && memcmp(q->wire + off, ip6, sizeof(ip6)) == 0))
+                return (int) off;
+        return -1;
+}
+
+/* Finds the zone apex for the question, or -1 when the name is not ours. */
+static int find_apex(const Question *q, const DnsAnswerConfig *cfg) {
+        int best = -1;
+
+        if (cfg->domains && cfg->domains[0]) {
+                for (char **d = cfg->domains; *d; d++) {
+                        int off = match_domain(q, *d);
+
+                        /* The most specific configured domain is the apex. */
+                        if (off >= 0 && (best < 0 || off < best))
+                                best = off;
+                }
+                if (best >= 0)
+                        return best;
+                return reverse_suffix(q);
+        }
+
+        best = reverse_suffix(q);
+        if (best >= 0)
+                return best;
+        return (int) q->wire_len - 1;
+}
+
+static uint8_t resolve(Answer *a) {
+        const Question *q = a->q;
+        const StoreNode *node, *wild = NULL;
+        bool at_apex = a->apex_off == 0;
+        uint8_t wbuf[DNS_WIRE_NAME_MAX];
+        size_t ce;
+
+        if (q->type == DNS_TYPE_SOA && at_apex) {
+                (void) put_soa(a, true);
+                return DNS_RCODE_NOERROR;
+        }
+
+        node = lookup(a->store, q->wire, q->wire_len);
+        if (node || at_apex)
+                return answer_node(a, node, at_apex);
+
+        /* RFC 4592: the closest encloser is the longest existing ancestor; the
+         * apex always exists, and we never look above it. */
+        ce = a->apex_off;
+        for (unsigned i = 1; i < q->n_labels; i++) {
+                size_t off = q->labels[i];
+
+                if (off >= a->apex_off)
+                        break;
+                if (lookup(a->store, q->wire + off, q->wire_len - off)) {
+                        ce = off;
+                        break;
+                }
+        }
+
+        if (q->wire_len - ce + 2 <= DNS_WIRE_NAME_MAX) {
+                wbuf[0] = 1;
+                wbuf[1] = '*';
+                memcpy(wbuf + 2, q->wire + ce, q->wire_len - ce);
+                wild = lookup(a->store, wbuf, q->wire_len - ce + 2);
+        }
+        if (wild)
+                return answer_node(a, wild, false);
+
+        (void) put_soa(a, false);
+        return DNS_RCODE_NXDOMAIN;
+}
+
+static void put_opt(uint8_t *buf, size_t *len, uint8_t rcode) {
+        uint8_t *o = buf + *len;
+
+        o[0] = 0;                                       /* root owner */
+        wr16(o + 1, DNS_TYPE_OPT);
+        wr16(o + 3, DNS_EDNS_PAYLOAD_OURS);             /* class: our payload size */
+        o[5] = rcode >> 4;                              /* extended rcode, upper 8 bits */
+        o[6] = 0;                                       /* version 0 */
+        o[7] = 0;                                       /* DO clear, Z clear */
+        o[8] = 0;
+        wr16(o + 9, 0);                                 /* no options */
+        *len += DNS_OPT_RR_SIZE;
+}
+
+size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport,
+                  const uint8_t *req, size_t req_len, uint8_t *reply, size_t reply_size,
+                  DnsQueryInfo *ret_info) {
+        DnsQueryInfo info = {};
+        Question q;
+        Edns edns = {};
+        Packet p;
+        uint16_t flags, out_flags, qdcount;
+        bool have_q;
+        size_t limit, qend;
+        uint8_t rcode;
+        int r;
+
+        if (ret_info)
+                *ret_info = info;
+        if (!req || req_len < DNS_HEADER_SIZE || !reply || reply_size < DNS_UDP_PAYLOAD_DEFAULT)
+                return 0;
+        flags = rd16(req + 2);
+        if (flags & DNS_FLAG_QR)
+                return 0;
+
+        qdcount = rd16(req + 4);
+        out_flags = DNS_FLAG_QR | (flags & (DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD));
+        have_q = qdcount == 1 && parse_question(req, req_len, &q) >= 0;
+        if (have_q)
+                info.qtype = q.type;
+
+        /* Pick the rcode for everything we answer without looking at data. */
+        if ((flags & DNS_OPCODE_MASK) != DNS_OPCODE_QUERY) {
+                rcode = DNS_RCODE_NOTIMP;
+                /* Best effort: echo an OPT if there is a usable one. */
+                if (have_q)
+                        (void) parse_edns(req, req_len, q.end, &edns);
+        } else if (!have_q)
+                rcode = DNS_RCODE_FORMERR;
+        else if (parse_edns(req, req_len, q.end, &edns) < 0)
+                rcode = DNS_RCODE_FORMERR;
+        else if (edns.present && edns.version > 0)
+                rcode = DNS_RCODE_BADVERS;
+        else if (q.class != DNS_CLASS_IN && q.class != DNS_CLASS_ANY)
+                rcode = DNS_RCODE_REFUSED;
+        else if (q.type == DNS_TYPE_OPT)
+                rcode = DNS_RCODE_FORMERR;
+        else if (q.type == DNS_TYPE_AXFR || q.type == DNS_TYPE_IXFR)
+                rcode = DNS_RCODE_REFUSED;
+        else
+                rcode = DNS_RCODE_NOERROR;      /* decided by resolve() */
+
+        if (transport == DNS_TRANSPORT_TCP)
+                limit = DNS_TCP_MESSAGE_MAX;
+        else if (edns.present)
+                limit = MIN(MAX((size_t) edns.payload, (size_t) DNS_UDP_PAYLOAD_DEFAULT), (size_t) DNS_UDP_REPLY_MAX);
+        else
+                limit = DNS_UDP_PAYLOAD_DEFAULT;
+        limit = MIN(limit, reply_size);
+
+        /* Header, and the question exactly as the client wrote it. It always
+         * fits: 12 + 255 + 4 + 11 < 512. */
+        memcpy(reply, req, 2);
+        memset(reply + 2, 0, DNS_HEADER_SIZE - 2);
+        qend = DNS_HEADER_SIZE;
+        if (have_q) {
+                qend = q.end;
+                memcpy(reply + DNS_HEADER_SIZE, req + DNS_HEADER_SIZE, q.end - DNS_HEADER_SIZE);
+                wr16(reply + 4, 1);
+        }
+
+        p = (Packet) {
+                .buf = reply,
+                .size = limit - (edns.present ? DNS_OPT_RR_SIZE : 0),
+                .len = qend,
+        };
+
+        if (have_q && rcode == DNS_RCODE_NOERROR) {
+                Answer a = {
+                        .store = s,
+                        .cfg = cfg,
+                        .q = &q,
+                        .p = &p,
+                };
+
+                r = find_apex(&q, cfg);
+                if (r < 0)
+                        rcode = DNS_RCODE_REFUSED;
+                else {
+                        /* The question's suffixes are the first compression targets. */
+                        for (unsigned i = 0; i < q.n_labels; i++)
+                                pkt_remember(&p, DNS_HEADER_SIZE + q.labels[i], q.wire_len - q.labels[i]);
+                        a.apex_off = r;
+                        rcode = resolve(&a);
+                        out_flags |= DNS_FLAG_AA;
+                }
+        }
+
+        if (p.overflow) {
+                /* Too big for this transport: header and question only, TC set,
+                 * so the client comes back over TCP. */
+                p.len = qend;
+                p.ancount = p.nscount = 0;
+                out_flags |= DNS_FLAG_TC;
+                info.truncated = true;
+        }
+
+        if (edns.present) {
+                put_opt(reply, &p.len, rcode);
+                wr16(reply + 10, 1);
+        }
+
+        out_flags |= rcode & 0x0f;
+        wr16(reply + 2, out_flags);
+        wr16(reply + 6, p.ancount);
+        wr16(reply + 8, p.nscount);
+
+        info.rcode = rcode;
+        info.edns = edns.present;
+        info.answer_count = p.ancount;
+        if (ret_info)
+                *ret_info = info;
+        return p.len;
+}
