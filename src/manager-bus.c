@@ -1,11 +1,950 @@
 /* SPDX-License-Identifier: MIT */
-/* stub: being written (issue 4) */
+/* org.joyride.DNS on D-Bus: the vtable, the coalesced signals and the
+ * property change tracking for the Manager. The logic lives in the core (the
+ * store, dns_answer(), state.c, manager_reload()); this file reads arguments,
+ * validates, authorises, changes, emits and replies.
+ *
+ * Change signals are coalesced: store changes are queued (an addition and a
+ * removal of the same record in one turn cancel out) and a defer source of
+ * idle priority sends one RecordsChanged and one PropertiesChanged after
+ * everything else pending in this loop turn has run. Properties without a
+ * change hook (the Docker state, ...) are compared against a snapshot then
+ * and on a slow timer. The documented interface is data/dbus/org.joyride.DNS.xml. */
+
+#include <arpa/inet.h>
+#include <glib.h>
+#include <ldns/ldns.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+
+#include "log.h"
 #include "manager-bus.h"
 #include "manager.h"
+#include "state.h"
+
+#define BUS_NAME "org.joyride.DNS"
+#define BUS_PATH "/org/joyride/DNS"
+#define BUS_INTERFACE "org.joyride.DNS"
+
+#define BUS_ERROR_NO_CLUSTER "org.joyride.DNS.Error.NoCluster"
+#define BUS_ERROR_RELOAD_FAILED "org.joyride.DNS.Error.ReloadFailed"
+
+#define PROPERTY_POLL_USEC (1 * USEC_PER_SEC)
+#define RECONNECT_USEC (5 * USEC_PER_SEC)
+
+#define RECORD_SIGNATURE "(sssus)"
+#define ANSWER_SIGNATURE "(sssu)"
+#define MEMBER_SIGNATURE "(sssut)"
+
+/* Properties that may change and are compared against a snapshot, in the
+ * order of the vtable. Constant ones (and Uptime, which changes always) are not here. */
+static const char *const tracked_properties[] = {
+        "NodeId", "Version", "RecordCount", "DockerState", "DockerError", "HostsDirectory",
+        "Domains", "ClusterEnabled", "MemberCount", "DNSPort", "ListenAddresses",
+};
+#define N_TRACKED ELEMENTSOF(tracked_properties)
+
+typedef struct PendingChange {
+        char *key;              /* name, type, value, ttl, source: identifies one change */
+        char *name, *type, *value, *source;
+        uint32_t ttl;
+        bool added;
+        bool cancelled;         /* undone later in the same turn */
+} PendingChange;
+
+typedef struct ManagerBus {
+        sd_event_source *flush_source;      /* defer, idle priority: sends the coalesced signals */
+        sd_event_source *poll_timer;        /* compares the properties without a change hook */
+        sd_event_source *reconnect_timer;   /* after a failed connect or a disconnect */
+        GPtrArray *pending;                 /* PendingChange, in order */
+        GHashTable *pending_by_key;         /* key -> the live PendingChange of that key */
+        char *snapshot[N_TRACKED];          /* last announced value of each tracked property */
+} ManagerBus;
+
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+static ManagerBus *bus_data(Manager *m) {
+        return m->bus_data;
+}
+
+/* --- helpers ------------------------------------------------------------- */
+
+static void pending_change_free(gpointer p) {
+        PendingChange *c = p;
+        g_free(c->key);
+        g_free(c->name);
+        g_free(c->type);
+        g_free(c->value);
+        g_free(c->source);
+        g_free(c);
+}
+
+static const char *type_string(uint16_t type) {
+        return strna(store_type_to_string(type));
+}
+
+static uint16_t infer_type(const char *value) {
+        struct in6_addr a;
+
+        if (inet_pton(AF_INET, value, &a) == 1)
+                return DNS_TYPE_A;
+        if (inet_pton(AF_INET6, value, &a) == 1)
+                return DNS_TYPE_AAAA;
+        return 0;
+}
+
+static int parse_type(const char *s, sd_bus_error *error) {
+        int t = store_type_from_string(s);
+        if (t < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown record type '%s': expected one of A, AAAA, CNAME, TXT, PTR.", s);
+        return t;
+}
+
+static int check_name(const char *name, sd_bus_error *error) {
+        const char *why = NULL;
+
+        if (isempty(name))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Missing record name.");
+        if (store_check_name(name, &why) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid name '%s': %s.", name, strna(why));
+        return 0;
+}
+
+/* Write methods: root or CAP_NET_ADMIN. sd_bus_query_sender_privilege() also
+ * grants callers of our own UID; when we run as a service user and cannot see
+ * the caller's capabilities (dbus-daemon does not pass them), root is allowed
+ * explicitly, matching the bus policy. */
+static int check_privilege(sd_bus_message *msg, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_query_sender_privilege(msg, CAP_NET_ADMIN);
+        if (r > 0)
+                return 0;
+        if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &creds) >= 0 &&
+            (sd_bus_creds_get_euid(creds, &uid) >= 0 || sd_bus_creds_get_uid(creds, &uid) >= 0) && uid == 0)
+                return 0;
+        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                "Changing records, syncing and reloading need root or CAP_NET_ADMIN.");
+}
+
+static void schedule_flush(Manager *m) {
+        ManagerBus *b = bus_data(m);
+        if (b && b->flush_source)
+                (void) sd_event_source_set_enabled(b->flush_source, SD_EVENT_ONESHOT);
+}
+
+static bool bus_usable(Manager *m) {
+        return m->bus && sd_bus_is_open(m->bus) > 0;
+}
+
+/* --- store changes ------------------------------------------------------- */
+
+static void on_record_change(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Manager *m = userdata;
+        ManagerBus *b = bus_data(m);
+        _cleanup_free_ char *source = NULL, *key = NULL;
+        PendingChange *c, *prev;
+        bool added = change == RECORD_ADDED;
+
+        schedule_flush(m);      /* RecordCount and Version changed */
+        if (!bus_usable(m))
+                return;         /* nobody to tell; do not queue */
+
+        source = record_source(r);
+        key = g_strdup_printf("%s\x1f%u\x1f%s\x1f%u\x1f%s", r->name, r->type, strempty(r->value), r->ttl, source);
+        prev = g_hash_table_lookup(b->pending_by_key, key);
+        if (prev && prev->added != added) {
+                /* Added and removed again (or the reverse) in one turn: no news. */
+                prev->cancelled = true;
+                g_hash_table_remove(b->pending_by_key, key);
+                return;
+        }
+
+        c = g_new0(PendingChange, 1);
+        *c = (PendingChange) {
+                .key = TAKE_PTR(key),
+                .name = g_strdup(r->name),
+                .type = g_strdup(type_string(r->type)),
+                .value = g_strdup(strempty(r->value)),
+                .source = TAKE_PTR(source),
+                .ttl = r->ttl,
+                .added = added,
+        };
+        g_ptr_array_add(b->pending, c);
+        g_hash_table_replace(b->pending_by_key, c->key, c);
+}
+
+/* --- properties ---------------------------------------------------------- */
+
+static void docker_status(Manager *m, DockerStatus *st) {
+        if (m->docker)
+                docker_monitor_get_status(m->docker, st);
+        else
+                *st = (DockerStatus) {};
+}
+
+/* "udp 127.0.0.1:5353, tcp 127.0.0.1:5353" -> { "udp 127.0.0.1:5353", "tcp 127.0.0.1:5353" } */
+static char **listen_addresses(Manager *m) {
+        if (!m->dns)
+                return g_new0(char *, 1);
+        return g_strsplit(dns_server_describe(m->dns), ", ", -1);
+}
+
+static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        DockerStatus st;
+
+        if (streq(property, "NodeId"))
+                return sd_bus_message_append(reply, "s", strempty(m->config.node_id));
+        if (streq(property, "Version"))
+                return sd_bus_message_append(reply, "t", store_version(m->store));
+        if (streq(property, "RecordCount"))
+                return sd_bus_message_append(reply, "u", (uint32_t) store_count(m->store));
+        if (streq(property, "DockerState")) {
+                docker_status(m, &st);
+                return sd_bus_message_append(reply, "s", m->docker ? docker_state_to_string(st.state) : "disabled");
+        }
+        if (streq(property, "DockerError")) {
+                docker_status(m, &st);
+                return sd_bus_message_append(reply, "s", strempty(st.last_error));
+        }
+        if (streq(property, "HostsDirectory"))
+                return sd_bus_message_append(reply, "s", strempty(m->config.hosts_directory));
+        if (streq(property, "Domains"))
+                return sd_bus_message_append_strv(reply, m->config.dns_domains);
+        if (streq(property, "ClusterEnabled"))
+                return sd_bus_message_append(reply, "b", (int) m->config.cluster_enabled);
+        if (streq(property, "MemberCount"))
+                return sd_bus_message_append(reply, "u", (uint32_t) 0);   /* no cluster yet */
+        if (streq(property, "DNSPort"))
+                return sd_bus_message_append(reply, "q", m->config.dns_port);
+        if (streq(property, "ListenAddresses")) {
+                g_auto(GStrv) addresses = listen_addresses(m);
+                return sd_bus_message_append_strv(reply, addresses);
+        }
+        if (streq(property, "StateDirectory"))
+                return sd_bus_message_append(reply, "s", strempty(m->config.state_directory));
+        if (streq(property, "DaemonVersion"))
+                return sd_bus_message_append(reply, "s", JOYRIDE_VERSION);
+        if (streq(property, "StartTimestamp"))
+                return sd_bus_message_append(reply, "t", m->start_realtime_usec);
+        if (streq(property, "Uptime")) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                uint64_t now = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+                return sd_bus_message_append(reply, "t", now > m->start_usec ? now - m->start_usec : 0);
+        }
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s.", property);
+}
+
+/* The value of a tracked property as text, for change detection. */
+static char *property_snapshot(Manager *m, const char *property) {
+        DockerStatus st;
+
+        if (streq(property, "NodeId"))
+                return g_strdup(strempty(m->config.node_id));
+        if (streq(property, "Version"))
+                return g_strdup_printf("%llu", (unsigned long long) store_version(m->store));
+        if (streq(property, "RecordCount"))
+                return g_strdup_printf("%zu", store_count(m->store));
+        if (streq(property, "DockerState")) {
+                docker_status(m, &st);
+                return g_strdup(m->docker ? docker_state_to_string(st.state) : "disabled");
+        }
+        if (streq(property, "DockerError")) {
+                docker_status(m, &st);
+                return g_strdup(strempty(st.last_error));
+        }
+        if (streq(property, "HostsDirectory"))
+                return g_strdup(strempty(m->config.hosts_directory));
+        if (streq(property, "Domains"))
+                return m->config.dns_domains ? g_strjoinv("\x1f", m->config.dns_domains) : g_strdup("");
+        if (streq(property, "ClusterEnabled"))
+                return g_strdup(m->config.cluster_enabled ? "1" : "0");
+        if (streq(property, "MemberCount"))
+                return g_strdup("0");
+        if (streq(property, "DNSPort"))
+                return g_strdup_printf("%u", m->config.dns_port);
+        if (streq(property, "ListenAddresses")) {
+                g_auto(GStrv) addresses = listen_addresses(m);
+                return g_strjoinv("\x1f", addresses);
+        }
+        return g_strdup("");
+}
+
+static void snapshot_all(Manager *m) {
+        ManagerBus *b = bus_data(m);
+        for (size_t i = 0; i < N_TRACKED; i++) {
+                g_free(b->snapshot[i]);
+                b->snapshot[i] = property_snapshot(m, tracked_properties[i]);
+        }
+}
+
+/* Sends one PropertiesChanged with every tracked property that differs from
+ * the last snapshot. */
+static void emit_properties_changed(Manager *m) {
+        ManagerBus *b = bus_data(m);
+        const char *changed[N_TRACKED + 1] = {};
+        size_t n = 0;
+        int r;
+
+        for (size_t i = 0; i < N_TRACKED; i++) {
+                _cleanup_free_ char *now = property_snapshot(m, tracked_properties[i]);
+                if (streq_ptr(now, b->snapshot[i]))
+                        continue;
+                g_free(b->snapshot[i]);
+                b->snapshot[i] = TAKE_PTR(now);
+                changed[n++] = tracked_properties[i];
+        }
+        if (n == 0 || !bus_usable(m))
+                return;
+        r = sd_bus_emit_properties_changed_strv(m->bus, BUS_PATH, BUS_INTERFACE, (char **) changed);
+        if (r < 0)
+                log_debug_errno(r, "Failed to emit PropertiesChanged: %m");
+}
+
+/* --- signals ------------------------------------------------------------- */
+
+static int append_changes(sd_bus_message *msg, GPtrArray *pending, bool added) {
+        int r;
+
+        r = sd_bus_message_open_container(msg, 'a', RECORD_SIGNATURE);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < pending->len; i++) {
+                PendingChange *c = pending->pdata[i];
+                if (c->cancelled || c->added != added)
+                        continue;
+                r = sd_bus_message_append(msg, RECORD_SIGNATURE, c->name, c->type, c->value, c->ttl, c->source);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(msg);
+}
+
+static int emit_records_changed(Manager *m) {
+        ManagerBus *b = bus_data(m);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        bool any = false;
+        int r;
+
+        for (guint i = 0; i < b->pending->len && !any; i++)
+                any = !((PendingChange *) b->pending->pdata[i])->cancelled;
+        if (!any || !bus_usable(m))
+                return 0;
+
+        r = sd_bus_message_new_signal(m->bus, &msg, BUS_PATH, BUS_INTERFACE, "RecordsChanged");
+        if (r >= 0)
+                r = append_changes(msg, b->pending, true);
+        if (r >= 0)
+                r = append_changes(msg, b->pending, false);
+        if (r >= 0)
+                r = sd_bus_send(m->bus, msg, NULL);
+        return r;
+}
+
+static int on_flush(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        ManagerBus *b = bus_data(m);
+        int r;
+
+        r = emit_records_changed(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit RecordsChanged: %m");
+        g_hash_table_remove_all(b->pending_by_key);
+        g_ptr_array_set_size(b->pending, 0);
+        emit_properties_changed(m);
+        return 0;
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        /* Through the flush, so that signals keep their order. */
+        schedule_flush(m);
+        return sd_event_source_set_time(s, usec + PROPERTY_POLL_USEC);
+}
+
+/* --- methods ------------------------------------------------------------- */
+
+static int compare_records(gconstpointer a, gconstpointer b) {
+        const Record *x = *(const Record *const *) a, *y = *(const Record *const *) b;
+        int c = strcmp(x->name, y->name);
+        if (c == 0)
+                c = (int) x->type - (int) y->type;
+        if (c == 0)
+                c = strcmp(strempty(x->value), strempty(y->value));
+        if (c == 0)
+                c = strcmp(x->owner, y->owner);
+        return c;
+}
+
+static int collect_record(const Record *r, void *userdata) {
+        g_ptr_array_add(userdata, (gpointer) r);
+        return 0;
+}
+
+static int append_record(sd_bus_message *reply, const Record *r) {
+        _cleanup_free_ char *source = record_source(r);
+        return sd_bus_message_append(reply, RECORD_SIGNATURE, r->name, type_string(r->type),
+                                     strempty(r->value), r->ttl, source);
+}
+
+static int method_list_records(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autoptr(GPtrArray) records = g_ptr_array_new();
+        Manager *m = userdata;
+        const char *name, *source;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &name, &source);
+        if (r < 0)
+                return r;
+        if (!isempty(name)) {
+                r = check_name(name, error);
+                if (r < 0)
+                        return r;
+        }
+
+        (void) store_foreach(m->store, isempty(name) ? NULL : name, isempty(source) ? NULL : source,
+                             collect_record, records);
+        g_ptr_array_sort(records, compare_records);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', RECORD_SIGNATURE);
+        for (guint i = 0; r >= 0 && i < records->len; i++)
+                r = append_record(reply, records->pdata[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* The value of one rdata field the way records show it: names without the
+ * trailing dot, text unquoted. */
+static void append_rdf(GString *out, const ldns_rdf *rdf) {
+        _cleanup_free_ char *s = NULL;
+
+        if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_STR && ldns_rdf_size(rdf) >= 1) {
+                const uint8_t *d = ldns_rdf_data(rdf);
+                g_string_append_len(out, (const char *) d + 1, MIN((size_t) d[0], ldns_rdf_size(rdf) - 1));
+                return;
+        }
+        if (out->len > 0)
+                g_string_append_c(out, ' ');
+        s = ldns_rdf2str(rdf);
+        if (!s)
+                return;
+        if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_DNAME && strlen(s) > 1 && g_str_has_suffix(s, "."))
+                s[strlen(s) - 1] = 0;
+        g_string_append(out, s);
+}
+
+static int method_resolve(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ uint8_t *query = NULL, *answer = NULL;
+        _cleanup_free_ char *fqdn = NULL;
+        Manager *m = userdata;
+        const char *name, *type;
+        ldns_pkt *q = NULL, *p = NULL;
+        ldns_rdf *dname;
+        ldns_rr_type t;
+        DnsQueryInfo info = {};
+        size_t qlen = 0, n;
+        const char *rcode;
+        char rcode_buf[16];
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &name, &type);
+        if (r < 0)
+                return r;
+        if (isempty(name))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Missing name to resolve.");
+        if (isempty(type))
+                type = "A";
+        t = ldns_get_rr_type_by_name(type);
+        if (t == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown DNS type '%s'.", type);
+        fqdn = g_str_has_suffix(name, ".") ? g_strdup(name) : g_strconcat(name, ".", NULL);
+        dname = ldns_dname_new_frm_str(fqdn);
+        if (!dname)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid name '%s': not a domain name.", name);
+
+        /* The very question dig would send, answered by the very code the DNS
+         * server uses. TCP framing rules: no truncation. */
+        q = ldns_pkt_query_new(dname, t, LDNS_RR_CLASS_IN, LDNS_RD);
+        if (!q)
+                return -ENOMEM;
+        ldns_pkt_set_id(q, (uint16_t) g_random_int());
+        if (ldns_pkt2wire(&query, q, &qlen) != LDNS_STATUS_OK) {
+                ldns_pkt_free(q);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot build a query for '%s'.", name);
+        }
+        ldns_pkt_free(q);
+
+        answer = g_malloc(DNS_TCP_MESSAGE_MAX);
+        n = dns_answer(m->store, &m->answer_config, DNS_TRANSPORT_TCP, query, qlen, answer, DNS_TCP_MESSAGE_MAX, &info);
+        if (n == 0 || ldns_wire2pkt(&p, answer, n) != LDNS_STATUS_OK)
+                return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "The DNS answer path gave no usable reply.");
+
+        rcode = dns_rcode_to_string(ldns_pkt_get_rcode(p));
+        if (!rcode) {
+                snprintf(rcode_buf, sizeof rcode_buf, "RCODE%u", (unsigned) ldns_pkt_get_rcode(p));
+                rcode = rcode_buf;
+        }
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", rcode);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', ANSWER_SIGNATURE);
+        for (size_t i = 0; r >= 0 && i < ldns_rr_list_rr_count(ldns_pkt_answer(p)); i++) {
+                const ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(p), i);
+                _cleanup_free_ char *owner = ldns_rdf2str(ldns_rr_owner(rr));
+                _cleanup_free_ char *rtype = ldns_rr_type2str(ldns_rr_get_type(rr));
+                g_autoptr(GString) value = g_string_new(NULL);
+
+                for (size_t k = 0; k < ldns_rr_rd_count(rr); k++)
+                        append_rdf(value, ldns_rr_rdf(rr, k));
+                if (owner && strlen(owner) > 1 && g_str_has_suffix(owner, "."))
+                        owner[strlen(owner) - 1] = 0;
+                r = sd_bus_message_append(reply, ANSWER_SIGNATURE, strempty(owner), strempty(rtype), value->str,
+                                          ldns_rr_ttl(rr));
+        }
+        ldns_pkt_free(p);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Persists the D-Bus records as the store holds them now. */
+static int save_state(Manager *m, sd_bus_error *error) {
+        StateRecord *records = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!m->config.state_directory)
+                return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                        "No state directory is configured, so records cannot be kept; nothing was changed.");
+        (void) state_collect(m->store, &records, &n);
+        r = state_save(m->config.state_directory, records, n);
+        state_records_free(records, n);
+        if (r < 0) {
+                log_error_errno(r, "Failed to save records to %s: %m", m->config.state_directory);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
+                                         "Cannot save records in %s (%s); nothing was changed.",
+                                         m->config.state_directory, strerror(-r));
+        }
+        return 0;
+}
+
+typedef struct FindRecord {
+        uint16_t type;                  /* 0: any */
+        const char *value;              /* NULL: any; else compared as rdata of the record's type */
+        GArray *found;                  /* StateRecord copies */
+} FindRecord;
+
+static int find_one(const Record *r, void *userdata) {
+        FindRecord *f = userdata;
+        _cleanup_free_ uint8_t *rdata = NULL;
+        uint16_t rdlen;
+
+        if (f->type != 0 && r->type != f->type)
+                return 0;
+        if (f->value) {
+                if (store_parse_value(r->type, f->value, &rdata, &rdlen, NULL) < 0)
+                        return 0;
+                if (rdlen != r->rdlen || memcmp(rdata, r->rdata, rdlen) != 0)
+                        return 0;
+        }
+        StateRecord sr = { g_strdup(r->name), r->type, g_strdup(r->value), r->ttl };
+        g_array_append_val(f->found, sr);
+        return 0;
+}
+
+/* The D-Bus records at name matching type and value (see FindRecord). */
+static size_t find_records(Manager *m, const char *name, uint16_t type, const char *value, StateRecord **ret) {
+        FindRecord f = { type, value, g_array_new(FALSE, TRUE, sizeof(StateRecord)) };
+        size_t n;
+
+        (void) store_foreach(m->store, name, STATE_OWNER, find_one, &f);
+        n = f.found->len;
+        *ret = (StateRecord *) g_array_free(f.found, FALSE);
+        return n;
+}
+
+static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *type_str, *value, *why = NULL;
+        _cleanup_free_ uint8_t *rdata = NULL;
+        StateRecord *old = NULL;
+        size_t n_old;
+        uint16_t rdlen;
+        uint32_t ttl;
+        int type, r;
+
+        r = sd_bus_message_read(msg, "sssu", &name, &type_str, &value, &ttl);
+        if (r < 0)
+                return r;
+        r = check_privilege(msg, error);
+        if (r < 0)
+                return r;
+
+        /* Validate everything before touching anything. */
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+        if (isempty(type_str)) {
+                type = infer_type(value);
+                if (type == 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Cannot tell the record type from the value '%s': it is not an IP address; "
+                                                 "give one of A, AAAA, CNAME, TXT, PTR.", value);
+        } else {
+                type = parse_type(type_str, error);
+                if (type < 0)
+                        return type;
+        }
+        if (ttl == 0)
+                ttl = m->config.default_ttl;
+        else if (ttl > STORE_TTL_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "TTL %u is out of range: expected 1 to %u seconds (or 0 for the default, %u).",
+                                         ttl, STORE_TTL_MAX, m->config.default_ttl);
+        r = store_parse_value((uint16_t) type, value, &rdata, &rdlen, &why);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid %s value '%s': %s.",
+                                         type_string((uint16_t) type), value, strna(why));
+
+        /* Remember what there was, to put it back if the state cannot be saved. */
+        n_old = find_records(m, name, (uint16_t) type, value, &old);
+
+        r = store_add(m->store, name, (uint16_t) type, value, ttl, STATE_OWNER, 0, NULL, &why);
+        if (r < 0) {
+                state_records_free(old, n_old);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot add %s %s %s: %s.", name,
+                                         type_string((uint16_t) type), value, strna(why));
+        }
+        r = save_state(m, error);
+        if (r < 0) {
+                (void) store_remove(m->store, name, (uint16_t) type, value, STATE_OWNER);
+                for (size_t i = 0; i < n_old; i++)
+                        (void) store_add(m->store, old[i].name, old[i].type, old[i].value, old[i].ttl, STATE_OWNER, 0,
+                                         NULL, NULL);
+                state_records_free(old, n_old);
+                return r;
+        }
+        state_records_free(old, n_old);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *type_str, *value, *why = NULL;
+        StateRecord *victims = NULL;
+        size_t n;
+        int type = 0, r;
+
+        r = sd_bus_message_read(msg, "sss", &name, &type_str, &value);
+        if (r < 0)
+                return r;
+        r = check_privilege(msg, error);
+        if (r < 0)
+                return r;
+
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+        if (!isempty(type_str)) {
+                type = parse_type(type_str, error);
+                if (type < 0)
+                        return type;
+                if (!isempty(value)) {
+                        _cleanup_free_ uint8_t *rdata = NULL;
+                        uint16_t rdlen;
+                        if (store_parse_value((uint16_t) type, value, &rdata, &rdlen, &why) < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid %s value '%s': %s.",
+                                                         type_string((uint16_t) type), value, strna(why));
+                }
+        }
+
+        n = find_records(m, name, (uint16_t) type, isempty(value) ? NULL : value, &victims);
+        for (size_t i = 0; i < n; i++)
+                (void) store_remove(m->store, victims[i].name, victims[i].type, victims[i].value, STATE_OWNER);
+        if (n > 0) {
+                r = save_state(m, error);
+                if (r < 0) {
+                        for (size_t i = 0; i < n; i++)
+                                (void) store_add(m->store, victims[i].name, victims[i].type, victims[i].value,
+                                                 victims[i].ttl, STATE_OWNER, 0, NULL, NULL);
+                        state_records_free(victims, n);
+                        return r;
+                }
+        }
+        state_records_free(victims, n);
+        return sd_bus_reply_method_return(msg, "u", (uint32_t) n);
+}
+
+static int method_list_members(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        /* No cluster in this build yet: the list is empty. */
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', MEMBER_SIGNATURE);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_sync(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r;
+
+        r = check_privilege(msg, error);
+        if (r < 0)
+                return r;
+        if (!m->config.cluster_enabled)
+                return sd_bus_error_set(error, BUS_ERROR_NO_CLUSTER,
+                                        "Clustering is not enabled on this node (ENABLE_DNS_SYNC, --cluster).");
+        return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED, "This build cannot sync with a cluster yet.");
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r;
+
+        r = check_privilege(msg, error);
+        if (r < 0)
+                return r;
+        r = manager_reload(m);
+        schedule_flush(m);      /* HostsDirectory, Domains, ... may have changed */
+        if (r < 0)
+                return sd_bus_error_set(error, BUS_ERROR_RELOAD_FAILED,
+                                        "Reload failed; the running configuration is kept (see the daemon's log).");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* Properties are readable by everyone: sd-bus checks the caller only for
+ * method calls and property writes (and refuses the UNPRIVILEGED flag on
+ * read-only properties). */
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+
+        SD_BUS_PROPERTY("NodeId", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Version", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RecordCount", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DockerState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DockerError", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HostsDirectory", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Domains", "as", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ClusterEnabled", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MemberCount", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DNSPort", "q", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ListenAddresses", "as", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StateDirectory", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DaemonVersion", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("StartTimestamp", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        /* Changes all the time: read it, do not wait for a signal. */
+        SD_BUS_PROPERTY("Uptime", "t", property_get, 0, 0),
+
+        SD_BUS_METHOD_WITH_ARGS("ListRecords",
+                                SD_BUS_ARGS("s", name, "s", source),
+                                SD_BUS_RESULT("a" RECORD_SIGNATURE, records),
+                                method_list_records, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Resolve",
+                                SD_BUS_ARGS("s", name, "s", type),
+                                SD_BUS_RESULT("s", rcode, "a" ANSWER_SIGNATURE, answers),
+                                method_resolve, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddRecord",
+                                SD_BUS_ARGS("s", name, "s", type, "s", value, "u", ttl),
+                                SD_BUS_NO_RESULT,
+                                method_add_record, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveRecord",
+                                SD_BUS_ARGS("s", name, "s", type, "s", value),
+                                SD_BUS_RESULT("u", removed),
+                                method_remove_record, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListMembers",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a" MEMBER_SIGNATURE, members),
+                                method_list_members, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Sync", NULL, NULL, method_sync, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Reload", NULL, NULL, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+
+        SD_BUS_SIGNAL_WITH_ARGS("RecordsChanged",
+                                SD_BUS_ARGS("a" RECORD_SIGNATURE, added, "a" RECORD_SIGNATURE, removed), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MemberChanged",
+                                SD_BUS_ARGS("s", node_id, "s", address, "s", state), 0),
+
+        SD_BUS_VTABLE_END
+};
+
+/* --- connection ---------------------------------------------------------- */
+
+static const char *bus_kind(Manager *m) {
+        return m->config.bus == BUS_USER ? "user" : "system";
+}
+
+static int on_name_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t result = 0;
+
+        if (e) {
+                log_warning("Failed to own the bus name %s on the %s bus, the D-Bus API is unavailable: %s",
+                            BUS_NAME, bus_kind(m), strna(e->message));
+                return 0;
+        }
+        (void) sd_bus_message_read(reply, "u", &result);
+        if (result == 1 /* DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER */ || result == 4 /* ALREADY_OWNER */)
+                log_info("Acquired bus name %s on the %s bus.", BUS_NAME, bus_kind(m));
+        else
+                log_warning("Bus name %s on the %s bus is owned by another process; the D-Bus API is unavailable.",
+                            BUS_NAME, bus_kind(m));
+        return 0;
+}
+
+static void bus_disconnect(Manager *m) {
+        m->bus = sd_bus_flush_close_unref(m->bus);
+}
+
+static void schedule_reconnect(Manager *m) {
+        ManagerBus *b = bus_data(m);
+        (void) sd_event_source_set_time_relative(b->reconnect_timer, RECONNECT_USEC);
+        (void) sd_event_source_set_enabled(b->reconnect_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+
+        log_warning("Lost the connection to the %s bus; DNS continues, retrying the bus every %llu s.",
+                    bus_kind(m), (unsigned long long) (RECONNECT_USEC / USEC_PER_SEC));
+        /* Not freed here: sd-bus is dispatching this very connection. */
+        schedule_reconnect(m);
+        return 0;
+}
+
+static int bus_connect(Manager *m) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (m->config.bus == BUS_USER)
+                r = sd_bus_open_user_with_description(&bus, "joyride");
+        else
+                r = sd_bus_open_system_with_description(&bus, "joyride");
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_vtable(bus, NULL, BUS_PATH, BUS_INTERFACE, manager_vtable, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal_async(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                      "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, NULL, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+        /* Asynchronous: never block the loop that answers DNS on the bus. */
+        r = sd_bus_request_name_async(bus, NULL, BUS_NAME, 0, on_name_reply, m);
+        if (r < 0)
+                return r;
+        m->bus = TAKE_PTR(bus);
+        return 0;
+}
+
+static int on_reconnect(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        bus_disconnect(m);
+        r = bus_connect(m);
+        if (r < 0) {
+                log_debug_errno(r, "Still cannot connect to the %s bus: %m", bus_kind(m));
+                schedule_reconnect(m);
+                return 0;
+        }
+        log_info("Connected to the %s bus.", bus_kind(m));
+        snapshot_all(m);
+        return 0;
+}
 
 int manager_bus_setup(Manager *m) {
+        ManagerBus *b;
+        int r;
+
+        if (m->bus_data)
+                return 0;
+        b = g_new0(ManagerBus, 1);
+        b->pending = g_ptr_array_new_with_free_func(pending_change_free);
+        b->pending_by_key = g_hash_table_new(g_str_hash, g_str_equal);
+        m->bus_data = b;
+
+        r = sd_event_add_defer(m->event, &b->flush_source, on_flush, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up D-Bus signal coalescing: %m");
+        /* Idle priority: runs after every other pending source of this turn. */
+        (void) sd_event_source_set_priority(b->flush_source, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_enabled(b->flush_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(b->flush_source, "bus-flush");
+
+        r = sd_event_add_time_relative(m->event, &b->poll_timer, CLOCK_MONOTONIC, PROPERTY_POLL_USEC,
+                                       PROPERTY_POLL_USEC / 2, on_poll, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up D-Bus property polling: %m");
+        (void) sd_event_source_set_enabled(b->poll_timer, SD_EVENT_ON);
+        (void) sd_event_source_set_description(b->poll_timer, "bus-property-poll");
+
+        r = sd_event_add_time_relative(m->event, &b->reconnect_timer, CLOCK_MONOTONIC, RECONNECT_USEC,
+                                       USEC_PER_SEC, on_reconnect, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up D-Bus reconnection: %m");
+        (void) sd_event_source_set_enabled(b->reconnect_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(b->reconnect_timer, "bus-reconnect");
+
+        store_subscribe(m->store, on_record_change, m);
+        snapshot_all(m);
+
+        r = bus_connect(m);
+        if (r < 0) {
+                /* DNS matters more than the management API: serve, and retry. */
+                log_warning_errno(r, "Cannot connect to the %s bus, the D-Bus API is unavailable for now (retrying every %llu s): %m",
+                                  bus_kind(m), (unsigned long long) (RECONNECT_USEC / USEC_PER_SEC));
+                schedule_reconnect(m);
+        }
         return 0;
 }
 
 void manager_bus_done(Manager *m) {
+        ManagerBus *b = bus_data(m);
+
+        if (!b)
+                return;
+        if (m->store)
+                store_unsubscribe(m->store, on_record_change, m);
+        bus_disconnect(m);
+        sd_event_source_disable_unref(b->flush_source);
+        sd_event_source_disable_unref(b->poll_timer);
+        sd_event_source_disable_unref(b->reconnect_timer);
+        g_hash_table_destroy(b->pending_by_key);
+        g_ptr_array_free(b->pending, TRUE);
+        for (size_t i = 0; i < N_TRACKED; i++)
+                g_free(b->snapshot[i]);
+        g_free(b);
+        m->bus_data = NULL;
 }

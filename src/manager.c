@@ -12,6 +12,7 @@
 #include "log.h"
 #include "manager.h"
 #include "manager-bus.h"
+#include "state.h"
 
 #define LOG_LINES_PER_TURN 20
 #define STATUS_INTERVAL_USEC (2 * USEC_PER_SEC)
@@ -280,6 +281,10 @@ int manager_start(Manager *m) {
         r = manager_setup_hosts(m);
         if (r < 0)
                 return r;
+
+        /* Records added over D-Bus belong to the daemon: served whether or not
+         * the bus is there. A bad state file is moved aside, never fatal. */
+        (void) state_load(m->store, m->config.state_directory);
 
         if (m->config.docker_enabled) {
                 DockerOptions dopts = {

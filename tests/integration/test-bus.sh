@@ -1,0 +1,620 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# org.joyride.DNS and joyridectl against the real joyrided on a private
+# dbus-daemon configured like the system bus, with the project's own policy
+# (data/dbus/org.joyride.DNS.conf). Needs root (to run things as nobody).
+#
+# Usage: test-bus.sh BUILDDIR
+set -euo pipefail
+
+BUILD=$(cd "${1:?usage: test-bus.sh BUILDDIR}" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+. "$SRC/tests/integration/lib.sh"
+. "$SRC/tests/integration/bus-lib.sh"
+
+if [ "$(id -u)" != 0 ]; then
+        echo "SKIP: needs root"
+        exit 77
+fi
+for tool in dbus-daemon dbus-send busctl dig python3 runuser script; do
+        command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+done
+
+T=$(mktemp -d /tmp/joyride-bus.XXXXXX)
+chmod 755 "$T"          # nobody must reach the bus socket below it
+STATE=$T/state
+HOSTS=$T/hosts
+CONF=$T/joyride.conf
+PORT=$(free_port)
+NODE=testnode
+DAEMON_PID=
+ACTIVATED_PID=
+MONITOR_PID=
+BUS_PID=
+OPEN_BUS_PID=
+OPEN_DAEMON_PID=
+
+cleanup() {
+        local rc=$?
+        [ -n "$MONITOR_PID" ] && kill "$MONITOR_PID" 2>/dev/null
+        [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null
+        [ -n "$OPEN_DAEMON_PID" ] && kill "$OPEN_DAEMON_PID" 2>/dev/null
+        [ -n "$ACTIVATED_PID" ] && kill "$ACTIVATED_PID" 2>/dev/null
+        [ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+        [ -n "$OPEN_BUS_PID" ] && kill "$OPEN_BUS_PID" 2>/dev/null
+        wait 2>/dev/null
+        if [ $rc -ne 0 ]; then
+                for f in "$T"/*.log "$T"/bus/bus.log; do
+                        [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
+                done
+        fi
+        rm -rf "$T"
+}
+trap cleanup EXIT
+
+# Everything nobody runs must be reachable by nobody.
+mkdir -p "$T/bin" "$HOSTS"
+cp "$BUILD/src/joyridectl" "$T/bin/"
+CTL=$T/bin/joyridectl
+chmod 755 "$T/bin" "$CTL"
+
+printf '# joyride test config\n[DNS]\nDomains=example.com,in-addr.arpa\n' >"$CONF"
+printf '10.9.0.1 base.example.com\n10.9.0.2 other.example.com\n' >"$HOSTS/base.hosts"
+
+DAEMON_ARGS="--config=$CONF --node-id=$NODE --hosts-directory=$HOSTS"
+start_system_bus "$T/bus" "$SRC"
+# shellcheck disable=SC2086
+start_daemon "$T/daemon.log" $DAEMON_ARGS
+ok "joyrided owns org.joyride.DNS on a private system bus"
+
+call() {
+        busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS "$@"
+}
+prop() {
+        busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS "$1"
+}
+# dig_is NAME TYPE VALUE: the DNS port answers NAME TYPE with exactly VALUE.
+dig_is() {
+        [ "$(dig_short "$PORT" "$1" "$2")" = "$3" ]
+}
+# expect_error ERRORNAME TEXT METHOD ARGS...: dbus-send the call, expect that
+# D-Bus error with TEXT in its message.
+expect_error() {
+        local name=$1 text=$2 method=$3 out
+        shift 3
+        if out=$(dbus-send --system --print-reply --dest=org.joyride.DNS /org/joyride/DNS \
+                        "org.joyride.DNS.$method" "$@" 2>&1); then
+                fail "$method $* succeeded, expected $name"
+        fi
+        grep -q "^Error $name: " <<<"$out" || fail "$method $*: expected $name, got: $out"
+        grep -qF -- "$text" <<<"$out" || fail "$method $*: message lacks '$text': $out"
+}
+
+# --- introspection --------------------------------------------------------
+
+busctl --system introspect org.joyride.DNS /org/joyride/DNS >"$T/introspect.txt"
+grep -q '^org\.joyride\.DNS  *interface' "$T/introspect.txt" || fail "busctl introspect shows no org.joyride.DNS"
+for member in $(python3 - "$SRC/data/dbus/org.joyride.DNS.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+for i in ET.parse(sys.argv[1]).getroot().iter('interface'):
+    for e in i:
+        print(e.get('name'))
+PY
+); do
+        grep -q "^\.$member " "$T/introspect.txt" || fail "busctl introspect lacks .$member"
+done
+ok "busctl introspect shows the interface and every documented member"
+
+busctl --system introspect --xml-interface org.joyride.DNS /org/joyride/DNS >"$T/exported.xml"
+python3 - "$SRC/data/dbus/org.joyride.DNS.xml" "$T/exported.xml" <<'PY' || fail "data/dbus/org.joyride.DNS.xml differs from the exported interface"
+import sys, xml.etree.ElementTree as ET
+
+def describe(path):
+    root = ET.parse(path).getroot()
+    ifaces = [i for i in root.iter('interface') if i.get('name') == 'org.joyride.DNS']
+    assert len(ifaces) == 1, f"{path}: no org.joyride.DNS interface"
+    out = {}
+    for e in ifaces[0]:
+        if e.tag == 'property':
+            emits = {a.get('name'): a.get('value') for a in e.findall('annotation')}.get(
+                'org.freedesktop.DBus.Property.EmitsChangedSignal', 'true')
+            out[('property', e.get('name'))] = (e.get('type'), e.get('access'), emits)
+        elif e.tag in ('method', 'signal'):
+            args = tuple((a.get('type'), a.get('name'), a.get('direction', 'in' if e.tag == 'method' else 'out'))
+                         for a in e.findall('arg'))
+            out[(e.tag, e.get('name'))] = args
+    return out
+
+doc, live = describe(sys.argv[1]), describe(sys.argv[2])
+bad = False
+for k in sorted(set(doc) | set(live)):
+    if doc.get(k) != live.get(k):
+        print(f"{k[0]} {k[1]}: documented {doc.get(k)}, exported {live.get(k)}", file=sys.stderr)
+        bad = True
+sys.exit(1 if bad else 0)
+PY
+ok "data/dbus/org.joyride.DNS.xml matches the exported methods, properties and signals"
+
+# --- properties -------------------------------------------------------------
+
+[ "$(prop NodeId)" = "s \"$NODE\"" ] || fail "NodeId: $(prop NodeId)"
+[ "$(prop DNSPort)" = "q $PORT" ] || fail "DNSPort: $(prop DNSPort)"
+prop ListenAddresses | grep -qF "\"udp 127.0.0.1:$PORT\"" || fail "ListenAddresses: $(prop ListenAddresses)"
+prop ListenAddresses | grep -qF "\"tcp 127.0.0.1:$PORT\"" || fail "ListenAddresses: $(prop ListenAddresses)"
+[ "$(prop DockerState)" = 's "disabled"' ] || fail "DockerState: $(prop DockerState)"
+[ "$(prop DockerError)" = 's ""' ] || fail "DockerError: $(prop DockerError)"
+[ "$(prop HostsDirectory)" = "s \"$HOSTS\"" ] || fail "HostsDirectory: $(prop HostsDirectory)"
+[ "$(prop Domains)" = 'as 2 "example.com" "in-addr.arpa"' ] || fail "Domains: $(prop Domains)"
+[ "$(prop ClusterEnabled)" = "b false" ] || fail "ClusterEnabled: $(prop ClusterEnabled)"
+[ "$(prop MemberCount)" = "u 0" ] || fail "MemberCount: $(prop MemberCount)"
+[ "$(prop RecordCount)" = "u 2" ] || fail "RecordCount (the two hosts entries): $(prop RecordCount)"
+[ "$(prop StateDirectory)" = "s \"$STATE\"" ] || fail "StateDirectory: $(prop StateDirectory)"
+version=$("$BUILD/src/joyrided" --version | grep -o '[0-9][0-9.]*' | head -n1)
+[ "$(prop DaemonVersion)" = "s \"$version\"" ] || fail "DaemonVersion: $(prop DaemonVersion), joyrided --version: $version"
+v0=$(prop Version | cut -d' ' -f2)
+[ "$v0" -ge 2 ] || fail "Version $v0 after loading two records"
+start=$(prop StartTimestamp | cut -d' ' -f2)
+now=$(date +%s%6N)
+[ $(( now - start )) -ge 0 ] && [ $(( now - start )) -lt 60000000 ] || fail "StartTimestamp $start is not the recent start"
+u1=$(prop Uptime | cut -d' ' -f2)
+sleep 0.1
+u2=$(prop Uptime | cut -d' ' -f2)
+[ "$u2" -gt "$u1" ] || fail "Uptime does not grow: $u1, $u2"
+ok "every property reads right through busctl"
+
+# --- methods through busctl -----------------------------------------------
+
+call AddRecord sssu web.example.com "" 10.0.0.1 60
+call AddRecord sssu web.example.com "" 2001:db8::1 0
+call AddRecord sssu alias.example.com CNAME web.example.com. 120
+call AddRecord sssu txt.example.com TXT "hello world" 45
+[ "$(dig_short "$PORT" web.example.com A)" = 10.0.0.1 ] || fail "dig does not see the A record added over D-Bus"
+[ "$(dig_short "$PORT" web.example.com AAAA)" = 2001:db8::1 ] || fail "dig does not see the AAAA record"
+dig @127.0.0.1 -p "$PORT" +noall +answer +tries=1 +time=1 web.example.com AAAA | grep -q '^web\.example\.com\.[[:space:]]*30[[:space:]]' \
+        || fail "TTL 0 did not give the default TTL (30)"
+[ "$(dig_short "$PORT" txt.example.com TXT)" = '"hello world"' ] || fail "dig does not see the TXT record"
+ok "AddRecord (type inferred from addresses, default TTL) answers in dig at once"
+
+out=$(call ListRecords ss "" dbus)
+[ "$out" = 'a(sssus) 4 "alias.example.com" "CNAME" "web.example.com" 120 "dbus" "txt.example.com" "TXT" "hello world" 45 "dbus" "web.example.com" "A" "10.0.0.1" 60 "dbus" "web.example.com" "AAAA" "2001:db8::1" 30 "dbus"' ] \
+        || fail "ListRecords '' dbus: $out"
+out=$(call ListRecords ss WEB.example.com. "")
+[ "$(echo "$out" | cut -d' ' -f1-2)" = "a(sssus) 2" ] || fail "ListRecords by name: $out"
+out=$(call ListRecords ss "" hosts:)
+echo "$out" | grep -qF "\"base.example.com\" \"A\" \"10.9.0.1\" 30 \"hosts:$HOSTS/base.hosts:1\"" || fail "ListRecords hosts: $out"
+[ "$(echo "$out" | cut -d' ' -f1-2)" = "a(sssus) 2" ] || fail "ListRecords hosts: $out"
+[ "$(prop RecordCount)" = "u 6" ] || fail "RecordCount: $(prop RecordCount)"
+ok "ListRecords lists, filters by name and by source, with TTL and source"
+
+out=$(call Resolve ss alias.example.com A)
+[ "$out" = 'sa(sssu) "NOERROR" 2 "alias.example.com" "CNAME" "web.example.com" 120 "web.example.com" "A" "10.0.0.1" 60' ] \
+        || fail "Resolve alias A: $out"
+[ "$(call Resolve ss nothing.example.com A)" = 'sa(sssu) "NXDOMAIN" 0' ] || fail "Resolve NXDOMAIN"
+[ "$(call Resolve ss web.example.org A)" = 'sa(sssu) "REFUSED" 0' ] || fail "Resolve outside Domains is not REFUSED"
+[ "$(call Resolve ss web.example.com TXT)" = 'sa(sssu) "NOERROR" 0' ] || fail "Resolve NODATA"
+[ "$(call Resolve ss 1.0.0.10.in-addr.arpa PTR)" = 'sa(sssu) "NOERROR" 1 "1.0.0.10.in-addr.arpa" "PTR" "web.example.com" 60' ] \
+        || fail "Resolve PTR: $(call Resolve ss 1.0.0.10.in-addr.arpa PTR)"
+[ "$(call Resolve ss txt.example.com "")" = 'sa(sssu) "NOERROR" 0' ] || fail "Resolve with empty type is not A"
+# The same answer as the DNS port gives, record for record.
+for q in "alias.example.com A" "web.example.com AAAA" "txt.example.com TXT" "base.example.com A"; do
+        set -- $q
+        via_bus=$(call Resolve ss "$1" "$2" | python3 -c '
+import shlex, sys
+w = shlex.split(sys.stdin.read())
+n = int(w[2]); items = w[3:]
+for i in range(n):
+    name, typ, value, ttl = items[4*i:4*i+4]
+    if typ == "TXT": value = "\"%s\"" % value
+    if typ in ("CNAME", "PTR"): value += "."
+    print(name + ".", ttl, "IN", typ, value)')
+        via_dig=$(dig @127.0.0.1 -p "$PORT" +noall +answer +tries=1 +time=1 "$1" "$2" | awk '{ $1=$1; print }')
+        [ "$via_bus" = "$via_dig" ] || fail "Resolve $q differs from dig: '$via_bus' vs '$via_dig'"
+done
+ok "Resolve answers with rcode and records exactly as the DNS server does"
+
+[ "$(call RemoveRecord sss web.example.com AAAA 2001:db8:0::1)" = "u 1" ] || fail "RemoveRecord AAAA (non-canonical value)"
+[ -z "$(dig_short "$PORT" web.example.com AAAA)" ] || fail "dig still sees the removed AAAA"
+[ "$(dig_short "$PORT" web.example.com A)" = 10.0.0.1 ] || fail "RemoveRecord AAAA removed the A record too"
+[ "$(call RemoveRecord sss base.example.com "" "")" = "u 0" ] || fail "RemoveRecord removed a hosts-file record"
+[ "$(dig_short "$PORT" base.example.com A)" = 10.9.0.1 ] || fail "hosts record gone after RemoveRecord"
+[ "$(call RemoveRecord sss nothing.example.com "" "")" = "u 0" ] || fail "RemoveRecord of nothing"
+[ "$(call ListMembers)" = "a(sssut) 0" ] || fail "ListMembers without a cluster: $(call ListMembers)"
+expect_error org.joyride.DNS.Error.NoCluster "Clustering is not enabled" Sync
+printf '[DNS]\nDomains=example.com,example.net,in-addr.arpa\n' >"$CONF"
+printf '10.9.0.3 late.example.net\n' >"$HOSTS/late.hosts"
+call Reload
+[ "$(prop Domains)" = 'as 3 "example.com" "example.net" "in-addr.arpa"' ] || fail "Reload did not apply the new Domains"
+[ "$(dig_short "$PORT" late.example.net A)" = 10.9.0.3 ] || fail "Reload did not rescan the hosts directory"
+echo 'not = [valid' >"$CONF"
+expect_error org.joyride.DNS.Error.ReloadFailed "Reload failed" Reload
+[ "$(prop Domains)" = 'as 3 "example.com" "example.net" "in-addr.arpa"' ] || fail "a failed Reload changed Domains"
+printf '[DNS]\nDomains=example.com,example.net,in-addr.arpa\n' >"$CONF"
+ok "RemoveRecord, ListMembers, Sync and Reload work through busctl"
+
+# --- invalid input ----------------------------------------------------------
+
+count=$(prop RecordCount)
+sum=$(md5sum <"$STATE/records.json")
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Invalid name 'bad..example.com'" \
+        AddRecord string:bad..example.com string: string:10.0.0.5 uint32:60
+expect_error org.freedesktop.DBus.Error.InvalidArgs "not an IPv4 address" \
+        AddRecord string:x.example.com string:A string:10.0.0.300 uint32:60
+expect_error org.freedesktop.DBus.Error.InvalidArgs "not an IP address" \
+        AddRecord string:x.example.com string: string:10.0.0.300 uint32:60
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Unknown record type 'MX'" \
+        AddRecord string:x.example.com string:MX string:"10 mail.example.com" uint32:60
+expect_error org.freedesktop.DBus.Error.InvalidArgs "TTL 604801 is out of range" \
+        AddRecord string:x.example.com string: string:10.0.0.5 uint32:604801
+expect_error org.freedesktop.DBus.Error.InvalidArgs "not an IPv6 address" \
+        AddRecord string:x.example.com string:AAAA string:10.0.0.5 uint32:60
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Missing record name" \
+        AddRecord string: string: string:10.0.0.5 uint32:60
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Unknown record type 'BOGUS'" \
+        RemoveRecord string:web.example.com string:BOGUS string:
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Unknown DNS type 'BOGUS'" \
+        Resolve string:web.example.com string:BOGUS
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Invalid name" \
+        ListRecords string:a..b string:
+[ "$(prop RecordCount)" = "$count" ] || fail "refused input changed the records"
+[ "$(md5sum <"$STATE/records.json")" = "$sum" ] || fail "refused input changed the state file"
+[ -z "$(dig_short "$PORT" x.example.com A)" ] || fail "a refused record is served"
+ok "invalid input gets InvalidArgs saying what is wrong, and changes nothing"
+
+# --- coalesced signals ------------------------------------------------------
+
+start_monitor() {
+        busctl --system monitor --json=short --match "type='signal',sender='org.joyride.DNS'" \
+                >"$T/monitor.json" 2>"$T/monitor.err" &
+        MONITOR_PID=$!
+        wait_for "busctl monitor" 5 grep -q Monitoring "$T/monitor.err"
+}
+stop_monitor() {
+        sleep 0.5       # let the last signals arrive
+        kill "$MONITOR_PID"
+        wait "$MONITOR_PID" 2>/dev/null || true
+        MONITOR_PID=
+}
+
+call AddRecord sssu many.example.com "" 10.2.0.1 60
+call AddRecord sssu many.example.com "" 10.2.0.2 60
+call AddRecord sssu many.example.com TXT "three" 60
+start_monitor
+[ "$(call RemoveRecord sss many.example.com "" "")" = "u 3" ] || fail "RemoveRecord of three records"
+printf '10.3.0.1 h1.example.com\n10.3.0.2 h2.example.com\n10.3.0.3 h3.example.com\n10.3.0.4 h4.example.com\n' >"$T/five.tmp"
+echo '10.3.0.5 h5.example.com' >>"$T/five.tmp"
+mv "$T/five.tmp" "$HOSTS/five.hosts"
+wait_for "the new hosts file" 5 dig_is h5.example.com A 10.3.0.5
+stop_monitor
+python3 - "$T/monitor.json" "$HOSTS" <<'PY' || fail "signals were not coalesced as expected"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+changed = [m['payload']['data'] for m in msgs if m.get('member') == 'RecordsChanged']
+props = [m['payload']['data'][1] for m in msgs if m.get('member') == 'PropertiesChanged']
+# One signal for the three removals of one call, one for the five lines of one file.
+removals = [c for c in changed if c[1]]
+additions = [c for c in changed if c[0]]
+assert len(changed) == 2, f"expected 2 RecordsChanged, got {len(changed)}: {changed}"
+assert len(removals) == 1 and not removals[0][0], removals
+assert sorted((r[0], r[1], r[2], r[3], r[4]) for r in removals[0][1]) == [
+    ('many.example.com', 'A', '10.2.0.1', 60, 'dbus'), ('many.example.com', 'A', '10.2.0.2', 60, 'dbus'),
+    ('many.example.com', 'TXT', 'three', 60, 'dbus')], removals[0][1]
+assert len(additions) == 1 and len(additions[0][0]) == 5, additions
+assert all(r[4].startswith('hosts:' + sys.argv[2] + '/five.hosts:') for r in additions[0][0]), additions
+# The counters follow, in one PropertiesChanged per turn.
+counts = [p['RecordCount']['data'] for p in props if 'RecordCount' in p]
+assert len(counts) == 2 and counts[1] - counts[0] == 5, counts
+assert all('Version' in p for p in props if 'RecordCount' in p), props
+PY
+ok "one RecordsChanged per turn carries every change (3 removals; 5 hosts lines), PropertiesChanged follows"
+
+# --- joyridectl -------------------------------------------------------------
+
+"$CTL" status >"$T/status.txt"
+grep -Eq "^ *Node: $NODE\$" "$T/status.txt" || fail "joyridectl status: $(cat "$T/status.txt")"
+grep -Eq "^ *DNS: udp 127.0.0.1:$PORT, tcp 127.0.0.1:$PORT\$" "$T/status.txt" || fail "status DNS line"
+grep -Eq "^ *Docker: disabled\$" "$T/status.txt" || fail "status Docker line"
+grep -Eq "^ *Cluster: disabled\$" "$T/status.txt" || fail "status Cluster line"
+grep -Eq "^ *Hosts directory: $HOSTS\$" "$T/status.txt" || fail "status hosts line"
+grep -Eq "^ *Records: $(prop RecordCount | cut -d' ' -f2)\$" "$T/status.txt" || fail "status Records line"
+"$CTL" status --json=short >"$T/status.json"
+[ "$(wc -l <"$T/status.json")" = 1 ] || fail "--json=short is not one line"
+python3 - "$T/status.json" "$NODE" "$PORT" <<'PY' || fail "joyridectl status --json"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s['NodeId'] == sys.argv[2] and s['DNSPort'] == int(sys.argv[3]), s
+assert s['DockerState'] == 'disabled' and s['ClusterEnabled'] is False and s['MemberCount'] == 0, s
+assert s['Domains'] == ['example.com', 'example.net', 'in-addr.arpa'], s
+assert s['Uptime'] > 0 and s['Version'] > 0, s
+PY
+ok "joyridectl status, as a table and as JSON"
+
+"$CTL" add web.example.com 10.0.0.2 --ttl=90
+"$CTL" add --type=CNAME www.example.com web.example.com
+"$CTL" records web.example.com >"$T/records.txt"
+head -n1 "$T/records.txt" | grep -Eq '^NAME +TYPE +VALUE +TTL SOURCE$' || fail "records header: $(head -n1 "$T/records.txt")"
+grep -Eq '^web\.example\.com +A +10\.0\.0\.2 +90 dbus$' "$T/records.txt" || fail "records row: $(cat "$T/records.txt")"
+grep -q '^2 records listed\.$' "$T/records.txt" || fail "records footer: $(cat "$T/records.txt")"
+"$CTL" records --no-legend --source=hosts: >"$T/records.txt"
+grep -q NAME "$T/records.txt" && fail "--no-legend still prints the header"
+grep -q listed "$T/records.txt" && fail "--no-legend still prints the footer"
+[ "$(wc -l <"$T/records.txt")" = "$(call ListRecords ss "" hosts: | cut -d' ' -f2)" ] || fail "--source=hosts: rows"
+"$CTL" records --json=pretty --source=dbus >"$T/records.json"
+python3 - "$T/records.json" <<'PY' || fail "joyridectl records --json=pretty"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert {'name': 'www.example.com', 'type': 'CNAME', 'value': 'web.example.com', 'ttl': 30, 'source': 'dbus'} in r, r
+assert all(x['source'] == 'dbus' for x in r), r
+PY
+[ "$(wc -l <"$T/records.json")" -gt 3 ] || fail "--json=pretty is not indented"
+"$CTL" query www.example.com >"$T/query.txt"
+grep -Eq '^www\.example\.com +CNAME +30 web\.example\.com$' "$T/query.txt" || fail "query: $(cat "$T/query.txt")"
+grep -q '^NOERROR, 3 answers\.$' "$T/query.txt" || fail "query footer: $(cat "$T/query.txt")"
+"$CTL" query --json=short web.example.com A >"$T/query.json"
+python3 - "$T/query.json" <<'PY' || fail "joyridectl query --json"
+import json, sys
+q = json.load(open(sys.argv[1]))
+assert q['rcode'] == 'NOERROR' and sorted(a['value'] for a in q['answers']) == ['10.0.0.1', '10.0.0.2'], q
+PY
+set +e
+"$CTL" query nothing.example.com 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q 'NXDOMAIN' "$T/err.txt" || fail "query of a missing name: rc $rc, $(cat "$T/err.txt")"
+"$CTL" remove web.example.com 10.0.0.2
+[ "$(dig_short "$PORT" web.example.com A)" = 10.0.0.1 ] || fail "joyridectl remove NAME VALUE"
+set +e
+"$CTL" remove base.example.com 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q 'other source' "$T/err.txt" || fail "remove of a hosts record: rc $rc, $(cat "$T/err.txt")"
+"$CTL" members >"$T/members.txt"
+head -n1 "$T/members.txt" | grep -Eq '^NODE +ADDRESS +STATE +RECORDS +SINCE$' || fail "members header"
+grep -q '^0 members listed\.$' "$T/members.txt" || fail "members footer"
+[ "$("$CTL" members --json=short)" = "[]" ] || fail "members --json"
+set +e
+"$CTL" sync 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q 'Clustering is not enabled' "$T/err.txt" || fail "sync without a cluster: rc $rc"
+"$CTL" reload || fail "joyridectl reload"
+ok "joyridectl records, query, add, remove, members, sync, reload (tables, --no-legend, --json)"
+
+set +e
+"$CTL" add bad..example.com 10.0.0.1 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "Invalid name 'bad..example.com'" "$T/err.txt" || fail "add bad name: rc $rc, $(cat "$T/err.txt")"
+set +e
+"$CTL" add x.example.com 10.0.0.1 --ttl=forever 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "Invalid TTL 'forever'" "$T/err.txt" || fail "add bad TTL: rc $rc"
+set +e
+"$CTL" frobnicate 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "Unknown command 'frobnicate'" "$T/err.txt" || fail "unknown verb: rc $rc"
+ok "joyridectl exits 2 with the daemon's reason on bad input"
+
+# The pager: only on a terminal, never with --no-pager.
+script -qec "PAGER='sed s/^/PAGED:/' $CTL records" /dev/null >"$T/tty.txt"
+grep -q '^PAGED:NAME' "$T/tty.txt" || fail "no pager on a terminal: $(head -n3 "$T/tty.txt")"
+script -qec "PAGER='sed s/^/PAGED:/' $CTL --no-pager records" /dev/null >"$T/tty.txt"
+grep -q 'PAGED:' "$T/tty.txt" && fail "--no-pager still pages"
+PAGER='sed s/^/PAGED:/' "$CTL" records | grep -q 'PAGED:' && fail "paged although stdout is a pipe"
+ok "joyridectl pages only on a terminal, and not with --no-pager"
+
+LANGUAGE=de LC_ALL=C.UTF-8 JOYRIDE_LOCALEDIR="$BUILD/po" "$CTL" records >"$T/de.txt"
+head -n1 "$T/de.txt" | grep -Eq '^NAME +TYP +WERT +TTL QUELLE$' || fail "German header: $(head -n1 "$T/de.txt")"
+grep -q 'Einträge aufgelistet' "$T/de.txt" || fail "German footer"
+ok "joyridectl speaks German with LANGUAGE=de"
+
+# --- access -----------------------------------------------------------------
+
+as_nobody() {
+        runuser -u nobody -- env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$@"
+}
+count=$(prop RecordCount)
+as_nobody busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS RecordCount >/dev/null \
+        || fail "nobody cannot read a property"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.freedesktop.DBus.Properties GetAll s org.joyride.DNS >/dev/null \
+        || fail "nobody cannot GetAll"
+as_nobody busctl --system introspect org.joyride.DNS /org/joyride/DNS >/dev/null || fail "nobody cannot introspect"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListRecords ss "" "" >/dev/null \
+        || fail "nobody cannot ListRecords"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS Resolve ss web.example.com A >/dev/null \
+        || fail "nobody cannot Resolve"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListMembers >/dev/null \
+        || fail "nobody cannot ListMembers"
+as_nobody "$CTL" status >/dev/null || fail "nobody: joyridectl status"
+as_nobody "$CTL" records >/dev/null || fail "nobody: joyridectl records"
+as_nobody "$CTL" query web.example.com >/dev/null || fail "nobody: joyridectl query"
+for m in "AddRecord sssu n.example.com A 10.0.0.9 60" "RemoveRecord sss web.example.com A 10.0.0.1" "Sync" "Reload"; do
+        # shellcheck disable=SC2086
+        if as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS $m 2>"$T/err.txt"; then
+                fail "nobody may call $m"
+        fi
+        grep -qi 'access denied' "$T/err.txt" || fail "nobody, $m: $(cat "$T/err.txt")"
+done
+for v in "add n.example.com 10.0.0.9" "remove web.example.com" "sync" "reload"; do
+        set +e
+        # shellcheck disable=SC2086
+        as_nobody "$CTL" $v 2>"$T/err.txt"; rc=$?
+        set -e
+        [ $rc = 4 ] && grep -q 'Permission denied' "$T/err.txt" || fail "nobody: joyridectl $v: rc $rc, $(cat "$T/err.txt")"
+done
+if as_nobody busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+                RequestName su org.joyride.DNS 4 2>/dev/null; then
+        fail "nobody may own org.joyride.DNS"
+fi
+[ "$(prop RecordCount)" = "$count" ] || fail "nobody changed the records"
+[ "$(dig_short "$PORT" web.example.com A)" = 10.0.0.1 ] || fail "nobody removed a record"
+ok "nobody can read everything, gets AccessDenied on every write, and cannot own the name (bus policy)"
+
+# The daemon's own check, on a bus whose policy lets everyone call everything.
+start_open_bus "$T/openbus"
+OPEN_PORT=$(free_port)
+"$BUILD/src/joyrided" --config=/dev/null --dns-bind-address=127.0.0.1 --dns-port="$OPEN_PORT" \
+        --state-directory="$T/openstate" --no-docker --no-http --no-cluster --bus=user >"$T/open-daemon.log" 2>&1 </dev/null &
+OPEN_DAEMON_PID=$!
+wait_for "joyrided on the open bus" 10 name_owned --user
+as_nobody_user() {
+        runuser -u nobody -- env DBUS_SESSION_BUS_ADDRESS="$DBUS_SESSION_BUS_ADDRESS" "$@"
+}
+as_nobody_user busctl --user call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListRecords ss "" "" >/dev/null \
+        || fail "nobody cannot read on the open bus"
+# dbus-send, because busctl replaces every AccessDenied message with "Access denied".
+for m in "AddRecord string:n.example.com string:A string:10.0.0.9 uint32:60" \
+         "RemoveRecord string:n.example.com string:A string:10.0.0.9" "Sync" "Reload"; do
+        # shellcheck disable=SC2086
+        if as_nobody_user dbus-send --session --print-reply --dest=org.joyride.DNS /org/joyride/DNS \
+                        org.joyride.DNS.$m >/dev/null 2>"$T/err.txt"; then
+                fail "the daemon lets nobody call $m"
+        fi
+        grep -q '^Error org.freedesktop.DBus.Error.AccessDenied: .*need root or CAP_NET_ADMIN' "$T/err.txt" \
+                || fail "daemon check, $m: $(cat "$T/err.txt")"
+done
+set +e
+as_nobody_user "$CTL" --user add n.example.com 10.0.0.9 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 4 ] || fail "joyridectl --user add as nobody: rc $rc"
+busctl --user call org.joyride.DNS /org/joyride/DNS org.joyride.DNS AddRecord sssu n.example.com "" 10.0.0.9 60 \
+        || fail "root cannot add on the open bus"
+[ "$(dig_short "$OPEN_PORT" n.example.com A)" = 10.0.0.9 ] || fail "the --bus=user daemon does not serve its record"
+[ "$("$CTL" --user records --no-legend | wc -l)" = 1 ] || fail "joyridectl --user"
+kill "$OPEN_DAEMON_PID"
+wait "$OPEN_DAEMON_PID" 2>/dev/null || true
+OPEN_DAEMON_PID=
+ok "the daemon itself refuses writes from nobody (AccessDenied), root may write; --bus=user and joyridectl --user work"
+
+# --- persistence ------------------------------------------------------------
+
+python3 - "$STATE/records.json" <<'PY' || fail "state file content"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s['version'] == 1, s
+recs = {(r['name'], r['type'], r['value'], r['ttl']) for r in s['records']}
+assert ('web.example.com', 'A', '10.0.0.1', 60) in recs and ('www.example.com', 'CNAME', 'web.example.com', 30) in recs, recs
+assert not any(r[0] == 'base.example.com' for r in recs), 'hosts records do not belong in the state'
+PY
+[ -z "$(find "$STATE" -name 'records.json.*')" ] || fail "temporary files left in the state directory"
+before=$(call ListRecords ss "" dbus)
+stop_daemon
+# shellcheck disable=SC2086
+start_daemon "$T/daemon2.log" $DAEMON_ARGS
+[ "$(call ListRecords ss "" dbus)" = "$before" ] || fail "D-Bus records changed across a restart"
+[ "$(dig_short "$PORT" web.example.com A)" = 10.0.0.1 ] || fail "record added over D-Bus not served after a restart"
+[ "$(dig_short "$PORT" www.example.com CNAME)" = web.example.com. ] || fail "CNAME not served after a restart"
+[ "$(call RemoveRecord sss www.example.com "" "")" = "u 1" ] || fail "RemoveRecord after restart"
+grep -q www.example.com "$STATE/records.json" && fail "the state file still holds the removed record"
+stop_daemon
+# shellcheck disable=SC2086
+start_daemon "$T/daemon3.log" $DAEMON_ARGS
+[ -z "$(dig_short "$PORT" www.example.com CNAME)" ] || fail "a removed record came back after a restart"
+ok "records added over D-Bus survive restarts (state file), removal too"
+
+# The bus restarts under a running daemon: it reconnects and takes its name again.
+kill "$BUS_PID"
+wait "$BUS_PID" 2>/dev/null || true
+rm -f "$T/bus/bus.sock"
+start_system_bus "$T/bus" "$SRC"
+wait_for "joyrided to come back to the new bus" 15 name_owned
+grep -q 'Lost the connection to the system bus' "$T/daemon3.log" || fail "the lost bus is not reported"
+[ "$(call ListRecords ss web.example.com dbus | cut -d' ' -f1-2)" = "a(sssus) 1" ] || fail "API after reconnecting"
+ok "after the bus restarts, joyrided reconnects and owns its name again"
+
+# A daemon that cannot reach the bus keeps serving DNS.
+stop_daemon
+DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/no-such-bus "$BUILD/src/joyrided" $DAEMON_ARGS --dns-bind-address=127.0.0.1 \
+        --dns-port="$PORT" --state-directory="$STATE" --no-docker --no-http --no-cluster --bus=system \
+        >"$T/nobus.log" 2>&1 </dev/null &
+DAEMON_PID=$!
+wait_for "DNS without a bus" 10 dig_is web.example.com A 10.0.0.1
+grep -q 'Cannot connect to the system bus' "$T/nobus.log" || fail "no warning about the missing bus: $(cat "$T/nobus.log")"
+kill -0 "$DAEMON_PID" || fail "joyrided died without a bus"
+stop_daemon
+ok "without a reachable bus joyrided warns and serves DNS, with its saved records"
+
+# A corrupt state file is moved aside; the daemon starts anyway.
+echo '{ "version": 1, "records": [ { "name": ' >"$STATE/records.json"
+# shellcheck disable=SC2086
+start_daemon "$T/daemon4.log" $DAEMON_ARGS
+aside=$(find "$STATE" -name 'records.json.corrupt-*')
+[ -n "$aside" ] || fail "the corrupt state file was not moved aside: $(ls "$STATE")"
+grep -q '"name": $' "$aside" || fail "the moved file is not the corrupt one"
+grep -q "unusable" "$T/daemon4.log" || fail "no report of the corrupt state file"
+[ "$(call ListRecords ss "" dbus)" = "a(sssus) 0" ] || fail "records from a corrupt file"
+call AddRecord sssu fresh.example.com "" 10.4.0.1 60
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["records"][0]["name"] == "fresh.example.com"' \
+        "$STATE/records.json" || fail "no new state file after a corrupt one"
+stop_daemon
+rm -f "$STATE"/records.json.corrupt-*
+cat >"$STATE/records.json" <<'JSON'
+{ "version": 1, "records": [
+  { "name": "kept.example.com", "type": "A", "value": "10.4.0.2", "ttl": 60 },
+  { "name": "bad..example.com", "type": "A", "value": "10.4.0.3", "ttl": 60 },
+  { "name": "worse.example.com", "type": "MX", "value": "10 mx.example.com", "ttl": 60 } ] }
+JSON
+# shellcheck disable=SC2086
+start_daemon "$T/daemon5.log" $DAEMON_ARGS
+[ "$(call ListRecords ss "" dbus)" = 'a(sssus) 1 "kept.example.com" "A" "10.4.0.2" 60 "dbus"' ] \
+        || fail "valid entries of a partly bad state file: $(call ListRecords ss "" dbus)"
+grep -q 'record 2: empty label' "$T/daemon5.log" || fail "the bad name in the state file is not reported"
+grep -q 'record 3: unknown record type' "$T/daemon5.log" || fail "the bad type in the state file is not reported"
+grep -q bad..example.com "$STATE"/records.json.corrupt-* || fail "the partly bad state file was not kept aside"
+grep -q bad..example.com "$STATE/records.json" && fail "the rewritten state file still has the bad entry"
+call AddRecord sssu fresh.example.com "" 10.4.0.1 60
+ok "a corrupt state file is reported and moved aside, and the daemon starts; bad entries are skipped"
+
+# --- not running; bus activation -------------------------------------------
+
+stop_daemon
+set +e
+"$CTL" status 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 3 ] && grep -q 'joyrided is not running' "$T/err.txt" || fail "status without daemon: rc $rc, $(cat "$T/err.txt")"
+ok "joyridectl says the daemon is not running (exit 3)"
+
+grep -qx "Exec=$(meson introspect --buildoptions "$BUILD" 2>/dev/null | python3 -c '
+import json, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(o["prefix"] + "/" + o["sbindir"])')/joyrided" "$BUILD/data/dbus/org.joyride.DNS.service" \
+        || fail "the built activation file has no Exec= of the installed joyrided: $(cat "$BUILD/data/dbus/org.joyride.DNS.service")"
+grep -qx 'SystemdService=joyride.service' "$BUILD/data/dbus/org.joyride.DNS.service" || fail "no SystemdService="
+grep -qx 'Name=org.joyride.DNS' "$BUILD/data/dbus/org.joyride.DNS.service" || fail "no Name="
+# The same file, pointed at this build and the test's arguments.
+sed -e "s|^Exec=.*|Exec=$BUILD/src/joyrided $DAEMON_ARGS --dns-bind-address=127.0.0.1 --dns-port=$PORT --state-directory=$STATE --no-docker --no-http --no-cluster --bus=system|" \
+        -e '/^User=/d' "$BUILD/data/dbus/org.joyride.DNS.service" >"$T/bus/services/org.joyride.DNS.service"
+busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+name_owned && fail "the daemon runs before activation"
+[ "$(prop NodeId)" = "s \"$NODE\"" ] || fail "the first call did not activate the daemon"
+ACTIVATED_PID=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+        GetConnectionUnixProcessID s org.joyride.DNS | cut -d' ' -f2)
+[ "$(readlink "/proc/$ACTIVATED_PID/exe")" = "$(readlink -f "$BUILD/src/joyrided")" ] || fail "the name's owner is not joyrided"
+[ "$(dig_short "$PORT" fresh.example.com A)" = 10.4.0.1 ] || fail "the activated daemon does not serve the saved records"
+kill "$ACTIVATED_PID"
+for _ in $(seq 100); do [ -e "/proc/$ACTIVATED_PID" ] || break; sleep 0.05; done
+[ -e "/proc/$ACTIVATED_PID" ] && fail "the activated daemon did not stop"
+ACTIVATED_PID=
+"$CTL" status >/dev/null || fail "joyridectl status did not activate the daemon"
+ACTIVATED_PID=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+        GetConnectionUnixProcessID s org.joyride.DNS | cut -d' ' -f2)
+kill "$ACTIVATED_PID"
+ok "bus activation starts joyrided on the first call (busctl and joyridectl)"
+
+# --- man page, completion ---------------------------------------------------
+
+[ -f "$BUILD/src/joyridectl.1" ] || fail "joyridectl.1 was not built"
+if command -v groff >/dev/null; then
+        groff -man -Tutf8 -ww -z "$BUILD/src/joyridectl.1" 2>"$T/groff.txt" || fail "groff failed"
+        [ ! -s "$T/groff.txt" ] || fail "groff warnings: $(cat "$T/groff.txt")"
+        MANWIDTH=80 man -l "$BUILD/src/joyridectl.1" 2>/dev/null | grep -q 'joyridectl - query and change' \
+                || fail "man page does not render"
+fi
+bash -n "$SRC/shell-completion/joyridectl" || fail "bash completion has syntax errors"
+words=$(bash -c '
+_init_completion() { cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD; }
+compopt() { :; }
+. "$1"
+COMP_WORDS=(joyridectl re); COMP_CWORD=1; _joyridectl; echo "${COMPREPLY[*]}"
+COMP_WORDS=(joyridectl --no-pager add x.example.com --type ""); COMP_CWORD=5; _joyridectl; echo "${COMPREPLY[*]}"
+' _ "$SRC/shell-completion/joyridectl")
+[ "$words" = "records remove reload
+A AAAA CNAME TXT PTR" ] || fail "bash completion: '$words'"
+ok "man page builds and renders; bash completion completes verbs"
+
+echo "all bus tests passed"
