@@ -1,20 +1,749 @@
 /* SPDX-License-Identifier: MIT */
-/* stub: being written (issue 5) */
-#include <glib.h>
+/* The HTTP API and the dashboard: a libsoup 3 server on the default GLib main
+ * context (which also drives sd-event, see event-glib.c).
+ *
+ * One catch-all handler routes by exact path, so that unknown paths get a
+ * JSON 404 and known paths with the wrong method a 405 with Allow. An early
+ * handler refuses oversize bodies from the headers alone, before libsoup reads
+ * them. The bodies themselves are built in http-json.c. The live feed
+ * (/api/events) is Server-Sent Events: each client is a paused, chunked
+ * response that store changes are appended to, once per loop turn. */
 
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <libsoup/soup.h>
+#include <time.h>
+
+#include "http-json.h"
 #include "http.h"
+#include "log.h"
 #include "manager.h"
 
+#define HTTP_BODY_MAX (64u * 1024u)
+#define HTTP_LISTEN_BACKLOG 128
+#define SSE_CLIENTS_MAX 64u
+#define SSE_KEEPALIVE_SECONDS 15u
+#define SSE_RETRY_MSEC 3000u
+/* More changes than this in one loop turn (a big hosts file replaced, Docker
+ * reconnecting): send one "resync" instead of each record. */
+#define SSE_EVENTS_PER_TURN_MAX 2000u
+/* A client that stopped reading is dropped rather than buffered for. */
+#define SSE_BACKLOG_MAX (1024u * 1024u)
+
+#define RESOURCE_PREFIX "/org/joyride/www/"
+
+/* From the GResource that data/meson.build compiles into the core library.
+ * Referenced here so that the linker keeps it in the static library. */
+GResource *joyride_get_resource(void);
+
+/* A JSON API answer must never be rendered as a page or framed. */
+#define CSP_API "default-src 'none'; frame-ancestors 'none'"
+/* The dashboard: its own scripts, styles and feed, nothing inline or remote. */
+#define CSP_PAGE                                                                               \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "            \
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+typedef struct SseClient SseClient;
+
 struct HttpServer {
-        int unused;
+        Manager *manager;
+        SoupServer *server;
+
+        SseClient *clients;          /* linked list */
+        unsigned n_clients;
+        GString *pending;            /* SSE messages not sent yet */
+        unsigned n_pending;
+        bool resync;                 /* too many changes in one turn: ask clients to reload */
+        guint flush_source;
+        guint keepalive_source;
 };
 
+struct SseClient {
+        HttpServer *server;
+        SoupServerMessage *msg;      /* owned by libsoup; we hold a reference */
+        GSource *hangup_source;      /* notices the peer closing while nothing is written */
+        size_t backlog;              /* bytes appended but not written yet */
+        bool closing;
+        SseClient *next, *prev;
+};
+
+typedef void (*RouteHandler)(HttpServer *h, SoupServerMessage *msg, GHashTable *query);
+
+typedef struct Route {
+        const char *path;
+        const char *method;          /* "GET" also allows HEAD */
+        RouteHandler handler;
+} Route;
+
+static bool empty_or_null(const char *s) {
+        return !s || !*s;
+}
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* --- responses ------------------------------------------------------------- */
+
+static void set_common_headers(SoupServerMessage *msg, const char *cache_control, const char *csp) {
+        SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+
+        soup_message_headers_replace(h, "Cache-Control", cache_control);
+        soup_message_headers_replace(h, "X-Content-Type-Options", "nosniff");
+        soup_message_headers_replace(h, "Referrer-Policy", "no-referrer");
+        soup_message_headers_replace(h, "Content-Security-Policy", csp);
+}
+
+static void respond_text(SoupServerMessage *msg, unsigned status, const char *content_type, char *body,
+                         size_t size) {
+        soup_server_message_set_status(msg, status, NULL);
+        set_common_headers(msg, "no-store", CSP_API);
+        /* Takes body (g_malloc'ed). */
+        soup_server_message_set_response(msg, content_type, SOUP_MEMORY_TAKE, body, size);
+}
+
+/* Takes o. */
+static void respond_json(SoupServerMessage *msg, unsigned status, json_object *o) {
+        char *body = http_json_to_string(o);
+
+        json_object_put(o);
+        respond_text(msg, status, "application/json", body, strlen(body));
+}
+
+static void respond_error(SoupServerMessage *msg, unsigned status, const char *message) {
+        respond_json(msg, status, http_json_message("error", message));
+}
+
+/* --- gathering the inputs -------------------------------------------------- */
+
+static void service_info(HttpServer *h, HttpServiceInfo *ret) {
+        Manager *m = h->manager;
+
+        *ret = (HttpServiceInfo) {
+                .service = m->config.service_name,
+                .version = JOYRIDE_VERSION,
+                .environment = m->config.environment,
+                .node_id = m->config.node_id,
+                .http_host = m->config.http_host,
+                .http_port = m->config.http_port,
+                .now_usec = now_usec(CLOCK_REALTIME),
+                .start_usec = m->start_realtime_usec,
+                .uptime_usec = now_usec(CLOCK_MONOTONIC) - m->start_usec,
+        };
+}
+
+/* The cluster plugs in here. Until it exists the cluster is never available,
+ * whatever ENABLE_DNS_SYNC says, and the member list is empty. Once it does:
+ * return true when it runs, and members as objects with node_id, address,
+ * state (see http_member_state_label()), incarnation and last_change. */
+static bool cluster_available(HttpServer *h) {
+        return false;
+}
+
+static json_object *cluster_members(HttpServer *h) {
+        return json_object_new_array();
+}
+
+static void cluster_member_counts(HttpServer *h, unsigned ret[static _HTTP_MEMBER_STATE_MAX]) {
+        for (int i = 0; i < _HTTP_MEMBER_STATE_MAX; i++)
+                ret[i] = 0;
+}
+
+/* --- routes ---------------------------------------------------------------- */
+
+static void serve_health(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        HttpServiceInfo info;
+
+        service_info(h, &info);
+        respond_json(msg, SOUP_STATUS_OK, http_json_health(&info));
+}
+
+static void serve_status(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        Manager *m = h->manager;
+        DockerStatus ds = {};
+        HostsDirStatus hs = {};
+        json_object *members = cluster_members(h);
+        HttpStatusInput in = {
+                .dns_port = m->config.dns_port,
+                .dns_bind_address = m->config.dns_bind_address,
+                .dns_describe = m->dns ? dns_server_describe(m->dns) : NULL,
+                .dns = m->dns ? dns_server_get_counters(m->dns) : NULL,
+                .n_records = store_count(m->store),
+                .store_version = store_version(m->store),
+                .cluster_enabled = cluster_available(h),
+                .cluster_members = members,
+        };
+
+        service_info(h, &in.service);
+        if (m->docker) {
+                docker_monitor_get_status(m->docker, &ds);
+                in.docker = &ds;
+        }
+        if (m->hosts) {
+                hosts_dir_get_status(m->hosts, &hs);
+                in.hosts = &hs;
+        }
+        respond_json(msg, SOUP_STATUS_OK, http_json_status(&in));
+        json_object_put(members);
+}
+
+static void serve_records(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        const char *name = query ? g_hash_table_lookup(query, "name") : NULL;
+        const char *source = query ? g_hash_table_lookup(query, "source") : NULL;
+        const char *type_s = query ? g_hash_table_lookup(query, "type") : NULL;
+        int type = 0;
+
+        if (name && empty_or_null(name))
+                name = NULL;
+        if (source && empty_or_null(source))
+                source = NULL;
+        if (type_s && !empty_or_null(type_s)) {
+                type = store_type_from_string(type_s);
+                if (type < 0)
+                        return respond_error(msg, SOUP_STATUS_BAD_REQUEST,
+                                             "type: expected a record type such as A, AAAA, CNAME, TXT or PTR");
+        }
+        respond_json(msg, SOUP_STATUS_OK, http_json_records(h->manager->store, name, source, (uint16_t) type));
+}
+
+static void serve_cluster(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        json_object *o;
+
+        /* The original answers "disabled" here (and "error" for POST /dns/sync). */
+        if (!cluster_available(h))
+                return respond_json(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                    http_json_message("disabled", "DNS synchronization is not enabled"));
+
+        o = json_object_new_object();
+        json_object_object_add(o, "status", json_object_new_string("success"));
+        json_object_object_add(o, "cluster", cluster_members(h));
+        respond_json(msg, SOUP_STATUS_OK, o);
+}
+
+static void serve_sync(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        if (!cluster_available(h))
+                return respond_error(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "DNS synchronization is not enabled");
+
+        /* The cluster's push-pull sync starts here once it exists. */
+        respond_json(msg, SOUP_STATUS_OK, http_json_message("success", "DNS synchronization initiated"));
+}
+
+static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        Manager *m = h->manager;
+        HttpMetricsInput in = {
+                .dns = m->dns ? dns_server_get_counters(m->dns) : NULL,
+                .store_version = store_version(m->store),
+                .docker_enabled = m->docker != NULL,
+                .uptime_usec = now_usec(CLOCK_MONOTONIC) - m->start_usec,
+        };
+        char *body;
+
+        for (int i = 0; i < _HTTP_SOURCE_MAX; i++)
+                in.records_by_source[i] = store_count_owner_prefix(m->store, http_source_owner_prefix(i));
+        if (m->docker) {
+                DockerStatus ds;
+                docker_monitor_get_status(m->docker, &ds);
+                in.docker_connected = ds.state == DOCKER_CONNECTED;
+        }
+        cluster_member_counts(h, in.members_by_state);
+
+        body = http_metrics_render(&in);
+        respond_text(msg, SOUP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8", body, strlen(body));
+}
+
+static const char *content_type_for(const char *name) {
+        if (g_str_has_suffix(name, ".html"))
+                return "text/html; charset=utf-8";
+        if (g_str_has_suffix(name, ".js"))
+                return "text/javascript; charset=utf-8";
+        if (g_str_has_suffix(name, ".css"))
+                return "text/css; charset=utf-8";
+        if (g_str_has_suffix(name, ".svg"))
+                return "image/svg+xml";
+        return "application/octet-stream";
+}
+
+static void serve_resource(SoupServerMessage *msg, const char *name, const char *cache_control) {
+        g_autofree char *path = NULL;
+        g_autoptr(GBytes) data = NULL;
+
+        /* Only plain names: the resource has no directories to walk into. */
+        if (empty_or_null(name) || strchr(name, '/') || name[0] == '.')
+                return respond_error(msg, SOUP_STATUS_NOT_FOUND, "No such file");
+        path = g_strconcat(RESOURCE_PREFIX, name, NULL);
+        data = g_resource_lookup_data(joyride_get_resource(), path, G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+        if (!data)
+                return respond_error(msg, SOUP_STATUS_NOT_FOUND, "No such file");
+
+        soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+        set_common_headers(msg, cache_control, CSP_PAGE);
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Frame-Options", "DENY");
+        soup_server_message_set_response(msg, content_type_for(name), SOUP_MEMORY_COPY,
+                                         g_bytes_get_data(data, NULL), g_bytes_get_size(data));
+}
+
+static void serve_index(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        serve_resource(msg, "index.html", "no-store");
+}
+
+/* --- the live feed (Server-Sent Events) ------------------------------------ */
+
+static void sse_client_free(SseClient *c) {
+        HttpServer *h = c->server;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                h->clients = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        h->n_clients--;
+
+        if (c->hangup_source) {
+                g_source_destroy(c->hangup_source);
+                g_source_unref(c->hangup_source);
+        }
+        g_signal_handlers_disconnect_by_data(c->msg, c);
+        g_object_unref(c->msg);
+        g_free(c);
+}
+
+/* Ends the response; libsoup finishes the message and "finished" frees us. */
+static void sse_client_close(SseClient *c) {
+        if (c->closing)
+                return;
+        c->closing = true;
+        if (c->hangup_source) {
+                g_source_destroy(c->hangup_source);
+                g_clear_pointer(&c->hangup_source, g_source_unref);
+        }
+        soup_message_body_complete(soup_server_message_get_response_body(c->msg));
+        soup_server_message_unpause(c->msg);
+}
+
+static void sse_client_send(SseClient *c, const char *data, size_t len) {
+        if (c->closing)
+                return;
+        if (c->backlog + len > SSE_BACKLOG_MAX) {
+                log_debug("Dropping a live feed client that stopped reading.");
+                return sse_client_close(c);
+        }
+        c->backlog += len;
+        soup_message_body_append(soup_server_message_get_response_body(c->msg), SOUP_MEMORY_COPY, data, len);
+        soup_server_message_unpause(c->msg);
+}
+
+static void on_sse_wrote_data(SoupServerMessage *msg, guint size, gpointer userdata) {
+        SseClient *c = userdata;
+
+        c->backlog -= MIN(c->backlog, (size_t) size);
+}
+
+static void on_sse_finished(SoupServerMessage *msg, gpointer userdata) {
+        sse_client_free(userdata);
+}
+
+/* A feed client sends nothing after its request: readable means it closed
+ * (or is misbehaving), either way it is done. */
+static gboolean on_sse_hangup(GSocket *socket, GIOCondition cond, gpointer userdata) {
+        SseClient *c = userdata;
+
+        g_clear_pointer(&c->hangup_source, g_source_unref);
+        c->closing = true;
+        /* Closing the socket makes libsoup fail the pending write and emit
+         * "finished", which frees the client. */
+        soup_message_body_complete(soup_server_message_get_response_body(c->msg));
+        (void) g_socket_shutdown(socket, TRUE, TRUE, NULL);
+        soup_server_message_unpause(c->msg);
+        return G_SOURCE_REMOVE;
+}
+
+static void serve_events(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
+        g_autofree char *hello = NULL;
+        json_object *o;
+        GSocket *socket;
+        SseClient *c;
+        char retry[32];
+
+        if (streq(soup_server_message_get_method(msg), "HEAD")) {
+                soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+                set_common_headers(msg, "no-store", CSP_API);
+                soup_message_headers_replace(headers, "Content-Type", "text/event-stream");
+                return;
+        }
+        if (h->n_clients >= SSE_CLIENTS_MAX)
+                return respond_error(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "Too many live feed clients");
+
+        c = g_new0(SseClient, 1);
+        *c = (SseClient) {
+                .server = h,
+                .msg = g_object_ref(msg),
+                .next = h->clients,
+        };
+        if (h->clients)
+                h->clients->prev = c;
+        h->clients = c;
+        h->n_clients++;
+
+        soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+        set_common_headers(msg, "no-store", CSP_API);
+        soup_message_headers_replace(headers, "Content-Type", "text/event-stream; charset=utf-8");
+        soup_message_headers_replace(headers, "X-Accel-Buffering", "no");
+        soup_message_headers_set_encoding(headers, soup_server_message_get_http_version(msg) == SOUP_HTTP_1_0
+                                                           ? SOUP_ENCODING_EOF : SOUP_ENCODING_CHUNKED);
+        /* Written chunks are not kept: the feed never ends. */
+        soup_message_body_set_accumulate(soup_server_message_get_response_body(msg), FALSE);
+
+        g_signal_connect(msg, "wrote-body-data", G_CALLBACK(on_sse_wrote_data), c);
+        g_signal_connect(msg, "finished", G_CALLBACK(on_sse_finished), c);
+
+        socket = soup_server_message_get_socket(msg);
+        if (socket) {
+                c->hangup_source = g_socket_create_source(socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+                g_source_set_callback(c->hangup_source, G_SOURCE_FUNC(on_sse_hangup), c, NULL);
+                g_source_set_name(c->hangup_source, "http-sse-hangup");
+                g_source_attach(c->hangup_source, NULL);
+        }
+
+        snprintf(retry, sizeof retry, "retry: %u\n\n", SSE_RETRY_MSEC);
+        o = json_object_new_object();
+        json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(h->manager->store)));
+        json_object_object_add(o, "node_id", json_object_new_string(strempty(h->manager->config.node_id)));
+        hello = http_sse_event("hello", o);
+        json_object_put(o);
+        sse_client_send(c, retry, strlen(retry));
+        sse_client_send(c, hello, strlen(hello));
+}
+
+static gboolean on_sse_flush(gpointer userdata) {
+        HttpServer *h = userdata;
+        g_autofree char *resync = NULL;
+
+        h->flush_source = 0;
+        if (h->resync) {
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(h->manager->store)));
+                resync = http_sse_event("resync", o);
+                json_object_put(o);
+        }
+        for (SseClient *c = h->clients, *next; c; c = next) {
+                next = c->next;
+                if (resync)
+                        sse_client_send(c, resync, strlen(resync));
+                else
+                        sse_client_send(c, h->pending->str, h->pending->len);
+        }
+        g_string_truncate(h->pending, 0);
+        h->n_pending = 0;
+        h->resync = false;
+        return G_SOURCE_REMOVE;
+}
+
+static void on_store_change(Store *s, RecordChange change, const Record *r, void *userdata) {
+        HttpServer *h = userdata;
+        g_autofree char *event = NULL;
+
+        if (h->n_clients == 0)
+                return;
+        if (!h->flush_source)
+                h->flush_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_sse_flush, h, NULL);
+        if (h->resync)
+                return;
+        if (++h->n_pending > SSE_EVENTS_PER_TURN_MAX) {
+                h->resync = true;
+                g_string_truncate(h->pending, 0);
+                return;
+        }
+        event = http_sse_record_event(change, r, store_version(s));
+        g_string_append(h->pending, event);
+}
+
+static gboolean on_sse_keepalive(gpointer userdata) {
+        HttpServer *h = userdata;
+        static const char keepalive[] = ": keepalive\n\n";
+
+        for (SseClient *c = h->clients, *next; c; c = next) {
+                next = c->next;
+                sse_client_send(c, keepalive, strlen(keepalive));
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+/* --- dispatch -------------------------------------------------------------- */
+
+static const Route routes[] = {
+        { "/",            "GET",  serve_index   },
+        { "/health",      "GET",  serve_health  },
+        { "/status",      "GET",  serve_status  },
+        { "/dns/records", "GET",  serve_records },
+        { "/dns/cluster", "GET",  serve_cluster },
+        { "/dns/sync",    "POST", serve_sync    },
+        { "/metrics",     "GET",  serve_metrics },
+        { "/api/events",  "GET",  serve_events  },
+};
+
+static bool is_loopback_peer(SoupServerMessage *msg) {
+        GSocketAddress *sa = soup_server_message_get_remote_address(msg);
+        GInetAddress *a;
+
+        /* A unix socket (socket activation can pass one) is local by nature. */
+        if (sa && G_IS_UNIX_SOCKET_ADDRESS(sa))
+                return true;
+        if (!sa || !G_IS_INET_SOCKET_ADDRESS(sa))
+                return false;
+        a = g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(sa));
+        if (g_inet_address_get_is_loopback(a))
+                return true;
+        /* ::ffff:127.x.y.z, from a dual-stack socket. */
+        if (g_inet_address_get_family(a) == G_SOCKET_FAMILY_IPV6) {
+                const guint8 *b = g_inet_address_to_bytes(a);
+                static const guint8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+                return memcmp(b, mapped, sizeof mapped) == 0 && b[12] == 127;
+        }
+        return false;
+}
+
+/* Compares in time that depends on the expected token's length only. */
+static bool token_equal(const char *given, const char *expected) {
+        size_t lg = strlen(given), le = strlen(expected);
+        unsigned char d = lg != le;
+
+        for (size_t i = 0; i < le; i++)
+                d |= (unsigned char) (i < lg ? given[i] : 0) ^ (unsigned char) expected[i];
+        return d == 0;
+}
+
+/* POST changes things: loopback only, or anyone with the bearer token when
+ * one is configured. Returns true if the request may go on, else has answered. */
+static bool authorize_change(HttpServer *h, SoupServerMessage *msg) {
+        const char *token = h->manager->config.api_token, *auth;
+
+        if (empty_or_null(token)) {
+                if (is_loopback_peer(msg))
+                        return true;
+                respond_error(msg, SOUP_STATUS_FORBIDDEN,
+                              "Changes are accepted from loopback only, unless JOYRIDE_API_TOKEN is set");
+                return false;
+        }
+
+        auth = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
+        if (!auth || g_ascii_strncasecmp(auth, "Bearer ", 7) != 0) {
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
+                                             "Bearer realm=\"joyride\"");
+                respond_error(msg, SOUP_STATUS_UNAUTHORIZED, "Authorization: Bearer <token> required");
+                return false;
+        }
+        auth += 7;
+        auth += strspn(auth, " ");
+        if (!token_equal(auth, token)) {
+                respond_error(msg, SOUP_STATUS_FORBIDDEN, "Invalid token");
+                return false;
+        }
+        return true;
+}
+
+static void on_request(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                       gpointer userdata) {
+        HttpServer *h = userdata;
+        const char *method = soup_server_message_get_method(msg);
+        bool is_get = streq(method, "GET") || streq(method, "HEAD");
+
+        if (g_str_has_prefix(path, "/static/")) {
+                if (!is_get)
+                        goto not_allowed_get;
+                return serve_resource(msg, path + strlen("/static/"), "public, max-age=300");
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+                const Route *r = &routes[i];
+
+                if (!streq(path, r->path))
+                        continue;
+                if (streq(r->method, "GET") ? !is_get : !streq(method, r->method)) {
+                        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow",
+                                                     streq(r->method, "GET") ? "GET, HEAD" : r->method);
+                        return respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "Method not allowed");
+                }
+                if (streq(r->method, "POST") && !authorize_change(h, msg))
+                        return;
+                return r->handler(h, msg, query);
+        }
+
+        return respond_error(msg, SOUP_STATUS_NOT_FOUND, "Not found");
+
+not_allowed_get:
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow", "GET, HEAD");
+        respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "Method not allowed");
+}
+
+/* Runs once the headers are in, before the body is read: refusing here means
+ * an oversize body is never buffered. */
+static void on_request_headers(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                               gpointer userdata) {
+        SoupMessageHeaders *headers = soup_server_message_get_request_headers(msg);
+
+        switch (soup_message_headers_get_encoding(headers)) {
+        case SOUP_ENCODING_CONTENT_LENGTH:
+                if (soup_message_headers_get_content_length(headers) > HTTP_BODY_MAX)
+                        respond_error(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "Request body too large (limit 64 KiB)");
+                break;
+        case SOUP_ENCODING_CHUNKED:
+        case SOUP_ENCODING_EOF:
+        case SOUP_ENCODING_BYTERANGES:
+                /* No endpoint takes a streamed body; its size would only be
+                 * known after buffering it. */
+                respond_error(msg, SOUP_STATUS_LENGTH_REQUIRED, "Request bodies need a Content-Length (limit 64 KiB)");
+                break;
+        default:
+                break;
+        }
+}
+
+/* --- listening ------------------------------------------------------------- */
+
+static int gerror_to_errno(const GError *e) {
+        if (!e || e->domain != G_IO_ERROR)
+                return -EIO;
+        switch (e->code) {
+        case G_IO_ERROR_ADDRESS_IN_USE:
+                return -EADDRINUSE;
+        case G_IO_ERROR_PERMISSION_DENIED:
+                return -EACCES;
+        case G_IO_ERROR_INVALID_ARGUMENT:
+                return -EINVAL;
+        case G_IO_ERROR_NOT_SUPPORTED:
+                return -EOPNOTSUPP;
+        case G_IO_ERROR_HOST_NOT_FOUND:
+                return -EADDRNOTAVAIL;
+        default:
+                return -EIO;
+        }
+}
+
+static int listen_fd(HttpServer *h, int fd) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GSocket) socket = NULL;
+        _cleanup_close_ int copy = -EBADF;
+
+        /* Work on a copy, so that the caller's fd stays its own on failure
+         * (GSocket closes what it wraps). */
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return log_error_errno(negative_errno(), "Failed to duplicate the passed HTTP socket: %m");
+        socket = g_socket_new_from_fd(copy, &error);
+        if (!socket)
+                return log_error_errno(gerror_to_errno(error), "Failed to use the passed HTTP socket: %s",
+                                       error->message);
+        TAKE_FD(copy);
+        if (!soup_server_listen_socket(h->server, socket, 0, &error))
+                return log_error_errno(gerror_to_errno(error), "Failed to listen for HTTP on the passed socket: %s",
+                                       error->message);
+        (void) close(fd);
+        log_info("HTTP API on the socket passed by the service manager.");
+        return 0;
+}
+
+static int listen_address(HttpServer *h, GInetAddress *a, uint16_t port) {
+        g_autoptr(GSocketAddress) sa = g_inet_socket_address_new(a, port);
+        g_autoptr(GSocket) socket = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *text = g_inet_address_to_string(a);
+        bool v6 = g_inet_address_get_family(a) == G_SOCKET_FAMILY_IPV6;
+
+        /* Our own socket rather than soup_server_listen()'s, for a listen
+         * backlog that holds a burst of dashboards reconnecting at once
+         * (GLib's default is 10). */
+        socket = g_socket_new(g_inet_address_get_family(a), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+        if (socket) {
+                g_socket_set_listen_backlog(socket, HTTP_LISTEN_BACKLOG);
+                if (!g_socket_bind(socket, sa, TRUE, &error) || !g_socket_listen(socket, &error))
+                        g_clear_object(&socket);
+        }
+        if (!socket || !soup_server_listen_socket(h->server, socket, 0, &error))
+                return log_error_errno(gerror_to_errno(error), "Failed to listen for HTTP on %s%s%s:%u: %s",
+                                       v6 ? "[" : "", text, v6 ? "]" : "", port, error->message);
+        log_info("HTTP API on http://%s%s%s:%u/", v6 ? "[" : "", text, v6 ? "]" : "", port);
+        return 0;
+}
+
+static int listen_host(HttpServer *h, const char *host, uint16_t port) {
+        g_autoptr(GInetAddress) a = NULL;
+        g_autoptr(GError) error = NULL;
+        GList *list;
+        int r = 0;
+
+        a = g_inet_address_new_from_string(host);
+        if (a)
+                return listen_address(h, a, port);
+
+        /* A host name: resolved once at start, before the loop runs. */
+        list = g_resolver_lookup_by_name(g_resolver_get_default(), host, NULL, &error);
+        if (!list)
+                return log_error_errno(gerror_to_errno(error), "Failed to resolve HTTP host %s: %s", host,
+                                       error->message);
+        for (GList *l = list; l && r >= 0; l = l->next)
+                r = listen_address(h, l->data, port);
+        g_resolver_free_addresses(list);
+        return r;
+}
+
+/* --- lifecycle ------------------------------------------------------------- */
+
 int http_server_new(HttpServer **ret, Manager *m, int fd) {
-        *ret = g_new0(HttpServer, 1);
+        _cleanup_(http_server_freep) HttpServer *h = NULL;
+        g_autofree char *header = g_strdup_printf("joyride/%s", JOYRIDE_VERSION);
+        int r;
+
+        h = g_new0(HttpServer, 1);
+        h->manager = m;
+        h->pending = g_string_new(NULL);
+        h->server = soup_server_new("server-header", header, NULL);
+        if (!h->server)
+                return log_error_errno(-ENOMEM, "Failed to create the HTTP server.");
+
+        soup_server_add_early_handler(h->server, NULL, on_request_headers, h, NULL);
+        soup_server_add_handler(h->server, NULL, on_request, h, NULL);
+
+        if (fd >= 0)
+                r = listen_fd(h, fd);
+        else
+                r = listen_host(h, m->config.http_host ?: "0.0.0.0", m->config.http_port);
+        if (r < 0)
+                return r;
+
+        r = store_subscribe(m->store, on_store_change, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to follow record changes for the live feed: %m");
+        h->keepalive_source = g_timeout_add_seconds(SSE_KEEPALIVE_SECONDS, on_sse_keepalive, h);
+
+        *ret = TAKE_PTR(h);
         return 0;
 }
 
 HttpServer *http_server_free(HttpServer *h) {
+        if (!h)
+                return NULL;
+
+        if (h->keepalive_source)
+                g_source_remove(h->keepalive_source);
+        if (h->flush_source)
+                g_source_remove(h->flush_source);
+        if (h->manager && h->manager->store)
+                store_unsubscribe(h->manager->store, on_store_change, h);
+        while (h->clients)
+                sse_client_free(h->clients);
+        if (h->server) {
+                soup_server_disconnect(h->server);
+                g_object_unref(h->server);
+        }
+        if (h->pending)
+                g_string_free(h->pending, TRUE);
         g_free(h);
         return NULL;
 }

@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: MIT
+// The dashboard's behaviour: loads /status and /dns/records, then follows the
+// /api/events feed (Server-Sent Events) so records appear and disappear
+// without a reload; /status is polled for the counters. All data goes into
+// the page through textContent, never as markup.
+"use strict";
+
+(function () {
+  const THEME_KEY = "joyride-theme";
+  const STATUS_INTERVAL_MS = 5000;
+
+  // --- theme: applied before the body renders, to avoid a flash ----------
+  function storedTheme() {
+    try {
+      const t = window.localStorage.getItem(THEME_KEY);
+      return t === "dark" || t === "light" ? t : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  function systemTheme() {
+    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+  function currentTheme() {
+    return document.documentElement.dataset.theme || systemTheme();
+  }
+  const initial = storedTheme();
+  if (initial) document.documentElement.dataset.theme = initial;
+
+  // --- state -----------------------------------------------------------------
+  const records = new Map(); // key -> record
+  let recordsVersion = 0;
+  let loading = null; // Promise while /dns/records is being fetched
+  let queued = []; // events that arrived while loading
+  let sortKey = "hostname";
+  let sortDir = 1;
+  let uptimeBase = null; // [seconds, Date.now() when read]
+  const fresh = new Set();
+
+  const $ = (id) => document.getElementById(id);
+
+  function keyOf(r) {
+    return [r.hostname, r.type, r.ip_address, r.owner || r.source].join("\u0000");
+  }
+
+  function setText(id, value) {
+    const el = $(id);
+    if (el) el.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
+  }
+
+  function setPill(id, text, kind) {
+    const el = $(id);
+    if (!el) return;
+    el.textContent = text;
+    el.className = "pill" + (kind ? " pill-" + kind : "");
+  }
+
+  function formatDuration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    const d = Math.floor(seconds / 86400);
+    const h = Math.floor((seconds % 86400) / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    if (d > 0) return d + "d " + h + "h " + m + "m";
+    if (h > 0) return h + "h " + m + "m " + s + "s";
+    if (m > 0) return m + "m " + s + "s";
+    return s + "s";
+  }
+
+  // "udp 127.0.0.1:53, tcp 127.0.0.1:53" -> "127.0.0.1:53 (UDP, TCP)"
+  function describeBind(dns) {
+    if (!dns.bind) return dns.bind_address + ":" + dns.port;
+    const parts = dns.bind.split(/,\s*/).map((p) => p.split(" "));
+    const addrs = new Set(parts.map((p) => p[1]));
+    if (addrs.size === 1 && parts.every((p) => p.length === 2))
+      return parts[0][1] + " (" + parts.map((p) => p[0].toUpperCase()).join(", ") + ")";
+    return dns.bind;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return null;
+    const t = new Date(iso);
+    return isNaN(t) ? iso : t.toLocaleString();
+  }
+
+  // --- theme toggle ----------------------------------------------------------
+  function renderThemeButton() {
+    const b = $("theme-toggle");
+    const next = currentTheme() === "dark" ? "light" : "dark";
+    b.textContent = next === "dark" ? "\u263e Dark" : "\u2600 Light";
+    b.setAttribute("aria-label", "Switch to " + next + " theme");
+    b.dataset.current = currentTheme();
+  }
+
+  function toggleTheme() {
+    const next = currentTheme() === "dark" ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    try {
+      window.localStorage.setItem(THEME_KEY, next);
+    } catch (e) {
+      // private mode: the choice lasts for this page only
+    }
+    renderThemeButton();
+  }
+
+  // --- status ----------------------------------------------------------------
+  function fillCounters(id, obj) {
+    const ul = $(id);
+    ul.replaceChildren();
+    for (const [k, v] of Object.entries(obj || {})) {
+      const li = document.createElement("li");
+      li.append(k);
+      const b = document.createElement("b");
+      b.textContent = v;
+      li.append(b);
+      ul.append(li);
+    }
+  }
+
+  function renderStatus(s) {
+    document.title = (s.service || "Joyride DNS") + " · " + (s.node_id || "");
+    setText("service-name", s.service);
+    setText("node-id", s.node_id);
+    setText("environment", s.environment);
+    setText("version", s.version);
+    uptimeBase = [Number(s.uptime) || 0, Date.now()];
+    renderUptime();
+
+    const dns = s.dns_server || {};
+    setText("dns-bind", describeBind(dns));
+    const http = s.http_server || {};
+    setText("http-bind", http.host ? http.host + ":" + http.port : location.host);
+    setText("record-count", dns.records);
+    setText("store-version", dns.store_version);
+    setText("queries-total", dns.queries || 0);
+    setText("queries-udp", dns.queries_udp || 0);
+    setText("queries-tcp", dns.queries_tcp || 0);
+    fillCounters("queries-by-type", dns.queries_by_type);
+    fillCounters("responses-by-rcode", dns.responses_by_rcode);
+
+    const d = s.docker_monitor || {};
+    if (!d.enabled) setPill("docker-state", "disabled", null);
+    else if (d.connected) setPill("docker-state", "connected", "ok");
+    else if (d.state === "connecting") setPill("docker-state", "connecting", "warn");
+    else setPill("docker-state", d.state || "disconnected", "err");
+    setText("docker-socket", d.socket);
+    setText("docker-api", d.api_version);
+    setText("docker-containers", d.enabled ? d.containers : null);
+    setText("docker-hostip", [d.hostip, d.hostip6].filter(Boolean).join(", "));
+    setText("docker-error", d.last_error);
+    setText("docker-retry", formatTime(d.next_retry));
+
+    const h = s.hosts_monitor || {};
+    if (!h.enabled) setPill("hosts-state", "not configured", null);
+    else if (!h.exists) setPill("hosts-state", "missing", "warn");
+    else if (h.warnings > 0) setPill("hosts-state", h.warnings + " warnings", "warn");
+    else setPill("hosts-state", "watching", "ok");
+    setText("hosts-dir", h.directory);
+    setText("hosts-files", h.enabled ? h.files : null);
+    setText("hosts-records", h.enabled ? h.records : null);
+    setText("hosts-warnings", h.enabled ? h.warnings : null);
+    setText("hosts-loaded", formatTime(h.last_load));
+
+    const c = s.dns_sync_cluster || {};
+    const members = Array.isArray(c.members) ? c.members : [];
+    setPill("cluster-state", c.enabled ? members.length + " members" : "disabled", c.enabled ? "ok" : null);
+    const empty = $("cluster-empty");
+    const table = $("cluster-table");
+    if (!c.enabled || members.length === 0) {
+      empty.hidden = false;
+      empty.textContent = c.enabled
+        ? "No other members yet."
+        : "Cluster sync is disabled on this node (set ENABLE_DNS_SYNC=true to join a cluster).";
+      table.hidden = true;
+    } else {
+      empty.hidden = true;
+      table.hidden = false;
+      const body = $("cluster-body");
+      body.replaceChildren();
+      for (const m of members) {
+        const tr = document.createElement("tr");
+        for (const [label, v] of [
+          ["Node", m.node_id],
+          ["Address", m.address],
+          ["State", m.state],
+          ["Last change", formatTime(m.last_change)],
+        ]) {
+          const td = document.createElement("td");
+          td.dataset.label = label;
+          td.textContent = v === undefined || v === null ? "—" : v;
+          tr.append(td);
+        }
+        body.append(tr);
+      }
+    }
+    setText("updated", new Date().toLocaleTimeString());
+  }
+
+  function renderUptime() {
+    if (!uptimeBase) return;
+    setText("uptime", formatDuration(uptimeBase[0] + (Date.now() - uptimeBase[1]) / 1000));
+  }
+
+  async function refreshStatus() {
+    try {
+      const r = await fetch("/status", { cache: "no-store" });
+      if (r.ok) renderStatus(await r.json());
+    } catch (e) {
+      // the feed's state shows that the daemon is unreachable
+    }
+  }
+
+  // --- records ---------------------------------------------------------------
+  function compare(a, b) {
+    let x = a[sortKey], y = b[sortKey];
+    if (sortKey === "ttl") return sortDir * ((Number(x) || 0) - (Number(y) || 0));
+    x = String(x || "");
+    y = String(y || "");
+    const c = x < y ? -1 : x > y ? 1 : 0;
+    if (c !== 0 || sortKey === "hostname") return sortDir * c;
+    return a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0;
+  }
+
+  function sourceKind(r) {
+    const o = r.owner || r.source || "";
+    return o.split(":")[0];
+  }
+
+  function matches(r, needle, kind) {
+    if (kind && sourceKind(r) !== kind) return false;
+    if (!needle) return true;
+    return [r.hostname, r.type, r.ip_address, r.source, String(r.ttl)].some(
+      (f) => f && f.toLowerCase().includes(needle)
+    );
+  }
+
+  function renderRecords() {
+    const needle = $("search").value.trim().toLowerCase();
+    const kind = $("source-filter").value;
+    const all = Array.from(records.values());
+    const shown = all.filter((r) => matches(r, needle, kind)).sort(compare);
+    const body = $("records-body");
+    const rows = [];
+    for (const r of shown) {
+      const tr = document.createElement("tr");
+      const key = keyOf(r);
+      tr.dataset.key = key;
+      if (fresh.has(key)) tr.className = "fresh";
+
+      const name = document.createElement("td");
+      name.dataset.label = "Hostname";
+      name.textContent = r.hostname;
+      const type = document.createElement("td");
+      type.dataset.label = "Type";
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = r.type;
+      type.append(badge);
+      const value = document.createElement("td");
+      value.dataset.label = "Value";
+      value.textContent = r.ip_address;
+      const ttl = document.createElement("td");
+      ttl.dataset.label = "TTL";
+      ttl.textContent = r.ttl + "s";
+      const src = document.createElement("td");
+      src.dataset.label = "Source";
+      src.className = "source";
+      src.textContent = r.source;
+      src.title = r.added ? "added " + formatTime(r.added) : "";
+      tr.append(name, type, value, ttl, src);
+      rows.push(tr);
+    }
+    body.replaceChildren(...rows);
+    fresh.clear();
+    $("records-empty").hidden = shown.length !== 0;
+    $("records-empty").textContent = all.length === 0 ? "No records yet." : "No records match the search.";
+    $("records-shown").textContent =
+      shown.length === all.length ? "(" + all.length + ")" : "(" + shown.length + " of " + all.length + ")";
+  }
+
+  function applyEvent(e) {
+    if (e.version <= recordsVersion) return;
+    const r = {
+      hostname: e.hostname,
+      type: e.type,
+      ip_address: e.value,
+      ttl: e.ttl,
+      source: e.source,
+      owner: e.owner,
+    };
+    const key = keyOf(r);
+    if (e.change === "added") {
+      records.set(key, r);
+      fresh.add(key);
+    } else {
+      records.delete(key);
+    }
+  }
+
+  let renderPending = false;
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    window.requestAnimationFrame(() => {
+      renderPending = false;
+      renderRecords();
+    });
+  }
+
+  function loadRecords() {
+    if (loading) return loading;
+    loading = (async () => {
+      try {
+        const r = await fetch("/dns/records", { cache: "no-store" });
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        const doc = await r.json();
+        records.clear();
+        for (const rec of doc.records || []) records.set(keyOf(rec), rec);
+        recordsVersion = Number(doc.version) || 0;
+        for (const e of queued) applyEvent(e);
+      } catch (err) {
+        // keep what we have; the next hello or resync loads again
+      } finally {
+        queued = [];
+        loading = null;
+        renderRecords();
+      }
+    })();
+    return loading;
+  }
+
+  // --- live feed -------------------------------------------------------------
+  function connect() {
+    if (!window.EventSource) {
+      setPill("live", "Polling", "warn");
+      window.setInterval(loadRecords, STATUS_INTERVAL_MS);
+      return;
+    }
+    const es = new EventSource("/api/events");
+    es.addEventListener("open", () => setPill("live", "Live", "ok"));
+    es.addEventListener("error", () => setPill("live", "Reconnecting…", "err"));
+    // On every (re)connect: reload, since changes may have been missed.
+    es.addEventListener("hello", () => {
+      loadRecords();
+      refreshStatus();
+    });
+    es.addEventListener("resync", () => loadRecords());
+    es.addEventListener("record", (m) => {
+      let e;
+      try {
+        e = JSON.parse(m.data);
+      } catch (err) {
+        return;
+      }
+      if (loading) queued.push(e);
+      else {
+        applyEvent(e);
+        scheduleRender();
+      }
+    });
+  }
+
+  // --- wiring ----------------------------------------------------------------
+  function setupSorting() {
+    for (const th of document.querySelectorAll("#records-table th[data-sort]")) {
+      th.querySelector("button").addEventListener("click", () => {
+        const key = th.dataset.sort;
+        sortDir = key === sortKey ? -sortDir : 1;
+        sortKey = key;
+        for (const other of document.querySelectorAll("#records-table th[data-sort]"))
+          other.setAttribute("aria-sort", "none");
+        th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+        renderRecords();
+      });
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    renderThemeButton();
+    $("theme-toggle").addEventListener("click", toggleTheme);
+    if (window.matchMedia)
+      window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", renderThemeButton);
+    $("search").addEventListener("input", renderRecords);
+    $("source-filter").addEventListener("change", renderRecords);
+    setupSorting();
+    refreshStatus();
+    loadRecords();
+    connect();
+    window.setInterval(refreshStatus, STATUS_INTERVAL_MS);
+    window.setInterval(renderUptime, 1000);
+  });
+})();

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/* Builders for the HTTP API's bodies: JSON with the original service's keys
+ * (plus a few new ones), Prometheus text and SSE messages. Pure functions of
+ * their inputs; http.c gathers the inputs from the Manager. */
+
+#include <glib.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "http-json.h"
+
+static const char *const source_labels[_HTTP_SOURCE_MAX] = {
+        [HTTP_SOURCE_HOSTS] = "hosts",
+        [HTTP_SOURCE_DOCKER] = "docker",
+        [HTTP_SOURCE_DBUS] = "dbus",
+        [HTTP_SOURCE_API] = "api",
+        [HTTP_SOURCE_PEER] = "peer",
+};
+
+static const char *const source_prefixes[_HTTP_SOURCE_MAX] = {
+        [HTTP_SOURCE_HOSTS] = "hosts:",
+        [HTTP_SOURCE_DOCKER] = "docker:",
+        [HTTP_SOURCE_DBUS] = "dbus",
+        [HTTP_SOURCE_API] = "api",
+        [HTTP_SOURCE_PEER] = "peer:",
+};
+
+static const char *const member_state_labels[_HTTP_MEMBER_STATE_MAX] = {
+        [HTTP_MEMBER_ALIVE] = "alive",
+        [HTTP_MEMBER_SUSPECT] = "suspect",
+        [HTTP_MEMBER_DEAD] = "dead",
+        [HTTP_MEMBER_LEFT] = "left",
+};
+
+/* In the order of DnsServerCounters.by_type (dns_server_type_index()). */
+static const char *const query_type_labels[] = { "A", "AAAA", "CNAME", "TXT", "PTR", "SOA", "other" };
+
+/* RFC 6895 names; the rest are shown as numbers. */
+static const char *const rcode_names[] = {
+        [0] = "NOERROR", [1] = "FORMERR", [2] = "SERVFAIL", [3] = "NXDOMAIN", [4] = "NOTIMP",
+        [5] = "REFUSED", [6] = "YXDOMAIN", [7] = "YXRRSET", [8] = "NXRRSET", [9] = "NOTAUTH",
+        [10] = "NOTZONE", [16] = "BADVERS",
+};
+/* Always exported, even at zero, so rate() works from the first scrape. */
+static const unsigned common_rcodes[] = { 0, 1, 2, 3, 4, 5 };
+
+const char *http_source_label(HttpSource s) {
+        return s >= 0 && s < _HTTP_SOURCE_MAX ? source_labels[s] : NULL;
+}
+
+const char *http_source_owner_prefix(HttpSource s) {
+        return s >= 0 && s < _HTTP_SOURCE_MAX ? source_prefixes[s] : NULL;
+}
+
+const char *http_member_state_label(HttpMemberState s) {
+        return s >= 0 && s < _HTTP_MEMBER_STATE_MAX ? member_state_labels[s] : NULL;
+}
+
+static void rcode_name(unsigned rcode, char *buf, size_t size) {
+        if (rcode < ELEMENTSOF(rcode_names) && rcode_names[rcode])
+                snprintf(buf, size, "%s", rcode_names[rcode]);
+        else
+                snprintf(buf, size, "RCODE%u", rcode);
+}
+
+char *http_iso8601(uint64_t realtime_usec) {
+        time_t t = (time_t) (realtime_usec / USEC_PER_SEC);
+        struct tm tm;
+        char buf[64];
+
+        if (!gmtime_r(&t, &tm))
+                return g_strdup("1970-01-01T00:00:00.000Z");
+        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        return g_strdup_printf("%s.%03uZ", buf, (unsigned) (realtime_usec % USEC_PER_SEC / 1000));
+}
+
+static json_object *json_string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *json_time_or_null(uint64_t realtime_usec) {
+        g_autofree char *s = NULL;
+
+        if (realtime_usec == 0)
+                return NULL;
+        s = http_iso8601(realtime_usec);
+        return json_object_new_string(s);
+}
+
+char *http_json_to_string(json_object *o) {
+        return g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+json_object *http_json_message(const char *status, const char *message) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "status", json_object_new_string(status));
+        json_object_object_add(o, "message", json_object_new_string(message));
+        return o;
+}
+
+static void add_service_keys(json_object *o, const HttpServiceInfo *info) {
+        g_autofree char *now = http_iso8601(info->now_usec);
+
+        json_object_object_add(o, "timestamp", json_object_new_string(now));
+        json_object_object_add(o, "service", json_object_new_string(strempty(info->service)));
+        json_object_object_add(o, "version", json_object_new_string(strempty(info->version)));
+}
+
+json_object *http_json_health(const HttpServiceInfo *info) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "status", json_object_new_string("healthy"));
+        add_service_keys(o, info);
+        return o;
+}
+
+static json_object *status_dns(const HttpStatusInput *in) {
+        json_object *o = json_object_new_object(), *by_type, *by_rcode;
+        const DnsServerCounters *c = in->dns;
+        char name[32];
+
+        /* The original's keys first: port, bind_address, running. */
+        json_object_object_add(o, "port", json_object_new_int(in->dns_port));
+        json_object_object_add(o, "bind_address", json_object_new_string(in->dns_bind_address ?: "0.0.0.0"));
+        json_object_object_add(o, "running", json_object_new_boolean(c != NULL));
+        json_object_object_add(o, "bind", json_string_or_null(in->dns_describe));
+        json_object_object_add(o, "records", json_object_new_int64((int64_t) in->n_records));
+        json_object_object_add(o, "store_version", json_object_new_int64((int64_t) in->store_version));
+        json_object_object_add(o, "queries",
+                               json_object_new_int64(c ? (int64_t) (c->queries_udp + c->queries_tcp) : 0));
+        json_object_object_add(o, "queries_udp", json_object_new_int64(c ? (int64_t) c->queries_udp : 0));
+        json_object_object_add(o, "queries_tcp", json_object_new_int64(c ? (int64_t) c->queries_tcp : 0));
+
+        by_type = json_object_new_object();
+        for (size_t i = 0; i < ELEMENTSOF(query_type_labels); i++)
+                json_object_object_add(by_type, query_type_labels[i],
+                                       json_object_new_int64(c ? (int64_t) c->by_type[i] : 0));
+        json_object_object_add(o, "queries_by_type", by_type);
+
+        by_rcode = json_object_new_object();
+        for (unsigned i = 0; i < ELEMENTSOF(c->by_rcode); i++) {
+                uint64_t n = c ? c->by_rcode[i] : 0;
+                bool common = false;
+
+                for (size_t j = 0; j < ELEMENTSOF(common_rcodes); j++)
+                        common = common || common_rcodes[j] == i;
+                if (n == 0 && !common)
+                        continue;
+                rcode_name(i, name, sizeof name);
+                json_object_object_add(by_rcode, name, json_object_new_int64((int64_t) n));
+        }
+        json_object_object_add(o, "responses_by_rcode", by_rcode);
+        json_object_object_add(o, "truncated", json_object_new_int64(c ? (int64_t) c->truncated : 0));
+        json_object_object_add(o, "tcp_connections", json_object_new_int64(c ? (int64_t) c->tcp_connections : 0));
+        json_object_object_add(o, "tcp_rejected", json_object_new_int64(c ? (int64_t) c->tcp_rejected : 0));
+        return o;
+}
+
+static json_object *status_docker(const DockerStatus *d) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "enabled", json_object_new_boolean(d != NULL));
+        json_object_object_add(o, "running", json_object_new_boolean(d != NULL));
+        json_object_object_add(o, "state", json_object_new_string(d ? docker_state_to_string(d->state) : "disabled"));
+        json_object_object_add(o, "connected", json_object_new_boolean(d && d->state == DOCKER_CONNECTED));
+        json_object_object_add(o, "socket", json_string_or_null(d ? d->socket_path : NULL));
+        json_object_object_add(o, "api_version", json_string_or_null(d ? d->api_version : NULL));
+        json_object_object_add(o, "last_error", json_string_or_null(d ? d->last_error : NULL));
+        json_object_object_add(o, "connected_since", json_time_or_null(d ? d->connected_since_usec : 0));
+        json_object_object_add(o, "next_retry", json_time_or_null(d ? d->next_retry_usec : 0));
+        json_object_object_add(o, "containers", json_object_new_int(d ? (int) d->n_containers : 0));
+        json_object_object_add(o, "hostip", json_string_or_null(d ? d->hostip : NULL));
+        json_object_object_add(o, "hostip6", json_string_or_null(d ? d->hostip6 : NULL));
+        return o;
+}
+
+static json_object *status_hosts(const HostsDirStatus *h) {
+        json_object *o = json_object_new_object();
+
+        /* The original's keys: enabled, directory, running, records_count. */
+        json_object_object_add(o, "enabled", json_object_new_boolean(h != NULL));
+        json_object_object_add(o, "directory", json_string_or_null(h ? h->path : NULL));
+        json_object_object_add(o, "running", json_object_new_boolean(h != NULL));
+        json_object_object_add(o, "records_count", json_object_new_int(h ? (int) h->n_records : 0));
+        json_object_object_add(o, "exists", json_object_new_boolean(h && h->exists));
+        json_object_object_add(o, "files", json_object_new_int(h ? (int) h->n_files : 0));
+        json_object_object_add(o, "records", json_object_new_int(h ? (int) h->n_records : 0));
+        json_object_object_add(o, "warnings", json_object_new_int(h ? (int) h->n_warnings : 0));
+        json_object_object_add(o, "last_load", json_time_or_null(h ? h->last_load_usec : 0));
+        return o;
+}
+
+static json_object *status_cluster(const HttpStatusInput *in) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "enabled", json_object_new_boolean(in->cluster_enabled));
+        json_object_object_add(o, "running", json_object_new_boolean(in->cluster_enabled));
+        json_object_object_add(o, "node_id", json_string_or_null(in->service.node_id));
+        json_object_object_add(o, "members", in->cluster_members ? json_object_get(in->cluster_members)
+                                                                  : json_object_new_array());
+        return o;
+}
+
+json_object *http_json_status(const HttpStatusInput *in) {
+        json_object *o = json_object_new_object(), *http;
+        g_autofree char *started = http_iso8601(in->service.start_usec);
+
+        json_object_object_add(o, "status", json_object_new_string("running"));
+        add_service_keys(o, &in->service);
+        json_object_object_add(o, "environment", json_object_new_string(strempty(in->service.environment)));
+        json_object_object_add(o, "dns_server", status_dns(in));
+        json_object_object_add(o, "docker_monitor", status_docker(in->docker));
+        json_object_object_add(o, "hosts_monitor", status_hosts(in->hosts));
+        /* The original sent a string here ("N/A"); seconds are what a script can use. */
+        json_object_object_add(o, "uptime", json_object_new_int64((int64_t) (in->service.uptime_usec / USEC_PER_SEC)));
+        json_object_object_add(o, "dns_sync_cluster", status_cluster(in));
+
+        /* New keys, for the dashboard. */
+        json_object_object_add(o, "node_id", json_string_or_null(in->service.node_id));
+        json_object_object_add(o, "started", json_object_new_string(started));
+        http = json_object_new_object();
+        json_object_object_add(http, "host", json_string_or_null(in->service.http_host));
+        json_object_object_add(http, "port", json_object_new_int(in->service.http_port));
+        json_object_object_add(o, "http_server", http);
+        return o;
+}
+
+json_object *http_json_record(const Record *r) {
+        json_object *o = json_object_new_object();
+        g_autofree char *source = record_source(r);
+        g_autofree char *added = http_iso8601(r->added_usec);
+
+        json_object_object_add(o, "hostname", json_object_new_string(r->name));
+        json_object_object_add(o, "ip_address", json_object_new_string(strempty(r->value)));
+        json_object_object_add(o, "ttl", json_object_new_int64(r->ttl));
+        json_object_object_add(o, "type", json_object_new_string(store_type_to_string(r->type) ?: "unknown"));
+        json_object_object_add(o, "source", json_object_new_string(strempty(source)));
+        json_object_object_add(o, "owner", json_object_new_string(strempty(r->owner)));
+        json_object_object_add(o, "added", json_object_new_string(added));
+        return o;
+}
+
+typedef struct CollectContext {
+        GPtrArray *records;
+        uint16_t type;
+} CollectContext;
+
+static int collect_record(const Record *r, void *userdata) {
+        CollectContext *c = userdata;
+
+        if (c->type == 0 || r->type == c->type)
+                g_ptr_array_add(c->records, (void *) r);
+        return 0;
+}
+
+static int record_compare(const void *a, const void *b) {
+        const Record *x = *(const Record *const *) a, *y = *(const Record *const *) b;
+        int c;
+
+        c = strcmp(x->name, y->name);
+        if (c != 0)
+                return c;
+        if (x->type != y->type)
+                return x->type < y->type ? -1 : 1;
+        c = strcmp(strempty(x->value), strempty(y->value));
+        if (c != 0)
+                return c;
+        return strcmp(strempty(x->owner), strempty(y->owner));
+}
+
+json_object *http_json_records(const Store *s, const char *name, const char *owner_prefix, uint16_t type) {
+        g_autoptr(GPtrArray) records = g_ptr_array_new();
+        CollectContext c = { .records = records, .type = type };
+        json_object *o = json_object_new_object(), *array;
+
+        (void) store_foreach(s, name, owner_prefix, collect_record, &c);
+        g_ptr_array_sort(records, record_compare);
+
+        array = json_object_new_array_ext((int) records->len);
+        for (guint i = 0; i < records->len; i++)
+                json_object_array_add(array, http_json_record(records->pdata[i]));
+
+        json_object_object_add(o, "status", json_object_new_string("success"));
+        json_object_object_add(o, "total_records", json_object_new_int64(records->len));
+        /* The store version these records are from: the live feed's events
+         * with a version at or below it are already included. */
+        json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(s)));
+        json_object_object_add(o, "records", array);
+        return o;
+}
+
+/* --- Prometheus text format 0.0.4 ------------------------------------------ */
+
+static void metric_header(GString *out, const char *name, const char *type, const char *help) {
+        g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *http_metrics_render(const HttpMetricsInput *in) {
+        const DnsServerCounters zero = {}, *c = in->dns ?: &zero;
+        GString *out = g_string_sized_new(4096);
+        char name[32];
+
+        metric_header(out, "joyride_dns_queries_total", "counter", "DNS queries answered, by query type.");
+        for (size_t i = 0; i < ELEMENTSOF(query_type_labels); i++)
+                g_string_append_printf(out, "joyride_dns_queries_total{type=\"%s\"} %" PRIu64 "\n",
+                                       query_type_labels[i], c->by_type[i]);
+
+        metric_header(out, "joyride_dns_responses_total", "counter", "DNS responses sent, by response code.");
+        for (unsigned i = 0; i < ELEMENTSOF(c->by_rcode); i++) {
+                bool common = false;
+
+                for (size_t j = 0; j < ELEMENTSOF(common_rcodes); j++)
+                        common = common || common_rcodes[j] == i;
+                if (c->by_rcode[i] == 0 && !common)
+                        continue;
+                rcode_name(i, name, sizeof name);
+                g_string_append_printf(out, "joyride_dns_responses_total{rcode=\"%s\"} %" PRIu64 "\n",
+                                       name, c->by_rcode[i]);
+        }
+
+        metric_header(out, "joyride_dns_transport_queries_total", "counter", "DNS queries received, by transport.");
+        g_string_append_printf(out, "joyride_dns_transport_queries_total{transport=\"udp\"} %" PRIu64 "\n",
+                               c->queries_udp);
+        g_string_append_printf(out, "joyride_dns_transport_queries_total{transport=\"tcp\"} %" PRIu64 "\n",
+                               c->queries_tcp);
+
+        metric_header(out, "joyride_dns_truncated_total", "counter", "UDP responses sent truncated (TC bit).");
+        g_string_append_printf(out, "joyride_dns_truncated_total %" PRIu64 "\n", c->truncated);
+        metric_header(out, "joyride_dns_tcp_connections_total", "counter", "DNS TCP connections accepted.");
+        g_string_append_printf(out, "joyride_dns_tcp_connections_total %" PRIu64 "\n", c->tcp_connections);
+        metric_header(out, "joyride_dns_tcp_rejected_total", "counter",
+                      "DNS TCP connections refused because of the connection cap.");
+        g_string_append_printf(out, "joyride_dns_tcp_rejected_total %" PRIu64 "\n", c->tcp_rejected);
+
+        metric_header(out, "joyride_records", "gauge", "Records in the store, by source.");
+        for (int i = 0; i < _HTTP_SOURCE_MAX; i++)
+                g_string_append_printf(out, "joyride_records{source=\"%s\"} %zu\n", source_labels[i],
+                                       in->records_by_source[i]);
+
+        metric_header(out, "joyride_store_version", "gauge", "Version of the record store: grows by one with each change.");
+        g_string_append_printf(out, "joyride_store_version %" PRIu64 "\n", in->store_version);
+
+        metric_header(out, "joyride_docker_connected", "gauge",
+                      "1 when the Docker monitor is connected to the engine, else 0.");
+        g_string_append_printf(out, "joyride_docker_connected %d\n", in->docker_enabled && in->docker_connected);
+
+        metric_header(out, "joyride_cluster_members", "gauge", "Cluster members known, by state.");
+        for (int i = 0; i < _HTTP_MEMBER_STATE_MAX; i++)
+                g_string_append_printf(out, "joyride_cluster_members{state=\"%s\"} %u\n", member_state_labels[i],
+                                       in->members_by_state[i]);
+
+        metric_header(out, "joyride_gossip_packets_total", "counter", "Cluster gossip packets, by direction.");
+        g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"sent\"} %" PRIu64 "\n", in->gossip_sent);
+        g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"received\"} %" PRIu64 "\n",
+                               in->gossip_received);
+        g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"rejected\"} %" PRIu64 "\n",
+                               in->gossip_rejected);
+
+        metric_header(out, "joyride_uptime_seconds", "gauge", "Seconds since the daemon started.");
+        g_string_append_printf(out, "joyride_uptime_seconds %.3f\n", (double) in->uptime_usec / USEC_PER_SEC);
+
+        return g_string_free(out, FALSE);
+}
+
+/* --- Server-Sent Events ------------------------------------------------------ */
+
+char *http_sse_event(const char *event, json_object *data) {
+        g_autofree char *json = http_json_to_string(data);
+
+        /* json-c escapes newlines inside strings, so the payload is one line
+         * and one data: field is enough. */
+        return g_strdup_printf("event: %s\ndata: %s\n\n", event, json);
+}
+
+char *http_sse_record_event(RecordChange change, const Record *r, uint64_t version) {
+        json_object *o = json_object_new_object();
+        g_autofree char *source = record_source(r);
+        char *s;
+
+        json_object_object_add(o, "change", json_object_new_string(change == RECORD_ADDED ? "added" : "removed"));
+        json_object_object_add(o, "hostname", json_object_new_string(r->name));
+        json_object_object_add(o, "type", json_object_new_string(store_type_to_string(r->type) ?: "unknown"));
+        json_object_object_add(o, "value", json_object_new_string(strempty(r->value)));
+        json_object_object_add(o, "ttl", json_object_new_int64(r->ttl));
+        json_object_object_add(o, "source", json_object_new_string(strempty(source)));
+        json_object_object_add(o, "owner", json_object_new_string(strempty(r->owner)));
+        json_object_object_add(o, "version", json_object_new_int64((int64_t) version));
+        s = http_sse_event("record", o);
+        json_object_put(o);
+        return s;
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+// The dashboard as a person sees it, in headless Chromium: it loads without
+// console errors, shows the hosts file's records, adds and removes rows live
+// when the hosts directory changes, filters and sorts, follows the system
+// colour scheme, toggles and remembers the theme, keeps readable contrast,
+// fits a phone. Run by run.sh, which starts the daemon and sets the env.
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+const { chromium } = require("playwright-core");
+
+const URL = process.env.JOYRIDE_URL;
+const HOSTS = process.env.JOYRIDE_HOSTS_DIR;
+const ARTIFACTS = process.env.JOYRIDE_ARTIFACTS;
+const PROFILE = process.env.JOYRIDE_PROFILE;
+
+let failures = 0;
+function ok(what) {
+  console.log("ok - " + what);
+}
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+// WCAG relative luminance and contrast ratio of two "rgb(...)" colours.
+function luminance(rgb) {
+  const [r, g, b] = rgb.match(/[\d.]+/g).slice(0, 3).map((v) => {
+    v = Number(v) / 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function contrast(a, b) {
+  const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p);
+  return (x + 0.05) / (y + 0.05);
+}
+
+async function rowNames(page) {
+  return page.$$eval("#records-body tr td:first-child", (tds) => tds.map((td) => td.textContent));
+}
+
+async function waitForRow(page, name, timeout = 5000) {
+  await page.waitForFunction(
+    (n) => Array.from(document.querySelectorAll("#records-body tr td:first-child")).some((td) => td.textContent === n),
+    name,
+    { timeout }
+  );
+}
+
+async function colours(page) {
+  return page.evaluate(() => {
+    const body = getComputedStyle(document.body);
+    const card = document.querySelector(".card");
+    const muted = document.querySelector("dt");
+    return {
+      theme: document.documentElement.dataset.theme || null,
+      bg: body.backgroundColor,
+      text: body.color,
+      surface: getComputedStyle(card).backgroundColor,
+      muted: getComputedStyle(muted).color,
+    };
+  });
+}
+
+async function checkContrast(page, label) {
+  const c = await colours(page);
+  const main = contrast(c.text, c.bg);
+  const muted = contrast(c.muted, c.surface);
+  check(main >= 7, `${label}: body text contrast ${main.toFixed(2)} < 7`);
+  check(muted >= 4.5, `${label}: muted text contrast ${muted.toFixed(2)} < 4.5`);
+  return c;
+}
+
+async function main() {
+  fs.rmSync(PROFILE, { recursive: true, force: true });
+  const context = await chromium.launchPersistentContext(PROFILE, {
+    executablePath: process.env.JOYRIDE_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-default-apps",
+    ],
+    viewport: { width: 1280, height: 900 },
+    colorScheme: "light",
+    timeout: 30000,
+  });
+  const problems = [];
+  const page = context.pages()[0] || (await context.newPage());
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  page.on("requestfailed", (r) => {
+    // The feed is cut when the page reloads; that is not a failure.
+    if (!r.url().endsWith("/api/events")) problems.push("request failed: " + r.url() + " " + r.failure().errorText);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
+
+  try {
+    // --- loads, shows the hosts file -----------------------------------------
+    await page.goto(URL, { waitUntil: "load" });
+    await waitForRow(page, "web.browser.test");
+    const names = await rowNames(page);
+    check(names.includes("six.browser.test") && names.length === 4, "expected the 4 records, got " + names);
+    const webRow = await page.$$eval("#records-body tr", (trs) =>
+      trs
+        .map((tr) => Array.from(tr.children).map((td) => td.textContent))
+        .find((cells) => cells[0] === "web.browser.test")
+    );
+    check(webRow[1] === "A" && webRow[2] === "10.30.0.1" && webRow[3] === "30s", "web row: " + webRow);
+    check(webRow[4].startsWith("hosts:" + HOSTS + "/base.hosts:1"), "web row source: " + webRow[4]);
+    await page.waitForFunction(() => document.getElementById("live").textContent === "Live", null, { timeout: 5000 });
+    await page.waitForFunction(() => document.getElementById("version").textContent !== "…", null, { timeout: 5000 });
+    const cluster = await page.textContent("#cluster-empty");
+    check(/disabled/i.test(cluster), "cluster empty-state text: " + cluster);
+    const docker = await page.textContent("#docker-state");
+    check(docker === "disabled", "docker state pill: " + docker);
+    ok("the page loads and shows the hosts file's records, service, Docker and cluster state");
+
+    // --- live: a new file makes a row appear, without a reload ---------------
+    await page.evaluate(() => (window.__notReloaded = true));
+    fs.writeFileSync(path.join(HOSTS, "live.hosts"), "10.30.0.9 live.browser.test\n");
+    await waitForRow(page, "live.browser.test", 5000);
+    check(await page.evaluate(() => window.__notReloaded === true), "the page reloaded");
+    ok("editing the hosts directory adds a row live, without a reload");
+
+    // --- search -------------------------------------------------------------
+    await page.fill("#search", "live.browser");
+    let shown = await rowNames(page);
+    check(shown.length === 1 && shown[0] === "live.browser.test", "search 'live.browser' shows " + shown);
+    await page.fill("#search", "10.30.0.1");
+    shown = await rowNames(page);
+    check(shown.length === 2 && shown.every((n) => n === "web.browser.test" || n === "db.browser.test"), "value search: " + shown);
+    await page.fill("#search", "no-such-thing");
+    check((await rowNames(page)).length === 0, "a search matching nothing shows rows");
+    check(await page.isVisible("#records-empty"), "no empty-search message");
+    await page.fill("#search", "");
+    check((await rowNames(page)).length === 5, "clearing the search does not bring every row back");
+    ok("search filters the rows");
+
+    // --- sort ---------------------------------------------------------------
+    const asc = await rowNames(page);
+    check(JSON.stringify(asc) === JSON.stringify([...asc].sort()), "rows not sorted by name: " + asc);
+    await page.click('th[data-sort="hostname"] button');
+    const desc = await rowNames(page);
+    check(JSON.stringify(desc) === JSON.stringify([...asc].reverse()), "second click does not reverse: " + desc);
+    check((await page.getAttribute('th[data-sort="hostname"]', "aria-sort")) === "descending", "aria-sort not updated");
+    await page.click('th[data-sort="ttl"] button');
+    await page.click('th[data-sort="hostname"] button');
+    ok("clicking a column header sorts, and again reverses");
+
+    // --- removal is live too ----------------------------------------------------
+    fs.unlinkSync(path.join(HOSTS, "live.hosts"));
+    await page.waitForFunction(
+      () => !Array.from(document.querySelectorAll("#records-body td:first-child")).some((td) => td.textContent === "live.browser.test"),
+      null,
+      { timeout: 5000 }
+    );
+    ok("removing the file removes its row live");
+
+    // --- theme ----------------------------------------------------------------
+    const light = await checkContrast(page, "light");
+    check(light.theme === null && luminance(light.bg) > 0.5, "does not start light with a light system scheme: " + JSON.stringify(light));
+    await page.waitForTimeout(300);   // let the fresh-row highlight fade in the picture
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-light.png"), fullPage: true });
+
+    await page.click("#theme-toggle");
+    let dark = await checkContrast(page, "dark (toggled)");
+    check(dark.theme === "dark" && luminance(dark.bg) < 0.05, "the toggle did not switch to dark: " + JSON.stringify(dark));
+    await page.reload({ waitUntil: "load" });
+    await waitForRow(page, "web.browser.test");
+    dark = await colours(page);
+    check(dark.theme === "dark" && luminance(dark.bg) < 0.05, "dark theme not kept across a reload: " + JSON.stringify(dark));
+    await page.waitForFunction(() => document.getElementById("live").textContent === "Live", null, { timeout: 5000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-dark.png"), fullPage: true });
+    await page.click("#theme-toggle");
+    await page.reload({ waitUntil: "load" });
+    const back = await colours(page);
+    check(back.theme === "light" && luminance(back.bg) > 0.5, "light choice not kept across a reload: " + JSON.stringify(back));
+    ok("the theme toggle switches and persists across reloads; contrast is readable in both");
+
+    // With no stored choice, the system's dark scheme is followed.
+    await page.evaluate(() => localStorage.clear());
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.reload({ waitUntil: "load" });
+    const sys = await checkContrast(page, "dark (system)");
+    check(sys.theme === null && luminance(sys.bg) < 0.05, "prefers-color-scheme: dark not followed: " + JSON.stringify(sys));
+    ok("follows prefers-color-scheme when nothing is stored");
+
+    // --- phone width --------------------------------------------------------------
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload({ waitUntil: "load" });
+    await waitForRow(page, "web.browser.test");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 1, `the page is ${overflow}px wider than a phone screen`);
+    const stacked = await page.$eval("#records-body td", (td) => getComputedStyle(td).display);
+    check(stacked !== "table-cell", "the records table does not stack at phone width");
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
+    ok("usable at phone width: no horizontal scroll, records stacked");
+
+    check(problems.length === 0, "console errors or failed requests:\n  " + problems.join("\n  "));
+    ok("no console errors, no failed requests");
+  } catch (e) {
+    failures++;
+    console.log("FAIL - " + e.message);
+    try {
+      await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-failure.png"), fullPage: true });
+    } catch (_) {
+      // the browser may be gone
+    }
+    if (problems.length) console.log("browser problems:\n  " + problems.join("\n  "));
+  } finally {
+    await context.close();
+    fs.rmSync(PROFILE, { recursive: true, force: true });
+  }
+  process.exit(failures ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.log("FAIL - " + (e && e.stack ? e.stack : e));
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The dashboard in a real browser: starts joyrided on loopback with a hosts
+# directory, then runs dashboard.test.js (playwright-core driving Debian's
+# /usr/bin/chromium, headless; no browser is ever downloaded). Screenshots go
+# to BUILDDIR/test-artifacts/. Exits 77 (skip) when chromium or node is
+# missing. Usage: run.sh BUILDDIR
+set -euo pipefail
+build=$(cd "${1:?usage: run.sh BUILDDIR}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../integration/lib.sh"
+
+chromium=${JOYRIDE_CHROMIUM:-/usr/bin/chromium}
+[ -x "$chromium" ] || { echo "SKIP: $chromium not installed (apt-get install chromium)"; exit 77; }
+command -v node >/dev/null || { echo "SKIP: node not installed"; exit 77; }
+
+if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
+        command -v npm >/dev/null || { echo "SKIP: npm not installed and playwright-core missing"; exit 77; }
+        # playwright-core has no install script; skipping scripts and the
+        # download variable make sure nothing fetches a browser anyway.
+        if ! (cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --ignore-scripts >&2); then
+                echo "SKIP: npm ci failed (no registry access?)"
+                exit 77
+        fi
+fi
+
+tmp=$(mktemp -d /tmp/test-browser-XXXXXX)
+daemon_pid=
+cleanup() {
+        if [ -n "$daemon_pid" ]; then
+                kill "$daemon_pid" 2>/dev/null || true
+                wait "$daemon_pid" 2>/dev/null || true
+        fi
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+mkdir -p "$tmp/hosts" "$tmp/state" "$build/test-artifacts"
+printf '10.30.0.1 web.browser.test db.browser.test\n10.30.0.2 cache.browser.test\nfd00::30 six.browser.test\n' \
+        > "$tmp/hosts/base.hosts"
+
+dns_port=$(free_port)
+http_port=$(free_port)
+while [ "$http_port" = "$dns_port" ]; do http_port=$(free_port); done
+
+"$build/src/joyrided" --dns-bind-address=127.0.0.1 --dns-port="$dns_port" \
+        --http-host=127.0.0.1 --http-port="$http_port" --hosts-directory="$tmp/hosts" \
+        --state-directory="$tmp/state" --no-docker --bus=none --no-cluster >"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+wait_for "HTTP API" 10 curl -sf "http://127.0.0.1:$http_port/health"
+# Some queries, so that the counters in the screenshots are not all zero.
+for n in web db nothere; do dig_short "$dns_port" "$n.browser.test" >/dev/null || true; done
+
+JOYRIDE_URL="http://127.0.0.1:$http_port/" \
+JOYRIDE_HOSTS_DIR="$tmp/hosts" \
+JOYRIDE_ARTIFACTS="$build/test-artifacts" \
+JOYRIDE_CHROMIUM="$chromium" \
+JOYRIDE_PROFILE="$tmp/profile" \
+        node "$here/dashboard.test.js" || { echo "daemon log:"; tail -20 "$tmp/daemon.log"; exit 1; }
+
+kill -0 "$daemon_pid" || fail "the daemon died during the browser test"

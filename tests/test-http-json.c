@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/* The HTTP API's bodies, without a server: the JSON documents keep the
+ * original service's keys, /dns/records filters and sorts, /metrics is valid
+ * Prometheus text with the counters it was given, and a feed message is one
+ * well-formed SSE event whatever the record holds. */
+
+#include <glib.h>
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "http-json.h"
+
+static json_object *get(json_object *o, const char *key) {
+        json_object *v = NULL;
+
+        g_assert_true(json_object_object_get_ex(o, key, &v));
+        return v;
+}
+
+static const char *get_str(json_object *o, const char *key) {
+        return json_object_get_string(get(o, key));
+}
+
+static void test_iso8601(void) {
+        g_autofree char *epoch = http_iso8601(0);
+        g_autofree char *t = http_iso8601(1700000000123456ull);
+
+        g_assert_cmpstr(epoch, ==, "1970-01-01T00:00:00.000Z");
+        g_assert_cmpstr(t, ==, "2023-11-14T22:13:20.123Z");
+}
+
+static void test_health(void) {
+        HttpServiceInfo info = { .service = "joyride-dns", .version = "1.2.3", .now_usec = 1700000000000000ull };
+        json_object *o = http_json_health(&info);
+
+        g_assert_cmpstr(get_str(o, "status"), ==, "healthy");
+        g_assert_cmpstr(get_str(o, "timestamp"), ==, "2023-11-14T22:13:20.000Z");
+        g_assert_cmpstr(get_str(o, "service"), ==, "joyride-dns");
+        g_assert_cmpstr(get_str(o, "version"), ==, "1.2.3");
+        g_assert_cmpint(json_object_object_length(o), ==, 4);
+        json_object_put(o);
+}
+
+static void test_status(void) {
+        DnsServerCounters c = { .queries_udp = 7, .queries_tcp = 2 };
+        DockerStatus ds = { .state = DOCKER_CONNECTED, .socket_path = "/run/docker.sock", .api_version = "1.43",
+                            .n_containers = 4, .connected_since_usec = 1700000000000000ull };
+        HostsDirStatus hs = { .path = "/etc/joyride/hosts", .exists = true, .n_files = 2, .n_records = 9,
+                              .n_warnings = 1 };
+        HttpStatusInput in = {
+                .service = { .service = "s", .version = "v", .environment = "test", .node_id = "node-a",
+                             .uptime_usec = 90 * USEC_PER_SEC + 5 },
+                .dns_port = 5353,
+                .dns = &c,
+                .n_records = 11,
+                .docker = &ds,
+                .hosts = &hs,
+        };
+        json_object *o, *dns, *d, *h, *cl;
+
+        c.by_type[dns_server_type_index(DNS_TYPE_AAAA)] = 3;
+        c.by_rcode[3] = 2;
+        o = http_json_status(&in);
+        g_assert_cmpstr(get_str(o, "status"), ==, "running");
+        g_assert_cmpstr(get_str(o, "environment"), ==, "test");
+        g_assert_cmpint(json_object_get_int(get(o, "uptime")), ==, 90);
+
+        dns = get(o, "dns_server");
+        g_assert_cmpint(json_object_get_int(get(dns, "port")), ==, 5353);
+        g_assert_cmpstr(get_str(dns, "bind_address"), ==, "0.0.0.0");
+        g_assert_true(json_object_get_boolean(get(dns, "running")));
+        g_assert_cmpint(json_object_get_int(get(dns, "records")), ==, 11);
+        g_assert_cmpint(json_object_get_int(get(dns, "queries")), ==, 9);
+        g_assert_cmpint(json_object_get_int(get(get(dns, "queries_by_type"), "AAAA")), ==, 3);
+        g_assert_cmpint(json_object_get_int(get(get(dns, "responses_by_rcode"), "NXDOMAIN")), ==, 2);
+
+        d = get(o, "docker_monitor");
+        g_assert_true(json_object_get_boolean(get(d, "connected")));
+        g_assert_cmpstr(get_str(d, "state"), ==, "connected");
+        g_assert_cmpint(json_object_get_int(get(d, "containers")), ==, 4);
+        g_assert_null(get(d, "next_retry"));
+        g_assert_null(get(d, "last_error"));
+        g_assert_cmpstr(get_str(d, "connected_since"), ==, "2023-11-14T22:13:20.000Z");
+
+        h = get(o, "hosts_monitor");
+        g_assert_cmpstr(get_str(h, "directory"), ==, "/etc/joyride/hosts");
+        g_assert_cmpint(json_object_get_int(get(h, "records_count")), ==, 9);
+        g_assert_cmpint(json_object_get_int(get(h, "files")), ==, 2);
+        g_assert_cmpint(json_object_get_int(get(h, "warnings")), ==, 1);
+
+        cl = get(o, "dns_sync_cluster");
+        g_assert_false(json_object_get_boolean(get(cl, "enabled")));
+        g_assert_cmpint(json_object_array_length(get(cl, "members")), ==, 0);
+        json_object_put(o);
+
+        /* Docker and hosts off, no DNS server: still every key, with "off" values. */
+        in.docker = NULL;
+        in.hosts = NULL;
+        in.dns = NULL;
+        o = http_json_status(&in);
+        d = get(o, "docker_monitor");
+        g_assert_false(json_object_get_boolean(get(d, "enabled")));
+        g_assert_cmpstr(get_str(d, "state"), ==, "disabled");
+        h = get(o, "hosts_monitor");
+        g_assert_false(json_object_get_boolean(get(h, "enabled")));
+        g_assert_null(get(h, "directory"));
+        g_assert_false(json_object_get_boolean(get(get(o, "dns_server"), "running")));
+        json_object_put(o);
+}
+
+static Store *make_store(void) {
+        Store *s = NULL;
+        const char *error = NULL;
+
+        g_assert_cmpint(store_new(&s), ==, 0);
+        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/a", 3, NULL, &error), ==, 1);
+        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 4, NULL, &error), ==, 1);
+        g_assert_cmpint(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api", &error), ==, 1);
+        g_assert_cmpint(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, &error), ==, 1);
+        return s;
+}
+
+static void test_records(void) {
+        Store *s = make_store();
+        json_object *o, *records, *r;
+
+        o = http_json_records(s, NULL, NULL, 0);
+        g_assert_cmpstr(get_str(o, "status"), ==, "success");
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 4);
+        g_assert_cmpint(json_object_get_int64(get(o, "version")), ==, (int64_t) store_version(s));
+        records = get(o, "records");
+        g_assert_cmpint(json_object_array_length(records), ==, 4);
+        /* Sorted by name, then value. */
+        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 0), "hostname"), ==, "alias.example");
+        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 1), "hostname"), ==, "api.example");
+        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 2), "ip_address"), ==, "10.0.0.1");
+        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 3), "ip_address"), ==, "10.0.0.2");
+
+        /* The value goes in ip_address for every type, as the original's key. */
+        r = json_object_array_get_idx(records, 0);
+        g_assert_cmpstr(get_str(r, "type"), ==, "CNAME");
+        g_assert_cmpstr(get_str(r, "ip_address"), ==, "web.example");
+        g_assert_cmpint(json_object_get_int(get(r, "ttl")), ==, 120);
+        g_assert_cmpstr(get_str(r, "source"), ==, "dbus");
+        r = json_object_array_get_idx(records, 1);
+        g_assert_cmpstr(get_str(r, "source"), ==, "docker:abc (api)");
+        g_assert_cmpstr(get_str(r, "owner"), ==, "docker:abc");
+        r = json_object_array_get_idx(records, 2);
+        g_assert_cmpstr(get_str(r, "source"), ==, "hosts:/h/a:4");
+        json_object_put(o);
+
+        o = http_json_records(s, "WEB.example.", NULL, 0);
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 2);
+        json_object_put(o);
+        o = http_json_records(s, NULL, "docker", 0);
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 1);
+        json_object_put(o);
+        o = http_json_records(s, NULL, NULL, DNS_TYPE_CNAME);
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 1);
+        json_object_put(o);
+        o = http_json_records(s, "nothing.example", NULL, 0);
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 0);
+        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 0);
+        json_object_put(o);
+
+        store_free(s);
+}
+
+/* Checks the exposition line by line as a scraper would: HELP and TYPE
+ * before each family's samples, every sample "name{labels} value". */
+static void check_exposition(const char *text) {
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        g_autoptr(GHashTable) typed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr(GRegex) sample = g_regex_new(
+                "^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"\\\\]*\"(,[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"\\\\]*\")*\\})? "
+                "-?[0-9]+(\\.[0-9]+)?$", 0, 0, NULL);
+        g_autofree char *last_help = NULL;
+
+        g_assert_true(g_str_has_suffix(text, "\n"));
+        for (size_t i = 0; lines[i]; i++) {
+                const char *l = lines[i];
+                g_autoptr(GMatchInfo) m = NULL;
+
+                if (*l == '\0')
+                        continue;
+                if (g_str_has_prefix(l, "# HELP ")) {
+                        g_free(last_help);
+                        last_help = g_strndup(l + 7, strcspn(l + 7, " "));
+                        continue;
+                }
+                if (g_str_has_prefix(l, "# TYPE ")) {
+                        g_autofree char *name = g_strndup(l + 7, strcspn(l + 7, " "));
+                        const char *type = l + 7 + strlen(name) + 1;
+
+                        g_assert_cmpstr(name, ==, last_help);
+                        g_assert_true(streq(type, "counter") || streq(type, "gauge"));
+                        g_assert_false(g_hash_table_contains(typed, name));
+                        g_hash_table_add(typed, g_steal_pointer(&name));
+                        continue;
+                }
+                if (!g_regex_match(sample, l, 0, &m))
+                        g_error("not a sample line: '%s'", l);
+                g_autofree char *name = g_match_info_fetch(m, 1);
+                if (!g_hash_table_contains(typed, name))
+                        g_error("sample without HELP/TYPE: '%s'", l);
+        }
+}
+
+static void test_metrics(void) {
+        DnsServerCounters c = { .queries_udp = 10, .queries_tcp = 1 };
+        HttpMetricsInput in = {
+                .dns = &c,
+                .records_by_source = { [HTTP_SOURCE_HOSTS] = 12, [HTTP_SOURCE_PEER] = 3 },
+                .store_version = 99,
+                .docker_enabled = true,
+                .docker_connected = true,
+                .gossip_rejected = 4,
+                .uptime_usec = 1500 * USEC_PER_MSEC,
+        };
+        g_autofree char *text = NULL, *zero = NULL;
+
+        c.by_type[dns_server_type_index(DNS_TYPE_A)] = 5;
+        c.by_type[dns_server_type_index(DNS_TYPE_MX)] = 1;
+        c.by_rcode[3] = 2;
+        c.by_rcode[9] = 1;
+        c.by_rcode[17] = 1;
+        text = http_metrics_render(&in);
+        check_exposition(text);
+        g_assert_nonnull(strstr(text, "\njoyride_dns_queries_total{type=\"A\"} 5\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_dns_queries_total{type=\"other\"} 1\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"NXDOMAIN\"} 2\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOERROR\"} 0\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOTAUTH\"} 1\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"RCODE17\"} 1\n"));
+        g_assert_null(strstr(text, "YXDOMAIN"));   /* zero and uncommon: left out */
+        g_assert_nonnull(strstr(text, "\njoyride_records{source=\"hosts\"} 12\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_records{source=\"peer\"} 3\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_records{source=\"docker\"} 0\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_store_version 99\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_docker_connected 1\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_cluster_members{state=\"alive\"} 0\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_gossip_packets_total{direction=\"rejected\"} 4\n"));
+        g_assert_nonnull(strstr(text, "\njoyride_uptime_seconds 1.500\n"));
+
+        /* No DNS server, Docker disabled: zeros, still valid. */
+        in = (HttpMetricsInput) { .docker_connected = true };
+        zero = http_metrics_render(&in);
+        check_exposition(zero);
+        g_assert_nonnull(strstr(zero, "\njoyride_docker_connected 0\n"));
+        g_assert_nonnull(strstr(zero, "\njoyride_dns_queries_total{type=\"A\"} 0\n"));
+}
+
+typedef struct Captured {
+        GPtrArray *events;
+} Captured;
+
+static void capture(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Captured *c = userdata;
+        g_ptr_array_add(c->events, http_sse_record_event(change, r, store_version(s)));
+}
+
+static void test_sse(void) {
+        Store *s = NULL;
+        Captured c = { .events = g_ptr_array_new_with_free_func(g_free) };
+        const char *error = NULL;
+        json_object *o;
+
+        g_assert_cmpint(store_new(&s), ==, 0);
+        store_subscribe(s, capture, &c);
+        /* A TXT value with a newline and quotes must not break the framing. */
+        g_assert_cmpint(store_add(s, "txt.example", DNS_TYPE_TXT, "\"line one\\010line \\\"two\\\"\"", 30, "api", 0,
+                                  NULL, &error), ==, 1);
+        g_assert_cmpint(store_remove(s, "txt.example", 0, NULL, "api"), ==, 1);
+        g_assert_cmpint(c.events->len, ==, 2);
+
+        for (guint i = 0; i < c.events->len; i++) {
+                const char *e = c.events->pdata[i];
+                g_auto(GStrv) lines = NULL;
+
+                g_assert_true(g_str_has_prefix(e, "event: record\ndata: {"));
+                g_assert_true(g_str_has_suffix(e, "}\n\n"));
+                lines = g_strsplit(e, "\n", -1);
+                g_assert_cmpint(g_strv_length(lines), ==, 4);   /* event, data, "", "" */
+                o = json_tokener_parse(lines[1] + strlen("data: "));
+                g_assert_nonnull(o);
+                g_assert_cmpstr(get_str(o, "change"), ==, i == 0 ? "added" : "removed");
+                g_assert_cmpstr(get_str(o, "hostname"), ==, "txt.example");
+                g_assert_cmpstr(get_str(o, "type"), ==, "TXT");
+                g_assert_cmpstr(get_str(o, "source"), ==, "api");
+                g_assert_cmpint(json_object_get_int(get(o, "ttl")), ==, 30);
+                g_assert_cmpint(json_object_get_int(get(o, "version")), ==, (int) i + 1);
+                g_assert_nonnull(get_str(o, "value"));
+                json_object_put(o);
+        }
+        store_unsubscribe(s, capture, &c);
+        g_ptr_array_unref(c.events);
+        store_free(s);
+
+        o = json_object_new_object();
+        json_object_object_add(o, "version", json_object_new_int(7));
+        g_autofree char *hello = http_sse_event("hello", o);
+        g_assert_cmpstr(hello, ==, "event: hello\ndata: {\"version\":7}\n\n");
+        json_object_put(o);
+}
+
+static void test_message(void) {
+        json_object *o = http_json_message("error", "Not found: /a/b");
+        g_autofree char *s = http_json_to_string(o);
+
+        g_assert_cmpstr(s, ==, "{\"status\":\"error\",\"message\":\"Not found: /a/b\"}");
+        json_object_put(o);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/http-json/iso8601", test_iso8601);
+        g_test_add_func("/http-json/health", test_health);
+        g_test_add_func("/http-json/status", test_status);
+        g_test_add_func("/http-json/records", test_records);
+        g_test_add_func("/http-json/metrics", test_metrics);
+        g_test_add_func("/http-json/sse", test_sse);
+        g_test_add_func("/http-json/message", test_message);
+        return g_test_run();
+}
