@@ -1,27 +1,1014 @@
 /* SPDX-License-Identifier: MIT */
-/* stub: being written (issue 3) */
-#include <glib.h>
+/* The Docker source. One connection at a time to the Engine API over its
+ * unix socket (libsoup 3 with a GUnixSocketAddress as the remote-connectable;
+ * json-c), all asynchronous on the thread-default GMainContext:
+ *
+ *   GET /_ping            -> the engine's API version (or GET /version)
+ *   GET /vX/events        -> opened first: headers arrive at once, so from
+ *                            here on no container event can be missed
+ *   GET /vX/containers/json -> the running containers; reconcile the store
+ *                            against them, then replay the events that came
+ *                            in while the list was in flight, in order
+ *   ...then every event as it arrives, parsed incrementally.
+ *
+ * Any failure drops the connection and retries with exponential backoff
+ * (250 ms doubling to 30 s, reset on success), logging each distinct reason
+ * once. Each labelled container's records have the owner "docker:<full id>"
+ * and the container's name as detail, so every interface can say why a
+ * name resolves. */
 
+#include <arpa/inet.h>
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <json-c/json.h>
+#include <libsoup/soup.h>
+#include <stdio.h>
+
+#include "docker-label.h"
 #include "docker.h"
+#include "log.h"
+#include "netinfo.h"
+
+#define BACKOFF_MIN_MSEC 250u
+#define BACKOFF_MAX_MSEC 30000u
+#define REQUEST_TIMEOUT_SEC 30u
+#define EVENT_READ_SIZE (64 * 1024)
+#define OWNER_PREFIX "docker:"
+#define DEFAULT_SOCKET "/var/run/docker.sock"
+
+typedef struct DockerConn DockerConn;
 
 struct DockerMonitor {
-        int unused;
+        Store *store;
+        GMainContext *context;
+        char *docker_host;
+        char *socket_path;          /* NULL for tcp:// and http:// engines */
+        char *base_uri;             /* "http://docker" for a unix socket */
+        char *opt_hostip, *opt_hostip6;   /* as configured (canonical), NULL when unset */
+        char *hostip, *hostip6;     /* what records get now */
+        char *host_note;            /* where hostip came from, for the log */
+        uint32_t default_ttl;
+
+        /* Two sessions because they need different I/O timeouts: requests
+         * should not hang for ever on a stuck engine, the event stream may
+         * legitimately be quiet for days. */
+        SoupSession *session;
+        SoupSession *events_session;
+
+        DockerState state;
+        char api_version[16];       /* "" until negotiated */
+        bool podman;
+        bool ever_connected;
+        char *last_error;
+        GHashTable *logged_errors;  /* reasons already logged since the last success */
+        uint64_t connected_since_usec;
+        uint64_t next_retry_usec;
+        unsigned backoff_msec;
+        GSource *retry_source;
+
+        DockerConn *conn;           /* the current attempt or connection; NULL while waiting to retry */
+        GHashTable *containers;     /* id -> container name: containers that have records */
+        GHashTable *pending_inspect;   /* id -> token of the inspect in flight for it */
+        unsigned inspect_token;
 };
 
+/* One connection attempt. Every async call holds a reference; when the
+ * attempt is abandoned (failure, reconnect, shutdown) it is detached from the
+ * monitor and cancelled, and late callbacks find monitor == NULL and stop. */
+struct DockerConn {
+        unsigned n_ref;
+        DockerMonitor *monitor;
+        GCancellable *cancellable;
+        SoupMessage *events_msg;
+        GInputStream *events;
+        json_tokener *tok;
+        bool listed;                /* initial reconcile done: events apply at once */
+        GPtrArray *early_events;    /* json_object*, arrived while the list was in flight */
+};
+
+static void monitor_connect(DockerMonitor *d);
+
+static DockerConn *conn_ref(DockerConn *c) {
+        c->n_ref++;
+        return c;
+}
+
+static void conn_unref(DockerConn *c) {
+        if (!c || --c->n_ref > 0)
+                return;
+        g_clear_object(&c->events);
+        g_clear_object(&c->events_msg);
+        g_clear_object(&c->cancellable);
+        if (c->tok)
+                json_tokener_free(c->tok);
+        if (c->early_events)
+                g_ptr_array_unref(c->early_events);
+        g_free(c);
+}
+
+static void json_object_putp(gpointer o) {
+        json_object_put(o);
+}
+
+static DockerConn *conn_new(DockerMonitor *d) {
+        DockerConn *c = g_new0(DockerConn, 1);
+
+        c->n_ref = 1;
+        c->monitor = d;
+        c->cancellable = g_cancellable_new();
+        c->early_events = g_ptr_array_new_with_free_func(json_object_putp);
+        return c;
+}
+
+static void conn_detach(DockerConn *c) {
+        if (!c)
+                return;
+        c->monitor = NULL;
+        g_cancellable_cancel(c->cancellable);
+        conn_unref(c);
+}
+
+const char *docker_state_to_string(DockerState s) {
+        switch (s) {
+        case DOCKER_CONNECTING:
+                return "connecting";
+        case DOCKER_CONNECTED:
+                return "connected";
+        case DOCKER_DISCONNECTED:
+                return "disconnected";
+        }
+        return "unknown";
+}
+
+static char *owner_of(const char *id) {
+        return g_strconcat(OWNER_PREFIX, id, NULL);
+}
+
+static char *short_id(const char *id, char buf[static 13]) {
+        g_strlcpy(buf, id, 13);
+        return buf;
+}
+
+/* --- addresses ----------------------------------------------------------- */
+
+static char *canonical_address(const char *s, int family) {
+        unsigned char buf[16];
+        char out[INET6_ADDRSTRLEN];
+
+        if (!s || !*s || inet_pton(family, s, buf) != 1 || !inet_ntop(family, buf, out, sizeof out))
+                return NULL;
+        return g_strdup(out);
+}
+
+/* Works out the addresses records get. Runs at start and before every
+ * (re)connect, so a changed DHCP lease is picked up by the next reconcile.
+ * HOSTIP wins; without it the default-route interface's IPv4 (and its global
+ * IPv6, unless HOSTIP6 says otherwise). An explicit HOSTIP does not pull in
+ * a detected IPv6: whoever pins the IPv4 address should pin both. */
+static void update_host_addresses(DockerMonitor *d) {
+        _cleanup_(netinfo_done) NetInfo ni = {};
+        g_autofree char *v4 = NULL, *v6 = NULL, *note = NULL;
+        int r;
+
+        if (d->opt_hostip) {
+                v4 = g_strdup(d->opt_hostip);
+                v6 = g_strdup(d->opt_hostip6);
+                note = g_strdup("HOSTIP");
+        } else {
+                r = netinfo_default_route(NULL, &ni);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to read the routing table: %m");
+                v4 = g_strdup(ni.ipv4);
+                v6 = g_strdup(d->opt_hostip6 ?: ni.ipv6);
+                if (v4)
+                        note = g_strdup_printf("the default-route interface %s", ni.ifname);
+                else {
+                        /* A host with only loopback (a CI box, a laptop on a
+                         * plane): 127.0.0.1 keeps the names useful locally,
+                         * which beats registering nothing. Said loudly. */
+                        v4 = g_strdup("127.0.0.1");
+                        note = g_strdup(ni.ifname ? "fallback: the default-route interface has no IPv4 address"
+                                                  : "fallback: no default route; set HOSTIP");
+                }
+        }
+
+        if (streq_ptr(v4, d->hostip) && streq_ptr(v6, d->hostip6))
+                return;
+        if (g_str_has_prefix(note, "fallback"))
+                log_warning("Docker records will point to %s (%s).", v4, note);
+        else
+                log_info("Docker records point to %s%s%s (%s).", v4, v6 ? " and " : "", strempty(v6), note);
+        g_free(d->hostip);
+        g_free(d->hostip6);
+        g_free(d->host_note);
+        d->hostip = TAKE_PTR(v4);
+        d->hostip6 = TAKE_PTR(v6);
+        d->host_note = TAKE_PTR(note);
+}
+
+/* --- records ------------------------------------------------------------- */
+
+static void container_remove(DockerMonitor *d, const char *id, const char *why) {
+        g_autofree char *owner = owner_of(id);
+        char sid[13];
+        int n;
+
+        n = store_remove_owner(d->store, owner);
+        if (n > 0)
+                log_debug("Container %s: %s, removed %i record(s).", short_id(id, sid), why, n);
+        (void) g_hash_table_remove(d->containers, id);
+}
+
+/* Gives container id exactly the records its labels ask for: mark, add,
+ * sweep, so a changed label or address leaves nothing stale behind.
+ * container_v4/v6 are its own addresses (for joyride.host.ip=container). */
+static void container_apply(DockerMonitor *d, const char *id, const char *name, const char *names_label,
+                            const char *ip_label, const char *ttl_label, const char *container_v4,
+                            const char *container_v6) {
+        _cleanup_(docker_label_names_done) DockerLabelNames names = {};
+        _cleanup_(docker_label_ip_done) DockerLabelIp ip = {};
+        g_autofree char *owner = owner_of(id);
+        const char *why = NULL, *v4 = NULL, *v6 = NULL;
+        uint32_t ttl;
+        unsigned added = 0;
+        char sid[13];
+        int r;
+
+        short_id(id, sid);
+        name = name && *name ? name : sid;
+
+        r = docker_label_parse_names(names_label, &names);
+        if (r < 0) {
+                log_error_errno(r, "Container %s (%s): failed to parse label %s: %m", name, sid, DOCKER_LABEL_NAME);
+                return;
+        }
+        for (size_t i = 0; i < names.n_problems; i++)
+                log_warning("Container %s (%s): skipping name \"%s\" in label %s: %s.", name, sid,
+                            names.problems[i].name, DOCKER_LABEL_NAME, names.problems[i].reason);
+
+        if (docker_label_parse_ttl(ttl_label, d->default_ttl, &ttl, &why) < 0)
+                log_warning("Container %s (%s): ignoring label %s=%s: %s; using %u.", name, sid, DOCKER_LABEL_TTL,
+                            ttl_label, why, ttl);
+
+        r = docker_label_parse_ip(ip_label, &ip, &why);
+        if (r == -ENOMEM) {
+                log_error_errno(r, "Container %s (%s): failed to parse label %s: %m", name, sid, DOCKER_LABEL_IP);
+                return;
+        }
+        if (r < 0)
+                log_warning("Container %s (%s): ignoring label %s=%s: %s; using the host's address.", name, sid,
+                            DOCKER_LABEL_IP, ip_label, why);
+
+        switch (ip.mode) {
+        case DOCKER_IP_HOST:
+                v4 = d->hostip;
+                v6 = d->hostip6;
+                break;
+        case DOCKER_IP_EXPLICIT:
+                v4 = ip.ipv4;
+                v6 = ip.ipv6;
+                break;
+        case DOCKER_IP_CONTAINER:
+                v4 = container_v4;
+                v6 = container_v6;
+                if (!v4 && !v6) {
+                        log_warning("Container %s (%s): %s=container, but it has no address of its own "
+                                    "(--network none?); using the host's address.", name, sid, DOCKER_LABEL_IP);
+                        v4 = d->hostip;
+                        v6 = d->hostip6;
+                }
+                break;
+        }
+
+        store_mark_owner(d->store, owner);
+        for (size_t i = 0; i < names.n_names; i++) {
+                const struct {
+                        uint16_t type;
+                        const char *value;
+                } want[] = { { DNS_TYPE_A, v4 }, { DNS_TYPE_AAAA, v6 } };
+
+                for (size_t j = 0; j < ELEMENTSOF(want); j++) {
+                        if (!want[j].value)
+                                continue;
+                        why = NULL;
+                        r = store_add(d->store, names.names[i], want[j].type, want[j].value, ttl, owner, 0, name, &why);
+                        if (r < 0 && why)
+                                log_warning("Container %s (%s): cannot add %s %s %s: %s.", name, sid, names.names[i],
+                                            store_type_to_string(want[j].type), want[j].value, why);
+                        else if (r < 0)
+                                log_warning_errno(r, "Container %s (%s): cannot add %s %s %s: %m", name, sid,
+                                                  names.names[i], store_type_to_string(want[j].type), want[j].value);
+                        else
+                                added++;
+                }
+        }
+        (void) store_sweep_owner(d->store, owner);
+
+        if (names.n_names == 0)
+                log_warning("Container %s (%s): label %s=\"%s\" holds no valid name; no records.", name, sid,
+                            DOCKER_LABEL_NAME, strempty(names_label));
+
+        if (added > 0)
+                g_hash_table_replace(d->containers, g_strdup(id), g_strdup(name));
+        else
+                (void) g_hash_table_remove(d->containers, id);
+}
+
+/* --- failures and retries ------------------------------------------------- */
+
+static void retry_source_clear(DockerMonitor *d) {
+        if (!d->retry_source)
+                return;
+        g_source_destroy(d->retry_source);
+        g_source_unref(d->retry_source);
+        d->retry_source = NULL;
+}
+
+static gboolean on_retry(gpointer userdata) {
+        DockerMonitor *d = userdata;
+
+        g_source_unref(d->retry_source);
+        d->retry_source = NULL;
+        monitor_connect(d);
+        return G_SOURCE_REMOVE;
+}
+
+/* Drops the connection and schedules a retry. On purpose the records stay:
+ * an engine restart (or a dropped stream) does not stop the containers, and
+ * removing their names for the seconds until the engine is back would
+ * blackhole services that still run. The reconcile on reconnect removes
+ * whatever went away meanwhile, so nothing stale survives it. */
+static void monitor_fail(DockerMonitor *d, const char *reason) {
+        unsigned delay = d->backoff_msec ?: BACKOFF_MIN_MSEC;
+
+        conn_detach(TAKE_PTR(d->conn));
+        g_hash_table_remove_all(d->pending_inspect);
+        d->state = DOCKER_DISCONNECTED;
+        d->connected_since_usec = 0;
+        d->backoff_msec = MIN(delay * 2, BACKOFF_MAX_MSEC);
+        d->next_retry_usec = (uint64_t) g_get_real_time() + (uint64_t) delay * USEC_PER_MSEC;
+
+        /* Once per distinct reason, not once per retry: a missing engine
+         * would otherwise fill the journal every 30 s for ever, and an engine
+         * that is starting up alternates between "refused" and "reset". */
+        if (!g_hash_table_contains(d->logged_errors, reason)) {
+                if (g_hash_table_size(d->logged_errors) >= 32)
+                        g_hash_table_remove_all(d->logged_errors);
+                g_hash_table_add(d->logged_errors, g_strdup(reason));
+                log_warning("Docker engine at %s not available: %s. Retrying with backoff (up to %u s); "
+                            "keeping the records of %u container(s) meanwhile.",
+                            d->docker_host, reason, BACKOFF_MAX_MSEC / 1000, g_hash_table_size(d->containers));
+        } else
+                log_debug("Docker engine at %s still not available: %s; next try in %u ms.", d->docker_host, reason, delay);
+        g_free(d->last_error);
+        d->last_error = g_strdup(reason);
+
+        retry_source_clear(d);
+        d->retry_source = g_timeout_source_new(delay);
+        g_source_set_name(d->retry_source, "docker-retry");
+        g_source_set_callback(d->retry_source, on_retry, d, NULL);
+        g_source_attach(d->retry_source, d->context);
+}
+
+_printf_(2, 3)
+static void monitor_failf(DockerMonitor *d, const char *format, ...) {
+        g_autofree char *reason = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        reason = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        monitor_fail(d, reason);
+}
+
+/* "HTTP 404 Not Found: no such container" from a failed response. */
+static char *http_error(SoupMessage *msg, GBytes *body) {
+        g_autofree char *message = NULL;
+
+        if (body && g_bytes_get_size(body) > 0) {
+                gsize len;
+                const char *data = g_bytes_get_data(body, &len);
+                json_tokener *tok = json_tokener_new();
+                json_object *o = tok ? json_tokener_parse_ex(tok, data, (int) MIN(len, (gsize) INT_MAX)) : NULL;
+
+                message = g_strdup(docker_json_string(o, "message"));
+                json_object_put(o);
+                if (tok)
+                        json_tokener_free(tok);
+        }
+        return g_strdup_printf("HTTP %u %s%s%s", soup_message_get_status(msg),
+                               strempty(soup_message_get_reason_phrase(msg)), message ? ": " : "", strempty(message));
+}
+
+static json_object *parse_body(GBytes *body) {
+        gsize len;
+        const char *data = g_bytes_get_data(body, &len);
+        json_tokener *tok = json_tokener_new();
+        json_object *o;
+
+        if (!tok || len > INT_MAX)
+                return NULL;
+        o = json_tokener_parse_ex(tok, data, (int) len);
+        json_tokener_free(tok);
+        return o;
+}
+
+/* --- requests -------------------------------------------------------------- */
+
+static SoupMessage *api_message(DockerMonitor *d, const char *path_and_query) {
+        g_autofree char *uri = NULL;
+
+        if (d->api_version[0])
+                uri = g_strdup_printf("%s/v%s%s", d->base_uri, d->api_version, path_and_query);
+        else
+                uri = g_strconcat(d->base_uri, path_and_query, NULL);
+        return soup_message_new(SOUP_METHOD_GET, uri);
+}
+
+static char *filter_query(const char *json) {
+        g_autofree char *escaped = g_uri_escape_string(json, NULL, FALSE);
+        return g_strdup_printf("filters=%s", escaped);
+}
+
+/* --- events ---------------------------------------------------------------- */
+
+typedef struct InspectCall {
+        DockerConn *conn;
+        unsigned token;
+        char *id, *name, *names_label, *ip_label, *ttl_label;
+} InspectCall;
+
+static void inspect_call_free(InspectCall *ic) {
+        conn_unref(ic->conn);
+        g_free(ic->id);
+        g_free(ic->name);
+        g_free(ic->names_label);
+        g_free(ic->ip_label);
+        g_free(ic->ttl_label);
+        g_free(ic);
+}
+
+static void on_inspect(GObject *source, GAsyncResult *res, gpointer userdata) {
+        InspectCall *ic = userdata;
+        DockerMonitor *d = ic->conn->monitor;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
+        g_autofree char *v4 = NULL, *v6 = NULL, *err = NULL;
+        json_object *o = NULL, *ns = NULL;
+        SoupMessage *msg;
+        char sid[13];
+
+        /* Stale when the connection went away or a newer event for the same
+         * container came in meanwhile (a quick start/stop must end stopped). */
+        if (!d || GPOINTER_TO_UINT(g_hash_table_lookup(d->pending_inspect, ic->id)) != ic->token)
+                goto out;
+        (void) g_hash_table_remove(d->pending_inspect, ic->id);
+
+        short_id(ic->id, sid);
+        if (!body) {
+                log_warning("Container %s (%s): cannot inspect it for %s=container: %s; skipping.", ic->name, sid,
+                            DOCKER_LABEL_IP, error->message);
+                goto out;
+        }
+        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
+                err = http_error(msg, body);
+                log_warning("Container %s (%s): cannot inspect it for %s=container: %s; skipping.", ic->name, sid,
+                            DOCKER_LABEL_IP, err);
+                goto out;
+        }
+        o = parse_body(body);
+        if (o)
+                (void) json_object_object_get_ex(o, "NetworkSettings", &ns);
+        if (docker_network_addresses(ns, &v4, &v6) < 0)
+                log_error("Container %s (%s): out of memory.", ic->name, sid);
+        else
+                container_apply(d, ic->id, ic->name, ic->names_label, ic->ip_label, ic->ttl_label, v4, v6);
+        json_object_put(o);
+out:
+        inspect_call_free(ic);
+}
+
+static void container_start_inspect(DockerMonitor *d, const char *id, const char *name, const char *names_label,
+                                    const char *ip_label, const char *ttl_label) {
+        g_autoptr(SoupMessage) msg = NULL;
+        g_autofree char *path = NULL, *escaped = g_uri_escape_string(id, NULL, FALSE);
+        InspectCall *ic = g_new0(InspectCall, 1);
+
+        *ic = (InspectCall) {
+                .conn = conn_ref(d->conn),
+                .token = ++d->inspect_token ?: ++d->inspect_token,
+                .id = g_strdup(id),
+                .name = g_strdup(name),
+                .names_label = g_strdup(names_label),
+                .ip_label = g_strdup(ip_label),
+                .ttl_label = g_strdup(ttl_label),
+        };
+        g_hash_table_replace(d->pending_inspect, g_strdup(id), GUINT_TO_POINTER(ic->token));
+        path = g_strdup_printf("/containers/%s/json", escaped);
+        msg = api_message(d, path);
+        soup_session_send_and_read_async(d->session, msg, G_PRIORITY_DEFAULT, ic->conn->cancellable, on_inspect, ic);
+}
+
+static void handle_event(DockerMonitor *d, json_object *ev) {
+        json_object *actor = NULL, *attrs = NULL;
+        const char *type, *action, *id, *name;
+        DockerAction a;
+        char sid[13];
+
+        type = docker_json_string(ev, "Type");
+        if (type && !streq(type, "container"))
+                return;   /* the server-side filter is a wish, not a promise */
+        action = docker_json_string(ev, "Action") ?: docker_json_string(ev, "status");
+        (void) json_object_object_get_ex(ev, "Actor", &actor);
+        id = docker_json_string(actor, "ID") ?: docker_json_string(ev, "id");
+        if (!action || !id || !*id)
+                return;
+        if (actor)
+                (void) json_object_object_get_ex(actor, "Attributes", &attrs);
+        name = docker_json_string(attrs, "name");
+
+        a = docker_action_from_string(action);
+        log_debug("Docker event: container %s (%s) %s.", strna(name), short_id(id, sid), action);
+        if (a == DOCKER_ACTION_IGNORE)
+                return;
+
+        /* Any newer event supersedes an inspect in flight for this container. */
+        (void) g_hash_table_remove(d->pending_inspect, id);
+
+        if (a == DOCKER_ACTION_REMOVE) {
+                /* No label check: removing records that do not exist changes nothing. */
+                container_remove(d, id, action);
+                return;
+        }
+
+        /* Labels arrive flattened into Actor.Attributes. */
+        const char *names_label = docker_json_string(attrs, DOCKER_LABEL_NAME);
+        const char *ip_label = docker_json_string(attrs, DOCKER_LABEL_IP);
+        const char *ttl_label = docker_json_string(attrs, DOCKER_LABEL_TTL);
+        _cleanup_(docker_label_ip_done) DockerLabelIp ip = {};
+
+        if (!names_label)
+                return;
+        if (docker_label_parse_ip(ip_label, &ip, NULL) >= 0 && ip.mode == DOCKER_IP_CONTAINER)
+                container_start_inspect(d, id, name, names_label, ip_label, ttl_label);
+        else
+                container_apply(d, id, name, names_label, ip_label, ttl_label, NULL, NULL);
+}
+
+static int on_event_value(json_object *o, void *userdata) {
+        DockerConn *c = userdata;
+
+        if (!c->monitor) {
+                json_object_put(o);
+                return -ECANCELED;
+        }
+        if (!c->listed)
+                g_ptr_array_add(c->early_events, o);   /* replayed after the list */
+        else {
+                handle_event(c->monitor, o);
+                json_object_put(o);
+        }
+        return 0;
+}
+
+static void events_read_next(DockerConn *c);
+
+static void on_events_read(GObject *source, GAsyncResult *res, gpointer userdata) {
+        DockerConn *c = userdata;
+        DockerMonitor *d = c->monitor;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), res, &error);
+        const char *data, *why = NULL;
+        gsize len;
+        int r;
+
+        if (!d)
+                goto out;
+        if (!bytes) {
+                monitor_failf(d, "event stream: %s", error->message);
+                goto out;
+        }
+        data = g_bytes_get_data(bytes, &len);
+        if (len == 0) {
+                /* The engine closes the stream when it stops or restarts. */
+                monitor_fail(d, "the engine closed the event stream");
+                goto out;
+        }
+        r = docker_json_feed(c->tok, data, len, on_event_value, c, &why);
+        if (r == -EBADMSG)
+                monitor_failf(d, "invalid JSON in the event stream: %s", why);
+        else if (r >= 0 && c->monitor)
+                events_read_next(c);
+out:
+        conn_unref(c);
+}
+
+static void events_read_next(DockerConn *c) {
+        g_input_stream_read_bytes_async(c->events, EVENT_READ_SIZE, G_PRIORITY_DEFAULT, c->cancellable,
+                                        on_events_read, conn_ref(c));
+}
+
+/* --- list and reconcile ---------------------------------------------------- */
+
+static int collect_owner(const Record *r, void *userdata) {
+        GHashTable *owners = userdata;
+
+        if (!g_hash_table_contains(owners, r->owner))
+                g_hash_table_add(owners, g_strdup(r->owner));
+        return 0;
+}
+
+/* Makes the store hold exactly the records of the listed containers: mark
+ * every docker owner, re-add what runs, sweep the rest. */
+static void reconcile(DockerMonitor *d, json_object *list) {
+        g_autoptr(GHashTable) owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        GHashTableIter it;
+        gpointer key;
+        size_t n = json_object_array_length(list);
+
+        (void) store_foreach(d->store, NULL, OWNER_PREFIX, collect_owner, owners);
+        g_hash_table_iter_init(&it, owners);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                store_mark_owner(d->store, key);
+        g_hash_table_remove_all(d->containers);
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *c = json_object_array_get_idx(list, i), *labels = NULL, *names = NULL, *ns = NULL;
+                const char *id = docker_json_string(c, "Id"), *state = docker_json_string(c, "State");
+                const char *names_label, *ip_label, *name = NULL;
+                _cleanup_(docker_label_ip_done) DockerLabelIp ip = {};
+                g_autofree char *v4 = NULL, *v6 = NULL;
+
+                if (!id || !*id)
+                        continue;
+                /* The list holds paused containers too; pause removes. */
+                if (state && !streq(state, "running"))
+                        continue;
+                (void) json_object_object_get_ex(c, "Labels", &labels);
+                names_label = docker_json_string(labels, DOCKER_LABEL_NAME);
+                if (!names_label)
+                        continue;   /* the label filter is not honoured by every engine */
+                ip_label = docker_json_string(labels, DOCKER_LABEL_IP);
+                if (json_object_object_get_ex(c, "Names", &names) && json_object_is_type(names, json_type_array) &&
+                    json_object_array_length(names) > 0)
+                        name = json_object_get_string(json_object_array_get_idx(names, 0));
+                if (name && name[0] == '/')
+                        name++;
+
+                /* The list carries NetworkSettings: no inspect needed here. */
+                if (docker_label_parse_ip(ip_label, &ip, NULL) >= 0 && ip.mode == DOCKER_IP_CONTAINER) {
+                        (void) json_object_object_get_ex(c, "NetworkSettings", &ns);
+                        (void) docker_network_addresses(ns, &v4, &v6);
+                }
+                container_apply(d, id, name, names_label, ip_label, docker_json_string(labels, DOCKER_LABEL_TTL),
+                                v4, v6);
+        }
+
+        g_hash_table_iter_init(&it, owners);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+                int removed = store_sweep_owner(d->store, key);
+                if (removed > 0)
+                        log_debug("Reconcile: %s is gone, removed %i record(s).", (const char *) key, removed);
+        }
+}
+
+static void on_list(GObject *source, GAsyncResult *res, gpointer userdata) {
+        DockerConn *c = userdata;
+        DockerMonitor *d = c->monitor;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
+        g_autofree char *err = NULL;
+        SoupMessage *msg;
+        json_object *list;
+        bool reconnect;
+
+        if (!d)
+                goto out;
+        if (!body) {
+                monitor_failf(d, "GET /containers/json: %s", error->message);
+                goto out;
+        }
+        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
+                err = http_error(msg, body);
+                monitor_failf(d, "GET /containers/json: %s", err);
+                goto out;
+        }
+        list = parse_body(body);
+        if (!list || !json_object_is_type(list, json_type_array)) {
+                json_object_put(list);
+                monitor_fail(d, "GET /containers/json: not a JSON array");
+                goto out;
+        }
+
+        reconcile(d, list);
+        json_object_put(list);
+
+        /* Replay what happened while the list was in flight, in order: each
+         * event sets its container's state outright, so the last one wins
+         * whether or not the list already saw it. */
+        c->listed = true;
+        for (guint i = 0; i < c->early_events->len && c->monitor; i++)
+                handle_event(d, c->early_events->pdata[i]);
+        g_ptr_array_set_size(c->early_events, 0);
+        if (!c->monitor)
+                goto out;
+
+        reconnect = d->ever_connected;
+        d->ever_connected = true;
+        d->state = DOCKER_CONNECTED;
+        d->connected_since_usec = (uint64_t) g_get_real_time();
+        d->next_retry_usec = 0;
+        d->backoff_msec = BACKOFF_MIN_MSEC;
+        log_info("%s Docker engine at %s (API %s%s): %u labelled container(s) running.",
+                 reconnect ? "Reconnected to" : "Connected to", d->docker_host, d->api_version,
+                 d->podman ? ", Podman" : "", g_hash_table_size(d->containers));
+        g_clear_pointer(&d->last_error, g_free);
+        g_hash_table_remove_all(d->logged_errors);
+out:
+        conn_unref(c);
+}
+
+static void on_events_open(GObject *source, GAsyncResult *res, gpointer userdata) {
+        DockerConn *c = userdata;
+        DockerMonitor *d = c->monitor;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GInputStream) stream = soup_session_send_finish(SOUP_SESSION(source), res, &error);
+        g_autoptr(SoupMessage) msg = NULL;
+        g_autofree char *query = NULL, *path = NULL;
+        guint status;
+
+        if (!d)
+                goto out;
+        if (!stream) {
+                monitor_failf(d, "GET /events: %s", error->message);
+                goto out;
+        }
+        status = soup_message_get_status(c->events_msg);
+        if (status != SOUP_STATUS_OK) {
+                monitor_failf(d, "GET /events: HTTP %u %s", status, strempty(soup_message_get_reason_phrase(c->events_msg)));
+                goto out;
+        }
+
+        c->events = TAKE_PTR(stream);
+        c->tok = json_tokener_new();
+        if (!c->tok) {
+                monitor_fail(d, "out of memory");
+                goto out;
+        }
+        events_read_next(c);
+
+        /* Subscribed: now the list. Podman matches nothing with a key-only
+         * label filter, so it gets the whole list; the client-side check in
+         * reconcile() is what counts anyway. */
+        if (!d->podman) {
+                query = filter_query("{\"label\":[\"" DOCKER_LABEL_NAME "\"]}");
+                path = g_strconcat("/containers/json?", query, NULL);
+        }
+        msg = api_message(d, path ?: "/containers/json");
+        soup_session_send_and_read_async(d->session, msg, G_PRIORITY_DEFAULT, c->cancellable, on_list, conn_ref(c));
+out:
+        conn_unref(c);
+}
+
+static void events_open(DockerMonitor *d) {
+        g_autofree char *query = filter_query("{\"type\":[\"container\"]}");
+        g_autofree char *path = g_strconcat("/events?", query, NULL);
+        DockerConn *c = d->conn;
+
+        c->events_msg = api_message(d, path);
+        soup_session_send_async(d->events_session, c->events_msg, G_PRIORITY_DEFAULT, c->cancellable, on_events_open,
+                                conn_ref(c));
+}
+
+/* --- version negotiation ---------------------------------------------------- */
+
+static void set_api_version(DockerMonitor *d, const char *engine) {
+        char v[sizeof d->api_version];
+
+        docker_api_version_pick(engine, v, sizeof v);
+        if (!streq(v, d->api_version))
+                log_debug("Docker engine speaks API %s; using %s.", strna(engine), v);
+        g_strlcpy(d->api_version, v, sizeof d->api_version);
+}
+
+static void on_version(GObject *source, GAsyncResult *res, gpointer userdata) {
+        DockerConn *c = userdata;
+        DockerMonitor *d = c->monitor;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
+        g_autofree char *err = NULL;
+        json_object *o;
+        SoupMessage *msg;
+
+        if (!d)
+                goto out;
+        if (!body) {
+                monitor_failf(d, "GET /version: %s", error->message);
+                goto out;
+        }
+        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
+                err = http_error(msg, body);
+                monitor_failf(d, "GET /version: %s", err);
+                goto out;
+        }
+        o = parse_body(body);
+        set_api_version(d, docker_json_string(o, "ApiVersion"));
+        json_object_put(o);
+        events_open(d);
+out:
+        conn_unref(c);
+}
+
+static void on_ping(GObject *source, GAsyncResult *res, gpointer userdata) {
+        DockerConn *c = userdata;
+        DockerMonitor *d = c->monitor;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
+        g_autofree char *err = NULL;
+        SoupMessageHeaders *h;
+        SoupMessage *msg;
+        const char *v;
+
+        if (!d)
+                goto out;
+        if (!body) {
+                monitor_failf(d, "GET /_ping: %s", error->message);
+                goto out;
+        }
+        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
+                err = http_error(msg, body);
+                monitor_failf(d, "GET /_ping: %s", err);
+                goto out;
+        }
+        h = soup_message_get_response_headers(msg);
+        d->podman = soup_message_headers_get_one(h, "Libpod-Api-Version") != NULL;
+        v = soup_message_headers_get_one(h, "Api-Version");
+        if (v) {
+                set_api_version(d, v);
+                events_open(d);
+        } else {
+                /* Engines before API 1.25 do not send the header. */
+                g_autofree char *uri = g_strconcat(d->base_uri, "/version", NULL);
+                g_autoptr(SoupMessage) m = soup_message_new(SOUP_METHOD_GET, uri);
+
+                soup_session_send_and_read_async(d->session, m, G_PRIORITY_DEFAULT, c->cancellable, on_version,
+                                                 conn_ref(c));
+        }
+out:
+        conn_unref(c);
+}
+
+static void monitor_connect(DockerMonitor *d) {
+        g_autoptr(SoupMessage) msg = NULL;
+        g_autofree char *uri = g_strconcat(d->base_uri, "/_ping", NULL);
+
+        retry_source_clear(d);
+        conn_detach(TAKE_PTR(d->conn));
+        g_hash_table_remove_all(d->pending_inspect);
+        d->state = DOCKER_CONNECTING;
+        d->next_retry_usec = 0;
+        update_host_addresses(d);
+
+        d->conn = conn_new(d);
+        msg = soup_message_new(SOUP_METHOD_GET, uri);
+        soup_session_send_and_read_async(d->session, msg, G_PRIORITY_DEFAULT, d->conn->cancellable, on_ping,
+                                         conn_ref(d->conn));
+}
+
+/* --- lifecycle -------------------------------------------------------------- */
+
+static int parse_docker_host(DockerMonitor *d, const char *host) {
+        const char *p;
+
+        d->docker_host = g_strdup(host ?: "unix://" DEFAULT_SOCKET);
+        if ((p = g_str_has_prefix(d->docker_host, "unix://") ? d->docker_host + 7 : NULL)) {
+                if (*p != '/')
+                        return -EINVAL;
+                d->socket_path = g_strdup(p);
+                d->base_uri = g_strdup("http://docker");
+        } else if (g_str_has_prefix(d->docker_host, "tcp://"))
+                d->base_uri = g_strconcat("http://", d->docker_host + 6, NULL);
+        else if (g_str_has_prefix(d->docker_host, "http://"))
+                d->base_uri = g_strdup(d->docker_host);
+        else
+                return -EINVAL;
+        /* No trailing slash: paths are appended. */
+        while (g_str_has_suffix(d->base_uri, "/") && strlen(d->base_uri) > strlen("http://"))
+                d->base_uri[strlen(d->base_uri) - 1] = '\0';
+        return 0;
+}
+
+static SoupSession *session_new(DockerMonitor *d, unsigned timeout_sec) {
+        g_autoptr(GSocketAddress) addr = NULL;
+
+        if (d->socket_path)
+                addr = g_unix_socket_address_new(d->socket_path);
+        return soup_session_new_with_options("remote-connectable", addr,
+                                             "timeout", timeout_sec,
+                                             "idle-timeout", 60u,
+                                             "max-conns", 16,
+                                             "max-conns-per-host", 8,
+                                             "user-agent", "joyrided/" JOYRIDE_VERSION,
+                                             NULL);
+}
+
 int docker_monitor_new(DockerMonitor **ret, Store *store, const DockerOptions *opts) {
-        *ret = g_new0(DockerMonitor, 1);
+        _cleanup_(docker_monitor_freep) DockerMonitor *d = NULL;
+        int r;
+
+        d = g_new0(DockerMonitor, 1);
+        *d = (DockerMonitor) {
+                .store = store,
+                .context = g_main_context_ref_thread_default(),
+                .default_ttl = opts->default_ttl,
+                .backoff_msec = BACKOFF_MIN_MSEC,
+                .state = DOCKER_CONNECTING,
+                .containers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
+                .pending_inspect = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+                .logged_errors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+        };
+
+        r = parse_docker_host(d, opts->docker_host);
+        if (r < 0)
+                return log_error_errno(r, "Unsupported DOCKER_HOST=%s: expected unix:///path, tcp://host:port or http://host:port.",
+                                       opts->docker_host);
+
+        if (opts->hostip && *opts->hostip) {
+                d->opt_hostip = canonical_address(opts->hostip, AF_INET);
+                if (!d->opt_hostip)
+                        log_warning("HOSTIP=%s is not an IPv4 address; detecting the address instead.", opts->hostip);
+        }
+        if (opts->hostip6 && *opts->hostip6) {
+                d->opt_hostip6 = canonical_address(opts->hostip6, AF_INET6);
+                if (!d->opt_hostip6)
+                        log_warning("HOSTIP6=%s is not an IPv6 address; ignoring it.", opts->hostip6);
+        }
+
+        d->session = session_new(d, REQUEST_TIMEOUT_SEC);
+        d->events_session = session_new(d, 0);
+
+        monitor_connect(d);
+        *ret = TAKE_PTR(d);
         return 0;
 }
 
 DockerMonitor *docker_monitor_free(DockerMonitor *d) {
+        GHashTableIter it;
+        gpointer key;
+
+        if (!d)
+                return NULL;
+        retry_source_clear(d);
+        conn_detach(TAKE_PTR(d->conn));
+        if (d->session)
+                soup_session_abort(d->session);
+        if (d->events_session)
+                soup_session_abort(d->events_session);
+        g_clear_object(&d->session);
+        g_clear_object(&d->events_session);
+
+        /* The source goes, and its records with it. */
+        if (d->containers) {
+                g_hash_table_iter_init(&it, d->containers);
+                while (g_hash_table_iter_next(&it, &key, NULL)) {
+                        g_autofree char *owner = owner_of(key);
+                        (void) store_remove_owner(d->store, owner);
+                }
+                g_hash_table_unref(d->containers);
+        }
+        if (d->pending_inspect)
+                g_hash_table_unref(d->pending_inspect);
+        if (d->logged_errors)
+                g_hash_table_unref(d->logged_errors);
+        if (d->context)
+                g_main_context_unref(d->context);
+        g_free(d->docker_host);
+        g_free(d->socket_path);
+        g_free(d->base_uri);
+        g_free(d->opt_hostip);
+        g_free(d->opt_hostip6);
+        g_free(d->hostip);
+        g_free(d->hostip6);
+        g_free(d->host_note);
+        g_free(d->last_error);
         g_free(d);
         return NULL;
 }
 
 void docker_monitor_get_status(const DockerMonitor *d, DockerStatus *ret) {
-        *ret = (DockerStatus) { .state = DOCKER_DISCONNECTED, .last_error = "not implemented yet" };
-}
-
-const char *docker_state_to_string(DockerState s) {
-        return s == DOCKER_CONNECTED ? "connected" : s == DOCKER_CONNECTING ? "connecting" : "disconnected";
+        *ret = (DockerStatus) {
+                .state = d->state,
+                .socket_path = d->socket_path ?: d->docker_host,
+                .api_version = d->api_version[0] ? d->api_version : NULL,
+                .last_error = d->last_error,
+                .connected_since_usec = d->connected_since_usec,
+                .next_retry_usec = d->next_retry_usec,
+                .n_containers = g_hash_table_size(d->containers),
+                .hostip = d->hostip,
+                .hostip6 = d->hostip6,
+        };
 }

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the Docker source's pure parts: the joyride.host.name,
+ * joyride.host.ip and joyride.host.ttl label values, the event actions, the
+ * API version we pick, a container's addresses in the engine's JSON, and the
+ * default-route lookup in a /proc/net/route text. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docker-label.h"
+#include "netinfo.h"
+#include "store.h"
+
+#define CHECK(expr)                                                                     \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
+                        exit(EXIT_FAILURE);                                             \
+                }                                                                       \
+        } while (0)
+
+/* Parses value and checks the names ("a b c", space-joined) and the rejected
+ * entries (space-joined) that come out. */
+static void check_names(const char *value, const char *want_names, const char *want_bad) {
+        DockerLabelNames n = {};
+        char got[2048] = "", bad[2048] = "";
+
+        CHECK(docker_label_parse_names(value, &n) == 0);
+        for (size_t i = 0; i < n.n_names; i++) {
+                if (i > 0)
+                        strcat(got, " ");
+                strcat(got, n.names[i]);
+        }
+        CHECK(n.n_names == 0 || n.names[n.n_names] == NULL);
+        for (size_t i = 0; i < n.n_problems; i++) {
+                if (i > 0)
+                        strcat(bad, " ");
+                strcat(bad, n.problems[i].name);
+                CHECK(n.problems[i].reason && n.problems[i].reason[0]);
+        }
+        if (strcmp(got, want_names) != 0 || strcmp(bad, want_bad) != 0) {
+                fprintf(stderr, "label \"%s\": names \"%s\" (want \"%s\"), bad \"%s\" (want \"%s\")\n", value ?: "(null)",
+                        got, want_names, bad, want_bad);
+                exit(EXIT_FAILURE);
+        }
+        docker_label_names_done(&n);
+        CHECK(n.names == NULL && n.n_names == 0 && n.problems == NULL);
+}
+
+static void test_names(void) {
+        /* Separators: commas, spaces, tabs, newlines, any mix, repeated. */
+        check_names("a.example.com", "a.example.com", "");
+        check_names("a.example.com,b.example.com", "a.example.com b.example.com", "");
+        check_names("a.example.com b.example.com", "a.example.com b.example.com", "");
+        check_names(" a.example.com , b.example.com\tc.example.com\n", "a.example.com b.example.com c.example.com", "");
+        check_names(",,a.example.com,, ,b.example.com,", "a.example.com b.example.com", "");
+
+        /* Empty values give nothing, and no complaint. */
+        check_names(NULL, "", "");
+        check_names("", "", "");
+        check_names(" , ,, ", "", "");
+
+        /* Lowercased, trailing dot dropped, duplicates (in any spelling) once. */
+        check_names("App.Example.COM.", "app.example.com", "");
+        check_names("a.example.com a.example.com A.EXAMPLE.COM a.example.com.", "a.example.com", "");
+        check_names("b.example.com,a.example.com,b.example.com", "b.example.com a.example.com", "");
+
+        /* Wildcards: "*." as the whole first label only. */
+        check_names("*.apps.example.com", "*.apps.example.com", "");
+        check_names("apps.example.com,*.apps.example.com", "apps.example.com *.apps.example.com", "");
+        check_names("a*.example.com", "", "a*.example.com");
+        check_names("x.*.example.com", "", "x.*.example.com");
+
+        /* Bad names are skipped, the good ones around them still count. */
+        check_names("good.example.com bad_name!x other.example.com", "good.example.com other.example.com", "bad_name!x");
+        check_names("a..example.com,ok.example.com", "ok.example.com", "a..example.com");
+        check_names(".leading.example.com ok.example.com", "ok.example.com", ".leading.example.com");
+        check_names("ok.example.com ..", "ok.example.com", "..");
+
+        /* Labels over 63 characters and names over 253. */
+        char longlabel[200], longname[400];
+        memset(longlabel, 'x', 64);
+        strcpy(longlabel + 64, ".example.com ok.example.com");
+        check_names(longlabel, "ok.example.com", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.example.com");
+        longname[0] = '\0';
+        for (int i = 0; i < 26; i++)
+                strcat(longname, "abcdefghi.");
+        strcat(longname, "com");
+        {
+                DockerLabelNames n = {};
+                CHECK(docker_label_parse_names(longname, &n) == 0);
+                CHECK(n.n_names == 0 && n.n_problems == 1);
+                CHECK(strstr(n.problems[0].reason, "253"));
+                docker_label_names_done(&n);
+        }
+
+        /* The reason says what is wrong. */
+        {
+                DockerLabelNames n = {};
+                CHECK(docker_label_parse_names("ok.example.com bad!name.example.com", &n) == 0);
+                CHECK(n.n_names == 1 && n.n_problems == 1);
+                CHECK(strcmp(n.problems[0].name, "bad!name.example.com") == 0);
+                CHECK(strstr(n.problems[0].reason, "character"));
+                docker_label_names_done(&n);
+        }
+
+        /* Every name that comes out is one the store takes. */
+        {
+                DockerLabelNames n = {};
+                CHECK(docker_label_parse_names("A.b.C, *.x.y  z-1.example_2.org.", &n) == 0);
+                for (size_t i = 0; i < n.n_names; i++)
+                        CHECK(store_check_name(n.names[i], NULL) == 0);
+                CHECK(n.n_names == 3);
+                docker_label_names_done(&n);
+        }
+}
+
+static void check_ip(const char *value, int want_r, DockerIpMode want_mode, const char *want4, const char *want6) {
+        DockerLabelIp ip = {};
+        const char *why = NULL;
+        int r = docker_label_parse_ip(value, &ip, &why);
+
+        if (r != want_r || ip.mode != want_mode || strcmp(ip.ipv4 ?: "-", want4 ?: "-") != 0 ||
+            strcmp(ip.ipv6 ?: "-", want6 ?: "-") != 0) {
+                fprintf(stderr, "ip label \"%s\": r=%d mode=%d v4=%s v6=%s (want r=%d mode=%d v4=%s v6=%s)\n",
+                        value ?: "(null)", r, ip.mode, ip.ipv4 ?: "-", ip.ipv6 ?: "-", want_r, want_mode,
+                        want4 ?: "-", want6 ?: "-");
+                exit(EXIT_FAILURE);
+        }
+        if (r < 0)
+                CHECK(why && why[0]);
+        docker_label_ip_done(&ip);
+}
+
+static void test_ip(void) {
+        check_ip(NULL, 0, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("", 0, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("   ", 0, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("container", 0, DOCKER_IP_CONTAINER, NULL, NULL);
+        check_ip(" Container ", 0, DOCKER_IP_CONTAINER, NULL, NULL);
+        check_ip("10.1.2.3", 0, DOCKER_IP_EXPLICIT, "10.1.2.3", NULL);
+        check_ip(" 10.1.2.3 ", 0, DOCKER_IP_EXPLICIT, "10.1.2.3", NULL);
+        /* IPv6 comes out canonical. */
+        check_ip("2001:DB8:0:0::1", 0, DOCKER_IP_EXPLICIT, NULL, "2001:db8::1");
+        check_ip("10.1.2.3,2001:db8::1", 0, DOCKER_IP_EXPLICIT, "10.1.2.3", "2001:db8::1");
+        check_ip("2001:db8::1 10.1.2.3", 0, DOCKER_IP_EXPLICIT, "10.1.2.3", "2001:db8::1");
+
+        /* Junk is refused, and the mode falls back to the host's address. */
+        check_ip("junk", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("10.1.2", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("10.1.2.300", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("10.1.2.3/24", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("10.1.2.3,10.1.2.4", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("::1 ::2", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("container,10.1.2.3", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("containers", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+        check_ip("10.1.2.3 junk", -EINVAL, DOCKER_IP_HOST, NULL, NULL);
+}
+
+static void check_ttl(const char *value, int want_r, uint32_t want) {
+        uint32_t ttl = 12345;
+        const char *why = NULL;
+        int r = docker_label_parse_ttl(value, 30, &ttl, &why);
+
+        if (r != want_r || ttl != want) {
+                fprintf(stderr, "ttl label \"%s\": r=%d ttl=%u (want r=%d ttl=%u)\n", value ?: "(null)", r, ttl,
+                        want_r, want);
+                exit(EXIT_FAILURE);
+        }
+        if (r < 0)
+                CHECK(why && why[0]);
+}
+
+static void test_ttl(void) {
+        check_ttl(NULL, 0, 30);
+        check_ttl("", 0, 30);
+        check_ttl("0", 0, 0);
+        check_ttl("1", 0, 1);
+        check_ttl(" 300 ", 0, 300);
+        check_ttl("604800", 0, 604800);
+        check_ttl("604801", -ERANGE, 30);
+        check_ttl("99999999999999999999999", -ERANGE, 30);
+        check_ttl("-1", -EINVAL, 30);
+        check_ttl("+5", -EINVAL, 30);
+        check_ttl("5s", -EINVAL, 30);
+        check_ttl("1 2", -EINVAL, 30);
+        check_ttl("ten", -EINVAL, 30);
+        check_ttl("0x10", -EINVAL, 30);
+}
+
+static void test_actions(void) {
+        CHECK(docker_action_from_string("start") == DOCKER_ACTION_ADD);
+        CHECK(docker_action_from_string("unpause") == DOCKER_ACTION_ADD);
+        CHECK(docker_action_from_string("die") == DOCKER_ACTION_REMOVE);
+        CHECK(docker_action_from_string("stop") == DOCKER_ACTION_REMOVE);
+        CHECK(docker_action_from_string("pause") == DOCKER_ACTION_REMOVE);
+        CHECK(docker_action_from_string("destroy") == DOCKER_ACTION_REMOVE);
+        CHECK(docker_action_from_string("remove") == DOCKER_ACTION_REMOVE);   /* Podman */
+        /* A signal alone changes nothing: die follows if the container goes. */
+        CHECK(docker_action_from_string("kill") == DOCKER_ACTION_IGNORE);
+        CHECK(docker_action_from_string("restart") == DOCKER_ACTION_IGNORE);
+        CHECK(docker_action_from_string("create") == DOCKER_ACTION_IGNORE);
+        CHECK(docker_action_from_string("exec_start: sh") == DOCKER_ACTION_IGNORE);
+        CHECK(docker_action_from_string("health_status: healthy") == DOCKER_ACTION_IGNORE);
+        CHECK(docker_action_from_string("Start") == DOCKER_ACTION_IGNORE);
+        CHECK(docker_action_from_string("") == DOCKER_ACTION_IGNORE);
+        CHECK(docker_action_from_string(NULL) == DOCKER_ACTION_IGNORE);
+}
+
+static void check_version(const char *engine, const char *want) {
+        char out[16];
+
+        docker_api_version_pick(engine, out, sizeof out);
+        if (strcmp(out, want) != 0) {
+                fprintf(stderr, "engine API %s: picked %s, want %s\n", engine ?: "(null)", out, want);
+                exit(EXIT_FAILURE);
+        }
+}
+
+static void test_version(void) {
+        check_version("1.41", "1.41");
+        check_version("1.24", "1.24");
+        check_version("1.43", "1.43");
+        check_version("1.45", "1.43");
+        check_version("1.9", "1.24");     /* numeric, not string, comparison */
+        check_version("1.100", "1.43");
+        check_version("2.0", "1.43");
+        check_version("1.12", "1.24");
+        check_version(NULL, "1.24");
+        check_version("", "1.24");
+        check_version("banana", "1.24");
+        check_version("1.41x", "1.24");
+}
+
+static void check_addresses(const char *json, const char *want4, const char *want6) {
+        json_object *o = json ? json_tokener_parse(json) : NULL;
+        char *v4 = (char *) 1, *v6 = (char *) 1;
+
+        CHECK(json == NULL || o);
+        CHECK(docker_network_addresses(o, &v4, &v6) == 0);
+        if (strcmp(v4 ?: "-", want4 ?: "-") != 0 || strcmp(v6 ?: "-", want6 ?: "-") != 0) {
+                fprintf(stderr, "%s: v4=%s v6=%s (want %s %s)\n", json ?: "(null)", v4 ?: "-", v6 ?: "-",
+                        want4 ?: "-", want6 ?: "-");
+                exit(EXIT_FAILURE);
+        }
+        free(v4);
+        free(v6);
+        json_object_put(o);
+}
+
+static void test_addresses(void) {
+        check_addresses(NULL, NULL, NULL);
+        check_addresses("{}", NULL, NULL);
+        /* --network none: empty strings. */
+        check_addresses("{\"Networks\":{\"none\":{\"IPAddress\":\"\",\"GlobalIPv6Address\":\"\"}}}", NULL, NULL);
+        /* The default bridge: top-level fields (inspect). */
+        check_addresses("{\"IPAddress\":\"172.17.0.2\",\"GlobalIPv6Address\":\"\","
+                        "\"Networks\":{\"bridge\":{\"IPAddress\":\"172.17.0.2\"}}}", "172.17.0.2", NULL);
+        /* A user network: only under Networks (the list's entries). */
+        check_addresses("{\"Networks\":{\"app\":{\"IPAddress\":\"10.5.0.7\",\"GlobalIPv6Address\":\"fd00::7\"}}}",
+                        "10.5.0.7", "fd00::7");
+        /* Two networks: the first one that has an address of each family. */
+        check_addresses("{\"Networks\":{\"a\":{\"IPAddress\":\"\"},\"b\":{\"IPAddress\":\"10.6.0.2\"},"
+                        "\"c\":{\"IPAddress\":\"10.7.0.2\",\"GlobalIPv6Address\":\"fd00::9\"}}}", "10.6.0.2", "fd00::9");
+        /* Junk is not an address. */
+        check_addresses("{\"IPAddress\":\"bogus\",\"Networks\":{\"x\":{\"IPAddress\":42}}}", NULL, NULL);
+        check_addresses("[1,2]", NULL, NULL);
+}
+
+typedef struct Collected {
+        char actions[64][32];
+        unsigned n;
+        int fail_at;            /* return -ECANCELED on this value (1-based), 0: never */
+} Collected;
+
+static int collect(json_object *o, void *userdata) {
+        Collected *c = userdata;
+        const char *a = docker_json_string(o, "Action");
+
+        CHECK(c->n < 64);
+        snprintf(c->actions[c->n], sizeof c->actions[c->n], "%s", a ?: "?");
+        c->n++;
+        json_object_put(o);
+        return c->fail_at > 0 && (int) c->n == c->fail_at ? -ECANCELED : 0;
+}
+
+static const char stream[] =
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"abc\",\"Attributes\":"
+        "{\"joyride.host.name\":\"a.example.com, b.example.com\",\"name\":\"web\"}},\"timeNano\":1795637293008244319}\n"
+        "{\"Action\":\"die\",\"text\":\"brace } and \\\" quote in a string\"}\r\n"
+        "  {\"Action\":\"stop\"}{\"Action\":\"destroy\"}\n\n";
+
+static void check_stream_split(size_t chunk) {
+        json_tokener *tok = json_tokener_new();
+        Collected c = {};
+        size_t len = strlen(stream);
+
+        for (size_t off = 0; off < len; off += chunk)
+                CHECK(docker_json_feed(tok, stream + off, MIN(chunk, len - off), collect, &c, NULL) == 0);
+        if (c.n != 4 || strcmp(c.actions[0], "start") || strcmp(c.actions[1], "die") || strcmp(c.actions[2], "stop") ||
+            strcmp(c.actions[3], "destroy")) {
+                fprintf(stderr, "chunk %zu: got %u values\n", chunk, c.n);
+                exit(EXIT_FAILURE);
+        }
+        json_tokener_free(tok);
+}
+
+static void test_json_stream(void) {
+        /* Every split: byte by byte, odd sizes, all at once. */
+        for (size_t chunk = 1; chunk <= strlen(stream); chunk++)
+                check_stream_split(chunk);
+
+        /* Labels come through the flattened attributes intact. */
+        {
+                json_object *o, *actor, *attrs;
+                o = json_tokener_parse("{\"Actor\":{\"Attributes\":{\"joyride.host.name\":\"x.y\"}}}");
+                CHECK(json_object_object_get_ex(o, "Actor", &actor));
+                CHECK(json_object_object_get_ex(actor, "Attributes", &attrs));
+                CHECK(strcmp(docker_json_string(attrs, "joyride.host.name"), "x.y") == 0);
+                CHECK(docker_json_string(attrs, "missing") == NULL);
+                CHECK(docker_json_string(actor, "Attributes") == NULL);   /* not a string */
+                json_object_put(o);
+        }
+
+        /* The callback can stop the feed. */
+        {
+                json_tokener *tok = json_tokener_new();
+                Collected c = { .fail_at = 2 };
+                CHECK(docker_json_feed(tok, stream, strlen(stream), collect, &c, NULL) == -ECANCELED);
+                CHECK(c.n == 2);
+                json_tokener_free(tok);
+        }
+
+        /* Garbage is an error with a reason, also after good values. */
+        {
+                json_tokener *tok = json_tokener_new();
+                Collected c = {};
+                const char *why = NULL;
+                const char *part = "{\"Action\":\"start\"}\n{\"Action\":";
+                CHECK(docker_json_feed(tok, part, strlen(part), collect, &c, &why) == 0);
+                CHECK(c.n == 1);
+                CHECK(docker_json_feed(tok, "]oops", 5, collect, &c, &why) == -EBADMSG);
+                CHECK(why && why[0]);
+                json_tokener_free(tok);
+        }
+}
+
+static void test_route_table(void) {
+        char *s;
+
+        s = netinfo_parse_route_table(
+                "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+                "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+                "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n");
+        CHECK(s && strcmp(s, "eth0") == 0);
+        free(s);
+
+        /* The lowest metric wins; a route that is not up does not count. */
+        s = netinfo_parse_route_table(
+                "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+                "wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n"
+                "down0\t00000000\t0101A8C0\t0002\t0\t0\t1\t00000000\t0\t0\t0\n"
+                "eth1\t00000000\t010010AC\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+                "eth1\t000010AC\t00000000\t0001\t0\t0\t100\t0000FFFF\t0\t0\t0\n");
+        CHECK(s && strcmp(s, "eth1") == 0);
+        free(s);
+
+        /* Only loopback, or nothing: no default route. */
+        CHECK(netinfo_parse_route_table(
+                "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n") == NULL);
+        CHECK(netinfo_parse_route_table("") == NULL);
+        CHECK(netinfo_parse_route_table(NULL) == NULL);
+}
+
+int main(void) {
+        test_names();
+        test_ip();
+        test_ttl();
+        test_actions();
+        test_version();
+        test_addresses();
+        test_json_stream();
+        test_route_table();
+        printf("test-docker-label: ok\n");
+        return 0;
+}
