@@ -8,7 +8,8 @@
  * number (1-65535)", "[DNS] Port=abc in /etc/joyride/joyride.conf:3: ...".
  *
  * Ownership: every char* in Config is malloc'd (strdup) and released with
- * free(); the two string lists (dns_domains, join) are GLib string vectors
+ * free(); the string lists (dns_domains, join, resolved_domains,
+ * resolved_dns) are GLib string vectors
  * (g_new/g_strdup) released with g_strfreev(). config_done() frees both
  * kinds and leaves the struct zeroed.
  *
@@ -55,6 +56,9 @@ typedef enum ValueType {
         VALUE_BUS,
         VALUE_LOG_LEVEL,
         VALUE_NODE_ID,
+        VALUE_IFNAME,           /* network interface name */
+        VALUE_ROUTE_DOMAINS,    /* comma-separated DNS names, each optionally prefixed with '~', char** */
+        VALUE_DNS_SERVERS,      /* comma-separated ADDR, ADDR:PORT, [ADDR6]:PORT, char** */
 } ValueType;
 
 typedef enum SettingId {
@@ -85,6 +89,9 @@ typedef enum SettingId {
         SETTING_SWIM_PORT,
         SETTING_JOIN,
         SETTING_CLUSTER_KEY,
+        SETTING_RESOLVED_LINK,
+        SETTING_RESOLVED_DOMAINS,
+        SETTING_RESOLVED_DNS,
         _SETTING_MAX,
 } SettingId;
 
@@ -243,9 +250,24 @@ static const Setting settings[_SETTING_MAX] = {
                 VALUE_STRING, offsetof(Config, cluster_key),
                 .help = "Shared secret of the cluster",
         },
+        [SETTING_RESOLVED_LINK] = {
+                "Resolved", "Link", { "JOYRIDE_RESOLVED_LINK" }, "resolved-link", NULL, NULL, "IFNAME",
+                VALUE_IFNAME, offsetof(Config, resolved_link),
+                .help = "Register with systemd-resolved as the DNS server of this link (default: do not)",
+        },
+        [SETTING_RESOLVED_DOMAINS] = {
+                "Resolved", "Domains", { "JOYRIDE_RESOLVED_DOMAINS" }, "resolved-domains", NULL, NULL, "DOMAINS",
+                VALUE_ROUTE_DOMAINS, offsetof(Config, resolved_domains),
+                .help = "Domains resolved sends to us; ~ = routing only (default: the DNS domains)",
+        },
+        [SETTING_RESOLVED_DNS] = {
+                "Resolved", "DNS", { "JOYRIDE_RESOLVED_DNS" }, "resolved-dns", NULL, NULL, "SERVERS",
+                VALUE_DNS_SERVERS, offsetof(Config, resolved_dns),
+                .help = "Addresses resolved sends those queries to (default: 127.0.0.1 and the DNS port)",
+        },
 };
 
-static const char *const known_groups[] = { "Service", "DNS", "Hosts", "Docker", "HTTP", "DBus", "Cluster" };
+static const char *const known_groups[] = { "Service", "DNS", "Hosts", "Docker", "HTTP", "DBus", "Cluster", "Resolved" };
 
 typedef enum SourceKind {
         SOURCE_DEFAULT,
@@ -469,6 +491,45 @@ static bool is_node_id(const char *s) {
         return true;
 }
 
+/* What the kernel accepts as an interface name (dev_valid_name()). */
+static bool is_ifname(const char *s) {
+        size_t l = strlen(s);
+
+        if (l < 1 || l >= 16 || streq(s, ".") || streq(s, ".."))
+                return false;
+        for (const char *p = s; *p; p++)
+                if (*p == '/' || *p == ':' || g_ascii_isspace(*p) || !g_ascii_isprint(*p))
+                        return false;
+        return true;
+}
+
+/* A DNS server as resolved takes it: IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT. */
+static bool is_dns_server(const char *s) {
+        g_autofree char *host = NULL;
+        const char *colon;
+        uint64_t port;
+
+        if (is_ipv4(s) || is_ipv6(s))
+                return true;
+        if (s[0] == '[') {
+                const char *end = strchr(s, ']');
+                if (!end || end[1] != ':')
+                        return false;
+                host = g_strndup(s + 1, end - s - 1);
+                colon = end + 1;
+                if (!is_ipv6(host))
+                        return false;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon)
+                        return false;
+                host = g_strndup(s, colon - s);
+                if (!is_ipv4(host))
+                        return false;
+        }
+        return parse_uint(colon + 1, 65535, &port) && port > 0;
+}
+
 /* "what the user wrote": DNS_PORT=abc, --dns-port=abc, [DNS] Port=abc in FILE:LINE */
 static char *value_describe(const Setting *s, const Value *v, const char *path) {
         switch (v->kind) {
@@ -566,6 +627,12 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
                                        "expected unix:///path/to/socket, tcp://HOST:PORT, http://... or https://...");
                 break;
 
+        case VALUE_IFNAME:
+                if (!is_ifname(raw))
+                        return invalid(s, v, path, ret_error,
+                                       "expected a network interface name (1-15 characters, no '/', ':' or blanks)");
+                break;
+
         case VALUE_NODE_ID:
                 if (!is_node_id(raw))
                         return invalid(s, v, path, ret_error, "expected 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
@@ -640,6 +707,43 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
                         g_free(*p);
                         *p = TAKE_PTR(t);
                 }
+                g_strfreev(*(char ***) field);
+                *(char ***) field = TAKE_PTR(l);
+                return 0;
+        }
+
+        case VALUE_ROUTE_DOMAINS: {
+                _cleanup_(strv_freep) char **l = split_list(raw);
+
+                /* As in resolved.conf: "~name" routes name to us without
+                 * making it a search domain. Stored lowercased, "~" kept. */
+                for (char **p = l; p && *p; p++) {
+                        bool route_only = (*p)[0] == '~';
+                        g_autofree char *t = g_ascii_strdown(*p + route_only, -1);
+                        size_t n = strlen(t);
+
+                        if (n > 1 && t[n - 1] == '.')
+                                t[n - 1] = 0;
+                        if (!dns_name_is_valid(t))
+                                return invalid(s, v, path, ret_error,
+                                               "expected a comma-separated list of DNS names, each optionally "
+                                               "prefixed with '~', and '%s' is not one", *p);
+                        g_free(*p);
+                        *p = g_strconcat(route_only ? "~" : "", t, NULL);
+                }
+                g_strfreev(*(char ***) field);
+                *(char ***) field = TAKE_PTR(l);
+                return 0;
+        }
+
+        case VALUE_DNS_SERVERS: {
+                _cleanup_(strv_freep) char **l = split_list(raw);
+
+                for (char **p = l; p && *p; p++)
+                        if (!is_dns_server(*p))
+                                return invalid(s, v, path, ret_error,
+                                               "expected a comma-separated list of ADDRESS, IPv4:PORT or [IPv6]:PORT, "
+                                               "and '%s' is not one", *p);
                 g_strfreev(*(char ***) field);
                 *(char ***) field = TAKE_PTR(l);
                 return 0;
@@ -1226,5 +1330,8 @@ void config_done(Config *c) {
         free(c->node_id);
         g_strfreev(c->join);
         free(c->cluster_key);
+        free(c->resolved_link);
+        g_strfreev(c->resolved_domains);
+        g_strfreev(c->resolved_dns);
         *c = (Config) {};
 }

@@ -60,6 +60,13 @@ typedef struct Config {
         uint16_t swim_port;       /* SWIM_PORT, default 8890 */
         char **join;              /* JOIN, comma-separated host:port */
         char *cluster_key;        /* JOYRIDE_CLUSTER_KEY */
+
+        /* [Resolved]: register with systemd-resolved (see resolved.h) */
+        char *resolved_link;      /* JOYRIDE_RESOLVED_LINK: interface name; NULL = do not register */
+        char **resolved_domains;  /* JOYRIDE_RESOLVED_DOMAINS: "~name" routing-only, "name" also searched;
+                                   * NULL = the DNS domains, routing-only */
+        char **resolved_dns;      /* JOYRIDE_RESOLVED_DNS: ADDR, ADDR:PORT or [ADDR6]:PORT;
+                                   * NULL = 127.0.0.1 and the DNS port */
 } Config;
 
 /* Fills *c from defaults, file, environment (envp, NULL-terminated

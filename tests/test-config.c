@@ -214,6 +214,9 @@ static void test_defaults(void) {
         CHECK_INT(c.swim_port, 8890);
         CHECK(c.join == NULL);
         CHECK_STR(c.cluster_key, NULL);
+        CHECK_STR(c.resolved_link, NULL);
+        CHECK(c.resolved_domains == NULL);
+        CHECK(c.resolved_dns == NULL);
 
         /* config_done() zeroes and may be called again. */
         config_done(&c);
@@ -866,6 +869,76 @@ static void test_reload(void) {
         free(path);
 }
 
+/* [Resolved]: file, environment and command line, normalization, and the
+ * messages for each kind of bad value. */
+static void test_resolved(void) {
+        char *path = write_config(NULL, "[Resolved]\nLink=joyride0\nDomains=~Example.Internal., lab.example\n"
+                                        "DNS=127.0.0.1:5353, [::1]:5353, 192.0.2.53\n");
+        char *env = env_for(path);
+        Config c;
+
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK_STR(c.resolved_link, "joyride0");
+        CHECK_INT(strv_length(c.resolved_domains), 2);
+        if (strv_length(c.resolved_domains) == 2) {
+                CHECK_STR(c.resolved_domains[0], "~example.internal");
+                CHECK_STR(c.resolved_domains[1], "lab.example");
+        }
+        CHECK_INT(strv_length(c.resolved_dns), 3);
+        if (strv_length(c.resolved_dns) == 3) {
+                CHECK_STR(c.resolved_dns[0], "127.0.0.1:5353");
+                CHECK_STR(c.resolved_dns[1], "[::1]:5353");
+                CHECK_STR(c.resolved_dns[2], "192.0.2.53");
+        }
+        config_done(&c);
+
+        /* The environment wins over the file, the command line over both. */
+        LOAD_OK(&c, ARGV("--resolved-dns=::1"), ENVP(env, "JOYRIDE_RESOLVED_LINK=docker0",
+                                                     "JOYRIDE_RESOLVED_DOMAINS=~a.example",
+                                                     "JOYRIDE_RESOLVED_DNS=10.0.0.1:53"));
+        CHECK_STR(c.resolved_link, "docker0");
+        CHECK_INT(strv_length(c.resolved_domains), 1);
+        CHECK_STR(c.resolved_domains ? c.resolved_domains[0] : NULL, "~a.example");
+        CHECK_INT(strv_length(c.resolved_dns), 1);
+        CHECK_STR(c.resolved_dns ? c.resolved_dns[0] : NULL, "::1");
+        config_done(&c);
+
+        /* An empty value on the command line resets to the default: unset. */
+        LOAD_OK(&c, ARGV("--resolved-link=", "--resolved-domains="), ENVP(env));
+        CHECK_STR(c.resolved_link, NULL);
+        CHECK(c.resolved_domains == NULL);
+        config_done(&c);
+
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_LINK=a/b"), "JOYRIDE_RESOLVED_LINK=a/b",
+                   "network interface name");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_LINK=eth0:1"), "JOYRIDE_RESOLVED_LINK=eth0:1",
+                   "network interface name");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_LINK=waytoolonginterface"),
+                   "JOYRIDE_RESOLVED_LINK=waytoolonginterface", "1-15 characters");
+        LOAD_FAILS(ARGV("--resolved-link=.."), ENVP(empty_env), "--resolved-link=..", "network interface name");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_DOMAINS=~ok.example,~~bad"),
+                   "JOYRIDE_RESOLVED_DOMAINS=~ok.example,~~bad", "'~~bad'", "prefixed with '~'");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_DOMAINS=~"), "JOYRIDE_RESOLVED_DOMAINS=~", "'~'");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_DNS=localhost:53"), "JOYRIDE_RESOLVED_DNS=localhost:53",
+                   "'localhost:53'", "[IPv6]:PORT");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_DNS=127.0.0.1:0"), "JOYRIDE_RESOLVED_DNS=127.0.0.1:0",
+                   "'127.0.0.1:0'");
+        /* "::1:53" is an IPv6 address, not ::1 port 53: a port needs brackets. */
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_DNS=[::1]"), "JOYRIDE_RESOLVED_DNS=[::1]", "'[::1]'");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLVED_DNS=[127.0.0.1]:53"), "'[127.0.0.1]:53'");
+
+        /* A misspelt key in the new section gets a suggestion, and the
+         * section itself is known. */
+        char *bad = write_config(NULL, "[Resolved]\nLnk=eth0\n");
+        char *bad_env = env_for(bad);
+        LOAD_FAILS(ARGV(), ENVP(bad_env), "unknown key 'Lnk' in section [Resolved]", "did you mean 'Link'");
+        free(bad_env);
+        free(bad);
+
+        free(env);
+        free(path);
+}
+
 int main(void) {
         if (!mkdtemp(tmpdir))
                 die("mkdtemp");
@@ -887,6 +960,7 @@ int main(void) {
         test_missing_explicit();
         test_help_version();
         test_reload();
+        test_resolved();
 
         if (n_failures > 0) {
                 fprintf(stderr, "test-config: %u of %u checks FAILED\n", n_failures, n_checks);

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# joyrided as a system service under real systemd (issue 7).
+#
+#   test-systemd.sh BUILDDIR
+#
+# Boots a Debian bookworm tree (tests/systemd/make-tree.sh: debootstrap from
+# apt's mirror, cached outside the build tree) with systemd-nspawn
+# --volatile=overlay, so the cached tree is never written, installs the
+# built project into it as a package would (meson install into a DESTDIR,
+# unpacked into the container, then systemd-sysusers, systemd-tmpfiles,
+# journalctl --update-catalog, daemon-reload) and checks what an admin would
+# see:
+#   - systemd-analyze verify is clean and security --offline rates the
+#     service 2.0 or lower;
+#   - after `systemctl start joyride.socket joyride-http.socket` the service
+#     is not running, and the first dig starts it and gets the answer;
+#   - DNS over TCP and the HTTP API work on their socket-activated sockets
+#     (the HTTP socket is not mistaken for DNS over TCP);
+#   - the daemon runs as the user joyride, in group docker, with no
+#     capabilities and no new privileges;
+#   - journalctl -u joyride has the structured fields and MESSAGE_ID, and
+#     journalctl -x the catalog text;
+#   - busctl introspect org.joyride.DNS works on the container's system bus;
+#   - `systemctl restart joyride` under 200 queries/s loses none;
+#   - systemd-resolved: without permission the registration fails with a
+#     warning and DNS goes on; with the example polkit rule, resolvectl shows
+#     the link's DNS server and domain and resolves joyride's names, again
+#     after resolved restarts; stopping reverts the link;
+#   - `systemctl stop` is clean: result success, exit status 0, no errors.
+# The container has only loopback (--private-network) and runs commands
+# through nsenter into its PID 1. Exit 77 (skip) only when this machine
+# cannot run nspawn or the mirror cannot be reached, saying why.
+set -euo pipefail
+
+BUILD=$(realpath "${1:?usage: test-systemd.sh BUILDDIR}")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
+
+skip() { echo "SKIP: $*"; exit 77; }
+
+[ "$(id -u)" -eq 0 ] || skip "systemd-nspawn needs root"
+for tool in systemd-nspawn debootstrap nsenter dig curl python3; do
+        command -v "$tool" >/dev/null || skip "$tool is missing (tools/install-deps installs it)"
+done
+# CAP_SYS_ADMIN (bit 21) for the mounts nspawn makes; missing in an
+# unprivileged container.
+capeff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
+(( (16#$capeff >> 21) & 1 )) || skip "no CAP_SYS_ADMIN here (an unprivileged container?): nspawn cannot run"
+[ -d /sys/fs/cgroup ] || skip "no cgroup file system: nspawn cannot run"
+
+rc=0
+TREE=$(bash "$SRC/tests/systemd/make-tree.sh" "$BUILD") || rc=$?
+[ "$rc" -eq 77 ] && skip "no Debian tree to boot (see above)"
+[ "$rc" -eq 0 ] || fail "could not make the Debian tree (see above)"
+
+T=$(mktemp -d /tmp/joyride-systemd.XXXXXX)
+NSPAWN=
+cleanup() {
+        local status=$?
+        if [ "$status" -ne 0 ] && [ "$status" -ne 77 ] && [ -n "${C:-}" ] && kill -0 "$C" 2>/dev/null; then
+                echo "--- journalctl -u joyride.service (last 40 lines)" >&2
+                nsenter -t "$C" -a -- journalctl --no-pager -q -n 40 -u joyride.service >&2 || true
+        fi
+        if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+                kill -TERM "$NSPAWN" 2>/dev/null || true
+                wait_pid_timeout "$NSPAWN" 20 >/dev/null 2>&1 || { kill -KILL "$NSPAWN" 2>/dev/null || true; wait "$NSPAWN" 2>/dev/null || true; }
+        fi
+        rm -rf --one-file-system "$T"
+        exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# --- the project, installed as a package would be ---------------------------
+DESTDIR="$T/dest" meson install -C "$BUILD" --no-rebuild --quiet >"$T/install.log" 2>&1 ||
+        { cat "$T/install.log" >&2; fail "meson install into DESTDIR failed"; }
+[ -f "$T/dest/lib/systemd/system/joyride.service" ] || [ -f "$T/dest/usr/lib/systemd/system/joyride.service" ] ||
+        fail "meson install did not install joyride.service"
+PREFIX=$(meson introspect "$BUILD" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+
+# The test's own configuration: names from a hosts file, no Docker here, and
+# registration with resolved on a link of its own.
+mkdir -p "$T/dest/etc/joyride/hosts.d"
+cat >"$T/dest/etc/joyride/joyride.conf" <<'EOF'
+[DNS]
+Domains=example.internal
+
+[Hosts]
+Directory=/etc/joyride/hosts.d
+
+[Docker]
+Enabled=false
+
+[Resolved]
+Link=joy0
+EOF
+printf '10.1.2.3 web.example.internal\n10.1.2.4 db.example.internal\n' >"$T/dest/etc/joyride/hosts.d/test.hosts"
+
+# --- boot ---------------------------------------------------------------------
+systemd-nspawn -D "$TREE" --volatile=overlay --boot --register=no --keep-unit --private-network \
+        --console=read-only -M "joyride-$$" >"$T/console.log" 2>&1 </dev/null &
+NSPAWN=$!
+
+C=
+find_init() {
+        local child
+        kill -0 "$NSPAWN" 2>/dev/null || return 2
+        for child in $(cat /proc/"$NSPAWN"/task/*/children 2>/dev/null); do
+                if [ "$(cat /proc/"$child"/comm 2>/dev/null)" = systemd ]; then
+                        C=$child
+                        return 0
+                fi
+        done
+        return 1
+}
+deadline=$(( $(date +%s) + 30 ))
+until find_init; do
+        [ $? -eq 2 ] && { cat "$T/console.log" >&2; fail "systemd-nspawn exited"; }
+        [ "$(date +%s)" -lt "$deadline" ] || { cat "$T/console.log" >&2; fail "no systemd in the container after 30 s"; }
+        sleep 0.05
+done
+
+# ct CMD...: a command inside the container, in all of its namespaces.
+ct() { nsenter -t "$C" -a -- "$@"; }
+# net CMD...: a host program (dig, curl, python3) in the container's network.
+net() { nsenter -t "$C" -n -- "$@"; }
+journal() { ct journalctl --no-pager -q "$@"; }
+
+# PID 1 may still be setting up its namespaces when first seen: ask until it
+# answers (is-system-running --wait then waits for the boot to finish).
+state=
+for _ in $(seq 1 100); do
+        state=$(ct systemctl is-system-running --wait 2>/dev/null || true)
+        [ -n "$state" ] && [ "$state" != offline ] && break
+        sleep 0.1
+        find_init || true
+done
+case "$state" in
+running|degraded) ok "container booted ($state)" ;;
+*) fail "container did not finish booting: $state" ;;
+esac
+[ "$state" = running ] || ct systemctl --failed --no-legend >&2 || true
+
+# --- install into the container ---------------------------------------------
+# tar in the container's own root: absolute symlinks there (usr-merge /lib)
+# resolve inside it, never on the host.
+tar -C "$T/dest" -cf - . | ct tar -C / -xf - --keep-directory-symlink --no-same-owner --no-overwrite-dir ||
+        fail "could not unpack the installed files into the container"
+ct systemd-sysusers >/dev/null || fail "systemd-sysusers failed"
+ct systemd-tmpfiles --create joyride.conf || fail "systemd-tmpfiles --create joyride.conf failed"
+ct journalctl --update-catalog || fail "journalctl --update-catalog failed"
+ct systemctl daemon-reload
+ct systemctl reload dbus || fail "dbus did not reload its policy"
+ct getent passwd joyride >/dev/null || fail "sysusers did not create the user joyride"
+ct id -nG joyride | grep -qw docker || fail "joyride is not in the group docker: $(ct id joyride)"
+ok "installed: $(ct id joyride)"
+
+# --- systemd-analyze ---------------------------------------------------------
+units=(joyride.service joyride.socket joyride-http.socket)
+out=$(ct systemd-analyze verify --man=no "${units[@]}" 2>&1) || fail "systemd-analyze verify failed: $out"
+[ -z "$out" ] || fail "systemd-analyze verify is not clean: $out"
+ok "systemd-analyze verify ${units[*]}: clean"
+unitfile=$(ct systemctl show -P FragmentPath joyride.service)
+security=$(ct systemd-analyze security --offline=true --no-pager "$unitfile" 2>&1 || true)
+exposure=$(sed -n 's/.*Overall exposure level for joyride.service: \([0-9.]*\).*/\1/p' <<<"$security")
+[ -n "$exposure" ] || fail "no exposure level from systemd-analyze security: $security"
+python3 -c "import sys; sys.exit(0 if float('$exposure') <= 2.0 else 1)" ||
+        fail "exposure $exposure is above 2.0: $(grep '✗' <<<"$security")"
+ok "systemd-analyze security --offline=true joyride.service: exposure $exposure"
+
+# A link of its own for resolved, with carrier and an address (a veth pair:
+# this kernel may have no dummy driver).
+have_link=1
+if ! ct ip link add joy0 type veth peer name joy0p 2>"$T/link.err" ||
+   ! ct ip addr add 10.99.0.1/24 dev joy0 || ! ct ip link set joy0p up || ! ct ip link set joy0 up; then
+        echo "# no veth link in the container ($(cat "$T/link.err")): the resolved checks are skipped"
+        have_link=0
+fi
+
+# --- socket activation -------------------------------------------------------
+ct systemctl start joyride.socket joyride-http.socket || fail "could not start the sockets"
+[ "$(ct systemctl is-active joyride.service || true)" = inactive ] || fail "joyride.service runs before any query"
+ok "joyride.socket and joyride-http.socket listening, service not started"
+
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=10 web.example.internal A) || true
+[ "$answer" = 10.1.2.3 ] || fail "the first query (which starts the service) got '$answer', not 10.1.2.3"
+[ "$(ct systemctl is-active joyride.service)" = active ] || fail "joyride.service is not active after the first query"
+ok "the first dig started joyride.service and got 10.1.2.3"
+
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=2 +tcp db.example.internal A) || true
+[ "$answer" = 10.1.2.4 ] || fail "DNS over TCP on the socket-activated port answered '$answer'"
+health=$(net curl -sf --max-time 5 http://127.0.0.1:5000/health) || fail "no HTTP answer on the socket-activated port 5000"
+grep -q '"joyride-dns"\|healthy\|ok' <<<"$health" || fail "unexpected /health: $health"
+journal -u joyride.service | grep -q "Received 3 socket(s) from the service manager" ||
+        fail "the daemon did not report 3 passed sockets"
+ok "DNS over TCP and HTTP on their passed sockets (3 sockets, HTTP not taken for DNS)"
+
+mainpid=$(ct systemctl show -P MainPID joyride.service)
+status=$(ct cat /proc/"$mainpid"/status)
+uid=$(awk '/^Uid:/ { print $2 }' <<<"$status")
+[ "$uid" = "$(ct id -u joyride)" ] || fail "the daemon runs as uid $uid, not joyride"
+docker_gid=$(ct getent group docker | cut -d: -f3)
+awk '/^Groups:/' <<<"$status" | grep -qw "$docker_gid" || fail "the daemon is not in the group docker: $(grep Groups <<<"$status")"
+grep -q '^CapEff:[[:space:]]*0000000000000000' <<<"$status" || fail "the daemon has capabilities: $(grep Cap <<<"$status")"
+grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$status" || fail "NoNewPrivileges is not set"
+[ "$(ct stat -c %U:%a /var/lib/joyride)" = joyride:700 ] || fail "state folder: $(ct stat -c %U:%a /var/lib/joyride)"
+ok "running as joyride (groups include docker), no capabilities, NoNewPrivs, state folder joyride 0700"
+
+systemd_status=$(ct systemctl show -P StatusText joyride.service)
+grep -q "Serving" <<<"$systemd_status" || fail "no STATUS= from the daemon: '$systemd_status'"
+ok "systemctl status says: $systemd_status"
+
+# A hosts file change shows up in the journal as a structured entry.
+ct sh -c 'echo "10.1.2.5 new.example.internal" >> /etc/joyride/hosts.d/test.hosts'
+wait_for "new.example.internal in DNS" 10 sh -c \
+        "[ \"\$(nsenter -t $C -n -- dig @127.0.0.1 -p 5353 +short +tries=1 +time=1 new.example.internal)\" = 10.1.2.5 ]"
+
+# --- journal -----------------------------------------------------------------
+wait_for "the journal entry of new.example.internal" 10 sh -c \
+        "nsenter -t $C -a -- journalctl -q --no-pager -u joyride.service JOYRIDE_NAME=new.example.internal | grep -q ."
+journal -u joyride.service -o verbose JOYRIDE_NAME=web.example.internal >"$T/verbose.txt"
+for field in JOYRIDE_NAME=web.example.internal JOYRIDE_TYPE=A JOYRIDE_VALUE=10.1.2.3 JOYRIDE_CHANGE=added \
+             "JOYRIDE_SOURCE=.*test.hosts" MESSAGE_ID=f1230bff301e43edbb29e89cd77b2caf SYSLOG_IDENTIFIER=joyrided \
+             "_SYSTEMD_UNIT=joyride.service"; do
+        grep -q "^ *$field" "$T/verbose.txt" || fail "journalctl -u joyride -o verbose lacks $field: $(cat "$T/verbose.txt")"
+done
+ok "journalctl -u joyride -o verbose: JOYRIDE_NAME, _TYPE, _VALUE, _SOURCE, _CHANGE and MESSAGE_ID"
+journal -u joyride.service -x MESSAGE_ID=f1230bff301e43edbb29e89cd77b2caf JOYRIDE_NAME=new.example.internal >"$T/x.txt"
+grep -q "Subject: DNS record added: new.example.internal A 10.1.2.5" "$T/x.txt" ||
+        fail "journalctl -x does not show the catalog entry: $(cat "$T/x.txt")"
+ok "journalctl -x shows the catalog: $(grep -o 'Subject: .*' "$T/x.txt" | head -n1)"
+
+# --- D-Bus -------------------------------------------------------------------
+intro=$(ct busctl --system introspect org.joyride.DNS /org/joyride/DNS) || fail "busctl introspect failed"
+grep -q '^org.joyride.DNS ' <<<"$intro" || fail "busctl introspect shows no org.joyride.DNS interface: $intro"
+ok "busctl introspect org.joyride.DNS /org/joyride/DNS: $(grep -c '^\.' <<<"$intro") members"
+if [ -x "$T/dest$PREFIX/bin/joyridectl" ]; then
+        ct joyridectl query web.example.internal | grep -q 10.1.2.3 || fail "joyridectl query does not resolve web.example.internal"
+        ok "joyridectl query web.example.internal"
+fi
+
+# --- resolved, without the permission: a warning, DNS goes on ----------------
+if [ "$have_link" = 1 ]; then
+        wait_for "the resolved warning" 10 sh -c \
+                "nsenter -t $C -a -- journalctl -q --no-pager -u joyride.service -p warning | grep -q 'systemd-resolved refused'"
+        ok "without a polkit rule: $(journal -u joyride.service -p warning -o cat | grep -m1 'systemd-resolved refused')"
+fi
+
+# --- reload ------------------------------------------------------------------
+ct systemctl reload joyride.service || fail "systemctl reload joyride failed"
+wait_for "the reload in the journal" 10 sh -c \
+        "nsenter -t $C -a -- journalctl -q --no-pager -u joyride.service | grep -q 'Received SIGHUP, reloading'"
+[ "$(ct systemctl show -P MainPID joyride.service)" = "$mainpid" ] || fail "reload restarted the daemon"
+ok "systemctl reload joyride: SIGHUP, same process"
+
+# --- restart under load --------------------------------------------------------
+net python3 "$SRC/tests/systemd/query-stream.py" 5353 web.example.internal 10.1.2.3 200 5 >"$T/stream.json" 2>&1 &
+stream=$!
+sleep 1.5
+ct systemctl restart joyride.service || fail "systemctl restart joyride failed"
+restarted_pid=$(ct systemctl show -P MainPID joyride.service)
+stream_rc=0
+wait "$stream" || stream_rc=$?
+[ "$restarted_pid" != "$mainpid" ] && [ "$restarted_pid" != 0 ] || fail "the service did not restart (MainPID $mainpid -> $restarted_pid)"
+[ "$stream_rc" -eq 0 ] || fail "queries lost across systemctl restart: $(cat "$T/stream.json")"
+ok "systemctl restart joyride under 200 queries/s for 5 s: $(cat "$T/stream.json")"
+
+# --- resolved, with the permission ------------------------------------------
+# The installed example polkit rule; polkitd watches its rules folder.
+if [ "$have_link" = 1 ]; then
+        rules=$(ct sh -c 'ls /usr/share/doc/joyride/examples/joyride-resolved.rules /usr/local/share/doc/joyride/examples/joyride-resolved.rules 2>/dev/null | head -n1')
+        [ -n "$rules" ] || fail "the example polkit rule is not installed"
+        ct cp "$rules" /etc/polkit-1/rules.d/50-joyride-resolved.rules
+        ct systemctl restart polkit.service
+        ct systemctl restart joyride.service
+        wait_for "registration with resolved" 10 sh -c \
+                "nsenter -t $C -a -- journalctl -q --no-pager -u joyride.service | grep -q 'Registered with systemd-resolved on link joy0'"
+        link=$(ct resolvectl status joy0)
+        grep -q "DNS Servers: 127.0.0.1:5353" <<<"$link" || fail "resolvectl status joy0 lacks the DNS server: $link"
+        grep -q "DNS Domain: ~example.internal" <<<"$link" || fail "resolvectl status joy0 lacks ~example.internal: $link"
+        grep -q -- "-DefaultRoute" <<<"$link" || fail "joy0 is a default route for resolved: $link"
+        ok "resolvectl status joy0: DNS 127.0.0.1:5353, ~example.internal, not a default route"
+        answer=$(ct resolvectl query --cache=no --legend=no web.example.internal 2>&1) || true
+        grep -q "10.1.2.3" <<<"$answer" || fail "resolvectl query web.example.internal: $answer"
+        ok "resolvectl query web.example.internal: $(head -n1 <<<"$answer")"
+
+        # resolved restarts: joyrided sees the name come back and registers again.
+        before=$(journal -u joyride.service | grep -c 'Registered with systemd-resolved' || true)
+        ct systemctl restart systemd-resolved
+        wait_for "registration after resolved restarted" 10 sh -c \
+                "[ \$(nsenter -t $C -a -- journalctl -q --no-pager -u joyride.service | grep -c 'Registered with systemd-resolved') -gt $before ]"
+        wait_for "resolved to answer again" 10 sh -c \
+                "nsenter -t $C -a -- resolvectl query --cache=no --legend=no web.example.internal | grep -q 10.1.2.3"
+        ok "registered again after systemd-resolved restarted"
+fi
+
+# --- stop ----------------------------------------------------------------------
+ct systemctl stop joyride.service joyride.socket joyride-http.socket || fail "systemctl stop failed"
+result=$(ct systemctl show -P Result joyride.service)
+code=$(ct systemctl show -P ExecMainStatus joyride.service)
+[ "$result" = success ] && [ "$code" = 0 ] || fail "stop: Result=$result ExecMainStatus=$code"
+journal -u joyride.service >"$T/journal.txt"
+grep -q "Received Terminated, shutting down" "$T/journal.txt" || fail "no clean shutdown in the journal"
+errors=$(journal -u joyride.service -p err -o cat)
+[ -z "$errors" ] || fail "errors in journalctl -u joyride: $errors"
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=1 web.example.internal 2>&1) && fail "DNS still answers after stop: $answer"
+if [ "$have_link" = 1 ]; then
+        # By identifier: journald may no longer tell the unit of a process
+        # that is exiting.
+        journal -t joyrided | grep -q "Reverted the systemd-resolved settings of link joy0" || fail "no RevertLink on stop"
+        link=$(ct resolvectl status joy0)
+        ! grep -q "127.0.0.1:5353" <<<"$link" || fail "joy0 keeps joyride's DNS server after stop: $link"
+        ok "stop reverted joy0 in resolved"
+fi
+ok "systemctl stop: Result=success, exit status 0, no errors in the journal, port closed"
+echo "all systemd checks passed"
