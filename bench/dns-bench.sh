@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# DNS benchmark: joyrided against NSD, the same names, the same queries.
+#
+#   bench/dns-bench.sh [BUILD_DIR]        (`make bench` runs it on build/)
+#
+# For N = 100000 and N = 10 names it serves hostK.bench.test from a hosts
+# file (joyrided) and from a zone file (NSD), measures the time from process
+# start to the first correct answer, then loads each server with dnsperf
+# (90% present names, 10% absent), twice over UDP and, at N = 100000, twice
+# over TCP. The servers are pinned to core 0 and dnsperf to core 1, so core
+# 0's busy time divided by the queries answered is the server's CPU cost per
+# query: that figure still means something when dnsperf's one core, not the
+# server, is what caps queries/s. Everything listens on 127.0.0.1 on random
+# high ports, and every process started here is stopped by PID on exit.
+#
+# Environment: BENCH_SECONDS (dnsperf run length, default 10),
+# BENCH_N (large N, default 100000). The table also goes to
+# BUILD_DIR/dns-bench.md and the raw figures to BUILD_DIR/dns-bench.jsonl.
+set -euo pipefail
+export LC_ALL=C        # $EPOCHREALTIME with a '.', and dnsperf's numbers
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+BIG_N=${BENCH_N:-100000}
+SMALL_N=10
+
+die() { echo "dns-bench: $*" >&2; exit 1; }
+
+"$ROOT/tools/install-deps"
+
+JOYRIDED=$BUILD/src/joyrided
+[ -x "$JOYRIDED" ] || die "$JOYRIDED not found: build first (make build, or meson compile -C $BUILD)"
+command -v nsd >/dev/null || die "nsd not installed"
+command -v dnsperf >/dev/null || die "dnsperf not installed"
+[ "$(nproc)" -ge 2 ] || die "needs two cores (servers on core 0, dnsperf on core 1)"
+# Debian's interpreter, not a version manager's shim: the helper uses only the
+# standard library, and a shim's start-up would only slow things down.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+HELPER="$PY $ROOT/bench/dnsbench.py"
+
+T=$(mktemp -d /tmp/dns-bench.XXXXXX)
+RESULTS=$T/results.jsonl
+declare -A PID=() KIDS=() PORT=()     # by server name: nsd, joyrided
+POLL_PID=
+CHILD_PID=
+
+# Runs a long step in the background and waits for it, so that a signal to
+# the bench is handled at once (bash runs traps only between commands).
+bg_wait() {
+        "$@" &
+        CHILD_PID=$!
+        local rc=0
+        wait "$CHILD_PID" || rc=$?
+        CHILD_PID=
+        return $rc
+}
+
+# Field N (as in proc(5)) of /proc/PID/stat; the command name may hold spaces
+# ("nsd: main"), so count from the ')' that closes it.
+stat_field() {
+        local st
+        st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+        st=${st##*) }
+        awk -v n="$(($2 - 2))" '{print $n}' <<<"$st"
+}
+
+# Stops one server: TERM to the process we started, then KILL to it and to
+# anything it forked (NSD's main and server child) that is still there. Only
+# these PIDs, each checked to still be one of ours.
+stop_server() {
+        local name=$1 pid=${PID[$1]:-} kids=${KIDS[$1]:-} k i
+        [ -n "$pid" ] || return 0
+        unset "PID[$name]" "KIDS[$name]"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 300; i++)); do
+                # Our own child: a zombie until waited for.
+                [ "$(stat_field "$pid" 3)" = Z ] && break
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.01
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        # Each kid as "PID/start time": a PID reused since then is not ours.
+        for k in $kids; do
+                if [ "$(stat_field "${k%/*}" 22)" = "${k#*/}" ]; then
+                        kill -KILL "${k%/*}" 2>/dev/null || true
+                fi
+        done
+}
+
+cleanup() {
+        local rc=$? name
+        trap - EXIT INT TERM
+        if [ -n "$CHILD_PID" ]; then kill "$CHILD_PID" 2>/dev/null || true; wait "$CHILD_PID" 2>/dev/null || true; fi
+        if [ -n "$POLL_PID" ]; then kill "$POLL_PID" 2>/dev/null || true; wait "$POLL_PID" 2>/dev/null || true; fi
+        for name in "${!PID[@]}"; do stop_server "$name"; done
+        rm -rf "$T"
+        exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Every process below PID (recursively), for stop_server.
+descendants() {
+        local p=$1 c
+        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
+                echo "$c"
+                descendants "$c"
+        done
+}
+
+# start_server NAME N CMD...: starts CMD pinned to core 0 and records how long
+# it takes to answer host(N-1) — the last line of the file — correctly. The
+# poller starts first and is already probing when the server is forked, so its
+# own start-up is not counted.
+start_server() {
+        local name=$1 n=$2 i k started answered
+        shift 2
+        rm -f "$T/ready" "$T/server.pid"
+        $HELPER poll --port "${PORT[$name]}" --name "host$((n - 1)).bench.test" \
+                --addr "$($HELPER addr "$((n - 1))")" \
+                --ready "$T/ready" --pidfile "$T/server.pid" >"$T/answered" &
+        POLL_PID=$!
+        for ((i = 0; i < 500; i++)); do
+                [ -e "$T/ready" ] && break
+                sleep 0.01
+        done
+        [ -e "$T/ready" ] || die "the poller did not start"
+        started=$EPOCHREALTIME
+        taskset -c 0 "$@" >"$T/$name.log" 2>&1 </dev/null &
+        PID[$name]=$!
+        echo "${PID[$name]}" >"$T/server.pid"
+        if ! wait "$POLL_PID"; then
+                POLL_PID=
+                echo "--- $name output:" >&2
+                cat "$T/$name.log" >&2
+                die "$name (N=$n) never answered correctly"
+        fi
+        POLL_PID=
+        answered=$(cat "$T/answered")
+        # NSD forks its main and server processes as it starts; remember them.
+        KIDS[$name]=
+        for k in $(descendants "${PID[$name]}"); do
+                KIDS[$name]+="$k/$(stat_field "$k" 22) "
+        done
+        $HELPER start --server "$name" --n "$n" --started "$started" --answered "$answered" --out "$RESULTS"
+        $HELPER verify --port "${PORT[$name]}" --n "$n" || die "$name (N=$n) gives wrong answers"
+}
+
+start_nsd() {
+        local n=$1 d=$T/nsd-$1
+        mkdir -p "$d"
+        cp "$T/data-$n/bench.test.zone" "$d/"
+        # One server process and no rate limiting (Debian's build limits by
+        # default), so NSD is a fair single-core reference. No database file:
+        # NSD reads the zone file as joyrided reads the hosts file, and the
+        # manual says this uses less memory. Minimal responses: joyrided puts
+        # no NS records in the authority section of a positive answer either.
+        cat >"$d/nsd.conf" <<EOF
+server:
+        server-count: 1
+        ip-address: 127.0.0.1
+        port: ${PORT[nsd]}
+        do-ip6: no
+        username: ""
+        chroot: ""
+        zonesdir: "$d"
+        database: ""
+        zonelistfile: "$d/zone.list"
+        xfrdfile: "$d/xfrd.state"
+        xfrdir: "$d"
+        pidfile: "$d/nsd.pid"
+        logfile: "$d/nsd.log"
+        verbosity: 0
+        hide-version: yes
+        minimal-responses: yes
+        rrl-ratelimit: 0
+        rrl-whitelist-ratelimit: 0
+remote-control:
+        control-enable: no
+zone:
+        name: bench.test
+        zonefile: bench.test.zone
+EOF
+        nsd-checkconf "$d/nsd.conf" || die "bad NSD configuration"
+        start_server nsd "$n" nsd -d -c "$d/nsd.conf"
+}
+
+start_joyrided() {
+        local n=$1 d=$T/joyrided-$1
+        mkdir -p "$d/state"
+        start_server joyrided "$n" "$JOYRIDED" \
+                --dns-bind-address=127.0.0.1 --dns-port="${PORT[joyrided]}" \
+                --hosts-directory="$T/data-$n/hosts" --state-directory="$d/state" \
+                --no-docker --no-http --bus=none --no-cluster --log-level=warning
+}
+
+# bench_case N TRANSPORTS: both servers up (each started alone, so its time
+# to first answer is its own; an idle server costs the other nothing), then
+# for each transport two dnsperf runs per server, alternating NSD and
+# joyrided, so that load from elsewhere on the machine falls on both alike.
+bench_case() {
+        local n=$1 transports=$2 tr run name
+        PORT[nsd]=$($HELPER port)
+        start_nsd "$n"
+        PORT[joyrided]=$($HELPER port)   # NSD holds its own port by now
+        start_joyrided "$n"
+        for tr in $transports; do
+                for run in 1 2; do
+                        for name in nsd joyrided; do
+                                bg_wait $HELPER run --server "$name" --n "$n" --port "${PORT[$name]}" \
+                                        --pid "${PID[$name]}" --transport "$tr" --run "$run" \
+                                        --seconds "$SECONDS_PER_RUN" --queries "$T/data-$n/queries.txt" \
+                                        --out "$RESULTS" || die "dnsperf failed against $name"
+                        done
+                done
+                for name in nsd joyrided; do
+                        $HELPER mem --server "$name" --n "$n" --transport "$tr" --pid "${PID[$name]}" --out "$RESULTS"
+                done
+        done
+        stop_server joyrided
+        stop_server nsd
+}
+
+# Core 0 should be idle apart from the server: other work there inflates the
+# CPU/query column and lowers queries/s. Measured before and after the bench.
+core0_idle_check() {
+        local a b pct
+        a=$(awk '$1 == "cpu0" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
+        sleep 1
+        b=$(awk '$1 == "cpu0" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
+        pct=$(((b - a) * 100 / $(getconf CLK_TCK)))
+        echo "{\"kind\": \"noise\", \"when\": \"$1\", \"busy_percent\": $pct}" >>"$RESULTS"
+        echo "core 0 busy $1 the bench, with no server running: $pct% over 1 s"
+}
+
+buildtype=$(sed -n 's/^buildtype *= *//p' "$BUILD/meson-private/cmd_line.txt" 2>/dev/null || true)
+echo "joyrided: $JOYRIDED (buildtype ${buildtype:-from meson.build defaults})"
+echo "nsd: $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 -i 'version' || echo dnsperf)"
+echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+core0_idle_check before
+echo
+
+for n in "$BIG_N" "$SMALL_N"; do
+        $HELPER gen "$T/data-$n" "$n"
+done
+
+echo "== N=$BIG_N: UDP then TCP"
+bench_case "$BIG_N" "udp tcp"
+echo "== N=$SMALL_N: UDP"
+bench_case "$SMALL_N" udp
+
+core0_idle_check after
+rc=0
+$HELPER report "$RESULTS" "$T/report.md" || rc=$?
+if [ -d "$BUILD" ]; then
+        cp "$RESULTS" "$BUILD/dns-bench.jsonl"
+        cp "$T/report.md" "$BUILD/dns-bench.md"
+        echo "(table in markdown: $BUILD/dns-bench.md; raw figures: $BUILD/dns-bench.jsonl)"
+fi
+exit $rc
