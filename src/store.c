@@ -315,37 +315,96 @@ fail:
 
 /* --- nodes and rrsets ---------------------------------------------------- */
 
+/* Memory matters here: 100,000 names should fit in a few tens of MiB. So a
+ * node is one allocation (struct, wire key, and the name when it has
+ * records), a node with one type keeps its rrset inline, A and AAAA rdata
+ * live inline in the rrset item, a derived PTR borrows the wire name of the
+ * node it points to (which lives as long as the records that make the PTR),
+ * and the hash table is a set of nodes keyed by their wire name. */
+
+enum {
+        RRDATA_INLINE,
+        RRDATA_HEAP,
+        RRDATA_BORROWED,
+};
+
+static void rrdata_release(RRData *d) {
+        if (d->storage == RRDATA_HEAP)
+                g_free(d->rdata);
+}
+
+/* Items moved in memory: inline rdata pointers must follow them. */
+static void rrset_fixup(RRSet *set) {
+        for (uint32_t i = 0; i < set->n; i++)
+                if (set->items[i].storage == RRDATA_INLINE)
+                        set->items[i].rdata = set->items[i].inline_rdata;
+}
+
 static void node_free(gpointer p) {
         StoreNode *n = p;
         for (uint32_t i = 0; i < n->n_rrsets; i++) {
                 for (uint32_t k = 0; k < n->rrsets[i].n; k++)
-                        g_free(n->rrsets[i].items[k].rdata);
+                        rrdata_release(&n->rrsets[i].items[k]);
                 g_free(n->rrsets[i].items);
         }
-        g_free(n->rrsets);
-        g_free(n->name);
-        g_free(n->wire);
+        if (n->rrsets != &n->rrset_inline)
+                g_free(n->rrsets);
+        if (n->name_heap)
+                g_free(n->name);
         g_free(n);
 }
 
-static StoreNode *node_get(Store *s, const uint8_t *wire, size_t len, bool create) {
-        StoreNode *n = g_hash_table_lookup(s->nodes, wire);
+static guint node_hash(gconstpointer p) {
+        return wire_hash(((const StoreNode *) p)->wire);
+}
+
+static gboolean node_equal(gconstpointer a, gconstpointer b) {
+        return wire_equal(((const StoreNode *) a)->wire, ((const StoreNode *) b)->wire);
+}
+
+static StoreNode *node_lookup(const Store *s, const uint8_t *wire) {
+        StoreNode key = { .wire = (uint8_t *) wire };
+        return g_hash_table_lookup(s->nodes, &key);
+}
+
+/* Gives a node its presentation name, the first time a record needs it. */
+static void node_ensure_name(StoreNode *n) {
         char name[1024];
 
-        if (n || !create)
-                return n;
-
-        n = g_new0(StoreNode, 1);
-        n->wire = g_memdup2(wire, len);
-        if (dns_wire_to_name(wire, len, name, sizeof name) < 0)
+        if (n->name)
+                return;
+        if (dns_wire_to_name(n->wire, wire_len(n->wire), name, sizeof name) < 0)
                 name[0] = 0;
         n->name = g_strdup(name);
-        g_hash_table_insert(s->nodes, n->wire, n);
+        n->name_heap = true;
+}
+
+static StoreNode *node_get(Store *s, const uint8_t *wire, size_t len, bool create, bool with_name) {
+        StoreNode *n = node_lookup(s, wire);
+        char name[1024];
+        int nl = -1;
+
+        if (n || !create) {
+                if (n && with_name)
+                        node_ensure_name(n);
+                return n;
+        }
+
+        if (with_name)
+                nl = dns_wire_to_name(wire, len, name, sizeof name);
+        n = g_malloc0(sizeof(StoreNode) + len + (nl >= 0 ? (size_t) nl + 1 : 0));
+        n->wire = (uint8_t *) (n + 1);
+        memcpy(n->wire, wire, len);
+        if (nl >= 0) {
+                n->name = (char *) n->wire + len;
+                memcpy(n->name, name, (size_t) nl + 1);
+        }
+        g_hash_table_add(s->nodes, n);
 
         if (wire[0] != 0) {
                 const uint8_t *pw = wire + wire[0] + 1;
                 if (pw[0] != 0) {       /* no node for the root */
-                        n->parent = node_get(s, pw, len - wire[0] - 1, true);
+                        n->parent = node_get(s, pw, len - wire[0] - 1, true, false);
                         n->parent->n_children++;
                 }
         }
@@ -356,7 +415,7 @@ static StoreNode *node_get(Store *s, const uint8_t *wire, size_t len, bool creat
 static void node_prune(Store *s, StoreNode *n) {
         while (n && n->n_rrsets == 0 && !n->records && n->n_children == 0) {
                 StoreNode *parent = n->parent;
-                g_hash_table_remove(s->nodes, n->wire);   /* frees n */
+                g_hash_table_remove(s->nodes, n);   /* frees n */
                 if (parent)
                         parent->n_children--;
                 n = parent;
@@ -369,16 +428,26 @@ static RRSet *node_rrset(StoreNode *n, uint16_t type, bool create) {
                         return &n->rrsets[i];
         if (!create)
                 return NULL;
-        n->rrsets = g_renew(RRSet, n->rrsets, n->n_rrsets + 1);
+        if (n->n_rrsets == 0)
+                n->rrsets = &n->rrset_inline;
+        else if (n->rrsets == &n->rrset_inline) {
+                /* A second type: move to an array (RRSets hold no pointers into themselves). */
+                RRSet *a = g_new(RRSet, 2);
+                a[0] = n->rrset_inline;
+                n->rrsets = a;
+        } else
+                n->rrsets = g_renew(RRSet, n->rrsets, n->n_rrsets + 1);
         n->rrsets[n->n_rrsets] = (RRSet) { .type = type };
         return &n->rrsets[n->n_rrsets++];
 }
 
-static void rrset_ref(StoreNode *n, uint16_t type, const uint8_t *rdata, uint16_t rdlen, uint32_t ttl) {
+/* borrow: rdata lives at least as long as this reference (a node's wire name). */
+static void rrset_ref(StoreNode *n, uint16_t type, const uint8_t *rdata, uint16_t rdlen, uint32_t ttl, bool borrow) {
         RRSet *set = node_rrset(n, type, true);
+        RRData *d;
 
         for (uint32_t i = 0; i < set->n; i++) {
-                RRData *d = &set->items[i];
+                d = &set->items[i];
                 if (d->rdlen == rdlen && memcmp(d->rdata, rdata, rdlen) == 0) {
                         d->refs++;
                         d->ttl = MIN(d->ttl, ttl);
@@ -388,10 +457,21 @@ static void rrset_ref(StoreNode *n, uint16_t type, const uint8_t *rdata, uint16_
         if (set->n == set->allocated) {
                 set->allocated = set->allocated ? set->allocated * 2 : 1;
                 set->items = g_renew(RRData, set->items, set->allocated);
+                rrset_fixup(set);
         }
-        set->items[set->n++] = (RRData) {
-                .rdata = g_memdup2(rdata, rdlen), .rdlen = rdlen, .ttl = ttl, .refs = 1,
-        };
+        d = &set->items[set->n++];
+        *d = (RRData) { .rdlen = rdlen, .ttl = ttl, .refs = 1 };
+        if (borrow) {
+                d->storage = RRDATA_BORROWED;
+                d->rdata = (uint8_t *) rdata;
+        } else if (rdlen <= sizeof d->inline_rdata) {
+                d->storage = RRDATA_INLINE;
+                memcpy(d->inline_rdata, rdata, rdlen);
+                d->rdata = d->inline_rdata;
+        } else {
+                d->storage = RRDATA_HEAP;
+                d->rdata = g_memdup2(rdata, rdlen);
+        }
 }
 
 static void rrset_unref(StoreNode *n, uint16_t type, const uint8_t *rdata, uint16_t rdlen) {
@@ -413,9 +493,10 @@ static void rrset_unref(StoreNode *n, uint16_t type, const uint8_t *rdata, uint1
                                 d->ttl = ttl;
                         return;
                 }
-                g_free(d->rdata);
+                rrdata_release(d);
                 memmove(set->items + i, set->items + i + 1, (set->n - i - 1) * sizeof(RRData));
                 set->n--;
+                rrset_fixup(set);
                 break;
         }
         if (set->n == 0) {
@@ -423,8 +504,15 @@ static void rrset_unref(StoreNode *n, uint16_t type, const uint8_t *rdata, uint1
                 size_t idx = (size_t) (set - n->rrsets);
                 memmove(n->rrsets + idx, n->rrsets + idx + 1, (n->n_rrsets - idx - 1) * sizeof(RRSet));
                 n->n_rrsets--;
-                if (n->n_rrsets == 0)
-                        n->rrsets = (g_free(n->rrsets), NULL);
+                if (n->n_rrsets == 0) {
+                        if (n->rrsets != &n->rrset_inline)
+                                g_free(n->rrsets);
+                        n->rrsets = NULL;
+                } else if (n->n_rrsets == 1 && n->rrsets != &n->rrset_inline) {
+                        n->rrset_inline = n->rrsets[0];
+                        g_free(n->rrsets);
+                        n->rrsets = &n->rrset_inline;
+                }
         }
 }
 
@@ -464,11 +552,11 @@ static void ptr_ref(Store *s, const Record *r, bool add) {
         if (r->name[0] == '*')          /* a wildcard has no single name to point back to */
                 return;
         len = reverse_wire(r->type, r->rdata, rev);
-        n = node_get(s, rev, (size_t) len, add);
+        n = node_get(s, rev, (size_t) len, add, false);
         if (!n)
                 return;
         if (add)
-                rrset_ref(n, DNS_TYPE_PTR, r->node->wire, (uint16_t) wire_len(r->node->wire), r->ttl);
+                rrset_ref(n, DNS_TYPE_PTR, r->node->wire, (uint16_t) wire_len(r->node->wire), r->ttl, true);
         else {
                 rrset_unref(n, DNS_TYPE_PTR, r->node->wire, (uint16_t) wire_len(r->node->wire));
                 node_prune(s, n);
@@ -501,10 +589,9 @@ static void notify(Store *s, RecordChange change, const Record *r) {
         }
 }
 
+/* A record is one allocation: the struct, its rdata and its value string. */
 static void record_free(Record *r) {
-        g_free(r->value);
         g_free(r->detail);
-        g_free(r->rdata);
         g_free(r);
 }
 
@@ -570,7 +657,7 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         }
 
         o = owner_get(s, owner, false);
-        n = node_get(s, wire, (size_t) len, false);
+        n = node_get(s, wire, (size_t) len, false, false);
         if (n && o)
                 for (r = n->records; r; r = r->node_next) {
                         if (r->type != type || r->owner != o->name || r->rdlen != rdlen ||
@@ -589,7 +676,7 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
                                 ptr_ref(s, r, false);
                                 notify(s, RECORD_REMOVED, &old);
                                 r->ttl = ttl;
-                                rrset_ref(n, type, rdata, rdlen, ttl);
+                                rrset_ref(n, type, rdata, rdlen, ttl, false);
                                 ptr_ref(s, r, true);
                                 notify(s, RECORD_ADDED, r);
                         }
@@ -598,17 +685,22 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
 
         if (!o)
                 o = owner_get(s, owner, true);
-        if (!n)
-                n = node_get(s, wire, (size_t) len, true);
+        n = node_get(s, wire, (size_t) len, true, true);
 
-        r = g_new0(Record, 1);
+        {
+                _cleanup_free_ char *v = value_from_rdata(type, rdata, rdlen);
+                size_t vl = v ? strlen(v) + 1 : 1;
+                r = g_malloc0(sizeof(Record) + rdlen + vl);
+                r->rdata = (uint8_t *) (r + 1);
+                memcpy(r->rdata, rdata, rdlen);
+                r->value = (char *) r->rdata + rdlen;
+                memcpy(r->value, v ?: "", vl);
+        }
         r->name = n->name;
         r->type = type;
         r->ttl = ttl;
         r->line = line;
-        r->rdata = TAKE_PTR(rdata);
         r->rdlen = rdlen;
-        r->value = value_from_rdata(type, r->rdata, rdlen);
         r->owner = o->name;
         r->detail = g_strdup(detail);
         r->node = n;
@@ -627,7 +719,7 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         o->count++;
         s->n_records++;
 
-        rrset_ref(n, type, r->rdata, rdlen, ttl);
+        rrset_ref(n, type, r->rdata, rdlen, ttl, false);
         ptr_ref(s, r, true);
         notify(s, RECORD_ADDED, r);
         return 1;
@@ -644,7 +736,7 @@ int store_remove(Store *s, const char *name, uint16_t type, const char *value, c
         len = dns_name_to_wire(name, wire);
         if (len < 0)
                 return 0;
-        n = node_get(s, wire, (size_t) len, false);
+        n = node_get(s, wire, (size_t) len, false, false);
         if (!n)
                 return 0;
         if (owner) {
@@ -722,7 +814,7 @@ int store_sweep_owner(Store *s, const char *owner) {
 int store_new(Store **ret) {
         Store *s = g_new0(Store, 1);
 
-        s->nodes = g_hash_table_new_full(wire_hash, wire_equal, NULL, node_free);
+        s->nodes = g_hash_table_new_full(node_hash, node_equal, node_free, NULL);
         s->owners = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, owner_free);
         s->subscribers = g_array_new(FALSE, FALSE, sizeof(Subscriber));
         *ret = s;
@@ -826,7 +918,7 @@ char *record_source(const Record *r) {
 const StoreNode *store_lookup_wire(const Store *s, const uint8_t *wire, size_t len) {
         if (len == 0 || len > DNS_WIRE_NAME_MAX)
                 return NULL;
-        return g_hash_table_lookup(s->nodes, wire);
+        return node_lookup(s, wire);
 }
 
 const StoreNode *store_lookup(const Store *s, const char *name) {

@@ -55,10 +55,12 @@ typedef struct Record {
 
 /* One deduplicated value of an rrset as the DNS answer path sees it. */
 typedef struct RRData {
-        uint8_t *rdata;
+        uint8_t *rdata;         /* into inline_rdata, a node's wire name (PTR), or the heap */
         uint16_t rdlen;
+        uint8_t storage;        /* private to store.c */
         uint32_t ttl;           /* the lowest TTL any owner gave this value */
         uint32_t refs;          /* how many records (or derived PTRs) hold it */
+        uint8_t inline_rdata[16];   /* A and AAAA live here: no allocation */
 } RRData;
 
 typedef struct RRSet {
@@ -70,13 +72,16 @@ typedef struct RRSet {
 } RRSet;
 
 struct StoreNode {
-        uint8_t *wire;          /* lowercased wire-format name: the hash key */
-        char *name;             /* presentation form, no trailing dot ("" for the root) */
+        uint8_t *wire;          /* lowercased wire-format name: the hash key (in this allocation) */
+        char *name;             /* presentation form, no trailing dot; NULL on nodes that hold
+                                 * no explicit record (ancestors, reverse names) */
         StoreNode *parent;
         uint32_t n_children;    /* nodes directly below this one */
         uint32_t n_rrsets;
-        RRSet *rrsets;
+        RRSet *rrsets;          /* &rrset_inline while there is one type, else an array */
         Record *records;        /* explicit records at this name (not derived PTRs) */
+        RRSet rrset_inline;
+        bool name_heap;         /* name was allocated on its own, after the node */
 };
 
 typedef enum RecordChange {
