@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "docker-label.h"
+#include "catalog.h"
 #include "docker.h"
 #include "log.h"
 #include "netinfo.h"
@@ -355,9 +356,13 @@ static void monitor_fail(DockerMonitor *d, const char *reason) {
                 if (g_hash_table_size(d->logged_errors) >= 32)
                         g_hash_table_remove_all(d->logged_errors);
                 g_hash_table_add(d->logged_errors, g_strdup(reason));
-                log_warning("Docker engine at %s not available: %s. Retrying with backoff (up to %u s); "
-                            "keeping the records of %u container(s) meanwhile.",
-                            d->docker_host, reason, BACKOFF_MAX_MSEC / 1000, g_hash_table_size(d->containers));
+                char f_host[600];
+                const char *fields[] = { JOYRIDE_FIELD_DOCKER_LOST, f_host, NULL };
+                snprintf(f_host, sizeof f_host, "JOYRIDE_DOCKER_HOST=%s", d->docker_host);
+                log_struct(LOG_WARNING, fields,
+                           "Docker engine at %s not available: %s. Retrying with backoff (up to %u s); "
+                           "keeping the records of %u container(s) meanwhile.",
+                           d->docker_host, reason, BACKOFF_MAX_MSEC / 1000, g_hash_table_size(d->containers));
         } else
                 log_debug("Docker engine at %s still not available: %s; next try in %u ms.", d->docker_host, reason, delay);
         g_free(d->last_error);
@@ -721,9 +726,14 @@ static void on_list(GObject *source, GAsyncResult *res, gpointer userdata) {
         d->connected_since_usec = (uint64_t) g_get_real_time();
         d->next_retry_usec = 0;
         d->backoff_msec = BACKOFF_MIN_MSEC;
-        log_info("%s Docker engine at %s (API %s%s): %u labelled container(s) running.",
-                 reconnect ? "Reconnected to" : "Connected to", d->docker_host, d->api_version,
-                 d->podman ? ", Podman" : "", g_hash_table_size(d->containers));
+        {
+                char f_host[600];
+                const char *fields[] = { JOYRIDE_FIELD_DOCKER_CONNECTED, f_host, NULL };
+                snprintf(f_host, sizeof f_host, "JOYRIDE_DOCKER_HOST=%s", d->docker_host);
+                log_struct(LOG_INFO, fields, "%s Docker engine at %s (API %s%s): %u labelled container(s) running.",
+                           reconnect ? "Reconnected to" : "Connected to", d->docker_host, d->api_version,
+                           d->podman ? ", Podman" : "", g_hash_table_size(d->containers));
+        }
         g_clear_pointer(&d->last_error, g_free);
         g_hash_table_remove_all(d->logged_errors);
 out:
