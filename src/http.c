@@ -18,6 +18,7 @@
 #include "http-json.h"
 #include "http.h"
 #include "log.h"
+#include "cluster.h"
 #include "manager.h"
 
 #define HTTP_BODY_MAX (64u * 1024u)
@@ -136,21 +137,40 @@ static void service_info(HttpServer *h, HttpServiceInfo *ret) {
         };
 }
 
-/* The cluster plugs in here. Until it exists the cluster is never available,
- * whatever ENABLE_DNS_SYNC says, and the member list is empty. Once it does:
- * return true when it runs, and members as objects with node_id, address,
- * state (see http_member_state_label()), incarnation and last_change. */
+/* The cluster, when this node runs one (ENABLE_DNS_SYNC). */
 static bool cluster_available(HttpServer *h) {
-        return false;
+        return h->manager->cluster != NULL;
 }
 
 static json_object *cluster_members(HttpServer *h) {
-        return json_object_new_array();
+        json_object *a = json_object_new_array();
+        _cleanup_free_ ClusterMember *members = NULL;
+        size_t n;
+
+        if (!h->manager->cluster)
+                return a;
+        n = cluster_get_members(h->manager->cluster, &members);
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "node_id", json_object_new_string(members[i].id));
+                json_object_object_add(o, "address", json_object_new_string(members[i].address));
+                json_object_object_add(o, "state", json_object_new_string(members[i].state));
+                json_object_object_add(o, "incarnation", json_object_new_int64(members[i].incarnation));
+                json_object_object_add(o, "last_change", json_object_new_int64((int64_t) (members[i].state_change_usec / USEC_PER_SEC)));
+                json_object_object_add(o, "records", json_object_new_int64((int64_t) members[i].records));
+                json_object_object_add(o, "self", json_object_new_boolean(members[i].self));
+                json_object_array_add(a, o);
+        }
+        return a;
 }
 
 static void cluster_member_counts(HttpServer *h, unsigned ret[static _HTTP_MEMBER_STATE_MAX]) {
-        for (int i = 0; i < _HTTP_MEMBER_STATE_MAX; i++)
-                ret[i] = 0;
+        const ClusterCounters *c = h->manager->cluster ? cluster_get_counters(h->manager->cluster) : NULL;
+
+        ret[HTTP_MEMBER_ALIVE] = c ? c->members_alive : 0;
+        ret[HTTP_MEMBER_SUSPECT] = c ? c->members_suspect : 0;
+        ret[HTTP_MEMBER_DEAD] = c ? c->members_dead : 0;
+        ret[HTTP_MEMBER_LEFT] = c ? c->members_left : 0;
 }
 
 /* --- routes ---------------------------------------------------------------- */
@@ -228,7 +248,9 @@ static void serve_sync(HttpServer *h, SoupServerMessage *msg, GHashTable *query)
         if (!cluster_available(h))
                 return respond_error(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "DNS synchronization is not enabled");
 
-        /* The cluster's push-pull sync starts here once it exists. */
+        int r = cluster_sync_now(h->manager->cluster);
+        if (r < 0)
+                return respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "DNS synchronization could not start");
         respond_json(msg, SOUP_STATUS_OK, http_json_message("success", "DNS synchronization initiated"));
 }
 
@@ -250,6 +272,12 @@ static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *que
                 in.docker_connected = ds.state == DOCKER_CONNECTED;
         }
         cluster_member_counts(h, in.members_by_state);
+        if (m->cluster) {
+                const ClusterCounters *cc = cluster_get_counters(m->cluster);
+                in.gossip_sent = cc->packets_sent;
+                in.gossip_received = cc->packets_received;
+                in.gossip_rejected = cc->packets_rejected;
+        }
 
         body = http_metrics_render(&in);
         respond_text(msg, SOUP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8", body, strlen(body));

@@ -19,6 +19,7 @@
 #include <systemd/sd-bus.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "log.h"
 #include "manager-bus.h"
 #include "manager.h"
@@ -65,6 +66,12 @@ typedef struct ManagerBus {
 
 static inline bool isempty(const char *s) {
         return !s || !*s;
+}
+
+/* Members this node sees alive or suspect, itself included; 0 without a cluster. */
+static uint32_t member_count(Manager *m) {
+        const ClusterCounters *c = m->cluster ? cluster_get_counters(m->cluster) : NULL;
+        return c ? c->members_alive + c->members_suspect : 0;
 }
 
 static ManagerBus *bus_data(Manager *m) {
@@ -223,7 +230,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         if (streq(property, "ClusterEnabled"))
                 return sd_bus_message_append(reply, "b", (int) m->config.cluster_enabled);
         if (streq(property, "MemberCount"))
-                return sd_bus_message_append(reply, "u", (uint32_t) 0);   /* no cluster yet */
+                return sd_bus_message_append(reply, "u", member_count(m));
         if (streq(property, "DNSPort"))
                 return sd_bus_message_append(reply, "q", m->config.dns_port);
         if (streq(property, "ListenAddresses")) {
@@ -270,7 +277,7 @@ static char *property_snapshot(Manager *m, const char *property) {
         if (streq(property, "ClusterEnabled"))
                 return g_strdup(m->config.cluster_enabled ? "1" : "0");
         if (streq(property, "MemberCount"))
-                return g_strdup("0");
+                return g_strdup_printf("%u", member_count(m));
         if (streq(property, "DNSPort"))
                 return g_strdup_printf("%u", m->config.dns_port);
         if (streq(property, "ListenAddresses")) {
@@ -700,12 +707,20 @@ static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_erro
 
 static int method_list_members(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ ClusterMember *members = NULL;
+        Manager *m = userdata;
+        size_t n = 0;
         int r;
 
-        /* No cluster in this build yet: the list is empty. */
+        if (m->cluster)
+                n = cluster_get_members(m->cluster, &members);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', MEMBER_SIGNATURE);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, MEMBER_SIGNATURE, members[i].id, members[i].address,
+                                          members[i].state, (uint32_t) members[i].records,
+                                          (uint64_t) members[i].state_change_usec);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -720,10 +735,23 @@ static int method_sync(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = check_privilege(msg, error);
         if (r < 0)
                 return r;
-        if (!m->config.cluster_enabled)
+        if (!m->cluster)
                 return sd_bus_error_set(error, BUS_ERROR_NO_CLUSTER,
                                         "Clustering is not enabled on this node (ENABLE_DNS_SYNC, --cluster).");
-        return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED, "This build cannot sync with a cluster yet.");
+        r = cluster_sync_now(m->cluster);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Could not start a cluster sync: %m");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+void manager_bus_emit_member_changed(Manager *m, const char *node, const char *address, const char *state) {
+        int r;
+
+        if (!m->bus)
+                return;
+        r = sd_bus_emit_signal(m->bus, BUS_PATH, BUS_INTERFACE, "MemberChanged", "sss", node, address, state);
+        if (r < 0)
+                log_debug_errno(r, "Failed to emit MemberChanged: %m");
 }
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -9,3 +9,5 @@ typedef struct Manager Manager;
  * the name, and subscribes to store changes for the coalesced signals. */
 int manager_bus_setup(Manager *m);
 void manager_bus_done(Manager *m);
+/* MemberChanged(node, address, state): sent at once (membership changes are rare). */
+void manager_bus_emit_member_changed(Manager *m, const char *node, const char *address, const char *state);

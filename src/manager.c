@@ -8,10 +8,13 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "catalog.h"
 #include "event-glib.h"
 #include "log.h"
 #include "manager.h"
+#include "cluster.h"
 #include "manager-bus.h"
+#include "resolved.h"
 #include "state.h"
 
 #define LOG_LINES_PER_TURN 20
@@ -48,10 +51,13 @@ static int on_log_flush(sd_event_source *s, void *userdata) {
 
 static void on_record_change(Store *s, RecordChange change, const Record *r, void *userdata) {
         Manager *m = userdata;
-        _cleanup_free_ char *source = record_source(r);
+        _cleanup_free_ char *source = NULL;
         const char *type = strna(store_type_to_string(r->type));
         char f_name[300], f_type[32], f_value[2100], f_source[600], f_change[32];
-        const char *fields[] = { f_name, f_type, f_value, f_source, f_change, NULL };
+        /* MESSAGE_ID keys the explanation in joyride.catalog (journalctl -x). */
+        const char *fields[] = { f_name, f_type, f_value, f_source, f_change,
+                                 change == RECORD_ADDED ? JOYRIDE_FIELD_RECORD_ADDED : JOYRIDE_FIELD_RECORD_REMOVED,
+                                 NULL };
         int level;
 
         m->status_dirty = true;
@@ -63,6 +69,7 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
 
         if (level > log_get_max_level())
                 return;
+        source = record_source(r);
         snprintf(f_name, sizeof f_name, "JOYRIDE_NAME=%s", r->name);
         snprintf(f_type, sizeof f_type, "JOYRIDE_TYPE=%s", type);
         snprintf(f_value, sizeof f_value, "JOYRIDE_VALUE=%s", strempty(r->value));
@@ -76,13 +83,23 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
 
 static void notify_status(Manager *m) {
         HostsDirStatus hs = {};
+        DockerStatus ds = {};
+        char cluster[64] = "";
 
         if (m->hosts)
                 hosts_dir_get_status(m->hosts, &hs);
-        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s",
+        if (m->docker)
+                docker_monitor_get_status(m->docker, &ds);
+        if (m->cluster) {
+                const ClusterCounters *cc = cluster_get_counters(m->cluster);
+                snprintf(cluster, sizeof cluster, "; cluster: %u alive", cc->members_alive);
+        }
+        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s",
                           store_count(m->store), (unsigned long long) store_version(m->store),
                           m->dns ? dns_server_describe(m->dns) : "no sockets",
-                          m->hosts ? "; hosts: " : "", m->hosts ? hs.path : "");
+                          m->hosts ? "; hosts: " : "", m->hosts ? hs.path : "",
+                          m->docker ? "; docker: " : "", m->docker ? docker_state_to_string(ds.state) : "",
+                          cluster);
         m->status_dirty = false;
 }
 
@@ -92,6 +109,15 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (m->status_dirty)
                 notify_status(m);
         return sd_event_source_set_time(s, usec + STATUS_INTERVAL_USEC);
+}
+
+/* --- cluster ------------------------------------------------------------ */
+
+static void on_member_change(Cluster *c, const ClusterMember *member, void *userdata) {
+        Manager *m = userdata;
+
+        m->status_dirty = true;
+        manager_bus_emit_member_changed(m, member->id, member->address, member->state);
 }
 
 /* --- signals ------------------------------------------------------------- */
@@ -200,6 +226,11 @@ Manager *manager_free(Manager *m) {
         /* Sources drop their records as they go: that is shutdown, not news. */
         if (m->store)
                 store_unsubscribe(m->store, on_record_change, m);
+        /* Leave the cluster before the sources drop their records, so peers
+         * see LEFT, not a burst of deletions. */
+        m->cluster = cluster_free(m->cluster);
+        /* Before the bus goes: RevertLink travels on it (issue 7). */
+        m->resolved = resolved_free(m->resolved);
         manager_bus_done(m);
         m->http = http_server_free(m->http);
         m->docker = docker_monitor_free(m->docker);
@@ -298,6 +329,21 @@ int manager_start(Manager *m) {
                         return log_error_errno(r, "Failed to set up the Docker monitor: %m");
         }
 
+        if (m->config.cluster_enabled) {
+                ClusterOptions copts = {
+                        .node_id = m->config.node_id,
+                        .swim_port = m->config.swim_port,
+                        .discovery_port = m->config.discovery_port,
+                        .join = m->config.join,
+                        .key = m->config.cluster_key,
+                        .broadcast_discovery = true,
+                };
+                r = cluster_new(&m->cluster, m->event, m->store, &copts);
+                if (r < 0)
+                        return r;
+                cluster_set_member_callback(m->cluster, on_member_change, m);
+        }
+
         if (m->config.http_enabled || m->listen_http_fd >= 0) {
                 r = http_server_new(&m->http, m, m->listen_http_fd);
                 if (r < 0)
@@ -309,6 +355,14 @@ int manager_start(Manager *m) {
                 r = manager_bus_setup(m);
                 if (r < 0)
                         return r;
+        }
+
+        /* Issue 7: optional, asynchronous, never fatal (warnings only); shares
+         * our system bus connection when we have one. */
+        if (m->config.resolved_link) {
+                r = resolved_new(&m->resolved, m->event, m->config.bus == BUS_SYSTEM ? m->bus : NULL, &m->config);
+                if (r < 0)
+                        log_warning_errno(r, "Not registering with systemd-resolved: %m");
         }
 
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC,

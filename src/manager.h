@@ -15,6 +15,8 @@
 #include "http.h"
 #include "store.h"
 
+typedef struct Cluster Cluster;
+
 typedef struct Manager {
         Config config;
         int argc;               /* kept for config_reload() */
@@ -32,6 +34,8 @@ typedef struct Manager {
         HttpServer *http;          /* NULL when disabled */
         sd_bus *bus;               /* NULL when --bus=none; see manager-bus.c */
         void *bus_data;            /* private to manager-bus.c */
+        struct Resolved *resolved; /* issue 7: systemd-resolved registration; NULL unless [Resolved] Link= */
+        Cluster *cluster;          /* NULL unless ENABLE_DNS_SYNC */
 
         /* fds passed by systemd, by role; -EBADF when not passed */
         int listen_udp_fd;

@@ -428,9 +428,12 @@ static void send_packet(Swim *s, const SwimAddr *to, const uint8_t *msg, size_t 
         s->counters.packets_sent++;
 }
 
+static Member *member_get(Swim *s, const char *id);
+
 static void send_ping(Swim *s, const SwimAddr *to, uint32_t seq, const char *target) {
-        uint8_t body[80], msg[90];
+        uint8_t body[80], msg[90 + 300];
         Writer w = { body, sizeof body, 0, false };
+        Member *m = member_get(s, target);
         size_t n;
 
         w_u32(&w, seq);
@@ -440,6 +443,11 @@ static void send_ping(Swim *s, const SwimAddr *to, uint32_t seq, const char *tar
         msg[2] = (uint8_t) w.pos;
         memcpy(msg + 3, body, w.pos);
         n = 3 + w.pos;
+        /* Lifeguard's buddy system: a suspect we probe hears of the suspicion
+         * in the ping itself, so it can refute at once, instead of waiting for
+         * gossip whose retransmissions may all have gone elsewhere. */
+        if (m && m->pub.state == SWIM_SUSPECT)
+                n += encode_member_state(&m->pub, s->self.pub.id, msg + n, sizeof msg - n);
         send_packet(s, to, msg, n, true);
 }
 
@@ -660,9 +668,12 @@ void swim_leave(Swim *s, uint64_t now_usec) {
         s->leaving = true;
         s->self.pub.state = SWIM_LEFT;
         broadcast_member(s, &s->self.pub, s->self.pub.id);
-        /* Tell a few members directly, so the leave does not wait for gossip. */
+        /* Tell a few members directly, so the leave does not wait for gossip:
+         * distinct ones, from a random start (drawing with replacement could
+         * pick one member twice and miss others in a small cluster). */
+        guint start = s->members->len > 0 ? (guint) (rnd(s) % s->members->len) : 0;
         for (unsigned i = 0; i < s->members->len && i < s->cfg.gossip_nodes * 2; i++) {
-                Member *m = s->members->pdata[(rnd(s) % s->members->len)];
+                Member *m = s->members->pdata[(start + i) % s->members->len];
                 if (m->pub.state == SWIM_ALIVE || m->pub.state == SWIM_SUSPECT)
                         send_packet(s, &m->pub.addr, NULL, 0, true);
         }

@@ -1,0 +1,1414 @@
+/* SPDX-License-Identifier: MIT */
+/* The cluster on sd-event: sockets, timers and crypto around the pure SWIM
+ * core and the pure replicated-record tables. Everything here only moves
+ * bytes, seals and opens them, and turns SWIM events into record withdrawals;
+ * the decisions live in swim.c and cluster-records.c.
+ *
+ * Sealed message (UDP datagram, or TCP frame payload):
+ *   0x00 plaintext                            (open cluster)
+ *   0x01 nonce[24] ciphertext+tag[16]         (XChaCha20-Poly1305-IETF)
+ * associated data: cluster name, 0x00, "v1", channel ('S' SWIM, 'P' push-pull,
+ * 'D' discovery), so that a message cannot be replayed on another channel or
+ * accepted by another cluster that shares the key.
+ *
+ * Push-pull frame on TCP: length:u32 sealed; plaintext:
+ *   "JP" version:u8 kind:u8 (1 push, 2 reply) id:u8-length bytes
+ *   swim_len:u32 swim_state records_len:u32 records_snapshot
+ * Discovery announcement, plaintext: "JA" version:u8 id:u8-length port:u16 */
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <glib.h>
+
+#include "cluster-records.h"
+#include "catalog.h"
+#include "cluster.h"
+#include "log.h"
+
+#define SEAL_OPEN 0x00
+#define SEAL_XCHACHA 0x01
+#define KEY_SIZE crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define NONCE_SIZE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_SIZE crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define SEAL_OVERHEAD (1 + NONCE_SIZE + TAG_SIZE)
+#define UDP_MAX (SWIM_PACKET_MAX + SEAL_OVERHEAD)
+#define FRAME_MAX (16u * 1024 * 1024)
+#define CONN_TIMEOUT_USEC (5 * USEC_PER_SEC)
+#define CONNS_MAX 64
+#define JOIN_RETRY_USEC (2 * USEC_PER_SEC)
+#define REJECT_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+#define PROTOCOL_VERSION 1
+
+enum {
+        CHANNEL_SWIM = 'S',
+        CHANNEL_PUSH_PULL = 'P',
+        CHANNEL_DISCOVERY = 'D',
+};
+
+typedef struct Conn {
+        Cluster *cluster;
+        int fd;
+        sd_event_source *io, *timer;
+        bool outgoing, connected, replied;
+        char peer[INET6_ADDRSTRLEN + 8];
+        uint8_t *out;
+        size_t out_size, out_pos;
+        uint8_t hdr[4];
+        size_t hdr_pos;
+        uint8_t *in;
+        size_t in_size, in_pos;
+} Conn;
+
+struct Cluster {
+        sd_event *event;
+        Store *store;
+        Swim *swim;
+        ClusterRecords *records;
+        char *node_id;
+        char *cluster_name;
+        SwimConfig swim_config;
+
+        uint8_t (*keys)[KEY_SIZE];      /* keyring: [0] seals, all open */
+        size_t n_keys;
+
+        int family;                     /* AF_INET or AF_INET6 */
+        SwimAddr self_addr;
+        uint16_t swim_port, discovery_port;
+        struct in_addr bind4;           /* for choosing broadcast interfaces; INADDR_ANY: all */
+        char **join;
+        bool broadcast_discovery;
+        uint64_t push_pull_interval_usec, discovery_interval_usec, dead_grace_usec;
+        unsigned discovery_round;
+
+        int udp_fd, tcp_fd, disc_fd;
+        sd_event_source *udp_source, *tcp_source, *disc_source;
+        sd_event_source *swim_timer, *records_timer, *discovery_timer, *join_timer, *push_pull_timer;
+        sd_event_source *flush_source;
+
+        GHashTable *conns;              /* Conn* set */
+        GHashTable *joined;             /* id -> last swim_join from discovery (monotonic usec), as gint64 in a pointer-size box */
+        ClusterCounters counters;
+        uint64_t last_reject_log;
+        uint64_t rng;
+
+        ClusterMemberCallback member_cb;
+        void *member_userdata;
+};
+
+/* --- small helpers ------------------------------------------------------------- */
+
+static uint64_t now_mono(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t now_real(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* interval ± pct%, from libsodium's generator (timers only, not crypto). */
+static uint64_t jitter(uint64_t usec, unsigned pct) {
+        uint64_t span = usec * pct / 100;
+        if (span == 0)
+                return usec;
+        return usec - span + (uint64_t) randombytes_uniform((uint32_t) MIN(2 * span + 1, UINT32_MAX));
+}
+
+static uint64_t env_msec(const char *name, uint64_t def_usec) {
+        const char *v = getenv(name);
+        char *end;
+        unsigned long long n;
+
+        if (!v || !*v)
+                return def_usec;
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (errno != 0 || *end != 0 || n == 0 || n > 24ULL * 3600 * 1000) {
+                log_warning("%s=%s: expected milliseconds (1-86400000), ignoring.", name, v);
+                return def_usec;
+        }
+        return n * USEC_PER_MSEC;
+}
+
+static unsigned env_uint(const char *name, unsigned def, unsigned min, unsigned max) {
+        const char *v = getenv(name);
+        char *end;
+        unsigned long n;
+
+        if (!v || !*v)
+                return def;
+        errno = 0;
+        n = strtoul(v, &end, 10);
+        if (errno != 0 || *end != 0 || n < min || n > max) {
+                log_warning("%s=%s: expected a number from %u to %u, ignoring.", name, v, min, max);
+                return def;
+        }
+        return (unsigned) n;
+}
+
+static void addr_to_swim(const struct sockaddr *sa, SwimAddr *ret) {
+        *ret = (SwimAddr) {};
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                ret->family = 4;
+                memcpy(ret->ip, &in->sin_addr, 4);
+                ret->port = ntohs(in->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+                        ret->family = 4;
+                        memcpy(ret->ip, in6->sin6_addr.s6_addr + 12, 4);
+                } else {
+                        ret->family = 6;
+                        memcpy(ret->ip, &in6->sin6_addr, 16);
+                }
+                ret->port = ntohs(in6->sin6_port);
+        }
+}
+
+/* SwimAddr -> sockaddr for a socket of `family`. Returns the length, 0 if unusable. */
+static socklen_t swim_to_addr(int family, const SwimAddr *a, struct sockaddr_storage *ret) {
+        memset(ret, 0, sizeof *ret);
+        if (family == AF_INET) {
+                struct sockaddr_in *in = (struct sockaddr_in *) ret;
+                if (a->family != 4)
+                        return 0;
+                in->sin_family = AF_INET;
+                in->sin_port = htons(a->port);
+                memcpy(&in->sin_addr, a->ip, 4);
+                return sizeof *in;
+        }
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ret;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(a->port);
+        if (a->family == 4) {
+                in6->sin6_addr.s6_addr[10] = 0xff;
+                in6->sin6_addr.s6_addr[11] = 0xff;
+                memcpy(in6->sin6_addr.s6_addr + 12, a->ip, 4);
+        } else
+                memcpy(&in6->sin6_addr, a->ip, 16);
+        return sizeof *in6;
+}
+
+static void swim_addr_format(const SwimAddr *a, char *buf, size_t size) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+
+        if (a->family == 4) {
+                (void) inet_ntop(AF_INET, a->ip, ip, sizeof ip);
+                snprintf(buf, size, "%s:%u", ip, a->port);
+        } else {
+                (void) inet_ntop(AF_INET6, a->ip, ip, sizeof ip);
+                snprintf(buf, size, "[%s]:%u", ip, a->port);
+        }
+}
+
+/* --- keyring and sealing ------------------------------------------------------- */
+
+int cluster_parse_keys(const char *s, uint8_t (**ret_keys)[32], const char **ret_error) {
+        g_auto(GStrv) parts = NULL;
+        g_autofree uint8_t (*keys)[KEY_SIZE] = NULL;
+        size_t n = 0;
+
+        if (sodium_init() < 0)
+                return -EIO;
+        parts = g_strsplit_set(s, ",\n\r\t ", -1);
+        keys = g_malloc0(KEY_SIZE * (g_strv_length(parts) + 1));
+        for (char **p = parts; *p; p++) {
+                size_t len = 0;
+                if (!**p)
+                        continue;
+                if (sodium_base642bin(keys[n], KEY_SIZE, *p, strlen(*p), NULL, &len, NULL,
+                                      sodium_base64_VARIANT_ORIGINAL) < 0 || len != KEY_SIZE) {
+                        sodium_memzero(keys, sizeof keys[0] * (g_strv_length(parts) + 1));
+                        if (ret_error)
+                                *ret_error = n == 0 ? "the first key is not base64 of 32 bytes"
+                                                    : "a further key is not base64 of 32 bytes";
+                        return -EINVAL;
+                }
+                n++;
+        }
+        if (n == 0) {
+                if (ret_error)
+                        *ret_error = "no key given";
+                return -EINVAL;
+        }
+        *ret_keys = TAKE_PTR(keys);
+        return (int) n;
+}
+
+static size_t make_ad(const Cluster *c, uint8_t channel, uint8_t *ad, size_t size) {
+        size_t n = strlen(c->cluster_name);
+        n = MIN(n, size - 4);
+        memcpy(ad, c->cluster_name, n);
+        ad[n] = 0;
+        ad[n + 1] = 'v';
+        ad[n + 2] = '0' + PROTOCOL_VERSION;
+        ad[n + 3] = channel;
+        return n + 4;
+}
+
+/* Seals plain into out (which has room for n + SEAL_OVERHEAD). Returns the size. */
+static size_t seal(const Cluster *c, uint8_t channel, const uint8_t *plain, size_t n, uint8_t *out) {
+        uint8_t ad[300];
+        size_t adlen;
+        unsigned long long clen = 0;
+
+        if (c->n_keys == 0) {
+                out[0] = SEAL_OPEN;
+                memcpy(out + 1, plain, n);
+                return n + 1;
+        }
+        adlen = make_ad(c, channel, ad, sizeof ad);
+        out[0] = SEAL_XCHACHA;
+        randombytes_buf(out + 1, NONCE_SIZE);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE_SIZE, &clen, plain, n, ad, adlen, NULL,
+                                                   out + 1, c->keys[0]);
+        return 1 + NONCE_SIZE + (size_t) clen;
+}
+
+/* Opens a sealed message into out (room for n bytes). Returns the plaintext
+ * size, or -EACCES when it is not authentic for any key of the ring (or
+ * open/sealed does not match how we run), -EBADMSG when too short. */
+static ssize_t unseal(const Cluster *c, uint8_t channel, const uint8_t *in, size_t n, uint8_t *out) {
+        uint8_t ad[300];
+        size_t adlen;
+        unsigned long long plen = 0;
+
+        if (n < 1)
+                return -EBADMSG;
+        if (c->n_keys == 0) {
+                if (in[0] != SEAL_OPEN)
+                        return -EACCES;
+                memcpy(out, in + 1, n - 1);
+                return (ssize_t) n - 1;
+        }
+        if (in[0] != SEAL_XCHACHA)
+                return -EACCES;
+        if (n < SEAL_OVERHEAD)
+                return -EBADMSG;
+        adlen = make_ad(c, channel, ad, sizeof ad);
+        for (size_t i = 0; i < c->n_keys; i++)
+                if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plen, NULL, in + 1 + NONCE_SIZE, n - 1 - NONCE_SIZE,
+                                                               ad, adlen, in + 1, c->keys[i]) == 0)
+                        return (ssize_t) plen;
+        return -EACCES;
+}
+
+static void count_reject(Cluster *c, int error, const char *what, const char *from) {
+        uint64_t now = now_mono();
+
+        c->counters.packets_rejected++;
+        if (error == -EACCES)
+                c->counters.rejected_auth++;
+        else
+                c->counters.rejected_malformed++;
+        /* Logged, but not once per packet: a misconfigured node sends many. */
+        if (c->last_reject_log == 0 || now >= c->last_reject_log + REJECT_LOG_INTERVAL_USEC) {
+                c->last_reject_log = now;
+                log_warning("Rejected cluster %s from %s: %s (rejected so far: %" PRIu64 " authentication, %" PRIu64 " malformed).",
+                            what, from, error == -EACCES ? "authentication failed (wrong or missing cluster key?)" : "malformed",
+                            c->counters.rejected_auth, c->counters.rejected_malformed);
+        }
+}
+
+/* --- SWIM plumbing ------------------------------------------------------------- */
+
+static void cluster_process(Cluster *c);
+static int conn_start(Cluster *c, const SwimAddr *to);
+
+static void send_swim_packets(Cluster *c) {
+        uint8_t buf[SWIM_PACKET_MAX], sealed[UDP_MAX];
+        SwimAddr to;
+        size_t n;
+
+        while ((n = swim_pop_packet(c->swim, &to, buf)) > 0) {
+                struct sockaddr_storage sa;
+                socklen_t salen = swim_to_addr(c->family, &to, &sa);
+                size_t m;
+
+                if (salen == 0 || c->udp_fd < 0)
+                        continue;
+                m = seal(c, CHANNEL_SWIM, buf, n, sealed);
+                if (sendto(c->udp_fd, sealed, m, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &sa, salen) < 0) {
+                        log_debug_errno(negative_errno(), "Failed to send SWIM packet, ignoring: %m");
+                        continue;
+                }
+                c->counters.packets_sent++;
+        }
+}
+
+static void member_to_public(Cluster *c, const SwimMember *m, bool self, uint64_t mono, uint64_t real,
+                             ClusterMember *ret) {
+        *ret = (ClusterMember) {
+                .state = swim_state_to_string(m->state),
+                .incarnation = m->incarnation,
+                .records = cluster_records_count(c->records, m->id),
+                .self = self,
+        };
+        g_strlcpy(ret->id, m->id, sizeof ret->id);
+        swim_addr_format(&m->addr, ret->address, sizeof ret->address);
+        ret->state_change_usec = real - MIN(real, mono - MIN(mono, m->state_change_usec));
+}
+
+static void update_member_counts(Cluster *c) {
+        const SwimMember *ms;
+        size_t n = swim_members(c->swim, &ms);
+
+        c->counters.members_alive = c->counters.members_suspect = 0;
+        c->counters.members_dead = c->counters.members_left = 0;
+        for (size_t i = 0; i < n; i++)
+                switch (ms[i].state) {
+                case SWIM_ALIVE: c->counters.members_alive++; break;
+                case SWIM_SUSPECT: c->counters.members_suspect++; break;
+                case SWIM_DEAD: c->counters.members_dead++; break;
+                case SWIM_LEFT: c->counters.members_left++; break;
+                }
+}
+
+static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
+        char addr[INET6_ADDRSTRLEN + 8];
+        int r;
+
+        if (ev->type == SWIM_EVENT_USER) {
+                r = cluster_records_apply_update(c->records, ev->member.id, ev->data, ev->size, now);
+                if (r < 0) {
+                        count_reject(c, -EBADMSG, "record update", ev->member.id);
+                        return;
+                }
+                if (r > 0)
+                        c->counters.updates_applied++;
+                return;
+        }
+
+        swim_addr_format(&ev->member.addr, addr, sizeof addr);
+        /* Journal fields for the catalog entries (member alive, member dead). */
+        char f_member[SWIM_ID_MAX + 32], f_address[sizeof addr + 32];
+        const char *alive_fields[] = { JOYRIDE_FIELD_MEMBER_ALIVE, f_member, f_address, NULL };
+        const char *dead_fields[] = { JOYRIDE_FIELD_MEMBER_DEAD, f_member, f_address, NULL };
+        snprintf(f_member, sizeof f_member, "JOYRIDE_MEMBER=%s", ev->member.id);
+        snprintf(f_address, sizeof f_address, "JOYRIDE_MEMBER_ADDRESS=%s", addr);
+        switch (ev->type) {
+        case SWIM_EVENT_JOIN:
+                log_struct(LOG_INFO, alive_fields, "Cluster member %s at %s is alive (incarnation %" PRIu32 ").",
+                           ev->member.id, addr, ev->member.incarnation);
+                cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_ALIVE, now);
+                /* Gossip only carries changes: swap whole record tables with a
+                 * node that (re)appears. One side starts it (the smaller id), the
+                 * exchange goes both ways. */
+                if (strcmp(c->node_id, ev->member.id) < 0)
+                        (void) conn_start(c, &ev->member.addr);
+                break;
+        case SWIM_EVENT_ALIVE:
+                log_struct(LOG_INFO, alive_fields, "Cluster member %s is alive again (refuted suspicion, incarnation %" PRIu32 ").",
+                           ev->member.id, ev->member.incarnation);
+                cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_ALIVE, now);
+                break;
+        case SWIM_EVENT_SUSPECT:
+                log_info("Cluster member %s at %s is suspected to have failed.", ev->member.id, addr);
+                break;
+        case SWIM_EVENT_DEAD:
+                log_struct(LOG_WARNING, dead_fields, "Cluster member %s at %s is dead; its records go in %.1f s unless it returns.",
+                           ev->member.id, addr, (double) c->dead_grace_usec / USEC_PER_SEC);
+                cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_DEAD, now);
+                break;
+        case SWIM_EVENT_LEFT:
+                log_info("Cluster member %s at %s left.", ev->member.id, addr);
+                cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_LEFT, now);
+                break;
+        default:
+                return;
+        }
+
+        if (c->member_cb) {
+                ClusterMember pub;
+                member_to_public(c, &ev->member, false, now, now_real(), &pub);
+                c->member_cb(c, &pub, c->member_userdata);
+        }
+}
+
+static void arm(sd_event_source *s, uint64_t usec) {
+        if (!s)
+                return;
+        if (usec == UINT64_MAX) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(s, usec);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+/* After anything that fed the core: send what it queued, act on its events,
+ * re-arm its timer. */
+static void cluster_process(Cluster *c) {
+        uint64_t now = now_mono();
+        SwimEvent *ev = g_new(SwimEvent, 1);
+        bool membership = false;
+
+        send_swim_packets(c);
+        while (swim_pop_event(c->swim, ev)) {
+                handle_event(c, ev, now);
+                membership = membership || ev->type != SWIM_EVENT_USER;
+        }
+        g_free(ev);
+        if (membership)
+                update_member_counts(c);
+        send_swim_packets(c);   /* handling may have queued more (e.g. nothing today, but cheap) */
+        arm(c->swim_timer, swim_next_deadline(c->swim));
+        arm(c->records_timer, cluster_records_tick(c->records, now));
+}
+
+static int on_swim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        swim_tick(c->swim, now_mono());
+        cluster_process(c);
+        return 0;
+}
+
+static int on_records_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        arm(c->records_timer, cluster_records_tick(c->records, now_mono()));
+        return 0;
+}
+
+static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Cluster *c = userdata;
+        uint8_t buf[UDP_MAX + 1], plain[UDP_MAX];
+
+        for (unsigned i = 0; i < 64; i++) {
+                struct sockaddr_storage sa;
+                socklen_t salen = sizeof sa;
+                ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &sa, &salen);
+                SwimAddr from;
+                char fromstr[INET6_ADDRSTRLEN + 8];
+                ssize_t p;
+
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_debug_errno(negative_errno(), "SWIM receive failed, ignoring: %m");
+                        break;
+                }
+                addr_to_swim((struct sockaddr *) &sa, &from);
+                if (from.family == 0)
+                        continue;
+                swim_addr_format(&from, fromstr, sizeof fromstr);
+                if ((size_t) n > UDP_MAX) {
+                        count_reject(c, -EBADMSG, "SWIM packet", fromstr);
+                        continue;
+                }
+                p = unseal(c, CHANNEL_SWIM, buf, (size_t) n, plain);
+                if (p < 0) {
+                        count_reject(c, (int) p, "SWIM packet", fromstr);
+                        continue;
+                }
+                if (swim_receive(c->swim, &from, plain, (size_t) p, now_mono()) < 0) {
+                        count_reject(c, -EBADMSG, "SWIM packet", fromstr);
+                        continue;
+                }
+                c->counters.packets_received++;
+        }
+        cluster_process(c);
+        return 0;
+}
+
+/* --- push-pull over TCP ---------------------------------------------------------- */
+
+static void conn_free(Conn *k) {
+        if (!k)
+                return;
+        sd_event_source_disable_unref(k->io);
+        sd_event_source_disable_unref(k->timer);
+        safe_close(k->fd);
+        g_free(k->out);
+        g_free(k->in);
+        g_free(k);
+}
+
+static void conn_done(Conn *k, bool ok) {
+        Cluster *c = k->cluster;
+        if (!ok) {
+                c->counters.push_pull_failures++;
+                log_debug("Push-pull with %s failed.", k->peer);
+        }
+        g_hash_table_remove(c->conns, k);       /* frees it */
+}
+
+/* Builds our sealed frame: length, then the sealed push/reply. */
+static int build_frame(Cluster *c, uint8_t kind, uint8_t **ret, size_t *ret_size) {
+        g_autofree uint8_t *swim_state = NULL, *recs = NULL, *plain = NULL;
+        size_t swim_size = 0, recs_size = 0, cap, idlen = strlen(c->node_id), pos = 0, sealed;
+        uint8_t *frame;
+        int r;
+
+        /* The member list has no size getter: grow until it fits. */
+        for (size_t want = 64 * 1024; want <= FRAME_MAX; want *= 2) {
+                g_free(swim_state);
+                swim_state = g_malloc(want);
+                swim_size = swim_encode_state(c->swim, swim_state, want);
+                if (swim_size > 0)
+                        break;
+        }
+        if (swim_size == 0)
+                return -ENOBUFS;
+        r = cluster_records_encode_local(c->records, &recs, &recs_size);
+        if (r < 0)
+                return r;
+        cap = 4 + 1 + idlen + 4 + swim_size + 4 + recs_size;
+        if (cap + SEAL_OVERHEAD > FRAME_MAX)
+                return -ENOBUFS;
+        plain = g_malloc(cap);
+        plain[pos++] = 'J';
+        plain[pos++] = 'P';
+        plain[pos++] = PROTOCOL_VERSION;
+        plain[pos++] = kind;
+        plain[pos++] = (uint8_t) idlen;
+        memcpy(plain + pos, c->node_id, idlen);
+        pos += idlen;
+        for (int i = 3; i >= 0; i--)
+                plain[pos++] = (uint8_t) (swim_size >> (8 * i));
+        memcpy(plain + pos, swim_state, swim_size);
+        pos += swim_size;
+        for (int i = 3; i >= 0; i--)
+                plain[pos++] = (uint8_t) (recs_size >> (8 * i));
+        memcpy(plain + pos, recs, recs_size);
+        pos += recs_size;
+
+        frame = g_malloc(4 + pos + SEAL_OVERHEAD);
+        sealed = seal(c, CHANNEL_PUSH_PULL, plain, pos, frame + 4);
+        for (int i = 0; i < 4; i++)
+                frame[i] = (uint8_t) (sealed >> (8 * (3 - i)));
+        *ret = frame;
+        *ret_size = 4 + sealed;
+        return 0;
+}
+
+static uint32_t be32(const uint8_t *p) {
+        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+/* Opens, validates and merges a peer's frame. */
+static int conn_merge(Conn *k) {
+        Cluster *c = k->cluster;
+        g_autofree uint8_t *plain = g_malloc(MAX(k->in_size, 1u));
+        ssize_t n = unseal(c, CHANNEL_PUSH_PULL, k->in, k->in_size, plain);
+        size_t pos = 0, len;
+        char id[SWIM_ID_MAX + 1];
+        const uint8_t *swim_state, *recs;
+        uint32_t swim_size, recs_size;
+        uint64_t now = now_mono();
+        int r;
+
+        if (n < 0) {
+                count_reject(c, (int) n, "push-pull", k->peer);
+                return (int) n;
+        }
+        len = (size_t) n;
+        if (len < 5 || plain[0] != 'J' || plain[1] != 'P' || plain[2] != PROTOCOL_VERSION ||
+            plain[3] != (k->outgoing ? 2 : 1))
+                goto bad;
+        pos = 4;
+        size_t idlen = plain[pos++];
+        if (idlen == 0 || idlen > SWIM_ID_MAX || len - pos < idlen)
+                goto bad;
+        memcpy(id, plain + pos, idlen);
+        id[idlen] = 0;
+        pos += idlen;
+        if (!cluster_origin_valid(id) || len - pos < 4)
+                goto bad;
+        swim_size = be32(plain + pos);
+        pos += 4;
+        if (len - pos < swim_size)
+                goto bad;
+        swim_state = plain + pos;
+        pos += swim_size;
+        if (len - pos < 4)
+                goto bad;
+        recs_size = be32(plain + pos);
+        pos += 4;
+        if (len - pos != recs_size)
+                goto bad;
+        recs = plain + pos;
+
+        if (streq(id, c->node_id)) {
+                log_warning("Push-pull from %s claims our own node id %s: two nodes share one id?", k->peer, id);
+                return -EEXIST;
+        }
+        if (swim_merge_state(c->swim, swim_state, swim_size, now) < 0)
+                goto bad;
+        r = cluster_records_merge_snapshot(c->records, id, recs, recs_size, now);
+        if (r < 0)
+                goto bad;
+        c->counters.push_pulls++;
+        log_debug("Push-pull with %s (%s): %d record changes.", id, k->peer, r);
+        cluster_process(c);
+        return 0;
+bad:
+        count_reject(c, -EBADMSG, "push-pull", k->peer);
+        return -EBADMSG;
+}
+
+static void conn_want(Conn *k, uint32_t events) {
+        (void) sd_event_source_set_io_events(k->io, events);
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Conn *k = userdata;
+        Cluster *c = k->cluster;
+        ssize_t n;
+
+        if (k->outgoing && !k->connected) {
+                int err = 0;
+                socklen_t l = sizeof err;
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0) {
+                        conn_done(k, false);
+                        return 0;
+                }
+                k->connected = true;
+        }
+
+        /* Write what we have to send. */
+        if (k->out && k->out_pos < k->out_size) {
+                n = send(fd, k->out + k->out_pos, k->out_size - k->out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        conn_done(k, false);
+                        return 0;
+                }
+                k->out_pos += (size_t) n;
+                if (k->out_pos < k->out_size)
+                        return 0;
+                if (!k->outgoing) {
+                        /* Our reply is out: done. */
+                        conn_done(k, true);
+                        return 0;
+                }
+                conn_want(k, EPOLLIN);
+                return 0;
+        }
+
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return 0;
+        /* Read the peer's frame: length first. */
+        while (k->hdr_pos < 4) {
+                n = recv(fd, k->hdr + k->hdr_pos, 4 - k->hdr_pos, MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (n <= 0) {
+                        conn_done(k, false);
+                        return 0;
+                }
+                k->hdr_pos += (size_t) n;
+                if (k->hdr_pos == 4) {
+                        k->in_size = be32(k->hdr);
+                        if (k->in_size == 0 || k->in_size > FRAME_MAX) {
+                                count_reject(c, -EBADMSG, "push-pull", k->peer);
+                                conn_done(k, false);
+                                return 0;
+                        }
+                        k->in = g_malloc(k->in_size);
+                }
+        }
+        while (k->in_pos < k->in_size) {
+                n = recv(fd, k->in + k->in_pos, k->in_size - k->in_pos, MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (n <= 0) {
+                        conn_done(k, false);
+                        return 0;
+                }
+                k->in_pos += (size_t) n;
+        }
+
+        if (conn_merge(k) < 0) {
+                conn_done(k, false);
+                return 0;
+        }
+        if (k->outgoing) {
+                conn_done(k, true);
+                return 0;
+        }
+        /* Answer with our own state. */
+        if (build_frame(c, 2, &k->out, &k->out_size) < 0) {
+                conn_done(k, false);
+                return 0;
+        }
+        k->out_pos = 0;
+        conn_want(k, EPOLLOUT);
+        return 0;
+}
+
+static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Conn *k = userdata;
+        log_debug("Push-pull with %s timed out.", k->peer);
+        conn_done(k, false);
+        return 0;
+}
+
+static int conn_add(Cluster *c, int fd, bool outgoing, const char *peer, Conn **ret) {
+        Conn *k = g_new0(Conn, 1);
+        int r;
+
+        k->cluster = c;
+        k->fd = fd;
+        k->outgoing = outgoing;
+        g_strlcpy(k->peer, peer, sizeof k->peer);
+        g_hash_table_add(c->conns, k);
+        r = sd_event_add_io(c->event, &k->io, fd, outgoing ? EPOLLOUT : EPOLLIN, on_conn_io, k);
+        if (r >= 0)
+                r = sd_event_add_time_relative(c->event, &k->timer, CLOCK_MONOTONIC, CONN_TIMEOUT_USEC, 0,
+                                               on_conn_timeout, k);
+        if (r < 0) {
+                g_hash_table_remove(c->conns, k);
+                return r;
+        }
+        (void) sd_event_source_set_description(k->io, outgoing ? "cluster-push-pull-out" : "cluster-push-pull-in");
+        (void) sd_event_source_set_description(k->timer, "cluster-push-pull-timeout");
+        if (ret)
+                *ret = k;
+        return 0;
+}
+
+static int conn_start(Cluster *c, const SwimAddr *to) {
+        struct sockaddr_storage sa;
+        socklen_t salen = swim_to_addr(c->family, to, &sa);
+        _cleanup_close_ int fd = -EBADF;
+        char peer[INET6_ADDRSTRLEN + 8];
+        Conn *k;
+        int r;
+
+        if (salen == 0 || g_hash_table_size(c->conns) >= CONNS_MAX)
+                return -EBUSY;
+        swim_addr_format(to, peer, sizeof peer);
+        fd = socket(c->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, salen) < 0 && errno != EINPROGRESS) {
+                c->counters.push_pull_failures++;
+                return negative_errno();
+        }
+        r = conn_add(c, fd, true, peer, &k);
+        if (r < 0)
+                return r;
+        TAKE_FD(fd);
+        r = build_frame(c, 1, &k->out, &k->out_size);
+        if (r < 0) {
+                conn_done(k, false);
+                return r;
+        }
+        return 0;
+}
+
+static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Cluster *c = userdata;
+
+        for (unsigned i = 0; i < 16; i++) {
+                struct sockaddr_storage sa;
+                socklen_t salen = sizeof sa;
+                SwimAddr from;
+                char peer[INET6_ADDRSTRLEN + 8];
+                int cfd = accept4(fd, (struct sockaddr *) &sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+                if (cfd < 0)
+                        break;
+                if (g_hash_table_size(c->conns) >= CONNS_MAX) {
+                        safe_close(cfd);
+                        continue;
+                }
+                addr_to_swim((struct sockaddr *) &sa, &from);
+                swim_addr_format(&from, peer, sizeof peer);
+                if (conn_add(c, cfd, false, peer, NULL) < 0)
+                        safe_close(cfd);
+        }
+        return 0;
+}
+
+int cluster_sync_now(Cluster *c) {
+        const SwimMember *ms;
+        size_t n = swim_members(c->swim, &ms);
+        g_autofree SwimAddr *addrs = g_new(SwimAddr, n);
+        size_t k = 0;
+        int started = 0;
+
+        /* Copy first: starting a connection may call back into the core. */
+        for (size_t i = 1; i < n; i++)
+                if (ms[i].state == SWIM_ALIVE || ms[i].state == SWIM_SUSPECT)
+                        addrs[k++] = ms[i].addr;
+        for (size_t i = 0; i < k; i++)
+                if (conn_start(c, &addrs[i]) >= 0)
+                        started++;
+        return started;
+}
+
+static int on_push_pull_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        const SwimMember *ms;
+        size_t n = swim_members(c->swim, &ms), alive = 0;
+        g_autofree SwimAddr *addrs = g_new(SwimAddr, n);
+
+        for (size_t i = 1; i < n; i++)
+                if (ms[i].state == SWIM_ALIVE)
+                        addrs[alive++] = ms[i].addr;
+        if (alive > 0)
+                (void) conn_start(c, &addrs[randombytes_uniform((uint32_t) alive)]);
+        arm(s, now_mono() + jitter(c->push_pull_interval_usec, 10));
+        return 0;
+}
+
+/* --- discovery and seeds ---------------------------------------------------------- */
+
+static void send_announcements(Cluster *c) {
+        struct ifaddrs *ifa_list = NULL;
+        uint8_t plain[128], sealed[128 + SEAL_OVERHEAD];
+        size_t n = 0, idlen = strlen(c->node_id), m;
+
+        plain[n++] = 'J';
+        plain[n++] = 'A';
+        plain[n++] = PROTOCOL_VERSION;
+        plain[n++] = (uint8_t) idlen;
+        memcpy(plain + n, c->node_id, idlen);
+        n += idlen;
+        plain[n++] = (uint8_t) (c->swim_port >> 8);
+        plain[n++] = (uint8_t) (c->swim_port & 0xff);
+        m = seal(c, CHANNEL_DISCOVERY, plain, n, sealed);
+
+        if (getifaddrs(&ifa_list) < 0) {
+                log_debug_errno(negative_errno(), "getifaddrs() failed, no announcement: %m");
+                return;
+        }
+        for (struct ifaddrs *ifa = ifa_list; ifa; ifa = ifa->ifa_next) {
+                struct sockaddr_in to;
+                if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET || !ifa->ifa_broadaddr)
+                        continue;
+                if (!(ifa->ifa_flags & IFF_UP) || !(ifa->ifa_flags & IFF_BROADCAST) || (ifa->ifa_flags & IFF_LOOPBACK))
+                        continue;
+                /* Bound to one address: announce only on its interface. */
+                if (c->bind4.s_addr != htonl(INADDR_ANY) &&
+                    ((struct sockaddr_in *) ifa->ifa_addr)->sin_addr.s_addr != c->bind4.s_addr)
+                        continue;
+                to = *(struct sockaddr_in *) ifa->ifa_broadaddr;
+                to.sin_port = htons(c->discovery_port);
+                if (sendto(c->disc_fd, sealed, m, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &to, sizeof to) < 0)
+                        log_debug_errno(negative_errno(), "Failed to announce on %s, ignoring: %m", ifa->ifa_name);
+                else
+                        c->counters.announcements_sent++;
+        }
+        freeifaddrs(ifa_list);
+}
+
+static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        uint64_t next;
+
+        send_announcements(c);
+        /* Quick at first, so nodes started together find each other at once. */
+        next = c->discovery_round++ < 3 ? USEC_PER_SEC : c->discovery_interval_usec;
+        arm(s, now_mono() + jitter(MIN(next, c->discovery_interval_usec), 20));
+        return 0;
+}
+
+static bool member_live(Cluster *c, const char *id) {
+        const SwimMember *ms;
+        size_t n = swim_members(c->swim, &ms);
+
+        for (size_t i = 0; i < n; i++)
+                if (streq(ms[i].id, id))
+                        return ms[i].state == SWIM_ALIVE || ms[i].state == SWIM_SUSPECT;
+        return false;
+}
+
+static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Cluster *c = userdata;
+        uint8_t buf[512], plain[512];
+
+        for (unsigned i = 0; i < 32; i++) {
+                struct sockaddr_storage sa;
+                socklen_t salen = sizeof sa;
+                ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &sa, &salen);
+                char id[SWIM_ID_MAX + 1], fromstr[INET6_ADDRSTRLEN + 8];
+                SwimAddr from;
+                ssize_t p;
+
+                if (n < 0)
+                        break;
+                addr_to_swim((struct sockaddr *) &sa, &from);
+                if (from.family != 4)
+                        continue;
+                swim_addr_format(&from, fromstr, sizeof fromstr);
+                p = unseal(c, CHANNEL_DISCOVERY, buf, (size_t) n, plain);
+                if (p < 0) {
+                        count_reject(c, (int) p, "announcement", fromstr);
+                        continue;
+                }
+                if (p < 6 || plain[0] != 'J' || plain[1] != 'A' || plain[2] != PROTOCOL_VERSION ||
+                    plain[3] == 0 || plain[3] > SWIM_ID_MAX || (size_t) p != 4u + plain[3] + 2u) {
+                        count_reject(c, -EBADMSG, "announcement", fromstr);
+                        continue;
+                }
+                memcpy(id, plain + 4, plain[3]);
+                id[plain[3]] = 0;
+                if (!cluster_origin_valid(id)) {
+                        count_reject(c, -EBADMSG, "announcement", fromstr);
+                        continue;
+                }
+                c->counters.announcements_received++;
+                if (streq(id, c->node_id) || member_live(c, id))
+                        continue;
+                from.port = (uint16_t) (plain[4 + plain[3]] << 8 | plain[5 + plain[3]]);
+                if (from.port == 0)
+                        continue;
+                /* Once a second per node at most: its ALIVE may still be on the way. */
+                uint64_t now = now_mono();
+                gpointer last = g_hash_table_lookup(c->joined, id);
+                if (last && now < (uint64_t) GPOINTER_TO_SIZE(last) + USEC_PER_SEC)
+                        continue;
+                g_hash_table_replace(c->joined, g_strdup(id), GSIZE_TO_POINTER((gsize) now));
+                log_debug("Heard node %s at %s: joining it.", id, fromstr);
+                (void) swim_join(c->swim, &from, now);
+                /* And a push-pull, as memberlist joins: it carries our view of the
+                 * node too, so one that restarted learns it was declared dead and
+                 * refutes at once with a higher incarnation (its ALIVE with the
+                 * incarnation it starts from would be ignored until then). */
+                (void) conn_start(c, &from);
+        }
+        cluster_process(c);
+        return 0;
+}
+
+static void join_seeds(Cluster *c) {
+        uint64_t now = now_mono();
+
+        for (char **j = c->join; j && *j; j++) {
+                g_autofree char *host = NULL;
+                const char *colon = strrchr(*j, ':');
+                struct addrinfo hints = { .ai_family = c->family, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV };
+                struct addrinfo *res = NULL;
+                int r;
+
+                if (!colon)
+                        continue;
+                host = g_strndup(*j, (gsize) (colon - *j));
+                if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+                        memmove(host, host + 1, strlen(host));
+                        host[strlen(host) - 1] = 0;
+                }
+                if (c->family == AF_INET6)
+                        hints.ai_flags |= AI_V4MAPPED;
+                /* Seeds are normally literal addresses; a name is resolved here,
+                 * synchronously, once per retry (documented). */
+                r = getaddrinfo(host, colon + 1, &hints, &res);
+                if (r != 0 || !res) {
+                        log_warning("Cannot resolve cluster seed %s: %s", *j, gai_strerror(r));
+                        continue;
+                }
+                SwimAddr a;
+                addr_to_swim(res->ai_addr, &a);
+                freeaddrinfo(res);
+                if (a.family != 0 && !swim_addr_equal(&a, &c->self_addr)) {
+                        (void) swim_join(c->swim, &a, now);
+                        (void) conn_start(c, &a);       /* see on_discovery() */
+                }
+        }
+        cluster_process(c);
+}
+
+static int on_join_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+
+        /* Until someone answers: a seed that was not up yet may be now. */
+        if (swim_alive_count(c->swim) <= 1)
+                join_seeds(c);
+        arm(s, now_mono() + jitter(JOIN_RETRY_USEC, 20));
+        return 0;
+}
+
+/* --- local record changes ---------------------------------------------------------- */
+
+static void on_store_change(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Cluster *c = userdata;
+
+        if (!cluster_owner_is_local(r->owner))
+                return;
+        cluster_records_local_mark(c->records, r->name, r->type, r->value);
+        (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
+}
+
+static void emit_update(const char *key, const uint8_t *data, size_t size, void *userdata) {
+        Cluster *c = userdata;
+        int r = swim_broadcast(c->swim, key, data, size);
+        if (r < 0)
+                /* Too big for gossip: push-pull carries it. */
+                log_debug_errno(r, "Record update of %zu bytes not gossiped, push-pull will carry it: %m", size);
+        else
+                c->counters.updates_sent++;
+}
+
+static int on_flush(sd_event_source *s, void *userdata) {
+        Cluster *c = userdata;
+        if (cluster_records_local_flush(c->records, emit_update, c) > 0)
+                cluster_process(c);
+        return 0;
+}
+
+/* --- setup ------------------------------------------------------------------------ */
+
+static int pick_advertise(Cluster *c, const char *advertise) {
+        struct ifaddrs *list = NULL;
+        bool found = false;
+
+        c->self_addr = (SwimAddr) { .port = c->swim_port };
+        if (advertise) {
+                if (inet_pton(AF_INET, advertise, c->self_addr.ip) == 1)
+                        c->self_addr.family = 4;
+                else if (inet_pton(AF_INET6, advertise, c->self_addr.ip) == 1)
+                        c->self_addr.family = 6;
+                else
+                        return log_error_errno(-EINVAL, "Cluster address '%s' is not an IP address.", advertise);
+                if (c->family == AF_INET && c->self_addr.family != 4)
+                        return log_error_errno(-EINVAL, "Cluster address %s is IPv6 but the cluster binds IPv4.", advertise);
+                return 0;
+        }
+        /* The first IPv4 address of an interface that can broadcast, else of any
+         * non-loopback interface, else loopback. */
+        if (getifaddrs(&list) >= 0) {
+                for (int pass = 0; pass < 2 && !found; pass++)
+                        for (struct ifaddrs *ifa = list; ifa && !found; ifa = ifa->ifa_next) {
+                                if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET)
+                                        continue;
+                                if (!(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
+                                        continue;
+                                if (pass == 0 && !(ifa->ifa_flags & IFF_BROADCAST))
+                                        continue;
+                                memcpy(c->self_addr.ip, &((struct sockaddr_in *) ifa->ifa_addr)->sin_addr, 4);
+                                c->self_addr.family = 4;
+                                found = true;
+                        }
+                freeifaddrs(list);
+        }
+        if (!found) {
+                log_warning("No non-loopback IPv4 address found: the cluster advertises 127.0.0.1.");
+                c->self_addr.family = 4;
+                c->self_addr.ip[0] = 127;
+                c->self_addr.ip[3] = 1;
+        }
+        return 0;
+}
+
+static int bind_socket(int family, int type, const struct sockaddr_storage *sa, socklen_t salen, bool broadcast,
+                       const char *what) {
+        _cleanup_close_ int fd = -EBADF;
+        int one = 1;
+
+        fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "Failed to create %s socket: %m", what);
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (broadcast && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) < 0)
+                return log_error_errno(negative_errno(), "Failed to allow broadcast on %s socket: %m", what);
+        if (bind(fd, (const struct sockaddr *) sa, salen) < 0)
+                return log_error_errno(negative_errno(), "Failed to bind %s socket: %m", what);
+        if (type == SOCK_STREAM && listen(fd, 64) < 0)
+                return log_error_errno(negative_errno(), "Failed to listen on %s socket: %m", what);
+        return TAKE_FD(fd);
+}
+
+static int load_keys(Cluster *c, const ClusterOptions *o) {
+        g_autofree char *contents = NULL;
+        const char *src = o->key, *error = NULL;
+        g_autoptr(GError) err = NULL;
+        int n;
+
+        if (!src && o->key_file) {
+                if (!g_file_get_contents(o->key_file, &contents, NULL, &err))
+                        return log_error_errno(-ENOENT, "Failed to read cluster key file %s: %s", o->key_file, err->message);
+                src = contents;
+        }
+        if (!src || !*src) {
+                log_warning("No cluster key (%s or a key file): the cluster is open. Anyone on the network can "
+                            "join it and publish names.", CLUSTER_KEY_ENV);
+                return 0;
+        }
+        n = cluster_parse_keys(src, &c->keys, &error);
+        if (contents)
+                sodium_memzero(contents, strlen(contents));
+        if (n < 0)
+                return log_error_errno(n, "Invalid cluster key%s%s: %s", o->key ? "" : " in ",
+                                       o->key ? "" : o->key_file, strna(error));
+        c->n_keys = (size_t) n;
+        return 0;
+}
+
+static void conn_destroy(gpointer p) {
+        conn_free(p);
+}
+
+int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *o) {
+        _cleanup_(cluster_freep) Cluster *c = NULL;
+        struct sockaddr_storage sa = {};
+        socklen_t salen;
+        uint64_t now = now_mono(), grace;
+        int r;
+
+        if (!o->node_id || !cluster_origin_valid(o->node_id))
+                return log_error_errno(-EINVAL, "Invalid cluster node id '%s': use 1-64 of A-Z a-z 0-9 . _ -",
+                                       strna(o->node_id));
+        if (sodium_init() < 0)
+                return log_error_errno(-EIO, "Failed to initialise libsodium.");
+
+        c = g_new0(Cluster, 1);
+        c->event = sd_event_ref(e);
+        c->store = store;
+        c->node_id = g_strdup(o->node_id);
+        c->cluster_name = g_strdup(o->cluster_name ?: "joyride");
+        c->udp_fd = c->tcp_fd = c->disc_fd = -EBADF;
+        c->swim_port = o->swim_port ?: 8890;
+        c->discovery_port = o->discovery_port ?: 8889;
+        c->join = g_strdupv(o->join);
+        c->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, conn_destroy, NULL);
+        c->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+        r = load_keys(c, o);
+        if (r < 0)
+                return r;
+
+        /* Addresses: IPv4 unless the bind address is an IPv6 literal. */
+        c->family = AF_INET;
+        c->bind4.s_addr = htonl(INADDR_ANY);
+        if (o->bind_address && inet_pton(AF_INET6, o->bind_address, &((struct sockaddr_in6 *) &sa)->sin6_addr) == 1) {
+                c->family = AF_INET6;
+                sa.ss_family = AF_INET6;
+                ((struct sockaddr_in6 *) &sa)->sin6_port = htons(c->swim_port);
+                salen = sizeof(struct sockaddr_in6);
+        } else {
+                struct sockaddr_in *in = (struct sockaddr_in *) &sa;
+                if (o->bind_address && inet_pton(AF_INET, o->bind_address, &c->bind4) != 1)
+                        return log_error_errno(-EINVAL, "Cluster bind address '%s' is not an IP address.", o->bind_address);
+                in->sin_family = AF_INET;
+                in->sin_port = htons(c->swim_port);
+                in->sin_addr = c->bind4;
+                salen = sizeof *in;
+        }
+        r = pick_advertise(c, o->advertise_address ?: (o->bind_address && c->bind4.s_addr != htonl(INADDR_ANY) ? o->bind_address :
+                                                         c->family == AF_INET6 ? o->bind_address : NULL));
+        if (r < 0)
+                return r;
+
+        /* A daemon bound to loopback never broadcasts: discovery would leave
+         * through the other interfaces. */
+        c->broadcast_discovery = o->broadcast_discovery && c->family == AF_INET &&
+                                 (ntohl(c->bind4.s_addr) >> 24) != 127;
+
+        swim_config_lan(&c->swim_config);
+        c->swim_config.probe_interval_usec = env_msec("JOYRIDE_SWIM_PROBE_INTERVAL_MS", c->swim_config.probe_interval_usec);
+        c->swim_config.probe_timeout_usec = env_msec("JOYRIDE_SWIM_PROBE_TIMEOUT_MS", c->swim_config.probe_timeout_usec);
+        /* Gossip keeps its ratio to the probe period (memberlist's LAN: 5 rounds
+         * per probe) when only the probe period is changed, or dissemination
+         * and refutation would fall behind a shortened suspicion timeout. */
+        c->swim_config.gossip_interval_usec = MAX(MIN(c->swim_config.gossip_interval_usec,
+                                                      c->swim_config.probe_interval_usec / 5), 10 * USEC_PER_MSEC);
+        c->swim_config.gossip_interval_usec = env_msec("JOYRIDE_SWIM_GOSSIP_INTERVAL_MS", c->swim_config.gossip_interval_usec);
+        c->swim_config.indirect_checks = env_uint("JOYRIDE_SWIM_INDIRECT_CHECKS", c->swim_config.indirect_checks, 0, 16);
+        c->swim_config.suspicion_mult = env_uint("JOYRIDE_SWIM_SUSPICION_MULT", c->swim_config.suspicion_mult, 1, 100);
+        /* 6 rather than memberlist's 4: the core draws gossip targets with
+         * replacement, so in a cluster of a few nodes 4 transmissions miss a
+         * given member about 1% of the time (push-pull repairs it, but only
+         * after an interval); 6 makes that about 0.1%. */
+        c->swim_config.retransmit_mult = 6;
+        c->swim_config.retransmit_mult = env_uint("JOYRIDE_SWIM_RETRANSMIT_MULT", c->swim_config.retransmit_mult, 1, 100);
+        if (c->swim_config.probe_timeout_usec >= c->swim_config.probe_interval_usec)
+                c->swim_config.probe_timeout_usec = c->swim_config.probe_interval_usec / 2;
+        c->push_pull_interval_usec = env_msec("JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS", 30 * USEC_PER_SEC);
+        c->swim_config.push_pull_interval_usec = c->push_pull_interval_usec;
+        c->discovery_interval_usec = env_msec("JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS", 10 * USEC_PER_SEC);
+        grace = o->dead_grace_usec ?: CLUSTER_DEAD_GRACE_DEFAULT_USEC;
+        grace = env_msec("JOYRIDE_CLUSTER_DEAD_GRACE_MS", grace);
+
+        randombytes_buf(&c->rng, sizeof c->rng);
+        r = swim_new(&c->swim, &c->swim_config, c->node_id, &c->self_addr, c->rng, now);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up SWIM: %m");
+        r = cluster_records_new(&c->records, store, c->node_id, now_real());
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up cluster records: %m");
+        cluster_records_set_dead_grace(c->records, grace);
+        c->dead_grace_usec = grace;
+        /* A tombstone matters while an older update can still arrive: gossip
+         * lasts seconds, and a push-pull from the origin supersedes it. */
+        cluster_records_set_tombstone_lifetime(c->records, 2 * c->push_pull_interval_usec + grace);
+
+        /* Sockets: SWIM on UDP and push-pull on TCP, same port; discovery. */
+        r = bind_socket(c->family, SOCK_DGRAM, &sa, salen, false, "SWIM UDP");
+        if (r < 0)
+                return r;
+        c->udp_fd = r;
+        r = bind_socket(c->family, SOCK_STREAM, &sa, salen, false, "push-pull TCP");
+        if (r < 0)
+                return r;
+        c->tcp_fd = r;
+        if (c->broadcast_discovery) {
+                struct sockaddr_storage dsa = {};
+                struct sockaddr_in *din = (struct sockaddr_in *) &dsa;
+                din->sin_family = AF_INET;
+                din->sin_port = htons(c->discovery_port);
+                din->sin_addr.s_addr = htonl(INADDR_ANY);    /* broadcasts arrive only on a wildcard socket */
+                r = bind_socket(AF_INET, SOCK_DGRAM, &dsa, sizeof *din, true, "discovery UDP");
+                if (r < 0)
+                        return r;
+                c->disc_fd = r;
+        }
+
+        r = sd_event_add_io(e, &c->udp_source, c->udp_fd, EPOLLIN, on_udp, c);
+        if (r >= 0)
+                r = sd_event_add_io(e, &c->tcp_source, c->tcp_fd, EPOLLIN, on_tcp_accept, c);
+        if (r >= 0 && c->disc_fd >= 0)
+                r = sd_event_add_io(e, &c->disc_source, c->disc_fd, EPOLLIN, on_discovery, c);
+        if (r >= 0)
+                r = sd_event_add_time(e, &c->swim_timer, CLOCK_MONOTONIC, now, USEC_PER_MSEC, on_swim_timer, c);
+        if (r >= 0)
+                r = sd_event_add_time(e, &c->records_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_records_timer, c);
+        if (r >= 0)
+                r = sd_event_add_time(e, &c->push_pull_timer, CLOCK_MONOTONIC,
+                                      now + jitter(c->push_pull_interval_usec, 10), USEC_PER_SEC / 10, on_push_pull_timer, c);
+        if (r >= 0 && c->disc_fd >= 0)
+                r = sd_event_add_time(e, &c->discovery_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_discovery_timer, c);
+        if (r >= 0 && c->join && c->join[0])
+                r = sd_event_add_time(e, &c->join_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_join_timer, c);
+        if (r >= 0)
+                r = sd_event_add_defer(e, &c->flush_source, on_flush, c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up cluster event sources: %m");
+        (void) sd_event_source_set_io_fd_own(c->udp_source, true);
+        (void) sd_event_source_set_io_fd_own(c->tcp_source, true);
+        (void) sd_event_source_set_description(c->udp_source, "cluster-swim-udp");
+        (void) sd_event_source_set_description(c->tcp_source, "cluster-push-pull-listen");
+        (void) sd_event_source_set_description(c->swim_timer, "cluster-swim-timer");
+        (void) sd_event_source_set_description(c->records_timer, "cluster-records-timer");
+        (void) sd_event_source_set_description(c->push_pull_timer, "cluster-push-pull-timer");
+        (void) sd_event_source_set_description(c->flush_source, "cluster-record-flush");
+        if (c->disc_source) {
+                (void) sd_event_source_set_io_fd_own(c->disc_source, true);
+                (void) sd_event_source_set_description(c->disc_source, "cluster-discovery-udp");
+                (void) sd_event_source_set_description(c->discovery_timer, "cluster-discovery-timer");
+        }
+        if (c->join_timer)
+                (void) sd_event_source_set_description(c->join_timer, "cluster-join-timer");
+        (void) sd_event_source_set_enabled(c->push_pull_timer, SD_EVENT_ONESHOT);
+
+        /* What the local sources hold already goes out as our first updates. */
+        store_subscribe(store, on_store_change, c);
+        cluster_records_local_mark_all(c->records);
+        (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
+
+        char self[INET6_ADDRSTRLEN + 8], disc[64] = ", no broadcast discovery";
+        swim_addr_format(&c->self_addr, self, sizeof self);
+        if (c->broadcast_discovery)
+                snprintf(disc, sizeof disc, ", discovery by broadcast on port %u", c->discovery_port);
+        update_member_counts(c);
+        log_info("Cluster node %s on %s (SWIM UDP and push-pull TCP port %u%s), %s, %zu key%s; "
+                 "probe every %" PRIu64 " ms, dead grace %" PRIu64 " ms.",
+                 c->node_id, self, c->swim_port, disc,
+                 c->n_keys > 0 ? "encrypted" : "OPEN (no key)", c->n_keys, c->n_keys == 1 ? "" : "s",
+                 c->swim_config.probe_interval_usec / USEC_PER_MSEC, grace / USEC_PER_MSEC);
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+Cluster *cluster_free(Cluster *c) {
+        if (!c)
+                return NULL;
+
+        if (c->swim && c->udp_fd >= 0) {
+                /* Graceful leave: LEFT to a few members directly, then gossip it
+                 * for a few rounds so that it reaches everyone without waiting
+                 * for the failure detector. */
+                uint64_t t = now_mono();
+                swim_leave(c->swim, t);
+                send_swim_packets(c);
+                for (unsigned i = 0; i < 3; i++) {
+                        uint64_t step = MIN(c->swim_config.gossip_interval_usec, 200 * USEC_PER_MSEC);
+                        (void) usleep((useconds_t) step);
+                        swim_tick(c->swim, now_mono());
+                        send_swim_packets(c);
+                }
+                log_info("Left the cluster (sent %" PRIu64 ", received %" PRIu64 ", rejected %" PRIu64 " packets).",
+                         c->counters.packets_sent, c->counters.packets_received, c->counters.packets_rejected);
+        }
+        if (c->store)
+                store_unsubscribe(c->store, on_store_change, c);
+        if (c->conns)
+                g_hash_table_destroy(c->conns);
+        if (c->joined)
+                g_hash_table_destroy(c->joined);
+        sd_event_source_disable_unref(c->udp_source);
+        sd_event_source_disable_unref(c->tcp_source);
+        sd_event_source_disable_unref(c->disc_source);
+        if (!c->udp_source)
+                safe_close(c->udp_fd);
+        if (!c->tcp_source)
+                safe_close(c->tcp_fd);
+        if (!c->disc_source)
+                safe_close(c->disc_fd);
+        sd_event_source_disable_unref(c->swim_timer);
+        sd_event_source_disable_unref(c->records_timer);
+        sd_event_source_disable_unref(c->discovery_timer);
+        sd_event_source_disable_unref(c->join_timer);
+        sd_event_source_disable_unref(c->push_pull_timer);
+        sd_event_source_disable_unref(c->flush_source);
+        /* Peer records are this node's view of others: not served once we are out. */
+        if (c->records)
+                cluster_records_withdraw_all(c->records);
+        cluster_records_free(c->records);
+        swim_free(c->swim);
+        if (c->keys) {
+                sodium_memzero(c->keys, c->n_keys * sizeof c->keys[0]);
+                g_free(c->keys);
+        }
+        g_strfreev(c->join);
+        g_free(c->node_id);
+        g_free(c->cluster_name);
+        sd_event_unref(c->event);
+        g_free(c);
+        return NULL;
+}
+
+size_t cluster_get_members(Cluster *c, ClusterMember **ret) {
+        const SwimMember *ms;
+        size_t n = swim_members(c->swim, &ms);
+        uint64_t mono = now_mono(), real = now_real();
+        ClusterMember *out = calloc(MAX(n, 1u), sizeof *out);
+
+        if (!out) {
+                *ret = NULL;
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++)
+                member_to_public(c, &ms[i], i == 0, mono, real, &out[i]);
+        *ret = out;
+        return n;
+}
+
+const ClusterCounters *cluster_get_counters(const Cluster *c) {
+        return &c->counters;
+}
+
+void cluster_set_member_callback(Cluster *c, ClusterMemberCallback cb, void *userdata) {
+        c->member_cb = cb;
+        c->member_userdata = userdata;
+}
+
+const char *cluster_node_id(const Cluster *c) {
+        return c->node_id;
+}

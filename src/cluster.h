@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* The cluster: the SWIM core (swim.c) and the replicated records
+ * (cluster-records.c) on sd-event sockets and timers, with broadcast
+ * discovery and an AEAD keyring. See docs/cluster-protocol.md.
+ *
+ * Transports, all on the same port number (SWIM_PORT, default 8890) except
+ * discovery (DISCOVERY_PORT, default 8889):
+ *   UDP   SWIM packets (probes, acks, membership and record gossip)
+ *   TCP   push-pull: both sides send their member list and their own records
+ *   UDP   discovery announcements, broadcast on every interface that has a
+ *         broadcast address (never loopback)
+ * With a key every message is sealed with XChaCha20-Poly1305; without one the
+ * cluster is open (a warning is logged).
+ *
+ * Protocol timings can be tuned from the environment (read once by
+ * cluster_new; for tests and unusual networks):
+ *   JOYRIDE_SWIM_PROBE_INTERVAL_MS (1000), JOYRIDE_SWIM_PROBE_TIMEOUT_MS (500),
+ *   JOYRIDE_SWIM_INDIRECT_CHECKS (3), JOYRIDE_SWIM_SUSPICION_MULT (4),
+ *   JOYRIDE_SWIM_RETRANSMIT_MULT (6), JOYRIDE_SWIM_GOSSIP_INTERVAL_MS (200, or a fifth
+ *   of a shorter probe interval),
+ *   JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS (30000),
+ *   JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS (10000),
+ *   JOYRIDE_CLUSTER_DEAD_GRACE_MS (overrides ClusterOptions.dead_grace_usec). */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "store.h"
+#include "swim.h"
+
+#define CLUSTER_DEAD_GRACE_DEFAULT_USEC (5 * USEC_PER_SEC)
+#define CLUSTER_KEY_ENV "JOYRIDE_CLUSTER_KEY"
+
+typedef struct Cluster Cluster;
+
+typedef struct ClusterOptions {
+        const char *node_id;              /* required: 1-64 of [A-Za-z0-9._-] */
+        const char *bind_address;         /* NULL: all IPv4 addresses; an IPv6 literal makes an IPv6 cluster */
+        const char *advertise_address;    /* NULL: bind_address, else the first non-loopback IPv4 address */
+        const char *cluster_name;         /* NULL: "joyride"; part of the AEAD associated data */
+        uint16_t swim_port, discovery_port;
+        char **join;                      /* "host:port" seeds ("[v6]:port" for IPv6); NULL: none */
+        const char *key;                  /* base64 32-byte keys, comma-separated, primary first; NULL: key_file */
+        const char *key_file;             /* same format (commas or newlines); NULL with key NULL: open cluster */
+        bool broadcast_discovery;         /* forced off when bound to a loopback address */
+        uint64_t dead_grace_usec;         /* 0: CLUSTER_DEAD_GRACE_DEFAULT_USEC */
+} ClusterOptions;
+
+typedef struct ClusterMember {
+        char id[SWIM_ID_MAX + 1];
+        char address[INET6_ADDRSTRLEN + 8];   /* "10.0.0.2:8890", "[fe80::1]:8890" */
+        const char *state;                /* "alive", "suspect", "dead", "left" (static string) */
+        uint32_t incarnation;
+        uint64_t state_change_usec;       /* CLOCK_REALTIME */
+        size_t records;                   /* records of that node this node holds (served or not) */
+        bool self;                        /* the first entry */
+} ClusterMember;
+
+typedef struct ClusterCounters {
+        uint64_t packets_sent, packets_received;
+        uint64_t packets_rejected;        /* rejected_auth + rejected_malformed */
+        uint64_t rejected_auth;           /* failed decryption / wrong key / open vs keyed */
+        uint64_t rejected_malformed;      /* authentic but not parseable */
+        uint64_t push_pulls, push_pull_failures;
+        uint64_t announcements_sent, announcements_received;
+        uint64_t updates_sent, updates_applied;
+        unsigned members_alive, members_suspect, members_dead, members_left;   /* including self */
+} ClusterCounters;
+
+/* Binds the sockets, starts discovery and contacts the seeds. Logs its errors. */
+int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *o);
+/* Leaves gracefully (sends LEFT and gossips it for a moment, blocking for at
+ * most ~0.5 s), then closes everything and removes every "peer:" record. */
+Cluster *cluster_free(Cluster *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Cluster *, cluster_free);
+
+/* Starts a push-pull with every alive member. Returns how many were started. */
+int cluster_sync_now(Cluster *c);
+/* A snapshot of the members, self first; *ret is one allocation, free() it. */
+size_t cluster_get_members(Cluster *c, ClusterMember **ret);
+const ClusterCounters *cluster_get_counters(const Cluster *c);
+/* Called after each membership change of another node. */
+typedef void (*ClusterMemberCallback)(Cluster *c, const ClusterMember *m, void *userdata);
+void cluster_set_member_callback(Cluster *c, ClusterMemberCallback cb, void *userdata);
+const char *cluster_node_id(const Cluster *c);
+
+/* Keyring parsing, exposed for tests: "k1,k2,..." of base64 32-byte keys.
+ * Returns the number of keys, or -EINVAL (ret_error says which one and why). */
+int cluster_parse_keys(const char *s, uint8_t (**ret_keys)[32], const char **ret_error);

@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: MIT
+# Several hosts on one machine for the cluster tests (sourced, not run):
+# one network namespace per node, joined by veth pairs to a bridge that lives
+# in a "switch" namespace of its own. Nothing is created in the caller's
+# namespace (each veth is made inside the switch namespace with its peer
+# placed straight into the node's), so no broadcast or cluster packet can
+# leave the namespaces made here. cluster_cleanup removes them all, and with
+# them every veth and the bridge; call it from an EXIT trap.
+
+CL_PREFIX="jr-$$"
+CL_SWITCH="$CL_PREFIX-sw"
+CL_SUBNET=10.231.0
+CL_NAMESPACES=()
+declare -A CL_PID=()
+
+cl_ns() { echo "$CL_PREFIX-n$1"; }
+cl_ip() { echo "$CL_SUBNET.$1"; }
+
+# Exits 77 (skip) when this environment cannot make network namespaces.
+cluster_require_netns() {
+        local probe="$CL_PREFIX-probe"
+        [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for ip netns"; exit 77; }
+        command -v ip >/dev/null || { echo "SKIP: iproute2 (ip) is not installed"; exit 77; }
+        if ! ip netns add "$probe" 2>/dev/null; then
+                echo "SKIP: ip netns add is not permitted here"
+                exit 77
+        fi
+        ip netns del "$probe"
+}
+
+cluster_make_switch() {
+        ip netns add "$CL_SWITCH"
+        CL_NAMESPACES+=("$CL_SWITCH")
+        ip -n "$CL_SWITCH" link set lo up
+        ip -n "$CL_SWITCH" link add br0 type bridge
+        ip -n "$CL_SWITCH" link set br0 up
+}
+
+# cluster_make_host K: namespace nK with eth0 = 10.231.0.K/24 on the switch.
+cluster_make_host() {
+        local k=$1 ns
+        ns=$(cl_ns "$k")
+        ip netns add "$ns"
+        CL_NAMESPACES+=("$ns")
+        ip -n "$ns" link set lo up
+        ip -n "$CL_SWITCH" link add "s$k" type veth peer name eth0 netns "$ns"
+        ip -n "$CL_SWITCH" link set "s$k" master br0 up
+        ip -n "$ns" addr add "$(cl_ip "$k")/24" broadcast "$CL_SUBNET.255" dev eth0
+        ip -n "$ns" link set eth0 up
+}
+
+# cluster_start K KEY [extra joyrided options]: starts joyrided in nK. Its
+# hosts directory is $CL_DIR/hK, its log $CL_DIR/log.K (appended).
+cluster_start() {
+        local k=$1 key=$2
+        shift 2
+        mkdir -p "$CL_DIR/h$k" "$CL_DIR/s$k"
+        ip netns exec "$(cl_ns "$k")" env JOYRIDE_CLUSTER_KEY="$key" \
+                JOYRIDE_SWIM_PROBE_INTERVAL_MS="${CL_PROBE_MS:-200}" \
+                JOYRIDE_SWIM_PROBE_TIMEOUT_MS="${CL_PROBE_TIMEOUT_MS:-100}" \
+                JOYRIDE_CLUSTER_DEAD_GRACE_MS="${CL_GRACE_MS:-1000}" \
+                JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS="${CL_PUSH_PULL_MS:-5000}" \
+                JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS="${CL_DISCOVERY_MS:-2000}" \
+                "$JOYRIDED" --cluster --node-id="n$k" --hosts-directory="$CL_DIR/h$k" \
+                --dns-bind-address=0.0.0.0 --dns-port="$CL_DNS_PORT" --no-docker --no-http --bus=none \
+                --state-directory="$CL_DIR/s$k" "$@" >>"$CL_DIR/log.$k" 2>&1 </dev/null &
+        CL_PID[$k]=$!
+}
+
+# cluster_stop K SIGNAL: signals nK's daemon and waits for it to exit.
+cluster_stop() {
+        local k=$1 sig=$2 pid=${CL_PID[$1]:-}
+        [ -n "$pid" ] || return 0
+        kill "-$sig" "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        unset "CL_PID[$k]"
+}
+
+cluster_cleanup() {
+        local k ns
+        for k in "${!CL_PID[@]}"; do
+                kill -9 "${CL_PID[$k]}" 2>/dev/null || true
+                wait "${CL_PID[$k]}" 2>/dev/null || true
+        done
+        CL_PID=()
+        # Deleting a namespace destroys its veth ends (and so their peers) and the bridge.
+        for ns in "${CL_NAMESPACES[@]}"; do
+                ip netns del "$ns" 2>/dev/null || true
+        done
+        CL_NAMESPACES=()
+}
+
+# cl_dig K NAME [TYPE]: what nK's own daemon answers, one value per line.
+cl_dig() {
+        local k=$1
+        shift
+        ip netns exec "$(cl_ns "$k")" dig @"$(cl_ip "$k")" -p "$CL_DNS_PORT" +short +tries=1 +time=1 "$@" 2>/dev/null
+}
+
+# cl_has K NAME VALUE: nK answers NAME (A) with VALUE among its answers.
+cl_has() {
+        cl_dig "$1" "$2" A | grep -qx "$3"
+}
+
+cl_lacks() {
+        local out
+        out=$(cl_dig "$1" "$2" A) || return 1
+        ! grep -qx "$3" <<<"$out"
+}
+
+# cl_all WHAT NODES... -- CHECK ARGS: CHECK K ARGS holds on every node.
+cl_all() {
+        local nodes=() k
+        while [ "$1" != -- ]; do nodes+=("$1"); shift; done
+        shift
+        for k in "${nodes[@]}"; do
+                "$@" "$k" || return 1
+        done
+}
+has_on() { cl_has "$3" "$1" "$2"; }
+lacks_on() { cl_lacks "$3" "$1" "$2"; }
+
+# now_ms: monotonic enough for intervals in a test.
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# wait_since START_MS WHAT MAX_MS CMD...: polls CMD every 20 ms until it
+# holds; sets ELAPSED to the ms since START_MS (taken before the action that
+# should cause it); fails the test once MAX_MS have passed.
+wait_since() {
+        local start=$1 what=$2 max=$3
+        shift 3
+        until "$@" >/dev/null 2>&1; do
+                if [ $(( $(now_ms) - start )) -gt "$max" ]; then
+                        fail "$what: not within ${max} ms"
+                fi
+                sleep 0.02
+        done
+        ELAPSED=$(( $(now_ms) - start ))
+}

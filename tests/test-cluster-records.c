@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: MIT */
+/* The replicated-record tables without sockets: two or more "nodes", each a
+ * real Store plus its ClusterRecords, wired by hand. Checks versions and
+ * newer-wins, tombstones and their expiry, one value from two local owners,
+ * withdrawal on death or leave and restore, snapshot merge against
+ * incremental updates, and that truncated or garbage input is rejected
+ * without changing anything. */
+
+#include <glib.h>
+#include <stdio.h>
+
+#include "cluster-records.h"
+#include "store.h"
+
+static int failures;
+#define CHECK(expr)                                                                             \
+        do {                                                                                    \
+                if (!(expr)) {                                                                  \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); \
+                        failures++;                                                             \
+                }                                                                               \
+        } while (0)
+
+#define SEC USEC_PER_SEC
+
+typedef struct Node {
+        const char *id;
+        Store *store;
+        ClusterRecords *cr;
+        GPtrArray *sent;        /* GBytes: updates emitted by the last flushes */
+} Node;
+
+static void node_init(Node *n, const char *id, uint64_t first_version) {
+        n->id = id;
+        CHECK(store_new(&n->store) == 0);
+        CHECK(cluster_records_new(&n->cr, n->store, id, first_version) == 0);
+        n->sent = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
+}
+
+static void node_done(Node *n) {
+        n->cr = cluster_records_free(n->cr);
+        n->store = store_free(n->store);
+        g_ptr_array_free(n->sent, TRUE);
+}
+
+static void on_emit(const char *key, const uint8_t *data, size_t size, void *userdata) {
+        Node *n = userdata;
+        CHECK(strlen(key) == 64);       /* a SHA-256 in hex: fits SWIM's key limit */
+        g_ptr_array_add(n->sent, g_bytes_new(data, size));
+}
+
+/* Marks what changed (as the store subscriber does) and flushes. */
+static void on_change(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Node *n = userdata;
+        if (cluster_owner_is_local(r->owner))
+                cluster_records_local_mark(n->cr, r->name, r->type, r->value);
+}
+
+static unsigned flush(Node *n) {
+        g_ptr_array_set_size(n->sent, 0);
+        return cluster_records_local_flush(n->cr, on_emit, n);
+}
+
+/* Delivers every update n emitted last to each of the others. */
+static void deliver(Node *from, Node *to, uint64_t now) {
+        for (guint i = 0; i < from->sent->len; i++) {
+                gsize size;
+                const uint8_t *d = g_bytes_get_data(from->sent->pdata[i], &size);
+                CHECK(cluster_records_apply_update(to->cr, from->id, d, size, now) >= 0);
+        }
+}
+
+typedef struct Want {
+        uint16_t type;
+        const char *owner, *value;
+        bool found;
+} Want;
+
+static int want_one(const Record *r, void *userdata) {
+        Want *w = userdata;
+        if (r->type == w->type && streq(r->owner, w->owner) && (!w->value || streq(r->value, w->value)))
+                w->found = true;
+        return 0;
+}
+
+static bool resolves(Store *s, const char *name, uint16_t type, const char *owner, const char *value) {
+        Want w = { type, owner, value, false };
+        (void) store_foreach(s, name, NULL, want_one, &w);
+        return w.found;
+}
+
+static size_t peer_count(Store *s, const char *origin) {
+        g_autofree char *owner = g_strconcat("peer:", origin, NULL);
+        return store_count_owner_prefix(s, owner);
+}
+
+static int dump_one(const Record *r, void *userdata) {
+        g_ptr_array_add(userdata, g_strdup_printf("%s %u %s %u", r->name, r->type, r->value, r->ttl));
+        return 0;
+}
+
+static int cmp_str(gconstpointer a, gconstpointer b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Dumps the records of one owner (prefix) as a sorted string, to compare two stores. */
+static char *dump_owner(Store *s, const char *owner) {
+        g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+        (void) store_foreach(s, NULL, owner, dump_one, lines);
+        g_ptr_array_sort(lines, cmp_str);
+        g_ptr_array_add(lines, NULL);
+        return g_strjoinv("\n", (char **) lines->pdata);
+}
+
+static void test_wire(void) {
+        uint8_t buf[2048];
+        char name[256], value[CLUSTER_VALUE_MAX + 1];
+        ClusterEntry e = { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.5", .ttl = 30, .version = 77 };
+        ClusterEntry d;
+        size_t n = cluster_update_encode(&e, buf, sizeof buf);
+
+        CHECK(n > 0);
+        CHECK(cluster_update_decode(buf, n, &d, name, value) == 0);
+        CHECK(streq(d.name, "web.example.com") && d.type == DNS_TYPE_A && streq(d.value, "10.0.0.5"));
+        CHECK(d.ttl == 30 && d.version == 77 && !d.deleted);
+
+        e.deleted = true;
+        e.type = DNS_TYPE_TXT;
+        e.value = "\"hello world\"";
+        n = cluster_update_encode(&e, buf, sizeof buf);
+        CHECK(cluster_update_decode(buf, n, &d, name, value) == 0 && d.deleted && d.type == DNS_TYPE_TXT);
+
+        /* Every truncation, and one trailing byte, is rejected. */
+        for (size_t k = 0; k < n; k++)
+                CHECK(cluster_update_decode(buf, k, &d, name, value) == -EBADMSG);
+        buf[n] = 0;
+        CHECK(cluster_update_decode(buf, n + 1, &d, name, value) == -EBADMSG);
+        /* An encoder with too small a buffer says so. */
+        CHECK(cluster_update_encode(&e, buf, 10) == 0);
+
+        /* Field by field: what the store would refuse is refused on the wire. */
+        struct { ClusterEntry e; } bad[] = {
+                { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.300", .ttl = 1, .version = 1 } },
+                { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = 1, .version = 0 } },
+                { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = STORE_TTL_MAX + 1, .version = 1 } },
+                { { .name = "web..example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
+                { { .name = "web.example.com", .type = 99, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
+                { { .name = "web.example.com", .type = DNS_TYPE_AAAA, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                n = cluster_update_encode(&bad[i].e, buf, sizeof buf);
+                CHECK(n > 0);
+                CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
+        }
+        /* Unknown flag bits, a NUL inside the name, wrong magic or format. */
+        e = (ClusterEntry) { .name = "a.example", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = 1, .version = 1 };
+        n = cluster_update_encode(&e, buf, sizeof buf);
+        buf[3] |= 0x80;
+        CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
+        buf[3] &= 0x7f;
+        buf[3 + 15 + 1 + 1] = 0;        /* second byte of the name */
+        CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
+        n = cluster_update_encode(&e, buf, sizeof buf);
+        buf[2] = 9;
+        CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
+
+        /* Random garbage never decodes (and never crashes). */
+        uint64_t x = 0x1234567;
+        for (unsigned i = 0; i < 20000; i++) {
+                size_t len = (x >> 7) % 64;
+                for (size_t k = 0; k < len; k++) {
+                        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                        buf[k] = (uint8_t) x;
+                }
+                if (len >= 3 && i % 2) {
+                        buf[0] = 'J'; buf[1] = 'U'; buf[2] = 1;
+                }
+                (void) cluster_update_decode(buf, len, &d, name, value);
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        }
+}
+
+static void test_local_versions(void) {
+        Node a;
+        node_init(&a, "a", 1000);
+        store_subscribe(a.store, on_change, &a);
+
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 30, "hosts:/h/one", 1, NULL, NULL) == 1);
+        CHECK(flush(&a) == 1);
+        CHECK(cluster_records_local_version(a.cr) == 1001);
+        CHECK(cluster_records_count(a.cr, "a") == 1);
+        CHECK(flush(&a) == 0);          /* nothing new */
+
+        /* The same value from a second local owner: still one record for the cluster. */
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 30, "docker:abc", 0, NULL, NULL) == 1);
+        CHECK(flush(&a) == 0);
+        /* A lower TTL from that owner: the cluster record takes the lowest. */
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 10, "docker:abc", 0, NULL, NULL) == 0);
+        CHECK(flush(&a) == 1);
+        CHECK(cluster_records_local_version(a.cr) == 1002);
+        /* The first owner drops it: still there through the second. */
+        CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", "hosts:/h/one") == 1);
+        CHECK(flush(&a) == 0);
+        CHECK(cluster_records_count(a.cr, "a") == 1);
+        /* The last owner drops it: a tombstone goes out, with a newer version. */
+        CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", "docker:abc") == 1);
+        CHECK(flush(&a) == 1);
+        CHECK(cluster_records_count(a.cr, "a") == 0);
+        {
+                char name[256], value[CLUSTER_VALUE_MAX + 1];
+                ClusterEntry d;
+                gsize size;
+                const uint8_t *p = g_bytes_get_data(a.sent->pdata[0], &size);
+                CHECK(cluster_update_decode(p, size, &d, name, value) == 0 && d.deleted && d.version == 1003);
+        }
+        /* Peer records are never announced as ours. */
+        CHECK(store_add(a.store, "x.example.com", DNS_TYPE_A, "10.9.9.9", 30, "peer:b", 0, NULL, NULL) == 1);
+        CHECK(flush(&a) == 0);
+
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+}
+
+static void test_replication(void) {
+        Node a, b;
+        node_init(&a, "a", 5000);
+        node_init(&b, "b", 9000);
+        store_subscribe(a.store, on_change, &a);
+
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 30, "hosts:/h/one", 1, NULL, NULL) == 1);
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_AAAA, "fd00::5", 30, "hosts:/h/one", 1, NULL, NULL) == 1);
+        flush(&a);
+        GPtrArray *first = g_ptr_array_ref(a.sent);
+        a.sent = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
+        deliver(&(Node) { .id = "a", .sent = first }, &b, 0);
+        CHECK(resolves(b.store, "web.example.com", DNS_TYPE_A, "peer:a", "10.0.0.5"));
+        CHECK(resolves(b.store, "web.example.com", DNS_TYPE_AAAA, "peer:a", "fd00::5"));
+        CHECK(cluster_records_count(b.cr, "a") == 2);
+        /* The same update twice changes nothing. */
+        for (guint i = 0; i < first->len; i++) {
+                gsize size;
+                const uint8_t *d = g_bytes_get_data(first->pdata[i], &size);
+                CHECK(cluster_records_apply_update(b.cr, "a", d, size, 0) == 0);
+        }
+
+        /* Delete on a; the tombstone reaches b; the old add arriving late
+         * (gossip reorders) does not bring the record back. */
+        CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, NULL, "hosts:/h/one") == 1);
+        flush(&a);
+        deliver(&a, &b, 1 * SEC);
+        CHECK(!resolves(b.store, "web.example.com", DNS_TYPE_A, "peer:a", NULL));
+        CHECK(cluster_records_tombstones(b.cr, "a") == 1);
+        deliver(&(Node) { .id = "a", .sent = first }, &b, 2 * SEC);
+        CHECK(!resolves(b.store, "web.example.com", DNS_TYPE_A, "peer:a", NULL));
+        CHECK(resolves(b.store, "web.example.com", DNS_TYPE_AAAA, "peer:a", NULL));
+
+        /* Tombstones expire after their lifetime, not before. */
+        cluster_records_set_tombstone_lifetime(b.cr, 60 * SEC);
+        (void) cluster_records_tick(b.cr, 30 * SEC);
+        CHECK(cluster_records_tombstones(b.cr, "a") == 1);
+        (void) cluster_records_tick(b.cr, 62 * SEC);
+        CHECK(cluster_records_tombstones(b.cr, "a") == 0);
+
+        /* Updates claiming to be from b itself are ignored by b; a bad origin is refused. */
+        {
+                gsize size;
+                const uint8_t *d = g_bytes_get_data(first->pdata[0], &size);
+                CHECK(cluster_records_apply_update(b.cr, "b", d, size, 0) == 0);
+                CHECK(cluster_records_apply_update(b.cr, "bad id!", d, size, 0) == -EINVAL);
+                CHECK(cluster_records_apply_update(b.cr, "", d, size, 0) == -EINVAL);
+                CHECK(peer_count(b.store, "b") == 0);
+        }
+
+        /* Re-add on a: a newer version than the tombstone's. */
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.6", 30, "hosts:/h/one", 1, NULL, NULL) == 1);
+        flush(&a);
+        deliver(&a, &b, 63 * SEC);
+        CHECK(resolves(b.store, "web.example.com", DNS_TYPE_A, "peer:a", "10.0.0.6"));
+
+        g_ptr_array_unref(first);
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_dead_and_left(void) {
+        Node a, b;
+        node_init(&a, "a", 100);
+        node_init(&b, "b", 200);
+        store_subscribe(a.store, on_change, &a);
+
+        CHECK(store_add(a.store, "svc.example.com", DNS_TYPE_A, "10.0.0.7", 30, "docker:1", 0, NULL, NULL) == 1);
+        flush(&a);
+        deliver(&a, &b, 0);
+        CHECK(peer_count(b.store, "a") == 1);
+
+        /* Dead: the records stay for the grace, then go; the table is kept. */
+        cluster_records_set_dead_grace(b.cr, 5 * SEC);
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_DEAD, 10 * SEC);
+        CHECK(cluster_records_tick(b.cr, 11 * SEC) <= 15 * SEC);
+        CHECK(peer_count(b.store, "a") == 1);
+        (void) cluster_records_tick(b.cr, 15 * SEC);
+        CHECK(peer_count(b.store, "a") == 0);
+        CHECK(!cluster_records_origin_served(b.cr, "a"));
+        CHECK(cluster_records_count(b.cr, "a") == 1);
+
+        /* An update while it is down is kept, not served. */
+        CHECK(store_add(a.store, "svc2.example.com", DNS_TYPE_A, "10.0.0.8", 30, "docker:2", 0, NULL, NULL) == 1);
+        flush(&a);
+        deliver(&a, &b, 16 * SEC);
+        CHECK(peer_count(b.store, "a") == 0);
+
+        /* Alive again: everything held comes back at once. */
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 20 * SEC);
+        CHECK(peer_count(b.store, "a") == 2);
+
+        /* Dead, then refuted within the grace: nothing is withdrawn. */
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_DEAD, 30 * SEC);
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 32 * SEC);
+        (void) cluster_records_tick(b.cr, 40 * SEC);
+        CHECK(peer_count(b.store, "a") == 2);
+
+        /* Left: at once. */
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_LEFT, 50 * SEC);
+        CHECK(peer_count(b.store, "a") == 0);
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 60 * SEC);
+        CHECK(peer_count(b.store, "a") == 2);
+
+        /* Zero grace: at once too. */
+        cluster_records_set_dead_grace(b.cr, 0);
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_DEAD, 70 * SEC);
+        CHECK(peer_count(b.store, "a") == 0);
+
+        /* Leaving the cluster takes every peer record out. */
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 80 * SEC);
+        CHECK(peer_count(b.store, "a") == 2);
+        cluster_records_withdraw_all(b.cr);
+        CHECK(store_count_owner_prefix(b.store, "peer:") == 0);
+
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_snapshot(void) {
+        Node a, inc, full;
+        node_init(&a, "a", 1);
+        node_init(&inc, "inc", 1);
+        node_init(&full, "full", 1);
+        store_subscribe(a.store, on_change, &a);
+
+        /* A run of changes on a: incremental delivery to one node, a snapshot
+         * at the end to the other: the same records. */
+        const char *names[] = { "a.example.com", "b.example.com", "c.example.com", "d.example.com" };
+        for (unsigned round = 0; round < 6; round++) {
+                for (unsigned i = 0; i < ELEMENTSOF(names); i++) {
+                        char ip[32];
+                        snprintf(ip, sizeof ip, "10.1.%u.%u", i, round % 3);
+                        if ((round + i) % 3 == 0)
+                                (void) store_remove(a.store, names[i], DNS_TYPE_A, NULL, "hosts:/h/x");
+                        else
+                                (void) store_add(a.store, names[i], DNS_TYPE_A, ip, 30 + round, "hosts:/h/x", 1, NULL, NULL);
+                }
+                (void) store_add(a.store, "txt.example.com", DNS_TYPE_TXT, "\"v=1\"", 30 + round, "dbus", 0, NULL, NULL);
+                flush(&a);
+                deliver(&a, &inc, round * SEC);
+        }
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(a.cr, &snap, &snap_size) == 0);
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 10 * SEC) > 0);
+        g_autofree char *want = dump_owner(a.store, "hosts:");
+        g_autofree char *got_inc = dump_owner(inc.store, "peer:a");
+        g_autofree char *got_full = dump_owner(full.store, "peer:a");
+        CHECK(streq(got_inc, got_full));
+        CHECK(cluster_records_count(inc.cr, "a") == cluster_records_count(full.cr, "a"));
+        CHECK(cluster_records_count(full.cr, "a") == cluster_records_count(a.cr, "a"));
+        /* Merging the same snapshot again changes nothing; the incremental
+         * node gets the snapshot too and changes nothing either. */
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 11 * SEC) == 0);
+        CHECK(cluster_records_merge_snapshot(inc.cr, "a", snap, snap_size, 11 * SEC) == 0);
+
+        /* A snapshot removes what the origin no longer has, even when the
+         * tombstone never arrived (missed gossip). */
+        size_t before = peer_count(full.store, "a");
+        CHECK(store_remove(a.store, "txt.example.com", DNS_TYPE_TXT, NULL, "dbus") == 1);
+        flush(&a);      /* not delivered */
+        g_free(snap);
+        CHECK(cluster_records_encode_local(a.cr, &snap, &snap_size) == 0);
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 12 * SEC) == 1);
+        CHECK(peer_count(full.store, "a") == before - 1);
+        CHECK(!resolves(full.store, "txt.example.com", DNS_TYPE_TXT, "peer:a", NULL));
+        /* ...and the late tombstone, or the late old add, are no-ops after it. */
+        deliver(&a, &full, 13 * SEC);
+        CHECK(peer_count(full.store, "a") == before - 1);
+
+        /* Every truncation of a snapshot is rejected with nothing applied. */
+        g_autofree char *state = dump_owner(full.store, "peer:a");
+        for (size_t k = 0; k < snap_size; k++)
+                CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, k, 14 * SEC) == -EBADMSG);
+        /* A flipped byte in an entry's value too. */
+        g_autofree uint8_t *bad = g_memdup2(snap, snap_size);
+        bad[snap_size - 3] = 0x01;
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", bad, snap_size, 14 * SEC) == -EBADMSG);
+        /* A count that the bytes cannot hold. */
+        memcpy(bad, snap, snap_size);
+        bad[11] = bad[12] = bad[13] = bad[14] = 0xff;
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", bad, snap_size, 14 * SEC) == -EBADMSG);
+        g_autofree char *state2 = dump_owner(full.store, "peer:a");
+        CHECK(streq(state, state2));
+
+        /* The origin restarts with an empty table and a later clock: its first
+         * snapshot drops everything it had before. */
+        Node a2;
+        node_init(&a2, "a", 1000000);
+        CHECK(store_add(a2.store, "new.example.com", DNS_TYPE_A, "10.2.0.1", 30, "hosts:/h/y", 1, NULL, NULL) == 1);
+        cluster_records_local_mark_all(a2.cr);
+        flush(&a2);
+        g_free(snap);
+        CHECK(cluster_records_encode_local(a2.cr, &snap, &snap_size) == 0);
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 15 * SEC) > 0);
+        CHECK(peer_count(full.store, "a") == 1);
+        CHECK(resolves(full.store, "new.example.com", DNS_TYPE_A, "peer:a", "10.2.0.1"));
+        /* A snapshot that claims to be from us is ignored. */
+        CHECK(cluster_records_merge_snapshot(full.cr, "full", snap, snap_size, 16 * SEC) == 0);
+        CHECK(peer_count(full.store, "full") == 0);
+
+        node_done(&a2);
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&inc);
+        node_done(&full);
+}
+
+static void test_two_nodes_one_name(void) {
+        /* One name on two nodes: a third serves both addresses. */
+        Node a, b, c;
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        node_init(&c, "c", 1);
+        store_subscribe(a.store, on_change, &a);
+        store_subscribe(b.store, on_change, &b);
+        CHECK(store_add(a.store, "api.example.com", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h", 1, NULL, NULL) == 1);
+        CHECK(store_add(b.store, "api.example.com", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h", 1, NULL, NULL) == 1);
+        flush(&a);
+        flush(&b);
+        deliver(&a, &c, 0);
+        deliver(&b, &c, 0);
+        const StoreNode *n = store_lookup(c.store, "api.example.com");
+        const RRSet *set = store_node_rrset(n, DNS_TYPE_A);
+        CHECK(set && set->n == 2);
+        /* b dies: only a's address remains. */
+        cluster_records_set_dead_grace(c.cr, 0);
+        cluster_records_origin_state(c.cr, "b", CLUSTER_ORIGIN_DEAD, SEC);
+        set = store_node_rrset(store_lookup(c.store, "api.example.com"), DNS_TYPE_A);
+        CHECK(set && set->n == 1);
+        store_unsubscribe(a.store, on_change, &a);
+        store_unsubscribe(b.store, on_change, &b);
+        node_done(&a);
+        node_done(&b);
+        node_done(&c);
+}
+
+int main(void) {
+        test_wire();
+        test_local_versions();
+        test_replication();
+        test_dead_and_left();
+        test_snapshot();
+        test_two_nodes_one_name();
+        if (failures > 0) {
+                fprintf(stderr, "test-cluster-records: %d checks failed\n", failures);
+                return 1;
+        }
+        printf("test-cluster-records: all checks passed\n");
+        return 0;
+}
