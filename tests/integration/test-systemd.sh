@@ -79,6 +79,12 @@ DESTDIR="$T/dest" meson install -C "$BUILD" --no-rebuild --quiet >"$T/install.lo
 [ -f "$T/dest/lib/systemd/system/joyride.service" ] || [ -f "$T/dest/usr/lib/systemd/system/joyride.service" ] ||
         fail "meson install did not install joyride.service"
 PREFIX=$(meson introspect "$BUILD" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+# dbus-daemon reads policies from /usr/share and /etc only: with another prefix
+# (the development default, /usr/local) the admin links it into /etc, as here.
+if [ "$PREFIX" != /usr ]; then
+        mkdir -p "$T/dest/etc/dbus-1/system.d"
+        ln -s "$PREFIX/share/dbus-1/system.d/org.joyride.DNS.conf" "$T/dest/etc/dbus-1/system.d/org.joyride.DNS.conf"
+fi
 
 # The test's own configuration: names from a hosts file, no Docker here, and
 # registration with resolved on a link of its own.
