@@ -89,6 +89,9 @@ typedef enum SettingId {
         SETTING_SWIM_PORT,
         SETTING_JOIN,
         SETTING_CLUSTER_KEY,
+        SETTING_CLUSTER_KEY_FILE,
+        SETTING_CLUSTER_BIND_ADDRESS,
+        SETTING_CLUSTER_DISCOVERY,
         SETTING_RESOLVED_LINK,
         SETTING_RESOLVED_DOMAINS,
         SETTING_RESOLVED_DNS,
@@ -249,6 +252,21 @@ static const Setting settings[_SETTING_MAX] = {
                 "Cluster", "Key", { "JOYRIDE_CLUSTER_KEY" }, NULL, NULL, NULL, "KEY",
                 VALUE_STRING, offsetof(Config, cluster_key),
                 .help = "Shared secret of the cluster",
+        },
+        [SETTING_CLUSTER_KEY_FILE] = {
+                "Cluster", "KeyFile", { "JOYRIDE_CLUSTER_KEY_FILE" }, "cluster-key-file", NULL, NULL, "FILE",
+                VALUE_PATH, offsetof(Config, cluster_key_file),
+                .help = "File holding the cluster keys (base64, primary first), if no Key is set",
+        },
+        [SETTING_CLUSTER_BIND_ADDRESS] = {
+                "Cluster", "BindAddress", { "JOYRIDE_CLUSTER_BIND_ADDRESS" }, "cluster-bind-address", NULL, NULL, "ADDRESS",
+                VALUE_IP, offsetof(Config, cluster_bind_address),
+                .help = "Address for cluster traffic (default: all IPv4; loopback turns discovery off)",
+        },
+        [SETTING_CLUSTER_DISCOVERY] = {
+                "Cluster", "Discovery", { "JOYRIDE_CLUSTER_DISCOVERY" }, NULL, "discovery", "no-discovery", NULL,
+                VALUE_BOOL, offsetof(Config, cluster_discovery), .def = "true",
+                .help = "Find other nodes by UDP broadcast (or only through Join)",
         },
         [SETTING_RESOLVED_LINK] = {
                 "Resolved", "Link", { "JOYRIDE_RESOLVED_LINK" }, "resolved-link", NULL, NULL, "IFNAME",
@@ -1330,6 +1348,8 @@ void config_done(Config *c) {
         free(c->node_id);
         g_strfreev(c->join);
         free(c->cluster_key);
+        free(c->cluster_key_file);
+        free(c->cluster_bind_address);
         free(c->resolved_link);
         g_strfreev(c->resolved_domains);
         g_strfreev(c->resolved_dns);

@@ -60,6 +60,9 @@ typedef struct Config {
         uint16_t swim_port;       /* SWIM_PORT, default 8890 */
         char **join;              /* JOIN, comma-separated host:port */
         char *cluster_key;        /* JOYRIDE_CLUSTER_KEY */
+        char *cluster_key_file;   /* JOYRIDE_CLUSTER_KEY_FILE */
+        char *cluster_bind_address;   /* JOYRIDE_CLUSTER_BIND_ADDRESS; NULL = all IPv4 */
+        bool cluster_discovery;   /* JOYRIDE_CLUSTER_DISCOVERY, default true */
 
         /* [Resolved]: register with systemd-resolved (see resolved.h) */
         char *resolved_link;      /* JOYRIDE_RESOLVED_LINK: interface name; NULL = do not register */

@@ -336,7 +336,9 @@ int manager_start(Manager *m) {
                         .discovery_port = m->config.discovery_port,
                         .join = m->config.join,
                         .key = m->config.cluster_key,
-                        .broadcast_discovery = true,
+                        .key_file = m->config.cluster_key_file,
+                        .bind_address = m->config.cluster_bind_address,
+                        .broadcast_discovery = m->config.cluster_discovery,
                 };
                 r = cluster_new(&m->cluster, m->event, m->store, &copts);
                 if (r < 0)

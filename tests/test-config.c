@@ -871,6 +871,36 @@ static void test_reload(void) {
 
 /* [Resolved]: file, environment and command line, normalization, and the
  * messages for each kind of bad value. */
+static void test_cluster(void) {
+        char *path = write_config(NULL, "[Cluster]\nEnabled=yes\nKeyFile=/etc/joyride/cluster.key\n"
+                                        "BindAddress=10.0.0.2\nDiscovery=no\n");
+        char *env = env_for(path);
+        Config c;
+
+        LOAD_OK(&c, ARGV(), ENVP(NULL));
+        CHECK(c.cluster_discovery);
+        CHECK_STR(c.cluster_key_file, NULL);
+        CHECK_STR(c.cluster_bind_address, NULL);
+        config_done(&c);
+
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK(c.cluster_enabled);
+        CHECK(!c.cluster_discovery);
+        CHECK_STR(c.cluster_key_file, "/etc/joyride/cluster.key");
+        CHECK_STR(c.cluster_bind_address, "10.0.0.2");
+        config_done(&c);
+
+        LOAD_OK(&c, ARGV("--discovery", "--cluster-bind-address=127.0.0.1"),
+                ENVP(env, "JOYRIDE_CLUSTER_KEY_FILE=/run/keys/joyride"));
+        CHECK(c.cluster_discovery);
+        CHECK_STR(c.cluster_bind_address, "127.0.0.1");
+        CHECK_STR(c.cluster_key_file, "/run/keys/joyride");
+        config_done(&c);
+
+        LOAD_FAILS(ARGV("--cluster-bind-address=node-a"), ENVP(NULL), "--cluster-bind-address=node-a", "address");
+        LOAD_FAILS(ARGV(), ENVP("JOYRIDE_CLUSTER_KEY_FILE=keys.txt"), "JOYRIDE_CLUSTER_KEY_FILE=keys.txt", "absolute");
+}
+
 static void test_resolved(void) {
         char *path = write_config(NULL, "[Resolved]\nLink=joyride0\nDomains=~Example.Internal., lab.example\n"
                                         "DNS=127.0.0.1:5353, [::1]:5353, 192.0.2.53\n");
@@ -961,6 +991,7 @@ int main(void) {
         test_help_version();
         test_reload();
         test_resolved();
+        test_cluster();
 
         if (n_failures > 0) {
                 fprintf(stderr, "test-config: %u of %u checks FAILED\n", n_failures, n_checks);
