@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the DNS answer path: arbitrary request bytes against a
- * store with wildcards, CNAME chains and loops, over UDP and TCP, with and
- * without configured domains. Besides what the sanitizers catch, every reply
+ * store with wildcards, CNAME chains and loops, reverse names (derived from
+ * addresses, explicit, both), over UDP and TCP, with and without configured
+ * domains. Besides what the sanitizers catch, every reply
  * must parse with ldns and respect the size limit of its transport. */
 
 #include <ldns/ldns.h>
@@ -14,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static Store *store;
 
-static char *domains[] = { "example.com", "wild.example.com", NULL };
+static char *domains[] = { "example.com", "wild.example.com", "in-addr.arpa", NULL };
 
 static const DnsAnswerConfig configs[] = {
         {
@@ -67,6 +68,20 @@ static void setup(void) {
         for (int i = 1; i <= 200; i++) {
                 snprintf(buf, sizeof buf, "10.2.%d.%d", i / 250, i % 250);
                 add("many.example.com", DNS_TYPE_A, buf);
+        }
+        /* Reverse names: several names on one address, explicit PTRs next to
+         * derived ones (one the same target), a CNAME and a wildcard among
+         * them, IPv6, and one address with more names than a reply holds. */
+        add("mail.example.com", DNS_TYPE_A, "10.0.0.1");
+        add("1.0.0.10.in-addr.arpa", DNS_TYPE_PTR, "web.example.com");
+        add("1.0.0.10.in-addr.arpa", DNS_TYPE_PTR, "other.example.org");
+        add("5.0.0.10.in-addr.arpa", DNS_TYPE_CNAME, "1.0.0.10.in-addr.arpa");
+        add("*.9.0.10.in-addr.arpa", DNS_TYPE_PTR, "wild.example.com");
+        add("v6.example.com", DNS_TYPE_AAAA, "fd00::1");
+        add("v6b.example.com", DNS_TYPE_AAAA, "2001:db8::abcd");
+        for (int i = 0; i < 400; i++) {
+                snprintf(buf, sizeof buf, "blocked%d.example.com", i);
+                add(buf, DNS_TYPE_A, "0.0.0.0");
         }
 }
 

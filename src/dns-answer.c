@@ -359,6 +359,34 @@ static bool put_owner(Packet *p, const Owner *o) {
         return pkt_put_name(p, o->wire, o->len);
 }
 
+/* Writes one record. Returns false on overflow. */
+static bool put_rr(Packet *p, const Owner *o, uint16_t type, const uint8_t *rdata, uint16_t rdlen, uint32_t ttl) {
+        size_t name_len;
+
+        if (!put_owner(p, o) ||
+            !pkt_put_u16(p, type) ||
+            !pkt_put_u16(p, DNS_CLASS_IN) ||
+            !pkt_put_u32(p, ttl))
+                return false;
+
+        name_len = (type == DNS_TYPE_CNAME || type == DNS_TYPE_PTR) ? rdata_name_len(rdata, rdlen) : 0;
+        if (name_len > 0) {
+                /* Names in CNAME and PTR rdata may be compressed (RFC 3597 4). */
+                uint8_t lower[DNS_WIRE_NAME_MAX];
+                size_t at;
+
+                lowercase_copy(lower, rdata, name_len);
+                at = p->len;
+                if (!pkt_put_u16(p, 0) || !pkt_put_name(p, lower, name_len))
+                        return false;
+                wr16(p->buf + at, p->len - at - 2);
+        } else if (!pkt_put_u16(p, rdlen) || !pkt_put(p, rdata, rdlen))
+                return false;
+
+        p->ancount++;
+        return true;
+}
+
 /* Writes one rrset in round-robin order. Returns false on overflow. */
 static bool put_rrset(Packet *p, const Owner *o, const RRSet *set, bool first_only) {
         uint32_t n = set->n, start = 0;
@@ -372,30 +400,55 @@ static bool put_rrset(Packet *p, const Owner *o, const RRSet *set, bool first_on
 
         for (uint32_t i = 0; i < n; i++) {
                 const RRData *d = set->items + (start + i) % set->n;
-                size_t name_len;
 
-                if (!put_owner(p, o) ||
-                    !pkt_put_u16(p, set->type) ||
-                    !pkt_put_u16(p, DNS_CLASS_IN) ||
-                    !pkt_put_u32(p, d->ttl))
+                if (!put_rr(p, o, set->type, d->record->rdata, d->record->rdlen, d->ttl))
                         return false;
+        }
+        return true;
+}
 
-                name_len = (set->type == DNS_TYPE_CNAME || set->type == DNS_TYPE_PTR) ?
-                        rdata_name_len(d->rdata, d->rdlen) : 0;
-                if (name_len > 0) {
-                        /* Names in CNAME and PTR rdata may be compressed (RFC 3597 4). */
-                        uint8_t lower[DNS_WIRE_NAME_MAX];
-                        size_t at;
+/* Writes the PTRs of a name in round-robin order: its explicit PTR rrset and
+ * those derived from the A/AAAA records of its address, each target once.
+ * The derived ones come from an iterator, so the rotation walks them in
+ * order, restarting once at the wrap. Returns false on overflow. */
+static bool put_ptrs(const Answer *a, const Owner *o, const StoreName *name) {
+        const RRSet *set = store_node_rrset(name->node, DNS_TYPE_PTR);
+        size_t n_exp = set ? set->n : 0, n, start;
+        const Record *iter = NULL;
+        size_t next_derived = 0;        /* index the iterator gives next */
 
-                        lowercase_copy(lower, d->rdata, name_len);
-                        at = p->len;
-                        if (!pkt_put_u16(p, 0) || !pkt_put_name(p, lower, name_len))
+        if (!name->addr)
+                return set ? put_rrset(a->p, o, set, false) : true;
+
+        n = n_exp + store_name_n_ptr(name);
+        if (n == 0)
+                return true;
+        start = n > 1 ? store_reverse_rotate(a->store) % n : 0;
+
+        for (size_t i = 0; i < n; i++) {
+                size_t pos = (start + i) % n;
+                const uint8_t *target = NULL;
+                uint16_t tlen = 0;
+                uint32_t ttl = 0;
+
+                if (pos < n_exp) {
+                        const RRData *d = set->items + pos;
+                        if (!put_rr(a->p, o, DNS_TYPE_PTR, d->record->rdata, d->record->rdlen,
+                                    store_name_ptr_ttl(name, d)))
                                 return false;
-                        wr16(p->buf + at, p->len - at - 2);
-                } else if (!pkt_put_u16(p, d->rdlen) || !pkt_put(p, d->rdata, d->rdlen))
+                        continue;
+                }
+                if (pos - n_exp < next_derived) {
+                        iter = NULL;
+                        next_derived = 0;
+                }
+                while (next_derived <= pos - n_exp) {
+                        if (!store_name_next_ptr(name, &iter, &target, &tlen, &ttl))
+                                return true;    /* cannot happen: the count said so */
+                        next_derived++;
+                }
+                if (!put_rr(a->p, o, DNS_TYPE_PTR, target, tlen, ttl))
                         return false;
-
-                p->ancount++;
         }
         return true;
 }
@@ -453,15 +506,8 @@ static bool put_soa(const Answer *a, bool in_answer) {
 
 /* --- answering ------------------------------------------------------------ */
 
-/* A node stands for an existing name if it holds data or names below it (an
- * empty non-terminal); anything else is a leftover and counts as absent. */
-static bool node_exists(const StoreNode *n) {
-        return n && (n->n_rrsets > 0 || n->n_children > 0);
-}
-
-static const StoreNode *lookup(const Store *s, const uint8_t *w, size_t len) {
-        const StoreNode *n = store_lookup_wire(s, w, len);
-        return node_exists(n) ? n : NULL;
+static bool lookup(const Store *s, const uint8_t *w, size_t len, StoreName *ret) {
+        return store_lookup_name(s, w, len, ret);
 }
 
 static uint8_t nodata(const Answer *a) {
@@ -483,57 +529,78 @@ static uint8_t chase_cname(const Answer *a, const StoreNode *node, const RRSet *
         for (unsigned step = 0; step < CNAME_CHAIN_MAX; step++) {
                 uint8_t *target = targets[step & 1];
                 const RRData *d = cname->items;
-                const StoreNode *next;
+                StoreName next;
                 const RRSet *set;
                 size_t tlen;
 
                 if (!put_rrset(a->p, owner, cname, true))
                         break;
 
-                tlen = rdata_name_len(d->rdata, d->rdlen);
+                tlen = rdata_name_len(d->record->rdata, d->record->rdlen);
                 if (tlen == 0)
                         break;
-                lowercase_copy(target, d->rdata, tlen);
+                lowercase_copy(target, d->record->rdata, tlen);
 
-                next = lookup(a->store, target, tlen);
-                if (!next)
+                if (!lookup(a->store, target, tlen, &next))
                         break;          /* not ours (or not held): the chain is the answer */
                 for (unsigned i = 0; i < n_visited; i++)
-                        if (visited[i] == next)
+                        if (visited[i] == next.node)
                                 return DNS_RCODE_NOERROR;       /* a loop: the chain so far */
-                visited[n_visited++] = next;
+                visited[n_visited++] = next.node;
 
                 step_owner = (Owner) { .wire = target, .len = tlen };
                 owner = &step_owner;
 
-                set = store_node_rrset(next, qtype);
+                if (qtype == DNS_TYPE_PTR && store_name_has_ptr(&next)) {
+                        (void) put_ptrs(a, owner, &next);
+                        break;
+                }
+                set = store_node_rrset(next.node, qtype);
                 if (set && set->n > 0) {
                         (void) put_rrset(a->p, owner, set, false);
                         break;
                 }
-                cname = store_node_rrset(next, DNS_TYPE_CNAME);
+                cname = store_node_rrset(next.node, DNS_TYPE_CNAME);
                 if (!cname || cname->n == 0)
                         break;
         }
         return DNS_RCODE_NOERROR;
 }
 
-static uint8_t answer_node(const Answer *a, const StoreNode *node, bool at_apex) {
+static uint8_t answer_node(const Answer *a, const StoreName *name, bool at_apex) {
         const Owner owner = { .offset = DNS_HEADER_SIZE };
+        const StoreNode *node = name->node;
         uint16_t qtype = a->q->type;
         const RRSet *set;
 
         if (qtype == DNS_TYPE_ANY) {
+                bool ptrs_done = false;
+
                 if (at_apex && !put_soa(a, true))
                         return DNS_RCODE_NOERROR;
-                for (uint32_t i = 0; node && i < node->n_rrsets; i++)
-                        if (!put_rrset(a->p, &owner, node->rrsets + i, node->rrsets[i].type == DNS_TYPE_CNAME))
+                for (uint32_t i = 0; node && i < node->n_rrsets; i++) {
+                        const RRSet *r = node->rrsets + i;
+                        bool ok;
+
+                        if (r->type == DNS_TYPE_PTR) {
+                                ok = put_ptrs(a, &owner, name);
+                                ptrs_done = true;
+                        } else
+                                ok = put_rrset(a->p, &owner, r, r->type == DNS_TYPE_CNAME);
+                        if (!ok)
                                 return DNS_RCODE_NOERROR;
+                }
+                if (!ptrs_done && !put_ptrs(a, &owner, name))
+                        return DNS_RCODE_NOERROR;
                 if (a->p->ancount == 0)
                         return nodata(a);
                 return DNS_RCODE_NOERROR;
         }
 
+        if (qtype == DNS_TYPE_PTR && store_name_has_ptr(name)) {
+                (void) put_ptrs(a, &owner, name);
+                return DNS_RCODE_NOERROR;
+        }
         if (!node)
                 return nodata(a);
 
@@ -646,7 +713,7 @@ static int find_apex(const Question *q, const DnsAnswerConfig *cfg) {
 
 static uint8_t resolve(Answer *a) {
         const Question *q = a->q;
-        const StoreNode *node, *wild = NULL;
+        StoreName name, wild = {};
         bool at_apex = a->apex_off == 0;
         uint8_t wbuf[DNS_WIRE_NAME_MAX];
         size_t ce;
@@ -656,19 +723,19 @@ static uint8_t resolve(Answer *a) {
                 return DNS_RCODE_NOERROR;
         }
 
-        node = lookup(a->store, q->wire, q->wire_len);
-        if (node || at_apex)
-                return answer_node(a, node, at_apex);
+        if (lookup(a->store, q->wire, q->wire_len, &name) || at_apex)
+                return answer_node(a, &name, at_apex);
 
         /* RFC 4592: the closest encloser is the longest existing ancestor; the
          * apex always exists, and we never look above it. */
         ce = a->apex_off;
         for (unsigned i = 1; i < q->n_labels; i++) {
                 size_t off = q->labels[i];
+                StoreName anc;
 
                 if (off >= a->apex_off)
                         break;
-                if (lookup(a->store, q->wire + off, q->wire_len - off)) {
+                if (lookup(a->store, q->wire + off, q->wire_len - off, &anc)) {
                         ce = off;
                         break;
                 }
@@ -678,10 +745,9 @@ static uint8_t resolve(Answer *a) {
                 wbuf[0] = 1;
                 wbuf[1] = '*';
                 memcpy(wbuf + 2, q->wire + ce, q->wire_len - ce);
-                wild = lookup(a->store, wbuf, q->wire_len - ce + 2);
+                if (lookup(a->store, wbuf, q->wire_len - ce + 2, &wild))
+                        return answer_node(a, &wild, false);
         }
-        if (wild)
-                return answer_node(a, wild, false);
 
         (void) put_soa(a, false);
         return DNS_RCODE_NXDOMAIN;

@@ -6,7 +6,10 @@
  * Names are kept lowercased, without the trailing dot. A record is identified
  * by (name, type, rdata, owner): the same name, type and value from two owners
  * are two records, but answer once (the rrset keeps a reference count).
- * Every A/AAAA record also makes a PTR for its reverse name.
+ * Every A/AAAA record (but a wildcard's) also answers PTR queries for its
+ * reverse name. Those PTRs are not stored as nodes: an address index maps
+ * each address to its records, and store_lookup_name() turns a reverse name
+ * back into an address (see there).
  * The store keeps every ancestor of a name as a node too (an "empty
  * non-terminal" when it holds no data), so NXDOMAIN vs NODATA and wildcard
  * closest-encloser lookups (RFC 4592) are exact. */
@@ -36,53 +39,54 @@ typedef struct Store Store;
 typedef struct StoreNode StoreNode;
 
 typedef struct Record {
-        /* All read-only outside store.c. */
+        /* All read-only outside store.c. Pointers first, so the struct packs. */
         const char *name;       /* lowercased, no trailing dot; owned by the node */
-        uint16_t type;
-        uint16_t rdlen;
-        uint32_t ttl;
-        uint32_t line;          /* line in the owner's file, 0 when it has none */
         char *value;            /* canonical presentation form: "10.0.0.1", "::1", "a.example.com", "some text" */
         const char *owner;      /* interned: "hosts:/dir/file", "docker:<id>", "dbus", "api", "peer:<node>" */
         char *detail;           /* optional, e.g. the container's name; NULL when none */
         uint8_t *rdata;         /* wire rdata */
         uint64_t added_usec;    /* CLOCK_REALTIME when first added */
-        bool marked;            /* for mark-and-sweep reloads */
-        StoreNode *node;
         struct Record *node_next;   /* records at the same node */
         struct Record *owner_next, *owner_prev;   /* records of the same owner */
+        struct Record *addr_next;   /* A/AAAA records with the same address (store.c only) */
+        uint16_t type;
+        uint16_t rdlen;
+        uint32_t ttl;
+        uint32_t line;          /* line in the owner's file, 0 when it has none */
+        bool marked;            /* for mark-and-sweep reloads */
 } Record;
 
 /* One deduplicated value of an rrset as the DNS answer path sees it. */
 typedef struct RRData {
-        uint8_t *rdata;         /* into inline_rdata, a node's wire name (PTR), or the heap */
-        uint16_t rdlen;
-        uint8_t storage;        /* private to store.c */
+        const Record *record;   /* one of the records holding this value: its rdata and rdlen */
         uint32_t ttl;           /* the lowest TTL any owner gave this value */
-        uint32_t refs;          /* how many records (or derived PTRs) hold it */
-        uint8_t inline_rdata[16];   /* A and AAAA live here: no allocation */
+        uint32_t refs;          /* how many records hold it */
 } RRData;
 
 typedef struct RRSet {
         uint16_t type;
         uint32_t n;
-        uint32_t allocated;
+        uint32_t allocated;     /* 0: items is &item_inline (room for one value) */
         uint32_t rotate;        /* round-robin start, advanced by store_rrset_rotate() */
         RRData *items;
+        RRData item_inline;     /* most rrsets hold one value: no allocation */
 } RRSet;
 
+/* A node is one allocation: this struct, then its lowercased wire name (the
+ * hash key), then its presentation name once it holds records. */
 struct StoreNode {
-        uint8_t *wire;          /* lowercased wire-format name: the hash key (in this allocation) */
-        char *name;             /* presentation form, no trailing dot; NULL on nodes that hold
-                                 * no explicit record (ancestors, reverse names) */
-        StoreNode *parent;
+        char *name;             /* presentation form, no trailing dot; NULL on nodes that never
+                                 * held an explicit record (ancestors) */
+        Record *records;        /* explicit records at this name */
+        RRSet *rrsets;          /* &rrset_inline while there is one type, else an array */
         uint32_t n_children;    /* nodes directly below this one */
         uint32_t n_rrsets;
-        RRSet *rrsets;          /* &rrset_inline while there is one type, else an array */
-        Record *records;        /* explicit records at this name (not derived PTRs) */
         RRSet rrset_inline;
-        bool name_heap;         /* name was allocated on its own, after the node */
 };
+
+static inline const uint8_t *store_node_wire(const StoreNode *n) {
+        return (const uint8_t *) (n + 1);
+}
 
 typedef enum RecordChange {
         RECORD_ADDED,
@@ -148,7 +152,9 @@ char *record_source(const Record *r);
 /* --- lookups for the DNS answer path ----------------------------------- */
 
 /* Exact lookup by lowercased wire-format name (len includes the root byte).
- * Returns NULL if no node, which means the name does not exist at all. */
+ * Returns NULL if no node. Nodes hold explicit records and their ancestors
+ * only: reverse names answered from A/AAAA records are not nodes, so the
+ * answer path uses store_lookup_name(). */
 const StoreNode *store_lookup_wire(const Store *s, const uint8_t *wire, size_t len);
 /* Same, by presentation name (any case, trailing dot optional). */
 const StoreNode *store_lookup(const Store *s, const char *name);
@@ -159,6 +165,37 @@ static inline bool store_node_has_data(const StoreNode *n) {
 /* Rotates the start of an rrset for round-robin answers. Mutates only the
  * rotation counter, so the answer path stays a read of the store otherwise. */
 uint32_t store_rrset_rotate(const RRSet *set);
+
+/* What the answer path knows about a name: its node (explicit records, or an
+ * ancestor of some), and, for a reverse name (in-addr.arpa, ip6.arpa), the
+ * A/AAAA records of that address, which answer its PTR queries. */
+typedef struct StoreName {
+        const StoreNode *node;  /* NULL when there is none, or it holds nothing and has nothing below */
+        const Record *addr;     /* first record of the address (iterate with store_name_next_ptr), or NULL */
+        bool exists;            /* the name exists: data at it, or a name below it (NODATA, not NXDOMAIN) */
+} StoreName;
+
+/* Looks a lowercased wire name up. Returns ret->exists. A reverse name above
+ * an address we hold (2.0.192.in-addr.arpa for 192.0.2.7, the nibbles of an
+ * ip6.arpa prefix, in-addr.arpa, arpa) exists, without data of its own. */
+bool store_lookup_name(const Store *s, const uint8_t *wire, size_t len, StoreName *ret);
+
+/* Whether the name has PTRs to answer: explicit ones or derived ones. */
+bool store_name_has_ptr(const StoreName *n);
+
+/* The derived PTRs of a name, one per target name, leaving out targets that
+ * an explicit PTR at the name holds too (those answer once, from the
+ * explicit rrset, with store_name_ptr_ttl()). Start with *iter = NULL; each
+ * call gives the target's wire name, its length and the lowest TTL of the records that
+ * make it, and returns false at the end. */
+bool store_name_next_ptr(const StoreName *n, const Record **iter,
+                         const uint8_t **ret_target, uint16_t *ret_len, uint32_t *ret_ttl);
+size_t store_name_n_ptr(const StoreName *n);    /* how many store_name_next_ptr() gives */
+/* The TTL to answer an explicit PTR item with: its own, or lower when records
+ * of the address point to the same target. */
+uint32_t store_name_ptr_ttl(const StoreName *n, const RRData *explicit_item);
+/* Round robin over the derived PTRs of reverse names. */
+uint32_t store_reverse_rotate(const Store *s);
 
 /* Lowercases and converts a presentation name to wire format. Returns the wire
  * length, or -EINVAL. */

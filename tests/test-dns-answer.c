@@ -482,6 +482,138 @@ static void test_reverse(const Store *s) {
         check_soa_authority(&R, "ip6.arpa.", 45, store_version(s));
 }
 
+/* Reverse names come from an address index, not from stored PTR nodes: a
+ * store of its own, so the counts above stay as they are. */
+static void test_reverse_index(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        const QueryOpts o = {};
+        const char *rev = "7.8.9.10.in-addr.arpa";
+        char *first[3];
+        char buf[64];
+
+        CHECK(store_new(&s) >= 0);
+        CHECK(store_add(s, "a.example.com", DNS_TYPE_A, "10.9.8.7", 60, "hosts:/h", 1, NULL, NULL) == 1);
+        CHECK(store_add(s, "a.example.com", DNS_TYPE_A, "10.9.8.7", 20, "docker:x", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "b.example.com", DNS_TYPE_A, "10.9.8.7", 300, "docker:x", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "c.example.com", DNS_TYPE_A, "10.9.8.7", 300, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "*.w.example.com", DNS_TYPE_A, "10.5.5.5", 300, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "v6.example.com", DNS_TYPE_AAAA, "2001:db8::7", 300, "api", 0, NULL, NULL) == 1);
+
+        current_test = "reverse: several names on one address, each once";
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
+        check_common(&R, true);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
+        CHECK(ldns_pkt_aa(R.pkt));
+        CHECK(ancount(&R) == 3);
+        CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR a.example.com."));
+        CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR b.example.com."));
+        CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR c.example.com."));
+        for (size_t i = 0; i < 3; i++) {
+                const ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(R.pkt), i);
+                char *t = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+                /* a.example.com: the lowest TTL of its two owners. */
+                CHECK(ldns_rr_ttl(rr) == (streq(t, "a.example.com.") ? 20u : 300u));
+                free(t);
+        }
+
+        current_test = "reverse: round robin";
+        for (int i = 0; i < 3; i++) {
+                run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
+                CHECK(ancount(&R) == 3);
+                first[i] = rr_string(ldns_pkt_answer(R.pkt), 0);
+        }
+        CHECK(!streq(first[0], first[1]) && !streq(first[1], first[2]) && !streq(first[0], first[2]));
+        for (int i = 0; i < 3; i++)
+                free(first[i]);
+
+        current_test = "reverse: other types and ANY";
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_A, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
+        CHECK(ancount(&R) == 0);
+        check_soa_authority(&R, "in-addr.arpa.", 30, store_version(s));
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_ANY, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
+        CHECK(ancount(&R) == 3);
+
+        current_test = "reverse: empty non-terminals are NODATA";
+        for (const char *const *n = (const char *const[]) { "8.9.10.in-addr.arpa", "9.10.in-addr.arpa",
+                                                            "10.in-addr.arpa", "in-addr.arpa",
+                                                            "8.b.d.0.1.0.0.2.ip6.arpa", "2.ip6.arpa", NULL };
+             *n; n++) {
+                run_query(s, &cfg_example, DNS_TRANSPORT_UDP, *n, DNS_TYPE_PTR, &o, &R);
+                check_common(&R, true);
+                if (ldns_pkt_get_rcode(R.pkt) != LDNS_RCODE_NOERROR)
+                        fprintf(stderr, "%s: rcode %d\n", *n, ldns_pkt_get_rcode(R.pkt));
+                CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
+                CHECK(ancount(&R) == 0);
+                CHECK(ldns_pkt_nscount(R.pkt) == 1);
+        }
+        /* Above the reverse zones, with no configured domain: the root is the
+         * apex and arpa exists, as when reverse names were nodes. */
+        run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "arpa", DNS_TYPE_A, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR && ancount(&R) == 0);
+
+        current_test = "reverse: absent addresses and wildcards are NXDOMAIN";
+        for (const char *const *n = (const char *const[]) { "6.8.9.10.in-addr.arpa", "9.9.10.in-addr.arpa",
+                                                            "5.5.5.10.in-addr.arpa", "07.8.9.10.in-addr.arpa",
+                                                            "1.7.8.9.10.in-addr.arpa", "3.ip6.arpa", NULL };
+             *n; n++) {
+                run_query(s, &cfg_example, DNS_TRANSPORT_UDP, *n, DNS_TYPE_PTR, &o, &R);
+                if (ldns_pkt_get_rcode(R.pkt) != LDNS_RCODE_NXDOMAIN)
+                        fprintf(stderr, "%s: rcode %d\n", *n, ldns_pkt_get_rcode(R.pkt));
+                CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+                CHECK(ancount(&R) == 0);
+        }
+
+        current_test = "reverse: explicit and derived PTRs together";
+        CHECK(store_add(s, rev, DNS_TYPE_PTR, "mail.example.com", 100, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, rev, DNS_TYPE_PTR, "a.example.com", 100, "api", 0, NULL, NULL) == 1);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
+        CHECK(ancount(&R) == 4);        /* a.example.com once */
+        CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR mail.example.com."));
+        CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR a.example.com."));
+        for (size_t i = 0; i < 4; i++) {
+                const ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(R.pkt), i);
+                char *t = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+                CHECK(ldns_rr_ttl(rr) == (streq(t, "a.example.com.") ? 20u : streq(t, "mail.example.com.") ? 100u : 300u));
+                free(t);
+        }
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_ANY, &o, &R);
+        CHECK(ancount(&R) == 4);
+
+        current_test = "reverse: IPv6";
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP,
+                  "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", DNS_TYPE_PTR, &o, &R);
+        CHECK(ancount(&R) == 1);
+        CHECK(answer_is(&R, 0, "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. PTR v6.example.com."));
+
+        current_test = "reverse: too many names for UDP";
+        for (int i = 0; i < 300; i++) {
+                snprintf(buf, sizeof buf, "host%d.example.com", i);
+                CHECK(store_add(s, buf, DNS_TYPE_A, "10.0.0.0", 300, "hosts:/many", 0, NULL, NULL) == 1);
+        }
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "0.0.0.10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
+        CHECK(ldns_pkt_tc(R.pkt) && ancount(&R) == 0);
+        run_query(s, &cfg_example, DNS_TRANSPORT_TCP, "0.0.0.10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
+        CHECK(!ldns_pkt_tc(R.pkt) && ancount(&R) == 300);
+        CHECK(section_has(ldns_pkt_answer(R.pkt), "0.0.0.10.in-addr.arpa. PTR host299.example.com."));
+
+        current_test = "reverse: removal";
+        CHECK(store_remove_owner(s, "hosts:/many") == 300);
+        CHECK(store_remove_owner(s, "docker:x") == 2);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
+        CHECK(ancount(&R) == 3);        /* hosts' a, api's c, the explicit mail (and a) */
+        CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR c.example.com."));
+        CHECK(!section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR b.example.com."));
+        CHECK(store_remove(s, rev, DNS_TYPE_PTR, NULL, NULL) == 2);
+        CHECK(store_remove(s, "a.example.com", 0, NULL, NULL) == 1);
+        CHECK(store_remove(s, "c.example.com", 0, NULL, NULL) == 1);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+}
+
 static void test_cname(const Store *s) {
         const QueryOpts o = {};
 
@@ -863,6 +995,7 @@ int main(void) {
         test_round_robin(s);
         test_negative(s);
         test_reverse(s);
+        test_reverse_index();
         test_cname(s);
         test_wildcard(s);
         test_truncation(s);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the record store: owners, union and dedup, removal by owner,
- * mark and sweep, versions and change events, derived PTRs, empty non-terminals. */
+ * mark and sweep, versions and change events, derived PTRs (the address
+ * index and reverse empty non-terminals), empty non-terminals. */
 
 #include <stdio.h>
 
@@ -33,6 +34,39 @@ static void on_change(Store *s, RecordChange change, const Record *r, void *user
 static unsigned rrset_size(const Store *s, const char *name, uint16_t type) {
         const RRSet *set = store_node_rrset(store_lookup(s, name), type);
         return set ? set->n : 0;
+}
+
+/* The answer path's view of a name. */
+static bool lookup_name(const Store *s, const char *name, StoreName *ret) {
+        uint8_t wire[DNS_WIRE_NAME_MAX];
+        int len = dns_name_to_wire(name, wire);
+
+        CHECK(len > 0);
+        return store_lookup_name(s, wire, (size_t) len, ret);
+}
+
+/* The derived PTRs of a reverse name, as "target/ttl" joined by spaces in
+ * the iterator's order; "" when there are none, "-" when the name does not exist. */
+static const char *derived_ptrs(const Store *s, const char *name) {
+        static char out[1024];
+        const Record *iter = NULL;
+        const uint8_t *target;
+        uint16_t len;
+        uint32_t ttl;
+        StoreName n;
+        size_t o = 0, count = 0;
+
+        out[0] = 0;
+        if (!lookup_name(s, name, &n))
+                return "-";
+        while (store_name_next_ptr(&n, &iter, &target, &len, &ttl)) {
+                char t[1024];
+                CHECK(dns_wire_to_name(target, len, t, sizeof t) >= 0);
+                o += (size_t) snprintf(out + o, sizeof out - o, "%s%s/%u", o ? " " : "", t, ttl);
+                count++;
+        }
+        CHECK(count == store_name_n_ptr(&n));
+        return out;
 }
 
 static void test_add_union_dedup(void) {
@@ -103,11 +137,14 @@ static void test_nodes_and_ptr(void) {
         CHECK(store_lookup(s, "nope.example.com") == NULL);
         CHECK(store_lookup(s, "*.example.com") && store_node_has_data(store_lookup(s, "*.example.com")));
 
-        /* PTR for addresses, not for wildcards; canonical AAAA value. */
-        CHECK(rrset_size(s, "7.2.0.192.in-addr.arpa", DNS_TYPE_PTR) == 1);
-        CHECK(store_lookup(s, "9.2.0.192.in-addr.arpa") == NULL);
-        CHECK(rrset_size(s, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", DNS_TYPE_PTR) == 1);
-        CHECK(store_lookup(s, "2.0.192.in-addr.arpa") != NULL);   /* reverse ENT */
+        /* PTR for addresses, not for wildcards; canonical AAAA value. The
+         * reverse names are no nodes: the answer path finds them by address. */
+        CHECK(streq(derived_ptrs(s, "7.2.0.192.in-addr.arpa"), "a.b.example.com/30"));
+        CHECK(store_lookup(s, "7.2.0.192.in-addr.arpa") == NULL);
+        CHECK(streq(derived_ptrs(s, "9.2.0.192.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"),
+                    "v6.example.com/30"));
+        CHECK(streq(derived_ptrs(s, "2.0.192.in-addr.arpa"), ""));   /* reverse ENT */
         {
                 const Record *r = store_lookup(s, "v6.example.com")->records;
                 CHECK(r && strcmp(r->value, "2001:db8::1") == 0);
@@ -116,14 +153,129 @@ static void test_nodes_and_ptr(void) {
         /* Removal prunes the nodes it made, and only those. */
         CHECK(store_remove(s, "a.b.example.com", 0, NULL, NULL) == 1);
         CHECK(store_lookup(s, "b.example.com") == NULL);
-        CHECK(store_lookup(s, "7.2.0.192.in-addr.arpa") == NULL);
-        CHECK(store_lookup(s, "2.0.192.in-addr.arpa") == NULL);
+        CHECK(streq(derived_ptrs(s, "7.2.0.192.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "2.0.192.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "ip6.arpa"), ""));
         CHECK(store_lookup(s, "example.com")->n_children == 2);
         CHECK(store_remove(s, "*.example.com", DNS_TYPE_A, "192.0.2.9", "api") == 1);
         CHECK(store_remove(s, "v6.example.com", DNS_TYPE_AAAA, "2001:db8::1", "other") == 0);
         CHECK(store_remove(s, "v6.example.com", DNS_TYPE_AAAA, "2001:db8::1", "api") == 1);
         CHECK(store_lookup(s, "com") == NULL);
+        CHECK(streq(derived_ptrs(s, "ip6.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "arpa"), "-"));
         CHECK(store_count(s) == 0);
+}
+
+/* The address index: which reverse names exist, what they answer, and that
+ * it follows every change. */
+static void test_reverse_index(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        StoreName n;
+
+        CHECK(store_new(&s) == 0);
+        CHECK(store_add(s, "a.test", DNS_TYPE_A, "10.9.8.7", 60, "hosts:/h", 1, NULL, NULL) == 1);
+
+        /* Every octet prefix exists (NODATA), its siblings do not (NXDOMAIN). */
+        CHECK(streq(derived_ptrs(s, "8.9.10.in-addr.arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "9.10.in-addr.arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "10.in-addr.arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "in-addr.arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "9.9.10.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "11.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "6.8.9.10.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "ip6.arpa"), "-"));
+        /* Only the form our PTRs have: no leading zeros, no fifth octet. */
+        CHECK(streq(derived_ptrs(s, "07.8.9.10.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "1.7.8.9.10.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "x.8.9.10.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa.example"), "-"));
+        CHECK(lookup_name(s, "7.8.9.10.in-addr.arpa", &n) && n.addr && !n.node);
+        CHECK(store_name_has_ptr(&n));
+        CHECK(!lookup_name(s, "a.test.in-addr.arpa", &n) && !n.addr);
+
+        /* Several names on one address, one of them from two owners with
+         * different TTLs: each name answers once, with its lowest TTL. */
+        CHECK(store_add(s, "b.test", DNS_TYPE_A, "10.9.8.7", 30, "docker:x", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "a.test", DNS_TYPE_A, "10.9.8.7", 20, "docker:x", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "c.test", DNS_TYPE_A, "10.9.8.7", 40, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "*.w.test", DNS_TYPE_A, "10.9.8.7", 40, "api", 0, NULL, NULL) == 1);
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/20 b.test/30"));
+
+        /* A TTL change moves the derived TTL both ways. */
+        CHECK(store_add(s, "a.test", DNS_TYPE_A, "10.9.8.7", 90, "docker:x", 0, NULL, NULL) == 0);
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/60 b.test/30"));
+
+        /* An explicit PTR: answered from the rrset; a target the address
+         * gives too is left to it (so it answers once, store_name_ptr_ttl()
+         * giving the lower TTL). */
+        CHECK(store_add(s, "7.8.9.10.in-addr.arpa", DNS_TYPE_PTR, "Mail.Test.", 100, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "7.8.9.10.in-addr.arpa", DNS_TYPE_PTR, "b.test", 100, "api", 0, NULL, NULL) == 1);
+        CHECK(lookup_name(s, "7.8.9.10.in-addr.arpa", &n) && n.node && n.addr);
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/60"));
+        {
+                const RRSet *set = store_node_rrset(n.node, DNS_TYPE_PTR);
+                CHECK(set && set->n == 2);
+                for (uint32_t i = 0; set && i < set->n; i++) {
+                        char t[1024];
+                        CHECK(dns_wire_to_name(set->items[i].record->rdata, set->items[i].record->rdlen, t, sizeof t) > 0);
+                        if (streq(t, "b.test"))
+                                CHECK(store_name_ptr_ttl(&n, &set->items[i]) == 30);
+                        else
+                                CHECK(streq(t, "mail.test") && store_name_ptr_ttl(&n, &set->items[i]) == 100);
+                }
+        }
+        /* An explicit PTR alone makes its reverse name, as any record. */
+        CHECK(store_add(s, "1.1.1.1.in-addr.arpa", DNS_TYPE_PTR, "one.test", 100, "api", 0, NULL, NULL) == 1);
+        CHECK(lookup_name(s, "1.1.1.1.in-addr.arpa", &n) && n.node && !n.addr && store_name_has_ptr(&n));
+        CHECK(lookup_name(s, "1.1.in-addr.arpa", &n) && n.node && !n.addr);
+
+        /* Removals in every position of the address chain: the head (the
+         * first added), the middle, the newest. */
+        CHECK(store_remove(s, "a.test", DNS_TYPE_A, "10.9.8.7", "hosts:/h") == 1);
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/90"));
+        CHECK(store_remove(s, "c.test", 0, NULL, NULL) == 1);
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "a.test/90"));
+        CHECK(store_remove_owner(s, "docker:x") == 2);
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), ""));   /* the explicit PTRs stay */
+        CHECK(store_remove_owner(s, "api") == 4);
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "10.in-addr.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "arpa"), "-"));
+        CHECK(store_count(s) == 0);
+
+        /* IPv6: every nibble prefix exists, and only lowercase single nibbles. */
+        CHECK(store_add(s, "v6.test", DNS_TYPE_AAAA, "2001:db8::abc", 60, "api", 0, NULL, NULL) == 1);
+        CHECK(streq(derived_ptrs(s, "c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), "v6.test/60"));
+        CHECK(streq(derived_ptrs(s, "b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "2.ip6.arpa"), ""));
+        CHECK(streq(derived_ptrs(s, "3.ip6.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "d.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.0.ip6.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "cb.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "in-addr.arpa"), "-"));
+        CHECK(store_remove(s, "v6.test", 0, NULL, NULL) == 1);
+        CHECK(streq(derived_ptrs(s, "2.ip6.arpa"), "-"));
+}
+
+/* A shared address (a blocklist's 0.0.0.0) with many names: adding and
+ * removing stay linear, and each name answers once. */
+static void test_many_on_one_address(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        char name[64];
+        StoreName n;
+
+        CHECK(store_new(&s) == 0);
+        for (unsigned i = 0; i < 20000; i++) {
+                snprintf(name, sizeof name, "ad%u.block.test", i);
+                CHECK(store_add(s, name, DNS_TYPE_A, "0.0.0.0", 30, "hosts:/b", i + 1, NULL, NULL) == 1);
+        }
+        CHECK(lookup_name(s, "0.0.0.0.in-addr.arpa", &n) && store_name_n_ptr(&n) == 20000);
+        store_mark_owner(s, "hosts:/b");
+        CHECK(store_sweep_owner(s, "hosts:/b") == 20000);
+        CHECK(!lookup_name(s, "0.0.0.0.in-addr.arpa", &n));
 }
 
 static void test_mark_sweep(void) {
@@ -205,14 +357,19 @@ static void test_many(void) {
         }
         CHECK(store_count(s) == 100000);
         CHECK(store_lookup(s, "bench.test")->n_children == 100000);
+        CHECK(streq(derived_ptrs(s, "159.134.1.10.in-addr.arpa"), "host99999.bench.test/30"));
+        CHECK(streq(derived_ptrs(s, "134.1.10.in-addr.arpa"), ""));
         CHECK(store_remove_owner(s, "hosts:/b/f") == 100000);
         CHECK(store_count(s) == 0);
         CHECK(store_lookup(s, "test") == NULL);
+        CHECK(streq(derived_ptrs(s, "10.in-addr.arpa"), "-"));
 }
 
 int main(void) {
         test_add_union_dedup();
         test_nodes_and_ptr();
+        test_reverse_index();
+        test_many_on_one_address();
         test_mark_sweep();
         test_foreach_source();
         test_many();
