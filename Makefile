@@ -8,7 +8,7 @@ FUZZ     ?= build-fuzz
 FUZZ_SECONDS ?= 30
 MESON    ?= meson
 
-.PHONY: all deps build run test test-asan fuzz bench clean
+.PHONY: all deps build run test test-asan fuzz bench clean up down
 
 all: build
 
@@ -40,8 +40,9 @@ test-asan: deps
 	@[ -f $(ASAN)/build.ninja ] || $(MESON) setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
 	$(MESON) compile -C $(ASAN)
 	@# The packaged-system test installs the build into a container without
-	@# the sanitizer runtime, and the browser adds nothing under ASan.
-	@tools/run-tests $(ASAN) --no-suite system --no-suite browser
+	@# the sanitizer runtime, the image test builds from source on its own,
+	@# and the browser adds nothing under ASan.
+	@tools/run-tests $(ASAN) --no-suite system --no-suite container --no-suite browser
 
 fuzz: deps
 	@[ -f $(FUZZ)/build.ninja ] || CC=clang $(MESON) setup $(FUZZ) -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
@@ -50,6 +51,23 @@ fuzz: deps
 
 bench: build
 	bench/dns-bench.sh $(BUILD)
+
+# joyrided in a container with Docker Compose (docker-compose.yml): the v2
+# plugin when it is there, else v1. DOCKER_GID gives the container's user the
+# group of the Docker socket (see README.md, "In a container").
+DOCKER_SOCK ?= /var/run/docker.sock
+DOCKER_GID  ?= $(shell stat -c %g $(DOCKER_SOCK) 2>/dev/null)
+COMPOSE     ?= $(shell if docker compose version >/dev/null 2>&1; then echo docker compose; \
+		elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+
+up:
+	@[ -n "$(COMPOSE)" ] || { echo "make up: Docker Compose is missing (apt-get install docker-compose)" >&2; exit 1; }
+	@[ -n "$(DOCKER_GID)" ] || { echo "make up: no Docker socket at $(DOCKER_SOCK) (set DOCKER_SOCK)" >&2; exit 1; }
+	DOCKER_GID=$(DOCKER_GID) DOCKER_SOCK=$(DOCKER_SOCK) $(COMPOSE) up -d --build
+
+down:
+	@[ -n "$(COMPOSE)" ] || { echo "make down: Docker Compose is missing (apt-get install docker-compose)" >&2; exit 1; }
+	DOCKER_GID=$(DOCKER_GID) DOCKER_SOCK=$(DOCKER_SOCK) $(COMPOSE) down
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
