@@ -166,6 +166,46 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
                 (void) snprintf(buf, size, "(family %i)", sa->ss_family);
 }
 
+/* A line per query, at debug level only (checked first: no cost otherwise). */
+static void log_query(DnsTransport transport, const DnsQueryInfo *info, const uint8_t *req, size_t len,
+                      const struct sockaddr_storage *peer, int fd) {
+        struct sockaddr_storage sa = {};
+        char from[INET6_ADDRSTRLEN + 8] = "?", name[1024] = "";
+
+        if (log_get_max_level() < LOG_DEBUG)
+                return;
+        if (peer)
+                sa = *peer;
+        else {
+                socklen_t salen = sizeof sa;
+                if (getpeername(fd, (struct sockaddr *) &sa, &salen) < 0)
+                        sa.ss_family = AF_UNSPEC;
+        }
+        if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
+                sockaddr_format(&sa, from, sizeof from);
+        /* The question name, read defensively: it may be malformed. */
+        if (len > DNS_HEADER_SIZE) {
+                size_t p = DNS_HEADER_SIZE, o = 0;
+                while (p < len && req[p] != 0 && req[p] <= 63 && p + 1 + req[p] <= len && o + req[p] + 2 < sizeof name) {
+                        for (uint8_t i = 0; i < req[p]; i++) {
+                                uint8_t ch = req[p + 1 + i];
+                                name[o++] = ch > 0x20 && ch < 0x7f ? (char) ch : '?';
+                        }
+                        name[o++] = '.';
+                        p += 1 + req[p];
+                }
+                name[o] = 0;
+        }
+        char type[16];
+        if (store_type_to_string(info->qtype))
+                snprintf(type, sizeof type, "%s", store_type_to_string(info->qtype));
+        else
+                snprintf(type, sizeof type, "TYPE%u", info->qtype);
+        log_debug("Query %s %s from %s over %s: %s, %u answer(s)%s", name[0] ? name : ".", type, from,
+                  transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP", strna(dns_rcode_to_string(info->rcode)),
+                  info->answer_count, info->truncated ? ", truncated" : "");
+}
+
 static bool sockaddr_is_wildcard(const struct sockaddr_storage *sa) {
         if (sa->ss_family == AF_INET)
                 return ((const struct sockaddr_in *) sa)->sin_addr.s_addr == htonl(INADDR_ANY);
@@ -421,6 +461,7 @@ static int udp_on_io(sd_event_source *source, int fd, uint32_t revents, void *us
                         if (len == 0)
                                 continue;
                         count_query(s, DNS_TRANSPORT_UDP, &info);
+                        log_query(DNS_TRANSPORT_UDP, &info, slot->query, s->msgs_in[i].msg_len, &slot->peer, -1);
 
                         slot->iov_out = (struct iovec) { .iov_base = slot->reply, .iov_len = len };
                         s->msgs_out[n_out] = (struct mmsghdr) {
@@ -622,6 +663,7 @@ static int conn_process(DnsTcpConnection *c) {
                 if (len == 0)
                         continue;
                 count_query(s, DNS_TRANSPORT_TCP, &info);
+                log_query(DNS_TRANSPORT_TCP, &info, p + 2, mlen, NULL, c->fd);
                 conn_touch(c);
 
                 s->tcp_reply[0] = (uint8_t) (len >> 8);

@@ -42,7 +42,7 @@ EOF
 start() {
         NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=400000 JOYRIDE_CONFIG="$tmp/joyride.conf" \
         "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$tmp/hosts" \
-                --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
+                --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster ${extra:-} \
                 >"$tmp/daemon.log" 2>&1 &
         daemon_pid=$!
         pids+=($daemon_pid)
@@ -85,10 +85,18 @@ wait_pid_timeout "$daemon_pid" 3 || rc=$?
 grep -q 'STOPPING=1' "$tmp/notify.log" || fail "no STOPPING=1"
 ok "SIGTERM exits 0 and says STOPPING=1"
 
-# SIGINT likewise.
+# At the default level (info) no line is logged per query.
+! grep -q 'Query one.sig.test' "$tmp/daemon.log" || fail "a query was logged at info level"
+ok "no line per query at info level"
+
+# SIGINT likewise; at debug level every query gets a line.
 printf '[DNS]\nNegativeTTL=3\n' > "$tmp/joyride.conf"
+extra=--log-level=debug
 start
 wait_for "answers after restart" 5 bash -c "[ \"\$(dig +short +tries=1 +time=1 @127.0.0.1 -p $port one.sig.test)\" = 10.9.0.1 ]"
+grep -q 'Query one.sig.test. A from 127.0.0.1:[0-9]* over UDP: NOERROR, 1 answer' "$tmp/daemon.log" ||
+        fail "no debug line for the query: $(grep Query "$tmp/daemon.log" | head -3)"
+ok "a line per query at debug level"
 kill -INT "$daemon_pid"
 rc=0
 wait_pid_timeout "$daemon_pid" 3 || rc=$?
