@@ -86,6 +86,7 @@ for k in "${NODES[@]}"; do
         mkdir -p "$CL_DIR/h$k"
         echo "10.9.0.$k n$k.cluster.test" >"$CL_DIR/h$k/self"
 done
+CL_HTTP_PORT=$((CL_DNS_PORT + 1))
 start=$(now_ms)
 for k in "${NODES[@]}"; do
         cluster_start "$k" "$KEY"
@@ -121,6 +122,26 @@ echo "10.9.2.2 both.cluster.test" >"$CL_DIR/h2/both"
 both_on() { cl_has "$1" both.cluster.test 10.9.2.1 && cl_has "$1" both.cluster.test 10.9.2.2; }
 wait_since "$(now_ms)" "both addresses of both.cluster.test on n3" 2000 both_on 3
 ok "a name on n1 and n2 answers on n3 with both addresses"
+
+# --- the cluster as the HTTP API shows it (n1, inside its namespace) --------
+api() { ip netns exec "$(cl_ns 1)" curl -s --max-time 5 "$@"; }
+members=$(api "http://127.0.0.1:$CL_HTTP_PORT/dns/cluster")
+python3 - "$members" <<'PY' || fail "/dns/cluster on n1: $members"
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["status"] == "success", o
+alive = sorted(m["node_id"] for m in o["cluster"] if m["state"] == "alive")
+assert alive == ["n1", "n2", "n3", "n4"], alive
+assert all(m["records"] >= 1 for m in o["cluster"] if not m["self"]), o
+PY
+ok "/dns/cluster on n1 lists n1-n4 alive with their record counts"
+code=$(api -o "$CL_DIR/sync.json" -w '%{http_code}' -X POST "http://127.0.0.1:$CL_HTTP_PORT/dns/sync")
+[ "$code" = 200 ] && grep -q success "$CL_DIR/sync.json" || fail "POST /dns/sync on n1: $code $(cat "$CL_DIR/sync.json")"
+metrics=$(api "http://127.0.0.1:$CL_HTTP_PORT/metrics")
+grep -q '^joyride_cluster_members{state="alive"} 4$' <<<"$metrics" || fail "metrics: $(grep cluster_members <<<"$metrics")"
+sent=$(awk '/^joyride_gossip_packets_total\{direction="sent"\}/ {print $2}' <<<"$metrics")
+[ "${sent:-0}" -gt 0 ] || fail "no gossip packets counted as sent: $(grep gossip <<<"$metrics")"
+ok "POST /dns/sync answers 200 and /metrics counts 4 alive members and $sent gossip packets sent"
 
 # --- kill -9: withdrawn after suspicion + grace, back when it restarts ------
 # Bound: a probe round (4 periods), the longest suspicion timeout
