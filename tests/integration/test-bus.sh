@@ -33,12 +33,14 @@ MONITOR_PID=
 BUS_PID=
 OPEN_BUS_PID=
 OPEN_DAEMON_PID=
+PEER_PID=
 
 cleanup() {
         local rc=$?
         [ -n "$MONITOR_PID" ] && kill "$MONITOR_PID" 2>/dev/null
         [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null
         [ -n "$OPEN_DAEMON_PID" ] && kill "$OPEN_DAEMON_PID" 2>/dev/null
+        [ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
         [ -n "$ACTIVATED_PID" ] && kill "$ACTIVATED_PID" 2>/dev/null
         [ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
         [ -n "$OPEN_BUS_PID" ] && kill "$OPEN_BUS_PID" 2>/dev/null
@@ -559,6 +561,42 @@ grep -q bad..example.com "$STATE"/records.json.corrupt-* || fail "the partly bad
 grep -q bad..example.com "$STATE/records.json" && fail "the rewritten state file still has the bad entry"
 call AddRecord sssu fresh.example.com "" 10.4.0.1 60
 ok "a corrupt state file is reported and moved aside, and the daemon starts; bad entries are skipped"
+
+# --- the cluster over D-Bus ---------------------------------------------------
+# Two nodes on loopback only (a loopback bind turns broadcast discovery off):
+# ours on the bus, a peer without one that joins it.
+stop_daemon
+SWIM1=$(free_port)
+SWIM2=$(free_port)
+# shellcheck disable=SC2086
+start_daemon "$T/daemon-cluster.log" $DAEMON_ARGS --cluster --cluster-bind-address=127.0.0.1 --swim-port="$SWIM1"
+[ "$(prop ClusterEnabled)" = "b true" ] || fail "ClusterEnabled: $(prop ClusterEnabled)"
+[ "$(prop MemberCount)" = "u 1" ] || fail "MemberCount alone: $(prop MemberCount)"
+start_monitor
+"$BUILD/src/joyrided" --node-id=peer --cluster --cluster-bind-address=127.0.0.1 --swim-port="$SWIM2" \
+        --join="127.0.0.1:$SWIM1" --dns-bind-address=127.0.0.1 --dns-port="$(free_port)" \
+        --state-directory="$T/peer-state" --no-docker --no-http --bus=none >"$T/peer.log" 2>&1 </dev/null &
+PEER_PID=$!
+wait_for "the peer as a member" 10 bash -c "busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListMembers | grep -q '\"peer\" \"127.0.0.1:$SWIM2\" \"alive\"'"
+[ "$(prop MemberCount)" = "u 2" ] || fail "MemberCount with a peer: $(prop MemberCount)"
+call Sync >/dev/null || fail "Sync with a cluster failed"
+"$CTL" --no-pager members | grep -q "peer" || fail "joyridectl members does not list the peer: $("$CTL" --no-pager members)"
+kill "$PEER_PID"
+wait "$PEER_PID" 2>/dev/null || true
+PEER_PID=
+wait_for "the peer leaving" 10 bash -c "busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListMembers | grep -q '\"peer\" \"127.0.0.1:$SWIM2\" \"left\"'"
+stop_monitor
+python3 - "$T/monitor.json" <<'PY' || fail "MemberChanged signals: $(grep -o '"member":"[A-Za-z]*"' "$T/monitor.json" | sort | uniq -c)"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+changes = [m['payload']['data'] for m in msgs if m.get('member') == 'MemberChanged']
+states = [c[2] for c in changes if c[0] == 'peer']
+assert 'alive' in states and 'left' in states, changes
+PY
+ok "cluster over D-Bus: MemberCount, ListMembers, Sync, joyridectl members, MemberChanged (alive, left)"
+stop_daemon
+# shellcheck disable=SC2086
+start_daemon "$T/daemon-after-cluster.log" $DAEMON_ARGS
 
 # --- not running; bus activation -------------------------------------------
 
