@@ -899,6 +899,9 @@ static void test_cluster(void) {
 
         LOAD_FAILS(ARGV("--cluster-bind-address=node-a"), ENVP(NULL), "--cluster-bind-address=node-a", "address");
         LOAD_FAILS(ARGV(), ENVP("JOYRIDE_CLUSTER_KEY_FILE=keys.txt"), "JOYRIDE_CLUSTER_KEY_FILE=keys.txt", "absolute");
+
+        free(env);
+        free(path);
 }
 
 static void test_resolved(void) {
