@@ -34,6 +34,7 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
 
 mkdir -p "$tmp/hosts" "$tmp/state" "$build/test-artifacts"
 printf '10.30.0.1 web.browser.test db.browser.test\n10.30.0.2 cache.browser.test\nfd00::30 six.browser.test\n' \

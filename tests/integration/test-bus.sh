@@ -53,6 +53,7 @@ cleanup() {
         rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
 
 # Everything nobody runs must be reachable by nobody.
 mkdir -p "$T/bin" "$HOSTS"

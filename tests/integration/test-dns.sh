@@ -29,6 +29,7 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
 
 hosts="$tmp/hosts.d"
 log="$tmp/daemon.log"

@@ -28,6 +28,7 @@ cleanup() {
         if [ "${KEEP_TMP:-}" = 1 ]; then echo "kept $tmp"; else docker_lib_rmtree "$tmp"; fi
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
 docker_lib_init "$tmp/d"
 engine_sock=$R/docker.sock
 hostip=192.0.2.10

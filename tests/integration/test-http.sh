@@ -27,6 +27,7 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
 
 mkdir -p "$tmp/hosts" "$tmp/state"
 printf '10.20.0.1 web.http.test db.http.test\nfd00::20 six.http.test\n' > "$tmp/hosts/a.hosts"

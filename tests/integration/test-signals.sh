@@ -17,6 +17,7 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
 
 # A NOTIFY_SOCKET listener that writes every datagram it gets to a file.
 python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &

@@ -30,6 +30,7 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
 
 [ -x "$launch" ] || fail "$launch not built"
 
