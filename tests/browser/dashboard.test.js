@@ -97,8 +97,11 @@ async function main() {
   });
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
   page.on("requestfailed", (r) => {
-    // The feed is cut when the page reloads; that is not a failure.
-    if (!r.url().endsWith("/api/events")) problems.push("request failed: " + r.url() + " " + r.failure().errorText);
+    // A reload cuts the feed and any fetch still in flight (ERR_ABORTED):
+    // that is the browser navigating away, not a failure of the page.
+    const err = r.failure().errorText;
+    if (!r.url().endsWith("/api/events") && err !== "net::ERR_ABORTED")
+      problems.push("request failed: " + r.url() + " " + err);
   });
   page.on("response", (r) => {
     if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
