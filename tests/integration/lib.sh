@@ -49,3 +49,56 @@ wait_pid_timeout() {
         done
         wait "$pid"
 }
+
+# setup_tmp: a temp dir in $tmp, removed at exit (also on SIGTERM/SIGINT),
+# after killing every PID listed in $daemon_pid and $holder_pid; on failure
+# the last lines of $tmp/daemon.log are shown first.
+setup_tmp() {
+        tmp=$(mktemp -d)
+        daemon_pid=
+        holder_pid=
+        trap _lib_cleanup EXIT
+        trap 'exit 143' INT TERM
+}
+_lib_cleanup() {
+        local rc=$? pid
+        if [ "$rc" -ne 0 ] && [ -s "$tmp/daemon.log" ]; then
+                echo "--- last lines of the daemon's log:" >&2
+                tail -n 30 "$tmp/daemon.log" >&2
+        fi
+        for pid in $daemon_pid $holder_pid; do
+                kill "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+        done
+        rm -rf "$tmp"
+}
+
+# start_local_daemon HOSTS_DIR NAME VALUE [options]: starts $daemon on a free
+# loopback port serving HOSTS_DIR, with Docker, HTTP, D-Bus and the cluster
+# off, logging to $tmp/daemon.log; waits (5 s) until NAME answers VALUE.
+# Retries with another port if one was taken between free_port and the bind.
+# Sets $port and $daemon_pid.
+start_local_daemon() {
+        local hosts=$1 name=$2 value=$3 attempt deadline
+        shift 3
+        for attempt in 1 2 3; do
+                port=$(free_port)
+                "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$hosts" \
+                        --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
+                        "$@" 2>"$tmp/daemon.log" &
+                daemon_pid=$!
+                deadline=$(( $(date +%s%N) + 5000000000 ))
+                while [ "$(date +%s%N)" -lt "$deadline" ] && kill -0 "$daemon_pid" 2>/dev/null; do
+                        if [ "$(dig_short "$port" "$name" 2>/dev/null)" = "$value" ]; then
+                                return 0
+                        fi
+                        sleep 0.05
+                done
+                kill "$daemon_pid" 2>/dev/null || true
+                wait "$daemon_pid" 2>/dev/null || true
+                daemon_pid=
+                echo "daemon did not answer on port $port (attempt $attempt):" >&2
+                tail -n 20 "$tmp/daemon.log" >&2 || true
+        done
+        fail "joyrided never answered"
+}

@@ -13,26 +13,9 @@ daemon="$build/src/joyrided"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-tmp=$(mktemp -d)
-daemon_pid=
-holder_pid=
-cleanup() {
-        local rc=$?
-        if [ "$rc" -ne 0 ] && [ -s "$tmp/daemon.log" ]; then
-                echo "--- last lines of the daemon's log:" >&2
-                tail -n 30 "$tmp/daemon.log" >&2
-        fi
-        for pid in $holder_pid $daemon_pid; do
-                kill "$pid" 2>/dev/null || true
-                wait "$pid" 2>/dev/null || true
-        done
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+setup_tmp
 
 hosts="$tmp/hosts.d"
-log="$tmp/daemon.log"
 mkdir -p "$hosts" "$tmp/state"
 cat > "$hosts/10-main.hosts" <<'EOF'
 # several names on one line, an IPv6 address, one half of a two-file name
@@ -49,30 +32,9 @@ for i in $(seq 1 60); do
         echo "10.54.0.$i many.example.com"
 done > "$hosts/30-many.hosts"
 
-# start_daemon [extra options]: starts joyrided on a free port and waits
-# (at most 5 s) until dig gets an answer from it.
+# start_daemon [extra options]: the daemon on a free port, answering.
 start_daemon() {
-        local attempt
-        for attempt in 1 2 3; do
-                port=$(free_port)
-                "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$hosts" \
-                        --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
-                        --negative-ttl=7 "$@" 2>"$log" &
-                daemon_pid=$!
-                local deadline=$(( $(date +%s%N) + 5000000000 ))
-                while [ "$(date +%s%N)" -lt "$deadline" ] && kill -0 "$daemon_pid" 2>/dev/null; do
-                        if [ "$(dig_short "$port" api.example.com A 2>/dev/null)" = 10.53.0.1 ]; then
-                                return 0
-                        fi
-                        sleep 0.05
-                done
-                kill "$daemon_pid" 2>/dev/null || true
-                wait "$daemon_pid" 2>/dev/null || true
-                daemon_pid=
-                echo "daemon did not answer on port $port (attempt $attempt):" >&2
-                tail -n 20 "$log" >&2 || true
-        done
-        fail "joyrided never answered"
+        start_local_daemon "$hosts" api.example.com 10.53.0.1 --negative-ttl=7 "$@"
 }
 
 stop_daemon() {

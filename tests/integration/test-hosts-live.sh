@@ -11,22 +11,7 @@ daemon="$build/src/joyrided"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-tmp=$(mktemp -d)
-daemon_pid=
-cleanup() {
-        local rc=$?
-        if [ "$rc" -ne 0 ] && [ -s "$tmp/daemon.log" ]; then
-                echo "--- last lines of the daemon's log:" >&2
-                tail -n 30 "$tmp/daemon.log" >&2
-        fi
-        if [ -n "$daemon_pid" ]; then
-                kill "$daemon_pid" 2>/dev/null || true
-                wait "$daemon_pid" 2>/dev/null || true
-        fi
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+setup_tmp
 
 dir="$tmp/hosts.d"
 log="$tmp/daemon.log"
@@ -37,33 +22,8 @@ cat > "$dir/initial.hosts" <<'EOF'
 fd77::0:1   initial.live.test
 EOF
 
-# Starts the daemon on a free port; retries with another port if it was
-# taken between free_port and the bind.
 start_daemon() {
-        local attempt
-        for attempt in 1 2 3; do
-                port=$(free_port)
-                "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$dir" \
-                        --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
-                        2>"$log" &
-                daemon_pid=$!
-                local deadline=$(( $(date +%s%N) + 5000000000 ))
-                while [ "$(date +%s%N)" -lt "$deadline" ]; do
-                        if ! kill -0 "$daemon_pid" 2>/dev/null; then
-                                break
-                        fi
-                        if [ "$(answers initial.live.test A)" = "10.77.0.1" ]; then
-                                return 0
-                        fi
-                        sleep 0.05
-                done
-                kill "$daemon_pid" 2>/dev/null || true
-                wait "$daemon_pid" 2>/dev/null || true
-                daemon_pid=
-                echo "daemon did not answer on port $port (attempt $attempt):" >&2
-                tail -n 20 "$log" >&2 || true
-        done
-        fail "joyrided never answered"
+        start_local_daemon "$dir" initial.live.test 10.77.0.1
 }
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }

@@ -14,23 +14,7 @@ launch="$build/tools/sd-launch"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-tmp=$(mktemp -d)
-daemon_pid=
-holder_pid=
-cleanup() {
-        local rc=$?
-        if [ "$rc" -ne 0 ] && [ -s "$tmp/daemon.log" ]; then
-                echo "--- last lines of the daemon's log:" >&2
-                tail -n 30 "$tmp/daemon.log" >&2
-        fi
-        for pid in $daemon_pid $holder_pid; do
-                kill "$pid" 2>/dev/null || true
-                wait "$pid" 2>/dev/null || true
-        done
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+setup_tmp
 
 [ -x "$launch" ] || fail "$launch not built"
 
