@@ -94,6 +94,7 @@ static void write_console(int level, const char *msg, const char *const *fields)
         funlockfile(stderr);
 }
 
+_printf_(7, 0)
 static int log_dispatch(int level, int error, const char *file, int line, const char *func,
                         const char *const *fields, const char *format, va_list ap) {
         char msg[2048];

@@ -369,10 +369,12 @@ static void test_snapshot(void) {
         size_t snap_size = 0;
         CHECK(cluster_records_encode_local(a.cr, &snap, &snap_size) == 0);
         CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 10 * SEC) > 0);
-        g_autofree char *want = dump_owner(a.store, "hosts:");
+        g_autofree char *want = dump_owner(a.store, NULL);   /* every local source: hosts and dbus */
         g_autofree char *got_inc = dump_owner(inc.store, "peer:a");
         g_autofree char *got_full = dump_owner(full.store, "peer:a");
         CHECK(streq(got_inc, got_full));
+        /* ...and both mirror what the origin serves from its own sources. */
+        CHECK(streq(want, got_full));
         CHECK(cluster_records_count(inc.cr, "a") == cluster_records_count(full.cr, "a"));
         CHECK(cluster_records_count(full.cr, "a") == cluster_records_count(a.cr, "a"));
         /* Merging the same snapshot again changes nothing; the incremental
