@@ -105,6 +105,17 @@ void docker_label_names_done(DockerLabelNames *n) {
         *n = (DockerLabelNames) {};
 }
 
+/* Narrows [*s, *e) to the value without surrounding white space; false when
+ * nothing is left (an empty label means "use the default"). */
+static bool trim(const char **s, const char **e) {
+        while (isspace((unsigned char) **s))
+                (*s)++;
+        *e = *s + strlen(*s);
+        while (*e > *s && isspace((unsigned char) (*e)[-1]))
+                (*e)--;
+        return *e > *s;
+}
+
 /* --- joyride.host.ip ----------------------------------------------------- */
 
 typedef struct IpParse {
@@ -155,12 +166,7 @@ int docker_label_parse_ip(const char *value, DockerLabelIp *ret, const char **re
         *ret = (DockerLabelIp) { .mode = DOCKER_IP_HOST };
         if (!s)
                 return 0;
-        while (isspace((unsigned char) *s))
-                s++;
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char) e[-1]))
-                e--;
-        if (e == s)
+        if (!trim(&s, &e))
                 return 0;
         if (e - s == 9 && strncasecmp(s, "container", 9) == 0) {
                 ret->mode = DOCKER_IP_CONTAINER;
@@ -195,12 +201,7 @@ int docker_label_parse_ttl(const char *value, uint32_t default_ttl, uint32_t *re
         *ret = default_ttl;
         if (!s)
                 return 0;
-        while (isspace((unsigned char) *s))
-                s++;
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char) e[-1]))
-                e--;
-        if (e == s)
+        if (!trim(&s, &e))
                 return 0;
 
         for (const char *c = s; c < e; c++) {
