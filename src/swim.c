@@ -291,14 +291,22 @@ static void r_addr(Reader *r, SwimAddr *a) {
                 r->bad = true;
 }
 
-/* Encodes one message into a fresh buffer. */
+/* Frames one message (type, length, body) into buf. Returns its size, or 0
+ * when it does not fit. */
+static size_t msg_frame(uint8_t type, const uint8_t *body, size_t body_size, uint8_t *buf, size_t size) {
+        if (3 + body_size > size || body_size > UINT16_MAX)
+                return 0;
+        buf[0] = type;
+        buf[1] = (uint8_t) (body_size >> 8);
+        buf[2] = (uint8_t) (body_size & 0xff);
+        memcpy(buf + 3, body, body_size);
+        return 3 + body_size;
+}
+
+/* The same, into a fresh buffer (for the broadcast queue). */
 static uint8_t *msg_new(uint8_t type, const uint8_t *body, size_t body_size, size_t *ret_size) {
         uint8_t *m = g_malloc(3 + body_size);
-        m[0] = type;
-        m[1] = (uint8_t) (body_size >> 8);
-        m[2] = (uint8_t) (body_size & 0xff);
-        memcpy(m + 3, body, body_size);
-        *ret_size = 3 + body_size;
+        *ret_size = msg_frame(type, body, body_size, m, 3 + body_size);
         return m;
 }
 
@@ -327,13 +335,7 @@ static size_t encode_member_state(const SwimMember *m, const char *from, uint8_t
                 w_str(&w, from);
                 break;
         }
-        if (3 + w.pos > size)
-                return 0;
-        buf[0] = type;
-        buf[1] = (uint8_t) (w.pos >> 8);
-        buf[2] = (uint8_t) (w.pos & 0xff);
-        memcpy(buf + 3, body, w.pos);
-        return 3 + w.pos;
+        return msg_frame(type, body, w.pos, buf, size);
 }
 
 /* --- broadcasts and packets --------------------------------------------- */
@@ -438,11 +440,7 @@ static void send_ping(Swim *s, const SwimAddr *to, uint32_t seq, const char *tar
 
         w_u32(&w, seq);
         w_str(&w, target);
-        msg[0] = MSG_PING;
-        msg[1] = 0;
-        msg[2] = (uint8_t) w.pos;
-        memcpy(msg + 3, body, w.pos);
-        n = 3 + w.pos;
+        n = msg_frame(MSG_PING, body, w.pos, msg, sizeof msg);
         /* Lifeguard's buddy system: a suspect we probe hears of the suspicion
          * in the ping itself, so it can refute at once, instead of waiting for
          * gossip whose retransmissions may all have gone elsewhere. */
@@ -932,11 +930,8 @@ void swim_tick(Swim *s, uint64_t now) {
                                 w_u32(&w, s->probe_seq);
                                 w_str(&w, target->pub.id);
                                 w_addr(&w, &target->pub.addr);
-                                msg[0] = MSG_PING_REQ;
-                                msg[1] = 0;
-                                msg[2] = (uint8_t) w.pos;
-                                memcpy(msg + 3, body, w.pos);
-                                send_packet(s, &via->pub.addr, msg, 3 + w.pos, true);
+                                send_packet(s, &via->pub.addr, msg,
+                                            msg_frame(MSG_PING_REQ, body, w.pos, msg, sizeof msg), true);
                                 sent++;
                         }
                 }
