@@ -13,13 +13,11 @@
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 #include <libsoup/soup.h>
-#include <time.h>
+#include <stdio.h>
 
 #include "http-json.h"
 #include "http.h"
 #include "log.h"
-#include "cluster.h"
-#include "manager.h"
 
 #define HTTP_BODY_MAX (64u * 1024u)
 #define HTTP_LISTEN_BACKLOG 128
@@ -48,7 +46,9 @@ GResource *joyride_get_resource(void);
 typedef struct SseClient SseClient;
 
 struct HttpServer {
-        Manager *manager;
+        Store *store;
+        StatusProvider provider;
+        char *api_token;             /* NULL: changes from loopback only */
         SoupServer *server;
 
         SseClient *clients;          /* linked list */
@@ -56,6 +56,7 @@ struct HttpServer {
         GString *pending;            /* SSE messages not sent yet */
         unsigned n_pending;
         bool resync;                 /* too many changes in one turn: ask clients to reload */
+        bool subscribed;             /* to the store's changes */
         guint flush_source;
         guint keepalive_source;
 };
@@ -79,13 +80,6 @@ typedef struct Route {
 
 static bool empty_or_null(const char *s) {
         return !s || !*s;
-}
-
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
 /* --- responses ------------------------------------------------------------- */
@@ -121,25 +115,22 @@ static void respond_error(SoupServerMessage *msg, unsigned status, const char *m
 
 /* --- gathering the inputs -------------------------------------------------- */
 
-static void service_info(HttpServer *h, HttpServiceInfo *ret) {
-        Manager *m = h->manager;
-
-        *ret = (HttpServiceInfo) {
-                .service = m->config.service_name,
-                .version = JOYRIDE_VERSION,
-                .environment = m->config.environment,
-                .node_id = m->config.node_id,
-                .http_host = m->config.http_host,
-                .http_port = m->config.http_port,
-                .now_usec = now_usec(CLOCK_REALTIME),
-                .start_usec = m->start_realtime_usec,
-                .uptime_usec = now_usec(CLOCK_MONOTONIC) - m->start_usec,
-        };
+static void get_status(HttpServer *h, ManagerStatus *ret) {
+        h->provider.get_status(h->provider.userdata, ret);
 }
 
-/* The cluster, when this node runs one (ENABLE_DNS_SYNC). */
-static bool cluster_available(HttpServer *h) {
-        return h->manager->cluster != NULL;
+static void service_info(const ManagerStatus *st, HttpServiceInfo *ret) {
+        *ret = (HttpServiceInfo) {
+                .service = st->service_name,
+                .version = st->version,
+                .environment = st->environment,
+                .node_id = st->node_id,
+                .http_host = st->http_host,
+                .http_port = st->http_port,
+                .now_usec = st->now_realtime_usec,
+                .start_usec = st->start_realtime_usec,
+                .uptime_usec = st->uptime_usec,
+        };
 }
 
 static json_object *cluster_members(HttpServer *h) {
@@ -147,9 +138,7 @@ static json_object *cluster_members(HttpServer *h) {
         _cleanup_free_ ClusterMember *members = NULL;
         size_t n;
 
-        if (!h->manager->cluster)
-                return a;
-        n = cluster_get_members(h->manager->cluster, &members);
+        n = h->provider.get_members(h->provider.userdata, &members);
         for (size_t i = 0; i < n; i++) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "node_id", json_object_new_string(members[i].id));
@@ -164,49 +153,37 @@ static json_object *cluster_members(HttpServer *h) {
         return a;
 }
 
-static void cluster_member_counts(HttpServer *h, unsigned ret[static _HTTP_MEMBER_STATE_MAX]) {
-        const ClusterCounters *c = h->manager->cluster ? cluster_get_counters(h->manager->cluster) : NULL;
-
-        ret[HTTP_MEMBER_ALIVE] = c ? c->members_alive : 0;
-        ret[HTTP_MEMBER_SUSPECT] = c ? c->members_suspect : 0;
-        ret[HTTP_MEMBER_DEAD] = c ? c->members_dead : 0;
-        ret[HTTP_MEMBER_LEFT] = c ? c->members_left : 0;
-}
-
 /* --- routes ---------------------------------------------------------------- */
 
 static void serve_health(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
         HttpServiceInfo info;
+        ManagerStatus st;
 
-        service_info(h, &info);
+        get_status(h, &st);
+        service_info(&st, &info);
         respond_json(msg, SOUP_STATUS_OK, http_json_health(&info));
 }
 
 static void serve_status(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
-        Manager *m = h->manager;
-        DockerStatus ds = {};
-        HostsDirStatus hs = {};
-        json_object *members = cluster_members(h);
-        HttpStatusInput in = {
-                .dns_port = m->config.dns_port,
-                .dns_bind_address = m->config.dns_bind_address,
-                .dns_describe = m->dns ? dns_server_describe(m->dns) : NULL,
-                .dns = m->dns ? dns_server_get_counters(m->dns) : NULL,
-                .n_records = store_count(m->store),
-                .store_version = store_version(m->store),
-                .cluster_enabled = cluster_available(h),
+        ManagerStatus st;
+        json_object *members;
+        HttpStatusInput in;
+
+        get_status(h, &st);
+        members = cluster_members(h);
+        in = (HttpStatusInput) {
+                .dns_port = st.dns_port,
+                .dns_bind_address = st.dns_bind_address,
+                .dns_describe = st.dns_describe,
+                .dns = st.dns,
+                .n_records = st.n_records,
+                .store_version = st.store_version,
+                .docker = st.docker_enabled ? &st.docker : NULL,
+                .hosts = st.hosts_enabled ? &st.hosts : NULL,
+                .cluster_enabled = st.cluster_enabled,
                 .cluster_members = members,
         };
-
-        service_info(h, &in.service);
-        if (m->docker) {
-                docker_monitor_get_status(m->docker, &ds);
-                in.docker = &ds;
-        }
-        if (m->hosts) {
-                hosts_dir_get_status(m->hosts, &hs);
-                in.hosts = &hs;
-        }
+        service_info(&st, &in.service);
         respond_json(msg, SOUP_STATUS_OK, http_json_status(&in));
         json_object_put(members);
 }
@@ -227,14 +204,16 @@ static void serve_records(HttpServer *h, SoupServerMessage *msg, GHashTable *que
                         return respond_error(msg, SOUP_STATUS_BAD_REQUEST,
                                              "type: expected a record type such as A, AAAA, CNAME, TXT or PTR");
         }
-        respond_json(msg, SOUP_STATUS_OK, http_json_records(h->manager->store, name, source, (uint16_t) type));
+        respond_json(msg, SOUP_STATUS_OK, http_json_records(h->store, name, source, (uint16_t) type));
 }
 
 static void serve_cluster(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        ManagerStatus st;
         json_object *o;
 
         /* The original answers "disabled" here (and "error" for POST /dns/sync). */
-        if (!cluster_available(h))
+        get_status(h, &st);
+        if (!st.cluster_enabled)
                 return respond_json(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
                                     http_json_message("disabled", "DNS synchronization is not enabled"));
 
@@ -245,39 +224,39 @@ static void serve_cluster(HttpServer *h, SoupServerMessage *msg, GHashTable *que
 }
 
 static void serve_sync(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
-        if (!cluster_available(h))
-                return respond_error(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "DNS synchronization is not enabled");
+        int r = h->provider.sync_now(h->provider.userdata);
 
-        int r = cluster_sync_now(h->manager->cluster);
+        if (r == -EOPNOTSUPP)
+                return respond_error(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "DNS synchronization is not enabled");
         if (r < 0)
                 return respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "DNS synchronization could not start");
         respond_json(msg, SOUP_STATUS_OK, http_json_message("success", "DNS synchronization initiated"));
 }
 
 static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
-        Manager *m = h->manager;
-        HttpMetricsInput in = {
-                .dns = m->dns ? dns_server_get_counters(m->dns) : NULL,
-                .store_version = store_version(m->store),
-                .docker_enabled = m->docker != NULL,
-                .uptime_usec = now_usec(CLOCK_MONOTONIC) - m->start_usec,
-        };
+        ManagerStatus st;
+        HttpMetricsInput in;
         char *body;
 
+        get_status(h, &st);
+        in = (HttpMetricsInput) {
+                .dns = st.dns,
+                .store_version = st.store_version,
+                .docker_enabled = st.docker_enabled,
+                .docker_connected = st.docker_enabled && st.docker.state == DOCKER_CONNECTED,
+                .uptime_usec = st.uptime_usec,
+                .members_by_state = {
+                        [HTTP_MEMBER_ALIVE] = st.cluster.members_alive,
+                        [HTTP_MEMBER_SUSPECT] = st.cluster.members_suspect,
+                        [HTTP_MEMBER_DEAD] = st.cluster.members_dead,
+                        [HTTP_MEMBER_LEFT] = st.cluster.members_left,
+                },
+                .gossip_sent = st.cluster.packets_sent,
+                .gossip_received = st.cluster.packets_received,
+                .gossip_rejected = st.cluster.packets_rejected,
+        };
         for (int i = 0; i < _HTTP_SOURCE_MAX; i++)
-                in.records_by_source[i] = store_count_owner_prefix(m->store, http_source_owner_prefix(i));
-        if (m->docker) {
-                DockerStatus ds;
-                docker_monitor_get_status(m->docker, &ds);
-                in.docker_connected = ds.state == DOCKER_CONNECTED;
-        }
-        cluster_member_counts(h, in.members_by_state);
-        if (m->cluster) {
-                const ClusterCounters *cc = cluster_get_counters(m->cluster);
-                in.gossip_sent = cc->packets_sent;
-                in.gossip_received = cc->packets_received;
-                in.gossip_rejected = cc->packets_rejected;
-        }
+                in.records_by_source[i] = store_count_owner_prefix(h->store, http_source_owner_prefix(i));
 
         body = http_metrics_render(&in);
         respond_text(msg, SOUP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8", body, strlen(body));
@@ -393,6 +372,7 @@ static gboolean on_sse_hangup(GSocket *socket, GIOCondition cond, gpointer userd
 static void serve_events(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
         SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
         g_autofree char *hello = NULL;
+        ManagerStatus st;
         json_object *o;
         GSocket *socket;
         SseClient *c;
@@ -438,10 +418,11 @@ static void serve_events(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
                 g_source_attach(c->hangup_source, NULL);
         }
 
+        get_status(h, &st);
         snprintf(retry, sizeof retry, "retry: %u\n\n", SSE_RETRY_MSEC);
         o = json_object_new_object();
-        json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(h->manager->store)));
-        json_object_object_add(o, "node_id", json_object_new_string(strempty(h->manager->config.node_id)));
+        json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(h->store)));
+        json_object_object_add(o, "node_id", json_object_new_string(strempty(st.node_id)));
         hello = http_sse_event("hello", o);
         json_object_put(o);
         sse_client_send(c, retry, strlen(retry));
@@ -456,7 +437,7 @@ static gboolean on_sse_flush(gpointer userdata) {
         if (h->resync) {
                 json_object *o = json_object_new_object();
 
-                json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(h->manager->store)));
+                json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(h->store)));
                 resync = http_sse_event("resync", o);
                 json_object_put(o);
         }
@@ -550,7 +531,7 @@ static bool token_equal(const char *given, const char *expected) {
 /* POST changes things: loopback only, or anyone with the bearer token when
  * one is configured. Returns true if the request may go on, else has answered. */
 static bool authorize_change(HttpServer *h, SoupServerMessage *msg) {
-        const char *token = h->manager->config.api_token, *auth;
+        const char *token = h->api_token, *auth;
 
         if (empty_or_null(token)) {
                 if (is_loopback_peer(msg))
@@ -723,13 +704,15 @@ static int listen_host(HttpServer *h, const char *host, uint16_t port) {
 
 /* --- lifecycle ------------------------------------------------------------- */
 
-int http_server_new(HttpServer **ret, Manager *m, int fd) {
+int http_server_new(HttpServer **ret, Store *store, const HttpServerOptions *opts, const StatusProvider *provider) {
         _cleanup_(http_server_freep) HttpServer *h = NULL;
         g_autofree char *header = g_strdup_printf("joyride/%s", JOYRIDE_VERSION);
         int r;
 
         h = g_new0(HttpServer, 1);
-        h->manager = m;
+        h->store = store;
+        h->provider = *provider;
+        h->api_token = g_strdup(opts->api_token);
         h->pending = g_string_new(NULL);
         h->server = soup_server_new("server-header", header, NULL);
         if (!h->server)
@@ -738,20 +721,26 @@ int http_server_new(HttpServer **ret, Manager *m, int fd) {
         soup_server_add_early_handler(h->server, NULL, on_request_headers, h, NULL);
         soup_server_add_handler(h->server, NULL, on_request, h, NULL);
 
-        if (fd >= 0)
-                r = listen_fd(h, fd);
+        if (opts->fd >= 0)
+                r = listen_fd(h, opts->fd);
         else
-                r = listen_host(h, m->config.http_host ?: "0.0.0.0", m->config.http_port);
+                r = listen_host(h, opts->host ?: "0.0.0.0", opts->port);
         if (r < 0)
                 return r;
 
-        r = store_subscribe(m->store, on_store_change, h);
+        r = store_subscribe(store, on_store_change, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to follow record changes for the live feed: %m");
+        h->subscribed = true;
         h->keepalive_source = g_timeout_add_seconds(SSE_KEEPALIVE_SECONDS, on_sse_keepalive, h);
 
         *ret = TAKE_PTR(h);
         return 0;
+}
+
+void http_server_set_api_token(HttpServer *h, const char *token) {
+        g_free(h->api_token);
+        h->api_token = g_strdup(token);
 }
 
 HttpServer *http_server_free(HttpServer *h) {
@@ -762,8 +751,8 @@ HttpServer *http_server_free(HttpServer *h) {
                 g_source_remove(h->keepalive_source);
         if (h->flush_source)
                 g_source_remove(h->flush_source);
-        if (h->manager && h->manager->store)
-                store_unsubscribe(h->manager->store, on_store_change, h);
+        if (h->subscribed)
+                store_unsubscribe(h->store, on_store_change, h);
         while (h->clients)
                 sse_client_free(h->clients);
         if (h->server) {
@@ -772,6 +761,7 @@ HttpServer *http_server_free(HttpServer *h) {
         }
         if (h->pending)
                 g_string_free(h->pending, TRUE);
+        g_free(h->api_token);
         g_free(h);
         return NULL;
 }

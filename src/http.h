@@ -1,15 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /* The HTTP API and the dashboard: a libsoup 3 server on the GLib main
- * context. Compatible with the original service's paths and JSON keys. */
+ * context. Compatible with the original service's paths and JSON keys.
+ *
+ * A front end: it reads the record store and the daemon's status (through a
+ * StatusProvider), and knows nothing else of the Manager. */
 #pragma once
 
 #include "macro.h"
+#include "manager-status.h"
+#include "store.h"
 
-typedef struct Manager Manager;
 typedef struct HttpServer HttpServer;
 
-/* Listens on m->config.http_host:http_port, or on fd when it is >= 0
- * (socket-activated, taken over). */
-int http_server_new(HttpServer **ret, Manager *m, int fd);
+typedef struct HttpServerOptions {
+        const char *host;               /* NULL: 0.0.0.0 */
+        uint16_t port;
+        int fd;                         /* >= 0: a socket-activated listener to take over instead */
+        const char *api_token;          /* NULL: changes from loopback only (copied) */
+} HttpServerOptions;
+
+/* Listens as opts says. The store and the provider's userdata must outlive
+ * the server; *provider is copied. */
+int http_server_new(HttpServer **ret, Store *store, const HttpServerOptions *opts, const StatusProvider *provider);
 HttpServer *http_server_free(HttpServer *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
+
+/* After a reload: the bearer token POST requests need (NULL: none). Copied. */
+void http_server_set_api_token(HttpServer *h, const char *token);

@@ -81,24 +81,70 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
 
 /* --- status -------------------------------------------------------------- */
 
+void manager_get_status(Manager *m, ManagerStatus *ret) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        *ret = (ManagerStatus) {
+                .version = JOYRIDE_VERSION,
+                .service_name = m->config.service_name,
+                .environment = m->config.environment,
+                .node_id = m->config.node_id,
+                .state_directory = m->config.state_directory,
+                .http_host = m->config.http_host,
+                .http_port = m->config.http_port,
+                .start_realtime_usec = m->start_realtime_usec,
+                .now_realtime_usec = now_usec(CLOCK_REALTIME),
+                .uptime_usec = now > m->start_usec ? now - m->start_usec : 0,
+
+                .dns_port = m->config.dns_port,
+                .dns_bind_address = m->config.dns_bind_address,
+                .dns_describe = m->dns ? dns_server_describe(m->dns) : NULL,
+                .dns = m->dns ? dns_server_get_counters(m->dns) : NULL,
+                .domains = m->config.dns_domains,
+                .n_records = store_count(m->store),
+                .store_version = store_version(m->store),
+
+                .hosts_directory = m->config.hosts_directory,
+                .hosts_enabled = m->hosts != NULL,
+                .docker_enabled = m->docker != NULL,
+                .cluster_enabled = m->cluster != NULL,
+        };
+        if (m->hosts)
+                hosts_dir_get_status(m->hosts, &ret->hosts);
+        if (m->docker)
+                docker_monitor_get_status(m->docker, &ret->docker);
+        if (m->cluster)
+                ret->cluster = *cluster_get_counters(m->cluster);
+}
+
+static void provider_get_status(void *userdata, ManagerStatus *ret) {
+        manager_get_status(userdata, ret);
+}
+
+static size_t provider_get_members(void *userdata, ClusterMember **ret) {
+        Manager *m = userdata;
+
+        *ret = NULL;
+        return m->cluster ? cluster_get_members(m->cluster, ret) : 0;
+}
+
+static int provider_sync_now(void *userdata) {
+        Manager *m = userdata;
+
+        return m->cluster ? cluster_sync_now(m->cluster) : -EOPNOTSUPP;
+}
+
 static void notify_status(Manager *m) {
-        HostsDirStatus hs = {};
-        DockerStatus ds = {};
+        ManagerStatus st;
         char cluster[64] = "";
 
-        if (m->hosts)
-                hosts_dir_get_status(m->hosts, &hs);
-        if (m->docker)
-                docker_monitor_get_status(m->docker, &ds);
-        if (m->cluster) {
-                const ClusterCounters *cc = cluster_get_counters(m->cluster);
-                snprintf(cluster, sizeof cluster, "; cluster: %u alive", cc->members_alive);
-        }
+        manager_get_status(m, &st);
+        if (st.cluster_enabled)
+                snprintf(cluster, sizeof cluster, "; cluster: %u alive", st.cluster.members_alive);
         (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s",
-                          store_count(m->store), (unsigned long long) store_version(m->store),
-                          m->dns ? dns_server_describe(m->dns) : "no sockets",
-                          m->hosts ? "; hosts: " : "", m->hosts ? hs.path : "",
-                          m->docker ? "; docker: " : "", m->docker ? docker_state_to_string(ds.state) : "",
+                          st.n_records, (unsigned long long) st.store_version, st.dns_describe ?: "no sockets",
+                          st.hosts_enabled ? "; hosts: " : "", st.hosts_enabled ? st.hosts.path : "",
+                          st.docker_enabled ? "; docker: " : "", st.docker_enabled ? manager_status_docker_state(&st) : "",
                           cluster);
         m->status_dirty = false;
 }
@@ -347,7 +393,19 @@ int manager_start(Manager *m) {
         }
 
         if (m->config.http_enabled || m->listen_http_fd >= 0) {
-                r = http_server_new(&m->http, m, m->listen_http_fd);
+                HttpServerOptions hopts = {
+                        .host = m->config.http_host,
+                        .port = m->config.http_port,
+                        .fd = m->listen_http_fd,
+                        .api_token = m->config.api_token,
+                };
+                StatusProvider provider = {
+                        .userdata = m,
+                        .get_status = provider_get_status,
+                        .get_members = provider_get_members,
+                        .sync_now = provider_sync_now,
+                };
+                r = http_server_new(&m->http, m->store, &hopts, &provider);
                 if (r < 0)
                         return r;
                 m->listen_http_fd = -EBADF;
@@ -398,6 +456,8 @@ int manager_reload(Manager *m) {
         }
         log_set_max_level(m->config.log_level);
         answer_config_update(m);
+        if (m->http)
+                http_server_set_api_token(m->http, m->config.api_token);
 
         if (old_port != m->config.dns_port || !streq_ptr(old_bind, m->config.dns_bind_address))
                 log_notice("DNS address or port changed in the configuration; this takes a restart.");

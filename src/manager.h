@@ -13,6 +13,7 @@
 #include "docker.h"
 #include "hosts.h"
 #include "http.h"
+#include "manager-status.h"
 #include "store.h"
 
 typedef struct Cluster Cluster;
@@ -65,3 +66,5 @@ int manager_start(Manager *m);
 int manager_run(Manager *m);
 /* SIGHUP: re-read the config file and rescan the hosts directory. */
 int manager_reload(Manager *m);
+/* The daemon's status as every front end reports it (see manager-status.h). */
+void manager_get_status(Manager *m, ManagerStatus *ret);
