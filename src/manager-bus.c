@@ -17,7 +17,6 @@
 #include <linux/capability.h>
 #include <stdio.h>
 #include <systemd/sd-bus.h>
-#include <time.h>
 
 #include "cluster.h"
 #include "log.h"
@@ -39,14 +38,6 @@
 #define ANSWER_SIGNATURE "(sssu)"
 #define MEMBER_SIGNATURE "(sssut)"
 
-/* Properties that may change and are compared against a snapshot, in the
- * order of the vtable. Constant ones (and Uptime, which changes always) are not here. */
-static const char *const tracked_properties[] = {
-        "NodeId", "Version", "RecordCount", "DockerState", "DockerError", "HostsDirectory",
-        "Domains", "ClusterEnabled", "MemberCount", "DNSPort", "ListenAddresses",
-};
-#define N_TRACKED ELEMENTSOF(tracked_properties)
-
 typedef struct PendingChange {
         char *key;              /* name, type, value, ttl, source: identifies one change */
         char *name, *type, *value, *source;
@@ -61,18 +52,14 @@ typedef struct ManagerBus {
         sd_event_source *reconnect_timer;   /* after a failed connect or a disconnect */
         GPtrArray *pending;                 /* PendingChange, in order */
         GHashTable *pending_by_key;         /* key -> the live PendingChange of that key */
-        char *snapshot[N_TRACKED];          /* last announced value of each tracked property */
+        GHashTable *snapshot;               /* property name -> its last announced value, as text */
 } ManagerBus;
 
 static inline bool isempty(const char *s) {
         return !s || !*s;
 }
 
-/* Members this node sees alive or suspect, itself included; 0 without a cluster. */
-static uint32_t member_count(Manager *m) {
-        const ClusterCounters *c = m->cluster ? cluster_get_counters(m->cluster) : NULL;
-        return c ? c->members_alive + c->members_suspect : 0;
-}
+static void emit_properties_changed(Manager *m);
 
 static ManagerBus *bus_data(Manager *m) {
         return m->bus_data;
@@ -190,132 +177,51 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
 
 /* --- properties ---------------------------------------------------------- */
 
-static void docker_status(Manager *m, DockerStatus *st) {
-        if (m->docker)
-                docker_monitor_get_status(m->docker, st);
-        else
-                *st = (DockerStatus) {};
+/* One getter per property, each reading the status every front end reads
+ * (manager-status.h). The vtable below is the only list of the properties:
+ * its SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE flags say which ones
+ * PropertiesChanged announces, and change detection runs these very getters
+ * (see property_snapshot()). */
+
+#define DEFINE_PROPERTY_GETTER(function, signature, value)                                             \
+        static int function(sd_bus *bus, const char *path, const char *interface, const char *property, \
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {               \
+                ManagerStatus st;                                                                       \
+                manager_get_status(userdata, &st);                                                      \
+                return sd_bus_message_append(reply, signature, value);                                  \
+        }
+
+DEFINE_PROPERTY_GETTER(property_get_node_id, "s", strempty(st.node_id))
+DEFINE_PROPERTY_GETTER(property_get_version, "t", st.store_version)
+DEFINE_PROPERTY_GETTER(property_get_record_count, "u", (uint32_t) st.n_records)
+DEFINE_PROPERTY_GETTER(property_get_docker_state, "s", manager_status_docker_state(&st))
+DEFINE_PROPERTY_GETTER(property_get_docker_error, "s", st.docker_enabled ? strempty(st.docker.last_error) : "")
+DEFINE_PROPERTY_GETTER(property_get_hosts_directory, "s", strempty(st.hosts_directory))
+DEFINE_PROPERTY_GETTER(property_get_cluster_enabled, "b", (int) st.cluster_enabled)
+DEFINE_PROPERTY_GETTER(property_get_member_count, "u", manager_status_member_count(&st))
+DEFINE_PROPERTY_GETTER(property_get_dns_port, "q", st.dns_port)
+DEFINE_PROPERTY_GETTER(property_get_state_directory, "s", strempty(st.state_directory))
+DEFINE_PROPERTY_GETTER(property_get_daemon_version, "s", st.version)
+DEFINE_PROPERTY_GETTER(property_get_start_timestamp, "t", st.start_realtime_usec)
+DEFINE_PROPERTY_GETTER(property_get_uptime, "t", st.uptime_usec)
+
+static int property_get_domains(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        ManagerStatus st;
+
+        manager_get_status(userdata, &st);
+        return sd_bus_message_append_strv(reply, st.domains);
 }
 
 /* "udp 127.0.0.1:5353, tcp 127.0.0.1:5353" -> { "udp 127.0.0.1:5353", "tcp 127.0.0.1:5353" } */
-static char **listen_addresses(Manager *m) {
-        if (!m->dns)
-                return g_new0(char *, 1);
-        return g_strsplit(dns_server_describe(m->dns), ", ", -1);
-}
+static int property_get_listen_addresses(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        g_auto(GStrv) addresses = NULL;
+        ManagerStatus st;
 
-static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
-                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        DockerStatus st;
-
-        if (streq(property, "NodeId"))
-                return sd_bus_message_append(reply, "s", strempty(m->config.node_id));
-        if (streq(property, "Version"))
-                return sd_bus_message_append(reply, "t", store_version(m->store));
-        if (streq(property, "RecordCount"))
-                return sd_bus_message_append(reply, "u", (uint32_t) store_count(m->store));
-        if (streq(property, "DockerState")) {
-                docker_status(m, &st);
-                return sd_bus_message_append(reply, "s", m->docker ? docker_state_to_string(st.state) : "disabled");
-        }
-        if (streq(property, "DockerError")) {
-                docker_status(m, &st);
-                return sd_bus_message_append(reply, "s", strempty(st.last_error));
-        }
-        if (streq(property, "HostsDirectory"))
-                return sd_bus_message_append(reply, "s", strempty(m->config.hosts_directory));
-        if (streq(property, "Domains"))
-                return sd_bus_message_append_strv(reply, m->config.dns_domains);
-        if (streq(property, "ClusterEnabled"))
-                return sd_bus_message_append(reply, "b", (int) m->config.cluster_enabled);
-        if (streq(property, "MemberCount"))
-                return sd_bus_message_append(reply, "u", member_count(m));
-        if (streq(property, "DNSPort"))
-                return sd_bus_message_append(reply, "q", m->config.dns_port);
-        if (streq(property, "ListenAddresses")) {
-                g_auto(GStrv) addresses = listen_addresses(m);
-                return sd_bus_message_append_strv(reply, addresses);
-        }
-        if (streq(property, "StateDirectory"))
-                return sd_bus_message_append(reply, "s", strempty(m->config.state_directory));
-        if (streq(property, "DaemonVersion"))
-                return sd_bus_message_append(reply, "s", JOYRIDE_VERSION);
-        if (streq(property, "StartTimestamp"))
-                return sd_bus_message_append(reply, "t", m->start_realtime_usec);
-        if (streq(property, "Uptime")) {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t now = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-                return sd_bus_message_append(reply, "t", now > m->start_usec ? now - m->start_usec : 0);
-        }
-        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s.", property);
-}
-
-/* The value of a tracked property as text, for change detection. */
-static char *property_snapshot(Manager *m, const char *property) {
-        DockerStatus st;
-
-        if (streq(property, "NodeId"))
-                return g_strdup(strempty(m->config.node_id));
-        if (streq(property, "Version"))
-                return g_strdup_printf("%llu", (unsigned long long) store_version(m->store));
-        if (streq(property, "RecordCount"))
-                return g_strdup_printf("%zu", store_count(m->store));
-        if (streq(property, "DockerState")) {
-                docker_status(m, &st);
-                return g_strdup(m->docker ? docker_state_to_string(st.state) : "disabled");
-        }
-        if (streq(property, "DockerError")) {
-                docker_status(m, &st);
-                return g_strdup(strempty(st.last_error));
-        }
-        if (streq(property, "HostsDirectory"))
-                return g_strdup(strempty(m->config.hosts_directory));
-        if (streq(property, "Domains"))
-                return m->config.dns_domains ? g_strjoinv("\x1f", m->config.dns_domains) : g_strdup("");
-        if (streq(property, "ClusterEnabled"))
-                return g_strdup(m->config.cluster_enabled ? "1" : "0");
-        if (streq(property, "MemberCount"))
-                return g_strdup_printf("%u", member_count(m));
-        if (streq(property, "DNSPort"))
-                return g_strdup_printf("%u", m->config.dns_port);
-        if (streq(property, "ListenAddresses")) {
-                g_auto(GStrv) addresses = listen_addresses(m);
-                return g_strjoinv("\x1f", addresses);
-        }
-        return g_strdup("");
-}
-
-static void snapshot_all(Manager *m) {
-        ManagerBus *b = bus_data(m);
-        for (size_t i = 0; i < N_TRACKED; i++) {
-                g_free(b->snapshot[i]);
-                b->snapshot[i] = property_snapshot(m, tracked_properties[i]);
-        }
-}
-
-/* Sends one PropertiesChanged with every tracked property that differs from
- * the last snapshot. */
-static void emit_properties_changed(Manager *m) {
-        ManagerBus *b = bus_data(m);
-        const char *changed[N_TRACKED + 1] = {};
-        size_t n = 0;
-        int r;
-
-        for (size_t i = 0; i < N_TRACKED; i++) {
-                _cleanup_free_ char *now = property_snapshot(m, tracked_properties[i]);
-                if (streq_ptr(now, b->snapshot[i]))
-                        continue;
-                g_free(b->snapshot[i]);
-                b->snapshot[i] = TAKE_PTR(now);
-                changed[n++] = tracked_properties[i];
-        }
-        if (n == 0 || !bus_usable(m))
-                return;
-        r = sd_bus_emit_properties_changed_strv(m->bus, BUS_PATH, BUS_INTERFACE, (char **) changed);
-        if (r < 0)
-                log_debug_errno(r, "Failed to emit PropertiesChanged: %m");
+        manager_get_status(userdata, &st);
+        addresses = st.dns_describe ? g_strsplit(st.dns_describe, ", ", -1) : g_new0(char *, 1);
+        return sd_bus_message_append_strv(reply, addresses);
 }
 
 /* --- signals ------------------------------------------------------------- */
@@ -775,22 +681,22 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
 
-        SD_BUS_PROPERTY("NodeId", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Version", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("RecordCount", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("DockerState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("DockerError", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("HostsDirectory", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Domains", "as", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("ClusterEnabled", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("MemberCount", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("DNSPort", "q", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("ListenAddresses", "as", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("StateDirectory", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("DaemonVersion", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("StartTimestamp", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("NodeId", "s", property_get_node_id, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Version", "t", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RecordCount", "u", property_get_record_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DockerState", "s", property_get_docker_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DockerError", "s", property_get_docker_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HostsDirectory", "s", property_get_hosts_directory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Domains", "as", property_get_domains, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ClusterEnabled", "b", property_get_cluster_enabled, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MemberCount", "u", property_get_member_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DNSPort", "q", property_get_dns_port, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ListenAddresses", "as", property_get_listen_addresses, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StateDirectory", "s", property_get_state_directory, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DaemonVersion", "s", property_get_daemon_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("StartTimestamp", "t", property_get_start_timestamp, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         /* Changes all the time: read it, do not wait for a signal. */
-        SD_BUS_PROPERTY("Uptime", "t", property_get, 0, 0),
+        SD_BUS_PROPERTY("Uptime", "t", property_get_uptime, 0, 0),
 
         SD_BUS_METHOD_WITH_ARGS("ListRecords",
                                 SD_BUS_ARGS("s", name, "s", source),
@@ -822,6 +728,79 @@ static const sd_bus_vtable manager_vtable[] = {
 
         SD_BUS_VTABLE_END
 };
+
+/* The value of a property as its getter appends it, as text: what change
+ * detection compares. NULL when the bus cannot build a message (closed). */
+static char *property_snapshot(Manager *m, const sd_bus_vtable *v) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        r = sd_bus_message_new_signal(m->bus, &msg, BUS_PATH, BUS_INTERFACE, "Snapshot");
+        if (r >= 0)
+                r = v->x.property.get(m->bus, BUS_PATH, BUS_INTERFACE, v->x.property.member, msg, m, &error);
+        if (r >= 0)
+                r = sd_bus_message_seal(msg, 1, 0);
+        if (r < 0)
+                return NULL;
+        f = open_memstream(&text, &size);
+        if (!f)
+                return NULL;
+        r = sd_bus_message_dump(msg, f, 0);
+        if (fclose(f) != 0 || r < 0) {
+                free(text);
+                return NULL;
+        }
+        return text;
+}
+
+static bool property_emits_change(const sd_bus_vtable *v) {
+        return v->type == _SD_BUS_VTABLE_PROPERTY && (v->flags & SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE);
+}
+
+/* Takes the current value of every property that announces changes as the
+ * last announced one; returns the names of those that differ, NULL-terminated
+ * (the array is the caller's, the names are the vtable's). */
+static const char **snapshot_properties(Manager *m) {
+        ManagerBus *b = bus_data(m);
+        GPtrArray *changed = g_ptr_array_new();
+
+        for (const sd_bus_vtable *v = manager_vtable; v->type != _SD_BUS_VTABLE_END; v++) {
+                const char *name = v->x.property.member;
+                char *now;
+
+                if (!property_emits_change(v))
+                        continue;
+                now = property_snapshot(m, v);
+                if (!now || streq_ptr(now, g_hash_table_lookup(b->snapshot, name))) {
+                        free(now);
+                        continue;
+                }
+                g_hash_table_replace(b->snapshot, (gpointer) name, now);
+                g_ptr_array_add(changed, (gpointer) name);
+        }
+        g_ptr_array_add(changed, NULL);
+        return (const char **) g_ptr_array_free(changed, FALSE);
+}
+
+/* Sends one PropertiesChanged with every property that differs from the
+ * last snapshot. */
+static void emit_properties_changed(Manager *m) {
+        g_autofree const char **changed = NULL;
+        int r;
+
+        if (!bus_usable(m))
+                return;         /* compared again on connecting */
+        changed = snapshot_properties(m);
+        if (!changed[0])
+                return;
+        r = sd_bus_emit_properties_changed_strv(m->bus, BUS_PATH, BUS_INTERFACE, (char **) changed);
+        if (r < 0)
+                log_debug_errno(r, "Failed to emit PropertiesChanged: %m");
+}
 
 /* --- connection ---------------------------------------------------------- */
 
@@ -893,6 +872,7 @@ static int bus_connect(Manager *m) {
         if (r < 0)
                 return r;
         m->bus = TAKE_PTR(bus);
+        g_free(snapshot_properties(m));        /* what clients see on connecting: no news */
         return 0;
 }
 
@@ -908,7 +888,6 @@ static int on_reconnect(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         log_info("Connected to the %s bus.", bus_kind(m));
-        snapshot_all(m);
         return 0;
 }
 
@@ -921,6 +900,7 @@ int manager_bus_setup(Manager *m) {
         b = g_new0(ManagerBus, 1);
         b->pending = g_ptr_array_new_with_free_func(pending_change_free);
         b->pending_by_key = g_hash_table_new(g_str_hash, g_str_equal);
+        b->snapshot = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, free);
         m->bus_data = b;
 
         r = sd_event_add_defer(m->event, &b->flush_source, on_flush, m);
@@ -946,7 +926,6 @@ int manager_bus_setup(Manager *m) {
         (void) sd_event_source_set_description(b->reconnect_timer, "bus-reconnect");
 
         store_subscribe(m->store, on_record_change, m);
-        snapshot_all(m);
 
         r = bus_connect(m);
         if (r < 0) {
@@ -971,8 +950,7 @@ void manager_bus_done(Manager *m) {
         sd_event_source_disable_unref(b->reconnect_timer);
         g_hash_table_destroy(b->pending_by_key);
         g_ptr_array_free(b->pending, TRUE);
-        for (size_t i = 0; i < N_TRACKED; i++)
-                g_free(b->snapshot[i]);
+        g_hash_table_destroy(b->snapshot);
         g_free(b);
         m->bus_data = NULL;
 }
