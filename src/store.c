@@ -33,7 +33,7 @@ typedef struct Owner {
 } Owner;
 
 typedef struct Subscriber {
-        StoreSubscriber cb;
+        StoreSubscriber cb;     /* NULL: unsubscribed while notifying, removed afterwards */
         void *userdata;
 } Subscriber;
 
@@ -54,6 +54,7 @@ struct Store {
         size_t n_addrs[2];      /* addresses held: IPv4, IPv6 */
         uint32_t reverse_rotate;
         GArray *subscribers;
+        bool notifying;         /* subscribers are being called: unsubscribe only marks */
         uint64_t version;
         size_t n_records;
 };
@@ -813,12 +814,25 @@ static Owner *owner_get(Store *s, const char *name, bool create) {
         return o;
 }
 
+/* A callback may unsubscribe itself or another subscriber: the entry is
+ * cleared, not removed, so that no one is skipped or called twice, and the
+ * list is compacted afterwards. One that subscribes from a callback hears
+ * from the next change on. */
 static void notify(Store *s, RecordChange change, const Record *r) {
+        guint n = s->subscribers->len;
+
         s->version++;
-        for (guint i = 0; i < s->subscribers->len; i++) {
-                Subscriber *sub = &g_array_index(s->subscribers, Subscriber, i);
-                sub->cb(s, change, r, sub->userdata);
+        s->notifying = true;
+        for (guint i = 0; i < n; i++) {
+                Subscriber sub = g_array_index(s->subscribers, Subscriber, i);
+                if (sub.cb)
+                        sub.cb(s, change, r, sub.userdata);
         }
+        s->notifying = false;
+
+        for (guint i = s->subscribers->len; i > 0; i--)
+                if (!g_array_index(s->subscribers, Subscriber, i - 1).cb)
+                        g_array_remove_index(s->subscribers, i - 1);
 }
 
 /* A record is one allocation: the struct, its rdata and its value string. */
@@ -1126,7 +1140,10 @@ void store_unsubscribe(Store *s, StoreSubscriber cb, void *userdata) {
         for (guint i = 0; i < s->subscribers->len; i++) {
                 Subscriber *sub = &g_array_index(s->subscribers, Subscriber, i);
                 if (sub->cb == cb && sub->userdata == userdata) {
-                        g_array_remove_index(s->subscribers, i);
+                        if (s->notifying)
+                                sub->cb = NULL;
+                        else
+                                g_array_remove_index(s->subscribers, i);
                         return;
                 }
         }

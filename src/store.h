@@ -94,7 +94,8 @@ typedef enum RecordChange {
 } RecordChange;
 
 /* Called synchronously after each change; the record is valid for the duration
- * of the call only. Subscribers must not change the store from the callback. */
+ * of the call only. Subscribers must not change the store from the callback;
+ * they may subscribe and unsubscribe (themselves or others) from it. */
 typedef void (*StoreSubscriber)(Store *s, RecordChange change, const Record *r, void *userdata);
 
 int store_new(Store **ret);

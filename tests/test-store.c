@@ -365,6 +365,57 @@ static void test_many(void) {
         CHECK(streq(derived_ptrs(s, "10.in-addr.arpa"), "-"));
 }
 
+/* Subscribers that unsubscribe (themselves or another) or subscribe from a
+ * callback: nobody is skipped or called twice, nobody is called after
+ * leaving, and a newcomer hears from the next change on. */
+typedef struct Listener {
+        Store *store;
+        unsigned calls;
+        struct Listener *drop;          /* unsubscribes this one on its first call */
+        struct Listener *add;           /* subscribes this one on its first call */
+} Listener;
+
+static void on_listener(Store *s, RecordChange change, const Record *r, void *userdata) {
+        Listener *l = userdata;
+
+        if (l->calls++ > 0)
+                return;
+        if (l->drop)
+                store_unsubscribe(l->store, on_listener, l->drop);
+        if (l->add)
+                store_subscribe(l->store, on_listener, l->add);
+}
+
+static void test_subscribers_change_while_notified(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Listener a = {}, b = {}, c = {}, d = {}, e = {};
+
+        CHECK(store_new(&s) == 0);
+        a = (Listener) { .store = s, .drop = &a };      /* leaves from its callback */
+        b = (Listener) { .store = s, .drop = &d };      /* removes one still to be called */
+        c = (Listener) { .store = s, .add = &e };       /* brings a newcomer */
+        d = (Listener) { .store = s };
+        e = (Listener) { .store = s };
+        store_subscribe(s, on_listener, &a);
+        store_subscribe(s, on_listener, &b);
+        store_subscribe(s, on_listener, &c);
+        store_subscribe(s, on_listener, &d);
+
+        CHECK(store_add(s, "x.test", DNS_TYPE_A, "10.7.0.1", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(a.calls == 1 && b.calls == 1 && c.calls == 1);
+        CHECK(d.calls == 0);    /* unsubscribed before its turn */
+        CHECK(e.calls == 0);    /* subscribed during this change */
+
+        CHECK(store_add(s, "y.test", DNS_TYPE_A, "10.7.0.2", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(a.calls == 1 && b.calls == 2 && c.calls == 2 && d.calls == 0 && e.calls == 1);
+
+        /* Unsubscribing outside a callback still works, and only once. */
+        store_unsubscribe(s, on_listener, &b);
+        store_unsubscribe(s, on_listener, &b);
+        CHECK(store_remove(s, "x.test", 0, NULL, "api") == 1);
+        CHECK(b.calls == 2 && c.calls == 3 && e.calls == 2);
+}
+
 int main(void) {
         test_add_union_dedup();
         test_nodes_and_ptr();
@@ -373,6 +424,7 @@ int main(void) {
         test_mark_sweep();
         test_foreach_source();
         test_many();
+        test_subscribers_change_while_notified();
         if (failures) {
                 fprintf(stderr, "%d check(s) failed\n", failures);
                 return 1;
