@@ -298,15 +298,49 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* Whether two directory paths name the same one for hosts_dir_new(), which
+ * ignores trailing slashes (its records' owners are built from the path). */
+static bool hosts_path_equal(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+
+        while (la > 1 && a[la - 1] == '/')
+                la--;
+        while (lb > 1 && b[lb - 1] == '/')
+                lb--;
+        return la == lb && strncmp(a, b, la) == 0;
+}
+
+/* Makes the hosts source follow the configured directory: the running one is
+ * rescanned when it watches that directory already, else replaced. The new
+ * source is created (and has loaded its files) before the old one goes with
+ * its records, so that a directory that cannot be watched leaves the running
+ * one serving, and a switch never has a moment without hosts records. */
 static int manager_setup_hosts(Manager *m) {
+        _cleanup_(hosts_dir_freep) HostsDir *hosts = NULL;
+        const char *path = m->config.hosts_directory;
+        HostsDirStatus running = {};
         int r;
 
-        m->hosts = hosts_dir_free(m->hosts);
-        if (!m->config.hosts_directory)
-                return 0;
-        r = hosts_dir_new(&m->hosts, m->event, m->store, m->config.hosts_directory, m->config.default_ttl);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch hosts directory %s: %m", m->config.hosts_directory);
+        if (m->hosts && path) {
+                hosts_dir_get_status(m->hosts, &running);
+                if (hosts_path_equal(running.path, path)) {
+                        /* What goes wrong is logged, and the next rescan retries. */
+                        (void) hosts_dir_rescan(m->hosts);
+                        return 0;
+                }
+        }
+        if (path) {
+                r = hosts_dir_new(&hosts, m->event, m->store, path, m->config.default_ttl);
+                if (r < 0 && m->hosts)
+                        return log_error_errno(r, "Failed to watch hosts directory %s, still serving %s: %m", path,
+                                               running.path);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch hosts directory %s: %m", path);
+        }
+        /* Different directories give different owners: freeing the old source
+         * removes none of the new one's records. */
+        hosts_dir_free(m->hosts);
+        m->hosts = TAKE_PTR(hosts);
         return 0;
 }
 
@@ -442,7 +476,6 @@ int manager_start(Manager *m) {
 
 int manager_reload(Manager *m) {
         _cleanup_free_ char *error = NULL;
-        _cleanup_free_ char *old_hosts = g_strdup(m->config.hosts_directory);
         uint16_t old_port = m->config.dns_port;
         _cleanup_free_ char *old_bind = g_strdup(m->config.dns_bind_address);
         int r;
@@ -462,14 +495,13 @@ int manager_reload(Manager *m) {
         if (old_port != m->config.dns_port || !streq_ptr(old_bind, m->config.dns_bind_address))
                 log_notice("DNS address or port changed in the configuration; this takes a restart.");
 
-        if (!streq_ptr(old_hosts, m->config.hosts_directory))
-                (void) manager_setup_hosts(m);
-        else if (m->hosts)
-                (void) hosts_dir_rescan(m->hosts);
+        /* The one source a reload rebuilds; the others keep their settings
+         * until a restart. */
+        r = manager_setup_hosts(m);
 
         notify_status(m);
         (void) sd_notify(false, "READY=1");
-        return 0;
+        return r;
 }
 
 static void on_event_exit(void *userdata) {

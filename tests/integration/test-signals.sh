@@ -103,4 +103,37 @@ rc=0
 wait_pid_timeout "$daemon_pid" 3 || rc=$?
 [ "$rc" = 0 ] || fail "SIGINT exit status $rc, expected 0"
 ok "SIGINT exits 0"
+# A reload to a hosts directory that cannot be watched keeps serving the
+# old one's records; the next reload that can, switches. The directory is
+# set in the config file (the command line would override it), and
+# inotify_init1() is made to fail (fs.inotify.max_user_instances used up)
+# while $tmp/no-inotify exists.
+mkdir -p "$tmp/hosts-a" "$tmp/hosts-b"
+echo "10.9.1.1 a.reload.test" > "$tmp/hosts-a/a.hosts"
+echo "10.9.1.2 b.reload.test" > "$tmp/hosts-b/b.hosts"
+printf '[Hosts]\nDirectory=%s\n' "$tmp/hosts-a" > "$tmp/joyride.conf"
+LD_PRELOAD="$build/tools/fault-inject.so" JOYRIDE_FAULT_INOTIFY="$tmp/no-inotify" \
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" JOYRIDE_CONFIG="$tmp/joyride.conf" \
+"$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --state-directory="$tmp/state" \
+        --no-docker --no-http --bus=none --no-cluster >"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+pids+=($daemon_pid)
+wait_for "a.reload.test" 5 bash -c "[ \"\$(dig +short +tries=1 +time=1 @127.0.0.1 -p $port a.reload.test)\" = 10.9.1.1 ]"
+printf '[Hosts]\nDirectory=%s\n' "$tmp/hosts-b" > "$tmp/joyride.conf"
+touch "$tmp/no-inotify"
+kill -HUP "$daemon_pid"
+wait_for "the failed switch logged" 3 grep -q "Failed to watch hosts directory $tmp/hosts-b" "$tmp/daemon.log"
+[ "$(dig_short "$port" a.reload.test)" = 10.9.1.1 ] || fail "a reload whose new hosts directory failed dropped the old records"
+[ -z "$(dig_short "$port" b.reload.test)" ] || fail "b.reload.test answers though its directory is not watched"
+grep -q "Failed to watch hosts directory $tmp/hosts-b, still serving $tmp/hosts-a: Too many open files" "$tmp/daemon.log" ||
+        fail "the log does not say which directory is still served: $(grep 'Failed to watch' "$tmp/daemon.log")"
+ok "a reload whose new hosts directory fails keeps serving the old one's records"
+rm "$tmp/no-inotify"
+kill -HUP "$daemon_pid"
+wait_for "b.reload.test" 3 bash -c "[ \"\$(dig +short +tries=1 +time=1 @127.0.0.1 -p $port b.reload.test)\" = 10.9.1.2 ]"
+[ -z "$(dig_short "$port" a.reload.test)" ] || fail "a.reload.test still answers after switching to $tmp/hosts-b"
+ok "the next reload switches to the new directory, and the old records go"
+kill -TERM "$daemon_pid"
+wait_pid_timeout "$daemon_pid" 3 || fail "the daemon did not stop"
+
 echo "all signal checks passed"
