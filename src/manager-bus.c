@@ -9,9 +9,13 @@
  * idle priority sends one RecordsChanged and one PropertiesChanged after
  * everything else pending in this loop turn has run. Properties without a
  * change hook (the Docker state, ...) are compared against a snapshot then
- * and on a slow timer. The documented interface is data/dbus/org.joyride.DNS.xml. */
+ * and on a slow timer. The documented interface is data/dbus/org.joyride.DNS.xml.
+ *
+ * This file is also the only owner of the daemon's bus connections, the
+ * systemd-resolved registration's included (see the connection section). */
 
 #include <arpa/inet.h>
+#include <gio/gio.h>
 #include <glib.h>
 #include <ldns/ldns.h>
 #include <linux/capability.h>
@@ -22,6 +26,7 @@
 #include "log.h"
 #include "manager-bus.h"
 #include "manager.h"
+#include "resolved.h"
 #include "state.h"
 
 #define BUS_NAME "org.joyride.DNS"
@@ -32,7 +37,10 @@
 #define BUS_ERROR_RELOAD_FAILED "org.joyride.DNS.Error.ReloadFailed"
 
 #define PROPERTY_POLL_USEC (1 * USEC_PER_SEC)
-#define RECONNECT_USEC (5 * USEC_PER_SEC)
+/* Between losing a connection and opening the next one, which then waits
+ * for the bus by itself: only keeps a bus that drops us at once from
+ * making us spin. */
+#define RECONNECT_USEC (1 * USEC_PER_SEC)
 
 #define RECORD_SIGNATURE "(sssus)"
 #define ANSWER_SIGNATURE "(sssu)"
@@ -46,10 +54,26 @@ typedef struct PendingChange {
         bool cancelled;         /* undone later in the same turn */
 } PendingChange;
 
+/* One bus connection and its life (see the connection section below). */
+typedef struct BusConnection {
+        Manager *manager;
+        BusKind kind;                       /* BUS_SYSTEM or BUS_USER */
+        bool exports;                       /* org.joyride.DNS is on it */
+        bool reaches_resolved;              /* systemd-resolved is registered with through it */
+        bool lost;                          /* not connected at start, or lost since: say when it is back */
+        sd_bus *bus;
+        sd_event_source *reconnect_timer;
+} BusConnection;
+
 typedef struct ManagerBus {
+        /* The configured bus (--bus=), and the system bus for systemd-resolved
+         * when that is another one. */
+        BusConnection connections[2];
+        size_t n_connections;
+        BusConnection *api;                 /* the one org.joyride.DNS is on; NULL with --bus=none */
+
         sd_event_source *flush_source;      /* defer, idle priority: sends the coalesced signals */
         sd_event_source *poll_timer;        /* compares the properties without a change hook */
-        sd_event_source *reconnect_timer;   /* after a failed connect or a disconnect */
         GPtrArray *pending;                 /* PendingChange, in order */
         GHashTable *pending_by_key;         /* key -> the live PendingChange of that key */
         GHashTable *snapshot;               /* property name -> its last announced value, as text */
@@ -63,6 +87,12 @@ static void emit_properties_changed(Manager *m);
 
 static ManagerBus *bus_data(Manager *m) {
         return m->bus_data;
+}
+
+/* The connection org.joyride.DNS is exported on, or NULL. */
+static sd_bus *api_bus(Manager *m) {
+        ManagerBus *b = bus_data(m);
+        return b && b->api ? b->api->bus : NULL;
 }
 
 /* --- helpers ------------------------------------------------------------- */
@@ -135,7 +165,8 @@ static void schedule_flush(Manager *m) {
 }
 
 static bool bus_usable(Manager *m) {
-        return m->bus && sd_bus_is_open(m->bus) > 0;
+        sd_bus *bus = api_bus(m);
+        return bus && sd_bus_is_ready(bus) > 0;
 }
 
 /* --- store changes ------------------------------------------------------- */
@@ -254,13 +285,13 @@ static int emit_records_changed(Manager *m) {
         if (!any || !bus_usable(m))
                 return 0;
 
-        r = sd_bus_message_new_signal(m->bus, &msg, BUS_PATH, BUS_INTERFACE, "RecordsChanged");
+        r = sd_bus_message_new_signal(api_bus(m), &msg, BUS_PATH, BUS_INTERFACE, "RecordsChanged");
         if (r >= 0)
                 r = append_changes(msg, b->pending, true);
         if (r >= 0)
                 r = append_changes(msg, b->pending, false);
         if (r >= 0)
-                r = sd_bus_send(m->bus, msg, NULL);
+                r = sd_bus_send(api_bus(m), msg, NULL);
         return r;
 }
 
@@ -653,9 +684,9 @@ static int method_sync(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 void manager_bus_emit_member_changed(Manager *m, const char *node, const char *address, const char *state) {
         int r;
 
-        if (!m->bus)
+        if (!bus_usable(m))
                 return;
-        r = sd_bus_emit_signal(m->bus, BUS_PATH, BUS_INTERFACE, "MemberChanged", "sss", node, address, state);
+        r = sd_bus_emit_signal(api_bus(m), BUS_PATH, BUS_INTERFACE, "MemberChanged", "sss", node, address, state);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit MemberChanged: %m");
 }
@@ -739,9 +770,9 @@ static char *property_snapshot(Manager *m, const sd_bus_vtable *v) {
         FILE *f;
         int r;
 
-        r = sd_bus_message_new_signal(m->bus, &msg, BUS_PATH, BUS_INTERFACE, "Snapshot");
+        r = sd_bus_message_new_signal(api_bus(m), &msg, BUS_PATH, BUS_INTERFACE, "Snapshot");
         if (r >= 0)
-                r = v->x.property.get(m->bus, BUS_PATH, BUS_INTERFACE, v->x.property.member, msg, m, &error);
+                r = v->x.property.get(api_bus(m), BUS_PATH, BUS_INTERFACE, v->x.property.member, msg, m, &error);
         if (r >= 0)
                 r = sd_bus_message_seal(msg, 1, 0);
         if (r < 0)
@@ -797,15 +828,28 @@ static void emit_properties_changed(Manager *m) {
         changed = snapshot_properties(m);
         if (!changed[0])
                 return;
-        r = sd_bus_emit_properties_changed_strv(m->bus, BUS_PATH, BUS_INTERFACE, (char **) changed);
+        r = sd_bus_emit_properties_changed_strv(api_bus(m), BUS_PATH, BUS_INTERFACE, (char **) changed);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit PropertiesChanged: %m");
 }
 
-/* --- connection ---------------------------------------------------------- */
+/* --- connections --------------------------------------------------------- */
+
+/* The bus connections are this file's alone, and so is their life. The first
+ * attempt at start is a plain one, so that a bus that is not there is
+ * reported at once; every later one is in watch-bind mode: sd-bus waits,
+ * through inotify, for the bus socket to appear and connects as soon as it
+ * does, without polling. Each time a connection is up (the Connected signal)
+ * it is handed to what uses it: the org.joyride.DNS name and the
+ * systemd-resolved registration. When it is lost (Disconnected) they let go
+ * of it, and the next one is opened. */
+
+static const char *bus_kind_to_string(BusKind kind) {
+        return kind == BUS_USER ? "user" : "system";
+}
 
 static const char *bus_kind(Manager *m) {
-        return m->config.bus == BUS_USER ? "user" : "system";
+        return bus_kind_to_string(m->config.bus);
 }
 
 static int on_name_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -827,68 +871,175 @@ static int on_name_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
         return 0;
 }
 
-static void bus_disconnect(Manager *m) {
-        m->bus = sd_bus_flush_close_unref(m->bus);
-}
+/* Like sd_bus_open_system() and sd_bus_open_user(), plus the Connected
+ * signal and, when asked, watch-bind mode. */
+static int bus_open(BusKind kind, bool watch_bind, sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        g_autofree char *address = NULL;
+        const char *e;
+        int r;
 
-static void schedule_reconnect(Manager *m) {
-        ManagerBus *b = bus_data(m);
-        (void) sd_event_source_set_time_relative(b->reconnect_timer, RECONNECT_USEC);
-        (void) sd_event_source_set_enabled(b->reconnect_timer, SD_EVENT_ONESHOT);
-}
+        if (kind == BUS_USER) {
+                e = secure_getenv("DBUS_SESSION_BUS_ADDRESS");
+                if (!e) {
+                        g_autofree char *escaped = NULL;
 
-static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
-        Manager *m = userdata;
+                        e = secure_getenv("XDG_RUNTIME_DIR");
+                        if (!e)
+                                return -ENOMEDIUM;      /* what sd_bus_open_user() says then */
+                        escaped = g_dbus_address_escape_value(e);
+                        address = g_strconcat("unix:path=", escaped, "/bus", NULL);
+                }
+        } else {
+                e = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
+                if (!e)
+                        e = "unix:path=/run/dbus/system_bus_socket";
+        }
 
-        log_warning("Lost the connection to the %s bus; DNS continues, retrying the bus every %llu s.",
-                    bus_kind(m), (unsigned long long) (RECONNECT_USEC / USEC_PER_SEC));
-        /* Not freed here: sd-bus is dispatching this very connection. */
-        schedule_reconnect(m);
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        (void) sd_bus_set_description(bus, "joyride");
+        r = sd_bus_set_address(bus, address ?: e);
+        if (r >= 0)
+                r = sd_bus_set_bus_client(bus, true);
+        /* As sd-bus does for its own connections: everyone on the user bus is
+         * us; on the system bus every method checks its caller. */
+        if (r >= 0)
+                r = sd_bus_set_trusted(bus, kind == BUS_USER);
+        if (r >= 0 && kind == BUS_SYSTEM)
+                r = sd_bus_negotiate_creds(bus, true,
+                                           SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EFFECTIVE_CAPS);
+        if (r >= 0)
+                r = sd_bus_set_watch_bind(bus, watch_bind);
+        if (r >= 0)
+                r = sd_bus_set_connected_signal(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(bus);
         return 0;
 }
 
-static int bus_connect(Manager *m) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+static void schedule_reconnect(BusConnection *c) {
+        (void) sd_event_source_set_time_relative(c->reconnect_timer, RECONNECT_USEC);
+        (void) sd_event_source_set_enabled(c->reconnect_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_connected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        BusConnection *c = userdata;
+        Manager *m = c->manager;
         int r;
 
-        if (m->config.bus == BUS_USER)
-                r = sd_bus_open_user_with_description(&bus, "joyride");
+        if (c->lost)
+                log_info("Connected to the %s bus.", bus_kind_to_string(c->kind));
+        c->lost = false;
+
+        if (c->exports) {
+                g_free(snapshot_properties(m));        /* what clients see on connecting: no news */
+                /* Asynchronous: never block the loop that answers DNS on the bus. */
+                r = sd_bus_request_name_async(c->bus, NULL, BUS_NAME, 0, on_name_reply, m);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to request the bus name %s, the D-Bus API is unavailable: %m",
+                                          BUS_NAME);
+        }
+        if (c->reaches_resolved && m->resolved)
+                resolved_set_bus(m->resolved, c->bus);
+        return 0;
+}
+
+static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        BusConnection *c = userdata;
+        Manager *m = c->manager;
+
+        if (c->exports)
+                log_warning("Lost the connection to the %s bus; DNS continues, connecting again when the bus is back.",
+                            bus_kind_to_string(c->kind));
         else
-                r = sd_bus_open_system_with_description(&bus, "joyride");
+                log_warning("Lost the connection to the system bus; registering with systemd-resolved again "
+                            "when the bus is back.");
+        c->lost = true;
+        if (c->reaches_resolved && m->resolved)
+                resolved_set_bus(m->resolved, NULL);
+        /* Not freed here: sd-bus is dispatching this very connection. */
+        schedule_reconnect(c);
+        return 0;
+}
+
+static int connection_open(BusConnection *c, bool watch_bind) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        Manager *m = c->manager;
+        int r;
+
+        r = bus_open(c->kind, watch_bind, &bus);
         if (r < 0)
                 return r;
-        r = sd_bus_add_object_vtable(bus, NULL, BUS_PATH, BUS_INTERFACE, manager_vtable, m);
-        if (r < 0)
-                return r;
+        if (c->exports) {
+                r = sd_bus_add_object_vtable(bus, NULL, BUS_PATH, BUS_INTERFACE, manager_vtable, m);
+                if (r < 0)
+                        return r;
+        }
         r = sd_bus_match_signal_async(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
-                                      "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, NULL, m);
+                                      "org.freedesktop.DBus.Local", "Connected", on_connected, NULL, c);
+        if (r >= 0)
+                r = sd_bus_match_signal_async(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                              "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, NULL, c);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;
-        r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return r;
-        /* Asynchronous: never block the loop that answers DNS on the bus. */
-        r = sd_bus_request_name_async(bus, NULL, BUS_NAME, 0, on_name_reply, m);
-        if (r < 0)
-                return r;
-        m->bus = TAKE_PTR(bus);
-        g_free(snapshot_properties(m));        /* what clients see on connecting: no news */
+        c->bus = TAKE_PTR(bus);
         return 0;
 }
 
 static int on_reconnect(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
+        BusConnection *c = userdata;
         int r;
 
-        bus_disconnect(m);
-        r = bus_connect(m);
+        c->bus = sd_bus_flush_close_unref(c->bus);
+        r = connection_open(c, /* watch_bind= */ true);
         if (r < 0) {
-                log_debug_errno(r, "Still cannot connect to the %s bus: %m", bus_kind(m));
-                schedule_reconnect(m);
-                return 0;
+                log_debug_errno(r, "Cannot open a connection to the %s bus yet: %m", bus_kind_to_string(c->kind));
+                schedule_reconnect(c);
         }
-        log_info("Connected to the %s bus.", bus_kind(m));
         return 0;
+}
+
+static int connection_start(BusConnection *c) {
+        Manager *m = c->manager;
+        int r;
+
+        r = sd_event_add_time_relative(m->event, &c->reconnect_timer, CLOCK_MONOTONIC, RECONNECT_USEC,
+                                       USEC_PER_SEC / 10, on_reconnect, c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up D-Bus reconnection: %m");
+        (void) sd_event_source_set_enabled(c->reconnect_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(c->reconnect_timer, "bus-reconnect");
+
+        r = connection_open(c, /* watch_bind= */ false);
+        if (r >= 0)
+                return 0;
+
+        /* DNS matters more than the management API: serve, and wait for the bus. */
+        log_warning_errno(r, "Cannot connect to the %s bus, %s until it appears: %m", bus_kind_to_string(c->kind),
+                          c->exports ? "the D-Bus API is unavailable" : "not registering with systemd-resolved");
+        c->lost = true;
+        r = connection_open(c, /* watch_bind= */ true);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot open a connection to the %s bus yet: %m", bus_kind_to_string(c->kind));
+                schedule_reconnect(c);
+        }
+        return 0;
+}
+
+static void connection_done(BusConnection *c) {
+        Manager *m = c->manager;
+
+        if (c->reaches_resolved && m->resolved)
+                resolved_set_bus(m->resolved, NULL);
+        c->bus = sd_bus_flush_close_unref(c->bus);
+        c->reconnect_timer = sd_event_source_disable_unref(c->reconnect_timer);
 }
 
 int manager_bus_setup(Manager *m) {
@@ -903,36 +1054,44 @@ int manager_bus_setup(Manager *m) {
         b->snapshot = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, free);
         m->bus_data = b;
 
-        r = sd_event_add_defer(m->event, &b->flush_source, on_flush, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up D-Bus signal coalescing: %m");
-        /* Idle priority: runs after every other pending source of this turn. */
-        (void) sd_event_source_set_priority(b->flush_source, SD_EVENT_PRIORITY_IDLE);
-        (void) sd_event_source_set_enabled(b->flush_source, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(b->flush_source, "bus-flush");
+        if (m->config.bus != BUS_NONE) {
+                b->api = &b->connections[b->n_connections++];
+                *b->api = (BusConnection) {
+                        .manager = m,
+                        .kind = m->config.bus,
+                        .exports = true,
+                        .reaches_resolved = m->config.bus == BUS_SYSTEM,
+                };
 
-        r = sd_event_add_time_relative(m->event, &b->poll_timer, CLOCK_MONOTONIC, PROPERTY_POLL_USEC,
-                                       PROPERTY_POLL_USEC / 2, on_poll, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up D-Bus property polling: %m");
-        (void) sd_event_source_set_enabled(b->poll_timer, SD_EVENT_ON);
-        (void) sd_event_source_set_description(b->poll_timer, "bus-property-poll");
+                r = sd_event_add_defer(m->event, &b->flush_source, on_flush, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up D-Bus signal coalescing: %m");
+                /* Idle priority: runs after every other pending source of this turn. */
+                (void) sd_event_source_set_priority(b->flush_source, SD_EVENT_PRIORITY_IDLE);
+                (void) sd_event_source_set_enabled(b->flush_source, SD_EVENT_OFF);
+                (void) sd_event_source_set_description(b->flush_source, "bus-flush");
 
-        r = sd_event_add_time_relative(m->event, &b->reconnect_timer, CLOCK_MONOTONIC, RECONNECT_USEC,
-                                       USEC_PER_SEC, on_reconnect, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up D-Bus reconnection: %m");
-        (void) sd_event_source_set_enabled(b->reconnect_timer, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(b->reconnect_timer, "bus-reconnect");
+                r = sd_event_add_time_relative(m->event, &b->poll_timer, CLOCK_MONOTONIC, PROPERTY_POLL_USEC,
+                                               PROPERTY_POLL_USEC / 2, on_poll, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up D-Bus property polling: %m");
+                (void) sd_event_source_set_enabled(b->poll_timer, SD_EVENT_ON);
+                (void) sd_event_source_set_description(b->poll_timer, "bus-property-poll");
 
-        store_subscribe(m->store, on_record_change, m);
+                store_subscribe(m->store, on_record_change, m);
+        }
+        /* systemd-resolved is on the system bus, whichever bus the API is on. */
+        if (m->resolved && m->config.bus != BUS_SYSTEM)
+                b->connections[b->n_connections++] = (BusConnection) {
+                        .manager = m,
+                        .kind = BUS_SYSTEM,
+                        .reaches_resolved = true,
+                };
 
-        r = bus_connect(m);
-        if (r < 0) {
-                /* DNS matters more than the management API: serve, and retry. */
-                log_warning_errno(r, "Cannot connect to the %s bus, the D-Bus API is unavailable for now (retrying every %llu s): %m",
-                                  bus_kind(m), (unsigned long long) (RECONNECT_USEC / USEC_PER_SEC));
-                schedule_reconnect(m);
+        for (size_t i = 0; i < b->n_connections; i++) {
+                r = connection_start(&b->connections[i]);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -942,12 +1101,12 @@ void manager_bus_done(Manager *m) {
 
         if (!b)
                 return;
-        if (m->store)
+        if (b->api && m->store)
                 store_unsubscribe(m->store, on_record_change, m);
-        bus_disconnect(m);
+        for (size_t i = 0; i < b->n_connections; i++)
+                connection_done(&b->connections[i]);
         sd_event_source_disable_unref(b->flush_source);
         sd_event_source_disable_unref(b->poll_timer);
-        sd_event_source_disable_unref(b->reconnect_timer);
         g_hash_table_destroy(b->pending_by_key);
         g_ptr_array_free(b->pending, TRUE);
         g_hash_table_destroy(b->snapshot);

@@ -6,7 +6,9 @@
 typedef struct Manager Manager;
 
 /* Connects to the configured bus (m->config.bus), exports the object, takes
- * the name, and subscribes to store changes for the coalesced signals. */
+ * the name, and subscribes to store changes for the coalesced signals; hands
+ * a system bus connection to m->resolved (create that first) on every
+ * (re)connection. Waits for a bus that is not there, and reconnects. */
 int manager_bus_setup(Manager *m);
 void manager_bus_done(Manager *m);
 /* MemberChanged(node, address, state): sent at once (membership changes are rare). */

@@ -275,7 +275,7 @@ Manager *manager_free(Manager *m) {
         /* Leave the cluster before the sources drop their records, so peers
          * see LEFT, not a burst of deletions. */
         m->cluster = cluster_free(m->cluster);
-        /* Before the bus goes: RevertLink travels on it (issue 7). */
+        /* Before the bus goes: RevertLink travels on it. */
         m->resolved = resolved_free(m->resolved);
         manager_bus_done(m);
         m->http = http_server_free(m->http);
@@ -445,18 +445,18 @@ int manager_start(Manager *m) {
                 m->listen_http_fd = -EBADF;
         }
 
-        if (m->config.bus != BUS_NONE) {
+        /* Optional, asynchronous, never fatal (warnings only). It gets its
+         * system bus connection from manager-bus.c, which keeps it. */
+        if (m->config.resolved_link) {
+                r = resolved_new(&m->resolved, m->event, &m->config);
+                if (r < 0)
+                        log_warning_errno(r, "Not registering with systemd-resolved: %m");
+        }
+
+        if (m->config.bus != BUS_NONE || m->resolved) {
                 r = manager_bus_setup(m);
                 if (r < 0)
                         return r;
-        }
-
-        /* Issue 7: optional, asynchronous, never fatal (warnings only); shares
-         * our system bus connection when we have one. */
-        if (m->config.resolved_link) {
-                r = resolved_new(&m->resolved, m->event, m->config.bus == BUS_SYSTEM ? m->bus : NULL, &m->config);
-                if (r < 0)
-                        log_warning_errno(r, "Not registering with systemd-resolved: %m");
         }
 
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC,

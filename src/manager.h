@@ -4,7 +4,6 @@
 #pragma once
 
 #include <glib.h>
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -33,9 +32,8 @@ typedef struct Manager {
         HostsDir *hosts;
         DockerMonitor *docker;     /* NULL when disabled */
         HttpServer *http;          /* NULL when disabled */
-        sd_bus *bus;               /* NULL when --bus=none; see manager-bus.c */
-        void *bus_data;            /* private to manager-bus.c */
-        struct Resolved *resolved; /* issue 7: systemd-resolved registration; NULL unless [Resolved] Link= */
+        void *bus_data;            /* private to manager-bus.c, which owns the bus connections */
+        struct Resolved *resolved; /* systemd-resolved registration; NULL unless [Resolved] Link= */
         Cluster *cluster;          /* NULL unless ENABLE_DNS_SYNC */
 
         /* fds passed by systemd, by role; -EBADF when not passed */

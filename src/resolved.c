@@ -5,7 +5,12 @@
  * org.freedesktop.resolve1 sends them again whenever resolved starts; a link
  * that does not exist yet is retried on a timer with backoff; RevertLink on
  * exit. The calls do not auto-start resolved: if the admin stopped it, we do
- * not bring it back. */
+ * not bring it back.
+ *
+ * The bus connection is not ours: the Manager's bus code owns it and hands
+ * it over with resolved_set_bus() each time it is (re)connected, and takes
+ * it back when it is lost, so nothing here outlives the connection it was
+ * made on. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,7 +45,7 @@ static const char *const call_method[_CALL_MAX] = {
 
 struct Resolved {
         sd_event *event;
-        sd_bus *bus;
+        sd_bus *bus;            /* a reference to the current connection; NULL while there is none */
         char *link;
         char **domains;         /* "~name" routing only, "name" routing and search */
         char **servers;         /* as configured, for messages */
@@ -255,6 +260,8 @@ static void do_register(Resolved *r) {
         cancel_calls(r);
         r->registered = false;
         r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
+        if (!r->bus)
+                return;         /* again when a connection is handed over */
 
         ifindex = (int) if_nametoindex(r->link);
         if (ifindex <= 0) {
@@ -383,7 +390,7 @@ static char **default_servers(const Config *c) {
         return l;
 }
 
-int resolved_new(Resolved **ret, sd_event *event, sd_bus *bus, const Config *c) {
+int resolved_new(Resolved **ret, sd_event *event, const Config *c) {
         _cleanup_(resolved_freep) Resolved *r = NULL;
         g_autofree char *servers = NULL, *domains = NULL;
         int k;
@@ -408,17 +415,33 @@ int resolved_new(Resolved **ret, sd_event *event, sd_bus *bus, const Config *c) 
                 log_warning("[Resolved] Link=%s is set, but there are no domains to route to joyrided: "
                             "set [Resolved] Domains= or [DNS] Domains=. Registering the DNS server only.", r->link);
 
-        if (bus)
-                r->bus = sd_bus_ref(bus);
-        else {
-                k = sd_bus_open_system_with_description(&r->bus, "joyride-resolved");
-                if (k < 0)
-                        return log_warning_errno(k, "Failed to connect to the system bus for systemd-resolved: %m");
-                k = sd_bus_attach_event(r->bus, event, SD_EVENT_PRIORITY_NORMAL);
-                if (k < 0)
-                        return log_warning_errno(k, "Failed to attach the systemd-resolved bus connection: %m");
-        }
+        k = sd_event_add_exit(event, &r->exit_source, on_loop_exit, r);
+        if (k < 0)
+                return log_warning_errno(k, "Failed to set up reverting systemd-resolved settings on exit: %m");
+        (void) sd_event_source_set_priority(r->exit_source, SD_EVENT_PRIORITY_IMPORTANT - 10);
+        (void) sd_event_source_set_description(r->exit_source, "resolved-revert");
 
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+void resolved_set_bus(Resolved *r, sd_bus *bus) {
+        int k;
+
+        if (r->bus == bus)
+                return;
+
+        /* Whatever was under way went with the old connection. If resolved
+         * kept our settings, it gets them again on the next one. */
+        cancel_calls(r);
+        r->match_slot = sd_bus_slot_unref(r->match_slot);
+        r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
+        r->bus = sd_bus_unref(r->bus);
+        r->sent = r->registered = false;
+        if (!bus)
+                return;
+
+        r->bus = sd_bus_ref(bus);
         /* The match goes out before the first call on the same connection, so
          * a resolved that starts in between is not missed. */
         k = sd_bus_add_match_async(r->bus, &r->match_slot,
@@ -427,15 +450,6 @@ int resolved_new(Resolved **ret, sd_event *event, sd_bus *bus, const Config *c) 
                                    "arg0='" RESOLVE1_NAME "'",
                                    on_name_owner_changed, NULL, r);
         if (k < 0)
-                return log_warning_errno(k, "Failed to watch for systemd-resolved on the bus: %m");
-
-        k = sd_event_add_exit(event, &r->exit_source, on_loop_exit, r);
-        if (k < 0)
-                return log_warning_errno(k, "Failed to set up reverting systemd-resolved settings on exit: %m");
-        (void) sd_event_source_set_priority(r->exit_source, SD_EVENT_PRIORITY_IMPORTANT - 10);
-        (void) sd_event_source_set_description(r->exit_source, "resolved-revert");
-
+                log_warning_errno(k, "Failed to watch for systemd-resolved on the bus, a restart of it will go unnoticed: %m");
         do_register(r);
-        *ret = TAKE_PTR(r);
-        return 0;
 }

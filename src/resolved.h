@@ -24,11 +24,15 @@
 
 typedef struct Resolved Resolved;
 
-/* Starts registering c->resolved_link (which must be set). bus: a system bus
- * connection attached to event to share (joyrided's own), or NULL to open
- * one. Copies what it needs from c. Fails only on allocation or when no bus
- * connection can be made at all. */
-int resolved_new(Resolved **ret, sd_event *event, sd_bus *bus, const Config *c);
+/* Prepares registering c->resolved_link (which must be set); copies what it
+ * needs from c. Nothing is sent until a bus connection is handed over.
+ * Fails only on allocation. */
+int resolved_new(Resolved **ret, sd_event *event, const Config *c);
+/* The system bus connection to reach resolved on, attached to the event
+ * loop, or NULL when it was lost. Each new connection registers the link
+ * again. The caller owns the connection; Resolved keeps a reference until
+ * the next call or resolved_free(). */
+void resolved_set_bus(Resolved *r, sd_bus *bus);
 /* Reverts the link's settings (when they were sent) and frees. */
 Resolved *resolved_free(Resolved *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Resolved *, resolved_free);
