@@ -13,6 +13,8 @@
 #include <json-c/json.h>
 #include <libintl.h>
 #include <locale.h>
+#include <arpa/inet.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +192,12 @@ static int call_failed(sd_bus *bus, const sd_bus_error *e, int r, const char *wh
                 fprintf(stderr, arg_user ? _("joyrided is not running: nobody owns %s on the user bus.\n")
                                          : _("joyrided is not running: nobody owns %s on the system bus.\n"),
                         BUS_NAME);
+                if (arg_user)
+                        fprintf(stderr, "%s\n", _("Start a development instance with 'make run', or use --system for the "
+                                                  "system service."));
+                else
+                        fprintf(stderr, "%s\n", _("Start the service with 'systemctl start joyride.socket joyride-http.socket', "
+                                                  "or use --user for a development instance started with 'make run'."));
                 return EXIT_NOT_RUNNING;
         }
         if (e && e->name && g_str_has_prefix(e->name, "org.freedesktop.DBus.Error.Spawn.")) {
@@ -369,6 +377,18 @@ static char *format_timestamp(uint64_t usec) {
         return g_strdup(buf);
 }
 
+/* UTC, to the second, as the HTTP API writes times: "2026-11-30T15:04:05Z".
+ * NULL for 0 (never). */
+static char *format_iso8601(uint64_t usec) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+        char buf[32];
+
+        if (usec == 0 || !gmtime_r(&t, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                return NULL;
+        return g_strdup(buf);
+}
+
 static void print_field(size_t width, const char *label, const char *value) {
         printf("%*s%s: %s\n", (int) (width - display_width(label)), "", label, value);
 }
@@ -389,22 +409,24 @@ static int verb_status(sd_bus *bus, char **args) {
 
         pager_open();
         if (arg_json != JSON_OFF) {
+                g_autofree char *started_iso = format_iso8601(s.start_timestamp);
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "NodeId", json_object_new_string(strempty(s.node_id)));
-                json_object_object_add(o, "DaemonVersion", json_object_new_string(strempty(s.daemon_version)));
-                json_object_object_add(o, "Version", json_object_new_uint64(s.version));
-                json_object_object_add(o, "RecordCount", json_object_new_int64(s.record_count));
-                json_object_object_add(o, "DNSPort", json_object_new_int(s.dns_port));
-                json_object_object_add(o, "ListenAddresses", json_strv(s.listen_addresses));
-                json_object_object_add(o, "Domains", json_strv(s.domains));
-                json_object_object_add(o, "HostsDirectory", json_object_new_string(strempty(s.hosts_directory)));
-                json_object_object_add(o, "DockerState", json_object_new_string(strempty(s.docker_state)));
-                json_object_object_add(o, "DockerError", json_object_new_string(strempty(s.docker_error)));
-                json_object_object_add(o, "ClusterEnabled", json_object_new_boolean(s.cluster_enabled));
-                json_object_object_add(o, "MemberCount", json_object_new_int64(s.member_count));
-                json_object_object_add(o, "StateDirectory", json_object_new_string(strempty(s.state_directory)));
-                json_object_object_add(o, "StartTimestamp", json_object_new_uint64(s.start_timestamp));
-                json_object_object_add(o, "Uptime", json_object_new_uint64(s.uptime));
+                /* The same keys as the HTTP API where the meaning is the same. */
+                json_object_object_add(o, "node_id", json_object_new_string(strempty(s.node_id)));
+                json_object_object_add(o, "version", json_object_new_string(strempty(s.daemon_version)));
+                json_object_object_add(o, "store_version", json_object_new_uint64(s.version));
+                json_object_object_add(o, "total_records", json_object_new_int64(s.record_count));
+                json_object_object_add(o, "dns_port", json_object_new_int(s.dns_port));
+                json_object_object_add(o, "listen_addresses", json_strv(s.listen_addresses));
+                json_object_object_add(o, "domains", json_strv(s.domains));
+                json_object_object_add(o, "hosts_directory", json_object_new_string(strempty(s.hosts_directory)));
+                json_object_object_add(o, "docker_state", json_object_new_string(strempty(s.docker_state)));
+                json_object_object_add(o, "docker_error", json_object_new_string(strempty(s.docker_error)));
+                json_object_object_add(o, "cluster_enabled", json_object_new_boolean(s.cluster_enabled));
+                json_object_object_add(o, "member_count", json_object_new_int64(s.member_count));
+                json_object_object_add(o, "state_directory", json_object_new_string(strempty(s.state_directory)));
+                json_object_object_add(o, "started", started_iso ? json_object_new_string(started_iso) : NULL);
+                json_object_object_add(o, "uptime", json_object_new_uint64(s.uptime / USEC_PER_SEC));
                 json_print(o);
                 json_object_put(o);
                 return EXIT_SUCCESS;
@@ -503,19 +525,38 @@ static int verb_records(sd_bus *bus, char **args) {
 
 /* --- query --------------------------------------------------------------- */
 
+/* "192.0.2.7" -> "7.2.0.192.in-addr.arpa", "2001:db8::1" -> its ip6.arpa
+ * nibbles, as resolvectl query does for an address; NULL for anything else. */
+static char *reverse_name(const char *s) {
+        unsigned char a[16];
+        GString *out;
+
+        if (inet_pton(AF_INET, s, a) == 1)
+                return g_strdup_printf("%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+        if (inet_pton(AF_INET6, s, a) != 1)
+                return NULL;
+        out = g_string_new(NULL);
+        for (int i = 15; i >= 0; i--)
+                g_string_append_printf(out, "%x.%x.", a[i] & 0xf, a[i] >> 4);
+        g_string_append(out, "ip6.arpa");
+        return g_string_free(out, FALSE);
+}
+
 static int verb_query(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *headers[] = { _("NAME"), _("TYPE"), _("TTL"), _("VALUE") };
         const bool right[] = { false, false, true, false };
         g_autoptr(Table) t = table_new(4, headers, right);
-        const char *qtype = args[1] ?: arg_type ?: "A";
+        g_autofree char *reverse = reverse_name(args[0]);
+        const char *qname = reverse ?: args[0];
+        const char *qtype = args[1] ?: arg_type ?: (reverse ? "PTR" : "A");
         const char *rcode, *name, *type, *value;
         json_object *array = json_object_new_array();
         uint32_t ttl;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "Resolve", &error, &reply, "ss", args[0], qtype);
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "Resolve", &error, &reply, "ss", qname, qtype);
         if (r < 0) {
                 json_object_put(array);
                 return call_failed(bus, &error, r, _("Failed to resolve"));
@@ -544,7 +585,7 @@ static int verb_query(sd_bus *bus, char **args) {
         pager_open();
         if (arg_json != JSON_OFF) {
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "name", json_object_new_string(args[0]));
+                json_object_object_add(o, "name", json_object_new_string(qname));
                 json_object_object_add(o, "type", json_object_new_string(qtype));
                 json_object_object_add(o, "rcode", json_object_new_string(rcode));
                 json_object_object_add(o, "answers", array);
@@ -563,7 +604,7 @@ static int verb_query(sd_bus *bus, char **args) {
         if (!streq(rcode, "NOERROR")) {
                 /* Like host(1): a name that does not resolve is a failure. */
                 fflush(stdout);
-                fprintf(stderr, "joyridectl: %s %s: %s\n", args[0], qtype, rcode);
+                fprintf(stderr, "joyridectl: %s %s: %s\n", qname, qtype, rcode);
                 return EXIT_FAILURE;
         }
         return EXIT_SUCCESS;
@@ -667,6 +708,22 @@ static int verb_members(sd_bus *bus, char **args) {
         uint64_t since;
         int r;
 
+        int enabled = 0;
+        r = sd_bus_get_property_trivial(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ClusterEnabled", &error, 'b', &enabled);
+        if (r < 0) {
+                json_object_put(array);
+                return call_failed(bus, &error, r, _("Failed to list cluster members"));
+        }
+        if (!enabled) {
+                /* Not an error: a node without a cluster simply has no members. */
+                if (arg_json != JSON_OFF)
+                        json_print(array);
+                else
+                        puts(_("Clustering is disabled on this node (see ENABLE_DNS_SYNC)."));
+                json_object_put(array);
+                return EXIT_SUCCESS;
+        }
+
         r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ListMembers", &error, &reply, NULL);
         if (r < 0) {
                 json_object_put(array);
@@ -677,11 +734,12 @@ static int verb_members(sd_bus *bus, char **args) {
                 g_autofree char *records_str = g_strdup_printf("%u", records);
                 g_autofree char *since_str = format_timestamp(since);
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "node", json_object_new_string(node));
+                g_autofree char *since_iso = format_iso8601(since);
+                json_object_object_add(o, "node_id", json_object_new_string(node));
                 json_object_object_add(o, "address", json_object_new_string(address));
                 json_object_object_add(o, "state", json_object_new_string(state));
                 json_object_object_add(o, "records", json_object_new_int64(records));
-                json_object_object_add(o, "since", json_object_new_uint64(since));
+                json_object_object_add(o, "last_change", since_iso ? json_object_new_string(since_iso) : NULL);
                 json_object_array_add(array, o);
                 table_add(t, node);
                 table_add(t, address);
@@ -724,6 +782,134 @@ static int verb_reload(sd_bus *bus, char **args) {
         return simple_call(bus, "Reload", _("Failed to reload"));
 }
 
+/* --- monitor -------------------------------------------------------------- */
+
+static volatile sig_atomic_t monitor_stop = 0;
+
+static void monitor_signal(int sig) {
+        monitor_stop = 1;
+}
+
+static void monitor_stamp(json_object *o, char *buf, size_t size) {
+        struct timespec ts;
+        struct tm tm;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (o) {
+                g_autofree char *iso = format_iso8601((uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000);
+                json_object_object_add(o, "timestamp", json_object_new_string(strempty(iso)));
+        }
+        localtime_r(&ts.tv_sec, &tm);
+        strftime(buf, size, "%H:%M:%S", &tm);
+}
+
+static int monitor_records(sd_bus_message *m, const char *change, const char *mark) {
+        const char *name, *type, *value, *source;
+        uint32_t ttl;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(sssus)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(sssus)", &name, &type, &value, &ttl, &source)) > 0) {
+                char when[16];
+                if (arg_json != JSON_OFF) {
+                        json_object *o = json_object_new_object();
+                        monitor_stamp(o, when, sizeof when);
+                        json_object_object_add(o, "change", json_object_new_string(change));
+                        json_object_object_add(o, "name", json_object_new_string(name));
+                        json_object_object_add(o, "type", json_object_new_string(type));
+                        json_object_object_add(o, "value", json_object_new_string(value));
+                        json_object_object_add(o, "ttl", json_object_new_int64(ttl));
+                        json_object_object_add(o, "source", json_object_new_string(source));
+                        json_print(o);
+                        json_object_put(o);
+                } else {
+                        monitor_stamp(NULL, when, sizeof when);
+                        printf("%s %s %s %s %s %u %s\n", when, mark, name, type, value, ttl, source);
+                }
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int on_records_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int r = monitor_records(m, "added", "+");
+        if (r >= 0)
+                r = monitor_records(m, "removed", "-");
+        if (r < 0)
+                fprintf(stderr, "joyridectl: %s %s\n", _("Failed to read a RecordsChanged signal:"), strerror(-r));
+        return 0;
+}
+
+static int on_member_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *node, *address, *state;
+        char when[16];
+        int r;
+
+        r = sd_bus_message_read(m, "sss", &node, &address, &state);
+        if (r < 0) {
+                fprintf(stderr, "joyridectl: %s %s\n", _("Failed to read a MemberChanged signal:"), strerror(-r));
+                return 0;
+        }
+        if (arg_json != JSON_OFF) {
+                json_object *o = json_object_new_object();
+                monitor_stamp(o, when, sizeof when);
+                json_object_object_add(o, "change", json_object_new_string("member"));
+                json_object_object_add(o, "node_id", json_object_new_string(node));
+                json_object_object_add(o, "address", json_object_new_string(address));
+                json_object_object_add(o, "state", json_object_new_string(state));
+                json_print(o);
+                json_object_put(o);
+        } else {
+                monitor_stamp(NULL, when, sizeof when);
+                printf("%s %s %s %s %s\n", when, _("member"), node, address, state);
+        }
+        return 0;
+}
+
+/* Follows RecordsChanged and MemberChanged until SIGINT or SIGTERM, one line
+ * per change ("+" added, "-" removed), or one JSON object per line. */
+static int verb_monitor(sd_bus *bus, char **args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct sigaction sa = { .sa_handler = monitor_signal };   /* no SA_RESTART: the wait returns */
+        int r;
+
+        r = sd_bus_match_signal(bus, NULL, BUS_NAME, BUS_PATH, BUS_INTERFACE, "RecordsChanged",
+                                on_records_changed, NULL);
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, NULL, BUS_NAME, BUS_PATH, BUS_INTERFACE, "MemberChanged",
+                                        on_member_changed, NULL);
+        if (r < 0) {
+                fprintf(stderr, "joyridectl: %s %s\n", _("Failed to subscribe to the daemon's signals:"), strerror(-r));
+                return EXIT_FAILURE;
+        }
+        /* Say so when nobody is there to send anything, but keep listening:
+         * a daemon that starts later is followed too. */
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, "org.freedesktop.DBus.Peer", "Ping", &error, NULL, NULL);
+        if (r < 0)
+                (void) call_failed(bus, &error, r, _("Failed to reach the daemon"));
+
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        fprintf(stderr, "%s\n", _("Monitoring record and member changes; press Ctrl+C to stop."));
+        while (!monitor_stop) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0) {
+                        fprintf(stderr, "joyridectl: %s %s\n", _("Lost the bus connection:"), strerror(-r));
+                        return EXIT_FAILURE;
+                }
+                if (r > 0)
+                        continue;
+                r = sd_bus_wait(bus, UINT64_MAX);
+                if (r < 0 && r != -EINTR) {
+                        fprintf(stderr, "joyridectl: %s %s\n", _("Lost the bus connection:"), strerror(-r));
+                        return EXIT_FAILURE;
+                }
+        }
+        return EXIT_SUCCESS;
+}
+
 /* --- command line -------------------------------------------------------- */
 
 static void help(void) {
@@ -734,12 +920,15 @@ static void help(void) {
                  "Commands:\n"
                  "  status                   Show the daemon's state\n"
                  "  records [NAME]           List records, with their source and TTL\n"
-                 "  query NAME [TYPE]        Resolve a name as the DNS server answers it\n"
+                 "  query NAME|ADDRESS [TYPE]\n"
+                 "                           Resolve a name as the DNS server answers it\n"
+                 "                           (an address is looked up in reverse, as PTR)\n"
                  "  add NAME VALUE           Add a record (kept across restarts)\n"
                  "  remove NAME [VALUE]      Remove records added with 'add'\n"
                  "  members                  List cluster members\n"
                  "  sync                     Sync records with the cluster now\n"
                  "  reload                   Re-read the configuration and hosts files\n"
+                 "  monitor                  Follow record and member changes until interrupted\n"
                  "\n"
                  "Options:\n"
                  "  -h --help                Show this help\n"
@@ -772,6 +961,7 @@ static const Verb verbs[] = {
         { "members", 0, 0, verb_members },
         { "sync", 0, 0, verb_sync },
         { "reload", 0, 0, verb_reload },
+        { "monitor", 0, 0, verb_monitor },
 };
 
 /* Returns 0 to go on, a positive exit status to stop (after --help), or -1. */
