@@ -21,16 +21,14 @@ $(BUILD)/build.ninja: | deps
 build: deps $(BUILD)/build.ninja
 	$(MESON) compile -C $(BUILD)
 
-# A development instance: no root needed, DNS on 127.0.0.1:5353 (UDP and TCP),
-# records from ./hosts, state under the build folder, nothing beyond loopback.
+# A development instance: no root needed, DNS on 127.0.0.1:$(DNS_PORT) (UDP
+# and TCP), the dashboard on 127.0.0.1:$(HTTP_PORT), records from ./hosts,
+# state under the build folder, D-Bus on the session bus (joyridectl --user),
+# nothing beyond loopback. `make run DNS_PORT=5354 HTTP_PORT=5001` moves it.
+DNS_PORT  ?= 5353
+HTTP_PORT ?= 5000
 run: build
-	mkdir -p $(BUILD)/state
-	exec $(BUILD)/src/joyrided \
-		--dns-bind-address=127.0.0.1 --dns-port=5353 \
-		--hosts-directory=$(CURDIR)/hosts \
-		--state-directory=$(CURDIR)/$(BUILD)/state \
-		--http-host=127.0.0.1 \
-		--no-docker --bus=none --no-cluster
+	@DNS_PORT=$(DNS_PORT) HTTP_PORT=$(HTTP_PORT) tools/run-dev $(BUILD)
 
 # The whole suite; ends with one line "N passed, M failed".
 test: build
