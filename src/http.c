@@ -145,7 +145,10 @@ static json_object *cluster_members(HttpServer *h) {
                 json_object_object_add(o, "address", json_object_new_string(members[i].address));
                 json_object_object_add(o, "state", json_object_new_string(members[i].state));
                 json_object_object_add(o, "incarnation", json_object_new_int64(members[i].incarnation));
-                json_object_object_add(o, "last_change", json_object_new_int64((int64_t) (members[i].state_change_usec / USEC_PER_SEC)));
+                g_autofree char *last_change = http_iso8601(members[i].state_change_usec);
+                json_object_object_add(o, "last_change", json_object_new_string(last_change));
+                json_object_object_add(o, "last_change_timestamp",
+                                       json_object_new_int64((int64_t) (members[i].state_change_usec / USEC_PER_SEC)));
                 json_object_object_add(o, "records", json_object_new_int64((int64_t) members[i].records));
                 json_object_object_add(o, "self", json_object_new_boolean(members[i].self));
                 json_object_array_add(a, o);
