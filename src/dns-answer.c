@@ -22,6 +22,7 @@
  * - Over UDP with EDNS we send up to min(client payload, 4096) bytes, at least
  *   512, while advertising DNS_EDNS_PAYLOAD_OURS in our OPT. */
 
+#include <stdio.h>
 #include <string.h>
 
 #include "dns-answer.h"
@@ -122,6 +123,15 @@ const char *dns_rcode_to_string(int rcode) {
         if (rcode < 0 || (size_t) rcode >= ELEMENTSOF(table))
                 return NULL;
         return table[rcode];
+}
+
+const char *dns_rcode_format(unsigned rcode, char buf[static 16]) {
+        const char *name = rcode <= INT16_MAX ? dns_rcode_to_string((int) rcode) : NULL;
+
+        if (name)
+                return name;
+        snprintf(buf, 16, "RCODE%u", rcode);
+        return buf;
 }
 
 /* --- request parsing ---------------------------------------------------- */

@@ -51,3 +51,5 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
                   DnsQueryInfo *ret_info);
 
 const char *dns_rcode_to_string(int rcode);   /* "NOERROR", ...; NULL if unknown */
+/* The name, or "RCODE<n>" in buf for one without a name. */
+const char *dns_rcode_format(unsigned rcode, char buf[static 16]);

@@ -118,6 +118,13 @@ struct DnsServer {
         char *description;
 };
 
+/* In the order of DnsServerCounters.by_type (dns_server_type_index()). */
+static const char *const type_labels[DNS_SERVER_N_TYPES] = { "A", "AAAA", "CNAME", "TXT", "PTR", "SOA", "other" };
+
+const char *dns_server_type_label(int index) {
+        return index >= 0 && index < DNS_SERVER_N_TYPES ? type_labels[index] : NULL;
+}
+
 int dns_server_type_index(uint16_t qtype) {
         switch (qtype) {
         case DNS_TYPE_A:

@@ -12,11 +12,13 @@
 
 typedef struct DnsServer DnsServer;
 
+#define DNS_SERVER_N_TYPES 7      /* the by_type counters: see dns_server_type_index() */
+
 typedef struct DnsServerCounters {
         uint64_t queries_udp;
         uint64_t queries_tcp;
         uint64_t by_rcode[24];            /* index: rcode (0..23) */
-        uint64_t by_type[7];              /* A, AAAA, CNAME, TXT, PTR, SOA, other: see dns_server_type_index() */
+        uint64_t by_type[DNS_SERVER_N_TYPES];              /* A, AAAA, CNAME, TXT, PTR, SOA, other: see dns_server_type_index() */
         uint64_t truncated;
         uint64_t tcp_connections;         /* accepted in total */
         uint64_t tcp_rejected;            /* refused because of the cap */
@@ -40,5 +42,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DnsServer *, dns_server_free);
 
 const DnsServerCounters *dns_server_get_counters(const DnsServer *s);
 int dns_server_type_index(uint16_t qtype);
+/* The label of a by_type index: "A", "AAAA", "CNAME", "TXT", "PTR", "SOA", "other". */
+const char *dns_server_type_label(int index);
+
 /* Like "udp 127.0.0.1:5353, tcp 127.0.0.1:5353", for status lines. */
 const char *dns_server_describe(const DnsServer *s);

@@ -32,15 +32,6 @@ static const char *const member_state_labels[_HTTP_MEMBER_STATE_MAX] = {
         [HTTP_MEMBER_LEFT] = "left",
 };
 
-/* In the order of DnsServerCounters.by_type (dns_server_type_index()). */
-static const char *const query_type_labels[] = { "A", "AAAA", "CNAME", "TXT", "PTR", "SOA", "other" };
-
-/* RFC 6895 names; the rest are shown as numbers. */
-static const char *const rcode_names[] = {
-        [0] = "NOERROR", [1] = "FORMERR", [2] = "SERVFAIL", [3] = "NXDOMAIN", [4] = "NOTIMP",
-        [5] = "REFUSED", [6] = "YXDOMAIN", [7] = "YXRRSET", [8] = "NXRRSET", [9] = "NOTAUTH",
-        [10] = "NOTZONE", [16] = "BADVERS",
-};
 /* Always exported, even at zero, so rate() works from the first scrape. */
 static const unsigned common_rcodes[] = { 0, 1, 2, 3, 4, 5 };
 
@@ -54,13 +45,6 @@ const char *http_source_owner_prefix(HttpSource s) {
 
 const char *http_member_state_label(HttpMemberState s) {
         return s >= 0 && s < _HTTP_MEMBER_STATE_MAX ? member_state_labels[s] : NULL;
-}
-
-static void rcode_name(unsigned rcode, char *buf, size_t size) {
-        if (rcode < ELEMENTSOF(rcode_names) && rcode_names[rcode])
-                snprintf(buf, size, "%s", rcode_names[rcode]);
-        else
-                snprintf(buf, size, "RCODE%u", rcode);
 }
 
 char *http_iso8601(uint64_t realtime_usec) {
@@ -133,8 +117,8 @@ static json_object *status_dns(const HttpStatusInput *in) {
         json_object_object_add(o, "queries_tcp", json_object_new_int64(c ? (int64_t) c->queries_tcp : 0));
 
         by_type = json_object_new_object();
-        for (size_t i = 0; i < ELEMENTSOF(query_type_labels); i++)
-                json_object_object_add(by_type, query_type_labels[i],
+        for (int i = 0; i < DNS_SERVER_N_TYPES; i++)
+                json_object_object_add(by_type, dns_server_type_label(i),
                                        json_object_new_int64(c ? (int64_t) c->by_type[i] : 0));
         json_object_object_add(o, "queries_by_type", by_type);
 
@@ -147,8 +131,8 @@ static json_object *status_dns(const HttpStatusInput *in) {
                         common = common || common_rcodes[j] == i;
                 if (n == 0 && !common)
                         continue;
-                rcode_name(i, name, sizeof name);
-                json_object_object_add(by_rcode, name, json_object_new_int64((int64_t) n));
+                
+                json_object_object_add(by_rcode, dns_rcode_format(i, name), json_object_new_int64((int64_t) n));
         }
         json_object_object_add(o, "responses_by_rcode", by_rcode);
         json_object_object_add(o, "truncated", json_object_new_int64(c ? (int64_t) c->truncated : 0));
@@ -302,9 +286,9 @@ char *http_metrics_render(const HttpMetricsInput *in) {
         char name[32];
 
         metric_header(out, "joyride_dns_queries_total", "counter", "DNS queries answered, by query type.");
-        for (size_t i = 0; i < ELEMENTSOF(query_type_labels); i++)
+        for (int i = 0; i < DNS_SERVER_N_TYPES; i++)
                 g_string_append_printf(out, "joyride_dns_queries_total{type=\"%s\"} %" PRIu64 "\n",
-                                       query_type_labels[i], c->by_type[i]);
+                                       dns_server_type_label(i), c->by_type[i]);
 
         metric_header(out, "joyride_dns_responses_total", "counter", "DNS responses sent, by response code.");
         for (unsigned i = 0; i < ELEMENTSOF(c->by_rcode); i++) {
@@ -314,9 +298,8 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                         common = common || common_rcodes[j] == i;
                 if (c->by_rcode[i] == 0 && !common)
                         continue;
-                rcode_name(i, name, sizeof name);
                 g_string_append_printf(out, "joyride_dns_responses_total{rcode=\"%s\"} %" PRIu64 "\n",
-                                       name, c->by_rcode[i]);
+                                       dns_rcode_format(i, name), c->by_rcode[i]);
         }
 
         metric_header(out, "joyride_dns_transport_queries_total", "counter", "DNS queries received, by transport.");

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <glib.h>
 #include <json-c/json.h>
 #include <libintl.h>
@@ -207,7 +208,7 @@ static int call_failed(sd_bus *bus, const sd_bus_error *e, int r, const char *wh
         }
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)) {
                 fprintf(stderr, "joyridectl: %s\n",
-                        _("Permission denied: changing records, syncing and reloading need root or CAP_NET_ADMIN."));
+                        _("Permission denied: changing records, syncing, reloading and setting the log level need root or CAP_NET_ADMIN."));
                 return EXIT_DENIED;
         }
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS)) {
@@ -782,6 +783,109 @@ static int verb_reload(sd_bus *bus, char **args) {
         return simple_call(bus, "Reload", _("Failed to reload"));
 }
 
+/* --- statistics, log-level ---------------------------------------------- */
+
+static int verb_statistics(sd_bus *bus, char **args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        json_object *o = json_object_new_object(), *by_type = json_object_new_object(),
+                    *by_rcode = json_object_new_object();
+        g_autoptr(GString) types = g_string_new(NULL), rcodes = g_string_new(NULL);
+        uint64_t queries = 0, udp = 0, tcp = 0, truncated = 0, conns = 0, rejected = 0, timeouts = 0;
+        const char *key;
+        uint64_t value;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "GetStatistics", &error, &reply, NULL);
+        if (r < 0) {
+                json_object_put(o);
+                json_object_put(by_type);
+                json_object_put(by_rcode);
+                return call_failed(bus, &error, r, _("Failed to read the statistics"));
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &key, &value)) > 0) {
+                if (g_str_has_prefix(key, "queries_by_type.")) {
+                        json_object_object_add(by_type, key + strlen("queries_by_type."), json_object_new_uint64(value));
+                        g_string_append_printf(types, "%s%s %" PRIu64, types->len ? ", " : "",
+                                               key + strlen("queries_by_type."), value);
+                } else if (g_str_has_prefix(key, "responses_by_rcode.")) {
+                        json_object_object_add(by_rcode, key + strlen("responses_by_rcode."),
+                                               json_object_new_uint64(value));
+                        g_string_append_printf(rcodes, "%s%s %" PRIu64, rcodes->len ? ", " : "",
+                                               key + strlen("responses_by_rcode."), value);
+                } else {
+                        json_object_object_add(o, key, json_object_new_uint64(value));
+                        if (streq(key, "queries"))
+                                queries = value;
+                        else if (streq(key, "queries_udp"))
+                                udp = value;
+                        else if (streq(key, "queries_tcp"))
+                                tcp = value;
+                        else if (streq(key, "truncated"))
+                                truncated = value;
+                        else if (streq(key, "tcp_connections"))
+                                conns = value;
+                        else if (streq(key, "tcp_rejected"))
+                                rejected = value;
+                        else if (streq(key, "tcp_timeouts"))
+                                timeouts = value;
+                }
+        }
+        json_object_object_add(o, "queries_by_type", by_type);
+        json_object_object_add(o, "responses_by_rcode", by_rcode);
+        if (r < 0) {
+                json_object_put(o);
+                return parse_failed(r);
+        }
+
+        pager_open();
+        if (arg_json != JSON_OFF)
+                json_print(o);
+        else {
+                const char *labels[] = { _("Queries"), _("By type"), _("Responses"), _("Truncated"), _("TCP") };
+                size_t width = 0;
+                for (size_t i = 0; i < ELEMENTSOF(labels); i++)
+                        width = MAX(width, display_width(labels[i]));
+                g_autofree char *q = g_strdup_printf(_("%" PRIu64 " (UDP %" PRIu64 ", TCP %" PRIu64 ")"), queries, udp, tcp);
+                g_autofree char *t = g_strdup_printf("%" PRIu64, truncated);
+                g_autofree char *c = g_strdup_printf(_("%" PRIu64 " connections, %" PRIu64 " refused at the cap, %" PRIu64
+                                                       " timed out"), conns, rejected, timeouts);
+                print_field(width, labels[0], q);
+                print_field(width, labels[1], types->str);
+                print_field(width, labels[2], rcodes->str);
+                print_field(width, labels[3], t);
+                print_field(width, labels[4], c);
+        }
+        json_object_put(o);
+        return EXIT_SUCCESS;
+}
+
+/* Without an argument shows the level; with one sets it (privileged). */
+static int verb_log_level(sd_bus *bus, char **args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *level = NULL;
+        int r;
+
+        if (args[0]) {
+                r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "SetLogLevel", &error, NULL, "s", args[0]);
+                if (r < 0)
+                        return call_failed(bus, &error, r, _("Failed to set the log level"));
+                return EXIT_SUCCESS;
+        }
+        r = sd_bus_get_property_string(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "LogLevel", &error, &level);
+        if (r < 0)
+                return call_failed(bus, &error, r, _("Failed to read the log level"));
+        if (arg_json != JSON_OFF) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "log_level", json_object_new_string(level));
+                json_print(o);
+                json_object_put(o);
+        } else
+                puts(level);
+        return EXIT_SUCCESS;
+}
+
 /* --- monitor -------------------------------------------------------------- */
 
 static volatile sig_atomic_t monitor_stop = 0;
@@ -929,6 +1033,8 @@ static void help(void) {
                  "  sync                     Sync records with the cluster now\n"
                  "  reload                   Re-read the configuration and hosts files\n"
                  "  monitor                  Follow record and member changes until interrupted\n"
+                 "  statistics               Show the query counters\n"
+                 "  log-level [LEVEL]        Show or set the daemon's log level\n"
                  "\n"
                  "Options:\n"
                  "  -h --help                Show this help\n"
@@ -962,6 +1068,8 @@ static const Verb verbs[] = {
         { "sync", 0, 0, verb_sync },
         { "reload", 0, 0, verb_reload },
         { "monitor", 0, 0, verb_monitor },
+        { "statistics", 0, 0, verb_statistics },
+        { "log-level", 0, 1, verb_log_level },
 };
 
 /* Returns 0 to go on, a positive exit status to stop (after --help), or -1. */

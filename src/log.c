@@ -26,14 +26,21 @@ void log_set_target(LogTarget t) {
         journal_decided = -1;
 }
 
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+        [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+};
+
+const char *log_level_to_string(int level) {
+        return level >= 0 && (size_t) level < ELEMENTSOF(level_names) ? level_names[level] : NULL;
+}
+
 int log_parse_level(const char *s) {
-        static const char *const names[] = {
-                [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "err",
-                [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
-        };
+        const char *const *names = level_names;
+
         if (!s)
                 return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+        for (size_t i = 0; i < ELEMENTSOF(level_names); i++)
                 if (strcasecmp(s, names[i]) == 0)
                         return (int) i;
         if (strcasecmp(s, "error") == 0)

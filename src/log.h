@@ -19,6 +19,7 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 void log_set_target(LogTarget t);
 int log_parse_level(const char *s);      /* "debug", "info", ... or a number; -EINVAL otherwise */
+const char *log_level_to_string(int level);   /* "debug", ...; NULL outside 0-7 */
 
 /* Logs and returns -abs(error) (or 0 when error is 0), so that callers can write
  * `return log_error_errno(r, "...: %m");` — %m expands to strerror(-error).

@@ -236,6 +236,11 @@ DEFINE_PROPERTY_GETTER(property_get_daemon_version, "s", st.version)
 DEFINE_PROPERTY_GETTER(property_get_start_timestamp, "t", st.start_realtime_usec)
 DEFINE_PROPERTY_GETTER(property_get_uptime, "t", st.uptime_usec)
 
+static int property_get_log_level(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", log_level_to_string(log_get_max_level()));
+}
+
 static int property_get_domains(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         ManagerStatus st;
@@ -706,6 +711,77 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* The query counters as name -> count, with the keys of the HTTP API's
+ * /status dns_server object ("queries_by_type.A" for its nested ones). */
+static int method_get_statistics(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        DnsServerCounters zero = {};
+        ManagerStatus st;
+        const DnsServerCounters *c;
+        char key[64], rcode[32];
+        int r;
+
+        manager_get_status(userdata, &st);
+        c = st.dns ?: &zero;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}",
+                                          "queries", c->queries_udp + c->queries_tcp,
+                                          "queries_udp", c->queries_udp, "queries_tcp", c->queries_tcp,
+                                          "truncated", c->truncated, "tcp_connections", c->tcp_connections,
+                                          "tcp_rejected", c->tcp_rejected, "tcp_timeouts", c->tcp_timeouts);
+        for (int i = 0; r >= 0 && i < DNS_SERVER_N_TYPES; i++) {
+                snprintf(key, sizeof key, "queries_by_type.%s", dns_server_type_label(i));
+                r = sd_bus_message_append(reply, "{st}", key, c->by_type[i]);
+        }
+        for (unsigned i = 0; r >= 0 && i < ELEMENTSOF(c->by_rcode); i++) {
+                if (c->by_rcode[i] == 0 && i > 5)   /* the common ones always, the rest when seen */
+                        continue;
+                                snprintf(key, sizeof key, "responses_by_rcode.%s", dns_rcode_format(i, rcode));
+                r = sd_bus_message_append(reply, "{st}", key, c->by_rcode[i]);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Sets the log level until the next restart or reload (which applies the
+ * configured one again), as systemd's LogControl does. */
+static int method_set_log_level(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        Manager *m = userdata;
+        const char *level;
+        uid_t uid = (uid_t) -1;
+        pid_t pid = 0;
+        int r, k;
+
+        r = sd_bus_message_read(msg, "s", &level);
+        if (r < 0)
+                return r;
+        k = log_parse_level(level);
+        if (k < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid log level '%s': expected emerg, alert, crit, err, warning, notice, "
+                                         "info or debug.", level);
+        r = check_privilege(msg, error);
+        if (r < 0)
+                return r;
+        (void) sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
+        if (sd_bus_creds_get_euid(creds, &uid) < 0)
+                (void) sd_bus_creds_get_uid(creds, &uid);
+        (void) sd_bus_creds_get_pid(creds, &pid);
+        log_set_max_level(MAX(k, LOG_NOTICE));   /* so that the line below is written */
+        log_notice("Log level set to %s over D-Bus (uid %d, pid %d).", log_level_to_string(k),
+                   uid == (uid_t) -1 ? -1 : (int) uid, (int) pid);
+        log_set_max_level(k);
+        schedule_flush(m);      /* LogLevel changed */
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 /* Properties are readable by everyone: sd-bus checks the caller only for
  * method calls and property writes (and refuses the UNPRIVILEGED flag on
  * read-only properties). */
@@ -728,6 +804,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("StartTimestamp", "t", property_get_start_timestamp, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         /* Changes all the time: read it, do not wait for a signal. */
         SD_BUS_PROPERTY("Uptime", "t", property_get_uptime, 0, 0),
+        SD_BUS_PROPERTY("LogLevel", "s", property_get_log_level, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 
         SD_BUS_METHOD_WITH_ARGS("ListRecords",
                                 SD_BUS_ARGS("s", name, "s", source),
@@ -751,6 +828,10 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_list_members, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Sync", NULL, NULL, method_sync, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Reload", NULL, NULL, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetStatistics", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{st}", counters),
+                                method_get_statistics, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetLogLevel", SD_BUS_ARGS("s", level), SD_BUS_NO_RESULT,
+                                method_set_log_level, SD_BUS_VTABLE_UNPRIVILEGED),
 
         SD_BUS_SIGNAL_WITH_ARGS("RecordsChanged",
                                 SD_BUS_ARGS("a" RECORD_SIGNATURE, added, "a" RECORD_SIGNATURE, removed), 0),

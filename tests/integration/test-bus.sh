@@ -399,6 +399,43 @@ set -e
 "$CTL" reload || fail "joyridectl reload"
 ok "joyridectl records, query, add, remove, members, sync, reload (tables, --no-legend, --json)"
 
+# statistics: the daemon's query counters, moved by one by a dig
+"$CTL" statistics --json=short >"$T/stats1.json"
+dig_short "$PORT" web.example.com A >/dev/null
+dig_short "$PORT" nothing.example.com AAAA >/dev/null
+"$CTL" statistics --json=short >"$T/stats2.json"
+python3 - "$T/stats1.json" "$T/stats2.json" <<'PY' || fail "joyridectl statistics --json: $(cat "$T/stats2.json")"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert b['queries'] == b['queries_udp'] + b['queries_tcp'], b
+assert b['queries_udp'] == a['queries_udp'] + 2, (a, b)
+assert b['queries_by_type']['A'] == a['queries_by_type']['A'] + 1, (a, b)
+assert b['queries_by_type']['AAAA'] == a['queries_by_type']['AAAA'] + 1, (a, b)
+assert b['responses_by_rcode']['NXDOMAIN'] == a['responses_by_rcode']['NXDOMAIN'] + 1, (a, b)
+assert all(k == k.lower() for k in b), b
+PY
+"$CTL" statistics >"$T/stats.txt"
+grep -Eq '^ *Queries: [0-9]+ \(UDP [0-9]+, TCP [0-9]+\)$' "$T/stats.txt" || fail "statistics: $(cat "$T/stats.txt")"
+grep -Eq '^ *By type: A [0-9]+, AAAA [0-9]+' "$T/stats.txt" || fail "statistics by type: $(cat "$T/stats.txt")"
+grep -Eq '^ *Responses: NOERROR [0-9]+' "$T/stats.txt" || fail "statistics responses: $(cat "$T/stats.txt")"
+ok "joyridectl statistics: the query counters as a table and as JSON"
+
+# log-level: read, set (logged with the caller), refused when bad
+[ "$("$CTL" log-level)" = info ] || fail "log-level: $("$CTL" log-level)"
+"$CTL" log-level debug || fail "log-level debug"
+[ "$("$CTL" log-level)" = debug ] || fail "log-level after setting debug: $("$CTL" log-level)"
+[ "$(prop LogLevel)" = 's "debug"' ] || fail "LogLevel property: $(prop LogLevel)"
+grep -q "Log level set to debug over D-Bus (uid 0, pid [0-9]*)" "$T/daemon.log" || fail "the change is not logged with the caller: $(grep -i "log level" "$T/daemon.log")"
+dig_short "$PORT" web.example.com A >/dev/null
+wait_for "a per-query debug line" 5 grep -q 'web.example.com' "$T/daemon.log"
+set +e
+"$CTL" log-level loud 2>"$T/err.txt"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "Invalid log level 'loud'" "$T/err.txt" || fail "log-level loud: rc $rc, $(cat "$T/err.txt")"
+"$CTL" log-level info
+[ "$("$CTL" log-level --json=short)" = '{"log_level":"info"}' ] || fail "log-level --json"
+ok "joyridectl log-level shows and sets the level at run time, logged with the caller's uid and pid"
+
 set +e
 "$CTL" add bad..example.com 10.0.0.1 2>"$T/err.txt"; rc=$?
 set -e
@@ -446,14 +483,16 @@ as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS 
 as_nobody "$CTL" status >/dev/null || fail "nobody: joyridectl status"
 as_nobody "$CTL" records >/dev/null || fail "nobody: joyridectl records"
 as_nobody "$CTL" query web.example.com >/dev/null || fail "nobody: joyridectl query"
-for m in "AddRecord sssu n.example.com A 10.0.0.9 60" "RemoveRecord sss web.example.com A 10.0.0.1" "Sync" "Reload"; do
+as_nobody "$CTL" statistics >/dev/null || fail "nobody: joyridectl statistics"
+as_nobody "$CTL" log-level >/dev/null || fail "nobody: joyridectl log-level"
+for m in "AddRecord sssu n.example.com A 10.0.0.9 60" "RemoveRecord sss web.example.com A 10.0.0.1" "Sync" "Reload" "SetLogLevel s debug"; do
         # shellcheck disable=SC2086
         if as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS $m 2>"$T/err.txt"; then
                 fail "nobody may call $m"
         fi
         grep -qi 'access denied' "$T/err.txt" || fail "nobody, $m: $(cat "$T/err.txt")"
 done
-for v in "add n.example.com 10.0.0.9" "remove web.example.com" "sync" "reload"; do
+for v in "add n.example.com 10.0.0.9" "remove web.example.com" "sync" "reload" "log-level debug"; do
         set +e
         # shellcheck disable=SC2086
         as_nobody "$CTL" $v 2>"$T/err.txt"; rc=$?
