@@ -317,31 +317,58 @@ char *http_metrics_render(const HttpMetricsInput *in) {
         g_string_append_printf(out, "joyride_dns_tcp_rejected_total %" PRIu64 "\n", c->tcp_rejected);
 
         metric_header(out, "joyride_records", "gauge", "Records in the store, by source.");
-        for (int i = 0; i < _HTTP_SOURCE_MAX; i++)
+        for (int i = 0; i < _HTTP_SOURCE_MAX; i++) {
+                if (i == HTTP_SOURCE_PEER && !in->cluster_enabled)
+                        continue;
+                if (i == HTTP_SOURCE_DOCKER && !in->docker_enabled)
+                        continue;
                 g_string_append_printf(out, "joyride_records{source=\"%s\"} %zu\n", source_labels[i],
                                        in->records_by_source[i]);
+        }
 
-        metric_header(out, "joyride_store_version", "gauge", "Version of the record store: grows by one with each change.");
-        g_string_append_printf(out, "joyride_store_version %" PRIu64 "\n", in->store_version);
+        metric_header(out, "joyride_store_changes_total", "counter",
+                      "Changes to the record store (records added or removed) since start.");
+        g_string_append_printf(out, "joyride_store_changes_total %" PRIu64 "\n", in->store_version);
 
-        metric_header(out, "joyride_docker_connected", "gauge",
-                      "1 when the Docker monitor is connected to the engine, else 0.");
-        g_string_append_printf(out, "joyride_docker_connected %d\n", in->docker_enabled && in->docker_connected);
+        if (in->docker_enabled) {
+                metric_header(out, "joyride_docker_connected", "gauge",
+                              "1 when the Docker monitor is connected to the engine, else 0.");
+                g_string_append_printf(out, "joyride_docker_connected %d\n", in->docker_connected);
+        }
 
-        metric_header(out, "joyride_cluster_members", "gauge", "Cluster members known, by state.");
-        for (int i = 0; i < _HTTP_MEMBER_STATE_MAX; i++)
-                g_string_append_printf(out, "joyride_cluster_members{state=\"%s\"} %u\n", member_state_labels[i],
-                                       in->members_by_state[i]);
+        if (in->cluster_enabled) {
+                metric_header(out, "joyride_cluster_members", "gauge", "Cluster members known, by state.");
+                for (int i = 0; i < _HTTP_MEMBER_STATE_MAX; i++)
+                        g_string_append_printf(out, "joyride_cluster_members{state=\"%s\"} %u\n",
+                                               member_state_labels[i], in->members_by_state[i]);
 
-        metric_header(out, "joyride_gossip_packets_total", "counter", "Cluster gossip packets, by direction.");
-        g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"sent\"} %" PRIu64 "\n", in->gossip_sent);
-        g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"received\"} %" PRIu64 "\n",
-                               in->gossip_received);
-        g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"rejected\"} %" PRIu64 "\n",
-                               in->gossip_rejected);
+                metric_header(out, "joyride_gossip_packets_total", "counter", "Cluster gossip packets, by direction.");
+                g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"sent\"} %" PRIu64 "\n",
+                                       in->gossip_sent);
+                g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"received\"} %" PRIu64 "\n",
+                                       in->gossip_received);
+                g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"rejected\"} %" PRIu64 "\n",
+                                       in->gossip_rejected);
+        }
 
         metric_header(out, "joyride_uptime_seconds", "gauge", "Seconds since the daemon started.");
         g_string_append_printf(out, "joyride_uptime_seconds %.3f\n", (double) in->uptime_usec / USEC_PER_SEC);
+
+        metric_header(out, "joyride_build_info", "gauge", "Always 1; the labels say which joyrided this is.");
+        g_string_append_printf(out, "joyride_build_info{version=\"%s\"} 1\n", JOYRIDE_VERSION);
+
+        metric_header(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.");
+        g_string_append_printf(out, "process_start_time_seconds %.3f\n", in->start_time_seconds);
+        metric_header(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        g_string_append_printf(out, "process_cpu_seconds_total %.2f\n", in->cpu_seconds);
+        metric_header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        g_string_append_printf(out, "process_resident_memory_bytes %" PRIu64 "\n", in->resident_bytes);
+        metric_header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        g_string_append_printf(out, "process_virtual_memory_bytes %" PRIu64 "\n", in->virtual_bytes);
+        metric_header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+        g_string_append_printf(out, "process_open_fds %" PRIu64 "\n", in->open_fds);
+        metric_header(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        g_string_append_printf(out, "process_max_fds %" PRIu64 "\n", in->max_fds);
 
         return g_string_free(out, FALSE);
 }

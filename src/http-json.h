@@ -79,6 +79,12 @@ typedef struct HttpMetricsInput {
         unsigned members_by_state[_HTTP_MEMBER_STATE_MAX];
         uint64_t gossip_sent, gossip_received, gossip_rejected;
         uint64_t uptime_usec;
+        bool cluster_enabled;             /* cluster series only then: without it they can never move */
+        /* The process, as Prometheus's client libraries export it (process_*). */
+        double start_time_seconds;        /* Unix time */
+        double cpu_seconds;               /* user + system */
+        uint64_t resident_bytes, virtual_bytes;
+        uint64_t open_fds, max_fds;
 } HttpMetricsInput;
 
 /* "2024-05-01T12:00:00.123Z" (UTC, milliseconds). Returns a new string. */

@@ -14,6 +14,8 @@
 #include <gio/gunixsocketaddress.h>
 #include <libsoup/soup.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "http-json.h"
 #include "http.h"
@@ -236,6 +238,36 @@ static void serve_sync(HttpServer *h, SoupServerMessage *msg, GHashTable *query)
         respond_json(msg, SOUP_STATUS_OK, http_json_message("success", "DNS synchronization initiated"));
 }
 
+/* The process_* figures that Prometheus's client libraries export, from
+ * /proc/self. Left at 0 where /proc cannot be read. */
+static void read_process_stats(HttpMetricsInput *in) {
+        g_autofree char *stat = NULL;
+        unsigned long long utime = 0, stime = 0, vsize = 0;
+        long long rss = 0;
+        struct rlimit rl;
+        const char *p;
+        GDir *d;
+
+        if (g_file_get_contents("/proc/self/stat", &stat, NULL, NULL) && (p = strrchr(stat, ')')) &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %llu %lld",
+                   &utime, &stime, &vsize, &rss) == 4) {
+                long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+                in->cpu_seconds = tick > 0 ? (double) (utime + stime) / (double) tick : 0;
+                in->virtual_bytes = vsize;
+                in->resident_bytes = rss > 0 && page > 0 ? (uint64_t) rss * (uint64_t) page : 0;
+        }
+        d = g_dir_open("/proc/self/fd", 0, NULL);
+        if (d) {
+                while (g_dir_read_name(d))
+                        in->open_fds++;
+                g_dir_close(d);
+                if (in->open_fds > 0)
+                        in->open_fds--;         /* the directory's own fd */
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+                in->max_fds = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+}
+
 static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
         ManagerStatus st;
         HttpMetricsInput in;
@@ -257,7 +289,10 @@ static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *que
                 .gossip_sent = st.cluster.packets_sent,
                 .gossip_received = st.cluster.packets_received,
                 .gossip_rejected = st.cluster.packets_rejected,
+                .cluster_enabled = st.cluster_enabled,
+                .start_time_seconds = (double) st.start_realtime_usec / USEC_PER_SEC,
         };
+        read_process_stats(&in);
         for (int i = 0; i < _HTTP_SOURCE_MAX; i++)
                 in.records_by_source[i] = store_count_owner_prefix(h->store, http_source_owner_prefix(i));
 

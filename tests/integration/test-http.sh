@@ -229,10 +229,21 @@ for n, line in enumerate(text.splitlines(), 1):
         name = m.group(1)
         assert name in types and name in helps, f"line {n}: {name} has no HELP/TYPE before it"
         samples[f"{name}{{{m.group(2) or ''}}}"] = float(m.group(3))
-required = ["joyride_dns_queries_total", "joyride_dns_responses_total", "joyride_records", "joyride_store_version",
-            "joyride_docker_connected", "joyride_cluster_members", "joyride_gossip_packets_total", "joyride_uptime_seconds"]
+required = ["joyride_dns_queries_total", "joyride_dns_responses_total", "joyride_records", "joyride_store_changes_total",
+            "joyride_uptime_seconds", "joyride_build_info", "process_start_time_seconds", "process_cpu_seconds_total",
+            "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds", "process_max_fds"]
 for r in required:
     assert r in types, f"missing metric {r}"
+assert types["joyride_store_changes_total"] == "counter", "the store's changes are a counter"
+assert "joyride_store_version" not in types, "the ever-growing store version is a counter now (joyride_store_changes_total)"
+# Series that can never move on this node (no Docker, no cluster) are left out.
+for absent in ("joyride_docker_connected", "joyride_cluster_members", "joyride_gossip_packets_total"):
+    assert absent not in types, f"{absent} exported on a node without Docker and cluster"
+assert 'joyride_records{source="peer"}' not in samples and 'joyride_records{source="docker"}' not in samples, samples
+assert any(k.startswith("joyride_build_info{") and 'version="' in k for k in samples), "build_info without version"
+assert samples["process_resident_memory_bytes{}"] > 1e6 and samples["process_open_fds{}"] >= 3, samples
+import time
+assert abs(samples["process_start_time_seconds{}"] - time.time()) < 3600, samples["process_start_time_seconds{}"]
 for want in sys.argv[2:]:
     key, _, value = want.rpartition("=")
     assert samples.get(key) == float(value), f"{key} is {samples.get(key)}, expected {value}"
@@ -241,10 +252,12 @@ PY
 }
 expect_code 200 GET /metrics
 case "$(header Content-Type)" in "text/plain; version=0.0.4"*) ;; *) fail "/metrics Content-Type: $(header Content-Type)" ;; esac
-before=$(check_metrics 'joyride_records{source="hosts"}=3' 'joyride_records{source="docker"}=0' \
-        'joyride_docker_connected{}=0' 'joyride_gossip_packets_total{direction="sent"}=0' \
-        'joyride_cluster_members{state="alive"}=0') || fail "/metrics does not parse: $before"
-ok "/metrics parses as Prometheus text with HELP and TYPE for each metric"
+before=$(check_metrics 'joyride_records{source="hosts"}=3' 'joyride_records{source="dbus"}=0') ||
+        fail "/metrics does not parse: $before"
+if command -v promtool >/dev/null; then
+        promtool check metrics <"$tmp/body" >"$tmp/promtool.out" 2>&1 || fail "promtool check metrics: $(cat "$tmp/promtool.out")"
+fi
+ok "/metrics parses as Prometheus text with HELP and TYPE for each metric, build_info and process_* (promtool clean)"
 
 [ "$(dig_short "$dns_port" web.http.test A)" = 10.20.0.1 ] || fail "dig web.http.test failed"
 expect_code 200 GET /metrics
