@@ -138,6 +138,13 @@ static json_object *status_dns(const HttpStatusInput *in) {
         json_object_object_add(o, "truncated", json_object_new_int64(c ? (int64_t) c->truncated : 0));
         json_object_object_add(o, "tcp_connections", json_object_new_int64(c ? (int64_t) c->tcp_connections : 0));
         json_object_object_add(o, "tcp_rejected", json_object_new_int64(c ? (int64_t) c->tcp_rejected : 0));
+
+        /* Queries answered in each of the last seconds, oldest first: the
+         * dashboard's chart. */
+        json_object *qps = json_object_new_array_ext(in->queries_per_second ? (int) in->queries_per_second->n : 0);
+        for (size_t i = 0; in->queries_per_second && i < in->queries_per_second->n; i++)
+                json_object_array_add(qps, json_object_new_int64(rate_ring_get(in->queries_per_second, i)));
+        json_object_object_add(o, "queries_per_second", qps);
         return o;
 }
 

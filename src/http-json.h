@@ -12,6 +12,7 @@
 #include "dns-server.h"
 #include "docker.h"
 #include "hosts.h"
+#include "rate-ring.h"
 #include "store.h"
 
 /* Record sources as /metrics counts them: the owner prefix and the label. */
@@ -58,6 +59,7 @@ typedef struct HttpStatusInput {
         const DnsServerCounters *dns;     /* NULL if no server */
         size_t n_records;
         uint64_t store_version;
+        const RateRing *queries_per_second;   /* NULL: none kept */
 
         /* Docker: docker NULL when the monitor is disabled */
         const DockerStatus *docker;

@@ -183,6 +183,7 @@ static void serve_status(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
                 .dns = st.dns,
                 .n_records = st.n_records,
                 .store_version = st.store_version,
+                .queries_per_second = st.queries_per_second,
                 .docker = st.docker_enabled ? &st.docker : NULL,
                 .hosts = st.hosts_enabled ? &st.hosts : NULL,
                 .cluster_enabled = st.cluster_enabled,

@@ -17,6 +17,7 @@
 #include "dns-server.h"
 #include "docker.h"
 #include "hosts.h"
+#include "rate-ring.h"
 
 typedef struct ManagerStatus {
         /* The daemon */
@@ -39,6 +40,7 @@ typedef struct ManagerStatus {
         char **domains;                     /* [DNS] Domains=, NULL-terminated; NULL when none */
         size_t n_records;
         uint64_t store_version;
+        const RateRing *queries_per_second; /* queries answered in each of the last seconds */
 
         /* Sources */
         const char *hosts_directory;        /* NULL when none is configured */

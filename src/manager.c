@@ -115,6 +115,7 @@ void manager_get_status(Manager *m, ManagerStatus *ret) {
                 docker_monitor_get_status(m->docker, &ret->docker);
         if (m->cluster)
                 ret->cluster = *cluster_get_counters(m->cluster);
+        ret->queries_per_second = &m->qps;
 }
 
 static void provider_get_status(void *userdata, ManagerStatus *ret) {
@@ -155,6 +156,15 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (m->status_dirty)
                 notify_status(m);
         return sd_event_source_set_time(s, usec + STATUS_INTERVAL_USEC);
+}
+
+/* Once a second: the queries answered in that second, for the dashboard's chart. */
+static int on_qps_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        const DnsServerCounters *c = m->dns ? dns_server_get_counters(m->dns) : NULL;
+
+        rate_ring_sample(&m->qps, c ? c->queries_udp + c->queries_tcp : 0);
+        return sd_event_source_set_time(s, usec + USEC_PER_SEC);
 }
 
 /* --- cluster ------------------------------------------------------------ */
@@ -289,6 +299,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sighup_source);
         sd_event_source_disable_unref(m->log_flush_source);
         sd_event_source_disable_unref(m->status_timer);
+        sd_event_source_disable_unref(m->qps_timer);
         m->store = store_free(m->store);
         sd_event_unref(m->event);
         if (m->loop)
@@ -465,6 +476,14 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to set up status timer: %m");
         (void) sd_event_source_set_description(m->status_timer, "status");
         (void) sd_event_source_set_enabled(m->status_timer, SD_EVENT_ON);
+
+        r = sd_event_add_time_relative(m->event, &m->qps_timer, CLOCK_MONOTONIC, USEC_PER_SEC,
+                                       USEC_PER_SEC / 100, on_qps_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the query rate timer: %m");
+        (void) sd_event_source_set_description(m->qps_timer, "query-rate");
+        (void) sd_event_source_set_enabled(m->qps_timer, SD_EVENT_ON);
+        rate_ring_sample(&m->qps, 0);
 
         log_info("joyrided %s started: DNS on %s, %zu records%s%s.", JOYRIDE_VERSION, dns_server_describe(m->dns),
                  store_count(m->store), m->config.hosts_directory ? ", hosts from " : "",

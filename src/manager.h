@@ -12,6 +12,7 @@
 #include "docker.h"
 #include "hosts.h"
 #include "http.h"
+#include "rate-ring.h"
 #include "manager-status.h"
 #include "store.h"
 
@@ -44,6 +45,8 @@ typedef struct Manager {
         sd_event_source *sigterm_source, *sigint_source, *sighup_source;
         sd_event_source *log_flush_source;    /* coalesces record-change log lines */
         sd_event_source *status_timer;        /* refreshes sd_notify STATUS= */
+        sd_event_source *qps_timer;           /* samples the query counters into qps, once a second */
+        RateRing qps;
 
         unsigned pending_log_lines;
         unsigned suppressed_log_lines;

@@ -41,8 +41,35 @@ static void test_health(void) {
         json_object_put(o);
 }
 
+static void test_rate_ring(void) {
+        RateRing r = {};
+
+        rate_ring_sample(&r, 100);              /* the first sample only sets the base */
+        g_assert_cmpuint(r.n, ==, 0);
+        rate_ring_sample(&r, 105);
+        rate_ring_sample(&r, 105);
+        rate_ring_sample(&r, 200);
+        g_assert_cmpuint(r.n, ==, 3);
+        g_assert_cmpuint(rate_ring_get(&r, 0), ==, 5);
+        g_assert_cmpuint(rate_ring_get(&r, 1), ==, 0);
+        g_assert_cmpuint(rate_ring_get(&r, 2), ==, 95);
+        rate_ring_sample(&r, 50);               /* a counter that went back counts 0 */
+        g_assert_cmpuint(rate_ring_get(&r, 3), ==, 0);
+        for (unsigned i = 1; i <= 2 * RATE_RING_SIZE; i++)
+                rate_ring_sample(&r, 50 + (uint64_t) i * i);
+        g_assert_cmpuint(r.n, ==, RATE_RING_SIZE);
+        /* oldest first: the last RATE_RING_SIZE differences, (i*i - (i-1)*(i-1)) = 2i - 1 */
+        g_assert_cmpuint(rate_ring_get(&r, 0), ==, 2 * (RATE_RING_SIZE + 1) - 1);
+        g_assert_cmpuint(rate_ring_get(&r, RATE_RING_SIZE - 1), ==, 2 * (2 * RATE_RING_SIZE) - 1);
+}
+
 static void test_status(void) {
         DnsServerCounters c = { .queries_udp = 7, .queries_tcp = 2 };
+        RateRing qps = {};
+
+        rate_ring_sample(&qps, 0);
+        rate_ring_sample(&qps, 3);
+        rate_ring_sample(&qps, 10);
         DockerStatus ds = { .state = DOCKER_CONNECTED, .socket_path = "/run/docker.sock", .api_version = "1.43",
                             .n_containers = 4, .connected_since_usec = 1700000000000000ull };
         HostsDirStatus hs = { .path = "/etc/joyride/hosts", .exists = true, .n_files = 2, .n_records = 9,
@@ -55,6 +82,7 @@ static void test_status(void) {
                 .n_records = 11,
                 .docker = &ds,
                 .hosts = &hs,
+                .queries_per_second = &qps,
         };
         json_object *o, *dns, *d, *h, *cl;
 
@@ -73,6 +101,9 @@ static void test_status(void) {
         g_assert_cmpint(json_object_get_int(get(dns, "queries")), ==, 9);
         g_assert_cmpint(json_object_get_int(get(get(dns, "queries_by_type"), "AAAA")), ==, 3);
         g_assert_cmpint(json_object_get_int(get(get(dns, "responses_by_rcode"), "NXDOMAIN")), ==, 2);
+        g_assert_cmpint(json_object_array_length(get(dns, "queries_per_second")), ==, 2);
+        g_assert_cmpint(json_object_get_int(json_object_array_get_idx(get(dns, "queries_per_second"), 0)), ==, 3);
+        g_assert_cmpint(json_object_get_int(json_object_array_get_idx(get(dns, "queries_per_second"), 1)), ==, 7);
 
         d = get(o, "docker_monitor");
         g_assert_true(json_object_get_boolean(get(d, "connected")));
@@ -216,6 +247,12 @@ static void test_metrics(void) {
                 .docker_connected = true,
                 .gossip_rejected = 4,
                 .uptime_usec = 1500 * USEC_PER_MSEC,
+                .cluster_enabled = true,
+                .start_time_seconds = 1700000000.25,
+                .cpu_seconds = 1.5,
+                .resident_bytes = 4096,
+                .open_fds = 12,
+                .max_fds = 1024,
         };
         g_autofree char *text = NULL, *zero = NULL;
 
@@ -236,17 +273,30 @@ static void test_metrics(void) {
         g_assert_nonnull(strstr(text, "\njoyride_records{source=\"hosts\"} 12\n"));
         g_assert_nonnull(strstr(text, "\njoyride_records{source=\"peer\"} 3\n"));
         g_assert_nonnull(strstr(text, "\njoyride_records{source=\"docker\"} 0\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_store_version 99\n"));
+        g_assert_nonnull(strstr(text, "\n# TYPE joyride_store_changes_total counter\njoyride_store_changes_total 99\n"));
+        g_assert_null(strstr(text, "joyride_store_version"));
+        g_assert_nonnull(strstr(text, "\njoyride_build_info{version=\"" JOYRIDE_VERSION "\"} 1\n"));
+        g_assert_nonnull(strstr(text, "\nprocess_start_time_seconds 1700000000.250\n"));
+        g_assert_nonnull(strstr(text, "\nprocess_cpu_seconds_total 1.50\n"));
+        g_assert_nonnull(strstr(text, "\nprocess_resident_memory_bytes 4096\n"));
+        g_assert_nonnull(strstr(text, "\nprocess_open_fds 12\n"));
+        g_assert_nonnull(strstr(text, "\nprocess_max_fds 1024\n"));
         g_assert_nonnull(strstr(text, "\njoyride_docker_connected 1\n"));
         g_assert_nonnull(strstr(text, "\njoyride_cluster_members{state=\"alive\"} 0\n"));
         g_assert_nonnull(strstr(text, "\njoyride_gossip_packets_total{direction=\"rejected\"} 4\n"));
         g_assert_nonnull(strstr(text, "\njoyride_uptime_seconds 1.500\n"));
 
-        /* No DNS server, Docker disabled: zeros, still valid. */
+        /* No DNS server, Docker and the cluster disabled: zeros, still valid,
+         * and no series that could never move. */
         in = (HttpMetricsInput) { .docker_connected = true };
         zero = http_metrics_render(&in);
         check_exposition(zero);
-        g_assert_nonnull(strstr(zero, "\njoyride_docker_connected 0\n"));
+        g_assert_null(strstr(zero, "joyride_docker_connected"));
+        g_assert_null(strstr(zero, "joyride_cluster_members"));
+        g_assert_null(strstr(zero, "joyride_gossip_packets_total"));
+        g_assert_null(strstr(zero, "source=\"peer\""));
+        g_assert_null(strstr(zero, "source=\"docker\""));
+        g_assert_nonnull(strstr(zero, "\njoyride_records{source=\"hosts\"} 0\n"));
         g_assert_nonnull(strstr(zero, "\njoyride_dns_queries_total{type=\"A\"} 0\n"));
 }
 
@@ -315,6 +365,7 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/http-json/iso8601", test_iso8601);
         g_test_add_func("/http-json/health", test_health);
+        g_test_add_func("/http-json/rate-ring", test_rate_ring);
         g_test_add_func("/http-json/status", test_status);
         g_test_add_func("/http-json/records", test_records);
         g_test_add_func("/http-json/metrics", test_metrics);

@@ -179,21 +179,50 @@
       body.replaceChildren();
       for (const m of members) {
         const tr = document.createElement("tr");
+        if (m.self) tr.className = "self";
         for (const [label, v] of [
           ["Node", m.node_id],
           ["Address", m.address],
           ["State", m.state],
+          ["Records", m.records],
           ["Last change", formatTime(m.last_change)],
         ]) {
           const td = document.createElement("td");
           td.dataset.label = label;
           td.textContent = v === undefined || v === null ? "—" : v;
+          if (label === "Node" && m.self) {
+            const mark = document.createElement("span");
+            mark.className = "badge badge-self";
+            mark.textContent = "this node";
+            td.append(" ", mark);
+          }
           tr.append(td);
         }
         body.append(tr);
       }
     }
+    renderChart(dns.queries_per_second);
     setText("updated", new Date().toLocaleTimeString());
+  }
+
+  // Queries per second over the last minutes, as an inline SVG: one point per
+  // second, scaled to the peak.
+  function renderChart(series) {
+    const values = Array.isArray(series) ? series.map((v) => Number(v) || 0) : [];
+    const peak = values.reduce((a, b) => Math.max(a, b), 0);
+    const w = 300, h = 60, n = Math.max(values.length, 2);
+    const x = (i) => ((i + (n - values.length)) * w) / (n - 1);
+    const y = (v) => h - 2 - (peak > 0 ? (v / peak) * (h - 4) : 0);
+    let line = "";
+    values.forEach((v, i) => {
+      line += (i ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1);
+    });
+    $("qps-line").setAttribute("d", line);
+    $("qps-area").setAttribute("d", values.length ? line + "L" + w + " " + h + "L" + x(0).toFixed(1) + " " + h + "Z" : "");
+    setText("qps-now", values.length ? values[values.length - 1] : 0);
+    setText("qps-peak", peak);
+    const secs = values.length;
+    setText("qps-window", secs >= 60 ? Math.round(secs / 60) + " min" : secs + " s");
   }
 
   function renderUptime() {
