@@ -26,11 +26,13 @@ fi
 
 tmp=$(mktemp -d /tmp/test-browser-XXXXXX)
 daemon_pid=
+node_a_pid=
+node_b_pid=
 cleanup() {
-        if [ -n "$daemon_pid" ]; then
-                kill "$daemon_pid" 2>/dev/null || true
-                wait "$daemon_pid" 2>/dev/null || true
-        fi
+        for p in $daemon_pid $node_a_pid $node_b_pid; do
+                kill "$p" 2>/dev/null || true
+                wait "$p" 2>/dev/null || true
+        done
         rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -60,3 +62,32 @@ JOYRIDE_PROFILE="$tmp/profile" \
         node "$here/dashboard.test.js" || { echo "daemon log:"; tail -20 "$tmp/daemon.log"; exit 1; }
 
 kill -0 "$daemon_pid" || fail "the daemon died during the browser test"
+
+# A clustered node's dashboard: two nodes on loopback (no discovery), each
+# with one record of its own.
+mkdir -p "$tmp/a/hosts" "$tmp/b/hosts"
+echo "10.31.0.1 a.cluster.test" >"$tmp/a/hosts/a.hosts"
+echo "10.31.0.2 b.cluster.test" >"$tmp/b/hosts/b.hosts"
+swim_a=$(free_port)
+swim_b=$(free_port)
+dns_a=$(free_port)
+http_a=$(free_port)
+export JOYRIDE_SWIM_PROBE_INTERVAL_MS=200 JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS=1000
+"$build/src/joyrided" --node-id=node-a --cluster --cluster-bind-address=127.0.0.1 --swim-port="$swim_a" \
+        --dns-bind-address=127.0.0.1 --dns-port="$dns_a" --http-host=127.0.0.1 --http-port="$http_a" \
+        --hosts-directory="$tmp/a/hosts" --state-directory="$tmp/a" --no-docker --bus=none >"$tmp/a.log" 2>&1 &
+node_a_pid=$!
+"$build/src/joyrided" --node-id=node-b --cluster --cluster-bind-address=127.0.0.1 --swim-port="$swim_b" \
+        --join="127.0.0.1:$swim_a" --dns-bind-address=127.0.0.1 --dns-port="$(free_port)" --no-http \
+        --hosts-directory="$tmp/b/hosts" --state-directory="$tmp/b" --no-docker --bus=none >"$tmp/b.log" 2>&1 &
+node_b_pid=$!
+wait_for "node-b's record on node-a" 20 bash -c "dig @127.0.0.1 -p $dns_a +short +tries=1 +time=1 b.cluster.test | grep -q ^10.31"
+for _ in $(seq 20); do dig_short "$dns_a" a.cluster.test >/dev/null || true; done
+
+JOYRIDE_URL="http://127.0.0.1:$http_a/" \
+JOYRIDE_SELF=node-a \
+JOYRIDE_PEER=node-b \
+JOYRIDE_ARTIFACTS="$build/test-artifacts" \
+JOYRIDE_CHROMIUM="$chromium" \
+JOYRIDE_PROFILE="$tmp/profile-cluster" \
+        node "$here/cluster.test.js" || { echo "node-a log:"; tail -20 "$tmp/a.log"; exit 1; }

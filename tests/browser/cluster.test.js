@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// The dashboard of a clustered node, in headless Chromium: the cluster table
+// lists both members, marks this node, shows each member's record count and a
+// real "Last change" time (not 1970), and the queries-per-second chart draws
+// the queries the node answered. Run by run.sh with two nodes on loopback.
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+const { chromium } = require("playwright-core");
+
+const URL = process.env.JOYRIDE_URL;
+const ARTIFACTS = process.env.JOYRIDE_ARTIFACTS;
+const PROFILE = process.env.JOYRIDE_PROFILE;
+const SELF = process.env.JOYRIDE_SELF;
+const PEER = process.env.JOYRIDE_PEER;
+
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+async function main() {
+  fs.rmSync(PROFILE, { recursive: true, force: true });
+  const context = await chromium.launchPersistentContext(PROFILE, {
+    executablePath: process.env.JOYRIDE_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--no-first-run", "--disable-default-apps"],
+    viewport: { width: 1280, height: 900 },
+    timeout: 30000,
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  let failed = false;
+  try {
+    await page.goto(URL, { waitUntil: "load" });
+    await page.waitForFunction(() => document.querySelectorAll("#cluster-body tr").length >= 2, null, { timeout: 15000 });
+    const rows = await page.$$eval("#cluster-body tr", (trs) =>
+      trs.map((tr) => ({
+        self: tr.classList.contains("self"),
+        cells: Object.fromEntries([...tr.children].map((td) => [td.dataset.label, td.textContent])),
+      }))
+    );
+    const self = rows.find((r) => r.cells.Node.startsWith(SELF));
+    const peer = rows.find((r) => r.cells.Node.startsWith(PEER));
+    check(self && peer, "cluster rows: " + JSON.stringify(rows));
+    check(self.self && /this node/.test(self.cells.Node), "this node is not marked: " + JSON.stringify(self));
+    check(!peer.self && !/this node/.test(peer.cells.Node), "the peer is marked as this node: " + JSON.stringify(peer));
+    check(peer.cells.Records === "1" && self.cells.Records === "1", "record counts: " + JSON.stringify(rows));
+    for (const r of rows) {
+      const shown = r.cells["Last change"];
+      check(!/1970/.test(shown), "a 1970 date in Last change: " + shown);
+      const t = new Date(shown);
+      check(!isNaN(t) && Math.abs(Date.now() - t.getTime()) < 3600 * 1000, "Last change is not about now: " + shown);
+    }
+    console.log("ok - the clustered dashboard lists both members, marks this node, counts records, shows real times");
+
+    // The chart: the queries run.sh sent show as a non-empty line and a peak.
+    await page.waitForFunction(() => Number(document.getElementById("qps-peak").textContent) > 0, null, { timeout: 15000 });
+    const d = await page.getAttribute("#qps-line", "d");
+    check(d && d.startsWith("M") && d.split("L").length >= 2, "the chart line is empty: " + d);
+    console.log("ok - the queries-per-second chart draws the queries answered");
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-cluster.png"), fullPage: true });
+    check(problems.length === 0, "page errors:\n  " + problems.join("\n  "));
+  } catch (e) {
+    failed = true;
+    console.log("FAIL - " + e.message);
+    try {
+      await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-cluster-failure.png"), fullPage: true });
+    } catch (_) {
+      // the browser may be gone
+    }
+  } finally {
+    await context.close();
+    fs.rmSync(PROFILE, { recursive: true, force: true });
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.log("FAIL - " + (e && e.stack ? e.stack : e));
+  process.exit(1);
+});
