@@ -207,8 +207,13 @@ async function main() {
     check(overflow <= 1, `the page is ${overflow}px wider than a phone screen`);
     const stacked = await page.$eval("#records-body td", (td) => getComputedStyle(td).display);
     check(stacked !== "table-cell", "the records table does not stack at phone width");
+    const order = await page.evaluate(() => [
+      document.querySelector("section.records").getBoundingClientRect().top,
+      document.querySelector("section.cards").getBoundingClientRect().top,
+    ]);
+    check(order[0] < order[1], "the records do not come first on a phone: " + order);
     await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
-    ok("usable at phone width: no horizontal scroll, records stacked");
+    ok("usable at phone width: records first, no horizontal scroll, rows stacked");
 
     check(problems.length === 0, "console errors or failed requests:\n  " + problems.join("\n  "));
     ok("no console errors, no failed requests");
