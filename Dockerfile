@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# joyrided in a container (issue 8): built with meson on Debian bookworm, run
+# joyrided in a container: built with meson on Debian bookworm, run
 # from a small runtime stage that holds only joyrided, joyridectl and the
 # shared libraries they load, as the unprivileged user joyride.
 #

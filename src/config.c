@@ -341,10 +341,6 @@ static int fail(char **ret_error, const char *format, ...) {
         return -EINVAL;
 }
 
-static bool isempty(const char *s) {
-        return !s || !*s;
-}
-
 /* ---- "did you mean" ---- */
 
 static unsigned edit_distance(const char *a, const char *b) {

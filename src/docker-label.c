@@ -335,7 +335,7 @@ const char *docker_json_string(json_object *o, const char *key) {
 static const char *valid_address(const char *s, int family) {
         unsigned char buf[16];
 
-        if (!s || !*s || inet_pton(family, s, buf) != 1)
+        if (isempty(s) || inet_pton(family, s, buf) != 1)
                 return NULL;
         return s;
 }

@@ -156,7 +156,7 @@ static char *canonical_address(const char *s, int family) {
         unsigned char buf[16];
         char out[INET6_ADDRSTRLEN];
 
-        if (!s || !*s || inet_pton(family, s, buf) != 1 || !inet_ntop(family, buf, out, sizeof out))
+        if (isempty(s) || inet_pton(family, s, buf) != 1 || !inet_ntop(family, buf, out, sizeof out))
                 return NULL;
         return g_strdup(out);
 }
@@ -947,12 +947,12 @@ int docker_monitor_new(DockerMonitor **ret, Store *store, const DockerOptions *o
                 return log_error_errno(r, "Unsupported DOCKER_HOST=%s: expected unix:///path, tcp://host:port or http://host:port.",
                                        opts->docker_host);
 
-        if (opts->hostip && *opts->hostip) {
+        if (!isempty(opts->hostip)) {
                 d->opt_hostip = canonical_address(opts->hostip, AF_INET);
                 if (!d->opt_hostip)
                         log_warning("HOSTIP=%s is not an IPv4 address; detecting the address instead.", opts->hostip);
         }
-        if (opts->hostip6 && *opts->hostip6) {
+        if (!isempty(opts->hostip6)) {
                 d->opt_hostip6 = canonical_address(opts->hostip6, AF_INET6);
                 if (!d->opt_hostip6)
                         log_warning("HOSTIP6=%s is not an IPv6 address; ignoring it.", opts->hostip6);

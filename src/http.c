@@ -80,10 +80,6 @@ typedef struct Route {
         RouteHandler handler;
 } Route;
 
-static bool empty_or_null(const char *s) {
-        return !s || !*s;
-}
-
 /* --- responses ------------------------------------------------------------- */
 
 static void set_common_headers(SoupServerMessage *msg, const char *cache_control, const char *csp) {
@@ -200,11 +196,11 @@ static void serve_records(HttpServer *h, SoupServerMessage *msg, GHashTable *que
         const char *type_s = query ? g_hash_table_lookup(query, "type") : NULL;
         int type = 0;
 
-        if (name && empty_or_null(name))
+        if (name && isempty(name))
                 name = NULL;
-        if (source && empty_or_null(source))
+        if (source && isempty(source))
                 source = NULL;
-        if (type_s && !empty_or_null(type_s)) {
+        if (type_s && !isempty(type_s)) {
                 type = store_type_from_string(type_s);
                 if (type < 0)
                         return respond_error(msg, SOUP_STATUS_BAD_REQUEST,
@@ -318,7 +314,7 @@ static void serve_resource(SoupServerMessage *msg, const char *name, const char 
         g_autoptr(GBytes) data = NULL;
 
         /* Only plain names: the resource has no directories to walk into. */
-        if (empty_or_null(name) || strchr(name, '/') || name[0] == '.')
+        if (isempty(name) || strchr(name, '/') || name[0] == '.')
                 return respond_error(msg, SOUP_STATUS_NOT_FOUND, "No such file");
         path = g_strconcat(RESOURCE_PREFIX, name, NULL);
         data = g_resource_lookup_data(joyride_get_resource(), path, G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
@@ -572,7 +568,7 @@ static bool token_equal(const char *given, const char *expected) {
 static bool authorize_change(HttpServer *h, SoupServerMessage *msg) {
         const char *token = h->api_token, *auth;
 
-        if (empty_or_null(token)) {
+        if (isempty(token)) {
                 if (is_loopback_peer(msg))
                         return true;
                 respond_error(msg, SOUP_STATUS_FORBIDDEN,

@@ -56,10 +56,6 @@ static const char *arg_ttl = NULL;
 
 static pid_t pager_pid = 0;
 
-static inline bool isempty(const char *s) {
-        return !s || !*s;
-}
-
 /* --- pager --------------------------------------------------------------- */
 
 /* Pipes our stdout through $PAGER (or less -FRSX) when it is a terminal. */

@@ -64,6 +64,10 @@ static inline bool streq_ptr(const char *a, const char *b) {
 }
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+
 static inline const char *strempty(const char *s) {
         return s ?: "";
 }

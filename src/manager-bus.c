@@ -79,10 +79,6 @@ typedef struct ManagerBus {
         GHashTable *snapshot;               /* property name -> its last announced value, as text */
 } ManagerBus;
 
-static inline bool isempty(const char *s) {
-        return !s || !*s;
-}
-
 static void emit_properties_changed(Manager *m);
 
 static ManagerBus *bus_data(Manager *m) {
@@ -500,6 +496,23 @@ static int save_state(Manager *m, sd_bus_error *error) {
         return 0;
 }
 
+/* Saves the D-Bus records; when that fails, undoes the change in the store
+ * (takes out `added`, if any, and puts `removed` back), so that what is
+ * served stays what is on disk. */
+static int save_or_roll_back(Manager *m, const char *added_name, uint16_t added_type, const char *added_value,
+                             const StateRecord *removed, size_t n_removed, sd_bus_error *error) {
+        int r = save_state(m, error);
+
+        if (r >= 0)
+                return r;
+        if (added_name)
+                (void) store_remove(m->store, added_name, added_type, added_value, STATE_OWNER);
+        for (size_t i = 0; i < n_removed; i++)
+                (void) store_add(m->store, removed[i].name, removed[i].type, removed[i].value, removed[i].ttl,
+                                 STATE_OWNER, 0, NULL, NULL);
+        return r;
+}
+
 typedef struct FindRecord {
         uint16_t type;                  /* 0: any */
         const char *value;              /* NULL: any; else compared as rdata of the record's type */
@@ -587,16 +600,10 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot add %s %s %s: %s.", name,
                                          type_string((uint16_t) type), value, strna(why));
         }
-        r = save_state(m, error);
-        if (r < 0) {
-                (void) store_remove(m->store, name, (uint16_t) type, value, STATE_OWNER);
-                for (size_t i = 0; i < n_old; i++)
-                        (void) store_add(m->store, old[i].name, old[i].type, old[i].value, old[i].ttl, STATE_OWNER, 0,
-                                         NULL, NULL);
-                state_records_free(old, n_old);
-                return r;
-        }
+        r = save_or_roll_back(m, name, (uint16_t) type, value, old, n_old, error);
         state_records_free(old, n_old);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -633,17 +640,10 @@ static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_erro
         n = find_records(m, name, (uint16_t) type, isempty(value) ? NULL : value, &victims);
         for (size_t i = 0; i < n; i++)
                 (void) store_remove(m->store, victims[i].name, victims[i].type, victims[i].value, STATE_OWNER);
-        if (n > 0) {
-                r = save_state(m, error);
-                if (r < 0) {
-                        for (size_t i = 0; i < n; i++)
-                                (void) store_add(m->store, victims[i].name, victims[i].type, victims[i].value,
-                                                 victims[i].ttl, STATE_OWNER, 0, NULL, NULL);
-                        state_records_free(victims, n);
-                        return r;
-                }
-        }
+        r = n > 0 ? save_or_roll_back(m, NULL, 0, NULL, victims, n, error) : 0;
         state_records_free(victims, n);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, "u", (uint32_t) n);
 }
 

@@ -16,15 +16,10 @@
 #include "manager-bus.h"
 #include "resolved.h"
 #include "state.h"
+#include "time-util.h"
 
 #define LOG_LINES_PER_TURN 20
 #define STATUS_INTERVAL_USEC (2 * USEC_PER_SEC)
-
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static void answer_config_update(Manager *m) {
         m->answer_config = (DnsAnswerConfig) {

@@ -12,17 +12,8 @@
 
 #include "dns-answer.h"
 #include "store.h"
+#include "test-util.h"
 
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n",                \
-                                __FILE__, __LINE__, current_test, #expr);               \
-                        exit(EXIT_FAILURE);                                             \
-                }                                                                       \
-        } while (0)
-
-static const char *current_test = "setup";
 
 #define REPLY_MAX 65535
 
@@ -282,7 +273,7 @@ static Reply R;
 static void test_basic(const Store *s) {
         const QueryOpts o = { .rd = true, .id = 0xbeef };
 
-        current_test = "basic A";
+        TEST_BEGIN("basic A");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_id(R.pkt) == 0xbeef);
@@ -302,7 +293,7 @@ static void test_basic(const Store *s) {
         /* The owner of every answer is a pointer to the question. */
         CHECK(reply_u16(&R, 12 + 17 + 4) == 0xc00c);
 
-        current_test = "RD clear, CD copied";
+        TEST_BEGIN("RD clear, CD copied");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_AAAA,
                   &(QueryOpts) { .cd = true }, &R);
         check_common(&R, true);
@@ -311,27 +302,27 @@ static void test_basic(const Store *s) {
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "web.example.com. AAAA fd00::1"));
 
-        current_test = "client case echoed";
+        TEST_BEGIN("client case echoed");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "WeB.ExAmPlE.CoM", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 3);
         CHECK(memcmp(R.buf + 13, "WeB", 3) == 0);
 
-        current_test = "TXT";
+        TEST_BEGIN("TXT");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "txt.example.com", DNS_TYPE_TXT, &o, &R);
         check_common(&R, true);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "txt.example.com. TXT \"hello world\""));
 
-        current_test = "ANY";
+        TEST_BEGIN("ANY");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_ANY, &o, &R);
         check_common(&R, true);
         CHECK(ancount(&R) == 4);
         CHECK(section_has(ldns_pkt_answer(R.pkt), "web.example.com. AAAA fd00::1"));
         CHECK(section_has(ldns_pkt_answer(R.pkt), "web.example.com. A 10.0.0.2"));
 
-        current_test = "class ANY in the question";
+        TEST_BEGIN("class ANY in the question");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_AAAA,
                   &(QueryOpts) { .class = 255 }, &R);
         check_common(&R, true);
@@ -342,7 +333,7 @@ static void test_basic(const Store *s) {
 static void test_round_robin(const Store *s) {
         char *first[3];
 
-        current_test = "round robin";
+        TEST_BEGIN("round robin");
         for (int i = 0; i < 3; i++) {
                 run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_A, &(QueryOpts) {}, &R);
                 CHECK(ancount(&R) == 3);
@@ -359,7 +350,7 @@ static void test_round_robin(const Store *s) {
 static void test_negative(const Store *s) {
         const QueryOpts o = {};
 
-        current_test = "NXDOMAIN";
+        TEST_BEGIN("NXDOMAIN");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_aa(R.pkt));
@@ -368,20 +359,20 @@ static void test_negative(const Store *s) {
         check_soa_authority(&R, "example.com.", 30, store_version(s));
         CHECK(R.info.rcode == DNS_RCODE_NXDOMAIN);
 
-        current_test = "NXDOMAIN below an existing name";
+        TEST_BEGIN("NXDOMAIN below an existing name");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "deep.web.Example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
         check_soa_authority(&R, "Example.com.", 30, store_version(s));   /* points into the question */
 
-        current_test = "NODATA";
+        TEST_BEGIN("NODATA");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "txt.example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 0);
         check_soa_authority(&R, "example.com.", 30, store_version(s));
 
-        current_test = "empty non-terminal is NODATA";
+        TEST_BEGIN("empty non-terminal is NODATA");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "b.example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -390,7 +381,7 @@ static void test_negative(const Store *s) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "a.b.example.com", DNS_TYPE_A, &o, &R);
         CHECK(answer_is(&R, 0, "a.b.example.com. A 10.0.0.9"));
 
-        current_test = "SOA at the apex";
+        TEST_BEGIN("SOA at the apex");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "example.com", DNS_TYPE_SOA, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -398,20 +389,20 @@ static void test_negative(const Store *s) {
         CHECK(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(R.pkt), 0)) == LDNS_RR_TYPE_SOA);
         CHECK(ldns_pkt_nscount(R.pkt) == 0);
 
-        current_test = "SOA below the apex is NODATA";
+        TEST_BEGIN("SOA below the apex is NODATA");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_SOA, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 0);
         check_soa_authority(&R, "example.com.", 30, store_version(s));
 
-        current_test = "apex A is NODATA";
+        TEST_BEGIN("apex A is NODATA");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "example.com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 0);
         CHECK(ldns_pkt_nscount(R.pkt) == 1);
 
-        current_test = "REFUSED outside the domains";
+        TEST_BEGIN("REFUSED outside the domains");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "other.net", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
@@ -422,7 +413,7 @@ static void test_negative(const Store *s) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
 
-        current_test = "the most specific domain is the apex";
+        TEST_BEGIN("the most specific domain is the apex");
         run_query(s, &cfg_multi, DNS_TRANSPORT_UDP, "foo.wild.example.com", DNS_TYPE_AAAA, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         check_soa_authority(&R, "wild.example.com.", 60, store_version(s));
@@ -430,7 +421,7 @@ static void test_negative(const Store *s) {
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
         check_soa_authority(&R, "example.COM.", 60, store_version(s));
 
-        current_test = "an apex without data exists";
+        TEST_BEGIN("an apex without data exists");
         run_query(s, &cfg_multi, DNS_TRANSPORT_UDP, "zone.test", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -444,7 +435,7 @@ static void test_negative(const Store *s) {
         run_query(s, &cfg_multi, DNS_TRANSPORT_UDP, "zone.testx", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
 
-        current_test = "no domains: everything is ours";
+        TEST_BEGIN("no domains: everything is ours");
         run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "other.net", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -457,7 +448,7 @@ static void test_negative(const Store *s) {
 static void test_reverse(const Store *s) {
         const QueryOpts o = {};
 
-        current_test = "reverse PTR";
+        TEST_BEGIN("reverse PTR");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "1.0.0.10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -465,14 +456,14 @@ static void test_reverse(const Store *s) {
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "1.0.0.10.in-addr.arpa. PTR web.example.com."));
 
-        current_test = "reverse PTR, IPv6";
+        TEST_BEGIN("reverse PTR, IPv6");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP,
                   "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", DNS_TYPE_PTR, &o, &R);
         check_common(&R, true);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. PTR web.example.com."));
 
-        current_test = "reverse NXDOMAIN";
+        TEST_BEGIN("reverse NXDOMAIN");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "99.0.0.10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
@@ -499,7 +490,7 @@ static void test_reverse_index(void) {
         CHECK(store_add(s, "*.w.example.com", DNS_TYPE_A, "10.5.5.5", 300, "api", 0, NULL, NULL) == 1);
         CHECK(store_add(s, "v6.example.com", DNS_TYPE_AAAA, "2001:db8::7", 300, "api", 0, NULL, NULL) == 1);
 
-        current_test = "reverse: several names on one address, each once";
+        TEST_BEGIN("reverse: several names on one address, each once");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -516,7 +507,7 @@ static void test_reverse_index(void) {
                 free(t);
         }
 
-        current_test = "reverse: round robin";
+        TEST_BEGIN("reverse: round robin");
         for (int i = 0; i < 3; i++) {
                 run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
                 CHECK(ancount(&R) == 3);
@@ -526,7 +517,7 @@ static void test_reverse_index(void) {
         for (int i = 0; i < 3; i++)
                 free(first[i]);
 
-        current_test = "reverse: other types and ANY";
+        TEST_BEGIN("reverse: other types and ANY");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 0);
@@ -535,7 +526,7 @@ static void test_reverse_index(void) {
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 3);
 
-        current_test = "reverse: empty non-terminals are NODATA";
+        TEST_BEGIN("reverse: empty non-terminals are NODATA");
         for (const char *const *n = (const char *const[]) { "8.9.10.in-addr.arpa", "9.10.in-addr.arpa",
                                                             "10.in-addr.arpa", "in-addr.arpa",
                                                             "8.b.d.0.1.0.0.2.ip6.arpa", "2.ip6.arpa", NULL };
@@ -553,7 +544,7 @@ static void test_reverse_index(void) {
         run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "arpa", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR && ancount(&R) == 0);
 
-        current_test = "reverse: absent addresses and wildcards are NXDOMAIN";
+        TEST_BEGIN("reverse: absent addresses and wildcards are NXDOMAIN");
         for (const char *const *n = (const char *const[]) { "6.8.9.10.in-addr.arpa", "9.9.10.in-addr.arpa",
                                                             "5.5.5.10.in-addr.arpa", "07.8.9.10.in-addr.arpa",
                                                             "1.7.8.9.10.in-addr.arpa", "3.ip6.arpa", NULL };
@@ -565,7 +556,7 @@ static void test_reverse_index(void) {
                 CHECK(ancount(&R) == 0);
         }
 
-        current_test = "reverse: explicit and derived PTRs together";
+        TEST_BEGIN("reverse: explicit and derived PTRs together");
         CHECK(store_add(s, rev, DNS_TYPE_PTR, "mail.example.com", 100, "api", 0, NULL, NULL) == 1);
         CHECK(store_add(s, rev, DNS_TYPE_PTR, "a.example.com", 100, "api", 0, NULL, NULL) == 1);
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
@@ -581,13 +572,13 @@ static void test_reverse_index(void) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_ANY, &o, &R);
         CHECK(ancount(&R) == 4);
 
-        current_test = "reverse: IPv6";
+        TEST_BEGIN("reverse: IPv6");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP,
                   "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", DNS_TYPE_PTR, &o, &R);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. PTR v6.example.com."));
 
-        current_test = "reverse: too many names for UDP";
+        TEST_BEGIN("reverse: too many names for UDP");
         for (int i = 0; i < 300; i++) {
                 snprintf(buf, sizeof buf, "host%d.example.com", i);
                 CHECK(store_add(s, buf, DNS_TYPE_A, "10.0.0.0", 300, "hosts:/many", 0, NULL, NULL) == 1);
@@ -598,7 +589,7 @@ static void test_reverse_index(void) {
         CHECK(!ldns_pkt_tc(R.pkt) && ancount(&R) == 300);
         CHECK(section_has(ldns_pkt_answer(R.pkt), "0.0.0.10.in-addr.arpa. PTR host299.example.com."));
 
-        current_test = "reverse: removal";
+        TEST_BEGIN("reverse: removal");
         CHECK(store_remove_owner(s, "hosts:/many") == 300);
         CHECK(store_remove_owner(s, "docker:x") == 2);
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
@@ -617,7 +608,7 @@ static void test_reverse_index(void) {
 static void test_cname(const Store *s) {
         const QueryOpts o = {};
 
-        current_test = "CNAME to A";
+        TEST_BEGIN("CNAME to A");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "alias.example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -626,7 +617,7 @@ static void test_cname(const Store *s) {
         CHECK(section_has(ldns_pkt_answer(R.pkt), "web.example.com. A 10.0.0.1"));
         CHECK(section_has(ldns_pkt_answer(R.pkt), "web.example.com. A 10.0.0.3"));
 
-        current_test = "CNAME chain";
+        TEST_BEGIN("CNAME chain");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "alias2.example.com", DNS_TYPE_AAAA, &o, &R);
         check_common(&R, true);
         CHECK(ancount(&R) == 3);
@@ -634,12 +625,12 @@ static void test_cname(const Store *s) {
         CHECK(answer_is(&R, 1, "alias.example.com. CNAME web.example.com."));
         CHECK(answer_is(&R, 2, "web.example.com. AAAA fd00::1"));
 
-        current_test = "CNAME asked as CNAME";
+        TEST_BEGIN("CNAME asked as CNAME");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "alias2.example.com", DNS_TYPE_CNAME, &o, &R);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "alias2.example.com. CNAME alias.example.com."));
 
-        current_test = "CNAME loop";
+        TEST_BEGIN("CNAME loop");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "loop1.example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -647,19 +638,19 @@ static void test_cname(const Store *s) {
         CHECK(answer_is(&R, 0, "loop1.example.com. CNAME loop2.example.com."));
         CHECK(answer_is(&R, 1, "loop2.example.com. CNAME loop1.example.com."));
 
-        current_test = "CNAME out of our data";
+        TEST_BEGIN("CNAME out of our data");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "ext.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "ext.example.com. CNAME www.elsewhere.org."));
 
-        current_test = "CNAME to a missing name of ours";
+        TEST_BEGIN("CNAME to a missing name of ours");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "dangling.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "dangling.example.com. CNAME nothere.example.com."));
 
-        current_test = "CNAME, target has no records of the type";
+        TEST_BEGIN("CNAME, target has no records of the type");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "alias.example.com", DNS_TYPE_TXT, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 1);
@@ -668,7 +659,7 @@ static void test_cname(const Store *s) {
 static void test_wildcard(const Store *s) {
         const QueryOpts o = {};
 
-        current_test = "wildcard";
+        TEST_BEGIN("wildcard");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "Foo.wild.example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
@@ -676,12 +667,12 @@ static void test_wildcard(const Store *s) {
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "foo.wild.example.com. A 10.1.1.1"));
 
-        current_test = "wildcard, several labels deep";
+        TEST_BEGIN("wildcard, several labels deep");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "a.b.c.wild.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "a.b.c.wild.example.com. A 10.1.1.1"));
 
-        current_test = "closer existing name wins";
+        TEST_BEGIN("closer existing name wins");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "exists.wild.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "exists.wild.example.com. A 10.1.1.2"));
@@ -689,7 +680,7 @@ static void test_wildcard(const Store *s) {
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 0);
 
-        current_test = "empty non-terminal blocks the wildcard";
+        TEST_BEGIN("empty non-terminal blocks the wildcard");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "y.wild.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 0);
@@ -698,22 +689,22 @@ static void test_wildcard(const Store *s) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "q.y.wild.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
 
-        current_test = "wildcard NODATA";
+        TEST_BEGIN("wildcard NODATA");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "foo.wild.example.com", DNS_TYPE_AAAA, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 0);
         check_soa_authority(&R, "example.com.", 30, store_version(s));
 
-        current_test = "the wildcard itself";
+        TEST_BEGIN("the wildcard itself");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "*.wild.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "*.wild.example.com. A 10.1.1.1"));
 
-        current_test = "no wildcard: NXDOMAIN";
+        TEST_BEGIN("no wildcard: NXDOMAIN");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "foo.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
 
-        current_test = "wildcard CNAME";
+        TEST_BEGIN("wildcard CNAME");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "z.cn.example.com", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(ancount(&R) == 4);
@@ -727,7 +718,7 @@ static void test_truncation(const Store *s) {
         const size_t full = 12 + 18 + 4 + 100 * 16;
         const uint16_t payloads[] = { 512, 1232, 1600, 1634, 1645, 1646, 4096, 65000 };
 
-        current_test = "UDP without EDNS truncates";
+        TEST_BEGIN("UDP without EDNS truncates");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "many.example.com", DNS_TYPE_A, &(QueryOpts) {}, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_tc(R.pkt));
@@ -736,7 +727,7 @@ static void test_truncation(const Store *s) {
         CHECK(R.len == 12 + 18 + 4);
         CHECK(R.info.truncated && R.info.answer_count == 0);
 
-        current_test = "TCP gets everything";
+        TEST_BEGIN("TCP gets everything");
         run_query(s, &cfg_example, DNS_TRANSPORT_TCP, "many.example.com", DNS_TYPE_A, &(QueryOpts) {}, &R);
         check_common(&R, true);
         CHECK(!ldns_pkt_tc(R.pkt));
@@ -749,7 +740,7 @@ static void test_truncation(const Store *s) {
                 size_t usable = MIN(MAX(payloads[i], 512u), 4096u);
                 bool fits = full + 11 <= usable;
 
-                current_test = "UDP with EDNS";
+                TEST_BEGIN("UDP with EDNS");
                 run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "many.example.com", DNS_TYPE_A,
                           &(QueryOpts) { .edns_payload = payloads[i] }, &R);
                 check_common(&R, true);
@@ -762,7 +753,7 @@ static void test_truncation(const Store *s) {
 }
 
 static void test_edns(const Store *s) {
-        current_test = "EDNS";
+        TEST_BEGIN("EDNS");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_A,
                   &(QueryOpts) { .edns_payload = 1400, .edns_do = true }, &R);
         check_common(&R, true);
@@ -779,14 +770,14 @@ static void test_edns(const Store *s) {
         CHECK(reply_u16(&R, R.len - 10) == DNS_TYPE_OPT);
         CHECK(reply_u16(&R, R.len - 2) == 0);
 
-        current_test = "EDNS with a negative answer";
+        TEST_BEGIN("EDNS with a negative answer");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A,
                   &(QueryOpts) { .edns_payload = 1232 }, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
         check_soa_authority(&R, "example.com.", 30, store_version(s));
         CHECK(reply_u16(&R, 10) == 1);
 
-        current_test = "BADVERS";
+        TEST_BEGIN("BADVERS");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_A,
                   &(QueryOpts) { .edns_payload = 1232, .edns_version = 1 }, &R);
         check_common(&R, true);
@@ -836,39 +827,39 @@ static void test_malformed(const Store *s) {
         uint8_t b[1024];
         size_t o;
 
-        current_test = "short packet";
+        TEST_BEGIN("short packet");
         memset(b, 0, sizeof b);
         for (size_t l = 0; l < 12; l++) {
                 run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, b, l, &R);
                 CHECK(R.len == 0);
         }
 
-        current_test = "QR set";
+        TEST_BEGIN("QR set");
         o = raw_header(b, 0x8100, 1, 0, 0, 0);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, b, o, &R);
         CHECK(R.len == 0);
 
-        current_test = "well-formed raw query";
+        TEST_BEGIN("well-formed raw query");
         o = raw_header(b, 0x0100, 1, 0, 0, 0);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, b, o, &R);
         check_common(&R, true);
         CHECK(ancount(&R) == 3);
 
-        current_test = "QDCOUNT 0";
+        TEST_BEGIN("QDCOUNT 0");
         o = raw_header(b, 0x0100, 0, 0, 0, 0);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, false);
         CHECK(R.info.qtype == 0);
         CHECK(!ldns_pkt_aa(R.pkt));
 
-        current_test = "QDCOUNT 2";
+        TEST_BEGIN("QDCOUNT 2");
         o = raw_header(b, 0x0100, 2, 0, 0, 0);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, false);
 
-        current_test = "label longer than 63";
+        TEST_BEGIN("label longer than 63");
         o = raw_header(b, 0, 1, 0, 0, 0);
         b[o++] = 64;
         memset(b + o, 'a', 64);
@@ -876,7 +867,7 @@ static void test_malformed(const Store *s) {
         o = raw_put(b, o, "\0\0\1\0\1", 5);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, false);
 
-        current_test = "name longer than 255";
+        TEST_BEGIN("name longer than 255");
         o = raw_header(b, 0, 1, 0, 0, 0);
         for (int i = 0; i < 5; i++) {
                 b[o++] = 63;
@@ -886,12 +877,12 @@ static void test_malformed(const Store *s) {
         o = raw_put(b, o, "\0\0\1\0\1", 5);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, false);
 
-        current_test = "compression pointer in the question";
+        TEST_BEGIN("compression pointer in the question");
         o = raw_header(b, 0, 1, 0, 0, 0);
         o = raw_put(b, o, "\3web\xc0\x0c\0\1\0\1", 10);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, false);
 
-        current_test = "truncated question";
+        TEST_BEGIN("truncated question");
         o = raw_header(b, 0, 1, 0, 0, 0);
         o = raw_put(b, o, q_web, Q_WEB_LEN - 2);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, false);
@@ -899,48 +890,48 @@ static void test_malformed(const Store *s) {
         o = raw_put(b, o, "\3web\7exa", 9);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, false);
 
-        current_test = "opcode STATUS";
+        TEST_BEGIN("opcode STATUS");
         o = raw_header(b, 0x1100, 1, 0, 0, 0);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         expect_rcode(s, b, o, LDNS_RCODE_NOTIMPL, true);
         CHECK(ldns_pkt_get_opcode(R.pkt) == LDNS_PACKET_STATUS);
 
-        current_test = "opcode UPDATE without a question";
+        TEST_BEGIN("opcode UPDATE without a question");
         o = raw_header(b, 0x2800, 0, 0, 0, 0);
         expect_rcode(s, b, o, LDNS_RCODE_NOTIMPL, false);
 
-        current_test = "class CHAOS";
+        TEST_BEGIN("class CHAOS");
         o = raw_header(b, 0, 1, 0, 0, 0);
         o = raw_put(b, o, "\7version\4bind\0\0\x10\0\3", 18);
         expect_rcode(s, b, o, LDNS_RCODE_REFUSED, true);
         CHECK(ldns_pkt_nscount(R.pkt) == 0);
 
-        current_test = "class HS";
+        TEST_BEGIN("class HS");
         o = raw_header(b, 0, 1, 0, 0, 0);
         o = raw_put(b, o, "\3web\7example\3com\0\0\1\0\4", Q_WEB_LEN);
         expect_rcode(s, b, o, LDNS_RCODE_REFUSED, true);
 
-        current_test = "two OPT records";
+        TEST_BEGIN("two OPT records");
         o = raw_header(b, 0, 1, 0, 0, 2);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         o = raw_put(b, o, opt_rr, sizeof opt_rr);
         o = raw_put(b, o, opt_rr, sizeof opt_rr);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, true);
 
-        current_test = "OPT with a non-root owner";
+        TEST_BEGIN("OPT with a non-root owner");
         o = raw_header(b, 0, 1, 0, 0, 1);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         o = raw_put(b, o, "\1x", 2);
         o = raw_put(b, o, opt_rr, sizeof opt_rr);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, true);
 
-        current_test = "truncated OPT";
+        TEST_BEGIN("truncated OPT");
         o = raw_header(b, 0, 1, 0, 0, 1);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         o = raw_put(b, o, opt_rr, sizeof opt_rr - 3);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, true);
 
-        current_test = "OPT after a compressed additional record";
+        TEST_BEGIN("OPT after a compressed additional record");
         o = raw_header(b, 0, 1, 0, 0, 2);
         o = raw_put(b, o, q_web, Q_WEB_LEN);
         o = raw_put(b, o, "\xc0\x0c\0\1\0\1\0\0\0\0\0\4\1\2\3\4", 16);
@@ -951,7 +942,7 @@ static void test_malformed(const Store *s) {
         CHECK(ancount(&R) == 3);
         CHECK(R.info.edns);
 
-        current_test = "rcode names";
+        TEST_BEGIN("rcode names");
         CHECK(streq(dns_rcode_to_string(0), "NOERROR"));
         CHECK(streq(dns_rcode_to_string(3), "NXDOMAIN"));
         CHECK(streq(dns_rcode_to_string(5), "REFUSED"));
@@ -963,28 +954,26 @@ static void test_malformed(const Store *s) {
 /* Informational only: how many answers per second this path makes. */
 static void measure(const Store *s) {
         uint8_t req[64], reply[512];
-        struct timespec a, b;
+        uint64_t start;
         const unsigned n = 2000000;
         size_t o, total = 0;
         double secs;
 
         o = raw_header(req, 0x0100, 1, 0, 0, 0);
         o = raw_put(req, o, q_web, Q_WEB_LEN);
-        clock_gettime(CLOCK_MONOTONIC, &a);
+        start = now_usec(CLOCK_MONOTONIC);
         for (unsigned i = 0; i < n; i++)
                 total += dns_answer(s, &cfg_example, DNS_TRANSPORT_UDP, req, o, reply, sizeof reply, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        secs = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+        secs = (double) (now_usec(CLOCK_MONOTONIC) - start) / USEC_PER_SEC;
         CHECK(total > 0);
         printf("answers per second (web.example.com A, 3 records): %.0f\n", n / secs);
 
         o = raw_header(req, 0x0100, 1, 0, 0, 0);
         o = raw_put(req, o, "\7nothere\7example\3com\0\0\1\0\1", 25);
-        clock_gettime(CLOCK_MONOTONIC, &a);
+        start = now_usec(CLOCK_MONOTONIC);
         for (unsigned i = 0; i < n; i++)
                 total += dns_answer(s, &cfg_example, DNS_TRANSPORT_UDP, req, o, reply, sizeof reply, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        secs = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+        secs = (double) (now_usec(CLOCK_MONOTONIC) - start) / USEC_PER_SEC;
         printf("answers per second (NXDOMAIN with SOA): %.0f\n", n / secs);
 }
 

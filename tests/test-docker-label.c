@@ -11,14 +11,7 @@
 #include "docker-label.h"
 #include "netinfo.h"
 #include "store.h"
-
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-                        exit(EXIT_FAILURE);                                             \
-                }                                                                       \
-        } while (0)
+#include "test-util.h"
 
 /* Parses value and checks the names ("a b c", space-joined) and the rejected
  * entries (space-joined) that come out. */

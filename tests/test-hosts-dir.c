@@ -15,15 +15,7 @@
 #include "hosts.h"
 #include "log.h"
 #include "store.h"
-
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-                        cleanup_tmp();                                                  \
-                        exit(EXIT_FAILURE);                                             \
-                }                                                                       \
-        } while (0)
+#include "test-util.h"
 
 #define DEADLINE_USEC (2 * USEC_PER_SEC)
 #define MAX_EVENTS 256
@@ -49,13 +41,6 @@ typedef struct Test {
         char *events[MAX_EVENTS];       /* "+name value file" / "-name value file" */
         unsigned n_events;
 } Test;
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static void on_change(Store *s, RecordChange change, const Record *r, void *userdata) {
         Test *t = userdata;
@@ -146,10 +131,10 @@ static bool name_exists(Test *t, const char *name) {
 
 /* Runs the loop until the record is there (or gone), or the deadline. */
 static bool wait_record(Test *t, const char *name, const char *value, bool present) {
-        uint64_t deadline = now_usec() + DEADLINE_USEC;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + DEADLINE_USEC;
 
         while (has_record(t, name, value, NULL, 0) != present) {
-                if (now_usec() >= deadline)
+                if (now_usec(CLOCK_MONOTONIC) >= deadline)
                         return false;
                 CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
         }
@@ -157,14 +142,14 @@ static bool wait_record(Test *t, const char *name, const char *value, bool prese
 }
 
 static bool wait_status_exists(Test *t, bool exists) {
-        uint64_t deadline = now_usec() + DEADLINE_USEC;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + DEADLINE_USEC;
         HostsDirStatus st;
 
         for (;;) {
                 hosts_dir_get_status(t->dir, &st);
                 if (st.exists == exists)
                         return true;
-                if (now_usec() >= deadline)
+                if (now_usec(CLOCK_MONOTONIC) >= deadline)
                         return false;
                 CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
         }
@@ -172,9 +157,9 @@ static bool wait_status_exists(Test *t, bool exists) {
 
 /* Runs the loop for a while, so that late or duplicate reloads would show. */
 static void settle(Test *t, uint64_t usec) {
-        uint64_t end = now_usec() + usec;
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + usec;
 
-        while (now_usec() < end)
+        while (now_usec(CLOCK_MONOTONIC) < end)
                 CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
 }
 
@@ -374,9 +359,9 @@ static void test_live_changes(void) {
                 fd = open(a, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
                 CHECK(fd >= 0);
                 CHECK(write(fd, line, strlen(line)) == (ssize_t) strlen(line));
-                start = now_usec();
+                start = now_usec(CLOCK_MONOTONIC);
                 CHECK(wait_record(&t, "open.test", "10.0.5.1", true));
-                CHECK(now_usec() - start < 500 * USEC_PER_MSEC);
+                CHECK(now_usec(CLOCK_MONOTONIC) - start < 500 * USEC_PER_MSEC);
                 CHECK(close(fd) == 0);
                 settle(&t, 150 * USEC_PER_MSEC);
                 CHECK(expect_events(&t, "+open.test 10.0.5.1 open.hosts"));
@@ -571,13 +556,13 @@ static void test_rescan(void) {
 int main(void) {
         CHECK(mkdtemp(tmp_root));
         tmp_made = true;
+        atexit(cleanup_tmp);
 
         test_live_changes();
         test_dir_removed_and_recreated();
         test_dir_created_after_start();
         test_rescan();
 
-        cleanup_tmp();
         printf("test-hosts-dir: all passed\n");
         return 0;
 }

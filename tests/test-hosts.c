@@ -10,14 +10,7 @@
 
 #include "hosts.h"
 #include "store.h"
-
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-                        exit(EXIT_FAILURE);                                             \
-                }                                                                       \
-        } while (0)
+#include "test-util.h"
 
 #define MAX_ITEMS 64
 
@@ -317,13 +310,6 @@ static void store_warning(unsigned line, const char *why, void *userdata) {
         ((StoreContext *) userdata)->n_warnings++;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void test_big_into_store(void) {
         _cleanup_(store_freep) Store *store = NULL;
         _cleanup_free_ char *data = NULL;
@@ -351,9 +337,9 @@ static void test_big_into_store(void) {
                 size += (size_t) k;
         }
 
-        start = now_usec();
+        start = now_usec(CLOCK_MONOTONIC);
         r = hosts_parse(data, size, store_entry, store_warning, &c);
-        took = now_usec() - start;
+        took = now_usec(CLOCK_MONOTONIC) - start;
 
         fprintf(stderr, "100000 lines parsed into the store in %llu ms: %i entries, %u warnings\n",
                 (unsigned long long) (took / 1000), r, c.n_warnings);

@@ -9,11 +9,12 @@
 #include <stdio.h>
 
 #include "http-json.h"
+#include "test-util.h"
 
 static json_object *get(json_object *o, const char *key) {
         json_object *v = NULL;
 
-        g_assert_true(json_object_object_get_ex(o, key, &v));
+        CHECK(json_object_object_get_ex(o, key, &v));
         return v;
 }
 
@@ -25,19 +26,19 @@ static void test_iso8601(void) {
         g_autofree char *epoch = http_iso8601(0);
         g_autofree char *t = http_iso8601(1700000000123456ull);
 
-        g_assert_cmpstr(epoch, ==, "1970-01-01T00:00:00.000Z");
-        g_assert_cmpstr(t, ==, "2023-11-14T22:13:20.123Z");
+        CHECK_STREQ(epoch, "1970-01-01T00:00:00.000Z");
+        CHECK_STREQ(t, "2023-11-14T22:13:20.123Z");
 }
 
 static void test_health(void) {
         HttpServiceInfo info = { .service = "joyride-dns", .version = "1.2.3", .now_usec = 1700000000000000ull };
         json_object *o = http_json_health(&info);
 
-        g_assert_cmpstr(get_str(o, "status"), ==, "healthy");
-        g_assert_cmpstr(get_str(o, "timestamp"), ==, "2023-11-14T22:13:20.000Z");
-        g_assert_cmpstr(get_str(o, "service"), ==, "joyride-dns");
-        g_assert_cmpstr(get_str(o, "version"), ==, "1.2.3");
-        g_assert_cmpint(json_object_object_length(o), ==, 4);
+        CHECK_STREQ(get_str(o, "status"), "healthy");
+        CHECK_STREQ(get_str(o, "timestamp"), "2023-11-14T22:13:20.000Z");
+        CHECK_STREQ(get_str(o, "service"), "joyride-dns");
+        CHECK_STREQ(get_str(o, "version"), "1.2.3");
+        CHECK_INT_EQ(json_object_object_length(o), 4);
         json_object_put(o);
 }
 
@@ -45,22 +46,22 @@ static void test_rate_ring(void) {
         RateRing r = {};
 
         rate_ring_sample(&r, 100);              /* the first sample only sets the base */
-        g_assert_cmpuint(r.n, ==, 0);
+        CHECK_INT_EQ(r.n, 0);
         rate_ring_sample(&r, 105);
         rate_ring_sample(&r, 105);
         rate_ring_sample(&r, 200);
-        g_assert_cmpuint(r.n, ==, 3);
-        g_assert_cmpuint(rate_ring_get(&r, 0), ==, 5);
-        g_assert_cmpuint(rate_ring_get(&r, 1), ==, 0);
-        g_assert_cmpuint(rate_ring_get(&r, 2), ==, 95);
+        CHECK_INT_EQ(r.n, 3);
+        CHECK_INT_EQ(rate_ring_get(&r, 0), 5);
+        CHECK_INT_EQ(rate_ring_get(&r, 1), 0);
+        CHECK_INT_EQ(rate_ring_get(&r, 2), 95);
         rate_ring_sample(&r, 50);               /* a counter that went back counts 0 */
-        g_assert_cmpuint(rate_ring_get(&r, 3), ==, 0);
+        CHECK_INT_EQ(rate_ring_get(&r, 3), 0);
         for (unsigned i = 1; i <= 2 * RATE_RING_SIZE; i++)
                 rate_ring_sample(&r, 50 + (uint64_t) i * i);
-        g_assert_cmpuint(r.n, ==, RATE_RING_SIZE);
+        CHECK_INT_EQ(r.n, RATE_RING_SIZE);
         /* oldest first: the last RATE_RING_SIZE differences, (i*i - (i-1)*(i-1)) = 2i - 1 */
-        g_assert_cmpuint(rate_ring_get(&r, 0), ==, 2 * (RATE_RING_SIZE + 1) - 1);
-        g_assert_cmpuint(rate_ring_get(&r, RATE_RING_SIZE - 1), ==, 2 * (2 * RATE_RING_SIZE) - 1);
+        CHECK_INT_EQ(rate_ring_get(&r, 0), 2 * (RATE_RING_SIZE + 1) - 1);
+        CHECK_INT_EQ(rate_ring_get(&r, RATE_RING_SIZE - 1), 2 * (2 * RATE_RING_SIZE) - 1);
 }
 
 static void test_status(void) {
@@ -89,39 +90,39 @@ static void test_status(void) {
         c.by_type[dns_server_type_index(DNS_TYPE_AAAA)] = 3;
         c.by_rcode[3] = 2;
         o = http_json_status(&in);
-        g_assert_cmpstr(get_str(o, "status"), ==, "running");
-        g_assert_cmpstr(get_str(o, "environment"), ==, "test");
-        g_assert_cmpint(json_object_get_int(get(o, "uptime")), ==, 90);
+        CHECK_STREQ(get_str(o, "status"), "running");
+        CHECK_STREQ(get_str(o, "environment"), "test");
+        CHECK_INT_EQ(json_object_get_int(get(o, "uptime")), 90);
 
         dns = get(o, "dns_server");
-        g_assert_cmpint(json_object_get_int(get(dns, "port")), ==, 5353);
-        g_assert_cmpstr(get_str(dns, "bind_address"), ==, "0.0.0.0");
-        g_assert_true(json_object_get_boolean(get(dns, "running")));
-        g_assert_cmpint(json_object_get_int(get(dns, "records")), ==, 11);
-        g_assert_cmpint(json_object_get_int(get(dns, "queries")), ==, 9);
-        g_assert_cmpint(json_object_get_int(get(get(dns, "queries_by_type"), "AAAA")), ==, 3);
-        g_assert_cmpint(json_object_get_int(get(get(dns, "responses_by_rcode"), "NXDOMAIN")), ==, 2);
-        g_assert_cmpint(json_object_array_length(get(dns, "queries_per_second")), ==, 2);
-        g_assert_cmpint(json_object_get_int(json_object_array_get_idx(get(dns, "queries_per_second"), 0)), ==, 3);
-        g_assert_cmpint(json_object_get_int(json_object_array_get_idx(get(dns, "queries_per_second"), 1)), ==, 7);
+        CHECK_INT_EQ(json_object_get_int(get(dns, "port")), 5353);
+        CHECK_STREQ(get_str(dns, "bind_address"), "0.0.0.0");
+        CHECK(json_object_get_boolean(get(dns, "running")));
+        CHECK_INT_EQ(json_object_get_int(get(dns, "records")), 11);
+        CHECK_INT_EQ(json_object_get_int(get(dns, "queries")), 9);
+        CHECK_INT_EQ(json_object_get_int(get(get(dns, "queries_by_type"), "AAAA")), 3);
+        CHECK_INT_EQ(json_object_get_int(get(get(dns, "responses_by_rcode"), "NXDOMAIN")), 2);
+        CHECK_INT_EQ(json_object_array_length(get(dns, "queries_per_second")), 2);
+        CHECK_INT_EQ(json_object_get_int(json_object_array_get_idx(get(dns, "queries_per_second"), 0)), 3);
+        CHECK_INT_EQ(json_object_get_int(json_object_array_get_idx(get(dns, "queries_per_second"), 1)), 7);
 
         d = get(o, "docker_monitor");
-        g_assert_true(json_object_get_boolean(get(d, "connected")));
-        g_assert_cmpstr(get_str(d, "state"), ==, "connected");
-        g_assert_cmpint(json_object_get_int(get(d, "containers")), ==, 4);
-        g_assert_null(get(d, "next_retry"));
-        g_assert_null(get(d, "last_error"));
-        g_assert_cmpstr(get_str(d, "connected_since"), ==, "2023-11-14T22:13:20.000Z");
+        CHECK(json_object_get_boolean(get(d, "connected")));
+        CHECK_STREQ(get_str(d, "state"), "connected");
+        CHECK_INT_EQ(json_object_get_int(get(d, "containers")), 4);
+        CHECK(!(get(d, "next_retry")));
+        CHECK(!(get(d, "last_error")));
+        CHECK_STREQ(get_str(d, "connected_since"), "2023-11-14T22:13:20.000Z");
 
         h = get(o, "hosts_monitor");
-        g_assert_cmpstr(get_str(h, "directory"), ==, "/etc/joyride/hosts");
-        g_assert_cmpint(json_object_get_int(get(h, "records_count")), ==, 9);
-        g_assert_cmpint(json_object_get_int(get(h, "files")), ==, 2);
-        g_assert_cmpint(json_object_get_int(get(h, "warnings")), ==, 1);
+        CHECK_STREQ(get_str(h, "directory"), "/etc/joyride/hosts");
+        CHECK_INT_EQ(json_object_get_int(get(h, "records_count")), 9);
+        CHECK_INT_EQ(json_object_get_int(get(h, "files")), 2);
+        CHECK_INT_EQ(json_object_get_int(get(h, "warnings")), 1);
 
         cl = get(o, "dns_sync_cluster");
-        g_assert_false(json_object_get_boolean(get(cl, "enabled")));
-        g_assert_cmpint(json_object_array_length(get(cl, "members")), ==, 0);
+        CHECK(!(json_object_get_boolean(get(cl, "enabled"))));
+        CHECK_INT_EQ(json_object_array_length(get(cl, "members")), 0);
         json_object_put(o);
 
         /* Docker and hosts off, no DNS server: still every key, with "off" values. */
@@ -130,12 +131,12 @@ static void test_status(void) {
         in.dns = NULL;
         o = http_json_status(&in);
         d = get(o, "docker_monitor");
-        g_assert_false(json_object_get_boolean(get(d, "enabled")));
-        g_assert_cmpstr(get_str(d, "state"), ==, "disabled");
+        CHECK(!(json_object_get_boolean(get(d, "enabled"))));
+        CHECK_STREQ(get_str(d, "state"), "disabled");
         h = get(o, "hosts_monitor");
-        g_assert_false(json_object_get_boolean(get(h, "enabled")));
-        g_assert_null(get(h, "directory"));
-        g_assert_false(json_object_get_boolean(get(get(o, "dns_server"), "running")));
+        CHECK(!(json_object_get_boolean(get(h, "enabled"))));
+        CHECK(!(get(h, "directory")));
+        CHECK(!(json_object_get_boolean(get(get(o, "dns_server"), "running"))));
         json_object_put(o);
 }
 
@@ -143,11 +144,11 @@ static Store *make_store(void) {
         Store *s = NULL;
         const char *error = NULL;
 
-        g_assert_cmpint(store_new(&s), ==, 0);
-        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/a", 3, NULL, &error), ==, 1);
-        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 4, NULL, &error), ==, 1);
-        g_assert_cmpint(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api", &error), ==, 1);
-        g_assert_cmpint(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, &error), ==, 1);
+        CHECK_INT_EQ(store_new(&s), 0);
+        CHECK_INT_EQ(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/a", 3, NULL, &error), 1);
+        CHECK_INT_EQ(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 4, NULL, &error), 1);
+        CHECK_INT_EQ(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api", &error), 1);
+        CHECK_INT_EQ(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, &error), 1);
         return s;
 }
 
@@ -156,42 +157,42 @@ static void test_records(void) {
         json_object *o, *records, *r;
 
         o = http_json_records(s, NULL, NULL, 0);
-        g_assert_cmpstr(get_str(o, "status"), ==, "success");
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 4);
-        g_assert_cmpint(json_object_get_int64(get(o, "version")), ==, (int64_t) store_version(s));
+        CHECK_STREQ(get_str(o, "status"), "success");
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), 4);
+        CHECK_INT_EQ(json_object_get_int64(get(o, "version")), (int64_t) store_version(s));
         records = get(o, "records");
-        g_assert_cmpint(json_object_array_length(records), ==, 4);
+        CHECK_INT_EQ(json_object_array_length(records), 4);
         /* Sorted by name, then value. */
-        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 0), "hostname"), ==, "alias.example");
-        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 1), "hostname"), ==, "api.example");
-        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 2), "ip_address"), ==, "10.0.0.1");
-        g_assert_cmpstr(get_str(json_object_array_get_idx(records, 3), "ip_address"), ==, "10.0.0.2");
+        CHECK_STREQ(get_str(json_object_array_get_idx(records, 0), "hostname"), "alias.example");
+        CHECK_STREQ(get_str(json_object_array_get_idx(records, 1), "hostname"), "api.example");
+        CHECK_STREQ(get_str(json_object_array_get_idx(records, 2), "ip_address"), "10.0.0.1");
+        CHECK_STREQ(get_str(json_object_array_get_idx(records, 3), "ip_address"), "10.0.0.2");
 
         /* The value goes in ip_address for every type, as the original's key. */
         r = json_object_array_get_idx(records, 0);
-        g_assert_cmpstr(get_str(r, "type"), ==, "CNAME");
-        g_assert_cmpstr(get_str(r, "ip_address"), ==, "web.example");
-        g_assert_cmpint(json_object_get_int(get(r, "ttl")), ==, 120);
-        g_assert_cmpstr(get_str(r, "source"), ==, "dbus");
+        CHECK_STREQ(get_str(r, "type"), "CNAME");
+        CHECK_STREQ(get_str(r, "ip_address"), "web.example");
+        CHECK_INT_EQ(json_object_get_int(get(r, "ttl")), 120);
+        CHECK_STREQ(get_str(r, "source"), "dbus");
         r = json_object_array_get_idx(records, 1);
-        g_assert_cmpstr(get_str(r, "source"), ==, "docker:abc (api)");
-        g_assert_cmpstr(get_str(r, "owner"), ==, "docker:abc");
+        CHECK_STREQ(get_str(r, "source"), "docker:abc (api)");
+        CHECK_STREQ(get_str(r, "owner"), "docker:abc");
         r = json_object_array_get_idx(records, 2);
-        g_assert_cmpstr(get_str(r, "source"), ==, "hosts:/h/a:4");
+        CHECK_STREQ(get_str(r, "source"), "hosts:/h/a:4");
         json_object_put(o);
 
         o = http_json_records(s, "WEB.example.", NULL, 0);
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 2);
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), 2);
         json_object_put(o);
         o = http_json_records(s, NULL, "docker", 0);
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 1);
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), 1);
         json_object_put(o);
         o = http_json_records(s, NULL, NULL, DNS_TYPE_CNAME);
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 1);
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), 1);
         json_object_put(o);
         o = http_json_records(s, "nothing.example", NULL, 0);
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 0);
-        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 0);
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), 0);
+        CHECK_INT_EQ(json_object_array_length(get(o, "records")), 0);
         json_object_put(o);
 
         store_free(s);
@@ -207,7 +208,7 @@ static void check_exposition(const char *text) {
                 "-?[0-9]+(\\.[0-9]+)?$", 0, 0, NULL);
         g_autofree char *last_help = NULL;
 
-        g_assert_true(g_str_has_suffix(text, "\n"));
+        CHECK(g_str_has_suffix(text, "\n"));
         for (size_t i = 0; lines[i]; i++) {
                 const char *l = lines[i];
                 g_autoptr(GMatchInfo) m = NULL;
@@ -223,9 +224,9 @@ static void check_exposition(const char *text) {
                         g_autofree char *name = g_strndup(l + 7, strcspn(l + 7, " "));
                         const char *type = l + 7 + strlen(name) + 1;
 
-                        g_assert_cmpstr(name, ==, last_help);
-                        g_assert_true(streq(type, "counter") || streq(type, "gauge"));
-                        g_assert_false(g_hash_table_contains(typed, name));
+                        CHECK_STREQ(name, last_help);
+                        CHECK(streq(type, "counter") || streq(type, "gauge"));
+                        CHECK(!(g_hash_table_contains(typed, name)));
                         g_hash_table_add(typed, g_steal_pointer(&name));
                         continue;
                 }
@@ -263,41 +264,41 @@ static void test_metrics(void) {
         c.by_rcode[17] = 1;
         text = http_metrics_render(&in);
         check_exposition(text);
-        g_assert_nonnull(strstr(text, "\njoyride_dns_queries_total{type=\"A\"} 5\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_dns_queries_total{type=\"other\"} 1\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"NXDOMAIN\"} 2\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOERROR\"} 0\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOTAUTH\"} 1\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_dns_responses_total{rcode=\"RCODE17\"} 1\n"));
-        g_assert_null(strstr(text, "YXDOMAIN"));   /* zero and uncommon: left out */
-        g_assert_nonnull(strstr(text, "\njoyride_records{source=\"hosts\"} 12\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_records{source=\"peer\"} 3\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_records{source=\"docker\"} 0\n"));
-        g_assert_nonnull(strstr(text, "\n# TYPE joyride_store_changes_total counter\njoyride_store_changes_total 99\n"));
-        g_assert_null(strstr(text, "joyride_store_version"));
-        g_assert_nonnull(strstr(text, "\njoyride_build_info{version=\"" JOYRIDE_VERSION "\"} 1\n"));
-        g_assert_nonnull(strstr(text, "\nprocess_start_time_seconds 1700000000.250\n"));
-        g_assert_nonnull(strstr(text, "\nprocess_cpu_seconds_total 1.50\n"));
-        g_assert_nonnull(strstr(text, "\nprocess_resident_memory_bytes 4096\n"));
-        g_assert_nonnull(strstr(text, "\nprocess_open_fds 12\n"));
-        g_assert_nonnull(strstr(text, "\nprocess_max_fds 1024\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_docker_connected 1\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_cluster_members{state=\"alive\"} 0\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_gossip_packets_total{direction=\"rejected\"} 4\n"));
-        g_assert_nonnull(strstr(text, "\njoyride_uptime_seconds 1.500\n"));
+        CHECK(strstr(text, "\njoyride_dns_queries_total{type=\"A\"} 5\n"));
+        CHECK(strstr(text, "\njoyride_dns_queries_total{type=\"other\"} 1\n"));
+        CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"NXDOMAIN\"} 2\n"));
+        CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOERROR\"} 0\n"));
+        CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOTAUTH\"} 1\n"));
+        CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"RCODE17\"} 1\n"));
+        CHECK(!(strstr(text, "YXDOMAIN")));   /* zero and uncommon: left out */
+        CHECK(strstr(text, "\njoyride_records{source=\"hosts\"} 12\n"));
+        CHECK(strstr(text, "\njoyride_records{source=\"peer\"} 3\n"));
+        CHECK(strstr(text, "\njoyride_records{source=\"docker\"} 0\n"));
+        CHECK(strstr(text, "\n# TYPE joyride_store_changes_total counter\njoyride_store_changes_total 99\n"));
+        CHECK(!(strstr(text, "joyride_store_version")));
+        CHECK(strstr(text, "\njoyride_build_info{version=\"" JOYRIDE_VERSION "\"} 1\n"));
+        CHECK(strstr(text, "\nprocess_start_time_seconds 1700000000.250\n"));
+        CHECK(strstr(text, "\nprocess_cpu_seconds_total 1.50\n"));
+        CHECK(strstr(text, "\nprocess_resident_memory_bytes 4096\n"));
+        CHECK(strstr(text, "\nprocess_open_fds 12\n"));
+        CHECK(strstr(text, "\nprocess_max_fds 1024\n"));
+        CHECK(strstr(text, "\njoyride_docker_connected 1\n"));
+        CHECK(strstr(text, "\njoyride_cluster_members{state=\"alive\"} 0\n"));
+        CHECK(strstr(text, "\njoyride_gossip_packets_total{direction=\"rejected\"} 4\n"));
+        CHECK(strstr(text, "\njoyride_uptime_seconds 1.500\n"));
 
         /* No DNS server, Docker and the cluster disabled: zeros, still valid,
          * and no series that could never move. */
         in = (HttpMetricsInput) { .docker_connected = true };
         zero = http_metrics_render(&in);
         check_exposition(zero);
-        g_assert_null(strstr(zero, "joyride_docker_connected"));
-        g_assert_null(strstr(zero, "joyride_cluster_members"));
-        g_assert_null(strstr(zero, "joyride_gossip_packets_total"));
-        g_assert_null(strstr(zero, "source=\"peer\""));
-        g_assert_null(strstr(zero, "source=\"docker\""));
-        g_assert_nonnull(strstr(zero, "\njoyride_records{source=\"hosts\"} 0\n"));
-        g_assert_nonnull(strstr(zero, "\njoyride_dns_queries_total{type=\"A\"} 0\n"));
+        CHECK(!(strstr(zero, "joyride_docker_connected")));
+        CHECK(!(strstr(zero, "joyride_cluster_members")));
+        CHECK(!(strstr(zero, "joyride_gossip_packets_total")));
+        CHECK(!(strstr(zero, "source=\"peer\"")));
+        CHECK(!(strstr(zero, "source=\"docker\"")));
+        CHECK(strstr(zero, "\njoyride_records{source=\"hosts\"} 0\n"));
+        CHECK(strstr(zero, "\njoyride_dns_queries_total{type=\"A\"} 0\n"));
 }
 
 typedef struct Captured {
@@ -315,31 +316,31 @@ static void test_sse(void) {
         const char *error = NULL;
         json_object *o;
 
-        g_assert_cmpint(store_new(&s), ==, 0);
+        CHECK_INT_EQ(store_new(&s), 0);
         store_subscribe(s, capture, &c);
         /* A TXT value with a newline and quotes must not break the framing. */
-        g_assert_cmpint(store_add(s, "txt.example", DNS_TYPE_TXT, "\"line one\\010line \\\"two\\\"\"", 30, "api", 0,
-                                  NULL, &error), ==, 1);
-        g_assert_cmpint(store_remove(s, "txt.example", 0, NULL, "api"), ==, 1);
-        g_assert_cmpint(c.events->len, ==, 2);
+        CHECK_INT_EQ(store_add(s, "txt.example", DNS_TYPE_TXT, "\"line one\\010line \\\"two\\\"\"", 30, "api", 0,
+                                  NULL, &error), 1);
+        CHECK_INT_EQ(store_remove(s, "txt.example", 0, NULL, "api"), 1);
+        CHECK_INT_EQ(c.events->len, 2);
 
         for (guint i = 0; i < c.events->len; i++) {
                 const char *e = c.events->pdata[i];
                 g_auto(GStrv) lines = NULL;
 
-                g_assert_true(g_str_has_prefix(e, "event: record\ndata: {"));
-                g_assert_true(g_str_has_suffix(e, "}\n\n"));
+                CHECK(g_str_has_prefix(e, "event: record\ndata: {"));
+                CHECK(g_str_has_suffix(e, "}\n\n"));
                 lines = g_strsplit(e, "\n", -1);
-                g_assert_cmpint(g_strv_length(lines), ==, 4);   /* event, data, "", "" */
+                CHECK_INT_EQ(g_strv_length(lines), 4);   /* event, data, "", "" */
                 o = json_tokener_parse(lines[1] + strlen("data: "));
-                g_assert_nonnull(o);
-                g_assert_cmpstr(get_str(o, "change"), ==, i == 0 ? "added" : "removed");
-                g_assert_cmpstr(get_str(o, "hostname"), ==, "txt.example");
-                g_assert_cmpstr(get_str(o, "type"), ==, "TXT");
-                g_assert_cmpstr(get_str(o, "source"), ==, "api");
-                g_assert_cmpint(json_object_get_int(get(o, "ttl")), ==, 30);
-                g_assert_cmpint(json_object_get_int(get(o, "version")), ==, (int) i + 1);
-                g_assert_nonnull(get_str(o, "value"));
+                CHECK(o);
+                CHECK_STREQ(get_str(o, "change"), i == 0 ? "added" : "removed");
+                CHECK_STREQ(get_str(o, "hostname"), "txt.example");
+                CHECK_STREQ(get_str(o, "type"), "TXT");
+                CHECK_STREQ(get_str(o, "source"), "api");
+                CHECK_INT_EQ(json_object_get_int(get(o, "ttl")), 30);
+                CHECK_INT_EQ(json_object_get_int(get(o, "version")), (int) i + 1);
+                CHECK(get_str(o, "value"));
                 json_object_put(o);
         }
         store_unsubscribe(s, capture, &c);
@@ -349,7 +350,7 @@ static void test_sse(void) {
         o = json_object_new_object();
         json_object_object_add(o, "version", json_object_new_int(7));
         g_autofree char *hello = http_sse_event("hello", o);
-        g_assert_cmpstr(hello, ==, "event: hello\ndata: {\"version\":7}\n\n");
+        CHECK_STREQ(hello, "event: hello\ndata: {\"version\":7}\n\n");
         json_object_put(o);
 }
 
@@ -357,19 +358,29 @@ static void test_message(void) {
         json_object *o = http_json_message("error", "Not found: /a/b");
         g_autofree char *s = http_json_to_string(o);
 
-        g_assert_cmpstr(s, ==, "{\"status\":\"error\",\"message\":\"Not found: /a/b\"}");
+        CHECK_STREQ(s, "{\"status\":\"error\",\"message\":\"Not found: /a/b\"}");
         json_object_put(o);
 }
 
-int main(int argc, char *argv[]) {
-        g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/http-json/iso8601", test_iso8601);
-        g_test_add_func("/http-json/health", test_health);
-        g_test_add_func("/http-json/rate-ring", test_rate_ring);
-        g_test_add_func("/http-json/status", test_status);
-        g_test_add_func("/http-json/records", test_records);
-        g_test_add_func("/http-json/metrics", test_metrics);
-        g_test_add_func("/http-json/sse", test_sse);
-        g_test_add_func("/http-json/message", test_message);
-        return g_test_run();
+int main(void) {
+        static const struct {
+                const char *name;
+                void (*run)(void);
+        } tests[] = {
+                { "iso8601", test_iso8601 },
+                { "health", test_health },
+                { "rate-ring", test_rate_ring },
+                { "status", test_status },
+                { "records", test_records },
+                { "metrics", test_metrics },
+                { "sse", test_sse },
+                { "message", test_message },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
+                TEST_BEGIN(tests[i].name);
+                tests[i].run();
+        }
+        printf("test-http-json: all passed\n");
+        return 0;
 }

@@ -9,15 +9,7 @@
 #include <stdio.h>
 
 #include "swim.h"
-
-static int failures;
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); \
-                        failures++;                                                     \
-                }                                                                       \
-        } while (0)
+#include "test-util.h"
 
 #define STEP_USEC (5 * USEC_PER_MSEC)
 #define BUCKETS 64                    /* latency stays below BUCKETS steps */
@@ -372,14 +364,10 @@ int main(int argc, char *argv[]) {
         test_hostile_packets();
         test_refute_and_leave();
         if (argc > 1 && streq(argv[1], "--small"))
-                return failures ? 1 : 0;
+                return 0;
         test_converge_and_detect(1000);
         test_loss(100, 0.10, 300);
         test_dissemination(1000);
-        if (failures) {
-                fprintf(stderr, "%d check(s) failed\n", failures);
-                return 1;
-        }
         printf("swim: all checks passed\n");
         return 0;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# joyrided in its container image (issue 8), on a private dockerd (see
+# joyrided in its container image, on a private dockerd (see
 # docker-lib.sh).
 #
 #   test-container.sh BUILDDIR

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# joyrided as a system service under real systemd (issue 7).
+# joyrided as a system service under real systemd.
 #
 #   test-systemd.sh BUILDDIR
 #
