@@ -35,6 +35,7 @@
 #include "catalog.h"
 #include "cluster.h"
 #include "log.h"
+#include "time-util.h"
 
 #define SEAL_OPEN 0x00
 #define SEAL_XCHACHA 0x01
@@ -108,56 +109,12 @@ struct Cluster {
 
 /* --- small helpers ------------------------------------------------------------- */
 
-static uint64_t now_mono(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static uint64_t now_real(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* interval ± pct%, from libsodium's generator (timers only, not crypto). */
 static uint64_t jitter(uint64_t usec, unsigned pct) {
         uint64_t span = usec * pct / 100;
         if (span == 0)
                 return usec;
         return usec - span + (uint64_t) randombytes_uniform((uint32_t) MIN(2 * span + 1, UINT32_MAX));
-}
-
-static uint64_t env_msec(const char *name, uint64_t def_usec) {
-        const char *v = getenv(name);
-        char *end;
-        unsigned long long n;
-
-        if (!v || !*v)
-                return def_usec;
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (errno != 0 || *end != 0 || n == 0 || n > 24ULL * 3600 * 1000) {
-                log_warning("%s=%s: expected milliseconds (1-86400000), ignoring.", name, v);
-                return def_usec;
-        }
-        return n * USEC_PER_MSEC;
-}
-
-static unsigned env_uint(const char *name, unsigned def, unsigned min, unsigned max) {
-        const char *v = getenv(name);
-        char *end;
-        unsigned long n;
-
-        if (!v || !*v)
-                return def;
-        errno = 0;
-        n = strtoul(v, &end, 10);
-        if (errno != 0 || *end != 0 || n < min || n > max) {
-                log_warning("%s=%s: expected a number from %u to %u, ignoring.", name, v, min, max);
-                return def;
-        }
-        return (unsigned) n;
 }
 
 static void addr_to_swim(const struct sockaddr *sa, SwimAddr *ret) {
@@ -309,7 +266,7 @@ static ssize_t unseal(const Cluster *c, uint8_t channel, const uint8_t *in, size
 }
 
 static void count_reject(Cluster *c, int error, const char *what, const char *from) {
-        uint64_t now = now_mono();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         c->counters.packets_rejected++;
         if (error == -EACCES)
@@ -435,7 +392,7 @@ static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
 
         if (c->member_cb) {
                 ClusterMember pub;
-                member_to_public(c, &ev->member, false, now, now_real(), &pub);
+                member_to_public(c, &ev->member, false, now, now_usec(CLOCK_REALTIME), &pub);
                 c->member_cb(c, &pub, c->member_userdata);
         }
 }
@@ -454,7 +411,7 @@ static void arm(sd_event_source *s, uint64_t usec) {
 /* After anything that fed the core: send what it queued, act on its events,
  * re-arm its timer. */
 static void cluster_process(Cluster *c) {
-        uint64_t now = now_mono();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         SwimEvent *ev = g_new(SwimEvent, 1);
         bool membership = false;
 
@@ -473,14 +430,14 @@ static void cluster_process(Cluster *c) {
 
 static int on_swim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
-        swim_tick(c->swim, now_mono());
+        swim_tick(c->swim, now_usec(CLOCK_MONOTONIC));
         cluster_process(c);
         return 0;
 }
 
 static int on_records_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
-        arm(c->records_timer, cluster_records_tick(c->records, now_mono()));
+        arm(c->records_timer, cluster_records_tick(c->records, now_usec(CLOCK_MONOTONIC)));
         return 0;
 }
 
@@ -514,7 +471,7 @@ static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
                         count_reject(c, (int) p, "SWIM packet", fromstr);
                         continue;
                 }
-                if (swim_receive(c->swim, &from, plain, (size_t) p, now_mono()) < 0) {
+                if (swim_receive(c->swim, &from, plain, (size_t) p, now_usec(CLOCK_MONOTONIC)) < 0) {
                         count_reject(c, -EBADMSG, "SWIM packet", fromstr);
                         continue;
                 }
@@ -608,7 +565,7 @@ static int conn_merge(Conn *k) {
         char id[SWIM_ID_MAX + 1];
         const uint8_t *swim_state, *recs;
         uint32_t swim_size, recs_size;
-        uint64_t now = now_mono();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         int r;
 
         if (n < 0) {
@@ -864,7 +821,7 @@ static int on_push_pull_timer(sd_event_source *s, uint64_t usec, void *userdata)
                         addrs[alive++] = ms[i].addr;
         if (alive > 0)
                 (void) conn_start(c, &addrs[randombytes_uniform((uint32_t) alive)]);
-        arm(s, now_mono() + jitter(c->push_pull_interval_usec, 10));
+        arm(s, now_usec(CLOCK_MONOTONIC) + jitter(c->push_pull_interval_usec, 10));
         return 0;
 }
 
@@ -916,7 +873,7 @@ static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata)
         send_announcements(c);
         /* Quick at first, so nodes started together find each other at once. */
         next = c->discovery_round++ < 3 ? USEC_PER_SEC : c->discovery_interval_usec;
-        arm(s, now_mono() + jitter(MIN(next, c->discovery_interval_usec), 20));
+        arm(s, now_usec(CLOCK_MONOTONIC) + jitter(MIN(next, c->discovery_interval_usec), 20));
         return 0;
 }
 
@@ -971,7 +928,7 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                 if (from.port == 0)
                         continue;
                 /* Once a second per node at most: its ALIVE may still be on the way. */
-                uint64_t now = now_mono();
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
                 gpointer last = g_hash_table_lookup(c->joined, id);
                 if (last && now < (uint64_t) GPOINTER_TO_SIZE(last) + USEC_PER_SEC)
                         continue;
@@ -989,7 +946,7 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
 }
 
 static void join_seeds(Cluster *c) {
-        uint64_t now = now_mono();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         for (char **j = c->join; j && *j; j++) {
                 g_autofree char *host = NULL;
@@ -1031,7 +988,7 @@ static int on_join_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         /* Until someone answers: a seed that was not up yet may be now. */
         if (swim_alive_count(c->swim) <= 1)
                 join_seeds(c);
-        arm(s, now_mono() + jitter(JOIN_RETRY_USEC, 20));
+        arm(s, now_usec(CLOCK_MONOTONIC) + jitter(JOIN_RETRY_USEC, 20));
         return 0;
 }
 
@@ -1136,7 +1093,7 @@ static int load_keys(Cluster *c, const ClusterOptions *o) {
                         return log_error_errno(-ENOENT, "Failed to read cluster key file %s: %s", o->key_file, err->message);
                 src = contents;
         }
-        if (!src || !*src) {
+        if (isempty(src)) {
                 log_warning("No cluster key (%s or a key file): the cluster is open. Anyone on the network can "
                             "join it and publish names.", CLUSTER_KEY_ENV);
                 return 0;
@@ -1155,106 +1112,78 @@ static void conn_destroy(gpointer p) {
         conn_free(p);
 }
 
-int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *o) {
-        _cleanup_(cluster_freep) Cluster *c = NULL;
+/* The protocol timings: memberlist's LAN profile, then what the options set. */
+static void setup_timings(Cluster *c, const ClusterOptions *o) {
+        SwimConfig *sc = &c->swim_config;
+
+        swim_config_lan(sc);
+        if (o->probe_interval_usec > 0)
+                sc->probe_interval_usec = o->probe_interval_usec;
+        if (o->probe_timeout_usec > 0)
+                sc->probe_timeout_usec = o->probe_timeout_usec;
+        if (sc->probe_timeout_usec >= sc->probe_interval_usec)
+                sc->probe_timeout_usec = sc->probe_interval_usec / 2;
+        /* Gossip keeps its ratio to the probe period (memberlist's LAN: 5 rounds
+         * per probe) when only the probe period is changed, or dissemination
+         * and refutation would fall behind a shortened suspicion timeout. */
+        sc->gossip_interval_usec = o->gossip_interval_usec ?:
+                MAX(MIN(sc->gossip_interval_usec, sc->probe_interval_usec / 5), 10 * USEC_PER_MSEC);
+        if (o->indirect_checks >= 0)
+                sc->indirect_checks = (unsigned) o->indirect_checks;
+        if (o->suspicion_mult > 0)
+                sc->suspicion_mult = o->suspicion_mult;
+        /* 6 rather than memberlist's 4: the core draws gossip targets with
+         * replacement, so in a cluster of a few nodes 4 transmissions miss a
+         * given member about 1% of the time (push-pull repairs it, but only
+         * after an interval); 6 makes that about 0.1%. */
+        sc->retransmit_mult = o->retransmit_mult ?: CLUSTER_RETRANSMIT_MULT_DEFAULT;
+        c->push_pull_interval_usec = o->push_pull_interval_usec ?: CLUSTER_PUSH_PULL_INTERVAL_DEFAULT_USEC;
+        sc->push_pull_interval_usec = c->push_pull_interval_usec;
+        c->discovery_interval_usec = o->discovery_interval_usec ?: CLUSTER_DISCOVERY_INTERVAL_DEFAULT_USEC;
+        c->dead_grace_usec = o->dead_grace_usec ?: CLUSTER_DEAD_GRACE_DEFAULT_USEC;
+}
+
+/* The address SWIM and push-pull bind to: IPv4 unless the bind address is an
+ * IPv6 literal. Also picks the address advertised to the other nodes. */
+static int setup_address(Cluster *c, const ClusterOptions *o, struct sockaddr_storage *ret_sa, socklen_t *ret_salen) {
         struct sockaddr_storage sa = {};
-        socklen_t salen;
-        uint64_t now = now_mono(), grace;
-        int r;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &sa;
+        struct sockaddr_in *in = (struct sockaddr_in *) &sa;
+        const char *advertise;
 
-        if (!o->node_id || !cluster_origin_valid(o->node_id))
-                return log_error_errno(-EINVAL, "Invalid cluster node id '%s': use 1-64 of A-Z a-z 0-9 . _ -",
-                                       strna(o->node_id));
-        if (sodium_init() < 0)
-                return log_error_errno(-EIO, "Failed to initialise libsodium.");
-
-        c = g_new0(Cluster, 1);
-        c->event = sd_event_ref(e);
-        c->store = store;
-        c->node_id = g_strdup(o->node_id);
-        c->cluster_name = g_strdup(o->cluster_name ?: "joyride");
-        c->udp_fd = c->tcp_fd = c->disc_fd = -EBADF;
-        c->swim_port = o->swim_port ?: 8890;
-        c->discovery_port = o->discovery_port ?: 8889;
-        c->join = g_strdupv(o->join);
-        c->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, conn_destroy, NULL);
-        c->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-
-        r = load_keys(c, o);
-        if (r < 0)
-                return r;
-
-        /* Addresses: IPv4 unless the bind address is an IPv6 literal. */
         c->family = AF_INET;
         c->bind4.s_addr = htonl(INADDR_ANY);
-        if (o->bind_address && inet_pton(AF_INET6, o->bind_address, &((struct sockaddr_in6 *) &sa)->sin6_addr) == 1) {
+        if (o->bind_address && inet_pton(AF_INET6, o->bind_address, &in6->sin6_addr) == 1) {
                 c->family = AF_INET6;
-                sa.ss_family = AF_INET6;
-                ((struct sockaddr_in6 *) &sa)->sin6_port = htons(c->swim_port);
-                salen = sizeof(struct sockaddr_in6);
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons(c->swim_port);
+                *ret_salen = sizeof *in6;
         } else {
-                struct sockaddr_in *in = (struct sockaddr_in *) &sa;
                 if (o->bind_address && inet_pton(AF_INET, o->bind_address, &c->bind4) != 1)
                         return log_error_errno(-EINVAL, "Cluster bind address '%s' is not an IP address.", o->bind_address);
                 in->sin_family = AF_INET;
                 in->sin_port = htons(c->swim_port);
                 in->sin_addr = c->bind4;
-                salen = sizeof *in;
+                *ret_salen = sizeof *in;
         }
-        r = pick_advertise(c, o->advertise_address ?: (o->bind_address && c->bind4.s_addr != htonl(INADDR_ANY) ? o->bind_address :
-                                                         c->family == AF_INET6 ? o->bind_address : NULL));
-        if (r < 0)
-                return r;
+        *ret_sa = sa;
 
-        /* A daemon bound to loopback never broadcasts: discovery would leave
-         * through the other interfaces. */
-        c->broadcast_discovery = o->broadcast_discovery && c->family == AF_INET &&
-                                 (ntohl(c->bind4.s_addr) >> 24) != 127;
+        /* A specific bind address is what the others reach us at. */
+        advertise = o->advertise_address;
+        if (!advertise && (c->family == AF_INET6 || c->bind4.s_addr != htonl(INADDR_ANY)))
+                advertise = o->bind_address;
+        return pick_advertise(c, advertise);
+}
 
-        swim_config_lan(&c->swim_config);
-        c->swim_config.probe_interval_usec = env_msec("JOYRIDE_SWIM_PROBE_INTERVAL_MS", c->swim_config.probe_interval_usec);
-        c->swim_config.probe_timeout_usec = env_msec("JOYRIDE_SWIM_PROBE_TIMEOUT_MS", c->swim_config.probe_timeout_usec);
-        /* Gossip keeps its ratio to the probe period (memberlist's LAN: 5 rounds
-         * per probe) when only the probe period is changed, or dissemination
-         * and refutation would fall behind a shortened suspicion timeout. */
-        c->swim_config.gossip_interval_usec = MAX(MIN(c->swim_config.gossip_interval_usec,
-                                                      c->swim_config.probe_interval_usec / 5), 10 * USEC_PER_MSEC);
-        c->swim_config.gossip_interval_usec = env_msec("JOYRIDE_SWIM_GOSSIP_INTERVAL_MS", c->swim_config.gossip_interval_usec);
-        c->swim_config.indirect_checks = env_uint("JOYRIDE_SWIM_INDIRECT_CHECKS", c->swim_config.indirect_checks, 0, 16);
-        c->swim_config.suspicion_mult = env_uint("JOYRIDE_SWIM_SUSPICION_MULT", c->swim_config.suspicion_mult, 1, 100);
-        /* 6 rather than memberlist's 4: the core draws gossip targets with
-         * replacement, so in a cluster of a few nodes 4 transmissions miss a
-         * given member about 1% of the time (push-pull repairs it, but only
-         * after an interval); 6 makes that about 0.1%. */
-        c->swim_config.retransmit_mult = 6;
-        c->swim_config.retransmit_mult = env_uint("JOYRIDE_SWIM_RETRANSMIT_MULT", c->swim_config.retransmit_mult, 1, 100);
-        if (c->swim_config.probe_timeout_usec >= c->swim_config.probe_interval_usec)
-                c->swim_config.probe_timeout_usec = c->swim_config.probe_interval_usec / 2;
-        c->push_pull_interval_usec = env_msec("JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS", 30 * USEC_PER_SEC);
-        c->swim_config.push_pull_interval_usec = c->push_pull_interval_usec;
-        c->discovery_interval_usec = env_msec("JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS", 10 * USEC_PER_SEC);
-        grace = o->dead_grace_usec ?: CLUSTER_DEAD_GRACE_DEFAULT_USEC;
-        grace = env_msec("JOYRIDE_CLUSTER_DEAD_GRACE_MS", grace);
+/* SWIM on UDP and push-pull on TCP, same port; discovery on its own. */
+static int setup_sockets(Cluster *c, const struct sockaddr_storage *sa, socklen_t salen) {
+        int r;
 
-        randombytes_buf(&c->rng, sizeof c->rng);
-        r = swim_new(&c->swim, &c->swim_config, c->node_id, &c->self_addr, c->rng, now);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up SWIM: %m");
-        r = cluster_records_new(&c->records, store, c->node_id, now_real());
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up cluster records: %m");
-        cluster_records_set_dead_grace(c->records, grace);
-        c->dead_grace_usec = grace;
-        /* A tombstone matters while an older update can still arrive: gossip
-         * lasts seconds, and a push-pull from the origin supersedes it. */
-        cluster_records_set_tombstone_lifetime(c->records, 2 * c->push_pull_interval_usec + grace);
-
-        /* Sockets: SWIM on UDP and push-pull on TCP, same port; discovery. */
-        r = bind_socket(c->family, SOCK_DGRAM, &sa, salen, false, "SWIM UDP");
+        r = bind_socket(c->family, SOCK_DGRAM, sa, salen, false, "SWIM UDP");
         if (r < 0)
                 return r;
         c->udp_fd = r;
-        r = bind_socket(c->family, SOCK_STREAM, &sa, salen, false, "push-pull TCP");
+        r = bind_socket(c->family, SOCK_STREAM, sa, salen, false, "push-pull TCP");
         if (r < 0)
                 return r;
         c->tcp_fd = r;
@@ -1269,6 +1198,13 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
                         return r;
                 c->disc_fd = r;
         }
+        return 0;
+}
+
+/* The event sources own the sockets from here on. */
+static int setup_event_sources(Cluster *c, uint64_t now) {
+        sd_event *e = c->event;
+        int r;
 
         r = sd_event_add_io(e, &c->udp_source, c->udp_fd, EPOLLIN, on_udp, c);
         if (r >= 0)
@@ -1306,6 +1242,64 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         if (c->join_timer)
                 (void) sd_event_source_set_description(c->join_timer, "cluster-join-timer");
         (void) sd_event_source_set_enabled(c->push_pull_timer, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *o) {
+        _cleanup_(cluster_freep) Cluster *c = NULL;
+        struct sockaddr_storage sa = {};
+        socklen_t salen = 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        if (!o->node_id || !cluster_origin_valid(o->node_id))
+                return log_error_errno(-EINVAL, "Invalid cluster node id '%s': use 1-64 of A-Z a-z 0-9 . _ -",
+                                       strna(o->node_id));
+        if (sodium_init() < 0)
+                return log_error_errno(-EIO, "Failed to initialise libsodium.");
+
+        c = g_new0(Cluster, 1);
+        c->event = sd_event_ref(e);
+        c->store = store;
+        c->node_id = g_strdup(o->node_id);
+        c->cluster_name = g_strdup(o->cluster_name ?: "joyride");
+        c->udp_fd = c->tcp_fd = c->disc_fd = -EBADF;
+        c->swim_port = o->swim_port ?: 8890;
+        c->discovery_port = o->discovery_port ?: 8889;
+        c->join = g_strdupv(o->join);
+        c->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, conn_destroy, NULL);
+        c->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+        r = load_keys(c, o);
+        if (r < 0)
+                return r;
+        r = setup_address(c, o, &sa, &salen);
+        if (r < 0)
+                return r;
+        /* A daemon bound to loopback never broadcasts: discovery would leave
+         * through the other interfaces. */
+        c->broadcast_discovery = o->broadcast_discovery && c->family == AF_INET &&
+                                 (ntohl(c->bind4.s_addr) >> 24) != 127;
+        setup_timings(c, o);
+
+        randombytes_buf(&c->rng, sizeof c->rng);
+        r = swim_new(&c->swim, &c->swim_config, c->node_id, &c->self_addr, c->rng, now);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up SWIM: %m");
+        r = cluster_records_new(&c->records, store, c->node_id, now_usec(CLOCK_REALTIME));
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up cluster records: %m");
+        cluster_records_set_dead_grace(c->records, c->dead_grace_usec);
+        /* A tombstone matters while an older update can still arrive: gossip
+         * lasts seconds, and a push-pull from the origin supersedes it. */
+        cluster_records_set_tombstone_lifetime(c->records, 2 * c->push_pull_interval_usec + c->dead_grace_usec);
+
+        r = setup_sockets(c, &sa, salen);
+        if (r < 0)
+                return r;
+        r = setup_event_sources(c, now);
+        if (r < 0)
+                return r;
 
         /* What the local sources hold already goes out as our first updates. */
         store_subscribe(store, on_store_change, c);
@@ -1321,7 +1315,7 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
                  "probe every %" PRIu64 " ms, dead grace %" PRIu64 " ms.",
                  c->node_id, self, c->swim_port, disc,
                  c->n_keys > 0 ? "encrypted" : "OPEN (no key)", c->n_keys, c->n_keys == 1 ? "" : "s",
-                 c->swim_config.probe_interval_usec / USEC_PER_MSEC, grace / USEC_PER_MSEC);
+                 c->swim_config.probe_interval_usec / USEC_PER_MSEC, c->dead_grace_usec / USEC_PER_MSEC);
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -1334,13 +1328,13 @@ Cluster *cluster_free(Cluster *c) {
                 /* Graceful leave: LEFT to a few members directly, then gossip it
                  * for a few rounds so that it reaches everyone without waiting
                  * for the failure detector. */
-                uint64_t t = now_mono();
+                uint64_t t = now_usec(CLOCK_MONOTONIC);
                 swim_leave(c->swim, t);
                 send_swim_packets(c);
                 for (unsigned i = 0; i < 3; i++) {
                         uint64_t step = MIN(c->swim_config.gossip_interval_usec, 200 * USEC_PER_MSEC);
                         (void) usleep((useconds_t) step);
-                        swim_tick(c->swim, now_mono());
+                        swim_tick(c->swim, now_usec(CLOCK_MONOTONIC));
                         send_swim_packets(c);
                 }
                 log_info("Left the cluster (sent %" PRIu64 ", received %" PRIu64 ", rejected %" PRIu64 " packets).",
@@ -1387,7 +1381,7 @@ Cluster *cluster_free(Cluster *c) {
 size_t cluster_get_members(Cluster *c, ClusterMember **ret) {
         const SwimMember *ms;
         size_t n = swim_members(c->swim, &ms);
-        uint64_t mono = now_mono(), real = now_real();
+        uint64_t mono = now_usec(CLOCK_MONOTONIC), real = now_usec(CLOCK_REALTIME);
         ClusterMember *out = calloc(MAX(n, 1u), sizeof *out);
 
         if (!out) {

@@ -12,15 +12,8 @@
  * With a key every message is sealed with XChaCha20-Poly1305; without one the
  * cluster is open (a warning is logged).
  *
- * Protocol timings can be tuned from the environment (read once by
- * cluster_new; for tests and unusual networks):
- *   JOYRIDE_SWIM_PROBE_INTERVAL_MS (1000), JOYRIDE_SWIM_PROBE_TIMEOUT_MS (500),
- *   JOYRIDE_SWIM_INDIRECT_CHECKS (3), JOYRIDE_SWIM_SUSPICION_MULT (4),
- *   JOYRIDE_SWIM_RETRANSMIT_MULT (6), JOYRIDE_SWIM_GOSSIP_INTERVAL_MS (200, or a fifth
- *   of a shorter probe interval),
- *   JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS (30000),
- *   JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS (10000),
- *   JOYRIDE_CLUSTER_DEAD_GRACE_MS (overrides ClusterOptions.dead_grace_usec). */
+ * Protocol timings come in ClusterOptions ([Cluster] ProbeIntervalSec= and
+ * the others in joyride.conf(5)); 0 means the built-in default. */
 #pragma once
 
 #include <netinet/in.h>
@@ -33,6 +26,9 @@
 #include "swim.h"
 
 #define CLUSTER_DEAD_GRACE_DEFAULT_USEC (5 * USEC_PER_SEC)
+#define CLUSTER_PUSH_PULL_INTERVAL_DEFAULT_USEC (30 * USEC_PER_SEC)
+#define CLUSTER_DISCOVERY_INTERVAL_DEFAULT_USEC (10 * USEC_PER_SEC)
+#define CLUSTER_RETRANSMIT_MULT_DEFAULT 6
 #define CLUSTER_KEY_ENV "JOYRIDE_CLUSTER_KEY"
 
 typedef struct Cluster Cluster;
@@ -47,7 +43,17 @@ typedef struct ClusterOptions {
         const char *key;                  /* base64 32-byte keys, comma-separated, primary first; NULL: key_file */
         const char *key_file;             /* same format (commas or newlines); NULL with key NULL: open cluster */
         bool broadcast_discovery;         /* forced off when bound to a loopback address */
-        uint64_t dead_grace_usec;         /* 0: CLUSTER_DEAD_GRACE_DEFAULT_USEC */
+
+        /* Protocol timings; 0: the default (swim_config_lan() or CLUSTER_*_DEFAULT*). */
+        uint64_t probe_interval_usec;
+        uint64_t probe_timeout_usec;      /* at most half the probe interval */
+        uint64_t gossip_interval_usec;    /* 0: 200 ms, or a fifth of a shorter probe interval */
+        int indirect_checks;              /* -1: the default; 0: no indirect probes */
+        unsigned suspicion_mult;
+        unsigned retransmit_mult;
+        uint64_t push_pull_interval_usec;
+        uint64_t discovery_interval_usec;
+        uint64_t dead_grace_usec;
 } ClusterOptions;
 
 typedef struct ClusterMember {

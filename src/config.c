@@ -19,6 +19,7 @@
  * in systemd unit files. */
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <glib.h>
@@ -92,6 +93,15 @@ typedef enum SettingId {
         SETTING_CLUSTER_KEY_FILE,
         SETTING_CLUSTER_BIND_ADDRESS,
         SETTING_CLUSTER_DISCOVERY,
+        SETTING_PROBE_INTERVAL,
+        SETTING_PROBE_TIMEOUT,
+        SETTING_GOSSIP_INTERVAL,
+        SETTING_INDIRECT_CHECKS,
+        SETTING_SUSPICION_MULT,
+        SETTING_RETRANSMIT_MULT,
+        SETTING_PUSH_PULL_INTERVAL,
+        SETTING_DISCOVERY_INTERVAL,
+        SETTING_DEAD_GRACE,
         SETTING_RESOLVED_LINK,
         SETTING_RESOLVED_DOMAINS,
         SETTING_RESOLVED_DNS,
@@ -267,6 +277,55 @@ static const Setting settings[_SETTING_MAX] = {
                 "Cluster", "Discovery", { "JOYRIDE_CLUSTER_DISCOVERY" }, NULL, "discovery", "no-discovery", NULL,
                 VALUE_BOOL, offsetof(Config, cluster_discovery), .def = "true",
                 .help = "Find other nodes by UDP broadcast (or only through Join)",
+        },
+        /* Protocol timings: no command-line options (tuning for tests and
+         * unusual networks). The environment variables are the historical
+         * ones, in milliseconds. Defaults as in swim_config_lan() except
+         * where cluster.c says why. */
+        [SETTING_PROBE_INTERVAL] = {
+                "Cluster", "ProbeIntervalSec", { "JOYRIDE_SWIM_PROBE_INTERVAL_MS" }, NULL, NULL, NULL, "TIME",
+                VALUE_MSEC, offsetof(Config, probe_interval_msec), .def = "1",
+                .help = "How often each node probes one other node",
+        },
+        [SETTING_PROBE_TIMEOUT] = {
+                "Cluster", "ProbeTimeoutSec", { "JOYRIDE_SWIM_PROBE_TIMEOUT_MS" }, NULL, NULL, NULL, "TIME",
+                VALUE_MSEC, offsetof(Config, probe_timeout_msec), .def = "0.5",
+                .help = "Wait this long for a probe's answer (at most half the probe interval)",
+        },
+        [SETTING_GOSSIP_INTERVAL] = {
+                "Cluster", "GossipIntervalSec", { "JOYRIDE_SWIM_GOSSIP_INTERVAL_MS" }, NULL, NULL, NULL, "TIME",
+                VALUE_MSEC, offsetof(Config, gossip_interval_msec),
+                .help = "How often membership news is gossiped (default: 0.2, or a fifth of a shorter probe interval)",
+        },
+        [SETTING_INDIRECT_CHECKS] = {
+                "Cluster", "IndirectChecks", { "JOYRIDE_SWIM_INDIRECT_CHECKS" }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, indirect_checks), 0, 16, .def = "3",
+                .help = "Nodes asked to probe a node that did not answer (0: none)",
+        },
+        [SETTING_SUSPICION_MULT] = {
+                "Cluster", "SuspicionMultiplier", { "JOYRIDE_SWIM_SUSPICION_MULT" }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, suspicion_mult), 1, 100, .def = "4",
+                .help = "Suspicion timeout in probe intervals, scaled by the cluster size",
+        },
+        [SETTING_RETRANSMIT_MULT] = {
+                "Cluster", "RetransmitMultiplier", { "JOYRIDE_SWIM_RETRANSMIT_MULT" }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, retransmit_mult), 1, 100, .def = "6",
+                .help = "Each piece of news is gossiped this many times, scaled by the cluster size",
+        },
+        [SETTING_PUSH_PULL_INTERVAL] = {
+                "Cluster", "PushPullIntervalSec", { "JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS" }, NULL, NULL, NULL, "TIME",
+                VALUE_MSEC, offsetof(Config, push_pull_interval_msec), .def = "30",
+                .help = "How often the full state is exchanged with one other node",
+        },
+        [SETTING_DISCOVERY_INTERVAL] = {
+                "Cluster", "DiscoveryIntervalSec", { "JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS" }, NULL, NULL, NULL, "TIME",
+                VALUE_MSEC, offsetof(Config, discovery_interval_msec), .def = "10",
+                .help = "How often this node announces itself by broadcast",
+        },
+        [SETTING_DEAD_GRACE] = {
+                "Cluster", "DeadGraceSec", { "JOYRIDE_CLUSTER_DEAD_GRACE_MS" }, NULL, NULL, NULL, "TIME",
+                VALUE_MSEC, offsetof(Config, dead_grace_msec), .def = "5",
+                .help = "Keep serving a failed node's records this long",
         },
         [SETTING_RESOLVED_LINK] = {
                 "Resolved", "Link", { "JOYRIDE_RESOLVED_LINK" }, "resolved-link", NULL, NULL, "IFNAME",
@@ -561,9 +620,18 @@ static char *value_describe(const Setting *s, const Value *v, const char *path) 
         }
 }
 
-_printf_(5, 6)
-static int invalid(const Setting *s, const Value *v, const char *path, char **ret_error, const char *format, ...) {
-        g_autofree char *what = value_describe(s, v, path);
+/* One setting's final value on its way into Config: what the parsers get. */
+typedef struct ParseTarget {
+        const Setting *setting;
+        const Value *value;
+        const char *path;       /* the config file, for messages */
+        void *field;            /* the Config member at setting->offset */
+        char **ret_error;
+} ParseTarget;
+
+_printf_(2, 3)
+static int invalid(const ParseTarget *t, const char *format, ...) {
+        g_autofree char *what = value_describe(t->setting, t->value, t->path);
         g_autofree char *expected = NULL;
         va_list ap;
 
@@ -571,10 +639,10 @@ static int invalid(const Setting *s, const Value *v, const char *path, char **re
         expected = g_strdup_vprintf(format, ap);
         va_end(ap);
 
-        if (s == &settings[SETTING_NODE_ID] && v->kind == SOURCE_DEFAULT)
-                return fail(ret_error, "host name '%s' cannot be used as the node id: %s; set NODE_ID or [Cluster] NodeId",
-                            v->raw, expected);
-        return fail(ret_error, "%s: %s", what, expected);
+        if (t->setting == &settings[SETTING_NODE_ID] && t->value->kind == SOURCE_DEFAULT)
+                return fail(t->ret_error, "host name '%s' cannot be used as the node id: %s; set NODE_ID or [Cluster] NodeId",
+                            t->value->raw, expected);
+        return fail(t->ret_error, "%s: %s", what, expected);
 }
 
 /* Splits a comma-separated list, trimming blanks and skipping empty entries. */
@@ -595,194 +663,249 @@ static char **split_list(const char *raw) {
         return (char **) g_ptr_array_free(a, FALSE);
 }
 
-static int setting_apply(Config *c, SettingId id, const Value *v, const char *path, char **ret_error) {
-        const Setting *s = &settings[id];
-        void *field = (uint8_t *) c + s->offset;
-        const char *raw = v->raw;
-        uint64_t u;
-        int k;
+/* ---- one parser per value type ---- */
 
-        if (!raw)
-                return 0;       /* unset: the field stays zero/NULL */
+static bool is_absolute_path(const char *s) {
+        return s[0] == '/';
+}
 
-        switch (s->type) {
+static bool is_ip(const char *s) {
+        return is_ipv4(s) || is_ipv6(s);
+}
 
-        case VALUE_STRING:
-                break;
+/* Free text, checked by a predicate: stored as a malloc'd copy. */
+static const struct {
+        bool (*valid)(const char *s);
+        const char *expected;
+} text_types[] = {
+        [VALUE_STRING] = { NULL, NULL },
+        [VALUE_PATH] = { is_absolute_path, "expected an absolute path" },
+        [VALUE_IPV4] = { is_ipv4, "expected an IPv4 address" },
+        [VALUE_IPV6] = { is_ipv6, "expected an IPv6 address" },
+        [VALUE_IP] = { is_ip, "expected an IPv4 or IPv6 address" },
+        [VALUE_HOST] = { is_host, "expected an IP address or a host name" },
+        [VALUE_DOCKER_HOST] = { is_docker_host, "expected unix:///path/to/socket, tcp://HOST:PORT, http://... or https://..." },
+        [VALUE_IFNAME] = { is_ifname, "expected a network interface name (1-15 characters, no '/', ':' or blanks)" },
+        [VALUE_NODE_ID] = { is_node_id, "expected 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'" },
+};
 
-        case VALUE_PATH:
-                if (raw[0] != '/')
-                        return invalid(s, v, path, ret_error, "expected an absolute path");
-                break;
+static int parse_text(const ParseTarget *t) {
+        ValueType type = t->setting->type;
+        char *d;
 
-        case VALUE_IPV4:
-                if (!is_ipv4(raw))
-                        return invalid(s, v, path, ret_error, "expected an IPv4 address");
-                break;
-
-        case VALUE_IPV6:
-                if (!is_ipv6(raw))
-                        return invalid(s, v, path, ret_error, "expected an IPv6 address");
-                break;
-
-        case VALUE_IP:
-                if (!is_ipv4(raw) && !is_ipv6(raw))
-                        return invalid(s, v, path, ret_error, "expected an IPv4 or IPv6 address");
-                break;
-
-        case VALUE_HOST:
-                if (!is_host(raw))
-                        return invalid(s, v, path, ret_error, "expected an IP address or a host name");
-                break;
-
-        case VALUE_DOCKER_HOST:
-                if (!is_docker_host(raw))
-                        return invalid(s, v, path, ret_error,
-                                       "expected unix:///path/to/socket, tcp://HOST:PORT, http://... or https://...");
-                break;
-
-        case VALUE_IFNAME:
-                if (!is_ifname(raw))
-                        return invalid(s, v, path, ret_error,
-                                       "expected a network interface name (1-15 characters, no '/', ':' or blanks)");
-                break;
-
-        case VALUE_NODE_ID:
-                if (!is_node_id(raw))
-                        return invalid(s, v, path, ret_error, "expected 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
-                break;
-
-        case VALUE_PORT:
-                if (!parse_uint(raw, 65535, &u) || u == 0)
-                        return invalid(s, v, path, ret_error, "expected a port number (1-65535)");
-                *(uint16_t *) field = (uint16_t) u;
-                return 0;
-
-        case VALUE_UINT32:
-                if (!parse_uint(raw, s->max, &u) || u < s->min)
-                        return invalid(s, v, path, ret_error, "expected an integer from %u to %u", s->min, s->max);
-                *(uint32_t *) field = (uint32_t) u;
-                return 0;
-
-        case VALUE_MSEC: {
-                char *end;
-                double sec;
-
-                errno = 0;
-                sec = strtod(raw, &end);
-                /* strtod accepts "inf", "nan", hex and leading blanks; only plain decimals are meant here. */
-                if (errno != 0 || end == raw || *end != 0 || !g_ascii_isdigit(raw[0]) ||
-                    strpbrk(raw, "xXnN") || !(sec >= 0.001 && sec <= 86400))
-                        return invalid(s, v, path, ret_error, "expected a number of seconds from 0.001 to 86400");
-                *(uint32_t *) field = (uint32_t) (sec * 1000.0 + 0.5);
-                return 0;
-        }
-
-        case VALUE_BOOL:
-                k = parse_boolean(raw);
-                if (k < 0)
-                        return invalid(s, v, path, ret_error, "expected a boolean (1/0, true/false, yes/no, on/off)");
-                *(bool *) field = k;
-                return 0;
-
-        case VALUE_BUS:
-                if (streq(raw, "system"))
-                        *(BusKind *) field = BUS_SYSTEM;
-                else if (streq(raw, "user"))
-                        *(BusKind *) field = BUS_USER;
-                else if (streq(raw, "none"))
-                        *(BusKind *) field = BUS_NONE;
-                else
-                        return invalid(s, v, path, ret_error, "expected system, user or none");
-                return 0;
-
-        case VALUE_LOG_LEVEL:
-                k = log_parse_level(raw);
-                if (k < 0)
-                        return invalid(s, v, path, ret_error,
-                                       "expected a log level (emerg, alert, crit, err, warning, notice, info, debug, or 0-7)");
-                *(int *) field = k;
-                return 0;
-
-        case VALUE_DOMAINS: {
-                _cleanup_(strv_freep) char **l = split_list(raw);
-
-                for (char **p = l; p && *p; p++) {
-                        size_t n;
-
-                        /* Normalize so that the DNS code can compare names bytewise. */
-                        g_autofree char *t = g_ascii_strdown(*p, -1);
-                        n = strlen(t);
-                        if (n > 1 && t[n - 1] == '.')
-                                t[n - 1] = 0;
-                        if (!dns_name_is_valid(t))
-                                return invalid(s, v, path, ret_error,
-                                               "expected a comma-separated list of DNS names, and '%s' is not one", *p);
-                        g_free(*p);
-                        *p = TAKE_PTR(t);
-                }
-                g_strfreev(*(char ***) field);
-                *(char ***) field = TAKE_PTR(l);
-                return 0;
-        }
-
-        case VALUE_ROUTE_DOMAINS: {
-                _cleanup_(strv_freep) char **l = split_list(raw);
-
-                /* As in resolved.conf: "~name" routes name to us without
-                 * making it a search domain. Stored lowercased, "~" kept. */
-                for (char **p = l; p && *p; p++) {
-                        bool route_only = (*p)[0] == '~';
-                        g_autofree char *t = g_ascii_strdown(*p + route_only, -1);
-                        size_t n = strlen(t);
-
-                        if (n > 1 && t[n - 1] == '.')
-                                t[n - 1] = 0;
-                        if (!dns_name_is_valid(t))
-                                return invalid(s, v, path, ret_error,
-                                               "expected a comma-separated list of DNS names, each optionally "
-                                               "prefixed with '~', and '%s' is not one", *p);
-                        g_free(*p);
-                        *p = g_strconcat(route_only ? "~" : "", t, NULL);
-                }
-                g_strfreev(*(char ***) field);
-                *(char ***) field = TAKE_PTR(l);
-                return 0;
-        }
-
-        case VALUE_DNS_SERVERS: {
-                _cleanup_(strv_freep) char **l = split_list(raw);
-
-                for (char **p = l; p && *p; p++)
-                        if (!is_dns_server(*p))
-                                return invalid(s, v, path, ret_error,
-                                               "expected a comma-separated list of ADDRESS, IPv4:PORT or [IPv6]:PORT, "
-                                               "and '%s' is not one", *p);
-                g_strfreev(*(char ***) field);
-                *(char ***) field = TAKE_PTR(l);
-                return 0;
-        }
-
-        case VALUE_JOIN: {
-                _cleanup_(strv_freep) char **l = split_list(raw);
-
-                for (char **p = l; p && *p; p++)
-                        if (!is_host_port(*p))
-                                return invalid(s, v, path, ret_error,
-                                               "expected a comma-separated list of HOST:PORT, and '%s' is not one", *p);
-                g_strfreev(*(char ***) field);
-                *(char ***) field = TAKE_PTR(l);
-                return 0;
-        }
-        }
-
-        /* All string types end up here, after validation. */
-        char *d = strdup(raw);
+        assert(type < ELEMENTSOF(text_types));
+        if (text_types[type].valid && !text_types[type].valid(t->value->raw))
+                return invalid(t, "%s", text_types[type].expected);
+        d = strdup(t->value->raw);
         if (!d)
                 return -ENOMEM;
-        free(*(char **) field);
-        *(char **) field = d;
+        free(*(char **) t->field);
+        *(char **) t->field = d;
         return 0;
+}
+
+/* A DNS name, lowercased and without a trailing dot, so that the DNS code can
+ * compare names bytewise. */
+static bool normalize_domain(char **item) {
+        char *t = g_ascii_strdown(*item, -1);
+        size_t n = strlen(t);
+
+        if (n > 1 && t[n - 1] == '.')
+                t[n - 1] = 0;
+        if (!dns_name_is_valid(t)) {
+                g_free(t);
+                return false;
+        }
+        g_free(*item);
+        *item = t;
+        return true;
+}
+
+/* As in resolved.conf: "~name" routes name to us without making it a search
+ * domain. Normalized like a domain, "~" kept. */
+static bool normalize_route_domain(char **item) {
+        bool route_only = (*item)[0] == '~';
+        g_autofree char *t = g_strdup(*item + route_only);
+
+        if (!normalize_domain(&t))
+                return false;
+        g_free(*item);
+        *item = g_strconcat(route_only ? "~" : "", t, NULL);
+        return true;
+}
+
+static bool check_dns_server(char **item) {
+        return is_dns_server(*item);
+}
+
+static bool check_host_port(char **item) {
+        return is_host_port(*item);
+}
+
+/* Comma-separated lists: each entry checked (and maybe normalized), stored as
+ * a GLib string vector. */
+static const struct {
+        bool (*item)(char **item);
+        const char *expected;
+} list_types[] = {
+        [VALUE_DOMAINS] = { normalize_domain, "expected a comma-separated list of DNS names" },
+        [VALUE_ROUTE_DOMAINS] = { normalize_route_domain,
+                                  "expected a comma-separated list of DNS names, each optionally prefixed with '~'" },
+        [VALUE_DNS_SERVERS] = { check_dns_server,
+                                "expected a comma-separated list of ADDRESS, IPv4:PORT or [IPv6]:PORT" },
+        [VALUE_JOIN] = { check_host_port, "expected a comma-separated list of HOST:PORT" },
+};
+
+static int parse_list(const ParseTarget *t) {
+        ValueType type = t->setting->type;
+        _cleanup_(strv_freep) char **l = split_list(t->value->raw);
+
+        assert(type < ELEMENTSOF(list_types) && list_types[type].item);
+        for (char **p = l; p && *p; p++) {
+                g_autofree char *written = g_strdup(*p);
+
+                if (!list_types[type].item(p))
+                        return invalid(t, "%s, and '%s' is not one", list_types[type].expected, written);
+        }
+        g_strfreev(*(char ***) t->field);
+        *(char ***) t->field = TAKE_PTR(l);
+        return 0;
+}
+
+static int parse_port(const ParseTarget *t) {
+        uint64_t u;
+
+        if (!parse_uint(t->value->raw, 65535, &u) || u == 0)
+                return invalid(t, "expected a port number (1-65535)");
+        *(uint16_t *) t->field = (uint16_t) u;
+        return 0;
+}
+
+static int parse_uint32(const ParseTarget *t) {
+        const Setting *s = t->setting;
+        uint64_t u;
+
+        if (!parse_uint(t->value->raw, s->max, &u) || u < s->min)
+                return invalid(t, "expected an integer from %u to %u", s->min, s->max);
+        *(uint32_t *) t->field = (uint32_t) u;
+        return 0;
+}
+
+/* A time span, 1 ms to 24 h, stored as milliseconds: a plain decimal number
+ * with an optional unit, as in systemd's unit files ("0.2", "200ms", "1.5s",
+ * "2min", "1h"). A bare number is seconds, except in the historical *_MS
+ * environment variables, where it is milliseconds. */
+static int parse_msec(const ParseTarget *t) {
+        static const struct {
+                const char *suffix;
+                double msec;
+        } units[] = {
+                { "ms", 1 }, { "msec", 1 }, { "s", 1000 }, { "sec", 1000 },
+                { "m", 60000 }, { "min", 60000 }, { "h", 3600000 }, { "hr", 3600000 },
+        };
+        const char *raw = t->value->raw;
+        bool in_ms = t->value->kind == SOURCE_ENV && g_str_has_suffix(t->value->name, "_MS");
+        size_t digits = strspn(raw, "0123456789.");
+        const char *unit = raw + digits;
+        double factor = in_ms ? 1 : 1000, n, msec;
+        g_autofree char *number = g_strndup(raw, digits);
+        char *end;
+
+        if (*unit) {
+                factor = 0;
+                for (size_t i = 0; i < ELEMENTSOF(units) && factor == 0; i++)
+                        if (streq(unit, units[i].suffix))
+                                factor = units[i].msec;
+        }
+        /* Only plain decimals: strtod alone would take "inf", "nan", hex and blanks. */
+        errno = 0;
+        n = g_ascii_strtod(number, &end);
+        msec = n * factor;
+        if (factor == 0 || !g_ascii_isdigit(raw[0]) || errno != 0 || *end != 0 ||
+            !(msec >= 1 - 1e-6 && msec <= 86400000 + 1e-6)) {
+                if (in_ms)
+                        return invalid(t, "expected a number of milliseconds from 1 to 86400000");
+                return invalid(t, "expected a number of seconds from 0.001 to 86400, or a time with a unit "
+                               "(200ms, 1.5s, 2min, 1h)");
+        }
+        *(uint32_t *) t->field = (uint32_t) MAX(msec + 0.5, 1.0);
+        return 0;
+}
+
+static int parse_bool(const ParseTarget *t) {
+        int k = parse_boolean(t->value->raw);
+
+        if (k < 0)
+                return invalid(t, "expected a boolean (1/0, true/false, yes/no, on/off)");
+        *(bool *) t->field = k;
+        return 0;
+}
+
+static int parse_bus(const ParseTarget *t) {
+        const char *raw = t->value->raw;
+
+        if (streq(raw, "system"))
+                *(BusKind *) t->field = BUS_SYSTEM;
+        else if (streq(raw, "user"))
+                *(BusKind *) t->field = BUS_USER;
+        else if (streq(raw, "none"))
+                *(BusKind *) t->field = BUS_NONE;
+        else
+                return invalid(t, "expected system, user or none");
+        return 0;
+}
+
+static int parse_log_level(const ParseTarget *t) {
+        int k = log_parse_level(t->value->raw);
+
+        if (k < 0)
+                return invalid(t, "expected a log level (emerg, alert, crit, err, warning, notice, info, debug, or 0-7)");
+        *(int *) t->field = k;
+        return 0;
+}
+
+static int setting_apply(Config *c, SettingId id, const Value *v, const char *path, char **ret_error) {
+        const ParseTarget t = {
+                .setting = &settings[id],
+                .value = v,
+                .path = path,
+                .field = (uint8_t *) c + settings[id].offset,
+                .ret_error = ret_error,
+        };
+
+        if (!v->raw)
+                return 0;       /* unset: the field stays zero/NULL */
+
+        switch (t.setting->type) {
+        case VALUE_STRING:
+        case VALUE_PATH:
+        case VALUE_IPV4:
+        case VALUE_IPV6:
+        case VALUE_IP:
+        case VALUE_HOST:
+        case VALUE_DOCKER_HOST:
+        case VALUE_IFNAME:
+        case VALUE_NODE_ID:
+                return parse_text(&t);
+        case VALUE_DOMAINS:
+        case VALUE_ROUTE_DOMAINS:
+        case VALUE_DNS_SERVERS:
+        case VALUE_JOIN:
+                return parse_list(&t);
+        case VALUE_PORT:
+                return parse_port(&t);
+        case VALUE_UINT32:
+                return parse_uint32(&t);
+        case VALUE_MSEC:
+                return parse_msec(&t);
+        case VALUE_BOOL:
+                return parse_bool(&t);
+        case VALUE_BUS:
+                return parse_bus(&t);
+        case VALUE_LOG_LEVEL:
+                return parse_log_level(&t);
+        }
+        return fail(ret_error, "internal error: setting [%s] %s has no parser", t.setting->group, t.setting->key);
 }
 
 /* Sets a value; an empty string resets to the built-in default (see top). */

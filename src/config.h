@@ -63,6 +63,17 @@ typedef struct Config {
         char *cluster_key_file;   /* JOYRIDE_CLUSTER_KEY_FILE */
         char *cluster_bind_address;   /* JOYRIDE_CLUSTER_BIND_ADDRESS; NULL = all IPv4 */
         bool cluster_discovery;   /* JOYRIDE_CLUSTER_DISCOVERY, default true */
+        /* Protocol timings (docs/cluster-protocol.md); the environment
+         * variables (JOYRIDE_SWIM_*_MS, JOYRIDE_CLUSTER_*_MS) take milliseconds. */
+        uint32_t probe_interval_msec;      /* ProbeIntervalSec, default 1 s */
+        uint32_t probe_timeout_msec;       /* ProbeTimeoutSec, default 0.5 s */
+        uint32_t gossip_interval_msec;     /* GossipIntervalSec; 0 = 200 ms, or a fifth of a shorter probe interval */
+        uint32_t indirect_checks;          /* IndirectChecks, default 3 */
+        uint32_t suspicion_mult;           /* SuspicionMultiplier, default 4 */
+        uint32_t retransmit_mult;          /* RetransmitMultiplier, default 6 */
+        uint32_t push_pull_interval_msec;  /* PushPullIntervalSec, default 30 s */
+        uint32_t discovery_interval_msec;  /* DiscoveryIntervalSec, default 10 s */
+        uint32_t dead_grace_msec;          /* DeadGraceSec, default 5 s */
 
         /* [Resolved]: register with systemd-resolved (see resolved.h) */
         char *resolved_link;      /* JOYRIDE_RESOLVED_LINK: interface name; NULL = do not register */

@@ -425,6 +425,15 @@ int manager_start(Manager *m) {
                         .key_file = m->config.cluster_key_file,
                         .bind_address = m->config.cluster_bind_address,
                         .broadcast_discovery = m->config.cluster_discovery,
+                        .probe_interval_usec = m->config.probe_interval_msec * USEC_PER_MSEC,
+                        .probe_timeout_usec = m->config.probe_timeout_msec * USEC_PER_MSEC,
+                        .gossip_interval_usec = m->config.gossip_interval_msec * USEC_PER_MSEC,
+                        .indirect_checks = (int) m->config.indirect_checks,
+                        .suspicion_mult = m->config.suspicion_mult,
+                        .retransmit_mult = m->config.retransmit_mult,
+                        .push_pull_interval_usec = m->config.push_pull_interval_msec * USEC_PER_MSEC,
+                        .discovery_interval_usec = m->config.discovery_interval_msec * USEC_PER_MSEC,
+                        .dead_grace_usec = m->config.dead_grace_msec * USEC_PER_MSEC,
                 };
                 r = cluster_new(&m->cluster, m->event, m->store, &copts);
                 if (r < 0)

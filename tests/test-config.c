@@ -17,44 +17,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "config.h"
+#include "swim.h"
+#include "test-util.h"
 
-static unsigned n_checks, n_failures;
-
-#define CHECK(cond)                                                             \
-        do {                                                                    \
-                n_checks++;                                                     \
-                if (!(cond)) {                                                  \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n",            \
-                                __FILE__, __LINE__, #cond);                     \
-                        n_failures++;                                           \
-                }                                                               \
-        } while (0)
-
-/* Compares strings and shows both on failure (NULL-safe). */
-#define CHECK_STR(a, b)                                                         \
-        do {                                                                    \
-                const char *_a = (a), *_b = (b);                                \
-                n_checks++;                                                     \
-                if (!streq_ptr(_a, _b)) {                                       \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" vs \"%s\")\n", \
-                                __FILE__, __LINE__, #a, #b, strna(_a), strna(_b)); \
-                        n_failures++;                                           \
-                }                                                               \
-        } while (0)
-
-#define CHECK_INT(a, b)                                                         \
-        do {                                                                    \
-                long long _a = (long long) (a), _b = (long long) (b);           \
-                n_checks++;                                                     \
-                if (_a != _b) {                                                 \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld vs %lld)\n", \
-                                __FILE__, __LINE__, #a, #b, _a, _b);            \
-                        n_failures++;                                           \
-                }                                                               \
-        } while (0)
-
-/* The message must contain every given fragment. */
 #define CHECK_ERR(r, err, ...)                                                  \
         check_error(__FILE__, __LINE__, (r), (err), (const char *[]) { __VA_ARGS__, NULL })
 
@@ -93,22 +60,13 @@ static size_t argc_of(char **argv) {
 }
 
 static void check_error(const char *file, int line, int r, const char *err, const char *const *fragments) {
-        n_checks++;
-        if (r != -EINVAL) {
-                fprintf(stderr, "%s:%d: CHECK failed: expected -EINVAL, got %d (error: %s)\n", file, line, r, strna(err));
-                n_failures++;
-                return;
-        }
-        if (!err) {
-                fprintf(stderr, "%s:%d: CHECK failed: -EINVAL without an error message\n", file, line);
-                n_failures++;
-                return;
-        }
+        if (r != -EINVAL)
+                test_fail(file, line, "expected -EINVAL, got %d (error: %s)", r, strna(err));
+        if (!err)
+                test_fail(file, line, "-EINVAL without an error message");
         for (const char *const *f = fragments; *f; f++)
-                if (!strstr(err, *f)) {
-                        fprintf(stderr, "%s:%d: CHECK failed: error \"%s\" does not contain \"%s\"\n", file, line, err, *f);
-                        n_failures++;
-                }
+                if (!strstr(err, *f))
+                        test_fail(file, line, "error \"%s\" does not contain \"%s\"", err, *f);
 }
 
 /* Writes (or rewrites) a config file; with path NULL a new one is created. */
@@ -152,12 +110,8 @@ static int load(Config *c, char **argv, char **envp, char **ret_error) {
         do {                                                                    \
                 char *_e = NULL;                                                \
                 int _r = load((c), (argv), (envp), &_e);                        \
-                n_checks++;                                                     \
-                if (_r != 0) {                                                  \
-                        fprintf(stderr, "%s:%d: CHECK failed: config_load() = %d: %s\n", \
-                                __FILE__, __LINE__, _r, strna(_e));             \
-                        n_failures++;                                           \
-                }                                                               \
+                if (_r != 0)                                                    \
+                        test_fail(__FILE__, __LINE__, "config_load() = %d: %s", _r, strna(_e)); \
                 free(_e);                                                       \
         } while (0)
 
@@ -186,35 +140,35 @@ static void test_defaults(void) {
 
         LOAD_OK(&c, ARGV(), ENVP(empty_env));
         CHECK(c.config_file && strstr(empty_env, c.config_file));
-        CHECK_STR(c.service_name, "joyride-dns");
-        CHECK_STR(c.environment, "production");
-        CHECK_STR(c.hostip, NULL);
-        CHECK_STR(c.hostip6, NULL);
-        CHECK_STR(c.state_directory, "/var/lib/joyride");
-        CHECK_INT(c.log_level, LOG_INFO);
-        CHECK_INT(c.dns_port, 5353);
-        CHECK_STR(c.dns_bind_address, NULL);
+        CHECK_STREQ(c.service_name, "joyride-dns");
+        CHECK_STREQ(c.environment, "production");
+        CHECK_STREQ(c.hostip, NULL);
+        CHECK_STREQ(c.hostip6, NULL);
+        CHECK_STREQ(c.state_directory, "/var/lib/joyride");
+        CHECK_INT_EQ(c.log_level, LOG_INFO);
+        CHECK_INT_EQ(c.dns_port, 5353);
+        CHECK_STREQ(c.dns_bind_address, NULL);
         CHECK(c.dns_domains == NULL);
-        CHECK_INT(c.default_ttl, 30);
-        CHECK_INT(c.negative_ttl, 5);
-        CHECK_INT(c.tcp_idle_timeout_msec, 10000);
-        CHECK_INT(c.tcp_max_connections, 256);
-        CHECK_STR(c.hosts_directory, NULL);
+        CHECK_INT_EQ(c.default_ttl, 30);
+        CHECK_INT_EQ(c.negative_ttl, 5);
+        CHECK_INT_EQ(c.tcp_idle_timeout_msec, 10000);
+        CHECK_INT_EQ(c.tcp_max_connections, 256);
+        CHECK_STREQ(c.hosts_directory, NULL);
         CHECK(c.docker_enabled);
-        CHECK_STR(c.docker_host, "unix:///var/run/docker.sock");
+        CHECK_STREQ(c.docker_host, "unix:///var/run/docker.sock");
         CHECK(c.http_enabled);
-        CHECK_STR(c.http_host, "0.0.0.0");
-        CHECK_INT(c.http_port, 5000);
-        CHECK_STR(c.api_token, NULL);
-        CHECK_INT(c.bus, BUS_SYSTEM);
+        CHECK_STREQ(c.http_host, "0.0.0.0");
+        CHECK_INT_EQ(c.http_port, 5000);
+        CHECK_STREQ(c.api_token, NULL);
+        CHECK_INT_EQ(c.bus, BUS_SYSTEM);
         CHECK(!c.cluster_enabled);
         CHECK(gethostname(host, sizeof host - 1) == 0);
-        CHECK_STR(c.node_id, host);
-        CHECK_INT(c.discovery_port, 8889);
-        CHECK_INT(c.swim_port, 8890);
+        CHECK_STREQ(c.node_id, host);
+        CHECK_INT_EQ(c.discovery_port, 8889);
+        CHECK_INT_EQ(c.swim_port, 8890);
         CHECK(c.join == NULL);
-        CHECK_STR(c.cluster_key, NULL);
-        CHECK_STR(c.resolved_link, NULL);
+        CHECK_STREQ(c.cluster_key, NULL);
+        CHECK_STREQ(c.resolved_link, NULL);
         CHECK(c.resolved_domains == NULL);
         CHECK(c.resolved_dns == NULL);
 
@@ -235,7 +189,7 @@ static void test_default_path_missing(void) {
         }
         LOAD_OK(&c, ARGV(), ENVP(NULL));
         CHECK(c.config_file == NULL);
-        CHECK_INT(c.dns_port, 5353);
+        CHECK_INT_EQ(c.dns_port, 5353);
         config_done(&c);
 
         /* An empty JOYRIDE_CONFIG counts as unset, so also the default path. */
@@ -293,44 +247,44 @@ static void test_file(void) {
         Config c;
 
         LOAD_OK(&c, ARGV(), ENVP(env));
-        CHECK_STR(c.config_file, path);
-        CHECK_STR(c.service_name, "svc-file");
-        CHECK_STR(c.environment, "staging");
-        CHECK_STR(c.hostip, "192.0.2.1");
-        CHECK_STR(c.hostip6, "2001:db8::1");
-        CHECK_STR(c.state_directory, "/srv/state");
-        CHECK_INT(c.log_level, LOG_DEBUG);
-        CHECK_INT(c.dns_port, 1053);
-        CHECK_STR(c.dns_bind_address, "127.0.0.1");
-        CHECK_INT(strv_length(c.dns_domains), 2);
+        CHECK_STREQ(c.config_file, path);
+        CHECK_STREQ(c.service_name, "svc-file");
+        CHECK_STREQ(c.environment, "staging");
+        CHECK_STREQ(c.hostip, "192.0.2.1");
+        CHECK_STREQ(c.hostip6, "2001:db8::1");
+        CHECK_STREQ(c.state_directory, "/srv/state");
+        CHECK_INT_EQ(c.log_level, LOG_DEBUG);
+        CHECK_INT_EQ(c.dns_port, 1053);
+        CHECK_STREQ(c.dns_bind_address, "127.0.0.1");
+        CHECK_INT_EQ(strv_length(c.dns_domains), 2);
         if (strv_length(c.dns_domains) == 2) {
                 /* normalized: lowercase, no trailing dot, blanks trimmed */
-                CHECK_STR(c.dns_domains[0], "docker.example.com");
-                CHECK_STR(c.dns_domains[1], "internal");
+                CHECK_STREQ(c.dns_domains[0], "docker.example.com");
+                CHECK_STREQ(c.dns_domains[1], "internal");
         }
-        CHECK_INT(c.default_ttl, 60);
-        CHECK_INT(c.negative_ttl, 10);
-        CHECK_INT(c.tcp_idle_timeout_msec, 2500);
-        CHECK_INT(c.tcp_max_connections, 17);
-        CHECK_STR(c.hosts_directory, "/srv/hosts");
+        CHECK_INT_EQ(c.default_ttl, 60);
+        CHECK_INT_EQ(c.negative_ttl, 10);
+        CHECK_INT_EQ(c.tcp_idle_timeout_msec, 2500);
+        CHECK_INT_EQ(c.tcp_max_connections, 17);
+        CHECK_STREQ(c.hosts_directory, "/srv/hosts");
         CHECK(!c.docker_enabled);
-        CHECK_STR(c.docker_host, "tcp://192.0.2.9:2375");
+        CHECK_STREQ(c.docker_host, "tcp://192.0.2.9:2375");
         CHECK(!c.http_enabled);
-        CHECK_STR(c.http_host, "127.0.0.1");
-        CHECK_INT(c.http_port, 8080);
-        CHECK_STR(c.api_token, "file-token");
-        CHECK_INT(c.bus, BUS_USER);
+        CHECK_STREQ(c.http_host, "127.0.0.1");
+        CHECK_INT_EQ(c.http_port, 8080);
+        CHECK_STREQ(c.api_token, "file-token");
+        CHECK_INT_EQ(c.bus, BUS_USER);
         CHECK(c.cluster_enabled);
-        CHECK_STR(c.node_id, "node-file");
-        CHECK_INT(c.discovery_port, 18889);
-        CHECK_INT(c.swim_port, 18890);
-        CHECK_INT(strv_length(c.join), 3);
+        CHECK_STREQ(c.node_id, "node-file");
+        CHECK_INT_EQ(c.discovery_port, 18889);
+        CHECK_INT_EQ(c.swim_port, 18890);
+        CHECK_INT_EQ(strv_length(c.join), 3);
         if (strv_length(c.join) == 3) {
-                CHECK_STR(c.join[0], "peer1:18890");
-                CHECK_STR(c.join[1], "[::1]:18891");
-                CHECK_STR(c.join[2], "192.0.2.3:1");
+                CHECK_STREQ(c.join[0], "peer1:18890");
+                CHECK_STREQ(c.join[1], "[::1]:18891");
+                CHECK_STREQ(c.join[2], "192.0.2.3:1");
         }
-        CHECK_STR(c.cluster_key, "file-key");
+        CHECK_STREQ(c.cluster_key, "file-key");
         config_done(&c);
 
         /* The same file through --config. */
@@ -338,17 +292,17 @@ static void test_file(void) {
         if (asprintf(&opt, "--config=%s", path) < 0)
                 die("asprintf");
         LOAD_OK(&c, ARGV(opt), ENVP(NULL));
-        CHECK_STR(c.config_file, path);
-        CHECK_INT(c.dns_port, 1053);
+        CHECK_STREQ(c.config_file, path);
+        CHECK_INT_EQ(c.dns_port, 1053);
         config_done(&c);
 
         /* An empty value in the file resets to the built-in default. */
         char *p2 = write_config(NULL, "[DNS]\nPort=\nBindAddress=\n[HTTP]\nHost=\n");
         char *env2 = env_for(p2);
         LOAD_OK(&c, ARGV(), ENVP(env2));
-        CHECK_INT(c.dns_port, 5353);
-        CHECK_STR(c.dns_bind_address, NULL);
-        CHECK_STR(c.http_host, "0.0.0.0");
+        CHECK_INT_EQ(c.dns_port, 5353);
+        CHECK_STREQ(c.dns_bind_address, NULL);
+        CHECK_STREQ(c.http_host, "0.0.0.0");
         config_done(&c);
 
         free(opt);
@@ -365,52 +319,52 @@ static void test_precedence(void) {
 
         /* file over defaults */
         LOAD_OK(&c, ARGV(), ENVP(env));
-        CHECK_INT(c.dns_port, 1000);
-        CHECK_INT(c.default_ttl, 100);
-        CHECK_INT(c.negative_ttl, 7);
-        CHECK_INT(c.bus, BUS_USER);
+        CHECK_INT_EQ(c.dns_port, 1000);
+        CHECK_INT_EQ(c.default_ttl, 100);
+        CHECK_INT_EQ(c.negative_ttl, 7);
+        CHECK_INT_EQ(c.bus, BUS_USER);
         config_done(&c);
 
         /* environment over file */
         LOAD_OK(&c, ARGV(), ENVP(env, "DNS_PORT=2000", "DNS_TTL=200", "JOYRIDE_BUS=none"));
-        CHECK_INT(c.dns_port, 2000);
-        CHECK_INT(c.default_ttl, 200);
-        CHECK_INT(c.negative_ttl, 7);
-        CHECK_INT(c.bus, BUS_NONE);
+        CHECK_INT_EQ(c.dns_port, 2000);
+        CHECK_INT_EQ(c.default_ttl, 200);
+        CHECK_INT_EQ(c.negative_ttl, 7);
+        CHECK_INT_EQ(c.bus, BUS_NONE);
         config_done(&c);
 
         /* command line over environment, whatever the order of arguments */
         LOAD_OK(&c, ARGV("--dns-port=3000", "--bus=system"), ENVP(env, "DNS_PORT=2000", "DNS_TTL=200", "JOYRIDE_BUS=none"));
-        CHECK_INT(c.dns_port, 3000);
-        CHECK_INT(c.default_ttl, 200);
-        CHECK_INT(c.bus, BUS_SYSTEM);
+        CHECK_INT_EQ(c.dns_port, 3000);
+        CHECK_INT_EQ(c.default_ttl, 200);
+        CHECK_INT_EQ(c.bus, BUS_SYSTEM);
         config_done(&c);
 
         /* "--opt value" form, and the last occurrence wins */
         LOAD_OK(&c, ARGV("--dns-port", "3001", "--dns-port=3002"), ENVP(env));
-        CHECK_INT(c.dns_port, 3002);
+        CHECK_INT_EQ(c.dns_port, 3002);
         config_done(&c);
 
         /* an empty environment variable counts as unset */
         LOAD_OK(&c, ARGV(), ENVP(env, "DNS_PORT=", "JOYRIDE_BUS="));
-        CHECK_INT(c.dns_port, 1000);
-        CHECK_INT(c.bus, BUS_USER);
+        CHECK_INT_EQ(c.dns_port, 1000);
+        CHECK_INT_EQ(c.bus, BUS_USER);
         config_done(&c);
 
         /* an empty command-line value resets to the built-in default */
         LOAD_OK(&c, ARGV("--dns-port=", "--hostip="), ENVP(env, "DNS_PORT=2000", "HOSTIP=192.0.2.1"));
-        CHECK_INT(c.dns_port, 5353);
-        CHECK_STR(c.hostip, NULL);
+        CHECK_INT_EQ(c.dns_port, 5353);
+        CHECK_STREQ(c.hostip, NULL);
         config_done(&c);
 
         /* only the final value is validated: a bad lower layer that is overridden is fine */
         char *bad = write_config(NULL, "[DNS]\nPort=abc\n");
         char *bad_env = env_for(bad);
         LOAD_OK(&c, ARGV(), ENVP(bad_env, "DNS_PORT=53"));
-        CHECK_INT(c.dns_port, 53);
+        CHECK_INT_EQ(c.dns_port, 53);
         config_done(&c);
         LOAD_OK(&c, ARGV("--dns-port=54"), ENVP(env, "DNS_PORT=abc"));
-        CHECK_INT(c.dns_port, 54);
+        CHECK_INT_EQ(c.dns_port, 54);
         config_done(&c);
 
         /* --config wins over JOYRIDE_CONFIG */
@@ -418,8 +372,8 @@ static void test_precedence(void) {
         if (asprintf(&opt, "--config=%s", path) < 0)
                 die("asprintf");
         LOAD_OK(&c, ARGV(opt), ENVP(bad_env));
-        CHECK_STR(c.config_file, path);
-        CHECK_INT(c.dns_port, 1000);
+        CHECK_STREQ(c.config_file, path);
+        CHECK_INT_EQ(c.dns_port, 1000);
         config_done(&c);
 
         /* getopt state is reset between calls and argv is not reordered */
@@ -427,10 +381,10 @@ static void test_precedence(void) {
         LOAD_OK(&c, argv, ENVP(env));
         config_done(&c);
         LOAD_OK(&c, argv, ENVP(env));
-        CHECK_INT(c.default_ttl, 9);
+        CHECK_INT_EQ(c.default_ttl, 9);
         CHECK(!c.http_enabled);
-        CHECK_STR(argv[1], "--ttl=9");
-        CHECK_STR(argv[2], "--no-http");
+        CHECK_STREQ(argv[1], "--ttl=9");
+        CHECK_STREQ(argv[2], "--no-http");
         config_done(&c);
 
         free(opt);
@@ -469,57 +423,57 @@ static void test_environment_names(void) {
                                  "JOYRIDE_BUS=user",
                                  "JOYRIDE_LOG_LEVEL=warning",
                                  "STATE_DIRECTORY=/env/state"));
-        CHECK_STR(c.hostip, "192.0.2.10");
-        CHECK_STR(c.hostip6, "2001:db8::10");
-        CHECK_STR(c.hosts_directory, "/env/hosts");
-        CHECK_INT(c.dns_port, 1153);
-        CHECK_STR(c.dns_bind_address, "::1");
-        CHECK_INT(strv_length(c.dns_domains), 2);
+        CHECK_STREQ(c.hostip, "192.0.2.10");
+        CHECK_STREQ(c.hostip6, "2001:db8::10");
+        CHECK_STREQ(c.hosts_directory, "/env/hosts");
+        CHECK_INT_EQ(c.dns_port, 1153);
+        CHECK_STREQ(c.dns_bind_address, "::1");
+        CHECK_INT_EQ(strv_length(c.dns_domains), 2);
         if (strv_length(c.dns_domains) == 2) {
-                CHECK_STR(c.dns_domains[0], "a.example");
-                CHECK_STR(c.dns_domains[1], "b.example");
+                CHECK_STREQ(c.dns_domains[0], "a.example");
+                CHECK_STREQ(c.dns_domains[1], "b.example");
         }
-        CHECK_INT(c.default_ttl, 61);
-        CHECK_INT(c.negative_ttl, 11);
-        CHECK_STR(c.node_id, "node.env_1");
+        CHECK_INT_EQ(c.default_ttl, 61);
+        CHECK_INT_EQ(c.negative_ttl, 11);
+        CHECK_STREQ(c.node_id, "node.env_1");
         CHECK(c.cluster_enabled);
-        CHECK_INT(c.discovery_port, 1889);
-        CHECK_INT(c.swim_port, 1890);
-        CHECK_INT(strv_length(c.join), 2);
+        CHECK_INT_EQ(c.discovery_port, 1889);
+        CHECK_INT_EQ(c.swim_port, 1890);
+        CHECK_INT_EQ(strv_length(c.join), 2);
         if (strv_length(c.join) == 2) {
-                CHECK_STR(c.join[0], "n1:1890");
-                CHECK_STR(c.join[1], "n2:1891");
+                CHECK_STREQ(c.join[0], "n1:1890");
+                CHECK_STREQ(c.join[1], "n2:1891");
         }
-        CHECK_STR(c.cluster_key, "env-key");
-        CHECK_STR(c.http_host, "::");
-        CHECK_INT(c.http_port, 1500);
+        CHECK_STREQ(c.cluster_key, "env-key");
+        CHECK_STREQ(c.http_host, "::");
+        CHECK_INT_EQ(c.http_port, 1500);
         CHECK(!c.http_enabled);
-        CHECK_STR(c.api_token, "env-token");
-        CHECK_STR(c.service_name, "svc-env");
-        CHECK_STR(c.environment, "dev");
-        CHECK_STR(c.docker_host, "unix:///run/user/1000/docker.sock");
+        CHECK_STREQ(c.api_token, "env-token");
+        CHECK_STREQ(c.service_name, "svc-env");
+        CHECK_STREQ(c.environment, "dev");
+        CHECK_STREQ(c.docker_host, "unix:///run/user/1000/docker.sock");
         CHECK(!c.docker_enabled);
-        CHECK_INT(c.bus, BUS_USER);
-        CHECK_INT(c.log_level, LOG_WARNING);
-        CHECK_STR(c.state_directory, "/env/state");
+        CHECK_INT_EQ(c.bus, BUS_USER);
+        CHECK_INT_EQ(c.log_level, LOG_WARNING);
+        CHECK_STREQ(c.state_directory, "/env/state");
         config_done(&c);
 
         /* systemd's STATE_DIRECTORY may list several directories */
         LOAD_OK(&c, ARGV(), ENVP(empty_env, "STATE_DIRECTORY=/var/lib/joyride:/var/lib/other"));
-        CHECK_STR(c.state_directory, "/var/lib/joyride");
+        CHECK_STREQ(c.state_directory, "/var/lib/joyride");
         config_done(&c);
 
         /* ours wins over systemd's, in either order in the environment */
         LOAD_OK(&c, ARGV(), ENVP(empty_env, "JOYRIDE_STATE_DIRECTORY=/mine", "STATE_DIRECTORY=/systemd:/x"));
-        CHECK_STR(c.state_directory, "/mine");
+        CHECK_STREQ(c.state_directory, "/mine");
         config_done(&c);
         LOAD_OK(&c, ARGV(), ENVP(empty_env, "STATE_DIRECTORY=/systemd", "JOYRIDE_STATE_DIRECTORY=/mine"));
-        CHECK_STR(c.state_directory, "/mine");
+        CHECK_STREQ(c.state_directory, "/mine");
         config_done(&c);
 
         /* a variable is matched by its whole name only */
         LOAD_OK(&c, ARGV(), ENVP(empty_env, "DNS_PORTX=1", "XDNS_PORT=2"));
-        CHECK_INT(c.dns_port, 5353);
+        CHECK_INT_EQ(c.dns_port, 5353);
         config_done(&c);
 
         /* every boolean spelling */
@@ -550,34 +504,34 @@ static void test_command_line(void) {
                          "--join=c1:2890", "--state-directory=/cli/state", "--log-level=err",
                          "--service-name=svc-cli", "--environment=test"),
                 ENVP(empty_env));
-        CHECK_STR(c.hostip, "192.0.2.20");
-        CHECK_STR(c.hostip6, "2001:db8::20");
-        CHECK_INT(c.dns_port, 2053);
-        CHECK_STR(c.dns_bind_address, "127.0.0.2");
-        CHECK_INT(strv_length(c.dns_domains), 1);
+        CHECK_STREQ(c.hostip, "192.0.2.20");
+        CHECK_STREQ(c.hostip6, "2001:db8::20");
+        CHECK_INT_EQ(c.dns_port, 2053);
+        CHECK_STREQ(c.dns_bind_address, "127.0.0.2");
+        CHECK_INT_EQ(strv_length(c.dns_domains), 1);
         if (c.dns_domains)
-                CHECK_STR(c.dns_domains[0], "cli.example");
-        CHECK_INT(c.default_ttl, 62);
-        CHECK_INT(c.negative_ttl, 12);
-        CHECK_STR(c.hosts_directory, "/cli/hosts");
-        CHECK_STR(c.docker_host, "unix:///cli/docker.sock");
+                CHECK_STREQ(c.dns_domains[0], "cli.example");
+        CHECK_INT_EQ(c.default_ttl, 62);
+        CHECK_INT_EQ(c.negative_ttl, 12);
+        CHECK_STREQ(c.hosts_directory, "/cli/hosts");
+        CHECK_STREQ(c.docker_host, "unix:///cli/docker.sock");
         CHECK(!c.docker_enabled);
-        CHECK_STR(c.http_host, "localhost");
-        CHECK_INT(c.http_port, 2500);
+        CHECK_STREQ(c.http_host, "localhost");
+        CHECK_INT_EQ(c.http_port, 2500);
         CHECK(!c.http_enabled);
-        CHECK_STR(c.api_token, "cli-token");
-        CHECK_INT(c.bus, BUS_NONE);
+        CHECK_STREQ(c.api_token, "cli-token");
+        CHECK_INT_EQ(c.bus, BUS_NONE);
         CHECK(c.cluster_enabled);
-        CHECK_STR(c.node_id, "node-cli");
-        CHECK_INT(c.discovery_port, 2889);
-        CHECK_INT(c.swim_port, 2890);
-        CHECK_INT(strv_length(c.join), 1);
+        CHECK_STREQ(c.node_id, "node-cli");
+        CHECK_INT_EQ(c.discovery_port, 2889);
+        CHECK_INT_EQ(c.swim_port, 2890);
+        CHECK_INT_EQ(strv_length(c.join), 1);
         if (c.join)
-                CHECK_STR(c.join[0], "c1:2890");
-        CHECK_STR(c.state_directory, "/cli/state");
-        CHECK_INT(c.log_level, LOG_ERR);
-        CHECK_STR(c.service_name, "svc-cli");
-        CHECK_STR(c.environment, "test");
+                CHECK_STREQ(c.join[0], "c1:2890");
+        CHECK_STREQ(c.state_directory, "/cli/state");
+        CHECK_INT_EQ(c.log_level, LOG_ERR);
+        CHECK_STREQ(c.service_name, "svc-cli");
+        CHECK_STREQ(c.environment, "test");
         config_done(&c);
 
         /* --no-cluster overrides the environment */
@@ -776,7 +730,7 @@ static void test_help_version(void) {
         r = config_load(&c, 2, ARGV("--help"), ENVP(empty_env, "DNS_PORT=abc"), &err);
         fflush(stdout);
         dup2(saved, STDOUT_FILENO);
-        CHECK_INT(r, 1);
+        CHECK_INT_EQ(r, 1);
         CHECK(err == NULL);
         CHECK(pread(fd, buf, sizeof buf - 1, 0) > 0);
         static const char *const expect[] = {
@@ -786,10 +740,8 @@ static void test_help_version(void) {
                 "--bus=system|user|none", "$JOYRIDE_BUS", "TCPIdleTimeoutSec", "$JOYRIDE_CLUSTER_KEY",
         };
         for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
-                if (!strstr(buf, expect[i])) {
-                        fprintf(stderr, "--help output lacks \"%s\"\n", expect[i]);
-                        n_failures++;
-                }
+                if (!strstr(buf, expect[i]))
+                        test_fail(__FILE__, __LINE__, "--help output lacks \"%s\"", expect[i]);
 
         CHECK(ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0);
         memset(buf, 0, sizeof buf);
@@ -798,9 +750,9 @@ static void test_help_version(void) {
         r = config_load(&c, 2, ARGV("--version"), ENVP(empty_env), &err);
         fflush(stdout);
         dup2(saved, STDOUT_FILENO);
-        CHECK_INT(r, 1);
+        CHECK_INT_EQ(r, 1);
         CHECK(pread(fd, buf, sizeof buf - 1, 0) > 0);
-        CHECK_STR(buf, "joyrided " JOYRIDE_VERSION "\n");
+        CHECK_STREQ(buf, "joyrided " JOYRIDE_VERSION "\n");
 
         close(saved);
         close(fd);
@@ -820,18 +772,18 @@ static void test_reload(void) {
         char **envp = ENVP("DNS_NEGATIVE_TTL=9");
 
         LOAD_OK(&c, argv, envp);
-        CHECK_INT(c.dns_port, 1000);
+        CHECK_INT_EQ(c.dns_port, 1000);
 
         /* a good edit is applied; environment and command line still apply */
         free(write_config(path, "[DNS]\nPort=2000\nDomains=two.example,three.example\nTTL=1\n"));
         r = config_reload(&c, (int) argc_of(argv), argv, envp, &err);
-        CHECK_INT(r, 0);
+        CHECK_INT_EQ(r, 0);
         CHECK(err == NULL);
-        CHECK_INT(c.dns_port, 2000);
-        CHECK_INT(c.default_ttl, 77);
-        CHECK_INT(c.negative_ttl, 9);
-        CHECK_INT(strv_length(c.dns_domains), 2);
-        CHECK_STR(c.config_file, path);
+        CHECK_INT_EQ(c.dns_port, 2000);
+        CHECK_INT_EQ(c.default_ttl, 77);
+        CHECK_INT_EQ(c.negative_ttl, 9);
+        CHECK_INT_EQ(strv_length(c.dns_domains), 2);
+        CHECK_STREQ(c.config_file, path);
 
         /* a bad value keeps the running config */
         free(write_config(path, "[DNS]\nPort=abc\n"));
@@ -839,10 +791,10 @@ static void test_reload(void) {
         CHECK_ERR(r, err, "[DNS] Port=abc", path);
         free(err);
         err = NULL;
-        CHECK_INT(c.dns_port, 2000);
-        CHECK_INT(strv_length(c.dns_domains), 2);
+        CHECK_INT_EQ(c.dns_port, 2000);
+        CHECK_INT_EQ(strv_length(c.dns_domains), 2);
         if (c.dns_domains)
-                CHECK_STR(c.dns_domains[0], "two.example");
+                CHECK_STREQ(c.dns_domains[0], "two.example");
 
         /* so does a typo'd key and a syntax error */
         free(write_config(path, "[DNS]\nPrt=3000\n"));
@@ -855,13 +807,13 @@ static void test_reload(void) {
         CHECK_ERR(r, err, path);
         free(err);
         err = NULL;
-        CHECK_INT(c.dns_port, 2000);
+        CHECK_INT_EQ(c.dns_port, 2000);
 
         /* and a fixed file is picked up again */
         free(write_config(path, "[DNS]\nPort=3000\n"));
         r = config_reload(&c, (int) argc_of(argv), argv, envp, &err);
-        CHECK_INT(r, 0);
-        CHECK_INT(c.dns_port, 3000);
+        CHECK_INT_EQ(r, 0);
+        CHECK_INT_EQ(c.dns_port, 3000);
         CHECK(c.dns_domains == NULL);
 
         config_done(&c);
@@ -879,26 +831,123 @@ static void test_cluster(void) {
 
         LOAD_OK(&c, ARGV(), ENVP(NULL));
         CHECK(c.cluster_discovery);
-        CHECK_STR(c.cluster_key_file, NULL);
-        CHECK_STR(c.cluster_bind_address, NULL);
+        CHECK_STREQ(c.cluster_key_file, NULL);
+        CHECK_STREQ(c.cluster_bind_address, NULL);
         config_done(&c);
 
         LOAD_OK(&c, ARGV(), ENVP(env));
         CHECK(c.cluster_enabled);
         CHECK(!c.cluster_discovery);
-        CHECK_STR(c.cluster_key_file, "/etc/joyride/cluster.key");
-        CHECK_STR(c.cluster_bind_address, "10.0.0.2");
+        CHECK_STREQ(c.cluster_key_file, "/etc/joyride/cluster.key");
+        CHECK_STREQ(c.cluster_bind_address, "10.0.0.2");
         config_done(&c);
 
         LOAD_OK(&c, ARGV("--discovery", "--cluster-bind-address=127.0.0.1"),
                 ENVP(env, "JOYRIDE_CLUSTER_KEY_FILE=/run/keys/joyride"));
         CHECK(c.cluster_discovery);
-        CHECK_STR(c.cluster_bind_address, "127.0.0.1");
-        CHECK_STR(c.cluster_key_file, "/run/keys/joyride");
+        CHECK_STREQ(c.cluster_bind_address, "127.0.0.1");
+        CHECK_STREQ(c.cluster_key_file, "/run/keys/joyride");
         config_done(&c);
 
         LOAD_FAILS(ARGV("--cluster-bind-address=node-a"), ENVP(NULL), "--cluster-bind-address=node-a", "address");
         LOAD_FAILS(ARGV(), ENVP("JOYRIDE_CLUSTER_KEY_FILE=keys.txt"), "JOYRIDE_CLUSTER_KEY_FILE=keys.txt", "absolute");
+
+        free(env);
+        free(path);
+}
+
+/* The protocol timings: [Cluster] keys in seconds or with a unit, the
+ * historical environment variables in milliseconds, the same validation and
+ * messages as every other key, and defaults that agree with the cluster's. */
+static void test_cluster_timings(void) {
+        char *path = write_config(NULL, "[Cluster]\nProbeIntervalSec=0.2\nProbeTimeoutSec=100ms\n"
+                                        "GossipIntervalSec=50ms\nIndirectChecks=0\nSuspicionMultiplier=5\n"
+                                        "RetransmitMultiplier=8\nPushPullIntervalSec=2min\n"
+                                        "DiscoveryIntervalSec=1.5s\nDeadGraceSec=1h\n");
+        char *env = env_for(path);
+        SwimConfig lan;
+        Config c;
+
+        TEST_BEGIN("cluster timings");
+        swim_config_lan(&lan);
+        LOAD_OK(&c, ARGV(), ENVP(empty_env));
+        CHECK_INT_EQ(c.probe_interval_msec * USEC_PER_MSEC, lan.probe_interval_usec);
+        CHECK_INT_EQ(c.probe_timeout_msec * USEC_PER_MSEC, lan.probe_timeout_usec);
+        CHECK_INT_EQ(c.gossip_interval_msec, 0);
+        CHECK_INT_EQ(c.indirect_checks, lan.indirect_checks);
+        CHECK_INT_EQ(c.suspicion_mult, lan.suspicion_mult);
+        CHECK_INT_EQ(c.retransmit_mult, CLUSTER_RETRANSMIT_MULT_DEFAULT);
+        CHECK_INT_EQ(c.push_pull_interval_msec * USEC_PER_MSEC, CLUSTER_PUSH_PULL_INTERVAL_DEFAULT_USEC);
+        CHECK_INT_EQ(c.discovery_interval_msec * USEC_PER_MSEC, CLUSTER_DISCOVERY_INTERVAL_DEFAULT_USEC);
+        CHECK_INT_EQ(c.dead_grace_msec * USEC_PER_MSEC, CLUSTER_DEAD_GRACE_DEFAULT_USEC);
+        config_done(&c);
+
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK_INT_EQ(c.probe_interval_msec, 200);
+        CHECK_INT_EQ(c.probe_timeout_msec, 100);
+        CHECK_INT_EQ(c.gossip_interval_msec, 50);
+        CHECK_INT_EQ(c.indirect_checks, 0);
+        CHECK_INT_EQ(c.suspicion_mult, 5);
+        CHECK_INT_EQ(c.retransmit_mult, 8);
+        CHECK_INT_EQ(c.push_pull_interval_msec, 120000);
+        CHECK_INT_EQ(c.discovery_interval_msec, 1500);
+        CHECK_INT_EQ(c.dead_grace_msec, 3600000);
+        config_done(&c);
+
+        /* The environment names of old keep working, in milliseconds, and win over the file. */
+        LOAD_OK(&c, ARGV(), ENVP(env, "JOYRIDE_SWIM_PROBE_INTERVAL_MS=300", "JOYRIDE_SWIM_PROBE_TIMEOUT_MS=120",
+                                 "JOYRIDE_SWIM_GOSSIP_INTERVAL_MS=40", "JOYRIDE_SWIM_INDIRECT_CHECKS=2",
+                                 "JOYRIDE_SWIM_SUSPICION_MULT=7", "JOYRIDE_SWIM_RETRANSMIT_MULT=3",
+                                 "JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS=2s",
+                                 "JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS=2500",
+                                 "JOYRIDE_CLUSTER_DEAD_GRACE_MS=1000"));
+        CHECK_INT_EQ(c.probe_interval_msec, 300);
+        CHECK_INT_EQ(c.probe_timeout_msec, 120);
+        CHECK_INT_EQ(c.gossip_interval_msec, 40);
+        CHECK_INT_EQ(c.indirect_checks, 2);
+        CHECK_INT_EQ(c.suspicion_mult, 7);
+        CHECK_INT_EQ(c.retransmit_mult, 3);
+        CHECK_INT_EQ(c.push_pull_interval_msec, 2000);
+        CHECK_INT_EQ(c.discovery_interval_msec, 2500);
+        CHECK_INT_EQ(c.dead_grace_msec, 1000);
+        config_done(&c);
+
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_SWIM_PROBE_INTERVAL_MS=abc"), "JOYRIDE_SWIM_PROBE_INTERVAL_MS=abc",
+                   "milliseconds from 1 to 86400000");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_DEAD_GRACE_MS=0"), "JOYRIDE_CLUSTER_DEAD_GRACE_MS=0",
+                   "milliseconds");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_SWIM_INDIRECT_CHECKS=17"), "JOYRIDE_SWIM_INDIRECT_CHECKS=17",
+                   "0 to 16");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_SWIM_SUSPICION_MULT=0"), "JOYRIDE_SWIM_SUSPICION_MULT=0",
+                   "1 to 100");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_SWIM_RETRANSMIT_MULT=-1"), "JOYRIDE_SWIM_RETRANSMIT_MULT=-1",
+                   "1 to 100");
+        struct {
+                const char *contents;
+                const char *fragment;
+        } file_cases[] = {
+                { "[Cluster]\nProbeIntervalSec=5 years\n", "[Cluster] ProbeIntervalSec=5 years in " },
+                { "[Cluster]\nProbeTimeoutSec=0.0001\n", "[Cluster] ProbeTimeoutSec=0.0001 in " },
+                { "[Cluster]\nDeadGraceSec=25h\n", "[Cluster] DeadGraceSec=25h in " },
+                { "[Cluster]\nGossipIntervalSec=1e3\n", "[Cluster] GossipIntervalSec=1e3 in " },
+                { "[Cluster]\nPushPullIntervalSec=.5\n", "[Cluster] PushPullIntervalSec=.5 in " },
+                { "[Cluster]\nDiscoveryIntervalSec=-1\n", "[Cluster] DiscoveryIntervalSec=-1 in " },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(file_cases); i++) {
+                char *p = write_config(NULL, file_cases[i].contents);
+                char *e = env_for(p);
+                LOAD_FAILS(ARGV(), ENVP(e), file_cases[i].fragment, ":2: ", "seconds from 0.001 to 86400", "200ms");
+                free(e);
+                free(p);
+        }
+
+        char *tcp = write_config(NULL, "[DNS]\nTCPIdleTimeoutSec=250ms\n");
+        char *tcp_env = env_for(tcp);
+        LOAD_OK(&c, ARGV(), ENVP(tcp_env));
+        CHECK_INT_EQ(c.tcp_idle_timeout_msec, 250);
+        config_done(&c);
+        free(tcp_env);
+        free(tcp);
 
         free(env);
         free(path);
@@ -911,17 +960,17 @@ static void test_resolved(void) {
         Config c;
 
         LOAD_OK(&c, ARGV(), ENVP(env));
-        CHECK_STR(c.resolved_link, "joyride0");
-        CHECK_INT(strv_length(c.resolved_domains), 2);
+        CHECK_STREQ(c.resolved_link, "joyride0");
+        CHECK_INT_EQ(strv_length(c.resolved_domains), 2);
         if (strv_length(c.resolved_domains) == 2) {
-                CHECK_STR(c.resolved_domains[0], "~example.internal");
-                CHECK_STR(c.resolved_domains[1], "lab.example");
+                CHECK_STREQ(c.resolved_domains[0], "~example.internal");
+                CHECK_STREQ(c.resolved_domains[1], "lab.example");
         }
-        CHECK_INT(strv_length(c.resolved_dns), 3);
+        CHECK_INT_EQ(strv_length(c.resolved_dns), 3);
         if (strv_length(c.resolved_dns) == 3) {
-                CHECK_STR(c.resolved_dns[0], "127.0.0.1:5353");
-                CHECK_STR(c.resolved_dns[1], "[::1]:5353");
-                CHECK_STR(c.resolved_dns[2], "192.0.2.53");
+                CHECK_STREQ(c.resolved_dns[0], "127.0.0.1:5353");
+                CHECK_STREQ(c.resolved_dns[1], "[::1]:5353");
+                CHECK_STREQ(c.resolved_dns[2], "192.0.2.53");
         }
         config_done(&c);
 
@@ -929,16 +978,16 @@ static void test_resolved(void) {
         LOAD_OK(&c, ARGV("--resolved-dns=::1"), ENVP(env, "JOYRIDE_RESOLVED_LINK=docker0",
                                                      "JOYRIDE_RESOLVED_DOMAINS=~a.example",
                                                      "JOYRIDE_RESOLVED_DNS=10.0.0.1:53"));
-        CHECK_STR(c.resolved_link, "docker0");
-        CHECK_INT(strv_length(c.resolved_domains), 1);
-        CHECK_STR(c.resolved_domains ? c.resolved_domains[0] : NULL, "~a.example");
-        CHECK_INT(strv_length(c.resolved_dns), 1);
-        CHECK_STR(c.resolved_dns ? c.resolved_dns[0] : NULL, "::1");
+        CHECK_STREQ(c.resolved_link, "docker0");
+        CHECK_INT_EQ(strv_length(c.resolved_domains), 1);
+        CHECK_STREQ(c.resolved_domains ? c.resolved_domains[0] : NULL, "~a.example");
+        CHECK_INT_EQ(strv_length(c.resolved_dns), 1);
+        CHECK_STREQ(c.resolved_dns ? c.resolved_dns[0] : NULL, "::1");
         config_done(&c);
 
         /* An empty value on the command line resets to the default: unset. */
         LOAD_OK(&c, ARGV("--resolved-link=", "--resolved-domains="), ENVP(env));
-        CHECK_STR(c.resolved_link, NULL);
+        CHECK_STREQ(c.resolved_link, NULL);
         CHECK(c.resolved_domains == NULL);
         config_done(&c);
 
@@ -995,11 +1044,7 @@ int main(void) {
         test_reload();
         test_resolved();
         test_cluster();
+        test_cluster_timings();
 
-        if (n_failures > 0) {
-                fprintf(stderr, "test-config: %u of %u checks FAILED\n", n_failures, n_checks);
-                return EXIT_FAILURE;
-        }
-        printf("test-config: all %u checks passed\n", n_checks);
         return EXIT_SUCCESS;
 }
