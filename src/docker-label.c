@@ -287,28 +287,60 @@ void docker_api_version_pick(const char *engine, char *out, size_t out_size) {
 
 /* --- JSON helpers -------------------------------------------------------- */
 
-int docker_json_feed(json_tokener *tok, const char *data, size_t len, DockerJsonFunc f, void *userdata,
+int docker_json_stream_init(DockerJsonStream *s, size_t max_value) {
+        *s = (DockerJsonStream) {
+                .tok = json_tokener_new(),
+                .max_value = max_value,
+        };
+        return s->tok ? 0 : -ENOMEM;
+}
+
+void docker_json_stream_done(DockerJsonStream *s) {
+        if (s->tok)
+                json_tokener_free(s->tok);
+        *s = (DockerJsonStream) {};
+}
+
+static int stream_error(DockerJsonStream *s, int r, const char *why, const char **ret_error) {
+        json_tokener_reset(s->tok);
+        s->pending = 0;
+        if (ret_error)
+                *ret_error = why;
+        return r;
+}
+
+int docker_json_feed(DockerJsonStream *s, const char *data, size_t len, DockerJsonFunc f, void *userdata,
                      const char **ret_error) {
         while (len > 0) {
-                json_object *o = json_tokener_parse_ex(tok, data, (int) MIN(len, (size_t) INT_MAX));
-                enum json_tokener_error jerr = json_tokener_get_error(tok);
-                size_t used;
+                size_t piece = MIN(len, (size_t) INT_MAX);
+                json_object *o = json_tokener_parse_ex(s->tok, data, (int) piece);
+                enum json_tokener_error jerr = json_tokener_get_error(s->tok);
+                size_t used, value_size;
                 int r;
 
-                if (jerr == json_tokener_continue)
-                        return 0;   /* the rest of the value comes with the next feed */
-                if (jerr != json_tokener_success) {
-                        if (ret_error)
-                                *ret_error = json_tokener_error_desc(jerr);
-                        return -EBADMSG;
+                if (jerr == json_tokener_continue) {
+                        /* The rest of the value comes with a later feed;
+                         * the tokener holds what it has seen until then. */
+                        s->pending += piece;
+                        if (s->max_value > 0 && s->pending > s->max_value)
+                                return stream_error(s, -EMSGSIZE, "value longer than the limit", ret_error);
+                        data += piece;
+                        len -= piece;
+                        continue;
                 }
-                used = json_tokener_get_parse_end(tok);
-                json_tokener_reset(tok);
-                if (used == 0 || used > len) {
+                if (jerr != json_tokener_success)
+                        return stream_error(s, -EBADMSG, json_tokener_error_desc(jerr), ret_error);
+                used = json_tokener_get_parse_end(s->tok);
+                json_tokener_reset(s->tok);
+                if (used == 0 || used > piece) {
                         json_object_put(o);
-                        if (ret_error)
-                                *ret_error = "parser made no progress";
-                        return -EBADMSG;
+                        return stream_error(s, -EBADMSG, "parser made no progress", ret_error);
+                }
+                value_size = s->pending + used;
+                s->pending = 0;
+                if (s->max_value > 0 && value_size > s->max_value) {
+                        json_object_put(o);
+                        return stream_error(s, -EMSGSIZE, "value longer than the limit", ret_error);
                 }
                 data += used;
                 len -= used;
@@ -320,6 +352,27 @@ int docker_json_feed(json_tokener *tok, const char *data, size_t len, DockerJson
                         return r;
         }
         return 0;
+}
+
+json_object *docker_json_parse(const void *data, size_t len) {
+        json_tokener *tok;
+        json_object *o = NULL;
+
+        if (len > INT_MAX)
+                return NULL;
+        tok = json_tokener_new();
+        if (!tok)
+                return NULL;
+        o = json_tokener_parse_ex(tok, data, (int) len);
+        /* Trailing garbage after the value makes the body invalid too. */
+        if (o && json_tokener_get_parse_end(tok) < len &&
+            strspn((const char *) data + json_tokener_get_parse_end(tok), " \t\r\n") !=
+                    len - json_tokener_get_parse_end(tok)) {
+                json_object_put(o);
+                o = NULL;
+        }
+        json_tokener_free(tok);
+        return o;
 }
 
 const char *docker_json_string(json_object *o, const char *key) {
@@ -367,5 +420,72 @@ int docker_network_addresses(json_object *ns, char **ret_ipv4, char **ret_ipv6) 
                 return -ENOMEM;
         *ret_ipv4 = TAKE_PTR(a);
         *ret_ipv6 = TAKE_PTR(b);
+        return 0;
+}
+
+/* --- events and container lists ---------------------------------------- */
+
+int docker_event_parse(json_object *ev, DockerEvent *ret) {
+        json_object *actor = NULL, *attrs = NULL;
+        const char *type, *action, *id;
+
+        if (!ev || !json_object_is_type(ev, json_type_object))
+                return -EINVAL;
+        type = docker_json_string(ev, "Type");
+        if (type && !streq(type, "container"))
+                return -EINVAL;   /* the server-side filter is a wish, not a promise */
+        /* "status" and "id": the names before API 1.22, still sent by some engines. */
+        action = docker_json_string(ev, "Action") ?: docker_json_string(ev, "status");
+        (void) json_object_object_get_ex(ev, "Actor", &actor);
+        id = docker_json_string(actor, "ID") ?: docker_json_string(ev, "id");
+        if (isempty(action) || isempty(id))
+                return -EINVAL;
+        if (actor && json_object_is_type(actor, json_type_object))
+                (void) json_object_object_get_ex(actor, "Attributes", &attrs);
+
+        /* Labels arrive flattened into Actor.Attributes, next to "name". */
+        *ret = (DockerEvent) {
+                .action = action,
+                .kind = docker_action_from_string(action),
+                .id = id,
+                .name = docker_json_string(attrs, "name"),
+                .names_label = docker_json_string(attrs, DOCKER_LABEL_NAME),
+                .ip_label = docker_json_string(attrs, DOCKER_LABEL_IP),
+                .ttl_label = docker_json_string(attrs, DOCKER_LABEL_TTL),
+        };
+        return 0;
+}
+
+int docker_container_parse(json_object *c, DockerContainer *ret) {
+        json_object *labels = NULL, *names = NULL, *ns = NULL;
+        const char *id, *state, *name = NULL;
+
+        if (!c || !json_object_is_type(c, json_type_object))
+                return -EINVAL;
+        id = docker_json_string(c, "Id");
+        if (isempty(id))
+                return -EINVAL;
+        state = docker_json_string(c, "State");
+        (void) json_object_object_get_ex(c, "Labels", &labels);
+        if (json_object_object_get_ex(c, "Names", &names) && json_object_is_type(names, json_type_array) &&
+            json_object_array_length(names) > 0) {
+                json_object *first = json_object_array_get_idx(names, 0);
+                if (json_object_is_type(first, json_type_string))
+                        name = json_object_get_string(first);
+        }
+        if (name && name[0] == '/')
+                name++;
+        (void) json_object_object_get_ex(c, "NetworkSettings", &ns);
+
+        *ret = (DockerContainer) {
+                .id = id,
+                .name = name,
+                /* Older engines send no State; the list then holds only running ones. */
+                .running = !state || streq(state, "running"),
+                .names_label = docker_json_string(labels, DOCKER_LABEL_NAME),
+                .ip_label = docker_json_string(labels, DOCKER_LABEL_IP),
+                .ttl_label = docker_json_string(labels, DOCKER_LABEL_TTL),
+                .network_settings = ns,
+        };
         return 0;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Pure parsing for the Docker source: the joyride.host.* label values, the
- * event actions, the API version to speak and a container's addresses in an
- * engine's JSON. No sockets and no event loop, so every rule here is
- * unit-tested (tests/test-docker-label.c). */
+ * event stream and its events, the container list's entries, the API version
+ * to speak and a container's addresses in an engine's JSON. No sockets and no
+ * event loop, so every rule here is unit-tested (tests/test-docker-label.c)
+ * and fuzzed (fuzz/fuzz-docker-json.c). */
 #pragma once
 
 #include <json-c/json.h>
@@ -11,6 +12,10 @@
 #include <stdint.h>
 
 #include "macro.h"
+
+#define DOCKER_LABEL_NAME "joyride.host.name"
+#define DOCKER_LABEL_IP   "joyride.host.ip"
+#define DOCKER_LABEL_TTL  "joyride.host.ttl"
 
 /* The API version we speak is the engine's, capped at the newest we have
  * tested against and never below the oldest whose event format we read
@@ -82,15 +87,62 @@ void docker_api_version_pick(const char *engine, char *out, size_t out_size);
  * *ret_ipv4 / *ret_ipv6 to new strings or NULL. Returns 0 or -ENOMEM. */
 int docker_network_addresses(json_object *network_settings, char **ret_ipv4, char **ret_ipv6);
 
-/* Splits the event stream, a sequence of JSON values with optional
- * whitespace between them, fed in arbitrary pieces: a value may span several
- * feeds and one feed may hold several values. Calls f for each complete
- * value, in order, handing over the reference. Returns 0; f's negative
- * return (feeding stops there); or -EBADMSG for invalid JSON, with
- * *ret_error set (the tokener must then be reset before reuse). */
+/* The event stream: a sequence of JSON values with optional whitespace
+ * between them, fed in arbitrary pieces; a value may span several feeds and
+ * one feed may hold several values. A value longer than max_value bytes
+ * (with blanks next to it) is an error: the tokener holds an unfinished
+ * value in memory, and an engine that never finishes one must not grow it
+ * without end. */
+typedef struct DockerJsonStream {
+        json_tokener *tok;
+        size_t max_value;       /* 0: no limit */
+        size_t pending;         /* bytes of the unfinished value fed so far */
+} DockerJsonStream;
+
+int docker_json_stream_init(DockerJsonStream *s, size_t max_value);   /* 0 or -ENOMEM */
+void docker_json_stream_done(DockerJsonStream *s);
+
+/* Calls f for each complete value, in order, handing over the reference.
+ * Returns 0; f's negative return (feeding stops there); -EBADMSG for invalid
+ * JSON or -EMSGSIZE for a value over the limit, with *ret_error set (the
+ * stream is reset then, and what followed in data is dropped). */
 typedef int (*DockerJsonFunc)(json_object *o, void *userdata);
-int docker_json_feed(json_tokener *tok, const char *data, size_t len, DockerJsonFunc f, void *userdata,
+int docker_json_feed(DockerJsonStream *s, const char *data, size_t len, DockerJsonFunc f, void *userdata,
                      const char **ret_error);
+
+/* A whole response body as one JSON value (blanks around it allowed). NULL
+ * when it is not valid JSON, or is the literal null. */
+json_object *docker_json_parse(const void *data, size_t len);
 
 /* A string member of an object, or NULL. */
 const char *docker_json_string(json_object *o, const char *key);
+
+/* A container event, as the engine's GET /events sends it. Strings point
+ * into ev. */
+typedef struct DockerEvent {
+        const char *action;             /* as sent: "start", "die", "exec_start: sh", ... */
+        DockerAction kind;
+        const char *id;
+        const char *name;               /* NULL when the event does not say */
+        const char *names_label;        /* the joyride.host.* labels, NULL when absent */
+        const char *ip_label;
+        const char *ttl_label;
+} DockerEvent;
+
+/* Returns 0, or -EINVAL for what is not a container event with an action and
+ * an id (to be skipped). */
+int docker_event_parse(json_object *ev, DockerEvent *ret);
+
+/* One entry of GET /containers/json. Strings point into c. */
+typedef struct DockerContainer {
+        const char *id;
+        const char *name;               /* the first name without its '/'; NULL if none */
+        bool running;                   /* the list holds paused containers too */
+        const char *names_label;
+        const char *ip_label;
+        const char *ttl_label;
+        json_object *network_settings;  /* for docker_network_addresses(); NULL if absent */
+} DockerContainer;
+
+/* Returns 0, or -EINVAL for an entry without an id (to be skipped). */
+int docker_container_parse(json_object *c, DockerContainer *ret);

@@ -34,6 +34,18 @@
 #define BACKOFF_MAX_MSEC 30000u
 #define REQUEST_TIMEOUT_SEC 30u
 #define EVENT_READ_SIZE (64 * 1024)
+/* The most read from the engine, per reply and per event; more than that and
+ * the engine is treated as broken. Real replies are far smaller: /_ping says
+ * "OK", /version about 1 kB, an inspect some 10 kB, the list about 2 kB per
+ * container (16 MiB: some thousands), an event about 1 kB plus the
+ * container's labels. */
+#define PING_BODY_MAX (64u * 1024)
+#define VERSION_BODY_MAX (256u * 1024)
+#define INSPECT_BODY_MAX (4u * 1024 * 1024)
+#define LIST_BODY_MAX (16u * 1024 * 1024)
+#define EVENT_MAX (1024u * 1024)
+/* Events held back while the container list is read (replayed after it). */
+#define EARLY_EVENTS_MAX 10000u
 #define OWNER_PREFIX "docker:"
 #define DEFAULT_SOCKET "/var/run/docker.sock"
 
@@ -82,7 +94,7 @@ struct DockerConn {
         GCancellable *cancellable;
         SoupMessage *events_msg;
         GInputStream *events;
-        json_tokener *tok;
+        DockerJsonStream events_json;
         bool listed;                /* initial reconcile done: events apply at once */
         GPtrArray *early_events;    /* json_object*, arrived while the list was in flight */
 };
@@ -100,8 +112,7 @@ static void conn_unref(DockerConn *c) {
         g_clear_object(&c->events);
         g_clear_object(&c->events_msg);
         g_clear_object(&c->cancellable);
-        if (c->tok)
-                json_tokener_free(c->tok);
+        docker_json_stream_done(&c->events_json);
         if (c->early_events)
                 g_ptr_array_unref(c->early_events);
         g_free(c);
@@ -386,48 +397,169 @@ static void monitor_failf(DockerMonitor *d, const char *format, ...) {
         monitor_fail(d, reason);
 }
 
-/* "HTTP 404 Not Found: no such container" from a failed response. */
-static char *http_error(SoupMessage *msg, GBytes *body) {
+/* --- bounded requests ---------------------------------------------------------
+ *
+ * Every reply is read into memory up to a limit of its own and no further:
+ * an engine that sends more is broken, and the attempt fails as if it had
+ * hung up (libsoup's send_and_read has no limit; a fake engine grew the
+ * daemon to gigabytes in seconds). The callback gets the whole body of a
+ * 200 reply, or an error that names the request: "GET /_ping: HTTP 500
+ * Internal Server Error: <the engine's message>". */
+
+typedef struct Request Request;
+/* r: 0; -EMSGSIZE for a reply over the limit; another negative errno for any
+ * other failure, with error set. Only called while the connection is current. */
+typedef void (*RequestDone)(DockerMonitor *d, Request *req, int r, const char *error);
+
+struct Request {
+        DockerConn *conn;               /* a reference */
+        SoupMessage *msg;
+        GInputStream *stream;
+        GByteArray *body;
+        size_t max_size;
+        char *what;                     /* "GET /containers/json", for messages */
+        RequestDone done;
+        void *userdata;
+        GDestroyNotify free_userdata;
+};
+
+/* The limits as people write them: "16 MiB", "64 KiB". */
+static char *format_size(size_t n) {
+        if (n >= 1024 * 1024 && n % (1024 * 1024) == 0)
+                return g_strdup_printf("%zu MiB", n / (1024 * 1024));
+        if (n >= 1024 && n % 1024 == 0)
+                return g_strdup_printf("%zu KiB", n / 1024);
+        return g_strdup_printf("%zu bytes", n);
+}
+
+static void request_free(Request *req) {
+        if (req->free_userdata)
+                req->free_userdata(req->userdata);
+        g_clear_object(&req->stream);
+        g_clear_object(&req->msg);
+        g_byte_array_unref(req->body);
+        conn_unref(req->conn);
+        g_free(req->what);
+        g_free(req);
+}
+
+/* "HTTP 404 Not Found: no such container" from a failed reply. */
+static char *http_error(SoupMessage *msg, const GByteArray *body) {
         g_autofree char *message = NULL;
+        json_object *o = docker_json_parse(body->data, body->len);
 
-        if (body && g_bytes_get_size(body) > 0) {
-                gsize len;
-                const char *data = g_bytes_get_data(body, &len);
-                json_tokener *tok = json_tokener_new();
-                json_object *o = tok ? json_tokener_parse_ex(tok, data, (int) MIN(len, (gsize) INT_MAX)) : NULL;
-
-                message = g_strdup(docker_json_string(o, "message"));
-                json_object_put(o);
-                if (tok)
-                        json_tokener_free(tok);
-        }
+        message = g_strdup(docker_json_string(o, "message"));
+        json_object_put(o);
         return g_strdup_printf("HTTP %u %s%s%s", soup_message_get_status(msg),
                                strempty(soup_message_get_reason_phrase(msg)), message ? ": " : "", strempty(message));
 }
 
-static json_object *parse_body(GBytes *body) {
-        gsize len;
-        const char *data = g_bytes_get_data(body, &len);
-        json_tokener *tok = json_tokener_new();
-        json_object *o;
+static void request_finish(Request *req, int r, const char *detail) {
+        DockerMonitor *d = req->conn->monitor;
+        g_autofree char *error = NULL, *http = NULL;
 
-        if (!tok || len > INT_MAX)
-                return NULL;
-        o = json_tokener_parse_ex(tok, data, (int) len);
-        json_tokener_free(tok);
-        return o;
+        if (!d)
+                goto out;   /* abandoned: the connection went away meanwhile */
+        if (r >= 0 && soup_message_get_status(req->msg) != SOUP_STATUS_OK) {
+                r = -EREMOTEIO;
+                detail = http = http_error(req->msg, req->body);
+        }
+        if (r < 0)
+                error = g_strdup_printf("%s: %s", req->what, detail);
+        req->done(d, req, r, error);
+out:
+        request_free(req);
 }
 
-/* --- requests -------------------------------------------------------------- */
+static void request_read_next(Request *req);
 
-static SoupMessage *api_message(DockerMonitor *d, const char *path_and_query) {
+static void on_request_read(GObject *source, GAsyncResult *res, gpointer userdata) {
+        Request *req = userdata;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), res, &error);
+        g_autofree char *limit = NULL, *detail = NULL;
+        const void *data;
+        gsize len;
+
+        if (!bytes) {
+                request_finish(req, -EIO, error->message);
+                return;
+        }
+        data = g_bytes_get_data(bytes, &len);
+        if (len == 0) {
+                request_finish(req, 0, NULL);
+                return;
+        }
+        if (req->body->len + len > req->max_size) {
+                limit = format_size(req->max_size);
+                detail = g_strdup_printf("the reply is longer than %s, the most joyrided reads", limit);
+                request_finish(req, -EMSGSIZE, detail);
+                return;
+        }
+        g_byte_array_append(req->body, data, (guint) len);
+        request_read_next(req);
+}
+
+static void request_read_next(Request *req) {
+        if (!req->conn->monitor) {
+                request_finish(req, -ECANCELED, "cancelled");
+                return;
+        }
+        /* One byte more than the room left is enough to see an overlong body. */
+        g_input_stream_read_bytes_async(req->stream, MIN(EVENT_READ_SIZE, req->max_size - req->body->len + 1),
+                                        G_PRIORITY_DEFAULT, req->conn->cancellable, on_request_read, req);
+}
+
+static void on_request_sent(GObject *source, GAsyncResult *res, gpointer userdata) {
+        Request *req = userdata;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *limit = NULL, *detail = NULL;
+        SoupMessageHeaders *h;
+
+        req->stream = soup_session_send_finish(SOUP_SESSION(source), res, &error);
+        if (!req->stream) {
+                request_finish(req, -EIO, error->message);
+                return;
+        }
+        h = soup_message_get_response_headers(req->msg);
+        if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
+            (uint64_t) soup_message_headers_get_content_length(h) > req->max_size) {
+                limit = format_size(req->max_size);
+                detail = g_strdup_printf("the reply announces %" G_GOFFSET_FORMAT " bytes, more than %s, the most "
+                                         "joyrided reads", soup_message_headers_get_content_length(h), limit);
+                request_finish(req, -EMSGSIZE, detail);
+                return;
+        }
+        request_read_next(req);
+}
+
+/* GET path, versioned (/vX.Y/path) once the API version is known and
+ * `versioned` is set. userdata is freed with free_userdata in any case. */
+static void request_start(DockerConn *c, const char *path, bool versioned, size_t max_size, RequestDone done,
+                          void *userdata, GDestroyNotify free_userdata) {
+        DockerMonitor *d = c->monitor;
+        Request *req = g_new0(Request, 1);
         g_autofree char *uri = NULL;
 
-        if (d->api_version[0])
-                uri = g_strdup_printf("%s/v%s%s", d->base_uri, d->api_version, path_and_query);
+        if (versioned && d->api_version[0])
+                uri = g_strdup_printf("%s/v%s%s", d->base_uri, d->api_version, path);
         else
-                uri = g_strconcat(d->base_uri, path_and_query, NULL);
-        return soup_message_new(SOUP_METHOD_GET, uri);
+                uri = g_strconcat(d->base_uri, path, NULL);
+        *req = (Request) {
+                .conn = conn_ref(c),
+                .msg = soup_message_new(SOUP_METHOD_GET, uri),
+                .body = g_byte_array_new(),
+                .max_size = max_size,
+                .what = g_strdup_printf("GET %.*s", (int) strcspn(path, "?"), path),
+                .done = done,
+                .userdata = userdata,
+                .free_userdata = free_userdata,
+        };
+        soup_session_send_async(d->session, req->msg, G_PRIORITY_DEFAULT, c->cancellable, on_request_sent, req);
+}
+
+static json_object *request_json(Request *req) {
+        return docker_json_parse(req->body->data, req->body->len);
 }
 
 static char *filter_query(const char *json) {
@@ -438,13 +570,13 @@ static char *filter_query(const char *json) {
 /* --- events ---------------------------------------------------------------- */
 
 typedef struct InspectCall {
-        DockerConn *conn;
         unsigned token;
         char *id, *name, *names_label, *ip_label, *ttl_label;
 } InspectCall;
 
-static void inspect_call_free(InspectCall *ic) {
-        conn_unref(ic->conn);
+static void inspect_call_free(void *p) {
+        InspectCall *ic = p;
+
         g_free(ic->id);
         g_free(ic->name);
         g_free(ic->names_label);
@@ -453,36 +585,30 @@ static void inspect_call_free(InspectCall *ic) {
         g_free(ic);
 }
 
-static void on_inspect(GObject *source, GAsyncResult *res, gpointer userdata) {
-        InspectCall *ic = userdata;
-        DockerMonitor *d = ic->conn->monitor;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
-        g_autofree char *v4 = NULL, *v6 = NULL, *err = NULL;
+static void on_inspect(DockerMonitor *d, Request *req, int r, const char *error) {
+        InspectCall *ic = req->userdata;
+        g_autofree char *v4 = NULL, *v6 = NULL;
         json_object *o = NULL, *ns = NULL;
-        SoupMessage *msg;
         char sid[13];
 
-        /* Stale when the connection went away or a newer event for the same
-         * container came in meanwhile (a quick start/stop must end stopped). */
-        if (!d || GPOINTER_TO_UINT(g_hash_table_lookup(d->pending_inspect, ic->id)) != ic->token)
-                goto out;
+        /* Stale when a newer event for the same container came in meanwhile
+         * (a quick start/stop must end stopped). */
+        if (GPOINTER_TO_UINT(g_hash_table_lookup(d->pending_inspect, ic->id)) != ic->token)
+                return;
         (void) g_hash_table_remove(d->pending_inspect, ic->id);
 
         short_id(ic->id, sid);
-        if (!body) {
-                log_warning("Container %s (%s): cannot inspect it for %s=container: %s; skipping.", ic->name, sid,
-                            DOCKER_LABEL_IP, error->message);
-                goto out;
+        if (r == -EMSGSIZE) {
+                /* The engine is broken, not this container. */
+                monitor_fail(d, error);
+                return;
         }
-        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
-        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
-                err = http_error(msg, body);
+        if (r < 0) {
                 log_warning("Container %s (%s): cannot inspect it for %s=container: %s; skipping.", ic->name, sid,
-                            DOCKER_LABEL_IP, err);
-                goto out;
+                            DOCKER_LABEL_IP, error);
+                return;
         }
-        o = parse_body(body);
+        o = request_json(req);
         if (o)
                 (void) json_object_object_get_ex(o, "NetworkSettings", &ns);
         if (docker_network_addresses(ns, &v4, &v6) < 0)
@@ -490,75 +616,50 @@ static void on_inspect(GObject *source, GAsyncResult *res, gpointer userdata) {
         else
                 container_apply(d, ic->id, ic->name, ic->names_label, ic->ip_label, ic->ttl_label, v4, v6);
         json_object_put(o);
-out:
-        inspect_call_free(ic);
 }
 
-static void container_start_inspect(DockerMonitor *d, const char *id, const char *name, const char *names_label,
-                                    const char *ip_label, const char *ttl_label) {
-        g_autoptr(SoupMessage) msg = NULL;
-        g_autofree char *path = NULL, *escaped = g_uri_escape_string(id, NULL, FALSE);
+static void container_start_inspect(DockerMonitor *d, const DockerEvent *ev) {
+        g_autofree char *path = NULL, *escaped = g_uri_escape_string(ev->id, NULL, FALSE);
         InspectCall *ic = g_new0(InspectCall, 1);
 
         *ic = (InspectCall) {
-                .conn = conn_ref(d->conn),
                 .token = ++d->inspect_token ?: ++d->inspect_token,
-                .id = g_strdup(id),
-                .name = g_strdup(name),
-                .names_label = g_strdup(names_label),
-                .ip_label = g_strdup(ip_label),
-                .ttl_label = g_strdup(ttl_label),
+                .id = g_strdup(ev->id),
+                .name = g_strdup(ev->name),
+                .names_label = g_strdup(ev->names_label),
+                .ip_label = g_strdup(ev->ip_label),
+                .ttl_label = g_strdup(ev->ttl_label),
         };
-        g_hash_table_replace(d->pending_inspect, g_strdup(id), GUINT_TO_POINTER(ic->token));
+        g_hash_table_replace(d->pending_inspect, g_strdup(ev->id), GUINT_TO_POINTER(ic->token));
         path = g_strdup_printf("/containers/%s/json", escaped);
-        msg = api_message(d, path);
-        soup_session_send_and_read_async(d->session, msg, G_PRIORITY_DEFAULT, ic->conn->cancellable, on_inspect, ic);
+        request_start(d->conn, path, true, INSPECT_BODY_MAX, on_inspect, ic, inspect_call_free);
 }
 
-static void handle_event(DockerMonitor *d, json_object *ev) {
-        json_object *actor = NULL, *attrs = NULL;
-        const char *type, *action, *id, *name;
-        DockerAction a;
+static void handle_event(DockerMonitor *d, json_object *o) {
+        _cleanup_(docker_label_ip_done) DockerLabelIp ip = {};
+        DockerEvent ev;
         char sid[13];
 
-        type = docker_json_string(ev, "Type");
-        if (type && !streq(type, "container"))
-                return;   /* the server-side filter is a wish, not a promise */
-        action = docker_json_string(ev, "Action") ?: docker_json_string(ev, "status");
-        (void) json_object_object_get_ex(ev, "Actor", &actor);
-        id = docker_json_string(actor, "ID") ?: docker_json_string(ev, "id");
-        if (!action || !id || !*id)
+        if (docker_event_parse(o, &ev) < 0)
                 return;
-        if (actor)
-                (void) json_object_object_get_ex(actor, "Attributes", &attrs);
-        name = docker_json_string(attrs, "name");
-
-        a = docker_action_from_string(action);
-        log_debug("Docker event: container %s (%s) %s.", strna(name), short_id(id, sid), action);
-        if (a == DOCKER_ACTION_IGNORE)
+        log_debug("Docker event: container %s (%s) %s.", strna(ev.name), short_id(ev.id, sid), ev.action);
+        if (ev.kind == DOCKER_ACTION_IGNORE)
                 return;
 
         /* Any newer event supersedes an inspect in flight for this container. */
-        (void) g_hash_table_remove(d->pending_inspect, id);
+        (void) g_hash_table_remove(d->pending_inspect, ev.id);
 
-        if (a == DOCKER_ACTION_REMOVE) {
+        if (ev.kind == DOCKER_ACTION_REMOVE) {
                 /* No label check: removing records that do not exist changes nothing. */
-                container_remove(d, id, action);
+                container_remove(d, ev.id, ev.action);
                 return;
         }
-
-        /* Labels arrive flattened into Actor.Attributes. */
-        const char *names_label = docker_json_string(attrs, DOCKER_LABEL_NAME);
-        const char *ip_label = docker_json_string(attrs, DOCKER_LABEL_IP);
-        const char *ttl_label = docker_json_string(attrs, DOCKER_LABEL_TTL);
-        _cleanup_(docker_label_ip_done) DockerLabelIp ip = {};
-
-        if (!names_label)
+        if (!ev.names_label)
                 return;
-        if (docker_label_parse_ip(ip_label, &ip, NULL) >= 0 && ip.mode == DOCKER_IP_CONTAINER)
-                container_start_inspect(d, id, name, names_label, ip_label, ttl_label);
+        if (docker_label_parse_ip(ev.ip_label, &ip, NULL) >= 0 && ip.mode == DOCKER_IP_CONTAINER)
+                container_start_inspect(d, &ev);
         else
-                container_apply(d, id, name, names_label, ip_label, ttl_label, NULL, NULL);
+                container_apply(d, ev.id, ev.name, ev.names_label, ev.ip_label, ev.ttl_label, NULL, NULL);
 }
 
 static int on_event_value(json_object *o, void *userdata) {
@@ -568,12 +669,18 @@ static int on_event_value(json_object *o, void *userdata) {
                 json_object_put(o);
                 return -ECANCELED;
         }
-        if (!c->listed)
-                g_ptr_array_add(c->early_events, o);   /* replayed after the list */
-        else {
+        if (c->listed) {
                 handle_event(c->monitor, o);
                 json_object_put(o);
+                return 0;
         }
+        /* Replayed after the list; an engine that floods events and never
+         * finishes the list would have them pile up. */
+        if (c->early_events->len >= EARLY_EVENTS_MAX) {
+                json_object_put(o);
+                return -ENOBUFS;
+        }
+        g_ptr_array_add(c->early_events, o);
         return 0;
 }
 
@@ -584,6 +691,7 @@ static void on_events_read(GObject *source, GAsyncResult *res, gpointer userdata
         DockerMonitor *d = c->monitor;
         g_autoptr(GError) error = NULL;
         g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), res, &error);
+        g_autofree char *limit = NULL;
         const char *data, *why = NULL;
         gsize len;
         int r;
@@ -600,9 +708,15 @@ static void on_events_read(GObject *source, GAsyncResult *res, gpointer userdata
                 monitor_fail(d, "the engine closed the event stream");
                 goto out;
         }
-        r = docker_json_feed(c->tok, data, len, on_event_value, c, &why);
+        r = docker_json_feed(&c->events_json, data, len, on_event_value, c, &why);
         if (r == -EBADMSG)
                 monitor_failf(d, "invalid JSON in the event stream: %s", why);
+        else if (r == -EMSGSIZE) {
+                limit = format_size(EVENT_MAX);
+                monitor_failf(d, "event stream: an event longer than %s, the most joyrided reads", limit);
+        } else if (r == -ENOBUFS)
+                monitor_failf(d, "event stream: more than %u events while the container list was read",
+                              EARLY_EVENTS_MAX);
         else if (r >= 0 && c->monitor)
                 events_read_next(c);
 out:
@@ -639,35 +753,21 @@ static void reconcile(DockerMonitor *d, json_object *list) {
         g_hash_table_remove_all(d->containers);
 
         for (size_t i = 0; i < n; i++) {
-                json_object *c = json_object_array_get_idx(list, i), *labels = NULL, *names = NULL, *ns = NULL;
-                const char *id = docker_json_string(c, "Id"), *state = docker_json_string(c, "State");
-                const char *names_label, *ip_label, *name = NULL;
                 _cleanup_(docker_label_ip_done) DockerLabelIp ip = {};
                 g_autofree char *v4 = NULL, *v6 = NULL;
+                DockerContainer c;
 
-                if (!id || !*id)
+                if (docker_container_parse(json_object_array_get_idx(list, i), &c) < 0)
                         continue;
-                /* The list holds paused containers too; pause removes. */
-                if (state && !streq(state, "running"))
+                /* Pause removes, so a paused container has no records. */
+                if (!c.running)
                         continue;
-                (void) json_object_object_get_ex(c, "Labels", &labels);
-                names_label = docker_json_string(labels, DOCKER_LABEL_NAME);
-                if (!names_label)
+                if (!c.names_label)
                         continue;   /* the label filter is not honoured by every engine */
-                ip_label = docker_json_string(labels, DOCKER_LABEL_IP);
-                if (json_object_object_get_ex(c, "Names", &names) && json_object_is_type(names, json_type_array) &&
-                    json_object_array_length(names) > 0)
-                        name = json_object_get_string(json_object_array_get_idx(names, 0));
-                if (name && name[0] == '/')
-                        name++;
-
                 /* The list carries NetworkSettings: no inspect needed here. */
-                if (docker_label_parse_ip(ip_label, &ip, NULL) >= 0 && ip.mode == DOCKER_IP_CONTAINER) {
-                        (void) json_object_object_get_ex(c, "NetworkSettings", &ns);
-                        (void) docker_network_addresses(ns, &v4, &v6);
-                }
-                container_apply(d, id, name, names_label, ip_label, docker_json_string(labels, DOCKER_LABEL_TTL),
-                                v4, v6);
+                if (docker_label_parse_ip(c.ip_label, &ip, NULL) >= 0 && ip.mode == DOCKER_IP_CONTAINER)
+                        (void) docker_network_addresses(c.network_settings, &v4, &v6);
+                container_apply(d, c.id, c.name, c.names_label, c.ip_label, c.ttl_label, v4, v6);
         }
 
         g_hash_table_iter_init(&it, owners);
@@ -678,35 +778,38 @@ static void reconcile(DockerMonitor *d, json_object *list) {
         }
 }
 
-static void on_list(GObject *source, GAsyncResult *res, gpointer userdata) {
-        DockerConn *c = userdata;
-        DockerMonitor *d = c->monitor;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
-        g_autofree char *err = NULL;
-        SoupMessage *msg;
-        json_object *list;
-        bool reconnect;
+static void monitor_connected(DockerMonitor *d) {
+        char f_host[600];
+        const char *fields[] = { JOYRIDE_FIELD_DOCKER_CONNECTED, f_host, NULL };
+        bool reconnect = d->ever_connected;
 
-        if (!d)
-                goto out;
-        if (!body) {
-                monitor_failf(d, "GET /containers/json: %s", error->message);
-                goto out;
+        d->ever_connected = true;
+        d->state = DOCKER_CONNECTED;
+        d->connected_since_usec = (uint64_t) g_get_real_time();
+        d->next_retry_usec = 0;
+        d->backoff_msec = BACKOFF_MIN_MSEC;
+        snprintf(f_host, sizeof f_host, "JOYRIDE_DOCKER_HOST=%s", d->docker_host);
+        log_struct(LOG_INFO, fields, "%s Docker engine at %s (API %s%s): %u labelled container(s) running.",
+                   reconnect ? "Reconnected to" : "Connected to", d->docker_host, d->api_version,
+                   d->podman ? ", Podman" : "", g_hash_table_size(d->containers));
+        g_clear_pointer(&d->last_error, g_free);
+        g_hash_table_remove_all(d->logged_errors);
+}
+
+static void on_list(DockerMonitor *d, Request *req, int r, const char *error) {
+        DockerConn *c = req->conn;
+        json_object *list;
+
+        if (r < 0) {
+                monitor_fail(d, error);
+                return;
         }
-        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
-        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
-                err = http_error(msg, body);
-                monitor_failf(d, "GET /containers/json: %s", err);
-                goto out;
-        }
-        list = parse_body(body);
+        list = request_json(req);
         if (!list || !json_object_is_type(list, json_type_array)) {
                 json_object_put(list);
-                monitor_fail(d, "GET /containers/json: not a JSON array");
-                goto out;
+                monitor_failf(d, "%s: not a JSON array", req->what);
+                return;
         }
-
         reconcile(d, list);
         json_object_put(list);
 
@@ -717,27 +820,8 @@ static void on_list(GObject *source, GAsyncResult *res, gpointer userdata) {
         for (guint i = 0; i < c->early_events->len && c->monitor; i++)
                 handle_event(d, c->early_events->pdata[i]);
         g_ptr_array_set_size(c->early_events, 0);
-        if (!c->monitor)
-                goto out;
-
-        reconnect = d->ever_connected;
-        d->ever_connected = true;
-        d->state = DOCKER_CONNECTED;
-        d->connected_since_usec = (uint64_t) g_get_real_time();
-        d->next_retry_usec = 0;
-        d->backoff_msec = BACKOFF_MIN_MSEC;
-        {
-                char f_host[600];
-                const char *fields[] = { JOYRIDE_FIELD_DOCKER_CONNECTED, f_host, NULL };
-                snprintf(f_host, sizeof f_host, "JOYRIDE_DOCKER_HOST=%s", d->docker_host);
-                log_struct(LOG_INFO, fields, "%s Docker engine at %s (API %s%s): %u labelled container(s) running.",
-                           reconnect ? "Reconnected to" : "Connected to", d->docker_host, d->api_version,
-                           d->podman ? ", Podman" : "", g_hash_table_size(d->containers));
-        }
-        g_clear_pointer(&d->last_error, g_free);
-        g_hash_table_remove_all(d->logged_errors);
-out:
-        conn_unref(c);
+        if (c->monitor)
+                monitor_connected(d);
 }
 
 static void on_events_open(GObject *source, GAsyncResult *res, gpointer userdata) {
@@ -745,7 +829,6 @@ static void on_events_open(GObject *source, GAsyncResult *res, gpointer userdata
         DockerMonitor *d = c->monitor;
         g_autoptr(GError) error = NULL;
         g_autoptr(GInputStream) stream = soup_session_send_finish(SOUP_SESSION(source), res, &error);
-        g_autoptr(SoupMessage) msg = NULL;
         g_autofree char *query = NULL, *path = NULL;
         guint status;
 
@@ -762,8 +845,7 @@ static void on_events_open(GObject *source, GAsyncResult *res, gpointer userdata
         }
 
         c->events = TAKE_PTR(stream);
-        c->tok = json_tokener_new();
-        if (!c->tok) {
+        if (docker_json_stream_init(&c->events_json, EVENT_MAX) < 0) {
                 monitor_fail(d, "out of memory");
                 goto out;
         }
@@ -776,18 +858,17 @@ static void on_events_open(GObject *source, GAsyncResult *res, gpointer userdata
                 query = filter_query("{\"label\":[\"" DOCKER_LABEL_NAME "\"]}");
                 path = g_strconcat("/containers/json?", query, NULL);
         }
-        msg = api_message(d, path ?: "/containers/json");
-        soup_session_send_and_read_async(d->session, msg, G_PRIORITY_DEFAULT, c->cancellable, on_list, conn_ref(c));
+        request_start(c, path ?: "/containers/json", true, LIST_BODY_MAX, on_list, NULL, NULL);
 out:
         conn_unref(c);
 }
 
 static void events_open(DockerMonitor *d) {
         g_autofree char *query = filter_query("{\"type\":[\"container\"]}");
-        g_autofree char *path = g_strconcat("/events?", query, NULL);
+        g_autofree char *uri = g_strdup_printf("%s/v%s/events?%s", d->base_uri, d->api_version, query);
         DockerConn *c = d->conn;
 
-        c->events_msg = api_message(d, path);
+        c->events_msg = soup_message_new(SOUP_METHOD_GET, uri);
         soup_session_send_async(d->events_session, c->events_msg, G_PRIORITY_DEFAULT, c->cancellable, on_events_open,
                                 conn_ref(c));
 }
@@ -803,79 +884,39 @@ static void set_api_version(DockerMonitor *d, const char *engine) {
         g_strlcpy(d->api_version, v, sizeof d->api_version);
 }
 
-static void on_version(GObject *source, GAsyncResult *res, gpointer userdata) {
-        DockerConn *c = userdata;
-        DockerMonitor *d = c->monitor;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
-        g_autofree char *err = NULL;
+static void on_version(DockerMonitor *d, Request *req, int r, const char *error) {
         json_object *o;
-        SoupMessage *msg;
 
-        if (!d)
-                goto out;
-        if (!body) {
-                monitor_failf(d, "GET /version: %s", error->message);
-                goto out;
+        if (r < 0) {
+                monitor_fail(d, error);
+                return;
         }
-        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
-        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
-                err = http_error(msg, body);
-                monitor_failf(d, "GET /version: %s", err);
-                goto out;
-        }
-        o = parse_body(body);
+        o = request_json(req);
         set_api_version(d, docker_json_string(o, "ApiVersion"));
         json_object_put(o);
         events_open(d);
-out:
-        conn_unref(c);
 }
 
-static void on_ping(GObject *source, GAsyncResult *res, gpointer userdata) {
-        DockerConn *c = userdata;
-        DockerMonitor *d = c->monitor;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
-        g_autofree char *err = NULL;
+static void on_ping(DockerMonitor *d, Request *req, int r, const char *error) {
         SoupMessageHeaders *h;
-        SoupMessage *msg;
         const char *v;
 
-        if (!d)
-                goto out;
-        if (!body) {
-                monitor_failf(d, "GET /_ping: %s", error->message);
-                goto out;
+        if (r < 0) {
+                monitor_fail(d, error);
+                return;
         }
-        msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
-        if (soup_message_get_status(msg) != SOUP_STATUS_OK) {
-                err = http_error(msg, body);
-                monitor_failf(d, "GET /_ping: %s", err);
-                goto out;
-        }
-        h = soup_message_get_response_headers(msg);
+        h = soup_message_get_response_headers(req->msg);
         d->podman = soup_message_headers_get_one(h, "Libpod-Api-Version") != NULL;
         v = soup_message_headers_get_one(h, "Api-Version");
         if (v) {
                 set_api_version(d, v);
                 events_open(d);
-        } else {
+        } else
                 /* Engines before API 1.25 do not send the header. */
-                g_autofree char *uri = g_strconcat(d->base_uri, "/version", NULL);
-                g_autoptr(SoupMessage) m = soup_message_new(SOUP_METHOD_GET, uri);
-
-                soup_session_send_and_read_async(d->session, m, G_PRIORITY_DEFAULT, c->cancellable, on_version,
-                                                 conn_ref(c));
-        }
-out:
-        conn_unref(c);
+                request_start(d->conn, "/version", false, VERSION_BODY_MAX, on_version, NULL, NULL);
 }
 
 static void monitor_connect(DockerMonitor *d) {
-        g_autoptr(SoupMessage) msg = NULL;
-        g_autofree char *uri = g_strconcat(d->base_uri, "/_ping", NULL);
-
         retry_source_clear(d);
         conn_detach(TAKE_PTR(d->conn));
         g_hash_table_remove_all(d->pending_inspect);
@@ -884,9 +925,7 @@ static void monitor_connect(DockerMonitor *d) {
         update_host_addresses(d);
 
         d->conn = conn_new(d);
-        msg = soup_message_new(SOUP_METHOD_GET, uri);
-        soup_session_send_and_read_async(d->session, msg, G_PRIORITY_DEFAULT, d->conn->cancellable, on_ping,
-                                         conn_ref(d->conn));
+        request_start(d->conn, "/_ping", false, PING_BODY_MAX, on_ping, NULL, NULL);
 }
 
 /* --- lifecycle -------------------------------------------------------------- */

@@ -10,10 +10,6 @@
 #include "macro.h"
 #include "store.h"
 
-#define DOCKER_LABEL_NAME "joyride.host.name"
-#define DOCKER_LABEL_IP   "joyride.host.ip"
-#define DOCKER_LABEL_TTL  "joyride.host.ttl"
-
 typedef enum DockerState {
         DOCKER_CONNECTING,
         DOCKER_CONNECTED,

@@ -4,6 +4,7 @@
  * API version we pick, a container's addresses in the engine's JSON, and the
  * default-route lookup in a /proc/net/route text. */
 
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,18 +286,19 @@ static const char stream[] =
         "  {\"Action\":\"stop\"}{\"Action\":\"destroy\"}\n\n";
 
 static void check_stream_split(size_t chunk) {
-        json_tokener *tok = json_tokener_new();
+        DockerJsonStream js;
         Collected c = {};
         size_t len = strlen(stream);
 
+        CHECK(docker_json_stream_init(&js, 0) == 0);
         for (size_t off = 0; off < len; off += chunk)
-                CHECK(docker_json_feed(tok, stream + off, MIN(chunk, len - off), collect, &c, NULL) == 0);
+                CHECK(docker_json_feed(&js, stream + off, MIN(chunk, len - off), collect, &c, NULL) == 0);
         if (c.n != 4 || strcmp(c.actions[0], "start") || strcmp(c.actions[1], "die") || strcmp(c.actions[2], "stop") ||
             strcmp(c.actions[3], "destroy")) {
                 fprintf(stderr, "chunk %zu: got %u values\n", chunk, c.n);
                 exit(EXIT_FAILURE);
         }
-        json_tokener_free(tok);
+        docker_json_stream_done(&js);
 }
 
 static void test_json_stream(void) {
@@ -318,25 +320,216 @@ static void test_json_stream(void) {
 
         /* The callback can stop the feed. */
         {
-                json_tokener *tok = json_tokener_new();
+                DockerJsonStream js;
                 Collected c = { .fail_at = 2 };
-                CHECK(docker_json_feed(tok, stream, strlen(stream), collect, &c, NULL) == -ECANCELED);
+                CHECK(docker_json_stream_init(&js, 0) == 0);
+                CHECK(docker_json_feed(&js, stream, strlen(stream), collect, &c, NULL) == -ECANCELED);
                 CHECK(c.n == 2);
-                json_tokener_free(tok);
+                docker_json_stream_done(&js);
         }
 
         /* Garbage is an error with a reason, also after good values. */
         {
-                json_tokener *tok = json_tokener_new();
+                DockerJsonStream js;
                 Collected c = {};
                 const char *why = NULL;
                 const char *part = "{\"Action\":\"start\"}\n{\"Action\":";
-                CHECK(docker_json_feed(tok, part, strlen(part), collect, &c, &why) == 0);
+                CHECK(docker_json_stream_init(&js, 0) == 0);
+                CHECK(docker_json_feed(&js, part, strlen(part), collect, &c, &why) == 0);
                 CHECK(c.n == 1);
-                CHECK(docker_json_feed(tok, "]oops", 5, collect, &c, &why) == -EBADMSG);
+                CHECK(docker_json_feed(&js, "]oops", 5, collect, &c, &why) == -EBADMSG);
                 CHECK(why && why[0]);
-                json_tokener_free(tok);
+                docker_json_stream_done(&js);
         }
+}
+
+/* An event (with blanks next to it) may be max_value bytes long, in any
+ * split; one byte more is -EMSGSIZE, and an event that never ends fails as
+ * soon as it passes the limit rather than being held in memory. */
+static void check_limit_split(const char *events, size_t max, size_t chunk, int want, unsigned want_n) {
+        DockerJsonStream js;
+        Collected c = {};
+        size_t len = strlen(events);
+        int r = 0;
+
+        CHECK(docker_json_stream_init(&js, max) == 0);
+        for (size_t off = 0; off < len && r == 0; off += chunk)
+                r = docker_json_feed(&js, events + off, MIN(chunk, len - off), collect, &c, NULL);
+        CHECK_INT_EQ(r, want);
+        CHECK_INT_EQ(c.n, want_n);
+        docker_json_stream_done(&js);
+}
+
+static void test_json_stream_limit(void) {
+        /* 16 bytes each. */
+        const char *two = "{\"Action\":\"die\"}{\"Action\":\"die\"}";
+        const char *big = "{\"Action\":\"start\"}{\"Action\":\"die\", \"pad\":\"0123456789\"}";
+
+        for (size_t chunk = 1; chunk <= strlen(big); chunk++) {
+                check_limit_split(two, 16, chunk, 0, 2);
+                check_limit_split(two, 15, chunk, -EMSGSIZE, 0);
+                check_limit_split(big, 20, chunk, -EMSGSIZE, 1);
+        }
+
+        /* An endless event: fails after the limit, fed in 64 KiB pieces. */
+        {
+                DockerJsonStream js;
+                Collected c = {};
+                const char *why = NULL;
+                g_autofree char *piece = g_strnfill(64 * 1024, 'a');
+                size_t fed = 0;
+                int r;
+
+                CHECK(docker_json_stream_init(&js, 1024 * 1024) == 0);
+                r = docker_json_feed(&js, "{\"Action\":\"", 11, collect, &c, &why);
+                for (fed = 11; r == 0 && fed < 64 * 1024 * 1024; fed += 64 * 1024)
+                        r = docker_json_feed(&js, piece, 64 * 1024, collect, &c, &why);
+                CHECK_INT_EQ(r, -EMSGSIZE);
+                CHECK(fed > 1024 * 1024 && fed <= 1024 * 1024 + 64 * 1024 + 11);
+                CHECK(why && strstr(why, "limit"));
+                CHECK_INT_EQ(c.n, 0);
+                /* Reset: the next event is read again. */
+                CHECK(docker_json_feed(&js, "{\"Action\":\"stop\"}", 17, collect, &c, &why) == 0);
+                CHECK_INT_EQ(c.n, 1);
+                docker_json_stream_done(&js);
+        }
+
+        /* Blanks without end count too. */
+        {
+                g_autofree char *blanks = g_strnfill(5000, ' ');
+                check_limit_split(blanks, 4096, 1000, -EMSGSIZE, 0);
+        }
+}
+
+static int count_value(json_object *o, void *userdata) {
+        unsigned *n = userdata;
+
+        CHECK(docker_json_string(o, "Action"));
+        (*n)++;
+        json_object_put(o);
+        return 0;
+}
+
+/* A burst of real-sized events read in pieces of every size up to 64 KiB
+ * (as the stream delivers them): none lost, none joined, with the limit on. */
+static void test_json_stream_burst(void) {
+        g_autoptr(GString) burst = g_string_new(NULL);
+        g_autoptr(GRand) rand = g_rand_new_with_seed(42);
+        const unsigned n_events = 200;
+
+        for (unsigned i = 0; i < n_events; i++)
+                g_string_append_printf(burst,
+                                       "{\"status\":\"start\",\"id\":\"%064u\",\"from\":\"debian:bookworm\","
+                                       "\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"%064u\","
+                                       "\"Attributes\":{\"image\":\"debian:bookworm\",\"joyride.host.name\":"
+                                       "\"bulk-%u.docker.test\",\"name\":\"bulk-%u\"}},\"scope\":\"local\","
+                                       "\"time\":1700000000,\"timeNano\":1700000000123456789}\n", i, i, i, i);
+        for (unsigned round = 0; round < 200; round++) {
+                DockerJsonStream js;
+                unsigned n = 0;
+                size_t max_piece = round < 100 ? round + 1 : 64 * 1024;
+
+                CHECK(docker_json_stream_init(&js, 1024 * 1024) == 0);
+                for (size_t off = 0; off < burst->len;) {
+                        size_t want = (size_t) g_rand_int_range(rand, 1, (gint32) max_piece + 1);
+                        size_t len = MIN(want, burst->len - off);
+                        const char *why = NULL;
+                        int r = docker_json_feed(&js, burst->str + off, len, count_value, &n, &why);
+                        if (r != 0)
+                                test_fail(__FILE__, __LINE__, "round %u: %zu bytes at %zu: %s", round, len, off, strna(why));
+                        off += len;
+                }
+                CHECK_INT_EQ(n, n_events);
+                docker_json_stream_done(&js);
+        }
+}
+
+static void test_json_parse(void) {
+        json_object *o;
+
+        o = docker_json_parse("  [1, 2]\n", 9);
+        CHECK(o && json_object_is_type(o, json_type_array) && json_object_array_length(o) == 2);
+        json_object_put(o);
+        CHECK(docker_json_parse("[1, 2] [3]", 10) == NULL);
+        CHECK(docker_json_parse("[1, 2", 5) == NULL);
+        CHECK(docker_json_parse("null", 4) == NULL);
+        CHECK(docker_json_parse("", 0) == NULL);
+}
+
+static void test_event_parse(void) {
+        json_object *o;
+        DockerEvent ev;
+
+        o = docker_json_parse(stream, strcspn(stream, "\n"));
+        CHECK(docker_event_parse(o, &ev) == 0);
+        CHECK_STREQ(ev.action, "start");
+        CHECK_INT_EQ(ev.kind, DOCKER_ACTION_ADD);
+        CHECK_STREQ(ev.id, "abc");
+        CHECK_STREQ(ev.name, "web");
+        CHECK_STREQ(ev.names_label, "a.example.com, b.example.com");
+        CHECK(!ev.ip_label && !ev.ttl_label);
+        json_object_put(o);
+
+        /* The names of engines before API 1.22. */
+        o = json_tokener_parse("{\"status\":\"die\",\"id\":\"def\"}");
+        CHECK(docker_event_parse(o, &ev) == 0);
+        CHECK_INT_EQ(ev.kind, DOCKER_ACTION_REMOVE);
+        CHECK_STREQ(ev.id, "def");
+        CHECK(!ev.name && !ev.names_label);
+        json_object_put(o);
+
+        static const char *const skipped[] = {
+                "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"n1\"}}",
+                "{\"Type\":\"container\",\"Action\":\"start\"}",
+                "{\"Action\":\"start\",\"Actor\":{\"ID\":\"\"}}",
+                "{\"Action\":7,\"Actor\":{\"ID\":\"x\"}}",
+                "{\"Action\":\"start\",\"Actor\":[\"ID\"]}",
+                "[\"start\"]",
+                "\"start\"",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(skipped); i++) {
+                o = json_tokener_parse(skipped[i]);
+                CHECK(docker_event_parse(o, &ev) == -EINVAL);
+                json_object_put(o);
+        }
+        CHECK(docker_event_parse(NULL, &ev) == -EINVAL);
+}
+
+static void test_container_parse(void) {
+        json_object *o;
+        DockerContainer c;
+
+        o = json_tokener_parse("{\"Id\":\"0123\",\"Names\":[\"/web\",\"/alias\"],\"State\":\"running\","
+                               "\"Labels\":{\"joyride.host.name\":\"web.test\",\"joyride.host.ip\":\"container\","
+                               "\"joyride.host.ttl\":\"60\"},\"NetworkSettings\":{\"Networks\":{\"bridge\":"
+                               "{\"IPAddress\":\"172.17.0.2\"}}}}");
+        CHECK(docker_container_parse(o, &c) == 0);
+        CHECK_STREQ(c.id, "0123");
+        CHECK_STREQ(c.name, "web");
+        CHECK(c.running);
+        CHECK_STREQ(c.names_label, "web.test");
+        CHECK_STREQ(c.ip_label, "container");
+        CHECK_STREQ(c.ttl_label, "60");
+        CHECK(c.network_settings);
+        json_object_put(o);
+
+        o = json_tokener_parse("{\"Id\":\"0124\",\"State\":\"paused\",\"Names\":[7],\"Labels\":null}");
+        CHECK(docker_container_parse(o, &c) == 0);
+        CHECK(!c.running);
+        CHECK(!c.name && !c.names_label && !c.network_settings);
+        json_object_put(o);
+
+        /* No State (older engines): the list held running containers only. */
+        o = json_tokener_parse("{\"Id\":\"0125\"}");
+        CHECK(docker_container_parse(o, &c) == 0 && c.running);
+        json_object_put(o);
+
+        o = json_tokener_parse("{\"Names\":[\"/x\"]}");
+        CHECK(docker_container_parse(o, &c) == -EINVAL);
+        json_object_put(o);
+        o = json_tokener_parse("[]");
+        CHECK(docker_container_parse(o, &c) == -EINVAL);
+        json_object_put(o);
 }
 
 static void test_route_table(void) {
@@ -374,6 +567,11 @@ int main(void) {
         test_version();
         test_addresses();
         test_json_stream();
+        test_json_stream_limit();
+        test_json_stream_burst();
+        test_json_parse();
+        test_event_parse();
+        test_container_parse();
         test_route_table();
         printf("test-docker-label: ok\n");
         return 0;
