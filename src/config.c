@@ -35,6 +35,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "config.h"
 #include "log.h"
 
@@ -60,6 +62,7 @@ typedef enum ValueType {
         VALUE_IFNAME,           /* network interface name */
         VALUE_ROUTE_DOMAINS,    /* comma-separated DNS names, each optionally prefixed with '~', char** */
         VALUE_DNS_SERVERS,      /* comma-separated ADDR, ADDR:PORT, [ADDR6]:PORT, char** */
+        VALUE_CLUSTER_KEYS,     /* base64 of 32 bytes, several separated by commas; never echoed in errors */
 } ValueType;
 
 typedef enum SettingId {
@@ -260,7 +263,7 @@ static const Setting settings[_SETTING_MAX] = {
         [SETTING_CLUSTER_KEY] = {
                 /* No command-line option on purpose: argv is visible to every user in ps. */
                 "Cluster", "Key", { "JOYRIDE_CLUSTER_KEY" }, NULL, NULL, NULL, "KEY",
-                VALUE_STRING, offsetof(Config, cluster_key),
+                VALUE_CLUSTER_KEYS, offsetof(Config, cluster_key),
                 .help = "Shared secret of the cluster",
         },
         [SETTING_CLUSTER_KEY_FILE] = {
@@ -367,7 +370,8 @@ typedef struct LoadState {
         char *const *defaults;          /* built-in defaults, owned by load() */
         char *path;                     /* config file that was read, g_malloc'd */
         char *config_option;            /* --config= value, g_malloc'd */
-        bool help, version;
+        bool help, version, check;
+        GPtrArray *errors;              /* --check-config: every error, not only the first; else NULL */
 } LoadState;
 
 static void load_state_done(LoadState *s) {
@@ -375,6 +379,8 @@ static void load_state_done(LoadState *s) {
                 g_free(s->values[i].raw);
         g_free(s->path);
         g_free(s->config_option);
+        if (s->errors)
+                g_ptr_array_unref(s->errors);
         *s = (LoadState) {};
 }
 
@@ -620,6 +626,22 @@ static char *value_describe(const Setting *s, const Value *v, const char *path) 
         }
 }
 
+/* Where a value came from, without the value: "environment DNS_PORT",
+ * "option --dns-port", "/etc/joyride/joyride.conf:3", "default". */
+static char *value_origin(const Value *v, const char *path) {
+        switch (v->kind) {
+        case SOURCE_ENV:
+                return g_strdup_printf("environment %s", v->name);
+        case SOURCE_CLI:
+                return g_strdup_printf("option --%s", v->name);
+        case SOURCE_FILE:
+                return v->line > 0 ? g_strdup_printf("%s:%u", path, v->line) : g_strdup(path);
+        case SOURCE_DEFAULT:
+        default:
+                return g_strdup("default");
+        }
+}
+
 /* One setting's final value on its way into Config: what the parsers get. */
 typedef struct ParseTarget {
         const Setting *setting;
@@ -696,6 +718,56 @@ static int parse_text(const ParseTarget *t) {
         assert(type < ELEMENTSOF(text_types));
         if (text_types[type].valid && !text_types[type].valid(t->value->raw))
                 return invalid(t, "%s", text_types[type].expected);
+        d = strdup(t->value->raw);
+        if (!d)
+                return -ENOMEM;
+        free(*(char **) t->field);
+        *(char **) t->field = d;
+        return 0;
+}
+
+/* Cluster keys: base64 of 32 bytes each, primary first, separated by commas
+ * or blanks. On error says which key and what it decodes to, never the key. */
+static int cluster_keys_check(const char *raw, char **ret_why) {
+        g_auto(GStrv) parts = g_strsplit_set(raw, ",\n\r\t ", -1);
+        unsigned n = 0;
+
+        for (char **p = parts; *p; p++) {
+                uint8_t buf[1024];
+                size_t len = 0;
+
+                if (!**p)
+                        continue;
+                n++;
+                if (sodium_base642bin(buf, sizeof buf, *p, strlen(*p), NULL, &len, NULL,
+                                      sodium_base64_VARIANT_ORIGINAL) < 0) {
+                        *ret_why = g_strdup_printf("key %u is not base64", n);
+                        return -EINVAL;
+                }
+                sodium_memzero(buf, sizeof buf);
+                if (len != 32) {
+                        *ret_why = g_strdup_printf("key %u decodes to %zu bytes, not 32", n, len);
+                        return -EINVAL;
+                }
+        }
+        if (n == 0) {
+                *ret_why = g_strdup("no key given");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+#define CLUSTER_KEY_HOWTO "make a key with: head -c 32 /dev/urandom | base64"
+
+static int parse_cluster_keys(const ParseTarget *t) {
+        g_autofree char *why = NULL, *where = NULL;
+        char *d;
+
+        if (cluster_keys_check(t->value->raw, &why) < 0) {
+                where = value_origin(t->value, t->path);
+                return fail(t->ret_error, "[%s] %s (%s): %s; %s", t->setting->group, t->setting->key, where, why,
+                            CLUSTER_KEY_HOWTO);
+        }
         d = strdup(t->value->raw);
         if (!d)
                 return -ENOMEM;
@@ -904,6 +976,8 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
                 return parse_bus(&t);
         case VALUE_LOG_LEVEL:
                 return parse_log_level(&t);
+        case VALUE_CLUSTER_KEYS:
+                return parse_cluster_keys(&t);
         }
         return fail(ret_error, "internal error: setting [%s] %s has no parser", t.setting->group, t.setting->key);
 }
@@ -934,6 +1008,7 @@ enum {
         OPT_HELP = 'h',
         OPT_CONFIG = 0x100,
         OPT_VERSION,
+        OPT_CHECK_CONFIG,
         OPT_SETTING = 0x1000,   /* + 4 * setting id + one of the below */
 };
 enum {
@@ -948,6 +1023,7 @@ static size_t build_options(struct option *o) {
         o[n++] = (struct option) { "help", no_argument, NULL, OPT_HELP };
         o[n++] = (struct option) { "version", no_argument, NULL, OPT_VERSION };
         o[n++] = (struct option) { "config", required_argument, NULL, OPT_CONFIG };
+        o[n++] = (struct option) { "check-config", no_argument, NULL, OPT_CHECK_CONFIG };
         for (size_t i = 0; i < _SETTING_MAX; i++) {
                 const Setting *s = &settings[i];
                 int base = OPT_SETTING + 4 * (int) i;
@@ -1001,7 +1077,7 @@ static int unknown_option(const struct option *opts, size_t n_opts, const char *
 }
 
 static int parse_command_line(LoadState *st, int argc, char *argv[], char **ret_error) {
-        struct option opts[3 + 3 * _SETTING_MAX + 1];
+        struct option opts[4 + 3 * _SETTING_MAX + 1];
         size_t n_opts = build_options(opts);
         int c;
 
@@ -1026,6 +1102,10 @@ static int parse_command_line(LoadState *st, int argc, char *argv[], char **ret_
                         st->version = true;
                         return 0;
 
+                case OPT_CHECK_CONFIG:
+                        st->check = true;
+                        break;
+
                 case OPT_CONFIG:
                         if (isempty(optarg))
                                 return fail(ret_error, "--config=: expected a file name");
@@ -1039,7 +1119,7 @@ static int parse_command_line(LoadState *st, int argc, char *argv[], char **ret_
                 }
 
                 case '?':
-                        if (optopt >= OPT_SETTING || optopt == OPT_VERSION) {
+                        if (optopt >= OPT_SETTING || optopt == OPT_VERSION || optopt == OPT_CHECK_CONFIG) {
                                 const char *name = option_name_by_val(opts, optopt);
                                 return fail(ret_error, "option '--%s' does not take a value", strna(name));
                         }
@@ -1080,7 +1160,10 @@ static void print_help(void) {
                "  -h --help                    Show this help and exit\n"
                "     --version                 Show the version and exit\n"
                "     --config=FILE             Config file to read\n"
-               "                               [$JOYRIDE_CONFIG; default " CONFIG_FILE_DEFAULT "]\n");
+               "                               [$JOYRIDE_CONFIG; default " CONFIG_FILE_DEFAULT "]\n"
+               "     --check-config            Read every layer (file, environment, options), report every\n"
+               "                               error, print the effective settings and where each came from;\n"
+               "                               exit 0 when valid, 2 when not\n");
 
         for (size_t i = 0; i < _SETTING_MAX; i++) {
                 const Setting *s = &settings[i];
@@ -1237,8 +1320,21 @@ static int setting_find(const char *group, const char *key) {
         return -ENOENT;
 }
 
-static int check_unknown(GKeyFile *k, const char *path, const char *data, char **ret_error) {
+/* An error of the config file: returned, or with --check-config recorded
+ * while the checks go on. */
+static int file_error(GPtrArray *errors, char **ret_error, char *message) {
+        if (errors) {
+                g_ptr_array_add(errors, message);
+                return 0;
+        }
+        int r = fail(ret_error, "%s", message);
+        g_free(message);
+        return r;
+}
+
+static int check_unknown(GKeyFile *k, const char *path, const char *data, GPtrArray *errors, char **ret_error) {
         g_auto(GStrv) groups = g_key_file_get_groups(k, NULL);
+        int r;
 
         for (char **g = groups; *g; g++) {
                 bool known = false;
@@ -1250,9 +1346,12 @@ static int check_unknown(GKeyFile *k, const char *path, const char *data, char *
                         unsigned line = find_line(data, *g, NULL);
                         g_autofree char *where = line > 0 ? g_strdup_printf("%s:%u", path, line) : g_strdup(path);
 
-                        if (s)
-                                return fail(ret_error, "%s: unknown section [%s] (did you mean [%s]?)", where, *g, s);
-                        return fail(ret_error, "%s: unknown section [%s]", where, *g);
+                        r = file_error(errors, ret_error,
+                                       s ? g_strdup_printf("%s: unknown section [%s] (did you mean [%s]?)", where, *g, s)
+                                         : g_strdup_printf("%s: unknown section [%s]", where, *g));
+                        if (r < 0)
+                                return r;
+                        continue;
                 }
 
                 g_auto(GStrv) keys = g_key_file_get_keys(k, *g, NULL, NULL);
@@ -1277,16 +1376,49 @@ static int check_unknown(GKeyFile *k, const char *path, const char *data, char *
 
                         unsigned line = find_line(data, *g, *key);
                         g_autofree char *where = line > 0 ? g_strdup_printf("%s:%u", path, line) : g_strdup(path);
+                        char *m;
                         if (s && s_group)
-                                return fail(ret_error, "%s: unknown key '%s' in section [%s] (did you mean [%s] %s?)",
-                                            where, *key, *g, s_group, s);
-                        if (s)
-                                return fail(ret_error, "%s: unknown key '%s' in section [%s] (did you mean '%s'?)",
-                                            where, *key, *g, s);
-                        return fail(ret_error, "%s: unknown key '%s' in section [%s]", where, *key, *g);
+                                m = g_strdup_printf("%s: unknown key '%s' in section [%s] (did you mean [%s] %s?)",
+                                                    where, *key, *g, s_group, s);
+                        else if (s)
+                                m = g_strdup_printf("%s: unknown key '%s' in section [%s] (did you mean '%s'?)",
+                                                    where, *key, *g, s);
+                        else
+                                m = g_strdup_printf("%s: unknown key '%s' in section [%s]", where, *key, *g);
+                        r = file_error(errors, ret_error, m);
+                        if (r < 0)
+                                return r;
                 }
         }
         return 0;
+}
+
+/* Says what is wrong with line `line` of a file GKeyFile refused, in our
+ * words rather than GLib's ("Key file does not start with a group"). */
+static char *syntax_error(const char *data, unsigned line, const GError *error) {
+        g_auto(GStrv) lines = g_strsplit(data, "\n", -1);
+        bool in_section = false;
+        const char *text;
+
+        if (line == 0 || line > g_strv_length(lines))
+                return g_strdup(error->message);
+        for (unsigned i = 0; i + 1 < line; i++) {
+                const char *l = lines[i] + strspn(lines[i], " \t");
+                in_section = in_section || l[0] == '[';
+        }
+        text = lines[line - 1] + strspn(lines[line - 1], " \t");
+        g_strchomp((char *) text);
+        if (text[0] == '[' && !strchr(text, ']'))
+                return g_strdup_printf("'%s': a section header needs its closing ']' (like [DNS])", text);
+        if (text[0] == '[')
+                return g_strdup_printf("'%s': a section header is [Name] alone on its line", text);
+        if (strchr(text, '=') && !in_section)
+                return g_strdup_printf("'%s' comes before any section: put it under its section header, "
+                                       "such as [DNS] for Port= (see joyride.conf(5))", text);
+        if (!strchr(text, '='))
+                return g_strdup_printf("'%s' is not a setting (Key=value), a section header ([Name]) or a "
+                                       "comment (# ...)", text);
+        return g_strdup_printf("'%s': %s", text, error->message);
 }
 
 static int apply_file(LoadState *st, const char *path, const char *origin, char **ret_error) {
@@ -1309,12 +1441,14 @@ static int apply_file(LoadState *st, const char *path, const char *origin, char 
 
         if (!g_key_file_load_from_data(k, data, size, G_KEY_FILE_NONE, &error)) {
                 unsigned line = find_error_line(data, size);
-                if (line > 0)
-                        return fail(ret_error, "%s:%u: %s", path, line, error->message);
-                return fail(ret_error, "%s: %s", path, error->message);
+                g_autofree char *why = syntax_error(data, line, error);
+
+                r = file_error(st->errors, ret_error, line > 0 ? g_strdup_printf("%s:%u: %s", path, line, why)
+                                                                : g_strdup_printf("%s: %s", path, why));
+                return r < 0 ? r : 0;   /* --check-config: nothing more to read in this file */
         }
 
-        r = check_unknown(k, path, data, ret_error);
+        r = check_unknown(k, path, data, st->errors, ret_error);
         if (r < 0)
                 return r;
 
@@ -1337,6 +1471,80 @@ static int apply_file(LoadState *st, const char *path, const char *origin, char 
 
         st->path = g_strdup(path);
         return 0;
+}
+
+/* The key file, when the cluster uses one: readable and holding keys, so that
+ * a bad key stops the start with a configuration error rather than later. */
+static int check_key_file(const Config *c, char **ret_error) {
+        g_autofree char *data = NULL, *why = NULL;
+        g_autoptr(GError) error = NULL;
+        int r;
+
+        if (!c->cluster_enabled || c->cluster_key || !c->cluster_key_file)
+                return 0;
+        if (!g_file_get_contents(c->cluster_key_file, &data, NULL, &error))
+                return fail(ret_error, "[Cluster] KeyFile=%s: cannot read it: %s", c->cluster_key_file, error->message);
+        r = cluster_keys_check(data, &why);
+        sodium_memzero(data, strlen(data));
+        if (r < 0)
+                return fail(ret_error, "[Cluster] KeyFile=%s: %s; %s", c->cluster_key_file, why, CLUSTER_KEY_HOWTO);
+        return 0;
+}
+
+/* ---- --check-config ---- */
+
+/* Parses every value the given layer set, into a scratch Config, and records
+ * what is wrong: also the values that a later layer overrides. */
+static void check_layer(LoadState *st, LoadState *layer, SourceKind kind) {
+        if (!st->errors)
+                return;
+        for (size_t i = 0; i < _SETTING_MAX; i++) {
+                _cleanup_(config_done) Config scratch = {};
+                char *error = NULL;
+
+                if (!layer->values[i].set || layer->values[i].kind != kind)
+                        continue;
+                if (setting_apply(&scratch, i, &layer->values[i], st->path, &error) < 0)
+                        g_ptr_array_add(st->errors, error);
+        }
+}
+
+
+/* Prints the effective settings, section by section, each with where it came
+ * from (secrets shown as set or not, never their value), then every error.
+ * Returns 1 (stop, exit 0) when there is none, -EINVAL (exit 2) otherwise. */
+static int check_report(LoadState *st, char **ret_error) {
+        const char *group = NULL;
+
+        printf("# joyrided %s: the effective configuration (config file: %s)\n", JOYRIDE_VERSION,
+               st->path ?: "none");
+        for (size_t g = 0; g < ELEMENTSOF(known_groups); g++)
+                for (size_t i = 0; i < _SETTING_MAX; i++) {
+                        const Setting *s = &settings[i];
+                        const Value *v = &st->values[i];
+                        g_autofree char *origin = NULL, *line = NULL;
+                        bool secret = i == SETTING_CLUSTER_KEY || i == SETTING_API_TOKEN;
+
+                        if (!streq(s->group, known_groups[g]))
+                                continue;
+                        if (!group || !streq(group, s->group)) {
+                                printf("\n[%s]\n", s->group);
+                                group = s->group;
+                        }
+                        origin = value_origin(v, st->path);
+                        line = g_strdup_printf("%s=%s", s->key,
+                                               secret ? (isempty(v->raw) ? "" : "(set, not shown)") : strempty(v->raw));
+                        printf("%-44s # %s\n", line, origin);
+                }
+        fflush(stdout);
+
+        for (guint i = 0; i < st->errors->len; i++)
+                fprintf(stderr, "joyrided: %s\n", (const char *) st->errors->pdata[i]);
+        if (st->errors->len == 0) {
+                fprintf(stderr, "joyrided: the configuration is valid.\n");
+                return 1;
+        }
+        return fail(ret_error, "%u error%s in the configuration", st->errors->len, st->errors->len == 1 ? "" : "s");
 }
 
 /* ---- loading ---- */
@@ -1396,11 +1604,22 @@ static int load(Config *ret, int argc, char *argv[], char *const envp[], bool re
                 path = abs;
         }
 
-        r = apply_file(&st, path, origin, ret_error);
-        if (r < 0)
+        if (cli.check && !reload)
+                st.errors = g_ptr_array_new_with_free_func(g_free);
+
+        g_autofree char *file_error = NULL;
+        r = apply_file(&st, path, origin, st.errors ? &file_error : ret_error);
+        if (r < 0 && !st.errors)
                 return r;
+        if (r < 0) {
+                g_ptr_array_add(st.errors, TAKE_PTR(file_error));
+                st.path = g_strdup(path);
+        }
+        check_layer(&st, &st, SOURCE_FILE);
 
         apply_environment(&st, envp);
+        check_layer(&st, &st, SOURCE_ENV);
+        check_layer(&st, &cli, SOURCE_CLI);
 
         for (size_t i = 0; i < _SETTING_MAX; i++)
                 if (cli.values[i].set) {
@@ -1411,10 +1630,30 @@ static int load(Config *ret, int argc, char *argv[], char *const envp[], bool re
                 }
 
         for (size_t i = 0; i < _SETTING_MAX; i++) {
-                r = setting_apply(&c, i, &st.values[i], st.path, ret_error);
-                if (r < 0)
+                g_autofree char *error = NULL;
+
+                r = setting_apply(&c, i, &st.values[i], st.path, &error);
+                if (r < 0 && !st.errors) {
+                        if (ret_error)
+                                *ret_error = TAKE_PTR(error);
                         return r;
+                }
+                /* With --check-config every layer's value was checked above. */
         }
+        {
+                g_autofree char *error = NULL;
+
+                r = check_key_file(&c, &error);
+                if (r < 0 && !st.errors) {
+                        if (ret_error)
+                                *ret_error = TAKE_PTR(error);
+                        return r;
+                }
+                if (r < 0)
+                        g_ptr_array_add(st.errors, TAKE_PTR(error));
+        }
+        if (st.errors)
+                return check_report(&st, ret_error);
 
         if (st.path) {
                 c.config_file = strdup(st.path);

@@ -74,6 +74,17 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
                    r->name, type, strempty(r->value), source);
 }
 
+/* After "Failed to bind ...": what to do about it, naming the setting. */
+static void explain_bind_error(int r, const char *what, uint16_t port, const char *setting) {
+        if (r == -EADDRINUSE)
+                log_error("Another program holds the %s port %u; stop it, or choose another port with %s.%s", what,
+                          port, setting,
+                          port == 5353 ? " 5353 is also the mDNS port, which avahi-daemon holds on many desktops." : "");
+        else if (r == -EACCES && port < 1024)
+                log_error("The %s port %u is below 1024: it needs root or CAP_NET_BIND_SERVICE (the systemd unit "
+                          "grants it), or choose a port above 1023 with %s.", what, port, setting);
+}
+
 /* --- status -------------------------------------------------------------- */
 
 void manager_get_status(Manager *m, ManagerStatus *ret) {
@@ -391,8 +402,10 @@ int manager_start(Manager *m) {
                 .tcp_fd = m->listen_tcp_fd,
         };
         r = dns_server_new(&m->dns, m->event, m->store, &m->answer_config, &opts);
-        if (r < 0)
+        if (r < 0) {
+                explain_bind_error(r, "DNS", m->config.dns_port, "--dns-port= (DNS_PORT=, [DNS] Port=)");
                 return r;
+        }
         m->listen_udp_fd = m->listen_tcp_fd = -EBADF;   /* the server owns them now */
 
         r = manager_setup_hosts(m);
@@ -455,8 +468,10 @@ int manager_start(Manager *m) {
                         .sync_now = provider_sync_now,
                 };
                 r = http_server_new(&m->http, m->store, &hopts, &provider);
-                if (r < 0)
+                if (r < 0) {
+                        explain_bind_error(r, "HTTP", m->config.http_port, "--http-port= (FLASK_PORT=, [HTTP] Port=)");
                         return r;
+                }
                 m->listen_http_fd = -EBADF;
         }
 

@@ -239,7 +239,7 @@ static const char full_file[] =
         "DiscoveryPort=18889\n"
         "SwimPort=18890\n"
         "Join=peer1:18890, [::1]:18891,192.0.2.3:1\n"
-        "Key=file-key\n";
+        "Key=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
 
 static void test_file(void) {
         char *path = write_config(NULL, full_file);
@@ -284,7 +284,7 @@ static void test_file(void) {
                 CHECK_STREQ(c.join[1], "[::1]:18891");
                 CHECK_STREQ(c.join[2], "192.0.2.3:1");
         }
-        CHECK_STREQ(c.cluster_key, "file-key");
+        CHECK_STREQ(c.cluster_key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
         config_done(&c);
 
         /* The same file through --config. */
@@ -411,7 +411,7 @@ static void test_environment_names(void) {
                                  "DISCOVERY_PORT=1889",
                                  "SWIM_PORT=1890",
                                  "JOIN=n1:1890,n2:1891",
-                                 "JOYRIDE_CLUSTER_KEY=env-key",
+                                 "JOYRIDE_CLUSTER_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
                                  "FLASK_HOST=::",
                                  "FLASK_PORT=1500",
                                  "HTTP_ENABLED=false",
@@ -444,7 +444,7 @@ static void test_environment_names(void) {
                 CHECK_STREQ(c.join[0], "n1:1890");
                 CHECK_STREQ(c.join[1], "n2:1891");
         }
-        CHECK_STREQ(c.cluster_key, "env-key");
+        CHECK_STREQ(c.cluster_key, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
         CHECK_STREQ(c.http_host, "::");
         CHECK_INT_EQ(c.http_port, 1500);
         CHECK(!c.http_enabled);
@@ -824,8 +824,15 @@ static void test_reload(void) {
 /* [Resolved]: file, environment and command line, normalization, and the
  * messages for each kind of bad value. */
 static void test_cluster(void) {
-        char *path = write_config(NULL, "[Cluster]\nEnabled=yes\nKeyFile=/etc/joyride/cluster.key\n"
-                                        "BindAddress=10.0.0.2\nDiscovery=no\n");
+        /* The key file must exist and hold a key when the cluster is on. */
+        char *key = write_config(NULL, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+        char *contents = NULL;
+        if (asprintf(&contents, "[Cluster]\nEnabled=yes\nKeyFile=%s\nBindAddress=10.0.0.2\nDiscovery=no\n", key) < 0)
+                die("asprintf");
+        char *path = write_config(NULL, contents);
+        char *env_key_file = NULL;
+        if (asprintf(&env_key_file, "JOYRIDE_CLUSTER_KEY_FILE=%s", key) < 0)
+                die("asprintf");
         char *env = env_for(path);
         Config c;
 
@@ -838,22 +845,36 @@ static void test_cluster(void) {
         LOAD_OK(&c, ARGV(), ENVP(env));
         CHECK(c.cluster_enabled);
         CHECK(!c.cluster_discovery);
-        CHECK_STREQ(c.cluster_key_file, "/etc/joyride/cluster.key");
+        CHECK_STREQ(c.cluster_key_file, key);
         CHECK_STREQ(c.cluster_bind_address, "10.0.0.2");
         config_done(&c);
 
         LOAD_OK(&c, ARGV("--discovery", "--cluster-bind-address=127.0.0.1"),
-                ENVP(env, "JOYRIDE_CLUSTER_KEY_FILE=/run/keys/joyride"));
+                ENVP(env, env_key_file));
         CHECK(c.cluster_discovery);
         CHECK_STREQ(c.cluster_bind_address, "127.0.0.1");
-        CHECK_STREQ(c.cluster_key_file, "/run/keys/joyride");
+        CHECK_STREQ(c.cluster_key_file, key);
         config_done(&c);
+
+        /* A missing or bad key file is a configuration error, without the key. */
+        LOAD_FAILS(ARGV(), ENVP(env, "JOYRIDE_CLUSTER_KEY_FILE=/nonexistent/key"), "[Cluster] KeyFile=/nonexistent/key",
+                   "cannot read");
+        char *bad_key = write_config(NULL, "c2VjcmV0\n");
+        char *env_bad_key = NULL;
+        if (asprintf(&env_bad_key, "JOYRIDE_CLUSTER_KEY_FILE=%s", bad_key) < 0)
+                die("asprintf");
+        LOAD_FAILS(ARGV(), ENVP(env, env_bad_key), "decodes to 6 bytes, not 32", "head -c 32 /dev/urandom | base64");
+        free(env_bad_key);
+        free(bad_key);
 
         LOAD_FAILS(ARGV("--cluster-bind-address=node-a"), ENVP(NULL), "--cluster-bind-address=node-a", "address");
         LOAD_FAILS(ARGV(), ENVP("JOYRIDE_CLUSTER_KEY_FILE=keys.txt"), "JOYRIDE_CLUSTER_KEY_FILE=keys.txt", "absolute");
 
         free(env);
         free(path);
+        free(contents);
+        free(env_key_file);
+        free(key);
 }
 
 /* The protocol timings: [Cluster] keys in seconds or with a unit, the

@@ -121,7 +121,72 @@ expect_error "bad value in the config file" "[DNS] TTL=1w in $tmp/value.conf:3" 
 
 printf '[DNS]\nPort=%s\nthis is not ini\n' "$dns_port" >"$tmp/syntax.conf"
 run -- "${safe[@]}" --config="$tmp/syntax.conf"
-expect_error "syntax error in the config file" "$tmp/syntax.conf:3:"
+expect_error "syntax error in the config file" "$tmp/syntax.conf:3:" \
+        "'this is not ini' is not a setting (Key=value), a section header ([Name]) or a comment"
+grep -q "Key file" "$tmp/err" && fail "GLib's own wording reaches the user"
+
+printf 'Port=53\n[DNS]\n' >"$tmp/nogroup.conf"
+run -- "${safe[@]}" --config="$tmp/nogroup.conf"
+expect_error "a setting before any section" "$tmp/nogroup.conf:1:" "'Port=53' comes before any section" "[DNS]"
+grep -q "does not start with a group" "$tmp/err" && fail "GLib's own wording reaches the user"
+
+# Cluster keys: a configuration error (exit 2) with the decoded length and
+# how to make one, never the key itself.
+run JOYRIDE_CLUSTER_KEY=c2VjcmV0 -- "${safe[@]}" --cluster
+expect_error "a short cluster key" "[Cluster] Key (environment JOYRIDE_CLUSTER_KEY)" "decodes to 6 bytes, not 32" \
+        "head -c 32 /dev/urandom | base64"
+grep -q c2VjcmV0 "$tmp/err" && fail "the cluster key is printed in the error"
+printf 'bm90IGEga2V5\n' >"$tmp/key"
+run -- "${safe[@]}" --cluster --cluster-key-file="$tmp/key"
+expect_error "a short key in the key file" "[Cluster] KeyFile=$tmp/key" "key 1 decodes to 9 bytes, not 32"
+
+# --check-config: every error of every layer (also values a later layer
+# overrides), the effective settings with their origins, exit 2; exit 0 when valid.
+printf '[DNS]\nPort=abc\nTTL=7\nProt=1\n[Hostz]\nX=1\n' >"$tmp/check.conf"
+run DNS_PORT=70000 FLASK_PORT=5001 JOYRIDE_CLUSTER_KEY=$(head -c 32 /dev/urandom | base64) -- \
+        --config="$tmp/check.conf" --ttl=-1 --check-config
+[ "$status" -eq 2 ] || fail "--check-config with errors: exit status $status, expected 2"
+for f in "$tmp/check.conf:4: unknown key 'Prot' in section [DNS] (did you mean 'Port'?)" \
+         "$tmp/check.conf:5: unknown section [Hostz] (did you mean [Hosts]?)" \
+         "[DNS] Port=abc in $tmp/check.conf:2: expected a port number" \
+         "DNS_PORT=70000: expected a port number" "--ttl=-1: expected an integer" \
+         "joyrided: 5 errors in the configuration"; do
+        grep -qF -- "$f" "$tmp/err" || fail "--check-config: stderr lacks '$f'"
+done
+grep -Eq '^TTL=-1 +# option --ttl$' "$tmp/out" || fail "--check-config: TTL's origin"
+grep -Eq '^Port=5001 +# environment FLASK_PORT$' "$tmp/out" || fail "--check-config: HTTP Port's origin"
+grep -Eq '^NegativeTTL=5 +# default$' "$tmp/out" || fail "--check-config: a default"
+grep -Eq '^Key=\(set, not shown\) +# environment JOYRIDE_CLUSTER_KEY$' "$tmp/out" || fail "--check-config: the key is shown or missing"
+echo "ok - --check-config reports every error of every layer and the effective settings with their origins"
+
+printf '[DNS]\nTTL=60\n' >"$tmp/good.conf"
+run -- --config="$tmp/good.conf" --check-config
+[ "$status" -eq 0 ] || fail "--check-config of a valid configuration: exit status $status"
+grep -Eq "^TTL=60 +# $tmp/good.conf:2\$" "$tmp/out" || fail "--check-config: TTL from the file"
+grep -q "the configuration is valid" "$tmp/err" || fail "--check-config: no verdict"
+echo "ok - --check-config of a valid configuration exits 0"
+
+# A port another program holds: the error names the setting to change.
+python3 -c '
+import socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+t = socket.socket(); t.bind(("127.0.0.1", 0)); t.listen()
+print(u.getsockname()[1], t.getsockname()[1], flush=True)
+time.sleep(30)' >"$tmp/held" &
+holder=$!
+for _ in $(seq 50); do [ -s "$tmp/held" ] && break; sleep 0.1; done
+read -r held_udp held_tcp <"$tmp/held"
+run -- "${safe[@]}" --no-http --dns-port="$held_udp"
+[ "$status" -ne 0 ] || { kill "$holder"; fail "a DNS port in use: exit status 0"; }
+grep -qF "Another program holds the DNS port $held_udp; stop it, or choose another port with --dns-port= (DNS_PORT=, [DNS] Port=)" "$tmp/err" ||
+        { kill "$holder"; fail "a DNS port in use: the message does not name the setting"; }
+echo "ok - a DNS port in use: $(grep 'Another program' "$tmp/err")"
+run -- "${safe[@]/--http-port=*/--http-port=$held_tcp}" --dns-port="$dns_port"
+kill "$holder"; wait "$holder" 2>/dev/null || true
+[ "$status" -ne 0 ] || fail "an HTTP port in use: exit status 0"
+grep -qF "Another program holds the HTTP port $held_tcp; stop it, or choose another port with --http-port= (FLASK_PORT=, [HTTP] Port=)" "$tmp/err" ||
+        fail "an HTTP port in use: the message does not name the setting"
+echo "ok - an HTTP port in use names --http-port and FLASK_PORT"
 
 # --help: stdout, exit 0, every option with its environment variable, even
 # when the environment holds a bad value (that is when people need help).
