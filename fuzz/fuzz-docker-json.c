@@ -31,7 +31,7 @@ static void check_labels(const char *names_label, const char *ip_label, const ch
 
         if (docker_label_parse_names(names_label, &names) >= 0)
                 for (size_t i = 0; i < names.n_names; i++)
-                        assert(store_check_name(names.names[i], NULL) == 0);
+                        assert(dns_name_check(names.names[i], DNS_NAME_WILDCARD, NULL) == 0);
         if (docker_label_parse_ip(ip_label, &ip, &why) == -EINVAL)
                 assert(why && ip.mode == DOCKER_IP_HOST);
         if (docker_label_parse_ttl(ttl_label, 30, &ttl, &why) < 0)

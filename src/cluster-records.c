@@ -55,20 +55,6 @@ struct ClusterRecords {
 
 /* --- helpers --------------------------------------------------------------- */
 
-bool cluster_origin_valid(const char *id) {
-        size_t l;
-
-        if (!id)
-                return false;
-        l = strlen(id);
-        if (l < 1 || l > CLUSTER_ORIGIN_MAX)
-                return false;
-        for (const char *p = id; *p; p++)
-                if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
-                        return false;
-        return true;
-}
-
 bool cluster_owner_is_local(const char *owner) {
         return owner && !g_str_has_prefix(owner, PEER_PREFIX);
 }
@@ -95,7 +81,7 @@ static GBytes *key_for(const char *name, uint16_t type, const char *value) {
         len = dns_name_to_wire(name, wire);
         if (len < 0)
                 return NULL;
-        if (store_parse_value(type, value, &rdata, &rdlen, NULL) < 0)
+        if (dns_rdata_parse(type, value, &rdata, &rdlen, NULL) < 0)
                 return NULL;
         return make_key(type, wire, (size_t) len, rdata, rdlen);
 }
@@ -144,7 +130,7 @@ static Origin *origin_get(ClusterRecords *cr, const char *id, bool create) {
 int cluster_records_new(ClusterRecords **ret, Store *store, const char *self_id, uint64_t first_version) {
         ClusterRecords *cr;
 
-        if (!store || !cluster_origin_valid(self_id))
+        if (!store || !swim_id_is_valid(self_id))
                 return -EINVAL;
         cr = g_new0(ClusterRecords, 1);
         cr->store = store;
@@ -298,12 +284,12 @@ static int r_entry(Reader *r, Decoded *d) {
 
         if ((flags & ~1u) != 0 || d->e.version == 0 || d->e.ttl > STORE_TTL_MAX)
                 return -EBADMSG;
-        if (store_check_name(d->name, NULL) < 0)
+        if (dns_name_check(d->name, DNS_NAME_WILDCARD, NULL) < 0)
                 return -EBADMSG;
         len = dns_name_to_wire(d->name, wire);
         if (len < 0)
                 return -EBADMSG;
-        if (store_parse_value(d->e.type, d->value, &rdata, &rdlen, NULL) < 0)
+        if (dns_rdata_parse(d->e.type, d->value, &rdata, &rdlen, NULL) < 0)
                 return -EBADMSG;
         d->e.deleted = flags & 1;
         d->e.name = d->name;
@@ -455,7 +441,7 @@ int cluster_records_apply_update(ClusterRecords *cr, const char *origin, const u
         g_autofree Decoded *d = g_new0(Decoded, 1);
         int k;
 
-        if (!cluster_origin_valid(origin))
+        if (!swim_id_is_valid(origin))
                 return -EINVAL;
         k = update_decode(data, size, d);
         if (k < 0)
@@ -487,7 +473,7 @@ int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const
         Origin *o;
         int changes = 0;
 
-        if (!cluster_origin_valid(origin))
+        if (!swim_id_is_valid(origin))
                 return -EINVAL;
         if (r_u8(&r) != 'J' || r_u8(&r) != 'T' || r_u8(&r) != CLUSTER_RECORDS_FORMAT)
                 return -EBADMSG;
@@ -552,7 +538,7 @@ int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const
 void cluster_records_origin_state(ClusterRecords *cr, const char *origin, ClusterOriginState st, uint64_t now_usec) {
         Origin *o;
 
-        if (!cluster_origin_valid(origin) || streq(origin, cr->self_id))
+        if (!swim_id_is_valid(origin) || streq(origin, cr->self_id))
                 return;
         o = origin_get(cr, origin, true);
         switch (st) {

@@ -41,10 +41,10 @@
 
 #include "macro.h"
 #include "store.h"
+#include "swim.h"
 
 #define CLUSTER_RECORDS_FORMAT 1
 #define CLUSTER_VALUE_MAX 4096          /* longest presentation value accepted on the wire */
-#define CLUSTER_ORIGIN_MAX 64
 
 typedef struct ClusterRecords ClusterRecords;
 
@@ -65,8 +65,6 @@ int cluster_records_new(ClusterRecords **ret, Store *store, const char *self_id,
 ClusterRecords *cluster_records_free(ClusterRecords *cr);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ClusterRecords *, cluster_records_free);
 
-/* A node id usable as an origin: 1-64 of [A-Za-z0-9._-]. */
-bool cluster_origin_valid(const char *id);
 bool cluster_owner_is_local(const char *owner);
 
 /* --- the local side ------------------------------------------------------ */

@@ -583,7 +583,7 @@ static int conn_merge(Conn *k) {
         memcpy(id, plain + pos, idlen);
         id[idlen] = 0;
         pos += idlen;
-        if (!cluster_origin_valid(id) || len - pos < 4)
+        if (!swim_id_is_valid(id) || len - pos < 4)
                 goto bad;
         swim_size = be32(plain + pos);
         pos += 4;
@@ -917,7 +917,7 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                 }
                 memcpy(id, plain + 4, plain[3]);
                 id[plain[3]] = 0;
-                if (!cluster_origin_valid(id)) {
+                if (!swim_id_is_valid(id)) {
                         count_reject(c, -EBADMSG, "announcement", fromstr);
                         continue;
                 }
@@ -1252,7 +1252,7 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        if (!o->node_id || !cluster_origin_valid(o->node_id))
+        if (!o->node_id || !swim_id_is_valid(o->node_id))
                 return log_error_errno(-EINVAL, "Invalid cluster node id '%s': use 1-64 of A-Z a-z 0-9 . _ -",
                                        strna(o->node_id));
         if (sodium_init() < 0)

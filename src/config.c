@@ -38,7 +38,9 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "dns-name.h"
 #include "log.h"
+#include "swim.h"
 
 #define CONFIG_FILE_MAX (4U * 1024U * 1024U)
 
@@ -485,30 +487,6 @@ static bool is_ipv6(const char *s) {
         return inet_pton(AF_INET6, s, &a) == 1;
 }
 
-/* Letters, digits, '-' and '_' (service labels such as _tcp); labels 1-63
- * bytes not starting or ending with '-'; at most 253 bytes; no trailing dot. */
-static bool dns_name_is_valid(const char *s) {
-        size_t len = strlen(s), label = 0;
-
-        if (len == 0 || len > 253)
-                return false;
-        for (size_t i = 0; i <= len; i++) {
-                char ch = s[i];
-                if (ch == '.' || ch == 0) {
-                        if (label == 0 || label > 63 || s[i - 1] == '-')
-                                return false;
-                        label = 0;
-                        continue;
-                }
-                if (!g_ascii_isalnum(ch) && ch != '-' && ch != '_')
-                        return false;
-                if (label == 0 && ch == '-')
-                        return false;
-                label++;
-        }
-        return true;
-}
-
 static bool is_host(const char *s) {
         g_autofree char *t = NULL;
         size_t l = strlen(s);
@@ -518,7 +496,7 @@ static bool is_host(const char *s) {
         t = g_ascii_strdown(s, -1);
         if (l > 1 && t[l - 1] == '.')
                 t[l - 1] = 0;
-        return dns_name_is_valid(t);
+        return dns_name_is_valid(t, 0);
 }
 
 /* host:port with host a name, an IPv4 address or a [bracketed] IPv6 address. */
@@ -557,17 +535,6 @@ static bool is_docker_host(const char *s) {
             (p = g_str_has_prefix(s, "https://") ? s + 8 : NULL))
                 return *p != 0 && *p != '/';
         return false;
-}
-
-static bool is_node_id(const char *s) {
-        size_t l = strlen(s);
-
-        if (l < 1 || l > 64)
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
-                        return false;
-        return true;
 }
 
 /* What the kernel accepts as an interface name (dev_valid_name()). */
@@ -708,7 +675,7 @@ static const struct {
         [VALUE_HOST] = { is_host, "expected an IP address or a host name" },
         [VALUE_DOCKER_HOST] = { is_docker_host, "expected unix:///path/to/socket, tcp://HOST:PORT, http://... or https://..." },
         [VALUE_IFNAME] = { is_ifname, "expected a network interface name (1-15 characters, no '/', ':' or blanks)" },
-        [VALUE_NODE_ID] = { is_node_id, "expected 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'" },
+        [VALUE_NODE_ID] = { swim_id_is_valid, "expected 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'" },
 };
 
 static int parse_text(const ParseTarget *t) {
@@ -784,7 +751,7 @@ static bool normalize_domain(char **item) {
 
         if (n > 1 && t[n - 1] == '.')
                 t[n - 1] = 0;
-        if (!dns_name_is_valid(t)) {
+        if (!dns_name_is_valid(t, 0)) {
                 g_free(t);
                 return false;
         }

@@ -36,11 +36,6 @@
 #define DNS_OPCODE_MASK 0x7800u
 #define DNS_OPCODE_QUERY 0
 
-#define DNS_CLASS_IN    1
-#define DNS_CLASS_ANY   255
-#define DNS_TYPE_IXFR   251
-#define DNS_TYPE_AXFR   252
-
 #define DNS_UDP_REPLY_MAX 4096u
 #define DNS_OPT_RR_SIZE 11u             /* root owner, type, class, ttl, rdlen 0 */
 #define DNS_LABELS_MAX 128u             /* 255 bytes hold at most 127 labels */

@@ -204,8 +204,8 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, const ui
                 name[o] = 0;
         }
         char type[16];
-        if (store_type_to_string(info->qtype))
-                snprintf(type, sizeof type, "%s", store_type_to_string(info->qtype));
+        if (dns_type_to_string(info->qtype))
+                snprintf(type, sizeof type, "%s", dns_type_to_string(info->qtype));
         else
                 snprintf(type, sizeof type, "TYPE%u", info->qtype);
         log_debug("Query %s %s from %s over %s: %s, %u answer(s)%s", name[0] ? name : ".", type, from,

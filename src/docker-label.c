@@ -49,7 +49,7 @@ static int add_name(const char *item, size_t len, void *userdata) {
 
         if (!name)
                 return -ENOMEM;
-        if (store_check_name(name, &why) < 0) {
+        if (dns_name_check(name, DNS_NAME_WILDCARD, &why) < 0) {
                 DockerNameProblem *p = realloc(n->problems, (n->n_problems + 1) * sizeof *p);
                 if (!p)
                         return -ENOMEM;

@@ -36,7 +36,7 @@ typedef struct DockerLabelNames {
 } DockerLabelNames;
 
 /* Splits a joyride.host.name value at commas and whitespace (any mix, empty
- * entries ignored) and checks each name with store_check_name(). Bad names
+ * entries ignored) and checks each name with dns_name_check(). Bad names
  * land in ret->problems with the reason; the others in ret->names. A NULL or
  * empty value gives no names and no problems. Returns 0 or -ENOMEM. */
 int docker_label_parse_names(const char *value, DockerLabelNames *ret);

@@ -306,10 +306,10 @@ static void container_apply(DockerMonitor *d, const char *id, const char *name, 
                         r = store_add(d->store, names.names[i], want[j].type, want[j].value, ttl, owner, 0, name, &why);
                         if (r < 0 && why)
                                 log_warning("Container %s (%s): cannot add %s %s %s: %s.", name, sid, names.names[i],
-                                            store_type_to_string(want[j].type), want[j].value, why);
+                                            dns_type_to_string(want[j].type), want[j].value, why);
                         else if (r < 0)
                                 log_warning_errno(r, "Container %s (%s): cannot add %s %s %s: %m", name, sid,
-                                                  names.names[i], store_type_to_string(want[j].type), want[j].value);
+                                                  names.names[i], dns_type_to_string(want[j].type), want[j].value);
                         else
                                 added++;
                 }

@@ -159,7 +159,7 @@ static int parse_line(const char *p, size_t len, unsigned line,
 
                 if (!token_to_string(tok, tlen, name))
                         error = tlen > TOKEN_MAX ? "name too long" : "contains a NUL byte";
-                else if (store_check_name(name, &error) >= 0)
+                else if (dns_name_check(name, DNS_NAME_WILDCARD, &error) >= 0)
                         error = NULL;
                 else if (!error)
                         error = "invalid name";

@@ -225,7 +225,7 @@ json_object *http_json_record(const Record *r) {
         json_object_object_add(o, "hostname", json_object_new_string(r->name));
         json_object_object_add(o, "ip_address", json_object_new_string(strempty(r->value)));
         json_object_object_add(o, "ttl", json_object_new_int64(r->ttl));
-        json_object_object_add(o, "type", json_object_new_string(store_type_to_string(r->type) ?: "unknown"));
+        json_object_object_add(o, "type", json_object_new_string(dns_type_to_string(r->type) ?: "unknown"));
         json_object_object_add(o, "source", json_object_new_string(strempty(source)));
         json_object_object_add(o, "owner", json_object_new_string(strempty(r->owner)));
         json_object_object_add(o, "added", json_object_new_string(added));
@@ -397,7 +397,7 @@ char *http_sse_record_event(RecordChange change, const Record *r, uint64_t versi
 
         json_object_object_add(o, "change", json_object_new_string(change == RECORD_ADDED ? "added" : "removed"));
         json_object_object_add(o, "hostname", json_object_new_string(r->name));
-        json_object_object_add(o, "type", json_object_new_string(store_type_to_string(r->type) ?: "unknown"));
+        json_object_object_add(o, "type", json_object_new_string(dns_type_to_string(r->type) ?: "unknown"));
         json_object_object_add(o, "value", json_object_new_string(strempty(r->value)));
         json_object_object_add(o, "ttl", json_object_new_int64(r->ttl));
         json_object_object_add(o, "source", json_object_new_string(strempty(source)));

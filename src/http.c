@@ -201,7 +201,7 @@ static void serve_records(HttpServer *h, SoupServerMessage *msg, GHashTable *que
         if (source && isempty(source))
                 source = NULL;
         if (type_s && !isempty(type_s)) {
-                type = store_type_from_string(type_s);
+                type = dns_type_from_string(type_s);
                 if (type < 0)
                         return respond_error(msg, SOUP_STATUS_BAD_REQUEST,
                                              "type: expected a record type such as A, AAAA, CNAME, TXT or PTR");

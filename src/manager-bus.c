@@ -104,7 +104,7 @@ static void pending_change_free(gpointer p) {
 }
 
 static const char *type_string(uint16_t type) {
-        return strna(store_type_to_string(type));
+        return strna(dns_type_to_string(type));
 }
 
 static uint16_t infer_type(const char *value) {
@@ -118,7 +118,7 @@ static uint16_t infer_type(const char *value) {
 }
 
 static int parse_type(const char *s, sd_bus_error *error) {
-        int t = store_type_from_string(s);
+        int t = dns_type_from_string(s);
         if (t < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Unknown record type '%s': expected one of A, AAAA, CNAME, TXT, PTR.", s);
@@ -130,7 +130,7 @@ static int check_name(const char *name, sd_bus_error *error) {
 
         if (isempty(name))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Missing record name.");
-        if (store_check_name(name, &why) < 0)
+        if (dns_name_check(name, DNS_NAME_WILDCARD, &why) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid name '%s': %s.", name, strna(why));
         return 0;
 }
@@ -527,7 +527,7 @@ static int find_one(const Record *r, void *userdata) {
         if (f->type != 0 && r->type != f->type)
                 return 0;
         if (f->value) {
-                if (store_parse_value(r->type, f->value, &rdata, &rdlen, NULL) < 0)
+                if (dns_rdata_parse(r->type, f->value, &rdata, &rdlen, NULL) < 0)
                         return 0;
                 if (rdlen != r->rdlen || memcmp(rdata, r->rdata, rdlen) != 0)
                         return 0;
@@ -586,7 +586,7 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "TTL %u is out of range: expected 1 to %u seconds (or 0 for the default, %u).",
                                          ttl, STORE_TTL_MAX, m->config.default_ttl);
-        r = store_parse_value((uint16_t) type, value, &rdata, &rdlen, &why);
+        r = dns_rdata_parse((uint16_t) type, value, &rdata, &rdlen, &why);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid %s value '%s': %s.",
                                          type_string((uint16_t) type), value, strna(why));
@@ -631,7 +631,7 @@ static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_erro
                 if (!isempty(value)) {
                         _cleanup_free_ uint8_t *rdata = NULL;
                         uint16_t rdlen;
-                        if (store_parse_value((uint16_t) type, value, &rdata, &rdlen, &why) < 0)
+                        if (dns_rdata_parse((uint16_t) type, value, &rdata, &rdlen, &why) < 0)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid %s value '%s': %s.",
                                                          type_string((uint16_t) type), value, strna(why));
                 }

@@ -47,7 +47,7 @@ static int on_log_flush(sd_event_source *s, void *userdata) {
 static void on_record_change(Store *s, RecordChange change, const Record *r, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *source = NULL;
-        const char *type = strna(store_type_to_string(r->type));
+        const char *type = strna(dns_type_to_string(r->type));
         char f_name[300], f_type[32], f_value[2100], f_source[600], f_change[32];
         /* MESSAGE_ID keys the explanation in joyride.catalog (journalctl -x). */
         const char *fields[] = { f_name, f_type, f_value, f_source, f_change,

@@ -98,7 +98,7 @@ int state_save(const char *dir, const StateRecord *records, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "name", json_object_new_string(records[i].name));
-                json_object_object_add(o, "type", json_object_new_string(strna(store_type_to_string(records[i].type))));
+                json_object_object_add(o, "type", json_object_new_string(strna(dns_type_to_string(records[i].type))));
                 json_object_object_add(o, "value", json_object_new_string(strempty(records[i].value)));
                 json_object_object_add(o, "ttl", json_object_new_int64(records[i].ttl));
                 json_object_array_add(array, o);
@@ -170,7 +170,7 @@ static int parse_entry(json_object *o, StateRecord *ret, const char **ret_why) {
                 *ret_why = "expected an object with string name, type, value and integer ttl";
                 return -EINVAL;
         }
-        t = store_type_from_string(json_object_get_string(type));
+        t = dns_type_from_string(json_object_get_string(type));
         if (t < 0) {
                 *ret_why = "unknown record type";
                 return -EINVAL;

@@ -84,295 +84,6 @@ static gboolean wire_equal(gconstpointer a, gconstpointer b) {
         return la == wire_len(b) && memcmp(a, b, la) == 0;
 }
 
-static bool label_char_ok(char c) {
-        return g_ascii_isalnum(c) || c == '-' || c == '_';
-}
-
-int store_check_name(const char *name, const char **ret_error) {
-        const char *why = NULL;
-        size_t len, label = 0;
-
-        if (!name || !*name) {
-                why = "empty name";
-                goto fail;
-        }
-        len = strlen(name);
-        if (name[len - 1] == '.')
-                len--;
-        if (len == 0) {
-                why = "the root name cannot hold records";
-                goto fail;
-        }
-        if (len > 253) {
-                why = "name longer than 253 characters";
-                goto fail;
-        }
-        for (size_t i = 0; i <= len; i++) {
-                char c = i < len ? name[i] : '.';
-                if (c == '.') {
-                        if (label == 0) {
-                                why = "empty label (two dots in a row, or a leading dot)";
-                                goto fail;
-                        }
-                        if (label > 63) {
-                                why = "label longer than 63 characters";
-                                goto fail;
-                        }
-                        label = 0;
-                        continue;
-                }
-                if (c == '*') {
-                        if (i != 0 || (len > 1 && name[1] != '.')) {
-                                why = "'*' is only allowed as the whole first label (a wildcard)";
-                                goto fail;
-                        }
-                } else if (!label_char_ok(c)) {
-                        why = "invalid character (letters, digits, '-' and '_' only)";
-                        goto fail;
-                }
-                label++;
-        }
-        if (name[0] == '*' && len == 1) {
-                why = "a wildcard needs a name below it";
-                goto fail;
-        }
-        return 0;
-fail:
-        if (ret_error)
-                *ret_error = why;
-        return -EINVAL;
-}
-
-int dns_name_to_wire(const char *name, uint8_t out[static DNS_WIRE_NAME_MAX]) {
-        size_t o = 0, len;
-
-        if (!name)
-                return -EINVAL;
-        len = strlen(name);
-        if (len > 0 && name[len - 1] == '.')
-                len--;
-        if (len == 0) {
-                out[0] = 0;
-                return 1;
-        }
-        for (size_t i = 0; i <= len;) {
-                size_t start = i, l;
-                while (i < len && name[i] != '.')
-                        i++;
-                l = i - start;
-                if (l == 0 || l > 63 || o + 1 + l + 1 > DNS_WIRE_NAME_MAX)
-                        return -EINVAL;
-                out[o++] = (uint8_t) l;
-                for (size_t k = 0; k < l; k++)
-                        out[o++] = (uint8_t) g_ascii_tolower(name[start + k]);
-                i++;
-        }
-        out[o++] = 0;
-        return (int) o;
-}
-
-int dns_wire_to_name(const uint8_t *wire, size_t len, char *out, size_t out_size) {
-        size_t o = 0, i = 0;
-
-        if (out_size < 2)
-                return -EINVAL;
-        while (i < len && wire[i] != 0) {
-                uint8_t l = wire[i++];
-                if (l > 63 || i + l > len)
-                        return -EINVAL;
-                if (o > 0)
-                        out[o++] = '.';
-                for (uint8_t k = 0; k < l; k++) {
-                        uint8_t c = (uint8_t) g_ascii_tolower(wire[i + k]);
-                        if (o + 5 >= out_size)
-                                return -EINVAL;
-                        if (label_char_ok((char) c) || c == '*')
-                                out[o++] = (char) c;
-                        else if (c == '.' || c == '\\')
-                                o += (size_t) snprintf(out + o, out_size - o, "\\%c", c);
-                        else
-                                o += (size_t) snprintf(out + o, out_size - o, "\\%03u", c);
-                }
-                i += l;
-        }
-        if (i >= len)
-                return -EINVAL;
-        out[o] = 0;
-        return (int) o;
-}
-
-/* --- values -------------------------------------------------------------- */
-
-int store_type_from_string(const char *s) {
-        static const struct { const char *n; uint16_t t; } types[] = {
-                { "A", DNS_TYPE_A }, { "AAAA", DNS_TYPE_AAAA }, { "CNAME", DNS_TYPE_CNAME },
-                { "TXT", DNS_TYPE_TXT }, { "PTR", DNS_TYPE_PTR },
-        };
-        if (!s)
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(types); i++)
-                if (g_ascii_strcasecmp(s, types[i].n) == 0)
-                        return types[i].t;
-        return -EINVAL;
-}
-
-const char *store_type_to_string(uint16_t type) {
-        switch (type) {
-        case DNS_TYPE_A: return "A";
-        case DNS_TYPE_AAAA: return "AAAA";
-        case DNS_TYPE_CNAME: return "CNAME";
-        case DNS_TYPE_TXT: return "TXT";
-        case DNS_TYPE_PTR: return "PTR";
-        case DNS_TYPE_SOA: return "SOA";
-        case DNS_TYPE_NS: return "NS";
-        case DNS_TYPE_MX: return "MX";
-        case DNS_TYPE_ANY: return "ANY";
-        default: return NULL;
-        }
-}
-
-/* Canonical presentation of rdata: the value string records carry. */
-#define VALUE_MAX 4096  /* text is at most 2048 bytes, a name 1024 in presentation */
-
-static size_t format_u8(char *out, uint8_t v) {
-        size_t o = 0;
-        if (v >= 100)
-                out[o++] = (char) ('0' + v / 100);
-        if (v >= 10)
-                out[o++] = (char) ('0' + v / 10 % 10);
-        out[o++] = (char) ('0' + v % 10);
-        return o;
-}
-
-/* Canonical presentation of rdata, the value string records carry, into
- * out (VALUE_MAX bytes). Returns its length, or -EINVAL. IPv4 is formatted
- * by hand: inet_ntop's sprintf was a tenth of the load time of a large
- * hosts file. */
-static int value_from_rdata(uint16_t type, const uint8_t *rdata, uint16_t rdlen, char out[static VALUE_MAX]) {
-        size_t o = 0;
-
-        switch (type) {
-        case DNS_TYPE_A:
-                for (int i = 0; i < 4; i++) {
-                        if (i > 0)
-                                out[o++] = '.';
-                        o += format_u8(out + o, rdata[i]);
-                }
-                out[o] = 0;
-                return (int) o;
-        case DNS_TYPE_AAAA:
-                if (!inet_ntop(AF_INET6, rdata, out, VALUE_MAX))
-                        return -EINVAL;
-                return (int) strlen(out);
-        case DNS_TYPE_CNAME:
-        case DNS_TYPE_PTR:
-                return dns_wire_to_name(rdata, rdlen, out, VALUE_MAX);
-        case DNS_TYPE_TXT:
-                for (size_t i = 0; i < rdlen;) {
-                        uint8_t l = rdata[i++];
-                        size_t k = MIN((size_t) l, (size_t) rdlen - i);
-                        if (o + k >= VALUE_MAX)
-                                return -EINVAL;
-                        memcpy(out + o, rdata + i, k);
-                        o += k;
-                        i += l;
-                }
-                out[o] = 0;
-                return (int) o;
-        default:
-                return -EINVAL;
-        }
-}
-
-/* store_parse_value() into a caller's buffer (of 4096 bytes), so store_add
- * allocates nothing for it. Returns the rdata length. */
-static int parse_value(uint16_t type, const char *value, uint8_t buf[static 4096], const char **ret_error) {
-        const char *why = NULL;
-        int len;
-
-        if (!value) {
-                why = "missing value";
-                goto fail;
-        }
-        switch (type) {
-        case DNS_TYPE_A:
-                if (inet_pton(AF_INET, value, buf) != 1) {
-                        why = "not an IPv4 address";
-                        goto fail;
-                }
-                len = 4;
-                break;
-        case DNS_TYPE_AAAA:
-                if (inet_pton(AF_INET6, value, buf) != 1) {
-                        why = "not an IPv6 address";
-                        goto fail;
-                }
-                len = 16;
-                break;
-        case DNS_TYPE_CNAME:
-        case DNS_TYPE_PTR:
-                if (store_check_name(value, &why) < 0)
-                        goto fail;
-                if (value[0] == '*') {
-                        why = "a target name cannot be a wildcard";
-                        goto fail;
-                }
-                len = dns_name_to_wire(value, buf);
-                if (len < 0) {
-                        why = "not a valid domain name";
-                        goto fail;
-                }
-                break;
-        case DNS_TYPE_TXT: {
-                /* Plain text, split into character-strings of at most 255 bytes. */
-                size_t n = strlen(value), o = 0;
-                if (n > 2048) {
-                        why = "text longer than 2048 bytes";
-                        goto fail;
-                }
-                for (size_t i = 0; i < n; i++)
-                        if ((unsigned char) value[i] < 0x20 || value[i] == 0x7f) {
-                                why = "control characters are not allowed in text";
-                                goto fail;
-                        }
-                if (n == 0)
-                        buf[o++] = 0;
-                for (size_t i = 0; i < n;) {
-                        size_t l = MIN(n - i, 255u);
-                        buf[o++] = (uint8_t) l;
-                        memcpy(buf + o, value + i, l);
-                        o += l;
-                        i += l;
-                }
-                len = (int) o;
-                break;
-        }
-        default:
-                if (ret_error)
-                        *ret_error = "unsupported record type (A, AAAA, CNAME, TXT and PTR are)";
-                return -EOPNOTSUPP;
-        }
-        return len;
-fail:
-        if (ret_error)
-                *ret_error = why;
-        return -EINVAL;
-}
-
-int store_parse_value(uint16_t type, const char *value, uint8_t **ret_rdata, uint16_t *ret_rdlen,
-                      const char **ret_error) {
-        uint8_t buf[4096];
-        int len = parse_value(type, value, buf, ret_error);
-
-        if (len < 0)
-                return len;
-        if (ret_rdata)
-                *ret_rdata = g_memdup2(buf, (gsize) len);
-        if (ret_rdlen)
-                *ret_rdlen = (uint16_t) len;
-        return 0;
-}
-
 /* --- nodes and rrsets ---------------------------------------------------- */
 
 /* Memory matters here: 100,000 names should fit in a few tens of MiB. So a
@@ -883,8 +594,8 @@ static void rrset_retune(StoreNode *n, const Record *r) {
 
 int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl,
               const char *owner, uint32_t line, const char *detail, const char **ret_error) {
-        uint8_t wire[DNS_WIRE_NAME_MAX], rdata[4096];
-        char lname[DNS_WIRE_NAME_MAX], v[VALUE_MAX];
+        uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
+        char lname[DNS_WIRE_NAME_MAX], v[DNS_RDATA_TEXT_MAX];
         size_t name_len;
         int rdlen, len, vl;
         StoreNode *n;
@@ -896,14 +607,14 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
                         *ret_error = "missing owner";
                 return -EINVAL;
         }
-        if (store_check_name(name, ret_error) < 0)
+        if (dns_name_check(name, DNS_NAME_WILDCARD, ret_error) < 0)
                 return -EINVAL;
         if (ttl > STORE_TTL_MAX) {
                 if (ret_error)
                         *ret_error = "TTL above 604800 seconds (a week)";
                 return -ERANGE;
         }
-        rdlen = parse_value(type, value, rdata, ret_error);
+        rdlen = dns_rdata_from_string(type, value, rdata, ret_error);
         if (rdlen < 0)
                 return rdlen;
         len = dns_name_to_wire(name, wire);
@@ -939,7 +650,7 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         if (!o)
                 o = owner_get(s, owner, true);
 
-        /* store_check_name() let only letters, digits, '-', '_' and '*'
+        /* dns_name_check() let only letters, digits, '-', '_' and '*'
          * through: the presentation name is the lowercased input, with no
          * escapes to add, so no need to convert back from the wire, and it
          * is two bytes shorter than the wire name, as record_node() needs. */
@@ -952,7 +663,7 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         lname[name_len] = 0;
         n = node_get(s, wire, (size_t) len, lname);
 
-        vl = value_from_rdata(type, rdata, (uint16_t) rdlen, v);
+        vl = dns_rdata_to_string(type, rdata, (uint16_t) rdlen, v);
         if (vl < 0)
                 vl = 0;
         r = g_malloc(sizeof(Record) + (size_t) rdlen + (size_t) vl + 1);
@@ -1010,7 +721,7 @@ int store_remove(Store *s, const char *name, uint16_t type, const char *value, c
                 if (!o)
                         return 0;
         }
-        if (value && type != 0 && store_parse_value(type, value, &rdata, &rdlen, NULL) < 0)
+        if (value && type != 0 && dns_rdata_parse(type, value, &rdata, &rdlen, NULL) < 0)
                 return 0;
 
         /* Removing may prune the node: collect first. */

@@ -19,20 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns-name.h"
+#include "dns-rdata.h"
 #include "macro.h"
 
-#define DNS_TYPE_A      1
-#define DNS_TYPE_NS     2
-#define DNS_TYPE_CNAME  5
-#define DNS_TYPE_SOA    6
-#define DNS_TYPE_PTR    12
-#define DNS_TYPE_MX     15
-#define DNS_TYPE_TXT    16
-#define DNS_TYPE_AAAA   28
-#define DNS_TYPE_OPT    41
-#define DNS_TYPE_ANY    255
-
-#define DNS_WIRE_NAME_MAX 255
 #define STORE_TTL_MAX 604800u   /* a week; larger TTLs are refused */
 
 typedef struct Store Store;
@@ -102,22 +92,11 @@ int store_new(Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
-/* Converts a presentation value to canonical wire rdata (ldns). Returns 0, or
- * -EINVAL when the value is not valid for the type (ret_error, if given, gets
- * a static string saying why), -EOPNOTSUPP for a type the store does not hold. */
-int store_parse_value(uint16_t type, const char *value, uint8_t **ret_rdata, uint16_t *ret_rdlen,
-                      const char **ret_error);
-/* Checks a name (presentation, optional trailing dot, "*." first label allowed).
- * Returns 0 or -EINVAL with *ret_error set. */
-int store_check_name(const char *name, const char **ret_error);
-/* "A", "aaaa", "TXT", ... -> type number, or -EINVAL. Only the types the store holds. */
-int store_type_from_string(const char *s);
-const char *store_type_to_string(uint16_t type);   /* NULL for unknown */
-
 /* Adds a record. Returns 1 if it is new, 0 if (name, type, value, owner)
  * existed already (its TTL, line and detail are updated and its mark cleared,
  * without a change event unless the TTL changed), or a negative errno:
- * -EINVAL for a bad name or value (ret_error says why), -EOPNOTSUPP for a type
+ * -EINVAL for a bad name (dns_name_check(), wildcards allowed) or value
+ * (dns_rdata_from_string()), ret_error saying why, -EOPNOTSUPP for a type
  * the store does not hold, -ERANGE for a TTL above STORE_TTL_MAX. */
 int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl,
               const char *owner, uint32_t line, const char *detail, const char **ret_error);
@@ -197,10 +176,3 @@ size_t store_name_n_ptr(const StoreName *n);    /* how many store_name_next_ptr(
 uint32_t store_name_ptr_ttl(const StoreName *n, const RRData *explicit_item);
 /* Round robin over the derived PTRs of reverse names. */
 uint32_t store_reverse_rotate(const Store *s);
-
-/* Lowercases and converts a presentation name to wire format. Returns the wire
- * length, or -EINVAL. */
-int dns_name_to_wire(const char *name, uint8_t out[static DNS_WIRE_NAME_MAX]);
-/* Wire to presentation (lowercase, no trailing dot, escaping as ldns does).
- * Returns the length, or -EINVAL. out must hold 1024 bytes. */
-int dns_wire_to_name(const uint8_t *wire, size_t len, char *out, size_t out_size);

@@ -142,6 +142,20 @@ bool swim_addr_equal(const SwimAddr *a, const SwimAddr *b) {
                memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
 }
 
+bool swim_id_is_valid(const char *id) {
+        size_t l;
+
+        if (!id)
+                return false;
+        l = strlen(id);
+        if (l < 1 || l > SWIM_ID_MAX)
+                return false;
+        for (const char *p = id; *p; p++)
+                if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
+                        return false;
+        return true;
+}
+
 static uint64_t rnd(Swim *s) {
         /* xorshift64*: the caller's seed makes a simulation repeatable. */
         s->rng ^= s->rng >> 12;
@@ -605,7 +619,7 @@ int swim_new(Swim **ret, const SwimConfig *cfg, const char *self_id, const SwimA
              uint64_t seed, uint64_t now_usec) {
         Swim *s;
 
-        if (!self_id || !*self_id || strlen(self_id) > SWIM_ID_MAX)
+        if (!swim_id_is_valid(self_id))
                 return -EINVAL;
         s = g_new0(Swim, 1);
         s->cfg = *cfg;

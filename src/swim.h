@@ -52,6 +52,10 @@ typedef struct SwimConfig {
 
 void swim_config_lan(SwimConfig *ret);   /* memberlist's LAN profile */
 
+/* A node id: 1-64 of A-Z a-z 0-9 '.' '_' '-'. The one rule for node ids, in
+ * the configuration, on the wire and as the origin of replicated records. */
+bool swim_id_is_valid(const char *id);
+
 typedef struct SwimMember {
         char id[SWIM_ID_MAX + 1];
         SwimAddr addr;

@@ -104,7 +104,7 @@ static void test_names(void) {
                 DockerLabelNames n = {};
                 CHECK(docker_label_parse_names("A.b.C, *.x.y  z-1.example_2.org.", &n) == 0);
                 for (size_t i = 0; i < n.n_names; i++)
-                        CHECK(store_check_name(n.names[i], NULL) == 0);
+                        CHECK(dns_name_check(n.names[i], DNS_NAME_WILDCARD, NULL) == 0);
                 CHECK(n.n_names == 3);
                 docker_label_names_done(&n);
         }

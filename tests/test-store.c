@@ -20,7 +20,7 @@ static void on_change(Store *s, RecordChange change, const Record *r, void *user
         else
                 e->removed++;
         snprintf(e->last, sizeof e->last, "%s %s %s %s %s", change == RECORD_ADDED ? "+" : "-",
-                 r->name, store_type_to_string(r->type), r->value, r->owner);
+                 r->name, dns_type_to_string(r->type), r->value, r->owner);
 }
 
 static unsigned rrset_size(const Store *s, const char *name, uint16_t type) {
