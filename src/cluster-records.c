@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cluster-records.h"
+#include "wire.h"
 
 #define PEER_PREFIX "peer:"
 
@@ -166,74 +167,21 @@ void cluster_records_set_tombstone_lifetime(ClusterRecords *cr, uint64_t usec) {
 
 /* --- wire ---------------------------------------------------------------------- */
 
-typedef struct Writer {
-        uint8_t *buf;
-        size_t size, pos;
-        bool overflow;
-} Writer;
-
-static void w_bytes(Writer *w, const void *p, size_t n) {
-        if (w->overflow || n > w->size - w->pos) {
-                w->overflow = true;
-                return;
-        }
-        if (n > 0)
-                memcpy(w->buf + w->pos, p, n);
-        w->pos += n;
-}
-static void w_u8(Writer *w, uint8_t v) { w_bytes(w, &v, 1); }
-static void w_u16(Writer *w, uint16_t v) { uint8_t b[2] = { v >> 8, v & 0xff }; w_bytes(w, b, 2); }
-static void w_u32(Writer *w, uint32_t v) {
-        uint8_t b[4] = { v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff };
-        w_bytes(w, b, 4);
-}
-static void w_u64(Writer *w, uint64_t v) {
-        w_u32(w, (uint32_t) (v >> 32));
-        w_u32(w, (uint32_t) v);
-}
-
-typedef struct Reader {
-        const uint8_t *buf;
-        size_t size, pos;
-        bool bad;
-} Reader;
-
-static const uint8_t *r_bytes(Reader *r, size_t n) {
-        const uint8_t *p;
-        if (r->bad || n > r->size - r->pos) {
-                r->bad = true;
-                return NULL;
-        }
-        p = r->buf + r->pos;
-        r->pos += n;
-        return p;
-}
-static uint8_t r_u8(Reader *r) { const uint8_t *p = r_bytes(r, 1); return p ? p[0] : 0; }
-static uint16_t r_u16(Reader *r) { const uint8_t *p = r_bytes(r, 2); return p ? (uint16_t) (p[0] << 8 | p[1]) : 0; }
-static uint32_t r_u32(Reader *r) {
-        const uint8_t *p = r_bytes(r, 4);
-        return p ? (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3] : 0;
-}
-static uint64_t r_u64(Reader *r) {
-        uint64_t hi = r_u32(r);
-        return hi << 32 | r_u32(r);
-}
-
-static void w_entry(Writer *w, const ClusterEntry *e) {
+static void write_entry(Wire *w, const ClusterEntry *e) {
         size_t nl = strlen(e->name), vl = strlen(e->value);
 
         if (nl > 255 || vl > CLUSTER_VALUE_MAX) {
-                w->overflow = true;
+                wire_fail(w, -EMSGSIZE);
                 return;
         }
-        w_u8(w, e->deleted ? 1 : 0);
-        w_u16(w, e->type);
-        w_u32(w, e->ttl);
-        w_u64(w, e->version);
-        w_u8(w, (uint8_t) nl);
-        w_bytes(w, e->name, nl);
-        w_u16(w, (uint16_t) vl);
-        w_bytes(w, e->value, vl);
+        wire_write_u8(w, e->deleted ? 1 : 0);
+        wire_write_u16(w, e->type);
+        wire_write_u32(w, e->ttl);
+        wire_write_u64(w, e->version);
+        wire_write_u8(w, (uint8_t) nl);
+        wire_write(w, e->name, nl);
+        wire_write_u16(w, (uint16_t) vl);
+        wire_write(w, e->value, vl);
 }
 
 /* A decoded, validated entry with its key. */
@@ -254,70 +202,73 @@ static bool text_ok(const uint8_t *p, size_t n) {
 
 /* Reads one entry and checks it fully, as the store would: a name the store
  * accepts, a type it holds, a value that parses for that type, a TTL in range. */
-static int r_entry(Reader *r, Decoded *d) {
+static int read_entry(Wire *r, Decoded *d) {
         uint8_t flags, nl;
         uint16_t vl;
         const uint8_t *p;
-        uint8_t wire[DNS_WIRE_NAME_MAX];
-        _cleanup_free_ uint8_t *rdata = NULL;
-        uint16_t rdlen = 0;
-        int len;
+        uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
+        int len, rdlen;
 
-        flags = r_u8(r);
-        d->e.type = r_u16(r);
-        d->e.ttl = r_u32(r);
-        d->e.version = r_u64(r);
-        nl = r_u8(r);
-        p = r_bytes(r, nl);
+        flags = wire_read_u8(r);
+        d->e.type = wire_read_u16(r);
+        d->e.ttl = wire_read_u32(r);
+        d->e.version = wire_read_u64(r);
+        nl = wire_read_u8(r);
+        p = wire_read_ptr(r, nl);
         if (!p || nl == 0 || !text_ok(p, nl))
-                return -EBADMSG;
+                goto bad;
         memcpy(d->name, p, nl);
         d->name[nl] = 0;
-        vl = r_u16(r);
+        vl = wire_read_u16(r);
         if (vl > CLUSTER_VALUE_MAX)
-                return -EBADMSG;
-        p = r_bytes(r, vl);
+                goto bad;
+        p = wire_read_ptr(r, vl);
         if (!p || !text_ok(p, vl))
-                return -EBADMSG;
+                goto bad;
         memcpy(d->value, p, vl);
         d->value[vl] = 0;
 
         if ((flags & ~1u) != 0 || d->e.version == 0 || d->e.ttl > STORE_TTL_MAX)
-                return -EBADMSG;
+                goto bad;
         if (dns_name_check(d->name, DNS_NAME_WILDCARD, NULL) < 0)
-                return -EBADMSG;
+                goto bad;
         len = dns_name_to_wire(d->name, wire);
         if (len < 0)
-                return -EBADMSG;
-        if (dns_rdata_parse(d->e.type, d->value, &rdata, &rdlen, NULL) < 0)
-                return -EBADMSG;
+                goto bad;
+        rdlen = dns_rdata_from_string(d->e.type, d->value, rdata, NULL);
+        if (rdlen < 0)
+                goto bad;
         d->e.deleted = flags & 1;
         d->e.name = d->name;
         d->e.value = d->value;
-        d->key = make_key(d->e.type, wire, (size_t) len, rdata, rdlen);
+        d->key = make_key(d->e.type, wire, (size_t) len, rdata, (size_t) rdlen);
         return 0;
+bad:
+        wire_fail(r, -EBADMSG);
+        return -EBADMSG;
 }
 
 size_t cluster_update_encode(const ClusterEntry *e, uint8_t *buf, size_t size) {
-        Writer w = { buf, size, 0, false };
+        Wire w = wire_init(buf, size);
 
-        w_u8(&w, 'J');
-        w_u8(&w, 'U');
-        w_u8(&w, CLUSTER_RECORDS_FORMAT);
-        w_entry(&w, e);
-        return w.overflow ? 0 : w.pos;
+        wire_write_u8(&w, 'J');
+        wire_write_u8(&w, 'U');
+        wire_write_u8(&w, CLUSTER_RECORDS_FORMAT);
+        write_entry(&w, e);
+        return wire_ok(&w) ? wire_offset(&w) : 0;
 }
 
 static int update_decode(const uint8_t *data, size_t size, Decoded *d) {
-        Reader r = { data, size, 0, false };
+        Wire r = wire_init_const(data, size);
         int k;
 
-        if (r_u8(&r) != 'J' || r_u8(&r) != 'U' || r_u8(&r) != CLUSTER_RECORDS_FORMAT || r.bad)
+        if (wire_read_u8(&r) != 'J' || wire_read_u8(&r) != 'U' || wire_read_u8(&r) != CLUSTER_RECORDS_FORMAT ||
+            !wire_ok(&r))
                 return -EBADMSG;
-        k = r_entry(&r, d);
+        k = read_entry(&r, d);
         if (k < 0)
                 return k;
-        if (r.pos != r.size) {
+        if (!wire_at_end(&r)) {
                 g_bytes_unref(TAKE_PTR(d->key));
                 return -EBADMSG;
         }
@@ -465,7 +416,7 @@ static void decoded_array_free(GPtrArray *a) {
 
 int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const uint8_t *data, size_t size,
                                    uint64_t now_usec) {
-        Reader r = { data, size, 0, false };
+        Wire r = wire_init_const(data, size);
         g_autoptr(GHashTable) listed = NULL;
         GPtrArray *decoded;
         uint64_t version;
@@ -475,14 +426,14 @@ int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const
 
         if (!swim_id_is_valid(origin))
                 return -EINVAL;
-        if (r_u8(&r) != 'J' || r_u8(&r) != 'T' || r_u8(&r) != CLUSTER_RECORDS_FORMAT)
+        if (wire_read_u8(&r) != 'J' || wire_read_u8(&r) != 'T' || wire_read_u8(&r) != CLUSTER_RECORDS_FORMAT)
                 return -EBADMSG;
-        version = r_u64(&r);
-        count = r_u32(&r);
-        if (r.bad || version == 0)
+        version = wire_read_u64(&r);
+        count = wire_read_u32(&r);
+        if (!wire_ok(&r) || version == 0)
                 return -EBADMSG;
         /* Each entry takes at least 18 bytes: a count beyond that is a lie. */
-        if (count > (size - r.pos) / 18)
+        if (count > wire_available(&r) / 18)
                 return -EBADMSG;
 
         /* Validate everything before applying anything. */
@@ -491,13 +442,13 @@ int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const
         for (uint32_t i = 0; i < count; i++) {
                 Decoded *d = g_new0(Decoded, 1);
                 g_ptr_array_add(decoded, d);
-                if (r_entry(&r, d) < 0 || d->e.version > version) {
+                if (read_entry(&r, d) < 0 || d->e.version > version) {
                         decoded_array_free(decoded);
                         return -EBADMSG;
                 }
                 g_hash_table_add(listed, g_bytes_ref(d->key));
         }
-        if (r.bad || r.pos != r.size) {
+        if (!wire_ok(&r) || !wire_at_end(&r)) {
                 decoded_array_free(decoded);
                 return -EBADMSG;
         }
@@ -773,12 +724,12 @@ int cluster_records_encode_local(ClusterRecords *cr, uint8_t **ret, size_t *ret_
                 count++;
         }
         g_autofree uint8_t *buf = g_malloc(cap);
-        Writer w = { buf, cap, 0, false };
-        w_u8(&w, 'J');
-        w_u8(&w, 'T');
-        w_u8(&w, CLUSTER_RECORDS_FORMAT);
-        w_u64(&w, cr->version);
-        w_u32(&w, count);
+        Wire w = wire_init(buf, cap);
+        wire_write_u8(&w, 'J');
+        wire_write_u8(&w, 'T');
+        wire_write_u8(&w, CLUSTER_RECORDS_FORMAT);
+        wire_write_u64(&w, cr->version);
+        wire_write_u32(&w, count);
         g_hash_table_iter_init(&it, cr->local);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Entry *e = v;
@@ -786,11 +737,11 @@ int cluster_records_encode_local(ClusterRecords *cr, uint8_t **ret, size_t *ret_
                         .name = e->name, .type = e->type, .value = e->value, .ttl = e->ttl, .version = e->version,
                 };
                 if (entry_fits(e))
-                        w_entry(&w, &ce);
+                        write_entry(&w, &ce);
         }
-        if (w.overflow)
+        if (!wire_ok(&w))
                 return -ENOBUFS;
-        *ret_size = w.pos;
+        *ret_size = wire_offset(&w);
         *ret = TAKE_PTR(buf);
         return 0;
 }

@@ -36,6 +36,7 @@
 #include "cluster.h"
 #include "log.h"
 #include "time-util.h"
+#include "wire.h"
 
 #define SEAL_OPEN 0x00
 #define SEAL_XCHACHA 0x01
@@ -506,8 +507,9 @@ static void conn_done(Conn *k, bool ok) {
 /* Builds our sealed frame: length, then the sealed push/reply. */
 static int build_frame(Cluster *c, uint8_t kind, uint8_t **ret, size_t *ret_size) {
         g_autofree uint8_t *swim_state = NULL, *recs = NULL, *plain = NULL;
-        size_t swim_size = 0, recs_size = 0, cap, idlen = strlen(c->node_id), pos = 0, sealed;
+        size_t swim_size = 0, recs_size = 0, cap, idlen = strlen(c->node_id), sealed;
         uint8_t *frame;
+        Wire w;
         int r;
 
         /* The member list has no size getter: grow until it fits. */
@@ -527,33 +529,26 @@ static int build_frame(Cluster *c, uint8_t kind, uint8_t **ret, size_t *ret_size
         if (cap + SEAL_OVERHEAD > FRAME_MAX)
                 return -ENOBUFS;
         plain = g_malloc(cap);
-        plain[pos++] = 'J';
-        plain[pos++] = 'P';
-        plain[pos++] = PROTOCOL_VERSION;
-        plain[pos++] = kind;
-        plain[pos++] = (uint8_t) idlen;
-        memcpy(plain + pos, c->node_id, idlen);
-        pos += idlen;
-        for (int i = 3; i >= 0; i--)
-                plain[pos++] = (uint8_t) (swim_size >> (8 * i));
-        memcpy(plain + pos, swim_state, swim_size);
-        pos += swim_size;
-        for (int i = 3; i >= 0; i--)
-                plain[pos++] = (uint8_t) (recs_size >> (8 * i));
-        memcpy(plain + pos, recs, recs_size);
-        pos += recs_size;
+        w = wire_init(plain, cap);
+        wire_write_u8(&w, 'J');
+        wire_write_u8(&w, 'P');
+        wire_write_u8(&w, PROTOCOL_VERSION);
+        wire_write_u8(&w, kind);
+        wire_write_u8(&w, (uint8_t) idlen);
+        wire_write(&w, c->node_id, idlen);
+        wire_write_u32(&w, (uint32_t) swim_size);
+        wire_write(&w, swim_state, swim_size);
+        wire_write_u32(&w, (uint32_t) recs_size);
+        wire_write(&w, recs, recs_size);
+        if (!wire_ok(&w))
+                return w.error;
 
-        frame = g_malloc(4 + pos + SEAL_OVERHEAD);
-        sealed = seal(c, CHANNEL_PUSH_PULL, plain, pos, frame + 4);
-        for (int i = 0; i < 4; i++)
-                frame[i] = (uint8_t) (sealed >> (8 * (3 - i)));
+        frame = g_malloc(4 + wire_offset(&w) + SEAL_OVERHEAD);
+        sealed = seal(c, CHANNEL_PUSH_PULL, plain, wire_offset(&w), frame + 4);
+        wire_put_u32(frame, (uint32_t) sealed);
         *ret = frame;
         *ret_size = 4 + sealed;
         return 0;
-}
-
-static uint32_t be32(const uint8_t *p) {
-        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
 }
 
 /* Opens, validates and merges a peer's frame. */
@@ -561,43 +556,33 @@ static int conn_merge(Conn *k) {
         Cluster *c = k->cluster;
         g_autofree uint8_t *plain = g_malloc(MAX(k->in_size, 1u));
         ssize_t n = unseal(c, CHANNEL_PUSH_PULL, k->in, k->in_size, plain);
-        size_t pos = 0, len;
-        char id[SWIM_ID_MAX + 1];
-        const uint8_t *swim_state, *recs;
+        char id[SWIM_ID_MAX + 1] = "";
+        const uint8_t *swim_state, *recs, *idp;
         uint32_t swim_size, recs_size;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
+        uint8_t idlen;
+        Wire w;
         int r;
 
         if (n < 0) {
                 count_reject(c, (int) n, "push-pull", k->peer);
                 return (int) n;
         }
-        len = (size_t) n;
-        if (len < 5 || plain[0] != 'J' || plain[1] != 'P' || plain[2] != PROTOCOL_VERSION ||
-            plain[3] != (k->outgoing ? 2 : 1))
+        w = wire_init_const(plain, (size_t) n);
+        if (wire_read_u8(&w) != 'J' || wire_read_u8(&w) != 'P' || wire_read_u8(&w) != PROTOCOL_VERSION ||
+            wire_read_u8(&w) != (k->outgoing ? 2 : 1))
                 goto bad;
-        pos = 4;
-        size_t idlen = plain[pos++];
-        if (idlen == 0 || idlen > SWIM_ID_MAX || len - pos < idlen)
+        idlen = wire_read_u8(&w);
+        idp = idlen <= SWIM_ID_MAX ? wire_read_ptr(&w, idlen) : NULL;
+        if (idp)
+                memcpy(id, idp, idlen);
+        id[idp ? idlen : 0] = 0;
+        swim_size = wire_read_u32(&w);
+        swim_state = wire_read_ptr(&w, swim_size);
+        recs_size = wire_read_u32(&w);
+        recs = wire_read_ptr(&w, recs_size);
+        if (!wire_ok(&w) || !wire_at_end(&w) || !swim_id_is_valid(id))
                 goto bad;
-        memcpy(id, plain + pos, idlen);
-        id[idlen] = 0;
-        pos += idlen;
-        if (!swim_id_is_valid(id) || len - pos < 4)
-                goto bad;
-        swim_size = be32(plain + pos);
-        pos += 4;
-        if (len - pos < swim_size)
-                goto bad;
-        swim_state = plain + pos;
-        pos += swim_size;
-        if (len - pos < 4)
-                goto bad;
-        recs_size = be32(plain + pos);
-        pos += 4;
-        if (len - pos != recs_size)
-                goto bad;
-        recs = plain + pos;
 
         if (streq(id, c->node_id)) {
                 log_warning("Push-pull from %s claims our own node id %s: two nodes share one id?", k->peer, id);
@@ -670,7 +655,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
                 k->hdr_pos += (size_t) n;
                 if (k->hdr_pos == 4) {
-                        k->in_size = be32(k->hdr);
+                        k->in_size = wire_get_u32(k->hdr);
                         if (k->in_size == 0 || k->in_size > FRAME_MAX) {
                                 count_reject(c, -EBADMSG, "push-pull", k->peer);
                                 conn_done(k, false);
@@ -830,17 +815,18 @@ static int on_push_pull_timer(sd_event_source *s, uint64_t usec, void *userdata)
 static void send_announcements(Cluster *c) {
         struct ifaddrs *ifa_list = NULL;
         uint8_t plain[128], sealed[128 + SEAL_OVERHEAD];
-        size_t n = 0, idlen = strlen(c->node_id), m;
+        size_t idlen = strlen(c->node_id), m;
+        Wire w = wire_init(plain, sizeof plain);
 
-        plain[n++] = 'J';
-        plain[n++] = 'A';
-        plain[n++] = PROTOCOL_VERSION;
-        plain[n++] = (uint8_t) idlen;
-        memcpy(plain + n, c->node_id, idlen);
-        n += idlen;
-        plain[n++] = (uint8_t) (c->swim_port >> 8);
-        plain[n++] = (uint8_t) (c->swim_port & 0xff);
-        m = seal(c, CHANNEL_DISCOVERY, plain, n, sealed);
+        wire_write_u8(&w, 'J');
+        wire_write_u8(&w, 'A');
+        wire_write_u8(&w, PROTOCOL_VERSION);
+        wire_write_u8(&w, (uint8_t) idlen);
+        wire_write(&w, c->node_id, idlen);
+        wire_write_u16(&w, c->swim_port);
+        if (!wire_ok(&w))
+                return;         /* cannot happen: the node id is at most 64 bytes */
+        m = seal(c, CHANNEL_DISCOVERY, plain, wire_offset(&w), sealed);
 
         if (getifaddrs(&ifa_list) < 0) {
                 log_debug_errno(negative_errno(), "getifaddrs() failed, no announcement: %m");
@@ -896,8 +882,12 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                 socklen_t salen = sizeof sa;
                 ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &sa, &salen);
                 char id[SWIM_ID_MAX + 1], fromstr[INET6_ADDRSTRLEN + 8];
+                const uint8_t *idp;
+                uint8_t idlen;
+                uint16_t port;
                 SwimAddr from;
                 ssize_t p;
+                Wire w;
 
                 if (n < 0)
                         break;
@@ -910,21 +900,23 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                         count_reject(c, (int) p, "announcement", fromstr);
                         continue;
                 }
-                if (p < 6 || plain[0] != 'J' || plain[1] != 'A' || plain[2] != PROTOCOL_VERSION ||
-                    plain[3] == 0 || plain[3] > SWIM_ID_MAX || (size_t) p != 4u + plain[3] + 2u) {
-                        count_reject(c, -EBADMSG, "announcement", fromstr);
-                        continue;
-                }
-                memcpy(id, plain + 4, plain[3]);
-                id[plain[3]] = 0;
-                if (!swim_id_is_valid(id)) {
+                w = wire_init_const(plain, (size_t) p);
+                if (wire_read_u8(&w) != 'J' || wire_read_u8(&w) != 'A' || wire_read_u8(&w) != PROTOCOL_VERSION)
+                        wire_fail(&w, -EBADMSG);
+                idlen = wire_read_u8(&w);
+                idp = idlen <= SWIM_ID_MAX ? wire_read_ptr(&w, idlen) : NULL;
+                if (idp)
+                        memcpy(id, idp, idlen);
+                id[idp ? idlen : 0] = 0;
+                port = wire_read_u16(&w);
+                if (!wire_ok(&w) || !wire_at_end(&w) || !swim_id_is_valid(id)) {
                         count_reject(c, -EBADMSG, "announcement", fromstr);
                         continue;
                 }
                 c->counters.announcements_received++;
                 if (streq(id, c->node_id) || member_live(c, id))
                         continue;
-                from.port = (uint16_t) (plain[4 + plain[3]] << 8 | plain[5 + plain[3]]);
+                from.port = port;
                 if (from.port == 0)
                         continue;
                 /* Once a second per node at most: its ALIVE may still be on the way. */

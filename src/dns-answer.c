@@ -27,6 +27,7 @@
 
 #include "dns-answer.h"
 #include "macro.h"
+#include "wire.h"
 
 #define DNS_FLAG_QR     0x8000u
 #define DNS_FLAG_AA     0x0400u
@@ -69,10 +70,8 @@ typedef struct CompressEntry {
 } CompressEntry;
 
 typedef struct Packet {
-        uint8_t *buf;
-        size_t size;            /* what this reply may use, space for OPT already taken off */
-        size_t len;
-        bool overflow;          /* a write did not fit: the reply gets truncated */
+        Wire w;                 /* sized to what this reply may use, space for OPT already taken
+                                 * off; a write that does not fit makes the reply truncated */
         uint16_t ancount, nscount;
         CompressEntry compress[COMPRESS_ENTRIES_MAX];
         unsigned n_compress;
@@ -85,15 +84,6 @@ typedef struct Answer {
         Packet *p;
         size_t apex_off;        /* offset of the zone apex suffix in q->wire */
 } Answer;
-
-static inline uint16_t rd16(const uint8_t *p) {
-        return (uint16_t) ((p[0] << 8) | p[1]);
-}
-
-static inline void wr16(uint8_t *p, uint16_t v) {
-        p[0] = v >> 8;
-        p[1] = v & 0xff;
-}
 
 static inline uint8_t ascii_lower(uint8_t c) {
         return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
@@ -134,125 +124,96 @@ const char *dns_rcode_format(unsigned rcode, char buf[static 16]) {
 /* The question name must be plain labels: a compression pointer has nothing
  * to point back to in the question, and extended label types are obsolete. */
 static int parse_question(const uint8_t *req, size_t len, Question *q) {
-        size_t p = DNS_HEADER_SIZE, w = 0;
+        Wire r = wire_init_const(req, len);
+        size_t w = 0;
 
+        wire_seek(&r, DNS_HEADER_SIZE);
         q->n_labels = 0;
         for (;;) {
-                uint8_t l;
+                uint8_t l = wire_read_u8(&r);
+                const uint8_t *label;
 
-                if (p >= len)
+                if (!wire_ok(&r))
                         return -EBADMSG;
-                l = req[p];
                 if (l == 0)
                         break;
-                if (l > 63)
+                if (l > 63 || w + 1 + l + 1 > DNS_WIRE_NAME_MAX)
                         return -EBADMSG;
-                if (w + 1 + l + 1 > DNS_WIRE_NAME_MAX)
-                        return -EBADMSG;
-                if (p + 1 + l > len)
+                label = wire_read_ptr(&r, l);
+                if (!label)
                         return -EBADMSG;
 
                 q->labels[q->n_labels++] = (uint8_t) w;
                 q->wire[w++] = l;
-                for (size_t i = 1; i <= l; i++)
-                        q->wire[w++] = ascii_lower(req[p + i]);
-                p += 1 + l;
+                for (size_t i = 0; i < l; i++)
+                        q->wire[w++] = ascii_lower(label[i]);
         }
         q->wire[w++] = 0;
-        p++;
         q->wire_len = w;
 
-        if (p + 4 > len)
+        q->type = wire_read_u16(&r);
+        q->class = wire_read_u16(&r);
+        if (!wire_ok(&r))
                 return -EBADMSG;
-        q->type = rd16(req + p);
-        q->class = rd16(req + p + 2);
-        q->end = p + 4;
+        q->end = wire_offset(&r);
         return 0;
 }
 
 /* Skips a name anywhere after the question, where pointers are allowed. */
-static int skip_name(const uint8_t *m, size_t len, size_t *p) {
+static void skip_name(Wire *r) {
         for (unsigned n = 0; n < DNS_LABELS_MAX; n++) {
-                uint8_t l;
+                uint8_t l = wire_read_u8(r);
 
-                if (*p >= len)
-                        return -EBADMSG;
-                l = m[*p];
-                if (l == 0) {
-                        (*p)++;
-                        return 0;
-                }
+                if (!wire_ok(r) || l == 0)
+                        return;
                 if ((l & 0xc0) == 0xc0) {
-                        if (*p + 2 > len)
-                                return -EBADMSG;
-                        *p += 2;
-                        return 0;
+                        wire_skip(r, 1);
+                        return;
                 }
                 if (l > 63)
-                        return -EBADMSG;
-                *p += 1 + l;
+                        break;
+                wire_skip(r, l);
         }
-        return -EBADMSG;
+        wire_fail(r, -EBADMSG);
 }
 
 /* Walks the answer, authority and additional sections to find the OPT record.
  * Sets e->present even when failing on a duplicate OPT, so that the FORMERR
  * carries our OPT too. */
 static int parse_edns(const uint8_t *req, size_t len, size_t offset, Edns *e) {
-        unsigned an = rd16(req + 6), ns = rd16(req + 8), ar = rd16(req + 10);
-        size_t p = offset;
+        unsigned an = wire_get_u16(req + 6), ns = wire_get_u16(req + 8), ar = wire_get_u16(req + 10);
+        Wire r = wire_init_const(req, len);
 
         *e = (Edns) {};
+        wire_seek(&r, offset);
         for (unsigned i = 0; i < an + ns + ar; i++) {
-                size_t start = p;
-                uint16_t type, rdlen;
-                int r;
+                size_t start = wire_offset(&r), owner_len;
+                uint16_t type, class;
+                uint32_t ttl;
 
-                r = skip_name(req, len, &p);
-                if (r < 0)
-                        return r;
-                if (p + 10 > len)
-                        return -EBADMSG;
-                type = rd16(req + p);
-                rdlen = rd16(req + p + 8);
-                if (p + 10 + rdlen > len)
+                skip_name(&r);
+                owner_len = wire_offset(&r) - start;
+                type = wire_read_u16(&r);
+                class = wire_read_u16(&r);
+                ttl = wire_read_u32(&r);
+                wire_skip(&r, wire_read_u16(&r));       /* rdata */
+                if (!wire_ok(&r))
                         return -EBADMSG;
 
                 if (i >= an + ns && type == DNS_TYPE_OPT) {
                         if (e->present)
                                 return -EBADMSG;       /* RFC 6891 6.1.1: more than one OPT */
-                        if (p != start + 1 || req[start] != 0)
+                        if (owner_len != 1 || req[start] != 0)
                                 return -EBADMSG;       /* the OPT owner must be the root */
                         e->present = true;
-                        e->payload = rd16(req + p + 2);
-                        e->version = req[p + 5];
+                        e->payload = class;
+                        e->version = (uint8_t) (ttl >> 16);
                 }
-                p += 10 + rdlen;
         }
         return 0;
 }
 
 /* --- reply writing ------------------------------------------------------ */
-
-static bool pkt_put(Packet *p, const void *data, size_t n) {
-        if (p->overflow || n > p->size - p->len) {
-                p->overflow = true;
-                return false;
-        }
-        memcpy(p->buf + p->len, data, n);
-        p->len += n;
-        return true;
-}
-
-static bool pkt_put_u16(Packet *p, uint16_t v) {
-        uint8_t b[2] = { v >> 8, v & 0xff };
-        return pkt_put(p, b, 2);
-}
-
-static bool pkt_put_u32(Packet *p, uint32_t v) {
-        uint8_t b[4] = { v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff };
-        return pkt_put(p, b, 4);
-}
 
 static void pkt_remember(Packet *p, size_t offset, size_t len) {
         /* A root suffix is never worth a pointer, and pointers reach 14 bits. */
@@ -264,18 +225,19 @@ static void pkt_remember(Packet *p, size_t offset, size_t len) {
 /* Compares the name written at offset in the reply (which may end in a
  * pointer) with a lowercased uncompressed wire name. */
 static bool reply_name_equal(const Packet *p, size_t offset, const uint8_t *w, size_t wlen) {
-        size_t i = 0;
+        const uint8_t *buf = p->w.buf;
+        size_t i = 0, len = wire_offset(&p->w);
 
         for (unsigned hops = 0; hops < DNS_LABELS_MAX; ) {
                 uint8_t l;
 
-                if (offset >= p->len)
+                if (offset >= len)
                         return false;
-                l = p->buf[offset];
+                l = buf[offset];
                 if ((l & 0xc0) == 0xc0) {
-                        if (offset + 1 >= p->len)
+                        if (offset + 1 >= len)
                                 return false;
-                        offset = ((l & 0x3f) << 8) | p->buf[offset + 1];
+                        offset = ((l & 0x3f) << 8) | buf[offset + 1];
                         hops++;
                         continue;
                 }
@@ -283,10 +245,10 @@ static bool reply_name_equal(const Packet *p, size_t offset, const uint8_t *w, s
                         return false;
                 if (l == 0)
                         return i + 1 == wlen;
-                if (offset + 1 + l > p->len || i + 1 + l > wlen)
+                if (offset + 1 + l > len || i + 1 + l > wlen)
                         return false;
                 for (size_t k = 1; k <= l; k++)
-                        if (ascii_lower(p->buf[offset + k]) != w[i + k])
+                        if (ascii_lower(buf[offset + k]) != w[i + k])
                                 return false;
                 offset += 1 + l;
                 i += 1 + l;
@@ -297,7 +259,7 @@ static bool reply_name_equal(const Packet *p, size_t offset, const uint8_t *w, s
 /* Writes a lowercased wire name, pointing to the longest suffix already in
  * the reply. */
 static bool pkt_put_name(Packet *p, const uint8_t *w, size_t wlen) {
-        size_t start = p->len, j = 0;
+        size_t start = wire_offset(&p->w), j = 0;
 
         while (j < wlen && w[j] != 0) {
                 size_t rest = wlen - j;
@@ -308,7 +270,9 @@ static bool pkt_put_name(Packet *p, const uint8_t *w, size_t wlen) {
                         if (c->len != rest || !reply_name_equal(p, c->offset, w + j, rest))
                                 continue;
 
-                        if (!pkt_put(p, w, j) || !pkt_put_u16(p, 0xc000 | c->offset))
+                        wire_write(&p->w, w, j);
+                        wire_write_u16(&p->w, 0xc000 | c->offset);
+                        if (!wire_ok(&p->w))
                                 return false;
                         for (size_t k = 0; k < j; k += 1 + w[k])
                                 pkt_remember(p, start + k, wlen - k);
@@ -317,7 +281,8 @@ static bool pkt_put_name(Packet *p, const uint8_t *w, size_t wlen) {
                 j += 1 + w[j];
         }
 
-        if (!pkt_put(p, w, wlen))
+        wire_write(&p->w, w, wlen);
+        if (!wire_ok(&p->w))
                 return false;
         for (size_t k = 0; k + 1 < wlen; k += 1 + w[k])
                 pkt_remember(p, start + k, wlen - k);
@@ -325,7 +290,22 @@ static bool pkt_put_name(Packet *p, const uint8_t *w, size_t wlen) {
 }
 
 static bool pkt_put_pointer(Packet *p, size_t offset) {
-        return pkt_put_u16(p, 0xc000 | offset);
+        wire_write_u16(&p->w, 0xc000 | offset);
+        return wire_ok(&p->w);
+}
+
+/* Starts rdata whose length is known once it is written: returns where the
+ * length goes, for pkt_rdata_end(). */
+static size_t pkt_rdata_begin(Packet *p) {
+        wire_write_u16(&p->w, 0);
+        return wire_offset(&p->w);
+}
+
+static bool pkt_rdata_end(Packet *p, size_t start) {
+        if (!wire_ok(&p->w))
+                return false;
+        wire_put_u16(p->w.buf + start - 2, (uint16_t) (wire_offset(&p->w) - start));
+        return true;
 }
 
 /* Length of a valid uncompressed wire name filling all of rdata, else 0. */
@@ -368,25 +348,27 @@ static bool put_owner(Packet *p, const Owner *o) {
 static bool put_rr(Packet *p, const Owner *o, uint16_t type, const uint8_t *rdata, uint16_t rdlen, uint32_t ttl) {
         size_t name_len;
 
-        if (!put_owner(p, o) ||
-            !pkt_put_u16(p, type) ||
-            !pkt_put_u16(p, DNS_CLASS_IN) ||
-            !pkt_put_u32(p, ttl))
+        if (!put_owner(p, o))
                 return false;
+        wire_write_u16(&p->w, type);
+        wire_write_u16(&p->w, DNS_CLASS_IN);
+        wire_write_u32(&p->w, ttl);
 
         name_len = (type == DNS_TYPE_CNAME || type == DNS_TYPE_PTR) ? rdata_name_len(rdata, rdlen) : 0;
         if (name_len > 0) {
                 /* Names in CNAME and PTR rdata may be compressed (RFC 3597 4). */
                 uint8_t lower[DNS_WIRE_NAME_MAX];
-                size_t at;
+                size_t start = pkt_rdata_begin(p);
 
                 lowercase_copy(lower, rdata, name_len);
-                at = p->len;
-                if (!pkt_put_u16(p, 0) || !pkt_put_name(p, lower, name_len))
+                if (!pkt_put_name(p, lower, name_len) || !pkt_rdata_end(p, start))
                         return false;
-                wr16(p->buf + at, p->len - at - 2);
-        } else if (!pkt_put_u16(p, rdlen) || !pkt_put(p, rdata, rdlen))
-                return false;
+        } else {
+                wire_write_u16(&p->w, rdlen);
+                wire_write(&p->w, rdata, rdlen);
+                if (!wire_ok(&p->w))
+                        return false;
+        }
 
         p->ancount++;
         return true;
@@ -465,7 +447,7 @@ static bool put_soa(const Answer *a, bool in_answer) {
         Packet *p = a->p;
         uint8_t mname[DNS_WIRE_NAME_MAX], rname[DNS_WIRE_NAME_MAX];
         int mlen = -EINVAL, rlen = -EINVAL;
-        size_t at;
+        size_t start;
 
         if (cfg->soa_mname)
                 mlen = dns_name_to_wire(cfg->soa_mname, mname);
@@ -480,27 +462,23 @@ static bool put_soa(const Answer *a, bool in_answer) {
                 rlen = 1;
         }
 
-        if (a->apex_off + 1 == a->q->wire_len) {
-                if (!pkt_put(p, "", 1))
-                        return false;
-        } else if (!pkt_put_pointer(p, DNS_HEADER_SIZE + a->apex_off))
+        if (a->apex_off + 1 == a->q->wire_len)
+                wire_write_u8(&p->w, 0);
+        else
+                (void) pkt_put_pointer(p, DNS_HEADER_SIZE + a->apex_off);
+        wire_write_u16(&p->w, DNS_TYPE_SOA);
+        wire_write_u16(&p->w, DNS_CLASS_IN);
+        wire_write_u32(&p->w, cfg->negative_ttl);
+        start = pkt_rdata_begin(p);
+        if (!pkt_put_name(p, mname, mlen) || !pkt_put_name(p, rname, rlen))
                 return false;
-
-        if (!pkt_put_u16(p, DNS_TYPE_SOA) ||
-            !pkt_put_u16(p, DNS_CLASS_IN) ||
-            !pkt_put_u32(p, cfg->negative_ttl))
+        wire_write_u32(&p->w, (uint32_t) store_version(a->store));
+        wire_write_u32(&p->w, SOA_REFRESH);
+        wire_write_u32(&p->w, SOA_RETRY);
+        wire_write_u32(&p->w, SOA_EXPIRE);
+        wire_write_u32(&p->w, cfg->negative_ttl);
+        if (!pkt_rdata_end(p, start))
                 return false;
-        at = p->len;
-        if (!pkt_put_u16(p, 0) ||
-            !pkt_put_name(p, mname, mlen) ||
-            !pkt_put_name(p, rname, rlen) ||
-            !pkt_put_u32(p, (uint32_t) store_version(a->store)) ||
-            !pkt_put_u32(p, SOA_REFRESH) ||
-            !pkt_put_u32(p, SOA_RETRY) ||
-            !pkt_put_u32(p, SOA_EXPIRE) ||
-            !pkt_put_u32(p, cfg->negative_ttl))
-                return false;
-        wr16(p->buf + at, p->len - at - 2);
 
         if (in_answer)
                 p->ancount++;
@@ -758,18 +736,14 @@ static uint8_t resolve(Answer *a) {
         return DNS_RCODE_NXDOMAIN;
 }
 
-static void put_opt(uint8_t *buf, size_t *len, uint8_t rcode) {
-        uint8_t *o = buf + *len;
-
-        o[0] = 0;                                       /* root owner */
-        wr16(o + 1, DNS_TYPE_OPT);
-        wr16(o + 3, DNS_EDNS_PAYLOAD_OURS);             /* class: our payload size */
-        o[5] = rcode >> 4;                              /* extended rcode, upper 8 bits */
-        o[6] = 0;                                       /* version 0 */
-        o[7] = 0;                                       /* DO clear, Z clear */
-        o[8] = 0;
-        wr16(o + 9, 0);                                 /* no options */
-        *len += DNS_OPT_RR_SIZE;
+static void put_opt(Wire *w, uint8_t rcode) {
+        wire_write_u8(w, 0);                            /* root owner */
+        wire_write_u16(w, DNS_TYPE_OPT);
+        wire_write_u16(w, DNS_EDNS_PAYLOAD_OURS);       /* class: our payload size */
+        wire_write_u8(w, rcode >> 4);                   /* extended rcode, upper 8 bits */
+        wire_write_u8(w, 0);                            /* version 0 */
+        wire_write_u16(w, 0);                           /* DO clear, Z clear */
+        wire_write_u16(w, 0);                           /* no options */
 }
 
 size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport,
@@ -781,7 +755,7 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
         Packet p;
         uint16_t flags, out_flags, qdcount;
         bool have_q;
-        size_t limit, qend;
+        size_t limit, qend, len;
         uint8_t rcode;
         int r;
 
@@ -789,11 +763,11 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
                 *ret_info = info;
         if (!req || req_len < DNS_HEADER_SIZE || !reply || reply_size < DNS_UDP_PAYLOAD_DEFAULT)
                 return 0;
-        flags = rd16(req + 2);
+        flags = wire_get_u16(req + 2);
         if (flags & DNS_FLAG_QR)
                 return 0;
 
-        qdcount = rd16(req + 4);
+        qdcount = wire_get_u16(req + 4);
         out_flags = DNS_FLAG_QR | (flags & (DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD));
         have_q = qdcount == 1 && parse_question(req, req_len, &q) >= 0;
         if (have_q)
@@ -836,14 +810,11 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
         if (have_q) {
                 qend = q.end;
                 memcpy(reply + DNS_HEADER_SIZE, req + DNS_HEADER_SIZE, q.end - DNS_HEADER_SIZE);
-                wr16(reply + 4, 1);
+                wire_put_u16(reply + 4, 1);
         }
 
-        p = (Packet) {
-                .buf = reply,
-                .size = limit - (edns.present ? DNS_OPT_RR_SIZE : 0),
-                .len = qend,
-        };
+        p = (Packet) { .w = wire_init(reply, limit - (edns.present ? DNS_OPT_RR_SIZE : 0)) };
+        wire_seek(&p.w, qend);
 
         if (have_q && rcode == DNS_RCODE_NOERROR) {
                 Answer a = {
@@ -866,29 +837,35 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
                 }
         }
 
-        if (p.overflow) {
+        len = wire_offset(&p.w);
+        if (!wire_ok(&p.w)) {
                 /* Too big for this transport: header and question only, TC set,
                  * so the client comes back over TCP. */
-                p.len = qend;
+                len = qend;
                 p.ancount = p.nscount = 0;
                 out_flags |= DNS_FLAG_TC;
                 info.truncated = true;
         }
 
         if (edns.present) {
-                put_opt(reply, &p.len, rcode);
-                wr16(reply + 10, 1);
+                /* Into the room kept for it. */
+                Wire o = wire_init(reply, limit);
+
+                wire_seek(&o, len);
+                put_opt(&o, rcode);
+                len = wire_offset(&o);
+                wire_put_u16(reply + 10, 1);
         }
 
         out_flags |= rcode & 0x0f;
-        wr16(reply + 2, out_flags);
-        wr16(reply + 6, p.ancount);
-        wr16(reply + 8, p.nscount);
+        wire_put_u16(reply + 2, out_flags);
+        wire_put_u16(reply + 6, p.ancount);
+        wire_put_u16(reply + 8, p.nscount);
 
         info.rcode = rcode;
         info.edns = edns.present;
         info.answer_count = p.ancount;
         if (ret_info)
                 *ret_info = info;
-        return p.len;
+        return len;
 }

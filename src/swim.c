@@ -4,7 +4,7 @@
  * Wire format (all integers big-endian):
  *   packet  := "JR" version:u8 sender:str message*
  *   message := type:u8 length:u16 body
- *   str     := length:u8 bytes (at most SWIM_ID_MAX for ids)
+ *   str     := length:u8 bytes (ids: what swim_id_is_valid() accepts)
  *   addr    := family:u8 ip:16 port:u16
  *   PING     seq:u32 target:str
  *   ACK      seq:u32
@@ -15,13 +15,15 @@
  *   USER     origin:str key:str data:u16-length bytes
  *   SYNC_REQ (empty): asks for the receiver's whole member list
  * Unknown message types are skipped (forward compatibility); anything
- * malformed rejects the whole packet before any of it is applied. */
+ * malformed rejects the whole packet before any of it is applied: a packet
+ * is decoded once into a list of messages, which are then applied. */
 
 #include <glib.h>
 #include <math.h>
 #include <stdio.h>
 
 #include "swim.h"
+#include "wire.h"
 
 #define SWIM_MAGIC0 'J'
 #define SWIM_MAGIC1 'R'
@@ -227,129 +229,83 @@ static uint64_t suspicion_timeout(const Swim *s, unsigned confirmations) {
 
 /* --- encoding ------------------------------------------------------------ */
 
-typedef struct Writer {
-        uint8_t *buf;
-        size_t size, pos;
-        bool overflow;
-} Writer;
+/* Strings are a u8 length and the bytes; longer ones are cut at 255. */
+static void write_str(Wire *w, const char *str) {
+        size_t n = MIN(strlen(str), 255u);
 
-static void w_bytes(Writer *w, const void *p, size_t n) {
-        if (w->overflow || w->pos + n > w->size) {
-                w->overflow = true;
-                return;
-        }
-        memcpy(w->buf + w->pos, p, n);
-        w->pos += n;
-}
-static void w_u8(Writer *w, uint8_t v) { w_bytes(w, &v, 1); }
-static void w_u16(Writer *w, uint16_t v) { uint8_t b[2] = { v >> 8, v & 0xff }; w_bytes(w, b, 2); }
-static void w_u32(Writer *w, uint32_t v) {
-        uint8_t b[4] = { v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff };
-        w_bytes(w, b, 4);
-}
-static void w_str(Writer *w, const char *str) {
-        size_t n = strlen(str);
-        w_u8(w, (uint8_t) MIN(n, 255u));
-        w_bytes(w, str, MIN(n, 255u));
-}
-static void w_addr(Writer *w, const SwimAddr *a) {
-        w_u8(w, a->family);
-        w_bytes(w, a->ip, 16);
-        w_u16(w, a->port);
+        wire_write_u8(w, (uint8_t) n);
+        wire_write(w, str, n);
 }
 
-typedef struct Reader {
-        const uint8_t *buf;
-        size_t size, pos;
-        bool bad;
-} Reader;
+static void write_addr(Wire *w, const SwimAddr *a) {
+        wire_write_u8(w, a->family);
+        wire_write(w, a->ip, 16);
+        wire_write_u16(w, a->port);
+}
 
-static bool r_bytes(Reader *r, void *p, size_t n) {
-        if (r->bad || r->pos + n > r->size) {
-                r->bad = true;
-                return false;
-        }
-        if (p)
-                memcpy(p, r->buf + r->pos, n);
-        r->pos += n;
-        return true;
-}
-static uint8_t r_u8(Reader *r) { uint8_t v = 0; r_bytes(r, &v, 1); return v; }
-static uint16_t r_u16(Reader *r) { uint8_t b[2] = {}; r_bytes(r, b, 2); return (uint16_t) (b[0] << 8 | b[1]); }
-static uint32_t r_u32(Reader *r) {
-        uint8_t b[4] = {};
-        r_bytes(r, b, 4);
-        return (uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3];
-}
-static void r_id(Reader *r, char out[static SWIM_ID_MAX + 1]) {
-        uint8_t n = r_u8(r);
-        if (n == 0 || n > SWIM_ID_MAX) {
-                r->bad = true;
-                out[0] = 0;
+/* A node id: what swim_id_is_valid() accepts, else the message is malformed. */
+static void read_id(Wire *r, char out[static SWIM_ID_MAX + 1]) {
+        uint8_t n = wire_read_u8(r);
+        const uint8_t *p = n <= SWIM_ID_MAX ? wire_read_ptr(r, n) : NULL;
+
+        out[0] = 0;
+        if (!p) {
+                wire_fail(r, -EBADMSG);
                 return;
         }
-        if (!r_bytes(r, out, n)) {
-                out[0] = 0;
-                return;
-        }
+        memcpy(out, p, n);
         out[n] = 0;
-        for (uint8_t i = 0; i < n; i++)
-                if (out[i] == 0)
-                        r->bad = true;
-}
-static void r_addr(Reader *r, SwimAddr *a) {
-        a->family = r_u8(r);
-        r_bytes(r, a->ip, 16);
-        a->port = r_u16(r);
-        if (a->family != 4 && a->family != 6)
-                r->bad = true;
-}
-
-/* Frames one message (type, length, body) into buf. Returns its size, or 0
- * when it does not fit. */
-static size_t msg_frame(uint8_t type, const uint8_t *body, size_t body_size, uint8_t *buf, size_t size) {
-        if (3 + body_size > size || body_size > UINT16_MAX)
-                return 0;
-        buf[0] = type;
-        buf[1] = (uint8_t) (body_size >> 8);
-        buf[2] = (uint8_t) (body_size & 0xff);
-        memcpy(buf + 3, body, body_size);
-        return 3 + body_size;
-}
-
-/* The same, into a fresh buffer (for the broadcast queue). */
-static uint8_t *msg_new(uint8_t type, const uint8_t *body, size_t body_size, size_t *ret_size) {
-        uint8_t *m = g_malloc(3 + body_size);
-        *ret_size = msg_frame(type, body, body_size, m, 3 + body_size);
-        return m;
-}
-
-static size_t encode_member_state(const SwimMember *m, const char *from, uint8_t *buf, size_t size) {
-        uint8_t body[256];
-        Writer w = { body, sizeof body, 0, false };
-        uint8_t type;
-
-        w_u32(&w, m->incarnation);
-        w_str(&w, m->id);
-        switch (m->state) {
-        case SWIM_ALIVE:
-                type = MSG_ALIVE;
-                w_addr(&w, &m->addr);
-                break;
-        case SWIM_SUSPECT:
-                type = MSG_SUSPECT;
-                w_str(&w, from);
-                break;
-        case SWIM_LEFT:
-                type = MSG_DEAD;
-                w_str(&w, m->id);
-                break;
-        default:
-                type = MSG_DEAD;
-                w_str(&w, from);
-                break;
+        if (!swim_id_is_valid(out)) {
+                out[0] = 0;
+                wire_fail(r, -EBADMSG);
         }
-        return msg_frame(type, body, w.pos, buf, size);
+}
+
+static void read_addr(Wire *r, SwimAddr *a) {
+        a->family = wire_read_u8(r);
+        wire_read(r, a->ip, 16);
+        a->port = wire_read_u16(r);
+        if (a->family != 4 && a->family != 6)
+                wire_fail(r, -EBADMSG);
+}
+
+/* A message is its type, the length of its body, and the body: start one
+ * with msg_begin(), write the body, and msg_end() fills in the length. */
+static size_t msg_begin(Wire *w, uint8_t type) {
+        wire_write_u8(w, type);
+        wire_write_u16(w, 0);
+        return wire_offset(w);
+}
+
+static void msg_end(Wire *w, size_t body_start) {
+        size_t n = wire_offset(w) - body_start;
+
+        if (n > UINT16_MAX)
+                wire_fail(w, -EMSGSIZE);
+        if (wire_ok(w))
+                wire_put_u16(w->buf + body_start - 2, (uint16_t) n);
+}
+
+/* Writes one member's state as an ALIVE, SUSPECT or DEAD message. */
+static void write_member_state(Wire *w, const SwimMember *m, const char *from) {
+        uint8_t type = m->state == SWIM_ALIVE ? MSG_ALIVE : m->state == SWIM_SUSPECT ? MSG_SUSPECT : MSG_DEAD;
+        size_t body = msg_begin(w, type);
+
+        wire_write_u32(w, m->incarnation);
+        write_str(w, m->id);
+        if (m->state == SWIM_ALIVE)
+                write_addr(w, &m->addr);
+        else
+                write_str(w, m->state == SWIM_LEFT ? m->id : from);
+        msg_end(w, body);
+}
+
+/* The same into buf. Returns its size, or 0 when it does not fit. */
+static size_t encode_member_state(const SwimMember *m, const char *from, uint8_t *buf, size_t size) {
+        Wire w = wire_init(buf, size);
+
+        write_member_state(&w, m, from);
+        return wire_ok(&w) ? wire_offset(&w) : 0;
 }
 
 /* --- broadcasts and packets --------------------------------------------- */
@@ -391,29 +347,29 @@ static void broadcast_member(Swim *s, const SwimMember *m, const char *from) {
         queue_broadcast(s, key, g_memdup2(buf, n), n);
 }
 
-static void packet_start(Swim *s, Writer *w, OutPacket *p) {
-        *w = (Writer) { p->data, SWIM_PACKET_MAX, 0, false };
-        w_u8(w, SWIM_MAGIC0);
-        w_u8(w, SWIM_MAGIC1);
-        w_u8(w, SWIM_VERSION);
-        w_str(w, s->self.pub.id);
+static void packet_start(Swim *s, Wire *w, OutPacket *p) {
+        *w = wire_init(p->data, SWIM_PACKET_MAX);
+        wire_write_u8(w, SWIM_MAGIC0);
+        wire_write_u8(w, SWIM_MAGIC1);
+        wire_write_u8(w, SWIM_VERSION);
+        write_str(w, s->self.pub.id);
 }
 
 /* Fills the rest of a packet with the least-sent broadcasts. The queue
  * keeps them roughly in transmit order without sorting: new ones enter at
  * the head, and one that was sent moves to the tail. */
-static void piggyback(Swim *s, Writer *w) {
+static void piggyback(Swim *s, Wire *w) {
         unsigned limit = retransmit_limit(s), skipped = 0;
         GQueue sent = G_QUEUE_INIT;
 
         for (GList *l = s->broadcasts.head, *next; l && skipped < 32; l = next) {
                 Broadcast *b = l->data;
                 next = l->next;
-                if (w->pos + b->size > w->size) {
+                if (b->size > wire_available(w)) {
                         skipped++;
                         continue;
                 }
-                w_bytes(w, b->msg, b->size);
+                wire_write(w, b->msg, b->size);
                 if (++b->transmits >= limit) {
                         broadcast_drop(s, b);
                         continue;
@@ -431,15 +387,15 @@ static void piggyback(Swim *s, Writer *w) {
 
 static void send_packet(Swim *s, const SwimAddr *to, const uint8_t *msg, size_t msg_size, bool with_gossip) {
         OutPacket *p = g_new(OutPacket, 1);
-        Writer w;
+        Wire w;
 
         packet_start(s, &w, p);
         if (msg)
-                w_bytes(&w, msg, msg_size);
+                wire_write(&w, msg, msg_size);
         if (with_gossip)
                 piggyback(s, &w);
         p->to = *to;
-        p->size = w.pos;
+        p->size = wire_offset(&w);
         g_queue_push_tail(&s->out, p);
         s->counters.packets_sent++;
 }
@@ -447,25 +403,32 @@ static void send_packet(Swim *s, const SwimAddr *to, const uint8_t *msg, size_t 
 static Member *member_get(Swim *s, const char *id);
 
 static void send_ping(Swim *s, const SwimAddr *to, uint32_t seq, const char *target) {
-        uint8_t body[80], msg[90 + 300];
-        Writer w = { body, sizeof body, 0, false };
+        uint8_t msg[400];
+        Wire w = wire_init(msg, sizeof msg);
         Member *m = member_get(s, target);
-        size_t n;
+        size_t body;
 
-        w_u32(&w, seq);
-        w_str(&w, target);
-        n = msg_frame(MSG_PING, body, w.pos, msg, sizeof msg);
+        body = msg_begin(&w, MSG_PING);
+        wire_write_u32(&w, seq);
+        write_str(&w, target);
+        msg_end(&w, body);
         /* Lifeguard's buddy system: a suspect we probe hears of the suspicion
          * in the ping itself, so it can refute at once, instead of waiting for
          * gossip whose retransmissions may all have gone elsewhere. */
         if (m && m->pub.state == SWIM_SUSPECT)
-                n += encode_member_state(&m->pub, s->self.pub.id, msg + n, sizeof msg - n);
-        send_packet(s, to, msg, n, true);
+                write_member_state(&w, &m->pub, s->self.pub.id);
+        send_packet(s, to, msg, wire_offset(&w), true);
 }
 
 static void send_ack(Swim *s, const SwimAddr *to, uint32_t seq) {
-        uint8_t msg[7] = { MSG_ACK, 0, 4, seq >> 24, (seq >> 16) & 0xff, (seq >> 8) & 0xff, seq & 0xff };
-        send_packet(s, to, msg, sizeof msg, true);
+        uint8_t msg[7];
+        Wire w = wire_init(msg, sizeof msg);
+        size_t body;
+
+        body = msg_begin(&w, MSG_ACK);
+        wire_write_u32(&w, seq);
+        msg_end(&w, body);
+        send_packet(s, to, msg, wire_offset(&w), true);
 }
 
 static void emit(Swim *s, SwimEventType type, const SwimMember *m) {
@@ -599,18 +562,19 @@ static bool seen_user(Swim *s, const char *origin, const char *key, const uint8_
 }
 
 static void queue_user(Swim *s, const char *origin, const char *key, const uint8_t *data, size_t size) {
-        uint8_t body[SWIM_USER_MAX + 2 * 256 + 8];
-        Writer w = { body, sizeof body, 0, false };
+        uint8_t msg[3 + SWIM_USER_MAX + 2 * 256 + 8];
+        Wire w = wire_init(msg, sizeof msg);
         char bkey[2 * SWIM_ID_MAX + 300];
-        size_t n;
+        size_t body;
 
-        w_str(&w, origin);
-        w_str(&w, key);
-        w_u16(&w, (uint16_t) size);
-        w_bytes(&w, data, size);
+        body = msg_begin(&w, MSG_USER);
+        write_str(&w, origin);
+        write_str(&w, key);
+        wire_write_u16(&w, (uint16_t) size);
+        wire_write(&w, data, size);
+        msg_end(&w, body);
         snprintf(bkey, sizeof bkey, "u:%s:%s", origin, key);
-        uint8_t *msg = msg_new(MSG_USER, body, w.pos, &n);
-        queue_broadcast(s, bkey, msg, n);
+        queue_broadcast(s, bkey, g_memdup2(msg, wire_offset(&w)), wire_offset(&w));
 }
 
 /* --- the public state machine ------------------------------------------- */
@@ -665,14 +629,12 @@ Swim *swim_free(Swim *s) {
 }
 
 int swim_join(Swim *s, const SwimAddr *addr, uint64_t now_usec) {
-        uint8_t buf[300];
-        size_t n = encode_member_state(&s->self.pub, s->self.pub.id, buf, sizeof buf);
-        uint8_t sync[3] = { MSG_SYNC_REQ, 0, 0 };
-        uint8_t both[sizeof buf + sizeof sync];
+        uint8_t msg[300];
+        Wire w = wire_init(msg, sizeof msg);
 
-        memcpy(both, buf, n);
-        memcpy(both + n, sync, sizeof sync);
-        send_packet(s, addr, both, n + sizeof sync, false);
+        write_member_state(&w, &s->self.pub, s->self.pub.id);
+        msg_end(&w, msg_begin(&w, MSG_SYNC_REQ));
+        send_packet(s, addr, msg, wire_offset(&w), false);
         return 0;
 }
 
@@ -702,15 +664,15 @@ int swim_broadcast(Swim *s, const char *key, const uint8_t *data, size_t size) {
 static void answer_sync(Swim *s, const SwimAddr *to) {
         /* Our whole view, ourselves first, in as many packets as it takes. */
         OutPacket *p = NULL;
-        Writer w;
+        Wire w;
 
         for (guint i = 0; i <= s->members->len; i++) {
                 const SwimMember *m = i == 0 ? &s->self.pub : &((Member *) s->members->pdata[i - 1])->pub;
                 uint8_t buf[300];
                 size_t n = encode_member_state(m, s->self.pub.id, buf, sizeof buf);
 
-                if (p && w.pos + n > w.size) {
-                        p->size = w.pos;
+                if (p && n > wire_available(&w)) {
+                        p->size = wire_offset(&w);
                         g_queue_push_tail(&s->out, p);
                         s->counters.packets_sent++;
                         p = NULL;
@@ -720,10 +682,10 @@ static void answer_sync(Swim *s, const SwimAddr *to) {
                         p->to = *to;
                         packet_start(s, &w, p);
                 }
-                w_bytes(&w, buf, n);
+                wire_write(&w, buf, n);
         }
         if (p) {
-                p->size = w.pos;
+                p->size = wire_offset(&w);
                 g_queue_push_tail(&s->out, p);
                 s->counters.packets_sent++;
         }
@@ -742,149 +704,178 @@ static void relay_ack(Swim *s, uint32_t seq) {
         }
 }
 
-/* Applies one message; the reader is positioned on its body (already bounds-checked). */
-static void apply(Swim *s, uint8_t type, Reader *r, const SwimAddr *from, uint64_t now) {
-        char id[SWIM_ID_MAX + 1], other[SWIM_ID_MAX + 1];
-        SwimAddr addr;
-        uint32_t u;
+/* One decoded message. Strings are copied out; a USER payload points into
+ * the packet. */
+typedef struct Msg {
+        uint8_t type;
+        uint8_t key_len;
+        uint16_t data_size;
+        uint32_t u;                     /* seq (PING, ACK, PING_REQ) or incarnation */
+        char id[SWIM_ID_MAX + 1];       /* target (PING, PING_REQ), member, or USER origin */
+        char from[SWIM_ID_MAX + 1];     /* SUSPECT, DEAD */
+        SwimAddr addr;                  /* PING_REQ, ALIVE */
+        const uint8_t *key, *data;      /* USER */
+} Msg;
 
+static bool msg_type_known(uint8_t type) {
+        return type >= MSG_PING && type <= MSG_SYNC_REQ;
+}
+
+/* Decodes one message body. Bytes after what a type defines are ignored
+ * (room for later fields); anything missing or invalid sets the error. */
+static void msg_decode(Wire *r, uint8_t type, Msg *m) {
+        m->type = type;
         switch (type) {
         case MSG_PING:
-                u = r_u32(r);
-                r_id(r, id);
-                if (streq(id, s->self.pub.id))
-                        send_ack(s, from, u);
+        case MSG_ACK:
+        case MSG_PING_REQ:
+        case MSG_ALIVE:
+        case MSG_SUSPECT:
+        case MSG_DEAD:
+                m->u = wire_read_u32(r);
+                if (type == MSG_ACK)
+                        break;
+                read_id(r, m->id);
+                if (type == MSG_PING_REQ || type == MSG_ALIVE)
+                        read_addr(r, &m->addr);
+                else if (type != MSG_PING)
+                        read_id(r, m->from);
+                break;
+        case MSG_USER:
+                read_id(r, m->id);
+                m->key_len = wire_read_u8(r);
+                m->key = wire_read_ptr(r, m->key_len);
+                m->data_size = wire_read_u16(r);
+                if (m->data_size > SWIM_USER_MAX)
+                        wire_fail(r, -EBADMSG);
+                m->data = wire_read_ptr(r, m->data_size);
+                break;
+        default:
+                break;          /* SYNC_REQ has no body */
+        }
+}
+
+/* Reads one message frame (type, length, body) and decodes it. Returns
+ * false at the end of the input or on a malformed frame (r's error says
+ * which); *ret_known is false for a type we skip. */
+static bool msg_next(Wire *r, Msg *m, bool *ret_known) {
+        const uint8_t *body;
+        uint8_t type;
+        uint16_t len;
+        Wire b;
+
+        if (!wire_ok(r) || wire_at_end(r))
+                return false;
+        type = wire_read_u8(r);
+        len = wire_read_u16(r);
+        body = wire_read_ptr(r, len);
+        if (!body)
+                return false;
+        *ret_known = msg_type_known(type);
+        if (!*ret_known)
+                return true;    /* unknown types are skipped: forward compatibility */
+        b = wire_init_const(body, len);
+        msg_decode(&b, type, m);
+        if (!wire_ok(&b)) {
+                wire_fail(r, b.error);
+                return false;
+        }
+        return true;
+}
+
+static void apply(Swim *s, const Msg *m, const SwimAddr *from, uint64_t now) {
+        switch (m->type) {
+        case MSG_PING:
+                if (streq(m->id, s->self.pub.id))
+                        send_ack(s, from, m->u);
                 break;
         case MSG_ACK:
-                u = r_u32(r);
-                if (s->probing && u == s->probe_seq)
+                if (s->probing && m->u == s->probe_seq)
                         s->probe_acked = true;
                 else
-                        relay_ack(s, u);
+                        relay_ack(s, m->u);
                 break;
         case MSG_PING_REQ: {
-                Relay relay;
-                u = r_u32(r);
-                r_id(r, id);
-                r_addr(r, &addr);
-                relay = (Relay) {
-                        .our_seq = ++s->seq, .their_seq = u, .requester = *from,
+                Relay relay = {
+                        .our_seq = ++s->seq, .their_seq = m->u, .requester = *from,
                         .expires = now + RELAY_TIMEOUT_FACTOR * s->cfg.probe_timeout_usec,
                 };
                 g_array_append_val(s->relays, relay);
                 s->counters.indirect_probes++;
-                send_ping(s, &addr, relay.our_seq, id);
+                send_ping(s, &m->addr, relay.our_seq, m->id);
                 break;
         }
         case MSG_ALIVE:
-                u = r_u32(r);
-                r_id(r, id);
-                r_addr(r, &addr);
-                on_alive(s, u, id, &addr, now);
+                on_alive(s, m->u, m->id, &m->addr, now);
                 break;
         case MSG_SUSPECT:
-                u = r_u32(r);
-                r_id(r, id);
-                r_id(r, other);
-                on_suspect(s, u, id, other, now);
+                on_suspect(s, m->u, m->id, m->from, now);
                 break;
         case MSG_DEAD:
-                u = r_u32(r);
-                r_id(r, id);
-                r_id(r, other);
-                on_dead(s, u, id, other, now);
+                on_dead(s, m->u, m->id, m->from, now);
                 break;
         case MSG_USER: {
                 char key[256];
-                uint8_t klen;
-                uint16_t size;
-                r_id(r, id);
-                klen = r_u8(r);
-                r_bytes(r, key, klen);
-                key[klen] = 0;
-                size = r_u16(r);
-                if (size > SWIM_USER_MAX || r->pos + size > r->size)
-                        break;
-                if (!seen_user(s, id, key, r->buf + r->pos, size)) {
+
+                /* The key is a string: it ends at its first NUL, if any. */
+                memcpy(key, m->key, m->key_len);
+                key[m->key_len] = 0;
+                if (!seen_user(s, m->id, key, m->data, m->data_size)) {
                         SwimEvent *e = g_new0(SwimEvent, 1);
                         e->type = SWIM_EVENT_USER;
-                        g_strlcpy(e->member.id, id, sizeof e->member.id);
-                        memcpy(e->data, r->buf + r->pos, size);
-                        e->size = size;
+                        g_strlcpy(e->member.id, m->id, sizeof e->member.id);
+                        memcpy(e->data, m->data, m->data_size);
+                        e->size = m->data_size;
                         g_queue_push_tail(&s->events, e);
-                        queue_user(s, id, key, r->buf + r->pos, size);   /* pass it on */
+                        queue_user(s, m->id, key, m->data, m->data_size);   /* pass it on */
                 }
                 break;
         }
         case MSG_SYNC_REQ:
                 answer_sync(s, from);
                 break;
-        default:
-                break;          /* unknown types are skipped */
         }
 }
 
-/* Checks a whole packet before applying any of it. */
-static bool validate(const uint8_t *p, size_t size) {
-        Reader r = { p, size, 0, false };
-        char id[SWIM_ID_MAX + 1];
-
-        if (r_u8(&r) != SWIM_MAGIC0 || r_u8(&r) != SWIM_MAGIC1 || r_u8(&r) != SWIM_VERSION)
-                return false;
-        r_id(&r, id);
-        while (!r.bad && r.pos < r.size) {
-                uint8_t type = r_u8(&r);
-                uint16_t len = r_u16(&r);
-                if (r.bad || r.pos + len > r.size)
-                        return false;
-                Reader body = { p + r.pos, len, 0, false };
-                SwimAddr a;
-                switch (type) {
-                case MSG_PING: r_u32(&body); r_id(&body, id); break;
-                case MSG_ACK: r_u32(&body); break;
-                case MSG_PING_REQ: r_u32(&body); r_id(&body, id); r_addr(&body, &a); break;
-                case MSG_ALIVE: r_u32(&body); r_id(&body, id); r_addr(&body, &a); break;
-                case MSG_SUSPECT:
-                case MSG_DEAD: r_u32(&body); r_id(&body, id); r_id(&body, id); break;
-                case MSG_USER: {
-                        r_id(&body, id);
-                        uint8_t kl = r_u8(&body);
-                        r_bytes(&body, NULL, kl);
-                        uint16_t dl = r_u16(&body);
-                        if (dl > SWIM_USER_MAX)
-                                return false;
-                        r_bytes(&body, NULL, dl);
-                        break;
-                }
-                default: break;
-                }
-                if (body.bad)
-                        return false;
-                r.pos += len;
-        }
-        return !r.bad;
-}
+/* Most packets hold a few messages; a larger one gets a heap array. */
+#define MSGS_INLINE 16
 
 int swim_receive(Swim *s, const SwimAddr *from, const uint8_t *packet, size_t size, uint64_t now_usec) {
-        Reader r = { packet, size, 0, false };
+        Wire r = wire_init_const(packet, size);
+        Msg inline_msgs[MSGS_INLINE], *msgs = inline_msgs;
+        g_autofree Msg *heap = NULL;
+        size_t n = 0, allocated = MSGS_INLINE;
         char sender[SWIM_ID_MAX + 1];
+        bool known;
 
-        if (!validate(packet, size)) {
+        /* Parse it all first: anything malformed rejects the whole packet
+         * before any of it is applied. */
+        if (wire_read_u8(&r) != SWIM_MAGIC0 || wire_read_u8(&r) != SWIM_MAGIC1 ||
+            wire_read_u8(&r) != SWIM_VERSION)
+                wire_fail(&r, -EBADMSG);
+        read_id(&r, sender);
+        while (msg_next(&r, &msgs[n], &known)) {
+                if (!known)
+                        continue;
+                if (++n < allocated)
+                        continue;
+                allocated *= 2;
+                if (!heap) {
+                        heap = g_new(Msg, allocated);
+                        memcpy(heap, inline_msgs, sizeof inline_msgs);
+                } else
+                        heap = g_renew(Msg, heap, allocated);
+                msgs = heap;
+        }
+        if (!wire_ok(&r)) {
                 s->counters.packets_rejected++;
                 return -EBADMSG;
         }
         s->counters.packets_received++;
-        r.pos = 3;
-        r_id(&r, sender);
         if (streq(sender, s->self.pub.id))
                 return 0;       /* our own broadcast, looped back */
-        while (r.pos < r.size) {
-                uint8_t type = r_u8(&r);
-                uint16_t len = r_u16(&r);
-                Reader body = { packet + r.pos, len, 0, false };
-                apply(s, type, &body, from, now_usec);
-                r.pos += len;
-        }
+        for (size_t i = 0; i < n; i++)
+                apply(s, &msgs[i], from, now_usec);
         return 0;
 }
 
@@ -937,15 +928,18 @@ void swim_tick(Swim *s, uint64_t now) {
                         for (unsigned tries = 0; sent < s->cfg.indirect_checks && tries < 4 * s->cfg.indirect_checks &&
                                                  s->members->len > 1; tries++) {
                                 Member *via = s->members->pdata[rnd(s) % s->members->len];
-                                uint8_t body[120], msg[130];
-                                Writer w = { body, sizeof body, 0, false };
+                                uint8_t msg[130];
+                                Wire w = wire_init(msg, sizeof msg);
+                                size_t body;
+
                                 if (via == target || via->pub.state != SWIM_ALIVE)
                                         continue;
-                                w_u32(&w, s->probe_seq);
-                                w_str(&w, target->pub.id);
-                                w_addr(&w, &target->pub.addr);
-                                send_packet(s, &via->pub.addr, msg,
-                                            msg_frame(MSG_PING_REQ, body, w.pos, msg, sizeof msg), true);
+                                body = msg_begin(&w, MSG_PING_REQ);
+                                wire_write_u32(&w, s->probe_seq);
+                                write_str(&w, target->pub.id);
+                                write_addr(&w, &target->pub.addr);
+                                msg_end(&w, body);
+                                send_packet(s, &via->pub.addr, msg, wire_offset(&w), true);
                                 sent++;
                         }
                 }
@@ -1077,63 +1071,59 @@ size_t swim_members(const Swim *s, const SwimMember **ret) {
 }
 
 size_t swim_encode_state(const Swim *s, uint8_t *buf, size_t size) {
-        Writer w = { buf, size, 0, false };
+        Wire w = wire_init(buf, size);
 
-        w_u8(&w, 'J');
-        w_u8(&w, 'S');
-        w_u32(&w, s->members->len + 1);
+        wire_write_u8(&w, 'J');
+        wire_write_u8(&w, 'S');
+        wire_write_u32(&w, s->members->len + 1);
         for (guint i = 0; i <= s->members->len; i++) {
                 const SwimMember *m = i == 0 ? &s->self.pub : &((Member *) s->members->pdata[i - 1])->pub;
-                uint8_t tmp[300];
-                size_t n = encode_member_state(m, s->self.pub.id, tmp, sizeof tmp);
-                w_bytes(&w, tmp, n);
+                write_member_state(&w, m, s->self.pub.id);
         }
-        return w.overflow ? 0 : w.pos;
+        return wire_ok(&w) ? wire_offset(&w) : 0;
 }
 
 int swim_merge_state(Swim *s, const uint8_t *buf, size_t size, uint64_t now_usec) {
-        Reader r = { buf, size, 0, false };
+        Wire r = wire_init_const(buf, size);
+        g_autoptr(GArray) msgs = NULL;
         uint32_t count;
 
-        if (r_u8(&r) != 'J' || r_u8(&r) != 'S')
+        if (wire_read_u8(&r) != 'J' || wire_read_u8(&r) != 'S')
                 return -EBADMSG;
-        count = r_u32(&r);
-        /* Validate the whole state first: nothing of a bad one is applied. */
-        size_t start = r.pos;
-        for (uint32_t i = 0; i < count && !r.bad; i++) {
-                uint8_t type = r_u8(&r);
-                uint16_t len = r_u16(&r);
+        count = wire_read_u32(&r);
+        /* Decode the whole state first: nothing of a bad one is applied. A
+         * frame that is not a member state, or a count that does not match,
+         * makes it bad; a member state with a bad body is only skipped. */
+        msgs = g_array_new(FALSE, FALSE, sizeof(Msg));
+        for (uint32_t i = 0; i < count && wire_ok(&r); i++) {
+                uint8_t type = wire_read_u8(&r);
+                uint16_t len = wire_read_u16(&r);
+                const uint8_t *body = wire_read_ptr(&r, len);
+                Wire b = wire_init_const(body, len);
+                Msg m;
+
                 if (type < MSG_ALIVE || type > MSG_DEAD)
-                        r.bad = true;
-                r_bytes(&r, NULL, len);
+                        wire_fail(&r, -EBADMSG);
+                if (!wire_ok(&r))
+                        break;
+                msg_decode(&b, type, &m);
+                if (wire_ok(&b))
+                        g_array_append_val(msgs, m);
         }
-        if (r.bad || r.pos != size)
+        if (!wire_ok(&r) || !wire_at_end(&r))
                 return -EBADMSG;
-        r.pos = start;
-        for (uint32_t i = 0; i < count; i++) {
-                uint8_t type = r_u8(&r);
-                uint16_t len = r_u16(&r);
-                Reader body = { buf + r.pos, len, 0, false };
-                char id[SWIM_ID_MAX + 1], from[SWIM_ID_MAX + 1];
-                SwimAddr addr;
-                uint32_t inc = r_u32(&body);
-                r_id(&body, id);
-                if (type == MSG_ALIVE) {
-                        r_addr(&body, &addr);
-                        if (!body.bad)
-                                on_alive(s, inc, id, &addr, now_usec);
-                } else {
-                        r_id(&body, from);
-                        /* Like memberlist: a remote "dead" is only a suspicion here,
-                         * unless it is a leave, which the member said itself. */
-                        if (!body.bad) {
-                                if (type == MSG_DEAD && streq(id, from))
-                                        on_dead(s, inc, id, from, now_usec);
-                                else
-                                        on_suspect(s, inc, id, from, now_usec);
-                        }
-                }
-                r.pos += len;
+
+        for (guint i = 0; i < msgs->len; i++) {
+                const Msg *m = &g_array_index(msgs, Msg, i);
+
+                if (m->type == MSG_ALIVE)
+                        on_alive(s, m->u, m->id, &m->addr, now_usec);
+                /* Like memberlist: a remote "dead" is only a suspicion here,
+                 * unless it is a leave, which the member said itself. */
+                else if (m->type == MSG_DEAD && streq(m->id, m->from))
+                        on_dead(s, m->u, m->id, m->from, now_usec);
+                else
+                        on_suspect(s, m->u, m->id, m->from, now_usec);
         }
         return 0;
 }

@@ -321,6 +321,49 @@ static void test_refute_and_leave(void) {
         sim_done(&s);
 }
 
+/* Appends an ALIVE for id at 10.0.0.9:7946 to a packet. */
+static size_t put_alive(uint8_t *p, size_t n, const char *id) {
+        size_t l = strlen(id), body = 4 + 1 + l + 1 + 16 + 2;
+
+        p[n++] = 4;             /* ALIVE */
+        p[n++] = 0;
+        p[n++] = (uint8_t) body;
+        memcpy(p + n, "\0\0\0\1", 4);
+        n += 4;
+        p[n++] = (uint8_t) l;
+        memcpy(p + n, id, l);
+        n += l;
+        p[n++] = 4;
+        memset(p + n, 0, 16);
+        memcpy(p + n, "\12\0\0\11", 4);
+        n += 16;
+        p[n++] = 0x1f;
+        p[n++] = 0x0a;
+        return n;
+}
+
+/* A packet is parsed whole before any of it is applied: a bad message after
+ * a good one rejects both; unknown message types are skipped; ids follow the
+ * node-id rule. */
+static void test_all_or_nothing(Swim *sw, const SwimAddr *from) {
+        uint8_t p[256] = { 'J', 'R', 1, 1, 'x' };
+        size_t n;
+
+        n = put_alive(p, 5, "newbie");
+        memcpy(p + n, "\1\0\10\0\0\0\1\7", 8);      /* a PING whose target runs past the end */
+        CHECK(swim_receive(sw, from, p, n + 8, 1) == -EBADMSG);
+        CHECK(swim_alive_count(sw) == 1);
+
+        n = put_alive(p, 5, "new bie");
+        CHECK(swim_receive(sw, from, p, n, 1) == -EBADMSG);
+        CHECK(swim_alive_count(sw) == 1);
+
+        memcpy(p + 5, "\143\0\2zz", 5);                 /* type 99, two bytes: skipped */
+        n = put_alive(p, 10, "newbie");
+        CHECK(swim_receive(sw, from, p, n, 1) == 0);
+        CHECK(swim_alive_count(sw) == 2);
+}
+
 static void test_hostile_packets(void) {
         Swim *sw;
         SwimConfig cfg;
@@ -336,6 +379,7 @@ static void test_hostile_packets(void) {
         const uint8_t bad[] = { 'J', 'R', 1, 1, 'x', 4, 0, 30, 0, 0, 0, 1, 40, 'y' };
         CHECK(swim_receive(sw, &from, bad, sizeof bad, 1) == -EBADMSG);
         CHECK(swim_alive_count(sw) == 1);
+        test_all_or_nothing(sw, &from);
         for (unsigned i = 0; i < 20000; i++) {
                 size_t n = (size_t) g_rand_int_range(r, 0, 200);
                 for (size_t k = 0; k < n; k++)
