@@ -8,7 +8,12 @@
  *
  * Decisions where the protocol leaves room (documented for the lead):
  * - AA is set on answers about our data (NOERROR, NXDOMAIN); error replies
- *   (FORMERR, NOTIMP, REFUSED, BADVERS) have AA clear, like NSD and BIND.
+ *   (FORMERR, NOTIMP, REFUSED, BADVERS) have AA clear, like NSD and BIND,
+ *   and so do answers to QCLASS ANY (RFC 1034 3.7.1).
+ * - A request with an OPT gets an OPT back whatever the rcode, FORMERR and
+ *   NOTIMP included, as long as the OPT can be found (RFC 6891 7); the DO
+ *   bit is copied into it (RFC 3225 3). RD and CD are copied for opcode
+ *   QUERY only.
  * - The zone apex of a name is the longest configured domain it falls under,
  *   else in-addr.arpa / ip6.arpa for reverse names, else the root. The apex
  *   always exists (NODATA, never NXDOMAIN), answers SOA queries, and is where
@@ -34,6 +39,7 @@
 #define DNS_FLAG_TC     0x0200u
 #define DNS_FLAG_RD     0x0100u
 #define DNS_FLAG_CD     0x0010u
+#define DNS_EDNS_FLAG_DO 0x8000u
 #define DNS_OPCODE_MASK 0x7800u
 #define DNS_OPCODE_QUERY 0
 
@@ -60,6 +66,7 @@ typedef struct Question {
 
 typedef struct Edns {
         bool present;
+        bool dnssec_ok;         /* the DO bit, copied into our OPT (RFC 3225 3) */
         uint16_t payload;
         uint8_t version;
 } Edns;
@@ -177,6 +184,20 @@ static void skip_name(Wire *r) {
         wire_fail(r, -EBADMSG);
 }
 
+/* Skips n questions from the header on. Returns the offset after them, or
+ * -EBADMSG. For requests whose question we do not answer (none, several),
+ * so that their OPT can still be found. */
+static ssize_t skip_questions(const uint8_t *req, size_t len, unsigned n) {
+        Wire r = wire_init_const(req, len);
+
+        wire_seek(&r, DNS_HEADER_SIZE);
+        for (unsigned i = 0; i < n && wire_ok(&r); i++) {
+                skip_name(&r);
+                wire_skip(&r, 4);       /* type, class */
+        }
+        return wire_ok(&r) ? (ssize_t) wire_offset(&r) : -EBADMSG;
+}
+
 /* Walks the answer, authority and additional sections to find the OPT record.
  * Sets e->present even when failing on a duplicate OPT, so that the FORMERR
  * carries our OPT too. */
@@ -208,6 +229,7 @@ static int parse_edns(const uint8_t *req, size_t len, size_t offset, Edns *e) {
                         e->present = true;
                         e->payload = class;
                         e->version = (uint8_t) (ttl >> 16);
+                        e->dnssec_ok = ttl & DNS_EDNS_FLAG_DO;
                 }
         }
         return 0;
@@ -736,13 +758,13 @@ static uint8_t resolve(Answer *a) {
         return DNS_RCODE_NXDOMAIN;
 }
 
-static void put_opt(Wire *w, uint8_t rcode) {
+static void put_opt(Wire *w, uint8_t rcode, bool dnssec_ok) {
         wire_write_u8(w, 0);                            /* root owner */
         wire_write_u16(w, DNS_TYPE_OPT);
         wire_write_u16(w, DNS_EDNS_PAYLOAD_OURS);       /* class: our payload size */
         wire_write_u8(w, rcode >> 4);                   /* extended rcode, upper 8 bits */
         wire_write_u8(w, 0);                            /* version 0 */
-        wire_write_u16(w, 0);                           /* DO clear, Z clear */
+        wire_write_u16(w, dnssec_ok ? DNS_EDNS_FLAG_DO : 0);   /* DO as asked, Z clear */
         wire_write_u16(w, 0);                           /* no options */
 }
 
@@ -754,10 +776,11 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
         Edns edns = {};
         Packet p;
         uint16_t flags, out_flags, qdcount;
-        bool have_q;
+        bool have_q, query;
         size_t limit, qend, len;
+        ssize_t after_q;
         uint8_t rcode;
-        int r;
+        int r, edns_r;
 
         if (ret_info)
                 *ret_info = info;
@@ -768,20 +791,27 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
                 return 0;
 
         qdcount = wire_get_u16(req + 4);
-        out_flags = DNS_FLAG_QR | (flags & (DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD));
+        query = (flags & DNS_OPCODE_MASK) == DNS_OPCODE_QUERY;
+        /* RD and CD mean something in a QUERY only: other opcodes get neither back. */
+        out_flags = DNS_FLAG_QR | (flags & DNS_OPCODE_MASK);
+        if (query)
+                out_flags |= flags & (DNS_FLAG_RD | DNS_FLAG_CD);
         have_q = qdcount == 1 && parse_question(req, req_len, &q) >= 0;
         if (have_q)
                 info.qtype = q.type;
 
+        /* A request with an OPT gets one back whatever the rcode (RFC 6891 7),
+         * so look for it even when the question is not one we answer: after
+         * no question, or after several. */
+        after_q = have_q ? (ssize_t) q.end : skip_questions(req, req_len, qdcount);
+        edns_r = after_q >= 0 ? parse_edns(req, req_len, (size_t) after_q, &edns) : -EBADMSG;
+
         /* Pick the rcode for everything we answer without looking at data. */
-        if ((flags & DNS_OPCODE_MASK) != DNS_OPCODE_QUERY) {
+        if (!query)
                 rcode = DNS_RCODE_NOTIMP;
-                /* Best effort: echo an OPT if there is a usable one. */
-                if (have_q)
-                        (void) parse_edns(req, req_len, q.end, &edns);
-        } else if (!have_q)
+        else if (!have_q)
                 rcode = DNS_RCODE_FORMERR;
-        else if (parse_edns(req, req_len, q.end, &edns) < 0)
+        else if (edns_r < 0)
                 rcode = DNS_RCODE_FORMERR;
         else if (edns.present && edns.version > 0)
                 rcode = DNS_RCODE_BADVERS;
@@ -833,7 +863,10 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
                                 pkt_remember(&p, DNS_HEADER_SIZE + q.labels[i], q.wire_len - q.labels[i]);
                         a.apex_off = r;
                         rcode = resolve(&a);
-                        out_flags |= DNS_FLAG_AA;
+                        /* Not for QCLASS ANY: there may be data of other
+                         * classes elsewhere (RFC 1034 3.7.1; NSD does the same). */
+                        if (q.class == DNS_CLASS_IN)
+                                out_flags |= DNS_FLAG_AA;
                 }
         }
 
@@ -852,7 +885,7 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
                 Wire o = wire_init(reply, limit);
 
                 wire_seek(&o, len);
-                put_opt(&o, rcode);
+                put_opt(&o, rcode, edns.dnssec_ok);
                 len = wire_offset(&o);
                 wire_put_u16(reply + 10, 1);
         }

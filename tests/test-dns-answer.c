@@ -137,9 +137,11 @@ static bool answer_is(const Reply *r, size_t i, const char *want) {
         return eq;
 }
 
-/* Checks what every answer to a parsed question has: same ID, QR, flags
- * copied, question echoed byte for byte (so with the client's case). */
+/* Checks what every answer to a parsed question has: same ID, QR, RD and CD
+ * copied (for opcode QUERY: they mean nothing in others), question echoed
+ * byte for byte (so with the client's case). */
 static void check_common(const Reply *r, bool echoed_question) {
+        bool query = (r->req[2] & 0x78) == 0;
         size_t qlen;
 
         CHECK(r->len >= DNS_HEADER_SIZE);
@@ -148,8 +150,8 @@ static void check_common(const Reply *r, bool echoed_question) {
         CHECK(ldns_pkt_qr(r->pkt));
         CHECK(!ldns_pkt_ra(r->pkt));
         CHECK(!ldns_pkt_ad(r->pkt));
-        CHECK(ldns_pkt_rd(r->pkt) == !!(r->req[2] & 0x01));
-        CHECK(ldns_pkt_cd(r->pkt) == !!(r->req[3] & 0x10));
+        CHECK(ldns_pkt_rd(r->pkt) == (query && (r->req[2] & 0x01)));
+        CHECK(ldns_pkt_cd(r->pkt) == (query && (r->req[3] & 0x10)));
         CHECK((r->buf[2] & 0x78) == (r->req[2] & 0x78));       /* opcode */
         if (!echoed_question) {
                 CHECK(ldns_pkt_qdcount(r->pkt) == 0);
@@ -328,6 +330,17 @@ static void test_basic(const Store *s) {
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(answer_is(&R, 0, "web.example.com. AAAA fd00::1"));
+        /* Data of other classes may exist elsewhere: not authoritative
+         * (RFC 1034 3.7.1), and neither is a negative answer. */
+        CHECK(!ldns_pkt_aa(R.pkt));
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A,
+                  &(QueryOpts) { .class = 255 }, &R);
+        check_common(&R, true);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+        CHECK(!ldns_pkt_aa(R.pkt));
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_AAAA,
+                  &(QueryOpts) { .class = LDNS_RR_CLASS_IN }, &R);
+        CHECK(ldns_pkt_aa(R.pkt));
 }
 
 static void test_round_robin(const Store *s) {
@@ -763,7 +776,7 @@ static void test_edns(const Store *s) {
         CHECK(ldns_pkt_edns_udp_size(R.pkt) == DNS_EDNS_PAYLOAD_OURS);
         CHECK(ldns_pkt_edns_version(R.pkt) == 0);
         CHECK(ldns_pkt_edns_extended_rcode(R.pkt) == 0);
-        CHECK(!ldns_pkt_edns_do(R.pkt));
+        CHECK(ldns_pkt_edns_do(R.pkt));         /* copied from the query (RFC 3225 3) */
         CHECK(R.info.edns);
         /* OPT is last, owner root, no options. */
         CHECK(R.buf[R.len - 11] == 0);
@@ -774,6 +787,7 @@ static void test_edns(const Store *s) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A,
                   &(QueryOpts) { .edns_payload = 1232 }, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+        CHECK(!ldns_pkt_edns_do(R.pkt));        /* not asked for, not set */
         check_soa_authority(&R, "example.com.", 30, store_version(s));
         CHECK(reply_u16(&R, 10) == 1);
 
@@ -787,6 +801,10 @@ static void test_edns(const Store *s) {
         CHECK(ancount(&R) == 0);
         CHECK(reply_u16(&R, 10) == 1);
         CHECK(R.info.rcode == DNS_RCODE_BADVERS);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_A,
+                  &(QueryOpts) { .edns_payload = 1232, .edns_version = 1, .edns_do = true }, &R);
+        CHECK(ldns_pkt_edns_extended_rcode(R.pkt) == 1);
+        CHECK(ldns_pkt_edns_do(R.pkt));
         CHECK(streq(dns_rcode_to_string(R.info.rcode), "BADVERS"));
 }
 
@@ -809,6 +827,7 @@ static size_t raw_put(uint8_t *b, size_t o, const void *data, size_t n) {
 static const uint8_t q_web[] = "\3web\7example\3com\0\0\1\0\1";
 #define Q_WEB_LEN (sizeof(q_web) - 1)
 static const uint8_t opt_rr[] = { 0, 0, 41, 0x10, 0x00, 0, 0, 0, 0, 0, 0 };
+static const uint8_t opt_rr_do[] = { 0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0 };      /* DO set */
 
 static void expect_rcode(const Store *s, const uint8_t *req, size_t len, ldns_pkt_rcode rcode, bool question) {
         run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, req, len, &R);
@@ -896,6 +915,14 @@ static void test_malformed(const Store *s) {
         expect_rcode(s, b, o, LDNS_RCODE_NOTIMPL, true);
         CHECK(ldns_pkt_get_opcode(R.pkt) == LDNS_PACKET_STATUS);
 
+        TEST_BEGIN("opcode NOTIFY with RD, CD and AD: none copied");
+        o = raw_header(b, 0x2100 | 0x0030, 1, 0, 0, 0);
+        o = raw_put(b, o, q_web, Q_WEB_LEN);
+        expect_rcode(s, b, o, LDNS_RCODE_NOTIMPL, true);
+        CHECK(ldns_pkt_get_opcode(R.pkt) == LDNS_PACKET_NOTIFY);
+        CHECK(!ldns_pkt_rd(R.pkt) && !ldns_pkt_cd(R.pkt) && !ldns_pkt_ad(R.pkt));
+        CHECK(reply_u16(&R, 2) == (0x8000 | 0x2000 | LDNS_RCODE_NOTIMPL));
+
         TEST_BEGIN("opcode UPDATE without a question");
         o = raw_header(b, 0x2800, 0, 0, 0, 0);
         expect_rcode(s, b, o, LDNS_RCODE_NOTIMPL, false);
@@ -917,6 +944,58 @@ static void test_malformed(const Store *s) {
         o = raw_put(b, o, opt_rr, sizeof opt_rr);
         o = raw_put(b, o, opt_rr, sizeof opt_rr);
         expect_rcode(s, b, o, LDNS_RCODE_FORMERR, true);
+
+        TEST_BEGIN("two OPT records: the FORMERR carries ours, DO copied");
+        CHECK(ldns_pkt_edns(R.pkt));
+        CHECK(!ldns_pkt_edns_do(R.pkt));
+        o = raw_header(b, 0, 1, 0, 0, 2);
+        o = raw_put(b, o, q_web, Q_WEB_LEN);
+        o = raw_put(b, o, opt_rr_do, sizeof opt_rr_do);
+        o = raw_put(b, o, opt_rr, sizeof opt_rr);
+        expect_rcode(s, b, o, LDNS_RCODE_FORMERR, true);
+        CHECK(ldns_pkt_edns(R.pkt) && ldns_pkt_edns_do(R.pkt));
+
+        /* RFC 6891 7: a request with an OPT gets one in every response. */
+        TEST_BEGIN("no question, an OPT: FORMERR with an OPT");
+        o = raw_header(b, 0x0100, 0, 0, 0, 1);
+        o = raw_put(b, o, opt_rr_do, sizeof opt_rr_do);
+        run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, b, o, &R);
+        check_common(&R, false);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_FORMERR);
+        CHECK(R.len == 12 + 11 && reply_u16(&R, 10) == 1);
+        CHECK(ldns_pkt_edns(R.pkt) && ldns_pkt_edns_do(R.pkt));
+        CHECK(ldns_pkt_edns_udp_size(R.pkt) == DNS_EDNS_PAYLOAD_OURS);
+        CHECK(R.info.edns);
+
+        TEST_BEGIN("two questions, an OPT: FORMERR with an OPT");
+        o = raw_header(b, 0x0100, 2, 0, 0, 1);
+        o = raw_put(b, o, q_web, Q_WEB_LEN);
+        o = raw_put(b, o, "\3www\xc0\x10\0\1\0\1", 10);
+        o = raw_put(b, o, opt_rr, sizeof opt_rr);
+        run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, b, o, &R);
+        check_common(&R, false);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_FORMERR);
+        CHECK(R.len == 12 + 11 && ldns_pkt_edns(R.pkt) && !ldns_pkt_edns_do(R.pkt));
+
+        TEST_BEGIN("a question with a pointer, an OPT: FORMERR with an OPT");
+        o = raw_header(b, 0, 1, 0, 0, 1);
+        o = raw_put(b, o, "\3web\xc0\x0c\0\1\0\1", 10);
+        o = raw_put(b, o, opt_rr, sizeof opt_rr);
+        run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, b, o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_FORMERR);
+        CHECK(ldns_pkt_edns(R.pkt));
+
+        TEST_BEGIN("NOTIMP with an OPT: OPT back, DO copied");
+        o = raw_header(b, 0x1100, 1, 0, 0, 1);
+        o = raw_put(b, o, q_web, Q_WEB_LEN);
+        o = raw_put(b, o, opt_rr_do, sizeof opt_rr_do);
+        expect_rcode(s, b, o, LDNS_RCODE_NOTIMPL, true);
+        CHECK(ldns_pkt_edns(R.pkt) && ldns_pkt_edns_do(R.pkt));
+        o = raw_header(b, 0x2800, 0, 0, 0, 1);
+        o = raw_put(b, o, opt_rr, sizeof opt_rr);
+        run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, b, o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOTIMPL);
+        CHECK(ldns_pkt_edns(R.pkt));
 
         TEST_BEGIN("OPT with a non-root owner");
         o = raw_header(b, 0, 1, 0, 0, 1);

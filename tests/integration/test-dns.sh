@@ -113,6 +113,18 @@ if grep -q 'OPT PSEUDOSECTION' <<<"$out"; then
         fail "a query without EDNS got an OPT record back"
 fi
 ok "a query without EDNS gets no OPT record"
+out=$(q +dnssec +noall +comments api.example.com A)
+expect_match "the DO bit of a query is copied into our OPT" 'EDNS: version: 0, flags: do; udp: 1232$' "$out"
+out=$(q +header-only +noall +comments)
+expect_match "a query without a question is a FORMERR" 'status: FORMERR' "$out"
+expect_match "... and carries an OPT when the query did" 'EDNS: version: 0, flags:; udp: 1232$' "$out"
+out=$(q +opcode=status +noall +comments api.example.com A)
+expect_match "opcode STATUS is NOTIMP" 'opcode: STATUS, status: NOTIMP' "$out"
+expect_match "... without the QUERY-only RD copied" ';; flags: qr;' "$out"
+expect_match "... and with an OPT" 'EDNS: version: 0, flags:; udp: 1232$' "$out"
+out=$(q -c ANY +noall +comments +answer api.example.com A)
+expect_match "QCLASS ANY is answered" $'\tIN\tA\t10\\.53\\.0\\.1$' "$out"
+expect_match "... without AA (RFC 1034 3.7.1)" ';; flags: qr rd;' "$out"
 
 out=$(q +ignore +noedns +noall +comments many.example.com A)
 expect_match "60 A records over plain UDP set TC" ';; flags: qr aa[a-z ]* tc' "$out"
