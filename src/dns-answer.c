@@ -14,10 +14,13 @@
  *   NOTIMP included, as long as the OPT can be found (RFC 6891 7); the DO
  *   bit is copied into it (RFC 3225 3). RD and CD are copied for opcode
  *   QUERY only.
- * - The zone apex of a name is the longest configured domain it falls under,
- *   else in-addr.arpa / ip6.arpa for reverse names, else the root. The apex
- *   always exists (NODATA, never NXDOMAIN), answers SOA queries, and is where
- *   the closest-encloser walk for wildcards stops.
+ * - The zone apex of a name is the most specific configured domain it falls
+ *   under, else in-addr.arpa / ip6.arpa for reverse names of ours, else (with
+ *   no configured domains) the top-level name our data lives under; never the
+ *   root (dns_zone_apex()). Names that are not ours get REFUSED without AA or
+ *   SOA, flagged for a forwarder. The apex always exists (NODATA, never
+ *   NXDOMAIN), answers SOA queries, and is where the closest-encloser walk for
+ *   wildcards stops.
  * - A CNAME chain is followed through the store only, without wildcard
  *   expansion of the targets; a target we do not hold ends the chain with
  *   NOERROR, and so does a target without records of the asked type.
@@ -693,27 +696,101 @@ static int reverse_suffix(const Question *q) {
         return -1;
 }
 
-/* Finds the zone apex for the question, or -1 when the name is not ours. */
-static int find_apex(const Question *q, const DnsAnswerConfig *cfg) {
+/* Whether a name under in-addr.arpa or ip6.arpa (at reverse_off) is ours:
+ * the reverse name of an address we hold, or above one (those exist), or one
+ * that a wildcard of ours covers. Not every reverse name: in-addr.arpa exists
+ * as soon as we hold one IPv4 address, and the rest of the address space is
+ * somebody else's. */
+static bool reverse_is_ours(const Store *s, const Question *q, size_t reverse_off) {
+        uint8_t wbuf[DNS_WIRE_NAME_MAX];
+        StoreName n;
+        size_t ce = SIZE_MAX;
+
+        if (store_lookup_name(s, q->wire, q->wire_len, &n))
+                return true;
+        for (unsigned i = 1; i < q->n_labels && q->labels[i] <= reverse_off; i++)
+                if (store_lookup_name(s, q->wire + q->labels[i], q->wire_len - q->labels[i], &n)) {
+                        ce = q->labels[i];
+                        break;
+                }
+        if (ce == SIZE_MAX || q->wire_len - ce + 2 > DNS_WIRE_NAME_MAX)
+                return false;
+        wbuf[0] = 1;
+        wbuf[1] = '*';
+        memcpy(wbuf + 2, q->wire + ce, q->wire_len - ce);
+        return store_lookup_name(s, wbuf, q->wire_len - ce + 2, &n);
+}
+
+/* The rule for which names are ours (see dns_zone_apex() in the header).
+ * Returns the offset of the zone apex in q->wire, or -1 when the name is not
+ * ours. */
+static int find_apex(const Store *s, const Question *q, const DnsAnswerConfig *cfg) {
+        static const uint8_t arpa[] = "\4arpa";
+        const StoreNode *top;
         int best = -1;
+        size_t off;
 
         if (cfg->domains && cfg->domains[0]) {
                 for (char **d = cfg->domains; *d; d++) {
-                        int off = match_domain(q, *d);
+                        int o = match_domain(q, *d);
 
                         /* The most specific configured domain is the apex. */
-                        if (off >= 0 && (best < 0 || off < best))
-                                best = off;
+                        if (o >= 0 && (best < 0 || o < best))
+                                best = o;
                 }
                 if (best >= 0)
                         return best;
-                return reverse_suffix(q);
         }
 
         best = reverse_suffix(q);
         if (best >= 0)
-                return best;
-        return (int) q->wire_len - 1;
+                return reverse_is_ours(s, q, (size_t) best) ? best : -1;
+
+        if ((cfg->domains && cfg->domains[0]) || q->n_labels == 0)
+                return -1;
+
+        /* Every ancestor of a name in the store is a node too, so a name is
+         * below one of ours exactly when its top-level label is a node; that
+         * node is the top-most existing ancestor, and the apex. Under arpa,
+         * the second level takes that role: explicit PTRs make arpa a node,
+         * which must not make home.arpa ours. Nodes only, for the same
+         * reason: arpa "exists" for the address index. */
+        off = q->labels[q->n_labels - 1];
+        if (q->wire_len - off == sizeof(arpa) && memcmp(q->wire + off, arpa, sizeof(arpa)) == 0) {
+                if (q->n_labels < 2)
+                        return -1;
+                off = q->labels[q->n_labels - 2];
+        }
+        top = store_lookup_wire(s, q->wire + off, q->wire_len - off);
+        if (!top || (top->n_rrsets == 0 && top->n_children == 0))
+                return -1;
+        return (int) off;
+}
+
+int dns_zone_apex(const Store *s, const DnsAnswerConfig *cfg, const uint8_t *wire, size_t len) {
+        Question q = {};
+        size_t w = 0;
+
+        if (!s || !cfg || !wire || len == 0 || len > DNS_WIRE_NAME_MAX)
+                return -EINVAL;
+        while (wire[w] != 0) {
+                uint8_t l = wire[w];
+
+                if (l > 63 || w + 1 + l >= len || q.n_labels >= DNS_LABELS_MAX)
+                        return -EINVAL;
+                q.labels[q.n_labels++] = (uint8_t) w;
+                q.wire[w] = l;
+                for (size_t i = 1; i <= l; i++)
+                        q.wire[w + i] = ascii_lower(wire[w + i]);
+                w += 1 + l;
+        }
+        if (w + 1 != len)
+                return -EINVAL;
+        q.wire[w] = 0;
+        q.wire_len = len;
+
+        int r = find_apex(s, &q, cfg);
+        return r < 0 ? -ENOENT : r;
 }
 
 static uint8_t resolve(Answer *a) {
@@ -854,10 +931,13 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
                         .p = &p,
                 };
 
-                r = find_apex(&q, cfg);
-                if (r < 0)
+                r = find_apex(s, &q, cfg);
+                if (r < 0) {
+                        /* Not ours: no authority, no SOA. A forwarder may
+                         * answer it instead (see DnsQueryInfo.forward). */
                         rcode = DNS_RCODE_REFUSED;
-                else {
+                        info.forward = true;
+                } else {
                         /* The question's suffixes are the first compression targets. */
                         for (unsigned i = 0; i < q.n_labels; i++)
                                 pkt_remember(&p, DNS_HEADER_SIZE + q.labels[i], q.wire_len - q.labels[i]);

@@ -28,7 +28,8 @@ typedef enum DnsTransport {
 } DnsTransport;
 
 typedef struct DnsAnswerConfig {
-        char **domains;             /* NULL or empty: every name is ours; else others get REFUSED */
+        char **domains;             /* the zones we are authoritative for; NULL or empty: the domains
+                                     * our data lives in (see dns_zone_apex()) */
         uint32_t negative_ttl;      /* SOA TTL and MINIMUM in negative answers */
         const char *soa_mname;      /* primary name server in the SOA, e.g. "ns.joyride.invalid" */
         const char *soa_rname;      /* mailbox, e.g. "hostmaster.joyride.invalid" */
@@ -41,6 +42,9 @@ typedef struct DnsQueryInfo {
         bool truncated;
         bool edns;
         uint16_t answer_count;
+        /* The name is not ours: the reply is a REFUSED (AA clear, no SOA)
+         * that a forwarder may replace with an upstream's answer. */
+        bool forward;
 } DnsQueryInfo;
 
 /* Answers one request. reply must hold reply_size bytes (at least 512; 65535
@@ -49,6 +53,21 @@ typedef struct DnsQueryInfo {
 size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport,
                   const uint8_t *req, size_t req_len, uint8_t *reply, size_t reply_size,
                   DnsQueryInfo *ret_info);
+
+/* Which names are ours, and the apex of the zone a name of ours is in (the
+ * owner of the SOA in negative answers):
+ * - under a configured domain (cfg->domains): the most specific one;
+ * - else a reverse name (under in-addr.arpa or ip6.arpa) of an address the
+ *   store holds, above one, or covered by a wildcard of ours: in-addr.arpa or
+ *   ip6.arpa;
+ * - else, when no domains are configured, a name whose top-level label is a
+ *   name in the store (with records, or above some: with api.internal held,
+ *   internal and every name below it are ours, example.com is not): that
+ *   top-level name.
+ * Every other name is not ours: never the root. wire is an uncompressed wire
+ * name in any case. Returns the offset of the apex in wire, -ENOENT when the
+ * name is not ours, -EINVAL when wire is not a valid name. */
+int dns_zone_apex(const Store *s, const DnsAnswerConfig *cfg, const uint8_t *wire, size_t len);
 
 const char *dns_rcode_to_string(int rcode);   /* "NOERROR", ...; NULL if unknown */
 /* The name, or "RCODE<n>" in buf for one without a name. */

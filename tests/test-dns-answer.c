@@ -448,14 +448,49 @@ static void test_negative(const Store *s) {
         run_query(s, &cfg_multi, DNS_TRANSPORT_UDP, "zone.testx", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
 
-        TEST_BEGIN("no domains: everything is ours");
+        TEST_BEGIN("REFUSED outside the domains is flagged for forwarding");
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "other.net", DNS_TYPE_A, &o, &R);
+        CHECK(R.info.forward && R.info.rcode == DNS_RCODE_REFUSED);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A, &o, &R);
+        CHECK(!R.info.forward);
+
+        TEST_BEGIN("no domains: the domains our data lives in");
         run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "other.net", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(answer_is(&R, 0, "other.net. A 10.3.0.1"));
+        CHECK(!R.info.forward);
+        /* net holds other.net: it is the apex, never the root. */
         run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "nothere.net", DNS_TYPE_A, &o, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
-        check_soa_authority(&R, ".", 45, store_version(s));
+        CHECK(ldns_pkt_aa(R.pkt));
+        check_soa_authority(&R, "net.", 45, store_version(s));
+        run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "net", DNS_TYPE_SOA, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR && ancount(&R) == 1);
+        CHECK(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(R.pkt), 0)) == LDNS_RR_TYPE_SOA);
+
+        TEST_BEGIN("no domains: other names are REFUSED without AA or SOA");
+        for (const char *const *n = (const char *const[]) { "example.org", "www.example.org", "org", ".",
+                                                            "nothere.Invalid", NULL };
+             *n; n++) {
+                run_query(s, &cfg_all, DNS_TRANSPORT_UDP, *n, DNS_TYPE_A, &o, &R);
+                check_common(&R, true);
+                if (ldns_pkt_get_rcode(R.pkt) != LDNS_RCODE_REFUSED)
+                        fprintf(stderr, "%s: rcode %d\n", *n, ldns_pkt_get_rcode(R.pkt));
+                CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
+                CHECK(!ldns_pkt_aa(R.pkt));
+                CHECK(ancount(&R) == 0 && ldns_pkt_nscount(R.pkt) == 0 && ldns_pkt_arcount(R.pkt) == 0);
+                CHECK(R.info.forward && R.info.rcode == DNS_RCODE_REFUSED);
+        }
+        /* With EDNS, the OPT is still there. */
+        run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "example.org", DNS_TYPE_A, &(QueryOpts) { .edns_payload = 1232 }, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED && ldns_pkt_edns(R.pkt));
+        CHECK(R.info.forward);
+        /* Errors that are not about the name are not for a forwarder. */
+        run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "example.org", 252 /* AXFR */, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED && !R.info.forward);
+        run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "example.org", DNS_TYPE_A, &(QueryOpts) { .class = 3 }, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED && !R.info.forward);
 }
 
 static void test_reverse(const Store *s) {
@@ -476,14 +511,18 @@ static void test_reverse(const Store *s) {
         CHECK(ancount(&R) == 1);
         CHECK(answer_is(&R, 0, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. PTR web.example.com."));
 
-        TEST_BEGIN("reverse NXDOMAIN");
+        TEST_BEGIN("reverse names of addresses we do not hold are not ours");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "99.0.0.10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
         check_common(&R, true);
-        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
-        check_soa_authority(&R, "in-addr.arpa.", 30, store_version(s));
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
+        CHECK(!ldns_pkt_aa(R.pkt) && ldns_pkt_nscount(R.pkt) == 0 && R.info.forward);
         run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "1.2.3.4.5.ip6.arpa", DNS_TYPE_PTR, &o, &R);
-        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
-        check_soa_authority(&R, "ip6.arpa.", 45, store_version(s));
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED && R.info.forward);
+
+        TEST_BEGIN("reverse: NODATA above our addresses");
+        run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "0.0.10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR && ancount(&R) == 0);
+        check_soa_authority(&R, "in-addr.arpa.", 45, store_version(s));
 }
 
 /* Reverse names come from an address index, not from stored PTR nodes: a
@@ -552,21 +591,21 @@ static void test_reverse_index(void) {
                 CHECK(ancount(&R) == 0);
                 CHECK(ldns_pkt_nscount(R.pkt) == 1);
         }
-        /* Above the reverse zones, with no configured domain: the root is the
-         * apex and arpa exists, as when reverse names were nodes. */
+        /* Above the reverse zones: arpa is not ours (the address index says
+         * it exists, but that must not make all of arpa ours). */
         run_query(s, &cfg_all, DNS_TRANSPORT_UDP, "arpa", DNS_TYPE_A, &o, &R);
-        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR && ancount(&R) == 0);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED && R.info.forward);
 
-        TEST_BEGIN("reverse: absent addresses and wildcards are NXDOMAIN");
+        TEST_BEGIN("reverse: absent addresses and wildcards are not ours");
         for (const char *const *n = (const char *const[]) { "6.8.9.10.in-addr.arpa", "9.9.10.in-addr.arpa",
                                                             "5.5.5.10.in-addr.arpa", "07.8.9.10.in-addr.arpa",
                                                             "1.7.8.9.10.in-addr.arpa", "3.ip6.arpa", NULL };
              *n; n++) {
                 run_query(s, &cfg_example, DNS_TRANSPORT_UDP, *n, DNS_TYPE_PTR, &o, &R);
-                if (ldns_pkt_get_rcode(R.pkt) != LDNS_RCODE_NXDOMAIN)
+                if (ldns_pkt_get_rcode(R.pkt) != LDNS_RCODE_REFUSED)
                         fprintf(stderr, "%s: rcode %d\n", *n, ldns_pkt_get_rcode(R.pkt));
-                CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
-                CHECK(ancount(&R) == 0);
+                CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
+                CHECK(ancount(&R) == 0 && R.info.forward);
         }
 
         TEST_BEGIN("reverse: explicit and derived PTRs together");
@@ -613,9 +652,9 @@ static void test_reverse_index(void) {
         CHECK(store_remove(s, "a.example.com", 0, NULL, NULL) == 1);
         CHECK(store_remove(s, "c.example.com", 0, NULL, NULL) == 1);
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
-        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
-        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+        CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED);
 }
 
 static void test_cname(const Store *s) {
@@ -1056,6 +1095,114 @@ static void measure(const Store *s) {
         printf("answers per second (NXDOMAIN with SOA): %.0f\n", n / secs);
 }
 
+/* The "is it ours" rule on its own: dns_zone_apex() over a small store. */
+static const char *apex_of(const Store *s, const DnsAnswerConfig *cfg, const char *name) {
+        static char out[1024];
+        uint8_t wire[DNS_WIRE_NAME_MAX];
+        int len, off;
+
+        /* Keep the case as written: the rule must not care. */
+        ldns_rdf *d = ldns_dname_new_frm_str(name);
+        CHECK(d);
+        len = (int) ldns_rdf_size(d);
+        memcpy(wire, ldns_rdf_data(d), (size_t) len);
+        ldns_rdf_deep_free(d);
+        off = dns_zone_apex(s, cfg, wire, (size_t) len);
+        if (off == -ENOENT)
+                return "-";
+        CHECK(off >= 0 && off < len);
+        CHECK(dns_wire_to_name(wire + off, (size_t) (len - off), out, sizeof out) >= 0);
+        for (char *c = out; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        return out[0] ? out : ".";
+}
+
+static void test_zone_apex(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        static char *domains[] = { "example.com", "2.0.192.in-addr.arpa", NULL };
+        const DnsAnswerConfig with_domains = { .domains = domains };
+        const DnsAnswerConfig without = {};
+        uint8_t bad[] = { 3, 'a', 'b', 'c' };   /* no root */
+        static const struct {
+                const char *name;
+                const char *without;            /* the apex with no domains, "-" for not ours */
+                const char *with_domains;       /* with example.com, 2.0.192.in-addr.arpa */
+        } cases[] = {
+                /* Names and the domains they live in. */
+                { "api.internal",                 "internal",      "-" },
+                { "API.Internal.",                "internal",      "-" },
+                { "internal",                     "internal",      "-" },
+                { "nothere.internal",             "internal",      "-" },
+                { "deep.below.api.internal",      "internal",      "-" },
+                { "example.com",                  "-",             "example.com" },
+                { "www.example.com",              "-",             "example.com" },
+                { "internalx",                    "-",             "-" },
+                { ".",                            "-",             "-" },
+                /* An empty non-terminal makes its top-level name ours too. */
+                { "c.b.lan",                      "lan",           "-" },
+                { "b.lan",                        "lan",           "-" },
+                { "x.lan",                        "lan",           "-" },
+                /* A wildcard's domain is ours, with the names it covers. */
+                { "anything.wild.test",           "test",          "-" },
+                { "test",                         "test",          "-" },
+                /* A single-label name is its own apex. */
+                { "printer",                      "printer",       "-" },
+                { "x.printer",                    "printer",       "-" },
+                /* Reverse names: ours when we hold the address or one below. */
+                { "7.2.0.192.in-addr.arpa",       "in-addr.arpa",  "2.0.192.in-addr.arpa" },
+                { "8.2.0.192.in-addr.arpa",       "-",             "2.0.192.in-addr.arpa" },
+                { "2.0.192.in-addr.arpa",         "in-addr.arpa",  "2.0.192.in-addr.arpa" },
+                { "192.in-addr.arpa",             "in-addr.arpa",  "in-addr.arpa" },
+                { "in-addr.arpa",                 "in-addr.arpa",  "in-addr.arpa" },
+                { "1.1.1.1.in-addr.arpa",         "-",             "-" },
+                { "1.7.2.0.192.in-addr.arpa",     "-",             "2.0.192.in-addr.arpa" },
+                { "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "ip6.arpa", "ip6.arpa" },
+                { "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "-", "-" },
+                { "ip6.arpa",                     "ip6.arpa",      "ip6.arpa" },
+                /* An explicit PTR, and a wildcard under a reverse zone. */
+                { "5.5.10.in-addr.arpa",          "in-addr.arpa",  "in-addr.arpa" },
+                { "9.9.9.10.in-addr.arpa",        "in-addr.arpa",  "in-addr.arpa" },
+                { "9.9.8.10.in-addr.arpa",        "-",             "-" },
+                /* arpa is not ours for holding addresses or explicit PTRs;
+                 * under it, the second level is what the top level is elsewhere. */
+                { "arpa",                         "-",             "-" },
+                { "x.arpa",                       "-",             "-" },
+                { "home.arpa",                    "home.arpa",     "-" },
+                { "nas.home.arpa",                "home.arpa",     "-" },
+        };
+
+        TEST_BEGIN("ours rule");
+        CHECK(store_new(&s) >= 0);
+        add(s, "api.internal", DNS_TYPE_A, "192.0.2.7", "api");
+        add(s, "c.b.lan", DNS_TYPE_TXT, "x", "api");
+        add(s, "*.wild.test", DNS_TYPE_A, "10.9.9.9", "api");
+        add(s, "printer", DNS_TYPE_AAAA, "2001:db8::1", "api");
+        add(s, "5.5.10.in-addr.arpa", DNS_TYPE_PTR, "printer", "api");
+        add(s, "*.9.9.10.in-addr.arpa", DNS_TYPE_PTR, "any.internal", "api");
+        add(s, "router.home.arpa", DNS_TYPE_A, "192.168.1.1", "api");
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *a = apex_of(s, &without, cases[i].name);
+                if (!streq(a, cases[i].without))
+                        fprintf(stderr, "%s without domains: apex %s, want %s\n", cases[i].name, a, cases[i].without);
+                CHECK(streq(a, cases[i].without));
+                a = apex_of(s, &with_domains, cases[i].name);
+                if (!streq(a, cases[i].with_domains))
+                        fprintf(stderr, "%s with domains: apex %s, want %s\n", cases[i].name, a, cases[i].with_domains);
+                CHECK(streq(a, cases[i].with_domains));
+        }
+
+        TEST_BEGIN("ours rule: follows the store");
+        CHECK(store_remove(s, "api.internal", 0, NULL, NULL) == 1);
+        CHECK(streq(apex_of(s, &without, "api.internal"), "-"));
+        CHECK(streq(apex_of(s, &without, "7.2.0.192.in-addr.arpa"), "-"));
+        CHECK(streq(apex_of(s, &with_domains, "7.2.0.192.in-addr.arpa"), "2.0.192.in-addr.arpa"));
+
+        TEST_BEGIN("ours rule: bad input");
+        CHECK(dns_zone_apex(s, &without, bad, sizeof bad) == -EINVAL);
+        CHECK(dns_zone_apex(s, &without, bad, 0) == -EINVAL);
+}
+
 int main(void) {
         Store *s = make_store();
 
@@ -1064,6 +1211,7 @@ int main(void) {
         test_negative(s);
         test_reverse(s);
         test_reverse_index();
+        test_zone_apex();
         test_cname(s);
         test_wildcard(s);
         test_truncation(s);
