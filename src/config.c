@@ -8,8 +8,8 @@
  * number (1-65535)", "[DNS] Port=abc in /etc/joyride/joyride.conf:3: ...".
  *
  * Ownership: every char* in Config is malloc'd (strdup) and released with
- * free(); the string lists (dns_domains, join, resolved_domains,
- * resolved_dns) are GLib string vectors
+ * free(); the string lists (dns_domains, forward, forward_allow, join,
+ * resolved_domains, resolved_dns) are GLib string vectors
  * (g_new/g_strdup) released with g_strfreev(). config_done() frees both
  * kinds and leaves the struct zeroed.
  *
@@ -38,6 +38,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "dns-forward.h"
 #include "dns-name.h"
 #include "log.h"
 #include "swim.h"
@@ -64,6 +65,8 @@ typedef enum ValueType {
         VALUE_IFNAME,           /* network interface name */
         VALUE_ROUTE_DOMAINS,    /* comma-separated DNS names, each optionally prefixed with '~', char** */
         VALUE_DNS_SERVERS,      /* comma-separated ADDR, ADDR:PORT, [ADDR6]:PORT, char** */
+        VALUE_FORWARD,          /* the same with %scope on IPv6, or the one word resolv.conf, char** */
+        VALUE_PREFIXES,         /* comma-separated ADDR or ADDR/LEN, char** */
         VALUE_CLUSTER_KEYS,     /* base64 of 32 bytes, several separated by commas; never echoed in errors */
 } ValueType;
 
@@ -81,6 +84,11 @@ typedef enum SettingId {
         SETTING_DNS_NEGATIVE_TTL,
         SETTING_TCP_IDLE_TIMEOUT,
         SETTING_TCP_MAX_CONNECTIONS,
+        SETTING_DNS_FORWARD,
+        SETTING_DNS_FORWARD_ALLOW,
+        SETTING_DNS_FORWARD_CACHE_SIZE,
+        SETTING_DNS_FORWARD_MAX_TTL,
+        SETTING_RESOLV_CONF,
         SETTING_HOSTS_DIRECTORY,
         SETTING_DOCKER_ENABLED,
         SETTING_DOCKER_HOST,
@@ -195,6 +203,31 @@ static const Setting settings[_SETTING_MAX] = {
                 "DNS", "TCPMaxConnections", { NULL }, NULL, NULL, NULL, "N",
                 VALUE_UINT32, offsetof(Config, tcp_max_connections), 1, 65536, .def = "256",
                 .help = "Maximum concurrent DNS-over-TCP connections",
+        },
+        [SETTING_DNS_FORWARD] = {
+                "DNS", "Forward", { "DNS_FORWARD" }, "forward", NULL, NULL, "SERVERS|resolv.conf",
+                VALUE_FORWARD, offsetof(Config, forward),
+                .help = "Forward names that are not ours to these DNS servers (default: none, REFUSED)",
+        },
+        [SETTING_DNS_FORWARD_ALLOW] = {
+                "DNS", "ForwardAllow", { "DNS_FORWARD_ALLOW" }, "forward-allow", NULL, NULL, "PREFIXES",
+                VALUE_PREFIXES, offsetof(Config, forward_allow),
+                .help = "Clients that may use forwarding (default: loopback and the host's subnets)",
+        },
+        [SETTING_DNS_FORWARD_CACHE_SIZE] = {
+                "DNS", "ForwardCacheSize", { "DNS_FORWARD_CACHE_SIZE" }, "forward-cache-size", NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, forward_cache_size), 0, 1000000, .def = "10000",
+                .help = "Forwarded answers to cache (0: none)",
+        },
+        [SETTING_DNS_FORWARD_MAX_TTL] = {
+                "DNS", "ForwardMaxTTL", { "DNS_FORWARD_MAX_TTL" }, "forward-max-ttl", NULL, NULL, "SECONDS",
+                VALUE_UINT32, offsetof(Config, forward_max_ttl), 0, 604800, .def = "86400",
+                .help = "Longest time a forwarded answer is cached",
+        },
+        [SETTING_RESOLV_CONF] = {
+                "DNS", "ResolvConf", { "JOYRIDE_RESOLV_CONF" }, NULL, NULL, NULL, "FILE",
+                VALUE_PATH, offsetof(Config, resolv_conf), .def = "/etc/resolv.conf",
+                .help = "The file Forward=resolv.conf reads",
         },
         [SETTING_HOSTS_DIRECTORY] = {
                 "Hosts", "Directory", { "HOSTS_DIRECTORY" }, "hosts-directory", NULL, NULL, "DIR",
@@ -781,6 +814,20 @@ static bool check_host_port(char **item) {
         return is_host_port(*item);
 }
 
+/* ForwardAllow: an address or a prefix, kept in its canonical form with the
+ * host bits cleared, as it is used. */
+static bool normalize_prefix(char **item) {
+        DnsAllowPrefix p;
+        char buf[INET6_ADDRSTRLEN + 8];
+
+        if (dns_allow_parse(*item, &p) < 0)
+                return false;
+        dns_allow_format(&p, buf, sizeof buf);
+        g_free(*item);
+        *item = g_strdup(buf);
+        return true;
+}
+
 /* Comma-separated lists: each entry checked (and maybe normalized), stored as
  * a GLib string vector. */
 static const struct {
@@ -793,6 +840,7 @@ static const struct {
         [VALUE_DNS_SERVERS] = { check_dns_server,
                                 "expected a comma-separated list of ADDRESS, IPv4:PORT or [IPv6]:PORT" },
         [VALUE_JOIN] = { check_host_port, "expected a comma-separated list of HOST:PORT" },
+        [VALUE_PREFIXES] = { normalize_prefix, "expected a comma-separated list of ADDRESS or ADDRESS/PREFIXLEN" },
 };
 
 static int parse_list(const ParseTarget *t) {
@@ -806,6 +854,33 @@ static int parse_list(const ParseTarget *t) {
                 if (!list_types[type].item(p))
                         return invalid(t, "%s, and '%s' is not one", list_types[type].expected, written);
         }
+        g_strfreev(*(char ***) t->field);
+        *(char ***) t->field = TAKE_PTR(l);
+        return 0;
+}
+
+/* Forward=: upstream servers (a link-local IPv6 address may carry its
+ * %interface), at most as many as the forwarder uses, or resolv.conf alone. */
+static int parse_forward(const ParseTarget *t) {
+        _cleanup_(strv_freep) char **l = split_list(t->value->raw);
+
+        for (char **p = l; p && *p; p++) {
+                struct sockaddr_storage sa;
+                socklen_t salen;
+
+                if (strcasecmp(*p, "resolv.conf") == 0) {
+                        if (p != l || p[1])
+                                return invalid(t, "expected resolv.conf alone, or a list of servers without it");
+                        g_free(*p);
+                        *p = g_strdup("resolv.conf");
+                        continue;
+                }
+                if (dns_forward_parse_address(*p, 53, &sa, &salen) < 0)
+                        return invalid(t, "expected resolv.conf, or a comma-separated list of ADDRESS, IPv4:PORT or "
+                                       "[IPv6]:PORT, and '%s' is not one", *p);
+        }
+        if (l && g_strv_length(l) > DNS_FORWARD_UPSTREAMS_MAX)
+                return invalid(t, "expected at most %d servers", DNS_FORWARD_UPSTREAMS_MAX);
         g_strfreev(*(char ***) t->field);
         *(char ***) t->field = TAKE_PTR(l);
         return 0;
@@ -930,7 +1005,10 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
         case VALUE_ROUTE_DOMAINS:
         case VALUE_DNS_SERVERS:
         case VALUE_JOIN:
+        case VALUE_PREFIXES:
                 return parse_list(&t);
+        case VALUE_FORWARD:
+                return parse_forward(&t);
         case VALUE_PORT:
                 return parse_port(&t);
         case VALUE_UINT32:
@@ -1666,6 +1744,9 @@ void config_done(Config *c) {
         free(c->state_directory);
         free(c->dns_bind_address);
         g_strfreev(c->dns_domains);
+        g_strfreev(c->forward);
+        g_strfreev(c->forward_allow);
+        free(c->resolv_conf);
         free(c->hosts_directory);
         free(c->docker_host);
         free(c->http_host);

@@ -36,6 +36,13 @@ typedef struct Config {
         uint32_t negative_ttl;    /* DNS_NEGATIVE_TTL, default 5 */
         uint32_t tcp_idle_timeout_msec;   /* default 10000 */
         uint32_t tcp_max_connections;     /* default 256 */
+        char **forward;           /* DNS_FORWARD: upstream servers for names that are not ours, or the
+                                   * one word "resolv.conf"; NULL = no forwarding */
+        char **forward_allow;     /* DNS_FORWARD_ALLOW: ADDR[/LEN] prefixes; NULL = loopback and the
+                                   * subnets of the host's interfaces */
+        uint32_t forward_cache_size;      /* DNS_FORWARD_CACHE_SIZE, entries, default 10000 */
+        uint32_t forward_max_ttl;         /* DNS_FORWARD_MAX_TTL, default 86400 */
+        char *resolv_conf;        /* JOYRIDE_RESOLV_CONF, default /etc/resolv.conf */
 
         /* [Hosts] */
         char *hosts_directory;    /* HOSTS_DIRECTORY; NULL = no hosts files */

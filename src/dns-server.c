@@ -2,7 +2,9 @@
 /* DNS transports on sd-event. This file only moves bytes: UDP queries are
  * read in batches with recvmmsg() and answered with sendmmsg(), TCP
  * connections carry 2-byte length-prefixed messages, several per connection.
- * dns_answer() turns each request into its reply.
+ * dns_answer() turns each request into its reply; questions about names that
+ * are not ours go to the forwarder when there is one (see "forwarding"
+ * below), which replies on its own thread.
  *
  * Everything runs on the event loop thread; nothing here blocks. */
 
@@ -89,6 +91,11 @@ struct DnsTcpConnection {
 
         /* Least recently active first, for picking which one to drop at the cap. */
         DnsTcpConnection *prev, *next;
+
+        /* Questions handed to the forwarder whose replies have not come back:
+         * the connection is not idle, and stays open for them after EOF. */
+        uint64_t id;
+        unsigned n_forwarding;
 };
 
 struct DnsServer {
@@ -113,6 +120,13 @@ struct DnsServer {
 
         DnsTcpConnection *conn_first, *conn_last;
         uint32_t n_connections;
+        uint64_t next_conn_id;
+
+        /* Forwarding: the forwarder (read by whichever thread answers, set by
+         * the control loop), and the queue its TCP replies come back on. */
+        DnsForwarder *forwarder;
+        DnsReplyQueue *replies;
+        sd_event_source *replies_source;
 
         DnsServerCounters counters;
         char *description;
@@ -124,6 +138,10 @@ static const char *const type_labels[DNS_SERVER_N_TYPES] = { "A", "AAAA", "CNAME
 const char *dns_server_type_label(int index) {
         return index >= 0 && index < DNS_SERVER_N_TYPES ? type_labels[index] : NULL;
 }
+
+/* The hand-off to the forwarder (see "forwarding" below). */
+static int udp_forward(DnsServer *s, int fd, const UdpSlot *slot, const struct msghdr *in, size_t len);
+static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len);
 
 int dns_server_type_index(uint16_t qtype) {
         switch (qtype) {
@@ -144,12 +162,14 @@ int dns_server_type_index(uint16_t qtype) {
         }
 }
 
-static void count_query(DnsServer *s, DnsTransport transport, const DnsQueryInfo *info) {
+static void count_query(DnsServer *s, DnsTransport transport, const DnsQueryInfo *info, bool forwarded) {
         if (transport == DNS_TRANSPORT_UDP)
                 s->counters.queries_udp++;
         else
                 s->counters.queries_tcp++;
-        if (info->rcode < ELEMENTSOF(s->counters.by_rcode))
+        if (forwarded)
+                s->counters.forwarded++;
+        else if (info->rcode < ELEMENTSOF(s->counters.by_rcode))
                 s->counters.by_rcode[info->rcode]++;
         s->counters.by_type[dns_server_type_index(info->qtype)]++;
         if (info->truncated)
@@ -174,7 +194,7 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
 }
 
 /* A line per query, at debug level only (checked first: no cost otherwise). */
-static void log_query(DnsTransport transport, const DnsQueryInfo *info, const uint8_t *req, size_t len,
+static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req, size_t len,
                       const struct sockaddr_storage *peer, int fd) {
         struct sockaddr_storage sa = {};
         char from[INET6_ADDRSTRLEN + 8] = "?", name[1024] = "";
@@ -208,9 +228,13 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, const ui
                 snprintf(type, sizeof type, "%s", dns_type_to_string(info->qtype));
         else
                 snprintf(type, sizeof type, "TYPE%u", info->qtype);
-        log_debug("Query %s %s from %s over %s: %s, %u answer(s)%s", name[0] ? name : ".", type, from,
-                  transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP", strna(dns_rcode_to_string(info->rcode)),
-                  info->answer_count, info->truncated ? ", truncated" : "");
+        if (forwarded)
+                log_debug("Query %s %s from %s over %s: not ours, forwarded", name[0] ? name : ".", type, from,
+                          transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP");
+        else
+                log_debug("Query %s %s from %s over %s: %s, %u answer(s)%s", name[0] ? name : ".", type, from,
+                          transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP", strna(dns_rcode_to_string(info->rcode)),
+                          info->answer_count, info->truncated ? ", truncated" : "");
 }
 
 static bool sockaddr_is_wildcard(const struct sockaddr_storage *sa) {
@@ -467,8 +491,17 @@ static int udp_on_io(sd_event_source *source, int fd, uint32_t revents, void *us
                                          slot->reply, sizeof(slot->reply), &info);
                         if (len == 0)
                                 continue;
-                        count_query(s, DNS_TRANSPORT_UDP, &info);
-                        log_query(DNS_TRANSPORT_UDP, &info, slot->query, s->msgs_in[i].msg_len, &slot->peer, -1);
+                        if (info.forward) {
+                                int r = udp_forward(s, fd, slot, in, s->msgs_in[i].msg_len);
+                                if (r == 0 || r == -ENOBUFS) {
+                                        count_query(s, DNS_TRANSPORT_UDP, &info, true);
+                                        log_query(DNS_TRANSPORT_UDP, &info, true, slot->query, s->msgs_in[i].msg_len,
+                                                  &slot->peer, -1);
+                                        continue;
+                                }
+                        }
+                        count_query(s, DNS_TRANSPORT_UDP, &info, false);
+                        log_query(DNS_TRANSPORT_UDP, &info, false, slot->query, s->msgs_in[i].msg_len, &slot->peer, -1);
 
                         slot->iov_out = (struct iovec) { .iov_base = slot->reply, .iov_len = len };
                         s->msgs_out[n_out] = (struct mmsghdr) {
@@ -543,7 +576,7 @@ static DnsTcpConnection *conn_free(DnsTcpConnection *c) {
 }
 
 static bool conn_is_idle(const DnsTcpConnection *c) {
-        return c->roff == c->rlen && c->woff == c->wlen;
+        return c->roff == c->rlen && c->woff == c->wlen && c->n_forwarding == 0;
 }
 
 /* Something happened that shows the peer is alive and being served: restart
@@ -605,6 +638,18 @@ static int conn_flush(DnsTcpConnection *c) {
  * socket does not take now. */
 static int conn_send(DnsTcpConnection *c, const uint8_t *data, size_t len) {
         size_t off = 0;
+
+        if (c->woff < c->wlen) {
+                /* Output is pending (a forwarded reply came back meanwhile):
+                 * queue behind it, so that messages do not interleave. */
+                uint8_t *b = realloc(c->wbuf, c->wlen + len);
+                if (!b)
+                        return -ENOMEM;
+                memcpy(b + c->wlen, data, len);
+                c->wbuf = b;
+                c->wlen += len;
+                return 0;
+        }
 
         while (off < len) {
                 ssize_t k = send(c->fd, data + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -669,8 +714,19 @@ static int conn_process(DnsTcpConnection *c) {
 
                 if (len == 0)
                         continue;
-                count_query(s, DNS_TRANSPORT_TCP, &info);
-                log_query(DNS_TRANSPORT_TCP, &info, p + 2, mlen, NULL, c->fd);
+                if (info.forward) {
+                        r = tcp_forward(c, p + 2, mlen);
+                        if (r == 0) {
+                                count_query(s, DNS_TRANSPORT_TCP, &info, true);
+                                log_query(DNS_TRANSPORT_TCP, &info, true, p + 2, mlen, NULL, c->fd);
+                                conn_touch(c);
+                                continue;
+                        }
+                        if (r == -ENOBUFS)      /* the forwarder is overloaded: say so */
+                                s->tcp_reply[2 + 3] = (s->tcp_reply[2 + 3] & 0xf0) | DNS_RCODE_SERVFAIL;
+                }
+                count_query(s, DNS_TRANSPORT_TCP, &info, false);
+                log_query(DNS_TRANSPORT_TCP, &info, false, p + 2, mlen, NULL, c->fd);
                 conn_touch(c);
 
                 s->tcp_reply[0] = (uint8_t) (len >> 8);
@@ -730,9 +786,10 @@ static int conn_on_io(sd_event_source *source, int fd, uint32_t revents, void *u
         if (r < 0)
                 goto fail;
 
-        /* The peer closed its side: finish writing what it asked for, then
-         * close. A partial message at EOF can never complete. */
-        if (c->eof && c->woff == c->wlen) {
+        /* The peer closed its side: finish writing what it asked for (and
+         * what the forwarder still owes it), then close. A partial message
+         * at EOF can never complete. */
+        if (c->eof && c->woff == c->wlen && c->n_forwarding == 0) {
                 conn_free(c);
                 return 0;
         }
@@ -802,6 +859,7 @@ static int conn_new(DnsServer *s, int fd) {
         c->fd = fd;
         c->last_outq = -1;
         c->server = s;
+        c->id = ++s->next_conn_id;
         conn_list_append(s, c);
         s->n_connections++;
 
@@ -866,6 +924,125 @@ static int tcp_on_accept(sd_event_source *source, int fd, uint32_t revents, void
                 }
                 s->counters.tcp_connections++;
         }
+        return 0;
+}
+
+/* --- forwarding ---------------------------------------------------------- */
+
+/* The hand-off: the forwarder copies the query and replies itself, over UDP
+ * on the socket the query came in on, over TCP through our reply queue. */
+
+static DnsForwarder *server_forwarder(const DnsServer *s) {
+        return __atomic_load_n(&s->forwarder, __ATOMIC_ACQUIRE);
+}
+
+static int udp_forward(DnsServer *s, int fd, const UdpSlot *slot, const struct msghdr *in, size_t len) {
+        DnsForwarder *f = server_forwarder(s);
+        PktInfoControl control;
+        size_t cl = 0;
+
+        if (!f)
+                return -ENOENT;
+        if (s->udp_pktinfo)
+                cl = udp_reply_control(in, &control);
+        return dns_forwarder_submit(f, &(DnsForwardClient) {
+                        .transport = DNS_TRANSPORT_UDP,
+                        .peer = (const struct sockaddr *) &slot->peer,
+                        .peer_len = in->msg_namelen,
+                        .udp_fd = fd,
+                        .control = cl > 0 ? control.buf : NULL,
+                        .control_len = cl,
+                }, slot->query, len);
+}
+
+static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len) {
+        DnsForwarder *f = server_forwarder(c->server);
+        struct sockaddr_storage peer = {};
+        socklen_t peer_len = sizeof peer;
+        int r;
+
+        if (!f || !c->server->replies)
+                return -ENOENT;
+        if (getpeername(c->fd, (struct sockaddr *) &peer, &peer_len) < 0)
+                return negative_errno();
+        r = dns_forwarder_submit(f, &(DnsForwardClient) {
+                        .transport = DNS_TRANSPORT_TCP,
+                        .peer = (const struct sockaddr *) &peer,
+                        .peer_len = peer_len,
+                        .udp_fd = -EBADF,
+                        .replies = c->server->replies,
+                        .conn_id = c->id,
+                }, query, len);
+        if (r >= 0)
+                c->n_forwarding++;
+        return r;
+}
+
+static DnsTcpConnection *conn_find(DnsServer *s, uint64_t id) {
+        for (DnsTcpConnection *c = s->conn_last; c; c = c->prev)
+                if (c->id == id)
+                        return c;
+        return NULL;
+}
+
+static int on_forward_replies(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        DnsServer *s = userdata;
+
+        for (DnsForwardReply *r = dns_reply_queue_take(s->replies), *next; r; r = next) {
+                DnsTcpConnection *c = conn_find(s, r->conn_id);
+                int k = 0;
+
+                next = r->next;
+                if (c) {
+                        uint8_t *framed = malloc(2 + r->len);
+
+                        c->n_forwarding--;
+                        if (framed) {
+                                framed[0] = (uint8_t) (r->len >> 8);
+                                framed[1] = (uint8_t) r->len;
+                                memcpy(framed + 2, r->data, r->len);
+                                k = conn_send(c, framed, 2 + r->len);
+                                free(framed);
+                        }
+                        if (k >= 0) {
+                                conn_touch(c);
+                                /* More queries may wait behind a reply that is out now. */
+                                k = conn_process(c);
+                        }
+                        if (k >= 0 && c->eof && c->woff == c->wlen && c->n_forwarding == 0)
+                                conn_free(c);
+                        else if (k >= 0)
+                                k = conn_update_events(c);
+                        if (k < 0) {
+                                if (!errno_is_disconnect(k))
+                                        log_debug_errno(k, "DNS TCP connection failed, closing: %m");
+                                conn_free(c);
+                        }
+                }
+                /* A connection closed meanwhile: the reply has nowhere to go. */
+                free(r);
+        }
+        return 0;
+}
+
+int dns_server_set_forwarder(DnsServer *s, DnsForwarder *f) {
+        int r;
+
+        if (!s)
+                return -EINVAL;
+        if (f && !s->replies) {
+                r = dns_reply_queue_new(&s->replies);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to make the DNS forwarder's reply queue: %m");
+                r = sd_event_add_io(s->event, &s->replies_source, dns_reply_queue_get_fd(s->replies), EPOLLIN,
+                                    on_forward_replies, s);
+                if (r < 0) {
+                        s->replies = dns_reply_queue_unref(s->replies);
+                        return log_error_errno(r, "Failed to watch the DNS forwarder's reply queue: %m");
+                }
+                (void) sd_event_source_set_description(s->replies_source, "dns-forward-replies");
+        }
+        __atomic_store_n(&s->forwarder, f, __ATOMIC_RELEASE);
         return 0;
 }
 
@@ -1058,6 +1235,8 @@ DnsServer *dns_server_free(DnsServer *s) {
 
         s->udp_source = sd_event_source_disable_unref(s->udp_source);
         s->tcp_source = sd_event_source_disable_unref(s->tcp_source);
+        s->replies_source = sd_event_source_disable_unref(s->replies_source);
+        s->replies = dns_reply_queue_unref(s->replies);
         s->event = sd_event_unref(s->event);
         free(s->slots);
         free(s->description);

@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "dns-answer.h"
+#include "dns-forward.h"
 #include "store.h"
 
 typedef struct DnsServer DnsServer;
@@ -23,6 +24,7 @@ typedef struct DnsServerCounters {
         uint64_t tcp_connections;         /* accepted in total */
         uint64_t tcp_rejected;            /* refused because of the cap */
         uint64_t tcp_timeouts;
+        uint64_t forwarded;               /* handed off to the forwarder (it counts their rcodes) */
 } DnsServerCounters;
 
 typedef struct DnsServerOptions {
@@ -41,6 +43,9 @@ DnsServer *dns_server_free(DnsServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DnsServer *, dns_server_free);
 
 const DnsServerCounters *dns_server_get_counters(const DnsServer *s);
+/* Questions that are not ours go to f from now on (NULL: they get the
+ * answer path's REFUSED). f must outlive the server, or be unset first. */
+int dns_server_set_forwarder(DnsServer *s, DnsForwarder *f);
 int dns_server_type_index(uint16_t qtype);
 /* The label of a by_type index: "A", "AAAA", "CNAME", "TXT", "PTR", "SOA", "other". */
 const char *dns_server_type_label(int index);

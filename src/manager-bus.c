@@ -23,6 +23,7 @@
 #include <systemd/sd-bus.h>
 
 #include "cluster.h"
+#include "forward-upstreams.h"
 #include "log.h"
 #include "manager-bus.h"
 #include "manager.h"
@@ -59,7 +60,8 @@ typedef struct BusConnection {
         Manager *manager;
         BusKind kind;                       /* BUS_SYSTEM or BUS_USER */
         bool exports;                       /* org.joyride.DNS is on it */
-        bool reaches_resolved;              /* systemd-resolved is registered with through it */
+        bool reaches_resolved;              /* systemd-resolved is registered with (and asked for its
+                                             * DNS servers, Forward=resolv.conf) through it */
         bool lost;                          /* not connected at start, or lost since: say when it is back */
         sd_bus *bus;
         sd_event_source *reconnect_timer;
@@ -1027,6 +1029,8 @@ static int on_connected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_e
         }
         if (c->reaches_resolved && m->resolved)
                 resolved_set_bus(m->resolved, c->bus);
+        if (c->reaches_resolved)
+                forward_upstreams_set_bus(m->forward_upstreams, c->bus);
         return 0;
 }
 
@@ -1038,11 +1042,13 @@ static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *re
                 log_warning("Lost the connection to the %s bus; DNS continues, connecting again when the bus is back.",
                             bus_kind_to_string(c->kind));
         else
-                log_warning("Lost the connection to the system bus; registering with systemd-resolved again "
+                log_warning("Lost the connection to the system bus; reaching systemd-resolved again "
                             "when the bus is back.");
         c->lost = true;
         if (c->reaches_resolved && m->resolved)
                 resolved_set_bus(m->resolved, NULL);
+        if (c->reaches_resolved)
+                forward_upstreams_set_bus(m->forward_upstreams, NULL);
         /* Not freed here: sd-bus is dispatching this very connection. */
         schedule_reconnect(c);
         return 0;
@@ -1104,7 +1110,7 @@ static int connection_start(BusConnection *c) {
 
         /* DNS matters more than the management API: serve, and wait for the bus. */
         log_warning_errno(r, "Cannot connect to the %s bus, %s until it appears: %m", bus_kind_to_string(c->kind),
-                          c->exports ? "the D-Bus API is unavailable" : "not registering with systemd-resolved");
+                          c->exports ? "the D-Bus API is unavailable" : "not reaching systemd-resolved");
         c->lost = true;
         r = connection_open(c, /* watch_bind= */ true);
         if (r < 0) {
@@ -1119,6 +1125,8 @@ static void connection_done(BusConnection *c) {
 
         if (c->reaches_resolved && m->resolved)
                 resolved_set_bus(m->resolved, NULL);
+        if (c->reaches_resolved)
+                forward_upstreams_set_bus(m->forward_upstreams, NULL);
         c->bus = sd_bus_flush_close_unref(c->bus);
         c->reconnect_timer = sd_event_source_disable_unref(c->reconnect_timer);
 }
@@ -1162,7 +1170,7 @@ int manager_bus_setup(Manager *m) {
                 store_subscribe(m->store, on_record_change, m);
         }
         /* systemd-resolved is on the system bus, whichever bus the API is on. */
-        if (m->resolved && m->config.bus != BUS_SYSTEM)
+        if ((m->resolved || m->forward_upstreams) && m->config.bus != BUS_SYSTEM)
                 b->connections[b->n_connections++] = (BusConnection) {
                         .manager = m,
                         .kind = BUS_SYSTEM,
@@ -1175,6 +1183,15 @@ int manager_bus_setup(Manager *m) {
                         return r;
         }
         return 0;
+}
+
+struct sd_bus *manager_bus_system(Manager *m) {
+        ManagerBus *b = bus_data(m);
+
+        for (size_t i = 0; b && i < b->n_connections; i++)
+                if (b->connections[i].reaches_resolved && !b->connections[i].lost)
+                        return b->connections[i].bus;
+        return NULL;
 }
 
 void manager_bus_done(Manager *m) {

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "manager.h"
 #include "cluster.h"
+#include "forward-upstreams.h"
 #include "manager-bus.h"
 #include "resolved.h"
 #include "state.h"
@@ -173,6 +174,66 @@ static int on_qps_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_time(s, usec + USEC_PER_SEC);
 }
 
+/* --- forwarding ----------------------------------------------------------- */
+
+static bool forward_from_resolv_conf(const Config *c) {
+        return c->forward && c->forward[0] && streq(c->forward[0], "resolv.conf");
+}
+
+/* Starts, reconfigures or disables the forwarder for the configuration and
+ * the given upstreams. */
+static int forwarder_apply(Manager *m, char **upstreams) {
+        DnsForwardOptions opts = {
+                .enabled = m->config.forward != NULL,
+                .upstreams = upstreams,
+                .allow = m->config.forward_allow,
+                .cache_size = m->config.forward_cache_size,
+                .max_ttl = m->config.forward_max_ttl,
+        };
+        int r;
+
+        if (m->forwarder)
+                return dns_forwarder_reconfigure(m->forwarder, &opts);
+        if (!opts.enabled)
+                return 0;
+        r = dns_forwarder_new(&m->forwarder, &opts);
+        if (r < 0)
+                return r;
+        return m->dns ? dns_server_set_forwarder(m->dns, m->forwarder) : 0;
+}
+
+static void on_forward_upstreams(ForwardUpstreams *u, char **servers, const char *origin, void *userdata) {
+        Manager *m = userdata;
+
+        m->status_dirty = true;
+        if (forwarder_apply(m, servers) < 0)
+                log_warning("Could not apply the new upstream DNS servers from %s.", origin);
+}
+
+static int manager_setup_forward(Manager *m) {
+        char **upstreams = m->config.forward;
+        int r;
+
+        m->forward_upstreams = forward_upstreams_free(m->forward_upstreams);
+        if (forward_from_resolv_conf(&m->config)) {
+                r = forward_upstreams_new(&m->forward_upstreams, m->event, &m->config, on_forward_upstreams, m);
+                if (r < 0)
+                        return r;
+                /* manager-bus.c owns the system bus connection; after a
+                 * reload, this is a new user of it. */
+                forward_upstreams_set_bus(m->forward_upstreams, manager_bus_system(m));
+                upstreams = forward_upstreams_get(m->forward_upstreams);
+        }
+        r = forwarder_apply(m, upstreams);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up DNS forwarding: %m");
+        if (m->config.forward && !forward_from_resolv_conf(&m->config)) {
+                g_autofree char *joined = g_strjoinv(", ", m->config.forward);
+                log_info("Forwarding names that are not ours to %s.", joined);
+        }
+        return 0;
+}
+
 /* --- cluster ------------------------------------------------------------ */
 
 static void on_member_change(Cluster *c, const ClusterMember *member, void *userdata) {
@@ -297,6 +358,11 @@ Manager *manager_free(Manager *m) {
         m->http = http_server_free(m->http);
         m->docker = docker_monitor_free(m->docker);
         m->hosts = hosts_dir_free(m->hosts);
+        /* The forwarder replies on the server's sockets: it goes first. */
+        m->forward_upstreams = forward_upstreams_free(m->forward_upstreams);
+        if (m->dns)
+                (void) dns_server_set_forwarder(m->dns, NULL);
+        m->forwarder = dns_forwarder_free(m->forwarder);
         m->dns = dns_server_free(m->dns);
         if (m->listen_http_fd >= 0)
                 (void) close(m->listen_http_fd);
@@ -408,6 +474,10 @@ int manager_start(Manager *m) {
         }
         m->listen_udp_fd = m->listen_tcp_fd = -EBADF;   /* the server owns them now */
 
+        r = manager_setup_forward(m);
+        if (r < 0)
+                return r;
+
         r = manager_setup_hosts(m);
         if (r < 0)
                 return r;
@@ -483,7 +553,7 @@ int manager_start(Manager *m) {
                         log_warning_errno(r, "Not registering with systemd-resolved: %m");
         }
 
-        if (m->config.bus != BUS_NONE || m->resolved) {
+        if (m->config.bus != BUS_NONE || m->resolved || m->forward_upstreams) {
                 r = manager_bus_setup(m);
                 if (r < 0)
                         return r;
@@ -533,9 +603,10 @@ int manager_reload(Manager *m) {
         if (old_port != m->config.dns_port || !streq_ptr(old_bind, m->config.dns_bind_address))
                 log_notice("DNS address or port changed in the configuration; this takes a restart.");
 
-        /* The one source a reload rebuilds; the others keep their settings
-         * until a restart. */
+        /* What a reload rebuilds: the hosts source and forwarding; the others
+         * keep their settings until a restart. */
         r = manager_setup_hosts(m);
+        (void) manager_setup_forward(m);
 
         notify_status(m);
         (void) sd_notify(false, "READY=1");

@@ -30,6 +30,8 @@ typedef struct Manager {
 
         DnsAnswerConfig answer_config;
         DnsServer *dns;
+        DnsForwarder *forwarder;   /* NULL until [DNS] Forward= is first set; then kept, disabled when unset */
+        struct ForwardUpstreams *forward_upstreams;   /* Forward=resolv.conf only */
         HostsDir *hosts;
         DockerMonitor *docker;     /* NULL when disabled */
         HttpServer *http;          /* NULL when disabled */

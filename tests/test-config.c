@@ -171,6 +171,11 @@ static void test_defaults(void) {
         CHECK_STREQ(c.resolved_link, NULL);
         CHECK(c.resolved_domains == NULL);
         CHECK(c.resolved_dns == NULL);
+        CHECK(c.forward == NULL);
+        CHECK(c.forward_allow == NULL);
+        CHECK_INT_EQ(c.forward_cache_size, 10000);
+        CHECK_INT_EQ(c.forward_max_ttl, 86400);
+        CHECK_STREQ(c.resolv_conf, "/etc/resolv.conf");
 
         /* config_done() zeroes and may be called again. */
         config_done(&c);
@@ -1042,6 +1047,61 @@ static void test_resolved(void) {
         free(path);
 }
 
+static void test_forward(void) {
+        char *path = write_config(NULL, "[DNS]\nForward=192.0.2.1, [2001:db8::1]:5353 ,192.0.2.2:53\n"
+                                        "ForwardAllow=10.1.2.3/8, ::1, 192.168.7.0/24\n"
+                                        "ForwardCacheSize=0\nForwardMaxTTL=600\nResolvConf=/run/r.conf\n");
+        char *env = env_for(path);
+        Config c;
+
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK_INT_EQ(strv_length(c.forward), 3);
+        if (strv_length(c.forward) == 3) {
+                CHECK_STREQ(c.forward[0], "192.0.2.1");
+                CHECK_STREQ(c.forward[1], "[2001:db8::1]:5353");
+                CHECK_STREQ(c.forward[2], "192.0.2.2:53");
+        }
+        /* Prefixes in their canonical form, host bits cleared. */
+        CHECK_INT_EQ(strv_length(c.forward_allow), 3);
+        if (strv_length(c.forward_allow) == 3) {
+                CHECK_STREQ(c.forward_allow[0], "10.0.0.0/8");
+                CHECK_STREQ(c.forward_allow[1], "::1/128");
+                CHECK_STREQ(c.forward_allow[2], "192.168.7.0/24");
+        }
+        CHECK_INT_EQ(c.forward_cache_size, 0);
+        CHECK_INT_EQ(c.forward_max_ttl, 600);
+        CHECK_STREQ(c.resolv_conf, "/run/r.conf");
+        config_done(&c);
+
+        /* The environment and the command line, as for every key. */
+        LOAD_OK(&c, ARGV("--forward=Resolv.Conf", "--forward-cache-size=5"),
+                ENVP(env, "DNS_FORWARD=192.0.2.9", "DNS_FORWARD_ALLOW=0.0.0.0/0", "DNS_FORWARD_MAX_TTL=1",
+                     "JOYRIDE_RESOLV_CONF=/tmp/x.conf"));
+        CHECK_INT_EQ(strv_length(c.forward), 1);
+        CHECK_STREQ(c.forward ? c.forward[0] : NULL, "resolv.conf");
+        CHECK_STREQ(c.forward_allow ? c.forward_allow[0] : NULL, "0.0.0.0/0");
+        CHECK_INT_EQ(c.forward_cache_size, 5);
+        CHECK_INT_EQ(c.forward_max_ttl, 1);
+        CHECK_STREQ(c.resolv_conf, "/tmp/x.conf");
+        config_done(&c);
+
+        LOAD_FAILS(ARGV("--forward=resolv.conf,192.0.2.1"), ENVP(empty_env), "--forward=resolv.conf,192.0.2.1",
+                   "resolv.conf alone");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_FORWARD=dns.example"), "DNS_FORWARD=dns.example", "'dns.example'",
+                   "[IPv6]:PORT");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_FORWARD=192.0.2.1:0"), "'192.0.2.1:0'");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_FORWARD=1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,"
+                                           "1.1.1.8,1.1.1.9,1.1.1.10,1.1.1.11,1.1.1.12,1.1.1.13,1.1.1.14,1.1.1.15,"
+                                           "1.1.1.16,1.1.1.17"), "at most 16 servers");
+        LOAD_FAILS(ARGV("--forward-allow=10.0.0.0/33"), ENVP(empty_env), "--forward-allow=10.0.0.0/33", "'10.0.0.0/33'",
+                   "ADDRESS/PREFIXLEN");
+        LOAD_FAILS(ARGV("--forward-cache-size=-1"), ENVP(empty_env), "--forward-cache-size=-1", "0 to 1000000");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_RESOLV_CONF=resolv.conf"), "absolute path");
+
+        free(env);
+        free(path);
+}
+
 int main(void) {
         if (!mkdtemp(tmpdir))
                 die("mkdtemp");
@@ -1064,6 +1124,7 @@ int main(void) {
         test_help_version();
         test_reload();
         test_resolved();
+        test_forward();
         test_cluster();
         test_cluster_timings();
 

@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Forwarding of names that are not ours, with real upstreams on loopback: NSD
+# serving upstream.test, and a misbehaving fake upstream (fake-upstream.py)
+# for the cases NSD will not play. Through joyrided as dig sees it: its own
+# names as before; upstream names with RA and the upstream's data; NXDOMAIN
+# with the upstream's SOA; answers cached (NSD's own counters show one
+# query); in-flight questions sent upstream once; TC retried over TCP; TCP
+# clients forwarded over TCP; SERVFAIL within 2 s when the upstream is
+# stopped or silent, and answers again when it is back; forged replies
+# (wrong ID, wrong port, wrong name) ignored; REFUSED outside ForwardAllow;
+# REFUSED without AA or SOA when forwarding is off; Forward=resolv.conf,
+# leaving out joyrided's own address, and through systemd-resolved's D-Bus
+# API when resolv.conf points at its stub (a fake resolved on a private bus).
+set -euo pipefail
+build=$(cd "$1" && pwd)
+daemon="$build/src/joyrided"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+source "$here/bus-lib.sh"
+
+command -v nsd >/dev/null || { echo "SKIP: nsd is not installed (tools/install-deps)"; exit 77; }
+command -v nsd-control >/dev/null || { echo "SKIP: nsd-control is not installed"; exit 77; }
+command -v dig >/dev/null || { echo "SKIP: dig is not installed"; exit 77; }
+
+setup_tmp
+extra_pids=""
+forward_cleanup() {
+        local rc=$? pid
+        for pid in $extra_pids; do
+                kill "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+        done
+        set +e          # errexit would end the handler at the next line
+        (exit "$rc")
+        _lib_cleanup
+}
+trap forward_cleanup EXIT
+
+expect() {
+        [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
+        ok "$1"
+}
+expect_match() {
+        grep -Eq -- "$2" <<<"$3" || { echo "$3" >&2; fail "$1: no line matching /$2/"; }
+        ok "$1"
+}
+expect_no_match() {
+        if grep -Eq -- "$2" <<<"$3"; then
+                echo "$3" >&2
+                fail "$1: a line matches /$2/"
+        fi
+        ok "$1"
+}
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# --- the upstream: NSD serving upstream.test ---------------------------------
+
+mkdir -p "$tmp/nsd" "$tmp/hosts" "$tmp/state"
+cat > "$tmp/nsd/upstream.test.zone" <<'EOF'
+$ORIGIN upstream.test.
+$TTL 300
+@       IN SOA ns.upstream.test. admin.upstream.test. 1 3600 600 86400 60
+@       IN NS ns
+ns      IN A 127.0.0.1
+www     IN A 192.0.2.80
+www     IN AAAA 2001:db8::80
+cached  IN A 192.0.2.81
+tcp     IN A 192.0.2.82
+back    IN A 192.0.2.83
+EOF
+# 100 TXT records: about 9 kB, more than any UDP answer may carry.
+for i in $(seq 1 100); do
+        echo "big IN TXT \"record $i of a big rrset that does not fit in one UDP datagram of 1232 bytes\""
+done >> "$tmp/nsd/upstream.test.zone"
+
+# start_nsd NAME ADDRESS PORT: NSD with its control socket in $tmp/NAME.ctl.
+start_nsd() {
+        local name=$1 address=$2 nport=$3
+        cat > "$tmp/nsd/$name.conf" <<EOF
+server:
+  ip-address: $address
+  port: $nport
+  username: ""
+  database: ""
+  zonesdir: "$tmp/nsd"
+  pidfile: "$tmp/nsd/$name.pid"
+  xfrdfile: "$tmp/nsd/$name.xfrd"
+  zonelistfile: "$tmp/nsd/$name.zonelist"
+  rrl-ratelimit: 0
+  server-count: 1
+  verbosity: 1
+  logfile: "$tmp/nsd/$name.log"
+remote-control:
+  control-enable: yes
+  control-interface: $tmp/nsd/$name.ctl
+zone:
+  name: upstream.test
+  zonefile: upstream.test.zone
+EOF
+        nsd -d -c "$tmp/nsd/$name.conf" >"$tmp/nsd/$name.out" 2>&1 &
+        nsd_pid=$!
+        extra_pids="$extra_pids $nsd_pid"
+        wait_for "NSD ($name) on $address:$nport" 10 dig @"$address" -p "$nport" +tries=1 +time=1 +short www.upstream.test
+}
+nsd_stat() {    # nsd_stat NAME KEY: a counter since the last reset
+        nsd-control -c "$tmp/nsd/$1.conf" stats_noreset | sed -n "s/^$2=//p"
+}
+nsd_reset() {
+        nsd-control -c "$tmp/nsd/$1.conf" stats >/dev/null
+}
+
+nsd_port=$(free_port)
+start_nsd main 127.0.0.1 "$nsd_port"
+main_nsd_pid=$nsd_pid
+
+echo "10.77.0.1 api.internal" > "$tmp/hosts/a.hosts"
+
+# q PORT [dig options]: never fails on its own; the checks do.
+q() {
+        local p=$1
+        shift
+        dig @127.0.0.1 -p "$p" +tries=1 +time=4 "$@" 2>&1 || true
+}
+
+# start_forwarder [options]: another joyrided on a free port, answering its
+# own name; prints nothing, sets $fport and adds its PID to the cleanup.
+start_forwarder() {
+        local attempt
+        for attempt in 1 2 3; do
+                fport=$(free_port)
+                "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$fport" --hosts-directory="$tmp/hosts" \
+                        --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
+                        --log-level=debug "$@" >>"$tmp/forwarder.log" 2>&1 &
+                local pid=$!
+                extra_pids="$extra_pids $pid"
+                if wait_for_answer "$fport"; then
+                        return 0
+                fi
+                kill "$pid" 2>/dev/null || true
+        done
+        fail "joyrided with $* never answered"
+}
+wait_for_answer() {
+        local deadline=$(( $(date +%s%N) + 5000000000 ))
+        while [ "$(date +%s%N)" -lt "$deadline" ]; do
+                [ "$(dig_short "$1" api.internal 2>/dev/null)" = "10.77.0.1" ] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+
+# --- 1. the main forwarder --------------------------------------------------
+
+start_local_daemon "$tmp/hosts" api.internal 10.77.0.1 --forward="127.0.0.1:$nsd_port" --log-level=debug
+echo "# joyrided pid $daemon_pid on 127.0.0.1:$port, forwarding to NSD on 127.0.0.1:$nsd_port"
+
+out=$(q "$port" api.internal A)
+expect_match "own name answered as before" '^api\.internal\.[[:space:]].*[[:space:]]A[[:space:]]+10\.77\.0\.1$' "$out"
+expect_match "... authoritatively, without RA" ';; flags: qr aa rd;' "$out"
+
+out=$(q "$port" www.upstream.test A)
+expect_match "upstream name answered with the upstream's data" '^www\.upstream\.test\.[[:space:]].*[[:space:]]A[[:space:]]+192\.0\.2\.80$' "$out"
+expect_match "... with RA set and AA clear" ';; flags: qr rd ra;' "$out"
+expect "AAAA and other types too" "2001:db8::80" "$(q "$port" +short www.upstream.test AAAA)"
+out=$(q "$port" +noedns www.upstream.test A)
+expect_no_match "a client without EDNS gets no OPT record" 'OPT PSEUDOSECTION' "$out"
+out=$(q "$port" +norecurse www.upstream.test A)
+expect_match "a query without RD is forwarded too" 'status: NOERROR' "$out"
+
+out=$(q "$port" nothere.upstream.test A)
+expect_match "NXDOMAIN relayed" 'status: NXDOMAIN' "$out"
+expect_match "... with the upstream's SOA, its TTL the SOA minimum (60)" \
+        '^upstream\.test\.[[:space:]]+60[[:space:]]+IN[[:space:]]+SOA[[:space:]]+ns\.upstream\.test\. admin\.upstream\.test\.' "$out"
+
+# The cache: NSD counts the queries it gets.
+nsd_reset main
+expect "first query for cached.upstream.test" "192.0.2.81" "$(q "$port" +short cached.upstream.test)"
+expect "second query for cached.upstream.test" "192.0.2.81" "$(q "$port" +short CACHED.upstream.test)"
+out=$(q "$port" cached.upstream.test)
+expect_match "... the cached answer's TTL counts down from 300" '[[:space:]](29[0-9]|300)[[:space:]]+IN[[:space:]]+A[[:space:]]+192\.0\.2\.81$' "$out"
+expect "NSD saw one query for three" "1" "$(nsd_stat main num.queries)"
+q "$port" nothere.upstream.test A >/dev/null
+expect "NXDOMAIN answered from the cache (RFC 2308)" "1" "$(nsd_stat main num.queries)"
+
+# TC from the upstream is retried over TCP.
+nsd_reset main
+out=$(q "$port" +ignore big.upstream.test TXT)
+expect_match "an answer too big for UDP comes back with TC" ';; flags: qr tc rd ra;' "$out"
+expect "joyrided asked NSD over UDP once" "1" "$(nsd_stat main num.udp)"
+expect "... and, on its TC, over TCP" "1" "$(nsd_stat main num.tcp)"
+out=$(q "$port" +tcp big.upstream.test TXT)
+expect_match "over TCP the client gets all 100 records" 'ANSWER: 100,' "$out"
+expect "... from the cache" "2" "$(nsd_stat main num.queries)"
+out=$(q "$port" big.upstream.test TXT)
+expect_match "dig's own retry over TCP gets them too" 'ANSWER: 100,' "$out"
+
+# TCP clients are forwarded over TCP.
+nsd_reset main
+expect "a TCP client's question" "192.0.2.82" "$(q "$port" +tcp +short tcp.upstream.test)"
+expect "... went to NSD over TCP" "1/0" "$(nsd_stat main num.tcp)/$(nsd_stat main num.udp)"
+out=$(q "$port" +tcp +keepopen +short api.internal www.upstream.test api.internal)
+expect "own and forwarded answers on one TCP connection" "10.77.0.1 192.0.2.80 10.77.0.1" \
+        "$(tr '\n' ' ' <<<"$out" | sed 's/ $//')"
+
+# The upstream stops: SERVFAIL within 2 s; back: answers again.
+kill "$main_nsd_pid"
+wait "$main_nsd_pid" 2>/dev/null || true
+start=$(now_ms)
+out=$(q "$port" +time=5 back.upstream.test A)
+elapsed=$(( $(now_ms) - start ))
+expect_match "upstream stopped: SERVFAIL" 'status: SERVFAIL' "$out"
+[ "$elapsed" -lt 2000 ] || fail "SERVFAIL took $elapsed ms"
+ok "... within 2 s ($elapsed ms)"
+expect "own names still answered" "10.77.0.1" "$(q "$port" +short api.internal)"
+expect "cached names still answered" "192.0.2.80" "$(q "$port" +short www.upstream.test)"
+start_nsd main 127.0.0.1 "$nsd_port"
+main_nsd_pid=$nsd_pid
+wait_for "back.upstream.test through joyrided again" 5 \
+        bash -c "[ \"\$(dig @127.0.0.1 -p $port +tries=1 +time=2 +short back.upstream.test)\" = 192.0.2.83 ]"
+ok "upstream back: its names answered again"
+
+# --- 2. misbehaving upstreams (fake-upstream.py) ------------------------------
+
+# start_fake MODE: a fake upstream on a free port; sets $fake_port, $fake_log.
+start_fake() {
+        fake_port=$(free_port)
+        fake_log="$tmp/fake-$1.log"
+        : > "$fake_log"
+        python3 "$here/fake-upstream.py" "$1" "$fake_port" "$fake_log" > "$tmp/fake-$1.out" 2>&1 &
+        extra_pids="$extra_pids $!"
+        wait_for "fake upstream ($1)" 5 grep -q ready "$tmp/fake-$1.out"
+}
+
+start_fake slow
+start_forwarder --forward="127.0.0.1:$fake_port"
+for i in $(seq 1 10); do
+        q "$fport" +short same.fake.test > "$tmp/same-$i.out" &
+done
+wait_for "ten parallel answers" 5 bash -c "cat $tmp/same-*.out | grep -c '^192.0.2.98\$' | grep -qx 10"
+ok "ten clients asking the same name at once all get the answer"
+expect "... which went upstream once" "1" "$(grep -c 'query same.fake.test' "$fake_log")"
+
+start_fake spoof
+start_forwarder --forward="127.0.0.1:$fake_port"
+out=$(q "$fport" +short spoofed.fake.test)
+expect "forged replies (wrong ID, wrong port, wrong name) are ignored, the real one is taken" "192.0.2.99" "$out"
+
+start_fake spoof-only
+start_forwarder --forward="127.0.0.1:$fake_port"
+out=$(q "$fport" +time=5 spoofed.fake.test)
+expect_match "only forged replies: SERVFAIL" 'status: SERVFAIL' "$out"
+expect_no_match "... and never their data" '6\.6\.6\.' "$out"
+
+start_fake blackhole
+start_forwarder --forward="127.0.0.1:$fake_port"
+start=$(now_ms)
+out=$(q "$fport" +time=5 silent.fake.test)
+elapsed=$(( $(now_ms) - start ))
+expect_match "a silent upstream: SERVFAIL" 'status: SERVFAIL' "$out"
+[ "$elapsed" -lt 2000 ] || fail "SERVFAIL took $elapsed ms"
+ok "... within 2 s ($elapsed ms)"
+[ "$(grep -c 'query silent.fake.test' "$fake_log")" -ge 2 ] || fail "the question was not asked again meanwhile"
+ok "... after asking again meanwhile ($(grep -c 'query silent.fake.test' "$fake_log") attempts)"
+
+# --- 3. ForwardAllow ----------------------------------------------------------
+
+start_forwarder --forward="127.0.0.1:$nsd_port" --forward-allow=127.0.0.1
+out=$(dig @127.0.0.1 -p "$fport" -b 127.0.0.2 +tries=1 +time=3 www.upstream.test 2>&1 || true)
+expect_match "a client outside ForwardAllow (127.0.0.2) gets REFUSED" 'status: REFUSED' "$out"
+expect_match "... without RA, AA or SOA" ';; flags: qr rd;.*AUTHORITY: 0' "$out"
+expect "... but its own names answered" "10.77.0.1" \
+        "$(dig @127.0.0.1 -p "$fport" -b 127.0.0.2 +tries=1 +time=3 +short api.internal)"
+expect "a client inside (127.0.0.1) is forwarded" "192.0.2.80" "$(q "$fport" +short www.upstream.test)"
+
+# --- 4. without Forward -----------------------------------------------------
+
+start_forwarder
+out=$(q "$fport" example.com A)
+expect_match "without Forward: example.com is REFUSED" 'status: REFUSED' "$out"
+expect_match "... with AA and RA clear and no SOA" ';; flags: qr rd;.*AUTHORITY: 0' "$out"
+out=$(q "$fport" nothere.internal A)
+expect_match "... names under its own domains stay NXDOMAIN" 'status: NXDOMAIN' "$out"
+expect_match "... with an SOA owned by that domain" '^internal\.[[:space:]].*[[:space:]]IN[[:space:]]+SOA[[:space:]]' "$out"
+
+# --- 5. Forward=resolv.conf ---------------------------------------------------
+
+# resolv.conf has no ports: both sides on port 53, on loopback addresses of
+# their own (127.a.b.1 joyrided, 127.a.b.2 NSD).
+net="127.$(( RANDOM % 200 + 20 )).$(( RANDOM % 250 + 1 ))"
+start_nsd rc "$net.2" 53
+cat > "$tmp/resolv.conf" <<EOF
+# joyrided itself first: it must be left out, or it would ask itself.
+nameserver $net.1
+nameserver $net.2
+options edns0
+EOF
+JOYRIDE_RESOLV_CONF="$tmp/resolv.conf" "$daemon" --dns-bind-address="$net.1" --dns-port=53 \
+        --hosts-directory="$tmp/hosts" --state-directory="$tmp/state" --no-docker --no-http --bus=none \
+        --no-cluster --forward=resolv.conf >"$tmp/rc.log" 2>&1 &
+rc_pid=$!
+extra_pids="$extra_pids $rc_pid"
+wait_for "joyrided on $net.1:53" 5 bash -c "[ \"\$(dig @$net.1 +tries=1 +time=1 +short api.internal)\" = 10.77.0.1 ]"
+expect "Forward=resolv.conf: forwarded to its nameserver" "192.0.2.80" \
+        "$(dig @"$net.1" +tries=1 +time=3 +short www.upstream.test 2>&1 || true)"
+grep -q "Forwarding to $net.2:53 (from resolv.conf)" "$tmp/rc.log" || fail "no log line for the upstreams: $(cat "$tmp/rc.log")"
+ok "... leaving out joyrided's own address (log: Forwarding to $net.2:53 (from resolv.conf))"
+
+# The systemd-resolved stub: its servers come from a fake resolved on a
+# private system bus (python3-dbus and python3-gi from Debian).
+if /usr/bin/python3 -c 'import dbus, gi' 2>/dev/null && command -v dbus-daemon >/dev/null; then
+        mkdir -p "$tmp/bus/system.d"
+        cat > "$tmp/bus/system.d/resolve1.conf" <<'EOF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="root"><allow own="org.freedesktop.resolve1"/></policy>
+  <policy context="default"><allow send_destination="org.freedesktop.resolve1"/></policy>
+</busconfig>
+EOF
+        start_system_bus "$tmp/bus" "$here/../.."
+        extra_pids="$extra_pids $BUS_PID"
+        # resolved knows two servers: joyrided itself (registered through
+        # [Resolved] Link=, say) and NSD.
+        /usr/bin/python3 - "$net" > "$tmp/resolved.out" 2>&1 <<'PY' &
+import sys, dbus, dbus.service, dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+net = [int(x) for x in sys.argv[1].split(".")]
+class Resolve1(dbus.service.Object):
+    @dbus.service.method("org.freedesktop.DBus.Properties", in_signature="ss", out_signature="v")
+    def Get(self, interface, prop):
+        if prop == "DNSEx":
+            return dbus.Array([
+                dbus.Struct((dbus.Int32(3), dbus.Int32(2), dbus.Array(net + [1], signature="y"), dbus.UInt16(53), ""), signature=None),
+                dbus.Struct((dbus.Int32(0), dbus.Int32(2), dbus.Array(net + [2], signature="y"), dbus.UInt16(0), ""), signature=None),
+            ], signature="(iiayqs)")
+        raise dbus.exceptions.DBusException("unknown property", name="org.freedesktop.DBus.Error.UnknownProperty")
+bus = dbus.SystemBus()
+name = dbus.service.BusName("org.freedesktop.resolve1", bus)
+Resolve1(bus, "/org/freedesktop/resolve1")
+print("ready", flush=True)
+GLib.MainLoop().run()
+PY
+        extra_pids="$extra_pids $!"
+        wait_for "the fake systemd-resolved" 10 grep -q ready "$tmp/resolved.out"
+        printf 'nameserver 127.0.0.53\noptions edns0 trust-ad\n' > "$tmp/resolv-stub.conf"
+        # In the place of the first one, so that resolved's first server is this one.
+        kill "$rc_pid"
+        wait "$rc_pid" 2>/dev/null || true
+        JOYRIDE_RESOLV_CONF="$tmp/resolv-stub.conf" "$daemon" --dns-bind-address="$net.1" --dns-port=53 \
+                --hosts-directory="$tmp/hosts" --state-directory="$tmp/state" --no-docker --no-http --bus=none \
+                --no-cluster --forward=resolv.conf >"$tmp/stub.log" 2>&1 &
+        extra_pids="$extra_pids $!"
+        wait_for "the upstreams from systemd-resolved" 5 grep -q "from systemd-resolved" "$tmp/stub.log"
+        grep -q "Forwarding to $net.2:53 (from systemd-resolved)" "$tmp/stub.log" ||
+                fail "the upstreams are not resolved's without joyrided: $(cat "$tmp/stub.log")"
+        ok "resolv.conf names resolved's stub: its servers come from D-Bus, without joyrided's own"
+        expect "... and its names are answered through them" "192.0.2.80" \
+                "$(dig @"$net.1" +tries=1 +time=3 +short www.upstream.test 2>&1 || true)"
+else
+        echo "# skipping the systemd-resolved case: /usr/bin/python3 lacks dbus or gi"
+fi
+
+echo "# all forwarding checks passed"
