@@ -99,6 +99,60 @@ json_object *http_json_health(const HttpServiceInfo *info) {
         return o;
 }
 
+static double msec(uint64_t sum_usec, uint64_t count) {
+        return count > 0 ? (double) sum_usec / (double) count / 1000.0 : 0.0;
+}
+
+static json_object *status_forwarding(const HttpStatusInput *in) {
+        const DnsForwardStatus *f = in->forward;
+        const DnsForwardCounters zero = {}, *c = f ? &f->counters : &zero;
+        json_object *o = json_object_new_object(), *ups = json_object_new_array(), *allow, *cache;
+
+        json_object_object_add(o, "enabled", json_object_new_boolean(in->forward_enabled && f && f->enabled));
+        json_object_object_add(o, "source", json_string_or_null(in->forward_enabled ? in->forward_source : NULL));
+        for (size_t i = 0; f && i < f->n_upstreams; i++) {
+                const DnsForwardUpstreamStatus *u = f->upstreams + i;
+                json_object *j = json_object_new_object();
+
+                json_object_object_add(j, "address", json_object_new_string(u->address));
+                json_object_object_add(j, "state", json_object_new_string(u->failing ? "failing" :
+                                                                           u->answers > 0 ? "ok" : "unused"));
+                json_object_object_add(j, "queries", json_object_new_int64((int64_t) u->queries));
+                json_object_object_add(j, "answers", json_object_new_int64((int64_t) u->answers));
+                json_object_object_add(j, "failures", json_object_new_int64((int64_t) u->failures));
+                json_object_object_add(j, "average_rtt_ms", json_object_new_double(msec(u->rtt_usec_sum, u->answers)));
+                json_object_object_add(j, "last_rtt_ms", json_object_new_double((double) u->last_rtt_usec / 1000.0));
+                json_object_array_add(ups, j);
+        }
+        json_object_object_add(o, "upstreams", ups);
+        allow = json_object_new_array();
+        for (char **a = f ? f->allow : NULL; a && *a; a++)
+                json_object_array_add(allow, json_object_new_string(*a));
+        json_object_object_add(o, "allow", allow);
+        json_object_object_add(o, "allow_default", json_object_new_boolean(!f || f->allow_default));
+
+        cache = json_object_new_object();
+        json_object_object_add(cache, "size", json_object_new_int64(f ? f->cache_size : 0));
+        json_object_object_add(cache, "max_ttl", json_object_new_int64(f ? f->max_ttl : 0));
+        json_object_object_add(cache, "entries", json_object_new_int64((int64_t) c->cache_entries));
+        json_object_object_add(cache, "bytes", json_object_new_int64((int64_t) c->cache_bytes));
+        json_object_object_add(cache, "hits", json_object_new_int64((int64_t) c->cache_hits));
+        json_object_object_add(cache, "misses", json_object_new_int64((int64_t) c->cache_misses));
+        json_object_object_add(o, "cache", cache);
+
+        json_object_object_add(o, "queries", json_object_new_int64((int64_t) c->queries));
+        json_object_object_add(o, "refused", json_object_new_int64((int64_t) c->refused));
+        json_object_object_add(o, "servfail", json_object_new_int64((int64_t) c->servfail));
+        json_object_object_add(o, "coalesced", json_object_new_int64((int64_t) c->coalesced));
+        json_object_object_add(o, "upstream_queries", json_object_new_int64((int64_t) c->upstream_queries));
+        json_object_object_add(o, "upstream_tcp", json_object_new_int64((int64_t) c->upstream_tcp));
+        json_object_object_add(o, "upstream_failures", json_object_new_int64((int64_t) c->upstream_failures));
+        json_object_object_add(o, "mismatched", json_object_new_int64((int64_t) c->mismatched));
+        json_object_object_add(o, "dropped", json_object_new_int64((int64_t) c->dropped));
+        json_object_object_add(o, "average_latency_ms", json_object_new_double(msec(c->latency_usec_sum, c->latency_count)));
+        return o;
+}
+
 static json_object *status_dns(const HttpStatusInput *in) {
         json_object *o = json_object_new_object(), *by_type, *by_rcode;
         const DnsServerCounters *c = in->dns;
@@ -145,6 +199,8 @@ static json_object *status_dns(const HttpStatusInput *in) {
         for (size_t i = 0; in->queries_per_second && i < in->queries_per_second->n; i++)
                 json_object_array_add(qps, json_object_new_int64(rate_ring_get(in->queries_per_second, i)));
         json_object_object_add(o, "queries_per_second", qps);
+        json_object_object_add(o, "queries_forwarded", json_object_new_int64(c ? (int64_t) c->forwarded : 0));
+        json_object_object_add(o, "forwarding", status_forwarding(in));
         return o;
 }
 
@@ -287,6 +343,91 @@ static void metric_header(GString *out, const char *name, const char *type, cons
         g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A label value: backslash, quote and newline escaped. */
+static char *label_escape(const char *s) {
+        GString *o = g_string_new(NULL);
+
+        for (; *s; s++) {
+                if (*s == '\\' || *s == '"')
+                        g_string_append_c(o, '\\');
+                if (*s == '\n')
+                        g_string_append(o, "\\n");
+                else
+                        g_string_append_c(o, *s);
+        }
+        return g_string_free(o, FALSE);
+}
+
+static void metrics_forward(GString *out, const HttpMetricsInput *in) {
+        const DnsForwardStatus *f = in->forward;
+        const DnsForwardCounters zero = {}, *c = f ? &f->counters : &zero;
+        static const struct {
+                const char *name, *help;
+                size_t offset;
+        } counters[] = {
+                { "joyride_forward_queries_total", "Questions about names that are not ours, handed to the forwarder.",
+                  offsetof(DnsForwardCounters, queries) },
+                { "joyride_forward_refused_total", "Forwardable questions refused: client outside ForwardAllow, or forwarding off.",
+                  offsetof(DnsForwardCounters, refused) },
+                { "joyride_forward_coalesced_total", "Questions that joined the same question already sent upstream.",
+                  offsetof(DnsForwardCounters, coalesced) },
+                { "joyride_forward_servfail_total", "SERVFAIL sent because no upstream answered in time.",
+                  offsetof(DnsForwardCounters, servfail) },
+                { "joyride_forward_mismatched_total", "Upstream replies dropped: wrong ID, question or source.",
+                  offsetof(DnsForwardCounters, mismatched) },
+                { "joyride_forward_dropped_total", "Questions dropped: the forwarder's queue or in-flight table was full.",
+                  offsetof(DnsForwardCounters, dropped) },
+                { "joyride_forward_upstream_tcp_total", "Upstream queries sent over TCP (truncated answers, TCP clients).",
+                  offsetof(DnsForwardCounters, upstream_tcp) },
+        };
+
+        metric_header(out, "joyride_forward_enabled", "gauge", "1 when names that are not ours are forwarded, else 0.");
+        g_string_append_printf(out, "joyride_forward_enabled %d\n", in->forward_enabled && f && f->enabled);
+        for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
+                metric_header(out, counters[i].name, "counter", counters[i].help);
+                g_string_append_printf(out, "%s %" PRIu64 "\n", counters[i].name,
+                                       *(const uint64_t *) ((const uint8_t *) c + counters[i].offset));
+        }
+        metric_header(out, "joyride_forward_cache_lookups_total", "counter", "Forward cache lookups, by result.");
+        g_string_append_printf(out, "joyride_forward_cache_lookups_total{result=\"hit\"} %" PRIu64 "\n", c->cache_hits);
+        g_string_append_printf(out, "joyride_forward_cache_lookups_total{result=\"miss\"} %" PRIu64 "\n", c->cache_misses);
+        metric_header(out, "joyride_forward_cache_entries", "gauge", "Answers in the forward cache.");
+        g_string_append_printf(out, "joyride_forward_cache_entries %" PRIu64 "\n", c->cache_entries);
+        metric_header(out, "joyride_forward_cache_bytes", "gauge", "Bytes the forward cache holds.");
+        g_string_append_printf(out, "joyride_forward_cache_bytes %" PRIu64 "\n", c->cache_bytes);
+        metric_header(out, "joyride_forward_latency_seconds", "summary",
+                      "From a question's hand-off to its upstream answer (cache misses that were answered).");
+        g_string_append_printf(out, "joyride_forward_latency_seconds_sum %.6f\n", (double) c->latency_usec_sum / USEC_PER_SEC);
+        g_string_append_printf(out, "joyride_forward_latency_seconds_count %" PRIu64 "\n", c->latency_count);
+
+        metric_header(out, "joyride_forward_upstream_queries_total", "counter", "Queries sent to each upstream.");
+        for (size_t i = 0; f && i < f->n_upstreams; i++) {
+                g_autofree char *l = label_escape(f->upstreams[i].address);
+                g_string_append_printf(out, "joyride_forward_upstream_queries_total{upstream=\"%s\"} %" PRIu64 "\n", l,
+                                       f->upstreams[i].queries);
+        }
+        metric_header(out, "joyride_forward_upstream_failures_total", "counter",
+                      "Queries to each upstream that timed out or failed.");
+        for (size_t i = 0; f && i < f->n_upstreams; i++) {
+                g_autofree char *l = label_escape(f->upstreams[i].address);
+                g_string_append_printf(out, "joyride_forward_upstream_failures_total{upstream=\"%s\"} %" PRIu64 "\n", l,
+                                       f->upstreams[i].failures);
+        }
+        metric_header(out, "joyride_forward_upstream_rtt_seconds", "summary", "Round trips of each upstream's answers.");
+        for (size_t i = 0; f && i < f->n_upstreams; i++) {
+                g_autofree char *l = label_escape(f->upstreams[i].address);
+                g_string_append_printf(out, "joyride_forward_upstream_rtt_seconds_sum{upstream=\"%s\"} %.6f\n", l,
+                                       (double) f->upstreams[i].rtt_usec_sum / USEC_PER_SEC);
+                g_string_append_printf(out, "joyride_forward_upstream_rtt_seconds_count{upstream=\"%s\"} %" PRIu64 "\n", l,
+                                       f->upstreams[i].answers);
+        }
+        metric_header(out, "joyride_forward_upstream_up", "gauge", "0 when an upstream's last query failed, else 1.");
+        for (size_t i = 0; f && i < f->n_upstreams; i++) {
+                g_autofree char *l = label_escape(f->upstreams[i].address);
+                g_string_append_printf(out, "joyride_forward_upstream_up{upstream=\"%s\"} %d\n", l, !f->upstreams[i].failing);
+        }
+}
+
 char *http_metrics_render(const HttpMetricsInput *in) {
         const DnsServerCounters zero = {}, *c = in->dns ?: &zero;
         GString *out = g_string_sized_new(4096);
@@ -322,6 +463,10 @@ char *http_metrics_render(const HttpMetricsInput *in) {
         metric_header(out, "joyride_dns_tcp_rejected_total", "counter",
                       "DNS TCP connections refused because of the connection cap.");
         g_string_append_printf(out, "joyride_dns_tcp_rejected_total %" PRIu64 "\n", c->tcp_rejected);
+
+        /* Like Docker's and the cluster's: only where they can move. */
+        if (in->forward)
+                metrics_forward(out, in);
 
         metric_header(out, "joyride_records", "gauge", "Records in the store, by source.");
         for (int i = 0; i < _HTTP_SOURCE_MAX; i++) {

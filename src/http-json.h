@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dns-forward.h"
 #include "dns-server.h"
 #include "docker.h"
 #include "hosts.h"
@@ -61,6 +62,11 @@ typedef struct HttpStatusInput {
         uint64_t store_version;
         const RateRing *queries_per_second;   /* NULL: none kept */
 
+        /* Forwarding: forward NULL when there is no forwarder */
+        bool forward_enabled;
+        const char *forward_source;       /* "configured", "resolv.conf", "systemd-resolved" */
+        const DnsForwardStatus *forward;
+
         /* Docker: docker NULL when the monitor is disabled */
         const DockerStatus *docker;
 
@@ -74,6 +80,8 @@ typedef struct HttpStatusInput {
 
 typedef struct HttpMetricsInput {
         const DnsServerCounters *dns;     /* NULL: all zero */
+        bool forward_enabled;
+        const DnsForwardStatus *forward;  /* NULL: all zero */
         size_t records_by_source[_HTTP_SOURCE_MAX];
         uint64_t store_version;
         bool docker_enabled;

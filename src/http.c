@@ -180,6 +180,9 @@ static void serve_status(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
                 .n_records = st.n_records,
                 .store_version = st.store_version,
                 .queries_per_second = st.queries_per_second,
+                .forward_enabled = st.forward_enabled,
+                .forward_source = st.forward_source,
+                .forward = st.forward,
                 .docker = st.docker_enabled ? &st.docker : NULL,
                 .hosts = st.hosts_enabled ? &st.hosts : NULL,
                 .cluster_enabled = st.cluster_enabled,
@@ -273,6 +276,8 @@ static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *que
         get_status(h, &st);
         in = (HttpMetricsInput) {
                 .dns = st.dns,
+                .forward_enabled = st.forward_enabled,
+                .forward = st.forward,
                 .store_version = st.store_version,
                 .docker_enabled = st.docker_enabled,
                 .docker_connected = st.docker_enabled && st.docker.state == DOCKER_CONNECTED,

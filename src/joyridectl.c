@@ -788,6 +788,8 @@ static int verb_statistics(sd_bus *bus, char **args) {
                     *by_rcode = json_object_new_object();
         g_autoptr(GString) types = g_string_new(NULL), rcodes = g_string_new(NULL);
         uint64_t queries = 0, udp = 0, tcp = 0, truncated = 0, conns = 0, rejected = 0, timeouts = 0;
+        uint64_t fwd[6] = {};   /* queries, cache hits, misses, coalesced, SERVFAIL, refused */
+        bool forwarding = false;
         const char *key;
         uint64_t value;
         int r;
@@ -826,6 +828,14 @@ static int verb_statistics(sd_bus *bus, char **args) {
                                 rejected = value;
                         else if (streq(key, "tcp_timeouts"))
                                 timeouts = value;
+                        else if (g_str_has_prefix(key, "forwarding.")) {
+                                static const char *const keys[] = { "queries", "cache.hits", "cache.misses",
+                                                                    "coalesced", "servfail", "refused" };
+                                forwarding = true;
+                                for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                                        if (streq(key + strlen("forwarding."), keys[i]))
+                                                fwd[i] = value;
+                        }
                 }
         }
         json_object_object_add(o, "queries_by_type", by_type);
@@ -839,7 +849,8 @@ static int verb_statistics(sd_bus *bus, char **args) {
         if (arg_json != JSON_OFF)
                 json_print(o);
         else {
-                const char *labels[] = { _("Queries"), _("By type"), _("Responses"), _("Truncated"), _("TCP") };
+                const char *labels[] = { _("Queries"), _("By type"), _("Responses"), _("Truncated"), _("TCP"),
+                                         _("Forwarding") };
                 size_t width = 0;
                 for (size_t i = 0; i < ELEMENTSOF(labels); i++)
                         width = MAX(width, display_width(labels[i]));
@@ -852,6 +863,13 @@ static int verb_statistics(sd_bus *bus, char **args) {
                 print_field(width, labels[2], rcodes->str);
                 print_field(width, labels[3], t);
                 print_field(width, labels[4], c);
+                if (forwarding) {
+                        g_autofree char *f = g_strdup_printf(_("%" PRIu64 " questions: %" PRIu64 " from the cache, %" PRIu64
+                                                               " asked upstream, %" PRIu64 " joined one in flight, %" PRIu64
+                                                               " SERVFAIL, %" PRIu64 " refused"),
+                                                             fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5]);
+                        print_field(width, labels[5], f);
+                }
         }
         json_object_put(o);
         return EXIT_SUCCESS;

@@ -233,6 +233,23 @@ DEFINE_PROPERTY_GETTER(property_get_state_directory, "s", strempty(st.state_dire
 DEFINE_PROPERTY_GETTER(property_get_daemon_version, "s", st.version)
 DEFINE_PROPERTY_GETTER(property_get_start_timestamp, "t", st.start_realtime_usec)
 DEFINE_PROPERTY_GETTER(property_get_uptime, "t", st.uptime_usec)
+DEFINE_PROPERTY_GETTER(property_get_forward_enabled, "b", (int) (st.forward_enabled && st.forward && st.forward->enabled))
+
+/* The upstreams forwarding uses now, "ADDR:PORT": configured, or from
+ * resolv.conf or systemd-resolved. */
+static int property_get_forward_upstreams(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        ManagerStatus st;
+        int r;
+
+        manager_get_status(userdata, &st);
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t i = 0; r >= 0 && st.forward_enabled && st.forward && i < st.forward->n_upstreams; i++)
+                r = sd_bus_message_append(reply, "s", st.forward->upstreams[i].address);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
 
 static int property_get_log_level(sd_bus *bus, const char *path, const char *interface, const char *property,
                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -744,6 +761,24 @@ static int method_get_statistics(sd_bus_message *msg, void *userdata, sd_bus_err
                                 snprintf(key, sizeof key, "responses_by_rcode.%s", dns_rcode_format(i, rcode));
                 r = sd_bus_message_append(reply, "{st}", key, c->by_rcode[i]);
         }
+        if (r >= 0 && st.forward) {
+                /* The forwarder's, with the keys of /status "forwarding". */
+                const DnsForwardCounters *f = &st.forward->counters;
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
+                                          "queries_forwarded", c->forwarded,
+                                          "forwarding.queries", f->queries,
+                                          "forwarding.cache.hits", f->cache_hits,
+                                          "forwarding.cache.misses", f->cache_misses,
+                                          "forwarding.cache.entries", f->cache_entries,
+                                          "forwarding.coalesced", f->coalesced,
+                                          "forwarding.refused", f->refused,
+                                          "forwarding.servfail", f->servfail,
+                                          "forwarding.upstream_queries", f->upstream_queries,
+                                          "forwarding.upstream_tcp", f->upstream_tcp,
+                                          "forwarding.upstream_failures", f->upstream_failures,
+                                          "forwarding.mismatched", f->mismatched,
+                                          "forwarding.dropped", f->dropped);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -807,6 +842,9 @@ static const sd_bus_vtable manager_vtable[] = {
         /* Changes all the time: read it, do not wait for a signal. */
         SD_BUS_PROPERTY("Uptime", "t", property_get_uptime, 0, 0),
         SD_BUS_PROPERTY("LogLevel", "s", property_get_log_level, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ForwardEnabled", "b", property_get_forward_enabled, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ForwardUpstreams", "as", property_get_forward_upstreams, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 
         SD_BUS_METHOD_WITH_ARGS("ListRecords",
                                 SD_BUS_ARGS("s", name, "s", source),

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cluster.h"
+#include "dns-forward.h"
 #include "dns-server.h"
 #include "docker.h"
 #include "hosts.h"
@@ -36,11 +37,16 @@ typedef struct ManagerStatus {
         uint16_t dns_port;
         const char *dns_bind_address;       /* NULL: all addresses */
         const char *dns_describe;           /* "udp 127.0.0.1:53, tcp ...", NULL without a server */
-        const DnsServerCounters *dns;       /* NULL without a server */
+        const DnsServerCounters *dns;       /* NULL without a server; by_rcode counts forwarded replies too */
         char **domains;                     /* [DNS] Domains=, NULL-terminated; NULL when none */
         size_t n_records;
         uint64_t store_version;
         const RateRing *queries_per_second; /* queries answered in each of the last seconds */
+
+        /* Forwarding ([DNS] Forward=) */
+        bool forward_enabled;               /* Forward= is set */
+        const char *forward_source;         /* "configured", "resolv.conf" or "systemd-resolved"; NULL when off */
+        const DnsForwardStatus *forward;    /* NULL when there is no forwarder */
 
         /* Sources */
         const char *hosts_directory;        /* NULL when none is configured */

@@ -106,7 +106,7 @@ void manager_get_status(Manager *m, ManagerStatus *ret) {
                 .dns_port = m->config.dns_port,
                 .dns_bind_address = m->config.dns_bind_address,
                 .dns_describe = m->dns ? dns_server_describe(m->dns) : NULL,
-                .dns = m->dns ? dns_server_get_counters(m->dns) : NULL,
+                .dns = m->dns ? &m->dns_counters : NULL,
                 .domains = m->config.dns_domains,
                 .n_records = store_count(m->store),
                 .store_version = store_version(m->store),
@@ -116,6 +116,20 @@ void manager_get_status(Manager *m, ManagerStatus *ret) {
                 .docker_enabled = m->docker != NULL,
                 .cluster_enabled = m->cluster != NULL,
         };
+        if (m->dns)
+                m->dns_counters = *dns_server_get_counters(m->dns);
+        dns_forward_status_done(&m->forward_status);
+        if (m->forwarder && dns_forwarder_get_status(m->forwarder, &m->forward_status) >= 0) {
+                /* A reply is a reply, whoever sent it. */
+                for (size_t i = 0; i < ELEMENTSOF(m->dns_counters.by_rcode); i++)
+                        m->dns_counters.by_rcode[i] += m->forward_status.counters.by_rcode[i];
+                ret->forward = &m->forward_status;
+        }
+        if (m->config.forward) {
+                ret->forward_enabled = true;
+                ret->forward_source = m->forward_upstreams ? strna(forward_upstreams_origin(m->forward_upstreams))
+                                                           : "configured";
+        }
         if (m->hosts)
                 hosts_dir_get_status(m->hosts, &ret->hosts);
         if (m->docker)
@@ -144,16 +158,18 @@ static int provider_sync_now(void *userdata) {
 
 static void notify_status(Manager *m) {
         ManagerStatus st;
-        char cluster[64] = "";
+        char cluster[64] = "", forward[64] = "";
 
         manager_get_status(m, &st);
         if (st.cluster_enabled)
                 snprintf(cluster, sizeof cluster, "; cluster: %u alive", st.cluster.members_alive);
-        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s",
+        if (st.forward_enabled && st.forward)
+                snprintf(forward, sizeof forward, "; forwarding to %zu upstream(s)", st.forward->n_upstreams);
+        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s%s",
                           st.n_records, (unsigned long long) st.store_version, st.dns_describe ?: "no sockets",
                           st.hosts_enabled ? "; hosts: " : "", st.hosts_enabled ? st.hosts.path : "",
                           st.docker_enabled ? "; docker: " : "", st.docker_enabled ? manager_status_docker_state(&st) : "",
-                          cluster);
+                          cluster, forward);
         m->status_dirty = false;
 }
 
@@ -363,6 +379,7 @@ Manager *manager_free(Manager *m) {
         if (m->dns)
                 (void) dns_server_set_forwarder(m->dns, NULL);
         m->forwarder = dns_forwarder_free(m->forwarder);
+        dns_forward_status_done(&m->forward_status);
         m->dns = dns_server_free(m->dns);
         if (m->listen_http_fd >= 0)
                 (void) close(m->listen_http_fd);

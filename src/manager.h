@@ -32,6 +32,9 @@ typedef struct Manager {
         DnsServer *dns;
         DnsForwarder *forwarder;   /* NULL until [DNS] Forward= is first set; then kept, disabled when unset */
         struct ForwardUpstreams *forward_upstreams;   /* Forward=resolv.conf only */
+        /* The snapshots manager_get_status() points into. */
+        DnsServerCounters dns_counters;
+        DnsForwardStatus forward_status;
         HostsDir *hosts;
         DockerMonitor *docker;     /* NULL when disabled */
         HttpServer *http;          /* NULL when disabled */

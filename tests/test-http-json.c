@@ -225,16 +225,22 @@ static void check_exposition(const char *text) {
                         const char *type = l + 7 + strlen(name) + 1;
 
                         CHECK_STREQ(name, last_help);
-                        CHECK(streq(type, "counter") || streq(type, "gauge"));
+                        CHECK(streq(type, "counter") || streq(type, "gauge") || streq(type, "summary"));
                         CHECK(!(g_hash_table_contains(typed, name)));
-                        g_hash_table_add(typed, g_steal_pointer(&name));
+                        g_hash_table_insert(typed, g_steal_pointer(&name), (gpointer) (uintptr_t) streq(type, "summary"));
                         continue;
                 }
                 if (!g_regex_match(sample, l, 0, &m))
                         g_error("not a sample line: '%s'", l);
                 g_autofree char *name = g_match_info_fetch(m, 1);
-                if (!g_hash_table_contains(typed, name))
-                        g_error("sample without HELP/TYPE: '%s'", l);
+                /* A summary's samples are NAME_sum and NAME_count. */
+                if (!g_hash_table_contains(typed, name)) {
+                        size_t n = strlen(name);
+                        size_t base = g_str_has_suffix(name, "_sum") ? n - 4 : g_str_has_suffix(name, "_count") ? n - 6 : n;
+                        g_autofree char *b = g_strndup(name, base);
+                        if (base == n || !g_hash_table_lookup(typed, b))
+                                g_error("sample without HELP/TYPE: '%s'", l);
+                }
         }
 }
 
@@ -299,6 +305,87 @@ static void test_metrics(void) {
         CHECK(!(strstr(zero, "source=\"docker\"")));
         CHECK(strstr(zero, "\njoyride_records{source=\"hosts\"} 0\n"));
         CHECK(strstr(zero, "\njoyride_dns_queries_total{type=\"A\"} 0\n"));
+}
+
+static DnsForwardUpstreamStatus forward_upstreams[] = {
+        { .address = "192.0.2.1:53", .queries = 10, .answers = 8, .failures = 2, .rtt_usec_sum = 4000,
+          .last_rtt_usec = 700, .failing = true },
+        { .address = "[2001:db8::1]:5353", .queries = 3, .answers = 3, .rtt_usec_sum = 1500 },
+        { .address = "192.0.2.2:53" },
+};
+static char *forward_allow[] = { "127.0.0.0/8", "::1/128", NULL };
+
+static const DnsForwardStatus forward_status = {
+        .enabled = true,
+        .counters = { .queries = 100, .refused = 1, .cache_hits = 80, .cache_misses = 19, .coalesced = 6,
+                      .upstream_queries = 13, .upstream_tcp = 2, .upstream_failures = 2, .servfail = 1,
+                      .mismatched = 3, .dropped = 0, .latency_usec_sum = 120000, .latency_count = 12,
+                      .cache_entries = 11, .cache_bytes = 4096 },
+        .upstreams = forward_upstreams,
+        .n_upstreams = 3,
+        .allow = forward_allow,
+        .allow_default = true,
+        .cache_size = 10000,
+        .max_ttl = 86400,
+};
+
+static void test_forwarding(void) {
+        HttpStatusInput sin = { .forward_enabled = true, .forward_source = "resolv.conf", .forward = &forward_status };
+        HttpMetricsInput min = { .forward_enabled = true, .forward = &forward_status };
+        g_autofree char *text = NULL, *off = NULL;
+        json_object *o, *f, *u;
+
+        o = http_json_status(&sin);
+        f = get(get(o, "dns_server"), "forwarding");
+        CHECK(json_object_get_boolean(get(f, "enabled")));
+        CHECK_STREQ(get_str(f, "source"), "resolv.conf");
+        CHECK_INT_EQ(json_object_array_length(get(f, "upstreams")), 3);
+        u = json_object_array_get_idx(get(f, "upstreams"), 0);
+        CHECK_STREQ(get_str(u, "address"), "192.0.2.1:53");
+        CHECK_STREQ(get_str(u, "state"), "failing");
+        CHECK_INT_EQ(json_object_get_int(get(u, "queries")), 10);
+        CHECK_INT_EQ(json_object_get_int(get(u, "failures")), 2);
+        CHECK(json_object_get_double(get(u, "average_rtt_ms")) == 0.5);
+        CHECK_STREQ(get_str(json_object_array_get_idx(get(f, "upstreams"), 1), "state"), "ok");
+        CHECK_STREQ(get_str(json_object_array_get_idx(get(f, "upstreams"), 2), "state"), "unused");
+        CHECK_STREQ(json_object_get_string(json_object_array_get_idx(get(f, "allow"), 1)), "::1/128");
+        CHECK(json_object_get_boolean(get(f, "allow_default")));
+        CHECK_INT_EQ(json_object_get_int(get(get(f, "cache"), "hits")), 80);
+        CHECK_INT_EQ(json_object_get_int(get(get(f, "cache"), "entries")), 11);
+        CHECK_INT_EQ(json_object_get_int(get(get(f, "cache"), "size")), 10000);
+        CHECK_INT_EQ(json_object_get_int(get(f, "coalesced")), 6);
+        CHECK_INT_EQ(json_object_get_int(get(f, "servfail")), 1);
+        CHECK(json_object_get_double(get(f, "average_latency_ms")) == 10.0);
+        json_object_put(o);
+
+        /* Off: every key, with "off" values. */
+        sin = (HttpStatusInput) {};
+        o = http_json_status(&sin);
+        f = get(get(o, "dns_server"), "forwarding");
+        CHECK(!json_object_get_boolean(get(f, "enabled")));
+        CHECK(!get(f, "source"));
+        CHECK_INT_EQ(json_object_array_length(get(f, "upstreams")), 0);
+        json_object_put(o);
+
+        text = http_metrics_render(&min);
+        check_exposition(text);
+        CHECK(strstr(text, "\njoyride_forward_enabled 1\n"));
+        CHECK(strstr(text, "\njoyride_forward_queries_total 100\n"));
+        CHECK(strstr(text, "\njoyride_forward_cache_lookups_total{result=\"hit\"} 80\n"));
+        CHECK(strstr(text, "\njoyride_forward_cache_lookups_total{result=\"miss\"} 19\n"));
+        CHECK(strstr(text, "\njoyride_forward_mismatched_total 3\n"));
+        CHECK(strstr(text, "\njoyride_forward_latency_seconds_sum 0.120000\n"));
+        CHECK(strstr(text, "\njoyride_forward_latency_seconds_count 12\n"));
+        CHECK(strstr(text, "\njoyride_forward_upstream_queries_total{upstream=\"[2001:db8::1]:5353\"} 3\n"));
+        CHECK(strstr(text, "\njoyride_forward_upstream_failures_total{upstream=\"192.0.2.1:53\"} 2\n"));
+        CHECK(strstr(text, "\njoyride_forward_upstream_rtt_seconds_count{upstream=\"192.0.2.1:53\"} 8\n"));
+        CHECK(strstr(text, "\njoyride_forward_upstream_up{upstream=\"192.0.2.1:53\"} 0\n"));
+        CHECK(strstr(text, "\njoyride_forward_upstream_up{upstream=\"192.0.2.2:53\"} 1\n"));
+
+        /* Without a forwarder: no forwarding series, which could never move. */
+        off = http_metrics_render(&(HttpMetricsInput) {});
+        check_exposition(off);
+        CHECK(!strstr(off, "joyride_forward_"));
 }
 
 typedef struct Captured {
@@ -373,6 +460,7 @@ int main(void) {
                 { "status", test_status },
                 { "records", test_records },
                 { "metrics", test_metrics },
+                { "forwarding", test_forwarding },
                 { "sse", test_sse },
                 { "message", test_message },
         };

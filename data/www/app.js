@@ -161,6 +161,8 @@
     setText("hosts-warnings", h.enabled ? h.warnings : null);
     setText("hosts-loaded", formatTime(h.last_load));
 
+    renderForwarding(dns.forwarding || {});
+
     const c = s.dns_sync_cluster || {};
     const members = Array.isArray(c.members) ? c.members : [];
     setPill("cluster-state", c.enabled ? members.length + " members" : "disabled", c.enabled ? "ok" : null);
@@ -223,6 +225,50 @@
     setText("qps-peak", peak);
     const secs = values.length;
     setText("qps-window", secs >= 60 ? Math.round(secs / 60) + " min" : secs + " s");
+  }
+
+  function renderForwarding(f) {
+    const ups = Array.isArray(f.upstreams) ? f.upstreams : [];
+    const failing = ups.filter((u) => u.state === "failing").length;
+    if (!f.enabled) setPill("forward-state", "off", null);
+    else if (ups.length === 0) setPill("forward-state", "no upstreams", "err");
+    else if (failing === ups.length) setPill("forward-state", "upstreams failing", "err");
+    else if (failing > 0) setPill("forward-state", failing + " failing", "warn");
+    else setPill("forward-state", ups.length + (ups.length === 1 ? " upstream" : " upstreams"), "ok");
+    $("forward-empty").hidden = !!f.enabled;
+    $("forward-details").hidden = !f.enabled;
+    $("forward-table").hidden = !f.enabled || ups.length === 0;
+    if (!f.enabled) return;
+
+    const cache = f.cache || {};
+    const lookups = (cache.hits || 0) + (cache.misses || 0);
+    setText("forward-source", f.source);
+    setText("forward-queries", (f.queries || 0) + " questions, " + (f.coalesced || 0) + " joined one in flight, " +
+      (f.refused || 0) + " refused");
+    setText("forward-cache", (cache.entries || 0) + " of " + (cache.size || 0) + " answers, " +
+      (lookups ? Math.round((100 * (cache.hits || 0)) / lookups) : 0) + "% hits");
+    setText("forward-servfail", f.servfail || 0);
+    setText("forward-allow", f.allow_default ? "loopback and the host's subnets" : (f.allow || []).join(", "));
+
+    const body = $("forward-body");
+    body.replaceChildren();
+    for (const u of ups) {
+      const tr = document.createElement("tr");
+      for (const [label, v] of [
+        ["Upstream", u.address],
+        ["State", u.state],
+        ["Queries", u.queries],
+        ["Failures", u.failures],
+        ["Round trip", u.answers ? u.average_rtt_ms.toFixed(1) + " ms" : "—"],
+      ]) {
+        const td = document.createElement("td");
+        td.dataset.label = label;
+        td.textContent = v === undefined || v === null ? "—" : v;
+        if (label === "State") td.className = u.state === "failing" ? "err" : "";
+        tr.append(td);
+      }
+      body.append(tr);
+    }
   }
 
   function renderUptime() {

@@ -128,6 +128,16 @@ async function main() {
     check(docker === "disabled", "docker state pill: " + docker);
     ok("the page loads and shows the hosts file's records, service, Docker and cluster state");
 
+    // --- forwarding: one upstream, where nothing listens ---------------------
+    await page.waitForFunction(() => document.getElementById("forward-state").textContent !== "…", null, { timeout: 5000 });
+    const fwdState = await page.textContent("#forward-state");
+    check(fwdState === "upstreams failing", "forwarding pill: " + fwdState);
+    const fwdRow = await page.$$eval("#forward-body tr", (trs) => trs.map((tr) => Array.from(tr.children).map((td) => td.textContent)));
+    check(fwdRow.length === 1 && fwdRow[0][0] === process.env.JOYRIDE_FORWARD_UPSTREAM && fwdRow[0][1] === "failing",
+          "forwarding upstream rows: " + JSON.stringify(fwdRow));
+    check((await page.textContent("#forward-source")) === "configured", "forwarding source");
+    ok("the forwarding card shows the upstream, failing");
+
     // --- live: a new file makes a row appear, without a reload ---------------
     await page.evaluate(() => (window.__notReloaded = true));
     fs.writeFileSync(path.join(HOSTS, "live.hosts"), "10.30.0.9 live.browser.test\n");

@@ -45,16 +45,21 @@ printf '10.30.0.1 web.browser.test db.browser.test\n10.30.0.2 cache.browser.test
 dns_port=$(free_port)
 http_port=$(free_port)
 while [ "$http_port" = "$dns_port" ]; do http_port=$(free_port); done
+# Forwarding to a port where nothing listens: the card shows it failing.
+dead_port=$(free_port)
 
 "$build/src/joyrided" --dns-bind-address=127.0.0.1 --dns-port="$dns_port" \
         --http-host=127.0.0.1 --http-port="$http_port" --hosts-directory="$tmp/hosts" \
-        --state-directory="$tmp/state" --no-docker --bus=none --no-cluster >"$tmp/daemon.log" 2>&1 &
+        --state-directory="$tmp/state" --no-docker --bus=none --no-cluster \
+        --forward="127.0.0.1:$dead_port" >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 wait_for "HTTP API" 10 curl -sf "http://127.0.0.1:$http_port/health"
 # Some queries, so that the counters in the screenshots are not all zero.
 for n in web db nothere; do dig_short "$dns_port" "$n.browser.test" >/dev/null || true; done
+dig_short "$dns_port" www.example.org >/dev/null || true     # forwarded: SERVFAIL
 
 JOYRIDE_URL="http://127.0.0.1:$http_port/" \
+JOYRIDE_FORWARD_UPSTREAM="127.0.0.1:$dead_port" \
 JOYRIDE_HOSTS_DIR="$tmp/hosts" \
 JOYRIDE_ARTIFACTS="$build/test-artifacts" \
 JOYRIDE_CHROMIUM="$chromium" \

@@ -320,6 +320,7 @@ if /usr/bin/python3 -c 'import dbus, gi' 2>/dev/null && command -v dbus-daemon >
 EOF
         start_system_bus "$tmp/bus" "$here/../.."
         extra_pids="$extra_pids $BUS_PID"
+        bus_started=1
         # resolved knows two servers: joyrided itself (registered through
         # [Resolved] Link=, say) and NSD.
         /usr/bin/python3 - "$net" > "$tmp/resolved.out" 2>&1 <<'PY' &
@@ -360,6 +361,69 @@ PY
                 "$(dig @"$net.1" +tries=1 +time=3 +short www.upstream.test 2>&1 || true)"
 else
         echo "# skipping the systemd-resolved case: /usr/bin/python3 lacks dbus or gi"
+fi
+
+# --- 6. what /status, /metrics, D-Bus and joyridectl say ---------------------
+
+if command -v curl >/dev/null && command -v busctl >/dev/null && command -v dbus-daemon >/dev/null; then
+        if [ -z "${bus_started:-}" ]; then
+                start_system_bus "$tmp/bus" "$here/../.."
+                extra_pids="$extra_pids $BUS_PID"
+        fi
+        dead_port=$(free_port)
+        http_port=$(free_port)
+        sport=$(free_port)
+        "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$sport" --hosts-directory="$tmp/hosts" \
+                --state-directory="$tmp/state-status" --no-docker --bus=system --no-cluster \
+                --http-host=127.0.0.1 --http-port="$http_port" \
+                --forward="127.0.0.1:$nsd_port,127.0.0.1:$dead_port" >"$tmp/status.log" 2>&1 &
+        extra_pids="$extra_pids $!"
+        wait_for "the status daemon's HTTP API" 10 curl -sf "http://127.0.0.1:$http_port/health"
+        wait_for "the status daemon's bus name" 10 busctl --system get-property org.joyride.DNS /org/joyride/DNS \
+                org.joyride.DNS ForwardEnabled
+        q "$sport" +short www.upstream.test >/dev/null
+        q "$sport" +short www.upstream.test >/dev/null
+        q "$sport" +short status.upstream.test >/dev/null
+
+        curl -sf "http://127.0.0.1:$http_port/status" > "$tmp/status.json"
+        python3 - "$tmp/status.json" "$nsd_port" "$dead_port" <<'PY' || fail "/status forwarding: $(cat "$tmp/status.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+f = s["dns_server"]["forwarding"]
+ups = [u["address"] for u in f["upstreams"]]
+assert f["enabled"] is True and f["source"] == "configured", f
+assert ups == ["127.0.0.1:%s" % sys.argv[2], "127.0.0.1:%s" % sys.argv[3]], ups
+assert f["cache"]["hits"] >= 1 and f["cache"]["entries"] >= 1 and f["cache"]["size"] == 10000, f["cache"]
+assert f["queries"] == 3, f
+assert f["allow_default"] is True and "127.0.0.0/8" in f["allow"], f
+assert s["dns_server"]["queries_forwarded"] == 3, s["dns_server"]
+assert s["dns_server"]["responses_by_rcode"]["NOERROR"] >= 2, s["dns_server"]
+PY
+        ok "/status: forwarding enabled, its upstreams, cache and counters"
+
+        curl -sf "http://127.0.0.1:$http_port/metrics" > "$tmp/metrics.txt"
+        for line in "joyride_forward_enabled 1" "joyride_forward_queries_total 3" \
+                    'joyride_forward_cache_lookups_total{result="hit"} 1' \
+                    "joyride_forward_upstream_queries_total{upstream=\"127.0.0.1:$nsd_port\"} " \
+                    "joyride_forward_upstream_up{upstream=\"127.0.0.1:$nsd_port\"} 1"; do
+                grep -qF "$line" "$tmp/metrics.txt" || fail "/metrics has no line '$line': $(grep forward "$tmp/metrics.txt")"
+        done
+        ok "/metrics: joyride_forward_* with the upstreams"
+
+        prop() { busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS "$1"; }
+        expect "D-Bus ForwardEnabled" "b true" "$(prop ForwardEnabled)"
+        expect "D-Bus ForwardUpstreams" "as 2 \"127.0.0.1:$nsd_port\" \"127.0.0.1:$dead_port\"" "$(prop ForwardUpstreams)"
+        busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS GetStatistics > "$tmp/stats.txt"
+        grep -q '"forwarding.cache.hits" 1' "$tmp/stats.txt" || fail "GetStatistics: $(cat "$tmp/stats.txt")"
+        ok "D-Bus GetStatistics has the forwarding counters"
+        if [ -x "$build/src/joyridectl" ]; then
+                "$build/src/joyridectl" statistics > "$tmp/ctl.txt" 2>&1 || true
+                grep -q "Forwarding: 3 questions: 1 from the cache" "$tmp/ctl.txt" ||
+                        fail "joyridectl statistics: $(cat "$tmp/ctl.txt")"
+                ok "joyridectl statistics shows them"
+        fi
+else
+        echo "# skipping the status checks: curl, busctl or dbus-daemon missing"
 fi
 
 echo "# all forwarding checks passed"

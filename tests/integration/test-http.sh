@@ -227,6 +227,10 @@ for n, line in enumerate(text.splitlines(), 1):
         m = SAMPLE.match(line)
         assert m, f"line {n}: not a valid sample: {line!r}"
         name = m.group(1)
+        # A summary's or histogram's samples carry suffixes on its name.
+        base = re.sub(r"_(sum|count|bucket)$", "", name)
+        if name not in types and types.get(base) in ("summary", "histogram"):
+            name = base
         assert name in types and name in helps, f"line {n}: {name} has no HELP/TYPE before it"
         samples[f"{name}{{{m.group(2) or ''}}}"] = float(m.group(3))
 required = ["joyride_dns_queries_total", "joyride_dns_responses_total", "joyride_records", "joyride_store_changes_total",
