@@ -38,6 +38,7 @@ struct ForwardUpstreams {
         bool have_st;
         char **file_servers;            /* from the file, without the stub and our own */
         bool stub;                      /* the file names resolved's stub */
+        bool resolved_tried;            /* resolved answered (or failed to) at least once */
         char **resolved_servers;        /* resolved's, without our own */
         char **servers;                 /* what was last reported */
         const char *origin;
@@ -150,7 +151,7 @@ static void publish(ForwardUpstreams *u) {
                 g_autofree char *joined = g_strjoinv(", ", l);
                 log_info("Forwarding to %s (from %s).", joined, origin);
                 u->warned = false;
-        } else if (!u->warned && !u->call) {
+        } else if (!u->warned && (!u->stub || u->resolved_tried)) {
                 log_warning("Forward=resolv.conf: %s names no DNS server but joyrided's own%s; "
                             "names that are not ours get SERVFAIL.", u->path,
                             u->stub ? " (and systemd-resolved's could not be read)" : "");
@@ -229,6 +230,7 @@ static int on_resolved_reply(sd_bus_message *reply, void *userdata, sd_bus_error
         int r;
 
         u->call = sd_bus_slot_unref(u->call);
+        u->resolved_tried = true;
         if (e) {
                 /* An older resolved: no DNSEx, ask for DNS. */
                 if (ex && sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_PROPERTY)) {

@@ -11,7 +11,8 @@
 # (wrong ID, wrong port, wrong name) ignored; REFUSED outside ForwardAllow;
 # REFUSED without AA or SOA when forwarding is off; Forward=resolv.conf,
 # leaving out joyrided's own address, and through systemd-resolved's D-Bus
-# API when resolv.conf points at its stub (a fake resolved on a private bus).
+# API when resolv.conf points at its stub (tools/fake-resolved on a private
+# bus, which lists joyrided itself too); /status, /metrics and D-Bus.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 daemon="$build/src/joyrided"
@@ -306,61 +307,55 @@ expect "Forward=resolv.conf: forwarded to its nameserver" "192.0.2.80" \
 grep -q "Forwarding to $net.2:53 (from resolv.conf)" "$tmp/rc.log" || fail "no log line for the upstreams: $(cat "$tmp/rc.log")"
 ok "... leaving out joyrided's own address (log: Forwarding to $net.2:53 (from resolv.conf))"
 
-# The systemd-resolved stub: its servers come from a fake resolved on a
-# private system bus (python3-dbus and python3-gi from Debian).
-if /usr/bin/python3 -c 'import dbus, gi' 2>/dev/null && command -v dbus-daemon >/dev/null; then
+# The systemd-resolved stub: its servers come from resolved's D-Bus API
+# (tools/fake-resolved on a private system bus). resolved knows NSD as a
+# global server, and joyrided itself as the server of a link: joyrided
+# registers itself there ([Resolved] Link=lo), as a setup with both would.
+if [ -x "$build/tools/fake-resolved" ] && command -v dbus-daemon >/dev/null && command -v busctl >/dev/null; then
         mkdir -p "$tmp/bus/system.d"
         cat > "$tmp/bus/system.d/resolve1.conf" <<'EOF'
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <policy user="root"><allow own="org.freedesktop.resolve1"/></policy>
-  <policy context="default"><allow send_destination="org.freedesktop.resolve1"/></policy>
+  <policy user="root">
+    <allow own="org.freedesktop.resolve1"/>
+    <allow send_destination="org.freedesktop.resolve1"/>
+  </policy>
 </busconfig>
 EOF
         start_system_bus "$tmp/bus" "$here/../.."
         extra_pids="$extra_pids $BUS_PID"
         bus_started=1
-        # resolved knows two servers: joyrided itself (registered through
-        # [Resolved] Link=, say) and NSD.
-        /usr/bin/python3 - "$net" > "$tmp/resolved.out" 2>&1 <<'PY' &
-import sys, dbus, dbus.service, dbus.mainloop.glib
-from gi.repository import GLib
-dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
-net = [int(x) for x in sys.argv[1].split(".")]
-class Resolve1(dbus.service.Object):
-    @dbus.service.method("org.freedesktop.DBus.Properties", in_signature="ss", out_signature="v")
-    def Get(self, interface, prop):
-        if prop == "DNSEx":
-            return dbus.Array([
-                dbus.Struct((dbus.Int32(3), dbus.Int32(2), dbus.Array(net + [1], signature="y"), dbus.UInt16(53), ""), signature=None),
-                dbus.Struct((dbus.Int32(0), dbus.Int32(2), dbus.Array(net + [2], signature="y"), dbus.UInt16(0), ""), signature=None),
-            ], signature="(iiayqs)")
-        raise dbus.exceptions.DBusException("unknown property", name="org.freedesktop.DBus.Error.UnknownProperty")
-bus = dbus.SystemBus()
-name = dbus.service.BusName("org.freedesktop.resolve1", bus)
-Resolve1(bus, "/org/freedesktop/resolve1")
-print("ready", flush=True)
-GLib.MainLoop().run()
-PY
+        "$build/tools/fake-resolved" --dns="$net.2" >"$tmp/resolved.out" 2>&1 </dev/null &
         extra_pids="$extra_pids $!"
-        wait_for "the fake systemd-resolved" 10 grep -q ready "$tmp/resolved.out"
+        wait_for "fake-resolved on the bus" 10 grep -q "owning org.freedesktop.resolve1" "$tmp/resolved.out"
         printf 'nameserver 127.0.0.53\noptions edns0 trust-ad\n' > "$tmp/resolv-stub.conf"
-        # In the place of the first one, so that resolved's first server is this one.
+        # In the place of the first one.
         kill "$rc_pid"
         wait "$rc_pid" 2>/dev/null || true
         JOYRIDE_RESOLV_CONF="$tmp/resolv-stub.conf" "$daemon" --dns-bind-address="$net.1" --dns-port=53 \
                 --hosts-directory="$tmp/hosts" --state-directory="$tmp/state" --no-docker --no-http --bus=none \
-                --no-cluster --forward=resolv.conf >"$tmp/stub.log" 2>&1 &
+                --no-cluster --forward=resolv.conf --resolved-link=lo --resolved-dns="$net.1:53" \
+                >"$tmp/stub.log" 2>&1 &
         extra_pids="$extra_pids $!"
-        wait_for "the upstreams from systemd-resolved" 5 grep -q "from systemd-resolved" "$tmp/stub.log"
+        wait_for "joyrided registered with resolved" 5 grep -q "SetLinkDNSEx .* $net.1:53" "$tmp/resolved.out"
+        wait_for "the upstreams from systemd-resolved" 8 grep -q "from systemd-resolved" "$tmp/stub.log"
+        # Its servers are read again every 5 s: the first read may predate the
+        # registration, the next one has it.
+        sleep 5.5
+        busctl --system get-property org.freedesktop.resolve1 /org/freedesktop/resolve1 \
+                org.freedesktop.resolve1.Manager DNSEx > "$tmp/dnsex.txt"
+        grep -q "$(echo "$net.1" | tr . ' ')" "$tmp/dnsex.txt" || fail "resolved does not list joyrided: $(cat "$tmp/dnsex.txt")"
+        if grep "Forwarding to" "$tmp/stub.log" | grep -q "$net.1:53"; then
+                fail "joyrided forwards to itself: $(cat "$tmp/stub.log")"
+        fi
         grep -q "Forwarding to $net.2:53 (from systemd-resolved)" "$tmp/stub.log" ||
-                fail "the upstreams are not resolved's without joyrided: $(cat "$tmp/stub.log")"
+                fail "the upstreams are not resolved's: $(cat "$tmp/stub.log")"
         ok "resolv.conf names resolved's stub: its servers come from D-Bus, without joyrided's own"
         expect "... and its names are answered through them" "192.0.2.80" \
                 "$(dig @"$net.1" +tries=1 +time=3 +short www.upstream.test 2>&1 || true)"
 else
-        echo "# skipping the systemd-resolved case: /usr/bin/python3 lacks dbus or gi"
+        echo "# skipping the systemd-resolved case: no tools/fake-resolved, dbus-daemon or busctl"
 fi
 
 # --- 6. what /status, /metrics, D-Bus and joyridectl say ---------------------
