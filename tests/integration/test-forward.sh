@@ -9,7 +9,8 @@
 # clients forwarded over TCP; SERVFAIL within 2 s when the upstream is
 # stopped or silent, and answers again when it is back; forged replies
 # (wrong ID, wrong port, wrong name) ignored; REFUSED outside ForwardAllow;
-# REFUSED without AA or SOA when forwarding is off; Forward=resolv.conf,
+# REFUSED without AA or SOA when forwarding is off; SIGHUP turning it off
+# and on; Forward=resolv.conf,
 # leaving out joyrided's own address, and through systemd-resolved's D-Bus
 # API when resolv.conf points at its stub (tools/fake-resolved on a private
 # bus, which lists joyrided itself too); /status, /metrics and D-Bus.
@@ -283,6 +284,27 @@ expect_match "... with AA and RA clear and no SOA" ';; flags: qr rd;.*AUTHORITY:
 out=$(q "$fport" nothere.internal A)
 expect_match "... names under its own domains stay NXDOMAIN" 'status: NXDOMAIN' "$out"
 expect_match "... with an SOA owned by that domain" '^internal\.[[:space:]].*[[:space:]]IN[[:space:]]+SOA[[:space:]]' "$out"
+
+# --- 4b. a reload turns forwarding off and on again ----------------------------
+
+cat > "$tmp/reload.conf" <<EOF
+[DNS]
+Forward=127.0.0.1:$nsd_port
+EOF
+start_forwarder --config="$tmp/reload.conf"
+reload_pid=${extra_pids##* }
+expect "configured in the file: forwarded" "192.0.2.80" "$(q "$fport" +short www.upstream.test)"
+printf '[DNS]\n' > "$tmp/reload.conf"
+kill -HUP "$reload_pid"
+wait_for "forwarding off after a reload" 5 \
+        bash -c "dig @127.0.0.1 -p $fport +tries=1 +time=1 www.upstream.test | grep -q 'status: REFUSED'"
+ok "Forward= removed, SIGHUP: REFUSED"
+printf '[DNS]\nForward=127.0.0.1:%s\nForwardAllow=127.0.0.2\n' "$nsd_port" > "$tmp/reload.conf"
+kill -HUP "$reload_pid"
+wait_for "ForwardAllow applied after a reload" 5 \
+        bash -c "dig @127.0.0.1 -p $fport +tries=1 +time=1 www.upstream.test | grep -q 'status: REFUSED'"
+expect "Forward= back with ForwardAllow=127.0.0.2, SIGHUP: forwarded for 127.0.0.2 only" "192.0.2.80" \
+        "$(dig @127.0.0.1 -p "$fport" -b 127.0.0.2 +tries=1 +time=3 +short www.upstream.test 2>&1 || true)"
 
 # --- 5. Forward=resolv.conf ---------------------------------------------------
 
