@@ -8,17 +8,7 @@
 #include <stdio.h>
 
 #include "dns-cache.h"
-
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n",                \
-                                __FILE__, __LINE__, current_test, #expr);               \
-                        exit(EXIT_FAILURE);                                             \
-                }                                                                       \
-        } while (0)
-
-static const char *current_test = "setup";
+#include "test-util.h"
 
 #define SEC(s) ((uint64_t) (s) * USEC_PER_SEC)
 
@@ -103,13 +93,13 @@ static void test_relay(void) {
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *m = parse(wire, len, 86400);
         ldns_pkt *p;
 
-        current_test = "relay: parse";
+        TEST_BEGIN("relay: parse");
         CHECK(dns_relay_message_rcode(m) == 0);
         CHECK(dns_relay_message_answer_count(m) == 2);
         CHECK(!dns_relay_message_truncated(m));
         CHECK(dns_relay_message_cache_ttl(m) == 120);
 
-        current_test = "relay: the client's ID, case and flags; RA set, AA clear";
+        TEST_BEGIN("relay: the client's ID, case and flags; RA set, AA clear");
         qlen = question("WwW.UpStream.TEST", LDNS_RR_TYPE_A, q);
         DnsRelayClient c = {
                 .id = 0x4242, .flags = 0x0100 /* RD */, .question = q, .question_len = qlen, .limit = 512,
@@ -125,13 +115,13 @@ static void test_relay(void) {
         CHECK(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)) == 300);
         ldns_pkt_free(p);
 
-        current_test = "relay: RD clear stays clear, CD copied";
+        TEST_BEGIN("relay: RD clear stays clear, CD copied");
         c.flags = 0x0010;
         p = replay(m, 0, &c, buf);
         CHECK(!ldns_pkt_rd(p) && ldns_pkt_cd(p) && ldns_pkt_ra(p));
         ldns_pkt_free(p);
 
-        current_test = "relay: TTLs aged";
+        TEST_BEGIN("relay: TTLs aged");
         p = replay(m, 100, &c, buf);
         CHECK(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)) == 200);
         CHECK(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 1)) == 20);
@@ -140,7 +130,7 @@ static void test_relay(void) {
         CHECK(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 1)) == 0);
         ldns_pkt_free(p);
 
-        current_test = "relay: EDNS client gets our OPT, DO echoed";
+        TEST_BEGIN("relay: EDNS client gets our OPT, DO echoed");
         c.edns = true;
         c.edns_do = true;
         c.limit = 1232;
@@ -149,12 +139,12 @@ static void test_relay(void) {
         CHECK(buf[10] == 0 && buf[11] == 1 && ldns_pkt_ancount(p) == 2);    /* ARCOUNT: just our OPT */
         ldns_pkt_free(p);
 
-        current_test = "relay: a question of another length is refused";
+        TEST_BEGIN("relay: a question of another length is refused");
         qlen = question("www.upstream.test.example", LDNS_RR_TYPE_A, q);
         c.question_len = qlen;
         CHECK(dns_relay_build(m, 0, &c, buf, sizeof buf) == 0);
 
-        current_test = "relay: TTLs capped at the maximum";
+        TEST_BEGIN("relay: TTLs capped at the maximum");
         {
                 _cleanup_(dns_relay_message_freep) DnsRelayMessage *capped = parse(wire, len, 150);
                 qlen = question("www.upstream.test", LDNS_RR_TYPE_A, q);
@@ -173,7 +163,7 @@ static void test_truncation(void) {
         size_t len, qlen, n;
         ldns_pkt *p;
 
-        current_test = "relay: too big for the client: TC, header and question";
+        TEST_BEGIN("relay: too big for the client: TC, header and question");
         for (int i = 0; i < 40; i++) {
                 snprintf(rrs[i], sizeof rrs[i], "big.upstream.test. 60 IN A 10.0.%d.%d", i / 200, i % 200 + 1);
                 answer[i] = rrs[i];
@@ -187,18 +177,18 @@ static void test_truncation(void) {
         CHECK(ldns_pkt_tc(p) && ldns_pkt_ancount(p) == 0 && ldns_pkt_qdcount(p) == 1 && ldns_pkt_ra(p));
         ldns_pkt_free(p);
 
-        current_test = "relay: the same over TCP is whole";
+        TEST_BEGIN("relay: the same over TCP is whole");
         c.limit = 65535;
         p = replay(m, 0, &c, buf);
         CHECK(!ldns_pkt_tc(p) && ldns_pkt_ancount(p) == 40);
         ldns_pkt_free(p);
 
-        current_test = "relay: truncated upstream replies are not cached";
+        TEST_BEGIN("relay: truncated upstream replies are not cached");
         _cleanup_free_ uint8_t *tcw = make_reply("big.upstream.test", LDNS_RR_TYPE_A, 0, NULL, NULL, false, true, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *tc = parse(tcw, len, 86400);
         CHECK(dns_relay_message_truncated(tc) && dns_relay_message_cache_ttl(tc) == 0);
 
-        current_test = "error replies";
+        TEST_BEGIN("error replies");
         c.limit = 512;
         c.edns = true;
         n = dns_relay_build_error(DNS_RCODE_SERVFAIL, true, &c, buf, sizeof buf);
@@ -218,7 +208,7 @@ static void test_negative(void) {
         size_t len, qlen;
         ldns_pkt *p;
 
-        current_test = "negative: NXDOMAIN cached for min(SOA TTL, MINIMUM)";
+        TEST_BEGIN("negative: NXDOMAIN cached for min(SOA TTL, MINIMUM)");
         _cleanup_free_ uint8_t *nx = make_reply("nx.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, soa_auth,
                                                 true, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *m = parse(nx, len, 86400);
@@ -232,23 +222,23 @@ static void test_negative(void) {
         CHECK(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_authority(p), 0)) == 50);
         ldns_pkt_free(p);
 
-        current_test = "negative: NODATA the same";
+        TEST_BEGIN("negative: NODATA the same");
         _cleanup_free_ uint8_t *nodata = make_reply("www.upstream.test", LDNS_RR_TYPE_AAAA, 0, NULL, soa_auth,
                                                     false, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *nd = parse(nodata, len, 86400);
         CHECK(dns_relay_message_cache_ttl(nd) == 60);
 
-        current_test = "negative: capped at the maximum TTL";
+        TEST_BEGIN("negative: capped at the maximum TTL");
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *nd30 = parse(nodata, len, 30);
         CHECK(dns_relay_message_cache_ttl(nd30) == 30);
 
-        current_test = "negative: without an SOA, not cached";
+        TEST_BEGIN("negative: without an SOA, not cached");
         _cleanup_free_ uint8_t *bare = make_reply("nx.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL,
                                                   false, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *b = parse(bare, len, 86400);
         CHECK(dns_relay_message_cache_ttl(b) == 0);
 
-        current_test = "SERVFAIL and REFUSED are not cached";
+        TEST_BEGIN("SERVFAIL and REFUSED are not cached");
         _cleanup_free_ uint8_t *sf = make_reply("x.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL, NULL, soa_auth,
                                                 false, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *s = parse(sf, len, 86400);
@@ -262,7 +252,7 @@ static void test_malformed(void) {
         _cleanup_free_ uint8_t *wire = make_reply("a.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, true, false, &len);
         uint8_t copy[1024];
 
-        current_test = "malformed replies";
+        TEST_BEGIN("malformed replies");
         for (size_t cut = 0; cut < len; cut++)
                 CHECK(dns_relay_message_new(wire, cut, 60, &m) == -EBADMSG && !m);
         /* A query, not a reply. */
@@ -316,29 +306,29 @@ static void test_cache(void) {
         key(&kdo, "one.upstream.test", 1, DNS_CACHE_KEY_DO);
         key(&kupper, "ONE.Upstream.Test", 1, 0);
 
-        current_test = "cache: keys";
+        TEST_BEGIN("cache: keys");
         CHECK(dns_cache_key_equal(&k1, &kupper) && dns_cache_key_hash(&k1) == dns_cache_key_hash(&kupper));
         CHECK(!dns_cache_key_equal(&k1, &kdo));
         CHECK(!dns_cache_key_equal(&k1, &k2));
         CHECK(dns_cache_key_init(&k4, (const uint8_t *) "\3abc", 4, 1, 1, 0) == -EINVAL);
         key(&k4, "four.upstream.test", 1, 0);
 
-        current_test = "cache: hit, case-insensitive, age";
+        TEST_BEGIN("cache: hit, case-insensitive, age");
         CHECK(dns_cache_put(c, &k1, positive("one.upstream.test", 10), SEC(100)) == 1);
         CHECK(dns_cache_get(c, &kupper, SEC(100) + 9900000, &age));
         CHECK(age == 9);
         CHECK(!dns_cache_get(c, &kdo, SEC(100), NULL));          /* DO is part of the key */
 
-        current_test = "cache: TTL expiry";
+        TEST_BEGIN("cache: TTL expiry");
         CHECK(!dns_cache_get(c, &k1, SEC(110), NULL));
         CHECK(dns_cache_entries(c) == 0 && dns_cache_bytes(c) == 0);
         CHECK(dns_cache_get_counters(c)->expired == 1);
 
-        current_test = "cache: TTL 0 is not stored";
+        TEST_BEGIN("cache: TTL 0 is not stored");
         CHECK(dns_cache_put(c, &k1, positive("one.upstream.test", 0), SEC(200)) == 0);
         CHECK(dns_cache_entries(c) == 0);
 
-        current_test = "cache: size bound, least recently used evicted";
+        TEST_BEGIN("cache: size bound, least recently used evicted");
         CHECK(dns_cache_put(c, &k1, positive("one.upstream.test", 300), SEC(300)) == 1);
         CHECK(dns_cache_put(c, &k2, positive("two.upstream.test", 300), SEC(301)) == 1);
         CHECK(dns_cache_put(c, &k3, positive("three.upstream.test", 300), SEC(302)) == 1);
@@ -351,17 +341,17 @@ static void test_cache(void) {
         CHECK(dns_cache_get(c, &k4, SEC(305), NULL));
         CHECK(dns_cache_get_counters(c)->evicted == 1);
 
-        current_test = "cache: replacing an entry";
+        TEST_BEGIN("cache: replacing an entry");
         CHECK(dns_cache_put(c, &k1, positive("one.upstream.test", 5), SEC(306)) == 1);
         CHECK(dns_cache_entries(c) == 3);
         CHECK(!dns_cache_get(c, &k1, SEC(311), NULL));
 
-        current_test = "cache: flush";
+        TEST_BEGIN("cache: flush");
         dns_cache_flush(c);
         CHECK(dns_cache_entries(c) == 0 && dns_cache_bytes(c) == 0);
         c = dns_cache_free(c);
 
-        current_test = "cache: memory bound";
+        TEST_BEGIN("cache: memory bound");
         {
                 DnsRelayMessage *m = positive("one.upstream.test", 60);
                 size_t one = dns_relay_message_size(m);
@@ -378,7 +368,7 @@ static void test_cache(void) {
                 c = dns_cache_free(c);
         }
 
-        current_test = "cache: size 0 stores nothing";
+        TEST_BEGIN("cache: size 0 stores nothing");
         CHECK(dns_cache_new(&c, 0, 1 << 20) == 0);
         CHECK(dns_cache_put(c, &k1, positive("one.upstream.test", 60), 0) == 0);
         CHECK(!dns_cache_get(c, &k1, 0, NULL));

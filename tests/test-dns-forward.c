@@ -11,17 +11,7 @@
 
 #include "dns-forward.h"
 #include "forward-upstreams.h"
-
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n",                \
-                                __FILE__, __LINE__, current_test, #expr);               \
-                        exit(EXIT_FAILURE);                                             \
-                }                                                                       \
-        } while (0)
-
-static const char *current_test = "setup";
+#include "test-util.h"
 
 static struct sockaddr_storage addr(const char *s) {
         struct sockaddr_storage sa;
@@ -66,21 +56,21 @@ static void test_matching(void) {
 
         key_for(&k, "www.upstream.test", LDNS_RR_TYPE_A);
 
-        current_test = "matching: the right reply";
+        TEST_BEGIN("matching: the right reply");
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, ok, len) == 0);
         upper = reply_for("WWW.Upstream.TEST", LDNS_RR_TYPE_A, 0xabcd, &l2);
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, upper, l2) == 0);
 
-        current_test = "matching: wrong ID dropped";
+        TEST_BEGIN("matching: wrong ID dropped");
         CHECK(dns_forward_check_reply(&k, 0xabce, u, u, ok, len) == -ENOMSG);
         CHECK(dns_forward_check_reply(&k, 0xcdab, u, u, ok, len) == -ENOMSG);
 
-        current_test = "matching: wrong source dropped";
+        TEST_BEGIN("matching: wrong source dropped");
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, (struct sockaddr *) &other_port, ok, len) == -ESRCH);
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, (struct sockaddr *) &other_host, ok, len) == -ESRCH);
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, (struct sockaddr *) &up6, ok, len) == -ESRCH);
 
-        current_test = "matching: wrong name or type dropped";
+        TEST_BEGIN("matching: wrong name or type dropped");
         other = reply_for("wwx.upstream.test", LDNS_RR_TYPE_A, 0xabcd, &l2);
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, other, l2) == -ENOMSG);
         free(other);
@@ -95,7 +85,7 @@ static void test_matching(void) {
         copy[12 + 19 + 3] = 3;          /* class CH */
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, copy, len) == -ENOMSG);
 
-        current_test = "matching: not a reply";
+        TEST_BEGIN("matching: not a reply");
         memcpy(copy, ok, len);
         copy[2] &= 0x7f;                /* QR clear: a query */
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, copy, len) == -EBADMSG);
@@ -114,7 +104,7 @@ static void test_queries(void) {
         size_t len, n;
         ldns_pkt *back = NULL;
 
-        current_test = "client query: parsed";
+        TEST_BEGIN("client query: parsed");
         ldns_pkt_set_id(p, 0x1111);
         ldns_pkt_set_edns_udp_size(p, 4096);
         ldns_pkt_set_edns_do(p, true);
@@ -127,7 +117,7 @@ static void test_queries(void) {
         CHECK(q.key.name_len == 17 && memcmp(q.key.name, "\3www\7example\3org", 17) == 0);
         CHECK(q.question_len == 17 + 4);
 
-        current_test = "upstream query: RD, the client's CD and DO, our payload, our ID";
+        TEST_BEGIN("upstream query: RD, the client's CD and DO, our payload, our ID");
         n = dns_forward_build_query(&q.key, 0x2222, out, sizeof out);
         CHECK(n > 0);
         CHECK(ldns_wire2pkt(&back, out, n) == LDNS_STATUS_OK);
@@ -137,12 +127,12 @@ static void test_queries(void) {
         ldns_pkt_free(back);
         CHECK(dns_forward_build_query(&q.key, 1, out, 20) == 0);
 
-        current_test = "client query: without EDNS, 512";
+        TEST_BEGIN("client query: without EDNS, 512");
         wire[11] = 0;                   /* ARCOUNT 0: the OPT is gone */
         CHECK(dns_forward_parse_query(wire, len, &q) == 0);
         CHECK(!q.edns && q.payload == 512 && q.key.flags == DNS_CACHE_KEY_CD);
 
-        current_test = "client query: refused shapes";
+        TEST_BEGIN("client query: refused shapes");
         wire[2] |= 0x80;                /* a response */
         CHECK(dns_forward_parse_query(wire, len, &q) == -EBADMSG);
         wire[2] &= 0x7f;
@@ -171,12 +161,12 @@ static void test_allow(void) {
         char buf[80];
         struct sockaddr_in6 mapped = { .sin6_family = AF_INET6 };
 
-        current_test = "allow: single address";
+        TEST_BEGIN("allow: single address");
         CHECK(allowed(loopback1, "127.0.0.1:5000"));
         CHECK(!allowed(loopback1, "127.0.0.2:5000"));
         CHECK(!allowed(loopback1, "[::1]:5000"));
 
-        current_test = "allow: prefixes";
+        TEST_BEGIN("allow: prefixes");
         CHECK(allowed(lan, "10.16.0.1"));
         CHECK(allowed(lan, "10.31.255.255"));
         CHECK(!allowed(lan, "10.32.0.1"));
@@ -186,14 +176,14 @@ static void test_allow(void) {
         CHECK(allowed(lan, "192.168.1.200"));
         CHECK(!allowed(lan, "192.168.2.1"));
 
-        current_test = "allow: IPv4-mapped clients count as IPv4";
+        TEST_BEGIN("allow: IPv4-mapped clients count as IPv4");
         inet_pton(AF_INET6, "::ffff:127.0.0.1", &mapped.sin6_addr);
         CHECK(dns_allow_parse("127.0.0.1", &p) == 0);
         CHECK(dns_allow_match(&p, 1, (struct sockaddr *) &mapped));
         inet_pton(AF_INET6, "::ffff:127.0.0.2", &mapped.sin6_addr);
         CHECK(!dns_allow_match(&p, 1, (struct sockaddr *) &mapped));
 
-        current_test = "allow: canonical form";
+        TEST_BEGIN("allow: canonical form");
         CHECK(dns_allow_parse("192.168.1.7/24", &p) == 0);
         dns_allow_format(&p, buf, sizeof buf);
         CHECK(streq(buf, "192.168.1.0/24"));
@@ -202,13 +192,13 @@ static void test_allow(void) {
         CHECK(streq(buf, "::1/128"));
         CHECK(dns_allow_parse("0.0.0.0/0", &p) == 0);
 
-        current_test = "allow: bad input";
+        TEST_BEGIN("allow: bad input");
         for (const char *const *b = (const char *const[]) { "", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/x",
                                                             "host", "10.0.0.256", "/8", NULL };
              *b; b++)
                 CHECK(dns_allow_parse(*b, &p) == -EINVAL);
 
-        current_test = "allow: the default holds loopback";
+        TEST_BEGIN("allow: the default holds loopback");
         CHECK(dns_allow_default(&def, &n) == 0);
         CHECK(n >= 2);
         struct sockaddr_storage lo = addr("127.0.0.1"), lo6 = addr("::1");
@@ -222,7 +212,7 @@ static void test_addresses(void) {
         socklen_t l;
         char buf[80];
 
-        current_test = "server addresses";
+        TEST_BEGIN("server addresses");
         static const struct {
                 const char *in, *out;
         } good[] = {
@@ -254,7 +244,7 @@ static void test_addresses(void) {
 static void test_resolv_conf(void) {
         char **l = NULL;
 
-        current_test = "resolv.conf";
+        TEST_BEGIN("resolv.conf");
         CHECK(dns_forward_parse_resolv_conf("# generated\n"
                                             "nameserver 192.0.2.1\n"
                                             "search example.com\n"
@@ -278,7 +268,7 @@ static void test_resolv_conf(void) {
 static void test_own(void) {
         char *resolved_dns[] = { "127.0.0.1:5353", NULL };
 
-        current_test = "own addresses";
+        TEST_BEGIN("own addresses");
         /* Bound to one address: that address and our port. */
         CHECK(forward_upstreams_is_own("127.0.0.1", 53, "127.0.0.1", 53, NULL));
         CHECK(!forward_upstreams_is_own("127.0.0.1", 53, "127.0.0.1", 5353, NULL));
