@@ -9,16 +9,18 @@
 
 #include "log.h"
 
+/* Read by every thread that logs (the DNS forwarder's too), set by the
+ * control loop on reload and SetLogLevel: relaxed atomics. */
 static int max_level = LOG_INFO;
 static LogTarget target = LOG_TARGET_AUTO;
 static int journal_decided = -1;   /* -1 unknown, 0 console, 1 journal */
 
 void log_set_max_level(int level) {
-        max_level = level;
+        __atomic_store_n(&max_level, level, __ATOMIC_RELAXED);
 }
 
 int log_get_max_level(void) {
-        return max_level;
+        return __atomic_load_n(&max_level, __ATOMIC_RELAXED);
 }
 
 void log_set_target(LogTarget t) {

@@ -12,7 +12,8 @@ Listens on 127.0.0.1:PORT (UDP), appends one line per query to LOGFILE
               port (6.6.6.7), one for another name (6.6.6.8)
   spoof-only  the three forged replies, never the real one
   blackhole   nothing at all
-  slow        the real one (192.0.2.98) after 300 ms
+  slow        the real one (192.0.2.98) after 150 ms (the forwarder asks
+              again after 400 ms: this stays one query)
 
 Prints "ready" on stdout once bound. Plain sockets, no dnspython."""
 
@@ -73,7 +74,7 @@ def main():
                 sock.sendto(reply(query, "192.0.2.99"), peer)
         elif mode == "slow":
             r = reply(query, "192.0.2.98")
-            threading.Timer(0.3, sock.sendto, (r, peer)).start()
+            threading.Timer(0.15, sock.sendto, (r, peer)).start()
         # blackhole: nothing
 
 
