@@ -4,7 +4,8 @@
  * A DnsRelayMessage is one allocation: the struct, the offsets of its TTL
  * fields, then the message bytes (OPT removed). Replaying is a copy with the
  * client's header and question, and a pass over the TTL offsets; no parsing
- * on the hit path. The cache is a GHashTable keyed by (name, type, class,
+ * on the hit path. Messages are read and written with the bounded cursor of
+ * wire.h. The cache is a GHashTable keyed by (name, type, class,
  * DO/CD) over entries on an LRU list; expired entries are dropped when found,
  * and drift to the LRU end where eviction takes them first. */
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "dns-cache.h"
+#include "wire.h"
 
 #define DNS_FLAG_QR     0x8000u
 #define DNS_FLAG_AA     0x0400u
@@ -20,7 +22,6 @@
 #define DNS_FLAG_RA     0x0080u
 #define DNS_FLAG_AD     0x0020u
 #define DNS_FLAG_CD     0x0010u
-#define DNS_OPT_RR_SIZE 11u
 #define DNS_RR_FIXED    10u             /* type, class, ttl, rdlength */
 #define DNS_TTL_MAX     0x7fffffffu     /* RFC 2181 8: larger values mean 0 */
 #define DNS_LABELS_MAX  128u
@@ -36,26 +37,6 @@ struct DnsRelayMessage {
         uint32_t cache_ttl;
         size_t size;
 };
-
-static inline uint16_t rd16(const uint8_t *p) {
-        return (uint16_t) ((p[0] << 8) | p[1]);
-}
-
-static inline uint32_t rd32(const uint8_t *p) {
-        return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
-}
-
-static inline void wr16(uint8_t *p, uint16_t v) {
-        p[0] = v >> 8;
-        p[1] = v & 0xff;
-}
-
-static inline void wr32(uint8_t *p, uint32_t v) {
-        p[0] = v >> 24;
-        p[1] = (v >> 16) & 0xff;
-        p[2] = (v >> 8) & 0xff;
-        p[3] = v & 0xff;
-}
 
 static inline uint8_t ascii_lower(uint8_t c) {
         return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
@@ -107,118 +88,99 @@ uint32_t dns_cache_key_hash(const DnsCacheKey *k) {
 /* --- parsing a reply ------------------------------------------------------- */
 
 /* Skips a name, where compression pointers are allowed. */
-static int skip_name(const uint8_t *m, size_t len, size_t *p) {
+static void skip_name(Wire *r) {
         for (unsigned n = 0; n < DNS_LABELS_MAX; n++) {
-                uint8_t l;
+                uint8_t l = wire_read_u8(r);
 
-                if (*p >= len)
-                        return -EBADMSG;
-                l = m[*p];
-                if (l == 0) {
-                        (*p)++;
-                        return 0;
-                }
+                if (!wire_ok(r) || l == 0)
+                        return;
                 if ((l & 0xc0) == 0xc0) {
-                        if (*p + 2 > len)
-                                return -EBADMSG;
-                        *p += 2;
-                        return 0;
+                        wire_skip(r, 1);
+                        return;
                 }
                 if (l > 63)
-                        return -EBADMSG;
-                *p += 1 + l;
+                        break;
+                wire_skip(r, l);
         }
-        return -EBADMSG;
+        wire_fail(r, -EBADMSG);
 }
 
 int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsRelayMessage **ret) {
+        Wire r = wire_init_const(msg, len);
         unsigned qd, an, ns, ar, total;
-        size_t p = DNS_HEADER_SIZE, question_end, opt_start = 0, end;
+        size_t question_end, opt_start = 0, end, soa_ttl_off = 0;
         uint32_t min_ttl = UINT32_MAX, min_answer_ttl = UINT32_MAX, soa_min = UINT32_MAX;
         bool have_opt = false, have_soa = false;
-        size_t soa_ttl_off = 0;
+        g_autofree uint16_t *ttls = NULL;
         DnsRelayMessage *m;
-        uint16_t *ttls;
         unsigned n_ttls = 0;
+        uint16_t flags;
         uint8_t rcode;
-        int r;
 
         if (!msg || !ret)
                 return -EINVAL;
-        if (len < DNS_HEADER_SIZE || len > DNS_TCP_MESSAGE_MAX)
+        if (len > DNS_TCP_MESSAGE_MAX)
                 return -EBADMSG;
-        if (!(rd16(msg + 2) & DNS_FLAG_QR))
-                return -EBADMSG;
-        qd = rd16(msg + 4);
-        an = rd16(msg + 6);
-        ns = rd16(msg + 8);
-        ar = rd16(msg + 10);
+        wire_skip(&r, 2);                       /* ID */
+        flags = wire_read_u16(&r);
+        qd = wire_read_u16(&r);
+        an = wire_read_u16(&r);
+        ns = wire_read_u16(&r);
+        ar = wire_read_u16(&r);
         total = an + ns + ar;
-        if (qd != 1 || total > len / (1 + DNS_RR_FIXED))
+        if (!wire_ok(&r) || !(flags & DNS_FLAG_QR) || qd != 1 || total > len / (1 + DNS_RR_FIXED))
                 return -EBADMSG;
 
-        r = skip_name(msg, len, &p);
-        if (r < 0)
-                return r;
-        if (p + 4 > len)
-                return -EBADMSG;
-        question_end = p + 4;
-        p = question_end;
+        skip_name(&r);
+        wire_skip(&r, 4);                       /* type, class */
+        question_end = wire_offset(&r);
 
         /* The TTL offsets go in a scratch array first: the count is only
          * known at the end. total <= 65535 / 11. */
         ttls = g_new(uint16_t, total ? total : 1);
-        for (unsigned i = 0; i < total; i++) {
-                size_t start = p, ttl_off;
+        for (unsigned i = 0; i < total && wire_ok(&r); i++) {
+                size_t start = wire_offset(&r), ttl_off;
                 uint16_t type, rdlen;
                 uint32_t ttl;
                 bool root_owner;
 
-                r = skip_name(msg, len, &p);
-                if (r < 0)
-                        goto fail;
-                root_owner = p == start + 1 && msg[start] == 0;
-                if (p + DNS_RR_FIXED > len) {
-                        r = -EBADMSG;
-                        goto fail;
-                }
-                type = rd16(msg + p);
-                ttl_off = p + 4;
-                rdlen = rd16(msg + p + 8);
-                p += DNS_RR_FIXED;
-                if (p + rdlen > len) {
-                        r = -EBADMSG;
-                        goto fail;
-                }
+                skip_name(&r);
+                root_owner = wire_offset(&r) == start + 1 && msg[start] == 0;
+                type = wire_read_u16(&r);
+                wire_skip(&r, 2);               /* class */
+                ttl_off = wire_offset(&r);
+                ttl = wire_read_u32(&r);
+                rdlen = wire_read_u16(&r);
+                const uint8_t *rdata = wire_read_ptr(&r, rdlen);
+                if (!wire_ok(&r))
+                        break;
 
                 if (type == DNS_TYPE_OPT) {
                         /* Each client gets its own OPT. Only a last one can be
                          * cut without moving what compression points to. */
-                        if (i < an + ns || i + 1 != total || have_opt || !root_owner) {
-                                r = -EBADMSG;
-                                goto fail;
-                        }
+                        if (i < an + ns || i + 1 != total || have_opt || !root_owner)
+                                return -EBADMSG;
                         have_opt = true;
                         opt_start = start;
-                } else {
-                        ttl = rd32(msg + ttl_off);
-                        if (ttl > DNS_TTL_MAX)
-                                ttl = 0;
-                        ttl = MIN(ttl, max_ttl);
-                        min_ttl = MIN(min_ttl, ttl);
-                        if (i < an)
-                                min_answer_ttl = MIN(min_answer_ttl, ttl);
-                        ttls[n_ttls++] = (uint16_t) ttl_off;
-                        if (i >= an && i < an + ns && type == DNS_TYPE_SOA && !have_soa && rdlen >= 22) {
-                                have_soa = true;
-                                soa_ttl_off = ttl_off;
-                                soa_min = MIN(ttl, rd32(msg + p + rdlen - 4));
-                        }
+                        continue;
                 }
-                p += rdlen;
+                if (ttl > DNS_TTL_MAX)
+                        ttl = 0;
+                ttl = MIN(ttl, max_ttl);
+                min_ttl = MIN(min_ttl, ttl);
+                if (i < an)
+                        min_answer_ttl = MIN(min_answer_ttl, ttl);
+                ttls[n_ttls++] = (uint16_t) ttl_off;
+                if (i >= an && i < an + ns && type == DNS_TYPE_SOA && !have_soa && rdlen >= 22) {
+                        have_soa = true;
+                        soa_ttl_off = ttl_off;
+                        soa_min = MIN(ttl, wire_get_u32(rdata + rdlen - 4));
+                }
         }
+        if (!wire_ok(&r))
+                return -EBADMSG;
         /* Anything after the last record is not part of the message. */
-        end = have_opt ? opt_start : p;
+        end = have_opt ? opt_start : wire_offset(&r);
 
         m = g_malloc(sizeof(DnsRelayMessage) + n_ttls * sizeof(uint16_t) + end);
         *m = (DnsRelayMessage) {
@@ -227,40 +189,35 @@ int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsR
                 .question_end = (uint16_t) question_end,
                 .n_ttls = (uint16_t) n_ttls,
                 .ancount = (uint16_t) an,
-                .flags = rd16(msg + 2),
+                .flags = flags,
                 .size = sizeof(DnsRelayMessage) + n_ttls * sizeof(uint16_t) + end,
         };
         m->msg = (uint8_t *) (m->ttls + n_ttls);
         memcpy(m->ttls, ttls, n_ttls * sizeof(uint16_t));
         memcpy(m->msg, msg, end);
-        wr16(m->msg, 0);
+        wire_put_u16(m->msg, 0);
         if (have_opt)
-                wr16(m->msg + 10, (uint16_t) (ar - 1));
+                wire_put_u16(m->msg + 10, (uint16_t) (ar - 1));
         for (unsigned i = 0; i < n_ttls; i++) {
-                uint32_t ttl = rd32(m->msg + m->ttls[i]);
-                wr32(m->msg + m->ttls[i], ttl > DNS_TTL_MAX ? 0 : MIN(ttl, max_ttl));
+                uint32_t ttl = wire_get_u32(m->msg + m->ttls[i]);
+                wire_put_u32(m->msg + m->ttls[i], ttl > DNS_TTL_MAX ? 0 : MIN(ttl, max_ttl));
         }
-        g_free(ttls);
 
-        rcode = m->flags & 0x0f;
-        if (m->flags & DNS_FLAG_TC)
+        rcode = flags & 0x0f;
+        if (flags & DNS_FLAG_TC)
                 m->cache_ttl = 0;
         else if (rcode == DNS_RCODE_NOERROR && an > 0)
                 m->cache_ttl = min_ttl == UINT32_MAX ? 0 : min_ttl;
         else if ((rcode == DNS_RCODE_NXDOMAIN || rcode == DNS_RCODE_NOERROR) && have_soa) {
                 /* RFC 2308 5: the SOA's TTL becomes the negative TTL, so a
                  * resolver behind us caches it for as long as we do. */
-                wr32(m->msg + soa_ttl_off, soa_min);
+                wire_put_u32(m->msg + soa_ttl_off, soa_min);
                 m->cache_ttl = MIN(soa_min, min_answer_ttl);
         } else
                 m->cache_ttl = 0;
 
         *ret = m;
         return 0;
-
-fail:
-        g_free(ttls);
-        return r;
 }
 
 DnsRelayMessage *dns_relay_message_free(DnsRelayMessage *m) {
@@ -290,15 +247,14 @@ size_t dns_relay_message_size(const DnsRelayMessage *m) {
 
 /* --- replaying ------------------------------------------------------------- */
 
-static void put_opt(uint8_t *o, bool edns_do) {
-        o[0] = 0;                                       /* root owner */
-        wr16(o + 1, DNS_TYPE_OPT);
-        wr16(o + 3, DNS_EDNS_PAYLOAD_OURS);
-        o[5] = 0;                                       /* extended rcode */
-        o[6] = 0;                                       /* version */
-        o[7] = edns_do ? 0x80 : 0;                      /* DO copied (RFC 3225) */
-        o[8] = 0;
-        wr16(o + 9, 0);
+static void put_opt(Wire *w, bool edns_do) {
+        wire_write_u8(w, 0);                            /* root owner */
+        wire_write_u16(w, DNS_TYPE_OPT);
+        wire_write_u16(w, DNS_EDNS_PAYLOAD_OURS);
+        wire_write_u8(w, 0);                            /* extended rcode */
+        wire_write_u8(w, 0);                            /* version */
+        wire_write_u16(w, edns_do ? 0x8000 : 0);        /* DO copied (RFC 3225) */
+        wire_write_u16(w, 0);                           /* no options */
 }
 
 static uint16_t reply_flags(const DnsRelayClient *c, uint16_t upstream, bool recursion_available) {
@@ -314,25 +270,24 @@ static uint16_t reply_flags(const DnsRelayClient *c, uint16_t upstream, bool rec
 
 /* Header, question, OPT: the reply of an error, or of an answer too big. */
 static size_t build_empty(const DnsRelayClient *c, uint16_t flags, uint8_t *out, size_t out_size) {
-        size_t n = DNS_HEADER_SIZE + c->question_len + (c->edns ? DNS_OPT_RR_SIZE : 0);
+        Wire w = wire_init(out, out_size);
 
-        if (n > out_size)
-                return 0;
-        memset(out, 0, DNS_HEADER_SIZE);
-        wr16(out, c->id);
-        wr16(out + 2, flags);
-        wr16(out + 4, c->question_len > 0);
-        memcpy(out + DNS_HEADER_SIZE, c->question, c->question_len);
-        if (c->edns) {
-                put_opt(out + DNS_HEADER_SIZE + c->question_len, c->edns_do);
-                wr16(out + 10, 1);
-        }
-        return n;
+        wire_write_u16(&w, c->id);
+        wire_write_u16(&w, flags);
+        wire_write_u16(&w, c->question_len > 0);        /* QDCOUNT */
+        wire_write_u16(&w, 0);
+        wire_write_u16(&w, 0);
+        wire_write_u16(&w, c->edns);                    /* ARCOUNT */
+        wire_write(&w, c->question, c->question_len);
+        if (c->edns)
+                put_opt(&w, c->edns_do);
+        return wire_ok(&w) ? wire_offset(&w) : 0;
 }
 
 size_t dns_relay_build(const DnsRelayMessage *m, uint32_t age, const DnsRelayClient *c, uint8_t *out, size_t out_size) {
-        size_t body, n;
+        size_t limit;
         uint16_t flags;
+        Wire w;
 
         if (!m || !c || !out || !c->question)
                 return 0;
@@ -342,25 +297,26 @@ size_t dns_relay_build(const DnsRelayMessage *m, uint32_t age, const DnsRelayCli
                 return 0;
 
         flags = reply_flags(c, m->flags, true);
-        body = m->len - m->question_end;
-        n = m->question_end + body + (c->edns ? DNS_OPT_RR_SIZE : 0);
-        if (n > MIN(c->limit, out_size))
-                return build_empty(c, flags | DNS_FLAG_TC, out, MIN(c->limit, out_size));
+        limit = MIN(c->limit, out_size);
+        w = wire_init(out, limit);
+        wire_write_u16(&w, c->id);
+        wire_write_u16(&w, flags);
+        wire_write(&w, m->msg + 4, DNS_HEADER_SIZE - 4);       /* the counts */
+        wire_write(&w, c->question, c->question_len);
+        wire_write(&w, m->msg + m->question_end, m->len - m->question_end);
+        if (c->edns)
+                put_opt(&w, c->edns_do);
+        if (!wire_ok(&w))
+                return build_empty(c, flags | DNS_FLAG_TC, out, limit);
 
-        memcpy(out, m->msg, m->len);
-        wr16(out, c->id);
-        wr16(out + 2, flags);
-        memcpy(out + DNS_HEADER_SIZE, c->question, c->question_len);
         for (unsigned i = 0; i < m->n_ttls; i++) {
                 uint8_t *t = out + m->ttls[i];
-                uint32_t ttl = rd32(t);
-                wr32(t, ttl > age ? ttl - age : 0);
+                uint32_t ttl = wire_get_u32(t);
+                wire_put_u32(t, ttl > age ? ttl - age : 0);
         }
-        if (c->edns) {
-                put_opt(out + m->len, c->edns_do);
-                wr16(out + 10, (uint16_t) (rd16(m->msg + 10) + 1));
-        }
-        return n;
+        if (c->edns)
+                wire_put_u16(out + 10, (uint16_t) (wire_get_u16(m->msg + 10) + 1));
+        return wire_offset(&w);
 }
 
 size_t dns_relay_build_error(uint8_t rcode, bool recursion_available, const DnsRelayClient *c,

@@ -38,6 +38,7 @@
 
 #include "dns-forward.h"
 #include "log.h"
+#include "wire.h"
 
 #define ATTEMPT_INTERVAL_USEC (400 * USEC_PER_MSEC)
 #define DEADLINE_USEC (1500 * USEC_PER_MSEC)
@@ -60,15 +61,6 @@
 #define ADD(x, v) __atomic_fetch_add(&(x), (v), __ATOMIC_RELAXED)
 #define SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 #define GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-
-static inline uint16_t rd16(const uint8_t *p) {
-        return (uint16_t) ((p[0] << 8) | p[1]);
-}
-
-static inline void wr16(uint8_t *p, uint16_t v) {
-        p[0] = v >> 8;
-        p[1] = v & 0xff;
-}
 
 static inline uint8_t ascii_lower(uint8_t c) {
         return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
@@ -449,142 +441,155 @@ int dns_allow_default(DnsAllowPrefix **ret, size_t *ret_n) {
 
 /* --- messages ----------------------------------------------------------------------- */
 
+/* Skips a name, where compression pointers are allowed. */
+static void skip_name(Wire *r) {
+        for (unsigned n = 0; n < 128; n++) {
+                uint8_t l = wire_read_u8(r);
+
+                if (!wire_ok(r) || l == 0)
+                        return;
+                if ((l & 0xc0) == 0xc0) {
+                        wire_skip(r, 1);
+                        return;
+                }
+                if (l > 63)
+                        break;
+                wire_skip(r, l);
+        }
+        wire_fail(r, -EBADMSG);
+}
+
+/* Reads the question's name: plain labels only (no compression pointer in
+ * a question: there is nothing before it to point to). */
+static const uint8_t *read_question_name(Wire *r, size_t *ret_len) {
+        size_t start = wire_offset(r);
+
+        for (;;) {
+                uint8_t l = wire_read_u8(r);
+
+                if (!wire_ok(r))
+                        return NULL;
+                if (l == 0)
+                        break;
+                if (l > 63 || wire_offset(r) - start + l + 1 > DNS_WIRE_NAME_MAX) {
+                        wire_fail(r, -EBADMSG);
+                        return NULL;
+                }
+                wire_skip(r, l);
+        }
+        *ret_len = wire_offset(r) - start;
+        return r->buf + start;
+}
+
 int dns_forward_parse_query(const uint8_t *q, size_t len, DnsForwardQuery *ret) {
-        size_t p = DNS_HEADER_SIZE, name_end;
+        Wire r = wire_init_const(q, len);
+        const uint8_t *name;
         unsigned an, ns, ar;
         uint8_t key_flags = 0;
-        uint16_t flags;
-        int r;
+        uint16_t id, flags, type, class;
+        size_t name_len = 0;
 
-        if (!q || !ret || len < DNS_HEADER_SIZE)
+        if (!q || !ret)
                 return -EBADMSG;
-        flags = rd16(q + 2);
-        if ((flags & DNS_FLAG_QR) || (flags & DNS_OPCODE_MASK) || rd16(q + 4) != 1)
+        id = wire_read_u16(&r);
+        flags = wire_read_u16(&r);
+        if (!wire_ok(&r) || (flags & DNS_FLAG_QR) || (flags & DNS_OPCODE_MASK) || wire_read_u16(&r) != 1)
                 return -EBADMSG;
-
-        /* The question: plain labels only, as dns_answer() accepted it. */
-        while (p < len && q[p] != 0) {
-                if (q[p] > 63 || p + 1 + q[p] >= len)
-                        return -EBADMSG;
-                p += 1 + q[p];
-        }
-        if (p >= len || p + 1 - DNS_HEADER_SIZE > DNS_WIRE_NAME_MAX || p + 5 > len)
+        an = wire_read_u16(&r);
+        ns = wire_read_u16(&r);
+        ar = wire_read_u16(&r);
+        name = read_question_name(&r, &name_len);
+        type = wire_read_u16(&r);
+        class = wire_read_u16(&r);
+        if (!wire_ok(&r))
                 return -EBADMSG;
-        name_end = p + 1;
 
         *ret = (DnsForwardQuery) {
-                .id = rd16(q),
+                .id = id,
                 .flags = flags,
-                .question_len = name_end + 4 - DNS_HEADER_SIZE,
+                .question_len = wire_offset(&r) - DNS_HEADER_SIZE,
                 .payload = DNS_UDP_PAYLOAD_DEFAULT,
         };
 
         /* EDNS: the OPT record in the additional section, if any. */
-        an = rd16(q + 6);
-        ns = rd16(q + 8);
-        ar = rd16(q + 10);
-        p = name_end + 4;
-        for (unsigned i = 0; i < an + ns + ar; i++) {
-                size_t start = p;
-                uint16_t type, rdlen;
+        for (unsigned i = 0; i < an + ns + ar && wire_ok(&r); i++) {
+                size_t start = wire_offset(&r);
+                uint16_t rtype, rclass, rdlen;
+                uint32_t ttl;
 
-                for (unsigned hops = 0;; hops++) {
-                        if (p >= len || hops > 127)
-                                return -EBADMSG;
-                        if ((q[p] & 0xc0) == 0xc0) {
-                                p += 2;
-                                break;
-                        }
-                        if (q[p] == 0) {
-                                p++;
-                                break;
-                        }
-                        p += 1 + q[p];
-                }
-                if (p + 10 > len)
-                        return -EBADMSG;
-                type = rd16(q + p);
-                rdlen = rd16(q + p + 8);
-                if (i >= an + ns && type == DNS_TYPE_OPT && p == start + 1) {
+                skip_name(&r);
+                bool root_owner = wire_offset(&r) == start + 1;
+                rtype = wire_read_u16(&r);
+                rclass = wire_read_u16(&r);
+                ttl = wire_read_u32(&r);
+                rdlen = wire_read_u16(&r);
+                wire_skip(&r, rdlen);
+                if (wire_ok(&r) && i >= an + ns && rtype == DNS_TYPE_OPT && root_owner) {
                         ret->edns = true;
-                        ret->payload = MAX(rd16(q + p + 2), (uint16_t) DNS_UDP_PAYLOAD_DEFAULT);
-                        if (q[p + 6] & 0x80)
+                        ret->payload = MAX(rclass, (uint16_t) DNS_UDP_PAYLOAD_DEFAULT);
+                        if (ttl & 0x8000)       /* DO, in the OPT's TTL field */
                                 key_flags |= DNS_CACHE_KEY_DO;
                 }
-                p += 10 + rdlen;
-                if (p > len)
-                        return -EBADMSG;
         }
+        if (!wire_ok(&r))
+                return -EBADMSG;
         if (flags & DNS_FLAG_CD)
                 key_flags |= DNS_CACHE_KEY_CD;
 
-        r = dns_cache_key_init(&ret->key, q + DNS_HEADER_SIZE, name_end - DNS_HEADER_SIZE,
-                               rd16(q + name_end), rd16(q + name_end + 2), key_flags);
-        return r < 0 ? -EBADMSG : 0;
+        return dns_cache_key_init(&ret->key, name, name_len, type, class, key_flags) < 0 ? -EBADMSG : 0;
 }
 
 size_t dns_forward_build_query(const DnsCacheKey *key, uint16_t id, uint8_t *out, size_t out_size) {
-        size_t n = DNS_HEADER_SIZE + key->name_len + 4 + 11;
+        Wire w = wire_init(out, out_size);
 
-        if (n > out_size)
-                return 0;
-        memset(out, 0, DNS_HEADER_SIZE);
-        wr16(out, id);
-        wr16(out + 2, DNS_FLAG_RD | ((key->flags & DNS_CACHE_KEY_CD) ? DNS_FLAG_CD : 0));
-        wr16(out + 4, 1);
-        wr16(out + 10, 1);
-        memcpy(out + DNS_HEADER_SIZE, key->name, key->name_len);
-        out += DNS_HEADER_SIZE + key->name_len;
-        wr16(out, key->type);
-        wr16(out + 2, key->class);
-        out += 4;
+        wire_write_u16(&w, id);
+        wire_write_u16(&w, DNS_FLAG_RD | ((key->flags & DNS_CACHE_KEY_CD) ? DNS_FLAG_CD : 0));
+        wire_write_u16(&w, 1);                          /* QDCOUNT */
+        wire_write_u16(&w, 0);
+        wire_write_u16(&w, 0);
+        wire_write_u16(&w, 1);                          /* ARCOUNT: our OPT */
+        wire_write(&w, key->name, key->name_len);
+        wire_write_u16(&w, key->type);
+        wire_write_u16(&w, key->class);
         /* OPT: root owner, our payload size, DO as the client asked. */
-        out[0] = 0;
-        wr16(out + 1, DNS_TYPE_OPT);
-        wr16(out + 3, DNS_EDNS_PAYLOAD_OURS);
-        out[5] = 0;
-        out[6] = 0;
-        out[7] = (key->flags & DNS_CACHE_KEY_DO) ? 0x80 : 0;
-        out[8] = 0;
-        wr16(out + 9, 0);
-        return n;
+        wire_write_u8(&w, 0);
+        wire_write_u16(&w, DNS_TYPE_OPT);
+        wire_write_u16(&w, DNS_EDNS_PAYLOAD_OURS);
+        wire_write_u32(&w, (key->flags & DNS_CACHE_KEY_DO) ? 0x8000 : 0);
+        wire_write_u16(&w, 0);
+        return wire_ok(&w) ? wire_offset(&w) : 0;
 }
 
 int dns_forward_check_reply(const DnsCacheKey *key, uint16_t id, const struct sockaddr *expected,
                             const struct sockaddr *from, const uint8_t *reply, size_t len) {
-        size_t p = DNS_HEADER_SIZE, i = 0;
+        Wire r = wire_init_const(reply, len);
+        const uint8_t *name;
+        size_t name_len = 0;
+        uint16_t rid, flags, type, class;
 
         if (!key || !expected || !from || !reply)
                 return -EINVAL;
         if (!sockaddr_equal(expected, from))
                 return -ESRCH;
-        if (len < DNS_HEADER_SIZE || !(rd16(reply + 2) & DNS_FLAG_QR))
+        rid = wire_read_u16(&r);
+        flags = wire_read_u16(&r);
+        if (!wire_ok(&r) || !(flags & DNS_FLAG_QR))
                 return -EBADMSG;
-        if (rd16(reply) != id || (rd16(reply + 2) & DNS_OPCODE_MASK) || rd16(reply + 4) != 1)
+        if (rid != id || (flags & DNS_OPCODE_MASK) || wire_read_u16(&r) != 1)
                 return -ENOMSG;
-        /* The question, compared label by label without regard to case. */
-        while (p < len && i < key->name_len) {
-                uint8_t l = reply[p];
-
-                if (l != key->name[i])
-                        return l > 63 ? -EBADMSG : -ENOMSG;
-                if (l == 0)
-                        break;
-                if (p + 1 + l > len)
-                        return -EBADMSG;
-                for (unsigned k = 1; k <= l; k++)
-                        if (ascii_lower(reply[p + k]) != key->name[i + k])
-                                return -ENOMSG;
-                p += 1 + l;
-                i += 1 + l;
-        }
-        if (p >= len || reply[p] != 0 || i + 1 != key->name_len)
-                return p >= len ? -EBADMSG : -ENOMSG;
-        p++;
-        if (p + 4 > len)
+        wire_skip(&r, 6);                               /* AN, NS, AR counts */
+        name = read_question_name(&r, &name_len);
+        type = wire_read_u16(&r);
+        class = wire_read_u16(&r);
+        if (!wire_ok(&r))
                 return -EBADMSG;
-        if (rd16(reply + p) != key->type || rd16(reply + p + 2) != key->class)
+        /* The question, without regard to case: the name's labels fall at
+         * the same offsets when the lengths match. */
+        if (name_len != key->name_len || type != key->type || class != key->class)
                 return -ENOMSG;
+        for (size_t i = 0; i < name_len; i++)
+                if (ascii_lower(name[i]) != key->name[i])
+                        return -ENOMSG;
         return 0;
 }
 
@@ -1228,7 +1233,7 @@ static int attempt_io_tcp(Attempt *a, int fd, uint32_t revents) {
                 if (a->len > 2)
                         break;
                 /* The length is in: make room for the message. */
-                size_t mlen = rd16(a->buf);
+                size_t mlen = wire_get_u16(a->buf);
                 uint8_t *b;
                 if (mlen < DNS_HEADER_SIZE) {
                         attempt_failed(a, -EBADMSG);
@@ -1302,7 +1307,7 @@ static int attempt_start(Transaction *t, unsigned upstream, bool tcp) {
                         r = -ENOMEM;
                         goto fail;
                 }
-                wr16(a->buf, (uint16_t) n);
+                wire_put_u16(a->buf, (uint16_t) n);
                 memcpy(a->buf + 2, q, n);
                 a->len = 2 + n;
         }
