@@ -79,6 +79,7 @@ typedef struct ManagerBus {
         GPtrArray *pending;                 /* PendingChange, in order */
         GHashTable *pending_by_key;         /* key -> the live PendingChange of that key */
         GHashTable *snapshot;               /* property name -> its last announced value, as text */
+        StateWriter *state_writer;          /* saves the D-Bus records; NULL without a state directory */
 } ManagerBus;
 
 static void emit_properties_changed(Manager *m);
@@ -494,42 +495,64 @@ static int method_resolve(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return sd_bus_send(NULL, reply, NULL);
 }
 
-/* Persists the D-Bus records as the store holds them now. */
-static int save_state(Manager *m, sd_bus_error *error) {
-        StateRecord *records = NULL;
-        size_t n = 0;
-        int r;
-
-        if (!m->config.state_directory)
+/* Refuses a change up front when it could not be kept. */
+static int check_state_directory(Manager *m, sd_bus_error *error) {
+        if (!m->config.state_directory || !bus_data(m)->state_writer)
                 return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
                                         "No state directory is configured, so records cannot be kept; nothing was changed.");
-        (void) state_collect(m->store, &records, &n);
-        r = state_save(m->config.state_directory, records, n);
-        state_records_free(records, n);
-        if (r < 0) {
-                log_error_errno(r, "Failed to save records to %s: %m", m->config.state_directory);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
-                                         "Cannot save records in %s (%s); nothing was changed.",
-                                         m->config.state_directory, strerror(-r));
-        }
         return 0;
 }
 
-/* Saves the D-Bus records; when that fails, undoes the change in the store
- * (takes out `added`, if any, and puts `removed` back), so that what is
- * served stays what is on disk. */
-static int save_or_roll_back(Manager *m, const char *added_name, uint16_t added_type, const char *added_value,
-                             const StateRecord *removed, size_t n_removed, sd_bus_error *error) {
-        int r = save_state(m, error);
+/* A change made to the store whose reply waits until the state file holds it.
+ * If that save fails, the change is undone (the record added taken out, the
+ * records removed put back), so that what is served stays what is on disk,
+ * and the caller is told so. */
+typedef struct PendingCall {
+        Manager *manager;
+        sd_bus_message *msg;
+        bool remove;
+        /* AddRecord: the record added */
+        char *name, *value;
+        uint16_t type;
+        /* AddRecord: what was there before (put back on failure); RemoveRecord: what it removed */
+        StateRecord *records;
+        size_t n_records;
+} PendingCall;
 
-        if (r >= 0)
-                return r;
-        if (added_name)
-                (void) store_remove(m->store, added_name, added_type, added_value, STATE_OWNER);
-        for (size_t i = 0; i < n_removed; i++)
-                (void) store_add(m->store, removed[i].name, removed[i].type, removed[i].value, removed[i].ttl,
-                                 STATE_OWNER, 0, NULL, NULL);
-        return r;
+static void pending_call_free(PendingCall *p) {
+        sd_bus_message_unref(p->msg);
+        g_free(p->name);
+        g_free(p->value);
+        state_records_free(p->records, p->n_records);
+        g_free(p);
+}
+
+static void on_state_saved(int error, void *userdata) {
+        PendingCall *p = userdata;
+        Manager *m = p->manager;
+        int r;
+
+        if (error >= 0) {
+                r = p->remove ? sd_bus_reply_method_return(p->msg, "u", (uint32_t) p->n_records)
+                              : sd_bus_reply_method_return(p->msg, NULL);
+        } else {
+                if (!p->remove)
+                        (void) store_remove(m->store, p->name, p->type, p->value, STATE_OWNER);
+                for (size_t i = 0; i < p->n_records; i++)
+                        (void) store_add(m->store, p->records[i].name, p->records[i].type, p->records[i].value,
+                                         p->records[i].ttl, STATE_OWNER, 0, NULL, NULL);
+                r = sd_bus_reply_method_errorf(p->msg, SD_BUS_ERROR_FAILED,
+                                               "Cannot save records in %s (%s); nothing was changed.",
+                                               m->config.state_directory, strerror(-error));
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to reply to a record change (the caller may be gone): %m");
+        pending_call_free(p);
+}
+
+/* Takes p; the reply is sent once the state file holds the change. */
+static void save_state(Manager *m, PendingCall *p) {
+        state_writer_request(bus_data(m)->state_writer, on_state_saved, p);
 }
 
 typedef struct FindRecord {
@@ -572,6 +595,7 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
         const char *name, *type_str, *value, *why = NULL;
         _cleanup_free_ uint8_t *rdata = NULL;
         StateRecord *old = NULL;
+        PendingCall *p;
         size_t n_old;
         uint16_t rdlen;
         uint32_t ttl;
@@ -581,6 +605,9 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (r < 0)
                 return r;
         r = check_privilege(msg, error);
+        if (r < 0)
+                return r;
+        r = check_state_directory(m, error);
         if (r < 0)
                 return r;
 
@@ -619,17 +646,26 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Cannot add %s %s %s: %s.", name,
                                          type_string((uint16_t) type), value, strna(why));
         }
-        r = save_or_roll_back(m, name, (uint16_t) type, value, old, n_old, error);
-        state_records_free(old, n_old);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(msg, NULL);
+
+        p = g_new0(PendingCall, 1);
+        *p = (PendingCall) {
+                .manager = m,
+                .msg = sd_bus_message_ref(msg),
+                .name = g_strdup(name),
+                .value = g_strdup(value),
+                .type = (uint16_t) type,
+                .records = old,
+                .n_records = n_old,
+        };
+        save_state(m, p);
+        return 1;
 }
 
 static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *name, *type_str, *value, *why = NULL;
         StateRecord *victims = NULL;
+        PendingCall *p;
         size_t n;
         int type = 0, r;
 
@@ -657,13 +693,28 @@ static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_erro
         }
 
         n = find_records(m, name, (uint16_t) type, isempty(value) ? NULL : value, &victims);
+        if (n == 0) {
+                state_records_free(victims, n);
+                return sd_bus_reply_method_return(msg, "u", (uint32_t) 0);
+        }
+        r = check_state_directory(m, error);
+        if (r < 0) {
+                state_records_free(victims, n);
+                return r;
+        }
         for (size_t i = 0; i < n; i++)
                 (void) store_remove(m->store, victims[i].name, victims[i].type, victims[i].value, STATE_OWNER);
-        r = n > 0 ? save_or_roll_back(m, NULL, 0, NULL, victims, n, error) : 0;
-        state_records_free(victims, n);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(msg, "u", (uint32_t) n);
+
+        p = g_new0(PendingCall, 1);
+        *p = (PendingCall) {
+                .manager = m,
+                .msg = sd_bus_message_ref(msg),
+                .remove = true,
+                .records = victims,
+                .n_records = n,
+        };
+        save_state(m, p);
+        return 1;
 }
 
 static int method_list_members(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -1206,6 +1257,12 @@ int manager_bus_setup(Manager *m) {
                 (void) sd_event_source_set_description(b->poll_timer, "bus-property-poll");
 
                 store_subscribe(m->store, on_record_change, m);
+
+                if (m->config.state_directory) {
+                        r = state_writer_new(&b->state_writer, m->event, m->store, m->config.state_directory);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to set up the state file writer: %m");
+                }
         }
         /* systemd-resolved is on the system bus, whichever bus the API is on. */
         if ((m->resolved || m->forward_upstreams) && m->config.bus != BUS_SYSTEM)
@@ -1237,6 +1294,8 @@ void manager_bus_done(Manager *m) {
 
         if (!b)
                 return;
+        /* Writes what is still waiting and answers its callers: before the bus goes. */
+        b->state_writer = state_writer_free(b->state_writer);
         if (b->api && m->store)
                 store_unsubscribe(m->store, on_record_change, m);
         for (size_t i = 0; i < b->n_connections; i++)

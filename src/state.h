@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "store.h"
 
@@ -42,3 +43,30 @@ void state_records_free(StateRecord *records, size_t n);
 
 /* Path of the state file for a directory; free() the result. */
 char *state_file_path(const char *dir);
+
+/* The writer that keeps the file up to date while the daemon runs, off the
+ * loop: every change to the STATE_OWNER records asks for a save; the records
+ * are collected on the loop, then sorted, rendered, written and synced on a
+ * worker thread. Saves coalesce: while one write is under way, every request
+ * that comes in waits for the next one, which then holds all of their changes
+ * (many adds, one write, one fsync). Each request's callback runs on the loop
+ * once a write that holds its change is durable (error 0), or has failed
+ * (negative errno; the file is then as it was before that write). */
+typedef struct StateWriter StateWriter;
+typedef void (*StateSavedFunc)(int error, void *userdata);
+
+typedef struct StateWriterStats {
+        uint64_t n_requests;    /* state_writer_request() calls */
+        uint64_t n_writes;      /* files written (each one fsync of the file) */
+        uint64_t n_failed;      /* writes that failed */
+} StateWriterStats;
+
+int state_writer_new(StateWriter **ret, sd_event *e, Store *store, const char *dir);
+/* Finishes the write under way, writes what is still waiting (synchronously:
+ * this is shutdown), runs every callback, then frees. */
+StateWriter *state_writer_free(StateWriter *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StateWriter *, state_writer_free);
+/* Asks for a save that holds every change made to the store so far; done is
+ * called exactly once, never from within this call. */
+void state_writer_request(StateWriter *w, StateSavedFunc done, void *userdata);
+void state_writer_get_stats(const StateWriter *w, StateWriterStats *ret);

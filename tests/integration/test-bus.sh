@@ -591,6 +591,41 @@ kill -0 "$DAEMON_PID" || fail "joyrided died without a bus"
 stop_daemon
 ok "without a reachable bus joyrided warns and serves DNS, with its saved records"
 
+# --- coalesced saves ----------------------------------------------------------
+# 400 adds with up to 100 in flight (the bus allows 128 pending replies per
+# connection): each reply must come only once the state file holds its record
+# (bus-burst reads the file as each reply arrives), and the writes must be far
+# fewer than the adds (counted by the daemon's debug line per write).
+MAIN_STATE=$STATE
+STATE=$T/burst-state
+# shellcheck disable=SC2086
+start_daemon "$T/burst.log" $DAEMON_ARGS --log-level=debug
+"$BUILD/tools/bus-burst" --suffix burst.example.com --count 400 --window 100 --check-file "$STATE/records.json" >"$T/burst.out" \
+        || fail "burst of adds: $(cat "$T/burst.out")"
+writes=$(grep -c 'Saved [0-9]* record(s) to' "$T/burst.log" || true)
+[ "$writes" -ge 1 ] && [ "$writes" -le 100 ] || fail "400 adds took $writes writes of the state file"
+[ "$(dig_short "$PORT" b399.burst.example.com A)" = 10.0.1.143 ] || fail "the last record of the burst is not served"
+python3 -c 'import json,sys; assert len(json.load(open(sys.argv[1]))["records"]) == 400' "$STATE/records.json" \
+        || fail "the state file does not hold the 400 records"
+"$BUILD/tools/bus-burst" --suffix burst.example.com --count 400 --window 100 --remove --check-file "$STATE/records.json" >"$T/burst.out" \
+        || fail "burst of removals: $(cat "$T/burst.out")"
+[ -z "$(dig_short "$PORT" b399.burst.example.com A)" ] || fail "a removed record of the burst is still served"
+ok "a burst of 400 adds and 400 removals: each reply once the file holds it, $writes writes for the adds"
+
+# A save that fails undoes the change and says so (rename over a directory fails, even for root).
+rm -f "$STATE/records.json"
+mkdir -p "$STATE/records.json/blocker"
+expect_error org.freedesktop.DBus.Error.Failed "(Is a directory); nothing was changed." \
+        AddRecord string:unsaved.example.com string: string:10.5.0.1 uint32:60
+"$BUILD/tools/bus-burst" --suffix burst.example.com --count 50 --window 50 --prefix unsaved >"$T/burst.out" && fail "a burst that cannot be saved succeeded"
+grep -q 'ok=0 failed=50' "$T/burst.out" || fail "failed burst: $(cat "$T/burst.out")"
+[ -z "$(dig_short "$PORT" unsaved.example.com A)" ] || fail "a record whose save failed is served"
+[ -z "$(dig_short "$PORT" unsaved7.burst.example.com A)" ] || fail "a burst record whose save failed is served"
+[ "$(call ListRecords ss "" dbus)" = "a(sssus) 0" ] || fail "records whose save failed are listed"
+stop_daemon
+STATE=$MAIN_STATE
+ok "a failed save undoes the change and the caller gets Failed saying so"
+
 # A corrupt state file is moved aside; the daemon starts anyway.
 echo '{ "version": 1, "records": [ { "name": ' >"$STATE/records.json"
 # shellcheck disable=SC2086
