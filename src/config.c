@@ -90,6 +90,8 @@ typedef enum SettingId {
         SETTING_DNS_FORWARD_MAX_TTL,
         SETTING_RESOLV_CONF,
         SETTING_HOSTS_DIRECTORY,
+        SETTING_HOSTS_MAX_RECORDS_PER_FILE,
+        SETTING_HOSTS_MAX_RECORDS,
         SETTING_DOCKER_ENABLED,
         SETTING_DOCKER_HOST,
         SETTING_HTTP_ENABLED,
@@ -233,6 +235,16 @@ static const Setting settings[_SETTING_MAX] = {
                 "Hosts", "Directory", { "HOSTS_DIRECTORY" }, "hosts-directory", NULL, NULL, "DIR",
                 VALUE_PATH, offsetof(Config, hosts_directory),
                 .help = "Directory of hosts files to serve (default: none)",
+        },
+        [SETTING_HOSTS_MAX_RECORDS_PER_FILE] = {
+                "Hosts", "MaxRecordsPerFile", { NULL }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, hosts_max_records_per_file), 1, 100000000, .def = "500000",
+                .help = "Most records one hosts file may bring (the first lines win)",
+        },
+        [SETTING_HOSTS_MAX_RECORDS] = {
+                "Hosts", "MaxRecords", { NULL }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, hosts_max_records), 1, 100000000, .def = "1000000",
+                .help = "Most records all hosts files together may bring",
         },
         [SETTING_DOCKER_ENABLED] = {
                 "Docker", "Enabled", { "DOCKER_ENABLED" }, NULL, NULL, "no-docker", NULL,

@@ -46,6 +46,8 @@ typedef struct Config {
 
         /* [Hosts] */
         char *hosts_directory;    /* HOSTS_DIRECTORY; NULL = no hosts files */
+        uint32_t hosts_max_records_per_file;   /* MaxRecordsPerFile=, default 500000 */
+        uint32_t hosts_max_records;            /* MaxRecords=, over all files, default 1000000 */
 
         /* [Docker] */
         bool docker_enabled;      /* DOCKER_ENABLED, default true */

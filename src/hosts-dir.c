@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <malloc.h>
 #include <time.h>
 
 #include "hosts.h"
 #include "log.h"
 #include "store.h"
+#include "worker.h"
 
 /* What we want to hear about inside the directory, and about the directory
  * itself going away. IN_ATTRIB catches a chmod that makes a file readable. */
@@ -48,22 +50,65 @@
 /* One bad line per line of a huge generated file should not flood the log. */
 #define WARNINGS_LOGGED_MAX 20
 
+/* Changes applied to the store per loop iteration: about a millisecond's worth. */
+#define APPLY_BATCH 2000u
+
+/* A file that could not be read (out of file descriptors, an I/O error, no
+ * permission) keeps its records and is tried again, ever more slowly. */
+#define RETRY_FIRST_USEC (100 * USEC_PER_MSEC)
+#define RETRY_MAX_USEC (30 * USEC_PER_SEC)
+
+/* Records dropped at once beyond which the freed memory is handed back to
+ * the system (malloc keeps it otherwise: a large file deleted would leave the
+ * daemon hundreds of megabytes bigger for good). */
+#define TRIM_AFTER_RECORDS 20000u
+
+/* One name for one address, as the file says it. name is lowercased without a
+ * trailing dot, as the store keeps it, so that two spellings of one record
+ * are one entry. */
+typedef struct HostsEntry {
+        const char *name;
+        const char *address;    /* canonical */
+        uint32_t line;          /* the last line that gives it, as store_add() keeps */
+        uint16_t type;
+} HostsEntry;
+
+/* What one file holds: entries sorted by (name, type, address), no two alike. */
+typedef struct HostsSet {
+        HostsEntry *entries;
+        size_t n;
+        GStringChunk *strings;
+} HostsSet;
+
+typedef struct LoadJob LoadJob;
+
 typedef struct HostsFile {
         char *name;             /* name in the directory: the hash key */
         char *path;             /* <dir>/<name> */
         char *owner;            /* "hosts:<dir>/<name>" */
-        bool dirty;             /* reload at the next coalescing timer */
+        bool dirty;             /* to be reloaded */
         bool modified;          /* written to but not (yet) closed */
         bool loaded;            /* its records are in the store */
+        HostsSet *set;          /* what the store holds from it; NULL when nothing */
         unsigned n_records;
         unsigned n_warnings;
+        int read_error;         /* last failure to read it (kept records), 0 if none */
+        unsigned n_failures;    /* in a row, for the retry delay */
+        uint64_t retry_usec;    /* CLOCK_MONOTONIC: dirty again then; 0 if no retry is due */
 } HostsFile;
+
+typedef struct IdleCallback {
+        HostsDirIdleFunc f;
+        void *userdata;
+} IdleCallback;
 
 struct HostsDir {
         sd_event *event;
         Store *store;
         char *path;
         uint32_t ttl;
+        uint32_t max_records_per_file;
+        uint32_t max_records;
 
         int inotify_fd;                 /* owned by inotify_source */
         sd_event_source *inotify_source;
@@ -76,15 +121,65 @@ struct HostsDir {
         GHashTable *files;              /* name -> HostsFile */
         sd_event_source *coalesce_source;
         sd_event_source *modify_source;
+        sd_event_source *retry_source;
         uint64_t last_load_usec;
+
+        Worker *worker;                 /* reads, parses and compares files */
+        LoadJob *job;                   /* the one file being loaded, or NULL */
+        sd_event_source *apply_source;  /* defer: applies the next batch of job */
+        bool synchronous;               /* the first load: no worker, no batches */
+        uint64_t n_records;             /* over all files */
+        GArray *idle_callbacks;         /* IdleCallback */
 };
 
-typedef struct LoadContext {
+typedef enum LoadStatus {
+        LOAD_OK,                /* read and parsed: apply the difference */
+        LOAD_GONE,              /* not a hosts file (any more): remove its records */
+        LOAD_FAILED,            /* could not be read: keep its records, try again */
+} LoadStatus;
+
+/* One load of one file: inputs from the loop, then the worker's results, then
+ * the loop's progress through the difference. */
+struct LoadJob {
+        WorkerJob job;
         HostsDir *dir;
         HostsFile *file;
-        unsigned n_added;
+
+        /* Inputs (the worker only reads them) */
+        char *path;
+        const HostsSet *old;    /* file->set: the loop leaves it alone while the job runs */
+        size_t cap;             /* most records the file may bring */
+        bool cap_is_total;      /* the cap comes from MaxRecords=, not MaxRecordsPerFile= */
+
+        /* Results */
+        LoadStatus status;
+        int error;              /* LOAD_FAILED: why */
+        const char *gone_why;   /* LOAD_GONE: why, NULL when simply not there */
+        HostsSet *set;          /* LOAD_OK: the new content */
+        char *warnings[WARNINGS_LOGGED_MAX];
         unsigned n_warnings;
-} LoadContext;
+        size_t n_capped;        /* entries left out for the cap */
+        uint32_t *adds;         /* indices into set: new entries and new line numbers */
+        size_t n_adds;
+        uint32_t *removes;      /* indices into old */
+        size_t n_removes;
+
+        /* Progress of the loop through adds, then removes */
+        size_t pos;
+        unsigned n_added;
+        unsigned n_removed;
+        unsigned n_add_errors;
+};
+
+static HostsSet *hosts_set_free(HostsSet *s) {
+        if (!s)
+                return NULL;
+        g_free(s->entries);
+        if (s->strings)
+                g_string_chunk_free(s->strings);
+        g_free(s);
+        return NULL;
+}
 
 static HostsFile *hosts_file_free(HostsFile *f) {
         if (!f)
@@ -92,6 +187,7 @@ static HostsFile *hosts_file_free(HostsFile *f) {
         free(f->name);
         free(f->path);
         free(f->owner);
+        hosts_set_free(f->set);
         free(f);
         return NULL;
 }
@@ -100,10 +196,10 @@ static void hosts_file_destroy(gpointer p) {
         (void) hosts_file_free(p);
 }
 
-static uint64_t now_realtime_usec(void) {
+static uint64_t now_usec(clockid_t clock) {
         struct timespec ts;
 
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        (void) clock_gettime(clock, &ts);
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
@@ -178,48 +274,7 @@ static HostsFile *hosts_dir_get_file(HostsDir *h, const char *name) {
         return f;
 }
 
-static void load_warning(LoadContext *c, unsigned line, const char *why) {
-        if (c->n_warnings++ < WARNINGS_LOGGED_MAX)
-                log_warning("%s:%u: %s", c->file->path, line, why);
-}
-
-static void load_parse_warning(unsigned line, const char *why, void *userdata) {
-        load_warning(userdata, line, why);
-}
-
-static int load_entry(const char *name, uint16_t type, const char *address, unsigned line, void *userdata) {
-        LoadContext *c = userdata;
-        const char *error = NULL;
-        char why[512];
-        int r;
-
-        r = store_add(c->dir->store, name, type, address, c->dir->ttl, c->file->owner, line, NULL, &error);
-        if (is_add_error(r)) {
-                /* The parser already checked the name; whatever the store still
-                 * refuses is a problem of this line, not of the whole file. */
-                (void) snprintf(why, sizeof why, "cannot add '%s' %s: %s", name, address,
-                                error ?: strerror(-r));
-                load_warning(c, line, why);
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        if (r > 0)
-                c->n_added++;
-        return 0;
-}
-
-/* Removes what a file had in the store, when it is gone or cannot be read. */
-static void hosts_dir_unload_file(HostsDir *h, HostsFile *f) {
-        int n;
-
-        n = store_remove_owner(h->store, f->owner);
-        if (f->loaded || n > 0)
-                log_info("Removed %s: %i record%s", f->path, MAX(n, 0), n == 1 ? "" : "s");
-        f->loaded = false;
-        f->n_records = 0;
-        f->n_warnings = 0;
-}
+/* --- on the worker: read, parse, compare ------------------------------------ */
 
 /* Reads a whole file, up to HOSTS_FILE_SIZE_MAX. The size from fstat() is only
  * a hint: the file may grow or shrink while it is read. */
@@ -266,115 +321,504 @@ static int read_all(int fd, size_t size_hint, char **ret, size_t *ret_size) {
         return 0;
 }
 
-/* Loads (or reloads) one file by mark and sweep. Returns 1 when the file is
- * loaded, 0 when it is not a hosts file (any more): gone, not a regular file,
- * unreadable, too big; its records are then removed and the caller forgets it.
- * Negative only for running out of memory. */
-static int hosts_dir_load_file(HostsDir *h, HostsFile *f) {
+/* Reads the job's file. Sets the job's status unless it is LOAD_OK. */
+static int job_read(LoadJob *j, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL;
-        LoadContext c = { .dir = h, .file = f };
         struct stat st;
-        size_t size;
-        int r, removed;
+        int r;
 
-        f->dirty = f->modified = false;
-
-        /* O_NONBLOCK so that a FIFO dropped into the directory cannot hang the loop. */
-        fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        /* O_NONBLOCK so that a FIFO dropped into the directory cannot hang the worker. */
+        fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
-                if (errno != ENOENT)
-                        log_warning_errno(errno, "Failed to open %s, ignoring: %m", f->path);
-                hosts_dir_unload_file(h, f);
-                return 0;
+                r = negative_errno();
+                if (errno_is_missing(-r))
+                        j->status = LOAD_GONE;
+                else {
+                        j->status = LOAD_FAILED;
+                        j->error = r;
+                }
+                return r;
         }
         if (fstat(fd, &st) < 0) {
-                log_warning_errno(errno, "Failed to stat %s, ignoring: %m", f->path);
-                hosts_dir_unload_file(h, f);
-                return 0;
+                j->status = LOAD_FAILED;
+                j->error = negative_errno();
+                return j->error;
         }
         if (!S_ISREG(st.st_mode)) {
-                log_debug("%s is not a regular file, ignoring.", f->path);
-                hosts_dir_unload_file(h, f);
-                return 0;
+                j->status = LOAD_GONE;
+                j->gone_why = "not a regular file";
+                return -EBADF;
         }
         if ((uint64_t) st.st_size > HOSTS_FILE_SIZE_MAX) {
-                log_warning("%s is larger than %zu MiB, ignoring.", f->path, HOSTS_FILE_SIZE_MAX >> 20);
-                hosts_dir_unload_file(h, f);
-                return 0;
+                j->status = LOAD_GONE;
+                j->gone_why = "larger than 64 MiB";
+                return -EFBIG;
         }
-
-        r = read_all(fd, (size_t) st.st_size, &data, &size);
-        if (r == -ENOMEM)
-                return log_error_errno(r, "Failed to read %s: %m", f->path);
+        r = read_all(fd, (size_t) st.st_size, ret, ret_size);
         if (r == -EFBIG) {
-                log_warning("%s is larger than %zu MiB, ignoring.", f->path, HOSTS_FILE_SIZE_MAX >> 20);
-                hosts_dir_unload_file(h, f);
-                return 0;
+                j->status = LOAD_GONE;
+                j->gone_why = "larger than 64 MiB";
+                return r;
         }
         if (r < 0) {
-                log_warning_errno(r, "Failed to read %s, ignoring: %m", f->path);
-                hosts_dir_unload_file(h, f);
-                return 0;
+                j->status = LOAD_FAILED;
+                j->error = r;
+                return r;
         }
-
-        store_mark_owner(h->store, f->owner);
-        r = hosts_parse(data, size, load_entry, load_parse_warning, &c);
-        if (r < 0)
-                /* Out of memory half-way: keep what was there rather than sweep
-                 * away records that may well still be in the file. */
-                return log_error_errno(r, "Failed to load %s: %m", f->path);
-        removed = store_sweep_owner(h->store, f->owner);
-        removed = MAX(removed, 0);
-
-        if (c.n_warnings > WARNINGS_LOGGED_MAX)
-                log_warning("%s: %u more warnings not shown.", f->path, c.n_warnings - WARNINGS_LOGGED_MAX);
-
-        /* Exact as long as only we touch this owner: store_add() counts a
-         * record as new only once, however often the file repeats it. */
-        f->n_records = f->n_records + c.n_added - MIN((unsigned) removed, f->n_records + c.n_added);
-        f->n_warnings = c.n_warnings;
-        f->loaded = true;
-        h->last_load_usec = now_realtime_usec();
-
-        log_info("Loaded %s: %u record%s (+%u -%i), %u warning%s",
-                 f->path, f->n_records, f->n_records == 1 ? "" : "s",
-                 c.n_added, removed, c.n_warnings, c.n_warnings == 1 ? "" : "s");
-        return 1;
+        return 0;
 }
 
-/* Reloads every dirty file; forgets those that turned out not to be hosts files. */
-static int hosts_dir_load_dirty(HostsDir *h) {
+typedef struct ParseContext {
+        LoadJob *job;
+        GArray *entries;        /* HostsEntry, in file order */
+        GHashTable *addresses;  /* interned address strings: most files repeat a few */
+} ParseContext;
+
+static void parse_warning(unsigned line, const char *why, void *userdata) {
+        ParseContext *c = userdata;
+        LoadJob *j = c->job;
+
+        if (j->n_warnings < WARNINGS_LOGGED_MAX)
+                j->warnings[j->n_warnings] = g_strdup_printf("%s:%u: %s", j->path, line, why);
+        j->n_warnings++;
+}
+
+static int parse_entry(const char *name, uint16_t type, const char *address, unsigned line, void *userdata) {
+        ParseContext *c = userdata;
+        GStringChunk *strings = c->job->set->strings;
+        HostsEntry e = { .type = type, .line = line };
+        size_t n = strlen(name);
+        char *lower;
+
+        /* store_check_name() (in the parser) lets only ASCII letters, digits, '-',
+         * '_', '*' and dots through: lowercasing is all the store does to it. */
+        while (n > 1 && name[n - 1] == '.')
+                n--;
+        lower = g_string_chunk_insert_len(strings, name, (gssize) n);
+        for (char *p = lower; *p; p++)
+                *p = g_ascii_tolower(*p);
+        e.name = lower;
+
+        e.address = g_hash_table_lookup(c->addresses, address);
+        if (!e.address) {
+                e.address = g_string_chunk_insert(strings, address);
+                g_hash_table_insert(c->addresses, (gpointer) e.address, (gpointer) e.address);
+        }
+        g_array_append_val(c->entries, e);
+        return 0;
+}
+
+static int entry_compare(const void *a, const void *b) {
+        const HostsEntry *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+
+        if (c == 0)
+                c = (int) x->type - (int) y->type;
+        if (c == 0)
+                c = strcmp(x->address, y->address);
+        return c;
+}
+
+static int entry_compare_line(const void *a, const void *b) {
+        const HostsEntry *x = a, *y = b;
+
+        return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* Sorts, keeps one of each (with the last line that gives it) and applies the cap. */
+static void set_finish(LoadJob *j, GArray *entries) {
+        HostsEntry *e = (HostsEntry *) entries->data;
+        size_t n = 0;
+
+        if (entries->len > 1)
+                qsort(e, entries->len, sizeof *e, entry_compare);
+        for (size_t i = 0; i < entries->len; i++) {
+                if (n > 0 && entry_compare(&e[n - 1], &e[i]) == 0) {
+                        e[n - 1].line = MAX(e[n - 1].line, e[i].line);
+                        continue;
+                }
+                e[n++] = e[i];
+        }
+
+        if (n > j->cap) {
+                /* The first lines of the file win. */
+                qsort(e, n, sizeof *e, entry_compare_line);
+                j->n_capped = n - j->cap;
+                n = j->cap;
+                qsort(e, n, sizeof *e, entry_compare);
+        }
+
+        g_array_set_size(entries, (guint) n);
+        j->set->n = n;
+        j->set->entries = (HostsEntry *) g_array_free(entries, FALSE);
+}
+
+/* Merges old and new: what to add (or re-add for a new line number) and what to remove. */
+static void job_diff(LoadJob *j) {
+        const HostsEntry *o = j->old ? j->old->entries : NULL, *e = j->set ? j->set->entries : NULL;
+        size_t n_old = j->old ? j->old->n : 0, n_new = j->set ? j->set->n : 0, a = 0, b = 0;
+
+        j->adds = g_new(uint32_t, MAX(n_new, (size_t) 1));
+        j->removes = g_new(uint32_t, MAX(n_old, (size_t) 1));
+
+        while (a < n_old || b < n_new) {
+                int c = a >= n_old ? 1 : b >= n_new ? -1 : entry_compare(&o[a], &e[b]);
+
+                if (c < 0)
+                        j->removes[j->n_removes++] = (uint32_t) a++;
+                else if (c > 0)
+                        j->adds[j->n_adds++] = (uint32_t) b++;
+                else {
+                        if (o[a].line != e[b].line)
+                                j->adds[j->n_adds++] = (uint32_t) b;
+                        a++;
+                        b++;
+                }
+        }
+}
+
+static void job_run(WorkerJob *wj) {
+        LoadJob *j = (LoadJob *) wj;
+        _cleanup_free_ char *data = NULL;
+        ParseContext c = { .job = j };
+        size_t size = 0;
+        int r;
+
+        if (job_read(j, &data, &size) < 0) {
+                if (j->status == LOAD_GONE)
+                        job_diff(j);    /* everything goes */
+                return;
+        }
+
+        j->set = g_new0(HostsSet, 1);
+        j->set->strings = g_string_chunk_new(MIN(MAX(size, (size_t) 1024), (size_t) 1024 * 1024));
+        c.entries = g_array_sized_new(FALSE, FALSE, sizeof(HostsEntry), (guint) MIN(size / 32, (size_t) 1 << 18));
+        c.addresses = g_hash_table_new(g_str_hash, g_str_equal);
+        r = hosts_parse(data, size, parse_entry, parse_warning, &c);
+        g_hash_table_destroy(c.addresses);
+        if (r < 0) {
+                g_array_free(c.entries, TRUE);
+                j->set = hosts_set_free(j->set);
+                j->status = LOAD_FAILED;
+                j->error = r;
+                return;
+        }
+        set_finish(j, c.entries);
+        j->status = LOAD_OK;
+        job_diff(j);
+}
+
+/* --- on the loop: start, apply, finish ---------------------------------------- */
+
+static void hosts_dir_kick(HostsDir *h);
+
+static void load_job_free(LoadJob *j) {
+        if (!j)
+                return;
+        for (unsigned i = 0; i < MIN(j->n_warnings, (unsigned) WARNINGS_LOGGED_MAX); i++)
+                g_free(j->warnings[i]);
+        hosts_set_free(j->set);
+        g_free(j->adds);
+        g_free(j->removes);
+        g_free(j->path);
+        g_free(j);
+}
+
+static void trim_run(WorkerJob *j) {
+        (void) malloc_trim(0);
+}
+
+static void trim_free(WorkerJob *j) {
+        g_free(j);
+}
+
+/* Hands memory freed by a large removal back to the system, on the worker. */
+static void hosts_dir_trim(HostsDir *h) {
+        WorkerJob *j;
+
+        if (!h->worker) {
+                (void) malloc_trim(0);
+                return;
+        }
+        j = g_new0(WorkerJob, 1);
+        *j = (WorkerJob) { .run = trim_run, .done = trim_free, .discard = trim_free };
+        worker_submit(h->worker, j);
+}
+
+static void schedule_retry(HostsDir *h, HostsFile *f) {
+        uint64_t delay = RETRY_FIRST_USEC, now = now_usec(CLOCK_MONOTONIC), next = UINT64_MAX;
         GHashTableIter i;
         gpointer v;
-        int ret = 0;
+
+        for (unsigned k = 1; k < f->n_failures && delay < RETRY_MAX_USEC; k++)
+                delay *= 2;
+        f->retry_usec = now + MIN(delay, RETRY_MAX_USEC);
 
         g_hash_table_iter_init(&i, h->files);
-        while (g_hash_table_iter_next(&i, NULL, &v)) {
-                HostsFile *f = v;
-                int r;
-
-                if (!f->dirty)
-                        continue;
-                r = hosts_dir_load_file(h, f);
-                if (r < 0)
-                        ret = r;
-                else if (r == 0)
-                        g_hash_table_iter_remove(&i);
-        }
-        return ret;
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                if (((HostsFile *) v)->retry_usec > 0)
+                        next = MIN(next, ((HostsFile *) v)->retry_usec);
+        if (sd_event_source_set_time(h->retry_source, next) < 0 ||
+            sd_event_source_set_enabled(h->retry_source, SD_EVENT_ONESHOT) < 0)
+                log_warning("Failed to arm the hosts retry timer; %s is reloaded at its next change.", f->path);
 }
 
+/* The file could not be read: it keeps what it had, and is tried again. */
+static void job_failed(HostsDir *h, LoadJob *j) {
+        HostsFile *f = j->file;
+
+        if (f->read_error != j->error) {
+                if (f->loaded)
+                        log_warning_errno(j->error, "Failed to read %s, keeping its %u record%s and trying again: %m",
+                                          f->path, f->n_records, f->n_records == 1 ? "" : "s");
+                else
+                        log_warning_errno(j->error, "Failed to read %s, trying again: %m", f->path);
+        }
+        f->read_error = j->error;
+        f->n_failures++;
+        schedule_retry(h, f);
+}
+
+/* The difference is in the store: the file's records are now the new set. */
+static void job_finish(HostsDir *h, LoadJob *j) {
+        HostsFile *f = j->file;
+        bool gone = j->status == LOAD_GONE;
+        size_t dropped = j->n_removes;
+
+        if (f->read_error != 0)
+                log_info("%s is readable again.", f->path);
+        f->read_error = 0;
+        f->n_failures = 0;
+        f->retry_usec = 0;
+
+        hosts_set_free(f->set);
+        f->set = TAKE_PTR(j->set);
+        h->n_records -= f->n_records;
+        f->n_records = f->set ? (unsigned) f->set->n : 0;
+        h->n_records += f->n_records;
+
+        if (gone) {
+                if (j->gone_why)
+                        log_warning("%s is %s, ignoring it.", f->path, j->gone_why);
+                if (f->loaded || j->n_removed > 0)
+                        log_info("Removed %s: %u record%s", f->path, j->n_removed, j->n_removed == 1 ? "" : "s");
+                f->loaded = false;
+                f->n_warnings = 0;
+        } else {
+                for (unsigned i = 0; i < MIN(j->n_warnings, (unsigned) WARNINGS_LOGGED_MAX); i++)
+                        log_warning("%s", j->warnings[i]);
+                if (j->n_warnings > WARNINGS_LOGGED_MAX)
+                        log_warning("%s: %u more warnings not shown.", f->path, j->n_warnings - WARNINGS_LOGGED_MAX);
+                if (j->n_capped > 0)
+                        log_warning("%s: serving the first %zu of its %zu records: %s=%u %s.", f->path, j->cap,
+                                    j->cap + j->n_capped, j->cap_is_total ? "MaxRecords" : "MaxRecordsPerFile",
+                                    j->cap_is_total ? h->max_records : h->max_records_per_file,
+                                    j->cap_is_total ? "is reached over all hosts files" : "per file");
+                f->n_warnings = j->n_warnings + j->n_add_errors;
+                f->loaded = true;
+                h->last_load_usec = now_usec(CLOCK_REALTIME);
+                log_info("Loaded %s: %u record%s (+%u -%u), %u warning%s",
+                         f->path, f->n_records, f->n_records == 1 ? "" : "s",
+                         j->n_added, j->n_removed, f->n_warnings, f->n_warnings == 1 ? "" : "s");
+        }
+
+        h->job = NULL;
+        load_job_free(j);
+
+        /* Gone and not back since: forget it. */
+        if (gone && !f->dirty && !f->modified)
+                g_hash_table_remove(h->files, f->name);
+        if (dropped >= TRIM_AFTER_RECORDS)
+                hosts_dir_trim(h);
+}
+
+/* Applies up to limit changes; returns true when the job has none left. */
+static bool job_apply(HostsDir *h, LoadJob *j, size_t limit) {
+        HostsFile *f = j->file;
+        size_t end = MIN(j->pos + limit, j->n_adds + j->n_removes);
+
+        /* Additions first: a name whose address changes answers with both for
+         * a moment rather than with none. */
+        for (; j->pos < end; j->pos++) {
+                const char *error = NULL;
+                int r;
+
+                if (j->pos < j->n_adds) {
+                        const HostsEntry *e = &j->set->entries[j->adds[j->pos]];
+
+                        r = store_add(h->store, e->name, e->type, e->address, h->ttl, f->owner, e->line, NULL, &error);
+                        if (r > 0)
+                                j->n_added++;
+                        else if (r < 0) {
+                                /* The parser checked the line; what the store still refuses
+                                 * (or cannot hold) is this line's problem, not the file's. */
+                                if (j->n_add_errors++ < WARNINGS_LOGGED_MAX)
+                                        log_warning("%s:%u: cannot add '%s' %s: %s", f->path, e->line, e->name,
+                                                    e->address, is_add_error(r) && error ? error : strerror(-r));
+                        }
+                } else {
+                        const HostsEntry *e = &j->old->entries[j->removes[j->pos - j->n_adds]];
+
+                        r = store_remove(h->store, e->name, e->type, e->address, f->owner);
+                        if (r > 0)
+                                j->n_removed += (unsigned) r;
+                }
+        }
+        return j->pos >= j->n_adds + j->n_removes;
+}
+
+static int on_apply(sd_event_source *s, void *userdata) {
+        HostsDir *h = userdata;
+
+        if (!h->job)
+                return 0;
+        if (!job_apply(h, h->job, APPLY_BATCH)) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        job_finish(h, h->job);
+        hosts_dir_kick(h);
+        return 0;
+}
+
+static void job_done(WorkerJob *wj) {
+        LoadJob *j = (LoadJob *) wj;
+        HostsDir *h = j->dir;
+
+        if (j->status == LOAD_FAILED) {
+                job_failed(h, j);
+                h->job = NULL;
+                load_job_free(j);
+                hosts_dir_kick(h);
+                return;
+        }
+        /* Batches from a defer source of lower priority than the sockets, so
+         * that queries keep being answered between them. */
+        if (sd_event_source_set_enabled(h->apply_source, SD_EVENT_ONESHOT) < 0) {
+                (void) job_apply(h, j, SIZE_MAX);
+                job_finish(h, j);
+                hosts_dir_kick(h);
+        }
+}
+
+static void job_discard(WorkerJob *wj) {
+        LoadJob *j = (LoadJob *) wj;
+
+        if (j->dir->job == j)
+                j->dir->job = NULL;
+        load_job_free(j);
+}
+
+static LoadJob *job_new(HostsDir *h, HostsFile *f) {
+        LoadJob *j = g_new0(LoadJob, 1);
+        uint64_t others = h->n_records - f->n_records;
+        uint64_t budget = others >= h->max_records ? 0 : h->max_records - others;
+
+        *j = (LoadJob) {
+                .job = { .run = job_run, .done = job_done, .discard = job_discard },
+                .dir = h,
+                .file = f,
+                .path = g_strdup(f->path),
+                .old = f->set,
+                .cap = (size_t) MIN((uint64_t) h->max_records_per_file, budget),
+                .cap_is_total = budget < h->max_records_per_file,
+        };
+        return j;
+}
+
+static void call_idle_callbacks(HostsDir *h) {
+        while (h->idle_callbacks->len > 0) {
+                IdleCallback c = g_array_index(h->idle_callbacks, IdleCallback, 0);
+
+                g_array_remove_index(h->idle_callbacks, 0);
+                c.f(c.userdata);
+        }
+}
+
+static HostsFile *next_dirty(HostsDir *h) {
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, h->files);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                if (((HostsFile *) v)->dirty)
+                        return v;
+        return NULL;
+}
+
+/* Loads the next dirty file, one at a time: on the worker, or right here
+ * for the first load. */
+static void hosts_dir_kick(HostsDir *h) {
+        HostsFile *f;
+
+        while (!h->job) {
+                f = next_dirty(h);
+                if (!f) {
+                        call_idle_callbacks(h);
+                        return;
+                }
+                f->dirty = f->modified = false;
+                f->retry_usec = 0;
+                h->job = job_new(h, f);
+                if (!h->synchronous) {
+                        worker_submit(h->worker, &h->job->job);
+                        return;
+                }
+                job_run(&h->job->job);
+                if (h->job->status == LOAD_FAILED) {
+                        job_failed(h, h->job);
+                        load_job_free(TAKE_PTR(h->job));
+                        continue;
+                }
+                (void) job_apply(h, h->job, SIZE_MAX);
+                job_finish(h, h->job);
+        }
+}
+
+/* Reloads every dirty file (in the background); those that turn out not to be
+ * hosts files are forgotten once their records are removed. */
+static int hosts_dir_load_dirty(HostsDir *h) {
+        hosts_dir_kick(h);
+        return 0;
+}
+
+/* The directory went away: every file is reloaded, which finds it gone. */
 static void hosts_dir_drop_all(HostsDir *h) {
         GHashTableIter i;
         gpointer v;
 
         g_hash_table_iter_init(&i, h->files);
-        while (g_hash_table_iter_next(&i, NULL, &v)) {
-                hosts_dir_unload_file(h, v);
-                g_hash_table_iter_remove(&i);
-        }
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                ((HostsFile *) v)->dirty = true;
+        hosts_dir_kick(h);
 }
+
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        HostsDir *h = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), next = UINT64_MAX;
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, h->files);
+        while (g_hash_table_iter_next(&i, NULL, &v)) {
+                HostsFile *f = v;
+
+                if (f->retry_usec == 0)
+                        continue;
+                if (f->retry_usec <= now + USEC_PER_MSEC) {
+                        f->retry_usec = 0;
+                        f->dirty = true;
+                } else
+                        next = MIN(next, f->retry_usec);
+        }
+        if (next != UINT64_MAX) {
+                (void) sd_event_source_set_time(s, next);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        hosts_dir_kick(h);
+        return 0;
+}
+
 
 static void arm_timer(sd_event_source *s, uint64_t usec) {
         int enabled = SD_EVENT_OFF, r;
@@ -644,14 +1088,14 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const char *path, uint32_t ttl) {
+int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const HostsDirOptions *opts) {
         _cleanup_(hosts_dir_freep) HostsDir *h = NULL;
         int fd, r;
         size_t n;
 
-        if (!ret || !e || !store || !path || !path[0])
+        if (!ret || !e || !store || !opts || !opts->path || !opts->path[0])
                 return -EINVAL;
-        if (ttl > STORE_TTL_MAX)
+        if (opts->ttl > STORE_TTL_MAX)
                 return -ERANGE;
 
         h = calloc(1, sizeof *h);
@@ -660,7 +1104,9 @@ int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const char *path, u
         *h = (HostsDir) {
                 .event = sd_event_ref(e),
                 .store = store,
-                .ttl = ttl,
+                .ttl = opts->ttl,
+                .max_records_per_file = opts->max_records_per_file ?: HOSTS_MAX_RECORDS_PER_FILE_DEFAULT,
+                .max_records = opts->max_records ?: HOSTS_MAX_RECORDS_DEFAULT,
                 .inotify_fd = -EBADF,
                 .wd = -1,
                 .parent_wd = -1,
@@ -668,7 +1114,7 @@ int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const char *path, u
 
         /* "/etc/hosts.d/" and "/etc/hosts.d" are the same directory and must
          * give the same owners. */
-        h->path = strdup(path);
+        h->path = strdup(opts->path);
         if (!h->path)
                 return -ENOMEM;
         n = strlen(h->path);
@@ -676,6 +1122,11 @@ int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const char *path, u
                 h->path[--n] = 0;
 
         h->files = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, hosts_file_destroy);
+        h->idle_callbacks = g_array_new(FALSE, FALSE, sizeof(IdleCallback));
+
+        r = worker_new(&h->worker, e, "hosts-reader");
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the hosts reader: %m");
 
         fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (fd < 0)
@@ -704,7 +1155,25 @@ int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const char *path, u
         (void) sd_event_source_set_enabled(h->modify_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(h->modify_source, "hosts-dir-modify");
 
+        r = sd_event_add_time(e, &h->retry_source, CLOCK_MONOTONIC, 0, 10 * USEC_PER_MSEC, on_retry_timer, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add hosts retry timer: %m");
+        (void) sd_event_source_set_enabled(h->retry_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(h->retry_source, "hosts-dir-retry");
+
+        r = sd_event_add_defer(e, &h->apply_source, on_apply, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add hosts apply source: %m");
+        /* Below the sockets (and the bus): a batch waits for them, not the reverse. */
+        (void) sd_event_source_set_priority(h->apply_source, SD_EVENT_PRIORITY_NORMAL + 10);
+        (void) sd_event_source_set_enabled(h->apply_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(h->apply_source, "hosts-dir-apply");
+
+        /* The first load is done right away, in full: what the daemon serves
+         * when it says it is ready includes the hosts files. */
+        h->synchronous = true;
         r = hosts_dir_start(h);
+        h->synchronous = false;
         if (r == -ENOMEM)
                 return r;
         /* Anything else (no permission, out of watches) was logged; the
@@ -718,6 +1187,10 @@ HostsDir *hosts_dir_free(HostsDir *h) {
         if (!h)
                 return NULL;
 
+        /* Lets a read under way finish, and drops its result. */
+        h->worker = worker_free(h->worker);
+        load_job_free(TAKE_PTR(h->job));
+
         /* This source's records go with it: the store must outlive it. */
         if (h->files) {
                 GHashTableIter i;
@@ -728,11 +1201,17 @@ HostsDir *hosts_dir_free(HostsDir *h) {
                         (void) store_remove_owner(h->store, ((HostsFile *) v)->owner);
                 g_hash_table_destroy(h->files);
         }
+        if (h->idle_callbacks) {
+                call_idle_callbacks(h);
+                g_array_free(h->idle_callbacks, TRUE);
+        }
 
         /* Closes the inotify fd, and with it every watch. */
         h->inotify_source = sd_event_source_disable_unref(h->inotify_source);
         h->coalesce_source = sd_event_source_disable_unref(h->coalesce_source);
         h->modify_source = sd_event_source_disable_unref(h->modify_source);
+        h->retry_source = sd_event_source_disable_unref(h->retry_source);
+        h->apply_source = sd_event_source_disable_unref(h->apply_source);
         sd_event_unref(h->event);
 
         free(h->parent_path);
@@ -751,6 +1230,34 @@ int hosts_dir_rescan(HostsDir *h) {
                 return hosts_dir_start(h);
 
         return hosts_dir_load_all(h);
+}
+
+void hosts_dir_set_limits(HostsDir *h, uint32_t max_records_per_file, uint32_t max_records) {
+        h->max_records_per_file = max_records_per_file ?: HOSTS_MAX_RECORDS_PER_FILE_DEFAULT;
+        h->max_records = max_records ?: HOSTS_MAX_RECORDS_DEFAULT;
+}
+
+bool hosts_dir_busy(const HostsDir *h) {
+        GHashTableIter i;
+        gpointer v;
+
+        if (!h)
+                return false;
+        if (h->job)
+                return true;
+        g_hash_table_iter_init(&i, h->files);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                if (((HostsFile *) v)->dirty)
+                        return true;
+        return false;
+}
+
+void hosts_dir_when_idle(HostsDir *h, HostsDirIdleFunc f, void *userdata) {
+        IdleCallback c = { f, userdata };
+
+        g_array_append_val(h->idle_callbacks, c);
+        if (!hosts_dir_busy(h))
+                hosts_dir_kick(h);
 }
 
 void hosts_dir_get_status(const HostsDir *h, HostsDirStatus *ret) {

@@ -4,6 +4,7 @@
  * such files through inotify, reloading each file by mark and sweep. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -22,13 +23,40 @@ int hosts_parse(const char *data, size_t len, HostsEntryFunc entry, HostsWarnFun
 
 typedef struct HostsDir HostsDir;
 
-/* Watches directory path (which need not exist yet) and loads its files into the
- * store as owner "hosts:<path>/<file>", with TTL ttl. */
-int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const char *path, uint32_t ttl);
+/* Defaults of the [Hosts] limits: a hosts file is for names a person or a
+ * tool keeps, and a block list of a million names is already a lot. */
+#define HOSTS_MAX_RECORDS_PER_FILE_DEFAULT 500000u
+#define HOSTS_MAX_RECORDS_DEFAULT 1000000u
+
+typedef struct HostsDirOptions {
+        const char *path;               /* the directory */
+        uint32_t ttl;                   /* TTL of every record */
+        uint32_t max_records_per_file;  /* records one file may bring; 0: the default */
+        uint32_t max_records;           /* records all files together may bring; 0: the default */
+} HostsDirOptions;
+
+/* Watches directory path (which need not exist yet) and loads its files into
+ * the store as owner "hosts:<path>/<file>". The first load happens before this
+ * returns; every later one (a change, a rescan) is read, parsed and compared
+ * with what the file held before on a worker thread, and the difference is
+ * applied to the store on the loop in batches of bounded size, so that a
+ * large file never holds the loop for long. */
+int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const HostsDirOptions *opts);
 HostsDir *hosts_dir_free(HostsDir *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HostsDir *, hosts_dir_free);
-/* Full rescan (SIGHUP). */
+/* Full rescan (SIGHUP): lists the directory and reloads every file, off the
+ * loop; returns at once. */
 int hosts_dir_rescan(HostsDir *h);
+/* Changes the limits (a reload of the configuration); they apply from each
+ * file's next load on. 0: the default. */
+void hosts_dir_set_limits(HostsDir *h, uint32_t max_records_per_file, uint32_t max_records);
+/* Whether files are waiting to be read or a difference is being applied. */
+bool hosts_dir_busy(const HostsDir *h);
+/* Calls f once, on the loop, when the source is next not busy (or when it is
+ * freed). */
+typedef void (*HostsDirIdleFunc)(void *userdata);
+void hosts_dir_when_idle(HostsDir *h, HostsDirIdleFunc f, void *userdata);
+
 /* For status: whether the directory exists, number of files loaded and records. */
 typedef struct HostsDirStatus {
         const char *path;

@@ -766,6 +766,15 @@ void manager_bus_emit_member_changed(Manager *m, const char *node, const char *a
                 log_debug_errno(r, "Failed to emit MemberChanged: %m");
 }
 
+static void on_reload_done(void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = userdata;
+        int r;
+
+        r = sd_bus_reply_method_return(msg, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to reply to Reload (the caller may be gone): %m");
+}
+
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         int r;
@@ -778,6 +787,11 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return sd_bus_error_set(error, BUS_ERROR_RELOAD_FAILED,
                                         "Reload failed; the running configuration is kept (see the daemon's log).");
+        /* The hosts files are reread in the background: answer once they are. */
+        if (m->hosts && hosts_dir_busy(m->hosts)) {
+                hosts_dir_when_idle(m->hosts, on_reload_done, sd_bus_message_ref(msg));
+                return 1;
+        }
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -425,12 +425,21 @@ static int manager_setup_hosts(Manager *m) {
                 hosts_dir_get_status(m->hosts, &running);
                 if (hosts_path_equal(running.path, path)) {
                         /* What goes wrong is logged, and the next rescan retries. */
+                        hosts_dir_set_limits(m->hosts, m->config.hosts_max_records_per_file,
+                                             m->config.hosts_max_records);
                         (void) hosts_dir_rescan(m->hosts);
                         return 0;
                 }
         }
         if (path) {
-                r = hosts_dir_new(&hosts, m->event, m->store, path, m->config.default_ttl);
+                HostsDirOptions opts = {
+                        .path = path,
+                        .ttl = m->config.default_ttl,
+                        .max_records_per_file = m->config.hosts_max_records_per_file,
+                        .max_records = m->config.hosts_max_records,
+                };
+
+                r = hosts_dir_new(&hosts, m->event, m->store, &opts);
                 if (r < 0 && m->hosts)
                         return log_error_errno(r, "Failed to watch hosts directory %s, still serving %s: %m", path,
                                                running.path);

@@ -6,10 +6,13 @@
  * unchanged lines fails. */
 
 #include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "hosts.h"
@@ -40,6 +43,7 @@ typedef struct Test {
         char path[256];                 /* the hosts directory */
         char *events[MAX_EVENTS];       /* "+name value file" / "-name value file" */
         unsigned n_events;
+        bool quiet;                     /* too many changes to keep: do not record them */
 } Test;
 
 static void on_change(Store *s, RecordChange change, const Record *r, void *userdata) {
@@ -47,6 +51,8 @@ static void on_change(Store *s, RecordChange change, const Record *r, void *user
         const char *file = strrchr(r->owner, '/');
         char *e;
 
+        if (t->quiet)
+                return;
         CHECK(t->n_events < MAX_EVENTS);
         CHECK(asprintf(&e, "%c%s %s %s", change == RECORD_ADDED ? '+' : '-', r->name, r->value,
                        file ? file + 1 : r->owner) > 0);
@@ -155,6 +161,18 @@ static bool wait_status_exists(Test *t, bool exists) {
         }
 }
 
+/* Runs the loop until no file waits to be loaded and no change to be applied. */
+static bool wait_idle(Test *t) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + DEADLINE_USEC;
+
+        while (hosts_dir_busy(t->dir)) {
+                if (now_usec(CLOCK_MONOTONIC) >= deadline)
+                        return false;
+                CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
+        }
+        return true;
+}
+
 /* Runs the loop for a while, so that late or duplicate reloads would show. */
 static void settle(Test *t, uint64_t usec) {
         uint64_t end = now_usec(CLOCK_MONOTONIC) + usec;
@@ -203,8 +221,19 @@ static void test_setup(Test *t, const char *subdir, bool create) {
         CHECK(store_subscribe(t->store, on_change, t) >= 0);
 }
 
+static void test_start_limits(Test *t, uint32_t max_per_file, uint32_t max_total) {
+        HostsDirOptions opts = {
+                .path = t->path,
+                .ttl = 300,
+                .max_records_per_file = max_per_file,
+                .max_records = max_total,
+        };
+
+        CHECK(hosts_dir_new(&t->dir, t->event, t->store, &opts) >= 0);
+}
+
 static void test_start(Test *t) {
-        CHECK(hosts_dir_new(&t->dir, t->event, t->store, t->path, 300) >= 0);
+        test_start_limits(t, 0, 0);
 }
 
 static void test_teardown(Test *t) {
@@ -422,6 +451,7 @@ static void test_dir_removed_and_recreated(void) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", t.path);
         CHECK(system(cmd) == 0);
         CHECK(wait_status_exists(&t, false));
+        CHECK(wait_idle(&t));
         CHECK(store_count(t.store) == 0);
         settle(&t, 100 * USEC_PER_MSEC);
         CHECK(expect_events(&t, "-a.removed.test 10.1.0.1 a.hosts", "-b.removed.test 10.1.0.2 b.hosts"));
@@ -453,6 +483,7 @@ static void test_dir_removed_and_recreated(void) {
         CHECK(!name_exists(&t, "d.removed.test"));
         CHECK(rename(cmd, t.path) == 0);
         CHECK(wait_record(&t, "d.removed.test", "10.1.0.4", true));
+        CHECK(wait_idle(&t));
         CHECK(has_record(&t, "c.removed.test", "10.1.0.3", "c.hosts", 1));
         settle(&t, 150 * USEC_PER_MSEC);
         CHECK(expect_events(&t, "-c.removed.test 10.1.0.3 c.hosts", "+c.removed.test 10.1.0.3 c.hosts",
@@ -530,7 +561,11 @@ static void test_rescan(void) {
         CHECK(unlink(p) == 0);
         write_file(&t, "c.hosts", "10.3.0.5 c.rescan.test\n");
 
+        /* Read in the background; nothing changes before the loop runs. */
         CHECK(hosts_dir_rescan(t.dir) >= 0);
+        CHECK(hosts_dir_busy(t.dir));
+        CHECK(has_record(&t, "a.rescan.test", "10.3.0.1", "a.hosts", 1));
+        CHECK(wait_idle(&t));
         CHECK(!name_exists(&t, "a.rescan.test"));
         CHECK(!name_exists(&t, "b.rescan.test"));
         CHECK(has_record(&t, "keep.rescan.test", "10.3.0.2", "a.hosts", 1));
@@ -547,10 +582,216 @@ static void test_rescan(void) {
 
         /* Rescanning an unchanged directory changes nothing. */
         CHECK(hosts_dir_rescan(t.dir) >= 0);
+        CHECK(wait_idle(&t));
         CHECK(expect_no_events(&t));
         CHECK(store_count(t.store) == 3);
 
         test_teardown(&t);
+}
+
+
+/* A file of many lines reloads in batches: the loop runs (and would answer
+ * queries) between them, and the store passes through several sizes on the
+ * way, instead of changing in one long step. */
+static void test_large_file_in_batches(void) {
+        Test t;
+        HostsDirStatus st;
+        char path[512];
+        FILE *f;
+        size_t last, steps = 0;
+        uint64_t deadline;
+
+        test_setup(&t, "large", true);
+        t.quiet = true;
+        test_start(&t);
+
+        in_dir(&t, "big.hosts", path);
+        f = fopen(path, "we");
+        CHECK(f);
+        for (unsigned i = 0; i < 10000; i++)
+                CHECK(fprintf(f, "10.4.%u.%u big%u.large.test\n", i / 250, i % 250, i) > 0);
+        CHECK(fclose(f) == 0);
+
+        last = store_count(t.store);
+        deadline = now_usec(CLOCK_MONOTONIC) + 10 * DEADLINE_USEC;
+        while (store_count(t.store) < 10000 || hosts_dir_busy(t.dir)) {
+                CHECK(now_usec(CLOCK_MONOTONIC) < deadline);
+                CHECK(sd_event_run(t.event, 10 * USEC_PER_MSEC) >= 0);
+                if (store_count(t.store) != last) {
+                        /* No step larger than a batch. */
+                        CHECK(store_count(t.store) - last <= 2000);
+                        last = store_count(t.store);
+                        steps++;
+                }
+        }
+        CHECK(steps >= 5);
+        CHECK(has_record(&t, "big9999.large.test", "10.4.39.249", "big.hosts", 10000));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.n_records == 10000);
+
+        /* Gone: removed in batches too. */
+        CHECK(unlink(path) == 0);
+        steps = 0;
+        deadline = now_usec(CLOCK_MONOTONIC) + 10 * DEADLINE_USEC;
+        while (store_count(t.store) > 0 || hosts_dir_busy(t.dir)) {
+                CHECK(now_usec(CLOCK_MONOTONIC) < deadline);
+                CHECK(sd_event_run(t.event, 10 * USEC_PER_MSEC) >= 0);
+                if (store_count(t.store) != last) {
+                        CHECK(last - store_count(t.store) <= 2000);
+                        last = store_count(t.store);
+                        steps++;
+                }
+        }
+        CHECK(steps >= 5);
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.n_files == 0 && st.n_records == 0);
+
+        t.quiet = false;
+        test_teardown(&t);
+}
+
+/* MaxRecordsPerFile= and MaxRecords=: the first lines win, the rest is left out. */
+static void test_limits(void) {
+        Test t;
+        HostsDirStatus st;
+
+        test_setup(&t, "limits", true);
+        write_file(&t, "a.hosts",
+                   "10.5.0.1 a1.limits.test\n"
+                   "10.5.0.2 a2.limits.test a2.limits.test\n"
+                   "10.5.0.3 a3.limits.test\n"
+                   "10.5.0.4 a4.limits.test\n"
+                   "10.5.0.5 a5.limits.test\n");
+        test_start_limits(&t, 3, 5);
+        CHECK(has_record(&t, "a1.limits.test", "10.5.0.1", "a.hosts", 1));
+        CHECK(has_record(&t, "a2.limits.test", "10.5.0.2", "a.hosts", 2));
+        CHECK(has_record(&t, "a3.limits.test", "10.5.0.3", "a.hosts", 3));
+        CHECK(!name_exists(&t, "a4.limits.test"));
+        CHECK(!name_exists(&t, "a5.limits.test"));
+        clear_events(&t);
+
+        /* Three more in another file, but only two fit in the total. */
+        write_file(&t, "b.hosts", "10.5.1.1 b1.limits.test\n10.5.1.2 b2.limits.test\n10.5.1.3 b3.limits.test\n");
+        CHECK(wait_record(&t, "b2.limits.test", "10.5.1.2", true));
+        CHECK(wait_idle(&t));
+        CHECK(!name_exists(&t, "b3.limits.test"));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.n_records == 5);
+        CHECK(store_count(t.store) == 5);
+
+        /* Room made in the first file: the second gets it at its next load. */
+        write_file(&t, "a.hosts", "10.5.0.1 a1.limits.test\n");
+        CHECK(wait_record(&t, "a2.limits.test", "10.5.0.2", false));
+        append_file(&t, "b.hosts", "# touched\n");
+        CHECK(wait_record(&t, "b3.limits.test", "10.5.1.3", true));
+        CHECK(wait_idle(&t));
+        settle(&t, 50 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "+b1.limits.test 10.5.1.1 b.hosts", "+b2.limits.test 10.5.1.2 b.hosts",
+                            "-a2.limits.test 10.5.0.2 a.hosts", "-a3.limits.test 10.5.0.3 a.hosts",
+                            "+b3.limits.test 10.5.1.3 b.hosts"));
+
+        test_teardown(&t);
+}
+
+/* Out of file descriptors while a file changed: its records stay, and the
+ * reload is tried again until it works. */
+static void test_emfile_retried(void) {
+        Test t;
+        struct rlimit old, low;
+        int lowest;
+
+        test_setup(&t, "emfile", true);
+        write_file(&t, "a.hosts", "10.6.0.1 old.emfile.test\n");
+        test_start(&t);
+        CHECK(has_record(&t, "old.emfile.test", "10.6.0.1", "a.hosts", 1));
+        clear_events(&t);
+
+        /* No fd left: the lowest free one is the limit. */
+        lowest = dup(0);
+        CHECK(lowest >= 0);
+        CHECK(close(lowest) == 0);
+        CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+        low = old;
+        low.rlim_cur = (rlim_t) lowest;
+        CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+
+        /* Written through an fd taken before the limit: rename a prepared file. */
+        {
+                char a[512], b[512];
+
+                in_dir(&t, ".a.new", b);
+                in_dir(&t, "a.hosts", a);
+                CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+                write_file_at(b, "10.6.0.2 new.emfile.test\n");
+                CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+                CHECK(rename(b, a) == 0);
+        }
+        settle(&t, 400 * USEC_PER_MSEC);
+        CHECK(has_record(&t, "old.emfile.test", "10.6.0.1", "a.hosts", 1));
+        CHECK(!name_exists(&t, "new.emfile.test"));
+        CHECK(expect_no_events(&t));
+
+        CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+        CHECK(wait_record(&t, "new.emfile.test", "10.6.0.2", true));
+        CHECK(wait_record(&t, "old.emfile.test", "10.6.0.1", false));
+
+        test_teardown(&t);
+}
+
+/* A file that becomes unreadable keeps its last records; readable again, it
+ * is loaded again. Root reads everything, so this part runs as nobody. */
+static void test_unreadable_kept_child(void) {
+        Test t;
+        char a[512];
+
+        test_setup(&t, "unreadable", false);
+        write_file(&t, "a.hosts", "10.7.0.1 kept.unreadable.test\n");
+        test_start(&t);
+        CHECK(has_record(&t, "kept.unreadable.test", "10.7.0.1", "a.hosts", 1));
+        clear_events(&t);
+
+        in_dir(&t, "a.hosts", a);
+        CHECK(chmod(a, 0) == 0);
+        CHECK(open(a, O_RDONLY | O_CLOEXEC) < 0 && errno == EACCES);
+        settle(&t, 300 * USEC_PER_MSEC);
+        CHECK(has_record(&t, "kept.unreadable.test", "10.7.0.1", "a.hosts", 1));
+        CHECK(expect_no_events(&t));
+
+        CHECK(chmod(a, 0644) == 0);
+        write_file(&t, "a.hosts", "10.7.0.2 back.unreadable.test\n");
+        CHECK(wait_record(&t, "back.unreadable.test", "10.7.0.2", true));
+        CHECK(wait_record(&t, "kept.unreadable.test", "10.7.0.1", false));
+
+        test_teardown(&t);
+}
+
+static void test_unreadable_kept(void) {
+        char path[512];
+        pid_t pid;
+        int status;
+
+        snprintf(path, sizeof path, "%s/unreadable", tmp_root);
+        CHECK(mkdir(path, 0755) == 0);
+        if (geteuid() != 0) {
+                test_unreadable_kept_child();
+                return;
+        }
+        CHECK(chmod(tmp_root, 0755) == 0);
+        CHECK(chown(path, 65534, 65534) == 0);
+        fflush(NULL);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0) {
+                        perror("dropping to nobody");
+                        _exit(EXIT_FAILURE);
+                }
+                tmp_made = false;       /* the parent cleans up */
+                test_unreadable_kept_child();
+                _exit(EXIT_SUCCESS);
+        }
+        CHECK(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 int main(void) {
@@ -562,6 +803,10 @@ int main(void) {
         test_dir_removed_and_recreated();
         test_dir_created_after_start();
         test_rescan();
+        test_large_file_in_batches();
+        test_limits();
+        test_emfile_retried();
+        test_unreadable_kept();
 
         printf("test-hosts-dir: all passed\n");
         return 0;
