@@ -50,8 +50,11 @@
 /* One bad line per line of a huge generated file should not flood the log. */
 #define WARNINGS_LOGGED_MAX 20
 
-/* Changes applied to the store per loop iteration: about a millisecond's worth. */
+/* Changes applied to the store per loop iteration: at most this many, and
+ * no more than this much time's worth, so that the loop turns (and, while
+ * DNS shares it, answers) at least every half millisecond or so. */
 #define APPLY_BATCH 2000u
+#define APPLY_BUDGET_USEC 500u
 
 /* A file that could not be read (out of file descriptors, an I/O error, no
  * permission) keeps its records and is tried again, ever more slowly. */
@@ -632,14 +635,16 @@ static void job_finish(HostsDir *h, LoadJob *j) {
                 hosts_dir_trim(h);
 }
 
-/* Applies up to limit changes; returns true when the job has none left. */
-static bool job_apply(HostsDir *h, LoadJob *j, size_t limit) {
+/* Applies up to limit changes, or what fits in budget_usec (0: no limit);
+ * returns true when the job has none left. */
+static bool job_apply(HostsDir *h, LoadJob *j, size_t limit, uint64_t budget_usec) {
         HostsFile *f = j->file;
         size_t end = MIN(j->pos + limit, j->n_adds + j->n_removes);
+        uint64_t deadline = budget_usec > 0 ? now_usec(CLOCK_MONOTONIC) + budget_usec : 0;
 
         /* Additions first: a name whose address changes answers with both for
          * a moment rather than with none. */
-        for (; j->pos < end; j->pos++) {
+        for (size_t k = 0; j->pos < end; j->pos++, k++) {
                 const char *error = NULL;
                 int r;
 
@@ -663,6 +668,10 @@ static bool job_apply(HostsDir *h, LoadJob *j, size_t limit) {
                         if (r > 0)
                                 j->n_removed += (unsigned) r;
                 }
+                if (deadline > 0 && (k & 31) == 31 && now_usec(CLOCK_MONOTONIC) >= deadline) {
+                        j->pos++;
+                        break;
+                }
         }
         return j->pos >= j->n_adds + j->n_removes;
 }
@@ -672,7 +681,7 @@ static int on_apply(sd_event_source *s, void *userdata) {
 
         if (!h->job)
                 return 0;
-        if (!job_apply(h, h->job, APPLY_BATCH)) {
+        if (!job_apply(h, h->job, APPLY_BATCH, APPLY_BUDGET_USEC)) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
                 return 0;
         }
@@ -695,7 +704,7 @@ static void job_done(WorkerJob *wj) {
         /* Batches from a defer source of lower priority than the sockets, so
          * that queries keep being answered between them. */
         if (sd_event_source_set_enabled(h->apply_source, SD_EVENT_ONESHOT) < 0) {
-                (void) job_apply(h, j, SIZE_MAX);
+                (void) job_apply(h, j, SIZE_MAX, 0);
                 job_finish(h, j);
                 hosts_dir_kick(h);
         }
@@ -770,7 +779,7 @@ static void hosts_dir_kick(HostsDir *h) {
                         load_job_free(TAKE_PTR(h->job));
                         continue;
                 }
-                (void) job_apply(h, h->job, SIZE_MAX);
+                (void) job_apply(h, h->job, SIZE_MAX, 0);
                 job_finish(h, h->job);
         }
 }

@@ -7,7 +7,8 @@
  * Change signals are coalesced: store changes are queued (an addition and a
  * removal of the same record in one turn cancel out) and a defer source of
  * idle priority sends one RecordsChanged and one PropertiesChanged after
- * everything else pending in this loop turn has run. Properties without a
+ * everything else pending in this loop turn has run (more than 500 changes
+ * go out as several RecordsChanged, one per turn). Properties without a
  * change hook (the Docker state, ...) are compared against a snapshot then
  * and on a slow timer. The documented interface is data/dbus/org.joyride.DNS.xml.
  *
@@ -43,6 +44,9 @@
  * making us spin. */
 #define RECONNECT_USEC (1 * USEC_PER_SEC)
 
+/* Changes per RecordsChanged signal; more are sent in further signals. */
+#define SIGNAL_CHANGES_MAX 500u
+
 #define RECORD_SIGNATURE "(sssus)"
 #define ANSWER_SIGNATURE "(sssu)"
 #define MEMBER_SIGNATURE "(sssut)"
@@ -77,7 +81,8 @@ typedef struct ManagerBus {
         sd_event_source *flush_source;      /* defer, idle priority: sends the coalesced signals */
         sd_event_source *poll_timer;        /* compares the properties without a change hook */
         GPtrArray *pending;                 /* PendingChange, in order */
-        GHashTable *pending_by_key;         /* key -> the live PendingChange of that key */
+        GHashTable *pending_by_key;         /* key -> the live PendingChange of that key, not sent yet */
+        guint flush_pos;                    /* pending[0..flush_pos) are sent */
         GHashTable *snapshot;               /* property name -> its last announced value, as text */
         StateWriter *state_writer;          /* saves the D-Bus records; NULL without a state directory */
 } ManagerBus;
@@ -278,13 +283,13 @@ static int property_get_listen_addresses(sd_bus *bus, const char *path, const ch
 
 /* --- signals ------------------------------------------------------------- */
 
-static int append_changes(sd_bus_message *msg, GPtrArray *pending, bool added) {
+static int append_changes(sd_bus_message *msg, GPtrArray *pending, guint from, guint to, bool added) {
         int r;
 
         r = sd_bus_message_open_container(msg, 'a', RECORD_SIGNATURE);
         if (r < 0)
                 return r;
-        for (guint i = 0; i < pending->len; i++) {
+        for (guint i = from; i < to; i++) {
                 PendingChange *c = pending->pdata[i];
                 if (c->cancelled || c->added != added)
                         continue;
@@ -295,22 +300,37 @@ static int append_changes(sd_bus_message *msg, GPtrArray *pending, bool added) {
         return sd_bus_message_close_container(msg);
 }
 
-static int emit_records_changed(Manager *m) {
+/* Sends one RecordsChanged with the next queued changes, at most
+ * SIGNAL_CHANGES_MAX of them, and forgets those; *ret_more says whether some
+ * are left for the next turn. A large hosts file replaced is 200,000 changes:
+ * in one message that would hold the loop for half a second (and pass the
+ * bus's message size limit). */
+static int emit_records_changed(Manager *m, bool *ret_more) {
         ManagerBus *b = bus_data(m);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
-        bool any = false;
-        int r;
+        guint from = b->flush_pos, to = from, n = 0;
+        int r = 0;
 
-        for (guint i = 0; i < b->pending->len && !any; i++)
-                any = !((PendingChange *) b->pending->pdata[i])->cancelled;
-        if (!any || !bus_usable(m))
+        for (; to < b->pending->len && n < SIGNAL_CHANGES_MAX; to++) {
+                PendingChange *c = b->pending->pdata[to];
+
+                if (c->cancelled)
+                        continue;
+                n++;
+                /* Sent: a later change of the same record is news again. */
+                if (g_hash_table_lookup(b->pending_by_key, c->key) == c)
+                        g_hash_table_remove(b->pending_by_key, c->key);
+        }
+        b->flush_pos = to;
+        *ret_more = to < b->pending->len;
+
+        if (n == 0 || !bus_usable(m))
                 return 0;
-
         r = sd_bus_message_new_signal(api_bus(m), &msg, BUS_PATH, BUS_INTERFACE, "RecordsChanged");
         if (r >= 0)
-                r = append_changes(msg, b->pending, true);
+                r = append_changes(msg, b->pending, from, to, true);
         if (r >= 0)
-                r = append_changes(msg, b->pending, false);
+                r = append_changes(msg, b->pending, from, to, false);
         if (r >= 0)
                 r = sd_bus_send(api_bus(m), msg, NULL);
         return r;
@@ -319,13 +339,20 @@ static int emit_records_changed(Manager *m) {
 static int on_flush(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         ManagerBus *b = bus_data(m);
+        bool more = false;
         int r;
 
-        r = emit_records_changed(m);
+        r = emit_records_changed(m, &more);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit RecordsChanged: %m");
+        if (more) {
+                /* The rest in the next turns, each after whatever else is pending. */
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
         g_hash_table_remove_all(b->pending_by_key);
         g_ptr_array_set_size(b->pending, 0);
+        b->flush_pos = 0;
         emit_properties_changed(m);
         return 0;
 }

@@ -312,6 +312,24 @@ assert all('Version' in p for p in props if 'RecordCount' in p), props
 PY
 ok "one RecordsChanged per turn carries every change (3 removals; 5 hosts lines), PropertiesChanged follows"
 
+# 1,200 changes at once (a hosts file): several signals of at most 500, all of them.
+start_monitor
+awk 'BEGIN { for (i = 0; i < 1200; i++) printf "10.8.%d.%d bulk%d.example.com\n", int(i / 250), i % 250, i }' >"$T/bulk.tmp"
+mv "$T/bulk.tmp" "$HOSTS/bulk.hosts"
+wait_for "the bulk hosts file" 10 dig_is bulk1199.example.com A 10.8.4.199
+stop_monitor
+python3 - "$T/monitor.json" <<'PY' || fail "1,200 changes were not announced in signals of at most 500"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+changed = [m['payload']['data'] for m in msgs if m.get('member') == 'RecordsChanged']
+names = [r[0] for c in changed for r in c[0]]
+assert len(changed) >= 3 and all(len(c[0]) + len(c[1]) <= 500 for c in changed), [len(c[0]) for c in changed]
+assert sorted(names) == sorted(f'bulk{i}.example.com' for i in range(1200)), len(names)
+PY
+rm "$HOSTS/bulk.hosts"
+wait_for "the bulk hosts file gone" 10 bash -c "[ -z \"\$(dig @127.0.0.1 -p $PORT +short +tries=1 +time=1 bulk0.example.com)\" ]"
+ok "1,200 changes at once come as several RecordsChanged of at most 500, none left out"
+
 # --- joyridectl -------------------------------------------------------------
 
 "$CTL" status >"$T/status.txt"
