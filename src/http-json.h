@@ -109,7 +109,9 @@ json_object *http_json_status(const HttpStatusInput *in);
  * (the value, whatever the type), ttl, type, source, owner, added. */
 json_object *http_json_record(const Record *r);
 /* The /dns/records document, sorted by hostname, then type, then value.
- * Filters as store_foreach() takes them, plus type (0: any). */
+ * Filters as store_foreach() takes them, plus type (0: any). The reference
+ * form, built with json-c: the server sends the same bytes, built faster and
+ * off the loop by http-records.c (tests/test-http-records.c holds them equal). */
 json_object *http_json_records(const Store *s, const char *name, const char *owner_prefix, uint16_t type);
 
 /* The Prometheus text exposition (format 0.0.4), HELP and TYPE for each metric. */

@@ -7,7 +7,7 @@
  * handler refuses oversize bodies from the headers alone, before libsoup reads
  * them. The bodies themselves are built in http-json.c. The live feed
  * (/api/events) is Server-Sent Events: each client is a paused, chunked
- * response that store changes are appended to, once per loop turn. */
+ * response that store changes are appended to, every 50 ms at most. */
 
 #include <fcntl.h>
 #include <gio/gio.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "http-json.h"
+#include "http-records.h"
 #include "http.h"
 #include "log.h"
 
@@ -26,11 +27,19 @@
 #define SSE_CLIENTS_MAX 64u
 #define SSE_KEEPALIVE_SECONDS 15u
 #define SSE_RETRY_MSEC 3000u
-/* More changes than this in one loop turn (a big hosts file replaced, Docker
- * reconnecting): send one "resync" instead of each record. */
-#define SSE_EVENTS_PER_TURN_MAX 2000u
+/* Changes are sent to the feed's clients at most this often, together... */
+#define SSE_FLUSH_MSEC 50u
+/* ...and more than this many at once (a big hosts file replaced, Docker
+ * reconnecting) become one "resync" instead of each record. Counted per
+ * flush rather than per loop turn, since large changes are applied in many
+ * short turns. */
+#define SSE_EVENTS_PER_FLUSH_MAX 2000u
 /* A client that stopped reading is dropped rather than buffered for. */
 #define SSE_BACKLOG_MAX (1024u * 1024u)
+
+/* /dns/records listings prepared at once: each holds a copy of the records
+ * it lists until it is sent. */
+#define RECORDS_REQUESTS_MAX 4u
 
 #define RESOURCE_PREFIX "/org/joyride/www/"
 
@@ -46,6 +55,7 @@ GResource *joyride_get_resource(void);
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 typedef struct SseClient SseClient;
+typedef struct RecordsRequest RecordsRequest;
 
 struct HttpServer {
         Store *store;
@@ -61,6 +71,9 @@ struct HttpServer {
         bool subscribed;             /* to the store's changes */
         guint flush_source;
         guint keepalive_source;
+
+        RecordsRequest *records_requests;    /* /dns/records bodies being prepared */
+        unsigned n_records_requests;
 };
 
 struct SseClient {
@@ -193,23 +206,79 @@ static void serve_status(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
         json_object_put(members);
 }
 
-static void serve_records(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
-        const char *name = query ? g_hash_table_lookup(query, "name") : NULL;
-        const char *source = query ? g_hash_table_lookup(query, "source") : NULL;
-        const char *type_s = query ? g_hash_table_lookup(query, "type") : NULL;
-        int type = 0;
+/* --- /dns/records: copied in batches, rendered on a thread (http-records.c) -- */
 
-        if (name && isempty(name))
-                name = NULL;
-        if (source && isempty(source))
-                source = NULL;
-        if (type_s && !isempty(type_s)) {
-                type = dns_type_from_string(type_s);
-                if (type < 0)
-                        return respond_error(msg, SOUP_STATUS_BAD_REQUEST,
-                                             "type: expected a record type such as A, AAAA, CNAME, TXT or PTR");
+struct RecordsRequest {
+        HttpServer *server;
+        SoupServerMessage *msg;      /* paused until the body is ready; we hold a reference */
+        RecordsExport *export;
+        RecordsRequest *next, *prev;
+};
+
+static void records_request_free(RecordsRequest *rq) {
+        HttpServer *h = rq->server;
+
+        if (rq->prev)
+                rq->prev->next = rq->next;
+        else
+                h->records_requests = rq->next;
+        if (rq->next)
+                rq->next->prev = rq->prev;
+        h->n_records_requests--;
+
+        records_export_cancel(rq->export);
+        g_signal_handlers_disconnect_by_data(rq->msg, rq);
+        g_object_unref(rq->msg);
+        g_free(rq);
+}
+
+static void on_records_ready(GBytes *body, void *userdata) {
+        RecordsRequest *rq = userdata;
+        SoupServerMessage *msg = rq->msg;
+
+        rq->export = NULL;      /* done: nothing left to cancel */
+        soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+        set_common_headers(msg, "no-store", CSP_API);
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Content-Type",
+                                     "application/json");
+        soup_message_body_append_bytes(soup_server_message_get_response_body(msg), body);
+        soup_server_message_unpause(msg);
+        records_request_free(rq);
+}
+
+/* The client went away (or the server is stopping) before the body was ready. */
+static void on_records_finished(SoupServerMessage *msg, gpointer userdata) {
+        records_request_free(userdata);
+}
+
+static void serve_records(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
+        g_autofree char *error = NULL;
+        RecordsQuery q;
+        RecordsRequest *rq;
+
+        if (records_query_parse(query, &q, &error) < 0)
+                return respond_error(msg, SOUP_STATUS_BAD_REQUEST, error);
+        if (h->n_records_requests >= RECORDS_REQUESTS_MAX) {
+                records_query_done(&q);
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After", "1");
+                return respond_error(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                     "Too many record listings in progress; try again in a second");
         }
-        respond_json(msg, SOUP_STATUS_OK, http_json_records(h->store, name, source, (uint16_t) type));
+
+        rq = g_new0(RecordsRequest, 1);
+        *rq = (RecordsRequest) {
+                .server = h,
+                .msg = g_object_ref(msg),
+                .next = h->records_requests,
+        };
+        if (h->records_requests)
+                h->records_requests->prev = rq;
+        h->records_requests = rq;
+        h->n_records_requests++;
+
+        soup_server_message_pause(msg);
+        g_signal_connect(msg, "finished", G_CALLBACK(on_records_finished), rq);
+        rq->export = records_export_start(h->store, &q, on_records_ready, rq);
 }
 
 static void serve_cluster(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
@@ -501,10 +570,10 @@ static void on_store_change(Store *s, RecordChange change, const Record *r, void
         if (h->n_clients == 0)
                 return;
         if (!h->flush_source)
-                h->flush_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_sse_flush, h, NULL);
+                h->flush_source = g_timeout_add_full(G_PRIORITY_DEFAULT, SSE_FLUSH_MSEC, on_sse_flush, h, NULL);
         if (h->resync)
                 return;
-        if (++h->n_pending > SSE_EVENTS_PER_TURN_MAX) {
+        if (++h->n_pending > SSE_EVENTS_PER_FLUSH_MAX) {
                 h->resync = true;
                 g_string_truncate(h->pending, 0);
                 return;
@@ -795,6 +864,8 @@ HttpServer *http_server_free(HttpServer *h) {
                 store_unsubscribe(h->store, on_store_change, h);
         while (h->clients)
                 sse_client_free(h->clients);
+        while (h->records_requests)
+                records_request_free(h->records_requests);
         if (h->server) {
                 soup_server_disconnect(h->server);
                 g_object_unref(h->server);

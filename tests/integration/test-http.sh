@@ -132,17 +132,53 @@ jcheck "any(r['hostname'] == 'web.http.test' and r['ip_address'] == '10.20.0.1' 
 jcheck "any(r['hostname'] == 'six.http.test' and r['ip_address'] == 'fd00::20' and r['type'] == 'AAAA' and r['source'].startswith('hosts:$tmp/hosts/a.hosts:2') for r in d['records'])" "six.http.test AAAA"
 ok "GET /dns/records lists the hosts file's records with type and source"
 
+# With no parameter, exactly the original document: these keys, in this order.
+expect_code 200 GET /dns/records
+python3 - "$tmp/body" <<'PY' || fail "/dns/records without parameters: $(head -c 300 "$tmp/body")"
+import json, sys
+raw = open(sys.argv[1]).read()
+d = json.loads(raw, object_pairs_hook=lambda kv: kv)
+assert [k for k, _ in d] == ["status", "total_records", "version", "records"], [k for k, _ in d]
+assert raw.startswith('{"status":"success","total_records":3,"version":'), raw[:80]
+PY
+
+# Filters: total_records stays the full count, matched_records says how many match.
 expect_code 200 GET '/dns/records?name=WEB.http.test.'
-jcheck '[r["hostname"] for r in d["records"]] == ["web.http.test"] and d["total_records"] == 1' "?name= filter"
+jcheck '[r["hostname"] for r in d["records"]] == ["web.http.test"] and d["total_records"] == 3 and d["matched_records"] == 1' "?name= filter"
 expect_code 200 GET '/dns/records?source=hosts'
-jcheck 'd["total_records"] == 3' "?source=hosts"
+jcheck 'd["total_records"] == 3 and d["matched_records"] == 3' "?source=hosts"
 expect_code 200 GET '/dns/records?source=docker'
-jcheck 'd["total_records"] == 0 and d["records"] == []' "?source=docker"
+jcheck 'd["total_records"] == 3 and d["matched_records"] == 0 and d["records"] == []' "?source=docker"
 expect_code 200 GET '/dns/records?type=aaaa'
 jcheck '[r["hostname"] for r in d["records"]] == ["six.http.test"]' "?type= filter"
 expect_code 400 GET '/dns/records?type=BOGUS'
 jcheck 'd["status"] == "error" and d["message"]' "?type=BOGUS error"
-ok "GET /dns/records filters by name, source and type"
+ok "GET /dns/records filters by name, source and type; total_records stays the full count"
+
+# Search and paging, over the server's order (hostname, type, value).
+expect_code 200 GET '/dns/records?q=HTTP.TEST'
+jcheck 'd["matched_records"] == 3 and len(d["records"]) == 3' "?q= matches names, any case"
+expect_code 200 GET '/dns/records?q=10.20.0'
+jcheck 'sorted(r["hostname"] for r in d["records"]) == ["db.http.test", "web.http.test"]' "?q= matches values"
+expect_code 200 GET '/dns/records?q=a.hosts:3'
+jcheck 'd["matched_records"] == 0' "?q= on a line the file does not have"
+expect_code 200 GET '/dns/records?q=a.hosts:2'
+jcheck '[r["hostname"] for r in d["records"]] == ["six.http.test"]' "?q= matches the source (file:line)"
+expect_code 200 GET '/dns/records?limit=2'
+jcheck '[r["hostname"] for r in d["records"]] == ["db.http.test", "six.http.test"] and d["total_records"] == 3 and d["matched_records"] == 3 and d["limit"] == 2 and d["offset"] == 0' "?limit="
+expect_code 200 GET '/dns/records?limit=2&offset=2'
+jcheck '[r["hostname"] for r in d["records"]] == ["web.http.test"] and d["offset"] == 2' "?limit=&offset="
+expect_code 200 GET '/dns/records?offset=5'
+jcheck 'd["records"] == [] and d["matched_records"] == 3' "?offset= past the end"
+expect_code 200 GET '/dns/records?limit=0'
+jcheck 'd["records"] == [] and d["matched_records"] == 3' "?limit=0: counts only"
+expect_code 200 GET '/dns/records?q=http&source=hosts:&type=A&limit=1&offset=1'
+jcheck '[r["hostname"] for r in d["records"]] == ["web.http.test"] and d["matched_records"] == 2' "filters together"
+for bad in 'limit=-1' 'limit=abc' 'limit=1e3' 'offset=%2B1' 'offset=99999999999999999' "q=$(printf 'x%.0s' $(seq 257))"; do
+        expect_code 400 GET "/dns/records?$bad"
+        jcheck 'd["status"] == "error" and d["message"].split(":")[0] in ("limit", "offset", "q")' "?$bad: an error naming the parameter"
+done
+ok "GET /dns/records pages (?limit=&offset=) and searches (?q= on name, value and source); bad values get 400 naming the parameter"
 
 expect_code 503 GET /dns/cluster
 expect_json_api /dns/cluster

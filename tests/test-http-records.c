@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /dns/records without a server: the query parser's errors, the hand
+ * written document byte for byte equal to json-c's (the original service's
+ * form), search and paging, and the export's snapshot: taken in batches while
+ * the store changes under it, it still holds exactly the records of the
+ * moment it started (run under ASan, a record freed before it was copied
+ * would show). */
+
+#include <glib.h>
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "http-json.h"
+#include "http-records.h"
+
+static Store *make_store(void) {
+        Store *s = NULL;
+
+        g_assert_cmpint(store_new(&s), ==, 0);
+        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/a", 3, NULL, NULL), ==, 1);
+        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 4, NULL, NULL), ==, 1);
+        g_assert_cmpint(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api \"x\"", NULL), ==, 1);
+        g_assert_cmpint(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, NULL), ==, 1);
+        /* Everything json-c escapes, a slash it does not (NOSLASHESCAPE), UTF-8
+         * it passes through; owners are file names: anything but NUL. */
+        g_assert_cmpint(store_add(s, "txt.example", DNS_TYPE_TXT, "a\"b\\c/d \xc3\xa9", 5,
+                                  "hosts:/h/\b\f\n\r\t\001\037\x7f\"\\", 7, NULL, NULL), ==, 1);
+        return s;
+}
+
+static int add_to_snapshot(const Record *r, void *userdata) {
+        records_snapshot_add(userdata, r);
+        return 0;
+}
+
+static RecordsSnapshot *snapshot_of(Store *s) {
+        RecordsSnapshot *snap = records_snapshot_new(store_version(s), store_count(s));
+
+        (void) store_foreach(s, NULL, NULL, add_to_snapshot, snap);
+        return snap;
+}
+
+static json_object *render(Store *s, const char *query_string) {
+        g_autoptr(GHashTable) params = query_string ? g_uri_parse_params(query_string, -1, "&", G_URI_PARAMS_NONE, NULL)
+                                                    : NULL;
+        g_autofree char *error = NULL;
+        _cleanup_(records_snapshot_freep) RecordsSnapshot *snap = snapshot_of(s);
+        g_autoptr(GBytes) body = NULL;
+        RecordsQuery q;
+        json_object *o;
+
+        g_assert_cmpint(records_query_parse(params, &q, &error), ==, 0);
+        body = records_render(snap, &q);
+        records_query_done(&q);
+        o = json_tokener_parse(g_bytes_get_data(body, NULL));
+        g_assert_nonnull(o);
+        return o;
+}
+
+static json_object *get(json_object *o, const char *key) {
+        json_object *v = NULL;
+
+        g_assert_true(json_object_object_get_ex(o, key, &v));
+        return v;
+}
+
+static void test_same_bytes_as_json_c(void) {
+        Store *s = make_store();
+        _cleanup_(records_snapshot_freep) RecordsSnapshot *snap = snapshot_of(s);
+        RecordsQuery none = { .limit = UINT64_MAX };
+        g_autoptr(GBytes) body = records_render(snap, &none);
+        json_object *reference = http_json_records(s, NULL, NULL, 0);
+        g_autofree char *expected = http_json_to_string(reference);
+        gsize size;
+        const char *got = g_bytes_get_data(body, &size);
+
+        g_assert_cmpuint(size, ==, strlen(expected));
+        g_assert_cmpmem(got, size, expected, strlen(expected));
+        json_object_put(reference);
+        store_free(s);
+}
+
+static void expect_error(const char *query_string, const char *prefix) {
+        g_autoptr(GHashTable) params = g_uri_parse_params(query_string, -1, "&", G_URI_PARAMS_NONE, NULL);
+        g_autofree char *error = NULL;
+        RecordsQuery q;
+
+        g_assert_cmpint(records_query_parse(params, &q, &error), ==, -EINVAL);
+        g_assert_nonnull(error);
+        if (!g_str_has_prefix(error, prefix))
+                g_error("%s: expected an error starting with '%s', got '%s'", query_string, prefix, error);
+}
+
+static void test_query_errors(void) {
+        g_autofree char *long_q = g_strnfill(RECORDS_QUERY_Q_MAX + 1, 'x');
+        g_autofree char *q = g_strconcat("q=", long_q, NULL);
+
+        expect_error("limit=-1", "limit: expected a number");
+        expect_error("limit=abc", "limit: ");
+        expect_error("limit=1.5", "limit: ");
+        expect_error("offset=1e3", "offset: expected a number");
+        expect_error("offset=1234567890123456", "offset: ");
+        expect_error("type=MX", "type: expected a record type");
+        expect_error(q, "q: at most 256");
+}
+
+static const char *hostname_at(json_object *o, size_t i) {
+        return json_object_get_string(get(json_object_array_get_idx(get(o, "records"), i), "hostname"));
+}
+
+static void test_search_and_paging(void) {
+        Store *s = make_store();
+        json_object *o;
+
+        /* No parameter: the original keys only. */
+        o = render(s, NULL);
+        g_assert_cmpint(json_object_object_length(o), ==, 4);
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 5);
+        json_object_put(o);
+
+        /* A search matches names, values and sources, in any case. */
+        o = render(s, "q=WEB");
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 5);
+        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 3);     /* alias -> web, and web twice */
+        g_assert_cmpstr(hostname_at(o, 0), ==, "alias.example");
+        json_object_put(o);
+        o = render(s, "q=(API");
+        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 1);     /* "docker:abc (api ...)" */
+        json_object_put(o);
+        o = render(s, "q=h/a:4");
+        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 1);
+        json_object_put(o);
+
+        /* Pages over the sorted list. */
+        o = render(s, "limit=2&offset=1");
+        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 5);
+        g_assert_cmpint(json_object_get_int(get(o, "limit")), ==, 2);
+        g_assert_cmpint(json_object_get_int(get(o, "offset")), ==, 1);
+        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 2);
+        g_assert_cmpstr(hostname_at(o, 0), ==, "api.example");
+        g_assert_cmpstr(hostname_at(o, 1), ==, "txt.example");
+        json_object_put(o);
+        o = render(s, "offset=4&limit=100");
+        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 1);
+        g_assert_cmpstr(hostname_at(o, 0), ==, "web.example");
+        json_object_put(o);
+        o = render(s, "offset=18446744073");
+        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 0);
+        json_object_put(o);
+
+        store_free(s);
+}
+
+/* --- the export, with the store changing between its batches ----------------- */
+
+#define N_RECORDS 20000
+
+typedef struct ExportResult {
+        GBytes *body;
+        bool done;
+} ExportResult;
+
+static void on_export_done(GBytes *body, void *userdata) {
+        ExportResult *r = userdata;
+
+        r->body = g_bytes_ref(body);
+        r->done = true;
+}
+
+static void add_numbered(Store *s, const char *prefix, unsigned i) {
+        char name[64], value[32];
+
+        snprintf(name, sizeof name, "%s%u.example", prefix, i);
+        snprintf(value, sizeof value, "10.%u.%u.%u", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        g_assert_cmpint(store_add(s, name, DNS_TYPE_A, value, 30, "hosts:/h/n", i + 1, NULL, NULL), ==, 1);
+}
+
+static void remove_numbered(Store *s, const char *prefix, unsigned i) {
+        char name[64];
+
+        snprintf(name, sizeof name, "%s%u.example", prefix, i);
+        g_assert_cmpint(store_remove(s, name, 0, NULL, NULL), ==, 1);
+}
+
+static void test_export_snapshot(void) {
+        Store *s = NULL;
+        RecordsQuery q = { .limit = UINT64_MAX };
+        ExportResult result = {};
+        RecordsExport *x;
+        json_object *o, *records;
+        unsigned turns = 0, removed = 0, added = 0;
+
+        g_assert_cmpint(store_new(&s), ==, 0);
+        for (unsigned i = 0; i < N_RECORDS; i++)
+                add_numbered(s, "old", i);
+
+        x = records_export_start(s, &q, on_export_done, &result);
+        g_assert_nonnull(x);
+        g_assert_false(result.done);
+
+        /* Between batches: remove old records (some copied already, some not),
+         * add new ones, until the copy is done. */
+        while (!result.done) {
+                g_main_context_iteration(NULL, TRUE);
+                /* From both ends: whichever order the copy goes in, some are
+                 * removed before their turn. */
+                for (unsigned k = 0; k < 250 && removed < N_RECORDS / 2; k++, removed++) {
+                        remove_numbered(s, "old", removed);
+                        remove_numbered(s, "old", N_RECORDS - 1 - removed);
+                }
+                for (unsigned k = 0; k < 500; k++)
+                        add_numbered(s, "new", added++);
+                turns++;
+        }
+        /* It took several batches, and the store changed in between. */
+        g_assert_cmpuint(turns, >, 2);
+        g_assert_cmpuint(removed, >, 500);
+
+        o = json_tokener_parse(g_bytes_get_data(result.body, NULL));
+        g_assert_nonnull(o);
+        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, N_RECORDS);
+        records = get(o, "records");
+        g_assert_cmpint(json_object_array_length(records), ==, N_RECORDS);
+        for (size_t i = 0; i < N_RECORDS; i++) {
+                const char *name = json_object_get_string(get(json_object_array_get_idx(records, i), "hostname"));
+                g_assert_true(g_str_has_prefix(name, "old"));
+        }
+        json_object_put(o);
+        g_bytes_unref(result.body);
+        store_free(s);
+}
+
+/* A caller that goes away: no callback, nothing left behind (ASan). */
+static void test_export_cancel(void) {
+        Store *s = NULL;
+        RecordsQuery q = { .limit = UINT64_MAX };
+        ExportResult result = {};
+        RecordsExport *x;
+
+        g_assert_cmpint(store_new(&s), ==, 0);
+        for (unsigned i = 0; i < N_RECORDS; i++)
+                add_numbered(s, "old", i);
+        x = records_export_start(s, &q, on_export_done, &result);
+        g_main_context_iteration(NULL, FALSE);
+        records_export_cancel(x);
+        for (unsigned i = 0; i < 100; i++)
+                remove_numbered(s, "old", i);
+        while (g_main_context_iteration(NULL, FALSE))
+                ;
+        g_assert_false(result.done);
+        store_free(s);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/http-records/same-bytes-as-json-c", test_same_bytes_as_json_c);
+        g_test_add_func("/http-records/query-errors", test_query_errors);
+        g_test_add_func("/http-records/search-and-paging", test_search_and_paging);
+        g_test_add_func("/http-records/export-snapshot", test_export_snapshot);
+        g_test_add_func("/http-records/export-cancel", test_export_cancel);
+        return g_test_run();
+}
