@@ -59,6 +59,7 @@ typedef enum ValueType {
         VALUE_BOOL,
         VALUE_DOMAINS,          /* comma-separated DNS names, char** */
         VALUE_JOIN,             /* comma-separated host:port, char** */
+        VALUE_HOSTS,            /* comma-separated IP literals and DNS names, or "*", char** */
         VALUE_BUS,
         VALUE_LOG_LEVEL,
         VALUE_NODE_ID,
@@ -98,6 +99,9 @@ typedef enum SettingId {
         SETTING_HTTP_HOST,
         SETTING_HTTP_PORT,
         SETTING_API_TOKEN,
+        SETTING_HTTP_MAX_CONNECTIONS,
+        SETTING_HTTP_REQUEST_TIMEOUT,
+        SETTING_HTTP_ALLOWED_HOSTS,
         SETTING_BUS,
         SETTING_CLUSTER_ENABLED,
         SETTING_NODE_ID,
@@ -275,6 +279,21 @@ static const Setting settings[_SETTING_MAX] = {
                 "HTTP", "APIToken", { "JOYRIDE_API_TOKEN" }, "api-token", NULL, NULL, "TOKEN",
                 VALUE_STRING, offsetof(Config, api_token),
                 .help = "Bearer token required for changes through the HTTP API",
+        },
+        [SETTING_HTTP_MAX_CONNECTIONS] = {
+                "HTTP", "MaxConnections", { NULL }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, http_max_connections), 1, 65536, .def = "128",
+                .help = "Most HTTP connections at once (the one waiting longest for its request makes room)",
+        },
+        [SETTING_HTTP_REQUEST_TIMEOUT] = {
+                "HTTP", "RequestTimeoutSec", { NULL }, NULL, NULL, NULL, "SECONDS",
+                VALUE_MSEC, offsetof(Config, http_request_timeout_msec), .def = "10",
+                .help = "Time a connection has to send a whole request (and to send the next one)",
+        },
+        [SETTING_HTTP_ALLOWED_HOSTS] = {
+                "HTTP", "AllowedHosts", { "JOYRIDE_HTTP_ALLOWED_HOSTS" }, "http-allowed-hosts", NULL, NULL, "NAMES",
+                VALUE_HOSTS, offsetof(Config, http_allowed_hosts),
+                .help = "More names and addresses requests may use in Host (default: localhost, loopback, the host's names and addresses; * allows any)",
         },
         [SETTING_BUS] = {
                 "DBus", "Bus", { "JOYRIDE_BUS" }, "bus", NULL, NULL, "system|user|none",
@@ -826,6 +845,23 @@ static bool check_host_port(char **item) {
         return is_host_port(*item);
 }
 
+/* AllowedHosts=: a host name or an address as a Host header gives it, or "*":
+ * lowercased, without a trailing dot, as Host is compared. */
+static bool normalize_allowed_host(char **item) {
+        char *t;
+        size_t n;
+
+        if (!streq(*item, "*") && !is_host(*item))
+                return false;
+        t = g_ascii_strdown(*item, -1);
+        n = strlen(t);
+        if (n > 1 && t[n - 1] == '.')
+                t[n - 1] = 0;
+        g_free(*item);
+        *item = t;
+        return true;
+}
+
 /* ForwardAllow: an address or a prefix, kept in its canonical form with the
  * host bits cleared, as it is used. */
 static bool normalize_prefix(char **item) {
@@ -852,6 +888,7 @@ static const struct {
         [VALUE_DNS_SERVERS] = { check_dns_server,
                                 "expected a comma-separated list of ADDRESS, IPv4:PORT or [IPv6]:PORT" },
         [VALUE_JOIN] = { check_host_port, "expected a comma-separated list of HOST:PORT" },
+        [VALUE_HOSTS] = { normalize_allowed_host, "expected a comma-separated list of host names and IP addresses (or *)" },
         [VALUE_PREFIXES] = { normalize_prefix, "expected a comma-separated list of ADDRESS or ADDRESS/PREFIXLEN" },
 };
 
@@ -1018,6 +1055,7 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
         case VALUE_DNS_SERVERS:
         case VALUE_JOIN:
         case VALUE_PREFIXES:
+        case VALUE_HOSTS:
                 return parse_list(&t);
         case VALUE_FORWARD:
                 return parse_forward(&t);
@@ -1765,6 +1803,7 @@ void config_done(Config *c) {
         free(c->api_token);
         free(c->node_id);
         g_strfreev(c->join);
+        g_strfreev(c->http_allowed_hosts);
         free(c->cluster_key);
         free(c->cluster_key_file);
         free(c->cluster_bind_address);

@@ -58,6 +58,9 @@ typedef struct Config {
         char *http_host;          /* FLASK_HOST, default 0.0.0.0 */
         uint16_t http_port;       /* FLASK_PORT, default 5000 */
         char *api_token;          /* JOYRIDE_API_TOKEN */
+        uint32_t http_max_connections;        /* MaxConnections=, default 128 */
+        uint32_t http_request_timeout_msec;   /* RequestTimeoutSec=, default 10 s */
+        char **http_allowed_hosts;            /* AllowedHosts=, JOYRIDE_HTTP_ALLOWED_HOSTS; "*": any */
 
         /* [DBus] */
         BusKind bus;              /* JOYRIDE_BUS=system|user|none, default system */

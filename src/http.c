@@ -17,12 +17,17 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "http-guard.h"
 #include "http-json.h"
 #include "http-records.h"
 #include "http.h"
 #include "log.h"
 
 #define HTTP_BODY_MAX (64u * 1024u)
+#define HTTP_MAX_CONNECTIONS_DEFAULT 128u
+#define HTTP_REQUEST_TIMEOUT_MSEC_DEFAULT 10000u
+/* The host's names and addresses are looked up again after this long. */
+#define LOCAL_NAMES_USEC (10 * USEC_PER_SEC)
 #define HTTP_LISTEN_BACKLOG 128
 #define SSE_CLIENTS_MAX 64u
 #define SSE_KEEPALIVE_SECONDS 15u
@@ -62,6 +67,11 @@ struct HttpServer {
         StatusProvider provider;
         char *api_token;             /* NULL: changes from loopback only */
         SoupServer *server;
+        HttpGuard *guard;            /* connection cap and request timeout */
+        char *bind_address;          /* as configured; a name Host may use */
+        char **allowed_hosts;        /* AllowedHosts= */
+        char **local_names;          /* all the names Host may use, from http_local_names() */
+        uint64_t local_names_usec;   /* when they were looked up (monotonic) */
 
         SseClient *clients;          /* linked list */
         unsigned n_clients;
@@ -666,6 +676,57 @@ static bool authorize_change(HttpServer *h, SoupServerMessage *msg) {
         return true;
 }
 
+/* --- names: DNS rebinding ------------------------------------------------------ */
+
+static char *const *local_names(HttpServer *h) {
+        uint64_t now = (uint64_t) g_get_monotonic_time();
+
+        if (!h->local_names || now - h->local_names_usec > LOCAL_NAMES_USEC) {
+                g_strfreev(h->local_names);
+                h->local_names = http_local_names(h->bind_address, h->allowed_hosts);
+                h->local_names_usec = now;
+        }
+        return h->local_names;
+}
+
+/* A browser sends the name of the site it thinks it talks to: a page of
+ * evil.example whose name was made to resolve to us sends Host: evil.example.
+ * Returns true if the request may go on, else has answered. */
+static bool check_host(HttpServer *h, SoupServerMessage *msg) {
+        const char *value = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Host");
+        g_autofree char *host = NULL, *text = NULL;
+        uint16_t port;
+
+        if (!value)
+                return true;    /* HTTP/1.0 without one: not a browser */
+        if (http_split_host(value, &host, &port) >= 0 && http_host_allowed(host, local_names(h)))
+                return true;
+        text = g_strdup_printf("Host '%.64s' is not a name of this server; add it to [HTTP] AllowedHosts= to use it",
+                               value);
+        respond_error(msg, SOUP_STATUS_FORBIDDEN, text);
+        return false;
+}
+
+/* The port this request came in on, for comparing with an Origin. */
+static uint16_t local_port(SoupServerMessage *msg) {
+        GSocketAddress *sa = soup_server_message_get_local_address(msg);
+
+        return sa && G_IS_INET_SOCKET_ADDRESS(sa) ? g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(sa)) : 0;
+}
+
+/* A change from a web page must come from our own: a page elsewhere that
+ * makes the browser POST here carries its own Origin. Scripts send none. */
+static bool check_origin(HttpServer *h, SoupServerMessage *msg) {
+        const char *origin = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Origin");
+        g_autofree char *text = NULL;
+
+        if (!origin || http_origin_allowed(origin, local_names(h), local_port(msg)))
+                return true;
+        text = g_strdup_printf("Changes from pages of another origin ('%.64s') are not accepted", origin);
+        respond_error(msg, SOUP_STATUS_FORBIDDEN, text);
+        return false;
+}
+
 static void on_request(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
                        gpointer userdata) {
         HttpServer *h = userdata;
@@ -688,7 +749,7 @@ static void on_request(SoupServer *server, SoupServerMessage *msg, const char *p
                                                      streq(r->method, "GET") ? "GET, HEAD" : r->method);
                         return respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "Method not allowed");
                 }
-                if (streq(r->method, "POST") && !authorize_change(h, msg))
+                if (streq(r->method, "POST") && (!check_origin(h, msg) || !authorize_change(h, msg)))
                         return;
                 return r->handler(h, msg, query);
         }
@@ -705,6 +766,9 @@ not_allowed_get:
 static void on_request_headers(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
                                gpointer userdata) {
         SoupMessageHeaders *headers = soup_server_message_get_request_headers(msg);
+
+        if (!check_host(userdata, msg))
+                return;
 
         switch (soup_message_headers_get_encoding(headers)) {
         case SOUP_ENCODING_CONTENT_LENGTH:
@@ -827,6 +891,11 @@ int http_server_new(HttpServer **ret, Store *store, const HttpServerOptions *opt
         if (!h->server)
                 return log_error_errno(-ENOMEM, "Failed to create the HTTP server.");
 
+        h->bind_address = g_ascii_strdown(opts->host ?: "0.0.0.0", -1);
+        h->allowed_hosts = g_strdupv(opts->allowed_hosts);
+        h->guard = http_guard_new(h->server, opts->max_connections ?: HTTP_MAX_CONNECTIONS_DEFAULT,
+                                  opts->request_timeout_msec ?: HTTP_REQUEST_TIMEOUT_MSEC_DEFAULT);
+
         soup_server_add_early_handler(h->server, NULL, on_request_headers, h, NULL);
         soup_server_add_handler(h->server, NULL, on_request, h, NULL);
 
@@ -845,6 +914,12 @@ int http_server_new(HttpServer **ret, Store *store, const HttpServerOptions *opt
 
         *ret = TAKE_PTR(h);
         return 0;
+}
+
+void http_server_set_allowed_hosts(HttpServer *h, char **names) {
+        g_strfreev(h->allowed_hosts);
+        h->allowed_hosts = g_strdupv(names);
+        g_clear_pointer(&h->local_names, g_strfreev);
 }
 
 void http_server_set_api_token(HttpServer *h, const char *token) {
@@ -866,10 +941,14 @@ HttpServer *http_server_free(HttpServer *h) {
                 sse_client_free(h->clients);
         while (h->records_requests)
                 records_request_free(h->records_requests);
+        h->guard = http_guard_free(h->guard);
         if (h->server) {
                 soup_server_disconnect(h->server);
                 g_object_unref(h->server);
         }
+        g_free(h->bind_address);
+        g_strfreev(h->allowed_hosts);
+        g_strfreev(h->local_names);
         if (h->pending)
                 g_string_free(h->pending, TRUE);
         g_free(h->api_token);

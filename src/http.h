@@ -17,6 +17,9 @@ typedef struct HttpServerOptions {
         uint16_t port;
         int fd;                         /* >= 0: a socket-activated listener to take over instead */
         const char *api_token;          /* NULL: changes from loopback only (copied) */
+        unsigned max_connections;       /* 0: 128 */
+        uint32_t request_timeout_msec;  /* 0: 10 s */
+        char **allowed_hosts;           /* names Host may use besides the defaults (see http-guard.h); copied */
 } HttpServerOptions;
 
 /* Listens as opts says. The store and the provider's userdata must outlive
@@ -27,3 +30,5 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
 
 /* After a reload: the bearer token POST requests need (NULL: none). Copied. */
 void http_server_set_api_token(HttpServer *h, const char *token);
+/* After a reload: AllowedHosts=. Copied. */
+void http_server_set_allowed_hosts(HttpServer *h, char **names);

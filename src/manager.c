@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -453,8 +454,41 @@ static int manager_setup_hosts(Manager *m) {
         return 0;
 }
 
+/* File descriptors the daemon may need at its caps: every DNS TCP and HTTP
+ * connection, the cluster's push-pull connections, and the rest (sockets,
+ * event sources, the bus, Docker, inotify, a file being read, the journal). */
+#define FDS_CLUSTER 64u
+#define FDS_OTHER 128u
+
+/* Makes sure the connection caps fit in RLIMIT_NOFILE: raises the soft limit
+ * as far as the hard one allows, and says which setting to change if that is
+ * not enough. The caps are what keep HTTP from taking the fds DNS needs; they
+ * only work if the caps themselves fit. */
+static void manager_check_fd_limit(Manager *m) {
+        uint64_t need = (uint64_t) m->config.tcp_max_connections + m->config.http_max_connections + FDS_CLUSTER +
+                        FDS_OTHER;
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+                return;
+        if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+                rl.rlim_cur = (rlim_t) need;
+                if (setrlimit(RLIMIT_NOFILE, &rl) >= 0) {
+                        log_debug("Raised the file descriptor limit to %llu for the connection caps.",
+                                  (unsigned long long) need);
+                        return;
+                }
+        }
+        log_warning("The file descriptor limit (%llu) is below what [DNS] TCPMaxConnections=%u and "
+                    "[HTTP] MaxConnections=%u need (%llu): raise LimitNOFILE= (ulimit -n) or lower the caps.",
+                    (unsigned long long) (rl.rlim_max == RLIM_INFINITY ? rl.rlim_cur : MAX(rl.rlim_cur, rl.rlim_max)),
+                    m->config.tcp_max_connections, m->config.http_max_connections, (unsigned long long) need);
+}
+
 int manager_start(Manager *m) {
         int r;
+
+        manager_check_fd_limit(m);
 
         r = sd_event_add_signal(m->event, &m->sigterm_source, SIGTERM, on_exit_signal, m);
         if (r >= 0)
@@ -556,6 +590,9 @@ int manager_start(Manager *m) {
                         .port = m->config.http_port,
                         .fd = m->listen_http_fd,
                         .api_token = m->config.api_token,
+                        .max_connections = m->config.http_max_connections,
+                        .request_timeout_msec = m->config.http_request_timeout_msec,
+                        .allowed_hosts = m->config.http_allowed_hosts,
                 };
                 StatusProvider provider = {
                         .userdata = m,
@@ -623,8 +660,10 @@ int manager_reload(Manager *m) {
         }
         log_set_max_level(m->config.log_level);
         answer_config_update(m);
-        if (m->http)
+        if (m->http) {
                 http_server_set_api_token(m->http, m->config.api_token);
+                http_server_set_allowed_hosts(m->http, m->config.http_allowed_hosts);
+        }
 
         if (old_port != m->config.dns_port || !streq_ptr(old_bind, m->config.dns_bind_address))
                 log_notice("DNS address or port changed in the configuration; this takes a restart.");

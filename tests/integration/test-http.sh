@@ -60,7 +60,7 @@ req() {
         shift 2
         local code
         code=$(curl -s -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X "$method" "$@" "$base$path")
-        header Content-Type >/dev/null || [ "$method" = HEAD ] || fail "$method $path: no Content-Type"
+        header Content-Type >/dev/null || [ "$method" = HEAD ] || fail "$method $path: no Content-Type (HTTP $code): $(cat "$tmp/headers")"
         header Cache-Control >/dev/null || fail "$method $path: no Cache-Control"
         [ "$(header X-Content-Type-Options)" = nosniff ] || fail "$method $path: no X-Content-Type-Options: nosniff"
         echo "$code"
@@ -395,6 +395,28 @@ timeout 10 "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$other_dns" --http
 grep -q "127.0.0.1:$http_port" "$tmp/second.log" || fail "the bind error does not name the address: $(cat "$tmp/second.log")"
 ok "a busy HTTP port fails the start, naming the address"
 
+# --- names: Host and Origin (DNS rebinding) ----------------------------------------
+host_name=$(hostname)
+for good in "127.0.0.1:$http_port" "localhost:$http_port" "LOCALHOST" "app.localhost:$http_port" \
+            "[::1]:$http_port" "127.1.2.3" "$host_name" "$host_name:$http_port"; do
+        expect_code 200 GET /health -H "Host: $good"
+done
+for bad in "evil.example" "evil.example:$http_port" "127.0.0.1.evil.example" "localhost.evil.example" "[2001:db8::1]:80"; do
+        expect_code 403 GET /health -H "Host: $bad"
+        jcheck '"is not a name of this server" in d["message"] and "AllowedHosts" in d["message"]' "Host: $bad"
+        expect_code 403 GET / -H "Host: $bad"
+        expect_code 403 GET '/dns/records' -H "Host: $bad"
+done
+expect_code 403 POST /dns/sync -H "Origin: http://evil.example"
+jcheck '"another origin" in d["message"]' "POST with a foreign Origin"
+expect_code 403 POST /dns/sync -H "Origin: http://localhost:8080"
+expect_code 403 POST /dns/sync -H "Origin: null"
+expect_code 403 POST /dns/sync -H "Origin: https://127.0.0.1:$http_port.evil.example"
+expect_code 503 POST /dns/sync -H "Origin: http://127.0.0.1:$http_port"
+expect_code 503 POST /dns/sync -H "Origin: http://localhost:$http_port"
+expect_code 503 POST /dns/sync
+ok "Host must name this server (403 otherwise); POST with an Origin must come from this server's own pages"
+
 stop_daemon
 
 # --- socket activation: the HTTP socket passed as fd named "http" ------------------
@@ -424,5 +446,106 @@ jcheck 'd["status"] == "error" and "not enabled" in d["message"]' "authorised sy
 expect_code 200 GET /health
 ok "with JOYRIDE_API_TOKEN: POST needs the bearer token (401/403 without, allowed with)"
 stop_daemon
+
+# --- AllowedHosts, the connection cap and the request timeout -------------------------
+printf '[HTTP]\nAllowedHosts=dash.example.com, 192.0.2.7\nMaxConnections=50\nRequestTimeoutSec=1\n' >"$tmp/guard.conf"
+start_daemon JOYRIDE_CONFIG="$tmp/guard.conf"
+expect_code 200 GET /health -H "Host: dash.example.com:$http_port"
+expect_code 200 GET /health -H "Host: 192.0.2.7"
+expect_code 403 GET /health -H "Host: other.example.com"
+expect_code 503 POST /dns/sync -H "Origin: http://dash.example.com:$http_port"
+ok "[HTTP] AllowedHosts= adds names and addresses"
+
+# Slowloris: 2,000 connections that send half a request header and stop. The
+# daemon keeps at most MaxConnections (50) of them, for at most
+# RequestTimeoutSec (1 s), and a well-behaved client still gets its answer.
+fds_before=$(ls "/proc/$daemon_pid/fd" | wc -l)
+python3 - "$http_port" "$daemon_pid" "$base" <<'PY' || fail "slowloris: $(tail -3 "$tmp/daemon.log")"
+import errno, os, resource, select, socket, subprocess, sys, time
+port, pid, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft < 2100:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(2100, hard), hard))
+n = min(2000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100)
+daemon_fds = lambda: len(os.listdir(f"/proc/{pid}/fd"))
+most = daemon_fds()
+open_ = {}
+for i in range(n):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", port))
+    open_[s.fileno()] = s
+    if i % 100 == 0:
+        most = max(most, daemon_fds())
+p = select.poll()
+for fd in open_:
+    p.register(fd, select.POLLOUT)
+# Half a request header on each as its connection completes, then nothing more.
+sent = set()
+deadline = time.time() + 30
+normal_done = False
+while open_ and time.time() < deadline:
+    for fd, ev in p.poll(100):
+        s = open_[fd]
+        if fd not in sent and ev & select.POLLOUT and not ev & (select.POLLERR | select.POLLHUP):
+            try:
+                s.send(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
+            except OSError:
+                pass
+            sent.add(fd)
+            p.modify(fd, select.POLLIN)
+            continue
+        # Readable, hung up or failed: closed by the server (EOF or a reset).
+        try:
+            data = s.recv(1)
+        except BlockingIOError:
+            continue
+        except OSError:
+            data = b""
+        if data == b"":
+            p.unregister(fd)
+            del open_[fd]
+            s.close()
+    most = max(most, daemon_fds())
+    if not normal_done and len(sent) >= min(n, 500):
+        # A well-behaved client in the middle of the flood.
+        t0 = time.time()
+        r = subprocess.run(["curl", "-sf", "--max-time", "5", base + "/health"], stdout=subprocess.DEVNULL)
+        assert r.returncode == 0, "a normal request failed during the flood"
+        normal = time.time() - t0
+        normal_done = True
+print(f"{n} connections, {len(sent)} sent half a header; the daemon had at most {most} fds; "
+      f"a normal request took {normal:.2f} s; {len(open_)} left open by the server after 30 s")
+assert normal_done
+assert most < 150, most
+assert not open_, f"{len(open_)} half-open connections kept past the timeout"
+PY
+fds_after=$(ls "/proc/$daemon_pid/fd" | wc -l)
+[ "$fds_after" -le $((fds_before + 2)) ] || fail "file descriptors after the flood: $fds_before -> $fds_after"
+grep -q 'HTTP: .*connection' "$tmp/daemon.log" || fail "no warning about the connection limit or the timeout"
+expect_code 200 GET /health
+stop_daemon
+ok "2,000 half-open connections: at most 50 kept, each for 1 s at most; normal requests still answered"
+
+# The caps must fit in the fd limit: raised when the hard limit allows, else a warning naming the settings.
+if command -v prlimit >/dev/null; then
+        prlimit --nofile=100:4096 "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$dns_port" \
+                --http-host=127.0.0.1 --http-port="$http_port" --state-directory="$tmp/state" --no-docker \
+                --bus=none --no-cluster >"$tmp/limit.log" 2>&1 &
+        daemon_pid=$!
+        wait_for "HTTP API with a low fd limit" 10 curl -sf "$base/health"
+        soft=$(awk '/^Max open files/ { print $4 }' "/proc/$daemon_pid/limits")
+        [ "$soft" -ge 576 ] || fail "the soft fd limit was not raised for the caps: $soft"
+        stop_daemon
+        prlimit --nofile=100:100 "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$dns_port" \
+                --http-host=127.0.0.1 --http-port="$http_port" --state-directory="$tmp/state" --no-docker \
+                --bus=none --no-cluster >"$tmp/limit.log" 2>&1 &
+        daemon_pid=$!
+        wait_for "HTTP API with a low hard fd limit" 10 curl -sf "$base/health"
+        grep -q 'file descriptor limit (100) is below what \[DNS\] TCPMaxConnections=256 and \[HTTP\] MaxConnections=128 need' \
+                "$tmp/limit.log" || fail "no warning about a low fd limit: $(cat "$tmp/limit.log")"
+        stop_daemon
+        ok "the fd limit is raised to fit the connection caps, or a warning names the settings"
+fi
 
 echo "all HTTP API checks passed"

@@ -212,7 +212,11 @@ awk '/^Groups:/' <<<"$status" | grep -qw "$docker_gid" || fail "the daemon is no
 grep -q '^CapEff:[[:space:]]*0000000000000000' <<<"$status" || fail "the daemon has capabilities: $(grep Cap <<<"$status")"
 grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$status" || fail "NoNewPrivileges is not set"
 [ "$(ct stat -c %U:%a /var/lib/joyride)" = joyride:700 ] || fail "state folder: $(ct stat -c %U:%a /var/lib/joyride)"
-ok "running as joyride (groups include docker), no capabilities, NoNewPrivs, state folder joyride 0700"
+nofile=$(ct cat /proc/"$mainpid"/limits | awk '/^Max open files/ { print $4 }')
+[ "$nofile" = 2048 ] || fail "LimitNOFILE= of the unit is not in force: max open files $nofile"
+ct journalctl -u joyride.service --no-pager | grep -q 'file descriptor limit' \
+        && fail "the daemon says its caps do not fit in LimitNOFILE="
+ok "running as joyride (groups include docker), no capabilities, NoNewPrivs, state folder joyride 0700, 2048 fds"
 
 systemd_status=$(ct systemctl show -P StatusText joyride.service)
 grep -q "Serving" <<<"$systemd_status" || fail "no STATUS= from the daemon: '$systemd_status'"

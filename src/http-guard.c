@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/* The HTTP connection guard and the Host/Origin checks (see http-guard.h).
+ *
+ * libsoup has no connection limit or read timeout of its own, but it emits
+ * "request-started" when a connection is accepted and again when a
+ * kept-alive one starts reading its next request, "request-read" once a
+ * request's headers and body are in, and "disconnected" on the message when
+ * the connection goes. That is enough to follow every connection by its
+ * socket: waiting (from request-started until request-read) or busy. A
+ * waiting connection has a timer; the waiting ones are also queued oldest
+ * first, which is where room is made at the cap. Closing is a shutdown() of
+ * the socket: libsoup reads EOF and cleans up as for any client that left. */
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http-guard.h"
+#include "log.h"
+
+typedef struct HttpConn {
+        HttpGuard *guard;
+        GSocket *socket;                /* the key; we hold a reference */
+        SoupServerMessage *msg;         /* the request it is on; we hold a reference */
+        guint timeout_source;           /* while waiting */
+        GList *waiting_link;            /* in guard->waiting, while waiting */
+} HttpConn;
+
+struct HttpGuard {
+        SoupServer *server;
+        unsigned max_connections;
+        uint32_t request_timeout_msec;
+        GHashTable *conns;              /* GSocket * -> HttpConn * */
+        GQueue waiting;                 /* HttpConn *, oldest first */
+        gulong started_handler, read_handler;
+        HttpGuardCounters counters;
+        uint64_t last_warning_usec;
+};
+
+static uint64_t now_usec(void) {
+        return (uint64_t) g_get_monotonic_time();
+}
+
+static void conn_stop_waiting(HttpConn *c) {
+        if (c->timeout_source) {
+                g_source_remove(c->timeout_source);
+                c->timeout_source = 0;
+        }
+        if (c->waiting_link) {
+                g_queue_delete_link(&c->guard->waiting, c->waiting_link);
+                c->waiting_link = NULL;
+        }
+}
+
+static void conn_set_msg(HttpConn *c, SoupServerMessage *msg);
+
+static void conn_free(gpointer p) {
+        HttpConn *c = p;
+
+        conn_stop_waiting(c);
+        conn_set_msg(c, NULL);
+        g_object_unref(c->socket);
+        g_free(c);
+}
+
+/* Rate-limited: a flood must not flood the log too. */
+static void warn_closing(HttpGuard *g, const char *why) {
+        uint64_t now = now_usec();
+
+        if (now - g->last_warning_usec < 10 * USEC_PER_SEC)
+                return;
+        g->last_warning_usec = now;
+        log_warning("HTTP: %s (%u connections open, at most %u; %" G_GUINT64_FORMAT " timed out, %"
+                    G_GUINT64_FORMAT " evicted, %" G_GUINT64_FORMAT " refused so far).",
+                    why, g->counters.open, g->max_connections, g->counters.timed_out, g->counters.evicted,
+                    g->counters.refused);
+}
+
+static void conn_close(HttpConn *c) {
+        conn_stop_waiting(c);
+        /* libsoup sees EOF, ends the message and drops the connection; our
+         * "disconnected" handler forgets it then. */
+        (void) g_socket_shutdown(c->socket, TRUE, TRUE, NULL);
+}
+
+static gboolean on_timeout(gpointer userdata) {
+        HttpConn *c = userdata;
+
+        c->timeout_source = 0;
+        c->guard->counters.timed_out++;
+        warn_closing(c->guard, "closing connections that did not send a request in time");
+        conn_close(c);
+        return G_SOURCE_REMOVE;
+}
+
+static void on_disconnected(SoupServerMessage *msg, gpointer userdata) {
+        HttpConn *c = userdata;
+        HttpGuard *g = c->guard;
+
+        /* Only the connection's current message is connected to: c is alive.
+         * (The message's socket may be gone by now: c has its own reference.) */
+        g_hash_table_remove(g->conns, c->socket);
+        g->counters.open = g_hash_table_size(g->conns);
+}
+
+static void conn_set_msg(HttpConn *c, SoupServerMessage *msg) {
+        if (c->msg) {
+                g_signal_handlers_disconnect_by_func(c->msg, on_disconnected, c);
+                g_object_unref(c->msg);
+        }
+        c->msg = msg ? g_object_ref(msg) : NULL;
+        if (msg)
+                g_signal_connect(msg, "disconnected", G_CALLBACK(on_disconnected), c);
+}
+
+static void conn_start_waiting(HttpConn *c) {
+        HttpGuard *g = c->guard;
+
+        conn_stop_waiting(c);
+        c->timeout_source = g_timeout_add_full(G_PRIORITY_DEFAULT, g->request_timeout_msec, on_timeout, c, NULL);
+        g_queue_push_tail(&g->waiting, c);
+        c->waiting_link = g_queue_peek_tail_link(&g->waiting);
+}
+
+static void on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer userdata) {
+        HttpGuard *g = userdata;
+        GSocket *socket = soup_server_message_get_socket(msg);
+        HttpConn *c;
+
+        if (!socket)
+                return;
+        c = g_hash_table_lookup(g->conns, socket);
+        if (!c) {
+                /* A new connection. */
+                g->counters.accepted++;
+                c = g_new0(HttpConn, 1);
+                c->guard = g;
+                c->socket = g_object_ref(socket);
+                g_hash_table_insert(g->conns, socket, c);
+                g->counters.open = g_hash_table_size(g->conns);
+                conn_set_msg(c, msg);
+
+                if (g->counters.open > g->max_connections) {
+                        HttpConn *victim = g_queue_peek_head(&g->waiting);
+
+                        if (victim) {
+                                g->counters.evicted++;
+                                warn_closing(g, "at the connection limit, closing the connection that waited longest for its request");
+                                conn_close(victim);
+                        } else {
+                                g->counters.refused++;
+                                warn_closing(g, "at the connection limit with every connection busy, refusing new ones");
+                                conn_close(c);
+                                return;
+                        }
+                }
+        } else
+                conn_set_msg(c, msg);
+        conn_start_waiting(c);
+}
+
+static void on_request_read(SoupServer *server, SoupServerMessage *msg, gpointer userdata) {
+        HttpGuard *g = userdata;
+        GSocket *socket = soup_server_message_get_socket(msg);
+        HttpConn *c = socket ? g_hash_table_lookup(g->conns, socket) : NULL;
+
+        /* The whole request is in: what happens now is up to us, not the client. */
+        if (c)
+                conn_stop_waiting(c);
+}
+
+HttpGuard *http_guard_new(SoupServer *server, unsigned max_connections, uint32_t request_timeout_msec) {
+        HttpGuard *g = g_new0(HttpGuard, 1);
+
+        g->server = g_object_ref(server);
+        g->max_connections = MAX(max_connections, 1u);
+        g->request_timeout_msec = MAX(request_timeout_msec, 1u);
+        g->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, conn_free);
+        g_queue_init(&g->waiting);
+        g->started_handler = g_signal_connect(server, "request-started", G_CALLBACK(on_request_started), g);
+        g->read_handler = g_signal_connect(server, "request-read", G_CALLBACK(on_request_read), g);
+        return g;
+}
+
+HttpGuard *http_guard_free(HttpGuard *g) {
+        if (!g)
+                return NULL;
+        g_signal_handler_disconnect(g->server, g->started_handler);
+        g_signal_handler_disconnect(g->server, g->read_handler);
+        g_hash_table_destroy(g->conns);
+        g_object_unref(g->server);
+        g_free(g);
+        return NULL;
+}
+
+const HttpGuardCounters *http_guard_get_counters(const HttpGuard *g) {
+        return &g->counters;
+}
+
+/* --- names ------------------------------------------------------------------- */
+
+int http_split_host(const char *value, char **ret_host, uint16_t *ret_port) {
+        const char *host = value, *end, *colon;
+        size_t n;
+        unsigned long port = 0;
+        char *h;
+
+        if (!value || !*value)
+                return -EINVAL;
+        if (value[0] == '[') {
+                end = strchr(value, ']');
+                if (!end)
+                        return -EINVAL;
+                host = value + 1;
+                n = (size_t) (end - host);
+                colon = end[1] == ':' ? end + 1 : NULL;
+                if (!colon && end[1] != 0)
+                        return -EINVAL;
+        } else {
+                colon = strrchr(value, ':');
+                /* More than one colon without brackets: a bare IPv6 address. */
+                if (colon && strchr(value, ':') != colon)
+                        colon = NULL;
+                n = colon ? (size_t) (colon - value) : strlen(value);
+        }
+        if (colon) {
+                char *e;
+
+                if (!g_ascii_isdigit(colon[1]))
+                        return -EINVAL;
+                port = strtoul(colon + 1, &e, 10);
+                if (*e != 0 || port == 0 || port > 65535)
+                        return -EINVAL;
+        }
+        if (n == 0 || n > 255)
+                return -EINVAL;
+        h = g_ascii_strdown(host, (gssize) n);
+        if (n > 1 && h[n - 1] == '.')
+                h[n - 1] = 0;
+        for (const char *p = h; *p; p++)
+                if (!g_ascii_isalnum(*p) && !strchr("-._:%", *p)) {
+                        g_free(h);
+                        return -EINVAL;
+                }
+        *ret_host = h;
+        *ret_port = (uint16_t) port;
+        return 0;
+}
+
+static bool same_host(const char *a, const char *b) {
+        g_autoptr(GInetAddress) x = g_inet_address_new_from_string(a);
+        g_autoptr(GInetAddress) y = NULL;
+        size_t n = strlen(b);
+
+        if (x) {
+                y = g_inet_address_new_from_string(b);
+                return y && g_inet_address_equal(x, y);
+        }
+        if (n > 1 && b[n - 1] == '.')
+                n--;
+        return strlen(a) == n && g_ascii_strncasecmp(a, b, n) == 0;
+}
+
+bool http_host_allowed(const char *host, char *const *names) {
+        g_autoptr(GInetAddress) a = g_inet_address_new_from_string(host);
+
+        if (a && g_inet_address_get_is_loopback(a))
+                return true;
+        /* RFC 6761: localhost and every name below it are this machine. */
+        if (streq(host, "localhost") || g_str_has_suffix(host, ".localhost"))
+                return true;
+        for (char *const *p = names; p && *p; p++)
+                if (streq(*p, "*") || same_host(host, *p))
+                        return true;
+        return false;
+}
+
+bool http_origin_allowed(const char *origin, char *const *names, uint16_t port) {
+        g_autofree char *host = NULL;
+        uint16_t origin_port = 0, default_port;
+        const char *rest;
+
+        if (!origin)
+                return false;
+        if (g_str_has_prefix(origin, "http://")) {
+                rest = origin + 7;
+                default_port = 80;
+        } else if (g_str_has_prefix(origin, "https://")) {
+                rest = origin + 8;
+                default_port = 443;
+        } else
+                return false;   /* "null" (a sandboxed page, a file:), or junk */
+        if (strchr(rest, '/') || http_split_host(rest, &host, &origin_port) < 0)
+                return false;
+        return (origin_port ?: default_port) == port && http_host_allowed(host, names);
+}
+
+char **http_local_names(const char *bind_address, char *const *extra) {
+        g_autoptr(GPtrArray) names = g_ptr_array_new();
+        struct ifaddrs *ifa = NULL;
+        char host[256] = "";
+
+        for (char *const *p = extra; p && *p; p++)
+                g_ptr_array_add(names, g_strdup(*p));
+        if (bind_address && !streq(bind_address, "0.0.0.0") && !streq(bind_address, "::"))
+                g_ptr_array_add(names, g_ascii_strdown(bind_address, -1));
+        if (gethostname(host, sizeof host - 1) >= 0 && host[0]) {
+                g_ptr_array_add(names, g_ascii_strdown(host, -1));
+                if (!strchr(host, '.'))
+                        g_ptr_array_add(names, g_strconcat(host, ".local", NULL));
+        }
+        if (getifaddrs(&ifa) >= 0) {
+                for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+                        char text[INET6_ADDRSTRLEN];
+                        const void *a;
+
+                        if (!i->ifa_addr || !(i->ifa_flags & IFF_UP))
+                                continue;
+                        if (i->ifa_addr->sa_family == AF_INET)
+                                a = &((const struct sockaddr_in *) (const void *) i->ifa_addr)->sin_addr;
+                        else if (i->ifa_addr->sa_family == AF_INET6)
+                                a = &((const struct sockaddr_in6 *) (const void *) i->ifa_addr)->sin6_addr;
+                        else
+                                continue;
+                        if (inet_ntop(i->ifa_addr->sa_family, a, text, sizeof text))
+                                g_ptr_array_add(names, g_strdup(text));
+                }
+                freeifaddrs(ifa);
+        }
+        g_ptr_array_add(names, NULL);
+        return (char **) g_ptr_array_free(g_steal_pointer(&names), FALSE);
+}
