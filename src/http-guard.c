@@ -2,14 +2,18 @@
 /* The HTTP connection guard and the Host/Origin checks (see http-guard.h).
  *
  * libsoup has no connection limit or read timeout of its own, but it emits
- * "request-started" when a connection is accepted and again when a
- * kept-alive one starts reading its next request, "request-read" once a
- * request's headers and body are in, and "disconnected" on the message when
- * the connection goes. That is enough to follow every connection by its
- * socket: waiting (from request-started until request-read) or busy. A
- * waiting connection has a timer; the waiting ones are also queued oldest
- * first, which is where room is made at the cap. Closing is a shutdown() of
- * the socket: libsoup reads EOF and cleans up as for any client that left. */
+ * "request-started" when a connection is accepted (and when a kept-alive one
+ * gets the first bytes of its next request), "request-read" once a request's
+ * headers and body are in, and "request-finished" or "request-aborted" when
+ * the answer is out. That is enough to follow every connection by its socket:
+ * waiting for a request (from request-started, or idle between requests after
+ * request-finished) or busy (from request-read until finished). A waiting
+ * connection has a timer; the waiting ones are also queued oldest first,
+ * which is where room is made at the cap. Closing is a shutdown() of the
+ * socket: libsoup reads EOF and cleans up as for any client that left. A
+ * connection libsoup has closed is found by its closed socket (there is no
+ * signal for it that covers every case), at the next request and once a
+ * second. */
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -23,8 +27,7 @@
 
 typedef struct HttpConn {
         HttpGuard *guard;
-        GSocket *socket;                /* the key; we hold a reference */
-        SoupServerMessage *msg;         /* the request it is on; we hold a reference */
+        GSocket *socket;                /* the key; we hold a reference, libsoup closes it */
         guint timeout_source;           /* while waiting */
         GList *waiting_link;            /* in guard->waiting, while waiting */
 } HttpConn;
@@ -35,7 +38,8 @@ struct HttpGuard {
         uint32_t request_timeout_msec;
         GHashTable *conns;              /* GSocket * -> HttpConn * */
         GQueue waiting;                 /* HttpConn *, oldest first */
-        gulong started_handler, read_handler;
+        gulong started_handler, read_handler, finished_handler, aborted_handler;
+        guint sweep_source;
         HttpGuardCounters counters;
         uint64_t last_warning_usec;
 };
@@ -55,15 +59,29 @@ static void conn_stop_waiting(HttpConn *c) {
         }
 }
 
-static void conn_set_msg(HttpConn *c, SoupServerMessage *msg);
-
 static void conn_free(gpointer p) {
         HttpConn *c = p;
 
         conn_stop_waiting(c);
-        conn_set_msg(c, NULL);
         g_object_unref(c->socket);
         g_free(c);
+}
+
+/* Forgets the connections libsoup has closed. */
+static void sweep(HttpGuard *g) {
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, g->conns);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                if (g_socket_is_closed(((HttpConn *) v)->socket))
+                        g_hash_table_iter_remove(&i);
+        g->counters.open = g_hash_table_size(g->conns);
+}
+
+static gboolean on_sweep(gpointer userdata) {
+        sweep(userdata);
+        return G_SOURCE_CONTINUE;
 }
 
 /* Rate-limited: a flood must not flood the log too. */
@@ -81,8 +99,7 @@ static void warn_closing(HttpGuard *g, const char *why) {
 
 static void conn_close(HttpConn *c) {
         conn_stop_waiting(c);
-        /* libsoup sees EOF, ends the message and drops the connection; our
-         * "disconnected" handler forgets it then. */
+        /* libsoup sees EOF, ends the message and closes the connection. */
         (void) g_socket_shutdown(c->socket, TRUE, TRUE, NULL);
 }
 
@@ -96,26 +113,6 @@ static gboolean on_timeout(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-static void on_disconnected(SoupServerMessage *msg, gpointer userdata) {
-        HttpConn *c = userdata;
-        HttpGuard *g = c->guard;
-
-        /* Only the connection's current message is connected to: c is alive.
-         * (The message's socket may be gone by now: c has its own reference.) */
-        g_hash_table_remove(g->conns, c->socket);
-        g->counters.open = g_hash_table_size(g->conns);
-}
-
-static void conn_set_msg(HttpConn *c, SoupServerMessage *msg) {
-        if (c->msg) {
-                g_signal_handlers_disconnect_by_func(c->msg, on_disconnected, c);
-                g_object_unref(c->msg);
-        }
-        c->msg = msg ? g_object_ref(msg) : NULL;
-        if (msg)
-                g_signal_connect(msg, "disconnected", G_CALLBACK(on_disconnected), c);
-}
-
 static void conn_start_waiting(HttpConn *c) {
         HttpGuard *g = c->guard;
 
@@ -123,6 +120,12 @@ static void conn_start_waiting(HttpConn *c) {
         c->timeout_source = g_timeout_add_full(G_PRIORITY_DEFAULT, g->request_timeout_msec, on_timeout, c, NULL);
         g_queue_push_tail(&g->waiting, c);
         c->waiting_link = g_queue_peek_tail_link(&g->waiting);
+}
+
+static HttpConn *conn_of(HttpGuard *g, SoupServerMessage *msg) {
+        GSocket *socket = soup_server_message_get_socket(msg);
+
+        return socket ? g_hash_table_lookup(g->conns, socket) : NULL;
 }
 
 static void on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer userdata) {
@@ -141,7 +144,8 @@ static void on_request_started(SoupServer *server, SoupServerMessage *msg, gpoin
                 c->socket = g_object_ref(socket);
                 g_hash_table_insert(g->conns, socket, c);
                 g->counters.open = g_hash_table_size(g->conns);
-                conn_set_msg(c, msg);
+                if (g->counters.open > g->max_connections)
+                        sweep(g);
 
                 if (g->counters.open > g->max_connections) {
                         HttpConn *victim = g_queue_peek_head(&g->waiting);
@@ -157,19 +161,24 @@ static void on_request_started(SoupServer *server, SoupServerMessage *msg, gpoin
                                 return;
                         }
                 }
-        } else
-                conn_set_msg(c, msg);
+        }
         conn_start_waiting(c);
 }
 
 static void on_request_read(SoupServer *server, SoupServerMessage *msg, gpointer userdata) {
-        HttpGuard *g = userdata;
-        GSocket *socket = soup_server_message_get_socket(msg);
-        HttpConn *c = socket ? g_hash_table_lookup(g->conns, socket) : NULL;
+        HttpConn *c = conn_of(userdata, msg);
 
         /* The whole request is in: what happens now is up to us, not the client. */
         if (c)
                 conn_stop_waiting(c);
+}
+
+static void on_request_done(SoupServer *server, SoupServerMessage *msg, gpointer userdata) {
+        HttpConn *c = conn_of(userdata, msg);
+
+        /* Kept alive, it waits for its next request: the same timeout applies. */
+        if (c && !g_socket_is_closed(c->socket))
+                conn_start_waiting(c);
 }
 
 HttpGuard *http_guard_new(SoupServer *server, unsigned max_connections, uint32_t request_timeout_msec) {
@@ -182,6 +191,9 @@ HttpGuard *http_guard_new(SoupServer *server, unsigned max_connections, uint32_t
         g_queue_init(&g->waiting);
         g->started_handler = g_signal_connect(server, "request-started", G_CALLBACK(on_request_started), g);
         g->read_handler = g_signal_connect(server, "request-read", G_CALLBACK(on_request_read), g);
+        g->finished_handler = g_signal_connect(server, "request-finished", G_CALLBACK(on_request_done), g);
+        g->aborted_handler = g_signal_connect(server, "request-aborted", G_CALLBACK(on_request_done), g);
+        g->sweep_source = g_timeout_add_seconds(1, on_sweep, g);
         return g;
 }
 
@@ -190,6 +202,9 @@ HttpGuard *http_guard_free(HttpGuard *g) {
                 return NULL;
         g_signal_handler_disconnect(g->server, g->started_handler);
         g_signal_handler_disconnect(g->server, g->read_handler);
+        g_signal_handler_disconnect(g->server, g->finished_handler);
+        g_signal_handler_disconnect(g->server, g->aborted_handler);
+        g_source_remove(g->sweep_source);
         g_hash_table_destroy(g->conns);
         g_object_unref(g->server);
         g_free(g);

@@ -18,6 +18,7 @@
  * times faster, in one buffer. */
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -438,4 +439,29 @@ void records_export_cancel(RecordsExport *x) {
                 return;
         }
         export_free(x);
+}
+
+/* --- memory ---------------------------------------------------------------------- */
+
+static bool trimming;
+
+static void trim_in_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable) {
+        (void) malloc_trim(0);
+        g_task_return_boolean(task, TRUE);
+}
+
+static void on_trimmed(GObject *source, GAsyncResult *result, gpointer userdata) {
+        trimming = false;
+}
+
+void records_trim_memory(void) {
+        GTask *task;
+
+        if (trimming)
+                return;
+        trimming = true;
+        task = g_task_new(NULL, NULL, on_trimmed, NULL);
+        g_task_set_name(task, "records-trim");
+        g_task_run_in_thread(task, trim_in_thread);
+        g_object_unref(task);
 }

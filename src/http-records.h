@@ -60,3 +60,9 @@ typedef void (*RecordsExportFunc)(GBytes *body, void *userdata);
 RecordsExport *records_export_start(Store *store, RecordsQuery *q, RecordsExportFunc done, void *userdata);
 /* Stops an export whose caller went away: done is not called. */
 void records_export_cancel(RecordsExport *x);
+
+/* Large answers are rendered and sent from memory that malloc keeps once it
+ * is free (in the worker threads' arenas too); this hands it back to the
+ * system, on a thread, once a large answer has gone out. */
+#define RECORDS_TRIM_AFTER_BYTES (4u * 1024u * 1024u)
+void records_trim_memory(void);

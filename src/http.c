@@ -34,11 +34,13 @@
 #define SSE_RETRY_MSEC 3000u
 /* Changes are sent to the feed's clients at most this often, together... */
 #define SSE_FLUSH_MSEC 50u
-/* ...and more than this many at once (a big hosts file replaced, Docker
- * reconnecting) become one "resync" instead of each record. Counted per
- * flush rather than per loop turn, since large changes are applied in many
+/* ...and more than this many in a second (a big hosts file replaced, Docker
+ * reconnecting) are a burst: no event per record, but one "resync" once no
+ * change came for a flush period (or every 2 s while it lasts). Counted over
+ * time rather than per loop turn, since large changes are applied in many
  * short turns. */
-#define SSE_EVENTS_PER_FLUSH_MAX 2000u
+#define SSE_EVENTS_PER_SECOND_MAX 2000u
+#define SSE_BURST_MAX_USEC (2 * USEC_PER_SEC)
 /* A client that stopped reading is dropped rather than buffered for. */
 #define SSE_BACKLOG_MAX (1024u * 1024u)
 
@@ -76,8 +78,11 @@ struct HttpServer {
         SseClient *clients;          /* linked list */
         unsigned n_clients;
         GString *pending;            /* SSE messages not sent yet */
-        unsigned n_pending;
-        bool resync;                 /* too many changes in one turn: ask clients to reload */
+        uint64_t window_start_usec;  /* monotonic: changes are counted per second... */
+        unsigned window_events;
+        bool bursting;               /* ...and more than SSE_EVENTS_PER_SECOND_MAX make a burst */
+        bool burst_changed;          /* changes since the last flush during a burst */
+        uint64_t burst_start_usec;
         bool subscribed;             /* to the store's changes */
         guint flush_source;
         guint keepalive_source;
@@ -242,6 +247,10 @@ static void records_request_free(RecordsRequest *rq) {
         g_free(rq);
 }
 
+static void on_large_answer_sent(SoupServerMessage *msg, gpointer userdata) {
+        records_trim_memory();
+}
+
 static void on_records_ready(GBytes *body, void *userdata) {
         RecordsRequest *rq = userdata;
         SoupServerMessage *msg = rq->msg;
@@ -252,6 +261,8 @@ static void on_records_ready(GBytes *body, void *userdata) {
         soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Content-Type",
                                      "application/json");
         soup_message_body_append_bytes(soup_server_message_get_response_body(msg), body);
+        if (g_bytes_get_size(body) >= RECORDS_TRIM_AFTER_BYTES)
+                g_signal_connect(msg, "finished", G_CALLBACK(on_large_answer_sent), NULL);
         soup_server_message_unpause(msg);
         records_request_free(rq);
 }
@@ -548,17 +559,37 @@ static void serve_events(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
         sse_client_send(c, hello, strlen(hello));
 }
 
+static gboolean on_sse_flush(gpointer userdata);
+
+static void sse_arm_flush(HttpServer *h) {
+        if (!h->flush_source)
+                h->flush_source = g_timeout_add_full(G_PRIORITY_DEFAULT, SSE_FLUSH_MSEC, on_sse_flush, h, NULL);
+}
+
 static gboolean on_sse_flush(gpointer userdata) {
         HttpServer *h = userdata;
         g_autofree char *resync = NULL;
+        uint64_t now = (uint64_t) g_get_monotonic_time();
 
         h->flush_source = 0;
-        if (h->resync) {
+        if (h->bursting) {
+                /* Wait for the burst to end (a flush period without changes),
+                 * but not forever: clients should see a busy store change. */
+                if (h->burst_changed && now - h->burst_start_usec < SSE_BURST_MAX_USEC) {
+                        h->burst_changed = false;
+                        sse_arm_flush(h);
+                        return G_SOURCE_REMOVE;
+                }
                 json_object *o = json_object_new_object();
 
                 json_object_object_add(o, "version", json_object_new_int64((int64_t) store_version(h->store)));
                 resync = http_sse_event("resync", o);
                 json_object_put(o);
+                h->bursting = h->burst_changed;
+                h->burst_changed = false;
+                h->burst_start_usec = now;
+                if (h->bursting)
+                        sse_arm_flush(h);
         }
         for (SseClient *c = h->clients, *next; c; c = next) {
                 next = c->next;
@@ -568,23 +599,32 @@ static gboolean on_sse_flush(gpointer userdata) {
                         sse_client_send(c, h->pending->str, h->pending->len);
         }
         g_string_truncate(h->pending, 0);
-        h->n_pending = 0;
-        h->resync = false;
         return G_SOURCE_REMOVE;
 }
 
 static void on_store_change(Store *s, RecordChange change, const Record *r, void *userdata) {
         HttpServer *h = userdata;
         g_autofree char *event = NULL;
+        uint64_t now;
 
         if (h->n_clients == 0)
                 return;
-        if (!h->flush_source)
-                h->flush_source = g_timeout_add_full(G_PRIORITY_DEFAULT, SSE_FLUSH_MSEC, on_sse_flush, h, NULL);
-        if (h->resync)
+        sse_arm_flush(h);
+        if (h->bursting) {
+                h->burst_changed = true;
                 return;
-        if (++h->n_pending > SSE_EVENTS_PER_FLUSH_MAX) {
-                h->resync = true;
+        }
+        now = (uint64_t) g_get_monotonic_time();
+        if (now - h->window_start_usec > USEC_PER_SEC) {
+                h->window_start_usec = now;
+                h->window_events = 0;
+        }
+        if (++h->window_events > SSE_EVENTS_PER_SECOND_MAX) {
+                /* A burst: a big hosts file replaced, Docker reconnecting, a
+                 * peer's push-pull. One resync once it is over, not each record. */
+                h->bursting = true;
+                h->burst_changed = true;
+                h->burst_start_usec = now;
                 g_string_truncate(h->pending, 0);
                 return;
         }

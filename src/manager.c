@@ -20,7 +20,9 @@
 #include "state.h"
 #include "time-util.h"
 
-#define LOG_LINES_PER_TURN 20
+/* A line per record change, at most this many a second; then one summary. */
+#define LOG_LINES_PER_WINDOW 20
+#define LOG_WINDOW_USEC USEC_PER_SEC
 #define STATUS_INTERVAL_USEC (2 * USEC_PER_SEC)
 
 static void answer_config_update(Manager *m) {
@@ -32,9 +34,11 @@ static void answer_config_update(Manager *m) {
         };
 }
 
-/* --- record change log: a line per change, coalesced per loop turn ------- */
+/* --- record change log: a line per change, coalesced per second ----------
+ * Per second rather than per loop turn: a large change is applied in many
+ * short turns, and each would otherwise log its own twenty lines. */
 
-static int on_log_flush(sd_event_source *s, void *userdata) {
+static int on_log_flush(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
         if (m->suppressed_log_lines > 0)
@@ -58,11 +62,14 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
         int level;
 
         m->status_dirty = true;
-        level = ++m->pending_log_lines <= LOG_LINES_PER_TURN ? LOG_INFO : LOG_DEBUG;
+        level = ++m->pending_log_lines <= LOG_LINES_PER_WINDOW ? LOG_INFO : LOG_DEBUG;
         if (level == LOG_DEBUG)
                 m->suppressed_log_lines++;
-        if (m->log_flush_source)
+        if (m->pending_log_lines == 1 && m->log_flush_source) {
+                /* The first change of a window: its summary a second from now. */
+                (void) sd_event_source_set_time_relative(m->log_flush_source, LOG_WINDOW_USEC);
                 (void) sd_event_source_set_enabled(m->log_flush_source, SD_EVENT_ONESHOT);
+        }
 
         if (level > log_get_max_level())
                 return;
@@ -501,7 +508,8 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_description(m->sigint_source, "signal-int");
         (void) sd_event_source_set_description(m->sighup_source, "signal-hup");
 
-        r = sd_event_add_defer(m->event, &m->log_flush_source, on_log_flush, m);
+        r = sd_event_add_time_relative(m->event, &m->log_flush_source, CLOCK_MONOTONIC, LOG_WINDOW_USEC,
+                                       USEC_PER_SEC / 10, on_log_flush, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up log coalescing: %m");
         (void) sd_event_source_set_enabled(m->log_flush_source, SD_EVENT_OFF);
