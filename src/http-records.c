@@ -23,10 +23,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <gio/gio.h>
-
 #include "http-records.h"
 #include "log.h"
+#include "worker.h"
 
 /* Loop time per batch of copies, and the most records per batch. */
 #define COPY_BUDGET_USEC 500u
@@ -290,6 +289,7 @@ GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q) {
 /* --- the export ------------------------------------------------------------ */
 
 struct RecordsExport {
+        WorkerJob job;                  /* renders on the worker */
         Store *store;
         RecordsQuery query;
         RecordsExportFunc done;
@@ -299,9 +299,11 @@ struct RecordsExport {
         guint pos;
         GHashTable *rescued;            /* Record address -> RecordCopy *: removed before copied */
         bool subscribed;
-        guint copy_source;
+        sd_event_source *copy_source;   /* defer: the next batch */
+        Worker *worker;
         RecordsSnapshot *snapshot;
-        bool rendering;                 /* on the thread: freed by its callback */
+        GBytes *body;                   /* rendered */
+        bool rendering;                 /* on the worker: freed when it is done */
         bool cancelled;
 };
 
@@ -319,12 +321,13 @@ static void on_store_change(Store *s, RecordChange change, const Record *r, void
 static void export_free(RecordsExport *x) {
         if (x->subscribed)
                 store_unsubscribe(x->store, on_store_change, x);
-        if (x->copy_source)
-                g_source_remove(x->copy_source);
+        sd_event_source_disable_unref(x->copy_source);
         if (x->pending)
                 g_ptr_array_free(x->pending, TRUE);
         if (x->rescued)
                 g_hash_table_destroy(x->rescued);
+        if (x->body)
+                g_bytes_unref(x->body);
         records_snapshot_free(x->snapshot);
         records_query_done(&x->query);
         g_free(x);
@@ -337,25 +340,29 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static void render_in_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable) {
-        RecordsExport *x = task_data;
+static void render_run(WorkerJob *j) {
+        RecordsExport *x = (RecordsExport *) j;
 
-        g_task_return_pointer(task, records_render(x->snapshot, &x->query), (GDestroyNotify) g_bytes_unref);
+        x->body = records_render(x->snapshot, &x->query);
+        /* Not needed any more: freed here, off the loop. */
+        x->snapshot = records_snapshot_free(x->snapshot);
 }
 
-static void on_rendered(GObject *source, GAsyncResult *result, gpointer userdata) {
-        RecordsExport *x = userdata;
-        g_autoptr(GBytes) body = g_task_propagate_pointer(G_TASK(result), NULL);
+static void render_done(WorkerJob *j) {
+        RecordsExport *x = (RecordsExport *) j;
 
         if (!x->cancelled)
-                x->done(body, x->userdata);
+                x->done(x->body, x->userdata);
         export_free(x);
 }
 
-static gboolean on_copy(gpointer userdata) {
-        RecordsExport *x = userdata;
+static void render_discard(WorkerJob *j) {
+        export_free((RecordsExport *) j);
+}
+
+/* Copies the next batch; at the end, hands the snapshot to the worker. */
+static bool copy_batch(RecordsExport *x) {
         uint64_t deadline = now_usec() + COPY_BUDGET_USEC;
-        GTask *task;
 
         for (guint k = 0; x->pos < x->pending->len && k < COPY_BATCH_MAX; x->pos++, k++) {
                 const Record *r = x->pending->pdata[x->pos];
@@ -371,23 +378,27 @@ static gboolean on_copy(gpointer userdata) {
                 }
         }
         if (x->pos < x->pending->len)
-                return G_SOURCE_CONTINUE;
+                return false;
 
         /* Copied: the store may do as it likes from here on. */
-        x->copy_source = 0;
         if (x->subscribed)
                 store_unsubscribe(x->store, on_store_change, x);
         x->subscribed = false;
         g_clear_pointer(&x->pending, g_ptr_array_unref);
         g_clear_pointer(&x->rescued, g_hash_table_destroy);
+        x->copy_source = sd_event_source_disable_unref(x->copy_source);
 
         x->rendering = true;
-        task = g_task_new(NULL, NULL, on_rendered, x);
-        g_task_set_task_data(task, x, NULL);
-        g_task_set_name(task, "records-render");
-        g_task_run_in_thread(task, render_in_thread);
-        g_object_unref(task);
-        return G_SOURCE_REMOVE;
+        worker_submit(x->worker, &x->job);
+        return true;
+}
+
+static int on_copy(sd_event_source *s, void *userdata) {
+        RecordsExport *x = userdata;
+
+        if (!copy_batch(x))
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 typedef struct ListContext {
@@ -403,15 +414,18 @@ static int list_record(const Record *r, void *userdata) {
         return 0;
 }
 
-RecordsExport *records_export_start(Store *store, RecordsQuery *q, RecordsExportFunc done, void *userdata) {
+RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q,
+                                    RecordsExportFunc done, void *userdata) {
         RecordsExport *x = g_new0(RecordsExport, 1);
         ListContext c;
 
         *x = (RecordsExport) {
+                .job = { .run = render_run, .done = render_done, .discard = render_discard },
                 .store = store,
                 .query = *q,
                 .done = done,
                 .userdata = userdata,
+                .worker = worker,
                 .pending = g_ptr_array_sized_new((guint) MIN(store_count(store), (size_t) 1 << 20)),
                 .rescued = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
                 .snapshot = records_snapshot_new(store_version(store), store_count(store)),
@@ -420,14 +434,19 @@ RecordsExport *records_export_start(Store *store, RecordsQuery *q, RecordsExport
 
         c = (ListContext) { .pending = x->pending, .type = x->query.type };
         (void) store_foreach(store, x->query.name, x->query.source, list_record, &c);
+
+        /* Without change tracking or a batch source, copy it all now rather
+         * than risk reading freed records. */
         if (store_subscribe(store, on_store_change, x) >= 0)
                 x->subscribed = true;
-        else
-                /* Without change tracking, copy it all now rather than risk freed records. */
-                while (on_copy(x) == G_SOURCE_CONTINUE)
+        if (x->subscribed && sd_event_add_defer(e, &x->copy_source, on_copy, x) >= 0) {
+                /* Below the sockets: a batch waits for them, not the reverse. */
+                (void) sd_event_source_set_priority(x->copy_source, SD_EVENT_PRIORITY_NORMAL + 10);
+                (void) sd_event_source_set_description(x->copy_source, "http-records-copy");
+                (void) sd_event_source_set_enabled(x->copy_source, SD_EVENT_ONESHOT);
+        } else
+                while (!copy_batch(x))
                         ;
-        if (!x->rendering)
-                x->copy_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_copy, x, NULL);
         return x;
 }
 
@@ -435,7 +454,7 @@ void records_export_cancel(RecordsExport *x) {
         if (!x)
                 return;
         if (x->rendering) {
-                x->cancelled = true;    /* on_rendered frees it */
+                x->cancelled = true;    /* render_done frees it */
                 return;
         }
         export_free(x);
@@ -443,25 +462,17 @@ void records_export_cancel(RecordsExport *x) {
 
 /* --- memory ---------------------------------------------------------------------- */
 
-static bool trimming;
-
-static void trim_in_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable) {
+static void trim_run(WorkerJob *j) {
         (void) malloc_trim(0);
-        g_task_return_boolean(task, TRUE);
 }
 
-static void on_trimmed(GObject *source, GAsyncResult *result, gpointer userdata) {
-        trimming = false;
+static void trim_free(WorkerJob *j) {
+        g_free(j);
 }
 
-void records_trim_memory(void) {
-        GTask *task;
+void records_trim_memory(Worker *worker) {
+        WorkerJob *j = g_new0(WorkerJob, 1);
 
-        if (trimming)
-                return;
-        trimming = true;
-        task = g_task_new(NULL, NULL, on_trimmed, NULL);
-        g_task_set_name(task, "records-trim");
-        g_task_run_in_thread(task, trim_in_thread);
-        g_object_unref(task);
+        *j = (WorkerJob) { .run = trim_run, .done = trim_free, .discard = trim_free };
+        worker_submit(worker, j);
 }

@@ -3,8 +3,9 @@
  * match are copied from the store in short batches (a snapshot that stays
  * consistent while the store changes: a record removed before it was copied
  * is copied as it was, one added since is left out), then filtered, sorted,
- * paged and rendered on a worker thread. The loop only ever spends about half
- * a millisecond at a time on it.
+ * paged and rendered on a worker thread (worker.c). The loop only ever spends
+ * about half a millisecond at a time on it, apart from listing the matching
+ * records (pointers only) at the start.
  *
  * The query and the rendering are pure functions, unit-tested without a
  * server (tests/test-http-json.c). */
@@ -13,8 +14,10 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "store.h"
+#include "worker.h"
 
 /* What a request asks for. */
 typedef struct RecordsQuery {
@@ -51,18 +54,19 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(RecordsSnapshot *, records_snapshot_free);
  * matched_records, offset and limit say which part this is. Thread-safe. */
 GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q);
 
-/* The loop's part: a snapshot taken in batches, then rendered on a thread. */
+/* The loop's part: a snapshot taken in batches (a defer source on e), then
+ * rendered on worker. */
 typedef struct RecordsExport RecordsExport;
-/* body is NULL if the export was cancelled; takes a reference otherwise */
+/* Takes a reference to body if it keeps it. */
 typedef void (*RecordsExportFunc)(GBytes *body, void *userdata);
-/* Starts; done is called once, from the main context, never from this call.
- * Takes q. */
-RecordsExport *records_export_start(Store *store, RecordsQuery *q, RecordsExportFunc done, void *userdata);
+/* Starts; done is called once, on the loop, never from this call. Takes q. */
+RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q,
+                                    RecordsExportFunc done, void *userdata);
 /* Stops an export whose caller went away: done is not called. */
 void records_export_cancel(RecordsExport *x);
 
 /* Large answers are rendered and sent from memory that malloc keeps once it
- * is free (in the worker threads' arenas too); this hands it back to the
- * system, on a thread, once a large answer has gone out. */
+ * is free (in the worker thread's arena too); this hands it back to the
+ * system, on the worker, once a large answer has gone out. */
 #define RECORDS_TRIM_AFTER_BYTES (4u * 1024u * 1024u)
-void records_trim_memory(void);
+void records_trim_memory(Worker *worker);

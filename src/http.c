@@ -70,6 +70,8 @@ struct HttpServer {
         char *api_token;             /* NULL: changes from loopback only */
         SoupServer *server;
         HttpGuard *guard;            /* connection cap and request timeout */
+        sd_event *event;
+        Worker *worker;              /* renders /dns/records */
         char *bind_address;          /* as configured; a name Host may use */
         char **allowed_hosts;        /* AllowedHosts= */
         char **local_names;          /* all the names Host may use, from http_local_names() */
@@ -248,7 +250,9 @@ static void records_request_free(RecordsRequest *rq) {
 }
 
 static void on_large_answer_sent(SoupServerMessage *msg, gpointer userdata) {
-        records_trim_memory();
+        HttpServer *h = userdata;
+
+        records_trim_memory(h->worker);
 }
 
 static void on_records_ready(GBytes *body, void *userdata) {
@@ -262,7 +266,7 @@ static void on_records_ready(GBytes *body, void *userdata) {
                                      "application/json");
         soup_message_body_append_bytes(soup_server_message_get_response_body(msg), body);
         if (g_bytes_get_size(body) >= RECORDS_TRIM_AFTER_BYTES)
-                g_signal_connect(msg, "finished", G_CALLBACK(on_large_answer_sent), NULL);
+                g_signal_connect(msg, "finished", G_CALLBACK(on_large_answer_sent), rq->server);
         soup_server_message_unpause(msg);
         records_request_free(rq);
 }
@@ -299,7 +303,7 @@ static void serve_records(HttpServer *h, SoupServerMessage *msg, GHashTable *que
 
         soup_server_message_pause(msg);
         g_signal_connect(msg, "finished", G_CALLBACK(on_records_finished), rq);
-        rq->export = records_export_start(h->store, &q, on_records_ready, rq);
+        rq->export = records_export_start(h->store, h->event, h->worker, &q, on_records_ready, rq);
 }
 
 static void serve_cluster(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
@@ -931,6 +935,10 @@ int http_server_new(HttpServer **ret, Store *store, const HttpServerOptions *opt
         if (!h->server)
                 return log_error_errno(-ENOMEM, "Failed to create the HTTP server.");
 
+        h->event = sd_event_ref(opts->event);
+        r = worker_new(&h->worker, h->event, "http-render");
+        if (r < 0)
+                return r;
         h->bind_address = g_ascii_strdown(opts->host ?: "0.0.0.0", -1);
         h->allowed_hosts = g_strdupv(opts->allowed_hosts);
         h->guard = http_guard_new(h->server, opts->max_connections ?: HTTP_MAX_CONNECTIONS_DEFAULT,
@@ -981,11 +989,14 @@ HttpServer *http_server_free(HttpServer *h) {
                 sse_client_free(h->clients);
         while (h->records_requests)
                 records_request_free(h->records_requests);
+        /* After the requests: the worker drops the renders still under way. */
+        h->worker = worker_free(h->worker);
         h->guard = http_guard_free(h->guard);
         if (h->server) {
                 soup_server_disconnect(h->server);
                 g_object_unref(h->server);
         }
+        sd_event_unref(h->event);
         g_free(h->bind_address);
         g_strfreev(h->allowed_hosts);
         g_strfreev(h->local_names);

@@ -6,6 +6,8 @@
  * StatusProvider), and knows nothing else of the Manager. */
 #pragma once
 
+#include <systemd/sd-event.h>
+
 #include "macro.h"
 #include "manager-status.h"
 #include "store.h"
@@ -13,6 +15,7 @@
 typedef struct HttpServer HttpServer;
 
 typedef struct HttpServerOptions {
+        sd_event *event;                /* the loop, for work done in batches and on a worker thread */
         const char *host;               /* NULL: 0.0.0.0 */
         uint16_t port;
         int fd;                         /* >= 0: a socket-activated listener to take over instead */

@@ -594,6 +594,7 @@ int manager_start(Manager *m) {
 
         if (m->config.http_enabled || m->listen_http_fd >= 0) {
                 HttpServerOptions hopts = {
+                        .event = m->event,
                         .host = m->config.http_host,
                         .port = m->config.http_port,
                         .fd = m->listen_http_fd,

@@ -2,18 +2,25 @@
 /* The worker thread: a FIFO of jobs in, a FIFO of finished jobs out, one
  * mutex for both, and an eventfd that wakes the loop when the out queue stops
  * being empty. The loop drains it in one go: finished jobs are rare compared
- * with loop iterations, and each done() bounds its own work. */
+ * with loop iterations, and each done() bounds its own work.
+ *
+ * POSIX threads rather than GLib's: GMutex is built on futexes that
+ * ThreadSanitizer does not see, and this is the one place our own threads
+ * meet. */
 
 #include <glib.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 
 #include "log.h"
 #include "worker.h"
 
 struct Worker {
-        GMutex lock;
-        GCond cond;
-        GThread *thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        pthread_t thread;
+        bool started;
+        char name[16];
         WorkerJob *todo_head, *todo_tail;       /* submitted, not run yet */
         WorkerJob *done_head, *done_tail;       /* run, done() not called yet */
         bool stopping;
@@ -35,7 +42,8 @@ static void queue_push(WorkerJob **head, WorkerJob **tail, WorkerJob *j) {
 static void *worker_thread(void *userdata) {
         Worker *w = userdata;
 
-        g_mutex_lock(&w->lock);
+        (void) pthread_setname_np(pthread_self(), w->name);
+        pthread_mutex_lock(&w->lock);
         for (;;) {
                 WorkerJob *j = w->todo_head;
                 bool wake;
@@ -44,17 +52,17 @@ static void *worker_thread(void *userdata) {
                 if (!j) {
                         if (w->stopping)
                                 break;
-                        g_cond_wait(&w->cond, &w->lock);
+                        pthread_cond_wait(&w->cond, &w->lock);
                         continue;
                 }
                 w->todo_head = j->next;
                 if (!w->todo_head)
                         w->todo_tail = NULL;
-                g_mutex_unlock(&w->lock);
+                pthread_mutex_unlock(&w->lock);
 
                 j->run(j);
 
-                g_mutex_lock(&w->lock);
+                pthread_mutex_lock(&w->lock);
                 wake = !w->done_head;
                 queue_push(&w->done_head, &w->done_tail, j);
                 /* One wake-up per empty-to-non-empty transition is enough: the
@@ -62,7 +70,7 @@ static void *worker_thread(void *userdata) {
                 if (wake)
                         (void) !write(w->efd, &one, sizeof one);
         }
-        g_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->lock);
         return NULL;
 }
 
@@ -73,10 +81,10 @@ static int on_efd(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
 
         (void) !read(fd, &n, sizeof n);
 
-        g_mutex_lock(&w->lock);
+        pthread_mutex_lock(&w->lock);
         j = w->done_head;
         w->done_head = w->done_tail = NULL;
-        g_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->lock);
 
         while (j) {
                 WorkerJob *next = j->next;
@@ -90,12 +98,12 @@ static int on_efd(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
 
 int worker_new(Worker **ret, sd_event *e, const char *name) {
         _cleanup_(worker_freep) Worker *w = NULL;
-        GError *error = NULL;
         int fd, r;
 
         w = g_new0(Worker, 1);
-        g_mutex_init(&w->lock);
-        g_cond_init(&w->cond);
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        g_strlcpy(w->name, name, sizeof w->name);
         w->efd = -EBADF;
 
         fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -110,12 +118,10 @@ int worker_new(Worker **ret, sd_event *e, const char *name) {
         (void) sd_event_source_set_io_fd_own(w->efd_source, true);
         (void) sd_event_source_set_description(w->efd_source, name);
 
-        w->thread = g_thread_try_new(name, worker_thread, w, &error);
-        if (!w->thread) {
-                log_error("Failed to start the %s thread: %s", name, error->message);
-                g_error_free(error);
-                return -EAGAIN;
-        }
+        r = -pthread_create(&w->thread, NULL, worker_thread, w);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the %s thread: %m", name);
+        w->started = true;
 
         *ret = TAKE_PTR(w);
         return 0;
@@ -127,12 +133,12 @@ Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;
 
-        if (w->thread) {
-                g_mutex_lock(&w->lock);
+        if (w->started) {
+                pthread_mutex_lock(&w->lock);
                 w->stopping = true;
-                g_cond_signal(&w->cond);
-                g_mutex_unlock(&w->lock);
-                g_thread_join(w->thread);
+                pthread_cond_signal(&w->cond);
+                pthread_mutex_unlock(&w->lock);
+                (void) pthread_join(w->thread, NULL);
         }
 
         /* The thread is gone: no lock needed any more. */
@@ -148,17 +154,17 @@ Worker *worker_free(Worker *w) {
         }
 
         sd_event_source_disable_unref(w->efd_source);
-        g_mutex_clear(&w->lock);
-        g_cond_clear(&w->cond);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
         g_free(w);
         return NULL;
 }
 
 void worker_submit(Worker *w, WorkerJob *j) {
-        g_mutex_lock(&w->lock);
+        pthread_mutex_lock(&w->lock);
         queue_push(&w->todo_head, &w->todo_tail, j);
-        g_cond_signal(&w->cond);
-        g_mutex_unlock(&w->lock);
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
         w->n_pending++;
 }
 

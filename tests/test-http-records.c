@@ -187,21 +187,25 @@ static void test_export_snapshot(void) {
         RecordsQuery q = { .limit = UINT64_MAX };
         ExportResult result = {};
         RecordsExport *x;
+        sd_event *e = NULL;
+        Worker *w = NULL;
         json_object *o, *records;
         unsigned turns = 0, removed = 0, added = 0;
 
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        g_assert_cmpint(worker_new(&w, e, "test-render"), >=, 0);
         g_assert_cmpint(store_new(&s), ==, 0);
         for (unsigned i = 0; i < N_RECORDS; i++)
                 add_numbered(s, "old", i);
 
-        x = records_export_start(s, &q, on_export_done, &result);
+        x = records_export_start(s, e, w, &q, on_export_done, &result);
         g_assert_nonnull(x);
         g_assert_false(result.done);
 
         /* Between batches: remove old records (some copied already, some not),
          * add new ones, until the copy is done. */
         while (!result.done) {
-                g_main_context_iteration(NULL, TRUE);
+                g_assert_cmpint(sd_event_run(e, USEC_PER_SEC), >=, 0);
                 /* From both ends: whichever order the copy goes in, some are
                  * removed before their turn. */
                 for (unsigned k = 0; k < 250 && removed < N_RECORDS / 2; k++, removed++) {
@@ -228,27 +232,43 @@ static void test_export_snapshot(void) {
         json_object_put(o);
         g_bytes_unref(result.body);
         store_free(s);
+        worker_free(w);
+        sd_event_unref(e);
 }
 
-/* A caller that goes away: no callback, nothing left behind (ASan). */
+/* A caller that goes away, while copying or while rendering: no callback,
+ * nothing left behind (ASan). */
 static void test_export_cancel(void) {
         Store *s = NULL;
-        RecordsQuery q = { .limit = UINT64_MAX };
+        RecordsQuery q = { .limit = UINT64_MAX }, q2 = { .limit = UINT64_MAX };
         ExportResult result = {};
-        RecordsExport *x;
+        RecordsExport *x, *y;
+        sd_event *e = NULL;
+        Worker *w = NULL;
 
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        g_assert_cmpint(worker_new(&w, e, "test-render"), >=, 0);
         g_assert_cmpint(store_new(&s), ==, 0);
         for (unsigned i = 0; i < N_RECORDS; i++)
                 add_numbered(s, "old", i);
-        x = records_export_start(s, &q, on_export_done, &result);
-        g_main_context_iteration(NULL, FALSE);
+        x = records_export_start(s, e, w, &q, on_export_done, &result);
+        g_assert_cmpint(sd_event_run(e, 0), >=, 0);
         records_export_cancel(x);
         for (unsigned i = 0; i < 100; i++)
                 remove_numbered(s, "old", i);
-        while (g_main_context_iteration(NULL, FALSE))
+        while (sd_event_run(e, 0) > 0)
                 ;
         g_assert_false(result.done);
+
+        /* Cancelled while rendering, then the worker goes too. */
+        y = records_export_start(s, e, w, &q2, on_export_done, &result);
+        while (sd_event_run(e, 0) > 0)
+                ;
+        records_export_cancel(y);
+        worker_free(w);
+        g_assert_false(result.done);
         store_free(s);
+        sd_event_unref(e);
 }
 
 int main(int argc, char *argv[]) {
