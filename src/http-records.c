@@ -17,6 +17,7 @@
  * same bytes (json-c's plain form, which tests/test-http-json.c checks), ten
  * times faster, in one buffer. */
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -66,7 +67,34 @@ static char *quote_value(const char *s) {
 int records_query_parse(GHashTable *params, RecordsQuery *ret, char **ret_error) {
         const char *name = param(params, "name"), *source = param(params, "source"), *type = param(params, "type");
         const char *q = param(params, "q"), *limit = param(params, "limit"), *offset = param(params, "offset");
+        const char *sort = param(params, "sort"), *order = param(params, "order");
+        static const char *const sort_names[] = {
+                [RECORDS_SORT_HOSTNAME] = "hostname", [RECORDS_SORT_TYPE] = "type", [RECORDS_SORT_VALUE] = "value",
+                [RECORDS_SORT_TTL] = "ttl", [RECORDS_SORT_SOURCE] = "source",
+        };
         RecordsQuery query = { .limit = UINT64_MAX };
+
+        if (sort) {
+                size_t i;
+
+                for (i = 0; i < ELEMENTSOF(sort_names); i++)
+                        if (streq(sort, sort_names[i]))
+                                break;
+                if (i == ELEMENTSOF(sort_names)) {
+                        g_autofree char *v = quote_value(sort);
+                        *ret_error = g_strdup_printf("sort: expected hostname, type, value, ttl or source, got '%s'", v);
+                        return -EINVAL;
+                }
+                query.sort = (RecordsSort) i;
+        }
+        if (order) {
+                if (!streq(order, "asc") && !streq(order, "desc")) {
+                        g_autofree char *v = quote_value(order);
+                        *ret_error = g_strdup_printf("order: expected asc or desc, got '%s'", v);
+                        return -EINVAL;
+                }
+                query.descending = streq(order, "desc");
+        }
 
         if (type) {
                 int t = dns_type_from_string(type);
@@ -95,7 +123,7 @@ int records_query_parse(GHashTable *params, RecordsQuery *ret, char **ret_error)
         query.name = g_strdup(name);
         query.source = g_strdup(source);
         query.q = g_strdup(q);
-        query.extended = name || source || type || q || limit || offset;
+        query.extended = name || source || type || q || limit || offset || sort || order;
         *ret = query;
         return 0;
 }
@@ -213,8 +241,23 @@ static void append_time(GString *out, uint64_t realtime_usec) {
         g_string_append_printf(out, "\"%s.%03uZ\"", buf, (unsigned) (realtime_usec % USEC_PER_SEC / 1000));
 }
 
-static int copy_compare(const void *a, const void *b) {
-        const RecordCopy *x = *(const RecordCopy *const *) a, *y = *(const RecordCopy *const *) b;
+/* Addresses compare by number (IPv4 before IPv6), other values as text. */
+static int value_compare(const RecordCopy *x, const RecordCopy *y) {
+        bool xa = x->type == DNS_TYPE_A || x->type == DNS_TYPE_AAAA;
+        bool ya = y->type == DNS_TYPE_A || y->type == DNS_TYPE_AAAA;
+        uint8_t bx[16], by[16];
+
+        if (xa && ya) {
+                if (x->type != y->type)
+                        return x->type == DNS_TYPE_A ? -1 : 1;
+                int af = x->type == DNS_TYPE_A ? AF_INET : AF_INET6;
+                if (inet_pton(af, x->value, bx) == 1 && inet_pton(af, y->value, by) == 1)
+                        return memcmp(bx, by, af == AF_INET ? 4 : 16);
+        }
+        return strcmp(x->value, y->value);
+}
+
+static int copy_compare_default(const RecordCopy *x, const RecordCopy *y) {
         int c;
 
         c = strcmp(x->name, y->name);
@@ -222,10 +265,41 @@ static int copy_compare(const void *a, const void *b) {
                 return c;
         if (x->type != y->type)
                 return x->type < y->type ? -1 : 1;
-        c = strcmp(x->value, y->value);
+        c = value_compare(x, y);
         if (c != 0)
                 return c;
         return strcmp(x->owner, y->owner);
+}
+
+static int copy_compare(const void *a, const void *b, void *userdata) {
+        const RecordCopy *x = *(const RecordCopy *const *) a, *y = *(const RecordCopy *const *) b;
+        const RecordsQuery *q = userdata;
+        int c = 0;
+
+        switch (q->sort) {
+        case RECORDS_SORT_TYPE: {
+                const char *tx = dns_type_to_string(x->type) ?: "", *ty = dns_type_to_string(y->type) ?: "";
+                c = strcmp(tx, ty);
+                break;
+        }
+        case RECORDS_SORT_VALUE:
+                c = value_compare(x, y);
+                break;
+        case RECORDS_SORT_TTL:
+                c = x->ttl < y->ttl ? -1 : x->ttl > y->ttl;
+                break;
+        case RECORDS_SORT_SOURCE:
+                c = strcmp(x->owner, y->owner);
+                if (c == 0)
+                        c = x->line < y->line ? -1 : x->line > y->line;
+                break;
+        case RECORDS_SORT_HOSTNAME:
+        default:
+                break;
+        }
+        if (c == 0)
+                c = copy_compare_default(x, y);
+        return q->descending ? -c : c;
 }
 
 static bool matches(const RecordCopy *r, const char *q, GString *scratch) {
@@ -252,7 +326,7 @@ GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q) {
                         list[n++] = r;
         }
         if (n > 1)
-                qsort(list, n, sizeof *list, copy_compare);
+                qsort_r(list, n, sizeof *list, copy_compare, (void *) q);
         first = MIN(q->offset, (uint64_t) n);
         end = q->limit >= (uint64_t) n - first ? (uint64_t) n : first + q->limit;
 

@@ -20,6 +20,14 @@
 #include "worker.h"
 
 /* What a request asks for. */
+typedef enum RecordsSort {
+        RECORDS_SORT_HOSTNAME,
+        RECORDS_SORT_TYPE,
+        RECORDS_SORT_VALUE,     /* addresses by number: 10.0.2.1 before 10.0.10.1 */
+        RECORDS_SORT_TTL,
+        RECORDS_SORT_SOURCE,
+} RecordsSort;
+
 typedef struct RecordsQuery {
         char *name;             /* exact name (any case, trailing dot allowed); NULL: any */
         char *source;           /* prefix of the owner ("docker", "hosts:/etc/..."); NULL: any */
@@ -27,6 +35,8 @@ typedef struct RecordsQuery {
         char *q;                /* substring of name, value or source, any case; NULL: none */
         uint64_t offset;
         uint64_t limit;         /* UINT64_MAX: all */
+        RecordsSort sort;       /* the column to order by; ties by hostname, type, value, owner */
+        bool descending;
         bool extended;          /* some parameter given: the answer gets the newer keys */
 } RecordsQuery;
 

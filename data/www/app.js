@@ -28,10 +28,8 @@
   if (initial) document.documentElement.dataset.theme = initial;
 
   // --- state -----------------------------------------------------------------
-  const records = new Map(); // key -> record
   let recordsVersion = 0;
   let loading = null; // Promise while /dns/records is being fetched
-  let queued = []; // events that arrived while loading
   let sortKey = "hostname";
   let sortDir = 1;
   let uptimeBase = null; // [seconds, Date.now() when read]
@@ -286,37 +284,34 @@
   }
 
   // --- records ---------------------------------------------------------------
-  function compare(a, b) {
-    let x = a[sortKey], y = b[sortKey];
-    if (sortKey === "ttl") return sortDir * ((Number(x) || 0) - (Number(y) || 0));
-    x = String(x || "");
-    y = String(y || "");
-    const c = x < y ? -1 : x > y ? 1 : 0;
-    if (c !== 0 || sortKey === "hostname") return sortDir * c;
-    return a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0;
-  }
+  // The server pages, searches, filters and sorts (/dns/records?limit=&offset=
+  // &q=&source=&sort=&order=): the page holds PAGE_SIZE rows whatever the
+  // store holds, so it stays fast at 100,000 records.
+  const PAGE_SIZE = 100;
+  const SORT_PARAM = { hostname: "hostname", type: "type", ip_address: "value", ttl: "ttl", source: "source" };
+  let offset = 0;
+  let matched = 0;
+  let total = 0;
+  let reloadTimer = null;
 
-  function sourceKind(r) {
-    const o = r.owner || r.source || "";
-    return o.split(":")[0];
-  }
-
-  function matches(r, needle, kind) {
-    if (kind && sourceKind(r) !== kind) return false;
-    if (!needle) return true;
-    return [r.hostname, r.type, r.ip_address, r.source, String(r.ttl)].some(
-      (f) => f && f.toLowerCase().includes(needle)
-    );
-  }
-
-  function renderRecords() {
-    const needle = $("search").value.trim().toLowerCase();
+  function recordsUrl() {
+    const p = new URLSearchParams({
+      limit: String(PAGE_SIZE),
+      offset: String(offset),
+      sort: SORT_PARAM[sortKey] || "hostname",
+      order: sortDir > 0 ? "asc" : "desc",
+    });
+    const needle = $("search").value.trim();
     const kind = $("source-filter").value;
-    const all = Array.from(records.values());
-    const shown = all.filter((r) => matches(r, needle, kind)).sort(compare);
+    if (needle) p.set("q", needle);
+    if (kind) p.set("source", kind);
+    return "/dns/records?" + p.toString();
+  }
+
+  function renderRecords(list) {
     const body = $("records-body");
     const rows = [];
-    for (const r of shown) {
+    for (const r of list) {
       const tr = document.createElement("tr");
       const key = keyOf(r);
       tr.dataset.key = key;
@@ -347,61 +342,72 @@
     }
     body.replaceChildren(...rows);
     fresh.clear();
-    $("records-empty").hidden = shown.length !== 0;
-    $("records-empty").textContent = all.length === 0 ? "No records yet." : "No records match the search.";
-    $("records-shown").textContent =
-      shown.length === all.length ? "(" + all.length + ")" : "(" + shown.length + " of " + all.length + ")";
+    const filtered = $("search").value.trim() !== "" || $("source-filter").value !== "";
+    $("records-empty").hidden = list.length !== 0;
+    $("records-empty").textContent = total === 0 ? "No records yet." : "No records match the search.";
+    $("records-shown").textContent = filtered ? "(" + matched + " of " + total + ")" : "(" + total + ")";
+    const pages = Math.max(1, Math.ceil(matched / PAGE_SIZE));
+    const page = Math.floor(offset / PAGE_SIZE) + 1;
+    $("pager").hidden = matched <= PAGE_SIZE;
+    $("page-info").textContent =
+      matched === 0 ? "" : (offset + 1) + "–" + (offset + list.length) + " of " + matched + " · page " + page + " of " + pages;
+    $("page-prev").disabled = offset === 0;
+    $("page-next").disabled = offset + PAGE_SIZE >= matched;
   }
 
+  // Events only mark what is new and ask for the page again, at most a few
+  // times a second: the server has the truth, in the order asked for.
   function applyEvent(e) {
     if (e.version <= recordsVersion) return;
-    const r = {
-      hostname: e.hostname,
-      type: e.type,
-      ip_address: e.value,
-      ttl: e.ttl,
-      source: e.source,
-      owner: e.owner,
-    };
-    const key = keyOf(r);
-    if (e.change === "added") {
-      records.set(key, r);
-      fresh.add(key);
-    } else {
-      records.delete(key);
-    }
+    if (e.change === "added")
+      fresh.add(keyOf({ hostname: e.hostname, type: e.type, ip_address: e.value, owner: e.owner, source: e.source }));
+    scheduleReload();
   }
 
-  let renderPending = false;
-  function scheduleRender() {
-    if (renderPending) return;
-    renderPending = true;
-    window.requestAnimationFrame(() => {
-      renderPending = false;
-      renderRecords();
-    });
+  function scheduleReload(delay = 150) {
+    if (reloadTimer) return;
+    reloadTimer = window.setTimeout(() => {
+      reloadTimer = null;
+      loadRecords();
+    }, delay);
   }
 
   function loadRecords() {
-    if (loading) return loading;
+    if (loading) {
+      scheduleReload();
+      return loading;
+    }
+    const url = recordsUrl();
     loading = (async () => {
       try {
-        const r = await fetch("/dns/records", { cache: "no-store" });
+        const r = await fetch(url, { cache: "no-store" });
+        if (r.status === 503) {
+          scheduleReload(1000);
+          return;
+        }
         if (!r.ok) throw new Error("HTTP " + r.status);
         const doc = await r.json();
-        records.clear();
-        for (const rec of doc.records || []) records.set(keyOf(rec), rec);
+        total = Number(doc.total_records) || 0;
+        matched = doc.matched_records === undefined ? total : Number(doc.matched_records) || 0;
         recordsVersion = Number(doc.version) || 0;
-        for (const e of queued) applyEvent(e);
+        if (offset > 0 && offset >= matched) {
+          // the page went away (records removed): show the last one
+          offset = Math.max(0, Math.floor((matched - 1) / PAGE_SIZE) * PAGE_SIZE);
+          scheduleReload(0);
+        }
+        renderRecords(doc.records || []);
       } catch (err) {
         // keep what we have; the next hello or resync loads again
       } finally {
-        queued = [];
         loading = null;
-        renderRecords();
       }
     })();
     return loading;
+  }
+
+  function restart() {
+    offset = 0;
+    loadRecords();
   }
 
   // --- live feed -------------------------------------------------------------
@@ -427,11 +433,7 @@
       } catch (err) {
         return;
       }
-      if (loading) queued.push(e);
-      else {
-        applyEvent(e);
-        scheduleRender();
-      }
+      applyEvent(e);
     });
   }
 
@@ -445,7 +447,7 @@
         for (const other of document.querySelectorAll("#records-table th[data-sort]"))
           other.setAttribute("aria-sort", "none");
         th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
-        renderRecords();
+        restart();
       });
     }
   }
@@ -455,8 +457,20 @@
     $("theme-toggle").addEventListener("click", toggleTheme);
     if (window.matchMedia)
       window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", renderThemeButton);
-    $("search").addEventListener("input", renderRecords);
-    $("source-filter").addEventListener("change", renderRecords);
+    let searchTimer = null;
+    $("search").addEventListener("input", () => {
+      window.clearTimeout(searchTimer);
+      searchTimer = window.setTimeout(restart, 200);
+    });
+    $("source-filter").addEventListener("change", restart);
+    $("page-prev").addEventListener("click", () => {
+      offset = Math.max(0, offset - PAGE_SIZE);
+      loadRecords();
+    });
+    $("page-next").addEventListener("click", () => {
+      if (offset + PAGE_SIZE < matched) offset += PAGE_SIZE;
+      loadRecords();
+    });
     setupSorting();
     refreshStatus();
     loadRecords();

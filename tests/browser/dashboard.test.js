@@ -36,6 +36,18 @@ function contrast(a, b) {
   return (x + 0.05) / (y + 0.05);
 }
 
+// The rows once `cond` holds for them (the server searches, sorts and pages,
+// so the table changes a moment after the input does), or the last ones seen.
+async function rowsWhen(page, cond, timeout = 5000) {
+  const deadline = Date.now() + timeout;
+  let names = await rowNames(page);
+  while (!cond(names) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    names = await rowNames(page);
+  }
+  return names;
+}
+
 async function rowNames(page) {
   return page.$$eval("#records-body tr td:first-child", (tds) => tds.map((td) => td.textContent));
 }
@@ -147,27 +159,28 @@ async function main() {
 
     // --- search -------------------------------------------------------------
     await page.fill("#search", "live.browser");
-    let shown = await rowNames(page);
+    let shown = await rowsWhen(page, (n) => n.length === 1);
     check(shown.length === 1 && shown[0] === "live.browser.test", "search 'live.browser' shows " + shown);
     await page.fill("#search", "10.30.0.1");
-    shown = await rowNames(page);
+    shown = await rowsWhen(page, (n) => n.length === 2);
     check(shown.length === 2 && shown.every((n) => n === "web.browser.test" || n === "db.browser.test"), "value search: " + shown);
     await page.fill("#search", "no-such-thing");
-    check((await rowNames(page)).length === 0, "a search matching nothing shows rows");
+    check((await rowsWhen(page, (n) => n.length === 0)).length === 0, "a search matching nothing shows rows");
     check(await page.isVisible("#records-empty"), "no empty-search message");
     await page.fill("#search", "");
-    check((await rowNames(page)).length === 5, "clearing the search does not bring every row back");
-    ok("search filters the rows");
+    check((await rowsWhen(page, (n) => n.length === 5)).length === 5, "clearing the search does not bring every row back");
+    ok("search filters the rows (on the server)");
 
     // --- sort ---------------------------------------------------------------
     const asc = await rowNames(page);
     check(JSON.stringify(asc) === JSON.stringify([...asc].sort()), "rows not sorted by name: " + asc);
     await page.click('th[data-sort="hostname"] button');
-    const desc = await rowNames(page);
+    const desc = await rowsWhen(page, (n) => JSON.stringify(n) === JSON.stringify([...asc].reverse()));
     check(JSON.stringify(desc) === JSON.stringify([...asc].reverse()), "second click does not reverse: " + desc);
     check((await page.getAttribute('th[data-sort="hostname"]', "aria-sort")) === "descending", "aria-sort not updated");
     await page.click('th[data-sort="ttl"] button');
     await page.click('th[data-sort="hostname"] button');
+    await rowsWhen(page, (n) => JSON.stringify(n) === JSON.stringify(asc));
     ok("clicking a column header sorts, and again reverses");
 
     // --- removal is live too ----------------------------------------------------

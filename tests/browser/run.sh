@@ -96,3 +96,27 @@ JOYRIDE_ARTIFACTS="$build/test-artifacts" \
 JOYRIDE_CHROMIUM="$chromium" \
 JOYRIDE_PROFILE="$tmp/profile-cluster" \
         node "$here/cluster.test.js" || { echo "node-a log:"; tail -20 "$tmp/a.log"; exit 1; }
+
+# A node with 100,000 records: the dashboard pages through the server.
+mkdir -p "$tmp/big/hosts"
+python3 - "$tmp/big/hosts/big.hosts" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(99997):
+        f.write(f"10.{100 + (i >> 16)}.{(i >> 8) & 255}.{i & 255} host-{i}.scale.test\n")
+    f.write("10.0.10.5 b.sort.scale.test\n10.1.0.1 c.sort.scale.test\n10.0.2.5 a.sort.scale.test\n")
+PY
+http_big=$(free_port)
+"$build/src/joyrided" --dns-bind-address=127.0.0.1 --dns-port="$(free_port)" \
+        --http-host=127.0.0.1 --http-port="$http_big" --hosts-directory="$tmp/big/hosts" \
+        --state-directory="$tmp/big" --no-docker --bus=none --no-cluster >"$tmp/big.log" 2>&1 &
+big_pid=$!
+node_a_pid="$node_a_pid $big_pid"   # stopped by cleanup too
+wait_for "100,000 records loaded" 60 bash -c "curl -sf 'http://127.0.0.1:$http_big/dns/records?limit=0' | grep -q '\"total_records\":100000'"
+
+JOYRIDE_URL="http://127.0.0.1:$http_big/" \
+JOYRIDE_TOTAL=100000 \
+JOYRIDE_ARTIFACTS="$build/test-artifacts" \
+JOYRIDE_CHROMIUM="$chromium" \
+JOYRIDE_PROFILE="$tmp/profile-big" \
+        node "$here/scale.test.js" || { echo "daemon log:"; tail -20 "$tmp/big.log"; exit 1; }
