@@ -1,9 +1,7 @@
+/* SPDX-License-Identifier: MIT */
 /* The SkyDNS layout both ways (see etcd-skydns.h). Names and values are
  * checked with the validators the store uses (dns-name.c, dns-rdata.c), so
- * that whatever this module accepts the store takes. *//* SPDX-License-Identifier: MIT */
-/* The SkyDNS layout both ways (see etcd-skydns.h). Names and values are
- * checked with the store's own rules, so that whatever this module accepts
- * the store takes. */
+ * that whatever this module accepts the store takes. */
 
 #include <arpa/inet.h>
 #include <glib.h>
