@@ -43,10 +43,12 @@
 #define BACKOFF_MIN_MSEC 250u
 #define BACKOFF_MAX_MSEC 30000u
 #define REQUEST_TIMEOUT_SEC 5u
-#define RANGE_PAGE_KEYS 2000
+#define RANGE_PAGE_KEYS 5000
+#define RANGE_PAGES_AHEAD 2              /* parsed pages waiting to be applied, at most */
+#define APPLY_BATCH 256u                 /* keys applied to the store per loop turn */
 #define TXN_OPS_MAX 128u                 /* etcd's default --max-txn-ops */
 #define TXN_BYTES_MAX (256u * 1024u)     /* etcd refuses requests above 1.5 MiB by default */
-#define DIRTY_BATCH 4096u                /* local changes turned into keys per loop turn */
+#define DIRTY_BATCH 1024u                /* local changes turned into keys per loop turn */
 #define WATCH_READ_SIZE (64 * 1024)
 #define WATCH_VALUE_MAX (32u * 1024u * 1024u)   /* one watch result; etcd's requests stop at 1.5 MiB */
 #define STOP_TIMEOUT_MSEC 3000u
@@ -62,6 +64,7 @@
 #define GRPC_UNAUTHENTICATED 16
 
 typedef struct EtcdConn EtcdConn;
+typedef struct RangePage RangePage;
 
 typedef struct Endpoint {
         char *url;
@@ -148,6 +151,11 @@ struct EtcdConn {
         bool txn_in_flight;
         bool keepalive_in_flight;
         int64_t range_revision;
+        char *range_next;               /* where the next page of the range starts; NULL: no more */
+        size_t range_next_len;
+        bool range_requesting;          /* a page on its way or being parsed */
+        GQueue *pages;                  /* RangePage: parsed, being applied */
+        GSource *apply_source;
         GPtrArray *txn;                 /* TxnOp of the transaction in flight */
         SoupMessage *watch_msg;
         GInputStream *watch;
@@ -156,10 +164,12 @@ struct EtcdConn {
 
 typedef struct Call Call;
 typedef void (*CallFunc)(Call *call, json_object *reply);
+typedef void (*CallRawFunc)(Call *call, GBytes *body);
 struct Call {
         EtcdConn *conn;
         char *path;
-        CallFunc ok;
+        CallFunc ok;            /* gets the reply parsed */
+        CallRawFunc ok_raw;     /* or gets its bytes */
 };
 
 static void source_connect(EtcdSource *e);
@@ -217,9 +227,14 @@ static EtcdConn *conn_ref(EtcdConn *c) {
         return c;
 }
 
+static void range_page_free(gpointer p);
+
 static void conn_unref(EtcdConn *c) {
         if (!c || --c->n_ref > 0)
                 return;
+        if (c->pages)
+                g_queue_free_full(c->pages, range_page_free);
+        g_free(c->range_next);
         g_clear_object(&c->watch);
         g_clear_object(&c->watch_msg);
         g_clear_object(&c->cancellable);
@@ -232,6 +247,7 @@ static void conn_unref(EtcdConn *c) {
 static void conn_detach(EtcdConn *c) {
         if (!c)
                 return;
+        source_clear(&c->apply_source);
         c->source = NULL;
         g_cancellable_cancel(c->cancellable);
         conn_unref(c);
@@ -504,6 +520,10 @@ static void on_call_reply(GObject *object, GAsyncResult *res, gpointer userdata)
         }
         msg = soup_session_get_async_result_message(SOUP_SESSION(object), res);
         status = soup_message_get_status(msg);
+        if (status == SOUP_STATUS_OK && call->ok_raw) {
+                call->ok_raw(call, body);
+                goto out;
+        }
         data = g_bytes_get_data(body, &len);
         reply = parse_json(data, len);
         if (status != SOUP_STATUS_OK) {
@@ -520,16 +540,20 @@ out:
         call_free(call);
 }
 
-/* Sends body (taken) to the connection's endpoint; ok gets the reply if it
- * is a 200 with a JSON object, every other outcome is handled here. */
-static void conn_post(EtcdConn *c, const char *path, json_object *body, CallFunc ok) {
+static void conn_post_full(EtcdConn *c, const char *path, json_object *body, CallFunc ok, CallRawFunc ok_raw) {
         EtcdSource *e = c->source;
         g_autoptr(SoupMessage) msg = post_message(e, conn_url(c), path, body);
         Call *call = g_new0(Call, 1);
 
         json_object_put(body);
-        *call = (Call) { .conn = conn_ref(c), .path = g_strdup(path), .ok = ok };
+        *call = (Call) { .conn = conn_ref(c), .path = g_strdup(path), .ok = ok, .ok_raw = ok_raw };
         soup_session_send_and_read_async(e->session, msg, G_PRIORITY_DEFAULT, c->cancellable, on_call_reply, call);
+}
+
+/* Sends body (taken) to the connection's endpoint; ok gets the reply if it
+ * is a 200 with a JSON object, every other outcome is handled here. */
+static void conn_post(EtcdConn *c, const char *path, json_object *body, CallFunc ok) {
+        conn_post_full(c, path, body, ok, NULL);
 }
 
 /* --- records read from etcd --------------------------------------------------------- */
@@ -573,53 +597,111 @@ static void log_skipped(EtcdSource *e, const char *key, size_t key_len, int leve
         }
 }
 
-/* One key as the range or the watch gives it: skipped if it is this node's
- * (its lease), unchanged if its revision is, else its records replaced. */
-static void remote_apply(EtcdSource *e, const char *key, size_t key_len, const char *value, size_t value_len,
-                         int64_t mod_revision, int64_t lease) {
-        _cleanup_(skydns_entry_done) SkyDnsEntry entry = {};
-        g_autofree char *k = NULL, *owner = NULL, *error = NULL;
+/* One key/value pair as the range or the watch gives it, decoded; parsed
+ * too (skydns_parse()) when parsed is set. Pure: a worker thread builds
+ * these for the pages of a range. */
+typedef struct ParsedKv {
+        char *key;              /* NULL when unusable (see bad) */
+        size_t key_len;
+        char *value;
+        size_t value_len;
+        int64_t mod_revision, lease;
+        const char *bad;        /* why the pair is unusable, static; NULL when fine */
+        bool parsed;
+        int r;                  /* skydns_parse()'s result */
+        SkyDnsEntry entry;
+        char *error;
+} ParsedKv;
+
+static void parsed_kv_done(ParsedKv *p) {
+        g_free(p->key);
+        g_free(p->value);
+        skydns_entry_done(&p->entry);
+        g_free(p->error);
+        *p = (ParsedKv) {};
+}
+
+static void parsed_kv_free(gpointer p) {
+        parsed_kv_done(p);
+        g_free(p);
+}
+
+static void parsed_kv_decode(json_object *kv, ParsedKv *ret) {
+        guchar *key, *value;
+        gsize key_len, value_len;
+
+        *ret = (ParsedKv) {
+                .mod_revision = json_get_int64(kv, "mod_revision"),
+                .lease = json_get_int64(kv, "lease"),
+        };
+        key = json_get_bytes(kv, "key", &key_len);
+        value = json_get_bytes(kv, "value", &value_len);
+        if (!key || !value || key_len == 0)
+                ret->bad = "a key without a name, or not in base64";
+        else if (memchr(key, 0, key_len))
+                ret->bad = "the key holds a NUL byte";
+        if (ret->bad) {
+                g_free(key);
+                g_free(value);
+                return;
+        }
+        ret->key = g_strndup((const char *) key, key_len);
+        ret->key_len = key_len;
+        g_free(key);
+        ret->value = (char *) value;
+        ret->value_len = value_len;
+}
+
+static void parsed_kv_parse(ParsedKv *p, const char *prefix, uint32_t default_ttl) {
+        if (p->parsed || p->bad)
+                return;
+        p->parsed = true;
+        p->r = skydns_parse(prefix, p->key, p->key_len, p->value, p->value_len, default_ttl, &p->entry, &p->error);
+}
+
+/* Applies one pair: skipped if it is this node's (its lease), unchanged if
+ * its revision is, else the key's records replaced (mark, add, sweep). */
+static void remote_apply(EtcdSource *e, ParsedKv *p) {
+        g_autofree char *owner = NULL;
         RemoteKey *rk;
         unsigned added = 0;
-        int r;
 
-        if (memchr(key, 0, key_len)) {
+        if (p->bad) {
                 e->n_skipped++;
-                log_skipped(e, key, key_len, LOG_WARNING, "skipped", "the key holds a NUL byte");
+                log_skipped(e, p->key ?: "?", p->key ? p->key_len : 1, LOG_WARNING, "skipped", p->bad);
                 return;
         }
-        k = g_strndup(key, key_len);
-        rk = g_hash_table_lookup(e->remote, k);
-        if (e->lease_id != 0 && lease == e->lease_id) {
+        rk = g_hash_table_lookup(e->remote, p->key);
+        if (e->lease_id != 0 && p->lease == e->lease_id) {
                 /* Ours: served locally already. It may have been someone
                  * else's before (our last run's, on its old lease). */
-                remote_drop(e, k);
+                remote_drop(e, p->key);
                 return;
         }
-        if (rk && rk->mod_revision == mod_revision) {
+        if (rk && rk->mod_revision == p->mod_revision) {
                 rk->gen = e->gen;
                 return;
         }
 
-        r = skydns_parse(e->prefix, key, key_len, value, value_len, e->default_ttl, &entry, &error);
-        if (r == -ENOMEM) {
-                log_error("Out of memory reading etcd key %s.", k);
+        parsed_kv_parse(p, e->prefix, e->default_ttl);
+        if (p->r == -ENOMEM) {
+                log_error("Out of memory reading etcd key %s.", p->key);
                 return;
         }
-        if (r < 0) {
+        if (p->r < 0) {
                 e->n_skipped++;
-                log_skipped(e, key, key_len, LOG_WARNING, "skipped", error);
-        } else if (entry.note)
-                log_skipped(e, key, key_len, LOG_NOTICE, "partly served", entry.note);
+                log_skipped(e, p->key, p->key_len, LOG_WARNING, "skipped", p->error);
+        } else if (p->entry.note)
+                log_skipped(e, p->key, p->key_len, LOG_NOTICE, "partly served", p->entry.note);
 
-        owner = owner_of(k);
+        owner = owner_of(p->key);
         store_mark_owner(e->store, owner);
-        for (size_t i = 0; r >= 0 && i < entry.n_records; i++) {
+        for (size_t i = 0; p->r >= 0 && i < p->entry.n_records; i++) {
                 const char *why = NULL;
-                int q = store_add(e->store, entry.name, entry.records[i].type, entry.records[i].value, entry.ttl,
-                                  owner, 0, NULL, &why);
+                int q = store_add(e->store, p->entry.name, p->entry.records[i].type, p->entry.records[i].value,
+                                  p->entry.ttl, owner, 0, NULL, &why);
                 if (q < 0)
-                        log_skipped(e, key, key_len, LOG_WARNING, "record refused", why ?: strerror(-q));
+                        log_skipped(e, p->key, p->key_len, LOG_WARNING, "record refused", why ?: strerror(-q));
                 else
                         added++;
         }
@@ -627,28 +709,21 @@ static void remote_apply(EtcdSource *e, const char *key, size_t key_len, const c
 
         if (!rk) {
                 rk = g_new0(RemoteKey, 1);
-                g_hash_table_insert(e->remote, g_strdup(k), rk);
+                g_hash_table_insert(e->remote, g_strdup(p->key), rk);
         }
         if (rk->n_records > 0)
                 e->n_remote_records--;
-        *rk = (RemoteKey) { .mod_revision = mod_revision, .gen = e->gen, .n_records = added };
+        *rk = (RemoteKey) { .mod_revision = p->mod_revision, .gen = e->gen, .n_records = added };
         if (added > 0)
                 e->n_remote_records++;
 }
 
 static void apply_kv(EtcdSource *e, json_object *kv) {
-        g_autofree guchar *key = NULL, *value = NULL;
-        gsize key_len, value_len;
+        ParsedKv p;
 
-        key = json_get_bytes(kv, "key", &key_len);
-        value = json_get_bytes(kv, "value", &value_len);
-        if (!key || !value || key_len == 0) {
-                e->n_skipped++;
-                log_warning("etcd sent a key without a name, or one that is not base64; skipping it.");
-                return;
-        }
-        remote_apply(e, (const char *) key, key_len, (const char *) value, value_len, json_get_int64(kv, "mod_revision"),
-                     json_get_int64(kv, "lease"));
+        parsed_kv_decode(kv, &p);
+        remote_apply(e, &p);
+        parsed_kv_done(&p);
 }
 
 /* --- publishing this node's records --------------------------------------------------- */
@@ -849,7 +924,6 @@ static void lease_ready(EtcdConn *c) {
 
 static void watch_open(EtcdConn *c, int64_t revision);
 
-static void range_page(EtcdConn *c, const char *from, size_t from_len);
 
 static void sweep(EtcdSource *e) {
         g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
@@ -866,51 +940,194 @@ static void sweep(EtcdSource *e) {
                 log_debug("etcd: %u key(s) went away while we were not watching; removed their records.", gone->len);
 }
 
-static void on_range(Call *call, json_object *reply) {
-        EtcdConn *c = call->conn;
-        EtcdSource *e = c->source;
-        json_object *kvs = NULL, *header = NULL;
+/* A page of the range. A worker thread parses it (JSON, base64, the SkyDNS
+ * mapping: the costly part, pure); the loop then applies it to the store a
+ * batch at a time, so that answering never waits long behind a resync. The
+ * next page is asked for as soon as this one is parsed. */
+struct RangePage {
+        GBytes *body;
+        char *prefix;
+        uint32_t default_ttl;
+        /* from the worker */
+        char *error;                    /* the page is unusable */
+        int64_t revision;
+        bool more;
+        char *next_key;                 /* the last key + "\0" when more */
+        size_t next_len;
+        GPtrArray *kvs;                 /* ParsedKv */
+        guint applied;
+};
+
+static void range_page_free(gpointer p) {
+        RangePage *page = p;
+
+        if (!page)
+                return;
+        if (page->body)
+                g_bytes_unref(page->body);
+        g_free(page->prefix);
+        g_free(page->error);
+        g_free(page->next_key);
+        if (page->kvs)
+                g_ptr_array_unref(page->kvs);
+        g_free(page);
+}
+
+static void range_parse_thread(GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable) {
+        RangePage *page = task_data;
+        json_object *reply, *kvs = NULL, *header = NULL;
+        const char *data;
+        gsize len;
         size_t n = 0;
 
+        data = g_bytes_get_data(page->body, &len);
+        reply = parse_json(data, len);
+        if (!reply || !json_object_is_type(reply, json_type_object)) {
+                page->error = g_strdup("/v3/kv/range: the answer is not a JSON object");
+                goto out;
+        }
         (void) json_object_object_get_ex(reply, "header", &header);
-        if (c->range_revision == 0)
-                c->range_revision = json_get_int64(header, "revision");
+        page->revision = json_get_int64(header, "revision");
         if (json_object_object_get_ex(reply, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
                 n = json_object_array_length(kvs);
-        for (size_t i = 0; i < n; i++)
-                apply_kv(e, json_object_array_get_idx(kvs, i));
+        page->kvs = g_ptr_array_new_full((guint) n, parsed_kv_free);
+        for (size_t i = 0; i < n; i++) {
+                ParsedKv *p = g_new0(ParsedKv, 1);
 
-        if (json_get_bool(reply, "more") && n > 0) {
+                parsed_kv_decode(json_object_array_get_idx(kvs, i), p);
+                parsed_kv_parse(p, page->prefix, page->default_ttl);
+                g_ptr_array_add(page->kvs, p);
+        }
+        page->more = json_get_bool(reply, "more") && n > 0;
+        if (page->more) {
                 g_autofree guchar *last = NULL;
-                g_autofree char *next = NULL;
-                gsize len;
+                gsize last_len;
 
                 /* The next page starts right after the last key: key + "\0". */
-                last = json_get_bytes(json_object_array_get_idx(kvs, n - 1), "key", &len);
-                if (!last)
-                        return source_fail(e, "/v3/kv/range: a key that is not base64");
-                next = g_malloc(len + 1);
-                memcpy(next, last, len);
-                next[len] = 0;
-                return range_page(c, next, len + 1);
+                last = json_get_bytes(json_object_array_get_idx(kvs, n - 1), "key", &last_len);
+                if (!last) {
+                        page->error = g_strdup("/v3/kv/range: a key that is not base64");
+                        goto out;
+                }
+                page->next_key = g_malloc(last_len + 1);
+                memcpy(page->next_key, last, last_len);
+                page->next_key[last_len] = 0;
+                page->next_len = last_len + 1;
         }
+out:
+        g_clear_pointer(&page->body, g_bytes_unref);
+        json_object_put(reply);
+        g_task_return_boolean(task, TRUE);
+}
 
+static void range_pump(EtcdConn *c);
+static void apply_schedule(EtcdConn *c);
+
+static void on_range_parsed(GObject *object, GAsyncResult *res, gpointer userdata) {
+        EtcdConn *c = userdata;
+        EtcdSource *e = c->source;
+        RangePage *page = g_task_get_task_data(G_TASK(res));     /* ours now */
+
+        if (!e) {
+                range_page_free(page);
+                goto out;
+        }
+        c->range_requesting = false;
+        if (page->error) {
+                g_autofree char *error = g_strdup(page->error);
+                range_page_free(page);
+                source_fail(e, error);
+                goto out;
+        }
+        if (c->range_revision == 0)
+                c->range_revision = page->revision;
+        g_free(c->range_next);
+        c->range_next = TAKE_PTR(page->next_key);
+        c->range_next_len = page->next_len;
+        g_queue_push_tail(c->pages, page);
+        range_pump(c);
+        apply_schedule(c);
+out:
+        conn_unref(c);
+}
+
+static void on_range_body(Call *call, GBytes *body) {
+        EtcdConn *c = call->conn;
+        EtcdSource *e = c->source;
+        RangePage *page = g_new0(RangePage, 1);
+        GTask *task;
+
+        *page = (RangePage) {
+                .body = g_bytes_ref(body),
+                .prefix = g_strdup(e->prefix),
+                .default_ttl = e->default_ttl,
+        };
+        task = g_task_new(NULL, c->cancellable, on_range_parsed, conn_ref(c));
+        g_task_set_name(task, "etcd-range-parse");
+        /* No destroy function: on_range_parsed() always runs, and takes it. */
+        g_task_set_task_data(task, page, NULL);
+        g_task_run_in_thread(task, range_parse_thread);
+        g_object_unref(task);
+}
+
+/* Asks for the next page, unless one is on its way or enough wait. */
+static void range_pump(EtcdConn *c) {
+        EtcdSource *e = c->source;
+        json_object *body;
+
+        if (c->range_requesting || !c->range_next || g_queue_get_length(c->pages) >= RANGE_PAGES_AHEAD)
+                return;
+        body = json_object_new_object();
+        json_object_object_add(body, "key", json_b64(c->range_next, c->range_next_len));
+        json_object_object_add(body, "range_end", json_b64(e->range_end, strlen(e->range_end)));
+        json_object_object_add(body, "limit", json_int64_string(RANGE_PAGE_KEYS));
+        if (c->range_revision > 0) {
+                json_object_object_add(body, "revision", json_int64_string(c->range_revision));
+                /* Any member that answered the first page holds this revision:
+                 * no need for a quorum read of every page. */
+                json_object_object_add(body, "serializable", json_object_new_boolean(true));
+        }
+        g_clear_pointer(&c->range_next, g_free);
+        c->range_requesting = true;
+        conn_post_full(c, "/v3/kv/range", body, NULL, on_range_body);
+}
+
+static gboolean on_apply(gpointer userdata) {
+        EtcdConn *c = userdata;
+        EtcdSource *e = c->source;
+        unsigned n = 0;
+        RangePage *page;
+
+        while (n < APPLY_BATCH && (page = g_queue_peek_head(c->pages))) {
+                for (; n < APPLY_BATCH && page->applied < page->kvs->len; n++)
+                        remote_apply(e, page->kvs->pdata[page->applied++]);
+                if (page->applied == page->kvs->len) {
+                        range_page_free(g_queue_pop_head(c->pages));
+                        range_pump(c);
+                }
+        }
+        if (!g_queue_is_empty(c->pages))
+                return G_SOURCE_CONTINUE;
+
+        source_clear(&c->apply_source);
+        if (c->range_requesting || c->range_next)
+                return G_SOURCE_REMOVE;         /* more pages to come */
+
+        /* The whole prefix is read: what was not seen went away. */
         sweep(e);
         e->n_resyncs++;
         e->revision = MAX(e->revision, c->range_revision);
         watch_open(c, c->range_revision + 1);
+        return G_SOURCE_REMOVE;
 }
 
-static void range_page(EtcdConn *c, const char *from, size_t from_len) {
-        EtcdSource *e = c->source;
-        json_object *body = json_object_new_object();
-
-        json_object_object_add(body, "key", json_b64(from, from_len));
-        json_object_object_add(body, "range_end", json_b64(e->range_end, strlen(e->range_end)));
-        json_object_object_add(body, "limit", json_int64_string(RANGE_PAGE_KEYS));
-        if (c->range_revision > 0)
-                json_object_object_add(body, "revision", json_int64_string(c->range_revision));
-        conn_post(c, "/v3/kv/range", body, on_range);
+static void apply_schedule(EtcdConn *c) {
+        if (c->apply_source)
+                return;
+        c->apply_source = g_idle_source_new();
+        g_source_set_name(c->apply_source, "etcd-apply");
+        g_source_set_callback(c->apply_source, on_apply, c, NULL);
+        g_source_attach(c->apply_source, c->source->context);
 }
 
 static void range_start(EtcdConn *c) {
@@ -918,7 +1135,10 @@ static void range_start(EtcdConn *c) {
 
         e->gen++;
         c->range_revision = 0;
-        range_page(c, e->range_key, strlen(e->range_key));
+        g_free(c->range_next);
+        c->range_next = g_strdup(e->range_key);
+        c->range_next_len = strlen(e->range_key);
+        range_pump(c);
 }
 
 /* --- the watch --------------------------------------------------------------------------------- */
@@ -1210,7 +1430,8 @@ static void source_connect(EtcdSource *e) {
         e->next_retry_usec = 0;
 
         c = g_new0(EtcdConn, 1);
-        *c = (EtcdConn) { .n_ref = 1, .source = e, .cancellable = g_cancellable_new(), .endpoint = e->current };
+        *c = (EtcdConn) { .n_ref = 1, .source = e, .cancellable = g_cancellable_new(), .endpoint = e->current,
+                          .pages = g_queue_new() };
         e->conn = c;
 
         if (!e->user)
