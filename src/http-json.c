@@ -509,6 +509,8 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                         continue;
                 if (i == HTTP_SOURCE_DOCKER && !in->docker_enabled)
                         continue;
+                if (i == HTTP_SOURCE_ETCD && !in->etcd)
+                        continue;
                 g_string_append_printf(out, "joyride_records{source=\"%s\"} %zu\n", source_labels[i],
                                        in->records_by_source[i]);
         }
@@ -538,26 +540,33 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                        in->gossip_rejected);
         }
 
-        metric_header(out, "joyride_etcd_connected", "gauge",
-                      "1 when the node reads and writes its records through etcd, else 0 (also when etcd is not used).");
-        g_string_append_printf(out, "joyride_etcd_connected %d\n", in->etcd && in->etcd->state == ETCD_CONNECTED);
-        metric_header(out, "joyride_etcd_keys", "gauge",
-                      "Keys in etcd: served (others', holding records), published (this node's), pending (to write).");
-        g_string_append_printf(out, "joyride_etcd_keys{kind=\"served\"} %u\n", in->etcd ? in->etcd->n_keys : 0);
-        g_string_append_printf(out, "joyride_etcd_keys{kind=\"published\"} %u\n", in->etcd ? in->etcd->n_published : 0);
-        g_string_append_printf(out, "joyride_etcd_keys{kind=\"pending\"} %u\n", in->etcd ? in->etcd->n_pending : 0);
-        metric_header(out, "joyride_etcd_revision", "gauge", "The etcd revision of the last change read.");
-        g_string_append_printf(out, "joyride_etcd_revision %" PRId64 "\n", in->etcd ? in->etcd->revision : 0);
-        metric_header(out, "joyride_etcd_resyncs_total", "counter", "Full reads of the etcd prefix (start, reconnects, compactions).");
-        g_string_append_printf(out, "joyride_etcd_resyncs_total %" PRIu64 "\n", in->etcd ? in->etcd->resyncs : 0);
-        metric_header(out, "joyride_etcd_events_total", "counter", "Changes read from the etcd watch.");
-        g_string_append_printf(out, "joyride_etcd_events_total %" PRIu64 "\n", in->etcd ? in->etcd->events : 0);
-        metric_header(out, "joyride_etcd_transactions_total", "counter", "Transactions of this node's changes written to etcd.");
-        g_string_append_printf(out, "joyride_etcd_transactions_total %" PRIu64 "\n", in->etcd ? in->etcd->txns : 0);
-        metric_header(out, "joyride_etcd_failures_total", "counter", "Connections to etcd members lost or refused.");
-        g_string_append_printf(out, "joyride_etcd_failures_total %" PRIu64 "\n", in->etcd ? in->etcd->failures : 0);
-        metric_header(out, "joyride_etcd_skipped_keys_total", "counter", "Keys below the prefix that could not be served.");
-        g_string_append_printf(out, "joyride_etcd_skipped_keys_total %" PRIu64 "\n", in->etcd ? in->etcd->skipped : 0);
+        if (in->etcd) {
+                const EtcdStatus *e = in->etcd;
+
+                metric_header(out, "joyride_etcd_connected", "gauge",
+                              "1 when the node reads and writes its records through etcd, else 0.");
+                g_string_append_printf(out, "joyride_etcd_connected %d\n", e->state == ETCD_CONNECTED);
+                metric_header(out, "joyride_etcd_keys", "gauge",
+                              "Keys in etcd: served (others', holding records), published (this node's), pending (to write).");
+                g_string_append_printf(out, "joyride_etcd_keys{kind=\"served\"} %u\n", e->n_keys);
+                g_string_append_printf(out, "joyride_etcd_keys{kind=\"published\"} %u\n", e->n_published);
+                g_string_append_printf(out, "joyride_etcd_keys{kind=\"pending\"} %u\n", e->n_pending);
+                metric_header(out, "joyride_etcd_revision", "gauge", "The etcd revision of the last change read.");
+                g_string_append_printf(out, "joyride_etcd_revision %" PRId64 "\n", e->revision);
+                metric_header(out, "joyride_etcd_resyncs_total", "counter",
+                              "Full reads of the etcd prefix (start, reconnects, compactions).");
+                g_string_append_printf(out, "joyride_etcd_resyncs_total %" PRIu64 "\n", e->resyncs);
+                metric_header(out, "joyride_etcd_events_total", "counter", "Changes read from the etcd watch.");
+                g_string_append_printf(out, "joyride_etcd_events_total %" PRIu64 "\n", e->events);
+                metric_header(out, "joyride_etcd_transactions_total", "counter",
+                              "Transactions of this node's changes written to etcd.");
+                g_string_append_printf(out, "joyride_etcd_transactions_total %" PRIu64 "\n", e->txns);
+                metric_header(out, "joyride_etcd_failures_total", "counter", "Connections to etcd members lost or refused.");
+                g_string_append_printf(out, "joyride_etcd_failures_total %" PRIu64 "\n", e->failures);
+                metric_header(out, "joyride_etcd_skipped_keys_total", "counter",
+                              "Keys below the prefix that could not be served.");
+                g_string_append_printf(out, "joyride_etcd_skipped_keys_total %" PRIu64 "\n", e->skipped);
+        }
 
         metric_header(out, "joyride_uptime_seconds", "gauge", "Seconds since the daemon started.");
         g_string_append_printf(out, "joyride_uptime_seconds %.3f\n", (double) in->uptime_usec / USEC_PER_SEC);

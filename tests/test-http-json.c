@@ -324,8 +324,9 @@ static void test_metrics(void) {
         CHECK(strstr(text, "\njoyride_cluster_members{state=\"alive\"} 0\n"));
         CHECK(strstr(text, "\njoyride_gossip_packets_total{direction=\"rejected\"} 4\n"));
         CHECK(strstr(text, "\njoyride_uptime_seconds 1.500\n"));
-        CHECK(strstr(text, "\njoyride_records{source=\"etcd\"} 0\n"));
-        CHECK(strstr(text, "\njoyride_etcd_connected 0\n"));
+        /* etcd off: none of its series. */
+        CHECK(!strstr(text, "joyride_records{source=\"etcd\"}"));
+        CHECK(!strstr(text, "joyride_etcd_"));
         g_free(text);
 
         {
@@ -342,6 +343,12 @@ static void test_metrics(void) {
                 CHECK(strstr(text, "\njoyride_etcd_revision 77\n"));
                 CHECK(strstr(text, "\njoyride_etcd_events_total 12\n"));
                 CHECK(strstr(text, "\njoyride_etcd_transactions_total 4\n"));
+                g_free(text);
+                es.state = ETCD_DISCONNECTED;
+                text = http_metrics_render(&in);
+                check_exposition(text);
+                CHECK(strstr(text, "\njoyride_etcd_connected 0\n"));
+                in.etcd = NULL;
         }
 
         /* No DNS server, Docker and the cluster disabled: zeros, still valid,
