@@ -44,7 +44,7 @@
 #define BACKOFF_MAX_MSEC 30000u
 #define REQUEST_TIMEOUT_SEC 5u
 #define RANGE_PAGE_KEYS 5000
-#define RANGE_PAGES_AHEAD 2              /* parsed pages waiting to be applied, at most */
+#define RANGE_PAGES_AHEAD 3              /* pages being parsed or waiting to be applied, at most */
 #define APPLY_BATCH 256u                 /* keys applied to the store per loop turn */
 #define TXN_OPS_MAX 128u                 /* etcd's default --max-txn-ops */
 #define TXN_BYTES_MAX (256u * 1024u)     /* etcd refuses requests above 1.5 MiB by default */
@@ -153,7 +153,8 @@ struct EtcdConn {
         int64_t range_revision;
         char *range_next;               /* where the next page of the range starts; NULL: no more */
         size_t range_next_len;
-        bool range_requesting;          /* a page on its way or being parsed */
+        bool range_requesting;          /* a page on its way */
+        unsigned pages_parsing;         /* pages with a worker */
         GQueue *pages;                  /* RangePage: parsed, being applied */
         GSource *apply_source;
         GPtrArray *txn;                 /* TxnOp of the transaction in flight */
@@ -954,6 +955,7 @@ struct RangePage {
         bool more;
         char *next_key;                 /* the last key + "\0" when more */
         size_t next_len;
+        bool next_asked;                /* the next page was asked for before this one was parsed */
         GPtrArray *kvs;                 /* ParsedKv */
         guint applied;
 };
@@ -1032,7 +1034,7 @@ static void on_range_parsed(GObject *object, GAsyncResult *res, gpointer userdat
                 range_page_free(page);
                 goto out;
         }
-        c->range_requesting = false;
+        c->pages_parsing--;
         if (page->error) {
                 g_autofree char *error = g_strdup(page->error);
                 range_page_free(page);
@@ -1041,14 +1043,53 @@ static void on_range_parsed(GObject *object, GAsyncResult *res, gpointer userdat
         }
         if (c->range_revision == 0)
                 c->range_revision = page->revision;
-        g_free(c->range_next);
-        c->range_next = TAKE_PTR(page->next_key);
-        c->range_next_len = page->next_len;
+        if (page->more && !page->next_asked) {
+                g_free(c->range_next);
+                c->range_next = TAKE_PTR(page->next_key);
+                c->range_next_len = page->next_len;
+        }
         g_queue_push_tail(c->pages, page);
         range_pump(c);
         apply_schedule(c);
 out:
         conn_unref(c);
+}
+
+/* Where the page after this one starts, found without parsing the page, so
+ * that etcd works on it while a worker parses this one: the last key of the
+ * page, as etcd sorts them, is the last "key" member in the reply. Returns
+ * false when there is no next page, or when it cannot tell (the parse then
+ * says where the next page starts). */
+static bool range_next_early(EtcdConn *c, GBytes *body) {
+        static const char needle[] = "\"key\":\"";
+        gsize len, b64_len, key_len;
+        const char *data = g_bytes_get_data(body, &len), *k, *end;
+        g_autofree char *b64 = NULL;
+        g_autofree guchar *key = NULL;
+
+        if (len == 0 || !memmem(data, len, "\"more\":true", strlen("\"more\":true")))
+                return false;
+        k = g_strrstr_len(data, (gssize) len, needle);
+        if (!k)
+                return false;
+        k += strlen(needle);
+        end = memchr(k, '"', len - (size_t) (k - data));
+        if (!end)
+                return false;
+        b64_len = (gsize) (end - k);
+        b64 = g_strndup(k, b64_len);
+        for (const char *p = b64; *p; p++)
+                if (!g_ascii_isalnum(*p) && !strchr("+/=", *p))
+                        return false;
+        key = g_base64_decode(b64, &key_len);
+        if (!key || key_len == 0)
+                return false;
+        g_free(c->range_next);
+        c->range_next = g_malloc(key_len + 1);
+        memcpy(c->range_next, key, key_len);
+        c->range_next[key_len] = 0;
+        c->range_next_len = key_len + 1;
+        return true;
 }
 
 static void on_range_body(Call *call, GBytes *body) {
@@ -1062,12 +1103,16 @@ static void on_range_body(Call *call, GBytes *body) {
                 .prefix = g_strdup(e->prefix),
                 .default_ttl = e->default_ttl,
         };
+        c->range_requesting = false;
+        page->next_asked = range_next_early(c, body);
         task = g_task_new(NULL, c->cancellable, on_range_parsed, conn_ref(c));
         g_task_set_name(task, "etcd-range-parse");
         /* No destroy function: on_range_parsed() always runs, and takes it. */
         g_task_set_task_data(task, page, NULL);
+        c->pages_parsing++;
         g_task_run_in_thread(task, range_parse_thread);
         g_object_unref(task);
+        range_pump(c);
 }
 
 /* Asks for the next page, unless one is on its way or enough wait. */
@@ -1075,7 +1120,8 @@ static void range_pump(EtcdConn *c) {
         EtcdSource *e = c->source;
         json_object *body;
 
-        if (c->range_requesting || !c->range_next || g_queue_get_length(c->pages) >= RANGE_PAGES_AHEAD)
+        if (c->range_requesting || !c->range_next ||
+            g_queue_get_length(c->pages) + c->pages_parsing >= RANGE_PAGES_AHEAD)
                 return;
         body = json_object_new_object();
         json_object_object_add(body, "key", json_b64(c->range_next, c->range_next_len));
@@ -1110,7 +1156,7 @@ static gboolean on_apply(gpointer userdata) {
                 return G_SOURCE_CONTINUE;
 
         source_clear(&c->apply_source);
-        if (c->range_requesting || c->range_next)
+        if (c->range_requesting || c->range_next || c->pages_parsing > 0)
                 return G_SOURCE_REMOVE;         /* more pages to come */
 
         /* The whole prefix is read: what was not seen went away. */
