@@ -454,13 +454,16 @@ static void call_free(Call *call) {
         g_free(call);
 }
 
-static SoupMessage *post_message(EtcdSource *e, const char *url, const char *path, json_object *body) {
+static GBytes *json_bytes(json_object *o) {
+        const char *json = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        return g_bytes_new(json, strlen(json));
+}
+
+static SoupMessage *post_message(EtcdSource *e, const char *url, const char *path, GBytes *body) {
         g_autofree char *uri = g_strconcat(url, path, NULL);
-        const char *json = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-        g_autoptr(GBytes) bytes = g_bytes_new(json, strlen(json));
         SoupMessage *msg = soup_message_new(SOUP_METHOD_POST, uri);
 
-        soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
+        soup_message_set_request_body_from_bytes(msg, "application/json", body);
         if (e->token)
                 soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization", e->token);
         if (e->client_cert)
@@ -541,14 +544,20 @@ out:
         call_free(call);
 }
 
-static void conn_post_full(EtcdConn *c, const char *path, json_object *body, CallFunc ok, CallRawFunc ok_raw) {
+static void conn_post_bytes(EtcdConn *c, const char *path, GBytes *body, CallFunc ok, CallRawFunc ok_raw) {
         EtcdSource *e = c->source;
         g_autoptr(SoupMessage) msg = post_message(e, conn_url(c), path, body);
         Call *call = g_new0(Call, 1);
 
-        json_object_put(body);
         *call = (Call) { .conn = conn_ref(c), .path = g_strdup(path), .ok = ok, .ok_raw = ok_raw };
         soup_session_send_and_read_async(e->session, msg, G_PRIORITY_DEFAULT, c->cancellable, on_call_reply, call);
+}
+
+static void conn_post_full(EtcdConn *c, const char *path, json_object *body, CallFunc ok, CallRawFunc ok_raw) {
+        g_autoptr(GBytes) bytes = json_bytes(body);
+
+        json_object_put(body);
+        conn_post_bytes(c, path, bytes, ok, ok_raw);
 }
 
 /* Sends body (taken) to the connection's endpoint; ok gets the reply if it
@@ -722,6 +731,19 @@ static void remote_apply(EtcdSource *e, ParsedKv *p) {
 static void apply_kv(EtcdSource *e, json_object *kv) {
         ParsedKv p;
 
+        /* This node's own writes come back through the watch: the key is
+         * all they need (a record held from our last run's lease goes). */
+        if (e->lease_id != 0 && json_get_int64(kv, "lease") == e->lease_id) {
+                g_autofree guchar *key = NULL;
+                gsize len;
+
+                key = json_get_bytes(kv, "key", &len);
+                if (key && len > 0 && !memchr(key, 0, len) && g_hash_table_size(e->remote) > 0) {
+                        g_autofree char *k = g_strndup((const char *) key, len);
+                        remote_drop(e, k);
+                }
+                return;
+        }
         parsed_kv_decode(kv, &p);
         remote_apply(e, &p);
         parsed_kv_done(&p);
@@ -821,14 +843,19 @@ static int mark_local(const Record *r, void *userdata) {
         return 0;
 }
 
-static void on_txn(Call *call, json_object *reply) {
+static void on_txn(Call *call, GBytes *body) {
         EtcdConn *c = call->conn;
         EtcdSource *e = c->source;
         g_autoptr(GPtrArray) ops = TAKE_PTR(c->txn);
+        static const char succeeded[] = "\"succeeded\":true";
+        gsize len;
+        const char *data = g_bytes_get_data(body, &len);
 
         c->txn_in_flight = false;
-        if (!json_get_bool(reply, "succeeded")) {
-                /* No compare: a transaction without one always succeeds. */
+        /* {"header":{...},"succeeded":true,"responses":[...]}: no need to
+         * parse a response per key to know. A transaction without a compare
+         * always succeeds. */
+        if (!data || !memmem(data, len, succeeded, strlen(succeeded))) {
                 source_fail(e, "/v3/kv/txn: the transaction did not succeed");
                 return;
         }
@@ -841,41 +868,58 @@ static void on_txn(Call *call, json_object *reply) {
         txn_send_next(e);
 }
 
-/* Writes the next batch of pending keys, if the connection may. */
+static void string_append_b64(GString *s, const char *data, size_t len) {
+        gsize old = s->len;
+        gint state = 0, save = 0;
+        gsize n;
+
+        /* Encoded in place: no string per key. */
+        g_string_set_size(s, old + (len / 3 + 1) * 4 + 4);
+        n = g_base64_encode_step((const guchar *) data, len, FALSE, s->str + old, &state, &save);
+        n += g_base64_encode_close(FALSE, s->str + old + n, &state, &save);
+        g_string_truncate(s, old + n);
+}
+
+/* Writes the next batch of pending keys, if the connection may. The body
+ * is written as text: json-c objects per key cost more than the rest of
+ * publishing together. */
 static void txn_send_next(EtcdSource *e) {
         EtcdConn *c = e->conn;
-        json_object *body, *success;
+        g_autoptr(GString) body = NULL;
+        g_autoptr(GBytes) bytes = NULL;
         GHashTableIter it;
         gpointer key;
-        size_t bytes = 0;
+        char lease[32];
 
         if (!c || !c->lease_ready || c->txn_in_flight || e->stopping || g_hash_table_size(e->pending) == 0)
                 return;
 
-        body = json_object_new_object();
-        success = json_object_new_array();
+        snprintf(lease, sizeof lease, "%" PRId64, e->lease_id);
+        body = g_string_sized_new(64 * 1024);
+        g_string_append(body, "{\"success\":[");
         c->txn = g_ptr_array_new_with_free_func(txn_op_free);
         g_hash_table_iter_init(&it, e->pending);
-        while (c->txn->len < TXN_OPS_MAX && bytes < TXN_BYTES_MAX && g_hash_table_iter_next(&it, &key, NULL)) {
+        while (c->txn->len < TXN_OPS_MAX && body->len < TXN_BYTES_MAX && g_hash_table_iter_next(&it, &key, NULL)) {
                 const char *json = g_hash_table_lookup(e->wanted, key);
-                json_object *req = json_object_new_object(), *op = json_object_new_object();
                 TxnOp *t = g_new0(TxnOp, 1);
 
-                json_object_object_add(req, "key", json_b64(key, strlen(key)));
+                if (c->txn->len > 0)
+                        g_string_append_c(body, ',');
+                g_string_append(body, json ? "{\"request_put\":{\"key\":\"" : "{\"request_delete_range\":{\"key\":\"");
+                string_append_b64(body, key, strlen(key));
                 if (json) {
-                        json_object_object_add(req, "value", json_b64(json, strlen(json)));
-                        json_object_object_add(req, "lease", json_int64_string(e->lease_id));
-                        json_object_object_add(op, "request_put", req);
-                } else
-                        json_object_object_add(op, "request_delete_range", req);
-                json_object_array_add(success, op);
-                bytes += strlen(key) + (json ? strlen(json) : 0);
+                        g_string_append(body, "\",\"value\":\"");
+                        string_append_b64(body, json, strlen(json));
+                        g_string_append_printf(body, "\",\"lease\":\"%s", lease);
+                }
+                g_string_append(body, "\"}}");
                 *t = (TxnOp) { .key = g_strdup(key), .json = g_strdup(json) };
                 g_ptr_array_add(c->txn, t);
         }
-        json_object_object_add(body, "success", success);
+        g_string_append(body, "]}");
+        bytes = g_string_free_to_bytes(TAKE_PTR(body));
         c->txn_in_flight = true;
-        conn_post(c, "/v3/kv/txn", body, on_txn);
+        conn_post_bytes(c, "/v3/kv/txn", bytes, NULL, on_txn);
 }
 
 /* --- the lease ----------------------------------------------------------------------------- */
@@ -1363,13 +1407,15 @@ out:
 static void watch_open(EtcdConn *c, int64_t revision) {
         EtcdSource *e = c->source;
         json_object *body = json_object_new_object(), *create = json_object_new_object();
+        g_autoptr(GBytes) bytes = NULL;
 
         json_object_object_add(create, "key", json_b64(e->range_key, strlen(e->range_key)));
         json_object_object_add(create, "range_end", json_b64(e->range_end, strlen(e->range_end)));
         json_object_object_add(create, "start_revision", json_int64_string(revision));
         json_object_object_add(body, "create_request", create);
-        c->watch_msg = post_message(e, conn_url(c), "/v3/watch", body);
+        bytes = json_bytes(body);
         json_object_put(body);
+        c->watch_msg = post_message(e, conn_url(c), "/v3/watch", bytes);
         soup_session_send_async(e->watch_session, c->watch_msg, G_PRIORITY_DEFAULT, c->cancellable, on_watch_open,
                                 conn_ref(c));
 }
@@ -1574,6 +1620,7 @@ out:
 
 static void revoke_try(EtcdSource *e) {
         g_autoptr(SoupMessage) msg = NULL;
+        g_autoptr(GBytes) bytes = NULL;
         json_object *body;
 
         if (e->stop_tries++ >= e->n_endpoints) {
@@ -1583,8 +1630,9 @@ static void revoke_try(EtcdSource *e) {
         }
         body = json_object_new_object();
         json_object_object_add(body, "ID", json_int64_string(e->lease_id));
-        msg = post_message(e, e->endpoints[e->current].url, "/v3/lease/revoke", body);
+        bytes = json_bytes(body);
         json_object_put(body);
+        msg = post_message(e, e->endpoints[e->current].url, "/v3/lease/revoke", bytes);
         soup_session_send_and_read_async(e->session, msg, G_PRIORITY_HIGH, e->stop_conn->cancellable, on_revoke,
                                          conn_ref(e->stop_conn));
 }
