@@ -44,6 +44,7 @@ trap 'exit 143' INT TERM
 read -r EC EP ADNS AHTTP BDNS BHTTP CDNS CHTTP DDNS DHTTP SWIMC SWIMD RDNS RHTTP KDNS KHTTP <<<"$(for _ in $(seq 16); do free_port; done | tr '\n' ' ')"
 E=http://127.0.0.1:$EC
 quiet=(--log-level=warning)
+export NODE_START_WAIT=120   # a node loading 100,000 names answers HTTP only after
 
 etcd_start e1 "$EC" "$EP" "e1=http://127.0.0.1:$EP" --quota-backend-bytes=$((4 * 1024 * 1024 * 1024))
 etcd_wait "$E"

@@ -55,7 +55,7 @@ node_start() {
                 --etcd-endpoints="$endpoints" --log-level=debug "$@" >>"$T/node-$name.log" 2>&1 </dev/null &
         PIDS[node-$name]=$!
         started="$started $!"
-        wait_for "node $name's HTTP API" 10 curl -sf "http://127.0.0.1:$http/health"
+        wait_for "node $name's HTTP API" "${NODE_START_WAIT:-10}" curl -sf "http://127.0.0.1:$http/health"
 }
 
 # node_stop NAME [SIGNAL]: stops a node and waits for it to exit.
