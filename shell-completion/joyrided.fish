@@ -10,5 +10,9 @@ end
 complete -c joyrided -l log-level -x -a 'emerg alert crit err warning notice info debug'
 complete -c joyrided -l bus -x -a 'system user none'
 complete -c joyrided -l config -r -F
+complete -c joyrided -l etcd-ca-file -r -F
+complete -c joyrided -l etcd-cert-file -r -F
+complete -c joyrided -l etcd-key-file -r -F
+complete -c joyrided -l etcd-password-file -r -F
 complete -c joyrided -l hosts-directory -x -a '(__fish_complete_directories)'
 complete -c joyrided -l state-directory -x -a '(__fish_complete_directories)'

@@ -57,7 +57,7 @@ struct ClusterRecords {
 /* --- helpers --------------------------------------------------------------- */
 
 bool cluster_owner_is_local(const char *owner) {
-        return owner && !g_str_has_prefix(owner, PEER_PREFIX);
+        return store_owner_is_local(owner);
 }
 
 static GBytes *make_key(uint16_t type, const uint8_t *wire, size_t wire_len, const uint8_t *rdata, size_t rdlen) {

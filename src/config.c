@@ -69,6 +69,8 @@ typedef enum ValueType {
         VALUE_FORWARD,          /* the same with %scope on IPv6, or the one word resolv.conf, char** */
         VALUE_PREFIXES,         /* comma-separated ADDR or ADDR/LEN, char** */
         VALUE_CLUSTER_KEYS,     /* base64 of 32 bytes, several separated by commas; never echoed in errors */
+        VALUE_URLS,             /* comma-separated http:// or https:// URLs of a host, char** */
+        VALUE_KEY_PREFIX,       /* an etcd key prefix: "/" then path segments, no trailing "/" */
 } ValueType;
 
 typedef enum SettingId {
@@ -124,6 +126,14 @@ typedef enum SettingId {
         SETTING_RESOLVED_LINK,
         SETTING_RESOLVED_DOMAINS,
         SETTING_RESOLVED_DNS,
+        SETTING_ETCD_ENDPOINTS,
+        SETTING_ETCD_PREFIX,
+        SETTING_ETCD_LEASE_TTL,
+        SETTING_ETCD_CA_FILE,
+        SETTING_ETCD_CERT_FILE,
+        SETTING_ETCD_KEY_FILE,
+        SETTING_ETCD_USER,
+        SETTING_ETCD_PASSWORD_FILE,
         _SETTING_MAX,
 } SettingId;
 
@@ -411,9 +421,54 @@ static const Setting settings[_SETTING_MAX] = {
                 VALUE_DNS_SERVERS, offsetof(Config, resolved_dns),
                 .help = "Addresses resolved sends those queries to (default: 127.0.0.1 and the DNS port)",
         },
+        /* etcd's own server reads ETCD_CERT_FILE, ETCD_KEY_FILE and the like:
+         * ours carry JOYRIDE_ so that a shared environment cannot mix them up.
+         * ETCD_ENDPOINTS is what the issue and etcd's client tools know. */
+        [SETTING_ETCD_ENDPOINTS] = {
+                "Etcd", "Endpoints", { "ETCD_ENDPOINTS", "JOYRIDE_ETCD_ENDPOINTS" }, "etcd-endpoints", NULL, NULL, "URL,...",
+                VALUE_URLS, offsetof(Config, etcd_endpoints),
+                .help = "Share records through these etcd members (default: not at all)",
+        },
+        [SETTING_ETCD_PREFIX] = {
+                "Etcd", "Prefix", { "JOYRIDE_ETCD_PREFIX" }, "etcd-prefix", NULL, NULL, "PATH",
+                VALUE_KEY_PREFIX, offsetof(Config, etcd_prefix), .def = "/skydns",
+                .help = "Key prefix of the records in etcd (SkyDNS layout)",
+        },
+        [SETTING_ETCD_LEASE_TTL] = {
+                "Etcd", "LeaseTTL", { "JOYRIDE_ETCD_LEASE_TTL" }, "etcd-lease-ttl", NULL, NULL, "SECONDS",
+                VALUE_UINT32, offsetof(Config, etcd_lease_ttl), 2, 86400, .def = "10",
+                .help = "A dead node's names leave etcd after this time",
+        },
+        [SETTING_ETCD_CA_FILE] = {
+                "Etcd", "CAFile", { "JOYRIDE_ETCD_CA_FILE" }, "etcd-ca-file", NULL, NULL, "FILE",
+                VALUE_PATH, offsetof(Config, etcd_ca_file),
+                .help = "CA certificates (PEM) that sign the etcd members' (default: the system's)",
+        },
+        [SETTING_ETCD_CERT_FILE] = {
+                "Etcd", "CertFile", { "JOYRIDE_ETCD_CERT_FILE" }, "etcd-cert-file", NULL, NULL, "FILE",
+                VALUE_PATH, offsetof(Config, etcd_cert_file),
+                .help = "Client certificate (PEM) for etcd; needs KeyFile",
+        },
+        [SETTING_ETCD_KEY_FILE] = {
+                "Etcd", "KeyFile", { "JOYRIDE_ETCD_KEY_FILE" }, "etcd-key-file", NULL, NULL, "FILE",
+                VALUE_PATH, offsetof(Config, etcd_key_file),
+                .help = "Private key (PEM) of the client certificate",
+        },
+        [SETTING_ETCD_USER] = {
+                "Etcd", "User", { "JOYRIDE_ETCD_USER" }, "etcd-user", NULL, NULL, "NAME",
+                VALUE_STRING, offsetof(Config, etcd_user),
+                .help = "etcd user to authenticate as; needs PasswordFile",
+        },
+        [SETTING_ETCD_PASSWORD_FILE] = {
+                /* A file, not a value: argv and the environment are too easy to read. */
+                "Etcd", "PasswordFile", { "JOYRIDE_ETCD_PASSWORD_FILE" }, "etcd-password-file", NULL, NULL, "FILE",
+                VALUE_PATH, offsetof(Config, etcd_password_file),
+                .help = "File whose first line is the etcd user's password",
+        },
 };
 
-static const char *const known_groups[] = { "Service", "DNS", "Hosts", "Docker", "HTTP", "DBus", "Cluster", "Resolved" };
+static const char *const known_groups[] = { "Service", "DNS", "Hosts", "Docker", "HTTP", "DBus", "Cluster", "Resolved",
+                                            "Etcd" };
 
 typedef enum SourceKind {
         SOURCE_DEFAULT,
@@ -876,6 +931,31 @@ static bool normalize_prefix(char **item) {
         return true;
 }
 
+/* An etcd member's URL: http:// or https://, a host, an optional port, no
+ * path beyond "/", no user, query or fragment. Normalized without the
+ * trailing slash. */
+static bool normalize_url(char **item) {
+        g_autoptr(GUri) uri = g_uri_parse(*item, G_URI_FLAGS_NONE, NULL);
+        const char *scheme, *host, *path;
+
+        if (!uri)
+                return false;
+        scheme = g_uri_get_scheme(uri);
+        host = g_uri_get_host(uri);
+        path = g_uri_get_path(uri);
+        if (!scheme || (g_ascii_strcasecmp(scheme, "http") != 0 && g_ascii_strcasecmp(scheme, "https") != 0))
+                return false;
+        if (isempty(host) || g_uri_get_userinfo(uri) || g_uri_get_query(uri) || g_uri_get_fragment(uri))
+                return false;
+        if (!isempty(path) && !streq(path, "/"))
+                return false;
+        if (g_uri_get_port(uri) == 0)
+                return false;
+        g_free(*item);
+        *item = g_uri_join(G_URI_FLAGS_NONE, scheme, NULL, host, g_uri_get_port(uri), "", NULL, NULL);
+        return true;
+}
+
 /* Comma-separated lists: each entry checked (and maybe normalized), stored as
  * a GLib string vector. */
 static const struct {
@@ -890,6 +970,7 @@ static const struct {
         [VALUE_JOIN] = { check_host_port, "expected a comma-separated list of HOST:PORT" },
         [VALUE_HOSTS] = { normalize_allowed_host, "expected a comma-separated list of host names and IP addresses (or *)" },
         [VALUE_PREFIXES] = { normalize_prefix, "expected a comma-separated list of ADDRESS or ADDRESS/PREFIXLEN" },
+        [VALUE_URLS] = { normalize_url, "expected a comma-separated list of http://HOST:PORT or https://HOST:PORT" },
 };
 
 static int parse_list(const ParseTarget *t) {
@@ -1018,6 +1099,28 @@ static int parse_bus(const ParseTarget *t) {
         return 0;
 }
 
+/* "/skydns", "/dns/prod": slash-separated segments of printable characters.
+ * Trailing slashes are dropped; "/" alone and empty segments are refused. */
+static int parse_key_prefix(const ParseTarget *t) {
+        g_autofree char *p = g_strdup(t->value->raw);
+        size_t l = strlen(p);
+        char *d;
+
+        while (l > 1 && p[l - 1] == '/')
+                p[--l] = 0;
+        for (const char *c = p; *c; c++)
+                if ((unsigned char) *c < 0x21 || *c == 0x7f)
+                        l = 0;
+        if (p[0] != '/' || l < 2 || l > 512 || strstr(p, "//"))
+                return invalid(t, "expected a key prefix such as /skydns ('/' then names, no blanks, no empty segment)");
+        d = strdup(p);
+        if (!d)
+                return -ENOMEM;
+        free(*(char **) t->field);
+        *(char **) t->field = d;
+        return 0;
+}
+
 static int parse_log_level(const ParseTarget *t) {
         int k = log_parse_level(t->value->raw);
 
@@ -1056,7 +1159,10 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
         case VALUE_JOIN:
         case VALUE_PREFIXES:
         case VALUE_HOSTS:
+        case VALUE_URLS:
                 return parse_list(&t);
+        case VALUE_KEY_PREFIX:
+                return parse_key_prefix(&t);
         case VALUE_FORWARD:
                 return parse_forward(&t);
         case VALUE_PORT:
@@ -1586,6 +1692,32 @@ static int check_key_file(const Config *c, char **ret_error) {
         return 0;
 }
 
+/* Settings that only make sense together: the first one set without its
+ * partner. Returns 0 or -EINVAL with *ret_error. */
+static int check_pairs(const LoadState *st, char **ret_error) {
+        static const struct {
+                SettingId a, b;
+                const char *why;
+        } pairs[] = {
+                { SETTING_ETCD_CERT_FILE, SETTING_ETCD_KEY_FILE, "a client certificate needs its private key" },
+                { SETTING_ETCD_KEY_FILE, SETTING_ETCD_CERT_FILE, "a private key needs its client certificate" },
+                { SETTING_ETCD_USER, SETTING_ETCD_PASSWORD_FILE, "the etcd user needs a password" },
+                { SETTING_ETCD_PASSWORD_FILE, SETTING_ETCD_USER, "a password needs the etcd user it belongs to" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
+                const Setting *a = &settings[pairs[i].a], *b = &settings[pairs[i].b];
+                const Value *va = &st->values[pairs[i].a];
+
+                if (!va->raw || st->values[pairs[i].b].raw)
+                        continue;
+                g_autofree char *what = value_describe(a, va, st->path);
+                return fail(ret_error, "%s: needs [%s] %s= (%s, --%s) as well: %s", what, b->group, b->key,
+                            b->env[0], b->option, pairs[i].why);
+        }
+        return 0;
+}
+
 /* ---- --check-config ---- */
 
 /* Parses every value the given layer set, into a scratch Config, and records
@@ -1747,6 +1879,18 @@ static int load(Config *ret, int argc, char *argv[], char *const envp[], bool re
                 if (r < 0)
                         g_ptr_array_add(st.errors, TAKE_PTR(error));
         }
+        {
+                g_autofree char *error = NULL;
+
+                r = check_pairs(&st, &error);
+                if (r < 0 && !st.errors) {
+                        if (ret_error)
+                                *ret_error = TAKE_PTR(error);
+                        return r;
+                }
+                if (r < 0)
+                        g_ptr_array_add(st.errors, TAKE_PTR(error));
+        }
         if (st.errors)
                 return check_report(&st, ret_error);
 
@@ -1808,6 +1952,13 @@ void config_done(Config *c) {
         free(c->cluster_key_file);
         free(c->cluster_bind_address);
         free(c->resolved_link);
+        g_strfreev(c->etcd_endpoints);
+        free(c->etcd_prefix);
+        free(c->etcd_ca_file);
+        free(c->etcd_cert_file);
+        free(c->etcd_key_file);
+        free(c->etcd_user);
+        free(c->etcd_password_file);
         g_strfreev(c->resolved_domains);
         g_strfreev(c->resolved_dns);
         *c = (Config) {};

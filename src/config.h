@@ -93,6 +93,16 @@ typedef struct Config {
                                    * NULL = the DNS domains, routing-only */
         char **resolved_dns;      /* JOYRIDE_RESOLVED_DNS: ADDR, ADDR:PORT or [ADDR6]:PORT;
                                    * NULL = 127.0.0.1 and the DNS port */
+
+        /* [Etcd]: share records through etcd (see etcd.h) */
+        char **etcd_endpoints;    /* ETCD_ENDPOINTS: http(s)://HOST:PORT, comma-separated; NULL = off */
+        char *etcd_prefix;        /* JOYRIDE_ETCD_PREFIX, default /skydns, no trailing slash */
+        uint32_t etcd_lease_ttl;  /* JOYRIDE_ETCD_LEASE_TTL, seconds, default 10 */
+        char *etcd_ca_file;       /* JOYRIDE_ETCD_CA_FILE: PEM; NULL = the system's CAs */
+        char *etcd_cert_file;     /* JOYRIDE_ETCD_CERT_FILE: client certificate (PEM) */
+        char *etcd_key_file;      /* JOYRIDE_ETCD_KEY_FILE: its private key (PEM) */
+        char *etcd_user;          /* JOYRIDE_ETCD_USER */
+        char *etcd_password_file; /* JOYRIDE_ETCD_PASSWORD_FILE: the user's password (first line) */
 } Config;
 
 /* Fills *c from defaults, file, environment (envp, NULL-terminated

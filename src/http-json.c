@@ -15,6 +15,7 @@ static const char *const source_labels[_HTTP_SOURCE_MAX] = {
         [HTTP_SOURCE_DBUS] = "dbus",
         [HTTP_SOURCE_API] = "api",
         [HTTP_SOURCE_PEER] = "peer",
+        [HTTP_SOURCE_ETCD] = "etcd",
 };
 
 static const char *const source_prefixes[_HTTP_SOURCE_MAX] = {
@@ -23,6 +24,7 @@ static const char *const source_prefixes[_HTTP_SOURCE_MAX] = {
         [HTTP_SOURCE_DBUS] = "dbus",
         [HTTP_SOURCE_API] = "api",
         [HTTP_SOURCE_PEER] = "peer:",
+        [HTTP_SOURCE_ETCD] = "etcd:",
 };
 
 static const char *const member_state_labels[_HTTP_MEMBER_STATE_MAX] = {
@@ -249,6 +251,38 @@ static json_object *status_cluster(const HttpStatusInput *in) {
         return o;
 }
 
+json_object *http_json_etcd(const EtcdStatus *e) {
+        json_object *o = json_object_new_object(), *endpoints = json_object_new_array();
+        char lease[32];
+
+        for (char *const *p = e ? e->endpoints : NULL; p && *p; p++)
+                json_object_array_add(endpoints, json_object_new_string(*p));
+        /* Lease ids in hex, as etcdctl prints them. */
+        snprintf(lease, sizeof lease, "%" PRIx64, e ? (uint64_t) e->lease_id : 0);
+
+        json_object_object_add(o, "enabled", json_object_new_boolean(e != NULL));
+        json_object_object_add(o, "state", json_object_new_string(e ? etcd_state_to_string(e->state) : "disabled"));
+        json_object_object_add(o, "connected", json_object_new_boolean(e && e->state == ETCD_CONNECTED));
+        json_object_object_add(o, "endpoint", json_string_or_null(e ? e->endpoint : NULL));
+        json_object_object_add(o, "endpoints", endpoints);
+        json_object_object_add(o, "prefix", json_string_or_null(e ? e->prefix : NULL));
+        json_object_object_add(o, "last_error", json_string_or_null(e ? e->last_error : NULL));
+        json_object_object_add(o, "connected_since", json_time_or_null(e ? e->connected_since_usec : 0));
+        json_object_object_add(o, "next_retry", json_time_or_null(e ? e->next_retry_usec : 0));
+        json_object_object_add(o, "lease", e && e->lease_id ? json_object_new_string(lease) : NULL);
+        json_object_object_add(o, "lease_ttl", json_object_new_int64(e ? e->lease_ttl : 0));
+        json_object_object_add(o, "revision", json_object_new_int64(e ? e->revision : 0));
+        json_object_object_add(o, "keys", json_object_new_int64(e ? e->n_keys : 0));
+        json_object_object_add(o, "published", json_object_new_int64(e ? e->n_published : 0));
+        json_object_object_add(o, "pending", json_object_new_int64(e ? e->n_pending : 0));
+        json_object_object_add(o, "resyncs", json_object_new_int64(e ? (int64_t) e->resyncs : 0));
+        json_object_object_add(o, "events", json_object_new_int64(e ? (int64_t) e->events : 0));
+        json_object_object_add(o, "transactions", json_object_new_int64(e ? (int64_t) e->txns : 0));
+        json_object_object_add(o, "failures", json_object_new_int64(e ? (int64_t) e->failures : 0));
+        json_object_object_add(o, "skipped", json_object_new_int64(e ? (int64_t) e->skipped : 0));
+        return o;
+}
+
 json_object *http_json_status(const HttpStatusInput *in) {
         json_object *o = json_object_new_object(), *http;
         g_autofree char *started = http_iso8601(in->service.start_usec);
@@ -262,6 +296,7 @@ json_object *http_json_status(const HttpStatusInput *in) {
         /* The original sent a string here ("N/A"); seconds are what a script can use. */
         json_object_object_add(o, "uptime", json_object_new_int64((int64_t) (in->service.uptime_usec / USEC_PER_SEC)));
         json_object_object_add(o, "dns_sync_cluster", status_cluster(in));
+        json_object_object_add(o, "etcd", http_json_etcd(in->etcd));
 
         /* New keys, for the dashboard. */
         json_object_object_add(o, "node_id", json_string_or_null(in->service.node_id));
@@ -474,6 +509,8 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                         continue;
                 if (i == HTTP_SOURCE_DOCKER && !in->docker_enabled)
                         continue;
+                if (i == HTTP_SOURCE_ETCD && !in->etcd)
+                        continue;
                 g_string_append_printf(out, "joyride_records{source=\"%s\"} %zu\n", source_labels[i],
                                        in->records_by_source[i]);
         }
@@ -501,6 +538,34 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                        in->gossip_received);
                 g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"rejected\"} %" PRIu64 "\n",
                                        in->gossip_rejected);
+        }
+
+        if (in->etcd) {
+                const EtcdStatus *e = in->etcd;
+
+                metric_header(out, "joyride_etcd_connected", "gauge",
+                              "1 when the node reads and writes its records through etcd, else 0.");
+                g_string_append_printf(out, "joyride_etcd_connected %d\n", e->state == ETCD_CONNECTED);
+                metric_header(out, "joyride_etcd_keys", "gauge",
+                              "Keys in etcd: served (others', holding records), published (this node's), pending (to write).");
+                g_string_append_printf(out, "joyride_etcd_keys{kind=\"served\"} %u\n", e->n_keys);
+                g_string_append_printf(out, "joyride_etcd_keys{kind=\"published\"} %u\n", e->n_published);
+                g_string_append_printf(out, "joyride_etcd_keys{kind=\"pending\"} %u\n", e->n_pending);
+                metric_header(out, "joyride_etcd_revision", "gauge", "The etcd revision of the last change read.");
+                g_string_append_printf(out, "joyride_etcd_revision %" PRId64 "\n", e->revision);
+                metric_header(out, "joyride_etcd_resyncs_total", "counter",
+                              "Full reads of the etcd prefix (start, reconnects, compactions).");
+                g_string_append_printf(out, "joyride_etcd_resyncs_total %" PRIu64 "\n", e->resyncs);
+                metric_header(out, "joyride_etcd_events_total", "counter", "Changes read from the etcd watch.");
+                g_string_append_printf(out, "joyride_etcd_events_total %" PRIu64 "\n", e->events);
+                metric_header(out, "joyride_etcd_transactions_total", "counter",
+                              "Transactions of this node's changes written to etcd.");
+                g_string_append_printf(out, "joyride_etcd_transactions_total %" PRIu64 "\n", e->txns);
+                metric_header(out, "joyride_etcd_failures_total", "counter", "Connections to etcd members lost or refused.");
+                g_string_append_printf(out, "joyride_etcd_failures_total %" PRIu64 "\n", e->failures);
+                metric_header(out, "joyride_etcd_skipped_keys_total", "counter",
+                              "Keys below the prefix that could not be served.");
+                g_string_append_printf(out, "joyride_etcd_skipped_keys_total %" PRIu64 "\n", e->skipped);
         }
 
         metric_header(out, "joyride_uptime_seconds", "gauge", "Seconds since the daemon started.");

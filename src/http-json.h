@@ -12,6 +12,7 @@
 #include "dns-forward.h"
 #include "dns-server.h"
 #include "docker.h"
+#include "etcd.h"
 #include "hosts.h"
 #include "rate-ring.h"
 #include "store.h"
@@ -23,6 +24,7 @@ typedef enum HttpSource {
         HTTP_SOURCE_DBUS,
         HTTP_SOURCE_API,
         HTTP_SOURCE_PEER,
+        HTTP_SOURCE_ETCD,
         _HTTP_SOURCE_MAX,
 } HttpSource;
 const char *http_source_label(HttpSource s);          /* "hosts", ... */
@@ -76,6 +78,9 @@ typedef struct HttpStatusInput {
         /* Cluster */
         bool cluster_enabled;
         json_object *cluster_members;     /* borrowed array, may be NULL */
+
+        /* etcd: NULL when [Etcd] Endpoints= is not set */
+        const EtcdStatus *etcd;
 } HttpStatusInput;
 
 typedef struct HttpMetricsInput {
@@ -88,6 +93,7 @@ typedef struct HttpMetricsInput {
         bool docker_connected;
         unsigned members_by_state[_HTTP_MEMBER_STATE_MAX];
         uint64_t gossip_sent, gossip_received, gossip_rejected;
+        const EtcdStatus *etcd;           /* NULL: etcd not used */
         uint64_t uptime_usec;
         bool cluster_enabled;             /* cluster series only then: without it they can never move */
         /* The process, as Prometheus's client libraries export it (process_*). */
@@ -104,6 +110,8 @@ char *http_iso8601(uint64_t realtime_usec);
 json_object *http_json_message(const char *status, const char *message);
 json_object *http_json_health(const HttpServiceInfo *info);
 json_object *http_json_status(const HttpStatusInput *in);
+/* The "etcd" object of /status and /dns/cluster; {"enabled": false, ...} for NULL. */
+json_object *http_json_etcd(const EtcdStatus *e);
 
 /* One record as /dns/records and the live feed show it: hostname, ip_address
  * (the value, whatever the type), ttl, type, source, owner, added. */

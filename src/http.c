@@ -217,6 +217,7 @@ static void serve_status(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
                 .hosts = st.hosts_enabled ? &st.hosts : NULL,
                 .cluster_enabled = st.cluster_enabled,
                 .cluster_members = members,
+                .etcd = st.etcd_enabled ? &st.etcd : NULL,
         };
         service_info(&st, &in.service);
         respond_json(msg, SOUP_STATUS_OK, http_json_status(&in));
@@ -312,13 +313,14 @@ static void serve_cluster(HttpServer *h, SoupServerMessage *msg, GHashTable *que
 
         /* The original answers "disabled" here (and "error" for POST /dns/sync). */
         get_status(h, &st);
-        if (!st.cluster_enabled)
+        if (!st.cluster_enabled && !st.etcd_enabled)
                 return respond_json(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
                                     http_json_message("disabled", "DNS synchronization is not enabled"));
 
         o = json_object_new_object();
         json_object_object_add(o, "status", json_object_new_string("success"));
         json_object_object_add(o, "cluster", cluster_members(h));
+        json_object_object_add(o, "etcd", http_json_etcd(st.etcd_enabled ? &st.etcd : NULL));
         respond_json(msg, SOUP_STATUS_OK, o);
 }
 
@@ -386,6 +388,7 @@ static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *que
                 .gossip_received = st.cluster.packets_received,
                 .gossip_rejected = st.cluster.packets_rejected,
                 .cluster_enabled = st.cluster_enabled,
+                .etcd = st.etcd_enabled ? &st.etcd : NULL,
                 .start_time_seconds = (double) st.start_realtime_usec / USEC_PER_SEC,
         };
         read_process_stats(&in);

@@ -227,6 +227,7 @@ static int parse_failed(int r) {
 
 typedef struct Status {
         char *node_id, *docker_state, *docker_error, *hosts_directory, *state_directory, *daemon_version;
+        char *etcd_state, *etcd_error;
         char **domains, **listen_addresses;
         uint64_t version, start_timestamp, uptime;
         uint32_t record_count, member_count;
@@ -238,6 +239,8 @@ static void status_done(Status *s) {
         g_free(s->node_id);
         g_free(s->docker_state);
         g_free(s->docker_error);
+        g_free(s->etcd_state);
+        g_free(s->etcd_error);
         g_free(s->hosts_directory);
         g_free(s->state_directory);
         g_free(s->daemon_version);
@@ -293,6 +296,10 @@ static int read_status(sd_bus_message *m, Status *s) {
                         str = &s->docker_state;
                 else if (streq(name, "DockerError"))
                         str = &s->docker_error;
+                else if (streq(name, "EtcdState"))
+                        str = &s->etcd_state;
+                else if (streq(name, "EtcdError"))
+                        str = &s->etcd_error;
                 else if (streq(name, "HostsDirectory"))
                         str = &s->hosts_directory;
                 else if (streq(name, "StateDirectory"))
@@ -419,6 +426,9 @@ static int verb_status(sd_bus *bus, char **args) {
                 json_object_object_add(o, "hosts_directory", json_object_new_string(strempty(s.hosts_directory)));
                 json_object_object_add(o, "docker_state", json_object_new_string(strempty(s.docker_state)));
                 json_object_object_add(o, "docker_error", json_object_new_string(strempty(s.docker_error)));
+                /* An older daemon has no EtcdState: it shares nothing through etcd. */
+                json_object_object_add(o, "etcd_state", json_object_new_string(s.etcd_state ?: "disabled"));
+                json_object_object_add(o, "etcd_error", json_object_new_string(strempty(s.etcd_error)));
                 json_object_object_add(o, "cluster_enabled", json_object_new_boolean(s.cluster_enabled));
                 json_object_object_add(o, "member_count", json_object_new_int64(s.member_count));
                 json_object_object_add(o, "state_directory", json_object_new_string(strempty(s.state_directory)));
@@ -431,7 +441,7 @@ static int verb_status(sd_bus *bus, char **args) {
 
         const char *labels[] = {
                 _("Node"), _("Daemon version"), _("Store version"), _("Records"), _("DNS"), _("Domains"),
-                _("Hosts directory"), _("Docker"), _("Cluster"), _("State directory"), _("Started"),
+                _("Hosts directory"), _("Docker"), _("Cluster"), _("State directory"), _("Started"), _("etcd"),
         };
         size_t width = 0;
         for (size_t i = 0; i < ELEMENTSOF(labels); i++)
@@ -447,6 +457,8 @@ static int verb_status(sd_bus *bus, char **args) {
         g_autofree char *cluster = s.cluster_enabled
                 ? g_strdup_printf(ngettext("enabled, %u member", "enabled, %u members", s.member_count), s.member_count)
                 : g_strdup(_("disabled"));
+        g_autofree char *etcd = isempty(s.etcd_error) ? g_strdup(s.etcd_state ?: "disabled")
+                                                      : g_strdup_printf("%s (%s)", strna(s.etcd_state), s.etcd_error);
         g_autofree char *since = format_timestamp(s.start_timestamp);
         g_autofree char *uptime = format_timespan(s.uptime);
         g_autofree char *started = g_strdup_printf(_("%s (up %s)"), since, uptime);
@@ -460,6 +472,7 @@ static int verb_status(sd_bus *bus, char **args) {
         print_field(width, labels[6], isempty(s.hosts_directory) ? _("none") : s.hosts_directory);
         print_field(width, labels[7], docker);
         print_field(width, labels[8], cluster);
+        print_field(width, labels[11], etcd);
         print_field(width, labels[9], strna(s.state_directory));
         print_field(width, labels[10], started);
         return EXIT_SUCCESS;

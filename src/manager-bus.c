@@ -256,6 +256,8 @@ static int property_get_forward_upstreams(sd_bus *bus, const char *path, const c
                 r = sd_bus_message_close_container(reply);
         return r;
 }
+DEFINE_PROPERTY_GETTER(property_get_etcd_state, "s", manager_status_etcd_state(&st))
+DEFINE_PROPERTY_GETTER(property_get_etcd_error, "s", st.etcd_enabled ? strempty(st.etcd.last_error) : "")
 
 static int property_get_log_level(sd_bus *bus, const char *path, const char *interface, const char *property,
                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -928,6 +930,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("MemberCount", "u", property_get_member_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DNSPort", "q", property_get_dns_port, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ListenAddresses", "as", property_get_listen_addresses, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("EtcdState", "s", property_get_etcd_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("EtcdError", "s", property_get_etcd_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StateDirectory", "s", property_get_state_directory, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("DaemonVersion", "s", property_get_daemon_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("StartTimestamp", "t", property_get_start_timestamp, 0, SD_BUS_VTABLE_PROPERTY_CONST),

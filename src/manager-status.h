@@ -17,6 +17,7 @@
 #include "dns-forward.h"
 #include "dns-server.h"
 #include "docker.h"
+#include "etcd.h"
 #include "hosts.h"
 #include "rate-ring.h"
 
@@ -56,11 +57,18 @@ typedef struct ManagerStatus {
         DockerStatus docker;
         bool cluster_enabled;               /* cluster is filled */
         ClusterCounters cluster;
+        bool etcd_enabled;                  /* etcd is filled ([Etcd] Endpoints=) */
+        EtcdStatus etcd;
 } ManagerStatus;
 
 /* Cluster members this node sees alive or suspect, itself included; 0 without a cluster. */
 static inline uint32_t manager_status_member_count(const ManagerStatus *s) {
         return s->cluster_enabled ? s->cluster.members_alive + s->cluster.members_suspect : 0;
+}
+
+/* "connecting", "connected", "disconnected", or "disabled" without etcd. */
+static inline const char *manager_status_etcd_state(const ManagerStatus *s) {
+        return s->etcd_enabled ? etcd_state_to_string(s->etcd.state) : "disabled";
 }
 
 /* "connecting", "connected", "disconnected", or "disabled" without Docker. */
@@ -76,7 +84,8 @@ typedef struct StatusProvider {
         /* A snapshot of the cluster's members, self first; *ret is one
          * allocation, free() it. 0 (and *ret NULL) without a cluster. */
         size_t (*get_members)(void *userdata, ClusterMember **ret);
-        /* Starts a push-pull with every member: >= 0, or -EOPNOTSUPP without a
-         * cluster, or another negative errno. */
+        /* Starts a push-pull with every member and a new read of the etcd
+         * prefix: >= 0, or -EOPNOTSUPP with neither a cluster nor etcd, or
+         * another negative errno. */
         int (*sync_now)(void *userdata);
 } StatusProvider;

@@ -144,6 +144,9 @@ void manager_get_status(Manager *m, ManagerStatus *ret) {
                 docker_monitor_get_status(m->docker, &ret->docker);
         if (m->cluster)
                 ret->cluster = *cluster_get_counters(m->cluster);
+        ret->etcd_enabled = m->etcd != NULL;
+        if (m->etcd)
+                etcd_source_get_status(m->etcd, &ret->etcd);
         ret->queries_per_second = &m->qps;
 }
 
@@ -160,8 +163,15 @@ static size_t provider_get_members(void *userdata, ClusterMember **ret) {
 
 static int provider_sync_now(void *userdata) {
         Manager *m = userdata;
+        int r = 0;
 
-        return m->cluster ? cluster_sync_now(m->cluster) : -EOPNOTSUPP;
+        if (!m->cluster && !m->etcd)
+                return -EOPNOTSUPP;
+        if (m->cluster)
+                r = cluster_sync_now(m->cluster);
+        /* etcd: read the whole prefix again, as on a reconnect. */
+        etcd_source_resync(m->etcd);
+        return r;
 }
 
 static void notify_status(Manager *m) {
@@ -173,11 +183,12 @@ static void notify_status(Manager *m) {
                 snprintf(cluster, sizeof cluster, "; cluster: %u alive", st.cluster.members_alive);
         if (st.forward_enabled && st.forward)
                 snprintf(forward, sizeof forward, "; forwarding to %zu upstream(s)", st.forward->n_upstreams);
-        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s%s",
+        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s%s%s%s",
                           st.n_records, (unsigned long long) st.store_version, st.dns_describe ?: "no sockets",
                           st.hosts_enabled ? "; hosts: " : "", st.hosts_enabled ? st.hosts.path : "",
                           st.docker_enabled ? "; docker: " : "", st.docker_enabled ? manager_status_docker_state(&st) : "",
-                          cluster, forward);
+                          cluster, forward, st.etcd_enabled ? "; etcd: " : "",
+                          st.etcd_enabled ? manager_status_etcd_state(&st) : "");
         m->status_dirty = false;
 }
 
@@ -269,11 +280,27 @@ static void on_member_change(Cluster *c, const ClusterMember *member, void *user
 
 /* --- signals ------------------------------------------------------------- */
 
+static void on_etcd_stopped(void *userdata) {
+        Manager *m = userdata;
+        (void) sd_event_exit(m->event, 0);
+}
+
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
+        if (m->stopping) {
+                log_info("Received %s again, not waiting for etcd.", strsignal((int) si->ssi_signo));
+                return sd_event_exit(m->event, 0);
+        }
         log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1");
+        m->stopping = true;
+        /* Revoke the etcd lease first (asynchronously, still answering
+         * queries), so that this node's names leave the others at once. */
+        if (m->etcd) {
+                etcd_source_stop(m->etcd, on_etcd_stopped, m);
+                return 0;
+        }
         return sd_event_exit(m->event, 0);
 }
 
@@ -380,6 +407,7 @@ Manager *manager_free(Manager *m) {
         m->resolved = resolved_free(m->resolved);
         manager_bus_done(m);
         m->http = http_server_free(m->http);
+        m->etcd = etcd_source_free(m->etcd);
         m->docker = docker_monitor_free(m->docker);
         m->hosts = hosts_dir_free(m->hosts);
         /* The forwarder replies on the server's sockets: it goes first. */
@@ -592,6 +620,24 @@ int manager_start(Manager *m) {
                 cluster_set_member_callback(m->cluster, on_member_change, m);
         }
 
+        if (m->config.etcd_endpoints) {
+                EtcdOptions eopts = {
+                        .endpoints = m->config.etcd_endpoints,
+                        .prefix = m->config.etcd_prefix,
+                        .lease_ttl = m->config.etcd_lease_ttl,
+                        .ca_file = m->config.etcd_ca_file,
+                        .cert_file = m->config.etcd_cert_file,
+                        .key_file = m->config.etcd_key_file,
+                        .user = m->config.etcd_user,
+                        .password_file = m->config.etcd_password_file,
+                        .node_id = m->config.node_id,
+                        .default_ttl = m->config.default_ttl,
+                };
+                r = etcd_source_new(&m->etcd, m->store, &eopts);
+                if (r < 0)
+                        return r;
+        }
+
         if (m->config.http_enabled || m->listen_http_fd >= 0) {
                 HttpServerOptions hopts = {
                         .event = m->event,
@@ -654,7 +700,18 @@ int manager_start(Manager *m) {
         return 0;
 }
 
+/* The [Etcd] settings as one string, to see whether a reload changed them. */
+static char *etcd_settings(const Config *c) {
+        g_autofree char *endpoints = c->etcd_endpoints ? g_strjoinv(",", c->etcd_endpoints) : NULL;
+
+        return g_strdup_printf("%s|%s|%u|%s|%s|%s|%s|%s|%s", strempty(endpoints), strempty(c->etcd_prefix),
+                               c->etcd_lease_ttl, strempty(c->etcd_ca_file), strempty(c->etcd_cert_file),
+                               strempty(c->etcd_key_file), strempty(c->etcd_user), strempty(c->etcd_password_file),
+                               strempty(c->node_id));
+}
+
 int manager_reload(Manager *m) {
+        _cleanup_free_ char *old_etcd = etcd_settings(&m->config), *new_etcd = NULL;
         _cleanup_free_ char *error = NULL;
         uint16_t old_port = m->config.dns_port;
         _cleanup_free_ char *old_bind = g_strdup(m->config.dns_bind_address);
@@ -676,6 +733,9 @@ int manager_reload(Manager *m) {
 
         if (old_port != m->config.dns_port || !streq_ptr(old_bind, m->config.dns_bind_address))
                 log_notice("DNS address or port changed in the configuration; this takes a restart.");
+        new_etcd = etcd_settings(&m->config);
+        if (!streq(old_etcd, new_etcd))
+                log_notice("[Etcd] settings (or the node id) changed in the configuration; this takes a restart.");
 
         /* What a reload rebuilds: the hosts source and forwarding; the others
          * keep their settings until a restart. */

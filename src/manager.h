@@ -10,6 +10,7 @@
 #include "dns-answer.h"
 #include "dns-server.h"
 #include "docker.h"
+#include "etcd.h"
 #include "hosts.h"
 #include "http.h"
 #include "rate-ring.h"
@@ -41,6 +42,7 @@ typedef struct Manager {
         void *bus_data;            /* private to manager-bus.c, which owns the bus connections */
         struct Resolved *resolved; /* systemd-resolved registration; NULL unless [Resolved] Link= */
         Cluster *cluster;          /* NULL unless ENABLE_DNS_SYNC */
+        EtcdSource *etcd;          /* NULL unless [Etcd] Endpoints= */
 
         /* fds passed by systemd, by role; -EBADF when not passed */
         int listen_udp_fd;
@@ -56,6 +58,7 @@ typedef struct Manager {
         unsigned pending_log_lines;
         unsigned suppressed_log_lines;
         bool status_dirty;
+        bool stopping;             /* SIGTERM seen: revoking the etcd lease before exit */
         uint64_t start_usec;    /* CLOCK_MONOTONIC */
         uint64_t start_realtime_usec;
         int exit_code;

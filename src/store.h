@@ -46,6 +46,15 @@ typedef struct Record {
         bool marked;            /* for mark-and-sweep reloads */
 } Record;
 
+/* Whether a record comes from this node's own sources (hosts files, Docker,
+ * D-Bus, the API) rather than from other nodes: "peer:" (the SWIM cluster)
+ * or "etcd:" (read from etcd). Only this node's own records are shared
+ * onwards, so that nothing echoes between nodes or between the two ways of
+ * sharing. */
+static inline bool store_owner_is_local(const char *owner) {
+        return owner && strncmp(owner, "peer:", 5) != 0 && strncmp(owner, "etcd:", 5) != 0;
+}
+
 /* One deduplicated value of an rrset as the DNS answer path sees it. */
 typedef struct RRData {
         const Record *record;   /* one of the records holding this value: its rdata and rdlen */

@@ -1102,6 +1102,74 @@ static void test_forward(void) {
         free(path);
 }
 
+/* [Etcd]: off by default; file, environment and command line;
+ * normalization of URLs and the prefix; settings that need each other. */
+static void test_etcd(void) {
+        char *path = write_config(NULL, "[Etcd]\nEndpoints=http://127.0.0.1:2379/, https://etcd-2.example:2379\n"
+                                        "Prefix=/dns/prod/\nLeaseTTL=3\nCAFile=/etc/joyride/etcd-ca.pem\n"
+                                        "CertFile=/etc/joyride/etcd.pem\nKeyFile=/etc/joyride/etcd.key\n"
+                                        "User=joyride\nPasswordFile=/etc/joyride/etcd.password\n");
+        char *env = env_for(path);
+        Config c;
+
+        LOAD_OK(&c, ARGV(), ENVP(empty_env));
+        CHECK(c.etcd_endpoints == NULL);
+        CHECK_STREQ(c.etcd_prefix, "/skydns");
+        CHECK_INT_EQ(c.etcd_lease_ttl, 10);
+        CHECK_STREQ(c.etcd_user, NULL);
+        config_done(&c);
+
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK_INT_EQ(strv_length(c.etcd_endpoints), 2);
+        if (strv_length(c.etcd_endpoints) == 2) {
+                CHECK_STREQ(c.etcd_endpoints[0], "http://127.0.0.1:2379");
+                CHECK_STREQ(c.etcd_endpoints[1], "https://etcd-2.example:2379");
+        }
+        CHECK_STREQ(c.etcd_prefix, "/dns/prod");
+        CHECK_INT_EQ(c.etcd_lease_ttl, 3);
+        CHECK_STREQ(c.etcd_ca_file, "/etc/joyride/etcd-ca.pem");
+        CHECK_STREQ(c.etcd_cert_file, "/etc/joyride/etcd.pem");
+        CHECK_STREQ(c.etcd_key_file, "/etc/joyride/etcd.key");
+        CHECK_STREQ(c.etcd_user, "joyride");
+        CHECK_STREQ(c.etcd_password_file, "/etc/joyride/etcd.password");
+        config_done(&c);
+
+        /* ETCD_ENDPOINTS, as etcd's tools spell it; the command line wins. */
+        LOAD_OK(&c, ARGV(), ENVP(empty_env, "ETCD_ENDPOINTS=http://[::1]:2379"));
+        CHECK_STREQ(c.etcd_endpoints ? c.etcd_endpoints[0] : NULL, "http://[::1]:2379");
+        config_done(&c);
+        LOAD_OK(&c, ARGV("--etcd-endpoints=http://10.0.0.1:2379", "--etcd-prefix=/skydns/"),
+                ENVP(empty_env, "ETCD_ENDPOINTS=http://[::1]:2379"));
+        CHECK_STREQ(c.etcd_endpoints ? c.etcd_endpoints[0] : NULL, "http://10.0.0.1:2379");
+        CHECK_STREQ(c.etcd_prefix, "/skydns");
+        config_done(&c);
+
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "ETCD_ENDPOINTS=127.0.0.1:2379"), "ETCD_ENDPOINTS=127.0.0.1:2379",
+                   "'127.0.0.1:2379'", "http://HOST:PORT");
+        LOAD_FAILS(ARGV("--etcd-endpoints=http://a:1/v3"), ENVP(empty_env), "'http://a:1/v3'");
+        LOAD_FAILS(ARGV("--etcd-endpoints=http://user@a:1"), ENVP(empty_env), "'http://user@a:1'");
+        LOAD_FAILS(ARGV("--etcd-prefix=skydns"), ENVP(empty_env), "--etcd-prefix=skydns", "key prefix");
+        LOAD_FAILS(ARGV("--etcd-prefix=/"), ENVP(empty_env), "--etcd-prefix=/", "key prefix");
+        LOAD_FAILS(ARGV("--etcd-prefix=/a//b"), ENVP(empty_env), "empty segment");
+        LOAD_FAILS(ARGV("--etcd-lease-ttl=1"), ENVP(empty_env), "--etcd-lease-ttl=1", "from 2 to 86400");
+        LOAD_FAILS(ARGV("--etcd-ca-file=ca.pem"), ENVP(empty_env), "--etcd-ca-file=ca.pem", "absolute");
+        LOAD_FAILS(ARGV("--etcd-cert-file=/c.pem"), ENVP(empty_env), "--etcd-cert-file=/c.pem", "KeyFile=",
+                   "private key");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_ETCD_KEY_FILE=/k.pem"), "JOYRIDE_ETCD_KEY_FILE=/k.pem",
+                   "CertFile=");
+        LOAD_FAILS(ARGV("--etcd-user=joyride"), ENVP(empty_env), "--etcd-user=joyride", "PasswordFile=");
+        LOAD_FAILS(ARGV("--etcd-password-file=/p"), ENVP(empty_env), "--etcd-password-file=/p", "User=");
+
+        char *bad = write_config(NULL, "[Etcd]\nEndpoint=http://a:1\n");
+        char *bad_env = env_for(bad);
+        LOAD_FAILS(ARGV(), ENVP(bad_env), "unknown key 'Endpoint' in section [Etcd]", "did you mean 'Endpoints'");
+        free(bad_env);
+        free(bad);
+
+        free(env);
+        free(path);
+}
+
 int main(void) {
         if (!mkdtemp(tmpdir))
                 die("mkdtemp");
@@ -1127,6 +1195,7 @@ int main(void) {
         test_forward();
         test_cluster();
         test_cluster_timings();
+        test_etcd();
 
         return EXIT_SUCCESS;
 }

@@ -123,7 +123,39 @@ static void test_status(void) {
         cl = get(o, "dns_sync_cluster");
         CHECK(!(json_object_get_boolean(get(cl, "enabled"))));
         CHECK_INT_EQ(json_object_array_length(get(cl, "members")), 0);
+        CHECK(!json_object_get_boolean(get(get(o, "etcd"), "enabled")));
+        CHECK_STREQ(get_str(get(o, "etcd"), "state"), "disabled");
         json_object_put(o);
+
+        /* etcd out of reach: said with the error and the next try. */
+        {
+                char *endpoints[] = { "http://10.0.0.1:2379", "http://10.0.0.2:2379", NULL };
+                EtcdStatus es = { .state = ETCD_DISCONNECTED, .endpoint = "http://10.0.0.2:2379", .endpoints = endpoints,
+                                  .prefix = "/skydns", .last_error = "/v3/watch: Connection refused",
+                                  .next_retry_usec = 1700000000000000ull, .lease_id = 0x390da22d13738513,
+                                  .lease_ttl = 10, .revision = 42, .n_keys = 7, .n_published = 3, .n_pending = 1,
+                                  .resyncs = 2, .failures = 5 };
+                json_object *e;
+
+                in.etcd = &es;
+                o = http_json_status(&in);
+                e = get(o, "etcd");
+                CHECK(json_object_get_boolean(get(e, "enabled")));
+                CHECK(!json_object_get_boolean(get(e, "connected")));
+                CHECK_STREQ(get_str(e, "state"), "disconnected");
+                CHECK_STREQ(get_str(e, "endpoint"), "http://10.0.0.2:2379");
+                CHECK_INT_EQ(json_object_array_length(get(e, "endpoints")), 2);
+                CHECK_STREQ(get_str(e, "last_error"), "/v3/watch: Connection refused");
+                CHECK_STREQ(get_str(e, "next_retry"), "2023-11-14T22:13:20.000Z");
+                CHECK(!get(e, "connected_since"));
+                CHECK_STREQ(get_str(e, "lease"), "390da22d13738513");
+                CHECK_INT_EQ(json_object_get_int(get(e, "keys")), 7);
+                CHECK_INT_EQ(json_object_get_int(get(e, "published")), 3);
+                CHECK_INT_EQ(json_object_get_int(get(e, "pending")), 1);
+                CHECK_INT_EQ(json_object_get_int(get(e, "failures")), 5);
+                json_object_put(o);
+                in.etcd = NULL;
+        }
 
         /* Docker and hosts off, no DNS server: still every key, with "off" values. */
         in.docker = NULL;
@@ -292,6 +324,32 @@ static void test_metrics(void) {
         CHECK(strstr(text, "\njoyride_cluster_members{state=\"alive\"} 0\n"));
         CHECK(strstr(text, "\njoyride_gossip_packets_total{direction=\"rejected\"} 4\n"));
         CHECK(strstr(text, "\njoyride_uptime_seconds 1.500\n"));
+        /* etcd off: none of its series. */
+        CHECK(!strstr(text, "joyride_records{source=\"etcd\"}"));
+        CHECK(!strstr(text, "joyride_etcd_"));
+        g_free(text);
+
+        {
+                EtcdStatus es = { .state = ETCD_CONNECTED, .n_keys = 100, .n_published = 3, .revision = 77,
+                                  .resyncs = 1, .events = 12, .txns = 4 };
+                in.etcd = &es;
+                in.records_by_source[HTTP_SOURCE_ETCD] = 100;
+                text = http_metrics_render(&in);
+                check_exposition(text);
+                CHECK(strstr(text, "\njoyride_records{source=\"etcd\"} 100\n"));
+                CHECK(strstr(text, "\njoyride_etcd_connected 1\n"));
+                CHECK(strstr(text, "\njoyride_etcd_keys{kind=\"served\"} 100\n"));
+                CHECK(strstr(text, "\njoyride_etcd_keys{kind=\"published\"} 3\n"));
+                CHECK(strstr(text, "\njoyride_etcd_revision 77\n"));
+                CHECK(strstr(text, "\njoyride_etcd_events_total 12\n"));
+                CHECK(strstr(text, "\njoyride_etcd_transactions_total 4\n"));
+                g_free(text);
+                es.state = ETCD_DISCONNECTED;
+                text = http_metrics_render(&in);
+                check_exposition(text);
+                CHECK(strstr(text, "\njoyride_etcd_connected 0\n"));
+                in.etcd = NULL;
+        }
 
         /* No DNS server, Docker and the cluster disabled: zeros, still valid,
          * and no series that could never move. */

@@ -161,6 +161,19 @@
 
     renderForwarding(dns.forwarding || {});
 
+    const e = s.etcd || {};
+    if (!e.enabled) setPill("etcd-state", "disabled", null);
+    else if (e.connected) setPill("etcd-state", "connected", "ok");
+    else if (e.state === "connecting") setPill("etcd-state", "connecting", "warn");
+    else setPill("etcd-state", (e.state || "disconnected") + " · serving last known", "err");
+    setText("etcd-endpoint", e.endpoint);
+    setText("etcd-prefix", e.prefix);
+    setText("etcd-keys", e.enabled ? e.keys : null);
+    setText("etcd-published", e.enabled ? e.published + (e.pending ? " (" + e.pending + " pending)" : "") : null);
+    setText("etcd-revision", e.enabled ? e.revision : null);
+    setText("etcd-error", e.last_error);
+    setText("etcd-retry", formatTime(e.next_retry));
+
     const c = s.dns_sync_cluster || {};
     const members = Array.isArray(c.members) ? c.members : [];
     setPill("cluster-state", c.enabled ? members.length + " members" : "disabled", c.enabled ? "ok" : null);

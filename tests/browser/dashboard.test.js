@@ -138,7 +138,12 @@ async function main() {
     check(/disabled/i.test(cluster), "cluster empty-state text: " + cluster);
     const docker = await page.textContent("#docker-state");
     check(docker === "disabled", "docker state pill: " + docker);
-    ok("the page loads and shows the hosts file's records, service, Docker and cluster state");
+    // etcd points at a port where nothing listens: out of reach, names still served.
+    await page.waitForFunction(() => /^disconnected/.test(document.getElementById("etcd-state").textContent),
+                               null, { timeout: 10000 });
+    const etcdError = await page.textContent("#etcd-error");
+    check(/refused|connect/i.test(etcdError), "etcd last error: " + etcdError);
+    ok("the page loads and shows the hosts file's records, service, Docker, cluster and etcd state");
 
     // --- forwarding: one upstream, where nothing listens ---------------------
     await page.waitForFunction(() => document.getElementById("forward-state").textContent !== "…", null, { timeout: 5000 });

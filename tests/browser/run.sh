@@ -47,11 +47,13 @@ http_port=$(free_port)
 while [ "$http_port" = "$dns_port" ]; do http_port=$(free_port); done
 # Forwarding to a port where nothing listens: the card shows it failing.
 dead_port=$(free_port)
+# An etcd endpoint where nothing listens: the etcd card shows it out of reach.
+etcd_port=$(free_port)
 
 "$build/src/joyrided" --dns-bind-address=127.0.0.1 --dns-port="$dns_port" \
         --http-host=127.0.0.1 --http-port="$http_port" --hosts-directory="$tmp/hosts" \
         --state-directory="$tmp/state" --no-docker --bus=none --no-cluster \
-        --forward="127.0.0.1:$dead_port" >"$tmp/daemon.log" 2>&1 &
+        --forward="127.0.0.1:$dead_port" --etcd-endpoints="http://127.0.0.1:$etcd_port" >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 wait_for "HTTP API" 10 curl -sf "http://127.0.0.1:$http_port/health"
 # Some queries, so that the counters in the screenshots are not all zero.
