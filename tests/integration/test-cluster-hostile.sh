@@ -1,0 +1,184 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The cluster under attack: two real nodes (n1, n2) in network namespaces on
+# a private bridge (cluster-lib.sh) and a hostile peer in a third (n9,
+# hostile-peer.py) that sends what no real node would: record updates for
+# other nodes' records, versions at the maximum, thousands of members,
+# a hundred thousand records, frame lengths that ask for 16 MiB. Checked as
+# a user would: dig on the nodes, /metrics, the journal lines in the log.
+# Needs root (exits 77 when ip netns is not permitted). Every namespace and
+# process goes away on exit, also on failure.
+set -euo pipefail
+
+BUILD=${1:?usage: test-cluster-hostile.sh BUILD_DIR}
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/cluster-lib.sh"
+
+JOYRIDED=$BUILD/src/joyrided
+[ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
+command -v dig >/dev/null || { echo "SKIP: dig is not installed"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
+cluster_require_netns
+
+CL_DIR=$(mktemp -d /tmp/jr-hostile.XXXXXX)
+CL_DNS_PORT=5353
+CL_HTTP_PORT=5354
+SWIM=8890
+on_exit() {
+        local rc=$?
+        cluster_cleanup
+        if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+                for f in "$CL_DIR"/log.*; do
+                        [ -e "$f" ] || continue
+                        echo "--- $f (last 25 lines)" >&2
+                        tail -n 25 "$f" >&2
+                done
+        fi
+        if [ -n "${CL_KEEP:-}" ]; then echo "logs kept in $CL_DIR"; else rm -rf "$CL_DIR"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+N1=$(cl_ip 1)
+N2=$(cl_ip 2)
+ATTACKER=$(cl_ip 9)
+hostile() { ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" "$@"; }
+metrics() { ip netns exec "$(cl_ns 1)" curl -s --max-time 5 "http://127.0.0.1:$CL_HTTP_PORT/metrics"; }
+metric() { metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+# bad MESSAGE: a defect seen. Fails the test, unless HOSTILE_KEEP_GOING is
+# set (to see every defect in one run, e.g. against an older build).
+FAILED=0
+# eventually MAX_MS CMD...: CMD holds within MAX_MS (polled every 20 ms).
+eventually() {
+        local max=$1 start
+        shift
+        start=$(now_ms)
+        until "$@" >/dev/null 2>&1; do
+                [ $(( $(now_ms) - start )) -le "$max" ] || return 1
+                sleep 0.02
+        done
+}
+bad() {
+        [ -n "${HOSTILE_KEEP_GOING:-}" ] || fail "$*"
+        echo "FAIL - $*" >&2
+        FAILED=$((FAILED + 1))
+}
+
+cluster_make_switch
+for k in 1 2 9; do
+        cluster_make_host "$k"
+done
+for k in 1 2; do
+        mkdir -p "$CL_DIR/h$k"
+        echo "10.9.0.$k n$k.cluster.test" >"$CL_DIR/h$k/self"
+done
+
+# start_pair KEY: n1 and n2 with that cluster key ("" for an open cluster),
+# serving each other's records.
+start_pair() {
+        cluster_start 1 "$1"
+        cluster_start 2 "$1"
+        local start
+        start=$(now_ms)
+        wait_since "$start" "n2's record on n1" 15000 cl_has 1 n2.cluster.test 10.9.0.2
+        wait_since "$start" "n1's record on n2" 15000 cl_has 2 n1.cluster.test 10.9.0.1
+}
+stop_pair() {
+        cluster_stop 1 TERM
+        cluster_stop 2 TERM
+}
+
+# settle: gossip has had the time to reach everyone (probe 200 ms, gossip 40 ms).
+settle() { sleep 1.5; }
+
+# === an open cluster (no key) =============================================
+start_pair ""
+grep -q "cluster is open" "$CL_DIR/log.1" || bad "n1 does not warn that the cluster is open"
+
+# --- one packet, no key: a name for a node that does not exist ------------
+hostile forge --to "$N1:$SWIM" --origin ghost --name ghost.cluster.test --value 10.66.6.1
+settle
+for k in 1 2; do
+        cl_lacks "$k" ghost.cluster.test 10.66.6.1 || bad "n$k serves a record of 'ghost', which is no member (one forged packet)"
+done
+ok "one forged packet for a node that does not exist: no node serves its record"
+
+# --- the same for a live node: add a record in n2's name --------------------
+hostile forge --to "$N1:$SWIM" --origin n2 --name n2.cluster.test --value 10.66.6.2 --version $((2**62))
+settle
+for k in 1 2; do
+        cl_lacks "$k" n2.cluster.test 10.66.6.2 || bad "n$k serves a record forged in the name of n2"
+done
+ok "a record forged in the name of live node n2 is served nowhere"
+
+# --- deleting a live node's record, with the highest version there is ------
+hostile forge --to "$N1:$SWIM" --origin n2 --name n2.cluster.test --value 10.9.0.2 --delete
+settle
+cl_has 1 n2.cluster.test 10.9.0.2 || bad "a forged deletion (version 2^64-1) removed n2's record from n1"
+ok "a forged deletion of n2's record, version 2^64-1, changes nothing on n1"
+
+# --- and n2's own changes still get through afterwards ---------------------
+start=$(now_ms)
+echo "10.9.0.22 n2b.cluster.test" >"$CL_DIR/h2/more"
+eventually 3000 cl_has 1 n2b.cluster.test 10.9.0.22 || bad "n2's new record did not reach n1 after the forgeries"
+rm "$CL_DIR/h2/self"
+eventually 3000 cl_lacks 1 n2.cluster.test 10.9.0.2 || bad "n2's removal did not reach n1 after the forgeries"
+echo "10.9.0.2 n2.cluster.test" >"$CL_DIR/h2/self"
+eventually 3000 cl_has 1 n2.cluster.test 10.9.0.2 || bad "n2's record did not come back on n1 after the forgeries"
+ok "n2's own later changes (add, remove, add back) reach n1 as before ($(( $(now_ms) - start )) ms)"
+
+# --- 100,000 records from one sender ------------------------------------------
+out=$(hostile push --to "$N1:$SWIM" --origin bulk --self-ip "$ATTACKER" --count 100000)
+echo "  hostile: $out"
+sleep 2
+cl_lacks 1 r0.flood.test 10.200.0.0 || bad "n1 serves records pushed by a node that is no member (unsigned, open cluster)"
+peer=$(metric 'joyride_records{source="peer"}')
+[ "${peer:-0}" -lt 1000 ] || bad "n1 holds $peer peer records after a push of 100,000 from one sender"
+ok "a push of 100,000 records from one hostile sender: n1 holds none of them ($peer peer records)"
+
+# --- frame lengths of 16 MiB from anyone --------------------------------------
+vmdata() { awk '/^VmData:/ { print $2 }' "/proc/${CL_PID[1]}/status"; }
+before=$(vmdata)
+hostile prefix --to "$N1:$SWIM" --conns 60 --hold 3 >"$CL_DIR/prefix.out" &
+prefix_pid=$!
+peak=$before
+for _ in $(seq 1 25); do
+        sleep 0.1
+        v=$(vmdata)
+        [ "$v" -le "$peak" ] || peak=$v
+done
+wait "$prefix_pid" || true
+echo "  hostile: $(tr '\n' ';' <"$CL_DIR/prefix.out")"
+grown=$(( (peak - before) / 1024 ))
+[ "$grown" -lt 64 ] || bad "n1 grew by $grown MiB for 60 connections that each sent a 4-byte frame length"
+cl_has 1 n1.cluster.test 10.9.0.1 || bad "n1 stopped answering after the frame-length flood"
+ok "60 connections announcing 16 MiB frames: n1 grew by $grown MiB and still answers"
+
+# --- 5,000 members that do not exist ------------------------------------------
+out=$(hostile members --to "$N1:$SWIM" --count 5000)
+echo "  hostile: $out"
+sleep 2
+members=0
+for st in alive suspect dead left; do
+        v=$(metric "joyride_cluster_members{state=\"$st\"}")
+        members=$(( members + ${v:-0} ))
+done
+[ "$members" -le 1000 ] || bad "n1 knows $members members after 5,000 fake ones were announced"
+cl_has 1 n2.cluster.test 10.9.0.2 || bad "n1 lost n2's record during the member flood"
+ok "5,000 fake members announced: n1 knows $members (the cap is 1,000)"
+stop_pair
+
+# === a keyed cluster: the attacker holds the shared key ======================
+KEY=$(head -c 32 /dev/urandom | base64)
+start_pair "$KEY"
+hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
+        --origin n2 --name n2.cluster.test --value 10.66.6.3 --version $((2**62))
+hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
+        --origin n2 --name n2.cluster.test --value 10.9.0.2 --delete
+settle
+cl_lacks 1 n2.cluster.test 10.66.6.3 || bad "n1 serves a record forged in n2's name by a holder of the cluster key"
+cl_has 1 n2.cluster.test 10.9.0.2 || bad "a holder of the cluster key deleted n2's record on n1"
+ok "a holder of the shared key cannot add or delete records in n2's name"
+stop_pair
+[ "$FAILED" = 0 ] || fail "$FAILED defects seen"
