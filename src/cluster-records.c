@@ -52,6 +52,8 @@ struct ClusterRecords {
         uint64_t dead_grace_usec;
         uint64_t tombstone_lifetime_usec;
         uint64_t next_sweep;
+        unsigned max_origins, max_records;
+        ClusterRecordsCounters counters;
 };
 
 /* --- helpers --------------------------------------------------------------- */
@@ -112,10 +114,34 @@ static void origin_free(gpointer p) {
         g_free(o);
 }
 
+/* Room for one more origin: below the limit, or by forgetting the one
+ * withdrawn the longest (a dead or departed node's table). */
+static bool origin_room(ClusterRecords *cr) {
+        Origin *oldest = NULL;
+        GHashTableIter it;
+        gpointer v;
+
+        if (g_hash_table_size(cr->origins) < cr->max_origins)
+                return true;
+        g_hash_table_iter_init(&it, cr->origins);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Origin *o = v;
+                if (!o->served && (!oldest || o->down_since < oldest->down_since))
+                        oldest = o;
+        }
+        if (!oldest) {
+                cr->counters.dropped_origins++;
+                return false;
+        }
+        g_hash_table_remove(cr->origins, oldest->id);
+        return true;
+}
+
+/* The table of an origin; with create, a new one if there is room (NULL if not). */
 static Origin *origin_get(ClusterRecords *cr, const char *id, bool create) {
         Origin *o = g_hash_table_lookup(cr->origins, id);
 
-        if (o || !create)
+        if (o || !create || !origin_room(cr))
                 return o;
         o = g_new0(Origin, 1);
         o->id = g_strdup(id);
@@ -142,6 +168,8 @@ int cluster_records_new(ClusterRecords **ret, Store *store, const char *self_id,
         cr->origins = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, origin_free);
         cr->dead_grace_usec = 5 * USEC_PER_SEC;
         cr->tombstone_lifetime_usec = 120 * USEC_PER_SEC;
+        cr->max_origins = CLUSTER_MAX_ORIGINS_DEFAULT;
+        cr->max_records = CLUSTER_MAX_RECORDS_DEFAULT;
         *ret = cr;
         return 0;
 }
@@ -163,6 +191,17 @@ void cluster_records_set_dead_grace(ClusterRecords *cr, uint64_t usec) {
 
 void cluster_records_set_tombstone_lifetime(ClusterRecords *cr, uint64_t usec) {
         cr->tombstone_lifetime_usec = MAX(usec, USEC_PER_SEC);
+}
+
+void cluster_records_set_limits(ClusterRecords *cr, unsigned max_origins, unsigned max_records) {
+        if (max_origins > 0)
+                cr->max_origins = max_origins;
+        if (max_records > 0)
+                cr->max_records = max_records;
+}
+
+const ClusterRecordsCounters *cluster_records_get_counters(const ClusterRecords *cr) {
+        return &cr->counters;
 }
 
 /* --- wire ---------------------------------------------------------------------- */
@@ -331,13 +370,19 @@ static void origin_restore(ClusterRecords *cr, Origin *o) {
 
 /* --- the remote side ----------------------------------------------------------- */
 
-/* Applies a validated entry with the newer-wins rule. Takes the key. */
+/* Applies a validated entry with the newer-wins rule. Takes the key.
+ * Returns 1 if it changed the table, 0 if not, -ENOSPC if the origin holds
+ * as many entries as it may. */
 static int apply_entry(ClusterRecords *cr, Origin *o, Decoded *d, uint64_t now) {
         g_autoptr(GBytes) key = TAKE_PTR(d->key);
         Entry *old = g_hash_table_lookup(o->entries, key);
 
         if (old ? d->e.version <= old->version : d->e.version <= o->floor)
                 return 0;
+        if (!old && o->live + o->tombstones >= cr->max_records) {
+                cr->counters.dropped_records++;
+                return -ENOSPC;
+        }
         if (!old && d->e.deleted) {
                 /* A tombstone for a key we never had: remember it, so an older
                  * add still in flight cannot bring the record back. */
@@ -390,6 +435,7 @@ static int apply_entry(ClusterRecords *cr, Origin *o, Decoded *d, uint64_t now) 
 int cluster_records_apply_update(ClusterRecords *cr, const char *origin, const uint8_t *data, size_t size,
                                  uint64_t now_usec) {
         g_autofree Decoded *d = g_new0(Decoded, 1);
+        Origin *o;
         int k;
 
         if (!swim_id_is_valid(origin))
@@ -401,7 +447,12 @@ int cluster_records_apply_update(ClusterRecords *cr, const char *origin, const u
                 g_bytes_unref(d->key);
                 return 0;       /* our own, relayed back */
         }
-        return apply_entry(cr, origin_get(cr, origin, true), d, now_usec);
+        o = origin_get(cr, origin, true);
+        if (!o) {
+                g_bytes_unref(d->key);
+                return -ENOSPC;
+        }
+        return apply_entry(cr, o, d, now_usec);
 }
 
 static void decoded_array_free(GPtrArray *a) {
@@ -458,6 +509,10 @@ int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const
         }
 
         o = origin_get(cr, origin, true);
+        if (!o) {
+                decoded_array_free(decoded);
+                return -ENOSPC;
+        }
         for (guint i = 0; i < decoded->len; i++) {
                 int k = apply_entry(cr, o, decoded->pdata[i], now_usec);
                 if (k > 0)
@@ -491,7 +546,11 @@ void cluster_records_origin_state(ClusterRecords *cr, const char *origin, Cluste
 
         if (!swim_id_is_valid(origin) || streq(origin, cr->self_id))
                 return;
-        o = origin_get(cr, origin, true);
+        /* A node that has sent nothing yet needs no table; one that has is
+         * put back or withdrawn. */
+        o = origin_get(cr, origin, false);
+        if (!o)
+                return;
         switch (st) {
         case CLUSTER_ORIGIN_ALIVE:
                 origin_restore(cr, o);

@@ -88,7 +88,8 @@ uint64_t cluster_records_local_version(const ClusterRecords *cr);
 
 /* Decodes and applies one update from origin. Returns 1 if it changed the
  * table, 0 if it was stale or from ourselves, -EBADMSG if malformed (nothing
- * applied), -EINVAL for an unusable origin id. */
+ * applied), -EINVAL for an unusable origin id, -ENOSPC when a limit is
+ * reached (see cluster_records_set_limits). */
 int cluster_records_apply_update(ClusterRecords *cr, const char *origin, const uint8_t *data, size_t size,
                                  uint64_t now_usec);
 /* Decodes and merges a full snapshot sent by origin itself. Returns the
@@ -110,6 +111,18 @@ void cluster_records_set_dead_grace(ClusterRecords *cr, uint64_t usec);
 /* Tombstones older than this are dropped; withdrawn origins are forgotten
  * after ten times this. */
 void cluster_records_set_tombstone_lifetime(ClusterRecords *cr, uint64_t usec);
+/* Limits against a peer that sends without end: at most max_origins other
+ * nodes' tables (default 1,000; a withdrawn one makes room for a new one), and
+ * at most max_records entries (live and tombstones) per origin (default
+ * 100,000). What is beyond them is dropped and counted. 0 keeps a limit. */
+#define CLUSTER_MAX_ORIGINS_DEFAULT 1000u
+#define CLUSTER_MAX_RECORDS_DEFAULT 100000u
+void cluster_records_set_limits(ClusterRecords *cr, unsigned max_origins, unsigned max_records);
+typedef struct ClusterRecordsCounters {
+        uint64_t dropped_records;       /* entries not taken: the origin holds max_records */
+        uint64_t dropped_origins;       /* origins not taken: max_origins held, none withdrawn */
+} ClusterRecordsCounters;
+const ClusterRecordsCounters *cluster_records_get_counters(const ClusterRecords *cr);
 /* Takes every origin's records out of the store (the node leaves the cluster). */
 void cluster_records_withdraw_all(ClusterRecords *cr);
 /* Runs due withdrawals and expiries. Returns when it must run next (UINT64_MAX: never). */

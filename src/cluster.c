@@ -102,6 +102,9 @@ struct Cluster {
         GHashTable *joined;             /* id -> last swim_join from discovery (monotonic usec), as gint64 in a pointer-size box */
         ClusterCounters counters;
         uint64_t last_reject_log;
+        uint64_t last_limit_log;
+        ClusterCounters limit_logged;   /* the drop counters as last logged */
+        unsigned max_members, max_records;
         uint64_t rng;
 
         ClusterMemberCallback member_cb;
@@ -409,6 +412,35 @@ static void arm(sd_event_source *s, uint64_t usec) {
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
+/* Takes the drop counters of the cores and warns (at most every 10 s) when
+ * something was dropped at a limit since the last warning. */
+static void check_limits(Cluster *c) {
+        const ClusterRecordsCounters *rc = cluster_records_get_counters(c->records);
+        ClusterCounters *k = &c->counters, *l = &c->limit_logged;
+        uint64_t now;
+
+        k->dropped_members = swim_get_counters(c->swim)->members_dropped;
+        k->dropped_origins = rc->dropped_origins;
+        k->dropped_records = rc->dropped_records;
+        if (k->dropped_members == l->dropped_members && k->dropped_origins == l->dropped_origins &&
+            k->dropped_records == l->dropped_records && k->dropped_frames == l->dropped_frames)
+                return;
+        now = now_usec(CLOCK_MONOTONIC);
+        if (c->last_limit_log != 0 && now < c->last_limit_log + REJECT_LOG_INTERVAL_USEC)
+                return;
+        c->last_limit_log = now;
+        log_warning("Cluster limits reached, dropped since the last warning: %" PRIu64 " new members (MaxMembers=%u), "
+                    "%" PRIu64 " records (MaxRecordsPerNode=%u), %" PRIu64 " nodes' record tables, %" PRIu64
+                    " push-pull frames (too large or unauthenticated).",
+                    k->dropped_members - l->dropped_members, c->max_members,
+                    k->dropped_records - l->dropped_records, c->max_records,
+                    k->dropped_origins - l->dropped_origins, k->dropped_frames - l->dropped_frames);
+        l->dropped_members = k->dropped_members;
+        l->dropped_origins = k->dropped_origins;
+        l->dropped_records = k->dropped_records;
+        l->dropped_frames = k->dropped_frames;
+}
+
 /* After anything that fed the core: send what it queued, act on its events,
  * re-arm its timer. */
 static void cluster_process(Cluster *c) {
@@ -424,6 +456,7 @@ static void cluster_process(Cluster *c) {
         g_free(ev);
         if (membership)
                 update_member_counts(c);
+        check_limits(c);
         send_swim_packets(c);   /* handling may have queued more (e.g. nothing today, but cheap) */
         arm(c->swim_timer, swim_next_deadline(c->swim));
         arm(c->records_timer, cluster_records_tick(c->records, now));
@@ -1133,6 +1166,9 @@ static void setup_timings(Cluster *c, const ClusterOptions *o) {
         sc->push_pull_interval_usec = c->push_pull_interval_usec;
         c->discovery_interval_usec = o->discovery_interval_usec ?: CLUSTER_DISCOVERY_INTERVAL_DEFAULT_USEC;
         c->dead_grace_usec = o->dead_grace_usec ?: CLUSTER_DEAD_GRACE_DEFAULT_USEC;
+        c->max_members = o->max_members ?: sc->members_max;
+        c->max_records = o->max_records_per_node ?: CLUSTER_MAX_RECORDS_DEFAULT;
+        sc->members_max = c->max_members;
 }
 
 /* The address SWIM and push-pull bind to: IPv4 unless the bind address is an
@@ -1282,6 +1318,7 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         if (r < 0)
                 return log_error_errno(r, "Failed to set up cluster records: %m");
         cluster_records_set_dead_grace(c->records, c->dead_grace_usec);
+        cluster_records_set_limits(c->records, c->max_members, c->max_records);
         /* A tombstone matters while an older update can still arrive: gossip
          * lasts seconds, and a push-pull from the origin supersedes it. */
         cluster_records_set_tombstone_lifetime(c->records, 2 * c->push_pull_interval_usec + c->dead_grace_usec);

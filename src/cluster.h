@@ -54,6 +54,10 @@ typedef struct ClusterOptions {
         uint64_t push_pull_interval_usec;
         uint64_t discovery_interval_usec;
         uint64_t dead_grace_usec;
+
+        /* Limits against hostile or broken peers; 0: the default. */
+        unsigned max_members;             /* other members kept at most (1,000) */
+        unsigned max_records_per_node;    /* records taken from one node at most (100,000) */
 } ClusterOptions;
 
 typedef struct ClusterMember {
@@ -74,6 +78,11 @@ typedef struct ClusterCounters {
         uint64_t push_pulls, push_pull_failures;
         uint64_t announcements_sent, announcements_received;
         uint64_t updates_sent, updates_applied;
+        /* Beyond a limit: dropped, counted, and warned about (at most every 10 s). */
+        uint64_t dropped_members;         /* new members beyond max_members */
+        uint64_t dropped_origins;         /* nodes whose records found no room */
+        uint64_t dropped_records;         /* records beyond max_records_per_node */
+        uint64_t dropped_frames;          /* push-pull frames too large, or read before authentication */
         unsigned members_alive, members_suspect, members_dead, members_left;   /* including self */
 } ClusterCounters;
 

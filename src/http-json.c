@@ -356,6 +356,18 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                        in->gossip_received);
                 g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"rejected\"} %" PRIu64 "\n",
                                        in->gossip_rejected);
+
+                metric_header(out, "joyride_cluster_dropped_total", "counter",
+                              "What the cluster dropped at a limit: new members beyond MaxMembers, records beyond "
+                              "MaxRecordsPerNode, nodes' record tables, push-pull frames too large or unauthenticated.");
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"members\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_members);
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"records\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_records);
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"origins\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_origins);
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"frames\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_frames);
         }
 
         metric_header(out, "joyride_uptime_seconds", "gauge", "Seconds since the daemon started.");

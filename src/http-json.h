@@ -80,6 +80,8 @@ typedef struct HttpMetricsInput {
         bool docker_connected;
         unsigned members_by_state[_HTTP_MEMBER_STATE_MAX];
         uint64_t gossip_sent, gossip_received, gossip_rejected;
+        /* What the cluster dropped at its limits (ClusterCounters.dropped_*). */
+        uint64_t cluster_dropped_members, cluster_dropped_origins, cluster_dropped_records, cluster_dropped_frames;
         uint64_t uptime_usec;
         bool cluster_enabled;             /* cluster series only then: without it they can never move */
         /* The process, as Prometheus's client libraries export it (process_*). */

@@ -288,6 +288,10 @@ static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *que
                 .gossip_rejected = st.cluster.packets_rejected,
                 .cluster_enabled = st.cluster_enabled,
                 .start_time_seconds = (double) st.start_realtime_usec / USEC_PER_SEC,
+                .cluster_dropped_members = st.cluster.dropped_members,
+                .cluster_dropped_origins = st.cluster.dropped_origins,
+                .cluster_dropped_records = st.cluster.dropped_records,
+                .cluster_dropped_frames = st.cluster.dropped_frames,
         };
         read_process_stats(&in);
         for (int i = 0; i < _HTTP_SOURCE_MAX; i++)

@@ -48,6 +48,7 @@ typedef struct SwimConfig {
         unsigned gossip_nodes;            /* 3 */
         uint64_t dead_reclaim_usec;       /* forget dead members after this (30 s) */
         uint64_t push_pull_interval_usec; /* full state exchange with one member (30 s, scaled up past 32 nodes) */
+        unsigned members_max;             /* others we keep at most (1,000); 0: no limit */
 } SwimConfig;
 
 void swim_config_lan(SwimConfig *ret);   /* memberlist's LAN profile */
@@ -116,6 +117,11 @@ size_t swim_encode_state(const Swim *s, uint8_t *buf, size_t size);
 int swim_merge_state(Swim *s, const uint8_t *buf, size_t size, uint64_t now_usec);
 
 size_t swim_members(const Swim *s, const SwimMember **ret);   /* including ourselves, first */
+/* One member (not ourselves), or NULL. Valid until the next call into the core. */
+const SwimMember *swim_member(const Swim *s, const char *id);
+/* Forgets a member that is dead or left (an operator's "members forget").
+ * Returns 0, -ENOENT if unknown, -EBUSY if it is alive or suspect. */
+int swim_forget(Swim *s, const char *id);
 unsigned swim_alive_count(const Swim *s);
 unsigned swim_awareness(const Swim *s);
 const char *swim_state_to_string(SwimState st);
@@ -124,5 +130,6 @@ bool swim_addr_equal(const SwimAddr *a, const SwimAddr *b);
 typedef struct SwimCounters {
         uint64_t packets_sent, packets_received, packets_rejected;
         uint64_t probes, indirect_probes, refutations;
+        uint64_t members_dropped;         /* new members not taken: members_max reached */
 } SwimCounters;
 const SwimCounters *swim_get_counters(const Swim *s);

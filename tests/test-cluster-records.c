@@ -455,7 +455,65 @@ static void test_two_nodes_one_name(void) {
         node_done(&c);
 }
 
+static void test_limits(void) {
+        /* An origin with 200 records, a receiver that takes 50 per origin and 2 origins. */
+        Node a, r, b, c;
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        node_init(&c, "c", 1);
+        node_init(&r, "r", 1);
+        cluster_records_set_limits(r.cr, 2, 50);
+        store_subscribe(a.store, on_change, &a);
+        for (unsigned i = 0; i < 200; i++) {
+                char name[64], ip[32];
+                snprintf(name, sizeof name, "n%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.3.%u.%u", i / 256, i % 256);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/many", i + 1, NULL, NULL) == 1);
+        }
+        flush(&a);
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(a.cr, &snap, &snap_size) == 0);
+        CHECK(cluster_records_merge_snapshot(r.cr, "a", snap, snap_size, SEC) == 50);
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+        CHECK(peer_count(r.store, "a") == 50);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 150);
+        /* An update for a key not held is refused too; one for a held key still applies. */
+        gsize size;
+        const uint8_t *d = g_bytes_get_data(a.sent->pdata[a.sent->len - 1], &size);
+        int k = cluster_records_apply_update(r.cr, "a", d, size, 2 * SEC);
+        CHECK(k == -ENOSPC || k == 0);
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+
+        /* Origins: two are held; a third is refused until one is withdrawn. */
+        store_subscribe(b.store, on_change, &b);
+        store_subscribe(c.store, on_change, &c);
+        CHECK(store_add(b.store, "b.example.com", DNS_TYPE_A, "10.4.0.2", 30, "dbus", 0, NULL, NULL) == 1);
+        CHECK(store_add(c.store, "c.example.com", DNS_TYPE_A, "10.4.0.3", 30, "dbus", 0, NULL, NULL) == 1);
+        flush(&b);
+        flush(&c);
+        deliver(&b, &r, 3 * SEC);
+        CHECK(cluster_records_count(r.cr, "b") == 1);
+        d = g_bytes_get_data(c.sent->pdata[0], &size);
+        CHECK(cluster_records_apply_update(r.cr, "c", d, size, 3 * SEC) == -ENOSPC);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_origins == 1);
+        CHECK(!resolves(r.store, "c.example.com", DNS_TYPE_A, "peer:c", NULL));
+        cluster_records_origin_state(r.cr, "b", CLUSTER_ORIGIN_LEFT, 4 * SEC);
+        CHECK(cluster_records_apply_update(r.cr, "c", d, size, 5 * SEC) == 1);
+        CHECK(resolves(r.store, "c.example.com", DNS_TYPE_A, "peer:c", "10.4.0.3"));
+        CHECK(cluster_records_count(r.cr, "b") == 0);   /* b's table made room */
+
+        store_unsubscribe(a.store, on_change, &a);
+        store_unsubscribe(b.store, on_change, &b);
+        store_unsubscribe(c.store, on_change, &c);
+        node_done(&a);
+        node_done(&b);
+        node_done(&c);
+        node_done(&r);
+}
+
 int main(void) {
+        test_limits();
         test_wire();
         test_local_versions();
         test_replication();

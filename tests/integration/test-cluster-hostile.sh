@@ -164,9 +164,12 @@ for st in alive suspect dead left; do
         v=$(metric "joyride_cluster_members{state=\"$st\"}")
         members=$(( members + ${v:-0} ))
 done
-[ "$members" -le 1000 ] || bad "n1 knows $members members after 5,000 fake ones were announced"
+[ "$members" -le 1001 ] || bad "n1 knows $members members after 5,000 fake ones were announced"
+dropped=$(metric 'joyride_cluster_dropped_total{what="members"}')
+[ "${dropped:-0}" -ge 3999 ] || bad "n1 counts ${dropped:-no} dropped members in /metrics"
+grep -q "Cluster limits reached.* new members (MaxMembers=1000)" "$CL_DIR/log.1" || bad "n1 did not warn about the member limit"
 cl_has 1 n2.cluster.test 10.9.0.2 || bad "n1 lost n2's record during the member flood"
-ok "5,000 fake members announced: n1 knows $members (the cap is 1,000)"
+ok "5,000 fake members announced: n1 knows $members (the cap is 1,000), dropped $dropped with a warning"
 stop_pair
 
 # === a keyed cluster: the attacker holds the shared key ======================
