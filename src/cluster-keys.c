@@ -2,13 +2,14 @@
 /* Node signing keys and pinned public keys. See cluster-keys.h. */
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <glib.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "cluster-keys.h"
-#include "cluster-records.h"
+#include "swim.h"
 
 #define SEED_SIZE crypto_sign_SEEDBYTES
 #define KEY_FILE_MAX 4096
@@ -163,7 +164,7 @@ static int load_pins(ClusterKeys *k, char **ret_error) {
                 if (!lines[i][0] || lines[i][0] == '#')
                         continue;
                 f = g_strsplit_set(lines[i], " \t", 2);
-                if (!f[0] || !f[1] || !cluster_origin_valid(f[0]) ||
+                if (!f[0] || !f[1] || !swim_id_is_valid(f[0]) ||
                     !key_from_base64(g_strstrip(f[1]), strlen(f[1]), key, sizeof key)) {
                         *ret_error = g_strdup_printf("%s:%zu: expected \"node-id base64-key\"", path, i + 1);
                         return -EINVAL;
@@ -229,7 +230,7 @@ int cluster_trusted_parse(const char *entry, char ret_id[static 65], uint8_t ret
         }
         memcpy(ret_id, entry, idlen);
         ret_id[idlen] = 0;
-        if (!cluster_origin_valid(ret_id)) {
+        if (!swim_id_is_valid(ret_id)) {
                 *ret_error = "the node id may hold only A-Z a-z 0-9 . _ -";
                 return -EINVAL;
         }
@@ -279,6 +280,17 @@ bool cluster_signature_ok(const uint8_t key[static CLUSTER_PUBLIC_KEY_SIZE], con
         return crypto_sign_verify_detached(sig, msg, size, key) == 0;
 }
 
+void cluster_digest(const char *context, const char *origin, const uint8_t *data, size_t size,
+                    uint8_t ret[static CLUSTER_DIGEST_SIZE]) {
+        crypto_generichash_state st;
+
+        crypto_generichash_init(&st, NULL, 0, CLUSTER_DIGEST_SIZE);
+        crypto_generichash_update(&st, (const uint8_t *) context, strlen(context) + 1);
+        crypto_generichash_update(&st, (const uint8_t *) origin, strlen(origin) + 1);
+        crypto_generichash_update(&st, data, size);
+        crypto_generichash_final(&st, ret, CLUSTER_DIGEST_SIZE);
+}
+
 const uint8_t *cluster_keys_lookup(const ClusterKeys *k, const char *node) {
         if (cluster_keys_strict(k))
                 return g_hash_table_lookup(k->trusted, node);
@@ -304,6 +316,24 @@ int cluster_keys_forget(ClusterKeys *k, const char *node) {
                 return -ENOENT;
         k->dirty = true;
         return 0;
+}
+
+int cluster_keys_next_epoch(ClusterKeys *k, uint32_t now_sec, uint32_t *ret) {
+        g_autofree char *path = NULL, *contents = NULL;
+        char line[32];
+        uint64_t last = 0;
+
+        *ret = MAX(now_sec, 1u);
+        if (!k->directory)
+                return 0;
+        path = g_build_filename(k->directory, CLUSTER_EPOCH_FILE, NULL);
+        if (read_small_file(path, KEY_FILE_MAX, &contents) >= 0)
+                last = g_ascii_strtoull(g_strstrip(contents), NULL, 10);
+        if (last >= UINT32_MAX - 1)
+                last = 0;       /* damaged: the clock is the best we have */
+        *ret = (uint32_t) MAX((uint64_t) *ret, last + 1);
+        snprintf(line, sizeof line, "%" PRIu32 "\n", *ret);
+        return write_file_atomic(path, line, 0644);
 }
 
 size_t cluster_keys_n_pinned(const ClusterKeys *k) {

@@ -15,6 +15,7 @@
  *   cluster-node.key   base64 of the 32-byte Ed25519 seed, mode 0600, made on first start
  *   cluster-node.pub   base64 of the public key, for operators (TrustedNodes=)
  *   cluster-pins       one "node-id base64-public-key" per line
+ *   cluster-epoch      the epoch of this node's record versions, one above the last start's
  * Without a state directory the key pair lives in memory only (a warning says
  * so) and pins are not kept across restarts. */
 #pragma once
@@ -30,6 +31,7 @@
 #define CLUSTER_KEY_FILE "cluster-node.key"
 #define CLUSTER_PUB_FILE "cluster-node.pub"
 #define CLUSTER_PINS_FILE "cluster-pins"
+#define CLUSTER_EPOCH_FILE "cluster-epoch"
 
 typedef struct ClusterKeys ClusterKeys;
 
@@ -57,6 +59,13 @@ void cluster_keys_sign(const ClusterKeys *k, const uint8_t *msg, size_t size,
 bool cluster_signature_ok(const uint8_t key[static CLUSTER_PUBLIC_KEY_SIZE], const uint8_t *msg, size_t size,
                           const uint8_t sig[static CLUSTER_SIGNATURE_SIZE]);
 
+/* What a node signs: BLAKE2b-256 of context, 0, origin, 0, data. The context
+ * says what the data is ("joyride update v2"), so that a signature over one
+ * kind of message is never valid for another. */
+#define CLUSTER_DIGEST_SIZE 32
+void cluster_digest(const char *context, const char *origin, const uint8_t *data, size_t size,
+                    uint8_t ret[static CLUSTER_DIGEST_SIZE]);
+
 /* The key node must sign with, configured or pinned; NULL when none is known. */
 const uint8_t *cluster_keys_lookup(const ClusterKeys *k, const char *node);
 
@@ -75,6 +84,12 @@ ClusterKeyVerdict cluster_keys_present(ClusterKeys *k, const char *node, const u
 /* Forgets a pinned key. Returns 0, -ENOENT if none is pinned, -EPERM when the
  * key is configured (TrustedNodes=) rather than learned. */
 int cluster_keys_forget(ClusterKeys *k, const char *node);
+
+/* The epoch of this start's record versions: above every earlier start's
+ * (kept in the state directory) and at least now_sec, so that what this
+ * node says now is newer than anything it said before. Returns 0, or a
+ * negative errno when it cannot be kept (*ret is still usable). */
+int cluster_keys_next_epoch(ClusterKeys *k, uint32_t now_sec, uint32_t *ret);
 
 size_t cluster_keys_n_pinned(const ClusterKeys *k);
 bool cluster_keys_dirty(const ClusterKeys *k);

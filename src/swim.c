@@ -127,6 +127,7 @@ void swim_config_lan(SwimConfig *ret) {
                 .dead_reclaim_usec = 30 * USEC_PER_SEC,
                 .push_pull_interval_usec = 30 * USEC_PER_SEC,
                 .members_max = 1000,
+                .relay_user = true,
         };
 }
 
@@ -688,6 +689,11 @@ void swim_leave(Swim *s, uint64_t now_usec) {
         }
 }
 
+void swim_relay(Swim *s, const SwimEvent *ev) {
+        if (ev->type == SWIM_EVENT_USER && ev->size <= SWIM_USER_MAX)
+                queue_user(s, ev->member.id, ev->key, ev->data, ev->size);
+}
+
 int swim_broadcast(Swim *s, const char *key, const uint8_t *data, size_t size) {
         if (size > SWIM_USER_MAX || strlen(key) > 255)
                 return -EMSGSIZE;
@@ -818,7 +824,7 @@ static bool msg_next(Wire *r, Msg *m, bool *ret_known) {
         return true;
 }
 
-static void apply(Swim *s, const Msg *m, const SwimAddr *from, uint64_t now) {
+static void apply(Swim *s, const Msg *m, const char *sender, const SwimAddr *from, uint64_t now) {
         switch (m->type) {
         case MSG_PING:
                 if (streq(m->id, s->self.pub.id))
@@ -859,10 +865,14 @@ static void apply(Swim *s, const Msg *m, const SwimAddr *from, uint64_t now) {
                         SwimEvent *e = g_new0(SwimEvent, 1);
                         e->type = SWIM_EVENT_USER;
                         g_strlcpy(e->member.id, m->id, sizeof e->member.id);
+                        g_strlcpy(e->sender, sender, sizeof e->sender);
+                        e->from = *from;
+                        g_strlcpy(e->key, key, sizeof e->key);
                         memcpy(e->data, m->data, m->data_size);
                         e->size = m->data_size;
                         g_queue_push_tail(&s->events, e);
-                        queue_user(s, m->id, key, m->data, m->data_size);   /* pass it on */
+                        if (s->cfg.relay_user)
+                                queue_user(s, m->id, key, m->data, m->data_size);   /* pass it on */
                 }
                 break;
         }
@@ -910,7 +920,7 @@ int swim_receive(Swim *s, const SwimAddr *from, const uint8_t *packet, size_t si
         if (streq(sender, s->self.pub.id))
                 return 0;       /* our own broadcast, looped back */
         for (size_t i = 0; i < n; i++)
-                apply(s, &msgs[i], from, now_usec);
+                apply(s, &msgs[i], sender, from, now_usec);
         return 0;
 }
 

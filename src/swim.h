@@ -49,6 +49,8 @@ typedef struct SwimConfig {
         uint64_t dead_reclaim_usec;       /* forget dead members after this (30 s) */
         uint64_t push_pull_interval_usec; /* full state exchange with one member (30 s, scaled up past 32 nodes) */
         unsigned members_max;             /* others we keep at most (1,000); 0: no limit */
+        bool relay_user;                  /* pass user broadcasts on by itself (true); false: the
+                                           * caller checks each and passes it on with swim_relay() */
 } SwimConfig;
 
 void swim_config_lan(SwimConfig *ret);   /* memberlist's LAN profile */
@@ -77,6 +79,11 @@ typedef enum SwimEventType {
 typedef struct SwimEvent {
         SwimEventType type;
         SwimMember member;        /* for membership events; for USER: the origin's id */
+        /* USER only: who passed it to us (the origin itself, or a relay), from
+         * which address, and the broadcast's key. */
+        char sender[SWIM_ID_MAX + 1];
+        SwimAddr from;
+        char key[256];
         uint8_t data[SWIM_USER_MAX];
         size_t size;
 } SwimEvent;
@@ -110,6 +117,9 @@ bool swim_pop_event(Swim *s, SwimEvent *ret);
  * retransmit-limited). key deduplicates: a newer broadcast with the same key
  * replaces an older one that has not gone out fully yet. */
 int swim_broadcast(Swim *s, const char *key, const uint8_t *data, size_t size);
+/* Passes a received user broadcast on (with relay_user false, once the
+ * caller has accepted it). */
+void swim_relay(Swim *s, const SwimEvent *ev);
 
 /* Push-pull state (for the TCP anti-entropy exchange): encode our view, merge
  * a peer's. The encoded form is self-delimiting; size may exceed a packet. */

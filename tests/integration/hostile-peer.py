@@ -188,8 +188,12 @@ def cmd_push(a, sealer):
                struct.pack(">I", len(recs)) + recs)
     sealed = sealer.seal("P", payload)
     sock = socket.create_connection((host, port), timeout=10)
-    sock.sendall(struct.pack(">I", len(sealed)) + sealed)
-    hdr = recv_exact(sock, 4)
+    try:
+        sock.sendall(struct.pack(">I", len(sealed)) + sealed)
+        hdr = recv_exact(sock, 4)
+    except OSError as e:
+        print("sending %d records in %d bytes: the daemon closed the connection (%s)" % (a.count, len(sealed), e))
+        return
     print("sent %d records in %d bytes; reply: %s" % (
         a.count, len(sealed), "none" if hdr is None else "%d bytes" % struct.unpack(">I", hdr)[0]))
 
