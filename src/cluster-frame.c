@@ -47,7 +47,7 @@ static int read_id(Wire *w, char ret[static SWIM_ID_MAX + 1]) {
         uint8_t n = wire_read_u8(w);
         const uint8_t *p = n <= SWIM_ID_MAX ? wire_read_ptr(w, n) : NULL;
 
-        if (!p)
+        if (!p || memchr(p, 0, n))
                 return -EBADMSG;
         memcpy(ret, p, n);
         ret[n] = 0;
