@@ -130,7 +130,7 @@ struct Cluster {
         GHashTable *joined;             /* id -> last swim_join from discovery (monotonic usec), as gint64 in a pointer-size box */
         ClusterCounters counters;
         uint64_t last_reject_log;
-        uint64_t last_limit_log;
+        uint64_t last_limit_log[4];     /* by kind: members, records, origins, frames */
         ClusterCounters limit_logged;   /* the drop counters as last logged */
         unsigned max_members, max_records;
         uint64_t rng;
@@ -309,7 +309,10 @@ static void count_reject(Cluster *c, int error, const char *what, const char *fr
         if (c->last_reject_log == 0 || now >= c->last_reject_log + REJECT_LOG_INTERVAL_USEC) {
                 c->last_reject_log = now;
                 log_warning("Rejected cluster %s from %s: %s (rejected so far: %" PRIu64 " authentication, %" PRIu64 " malformed).",
-                            what, from, error == -EACCES ? "authentication failed (wrong or missing cluster key?)" : "malformed",
+                            what, from,
+                            error == -EACCES ? "authentication failed (wrong or missing cluster key?)" :
+                            error == -EMSGSIZE ? "too large (more than 64 KiB before the peer's hello, or 16 MiB)" :
+                            "malformed",
                             c->counters.rejected_auth, c->counters.rejected_malformed);
         }
 }
@@ -544,33 +547,38 @@ static void arm(sd_event_source *s, uint64_t usec) {
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
-/* Takes the drop counters of the cores and warns (at most every 10 s) when
- * something was dropped at a limit since the last warning. */
+/* One kind of drop: warned about at most every 10 s, with the count since
+ * the last warning of that kind. */
+static void limit_warning(Cluster *c, unsigned kind, uint64_t now, uint64_t count, uint64_t *logged,
+                          const char *what) {
+        if (count == *logged)
+                return;
+        if (c->last_limit_log[kind] != 0 && now < c->last_limit_log[kind] + REJECT_LOG_INTERVAL_USEC)
+                return;
+        c->last_limit_log[kind] = now;
+        log_warning("Cluster limit reached: dropped %" PRIu64 " %s since the last warning.", count - *logged, what);
+        *logged = count;
+}
+
+/* Takes the drop counters of the cores and warns when something was dropped
+ * at a limit. */
 static void check_limits(Cluster *c) {
         const ClusterRecordsCounters *rc = cluster_records_get_counters(c->records);
         ClusterCounters *k = &c->counters, *l = &c->limit_logged;
-        uint64_t now;
+        char what[128];
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         k->dropped_members = swim_get_counters(c->swim)->members_dropped;
         k->dropped_origins = rc->dropped_origins;
         k->dropped_records = rc->dropped_records;
-        if (k->dropped_members == l->dropped_members && k->dropped_origins == l->dropped_origins &&
-            k->dropped_records == l->dropped_records && k->dropped_frames == l->dropped_frames)
-                return;
-        now = now_usec(CLOCK_MONOTONIC);
-        if (c->last_limit_log != 0 && now < c->last_limit_log + REJECT_LOG_INTERVAL_USEC)
-                return;
-        c->last_limit_log = now;
-        log_warning("Cluster limits reached, dropped since the last warning: %" PRIu64 " new members (MaxMembers=%u), "
-                    "%" PRIu64 " records (MaxRecordsPerNode=%u), %" PRIu64 " nodes' record tables, %" PRIu64
-                    " push-pull frames (too large or unauthenticated).",
-                    k->dropped_members - l->dropped_members, c->max_members,
-                    k->dropped_records - l->dropped_records, c->max_records,
-                    k->dropped_origins - l->dropped_origins, k->dropped_frames - l->dropped_frames);
-        l->dropped_members = k->dropped_members;
-        l->dropped_origins = k->dropped_origins;
-        l->dropped_records = k->dropped_records;
-        l->dropped_frames = k->dropped_frames;
+        snprintf(what, sizeof what, "new members (MaxMembers=%u)", c->max_members);
+        limit_warning(c, 0, now, k->dropped_members, &l->dropped_members, what);
+        snprintf(what, sizeof what, "records (MaxRecordsPerNode=%u)", c->max_records);
+        limit_warning(c, 1, now, k->dropped_records, &l->dropped_records, what);
+        snprintf(what, sizeof what, "nodes' record tables (at most %u)", c->max_members);
+        limit_warning(c, 2, now, k->dropped_origins, &l->dropped_origins, what);
+        limit_warning(c, 3, now, k->dropped_frames, &l->dropped_frames,
+                      "push-pull frames (too large, or too large before the peer said who it is)");
 }
 
 /* After anything that fed the core: send what it queued, act on its events,
@@ -975,7 +983,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         if (k->in_len == 0 || k->in_len > (k->authenticated ? FRAME_MAX : CLUSTER_HELLO_MAX) ||
                             conn_grow(k) < 0) {
                                 c->counters.dropped_frames++;
-                                count_reject(c, -EBADMSG, "push-pull frame", k->peer);
+                                count_reject(c, k->in_len == 0 ? -EBADMSG : -EMSGSIZE, "push-pull frame", k->peer);
                                 check_limits(c);
                                 conn_done(k, false);
                                 return 0;

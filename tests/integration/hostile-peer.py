@@ -12,6 +12,9 @@ an attacker controls:
   members  SWIM packets announcing COUNT members that do not exist
   push     a push-pull carrying COUNT records of one origin
   prefix   CONNS push-pull connections that send a frame length and stall
+  member   join as a member of its own (answering probes) and push COUNT
+           records: signed with a key of its own (protocol 2), or unsigned
+           as an older joyrided does (--protocol 1)
   sealed   (option --key) seal everything with the cluster key, as a member
            holding the shared key would
 
@@ -31,18 +34,54 @@ import time
 SEAL_OPEN = 0x00
 SEAL_XCHACHA = 0x01
 
+MSG_PING = 1
+MSG_ACK = 2
 MSG_ALIVE = 4
+MSG_DEAD = 6
 MSG_USER = 7
 
 TYPE_A = 1
 
 
+_SODIUM = None
+
+
 def sodium():
+    global _SODIUM
+    if _SODIUM is not None:
+        return _SODIUM
     name = ctypes.util.find_library("sodium") or "libsodium.so.23"
     lib = ctypes.CDLL(name)
     if lib.sodium_init() < 0:
         sys.exit("libsodium failed to initialise")
+    _SODIUM = lib
     return lib
+
+
+class Signer:
+    """An Ed25519 key pair from a 32-byte seed, signing as a node does:
+    the BLAKE2b-256 of context 0 origin 0 data."""
+
+    def __init__(self, seed):
+        self.lib = sodium()
+        self.pk = ctypes.create_string_buffer(32)
+        self.sk = ctypes.create_string_buffer(64)
+        if self.lib.crypto_sign_seed_keypair(self.pk, self.sk, seed) != 0:
+            sys.exit("crypto_sign_seed_keypair failed")
+        self.public = self.pk.raw
+
+    def digest(self, context, origin, data):
+        out = ctypes.create_string_buffer(32)
+        msg = context.encode() + b"\x00" + origin.encode() + b"\x00" + data
+        self.lib.crypto_generichash(out, ctypes.c_size_t(32), msg, ctypes.c_ulonglong(len(msg)), None,
+                                    ctypes.c_size_t(0))
+        return out.raw
+
+    def sign(self, context, origin, data):
+        d = self.digest(context, origin, data)
+        sig = ctypes.create_string_buffer(64)
+        self.lib.crypto_sign_detached(sig, None, d, ctypes.c_ulonglong(len(d)), self.sk)
+        return sig.raw
 
 
 class Sealer:
@@ -105,6 +144,10 @@ def entry_v1(name, value, version, ttl=60, deleted=False, rtype=TYPE_A):
             struct.pack(">H", len(v)) + v)
 
 
+def entry_v2(name, value, version, source, ttl=60, deleted=False, rtype=TYPE_A):
+    return entry_v1(name, value, version, ttl, deleted, rtype) + s8(source)
+
+
 def update_v1(name, value, version, deleted=False):
     return b"JU" + bytes([1]) + entry_v1(name, value, version, deleted=deleted)
 
@@ -162,12 +205,40 @@ def swim_state(members):
     return b"JS" + struct.pack(">I", len(members)) + body
 
 
+def flood_address(i):
+    return "10.%d.%d.%d" % (200 + i // 65536 % 50, i // 256 % 256, i % 256)
+
+
 def snapshot_v1(count, version, prefix):
     entries = []
     for i in range(count):
-        entries.append(entry_v1("%s%d.flood.test" % (prefix, i), "10.%d.%d.%d" % (
-            200 + i // 65536 % 50, i // 256 % 256, i % 256), version))
+        entries.append(entry_v1("%s%d.flood.test" % (prefix, i), flood_address(i), version))
     return b"JT" + bytes([1]) + struct.pack(">QI", version, count) + b"".join(entries)
+
+
+def snapshot_v2(signer, origin, count, version, prefix):
+    entries = []
+    for i in range(count):
+        entries.append(entry_v2("%s%d.flood.test" % (prefix, i), flood_address(i), version, "hosts:/flood"))
+    body = b"JT" + bytes([2]) + struct.pack(">QI", version, count) + b"".join(entries)
+    return body + signer.sign("joyride snapshot v2", origin, body)
+
+
+def parse_snapshot_names(snap):
+    """The names in a snapshot (either format), for checking a node's reply."""
+    fmt = snap[2]
+    count = struct.unpack(">I", snap[11:15])[0]
+    pos, names = 15, []
+    for _ in range(count):
+        pos += 1 + 2 + 4 + 8
+        nl = snap[pos]
+        names.append(snap[pos + 1:pos + 1 + nl].decode())
+        pos += 1 + nl
+        vl = struct.unpack(">H", snap[pos:pos + 2])[0]
+        pos += 2 + vl
+        if fmt == 2:
+            pos += 1 + snap[pos]
+    return names
 
 
 def recv_exact(sock, n):
@@ -196,6 +267,115 @@ def cmd_push(a, sealer):
         return
     print("sent %d records in %d bytes; reply: %s" % (
         a.count, len(sealed), "none" if hdr is None else "%d bytes" % struct.unpack(">I", hdr)[0]))
+
+
+def read_frame(sock):
+    hdr = recv_exact(sock, 4)
+    if hdr is None:
+        return None
+    return recv_exact(sock, struct.unpack(">I", hdr)[0])
+
+
+def unseal(sealer, channel, data):
+    if sealer.key is None:
+        return data[1:] if data[:1] == b"\x00" else None
+    if data[:1] != b"\x01":
+        return None
+    ad = sealer.cluster + b"\x00v1" + channel.encode()
+    nonce, ct = data[1:25], data[25:]
+    out = ctypes.create_string_buffer(len(ct))
+    outlen = ctypes.c_ulonglong(0)
+    if sealer.lib.crypto_aead_xchacha20poly1305_ietf_decrypt(out, ctypes.byref(outlen), None, ct,
+                                                             ctypes.c_ulonglong(len(ct)), ad,
+                                                             ctypes.c_ulonglong(len(ad)), nonce, sealer.key) != 0:
+        return None
+    return out.raw[:outlen.value]
+
+
+def cmd_member(a, sealer):
+    """A member of its own: joins, answers probes, pushes its records."""
+    import threading
+    host, port = parse_target(a.to)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((a.ip, port))
+    udp.settimeout(0.2)
+    signer = Signer(bytes.fromhex(a.seed)) if a.protocol == 2 else None
+    stop = time.time() + a.stay
+
+    def answer_probes():
+        while time.time() < stop:
+            try:
+                data, src = udp.recvfrom(2048)
+            except socket.timeout:
+                continue
+            plain = unseal(sealer, "S", data)
+            if not plain or plain[:3] != b"JR\x01":
+                continue
+            pos = 3 + 1 + plain[3]
+            while pos + 3 <= len(plain):
+                mtype, mlen = plain[pos], struct.unpack(">H", plain[pos + 1:pos + 3])[0]
+                body = plain[pos + 3:pos + 3 + mlen]
+                pos += 3 + mlen
+                if mtype == MSG_PING and len(body) >= 5 and body[5:5 + body[4]] == a.id.encode():
+                    ack = message(MSG_ACK, body[:4])
+                    udp.sendto(sealer.seal("S", swim_packet(a.id, ack)), src)
+
+    # Join: our ALIVE, from the port we answer on.
+    udp.sendto(sealer.seal("S", swim_packet(a.id, alive(1, a.id, a.ip, port))), (host, port))
+    t = threading.Thread(target=answer_probes, daemon=True)
+    t.start()
+    time.sleep(0.5)     # our ALIVE first, as a joining node's is
+
+    state = swim_state([(1, a.id, a.ip, port)])
+    if a.protocol == 2:
+        recs = snapshot_v2(signer, a.id, a.count, a.version, a.prefix)
+        hello_body = b"JP\x02\x03" + s8(a.id) + signer.public
+        hello = hello_body + signer.sign("joyride hello v2", a.id, signer.public + sealer.cluster)
+        push = b"JP\x02\x01" + struct.pack(">I", len(state)) + state + struct.pack(">I", len(recs)) + recs
+        frames = [hello, push]
+    else:
+        recs = snapshot_v1(a.count, a.version, a.prefix)
+        frames = [b"JP\x01\x01" + s8(a.id) + struct.pack(">I", len(state)) + state +
+                  struct.pack(">I", len(recs)) + recs]
+    sock = socket.create_connection((host, port), timeout=20)
+    out = b""
+    for f in frames:
+        sealed = sealer.seal("P", f)
+        out += struct.pack(">I", len(sealed)) + sealed
+    try:
+        sock.sendall(out)
+        replies = []
+        for _ in range(2 if a.protocol == 2 else 1):
+            f = read_frame(sock)
+            if f is None:
+                break
+            replies.append(unseal(sealer, "P", f))
+    except OSError as e:
+        replies = []
+        print("push-pull failed: %s" % e)
+    names = []
+    if replies and replies[-1] and replies[-1][:2] == b"JP":
+        r = replies[-1]
+        pos = 4 + (1 + r[4] if r[2] == 1 else 0)
+        sl = struct.unpack(">I", r[pos:pos + 4])[0]
+        pos += 4 + sl
+        rl = struct.unpack(">I", r[pos:pos + 4])[0]
+        names = parse_snapshot_names(r[pos + 4:pos + 4 + rl])
+    print("pushed %d records (protocol %d, %d bytes); reply: protocol %s, %d records: %s" % (
+        a.count, a.protocol, len(out), replies[-1][2] if replies and replies[-1] else "none", len(names),
+        " ".join(sorted(names)[:10])), flush=True)
+
+    if a.update:
+        # One update of our own, gossiped straight from us.
+        name, value = a.update.split("=")
+        if a.protocol == 2:
+            body = b"JU\x02" + entry_v2(name, value, a.version + 1, "dbus")
+            data = body + signer.sign("joyride update v2", a.id, body)
+        else:
+            data = b"JU\x01" + entry_v1(name, value, a.version + 1)
+        pkt = swim_packet(a.id, user(a.id, hashlib.sha256(data).hexdigest(), data))
+        udp.sendto(sealer.seal("S", pkt), (host, port))
+    t.join()
 
 
 def cmd_prefix(a, sealer):
@@ -258,6 +438,18 @@ def main():
     u.add_argument("--version", type=int, default=1)
     u.add_argument("--prefix", default="r")
 
+    b = sub.add_parser("member")
+    b.add_argument("--to", required=True, help="IP:PORT of a node")
+    b.add_argument("--id", required=True)
+    b.add_argument("--ip", required=True, help="our address (the SWIM port is bound on it)")
+    b.add_argument("--seed", default="11" * 32, help="hex of the 32-byte seed of our signing key")
+    b.add_argument("--protocol", type=int, choices=(1, 2), default=2)
+    b.add_argument("--count", type=int, default=10)
+    b.add_argument("--version", type=int, default=(1 << 32) + 1)
+    b.add_argument("--prefix", default="m")
+    b.add_argument("--update", help="NAME=ADDRESS: also gossip one update of our own")
+    b.add_argument("--stay", type=float, default=5.0, help="seconds to stay (answering probes)")
+
     x = sub.add_parser("prefix")
     x.add_argument("--to", required=True)
     x.add_argument("--conns", type=int, default=60)
@@ -266,7 +458,8 @@ def main():
 
     a = p.parse_args()
     sealer = Sealer(a.key)
-    {"forge": cmd_forge, "members": cmd_members, "push": cmd_push, "prefix": cmd_prefix}[a.cmd](a, sealer)
+    {"forge": cmd_forge, "members": cmd_members, "push": cmd_push, "prefix": cmd_prefix,
+     "member": cmd_member}[a.cmd](a, sealer)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,40 @@ grown=$(( (peak - before) / 1024 ))
 cl_has 1 n1.cluster.test 10.9.0.1 || bad "n1 stopped answering after the frame-length flood"
 ok "60 connections announcing 16 MiB frames: n1 grew by $grown MiB and still answers"
 
+# --- a member of its own with more records than a node may hold ---------------
+# n9 joins for real (it answers probes and signs what it sends), and pushes
+# 110,000 records: 100,000 are taken (MaxRecordsPerNode's default), the rest
+# dropped, counted and warned about. Its records show its own source.
+api() { ip netns exec "$(cl_ns 1)" curl -s --max-time 10 "$@"; }
+out=$(hostile member --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" --count 110000 --stay 6)
+echo "  hostile: $out"
+grep -q "reply: protocol 2, .*n1.cluster.test" <<<"$out" || bad "n1 did not answer n9's push-pull with its records"
+eventually 5000 cl_has 1 m0.flood.test 10.200.0.0 || bad "n1 does not serve the records of member n9"
+n9_records() {
+        api "http://127.0.0.1:$CL_HTTP_PORT/dns/cluster" | python3 -c '
+import json, sys
+print(next((m["records"] for m in json.load(sys.stdin)["cluster"] if m["node_id"] == "n9"), 0))'
+}
+eventually 5000 test "$(n9_records)" = 100000 || bad "n1 holds $(n9_records) records of n9, expected 100,000 of 110,000"
+dropped=$(metric 'joyride_cluster_dropped_total{what="records"}')
+[ "${dropped:-0}" = 10000 ] || bad "n1 counts ${dropped:-no} dropped records, expected 10,000"
+grep -q "Cluster limit reached: dropped [0-9]* records (MaxRecordsPerNode=100000)" "$CL_DIR/log.1" ||
+        bad "n1 did not warn about the records beyond the limit"
+source=$(api "http://127.0.0.1:$CL_HTTP_PORT/dns/records?name=m5.flood.test" |
+         python3 -c 'import json, sys; print(json.load(sys.stdin)["records"][0]["source"])')
+[ "$source" = "peer:n9 · hosts:/flood" ] || bad "a record learned from n9 shows the source '$source'"
+ok "n9 pushed 110,000 signed records: n1 holds 100,000, dropped 10,000 with a warning; source '$source'"
+
+# --- the same node id with another key ------------------------------------------
+out=$(hostile member --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" --seed "$(printf '22%.0s' $(seq 32))" \
+        --count 10 --prefix k --stay 2)
+echo "  hostile: $out"
+sleep 0.5
+cl_lacks 1 k0.flood.test 10.200.0.0 || bad "n1 took records from n9 signed with another key"
+grep -q "Cluster node n9 (at $ATTACKER:[0-9]*) shows a signing key other than the one pinned for it: refusing it. .*joyridectl members forget n9" \
+        "$CL_DIR/log.1" || bad "n1 did not warn, naming n9, that its key changed"
+ok "n9 with another signing key is refused, with a warning that names it and how to forget the old key"
+
 # --- 5,000 members that do not exist ------------------------------------------
 out=$(hostile members --to "$N1:$SWIM" --count 5000)
 echo "  hostile: $out"
@@ -167,7 +201,7 @@ done
 [ "$members" -le 1001 ] || bad "n1 knows $members members after 5,000 fake ones were announced"
 dropped=$(metric 'joyride_cluster_dropped_total{what="members"}')
 [ "${dropped:-0}" -ge 3999 ] || bad "n1 counts ${dropped:-no} dropped members in /metrics"
-grep -q "Cluster limits reached.* new members (MaxMembers=1000)" "$CL_DIR/log.1" || bad "n1 did not warn about the member limit"
+grep -q "Cluster limit reached: dropped [0-9]* new members (MaxMembers=1000)" "$CL_DIR/log.1" || bad "n1 did not warn about the member limit"
 cl_has 1 n2.cluster.test 10.9.0.2 || bad "n1 lost n2's record during the member flood"
 ok "5,000 fake members announced: n1 knows $members (the cap is 1,000), dropped $dropped with a warning"
 stop_pair
@@ -183,5 +217,14 @@ settle
 cl_lacks 1 n2.cluster.test 10.66.6.3 || bad "n1 serves a record forged in n2's name by a holder of the cluster key"
 cl_has 1 n2.cluster.test 10.9.0.2 || bad "a holder of the cluster key deleted n2's record on n1"
 ok "a holder of the shared key cannot add or delete records in n2's name"
+
+# --- an older joyrided (protocol 1, unsigned records) still works ---------------
+out=$(hostile --key "$KEY" member --to "$N1:$SWIM" --id old --ip "$ATTACKER" --protocol 1 --count 50 \
+        --prefix o --update old-gossip.cluster.test=10.9.8.1 --stay 3)
+echo "  hostile: $out"
+grep -q "reply: protocol 1, .*n1.cluster.test" <<<"$out" || bad "n1 did not answer a protocol-1 push in protocol 1"
+eventually 3000 cl_has 1 o0.flood.test 10.200.0.0 || bad "n1 does not serve the records of an older node"
+eventually 3000 cl_has 1 old-gossip.cluster.test 10.9.8.1 || bad "n1 does not take an older node's own gossip"
+ok "an older node (protocol 1) in a keyed cluster: its push-pull and its own gossip are taken, answered in protocol 1"
 stop_pair
 [ "$FAILED" = 0 ] || fail "$FAILED defects seen"
