@@ -368,6 +368,21 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                        in->cluster_dropped_origins);
                 g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"frames\"} %" PRIu64 "\n",
                                        in->cluster_dropped_frames);
+
+                metric_header(out, "joyride_cluster_refused_total", "counter",
+                              "Record updates and snapshots refused: not signed with the origin's key, unsigned where "
+                              "a signature is needed, relayed out of step with the origin, or not from a live member.");
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"signature\"} %" PRIu64 "\n",
+                                       in->cluster_refused_signature);
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"unsigned\"} %" PRIu64 "\n",
+                                       in->cluster_refused_unsigned);
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"relay\"} %" PRIu64 "\n",
+                                       in->cluster_refused_relay);
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"not_member\"} %" PRIu64 "\n",
+                                       in->cluster_refused_not_member);
+                metric_header(out, "joyride_cluster_refutations_total", "counter",
+                              "Record versions in this node's name that it never issued, refuted with newer ones.");
+                g_string_append_printf(out, "joyride_cluster_refutations_total %" PRIu64 "\n", in->cluster_refutations);
         }
 
         metric_header(out, "joyride_uptime_seconds", "gauge", "Seconds since the daemon started.");

@@ -300,7 +300,7 @@ def cmd_member(a, sealer):
     udp.bind((a.ip, port))
     udp.settimeout(0.2)
     signer = Signer(bytes.fromhex(a.seed)) if a.protocol == 2 else None
-    stop = time.time() + a.stay
+    stop = 0
 
     def answer_probes():
         while time.time() < stop:
@@ -320,12 +320,6 @@ def cmd_member(a, sealer):
                     ack = message(MSG_ACK, body[:4])
                     udp.sendto(sealer.seal("S", swim_packet(a.id, ack)), src)
 
-    # Join: our ALIVE, from the port we answer on.
-    udp.sendto(sealer.seal("S", swim_packet(a.id, alive(1, a.id, a.ip, port))), (host, port))
-    t = threading.Thread(target=answer_probes, daemon=True)
-    t.start()
-    time.sleep(0.5)     # our ALIVE first, as a joining node's is
-
     state = swim_state([(1, a.id, a.ip, port)])
     if a.protocol == 2:
         recs = snapshot_v2(signer, a.id, a.count, a.version, a.prefix)
@@ -337,11 +331,19 @@ def cmd_member(a, sealer):
         recs = snapshot_v1(a.count, a.version, a.prefix)
         frames = [b"JP\x01\x01" + s8(a.id) + struct.pack(">I", len(state)) + state +
                   struct.pack(">I", len(recs)) + recs]
-    sock = socket.create_connection((host, port), timeout=20)
     out = b""
     for f in frames:
         sealed = sealer.seal("P", f)
         out += struct.pack(">I", len(sealed)) + sealed
+
+    # Join (once the work above is done: a node busy for seconds would not
+    # answer its probes): our ALIVE, from the port we answer on.
+    udp.sendto(sealer.seal("S", swim_packet(a.id, alive(1, a.id, a.ip, port))), (host, port))
+    stop = time.time() + a.stay
+    t = threading.Thread(target=answer_probes, daemon=True)
+    t.start()
+    time.sleep(0.5)     # our ALIVE first, as a joining node's is
+    sock = socket.create_connection((host, port), timeout=20)
     try:
         sock.sendall(out)
         replies = []

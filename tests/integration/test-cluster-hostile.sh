@@ -25,8 +25,10 @@ CL_DIR=$(mktemp -d /tmp/jr-hostile.XXXXXX)
 CL_DNS_PORT=5353
 CL_HTTP_PORT=5354
 SWIM=8890
+n9_pid=
 on_exit() {
         local rc=$?
+        if [ -n "$n9_pid" ]; then kill "$n9_pid" 2>/dev/null || true; fi
         cluster_cleanup
         if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
                 for f in "$CL_DIR"/log.*; do
@@ -116,6 +118,9 @@ ok "a record forged in the name of live node n2 is served nowhere"
 hostile forge --to "$N1:$SWIM" --origin n2 --name n2.cluster.test --value 10.9.0.2 --delete
 settle
 cl_has 1 n2.cluster.test 10.9.0.2 || bad "a forged deletion (version 2^64-1) removed n2's record from n1"
+# Without a cluster key, none of them came from a live member at its address.
+refused=$(metric 'joyride_cluster_refused_total{reason="not_member"}')
+[ "${refused:-0}" -ge 3 ] || bad "n1 counts ${refused:-no} updates refused for not being from a member"
 ok "a forged deletion of n2's record, version 2^64-1, changes nothing on n1"
 
 # --- and n2's own changes still get through afterwards ---------------------
@@ -160,7 +165,13 @@ ok "60 connections announcing 16 MiB frames: n1 grew by $grown MiB and still ans
 # 110,000 records: 100,000 are taken (MaxRecordsPerNode's default), the rest
 # dropped, counted and warned about. Its records show its own source.
 api() { ip netns exec "$(cl_ns 1)" curl -s --max-time 10 "$@"; }
-out=$(hostile member --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" --count 110000 --stay 6)
+# It stays (answering probes) while the checks run, so that it is not
+# declared dead and its records withdrawn under them.
+ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" member --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" \
+        --count 110000 --stay 20 >"$CL_DIR/n9.out" &
+n9_pid=$!
+wait_for "n9's push-pull" 20 grep -q "^pushed" "$CL_DIR/n9.out"
+out=$(cat "$CL_DIR/n9.out")
 echo "  hostile: $out"
 grep -q "reply: protocol 2, .*n1.cluster.test" <<<"$out" || bad "n1 did not answer n9's push-pull with its records"
 eventually 5000 cl_has 1 m0.flood.test 10.200.0.0 || bad "n1 does not serve the records of member n9"
@@ -169,15 +180,19 @@ n9_records() {
 import json, sys
 print(next((m["records"] for m in json.load(sys.stdin)["cluster"] if m["node_id"] == "n9"), 0))'
 }
-eventually 5000 test "$(n9_records)" = 100000 || bad "n1 holds $(n9_records) records of n9, expected 100,000 of 110,000"
+n9_has() { [ "$(n9_records)" = "$1" ]; }
+eventually 5000 n9_has 100000 || bad "n1 holds $(n9_records) records of n9, expected 100,000 of 110,000"
 dropped=$(metric 'joyride_cluster_dropped_total{what="records"}')
 [ "${dropped:-0}" = 10000 ] || bad "n1 counts ${dropped:-no} dropped records, expected 10,000"
 grep -q "Cluster limit reached: dropped [0-9]* records (MaxRecordsPerNode=100000)" "$CL_DIR/log.1" ||
         bad "n1 did not warn about the records beyond the limit"
 source=$(api "http://127.0.0.1:$CL_HTTP_PORT/dns/records?name=m5.flood.test" |
-         python3 -c 'import json, sys; print(json.load(sys.stdin)["records"][0]["source"])')
+         python3 -c 'import json, sys; print(([r["source"] for r in json.load(sys.stdin)["records"]] + ["none"])[0])')
 [ "$source" = "peer:n9 · hosts:/flood" ] || bad "a record learned from n9 shows the source '$source'"
 ok "n9 pushed 110,000 signed records: n1 holds 100,000, dropped 10,000 with a warning; source '$source'"
+kill "$n9_pid" 2>/dev/null || true
+wait "$n9_pid" 2>/dev/null || true
+n9_pid=
 
 # --- the same node id with another key ------------------------------------------
 out=$(hostile member --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" --seed "$(printf '22%.0s' $(seq 32))" \
@@ -216,6 +231,8 @@ hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
 settle
 cl_lacks 1 n2.cluster.test 10.66.6.3 || bad "n1 serves a record forged in n2's name by a holder of the cluster key"
 cl_has 1 n2.cluster.test 10.9.0.2 || bad "a holder of the cluster key deleted n2's record on n1"
+refused=$(metric 'joyride_cluster_refused_total{reason="unsigned"}')
+[ "${refused:-0}" -ge 2 ] || bad "n1 counts ${refused:-no} unsigned updates refused"
 ok "a holder of the shared key cannot add or delete records in n2's name"
 
 # --- an older joyrided (protocol 1, unsigned records) still works ---------------
@@ -226,5 +243,23 @@ grep -q "reply: protocol 1, .*n1.cluster.test" <<<"$out" || bad "n1 did not answ
 eventually 3000 cl_has 1 o0.flood.test 10.200.0.0 || bad "n1 does not serve the records of an older node"
 eventually 3000 cl_has 1 old-gossip.cluster.test 10.9.8.1 || bad "n1 does not take an older node's own gossip"
 ok "an older node (protocol 1) in a keyed cluster: its push-pull and its own gossip are taken, answered in protocol 1"
+stop_pair
+
+# === strict: only the nodes listed in TrustedNodes= ===========================
+printf '[Cluster]\nTrustedNodes=n2:%s\n' "$(cat "$CL_DIR/s2/cluster-node.pub")" >"$CL_DIR/strict.conf"
+cluster_start 1 "$KEY" --config="$CL_DIR/strict.conf"
+cluster_start 2 "$KEY"
+start=$(now_ms)
+wait_since "$start" "n2's record on n1 (n2 trusted)" 15000 cl_has 1 n2.cluster.test 10.9.0.2
+grep -q "other nodes' keys: only those in TrustedNodes=" "$CL_DIR/log.1" || bad "n1 does not say it is strict"
+out=$(hostile --key "$KEY" member --to "$N1:$SWIM" --id n7 --ip "$ATTACKER" --count 5 --prefix t --stay 2)
+echo "  hostile: $out"
+cl_lacks 1 t0.flood.test 10.200.0.0 || bad "n1 took the records of n7, which TrustedNodes= does not list"
+grep -q "Cluster node n7 (at $ATTACKER:[0-9]*) is not in TrustedNodes=: refusing it." "$CL_DIR/log.1" ||
+        bad "n1 did not say why it refused n7"
+ok "with TrustedNodes= listing n2 only: n2's records are served, n7's are refused with a warning"
+if command -v promtool >/dev/null; then
+        metrics | promtool check metrics || bad "promtool finds fault with n1's /metrics"
+fi
 stop_pair
 [ "$FAILED" = 0 ] || fail "$FAILED defects seen"
