@@ -33,6 +33,7 @@ typedef struct Entry {
         bool deleted;
         uint32_t mark;                  /* the snapshot merge that last listed it */
         uint64_t deleted_usec;          /* caller's clock, for tombstone expiry */
+        GBytes *wire;                   /* local entries: as a snapshot carries it (format 2) */
 } Entry;
 
 typedef struct Origin {
@@ -93,6 +94,8 @@ struct ClusterRecords {
         GQueue merges;                  /* ClusterSnapshot* */
         uint32_t gen;
         bool accept_unsigned;
+        bool quiet;                     /* this flush is a burst: not gossiped */
+        bool resync;                    /* a burst was flushed: push-pull carries it */
         uint64_t last_unsigned_refute;
         uint64_t dead_grace_usec;
         uint64_t tombstone_lifetime_usec;
@@ -149,6 +152,8 @@ static void entry_free(gpointer p) {
         if (!e)
                 return;
         g_bytes_unref(e->key);
+        if (e->wire)
+                g_bytes_unref(e->wire);
         g_free(e->name);
         g_free(e->value);
         g_free(e->source);
@@ -398,6 +403,37 @@ static bool signature_ok(const uint8_t *key, const char *ctx, const char *origin
         return cluster_signature_ok(key, digest, sizeof digest, data + size - SIG_SIZE);
 }
 
+static bool entry_fits(const Entry *e) {
+        return strlen(e->name) <= 255 && strlen(e->value) <= CLUSTER_VALUE_MAX;
+}
+
+/* A local entry as our snapshots carry it, kept beside it: a snapshot is then
+ * the concatenation of these (cluster_snapshot_assemble), which another
+ * thread can do, since they never change once made. */
+static void local_encode(Entry *e) {
+        ClusterEntry ce = {
+                .name = e->name, .type = e->type, .value = e->value, .source = e->source,
+                .ttl = e->ttl, .version = e->version,
+        };
+        size_t cap = ENTRY_MIN_V2 + strlen(e->name) + strlen(e->value) + (e->source ? strlen(e->source) : 0);
+        uint8_t *buf = g_malloc(cap);
+        Wire w = wire_init(buf, cap);
+
+        if (e->wire)
+                g_bytes_unref(e->wire);
+        e->wire = NULL;
+        if (!entry_fits(e)) {
+                g_free(buf);
+                return;         /* cannot be sent; the store holds it locally only */
+        }
+        write_entry(&w, CLUSTER_RECORDS_FORMAT, &ce);
+        if (!wire_ok(&w)) {
+                g_free(buf);
+                return;
+        }
+        e->wire = g_bytes_new_take(buf, wire_offset(&w));
+}
+
 size_t cluster_update_encode(const ClusterEntry *e, const char *origin, const ClusterKeys *keys,
                              uint8_t *buf, size_t size) {
         uint8_t format = keys ? CLUSTER_RECORDS_FORMAT : CLUSTER_RECORDS_FORMAT_V1;
@@ -612,6 +648,7 @@ static int refute(ClusterRecords *cr, const GByteArray *arena, const Item *it, b
         while (g_hash_table_iter_next(&iter, NULL, &v)) {
                 Entry *e = v;
                 e->version = ++cr->version;
+                local_encode(e);
         }
         if (g_hash_table_contains(cr->local, key))
                 g_hash_table_add(cr->reissue, g_bytes_ref(key));
@@ -1069,49 +1106,76 @@ static void emit_entry(ClusterRecords *cr, const Entry *e, ClusterEmitFunc emit,
                 emit(key, buf, n, userdata);
 }
 
-unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata) {
+/* Re-reads one marked key. Returns whether it changed (and was emitted,
+ * unless quiet). */
+static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterEmitFunc emit,
+                      void *userdata) {
+        Lookup l = { .key = k, .type = d->type };
+        Entry *e = g_hash_table_lookup(cr->local, k);
+
+        (void) store_foreach(cr->store, d->name, NULL, lookup_one, &l);
+        if (l.found) {
+                if (e && e->ttl == l.ttl && streq(e->value, l.value) && streq_ptr(e->source, l.source)) {
+                        g_free(l.source);
+                        return false;
+                }
+                if (!e) {
+                        e = g_new0(Entry, 1);
+                        e->key = g_bytes_ref(k);
+                        e->name = g_strdup(d->name);
+                        e->type = d->type;
+                        g_hash_table_replace(cr->local, e->key, e);
+                }
+                g_free(e->value);
+                g_free(e->source);
+                e->value = g_strdup(l.value);
+                e->source = l.source;
+                e->ttl = l.ttl;
+                e->version = ++cr->version;
+                local_encode(e);
+                if (!quiet)
+                        emit_entry(cr, e, emit, userdata);
+                return true;
+        }
+        if (!e)
+                return false;
+        /* Gone: announce a tombstone; we need not keep one ourselves, since
+         * our next snapshot's version covers it. */
+        e->deleted = true;
+        e->version = ++cr->version;
+        if (!quiet)
+                emit_entry(cr, e, emit, userdata);
+        g_hash_table_remove(cr->local, k);
+        return true;
+}
+
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit,
+                                          void *userdata, bool *ret_more) {
         GHashTableIter it;
         gpointer k, v;
         unsigned n = 0;
 
+        /* A burst (a hosts file of thousands of names, the first flush after
+         * start) is not gossiped record by record: every node would relay it
+         * all. Its records get their versions, and push-pull carries them. */
+        if (!cr->quiet && g_hash_table_size(cr->dirty) > CLUSTER_GOSSIP_BURST_MAX)
+                cr->quiet = true;
         g_hash_table_iter_init(&it, cr->dirty);
-        while (g_hash_table_iter_next(&it, &k, &v)) {
-                Dirty *d = v;
-                Lookup l = { .key = k, .type = d->type };
-                Entry *e = g_hash_table_lookup(cr->local, k);
-
-                (void) store_foreach(cr->store, d->name, NULL, lookup_one, &l);
-                if (l.found) {
-                        if (e && e->ttl == l.ttl && streq(e->value, l.value) && streq_ptr(e->source, l.source)) {
-                                g_free(l.source);
-                                continue;
-                        }
-                        if (!e) {
-                                e = g_new0(Entry, 1);
-                                e->key = g_bytes_ref(k);
-                                e->name = g_strdup(d->name);
-                                e->type = d->type;
-                                g_hash_table_replace(cr->local, e->key, e);
-                        }
-                        g_free(e->value);
-                        g_free(e->source);
-                        e->value = g_strdup(l.value);
-                        e->source = l.source;
-                        e->ttl = l.ttl;
-                        e->version = ++cr->version;
-                        emit_entry(cr, e, emit, userdata);
+        while (budget > 0 && g_hash_table_iter_next(&it, &k, &v)) {
+                if (flush_one(cr, k, v, cr->quiet, emit, userdata))
                         n++;
-                } else if (e) {
-                        /* Gone: announce a tombstone; we need not keep one ourselves,
-                         * since our next snapshot's version covers it. */
-                        e->deleted = true;
-                        e->version = ++cr->version;
-                        emit_entry(cr, e, emit, userdata);
-                        g_hash_table_remove(cr->local, k);
-                        n++;
-                }
+                g_hash_table_iter_remove(&it);
+                budget--;
         }
-        g_hash_table_remove_all(cr->dirty);
+        if (g_hash_table_size(cr->dirty) > 0) {
+                if (ret_more)
+                        *ret_more = true;
+                return n;
+        }
+        if (cr->quiet) {
+                cr->quiet = false;
+                cr->resync = true;
+        }
 
         /* After a refutation: the record it named again, at our new epoch... */
         g_hash_table_iter_init(&it, cr->reissue);
@@ -1137,32 +1201,93 @@ unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, v
                 n++;
         }
         g_ptr_array_set_size(cr->retract, 0);
+        if (ret_more)
+                *ret_more = false;
         return n;
+}
+
+unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata) {
+        return cluster_records_local_flush_some(cr, UINT_MAX, emit, userdata, NULL);
+}
+
+bool cluster_records_take_resync(ClusterRecords *cr) {
+        bool r = cr->resync;
+        cr->resync = false;
+        return r;
 }
 
 uint64_t cluster_records_local_version(const ClusterRecords *cr) {
         return cr->version;
 }
 
-static bool entry_fits(const Entry *e) {
-        return strlen(e->name) <= 255 && strlen(e->value) <= CLUSTER_VALUE_MAX;
+int cluster_records_local_parts(ClusterRecords *cr, uint64_t *ret_version, GPtrArray **ret_parts) {
+        GPtrArray *parts = g_ptr_array_new_full(g_hash_table_size(cr->local), (GDestroyNotify) g_bytes_unref);
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, cr->local);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Entry *e = v;
+                if (e->wire)
+                        g_ptr_array_add(parts, g_bytes_ref(e->wire));
+        }
+        *ret_version = cr->version;
+        *ret_parts = parts;
+        return 0;
+}
+
+int cluster_snapshot_assemble(const ClusterKeys *keys, const char *origin, uint64_t version, const GPtrArray *parts,
+                              uint8_t **ret, size_t *ret_size) {
+        size_t cap = 15 + SIG_SIZE;
+        Wire w;
+
+        if (parts->len > UINT32_MAX)
+                return -E2BIG;
+        for (guint i = 0; i < parts->len; i++)
+                cap += g_bytes_get_size(parts->pdata[i]);
+        g_autofree uint8_t *buf = g_malloc(cap);
+        w = wire_init(buf, cap);
+        wire_write_u8(&w, 'J');
+        wire_write_u8(&w, 'T');
+        wire_write_u8(&w, CLUSTER_RECORDS_FORMAT);
+        wire_write_u64(&w, version);
+        wire_write_u32(&w, parts->len);
+        for (guint i = 0; i < parts->len; i++) {
+                gsize n;
+                const void *p = g_bytes_get_data(parts->pdata[i], &n);
+                wire_write(&w, p, n);
+        }
+        (void) wire_reserve(&w, SIG_SIZE);
+        if (!wire_ok(&w))
+                return w.error;
+        sign_into(keys, CTX_SNAPSHOT, origin, buf, wire_offset(&w) - SIG_SIZE);
+        *ret_size = wire_offset(&w);
+        *ret = TAKE_PTR(buf);
+        return 0;
 }
 
 int cluster_records_encode_local(ClusterRecords *cr, uint8_t format, uint8_t **ret, size_t *ret_size) {
-        size_t cap = 15 + SIG_SIZE;
+        size_t cap = 15;
         uint32_t count = 0;
         GHashTableIter it;
         gpointer v;
         Wire w;
 
-        if (format != CLUSTER_RECORDS_FORMAT && format != CLUSTER_RECORDS_FORMAT_V1)
+        if (format == CLUSTER_RECORDS_FORMAT) {
+                g_autoptr(GPtrArray) parts = NULL;
+                uint64_t version;
+                (void) cluster_records_local_parts(cr, &version, &parts);
+                return cluster_snapshot_assemble(cr->keys, cr->self_id, version, parts, ret, ret_size);
+        }
+        if (format != CLUSTER_RECORDS_FORMAT_V1)
                 return -EINVAL;
+        /* Format 1, for older nodes: small, rare, built here. */
         g_hash_table_iter_init(&it, cr->local);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Entry *e = v;
                 if (!entry_fits(e))
-                        continue;       /* cannot be sent; the store holds it locally only */
-                cap += ENTRY_MIN_V2 + strlen(e->name) + strlen(e->value) + (e->source ? strlen(e->source) : 0);
+                        continue;
+                cap += ENTRY_MIN_V1 + strlen(e->name) + strlen(e->value);
                 count++;
         }
         g_autofree uint8_t *buf = g_malloc(cap);
@@ -1176,18 +1301,13 @@ int cluster_records_encode_local(ClusterRecords *cr, uint8_t format, uint8_t **r
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Entry *e = v;
                 ClusterEntry ce = {
-                        .name = e->name, .type = e->type, .value = e->value, .source = e->source,
-                        .ttl = e->ttl, .version = e->version,
+                        .name = e->name, .type = e->type, .value = e->value, .ttl = e->ttl, .version = e->version,
                 };
                 if (entry_fits(e))
                         write_entry(&w, format, &ce);
         }
-        if (format == CLUSTER_RECORDS_FORMAT)
-                (void) wire_reserve(&w, SIG_SIZE);
         if (!wire_ok(&w))
                 return w.error;
-        if (format == CLUSTER_RECORDS_FORMAT)
-                sign_into(cr->keys, CTX_SNAPSHOT, cr->self_id, buf, wire_offset(&w) - SIG_SIZE);
         *ret_size = wire_offset(&w);
         *ret = TAKE_PTR(buf);
         return 0;

@@ -55,6 +55,7 @@
  * signature) before anything is applied. */
 #pragma once
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -115,9 +116,24 @@ void cluster_records_local_mark_all(ClusterRecords *cr);
  * Returns the number of updates emitted. */
 typedef void (*ClusterEmitFunc)(const char *key, const uint8_t *data, size_t size, void *userdata);
 unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata);
+/* The same for at most budget marked keys; *ret_more says whether some are
+ * left. A flush of more than CLUSTER_GOSSIP_BURST_MAX keys is a burst: its
+ * updates are not emitted (every node would relay them all), and
+ * cluster_records_take_resync() returns true once it is done: the caller
+ * sends its snapshot to everyone instead. */
+#define CLUSTER_GOSSIP_BURST_MAX 1000u
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit,
+                                          void *userdata, bool *ret_more);
+bool cluster_records_take_resync(ClusterRecords *cr);
 /* The whole local table as a signed snapshot (format 1: unsigned, without
  * sources, for older nodes); caller frees *ret. */
 int cluster_records_encode_local(ClusterRecords *cr, uint8_t format, uint8_t **ret, size_t *ret_size);
+/* The same in two steps, the second of which may run on another thread:
+ * the local entries, each already encoded (GBytes, referenced), and the
+ * version they make up; then the signed snapshot assembled from them. */
+int cluster_records_local_parts(ClusterRecords *cr, uint64_t *ret_version, GPtrArray **ret_parts);
+int cluster_snapshot_assemble(const ClusterKeys *keys, const char *origin, uint64_t version, const GPtrArray *parts,
+                              uint8_t **ret, size_t *ret_size);
 uint64_t cluster_records_local_version(const ClusterRecords *cr);
 
 /* --- the remote side ----------------------------------------------------- */

@@ -47,6 +47,7 @@
 #include "log.h"
 #include "time-util.h"
 #include "wire.h"
+#include "worker.h"
 
 #define SEAL_OPEN 0x00
 #define SEAL_XCHACHA 0x01
@@ -57,7 +58,9 @@
 #define UDP_MAX (SWIM_PACKET_MAX + SEAL_OVERHEAD)
 #define FRAME_MAX CLUSTER_FRAME_MAX
 #define BUFFER_BUDGET (4 * CLUSTER_FRAME_MAX)   /* push-pull input held for all connections together */
-#define MERGE_BATCH 2000                        /* snapshot entries applied per loop iteration */
+#define MERGE_STEP 64                           /* snapshot entries applied between clock checks */
+#define MERGE_SLICE_USEC 500                    /* then the loop gets its turn */
+#define READ_SLICE (256u * 1024)                /* push-pull bytes read per wake-up */
 #define KEY_WARN_INTERVAL_USEC (60 * USEC_PER_SEC)
 #define RESYNC_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define PINS_SAVE_DELAY_USEC USEC_PER_SEC
@@ -82,7 +85,12 @@ typedef struct Conn {
         bool authenticated;             /* the peer's hello checked out: large frames may follow */
         char peer[INET6_ADDRSTRLEN + 8];
         SwimAddr peer_addr;
-        char peer_id[SWIM_ID_MAX + 1];  /* from its hello (or protocol 1 push) */
+        char peer_id[SWIM_ID_MAX + 1];  /* from its hello */
+        uint8_t peer_key[CLUSTER_PUBLIC_KEY_SIZE];
+        unsigned refs;                  /* c->conns while open, and each job on the worker */
+        bool closed;
+        bool busy;                      /* a frame of it is on the worker */
+        bool last_frame_queued;         /* our push or reply is in out */
         GByteArray *out;                /* frames to send */
         size_t out_pos;
         uint8_t hdr[4];
@@ -103,6 +111,7 @@ struct Cluster {
         uint8_t (*keys)[KEY_SIZE];      /* keyring: [0] seals, all open */
         size_t n_keys;
         ClusterKeys *node_keys;         /* our signing key, and the others' keys */
+        Worker *worker;                 /* decodes and builds large push-pull frames off the loop */
 
         int family;                     /* AF_INET or AF_INET6 */
         SwimAddr self_addr;
@@ -657,17 +666,29 @@ static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
 
 /* --- push-pull over TCP ---------------------------------------------------------- */
 
-static void conn_free(Conn *k) {
-        if (!k)
+/* A connection is held by c->conns while it is open and by each job of it
+ * on the worker; the last one frees it. */
+static Conn *conn_ref(Conn *k) {
+        k->refs++;
+        return k;
+}
+
+static void conn_unref(Conn *k) {
+        if (!k || --k->refs > 0)
                 return;
-        sd_event_source_disable_unref(k->io);
-        sd_event_source_disable_unref(k->timer);
-        safe_close(k->fd);
         if (k->out)
                 g_byte_array_free(k->out, TRUE);
         k->cluster->buffered -= k->in_cap;
         g_free(k->in);
         g_free(k);
+}
+
+/* Closes it (its jobs still finish, and find it closed). */
+static void conn_close(Conn *k) {
+        k->closed = true;
+        k->io = sd_event_source_disable_unref(k->io);
+        k->timer = sd_event_source_disable_unref(k->timer);
+        k->fd = safe_close(k->fd);
 }
 
 static void conn_done(Conn *k, bool ok) {
@@ -676,27 +697,40 @@ static void conn_done(Conn *k, bool ok) {
                 c->counters.push_pull_failures++;
                 log_debug("Push-pull with %s failed.", k->peer);
         }
-        g_hash_table_remove(c->conns, k);       /* frees it */
+        g_hash_table_remove(c->conns, k);       /* closes it and drops that reference */
 }
 
-/* Seals a payload as one frame (length, then the sealed bytes) at the end of
- * the connection's output. */
-static int conn_queue(Conn *k, const uint8_t *plain, size_t size) {
-        Cluster *c = k->cluster;
-        size_t at;
+/* What to wait for: writable while something is to be sent (or the
+ * connection is being made), readable unless a frame is on the worker. */
+static void conn_want(Conn *k) {
+        uint32_t events = k->busy ? 0 : EPOLLIN;
+
+        if (!k->connected || (k->out && k->out_pos < k->out->len))
+                events |= EPOLLOUT;
+        if (k->io)
+                (void) sd_event_source_set_io_events(k->io, events);
+}
+
+/* Appends a frame, sealed, to what goes out: length, then the sealed
+ * payload. Runs on the worker too (for a push), hence no Conn here. */
+static int frame_seal(const Cluster *c, const uint8_t *plain, size_t size, GByteArray *out) {
+        size_t at = out->len;
         uint8_t *frame;
 
         if (size + SEAL_OVERHEAD > FRAME_MAX)
                 return -EMSGSIZE;
-        if (!k->out)
-                k->out = g_byte_array_new();
-        at = k->out->len;
-        g_byte_array_set_size(k->out, (guint) (at + 4 + size + SEAL_OVERHEAD));
-        frame = k->out->data + at;
+        g_byte_array_set_size(out, (guint) (at + 4 + size + SEAL_OVERHEAD));
+        frame = out->data + at;
         size = seal(c, CHANNEL_PUSH_PULL, plain, size, frame + 4);
         wire_put_u32(frame, (uint32_t) size);
-        g_byte_array_set_size(k->out, (guint) (at + 4 + size));
+        g_byte_array_set_size(out, (guint) (at + 4 + size));
         return 0;
+}
+
+static int conn_queue(Conn *k, const uint8_t *plain, size_t size) {
+        if (!k->out)
+                k->out = g_byte_array_new();
+        return frame_seal(k->cluster, plain, size, k->out);
 }
 
 static int conn_queue_hello(Conn *k) {
@@ -707,37 +741,127 @@ static int conn_queue_hello(Conn *k) {
         return n > 0 ? conn_queue(k, buf, n) : -ENOBUFS;
 }
 
-/* Our member list and our own records, as a push or a reply. */
-static int conn_queue_push(Conn *k, uint8_t kind) {
+/* Our member list, for a push or reply. */
+static int encode_swim_state(Cluster *c, uint8_t **ret, size_t *ret_size) {
+        /* The member list has no size getter: grow until it fits. */
+        for (size_t want = 64 * 1024; want <= FRAME_MAX; want *= 2) {
+                uint8_t *buf = g_malloc(want);
+                size_t n = swim_encode_state(c->swim, buf, want);
+                if (n > 0) {
+                        *ret = buf;
+                        *ret_size = n;
+                        return 0;
+                }
+                g_free(buf);
+        }
+        return -ENOBUFS;
+}
+
+/* Our push or reply in protocol 1, for an older node: small, built here. */
+static int conn_queue_push_v1(Conn *k, uint8_t kind) {
         Cluster *c = k->cluster;
         g_autofree uint8_t *swim_state = NULL, *recs = NULL, *plain = NULL;
         size_t swim_size = 0, recs_size = 0, size = 0;
         int r;
 
-        /* The member list has no size getter: grow until it fits. */
-        for (size_t want = 64 * 1024; want <= FRAME_MAX; want *= 2) {
-                g_free(swim_state);
-                swim_state = g_malloc(want);
-                swim_size = swim_encode_state(c->swim, swim_state, want);
-                if (swim_size > 0)
-                        break;
-        }
-        if (swim_size == 0)
-                return -ENOBUFS;
-        r = cluster_records_encode_local(c->records,
-                                         k->version == CLUSTER_PUSH_PULL_V1 ? CLUSTER_RECORDS_FORMAT_V1 : CLUSTER_RECORDS_FORMAT,
-                                         &recs, &recs_size);
+        r = encode_swim_state(c, &swim_state, &swim_size);
         if (r >= 0)
-                r = cluster_push_encode(k->version, kind, c->node_id, swim_state, swim_size, recs, recs_size, &plain, &size);
+                r = cluster_records_encode_local(c->records, CLUSTER_RECORDS_FORMAT_V1, &recs, &recs_size);
+        if (r >= 0)
+                r = cluster_push_encode(CLUSTER_PUSH_PULL_V1, kind, c->node_id, swim_state, swim_size, recs,
+                                        recs_size, &plain, &size);
         if (r >= 0)
                 r = conn_queue(k, plain, size);
-        if (r < 0)
-                log_warning_errno(r, "Cannot send our records to %s (%zu bytes of records): %m", k->peer, recs_size);
         return r;
 }
 
-static void conn_want(Conn *k, uint32_t events) {
-        (void) sd_event_source_set_io_events(k->io, events);
+/* Our push or reply in protocol 2. The snapshot of a large table takes a
+ * while to put together, sign and seal: the loop only collects its parts
+ * (each entry encoded already) and the member list, the worker does the rest. */
+typedef struct BuildJob {
+        WorkerJob job;
+        Conn *conn;
+        uint8_t kind;
+        uint8_t *swim_state;
+        size_t swim_size;
+        GPtrArray *parts;
+        uint64_t version;
+        GByteArray *out;                /* the sealed frame */
+        int error;
+} BuildJob;
+
+static void build_job_free(BuildJob *b) {
+        g_free(b->swim_state);
+        if (b->parts)
+                g_ptr_array_unref(b->parts);
+        if (b->out)
+                g_byte_array_free(b->out, TRUE);
+        conn_unref(b->conn);
+        g_free(b);
+}
+
+static void build_job_run(WorkerJob *j) {
+        BuildJob *b = (BuildJob *) j;
+        Cluster *c = b->conn->cluster;          /* its keys, names and key pair do not change */
+        g_autofree uint8_t *recs = NULL, *plain = NULL;
+        size_t recs_size = 0, size = 0;
+
+        b->error = cluster_snapshot_assemble(c->node_keys, c->node_id, b->version, b->parts, &recs, &recs_size);
+        if (b->error >= 0)
+                b->error = cluster_push_encode(CLUSTER_PUSH_PULL_V2, b->kind, NULL, b->swim_state, b->swim_size,
+                                               recs, recs_size, &plain, &size);
+        if (b->error >= 0) {
+                b->out = g_byte_array_new();
+                b->error = frame_seal(c, plain, size, b->out);
+        }
+}
+
+static void build_job_done(WorkerJob *j) {
+        BuildJob *b = (BuildJob *) j;
+        Conn *k = b->conn;
+
+        if (!k->closed) {
+                if (b->error < 0) {
+                        log_warning_errno(b->error, "Cannot send our records to %s: %m", k->peer);
+                        conn_done(k, false);
+                } else {
+                        if (!k->out)
+                                k->out = g_byte_array_new();
+                        g_byte_array_append(k->out, b->out->data, b->out->len);
+                        k->last_frame_queued = true;
+                        conn_want(k);
+                }
+        }
+        build_job_free(b);
+}
+
+static void build_job_discard(WorkerJob *j) {
+        build_job_free((BuildJob *) j);
+}
+
+static int conn_queue_push(Conn *k, uint8_t kind) {
+        Cluster *c = k->cluster;
+        BuildJob *b;
+        int r;
+
+        if (k->version == CLUSTER_PUSH_PULL_V1) {
+                r = conn_queue_push_v1(k, kind);
+                if (r >= 0)
+                        k->last_frame_queued = true;
+                return r;
+        }
+        b = g_new0(BuildJob, 1);
+        b->job = (WorkerJob) { .run = build_job_run, .done = build_job_done, .discard = build_job_discard };
+        b->conn = conn_ref(k);
+        b->kind = kind;
+        r = encode_swim_state(c, &b->swim_state, &b->swim_size);
+        if (r < 0) {
+                build_job_free(b);
+                return r;
+        }
+        (void) cluster_records_local_parts(c->records, &b->version, &b->parts);
+        worker_submit(c->worker, &b->job);
+        return 0;
 }
 
 /* Warns about a node's key, at most once a minute per node. */
@@ -808,104 +932,200 @@ static int conn_hello(Conn *k, const uint8_t *plain, size_t size) {
                 schedule_pins_save(c);
         }
         g_strlcpy(k->peer_id, h.id, sizeof k->peer_id);
+        memcpy(k->peer_key, h.key, sizeof k->peer_key);
         k->authenticated = true;
         k->version = CLUSTER_PUSH_PULL_V2;
         return 0;
 }
 
-/* A peer's member list and records. */
-static int conn_merge(Conn *k, const ClusterPush *p) {
+/* A push or reply, on the worker: opened (unless the loop did), decoded,
+ * its snapshot's signature checked and its entries validated. Nothing here
+ * touches the loop's state: the frame, the peer's key and the sealing keys
+ * (which do not change) are all it reads. */
+typedef struct DecodeJob {
+        WorkerJob job;
+        Conn *conn;
+        uint8_t *in;                    /* the frame as read, sealed; or NULL when plain is set */
+        size_t in_len, in_cap;
+        uint8_t *plain;
+        size_t plain_len;
+        uint8_t want_kind;
+        bool v2;                        /* after a hello: protocol 2, signed by peer_key */
+        uint8_t key[CLUSTER_PUBLIC_KEY_SIZE];
+        /* results */
+        int error;                      /* as unseal() and cluster_snapshot_decode() */
+        ClusterPush push;               /* points into plain */
+        ClusterSnapshot *snap;
+} DecodeJob;
+
+static void decode_job_free(DecodeJob *d) {
+        Cluster *c = d->conn->cluster;
+
+        c->buffered -= d->in_cap;
+        g_free(d->in);
+        g_free(d->plain);
+        cluster_snapshot_free(d->snap);
+        conn_unref(d->conn);
+        g_free(d);
+}
+
+static void decode_job_run(WorkerJob *j) {
+        DecodeJob *d = (DecodeJob *) j;
+        const Cluster *c = d->conn->cluster;
+        const char *id;
+        ssize_t n;
+
+        if (!d->plain) {
+                d->plain = g_malloc(MAX(d->in_len, 1u));
+                n = unseal(c, CHANNEL_PUSH_PULL, d->in, d->in_len, d->plain);
+                g_free(d->in);
+                d->in = NULL;
+                if (n < 0) {
+                        d->error = (int) n;
+                        return;
+                }
+                d->plain_len = (size_t) n;
+        }
+        if (cluster_push_decode(d->plain, d->plain_len, &d->push) < 0 || d->push.kind != d->want_kind ||
+            d->push.version != (d->v2 ? CLUSTER_PUSH_PULL_V2 : CLUSTER_PUSH_PULL_V1)) {
+                d->error = -EBADMSG;
+                return;
+        }
+        /* Protocol 1: unsigned, taken (or not) once the loop knows who sent it. */
+        id = d->v2 ? d->conn->peer_id : d->push.id;
+        d->error = cluster_snapshot_decode(d->push.records, d->push.records_size, id, d->v2 ? d->key : NULL,
+                                           !d->v2, &d->snap);
+}
+
+/* Back on the loop: the member list merged, the snapshot queued for the
+ * batches of on_merge(), and our answer on its way. */
+static int conn_merged(Conn *k, DecodeJob *d) {
         Cluster *c = k->cluster;
-        const char *id = p->version == CLUSTER_PUSH_PULL_V1 ? p->id : k->peer_id;
-        ClusterSnapshot *snap = NULL;
+        const char *id = d->v2 ? k->peer_id : d->push.id;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        const uint8_t *key = NULL;
-        bool unsigned_ok = false;
         int r;
 
+        if (d->error == -EACCES) {
+                count_reject(c, -EACCES, "push-pull", k->peer);
+                return d->error;
+        }
+        if (d->error == -EKEYREJECTED || d->error == -EPERM) {
+                count_refused(c, d->error, id, k->peer);
+                return d->error;
+        }
+        if (d->error < 0) {
+                count_reject(c, -EBADMSG, "push-pull", k->peer);
+                return d->error;
+        }
         if (streq(id, c->node_id)) {
                 log_warning("Push-pull from %s claims our own node id %s: two nodes share one id?", k->peer, id);
                 return -EEXIST;
         }
-        if (swim_merge_state(c->swim, p->swim, p->swim_size, now) < 0) {
+        if (swim_merge_state(c->swim, d->push.swim, d->push.swim_size, now) < 0) {
                 count_reject(c, -EBADMSG, "push-pull", k->peer);
                 return -EBADMSG;
         }
-        if (p->version == CLUSTER_PUSH_PULL_V1) {
+        if (!d->v2) {
                 /* An older node: its records are unsigned. They are taken only
                  * in a cluster with a key (which this frame was sealed with),
                  * from a node whose key we do not know, at its member address. */
                 g_hash_table_add(c->v1_peers, g_strdup(id));
-                unsigned_ok = c->n_keys > 0 && !cluster_keys_strict(c->node_keys) &&
-                              !cluster_keys_lookup(c->node_keys, id) && member_at(c, id, &k->peer_addr, false);
-                if (!unsigned_ok) {
+                if (c->n_keys == 0 || cluster_keys_strict(c->node_keys) || cluster_keys_lookup(c->node_keys, id) ||
+                    !member_at(c, id, &k->peer_addr, false)) {
                         count_refused(c, -EPERM, id, k->peer);
-                        cluster_process(c);
-                        return 0;       /* its member list counts; the exchange goes on */
+                        d->snap = cluster_snapshot_free(d->snap);
                 }
-        } else
-                key = cluster_keys_lookup(c->node_keys, id);
-
-        r = cluster_snapshot_decode(p->records, p->records_size, id, key, unsigned_ok, &snap);
-        if (r == -EKEYREJECTED || r == -EPERM) {
-                count_refused(c, r, id, k->peer);
-                return r;
         }
-        if (r < 0) {
-                count_reject(c, -EBADMSG, "push-pull", k->peer);
-                return r;
+        if (d->snap) {
+                log_debug("Push-pull with %s (%s): %zu records, merging.", id, k->peer, cluster_snapshot_count(d->snap));
+                if (cluster_records_merge_queue(c->records, TAKE_PTR(d->snap), now) >= 0)
+                        (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         }
-        log_debug("Push-pull with %s (%s): %zu records, merging.", id, k->peer, cluster_snapshot_count(snap));
-        if (cluster_records_merge_queue(c->records, snap, now) >= 0)
-                (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         c->counters.push_pulls++;
         cluster_process(c);
-        return 0;
-}
-
-/* One whole frame has arrived. Returns 1 when the exchange is over, 0 to
- * go on, or a negative errno to drop the connection. */
-static int conn_frame(Conn *k) {
-        Cluster *c = k->cluster;
-        g_autofree uint8_t *plain = g_malloc(MAX(k->in_len, 1u));
-        ssize_t n = unseal(c, CHANNEL_PUSH_PULL, k->in, k->in_len, plain);
-        uint8_t version, kind = 0, want = k->outgoing ? CLUSTER_FRAME_REPLY : CLUSTER_FRAME_PUSH;
-        ClusterPush p;
-        int r;
-
-        if (n < 0) {
-                count_reject(c, (int) n, "push-pull", k->peer);
-                return (int) n;
-        }
-        version = cluster_frame_version(plain, (size_t) n, &kind);
-        if (!k->authenticated && version == CLUSTER_PUSH_PULL_V2 && kind == CLUSTER_FRAME_HELLO &&
-            k->version != CLUSTER_PUSH_PULL_V1)
-                return conn_hello(k, plain, (size_t) n);
-        /* After a hello, protocol 2; without one, only protocol 1 (small: the
-         * peer was not known when we read it). */
-        if (k->authenticated ? version != CLUSTER_PUSH_PULL_V2 : version != CLUSTER_PUSH_PULL_V1 || k->version == CLUSTER_PUSH_PULL_V2) {
-                count_reject(c, -EBADMSG, "push-pull", k->peer);
-                return -EBADMSG;
-        }
-        r = cluster_push_decode(plain, (size_t) n, &p);
-        if (r < 0 || p.kind != want) {
-                count_reject(c, -EBADMSG, "push-pull", k->peer);
-                return -EBADMSG;
-        }
-        k->version = p.version;
-        r = conn_merge(k, &p);
-        if (r < 0)
-                return r;
         if (k->outgoing)
                 return 1;
         /* Our answer, in the peer's protocol. */
-        if (k->version == CLUSTER_PUSH_PULL_V2)
-                r = conn_queue_hello(k);
+        k->version = d->v2 ? CLUSTER_PUSH_PULL_V2 : CLUSTER_PUSH_PULL_V1;
+        r = k->version == CLUSTER_PUSH_PULL_V2 ? conn_queue_hello(k) : 0;
         if (r >= 0)
                 r = conn_queue_push(k, CLUSTER_FRAME_REPLY);
         if (r < 0)
                 return r;
-        conn_want(k, EPOLLOUT);
+        conn_want(k);
+        return 0;
+}
+
+static void decode_job_done(WorkerJob *j) {
+        DecodeJob *d = (DecodeJob *) j;
+        Conn *k = d->conn;
+
+        if (!k->closed) {
+                int r;
+                k->busy = false;
+                r = conn_merged(k, d);
+                if (r != 0)
+                        conn_done(k, r > 0);
+                else
+                        conn_want(k);
+        }
+        decode_job_free(d);
+}
+
+static void decode_job_discard(WorkerJob *j) {
+        decode_job_free((DecodeJob *) j);
+}
+
+/* One whole frame has arrived. A hello is checked here (it needs what the
+ * loop knows); a push or reply goes to the worker. Returns 0 to go on, or a
+ * negative errno to drop the connection. */
+static int conn_frame(Conn *k) {
+        Cluster *c = k->cluster;
+        DecodeJob *d;
+
+        d = g_new0(DecodeJob, 1);
+        d->job = (WorkerJob) { .run = decode_job_run, .done = decode_job_done, .discard = decode_job_discard };
+        d->conn = conn_ref(k);
+        d->want_kind = k->outgoing ? CLUSTER_FRAME_REPLY : CLUSTER_FRAME_PUSH;
+        /* The buffer (and what it counts against the budget) goes with the job. */
+        d->in = TAKE_PTR(k->in);
+        d->in_len = k->in_len;
+        d->in_cap = k->in_cap;
+        k->in_cap = 0;
+
+        if (!k->authenticated) {
+                /* The first frame, at most CLUSTER_HELLO_MAX bytes: a hello, or
+                 * an older node's whole push. */
+                uint8_t version, kind = 0;
+                ssize_t n;
+                int r;
+
+                d->plain = g_malloc(MAX(d->in_len, 1u));
+                n = unseal(c, CHANNEL_PUSH_PULL, d->in, d->in_len, d->plain);
+                if (n < 0) {
+                        count_reject(c, (int) n, "push-pull", k->peer);
+                        decode_job_free(d);
+                        return (int) n;
+                }
+                d->plain_len = (size_t) n;
+                version = cluster_frame_version(d->plain, d->plain_len, &kind);
+                if (version == CLUSTER_PUSH_PULL_V2 && kind == CLUSTER_FRAME_HELLO && k->version != CLUSTER_PUSH_PULL_V1) {
+                        r = conn_hello(k, d->plain, d->plain_len);
+                        decode_job_free(d);
+                        return r;
+                }
+                if (version != CLUSTER_PUSH_PULL_V1 || k->version == CLUSTER_PUSH_PULL_V2) {
+                        count_reject(c, -EBADMSG, "push-pull", k->peer);
+                        decode_job_free(d);
+                        return -EBADMSG;
+                }
+        } else {
+                d->v2 = true;
+                memcpy(d->key, k->peer_key, sizeof d->key);
+        }
+        k->busy = true;         /* no further frame is read meanwhile */
+        conn_want(k);
+        worker_submit(c->worker, &d->job);
         return 0;
 }
 
@@ -942,29 +1162,29 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         /* Write what we have to send. */
         if (k->out && k->out_pos < k->out->len) {
                 n = send(fd, k->out->data + k->out_pos, k->out->len - k->out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                return 0;
+                if (n < 0 && errno != EAGAIN && errno != EINTR) {
                         conn_done(k, false);
                         return 0;
                 }
-                k->out_pos += (size_t) n;
-                if (k->out_pos < k->out->len)
-                        return 0;
-                g_byte_array_set_size(k->out, 0);
-                k->out_pos = 0;
-                if (!k->outgoing) {
-                        /* Our reply is out: done. */
-                        conn_done(k, true);
-                        return 0;
+                if (n > 0)
+                        k->out_pos += (size_t) n;
+                if (k->out_pos == k->out->len) {
+                        g_byte_array_set_size(k->out, 0);
+                        k->out_pos = 0;
+                        if (!k->outgoing && k->last_frame_queued) {
+                                /* Our reply is out: done. */
+                                conn_done(k, true);
+                                return 0;
+                        }
                 }
-                conn_want(k, EPOLLIN);
-                return 0;
         }
+        conn_want(k);
 
-        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || k->busy)
                 return 0;
-        for (;;) {
+        /* A few hundred KiB per wake-up: a large frame arrives over several
+         * loop turns, never in one long one. */
+        for (size_t budget = READ_SLICE; budget > 0;) {
                 /* A frame: its length first, then its bytes. */
                 if (k->hdr_pos < 4) {
                         n = recv(fd, k->hdr + k->hdr_pos, 4 - k->hdr_pos, MSG_DONTWAIT);
@@ -995,7 +1215,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         conn_done(k, false);
                         return 0;
                 }
-                n = recv(fd, k->in + k->in_pos, k->in_cap - k->in_pos, MSG_DONTWAIT);
+                n = recv(fd, k->in + k->in_pos, MIN(k->in_cap - k->in_pos, budget), MSG_DONTWAIT);
                 if (n < 0 && (errno == EAGAIN || errno == EINTR))
                         return 0;
                 if (n <= 0) {
@@ -1003,23 +1223,20 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         return 0;
                 }
                 k->in_pos += (size_t) n;
+                budget -= (size_t) n;
                 if (k->in_pos < k->in_len)
                         continue;
 
-                r = conn_frame(k);
-                /* The next frame starts afresh, in a small buffer. */
                 k->hdr_pos = 0;
-                c->buffered -= k->in_cap;
-                k->in_cap = k->in_pos = k->in_len = 0;
-                g_free(k->in);
-                k->in = NULL;
-                if (r != 0) {
-                        conn_done(k, r > 0);
+                r = conn_frame(k);      /* takes the buffer */
+                if (r < 0) {
+                        conn_done(k, false);
                         return 0;
                 }
-                if (k->out && k->out->len > 0)
-                        return 0;       /* answering: on_conn_io writes when it can */
+                if (k->busy)
+                        return 0;       /* the worker has it; decode_job_done() goes on */
         }
+        return 0;       /* more next time round (the socket is still readable) */
 }
 
 static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -1034,8 +1251,10 @@ static int conn_add(Cluster *c, int fd, bool outgoing, const SwimAddr *peer, Con
         int r;
 
         k->cluster = c;
+        k->refs = 1;            /* c->conns */
         k->fd = fd;
         k->outgoing = outgoing;
+        k->connected = !outgoing;
         k->peer_addr = *peer;
         swim_addr_format(peer, k->peer, sizeof k->peer);
         g_hash_table_add(c->conns, k);
@@ -1111,12 +1330,18 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
 }
 
 /* Applies queued snapshots a batch at a time, when the loop has nothing
- * else to do, so that a large peer never holds DNS answers or the API. */
+ * else to do, so that a large peer never holds DNS answers or the API: small
+ * steps until MERGE_SLICE_USEC have passed, then the loop's turn again. */
 static int on_merge(sd_event_source *s, void *userdata) {
         Cluster *c = userdata;
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
         unsigned changes = 0;
+        bool more;
 
-        if (!cluster_records_merge_step(c->records, MERGE_BATCH, now_usec(CLOCK_MONOTONIC), &changes))
+        do
+                more = cluster_records_merge_step(c->records, MERGE_STEP, start, &changes);
+        while (more && now_usec(CLOCK_MONOTONIC) < start + MERGE_SLICE_USEC);
+        if (!more)
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         check_limits(c);
         return 0;
@@ -1395,7 +1620,20 @@ static void emit_update(const char *key, const uint8_t *data, size_t size, void 
 
 static int on_flush(sd_event_source *s, void *userdata) {
         Cluster *c = userdata;
-        if (cluster_records_local_flush(c->records, emit_update, c) > 0)
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        unsigned n = 0;
+        bool more = false;
+
+        /* In slices, as snapshots are merged: a hosts file of 100,000 names
+         * must not hold the loop. */
+        do
+                n += cluster_records_local_flush_some(c->records, MERGE_STEP, emit_update, c, &more);
+        while (more && now_usec(CLOCK_MONOTONIC) < start + MERGE_SLICE_USEC);
+        if (more)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (cluster_records_take_resync(c->records))
+                (void) cluster_sync_now(c);     /* a burst: our snapshot to everyone */
+        if (n > 0)
                 cluster_process(c);
         return 0;
 }
@@ -1505,7 +1743,8 @@ static int load_node_keys(Cluster *c, const ClusterOptions *o) {
 }
 
 static void conn_destroy(gpointer p) {
-        conn_free(p);
+        conn_close(p);
+        conn_unref(p);
 }
 
 /* The protocol timings: memberlist's LAN profile, then what the options set. */
@@ -1735,6 +1974,9 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         r = setup_event_sources(c, now);
         if (r < 0)
                 return r;
+        r = worker_new(&c->worker, e, "cluster-work");
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the cluster's worker thread: %m");
 
         /* What the local sources hold already goes out as our first updates. */
         store_subscribe(store, on_store_change, c);
@@ -1783,6 +2025,9 @@ Cluster *cluster_free(Cluster *c) {
                 store_unsubscribe(c->store, on_store_change, c);
         if (c->conns)
                 g_hash_table_destroy(c->conns);
+        /* Jobs still on the worker run to their end and find their
+         * connections closed; they read the keys, freed below. */
+        c->worker = worker_free(c->worker);
         if (c->joined)
                 g_hash_table_destroy(c->joined);
         if (c->v1_peers)

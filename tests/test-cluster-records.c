@@ -812,7 +812,49 @@ static void test_batched_merge(void) {
         node_done(&b);
 }
 
+static void test_burst(void) {
+        Node a, b;
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        store_subscribe(a.store, on_change, &a);
+        for (unsigned i = 0; i < CLUSTER_GOSSIP_BURST_MAX + 500; i++) {
+                char name[64], ip[32];
+                snprintf(name, sizeof name, "burst%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.7.%u.%u", i / 256, i % 256);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/burst", i + 1, NULL, NULL) == 1);
+        }
+        /* A burst goes in slices, and is not gossiped record by record. */
+        bool more = true;
+        unsigned slices = 0;
+        g_ptr_array_set_size(a.sent, 0);
+        while (more) {
+                (void) cluster_records_local_flush_some(a.cr, 100, on_emit, &a, &more);
+                slices++;
+                if (more)
+                        CHECK(!cluster_records_take_resync(a.cr));
+        }
+        CHECK(slices == 15);
+        CHECK(a.sent->len == 0);
+        CHECK(cluster_records_count(a.cr, "a") == CLUSTER_GOSSIP_BURST_MAX + 500);
+        CHECK(cluster_records_take_resync(a.cr));
+        CHECK(!cluster_records_take_resync(a.cr));
+        /* Its snapshot carries it all. */
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        trust(&b, "a");
+        CHECK(cluster_records_merge_snapshot(b.cr, "a", snap, snap_size, SEC) == (int) CLUSTER_GOSSIP_BURST_MAX + 500);
+        /* A small change after it is gossiped as before. */
+        CHECK(store_add(a.store, "one.example.com", DNS_TYPE_A, "10.7.99.1", 30, "dbus", 0, NULL, NULL) == 1);
+        CHECK(flush(&a) == 1 && a.sent->len == 1);
+        CHECK(!cluster_records_take_resync(a.cr));
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
 int main(void) {
+        test_burst();
         test_authenticity();
         test_refutation();
         test_batched_merge();

@@ -343,7 +343,7 @@ def cmd_member(a, sealer):
     t = threading.Thread(target=answer_probes, daemon=True)
     t.start()
     time.sleep(0.5)     # our ALIVE first, as a joining node's is
-    sock = socket.create_connection((host, port), timeout=20)
+    sock = socket.create_connection((host, port), timeout=20, source_address=(a.ip, 0))
     try:
         sock.sendall(out)
         replies = []

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/* The worker thread: a FIFO of jobs in, a FIFO of finished jobs out, one
+ * mutex for both, and an eventfd that wakes the loop when the out queue stops
+ * being empty. The loop drains it in one go: finished jobs are rare compared
+ * with loop iterations, and each done() bounds its own work. */
+
+#include <glib.h>
+#include <sys/eventfd.h>
+
+#include "log.h"
+#include "worker.h"
+
+struct Worker {
+        GMutex lock;
+        GCond cond;
+        GThread *thread;
+        WorkerJob *todo_head, *todo_tail;       /* submitted, not run yet */
+        WorkerJob *done_head, *done_tail;       /* run, done() not called yet */
+        bool stopping;
+        unsigned n_pending;                     /* loop thread only */
+
+        int efd;                                /* owned by efd_source */
+        sd_event_source *efd_source;
+};
+
+static void queue_push(WorkerJob **head, WorkerJob **tail, WorkerJob *j) {
+        j->next = NULL;
+        if (*tail)
+                (*tail)->next = j;
+        else
+                *head = j;
+        *tail = j;
+}
+
+static void *worker_thread(void *userdata) {
+        Worker *w = userdata;
+
+        g_mutex_lock(&w->lock);
+        for (;;) {
+                WorkerJob *j = w->todo_head;
+                bool wake;
+                uint64_t one = 1;
+
+                if (!j) {
+                        if (w->stopping)
+                                break;
+                        g_cond_wait(&w->cond, &w->lock);
+                        continue;
+                }
+                w->todo_head = j->next;
+                if (!w->todo_head)
+                        w->todo_tail = NULL;
+                g_mutex_unlock(&w->lock);
+
+                j->run(j);
+
+                g_mutex_lock(&w->lock);
+                wake = !w->done_head;
+                queue_push(&w->done_head, &w->done_tail, j);
+                /* One wake-up per empty-to-non-empty transition is enough: the
+                 * loop takes the whole queue. Nothing to do if the counter is full. */
+                if (wake)
+                        (void) !write(w->efd, &one, sizeof one);
+        }
+        g_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+static int on_efd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        WorkerJob *j;
+        uint64_t n;
+
+        (void) !read(fd, &n, sizeof n);
+
+        g_mutex_lock(&w->lock);
+        j = w->done_head;
+        w->done_head = w->done_tail = NULL;
+        g_mutex_unlock(&w->lock);
+
+        while (j) {
+                WorkerJob *next = j->next;
+
+                w->n_pending--;
+                j->done(j);     /* may submit again, or free its owner's other jobs: not this list */
+                j = next;
+        }
+        return 0;
+}
+
+int worker_new(Worker **ret, sd_event *e, const char *name) {
+        _cleanup_(worker_freep) Worker *w = NULL;
+        GError *error = NULL;
+        int fd, r;
+
+        w = g_new0(Worker, 1);
+        g_mutex_init(&w->lock);
+        g_cond_init(&w->cond);
+        w->efd = -EBADF;
+
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        r = sd_event_add_io(e, &w->efd_source, fd, EPOLLIN, on_efd, w);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        w->efd = fd;
+        (void) sd_event_source_set_io_fd_own(w->efd_source, true);
+        (void) sd_event_source_set_description(w->efd_source, name);
+
+        w->thread = g_thread_try_new(name, worker_thread, w, &error);
+        if (!w->thread) {
+                log_error("Failed to start the %s thread: %s", name, error->message);
+                g_error_free(error);
+                return -EAGAIN;
+        }
+
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+Worker *worker_free(Worker *w) {
+        WorkerJob *j;
+
+        if (!w)
+                return NULL;
+
+        if (w->thread) {
+                g_mutex_lock(&w->lock);
+                w->stopping = true;
+                g_cond_signal(&w->cond);
+                g_mutex_unlock(&w->lock);
+                g_thread_join(w->thread);
+        }
+
+        /* The thread is gone: no lock needed any more. */
+        for (j = w->done_head; j; ) {
+                WorkerJob *next = j->next;
+                j->discard(j);
+                j = next;
+        }
+        for (j = w->todo_head; j; ) {           /* only when the thread never started */
+                WorkerJob *next = j->next;
+                j->discard(j);
+                j = next;
+        }
+
+        sd_event_source_disable_unref(w->efd_source);
+        g_mutex_clear(&w->lock);
+        g_cond_clear(&w->cond);
+        g_free(w);
+        return NULL;
+}
+
+void worker_submit(Worker *w, WorkerJob *j) {
+        g_mutex_lock(&w->lock);
+        queue_push(&w->todo_head, &w->todo_tail, j);
+        g_cond_signal(&w->cond);
+        g_mutex_unlock(&w->lock);
+        w->n_pending++;
+}
+
+unsigned worker_n_pending(const Worker *w) {
+        return w ? w->n_pending : 0;
+}
