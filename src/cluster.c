@@ -142,6 +142,7 @@ struct Cluster {
         uint64_t last_limit_log[4];     /* by kind: members, records, origins, frames */
         ClusterCounters limit_logged;   /* the drop counters as last logged */
         unsigned max_members, max_records;
+        uint64_t members_forgotten;     /* swim's count when the member counts were last taken */
         uint64_t rng;
 
         ClusterMemberCallback member_cb;
@@ -603,8 +604,12 @@ static void cluster_process(Cluster *c) {
                 membership = membership || ev->type != SWIM_EVENT_USER;
         }
         g_free(ev);
-        if (membership)
+        /* Members also go without an event (forgotten when long dead, or to
+         * make room): the counts follow those too. */
+        if (membership || swim_get_counters(c->swim)->members_forgotten != c->members_forgotten) {
+                c->members_forgotten = swim_get_counters(c->swim)->members_forgotten;
                 update_member_counts(c);
+        }
         check_limits(c);
         send_swim_packets(c);   /* handling may have queued more (e.g. nothing today, but cheap) */
         arm(c->swim_timer, swim_next_deadline(c->swim));

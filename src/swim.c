@@ -461,6 +461,7 @@ static void member_remove(Swim *s, guint i) {
         g_hash_table_remove(s->by_id, m->pub.id);
         g_ptr_array_remove_index_fast(s->members, i);   /* frees it; probe_order drops the id lazily */
         s->live_dirty = true;
+        s->counters.members_forgotten++;
 }
 
 /* Room for one more member: below the cap, or by forgetting the member that

@@ -141,5 +141,6 @@ typedef struct SwimCounters {
         uint64_t packets_sent, packets_received, packets_rejected;
         uint64_t probes, indirect_probes, refutations;
         uint64_t members_dropped;         /* new members not taken: members_max reached */
+        uint64_t members_forgotten;       /* dead or gone members forgotten (reclaimed, evicted, by the operator) */
 } SwimCounters;
 const SwimCounters *swim_get_counters(const Swim *s);
