@@ -33,4 +33,6 @@ complete -c joyridectl -n "not __fish_seen_subcommand_from $verbs" -a log-level 
 
 complete -c joyridectl -n '__fish_seen_subcommand_from records query' -a '(__joyridectl_names)'
 complete -c joyridectl -n '__fish_seen_subcommand_from remove' -a '(__joyridectl_names --source=dbus)'
+complete -c joyridectl -n '__fish_seen_subcommand_from members; and not __fish_seen_subcommand_from forget' -a forget -d "Forget a member's key and records"
+complete -c joyridectl -n '__fish_seen_subcommand_from forget' -a '(joyridectl --no-pager --no-legend members 2>/dev/null | string replace -r "\\s.*" "")'
 complete -c joyridectl -n '__fish_seen_subcommand_from log-level' -a 'emerg alert crit err warning notice info debug'

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Replicated records per origin node, with versions and tombstones, mirrored
- * into the store. Pure: see cluster-records.h for the rules and formats. */
+/* Replicated records per origin node, with versions, tombstones and origin
+ * signatures, mirrored into the store. Pure: see cluster-records.h for the
+ * rules and formats. */
 
 #include <glib.h>
 #include <stdio.h>
@@ -9,6 +10,14 @@
 #include "wire.h"
 
 #define PEER_PREFIX "peer:"
+#define CTX_UPDATE "joyride update v2"
+#define CTX_SNAPSHOT "joyride snapshot v2"
+#define SIG_SIZE CLUSTER_SIGNATURE_SIZE
+/* The fewest bytes an entry takes: flags, type, ttl, version, three lengths. */
+#define ENTRY_MIN_V1 18u
+#define ENTRY_MIN_V2 19u
+/* An unsigned claim about us is refuted at most this often. */
+#define REFUTE_UNSIGNED_INTERVAL_USEC USEC_PER_SEC
 
 /* One (name, type, value) as held for one node. The hash key is binary:
  * type, then the lowercased wire name, then the canonical wire rdata, so two
@@ -17,11 +26,14 @@ typedef struct Entry {
         GBytes *key;
         char *name;
         char *value;
+        char *source;                   /* where the origin has it; NULL: not said */
         uint16_t type;
         uint32_t ttl;
         uint64_t version;
         bool deleted;
+        uint32_t mark;                  /* the snapshot merge that last listed it */
         uint64_t deleted_usec;          /* caller's clock, for tombstone expiry */
+        GBytes *wire;                   /* local entries: as a snapshot carries it (format 2) */
 } Entry;
 
 typedef struct Origin {
@@ -29,6 +41,7 @@ typedef struct Origin {
         char *owner;                    /* "peer:<id>" */
         GHashTable *entries;            /* GBytes key -> Entry* */
         uint64_t floor;                 /* highest version covered by a snapshot from the origin */
+        uint64_t max_seen;              /* highest version taken from it (reset by its snapshots) */
         size_t live, tombstones;
         bool served;                    /* live entries are in the store */
         uint64_t withdraw_at;           /* dead: withdraw then (0: nothing pending) */
@@ -42,16 +55,53 @@ typedef struct Dirty {
         uint16_t type;
 } Dirty;
 
+/* A decoded entry: its strings and key live in an arena (offsets, since the
+ * arena grows while decoding). */
+typedef struct Item {
+        uint32_t name, value, source;   /* offsets of NUL-terminated strings; source NO_SOURCE: none */
+        uint32_t key, key_len;
+        uint16_t type;
+        uint32_t ttl;
+        uint64_t version;
+        bool deleted;
+} Item;
+#define NO_SOURCE UINT32_MAX
+
+struct ClusterSnapshot {
+        char *origin;
+        uint8_t format;
+        uint64_t version;
+        GArray *items;                  /* Item */
+        GByteArray *arena;
+        /* merge progress */
+        uint32_t gen;
+        guint next;                     /* items applied so far */
+        GPtrArray *sweep;               /* keys to drop at the end, once every item is in */
+        guint sweep_next;
+        uint64_t max_kept;              /* highest version left after the sweep */
+};
+
 struct ClusterRecords {
         Store *store;
         char *self_id;
+        ClusterKeys *keys;
         uint64_t version;               /* last local version handed out */
         GHashTable *local;              /* GBytes key -> Entry* (live only) */
         GHashTable *dirty;              /* GBytes key -> Dirty* */
+        GHashTable *reissue;            /* GBytes key set: local entries to send again (refutation) */
+        GPtrArray *retract;             /* Dirty*: keys claimed in our name that we do not hold */
         GHashTable *origins;            /* id -> Origin* */
+        GQueue merges;                  /* ClusterSnapshot* */
+        uint32_t gen;
+        bool accept_unsigned;
+        bool quiet;                     /* this flush is a burst: not gossiped */
+        bool resync;                    /* a burst was flushed: push-pull carries it */
+        uint64_t last_unsigned_refute;
         uint64_t dead_grace_usec;
         uint64_t tombstone_lifetime_usec;
         uint64_t next_sweep;
+        unsigned max_origins, max_records;
+        ClusterRecordsCounters counters;
 };
 
 /* --- helpers --------------------------------------------------------------- */
@@ -64,8 +114,7 @@ static GBytes *make_key(uint16_t type, const uint8_t *wire, size_t wire_len, con
         size_t n = 2 + wire_len + rdlen;
         uint8_t *k = g_malloc(n);
 
-        k[0] = (uint8_t) (type >> 8);
-        k[1] = (uint8_t) (type & 0xff);
+        wire_put_u16(k, type);
         memcpy(k + 2, wire, wire_len);
         if (rdlen > 0)
                 memcpy(k + 2 + wire_len, rdata, rdlen);
@@ -87,13 +136,27 @@ static GBytes *key_for(const char *name, uint16_t type, const char *value) {
         return make_key(type, wire, (size_t) len, rdata, rdlen);
 }
 
+static bool within_step(uint64_t seen, uint64_t v) {
+        uint32_t e = cluster_version_epoch(v), se = cluster_version_epoch(seen);
+        uint32_t q = cluster_version_seq(v), sq = cluster_version_seq(seen);
+
+        if (v <= seen)
+                return true;
+        if (e == se)
+                return q - sq <= CLUSTER_SEQ_STEP;
+        return se < UINT32_MAX && e == se + 1 && q <= CLUSTER_SEQ_STEP;
+}
+
 static void entry_free(gpointer p) {
         Entry *e = p;
         if (!e)
                 return;
         g_bytes_unref(e->key);
+        if (e->wire)
+                g_bytes_unref(e->wire);
         g_free(e->name);
         g_free(e->value);
+        g_free(e->source);
         g_free(e);
 }
 
@@ -104,6 +167,14 @@ static void dirty_free(gpointer p) {
         g_free(d);
 }
 
+static Dirty *dirty_new(const char *name, uint16_t type, const char *value) {
+        Dirty *d = g_new0(Dirty, 1);
+        d->name = g_strdup(name);
+        d->value = g_strdup(value);
+        d->type = type;
+        return d;
+}
+
 static void origin_free(gpointer p) {
         Origin *o = p;
         g_hash_table_destroy(o->entries);
@@ -112,10 +183,34 @@ static void origin_free(gpointer p) {
         g_free(o);
 }
 
+/* Room for one more origin: below the limit, or by forgetting the one
+ * withdrawn the longest (a dead or departed node's table). */
+static bool origin_room(ClusterRecords *cr) {
+        Origin *oldest = NULL;
+        GHashTableIter it;
+        gpointer v;
+
+        if (g_hash_table_size(cr->origins) < cr->max_origins)
+                return true;
+        g_hash_table_iter_init(&it, cr->origins);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Origin *o = v;
+                if (!o->served && (!oldest || o->down_since < oldest->down_since))
+                        oldest = o;
+        }
+        if (!oldest) {
+                cr->counters.dropped_origins++;
+                return false;
+        }
+        g_hash_table_remove(cr->origins, oldest->id);
+        return true;
+}
+
+/* The table of an origin; with create, a new one if there is room (NULL if not). */
 static Origin *origin_get(ClusterRecords *cr, const char *id, bool create) {
         Origin *o = g_hash_table_lookup(cr->origins, id);
 
-        if (o || !create)
+        if (o || !create || !origin_room(cr))
                 return o;
         o = g_new0(Origin, 1);
         o->id = g_strdup(id);
@@ -128,29 +223,43 @@ static Origin *origin_get(ClusterRecords *cr, const char *id, bool create) {
 
 /* --- lifecycle --------------------------------------------------------------- */
 
-int cluster_records_new(ClusterRecords **ret, Store *store, const char *self_id, uint64_t first_version) {
+int cluster_records_new(ClusterRecords **ret, Store *store, const char *self_id, ClusterKeys *keys,
+                        uint64_t first_version) {
         ClusterRecords *cr;
 
-        if (!store || !swim_id_is_valid(self_id))
+        if (!store || !keys || !swim_id_is_valid(self_id))
                 return -EINVAL;
         cr = g_new0(ClusterRecords, 1);
         cr->store = store;
         cr->self_id = g_strdup(self_id);
+        cr->keys = keys;
         cr->version = first_version;
         cr->local = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, NULL, entry_free);
         cr->dirty = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref, dirty_free);
+        cr->reissue = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref, NULL);
+        cr->retract = g_ptr_array_new_with_free_func(dirty_free);
         cr->origins = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, origin_free);
+        g_queue_init(&cr->merges);
         cr->dead_grace_usec = 5 * USEC_PER_SEC;
         cr->tombstone_lifetime_usec = 120 * USEC_PER_SEC;
+        cr->max_origins = CLUSTER_MAX_ORIGINS_DEFAULT;
+        cr->max_records = CLUSTER_MAX_RECORDS_DEFAULT;
         *ret = cr;
         return 0;
+}
+
+static void snapshot_destroy(gpointer p) {
+        cluster_snapshot_free(p);
 }
 
 ClusterRecords *cluster_records_free(ClusterRecords *cr) {
         if (!cr)
                 return NULL;
+        g_queue_clear_full(&cr->merges, snapshot_destroy);
         g_hash_table_destroy(cr->origins);
         g_hash_table_destroy(cr->dirty);
+        g_hash_table_destroy(cr->reissue);
+        g_ptr_array_free(cr->retract, TRUE);
         g_hash_table_destroy(cr->local);
         g_free(cr->self_id);
         g_free(cr);
@@ -165,13 +274,28 @@ void cluster_records_set_tombstone_lifetime(ClusterRecords *cr, uint64_t usec) {
         cr->tombstone_lifetime_usec = MAX(usec, USEC_PER_SEC);
 }
 
+void cluster_records_set_limits(ClusterRecords *cr, unsigned max_origins, unsigned max_records) {
+        if (max_origins > 0)
+                cr->max_origins = max_origins;
+        if (max_records > 0)
+                cr->max_records = max_records;
+}
+
+void cluster_records_set_accept_unsigned(ClusterRecords *cr, bool b) {
+        cr->accept_unsigned = b;
+}
+
+const ClusterRecordsCounters *cluster_records_get_counters(const ClusterRecords *cr) {
+        return &cr->counters;
+}
+
 /* --- wire ---------------------------------------------------------------------- */
 
-static void write_entry(Wire *w, const ClusterEntry *e) {
-        size_t nl = strlen(e->name), vl = strlen(e->value);
+static void write_entry(Wire *w, uint8_t format, const ClusterEntry *e) {
+        size_t nl = strlen(e->name), vl = strlen(e->value), sl = e->source ? strlen(e->source) : 0;
 
-        if (nl > 255 || vl > CLUSTER_VALUE_MAX) {
-                wire_fail(w, -EMSGSIZE);
+        if (nl > 255 || vl > CLUSTER_VALUE_MAX || sl > CLUSTER_SOURCE_MAX) {
+                wire_fail(w, -ENOBUFS);
                 return;
         }
         wire_write_u8(w, e->deleted ? 1 : 0);
@@ -182,15 +306,11 @@ static void write_entry(Wire *w, const ClusterEntry *e) {
         wire_write(w, e->name, nl);
         wire_write_u16(w, (uint16_t) vl);
         wire_write(w, e->value, vl);
+        if (format >= CLUSTER_RECORDS_FORMAT) {
+                wire_write_u8(w, (uint8_t) sl);
+                wire_write(w, e->source, sl);
+        }
 }
-
-/* A decoded, validated entry with its key. */
-typedef struct Decoded {
-        ClusterEntry e;
-        char name[256];
-        char value[CLUSTER_VALUE_MAX + 1];
-        GBytes *key;
-} Decoded;
 
 static bool text_ok(const uint8_t *p, size_t n) {
         /* No NULs (they would cut the string short) and no control bytes. */
@@ -200,94 +320,195 @@ static bool text_ok(const uint8_t *p, size_t n) {
         return true;
 }
 
-/* Reads one entry and checks it fully, as the store would: a name the store
- * accepts, a type it holds, a value that parses for that type, a TTL in range. */
-static int read_entry(Wire *r, Decoded *d) {
-        uint8_t flags, nl;
-        uint16_t vl;
-        const uint8_t *p;
-        uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
-        int len, rdlen;
-
-        flags = wire_read_u8(r);
-        d->e.type = wire_read_u16(r);
-        d->e.ttl = wire_read_u32(r);
-        d->e.version = wire_read_u64(r);
-        nl = wire_read_u8(r);
-        p = wire_read_ptr(r, nl);
-        if (!p || nl == 0 || !text_ok(p, nl))
-                goto bad;
-        memcpy(d->name, p, nl);
-        d->name[nl] = 0;
-        vl = wire_read_u16(r);
-        if (vl > CLUSTER_VALUE_MAX)
-                goto bad;
-        p = wire_read_ptr(r, vl);
-        if (!p || !text_ok(p, vl))
-                goto bad;
-        memcpy(d->value, p, vl);
-        d->value[vl] = 0;
-
-        if ((flags & ~1u) != 0 || d->e.version == 0 || d->e.ttl > STORE_TTL_MAX)
-                goto bad;
-        if (dns_name_check(d->name, DNS_NAME_WILDCARD, NULL) < 0)
-                goto bad;
-        len = dns_name_to_wire(d->name, wire);
-        if (len < 0)
-                goto bad;
-        rdlen = dns_rdata_from_string(d->e.type, d->value, rdata, NULL);
-        if (rdlen < 0)
-                goto bad;
-        d->e.deleted = flags & 1;
-        d->e.name = d->name;
-        d->e.value = d->value;
-        d->key = make_key(d->e.type, wire, (size_t) len, rdata, (size_t) rdlen);
-        return 0;
-bad:
-        wire_fail(r, -EBADMSG);
-        return -EBADMSG;
+static uint32_t arena_add(GByteArray *arena, const void *p, size_t n, bool nul) {
+        uint32_t at = arena->len;
+        g_byte_array_append(arena, p, (guint) n);
+        if (nul)
+                g_byte_array_append(arena, (const guint8 *) "", 1);
+        return at;
 }
 
-size_t cluster_update_encode(const ClusterEntry *e, uint8_t *buf, size_t size) {
+static const char *arena_str(const GByteArray *arena, uint32_t at) {
+        return at == NO_SOURCE ? NULL : (const char *) arena->data + at;
+}
+
+/* Reads one entry and checks it fully, as the store would: a name the store
+ * accepts, a type it holds, a value that parses for that type, a TTL in
+ * range. Its strings and key go to the arena. */
+static int read_entry(Wire *w, uint8_t format, GByteArray *arena, Item *it) {
+        char name[256];
+        g_autofree char *value = NULL;
+        const uint8_t *np, *vp, *sp = NULL;
+        uint8_t wire[DNS_WIRE_NAME_MAX];
+        _cleanup_free_ uint8_t *rdata = NULL;
+        uint16_t rdlen = 0, vl;
+        uint8_t flags, nl, sl = 0;
+        int len;
+
+        flags = wire_read_u8(w);
+        it->type = wire_read_u16(w);
+        it->ttl = wire_read_u32(w);
+        it->version = wire_read_u64(w);
+        nl = wire_read_u8(w);
+        np = wire_read_ptr(w, nl);
+        vl = wire_read_u16(w);
+        vp = wire_read_ptr(w, vl);
+        if (format >= CLUSTER_RECORDS_FORMAT) {
+                sl = wire_read_u8(w);
+                sp = wire_read_ptr(w, sl);
+        }
+        if (!wire_ok(w) || nl == 0 || vl > CLUSTER_VALUE_MAX || !text_ok(np, nl) || !text_ok(vp, vl) ||
+            (sp && !text_ok(sp, sl)))
+                return -EBADMSG;
+        if ((flags & ~1u) != 0 || it->version == 0 || it->ttl > STORE_TTL_MAX)
+                return -EBADMSG;
+        memcpy(name, np, nl);
+        name[nl] = 0;
+        value = g_strndup((const char *) vp, vl);
+        if (dns_name_check(name, DNS_NAME_WILDCARD, NULL) < 0)
+                return -EBADMSG;
+        len = dns_name_to_wire(name, wire);
+        if (len < 0)
+                return -EBADMSG;
+        if (dns_rdata_parse(it->type, value, &rdata, &rdlen, NULL) < 0)
+                return -EBADMSG;
+        it->deleted = flags & 1;
+        it->name = arena_add(arena, name, nl, true);
+        it->value = arena_add(arena, value, vl, true);
+        it->source = sl > 0 ? arena_add(arena, sp, sl, true) : NO_SOURCE;
+        it->key = arena->len;
+        uint8_t t[2];
+        wire_put_u16(t, it->type);
+        arena_add(arena, t, 2, false);
+        arena_add(arena, wire, (size_t) len, false);
+        if (rdlen > 0)
+                arena_add(arena, rdata, rdlen, false);
+        it->key_len = arena->len - it->key;
+        return 0;
+}
+
+static void sign_into(const ClusterKeys *keys, const char *ctx, const char *origin, uint8_t *buf, size_t signed_len) {
+        uint8_t digest[CLUSTER_DIGEST_SIZE];
+
+        cluster_digest(ctx, origin, buf, signed_len, digest);
+        cluster_keys_sign(keys, digest, sizeof digest, buf + signed_len);
+}
+
+static bool signature_ok(const uint8_t *key, const char *ctx, const char *origin, const uint8_t *data, size_t size) {
+        uint8_t digest[CLUSTER_DIGEST_SIZE];
+
+        if (size < SIG_SIZE)
+                return false;
+        cluster_digest(ctx, origin, data, size - SIG_SIZE, digest);
+        return cluster_signature_ok(key, digest, sizeof digest, data + size - SIG_SIZE);
+}
+
+static bool entry_fits(const Entry *e) {
+        return strlen(e->name) <= 255 && strlen(e->value) <= CLUSTER_VALUE_MAX;
+}
+
+/* A local entry as our snapshots carry it, kept beside it: a snapshot is then
+ * the concatenation of these (cluster_snapshot_assemble), which another
+ * thread can do, since they never change once made. */
+static void local_encode(Entry *e) {
+        ClusterEntry ce = {
+                .name = e->name, .type = e->type, .value = e->value, .source = e->source,
+                .ttl = e->ttl, .version = e->version,
+        };
+        size_t cap = ENTRY_MIN_V2 + strlen(e->name) + strlen(e->value) + (e->source ? strlen(e->source) : 0);
+        uint8_t *buf = g_malloc(cap);
+        Wire w = wire_init(buf, cap);
+
+        if (e->wire)
+                g_bytes_unref(e->wire);
+        e->wire = NULL;
+        if (!entry_fits(e)) {
+                g_free(buf);
+                return;         /* cannot be sent; the store holds it locally only */
+        }
+        write_entry(&w, CLUSTER_RECORDS_FORMAT, &ce);
+        if (!wire_ok(&w)) {
+                g_free(buf);
+                return;
+        }
+        e->wire = g_bytes_new_take(buf, wire_offset(&w));
+}
+
+size_t cluster_update_encode(const ClusterEntry *e, const char *origin, const ClusterKeys *keys,
+                             uint8_t *buf, size_t size) {
+        uint8_t format = keys ? CLUSTER_RECORDS_FORMAT : CLUSTER_RECORDS_FORMAT_V1;
         Wire w = wire_init(buf, size);
 
         wire_write_u8(&w, 'J');
         wire_write_u8(&w, 'U');
-        wire_write_u8(&w, CLUSTER_RECORDS_FORMAT);
-        write_entry(&w, e);
-        return wire_ok(&w) ? wire_offset(&w) : 0;
+        wire_write_u8(&w, format);
+        write_entry(&w, format, e);
+        if (keys)
+                (void) wire_reserve(&w, SIG_SIZE);
+        if (!wire_ok(&w))
+                return 0;
+        if (keys)
+                sign_into(keys, CTX_UPDATE, origin, buf, wire_offset(&w) - SIG_SIZE);
+        return wire_offset(&w);
 }
 
-static int update_decode(const uint8_t *data, size_t size, Decoded *d) {
-        Wire r = wire_init_const(data, size);
-        int k;
+/* Decodes an update into arena and item. Returns its format, or -EBADMSG. The
+ * signature (format 2) is not checked here. */
+static int update_decode(const uint8_t *data, size_t size, GByteArray *arena, Item *it) {
+        Wire w = wire_init_const(data, size);
+        uint8_t format;
 
-        if (wire_read_u8(&r) != 'J' || wire_read_u8(&r) != 'U' || wire_read_u8(&r) != CLUSTER_RECORDS_FORMAT ||
-            !wire_ok(&r))
+        if (wire_read_u8(&w) != 'J' || wire_read_u8(&w) != 'U')
                 return -EBADMSG;
-        k = read_entry(&r, d);
-        if (k < 0)
-                return k;
-        if (!wire_at_end(&r)) {
-                g_bytes_unref(TAKE_PTR(d->key));
+        format = wire_read_u8(&w);
+        if (format == CLUSTER_RECORDS_FORMAT) {
+                if (size < 3 + SIG_SIZE)
+                        return -EBADMSG;
+                w = wire_init_const(data, size - SIG_SIZE);
+                wire_skip(&w, 3);
+        } else if (format != CLUSTER_RECORDS_FORMAT_V1)
                 return -EBADMSG;
-        }
-        return 0;
+        if (read_entry(&w, format, arena, it) < 0 || !wire_at_end(&w))
+                return -EBADMSG;
+        return format;
 }
 
-int cluster_update_decode(const uint8_t *data, size_t size, ClusterEntry *ret, char *name, char *value) {
-        g_autofree Decoded *d = g_new0(Decoded, 1);
-        int k;
+static void item_to_entry(const GByteArray *arena, const Item *it, ClusterEntry *ret) {
+        *ret = (ClusterEntry) {
+                .name = arena_str(arena, it->name),
+                .type = it->type,
+                .value = arena_str(arena, it->value),
+                .source = arena_str(arena, it->source),
+                .ttl = it->ttl,
+                .version = it->version,
+                .deleted = it->deleted,
+        };
+}
 
-        k = update_decode(data, size, d);
-        if (k < 0)
-                return k;
-        g_bytes_unref(d->key);
-        strcpy(name, d->name);
-        strcpy(value, d->value);
-        *ret = d->e;
+int cluster_update_decode(const uint8_t *data, size_t size, const char *origin, const uint8_t *key,
+                          ClusterEntry *ret, char *name, char *value, char *source, uint8_t *ret_format) {
+        g_autoptr(GByteArray) arena = g_byte_array_new();
+        ClusterEntry e;
+        Item it;
+        int format;
+
+        format = update_decode(data, size, arena, &it);
+        if (format < 0)
+                return format;
+        if (format == CLUSTER_RECORDS_FORMAT && key && !signature_ok(key, CTX_UPDATE, origin, data, size))
+                return -EKEYREJECTED;
+        item_to_entry(arena, &it, &e);
+        strcpy(name, e.name);
+        strcpy(value, e.value);
+        source[0] = 0;
+        if (e.source)
+                strcpy(source, e.source);
+        *ret = e;
         ret->name = name;
         ret->value = value;
+        ret->source = e.source ? source : NULL;
+        if (ret_format)
+                *ret_format = (uint8_t) format;
         return 0;
 }
 
@@ -295,7 +516,7 @@ int cluster_update_decode(const uint8_t *data, size_t size, ClusterEntry *ret, c
 
 static void mirror_add(ClusterRecords *cr, Origin *o, const Entry *e) {
         if (o->served)
-                (void) store_add(cr->store, e->name, e->type, e->value, e->ttl, o->owner, 0, NULL, NULL);
+                (void) store_add(cr->store, e->name, e->type, e->value, e->ttl, o->owner, 0, e->source, NULL);
 }
 
 static void mirror_remove(ClusterRecords *cr, Origin *o, const Entry *e) {
@@ -331,53 +552,65 @@ static void origin_restore(ClusterRecords *cr, Origin *o) {
 
 /* --- the remote side ----------------------------------------------------------- */
 
-/* Applies a validated entry with the newer-wins rule. Takes the key. */
-static int apply_entry(ClusterRecords *cr, Origin *o, Decoded *d, uint64_t now) {
-        g_autoptr(GBytes) key = TAKE_PTR(d->key);
+static void entry_set(Entry *e, const GByteArray *arena, const Item *it, uint64_t now) {
+        g_free(e->name);
+        g_free(e->value);
+        g_free(e->source);
+        e->name = g_strdup(arena_str(arena, it->name));
+        e->value = g_strdup(arena_str(arena, it->value));
+        e->source = g_strdup(arena_str(arena, it->source));
+        e->type = it->type;
+        e->ttl = it->deleted ? 0 : it->ttl;
+        e->version = it->version;
+        e->deleted = it->deleted;
+        e->deleted_usec = it->deleted ? now : 0;
+}
+
+/* Applies a checked entry with the newer-wins rule. mark: the merge that
+ * lists it (0 for an update). Returns 1 if it changed the table, 0 if not,
+ * -ENOSPC if the origin holds as many entries as it may. */
+static int apply_item(ClusterRecords *cr, Origin *o, const GByteArray *arena, const Item *it, uint32_t mark,
+                      uint64_t now) {
+        g_autoptr(GBytes) key = g_bytes_new(arena->data + it->key, it->key_len);
         Entry *old = g_hash_table_lookup(o->entries, key);
 
-        if (old ? d->e.version <= old->version : d->e.version <= o->floor)
+        if (old && mark != 0)
+                old->mark = mark;
+        if (old ? it->version <= old->version : it->version <= o->floor)
                 return 0;
-        if (!old && d->e.deleted) {
-                /* A tombstone for a key we never had: remember it, so an older
-                 * add still in flight cannot bring the record back. */
-                Entry *t = g_new0(Entry, 1);
-                *t = (Entry) {
-                        .key = g_bytes_ref(key), .name = g_strdup(d->e.name), .value = g_strdup(d->e.value),
-                        .type = d->e.type, .version = d->e.version, .deleted = true, .deleted_usec = now,
-                };
-                g_hash_table_replace(o->entries, t->key, t);
-                o->tombstones++;
-                return 1;
+        if (!old && o->live + o->tombstones >= cr->max_records) {
+                cr->counters.dropped_records++;
+                return -ENOSPC;
         }
+        o->max_seen = MAX(o->max_seen, it->version);
         if (!old) {
+                /* A tombstone for a key we never had is kept too, so that an
+                 * older add still in flight cannot bring the record back. */
                 Entry *e = g_new0(Entry, 1);
-                *e = (Entry) {
-                        .key = g_bytes_ref(key), .name = g_strdup(d->e.name), .value = g_strdup(d->e.value),
-                        .type = d->e.type, .ttl = d->e.ttl, .version = d->e.version,
-                };
+                e->key = g_bytes_ref(key);
+                e->mark = mark;
+                entry_set(e, arena, it, now);
                 g_hash_table_replace(o->entries, e->key, e);
-                o->live++;
-                mirror_add(cr, o, e);
+                if (e->deleted)
+                        o->tombstones++;
+                else {
+                        o->live++;
+                        mirror_add(cr, o, e);
+                }
                 return 1;
         }
 
         /* Replacing what we hold: take the old one out of the store first
-         * (a different spelling of the same value is the same record). */
+         * (a different spelling of the same value is the same record). A new
+         * TTL or source is updated in place by store_add(). */
         if (!old->deleted) {
-                if (d->e.deleted || !streq(old->value, d->e.value) || !streq(old->name, d->e.name))
+                if (it->deleted || !streq(old->value, arena_str(arena, it->value)) ||
+                    !streq(old->name, arena_str(arena, it->name)))
                         mirror_remove(cr, o, old);
                 o->live--;
         } else
                 o->tombstones--;
-        g_free(old->name);
-        g_free(old->value);
-        old->name = g_strdup(d->e.name);
-        old->value = g_strdup(d->e.value);
-        old->ttl = d->e.ttl;
-        old->version = d->e.version;
-        old->deleted = d->e.deleted;
-        old->deleted_usec = d->e.deleted ? now : 0;
+        entry_set(old, arena, it, now);
         if (old->deleted)
                 o->tombstones++;
         else {
@@ -387,111 +620,274 @@ static int apply_entry(ClusterRecords *cr, Origin *o, Decoded *d, uint64_t now) 
         return 1;
 }
 
-int cluster_records_apply_update(ClusterRecords *cr, const char *origin, const uint8_t *data, size_t size,
-                                 uint64_t now_usec) {
-        g_autofree Decoded *d = g_new0(Decoded, 1);
-        int k;
+/* A version of ours we never issued. What is at stake: an older node (or
+ * one without our key yet) may have taken it from a relay. We move past it:
+ * a new epoch above it for everything we hold (the caller sends our snapshot
+ * to everyone), the key it named sent again, or retracted if it is not ours. */
+static int refute(ClusterRecords *cr, const GByteArray *arena, const Item *it, bool signed_by_us, uint64_t now) {
+        uint32_t ours = cluster_version_epoch(cr->version), theirs = cluster_version_epoch(it->version);
+        g_autoptr(GBytes) key = g_bytes_new(arena->data + it->key, it->key_len);
+        GHashTableIter iter;
+        gpointer v;
+
+        if (!signed_by_us) {
+                /* Nobody takes an unsigned version more than an epoch ahead
+                 * of ours from a relay: we need not (and must not let anyone
+                 * push us to the end of the range) go further. */
+                if (theirs > ours + 1u)
+                        theirs = ours + 1u;
+                if (cr->last_unsigned_refute != 0 && now < cr->last_unsigned_refute + REFUTE_UNSIGNED_INTERVAL_USEC)
+                        return 0;
+                cr->last_unsigned_refute = MAX(now, 1u);
+        }
+        if (MAX(ours, theirs) == UINT32_MAX)
+                return 0;
+        cr->version = CLUSTER_VERSION(MAX(ours, theirs) + 1, 0);
+        cr->counters.refutations++;
+        g_hash_table_iter_init(&iter, cr->local);
+        while (g_hash_table_iter_next(&iter, NULL, &v)) {
+                Entry *e = v;
+                e->version = ++cr->version;
+                local_encode(e);
+        }
+        if (g_hash_table_contains(cr->local, key))
+                g_hash_table_add(cr->reissue, g_bytes_ref(key));
+        else
+                g_ptr_array_add(cr->retract, dirty_new(arena_str(arena, it->name), it->type, arena_str(arena, it->value)));
+        return CLUSTER_APPLY_REFUTED;
+}
+
+int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool direct, const uint8_t *data,
+                                 size_t size, uint64_t now_usec) {
+        g_autoptr(GByteArray) arena = g_byte_array_new();
+        const uint8_t *key;
+        Origin *o;
+        Item it;
+        int format;
 
         if (!swim_id_is_valid(origin))
                 return -EINVAL;
-        k = update_decode(data, size, d);
-        if (k < 0)
-                return k;
+        format = update_decode(data, size, arena, &it);
+        if (format < 0)
+                return format;
+
         if (streq(origin, cr->self_id)) {
-                g_bytes_unref(d->key);
-                return 0;       /* our own, relayed back */
+                bool ours = format == CLUSTER_RECORDS_FORMAT &&
+                            signature_ok(cluster_keys_public(cr->keys), CTX_UPDATE, origin, data, size);
+                if (format == CLUSTER_RECORDS_FORMAT && !ours)
+                        return -EKEYREJECTED;   /* a forgery nobody who knows our key believes */
+                if (it.version <= cr->version)
+                        return 0;               /* ours, relayed back (or older) */
+                return refute(cr, arena, &it, ours, now_usec);
         }
-        return apply_entry(cr, origin_get(cr, origin, true), d, now_usec);
+
+        key = cluster_keys_lookup(cr->keys, origin);
+        if (format == CLUSTER_RECORDS_FORMAT) {
+                if (!key || !signature_ok(key, CTX_UPDATE, origin, data, size))
+                        return -EKEYREJECTED;
+        } else if (key || !cr->accept_unsigned || !direct)
+                return -EPERM;
+
+        o = origin_get(cr, origin, false);
+        if (!direct && (!o || !within_step(o->max_seen, it.version)))
+                return -ERANGE;
+        if (!o) {
+                o = origin_get(cr, origin, true);
+                if (!o)
+                        return -ENOSPC;
+        }
+        return apply_item(cr, o, arena, &it, 0, now_usec);
 }
 
-static void decoded_array_free(GPtrArray *a) {
-        for (guint i = 0; i < a->len; i++) {
-                Decoded *d = a->pdata[i];
-                if (d->key)
-                        g_bytes_unref(d->key);
-                g_free(d);
+/* --- snapshots ----------------------------------------------------------------- */
+
+ClusterSnapshot *cluster_snapshot_free(ClusterSnapshot *snap) {
+        if (!snap)
+                return NULL;
+        g_free(snap->origin);
+        g_array_free(snap->items, TRUE);
+        g_byte_array_free(snap->arena, TRUE);
+        if (snap->sweep)
+                g_ptr_array_free(snap->sweep, TRUE);
+        g_free(snap);
+        return NULL;
+}
+
+size_t cluster_snapshot_count(const ClusterSnapshot *snap) {
+        return snap->items->len;
+}
+
+const char *cluster_snapshot_origin(const ClusterSnapshot *snap) {
+        return snap->origin;
+}
+
+int cluster_snapshot_decode(const uint8_t *data, size_t size, const char *origin,
+                            const uint8_t *key, bool allow_unsigned, ClusterSnapshot **ret) {
+        _cleanup_(cluster_snapshot_freep) ClusterSnapshot *snap = NULL;
+        Wire w = wire_init_const(data, size);
+        uint32_t count;
+        uint8_t format;
+        size_t min;
+
+        if (!swim_id_is_valid(origin))
+                return -EINVAL;
+        if (wire_read_u8(&w) != 'J' || wire_read_u8(&w) != 'T')
+                return -EBADMSG;
+        format = wire_read_u8(&w);
+        if (format == CLUSTER_RECORDS_FORMAT) {
+                if (size < 3 + 12 + SIG_SIZE)
+                        return -EBADMSG;
+                /* The signature first: a forgery costs us a hash, not a parse. */
+                if (!key || !signature_ok(key, CTX_SNAPSHOT, origin, data, size))
+                        return -EKEYREJECTED;
+                w = wire_init_const(data, size - SIG_SIZE);
+                wire_skip(&w, 3);
+                min = ENTRY_MIN_V2;
+        } else if (format == CLUSTER_RECORDS_FORMAT_V1) {
+                if (!allow_unsigned)
+                        return -EPERM;
+                min = ENTRY_MIN_V1;
+        } else
+                return -EBADMSG;
+
+        snap = g_new0(ClusterSnapshot, 1);
+        snap->origin = g_strdup(origin);
+        snap->format = format;
+        snap->version = wire_read_u64(&w);
+        count = wire_read_u32(&w);
+        if (!wire_ok(&w) || snap->version == 0 || count > wire_available(&w) / min)
+                return -EBADMSG;
+        snap->items = g_array_sized_new(FALSE, FALSE, sizeof(Item), count);
+        snap->arena = g_byte_array_sized_new((guint) MIN(wire_available(&w) + 16u * count, (size_t) G_MAXUINT / 2));
+        for (uint32_t i = 0; i < count; i++) {
+                Item it;
+                if (read_entry(&w, format, snap->arena, &it) < 0 || it.version > snap->version)
+                        return -EBADMSG;
+                g_array_append_val(snap->items, it);
         }
-        g_ptr_array_free(a, TRUE);
+        if (!wire_at_end(&w) || snap->arena->len >= NO_SOURCE)
+                return -EBADMSG;
+        *ret = TAKE_PTR(snap);
+        return 0;
+}
+
+int cluster_records_merge_queue(ClusterRecords *cr, ClusterSnapshot *snap, uint64_t now_usec) {
+        if (streq(snap->origin, cr->self_id)) {
+                cluster_snapshot_free(snap);
+                return 0;
+        }
+        if (!origin_get(cr, snap->origin, true)) {
+                cluster_snapshot_free(snap);
+                return -ENOSPC;
+        }
+        if (++cr->gen == 0)
+                cr->gen = 1;
+        snap->gen = cr->gen;
+        g_queue_push_tail(&cr->merges, snap);
+        return 0;
+}
+
+/* Whether a held entry goes when a snapshot at version v has been merged:
+ * the snapshot did not list it though the origin would have had it at v, or
+ * it is further ahead of v than the origin could have issued. */
+static bool sweep_drops(const ClusterSnapshot *snap, const Entry *e) {
+        if (e->version > snap->version)
+                return !within_step(snap->version, e->version);
+        return e->mark != snap->gen;
+}
+
+static void sweep_prepare(ClusterSnapshot *snap, Origin *o) {
+        GHashTableIter it;
+        gpointer v;
+
+        snap->sweep = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
+        snap->max_kept = snap->version;
+        g_hash_table_iter_init(&it, o->entries);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Entry *e = v;
+                if (sweep_drops(snap, e))
+                        g_ptr_array_add(snap->sweep, g_bytes_ref(e->key));
+                else
+                        snap->max_kept = MAX(snap->max_kept, e->version);
+        }
+}
+
+bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t now_usec, unsigned *ret_changes) {
+        unsigned changes = 0;
+
+        while (budget > 0 && !g_queue_is_empty(&cr->merges)) {
+                ClusterSnapshot *snap = g_queue_peek_head(&cr->merges);
+                Origin *o = origin_get(cr, snap->origin, true);
+
+                if (!o) {
+                        cluster_snapshot_free(g_queue_pop_head(&cr->merges));
+                        continue;
+                }
+                for (; budget > 0 && snap->next < snap->items->len; budget--, snap->next++)
+                        if (apply_item(cr, o, snap->arena, &g_array_index(snap->items, Item, snap->next), snap->gen,
+                                       now_usec) > 0)
+                                changes++;
+                if (snap->next < snap->items->len)
+                        break;
+                if (!snap->sweep)
+                        sweep_prepare(snap, o);
+                for (; budget > 0 && snap->sweep_next < snap->sweep->len; budget--, snap->sweep_next++) {
+                        Entry *e = g_hash_table_lookup(o->entries, snap->sweep->pdata[snap->sweep_next]);
+                        if (!e || !sweep_drops(snap, e))
+                                continue;       /* changed since: newer news stays */
+                        if (e->deleted)
+                                o->tombstones--;
+                        else {
+                                mirror_remove(cr, o, e);
+                                o->live--;
+                                changes++;
+                        }
+                        g_hash_table_remove(o->entries, e->key);
+                }
+                if (snap->sweep_next < snap->sweep->len)
+                        break;
+                o->floor = MAX(o->floor, snap->version);
+                /* The origin's own word settles what was taken from relays. */
+                o->max_seen = snap->max_kept;
+                cluster_snapshot_free(g_queue_pop_head(&cr->merges));
+        }
+        if (ret_changes)
+                *ret_changes += changes;
+        return !g_queue_is_empty(&cr->merges);
 }
 
 int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const uint8_t *data, size_t size,
                                    uint64_t now_usec) {
-        Wire r = wire_init_const(data, size);
-        g_autoptr(GHashTable) listed = NULL;
-        GPtrArray *decoded;
-        uint64_t version;
-        uint32_t count;
-        Origin *o;
-        int changes = 0;
+        ClusterSnapshot *snap = NULL;
+        unsigned changes = 0;
+        int r;
 
-        if (!swim_id_is_valid(origin))
-                return -EINVAL;
-        if (wire_read_u8(&r) != 'J' || wire_read_u8(&r) != 'T' || wire_read_u8(&r) != CLUSTER_RECORDS_FORMAT)
-                return -EBADMSG;
-        version = wire_read_u64(&r);
-        count = wire_read_u32(&r);
-        if (!wire_ok(&r) || version == 0)
-                return -EBADMSG;
-        /* Each entry takes at least 18 bytes: a count beyond that is a lie. */
-        if (count > wire_available(&r) / 18)
-                return -EBADMSG;
-
-        /* Validate everything before applying anything. */
-        decoded = g_ptr_array_new();
-        listed = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref, NULL);
-        for (uint32_t i = 0; i < count; i++) {
-                Decoded *d = g_new0(Decoded, 1);
-                g_ptr_array_add(decoded, d);
-                if (read_entry(&r, d) < 0 || d->e.version > version) {
-                        decoded_array_free(decoded);
-                        return -EBADMSG;
-                }
-                g_hash_table_add(listed, g_bytes_ref(d->key));
-        }
-        if (!wire_ok(&r) || !wire_at_end(&r)) {
-                decoded_array_free(decoded);
-                return -EBADMSG;
-        }
-        if (streq(origin, cr->self_id)) {
-                decoded_array_free(decoded);
-                return 0;
-        }
-
-        o = origin_get(cr, origin, true);
-        for (guint i = 0; i < decoded->len; i++) {
-                int k = apply_entry(cr, o, decoded->pdata[i], now_usec);
-                if (k > 0)
-                        changes++;
-        }
-        decoded_array_free(decoded);
-
-        /* What the origin no longer had at `version` is gone; newer news stays. */
-        GHashTableIter it;
-        gpointer v;
-        g_hash_table_iter_init(&it, o->entries);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                Entry *e = v;
-                if (e->version > version || g_hash_table_contains(listed, e->key))
-                        continue;
-                if (e->deleted)
-                        o->tombstones--;
-                else {
-                        mirror_remove(cr, o, e);
-                        o->live--;
-                        changes++;
-                }
-                g_hash_table_iter_remove(&it);
-        }
-        o->floor = MAX(o->floor, version);
-        return changes;
+        r = cluster_snapshot_decode(data, size, origin,
+                                    streq(origin, cr->self_id) ? cluster_keys_public(cr->keys)
+                                                               : cluster_keys_lookup(cr->keys, origin),
+                                    cr->accept_unsigned && !cluster_keys_lookup(cr->keys, origin), &snap);
+        if (r < 0)
+                return r;
+        r = cluster_records_merge_queue(cr, snap, now_usec);
+        if (r < 0)
+                return r;
+        while (cluster_records_merge_step(cr, UINT_MAX, now_usec, &changes))
+                ;
+        return (int) MIN(changes, (unsigned) INT_MAX);
 }
+
+/* --- membership ------------------------------------------------------------------ */
 
 void cluster_records_origin_state(ClusterRecords *cr, const char *origin, ClusterOriginState st, uint64_t now_usec) {
         Origin *o;
 
         if (!swim_id_is_valid(origin) || streq(origin, cr->self_id))
                 return;
-        o = origin_get(cr, origin, true);
+        /* A node that has sent nothing yet needs no table; one that has is
+         * put back or withdrawn. */
+        o = origin_get(cr, origin, false);
+        if (!o)
+                return;
         switch (st) {
         case CLUSTER_ORIGIN_ALIVE:
                 origin_restore(cr, o);
@@ -510,6 +906,27 @@ void cluster_records_origin_state(ClusterRecords *cr, const char *origin, Cluste
         }
 }
 
+bool cluster_records_forget(ClusterRecords *cr, const char *origin) {
+        Origin *o = g_hash_table_lookup(cr->origins, origin);
+
+        /* Queued snapshots of it go too: they were checked with the key now forgotten. */
+        for (GList *l = cr->merges.head, *next; l; l = next) {
+                ClusterSnapshot *snap = l->data;
+                next = l->next;
+                if (streq(snap->origin, origin) && l != cr->merges.head) {
+                        g_queue_delete_link(&cr->merges, l);
+                        cluster_snapshot_free(snap);
+                }
+        }
+        if (!g_queue_is_empty(&cr->merges) && streq(((ClusterSnapshot *) g_queue_peek_head(&cr->merges))->origin, origin))
+                cluster_snapshot_free(g_queue_pop_head(&cr->merges));
+        if (!o)
+                return false;
+        origin_withdraw(cr, o, 1);
+        g_hash_table_remove(cr->origins, origin);
+        return true;
+}
+
 void cluster_records_withdraw_all(ClusterRecords *cr) {
         GHashTableIter it;
         gpointer v;
@@ -517,6 +934,13 @@ void cluster_records_withdraw_all(ClusterRecords *cr) {
         g_hash_table_iter_init(&it, cr->origins);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 origin_withdraw(cr, v, 1);
+}
+
+static bool origin_merging(const ClusterRecords *cr, const Origin *o) {
+        for (GList *l = cr->merges.head; l; l = l->next)
+                if (streq(((ClusterSnapshot *) l->data)->origin, o->id))
+                        return true;
+        return false;
 }
 
 uint64_t cluster_records_tick(ClusterRecords *cr, uint64_t now_usec) {
@@ -537,7 +961,7 @@ uint64_t cluster_records_tick(ClusterRecords *cr, uint64_t now_usec) {
                         else
                                 next = MIN(next, o->withdraw_at);
                 }
-                if (!sweep)
+                if (!sweep || origin_merging(cr, o))
                         continue;
                 if (!o->served && o->down_since != 0 && now_usec >= o->down_since + forget) {
                         /* Gone for long: forget it. A node that comes back sends everything anew. */
@@ -583,7 +1007,6 @@ bool cluster_records_origin_served(const ClusterRecords *cr, const char *origin)
 
 void cluster_records_local_mark(ClusterRecords *cr, const char *name, uint16_t type, const char *value) {
         GBytes *key = key_for(name, type, value);
-        Dirty *d;
 
         if (!key)
                 return;
@@ -591,11 +1014,7 @@ void cluster_records_local_mark(ClusterRecords *cr, const char *name, uint16_t t
                 g_bytes_unref(key);
                 return;
         }
-        d = g_new0(Dirty, 1);
-        d->name = g_strdup(name);
-        d->value = g_strdup(value);
-        d->type = type;
-        g_hash_table_insert(cr->dirty, key, d);
+        g_hash_table_insert(cr->dirty, key, dirty_new(name, type, value));
 }
 
 static int mark_one(const Record *r, void *userdata) {
@@ -616,12 +1035,35 @@ void cluster_records_local_mark_all(ClusterRecords *cr) {
         }
 }
 
+/* Where a local record comes from, as peers show it: the owner and its
+ * detail, without the line (a line that moves is not a change worth
+ * gossiping), control bytes replaced, at most CLUSTER_SOURCE_MAX bytes cut
+ * at a character boundary. */
+static char *local_source(const Record *r) {
+        GString *s = g_string_new(r->owner);
+
+        if (r->detail)
+                g_string_append_printf(s, " (%s)", r->detail);
+        for (gsize i = 0; i < s->len; i++)
+                if ((uint8_t) s->str[i] < 0x20 || s->str[i] == 0x7f)
+                        s->str[i] = '?';
+        if (s->len > CLUSTER_SOURCE_MAX) {
+                const char *end = s->str + CLUSTER_SOURCE_MAX - 3;
+                if (g_utf8_validate(s->str, (gssize) s->len, NULL))
+                        end = g_utf8_find_prev_char(s->str, end + 1) ?: s->str;
+                g_string_truncate(s, (gsize) (end - s->str));
+                g_string_append(s, "\xe2\x80\xa6");     /* an ellipsis */
+        }
+        return g_string_free(s, FALSE);
+}
+
 typedef struct Lookup {
         GBytes *key;
         uint16_t type;
         bool found;
         uint32_t ttl;
         const char *value;
+        char *source;           /* the smallest of the owners' sources: stable */
 } Lookup;
 
 static int lookup_one(const Record *r, void *userdata) {
@@ -641,16 +1083,21 @@ static int lookup_one(const Record *r, void *userdata) {
         l->ttl = l->found ? MIN(l->ttl, r->ttl) : r->ttl;
         l->found = true;
         l->value = r->value;
+        g_autofree char *source = local_source(r);
+        if (!l->source || strcmp(source, l->source) < 0) {
+                g_free(l->source);
+                l->source = TAKE_PTR(source);
+        }
         return 0;
 }
 
 static void emit_entry(ClusterRecords *cr, const Entry *e, ClusterEmitFunc emit, void *userdata) {
         uint8_t buf[2 * CLUSTER_VALUE_MAX];
         ClusterEntry ce = {
-                .name = e->name, .type = e->type, .value = e->value, .ttl = e->ttl,
+                .name = e->name, .type = e->type, .value = e->value, .source = e->source, .ttl = e->ttl,
                 .version = e->version, .deleted = e->deleted,
         };
-        size_t n = cluster_update_encode(&ce, buf, sizeof buf);
+        size_t n = cluster_update_encode(&ce, cr->self_id, cr->keys, buf, sizeof buf);
         /* The broadcast key: stable per record, so a newer update replaces an
          * older one still queued. */
         g_autofree char *key = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, e->key);
@@ -659,75 +1106,195 @@ static void emit_entry(ClusterRecords *cr, const Entry *e, ClusterEmitFunc emit,
                 emit(key, buf, n, userdata);
 }
 
-unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata) {
+/* Re-reads one marked key. Returns whether it changed (and was emitted,
+ * unless quiet). */
+static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterEmitFunc emit,
+                      void *userdata) {
+        Lookup l = { .key = k, .type = d->type };
+        Entry *e = g_hash_table_lookup(cr->local, k);
+
+        (void) store_foreach(cr->store, d->name, NULL, lookup_one, &l);
+        if (l.found) {
+                if (e && e->ttl == l.ttl && streq(e->value, l.value) && streq_ptr(e->source, l.source)) {
+                        g_free(l.source);
+                        return false;
+                }
+                if (!e) {
+                        e = g_new0(Entry, 1);
+                        e->key = g_bytes_ref(k);
+                        e->name = g_strdup(d->name);
+                        e->type = d->type;
+                        g_hash_table_replace(cr->local, e->key, e);
+                }
+                g_free(e->value);
+                g_free(e->source);
+                e->value = g_strdup(l.value);
+                e->source = l.source;
+                e->ttl = l.ttl;
+                e->version = ++cr->version;
+                local_encode(e);
+                if (!quiet)
+                        emit_entry(cr, e, emit, userdata);
+                return true;
+        }
+        if (!e)
+                return false;
+        /* Gone: announce a tombstone; we need not keep one ourselves, since
+         * our next snapshot's version covers it. */
+        e->deleted = true;
+        e->version = ++cr->version;
+        if (!quiet)
+                emit_entry(cr, e, emit, userdata);
+        g_hash_table_remove(cr->local, k);
+        return true;
+}
+
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit,
+                                          void *userdata, bool *ret_more) {
         GHashTableIter it;
         gpointer k, v;
         unsigned n = 0;
 
+        /* A burst (a hosts file of thousands of names, the first flush after
+         * start) is not gossiped record by record: every node would relay it
+         * all. Its records get their versions, and push-pull carries them. */
+        if (!cr->quiet && g_hash_table_size(cr->dirty) > CLUSTER_GOSSIP_BURST_MAX)
+                cr->quiet = true;
         g_hash_table_iter_init(&it, cr->dirty);
-        while (g_hash_table_iter_next(&it, &k, &v)) {
-                Dirty *d = v;
-                Lookup l = { .key = k, .type = d->type };
-                Entry *e = g_hash_table_lookup(cr->local, k);
-
-                (void) store_foreach(cr->store, d->name, NULL, lookup_one, &l);
-                if (l.found) {
-                        if (e && e->ttl == l.ttl && streq(e->value, l.value))
-                                continue;
-                        if (!e) {
-                                e = g_new0(Entry, 1);
-                                e->key = g_bytes_ref(k);
-                                e->name = g_strdup(d->name);
-                                e->type = d->type;
-                                g_hash_table_replace(cr->local, e->key, e);
-                        }
-                        g_free(e->value);
-                        e->value = g_strdup(l.value);
-                        e->ttl = l.ttl;
-                        e->version = ++cr->version;
-                        emit_entry(cr, e, emit, userdata);
+        while (budget > 0 && g_hash_table_iter_next(&it, &k, &v)) {
+                if (flush_one(cr, k, v, cr->quiet, emit, userdata))
                         n++;
-                } else if (e) {
-                        /* Gone: announce a tombstone; we need not keep one ourselves,
-                         * since our next snapshot's version covers it. */
-                        e->deleted = true;
-                        e->version = ++cr->version;
+                g_hash_table_iter_remove(&it);
+                budget--;
+        }
+        if (g_hash_table_size(cr->dirty) > 0) {
+                if (ret_more)
+                        *ret_more = true;
+                return n;
+        }
+        if (cr->quiet) {
+                cr->quiet = false;
+                cr->resync = true;
+        }
+
+        /* After a refutation: the record it named again, at our new epoch... */
+        g_hash_table_iter_init(&it, cr->reissue);
+        while (g_hash_table_iter_next(&it, &k, NULL)) {
+                Entry *e = g_hash_table_lookup(cr->local, k);
+                if (e) {
                         emit_entry(cr, e, emit, userdata);
-                        g_hash_table_remove(cr->local, k);
                         n++;
                 }
         }
-        g_hash_table_remove_all(cr->dirty);
+        g_hash_table_remove_all(cr->reissue);
+        /* ...or its retraction, when it was never ours. */
+        for (guint i = 0; i < cr->retract->len; i++) {
+                Dirty *d = cr->retract->pdata[i];
+                g_autoptr(GBytes) key = key_for(d->name, d->type, d->value);
+                if (!key || g_hash_table_contains(cr->local, key))
+                        continue;
+                Entry t = {
+                        .key = key, .name = d->name, .value = d->value, .type = d->type,
+                        .version = ++cr->version, .deleted = true,
+                };
+                emit_entry(cr, &t, emit, userdata);
+                n++;
+        }
+        g_ptr_array_set_size(cr->retract, 0);
+        if (ret_more)
+                *ret_more = false;
         return n;
+}
+
+unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata) {
+        return cluster_records_local_flush_some(cr, UINT_MAX, emit, userdata, NULL);
+}
+
+bool cluster_records_take_resync(ClusterRecords *cr) {
+        bool r = cr->resync;
+        cr->resync = false;
+        return r;
 }
 
 uint64_t cluster_records_local_version(const ClusterRecords *cr) {
         return cr->version;
 }
 
-static bool entry_fits(const Entry *e) {
-        return strlen(e->name) <= 255 && strlen(e->value) <= CLUSTER_VALUE_MAX;
-}
-
-int cluster_records_encode_local(ClusterRecords *cr, uint8_t **ret, size_t *ret_size) {
-        size_t cap = 15;
-        uint32_t count = 0;
+int cluster_records_local_parts(ClusterRecords *cr, uint64_t *ret_version, GPtrArray **ret_parts) {
+        GPtrArray *parts = g_ptr_array_new_full(g_hash_table_size(cr->local), (GDestroyNotify) g_bytes_unref);
         GHashTableIter it;
         gpointer v;
 
         g_hash_table_iter_init(&it, cr->local);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Entry *e = v;
-                if (!entry_fits(e))
-                        continue;       /* cannot be sent; the store holds it locally only */
-                cap += 18 + strlen(e->name) + strlen(e->value);
-                count++;
+                if (e->wire)
+                        g_ptr_array_add(parts, g_bytes_ref(e->wire));
         }
+        *ret_version = cr->version;
+        *ret_parts = parts;
+        return 0;
+}
+
+int cluster_snapshot_assemble(const ClusterKeys *keys, const char *origin, uint64_t version, const GPtrArray *parts,
+                              uint8_t **ret, size_t *ret_size) {
+        size_t cap = 15 + SIG_SIZE;
+        Wire w;
+
+        if (parts->len > UINT32_MAX)
+                return -E2BIG;
+        for (guint i = 0; i < parts->len; i++)
+                cap += g_bytes_get_size(parts->pdata[i]);
         g_autofree uint8_t *buf = g_malloc(cap);
-        Wire w = wire_init(buf, cap);
+        w = wire_init(buf, cap);
         wire_write_u8(&w, 'J');
         wire_write_u8(&w, 'T');
         wire_write_u8(&w, CLUSTER_RECORDS_FORMAT);
+        wire_write_u64(&w, version);
+        wire_write_u32(&w, parts->len);
+        for (guint i = 0; i < parts->len; i++) {
+                gsize n;
+                const void *p = g_bytes_get_data(parts->pdata[i], &n);
+                wire_write(&w, p, n);
+        }
+        (void) wire_reserve(&w, SIG_SIZE);
+        if (!wire_ok(&w))
+                return w.error;
+        sign_into(keys, CTX_SNAPSHOT, origin, buf, wire_offset(&w) - SIG_SIZE);
+        *ret_size = wire_offset(&w);
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+int cluster_records_encode_local(ClusterRecords *cr, uint8_t format, uint8_t **ret, size_t *ret_size) {
+        size_t cap = 15;
+        uint32_t count = 0;
+        GHashTableIter it;
+        gpointer v;
+        Wire w;
+
+        if (format == CLUSTER_RECORDS_FORMAT) {
+                g_autoptr(GPtrArray) parts = NULL;
+                uint64_t version;
+                (void) cluster_records_local_parts(cr, &version, &parts);
+                return cluster_snapshot_assemble(cr->keys, cr->self_id, version, parts, ret, ret_size);
+        }
+        if (format != CLUSTER_RECORDS_FORMAT_V1)
+                return -EINVAL;
+        /* Format 1, for older nodes: small, rare, built here. */
+        g_hash_table_iter_init(&it, cr->local);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Entry *e = v;
+                if (!entry_fits(e))
+                        continue;
+                cap += ENTRY_MIN_V1 + strlen(e->name) + strlen(e->value);
+                count++;
+        }
+        g_autofree uint8_t *buf = g_malloc(cap);
+        w = wire_init(buf, cap);
+        wire_write_u8(&w, 'J');
+        wire_write_u8(&w, 'T');
+        wire_write_u8(&w, format);
         wire_write_u64(&w, cr->version);
         wire_write_u32(&w, count);
         g_hash_table_iter_init(&it, cr->local);
@@ -737,10 +1304,10 @@ int cluster_records_encode_local(ClusterRecords *cr, uint8_t **ret, size_t *ret_
                         .name = e->name, .type = e->type, .value = e->value, .ttl = e->ttl, .version = e->version,
                 };
                 if (entry_fits(e))
-                        write_entry(&w, &ce);
+                        write_entry(&w, format, &ce);
         }
         if (!wire_ok(&w))
-                return -ENOBUFS;
+                return w.error;
         *ret_size = wire_offset(&w);
         *ret = TAKE_PTR(buf);
         return 0;

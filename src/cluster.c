@@ -11,10 +11,18 @@
  * 'D' discovery), so that a message cannot be replayed on another channel or
  * accepted by another cluster that shares the key.
  *
- * Push-pull frame on TCP: length:u32 sealed; plaintext:
- *   "JP" version:u8 kind:u8 (1 push, 2 reply) id:u8-length bytes
- *   swim_len:u32 swim_state records_len:u32 records_snapshot
- * Discovery announcement, plaintext: "JA" version:u8 id:u8-length port:u16 */
+ * Push-pull frames on TCP: length:u32 sealed; what they carry is in
+ * cluster-frame.h (a signed hello, then the member list and the signed
+ * record snapshot). Until a peer's hello has been checked, a frame may hold
+ * at most CLUSTER_HELLO_MAX bytes; after it, CLUSTER_FRAME_MAX, read into a
+ * buffer that grows as the bytes arrive, within a budget for all connections.
+ * Discovery announcement, plaintext: "JA" version:u8 id:u8-length port:u16
+ *
+ * Who may speak for whom: every record update and snapshot is signed by its
+ * origin (cluster-keys.h, cluster-records.h); a node's key is pinned on first
+ * contact, from a hello that node sends from the address it has as a member.
+ * Without a cluster key, gossip is taken only from live members at the address
+ * it came from. */
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -31,12 +39,15 @@
 
 #include <glib.h>
 
+#include "cluster-frame.h"
+#include "cluster-keys.h"
 #include "cluster-records.h"
 #include "catalog.h"
 #include "cluster.h"
 #include "log.h"
 #include "time-util.h"
 #include "wire.h"
+#include "worker.h"
 
 #define SEAL_OPEN 0x00
 #define SEAL_XCHACHA 0x01
@@ -45,7 +56,14 @@
 #define TAG_SIZE crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define SEAL_OVERHEAD (1 + NONCE_SIZE + TAG_SIZE)
 #define UDP_MAX (SWIM_PACKET_MAX + SEAL_OVERHEAD)
-#define FRAME_MAX (16u * 1024 * 1024)
+#define FRAME_MAX CLUSTER_FRAME_MAX
+#define BUFFER_BUDGET (4 * CLUSTER_FRAME_MAX)   /* push-pull input held for all connections together */
+#define MERGE_STEP 64                           /* snapshot entries applied between clock checks */
+#define MERGE_SLICE_USEC 500                    /* then the loop gets its turn */
+#define READ_SLICE (256u * 1024)                /* push-pull bytes read per wake-up */
+#define KEY_WARN_INTERVAL_USEC (60 * USEC_PER_SEC)
+#define RESYNC_INTERVAL_USEC (10 * USEC_PER_SEC)
+#define PINS_SAVE_DELAY_USEC USEC_PER_SEC
 #define CONN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 #define CONNS_MAX 64
 #define JOIN_RETRY_USEC (2 * USEC_PER_SEC)
@@ -62,14 +80,23 @@ typedef struct Conn {
         Cluster *cluster;
         int fd;
         sd_event_source *io, *timer;
-        bool outgoing, connected, replied;
+        bool outgoing, connected;
+        uint8_t version;                /* push-pull protocol; 0: not known yet (incoming) */
+        bool authenticated;             /* the peer's hello checked out: large frames may follow */
         char peer[INET6_ADDRSTRLEN + 8];
-        uint8_t *out;
-        size_t out_size, out_pos;
+        SwimAddr peer_addr;
+        char peer_id[SWIM_ID_MAX + 1];  /* from its hello */
+        uint8_t peer_key[CLUSTER_PUBLIC_KEY_SIZE];
+        unsigned refs;                  /* c->conns while open, and each job on the worker */
+        bool closed;
+        bool busy;                      /* a frame of it is on the worker */
+        bool last_frame_queued;         /* our push or reply is in out */
+        GByteArray *out;                /* frames to send */
+        size_t out_pos;
         uint8_t hdr[4];
         size_t hdr_pos;
-        uint8_t *in;
-        size_t in_size, in_pos;
+        uint8_t *in;                    /* the frame being read: in_pos of in_len bytes, in_cap allocated */
+        size_t in_len, in_cap, in_pos;
 } Conn;
 
 struct Cluster {
@@ -83,6 +110,8 @@ struct Cluster {
 
         uint8_t (*keys)[KEY_SIZE];      /* keyring: [0] seals, all open */
         size_t n_keys;
+        ClusterKeys *node_keys;         /* our signing key, and the others' keys */
+        Worker *worker;                 /* decodes and builds large push-pull frames off the loop */
 
         int family;                     /* AF_INET or AF_INET6 */
         SwimAddr self_addr;
@@ -97,11 +126,23 @@ struct Cluster {
         sd_event_source *udp_source, *tcp_source, *disc_source;
         sd_event_source *swim_timer, *records_timer, *discovery_timer, *join_timer, *push_pull_timer;
         sd_event_source *flush_source;
+        sd_event_source *merge_source;  /* applies queued snapshots in batches, when idle */
+        sd_event_source *pins_timer;    /* saves learned keys, coalesced */
 
         GHashTable *conns;              /* Conn* set */
+        size_t buffered;                /* bytes allocated for push-pull input, all connections */
+        GHashTable *v1_peers;           /* ids of nodes that spoke protocol 1 to us */
+        GHashTable *key_warned;         /* id -> when we last warned about its key (monotonic usec) */
+        uint64_t last_resync;           /* our snapshot to everyone after a refutation, rate-limited */
+        uint64_t last_refuse_log;
+        ClusterCounters refuse_logged;
         GHashTable *joined;             /* id -> last swim_join from discovery (monotonic usec), as gint64 in a pointer-size box */
         ClusterCounters counters;
         uint64_t last_reject_log;
+        uint64_t last_limit_log[4];     /* by kind: members, records, origins, frames */
+        ClusterCounters limit_logged;   /* the drop counters as last logged */
+        unsigned max_members, max_records;
+        uint64_t members_forgotten;     /* swim's count when the member counts were last taken */
         uint64_t rng;
 
         ClusterMemberCallback member_cb;
@@ -278,7 +319,10 @@ static void count_reject(Cluster *c, int error, const char *what, const char *fr
         if (c->last_reject_log == 0 || now >= c->last_reject_log + REJECT_LOG_INTERVAL_USEC) {
                 c->last_reject_log = now;
                 log_warning("Rejected cluster %s from %s: %s (rejected so far: %" PRIu64 " authentication, %" PRIu64 " malformed).",
-                            what, from, error == -EACCES ? "authentication failed (wrong or missing cluster key?)" : "malformed",
+                            what, from,
+                            error == -EACCES ? "authentication failed (wrong or missing cluster key?)" :
+                            error == -EMSGSIZE ? "too large (more than 64 KiB before the peer's hello, or 16 MiB)" :
+                            "malformed",
                             c->counters.rejected_auth, c->counters.rejected_malformed);
         }
 }
@@ -286,7 +330,7 @@ static void count_reject(Cluster *c, int error, const char *what, const char *fr
 /* --- SWIM plumbing ------------------------------------------------------------- */
 
 static void cluster_process(Cluster *c);
-static int conn_start(Cluster *c, const SwimAddr *to);
+static int conn_start(Cluster *c, const SwimAddr *to, const char *id);
 
 static void send_swim_packets(Cluster *c) {
         uint8_t buf[SWIM_PACKET_MAX], sealed[UDP_MAX];
@@ -311,6 +355,8 @@ static void send_swim_packets(Cluster *c) {
 
 static void member_to_public(Cluster *c, const SwimMember *m, bool self, uint64_t mono, uint64_t real,
                              ClusterMember *ret) {
+        const uint8_t *key = self ? cluster_keys_public(c->node_keys) : cluster_keys_lookup(c->node_keys, m->id);
+
         *ret = (ClusterMember) {
                 .state = swim_state_to_string(m->state),
                 .incarnation = m->incarnation,
@@ -320,6 +366,59 @@ static void member_to_public(Cluster *c, const SwimMember *m, bool self, uint64_
         g_strlcpy(ret->id, m->id, sizeof ret->id);
         swim_addr_format(&m->addr, ret->address, sizeof ret->address);
         ret->state_change_usec = real - MIN(real, mono - MIN(mono, m->state_change_usec));
+        if (key)
+                sodium_bin2base64(ret->public_key, sizeof ret->public_key, key, CLUSTER_PUBLIC_KEY_SIZE,
+                                  sodium_base64_VARIANT_ORIGINAL);
+}
+
+/* A live member whose address is addr (the port too, with port). */
+static bool member_at(Cluster *c, const char *id, const SwimAddr *addr, bool port) {
+        const SwimMember *m = swim_member(c->swim, id);
+
+        return m && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT) && m->addr.family == addr->family &&
+               memcmp(m->addr.ip, addr->ip, addr->family == 4 ? 4 : 16) == 0 && (!port || m->addr.port == addr->port);
+}
+
+static bool member_live(Cluster *c, const char *id) {
+        const SwimMember *m = swim_member(c->swim, id);
+        return m && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT);
+}
+
+/* Counts a refused record update or snapshot by why, and warns (at most
+ * every 10 s) with the counts since the last warning and the latest case. */
+static void count_refused(Cluster *c, int error, const char *origin, const char *from) {
+        ClusterCounters *k = &c->counters, *l = &c->refuse_logged;
+        const char *why;
+        uint64_t now;
+
+        switch (error) {
+        case -EKEYREJECTED:
+                k->refused_signature++;
+                why = "not signed with its key";
+                break;
+        case -EPERM:
+                k->refused_unsigned++;
+                why = "unsigned (an older joyrided?), where a signature is needed";
+                break;
+        case -ERANGE:
+                k->refused_relay++;
+                why = "relayed, and not in step with what its origin said itself";
+                break;
+        default:
+                k->refused_not_member++;
+                why = "its origin or sender is no live member at that address";
+                break;
+        }
+        now = now_usec(CLOCK_MONOTONIC);
+        if (c->last_refuse_log != 0 && now < c->last_refuse_log + REJECT_LOG_INTERVAL_USEC)
+                return;
+        c->last_refuse_log = now;
+        log_warning("Refused cluster records of %s from %s: %s (refused since the last warning: %" PRIu64
+                    " signature, %" PRIu64 " unsigned, %" PRIu64 " relayed out of step, %" PRIu64 " not a member).",
+                    origin, from, why, k->refused_signature - l->refused_signature,
+                    k->refused_unsigned - l->refused_unsigned, k->refused_relay - l->refused_relay,
+                    k->refused_not_member - l->refused_not_member);
+        *l = *k;
 }
 
 static void update_member_counts(Cluster *c) {
@@ -337,18 +436,67 @@ static void update_member_counts(Cluster *c) {
                 }
 }
 
-static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
-        char addr[INET6_ADDRSTRLEN + 8];
+/* A record update gossiped to us, by its origin or by a relay. It is passed
+ * on only once it has been accepted, so that what one hostile packet says
+ * goes no further than the node it was sent to. */
+static void handle_update(Cluster *c, const SwimEvent *ev, uint64_t now) {
+        const char *origin = ev->member.id;
+        char from[INET6_ADDRSTRLEN + 8];
+        bool self = streq(origin, c->node_id);
+        bool direct = streq(ev->sender, origin) && member_at(c, ev->sender, &ev->from, true);
         int r;
 
-        if (ev->type == SWIM_EVENT_USER) {
-                r = cluster_records_apply_update(c->records, ev->member.id, ev->data, ev->size, now);
-                if (r < 0) {
-                        count_reject(c, -EBADMSG, "record update", ev->member.id);
-                        return;
+        swim_addr_format(&ev->from, from, sizeof from);
+        /* Without a cluster key nothing vouches for a packet but where it
+         * came from: take gossip only from live members at their address,
+         * about live members. */
+        if (c->n_keys == 0 && !self && (!member_at(c, ev->sender, &ev->from, true) || !member_live(c, origin))) {
+                count_refused(c, -EACCES, origin, from);
+                return;
+        }
+        if (!self && !member_live(c, origin)) {
+                count_refused(c, -EACCES, origin, from);
+                return;
+        }
+        r = cluster_records_apply_update(c->records, origin, direct, ev->data, ev->size, now);
+        if (r == -EBADMSG || r == -EINVAL) {
+                count_reject(c, -EBADMSG, "record update", from);
+                return;
+        }
+        if (r == -ENOSPC)
+                return;         /* counted as dropped */
+        if (r < 0) {
+                count_refused(c, r, origin, from);
+                return;
+        }
+        if (r == CLUSTER_APPLY_REFUTED) {
+                /* Someone spoke in our name with a version we never issued:
+                 * we have moved past it; say so to everyone. */
+                c->counters.refutations++;
+                log_warning("A record update in our name (%s) with a version we never issued came from %s: "
+                            "refuting it with a newer one.", c->node_id, from);
+                (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
+                if (c->last_resync == 0 || now >= c->last_resync + RESYNC_INTERVAL_USEC) {
+                        c->last_resync = now;
+                        (void) cluster_sync_now(c);
                 }
-                if (r > 0)
-                        c->counters.updates_applied++;
+                return;
+        }
+        if (r > 0)
+                c->counters.updates_applied++;
+        if (!self)
+                swim_relay(c->swim, ev);
+        /* A node that gossips in the old format is an older joyrided: speak
+         * its protocol when we start a push-pull with it. */
+        if (direct && ev->size >= 3 && ev->data[2] == CLUSTER_RECORDS_FORMAT_V1)
+                g_hash_table_add(c->v1_peers, g_strdup(origin));
+}
+
+static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
+        char addr[INET6_ADDRSTRLEN + 8];
+
+        if (ev->type == SWIM_EVENT_USER) {
+                handle_update(c, ev, now);
                 return;
         }
 
@@ -368,7 +516,7 @@ static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
                  * node that (re)appears. One side starts it (the smaller id), the
                  * exchange goes both ways. */
                 if (strcmp(c->node_id, ev->member.id) < 0)
-                        (void) conn_start(c, &ev->member.addr);
+                        (void) conn_start(c, &ev->member.addr, ev->member.id);
                 break;
         case SWIM_EVENT_ALIVE:
                 log_struct(LOG_INFO, alive_fields, "Cluster member %s is alive again (refuted suspicion, incarnation %" PRIu32 ").",
@@ -409,6 +557,40 @@ static void arm(sd_event_source *s, uint64_t usec) {
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
+/* One kind of drop: warned about at most every 10 s, with the count since
+ * the last warning of that kind. */
+static void limit_warning(Cluster *c, unsigned kind, uint64_t now, uint64_t count, uint64_t *logged,
+                          const char *what) {
+        if (count == *logged)
+                return;
+        if (c->last_limit_log[kind] != 0 && now < c->last_limit_log[kind] + REJECT_LOG_INTERVAL_USEC)
+                return;
+        c->last_limit_log[kind] = now;
+        log_warning("Cluster limit reached: dropped %" PRIu64 " %s since the last warning.", count - *logged, what);
+        *logged = count;
+}
+
+/* Takes the drop counters of the cores and warns when something was dropped
+ * at a limit. */
+static void check_limits(Cluster *c) {
+        const ClusterRecordsCounters *rc = cluster_records_get_counters(c->records);
+        ClusterCounters *k = &c->counters, *l = &c->limit_logged;
+        char what[128];
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        k->dropped_members = swim_get_counters(c->swim)->members_dropped;
+        k->dropped_origins = rc->dropped_origins;
+        k->dropped_records = rc->dropped_records;
+        snprintf(what, sizeof what, "new members (MaxMembers=%u)", c->max_members);
+        limit_warning(c, 0, now, k->dropped_members, &l->dropped_members, what);
+        snprintf(what, sizeof what, "records (MaxRecordsPerNode=%u)", c->max_records);
+        limit_warning(c, 1, now, k->dropped_records, &l->dropped_records, what);
+        snprintf(what, sizeof what, "nodes' record tables (at most %u)", c->max_members);
+        limit_warning(c, 2, now, k->dropped_origins, &l->dropped_origins, what);
+        limit_warning(c, 3, now, k->dropped_frames, &l->dropped_frames,
+                      "push-pull frames (too large, or too large before the peer said who it is)");
+}
+
 /* After anything that fed the core: send what it queued, act on its events,
  * re-arm its timer. */
 static void cluster_process(Cluster *c) {
@@ -422,8 +604,13 @@ static void cluster_process(Cluster *c) {
                 membership = membership || ev->type != SWIM_EVENT_USER;
         }
         g_free(ev);
-        if (membership)
+        /* Members also go without an event (forgotten when long dead, or to
+         * make room): the counts follow those too. */
+        if (membership || swim_get_counters(c->swim)->members_forgotten != c->members_forgotten) {
+                c->members_forgotten = swim_get_counters(c->swim)->members_forgotten;
                 update_member_counts(c);
+        }
+        check_limits(c);
         send_swim_packets(c);   /* handling may have queued more (e.g. nothing today, but cheap) */
         arm(c->swim_timer, swim_next_deadline(c->swim));
         arm(c->records_timer, cluster_records_tick(c->records, now));
@@ -484,15 +671,29 @@ static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
 
 /* --- push-pull over TCP ---------------------------------------------------------- */
 
-static void conn_free(Conn *k) {
-        if (!k)
+/* A connection is held by c->conns while it is open and by each job of it
+ * on the worker; the last one frees it. */
+static Conn *conn_ref(Conn *k) {
+        k->refs++;
+        return k;
+}
+
+static void conn_unref(Conn *k) {
+        if (!k || --k->refs > 0)
                 return;
-        sd_event_source_disable_unref(k->io);
-        sd_event_source_disable_unref(k->timer);
-        safe_close(k->fd);
-        g_free(k->out);
+        if (k->out)
+                g_byte_array_free(k->out, TRUE);
+        k->cluster->buffered -= k->in_cap;
         g_free(k->in);
         g_free(k);
+}
+
+/* Closes it (its jobs still finish, and find it closed). */
+static void conn_close(Conn *k) {
+        k->closed = true;
+        k->io = sd_event_source_disable_unref(k->io);
+        k->timer = sd_event_source_disable_unref(k->timer);
+        k->fd = safe_close(k->fd);
 }
 
 static void conn_done(Conn *k, bool ok) {
@@ -501,115 +702,457 @@ static void conn_done(Conn *k, bool ok) {
                 c->counters.push_pull_failures++;
                 log_debug("Push-pull with %s failed.", k->peer);
         }
-        g_hash_table_remove(c->conns, k);       /* frees it */
+        g_hash_table_remove(c->conns, k);       /* closes it and drops that reference */
 }
 
-/* Builds our sealed frame: length, then the sealed push/reply. */
-static int build_frame(Cluster *c, uint8_t kind, uint8_t **ret, size_t *ret_size) {
-        g_autofree uint8_t *swim_state = NULL, *recs = NULL, *plain = NULL;
-        size_t swim_size = 0, recs_size = 0, cap, idlen = strlen(c->node_id), sealed;
+/* What to wait for: writable while something is to be sent (or the
+ * connection is being made), readable unless a frame is on the worker. */
+static void conn_want(Conn *k) {
+        uint32_t events = k->busy ? 0 : EPOLLIN;
+
+        if (!k->connected || (k->out && k->out_pos < k->out->len))
+                events |= EPOLLOUT;
+        if (k->io)
+                (void) sd_event_source_set_io_events(k->io, events);
+}
+
+/* Appends a frame, sealed, to what goes out: length, then the sealed
+ * payload. Runs on the worker too (for a push), hence no Conn here. */
+static int frame_seal(const Cluster *c, const uint8_t *plain, size_t size, GByteArray *out) {
+        size_t at = out->len;
         uint8_t *frame;
-        Wire w;
-        int r;
 
-        /* The member list has no size getter: grow until it fits. */
-        for (size_t want = 64 * 1024; want <= FRAME_MAX; want *= 2) {
-                g_free(swim_state);
-                swim_state = g_malloc(want);
-                swim_size = swim_encode_state(c->swim, swim_state, want);
-                if (swim_size > 0)
-                        break;
-        }
-        if (swim_size == 0)
-                return -ENOBUFS;
-        r = cluster_records_encode_local(c->records, &recs, &recs_size);
-        if (r < 0)
-                return r;
-        cap = 4 + 1 + idlen + 4 + swim_size + 4 + recs_size;
-        if (cap + SEAL_OVERHEAD > FRAME_MAX)
-                return -ENOBUFS;
-        plain = g_malloc(cap);
-        w = wire_init(plain, cap);
-        wire_write_u8(&w, 'J');
-        wire_write_u8(&w, 'P');
-        wire_write_u8(&w, PROTOCOL_VERSION);
-        wire_write_u8(&w, kind);
-        wire_write_u8(&w, (uint8_t) idlen);
-        wire_write(&w, c->node_id, idlen);
-        wire_write_u32(&w, (uint32_t) swim_size);
-        wire_write(&w, swim_state, swim_size);
-        wire_write_u32(&w, (uint32_t) recs_size);
-        wire_write(&w, recs, recs_size);
-        if (!wire_ok(&w))
-                return w.error;
-
-        frame = g_malloc(4 + wire_offset(&w) + SEAL_OVERHEAD);
-        sealed = seal(c, CHANNEL_PUSH_PULL, plain, wire_offset(&w), frame + 4);
-        wire_put_u32(frame, (uint32_t) sealed);
-        *ret = frame;
-        *ret_size = 4 + sealed;
+        if (size + SEAL_OVERHEAD > FRAME_MAX)
+                return -EMSGSIZE;
+        g_byte_array_set_size(out, (guint) (at + 4 + size + SEAL_OVERHEAD));
+        frame = out->data + at;
+        size = seal(c, CHANNEL_PUSH_PULL, plain, size, frame + 4);
+        wire_put_u32(frame, (uint32_t) size);
+        g_byte_array_set_size(out, (guint) (at + 4 + size));
         return 0;
 }
 
-/* Opens, validates and merges a peer's frame. */
-static int conn_merge(Conn *k) {
+static int conn_queue(Conn *k, const uint8_t *plain, size_t size) {
+        if (!k->out)
+                k->out = g_byte_array_new();
+        return frame_seal(k->cluster, plain, size, k->out);
+}
+
+static int conn_queue_hello(Conn *k) {
         Cluster *c = k->cluster;
-        g_autofree uint8_t *plain = g_malloc(MAX(k->in_size, 1u));
-        ssize_t n = unseal(c, CHANNEL_PUSH_PULL, k->in, k->in_size, plain);
-        char id[SWIM_ID_MAX + 1] = "";
-        const uint8_t *swim_state, *recs, *idp;
-        uint32_t swim_size, recs_size;
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        uint8_t idlen;
-        Wire w;
+        uint8_t buf[256];
+        size_t n = cluster_hello_encode(c->node_keys, c->node_id, c->cluster_name, buf, sizeof buf);
+
+        return n > 0 ? conn_queue(k, buf, n) : -ENOBUFS;
+}
+
+/* Our member list, for a push or reply. */
+static int encode_swim_state(Cluster *c, uint8_t **ret, size_t *ret_size) {
+        /* The member list has no size getter: grow until it fits. */
+        for (size_t want = 64 * 1024; want <= FRAME_MAX; want *= 2) {
+                uint8_t *buf = g_malloc(want);
+                size_t n = swim_encode_state(c->swim, buf, want);
+                if (n > 0) {
+                        *ret = buf;
+                        *ret_size = n;
+                        return 0;
+                }
+                g_free(buf);
+        }
+        return -ENOBUFS;
+}
+
+/* Our push or reply in protocol 1, for an older node: small, built here. */
+static int conn_queue_push_v1(Conn *k, uint8_t kind) {
+        Cluster *c = k->cluster;
+        g_autofree uint8_t *swim_state = NULL, *recs = NULL, *plain = NULL;
+        size_t swim_size = 0, recs_size = 0, size = 0;
         int r;
 
-        if (n < 0) {
-                count_reject(c, (int) n, "push-pull", k->peer);
-                return (int) n;
-        }
-        w = wire_init_const(plain, (size_t) n);
-        if (wire_read_u8(&w) != 'J' || wire_read_u8(&w) != 'P' || wire_read_u8(&w) != PROTOCOL_VERSION ||
-            wire_read_u8(&w) != (k->outgoing ? 2 : 1))
-                goto bad;
-        idlen = wire_read_u8(&w);
-        idp = idlen <= SWIM_ID_MAX ? wire_read_ptr(&w, idlen) : NULL;
-        if (idp)
-                memcpy(id, idp, idlen);
-        id[idp ? idlen : 0] = 0;
-        swim_size = wire_read_u32(&w);
-        swim_state = wire_read_ptr(&w, swim_size);
-        recs_size = wire_read_u32(&w);
-        recs = wire_read_ptr(&w, recs_size);
-        if (!wire_ok(&w) || !wire_at_end(&w) || !swim_id_is_valid(id))
-                goto bad;
+        r = encode_swim_state(c, &swim_state, &swim_size);
+        if (r >= 0)
+                r = cluster_records_encode_local(c->records, CLUSTER_RECORDS_FORMAT_V1, &recs, &recs_size);
+        if (r >= 0)
+                r = cluster_push_encode(CLUSTER_PUSH_PULL_V1, kind, c->node_id, swim_state, swim_size, recs,
+                                        recs_size, &plain, &size);
+        if (r >= 0)
+                r = conn_queue(k, plain, size);
+        return r;
+}
 
+/* Our push or reply in protocol 2. The snapshot of a large table takes a
+ * while to put together, sign and seal: the loop only collects its parts
+ * (each entry encoded already) and the member list, the worker does the rest. */
+typedef struct BuildJob {
+        WorkerJob job;
+        Conn *conn;
+        uint8_t kind;
+        uint8_t *swim_state;
+        size_t swim_size;
+        GPtrArray *parts;
+        uint64_t version;
+        GByteArray *out;                /* the sealed frame */
+        int error;
+} BuildJob;
+
+static void build_job_free(BuildJob *b) {
+        g_free(b->swim_state);
+        if (b->parts)
+                g_ptr_array_unref(b->parts);
+        if (b->out)
+                g_byte_array_free(b->out, TRUE);
+        conn_unref(b->conn);
+        g_free(b);
+}
+
+static void build_job_run(WorkerJob *j) {
+        BuildJob *b = (BuildJob *) j;
+        Cluster *c = b->conn->cluster;          /* its keys, names and key pair do not change */
+        g_autofree uint8_t *recs = NULL, *plain = NULL;
+        size_t recs_size = 0, size = 0;
+
+        b->error = cluster_snapshot_assemble(c->node_keys, c->node_id, b->version, b->parts, &recs, &recs_size);
+        if (b->error >= 0)
+                b->error = cluster_push_encode(CLUSTER_PUSH_PULL_V2, b->kind, NULL, b->swim_state, b->swim_size,
+                                               recs, recs_size, &plain, &size);
+        if (b->error >= 0) {
+                b->out = g_byte_array_new();
+                b->error = frame_seal(c, plain, size, b->out);
+        }
+}
+
+static void build_job_done(WorkerJob *j) {
+        BuildJob *b = (BuildJob *) j;
+        Conn *k = b->conn;
+
+        if (!k->closed) {
+                if (b->error < 0) {
+                        log_warning_errno(b->error, "Cannot send our records to %s: %m", k->peer);
+                        conn_done(k, false);
+                } else {
+                        if (!k->out)
+                                k->out = g_byte_array_new();
+                        g_byte_array_append(k->out, b->out->data, b->out->len);
+                        k->last_frame_queued = true;
+                        conn_want(k);
+                }
+        }
+        build_job_free(b);
+}
+
+static void build_job_discard(WorkerJob *j) {
+        build_job_free((BuildJob *) j);
+}
+
+static int conn_queue_push(Conn *k, uint8_t kind) {
+        Cluster *c = k->cluster;
+        BuildJob *b;
+        int r;
+
+        if (k->version == CLUSTER_PUSH_PULL_V1) {
+                r = conn_queue_push_v1(k, kind);
+                if (r >= 0)
+                        k->last_frame_queued = true;
+                return r;
+        }
+        b = g_new0(BuildJob, 1);
+        b->job = (WorkerJob) { .run = build_job_run, .done = build_job_done, .discard = build_job_discard };
+        b->conn = conn_ref(k);
+        b->kind = kind;
+        r = encode_swim_state(c, &b->swim_state, &b->swim_size);
+        if (r < 0) {
+                build_job_free(b);
+                return r;
+        }
+        (void) cluster_records_local_parts(c->records, &b->version, &b->parts);
+        worker_submit(c->worker, &b->job);
+        return 0;
+}
+
+/* Warns about a node's key, at most once a minute per node. */
+static void key_warning(Cluster *c, const char *id, const char *peer, bool changed) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        gpointer last = g_hash_table_lookup(c->key_warned, id);
+
+        if (last && now < (uint64_t) GPOINTER_TO_SIZE(last) + KEY_WARN_INTERVAL_USEC)
+                return;
+        g_hash_table_replace(c->key_warned, g_strdup(id), GSIZE_TO_POINTER((gsize) now));
+        if (changed)
+                log_warning("Cluster node %s (at %s) shows a signing key other than the one %s for it: refusing it. "
+                            "If %s was set up anew, forget the old key with: joyridectl members forget %s",
+                            id, peer, cluster_keys_strict(c->node_keys) ? "TrustedNodes= lists" : "pinned", id, id);
+        else
+                log_warning("Cluster node %s (at %s) is not in TrustedNodes=: refusing it.", id, peer);
+}
+
+static void schedule_pins_save(Cluster *c) {
+        if (!c->pins_timer)
+                return;
+        (void) sd_event_source_set_time(c->pins_timer, now_usec(CLOCK_MONOTONIC) + PINS_SAVE_DELAY_USEC);
+        (void) sd_event_source_set_enabled(c->pins_timer, SD_EVENT_ONESHOT);
+}
+
+/* A peer's hello: the node it names, with the key it signed the hello with.
+ * A key we hold must be the same; a node we have no key for is pinned now,
+ * if it speaks from the address it has as a live member (so that nobody
+ * else can claim its name first). */
+static int conn_hello(Conn *k, const uint8_t *plain, size_t size) {
+        Cluster *c = k->cluster;
+        const uint8_t *held;
+        ClusterHello h;
+        int r;
+
+        r = cluster_hello_decode(plain, size, c->cluster_name, &h);
+        if (r < 0) {
+                count_reject(c, r == -EKEYREJECTED ? -EACCES : -EBADMSG, "push-pull hello", k->peer);
+                return r;
+        }
+        if (streq(h.id, c->node_id)) {
+                log_warning("Push-pull from %s claims our own node id %s: two nodes share one id?", k->peer, h.id);
+                return -EEXIST;
+        }
+        held = cluster_keys_lookup(c->node_keys, h.id);
+        if (held) {
+                if (sodium_memcmp(held, h.key, CLUSTER_PUBLIC_KEY_SIZE) != 0) {
+                        c->counters.refused_signature++;
+                        key_warning(c, h.id, k->peer, true);
+                        return -EKEYREJECTED;
+                }
+        } else if (cluster_keys_strict(c->node_keys)) {
+                c->counters.refused_signature++;
+                key_warning(c, h.id, k->peer, false);
+                return -EPERM;
+        } else {
+                char b64[48];
+                if (!member_at(c, h.id, &k->peer_addr, false)) {
+                        /* Usual while a node joins: its ALIVE may not be here
+                         * yet. The exchange after the join pins it. */
+                        log_debug("Push-pull from %s names node %s, not a live member there (yet): not now.",
+                                  k->peer, h.id);
+                        return -EACCES;
+                }
+                (void) cluster_keys_present(c->node_keys, h.id, h.key);
+                sodium_bin2base64(b64, sizeof b64, h.key, sizeof h.key, sodium_base64_VARIANT_ORIGINAL);
+                log_info("Cluster node %s at %s: pinned its signing key %s.", h.id, k->peer, b64);
+                schedule_pins_save(c);
+        }
+        g_strlcpy(k->peer_id, h.id, sizeof k->peer_id);
+        memcpy(k->peer_key, h.key, sizeof k->peer_key);
+        k->authenticated = true;
+        k->version = CLUSTER_PUSH_PULL_V2;
+        return 0;
+}
+
+/* A push or reply, on the worker: opened (unless the loop did), decoded,
+ * its snapshot's signature checked and its entries validated. Nothing here
+ * touches the loop's state: the frame, the peer's key and the sealing keys
+ * (which do not change) are all it reads. */
+typedef struct DecodeJob {
+        WorkerJob job;
+        Conn *conn;
+        uint8_t *in;                    /* the frame as read, sealed; or NULL when plain is set */
+        size_t in_len, in_cap;
+        uint8_t *plain;
+        size_t plain_len;
+        uint8_t want_kind;
+        bool v2;                        /* after a hello: protocol 2, signed by peer_key */
+        uint8_t key[CLUSTER_PUBLIC_KEY_SIZE];
+        /* results */
+        int error;                      /* as unseal() and cluster_snapshot_decode() */
+        ClusterPush push;               /* points into plain */
+        ClusterSnapshot *snap;
+} DecodeJob;
+
+static void decode_job_free(DecodeJob *d) {
+        Cluster *c = d->conn->cluster;
+
+        c->buffered -= d->in_cap;
+        g_free(d->in);
+        g_free(d->plain);
+        cluster_snapshot_free(d->snap);
+        conn_unref(d->conn);
+        g_free(d);
+}
+
+static void decode_job_run(WorkerJob *j) {
+        DecodeJob *d = (DecodeJob *) j;
+        const Cluster *c = d->conn->cluster;
+        const char *id;
+        ssize_t n;
+
+        if (!d->plain) {
+                d->plain = g_malloc(MAX(d->in_len, 1u));
+                n = unseal(c, CHANNEL_PUSH_PULL, d->in, d->in_len, d->plain);
+                g_free(d->in);
+                d->in = NULL;
+                if (n < 0) {
+                        d->error = (int) n;
+                        return;
+                }
+                d->plain_len = (size_t) n;
+        }
+        if (cluster_push_decode(d->plain, d->plain_len, &d->push) < 0 || d->push.kind != d->want_kind ||
+            d->push.version != (d->v2 ? CLUSTER_PUSH_PULL_V2 : CLUSTER_PUSH_PULL_V1)) {
+                d->error = -EBADMSG;
+                return;
+        }
+        /* Protocol 1: unsigned, taken (or not) once the loop knows who sent it. */
+        id = d->v2 ? d->conn->peer_id : d->push.id;
+        d->error = cluster_snapshot_decode(d->push.records, d->push.records_size, id, d->v2 ? d->key : NULL,
+                                           !d->v2, &d->snap);
+}
+
+/* Back on the loop: the member list merged, the snapshot queued for the
+ * batches of on_merge(), and our answer on its way. */
+static int conn_merged(Conn *k, DecodeJob *d) {
+        Cluster *c = k->cluster;
+        const char *id = d->v2 ? k->peer_id : d->push.id;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        if (d->error == -EACCES) {
+                count_reject(c, -EACCES, "push-pull", k->peer);
+                return d->error;
+        }
+        if (d->error == -EKEYREJECTED || d->error == -EPERM) {
+                count_refused(c, d->error, id, k->peer);
+                return d->error;
+        }
+        if (d->error < 0) {
+                count_reject(c, -EBADMSG, "push-pull", k->peer);
+                return d->error;
+        }
         if (streq(id, c->node_id)) {
                 log_warning("Push-pull from %s claims our own node id %s: two nodes share one id?", k->peer, id);
                 return -EEXIST;
         }
-        if (swim_merge_state(c->swim, swim_state, swim_size, now) < 0)
-                goto bad;
-        r = cluster_records_merge_snapshot(c->records, id, recs, recs_size, now);
-        if (r < 0)
-                goto bad;
+        if (swim_merge_state(c->swim, d->push.swim, d->push.swim_size, now) < 0) {
+                count_reject(c, -EBADMSG, "push-pull", k->peer);
+                return -EBADMSG;
+        }
+        if (!d->v2) {
+                /* An older node: its records are unsigned. They are taken only
+                 * in a cluster with a key (which this frame was sealed with),
+                 * from a node whose key we do not know, at its member address. */
+                g_hash_table_add(c->v1_peers, g_strdup(id));
+                if (c->n_keys == 0 || cluster_keys_strict(c->node_keys) || cluster_keys_lookup(c->node_keys, id) ||
+                    !member_at(c, id, &k->peer_addr, false)) {
+                        count_refused(c, -EPERM, id, k->peer);
+                        d->snap = cluster_snapshot_free(d->snap);
+                }
+        }
+        if (d->snap) {
+                log_debug("Push-pull with %s (%s): %zu records, merging.", id, k->peer, cluster_snapshot_count(d->snap));
+                if (cluster_records_merge_queue(c->records, TAKE_PTR(d->snap), now) >= 0)
+                        (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
+        }
         c->counters.push_pulls++;
-        log_debug("Push-pull with %s (%s): %d record changes.", id, k->peer, r);
         cluster_process(c);
+        if (k->outgoing)
+                return 1;
+        /* Our answer, in the peer's protocol. */
+        k->version = d->v2 ? CLUSTER_PUSH_PULL_V2 : CLUSTER_PUSH_PULL_V1;
+        r = k->version == CLUSTER_PUSH_PULL_V2 ? conn_queue_hello(k) : 0;
+        if (r >= 0)
+                r = conn_queue_push(k, CLUSTER_FRAME_REPLY);
+        if (r < 0)
+                return r;
+        conn_want(k);
         return 0;
-bad:
-        count_reject(c, -EBADMSG, "push-pull", k->peer);
-        return -EBADMSG;
 }
 
-static void conn_want(Conn *k, uint32_t events) {
-        (void) sd_event_source_set_io_events(k->io, events);
+static void decode_job_done(WorkerJob *j) {
+        DecodeJob *d = (DecodeJob *) j;
+        Conn *k = d->conn;
+
+        if (!k->closed) {
+                int r;
+                k->busy = false;
+                r = conn_merged(k, d);
+                if (r != 0)
+                        conn_done(k, r > 0);
+                else
+                        conn_want(k);
+        }
+        decode_job_free(d);
+}
+
+static void decode_job_discard(WorkerJob *j) {
+        decode_job_free((DecodeJob *) j);
+}
+
+/* One whole frame has arrived. A hello is checked here (it needs what the
+ * loop knows); a push or reply goes to the worker. Returns 0 to go on, or a
+ * negative errno to drop the connection. */
+static int conn_frame(Conn *k) {
+        Cluster *c = k->cluster;
+        DecodeJob *d;
+
+        d = g_new0(DecodeJob, 1);
+        d->job = (WorkerJob) { .run = decode_job_run, .done = decode_job_done, .discard = decode_job_discard };
+        d->conn = conn_ref(k);
+        d->want_kind = k->outgoing ? CLUSTER_FRAME_REPLY : CLUSTER_FRAME_PUSH;
+        /* The buffer (and what it counts against the budget) goes with the job. */
+        d->in = TAKE_PTR(k->in);
+        d->in_len = k->in_len;
+        d->in_cap = k->in_cap;
+        k->in_cap = 0;
+
+        if (!k->authenticated) {
+                /* The first frame, at most CLUSTER_HELLO_MAX bytes: a hello, or
+                 * an older node's whole push. */
+                uint8_t version, kind = 0;
+                ssize_t n;
+                int r;
+
+                d->plain = g_malloc(MAX(d->in_len, 1u));
+                n = unseal(c, CHANNEL_PUSH_PULL, d->in, d->in_len, d->plain);
+                if (n < 0) {
+                        count_reject(c, (int) n, "push-pull", k->peer);
+                        decode_job_free(d);
+                        return (int) n;
+                }
+                d->plain_len = (size_t) n;
+                version = cluster_frame_version(d->plain, d->plain_len, &kind);
+                if (version == CLUSTER_PUSH_PULL_V2 && kind == CLUSTER_FRAME_HELLO && k->version != CLUSTER_PUSH_PULL_V1) {
+                        r = conn_hello(k, d->plain, d->plain_len);
+                        decode_job_free(d);
+                        return r;
+                }
+                if (version != CLUSTER_PUSH_PULL_V1 || k->version == CLUSTER_PUSH_PULL_V2) {
+                        count_reject(c, -EBADMSG, "push-pull", k->peer);
+                        decode_job_free(d);
+                        return -EBADMSG;
+                }
+        } else {
+                d->v2 = true;
+                memcpy(d->key, k->peer_key, sizeof d->key);
+        }
+        k->busy = true;         /* no further frame is read meanwhile */
+        conn_want(k);
+        worker_submit(c->worker, &d->job);
+        return 0;
+}
+
+/* Room for the frame being read, grown as its bytes arrive (never to more
+ * than it said it holds), within the budget for all connections. */
+static int conn_grow(Conn *k) {
+        Cluster *c = k->cluster;
+        size_t cap = k->in_cap == 0 ? MIN(k->in_len, (size_t) CLUSTER_HELLO_MAX) : MIN(k->in_len, 2 * k->in_cap);
+
+        if (c->buffered - k->in_cap + cap > BUFFER_BUDGET)
+                return -ENOBUFS;
+        k->in = g_realloc(k->in, cap);
+        c->buffered += cap - k->in_cap;
+        k->in_cap = cap;
+        return 0;
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Conn *k = userdata;
         Cluster *c = k->cluster;
         ssize_t n;
+        int r;
 
         if (k->outgoing && !k->connected) {
                 int err = 0;
@@ -622,50 +1165,62 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         }
 
         /* Write what we have to send. */
-        if (k->out && k->out_pos < k->out_size) {
-                n = send(fd, k->out + k->out_pos, k->out_size - k->out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
+        if (k->out && k->out_pos < k->out->len) {
+                n = send(fd, k->out->data + k->out_pos, k->out->len - k->out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                        conn_done(k, false);
+                        return 0;
+                }
+                if (n > 0)
+                        k->out_pos += (size_t) n;
+                if (k->out_pos == k->out->len) {
+                        g_byte_array_set_size(k->out, 0);
+                        k->out_pos = 0;
+                        if (!k->outgoing && k->last_frame_queued) {
+                                /* Our reply is out: done. */
+                                conn_done(k, true);
                                 return 0;
-                        conn_done(k, false);
-                        return 0;
+                        }
                 }
-                k->out_pos += (size_t) n;
-                if (k->out_pos < k->out_size)
-                        return 0;
-                if (!k->outgoing) {
-                        /* Our reply is out: done. */
-                        conn_done(k, true);
-                        return 0;
-                }
-                conn_want(k, EPOLLIN);
-                return 0;
         }
+        conn_want(k);
 
-        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || k->busy)
                 return 0;
-        /* Read the peer's frame: length first. */
-        while (k->hdr_pos < 4) {
-                n = recv(fd, k->hdr + k->hdr_pos, 4 - k->hdr_pos, MSG_DONTWAIT);
-                if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                        return 0;
-                if (n <= 0) {
-                        conn_done(k, false);
-                        return 0;
-                }
-                k->hdr_pos += (size_t) n;
-                if (k->hdr_pos == 4) {
-                        k->in_size = wire_get_u32(k->hdr);
-                        if (k->in_size == 0 || k->in_size > FRAME_MAX) {
-                                count_reject(c, -EBADMSG, "push-pull", k->peer);
+        /* A few hundred KiB per wake-up: a large frame arrives over several
+         * loop turns, never in one long one. */
+        for (size_t budget = READ_SLICE; budget > 0;) {
+                /* A frame: its length first, then its bytes. */
+                if (k->hdr_pos < 4) {
+                        n = recv(fd, k->hdr + k->hdr_pos, 4 - k->hdr_pos, MSG_DONTWAIT);
+                        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                                return 0;
+                        if (n <= 0) {
                                 conn_done(k, false);
                                 return 0;
                         }
-                        k->in = g_malloc(k->in_size);
+                        k->hdr_pos += (size_t) n;
+                        if (k->hdr_pos < 4)
+                                continue;
+                        k->in_len = wire_get_u32(k->hdr);
+                        k->in_pos = 0;
+                        /* Until the peer is known, a hello's worth at most. */
+                        if (k->in_len == 0 || k->in_len > (k->authenticated ? FRAME_MAX : CLUSTER_HELLO_MAX) ||
+                            conn_grow(k) < 0) {
+                                c->counters.dropped_frames++;
+                                count_reject(c, k->in_len == 0 ? -EBADMSG : -EMSGSIZE, "push-pull frame", k->peer);
+                                check_limits(c);
+                                conn_done(k, false);
+                                return 0;
+                        }
                 }
-        }
-        while (k->in_pos < k->in_size) {
-                n = recv(fd, k->in + k->in_pos, k->in_size - k->in_pos, MSG_DONTWAIT);
+                if (k->in_pos == k->in_cap && conn_grow(k) < 0) {
+                        c->counters.dropped_frames++;
+                        check_limits(c);
+                        conn_done(k, false);
+                        return 0;
+                }
+                n = recv(fd, k->in + k->in_pos, MIN(k->in_cap - k->in_pos, budget), MSG_DONTWAIT);
                 if (n < 0 && (errno == EAGAIN || errno == EINTR))
                         return 0;
                 if (n <= 0) {
@@ -673,24 +1228,20 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         return 0;
                 }
                 k->in_pos += (size_t) n;
-        }
+                budget -= (size_t) n;
+                if (k->in_pos < k->in_len)
+                        continue;
 
-        if (conn_merge(k) < 0) {
-                conn_done(k, false);
-                return 0;
+                k->hdr_pos = 0;
+                r = conn_frame(k);      /* takes the buffer */
+                if (r < 0) {
+                        conn_done(k, false);
+                        return 0;
+                }
+                if (k->busy)
+                        return 0;       /* the worker has it; decode_job_done() goes on */
         }
-        if (k->outgoing) {
-                conn_done(k, true);
-                return 0;
-        }
-        /* Answer with our own state. */
-        if (build_frame(c, 2, &k->out, &k->out_size) < 0) {
-                conn_done(k, false);
-                return 0;
-        }
-        k->out_pos = 0;
-        conn_want(k, EPOLLOUT);
-        return 0;
+        return 0;       /* more next time round (the socket is still readable) */
 }
 
 static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -700,20 +1251,24 @@ static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int conn_add(Cluster *c, int fd, bool outgoing, const char *peer, Conn **ret) {
+static int conn_add(Cluster *c, int fd, bool outgoing, const SwimAddr *peer, Conn **ret) {
         Conn *k = g_new0(Conn, 1);
         int r;
 
         k->cluster = c;
+        k->refs = 1;            /* c->conns */
         k->fd = fd;
         k->outgoing = outgoing;
-        g_strlcpy(k->peer, peer, sizeof k->peer);
+        k->connected = !outgoing;
+        k->peer_addr = *peer;
+        swim_addr_format(peer, k->peer, sizeof k->peer);
         g_hash_table_add(c->conns, k);
         r = sd_event_add_io(c->event, &k->io, fd, outgoing ? EPOLLOUT : EPOLLIN, on_conn_io, k);
         if (r >= 0)
                 r = sd_event_add_time_relative(c->event, &k->timer, CLOCK_MONOTONIC, CONN_TIMEOUT_USEC, 0,
                                                on_conn_timeout, k);
         if (r < 0) {
+                k->fd = -EBADF;         /* the caller closes it */
                 g_hash_table_remove(c->conns, k);
                 return r;
         }
@@ -724,17 +1279,17 @@ static int conn_add(Cluster *c, int fd, bool outgoing, const char *peer, Conn **
         return 0;
 }
 
-static int conn_start(Cluster *c, const SwimAddr *to) {
+/* Starts a push-pull with the node at `to` (id: who we expect there, if we
+ * know; an older node gets protocol 1). */
+static int conn_start(Cluster *c, const SwimAddr *to, const char *id) {
         struct sockaddr_storage sa;
         socklen_t salen = swim_to_addr(c->family, to, &sa);
         _cleanup_close_ int fd = -EBADF;
-        char peer[INET6_ADDRSTRLEN + 8];
         Conn *k;
         int r;
 
         if (salen == 0 || g_hash_table_size(c->conns) >= CONNS_MAX)
                 return -EBUSY;
-        swim_addr_format(to, peer, sizeof peer);
         fd = socket(c->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return negative_errno();
@@ -742,11 +1297,14 @@ static int conn_start(Cluster *c, const SwimAddr *to) {
                 c->counters.push_pull_failures++;
                 return negative_errno();
         }
-        r = conn_add(c, fd, true, peer, &k);
+        r = conn_add(c, fd, true, to, &k);
         if (r < 0)
                 return r;
         TAKE_FD(fd);
-        r = build_frame(c, 1, &k->out, &k->out_size);
+        k->version = id && g_hash_table_contains(c->v1_peers, id) ? CLUSTER_PUSH_PULL_V1 : CLUSTER_PUSH_PULL_V2;
+        r = k->version == CLUSTER_PUSH_PULL_V2 ? conn_queue_hello(k) : 0;
+        if (r >= 0)
+                r = conn_queue_push(k, CLUSTER_FRAME_PUSH);
         if (r < 0) {
                 conn_done(k, false);
                 return r;
@@ -761,7 +1319,6 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
                 struct sockaddr_storage sa;
                 socklen_t salen = sizeof sa;
                 SwimAddr from;
-                char peer[INET6_ADDRSTRLEN + 8];
                 int cfd = accept4(fd, (struct sockaddr *) &sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
                 if (cfd < 0)
@@ -771,42 +1328,113 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
                         continue;
                 }
                 addr_to_swim((struct sockaddr *) &sa, &from);
-                swim_addr_format(&from, peer, sizeof peer);
-                if (conn_add(c, cfd, false, peer, NULL) < 0)
+                if (conn_add(c, cfd, false, &from, NULL) < 0)
                         safe_close(cfd);
         }
         return 0;
 }
 
-int cluster_sync_now(Cluster *c) {
+/* Applies queued snapshots a batch at a time, when the loop has nothing
+ * else to do, so that a large peer never holds DNS answers or the API: small
+ * steps until MERGE_SLICE_USEC have passed, then the loop's turn again. */
+static int on_merge(sd_event_source *s, void *userdata) {
+        Cluster *c = userdata;
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        unsigned changes = 0;
+        bool more;
+
+        do
+                more = cluster_records_merge_step(c->records, MERGE_STEP, start, &changes);
+        while (more && now_usec(CLOCK_MONOTONIC) < start + MERGE_SLICE_USEC);
+        if (!more)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        check_limits(c);
+        return 0;
+}
+
+static int on_pins_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        int r = cluster_keys_save(c->node_keys);
+
+        if (r < 0)
+                log_warning_errno(r, "Failed to save the cluster's pinned keys (%s), will try again: %m",
+                                  CLUSTER_PINS_FILE);
+        if (cluster_keys_dirty(c->node_keys))
+                schedule_pins_save(c);
+        return 0;
+}
+
+/* Ids and addresses of the live members (not ourselves), copied: starting a
+ * connection may call back into the core. */
+typedef struct Peer {
+        char id[SWIM_ID_MAX + 1];
+        SwimAddr addr;
+} Peer;
+
+static GArray *live_peers(Cluster *c, bool with_suspect) {
         const SwimMember *ms;
         size_t n = swim_members(c->swim, &ms);
-        g_autofree SwimAddr *addrs = g_new(SwimAddr, n);
-        size_t k = 0;
+        GArray *a = g_array_new(FALSE, FALSE, sizeof(Peer));
+
+        for (size_t i = 1; i < n; i++)
+                if (ms[i].state == SWIM_ALIVE || (with_suspect && ms[i].state == SWIM_SUSPECT)) {
+                        Peer p = { .addr = ms[i].addr };
+                        g_strlcpy(p.id, ms[i].id, sizeof p.id);
+                        g_array_append_val(a, p);
+                }
+        return a;
+}
+
+int cluster_sync_now(Cluster *c) {
+        g_autoptr(GArray) peers = live_peers(c, true);
         int started = 0;
 
-        /* Copy first: starting a connection may call back into the core. */
-        for (size_t i = 1; i < n; i++)
-                if (ms[i].state == SWIM_ALIVE || ms[i].state == SWIM_SUSPECT)
-                        addrs[k++] = ms[i].addr;
-        for (size_t i = 0; i < k; i++)
-                if (conn_start(c, &addrs[i]) >= 0)
+        for (guint i = 0; i < peers->len; i++) {
+                Peer *p = &g_array_index(peers, Peer, i);
+                if (conn_start(c, &p->addr, p->id) >= 0)
                         started++;
+        }
         return started;
 }
 
 static int on_push_pull_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
-        const SwimMember *ms;
-        size_t n = swim_members(c->swim, &ms), alive = 0;
-        g_autofree SwimAddr *addrs = g_new(SwimAddr, n);
+        g_autoptr(GArray) peers = live_peers(c, false);
 
-        for (size_t i = 1; i < n; i++)
-                if (ms[i].state == SWIM_ALIVE)
-                        addrs[alive++] = ms[i].addr;
-        if (alive > 0)
-                (void) conn_start(c, &addrs[randombytes_uniform((uint32_t) alive)]);
+        if (peers->len > 0) {
+                Peer *p = &g_array_index(peers, Peer, randombytes_uniform(peers->len));
+                (void) conn_start(c, &p->addr, p->id);
+        }
         arm(s, now_usec(CLOCK_MONOTONIC) + jitter(c->push_pull_interval_usec, 10));
+        return 0;
+}
+
+int cluster_forget_member(Cluster *c, const char *id) {
+        bool known = false;
+        int r;
+
+        if (!swim_id_is_valid(id) || streq(id, c->node_id))
+                return -EINVAL;
+        r = cluster_keys_forget(c->node_keys, id);
+        if (r == -EPERM)
+                return r;
+        known = r >= 0;
+        if (known)
+                schedule_pins_save(c);
+        known = cluster_records_forget(c->records, id) || known;
+        known = swim_forget(c->swim, id) >= 0 || known;
+        known = g_hash_table_remove(c->v1_peers, id) || known;
+        known = g_hash_table_remove(c->key_warned, id) || known;
+        if (!known && !swim_member(c->swim, id))
+                return -ENOENT;
+        log_info("Forgot what we held about cluster node %s: its next key is pinned on first contact.", id);
+        /* Alive still: learn its key and records again at once. */
+        const SwimMember *m = swim_member(c->swim, id);
+        if (m && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT)) {
+                SwimAddr a = m->addr;
+                (void) conn_start(c, &a, id);
+        }
+        update_member_counts(c);
         return 0;
 }
 
@@ -861,16 +1489,6 @@ static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata)
         next = c->discovery_round++ < 3 ? USEC_PER_SEC : c->discovery_interval_usec;
         arm(s, now_usec(CLOCK_MONOTONIC) + jitter(MIN(next, c->discovery_interval_usec), 20));
         return 0;
-}
-
-static bool member_live(Cluster *c, const char *id) {
-        const SwimMember *ms;
-        size_t n = swim_members(c->swim, &ms);
-
-        for (size_t i = 0; i < n; i++)
-                if (streq(ms[i].id, id))
-                        return ms[i].state == SWIM_ALIVE || ms[i].state == SWIM_SUSPECT;
-        return false;
 }
 
 static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -931,7 +1549,7 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                  * node too, so one that restarted learns it was declared dead and
                  * refutes at once with a higher incarnation (its ALIVE with the
                  * incarnation it starts from would be ignored until then). */
-                (void) conn_start(c, &from);
+                (void) conn_start(c, &from, id);
         }
         cluster_process(c);
         return 0;
@@ -968,7 +1586,7 @@ static void join_seeds(Cluster *c) {
                 freeaddrinfo(res);
                 if (a.family != 0 && !swim_addr_equal(&a, &c->self_addr)) {
                         (void) swim_join(c->swim, &a, now);
-                        (void) conn_start(c, &a);       /* see on_discovery() */
+                        (void) conn_start(c, &a, NULL);         /* see on_discovery() */
                 }
         }
         cluster_process(c);
@@ -1007,7 +1625,20 @@ static void emit_update(const char *key, const uint8_t *data, size_t size, void 
 
 static int on_flush(sd_event_source *s, void *userdata) {
         Cluster *c = userdata;
-        if (cluster_records_local_flush(c->records, emit_update, c) > 0)
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        unsigned n = 0;
+        bool more = false;
+
+        /* In slices, as snapshots are merged: a hosts file of 100,000 names
+         * must not hold the loop. */
+        do
+                n += cluster_records_local_flush_some(c->records, MERGE_STEP, emit_update, c, &more);
+        while (more && now_usec(CLOCK_MONOTONIC) < start + MERGE_SLICE_USEC);
+        if (more)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (cluster_records_take_resync(c->records))
+                (void) cluster_sync_now(c);     /* a burst: our snapshot to everyone */
+        if (n > 0)
                 cluster_process(c);
         return 0;
 }
@@ -1100,8 +1731,25 @@ static int load_keys(Cluster *c, const ClusterOptions *o) {
         return 0;
 }
 
+static int load_node_keys(Cluster *c, const ClusterOptions *o) {
+        g_autofree char *error = NULL;
+        int r;
+
+        r = cluster_keys_new(&c->node_keys, o->state_directory, &error);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the cluster signing key: %s", error);
+        if (!o->state_directory)
+                log_warning("No state directory: the cluster signing key lives in memory only; after a restart "
+                            "the other nodes refuse this node until they forget its old key.");
+        r = cluster_keys_set_trusted(c->node_keys, o->trusted_nodes, &error);
+        if (r < 0)
+                return log_error_errno(r, "Invalid cluster configuration: %s", error);
+        return 0;
+}
+
 static void conn_destroy(gpointer p) {
-        conn_free(p);
+        conn_close(p);
+        conn_unref(p);
 }
 
 /* The protocol timings: memberlist's LAN profile, then what the options set. */
@@ -1133,6 +1781,29 @@ static void setup_timings(Cluster *c, const ClusterOptions *o) {
         sc->push_pull_interval_usec = c->push_pull_interval_usec;
         c->discovery_interval_usec = o->discovery_interval_usec ?: CLUSTER_DISCOVERY_INTERVAL_DEFAULT_USEC;
         c->dead_grace_usec = o->dead_grace_usec ?: CLUSTER_DEAD_GRACE_DEFAULT_USEC;
+        c->max_members = o->max_members ?: sc->members_max;
+        c->max_records = o->max_records_per_node ?: CLUSTER_MAX_RECORDS_DEFAULT;
+        sc->members_max = c->max_members;
+        sc->relay_user = false;         /* an update goes on once we have taken it */
+}
+
+/* The replicated records, versioned from an epoch above every earlier start's. */
+static int setup_records(Cluster *c, Store *store, const ClusterOptions *o) {
+        uint64_t clock = now_usec(CLOCK_REALTIME) / USEC_PER_SEC;
+        uint32_t epoch;
+        int r;
+
+        r = cluster_keys_next_epoch(c->node_keys, (uint32_t) MIN(clock, (uint64_t) UINT32_MAX - 2), &epoch);
+        if (r < 0)
+                log_warning_errno(r, "Failed to keep the record epoch in %s/%s, using the clock's: %m",
+                                  o->state_directory, CLUSTER_EPOCH_FILE);
+        r = cluster_records_new(&c->records, store, c->node_id, c->node_keys, CLUSTER_VERSION(epoch, 0));
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up cluster records: %m");
+        /* Older nodes sign nothing: with a cluster key, what they send
+         * themselves is taken, as long as we hold no key of theirs. */
+        cluster_records_set_accept_unsigned(c->records, c->n_keys > 0 && !cluster_keys_strict(c->node_keys));
+        return 0;
 }
 
 /* The address SWIM and push-pull bind to: IPv4 unless the bind address is an
@@ -1216,6 +1887,10 @@ static int setup_event_sources(Cluster *c, uint64_t now) {
                 r = sd_event_add_time(e, &c->join_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_join_timer, c);
         if (r >= 0)
                 r = sd_event_add_defer(e, &c->flush_source, on_flush, c);
+        if (r >= 0)
+                r = sd_event_add_defer(e, &c->merge_source, on_merge, c);
+        if (r >= 0)
+                r = sd_event_add_time(e, &c->pins_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC / 10, on_pins_timer, c);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up cluster event sources: %m");
         (void) sd_event_source_set_io_fd_own(c->udp_source, true);
@@ -1226,6 +1901,12 @@ static int setup_event_sources(Cluster *c, uint64_t now) {
         (void) sd_event_source_set_description(c->records_timer, "cluster-records-timer");
         (void) sd_event_source_set_description(c->push_pull_timer, "cluster-push-pull-timer");
         (void) sd_event_source_set_description(c->flush_source, "cluster-record-flush");
+        (void) sd_event_source_set_description(c->merge_source, "cluster-snapshot-merge");
+        (void) sd_event_source_set_description(c->pins_timer, "cluster-pins-save");
+        (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->pins_timer, SD_EVENT_OFF);
+        /* Batches of a large peer's records go in when nothing else waits. */
+        (void) sd_event_source_set_priority(c->merge_source, SD_EVENT_PRIORITY_IDLE);
         if (c->disc_source) {
                 (void) sd_event_source_set_io_fd_own(c->disc_source, true);
                 (void) sd_event_source_set_description(c->disc_source, "cluster-discovery-udp");
@@ -1261,8 +1942,13 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         c->join = g_strdupv(o->join);
         c->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, conn_destroy, NULL);
         c->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        c->v1_peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        c->key_warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         r = load_keys(c, o);
+        if (r < 0)
+                return r;
+        r = load_node_keys(c, o);
         if (r < 0)
                 return r;
         r = setup_address(c, o, &sa, &salen);
@@ -1278,10 +1964,11 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         r = swim_new(&c->swim, &c->swim_config, c->node_id, &c->self_addr, c->rng, now);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up SWIM: %m");
-        r = cluster_records_new(&c->records, store, c->node_id, now_usec(CLOCK_REALTIME));
+        r = setup_records(c, store, o);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up cluster records: %m");
+                return r;
         cluster_records_set_dead_grace(c->records, c->dead_grace_usec);
+        cluster_records_set_limits(c->records, c->max_members, c->max_records);
         /* A tombstone matters while an older update can still arrive: gossip
          * lasts seconds, and a push-pull from the origin supersedes it. */
         cluster_records_set_tombstone_lifetime(c->records, 2 * c->push_pull_interval_usec + c->dead_grace_usec);
@@ -1292,6 +1979,9 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         r = setup_event_sources(c, now);
         if (r < 0)
                 return r;
+        r = worker_new(&c->worker, e, "cluster-work");
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the cluster's worker thread: %m");
 
         /* What the local sources hold already goes out as our first updates. */
         store_subscribe(store, on_store_change, c);
@@ -1308,6 +1998,10 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
                  c->node_id, self, c->swim_port, disc,
                  c->n_keys > 0 ? "encrypted" : "OPEN (no key)", c->n_keys, c->n_keys == 1 ? "" : "s",
                  c->swim_config.probe_interval_usec / USEC_PER_MSEC, c->dead_grace_usec / USEC_PER_MSEC);
+        log_info("Cluster signing key of %s: %s (%s); other nodes' keys: %s.", c->node_id,
+                 cluster_keys_public_base64(c->node_keys),
+                 o->state_directory ? "in " CLUSTER_KEY_FILE : "in memory only",
+                 cluster_keys_strict(c->node_keys) ? "only those in TrustedNodes=" : "pinned on first contact");
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -1336,8 +2030,15 @@ Cluster *cluster_free(Cluster *c) {
                 store_unsubscribe(c->store, on_store_change, c);
         if (c->conns)
                 g_hash_table_destroy(c->conns);
+        /* Jobs still on the worker run to their end and find their
+         * connections closed; they read the keys, freed below. */
+        c->worker = worker_free(c->worker);
         if (c->joined)
                 g_hash_table_destroy(c->joined);
+        if (c->v1_peers)
+                g_hash_table_destroy(c->v1_peers);
+        if (c->key_warned)
+                g_hash_table_destroy(c->key_warned);
         sd_event_source_disable_unref(c->udp_source);
         sd_event_source_disable_unref(c->tcp_source);
         sd_event_source_disable_unref(c->disc_source);
@@ -1353,10 +2054,15 @@ Cluster *cluster_free(Cluster *c) {
         sd_event_source_disable_unref(c->join_timer);
         sd_event_source_disable_unref(c->push_pull_timer);
         sd_event_source_disable_unref(c->flush_source);
+        sd_event_source_disable_unref(c->merge_source);
+        sd_event_source_disable_unref(c->pins_timer);
+        if (c->node_keys && cluster_keys_dirty(c->node_keys))
+                (void) cluster_keys_save(c->node_keys);
         /* Peer records are this node's view of others: not served once we are out. */
         if (c->records)
                 cluster_records_withdraw_all(c->records);
         cluster_records_free(c->records);
+        cluster_keys_free(c->node_keys);
         swim_free(c->swim);
         if (c->keys) {
                 sodium_memzero(c->keys, c->n_keys * sizeof c->keys[0]);

@@ -54,6 +54,12 @@ typedef struct ClusterOptions {
         uint64_t push_pull_interval_usec;
         uint64_t discovery_interval_usec;
         uint64_t dead_grace_usec;
+
+        /* Limits against hostile or broken peers; 0: the default. */
+        unsigned max_members;             /* other members kept at most (1,000) */
+        unsigned max_records_per_node;    /* records taken from one node at most (100,000) */
+        const char *state_directory;      /* our signing key and the others' pinned keys; NULL: in memory */
+        char **trusted_nodes;             /* "id:base64-key": only these nodes are believed; NULL: pin on first contact */
 } ClusterOptions;
 
 typedef struct ClusterMember {
@@ -64,6 +70,7 @@ typedef struct ClusterMember {
         uint64_t state_change_usec;       /* CLOCK_REALTIME */
         size_t records;                   /* records of that node this node holds (served or not) */
         bool self;                        /* the first entry */
+        char public_key[48];              /* base64 of its signing key, pinned or configured; "" if none */
 } ClusterMember;
 
 typedef struct ClusterCounters {
@@ -74,6 +81,17 @@ typedef struct ClusterCounters {
         uint64_t push_pulls, push_pull_failures;
         uint64_t announcements_sent, announcements_received;
         uint64_t updates_sent, updates_applied;
+        /* Beyond a limit: dropped, counted, and warned about (at most every 10 s). */
+        uint64_t dropped_members;         /* new members beyond max_members */
+        uint64_t dropped_origins;         /* nodes whose records found no room */
+        uint64_t dropped_records;         /* records beyond max_records_per_node */
+        uint64_t dropped_frames;          /* push-pull frames too large, or read before authentication */
+        /* Record updates and snapshots refused, by why (at most every 10 s a warning). */
+        uint64_t refused_signature;       /* no key known for the origin, a bad signature, or a changed key */
+        uint64_t refused_unsigned;        /* unsigned (an older node's) where a signature is needed */
+        uint64_t refused_relay;           /* relayed, for an origin not heard from yet or too far ahead */
+        uint64_t refused_not_member;      /* for an origin, or from a sender, that is no live member there */
+        uint64_t refutations;             /* versions of our own we never issued, refuted */
         unsigned members_alive, members_suspect, members_dead, members_left;   /* including self */
 } ClusterCounters;
 
@@ -93,6 +111,11 @@ const ClusterCounters *cluster_get_counters(const Cluster *c);
 typedef void (*ClusterMemberCallback)(Cluster *c, const ClusterMember *m, void *userdata);
 void cluster_set_member_callback(Cluster *c, ClusterMemberCallback cb, void *userdata);
 const char *cluster_node_id(const Cluster *c);
+/* Forgets what we hold about a node: its pinned key (so that the next key it
+ * shows is pinned), its records, and, if it is dead or left, the member.
+ * Returns 0, -ENOENT if nothing is known of it, -EPERM if its key is
+ * configured (TrustedNodes=), -EINVAL for our own id or an invalid one. */
+int cluster_forget_member(Cluster *c, const char *id);
 
 /* Keyring parsing, exposed for tests: "k1,k2,..." of base64 32-byte keys.
  * Returns the number of keys, or -EINVAL (ret_error says which one and why). */

@@ -9,7 +9,7 @@
  *
  * Ownership: every char* in Config is malloc'd (strdup) and released with
  * free(); the string lists (dns_domains, forward, forward_allow, join,
- * resolved_domains, resolved_dns) are GLib string vectors
+ * trusted_nodes, resolved_domains, resolved_dns) are GLib string vectors
  * (g_new/g_strdup) released with g_strfreev(). config_done() frees both
  * kinds and leaves the struct zeroed.
  *
@@ -37,6 +37,7 @@
 
 #include <sodium.h>
 
+#include "cluster-keys.h"
 #include "config.h"
 #include "dns-forward.h"
 #include "dns-name.h"
@@ -60,6 +61,7 @@ typedef enum ValueType {
         VALUE_DOMAINS,          /* comma-separated DNS names, char** */
         VALUE_JOIN,             /* comma-separated host:port, char** */
         VALUE_HOSTS,            /* comma-separated IP literals and DNS names, or "*", char** */
+        VALUE_TRUSTED_NODES,    /* comma-separated node-id:base64-key, char** */
         VALUE_BUS,
         VALUE_LOG_LEVEL,
         VALUE_NODE_ID,
@@ -123,6 +125,9 @@ typedef enum SettingId {
         SETTING_PUSH_PULL_INTERVAL,
         SETTING_DISCOVERY_INTERVAL,
         SETTING_DEAD_GRACE,
+        SETTING_MAX_MEMBERS,
+        SETTING_MAX_RECORDS_PER_NODE,
+        SETTING_TRUSTED_NODES,
         SETTING_RESOLVED_LINK,
         SETTING_RESOLVED_DOMAINS,
         SETTING_RESOLVED_DNS,
@@ -405,6 +410,22 @@ static const Setting settings[_SETTING_MAX] = {
                 "Cluster", "DeadGraceSec", { "JOYRIDE_CLUSTER_DEAD_GRACE_MS" }, NULL, NULL, NULL, "TIME",
                 VALUE_MSEC, offsetof(Config, dead_grace_msec), .def = "5",
                 .help = "Keep serving a failed node's records this long",
+        },
+        /* Limits and trust against hostile or broken peers. */
+        [SETTING_MAX_MEMBERS] = {
+                "Cluster", "MaxMembers", { "JOYRIDE_CLUSTER_MAX_MEMBERS" }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, max_members), 1, 65536, .def = "1000",
+                .help = "Other members (and their record tables) kept at most; more are dropped",
+        },
+        [SETTING_MAX_RECORDS_PER_NODE] = {
+                "Cluster", "MaxRecordsPerNode", { "JOYRIDE_CLUSTER_MAX_RECORDS_PER_NODE" }, NULL, NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, max_records_per_node), 1, 10000000, .def = "100000",
+                .help = "Records taken from one other node at most; more are dropped",
+        },
+        [SETTING_TRUSTED_NODES] = {
+                "Cluster", "TrustedNodes", { "JOYRIDE_CLUSTER_TRUSTED_NODES" }, NULL, NULL, NULL, "ID:KEY,...",
+                VALUE_TRUSTED_NODES, offsetof(Config, trusted_nodes),
+                .help = "Only these nodes, with these signing keys, are believed (default: keys pinned on first contact)",
         },
         [SETTING_RESOLVED_LINK] = {
                 "Resolved", "Link", { "JOYRIDE_RESOLVED_LINK" }, "resolved-link", NULL, NULL, "IFNAME",
@@ -956,6 +977,14 @@ static bool normalize_url(char **item) {
         return true;
 }
 
+static bool check_trusted_node(char **item) {
+        char id[65];
+        uint8_t key[CLUSTER_PUBLIC_KEY_SIZE];
+        const char *why = NULL;
+
+        return cluster_trusted_parse(*item, id, key, &why) >= 0;
+}
+
 /* Comma-separated lists: each entry checked (and maybe normalized), stored as
  * a GLib string vector. */
 static const struct {
@@ -971,6 +1000,9 @@ static const struct {
         [VALUE_HOSTS] = { normalize_allowed_host, "expected a comma-separated list of host names and IP addresses (or *)" },
         [VALUE_PREFIXES] = { normalize_prefix, "expected a comma-separated list of ADDRESS or ADDRESS/PREFIXLEN" },
         [VALUE_URLS] = { normalize_url, "expected a comma-separated list of http://HOST:PORT or https://HOST:PORT" },
+        [VALUE_TRUSTED_NODES] = { check_trusted_node,
+                                  "expected a comma-separated list of NODE-ID:PUBLIC-KEY (the base64 key in the "
+                                  "node's " CLUSTER_PUB_FILE ")" },
 };
 
 static int parse_list(const ParseTarget *t) {
@@ -1160,6 +1192,7 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
         case VALUE_PREFIXES:
         case VALUE_HOSTS:
         case VALUE_URLS:
+        case VALUE_TRUSTED_NODES:
                 return parse_list(&t);
         case VALUE_KEY_PREFIX:
                 return parse_key_prefix(&t);
@@ -1948,6 +1981,7 @@ void config_done(Config *c) {
         free(c->node_id);
         g_strfreev(c->join);
         g_strfreev(c->http_allowed_hosts);
+        g_strfreev(c->trusted_nodes);
         free(c->cluster_key);
         free(c->cluster_key_file);
         free(c->cluster_bind_address);

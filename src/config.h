@@ -86,6 +86,9 @@ typedef struct Config {
         uint32_t push_pull_interval_msec;  /* PushPullIntervalSec, default 30 s */
         uint32_t discovery_interval_msec;  /* DiscoveryIntervalSec, default 10 s */
         uint32_t dead_grace_msec;          /* DeadGraceSec, default 5 s */
+        uint32_t max_members;              /* MaxMembers, default 1,000 */
+        uint32_t max_records_per_node;     /* MaxRecordsPerNode, default 100,000 */
+        char **trusted_nodes;              /* TrustedNodes: "node-id:base64-key"; NULL = pin keys on first contact */
 
         /* [Resolved]: register with systemd-resolved (see resolved.h) */
         char *resolved_link;      /* JOYRIDE_RESOLVED_LINK: interface name; NULL = do not register */

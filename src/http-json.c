@@ -538,6 +538,33 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                        in->gossip_received);
                 g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"rejected\"} %" PRIu64 "\n",
                                        in->gossip_rejected);
+
+                metric_header(out, "joyride_cluster_dropped_total", "counter",
+                              "What the cluster dropped at a limit: new members beyond MaxMembers, records beyond "
+                              "MaxRecordsPerNode, nodes' record tables, push-pull frames too large or unauthenticated.");
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"members\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_members);
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"records\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_records);
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"origins\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_origins);
+                g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"frames\"} %" PRIu64 "\n",
+                                       in->cluster_dropped_frames);
+
+                metric_header(out, "joyride_cluster_refused_total", "counter",
+                              "Record updates and snapshots refused: not signed with the origin's key, unsigned where "
+                              "a signature is needed, relayed out of step with the origin, or not from a live member.");
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"signature\"} %" PRIu64 "\n",
+                                       in->cluster_refused_signature);
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"unsigned\"} %" PRIu64 "\n",
+                                       in->cluster_refused_unsigned);
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"relay\"} %" PRIu64 "\n",
+                                       in->cluster_refused_relay);
+                g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"not_member\"} %" PRIu64 "\n",
+                                       in->cluster_refused_not_member);
+                metric_header(out, "joyride_cluster_refutations_total", "counter",
+                              "Record versions in this node's name that it never issued, refuted with newer ones.");
+                g_string_append_printf(out, "joyride_cluster_refutations_total %" PRIu64 "\n", in->cluster_refutations);
         }
 
         if (in->etcd) {

@@ -94,6 +94,11 @@ typedef struct HttpMetricsInput {
         unsigned members_by_state[_HTTP_MEMBER_STATE_MAX];
         uint64_t gossip_sent, gossip_received, gossip_rejected;
         const EtcdStatus *etcd;           /* NULL: etcd not used */
+        /* What the cluster dropped at its limits (ClusterCounters.dropped_*). */
+        uint64_t cluster_dropped_members, cluster_dropped_origins, cluster_dropped_records, cluster_dropped_frames;
+        /* Record updates and snapshots refused (ClusterCounters.refused_*), and refutations. */
+        uint64_t cluster_refused_signature, cluster_refused_unsigned, cluster_refused_relay, cluster_refused_not_member;
+        uint64_t cluster_refutations;
         uint64_t uptime_usec;
         bool cluster_enabled;             /* cluster series only then: without it they can never move */
         /* The process, as Prometheus's client libraries export it (process_*). */

@@ -390,6 +390,15 @@ static void serve_metrics(HttpServer *h, SoupServerMessage *msg, GHashTable *que
                 .cluster_enabled = st.cluster_enabled,
                 .etcd = st.etcd_enabled ? &st.etcd : NULL,
                 .start_time_seconds = (double) st.start_realtime_usec / USEC_PER_SEC,
+                .cluster_dropped_members = st.cluster.dropped_members,
+                .cluster_dropped_origins = st.cluster.dropped_origins,
+                .cluster_dropped_records = st.cluster.dropped_records,
+                .cluster_dropped_frames = st.cluster.dropped_frames,
+                .cluster_refused_signature = st.cluster.refused_signature,
+                .cluster_refused_unsigned = st.cluster.refused_unsigned,
+                .cluster_refused_relay = st.cluster.refused_relay,
+                .cluster_refused_not_member = st.cluster.refused_not_member,
+                .cluster_refutations = st.cluster.refutations,
         };
         read_process_stats(&in);
         for (int i = 0; i < _HTTP_SOURCE_MAX; i++)

@@ -706,6 +706,18 @@ static int verb_remove(sd_bus *bus, char **args) {
 
 /* --- members, sync, reload ----------------------------------------------- */
 
+/* members forget NODE: the node's pinned key, records and (if gone) membership. */
+static int members_forget(sd_bus *bus, const char *node) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ForgetMember", &error, NULL, "s", node);
+        if (r < 0)
+                return call_failed(bus, &error, r, _("Failed to forget the cluster member"));
+        printf(_("Forgot %s: the next signing key it shows is pinned.\n"), node);
+        return EXIT_SUCCESS;
+}
+
 static int verb_members(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -717,6 +729,16 @@ static int verb_members(sd_bus *bus, char **args) {
         uint32_t records;
         uint64_t since;
         int r;
+
+        if (args[0]) {
+                if (!streq(args[0], "forget") || !args[1]) {
+                        json_object_put(array);
+                        fprintf(stderr, _("Usage: %s members [forget NODE]\n"), program_invocation_short_name);
+                        return EXIT_FAILURE;
+                }
+                json_object_put(array);
+                return members_forget(bus, args[1]);
+        }
 
         int enabled = 0;
         r = sd_bus_get_property_trivial(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ClusterEnabled", &error, 'b', &enabled);
@@ -1056,7 +1078,8 @@ static void help(void) {
                  "                           (an address is looked up in reverse, as PTR)\n"
                  "  add NAME VALUE           Add a record (kept across restarts)\n"
                  "  remove NAME [VALUE]      Remove records added with 'add'\n"
-                 "  members                  List cluster members\n"
+                 "  members [forget NODE]    List cluster members, or forget a member's signing\n"
+                 "                           key and records (after it was set up anew)\n"
                  "  sync                     Sync records with the cluster now\n"
                  "  reload                   Re-read the configuration and hosts files\n"
                  "  monitor                  Follow record and member changes until interrupted\n"
@@ -1091,7 +1114,7 @@ static const Verb verbs[] = {
         { "query", 1, 2, verb_query },
         { "add", 2, 2, verb_add },
         { "remove", 1, 2, verb_remove },
-        { "members", 0, 0, verb_members },
+        { "members", 0, 2, verb_members },
         { "sync", 0, 0, verb_sync },
         { "reload", 0, 0, verb_reload },
         { "monitor", 0, 0, verb_monitor },

@@ -159,7 +159,7 @@ static int check_privilege(sd_bus_message *msg, sd_bus_error *error) {
             (sd_bus_creds_get_euid(creds, &uid) >= 0 || sd_bus_creds_get_uid(creds, &uid) >= 0) && uid == 0)
                 return 0;
         return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                "Changing records, syncing and reloading need root or CAP_NET_ADMIN.");
+                                "Changing records or cluster members, syncing and reloading need root or CAP_NET_ADMIN.");
 }
 
 static void schedule_flush(Manager *m) {
@@ -785,6 +785,45 @@ static int method_sync(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+static int method_forget_member(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        Manager *m = userdata;
+        const char *node;
+        uid_t uid = (uid_t) -1;
+        pid_t pid = 0;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &node);
+        if (r < 0)
+                return r;
+        r = check_privilege(msg, error);
+        if (r < 0)
+                return r;
+        if (!m->cluster)
+                return sd_bus_error_set(error, BUS_ERROR_NO_CLUSTER,
+                                        "Clustering is not enabled on this node (ENABLE_DNS_SYNC, --cluster).");
+        r = cluster_forget_member(m->cluster, node);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         streq(node, cluster_node_id(m->cluster)) ? "'%s' is this node." :
+                                         "Invalid node id '%s': use 1-64 of A-Z a-z 0-9 . _ -", node);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Nothing is known of cluster node '%s': no member, key or records.", node);
+        if (r == -EPERM)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The key of '%s' is configured in [Cluster] TrustedNodes=: change it there.", node);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Could not forget '%s': %m", node);
+        (void) sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
+        if (sd_bus_creds_get_euid(creds, &uid) < 0)
+                (void) sd_bus_creds_get_uid(creds, &uid);
+        (void) sd_bus_creds_get_pid(creds, &pid);
+        log_notice("Cluster node %s forgotten over D-Bus (uid %d, pid %d).", node,
+                   uid == (uid_t) -1 ? -1 : (int) uid, (int) pid);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 void manager_bus_emit_member_changed(Manager *m, const char *node, const char *address, const char *state) {
         int r;
 
@@ -963,6 +1002,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("a" MEMBER_SIGNATURE, members),
                                 method_list_members, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Sync", NULL, NULL, method_sync, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ForgetMember", SD_BUS_ARGS("s", node_id), SD_BUS_NO_RESULT,
+                                method_forget_member, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Reload", NULL, NULL, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStatistics", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{st}", counters),
                                 method_get_statistics, SD_BUS_VTABLE_UNPRIVILEGED),

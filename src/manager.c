@@ -613,6 +613,10 @@ int manager_start(Manager *m) {
                         .push_pull_interval_usec = m->config.push_pull_interval_msec * USEC_PER_MSEC,
                         .discovery_interval_usec = m->config.discovery_interval_msec * USEC_PER_MSEC,
                         .dead_grace_usec = m->config.dead_grace_msec * USEC_PER_MSEC,
+                        .state_directory = m->config.state_directory,
+                        .max_members = m->config.max_members,
+                        .max_records_per_node = m->config.max_records_per_node,
+                        .trusted_nodes = m->config.trusted_nodes,
                 };
                 r = cluster_new(&m->cluster, m->event, m->store, &copts);
                 if (r < 0)

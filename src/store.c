@@ -894,7 +894,10 @@ char *record_source(const Record *r) {
         GString *s = g_string_new(r->owner);
         if (r->line > 0)
                 g_string_append_printf(s, ":%u", r->line);
-        if (r->detail)
+        /* A peer's record: the detail is where the peer has it. */
+        if (r->detail && g_str_has_prefix(r->owner, "peer:"))
+                g_string_append_printf(s, " \xc2\xb7 %s", r->detail);
+        else if (r->detail)
                 g_string_append_printf(s, " (%s)", r->detail);
         return g_string_free(s, FALSE);
 }

@@ -135,7 +135,9 @@ typedef int (*StoreForeachFunc)(const Record *r, void *userdata);
 int store_foreach(const Store *s, const char *name, const char *owner_prefix, StoreForeachFunc f, void *userdata);
 
 /* "hosts:/dir/file:12", "docker:3f2a... (web)", "dbus", "peer:node-b" — the
- * owner, then ":line" if there is one, then " (detail)" if there is one. */
+ * owner, then ":line" if there is one, then " (detail)" if there is one; for
+ * a peer's record the detail is the peer's own source:
+ * "peer:node-b · docker:3f2a... (web)". */
 char *record_source(const Record *r);
 
 /* --- lookups for the DNS answer path ----------------------------------- */

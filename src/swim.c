@@ -126,6 +126,8 @@ void swim_config_lan(SwimConfig *ret) {
                 .gossip_nodes = 3,
                 .dead_reclaim_usec = 30 * USEC_PER_SEC,
                 .push_pull_interval_usec = 30 * USEC_PER_SEC,
+                .members_max = 1000,
+                .relay_user = true,
         };
 }
 
@@ -453,6 +455,39 @@ static void refute(Swim *s, uint32_t incarnation) {
         broadcast_member(s, &s->self.pub, s->self.pub.id);
 }
 
+static void member_remove(Swim *s, guint i) {
+        Member *m = s->members->pdata[i];
+
+        g_hash_table_remove(s->by_id, m->pub.id);
+        g_ptr_array_remove_index_fast(s->members, i);   /* frees it; probe_order drops the id lazily */
+        s->live_dirty = true;
+        s->counters.members_forgotten++;
+}
+
+/* Room for one more member: below the cap, or by forgetting the member that
+ * has been dead (or gone) the longest. A flood of made-up members can then
+ * fill the table only with members that answer probes, and never push out
+ * live ones. */
+static bool member_room(Swim *s) {
+        guint oldest = G_MAXUINT;
+
+        if (s->cfg.members_max == 0 || s->members->len < s->cfg.members_max)
+                return true;
+        for (guint i = 0; i < s->members->len; i++) {
+                const Member *m = s->members->pdata[i];
+                if ((m->pub.state == SWIM_DEAD || m->pub.state == SWIM_LEFT) &&
+                    (oldest == G_MAXUINT ||
+                     m->pub.state_change_usec < ((Member *) s->members->pdata[oldest])->pub.state_change_usec))
+                        oldest = i;
+        }
+        if (oldest == G_MAXUINT) {
+                s->counters.members_dropped++;
+                return false;
+        }
+        member_remove(s, oldest);
+        return true;
+}
+
 static void on_alive(Swim *s, uint32_t inc, const char *id, const SwimAddr *addr, uint64_t now) {
         Member *m;
 
@@ -460,6 +495,8 @@ static void on_alive(Swim *s, uint32_t inc, const char *id, const SwimAddr *addr
                 return;         /* only we speak for ourselves */
         m = member_get(s, id);
         if (!m) {
+                if (!member_room(s))
+                        return;
                 m = g_new0(Member, 1);
                 g_strlcpy(m->pub.id, id, sizeof m->pub.id);
                 m->pub.addr = *addr;
@@ -653,6 +690,11 @@ void swim_leave(Swim *s, uint64_t now_usec) {
         }
 }
 
+void swim_relay(Swim *s, const SwimEvent *ev) {
+        if (ev->type == SWIM_EVENT_USER && ev->size <= SWIM_USER_MAX)
+                queue_user(s, ev->member.id, ev->key, ev->data, ev->size);
+}
+
 int swim_broadcast(Swim *s, const char *key, const uint8_t *data, size_t size) {
         if (size > SWIM_USER_MAX || strlen(key) > 255)
                 return -EMSGSIZE;
@@ -783,7 +825,7 @@ static bool msg_next(Wire *r, Msg *m, bool *ret_known) {
         return true;
 }
 
-static void apply(Swim *s, const Msg *m, const SwimAddr *from, uint64_t now) {
+static void apply(Swim *s, const Msg *m, const char *sender, const SwimAddr *from, uint64_t now) {
         switch (m->type) {
         case MSG_PING:
                 if (streq(m->id, s->self.pub.id))
@@ -824,10 +866,14 @@ static void apply(Swim *s, const Msg *m, const SwimAddr *from, uint64_t now) {
                         SwimEvent *e = g_new0(SwimEvent, 1);
                         e->type = SWIM_EVENT_USER;
                         g_strlcpy(e->member.id, m->id, sizeof e->member.id);
+                        g_strlcpy(e->sender, sender, sizeof e->sender);
+                        e->from = *from;
+                        g_strlcpy(e->key, key, sizeof e->key);
                         memcpy(e->data, m->data, m->data_size);
                         e->size = m->data_size;
                         g_queue_push_tail(&s->events, e);
-                        queue_user(s, m->id, key, m->data, m->data_size);   /* pass it on */
+                        if (s->cfg.relay_user)
+                                queue_user(s, m->id, key, m->data, m->data_size);   /* pass it on */
                 }
                 break;
         }
@@ -875,7 +921,7 @@ int swim_receive(Swim *s, const SwimAddr *from, const uint8_t *packet, size_t si
         if (streq(sender, s->self.pub.id))
                 return 0;       /* our own broadcast, looped back */
         for (size_t i = 0; i < n; i++)
-                apply(s, &msgs[i], from, now_usec);
+                apply(s, &msgs[i], sender, from, now_usec);
         return 0;
 }
 
@@ -979,9 +1025,7 @@ void swim_tick(Swim *s, uint64_t now) {
                         if (m->pub.state == SWIM_DEAD || m->pub.state == SWIM_LEFT) {
                                 uint64_t reclaim = m->pub.state_change_usec + s->cfg.dead_reclaim_usec;
                                 if (now >= reclaim) {
-                                        g_hash_table_remove(s->by_id, m->pub.id);
-                                        g_ptr_array_remove_index_fast(s->members, i);
-                                        s->live_dirty = true;
+                                        member_remove(s, i);
                                         continue;
                                 }
                                 s->member_deadline = MIN(s->member_deadline, reclaim);
@@ -1068,6 +1112,24 @@ size_t swim_members(const Swim *s, const SwimMember **ret) {
                 g_array_append_val(snapshot, ((Member *) s->members->pdata[i])->pub);
         *ret = (const SwimMember *) snapshot->data;
         return snapshot->len;
+}
+
+const SwimMember *swim_member(const Swim *s, const char *id) {
+        const Member *m = g_hash_table_lookup(s->by_id, id);
+        return m ? &m->pub : NULL;
+}
+
+int swim_forget(Swim *s, const char *id) {
+        for (guint i = 0; i < s->members->len; i++) {
+                const Member *m = s->members->pdata[i];
+                if (!streq(m->pub.id, id))
+                        continue;
+                if (m->pub.state == SWIM_ALIVE || m->pub.state == SWIM_SUSPECT)
+                        return -EBUSY;
+                member_remove(s, i);
+                return 0;
+        }
+        return -ENOENT;
 }
 
 size_t swim_encode_state(const Swim *s, uint8_t *buf, size_t size) {

@@ -48,6 +48,9 @@ typedef struct SwimConfig {
         unsigned gossip_nodes;            /* 3 */
         uint64_t dead_reclaim_usec;       /* forget dead members after this (30 s) */
         uint64_t push_pull_interval_usec; /* full state exchange with one member (30 s, scaled up past 32 nodes) */
+        unsigned members_max;             /* others we keep at most (1,000); 0: no limit */
+        bool relay_user;                  /* pass user broadcasts on by itself (true); false: the
+                                           * caller checks each and passes it on with swim_relay() */
 } SwimConfig;
 
 void swim_config_lan(SwimConfig *ret);   /* memberlist's LAN profile */
@@ -76,6 +79,11 @@ typedef enum SwimEventType {
 typedef struct SwimEvent {
         SwimEventType type;
         SwimMember member;        /* for membership events; for USER: the origin's id */
+        /* USER only: who passed it to us (the origin itself, or a relay), from
+         * which address, and the broadcast's key. */
+        char sender[SWIM_ID_MAX + 1];
+        SwimAddr from;
+        char key[256];
         uint8_t data[SWIM_USER_MAX];
         size_t size;
 } SwimEvent;
@@ -109,6 +117,9 @@ bool swim_pop_event(Swim *s, SwimEvent *ret);
  * retransmit-limited). key deduplicates: a newer broadcast with the same key
  * replaces an older one that has not gone out fully yet. */
 int swim_broadcast(Swim *s, const char *key, const uint8_t *data, size_t size);
+/* Passes a received user broadcast on (with relay_user false, once the
+ * caller has accepted it). */
+void swim_relay(Swim *s, const SwimEvent *ev);
 
 /* Push-pull state (for the TCP anti-entropy exchange): encode our view, merge
  * a peer's. The encoded form is self-delimiting; size may exceed a packet. */
@@ -116,6 +127,11 @@ size_t swim_encode_state(const Swim *s, uint8_t *buf, size_t size);
 int swim_merge_state(Swim *s, const uint8_t *buf, size_t size, uint64_t now_usec);
 
 size_t swim_members(const Swim *s, const SwimMember **ret);   /* including ourselves, first */
+/* One member (not ourselves), or NULL. Valid until the next call into the core. */
+const SwimMember *swim_member(const Swim *s, const char *id);
+/* Forgets a member that is dead or left (an operator's "members forget").
+ * Returns 0, -ENOENT if unknown, -EBUSY if it is alive or suspect. */
+int swim_forget(Swim *s, const char *id);
 unsigned swim_alive_count(const Swim *s);
 unsigned swim_awareness(const Swim *s);
 const char *swim_state_to_string(SwimState st);
@@ -124,5 +140,7 @@ bool swim_addr_equal(const SwimAddr *a, const SwimAddr *b);
 typedef struct SwimCounters {
         uint64_t packets_sent, packets_received, packets_rejected;
         uint64_t probes, indirect_probes, refutations;
+        uint64_t members_dropped;         /* new members not taken: members_max reached */
+        uint64_t members_forgotten;       /* dead or gone members forgotten (reclaimed, evicted, by the operator) */
 } SwimCounters;
 const SwimCounters *swim_get_counters(const Swim *s);

@@ -22,10 +22,32 @@ typedef struct Node {
         GPtrArray *sent;        /* GBytes: updates emitted by the last flushes */
 } Node;
 
+/* Every node's key pair by id (the first node of an id; a restarted node
+ * keeps its key, as its state directory does). */
+static GHashTable *key_pairs;
+
+static void key_pair_destroy(gpointer p) {
+        cluster_keys_free(p);
+}
+
+static ClusterKeys *key_pair(const char *id) {
+        ClusterKeys *k;
+        g_autofree char *error = NULL;
+
+        if (!key_pairs)
+                key_pairs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, key_pair_destroy);
+        k = g_hash_table_lookup(key_pairs, id);
+        if (!k) {
+                CHECK(cluster_keys_new(&k, NULL, &error) == 0);
+                g_hash_table_insert(key_pairs, g_strdup(id), k);
+        }
+        return k;
+}
+
 static void node_init(Node *n, const char *id, uint64_t first_version) {
         n->id = id;
         CHECK(store_new(&n->store) == 0);
-        CHECK(cluster_records_new(&n->cr, n->store, id, first_version) == 0);
+        CHECK(cluster_records_new(&n->cr, n->store, id, key_pair(id), first_version) == 0);
         n->sent = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
 }
 
@@ -33,6 +55,12 @@ static void node_done(Node *n) {
         n->cr = cluster_records_free(n->cr);
         n->store = store_free(n->store);
         g_ptr_array_free(n->sent, TRUE);
+}
+
+/* to has met origin: it knows its public key (pinned on first contact). */
+static void trust(Node *to, const char *origin) {
+        ClusterKeyVerdict v = cluster_keys_present(key_pair(to->id), origin, cluster_keys_public(key_pair(origin)));
+        CHECK(v == CLUSTER_KEY_PINNED || v == CLUSTER_KEY_KNOWN);
 }
 
 static void on_emit(const char *key, const uint8_t *data, size_t size, void *userdata) {
@@ -53,12 +81,13 @@ static unsigned flush(Node *n) {
         return cluster_records_local_flush(n->cr, on_emit, n);
 }
 
-/* Delivers every update n emitted last to each of the others. */
+/* Delivers every update n emitted last to another, straight from n. */
 static void deliver(Node *from, Node *to, uint64_t now) {
+        trust(to, from->id);
         for (guint i = 0; i < from->sent->len; i++) {
                 gsize size;
                 const uint8_t *d = g_bytes_get_data(from->sent->pdata[i], &size);
-                CHECK(cluster_records_apply_update(to->cr, from->id, d, size, now) >= 0);
+                CHECK(cluster_records_apply_update(to->cr, from->id, true, d, size, now) >= 0);
         }
 }
 
@@ -106,29 +135,55 @@ static char *dump_owner(Store *s, const char *owner) {
 
 static void test_wire(void) {
         uint8_t buf[2048];
-        char name[256], value[CLUSTER_VALUE_MAX + 1];
-        ClusterEntry e = { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.5", .ttl = 30, .version = 77 };
+        char name[256], value[CLUSTER_VALUE_MAX + 1], source[CLUSTER_SOURCE_MAX + 1];
+        ClusterKeys *k = key_pair("w"), *other = key_pair("w-other");
+        const uint8_t *pub = cluster_keys_public(k);
+        ClusterEntry e = {
+                .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.5", .source = "docker:3f2a (web-1)",
+                .ttl = 30, .version = CLUSTER_VERSION(7, 77),
+        };
         ClusterEntry d;
-        size_t n = cluster_update_encode(&e, buf, sizeof buf);
+        uint8_t format = 0;
+        size_t n = cluster_update_encode(&e, "w", k, buf, sizeof buf);
 
         CHECK(n > 0);
-        CHECK(cluster_update_decode(buf, n, &d, name, value) == 0);
+        CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, &format) == 0);
+        CHECK(format == CLUSTER_RECORDS_FORMAT);
         CHECK(streq(d.name, "web.example.com") && d.type == DNS_TYPE_A && streq(d.value, "10.0.0.5"));
-        CHECK(d.ttl == 30 && d.version == 77 && !d.deleted);
+        CHECK(d.source && streq(d.source, "docker:3f2a (web-1)"));
+        CHECK(d.ttl == 30 && d.version == CLUSTER_VERSION(7, 77) && !d.deleted);
+        CHECK(cluster_version_epoch(d.version) == 7 && cluster_version_seq(d.version) == 77);
+        /* Signed by w for w: not for another origin, not with another key. */
+        CHECK(cluster_update_decode(buf, n, "x", pub, &d, name, value, source, NULL) == -EKEYREJECTED);
+        CHECK(cluster_update_decode(buf, n, "w", cluster_keys_public(other), &d, name, value, source, NULL) ==
+              -EKEYREJECTED);
+        /* Any byte changed breaks the signature (or the format). */
+        for (size_t i = 3; i < n; i++) {
+                buf[i] ^= 0x40;
+                CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) < 0);
+                buf[i] ^= 0x40;
+        }
+
+        /* Format 1 (older nodes): no source, no signature. */
+        size_t n1 = cluster_update_encode(&e, "w", NULL, buf, sizeof buf);
+        CHECK(n1 > 0 && n1 < n);
+        CHECK(cluster_update_decode(buf, n1, "w", pub, &d, name, value, source, &format) == 0);
+        CHECK(format == CLUSTER_RECORDS_FORMAT_V1 && !d.source && d.version == CLUSTER_VERSION(7, 77));
 
         e.deleted = true;
         e.type = DNS_TYPE_TXT;
         e.value = "\"hello world\"";
-        n = cluster_update_encode(&e, buf, sizeof buf);
-        CHECK(cluster_update_decode(buf, n, &d, name, value) == 0 && d.deleted && d.type == DNS_TYPE_TXT);
+        n = cluster_update_encode(&e, "w", k, buf, sizeof buf);
+        CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) == 0 && d.deleted &&
+              d.type == DNS_TYPE_TXT);
 
         /* Every truncation, and one trailing byte, is rejected. */
-        for (size_t k = 0; k < n; k++)
-                CHECK(cluster_update_decode(buf, k, &d, name, value) == -EBADMSG);
+        for (size_t i = 0; i < n; i++)
+                CHECK(cluster_update_decode(buf, i, "w", pub, &d, name, value, source, NULL) < 0);
         buf[n] = 0;
-        CHECK(cluster_update_decode(buf, n + 1, &d, name, value) == -EBADMSG);
+        CHECK(cluster_update_decode(buf, n + 1, "w", pub, &d, name, value, source, NULL) < 0);
         /* An encoder with too small a buffer says so. */
-        CHECK(cluster_update_encode(&e, buf, 10) == 0);
+        CHECK(cluster_update_encode(&e, "w", k, buf, 10) == 0);
 
         /* Field by field: what the store would refuse is refused on the wire. */
         struct { ClusterEntry e; } bad[] = {
@@ -138,36 +193,37 @@ static void test_wire(void) {
                 { { .name = "web..example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
                 { { .name = "web.example.com", .type = 99, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
                 { { .name = "web.example.com", .type = DNS_TYPE_AAAA, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
+                { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .source = "a\nb", .ttl = 1, .version = 1 } },
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                n = cluster_update_encode(&bad[i].e, buf, sizeof buf);
+                n = cluster_update_encode(&bad[i].e, "w", k, buf, sizeof buf);
                 CHECK(n > 0);
-                CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
+                CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) == -EBADMSG);
         }
         /* Unknown flag bits, a NUL inside the name, wrong magic or format. */
         e = (ClusterEntry) { .name = "a.example", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = 1, .version = 1 };
-        n = cluster_update_encode(&e, buf, sizeof buf);
+        n = cluster_update_encode(&e, "w", NULL, buf, sizeof buf);
         buf[3] |= 0x80;
-        CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
+        CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) == -EBADMSG);
         buf[3] &= 0x7f;
         buf[3 + 15 + 1 + 1] = 0;        /* second byte of the name */
-        CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
-        n = cluster_update_encode(&e, buf, sizeof buf);
+        CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) == -EBADMSG);
+        n = cluster_update_encode(&e, "w", NULL, buf, sizeof buf);
         buf[2] = 9;
-        CHECK(cluster_update_decode(buf, n, &d, name, value) == -EBADMSG);
+        CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) == -EBADMSG);
 
         /* Random garbage never decodes (and never crashes). */
         uint64_t x = 0x1234567;
         for (unsigned i = 0; i < 20000; i++) {
-                size_t len = (x >> 7) % 64;
-                for (size_t k = 0; k < len; k++) {
+                size_t len = (x >> 7) % 128;
+                for (size_t j = 0; j < len; j++) {
                         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-                        buf[k] = (uint8_t) x;
+                        buf[j] = (uint8_t) x;
                 }
                 if (len >= 3 && i % 2) {
-                        buf[0] = 'J'; buf[1] = 'U'; buf[2] = 1;
+                        buf[0] = 'J'; buf[1] = 'U'; buf[2] = (uint8_t) (1 + i % 4 / 2);
                 }
-                (void) cluster_update_decode(buf, len, &d, name, value);
+                (void) cluster_update_decode(buf, len, "w", pub, &d, name, value, source, NULL);
                 x ^= x << 13; x ^= x >> 7; x ^= x << 17;
         }
 }
@@ -184,27 +240,36 @@ static void test_local_versions(void) {
         CHECK(flush(&a) == 0);          /* nothing new */
 
         /* The same value from a second local owner: still one record for the cluster. */
-        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 30, "docker:abc", 0, NULL, NULL) == 1);
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 30, "hosts:/h/two", 0, NULL, NULL) == 1);
         CHECK(flush(&a) == 0);
         /* A lower TTL from that owner: the cluster record takes the lowest. */
-        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 10, "docker:abc", 0, NULL, NULL) == 0);
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 10, "hosts:/h/two", 0, NULL, NULL) == 0);
         CHECK(flush(&a) == 1);
         CHECK(cluster_records_local_version(a.cr) == 1002);
-        /* The first owner drops it: still there through the second. */
+        /* The first owner drops it: still there through the second, which is
+         * now its source (peers show it). */
         CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", "hosts:/h/one") == 1);
-        CHECK(flush(&a) == 0);
+        CHECK(flush(&a) == 1);
         CHECK(cluster_records_count(a.cr, "a") == 1);
+        char name[256], value[CLUSTER_VALUE_MAX + 1], source[CLUSTER_SOURCE_MAX + 1];
+        ClusterEntry d;
+        gsize size;
+        const uint8_t *p = g_bytes_get_data(a.sent->pdata[0], &size);
+        CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("a")), &d, name, value, source,
+                                    NULL) == 0 && !d.deleted && d.version == 1003 && streq_ptr(d.source, "hosts:/h/two"));
         /* The last owner drops it: a tombstone goes out, with a newer version. */
-        CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", "docker:abc") == 1);
+        CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", "hosts:/h/two") == 1);
         CHECK(flush(&a) == 1);
         CHECK(cluster_records_count(a.cr, "a") == 0);
-        {
-                char name[256], value[CLUSTER_VALUE_MAX + 1];
-                ClusterEntry d;
-                gsize size;
-                const uint8_t *p = g_bytes_get_data(a.sent->pdata[0], &size);
-                CHECK(cluster_update_decode(p, size, &d, name, value) == 0 && d.deleted && d.version == 1003);
-        }
+        p = g_bytes_get_data(a.sent->pdata[0], &size);
+        CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("a")), &d, name, value, source,
+                                    NULL) == 0 && d.deleted && d.version == 1004);
+        /* A container's name is part of its source. */
+        CHECK(store_add(a.store, "c.example.com", DNS_TYPE_A, "10.0.0.9", 30, "docker:3f2a", 0, "web-1", NULL) == 1);
+        CHECK(flush(&a) == 1);
+        p = g_bytes_get_data(a.sent->pdata[0], &size);
+        CHECK(cluster_update_decode(p, size, "a", NULL, &d, name, value, source, NULL) == 0 &&
+              streq_ptr(d.source, "docker:3f2a (web-1)"));
         /* Peer records are never announced as ours. */
         CHECK(store_add(a.store, "x.example.com", DNS_TYPE_A, "10.9.9.9", 30, "peer:b", 0, NULL, NULL) == 1);
         CHECK(flush(&a) == 0);
@@ -232,7 +297,7 @@ static void test_replication(void) {
         for (guint i = 0; i < first->len; i++) {
                 gsize size;
                 const uint8_t *d = g_bytes_get_data(first->pdata[i], &size);
-                CHECK(cluster_records_apply_update(b.cr, "a", d, size, 0) == 0);
+                CHECK(cluster_records_apply_update(b.cr, "a", true, d, size, 0) == 0);
         }
 
         /* Delete on a; the tombstone reaches b; the old add arriving late
@@ -257,9 +322,10 @@ static void test_replication(void) {
         {
                 gsize size;
                 const uint8_t *d = g_bytes_get_data(first->pdata[0], &size);
-                CHECK(cluster_records_apply_update(b.cr, "b", d, size, 0) == 0);
-                CHECK(cluster_records_apply_update(b.cr, "bad id!", d, size, 0) == -EINVAL);
-                CHECK(cluster_records_apply_update(b.cr, "", d, size, 0) == -EINVAL);
+                /* Signed by a, not by b: a forgery b's key shows up. */
+                CHECK(cluster_records_apply_update(b.cr, "b", true, d, size, 0) == -EKEYREJECTED);
+                CHECK(cluster_records_apply_update(b.cr, "bad id!", true, d, size, 0) == -EINVAL);
+                CHECK(cluster_records_apply_update(b.cr, "", true, d, size, 0) == -EINVAL);
                 CHECK(peer_count(b.store, "b") == 0);
         }
 
@@ -359,7 +425,9 @@ static void test_snapshot(void) {
         }
         g_autofree uint8_t *snap = NULL;
         size_t snap_size = 0;
-        CHECK(cluster_records_encode_local(a.cr, &snap, &snap_size) == 0);
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        trust(&full, "a");
+        trust(&inc, "a");
         CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 10 * SEC) > 0);
         g_autofree char *want = dump_owner(a.store, NULL);   /* every local source: hosts and dbus */
         g_autofree char *got_inc = dump_owner(inc.store, "peer:a");
@@ -380,7 +448,7 @@ static void test_snapshot(void) {
         CHECK(store_remove(a.store, "txt.example.com", DNS_TYPE_TXT, NULL, "dbus") == 1);
         flush(&a);      /* not delivered */
         g_free(snap);
-        CHECK(cluster_records_encode_local(a.cr, &snap, &snap_size) == 0);
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
         CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 12 * SEC) == 1);
         CHECK(peer_count(full.store, "a") == before - 1);
         CHECK(!resolves(full.store, "txt.example.com", DNS_TYPE_TXT, "peer:a", NULL));
@@ -391,15 +459,15 @@ static void test_snapshot(void) {
         /* Every truncation of a snapshot is rejected with nothing applied. */
         g_autofree char *state = dump_owner(full.store, "peer:a");
         for (size_t k = 0; k < snap_size; k++)
-                CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, k, 14 * SEC) == -EBADMSG);
+                CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, k, 14 * SEC) < 0);
         /* A flipped byte in an entry's value too. */
         g_autofree uint8_t *bad = g_memdup2(snap, snap_size);
-        bad[snap_size - 3] = 0x01;
-        CHECK(cluster_records_merge_snapshot(full.cr, "a", bad, snap_size, 14 * SEC) == -EBADMSG);
+        bad[snap_size - 3 - CLUSTER_SIGNATURE_SIZE] = 0x01;
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", bad, snap_size, 14 * SEC) == -EKEYREJECTED);
         /* A count that the bytes cannot hold. */
         memcpy(bad, snap, snap_size);
         bad[11] = bad[12] = bad[13] = bad[14] = 0xff;
-        CHECK(cluster_records_merge_snapshot(full.cr, "a", bad, snap_size, 14 * SEC) == -EBADMSG);
+        CHECK(cluster_records_merge_snapshot(full.cr, "a", bad, snap_size, 14 * SEC) == -EKEYREJECTED);
         g_autofree char *state2 = dump_owner(full.store, "peer:a");
         CHECK(streq(state, state2));
 
@@ -411,12 +479,12 @@ static void test_snapshot(void) {
         cluster_records_local_mark_all(a2.cr);
         flush(&a2);
         g_free(snap);
-        CHECK(cluster_records_encode_local(a2.cr, &snap, &snap_size) == 0);
+        CHECK(cluster_records_encode_local(a2.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
         CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 15 * SEC) > 0);
         CHECK(peer_count(full.store, "a") == 1);
         CHECK(resolves(full.store, "new.example.com", DNS_TYPE_A, "peer:a", "10.2.0.1"));
-        /* A snapshot that claims to be from us is ignored. */
-        CHECK(cluster_records_merge_snapshot(full.cr, "full", snap, snap_size, 16 * SEC) == 0);
+        /* A snapshot that claims to be from us is refused: we did not sign it. */
+        CHECK(cluster_records_merge_snapshot(full.cr, "full", snap, snap_size, 16 * SEC) == -EKEYREJECTED);
         CHECK(peer_count(full.store, "full") == 0);
 
         node_done(&a2);
@@ -455,7 +523,342 @@ static void test_two_nodes_one_name(void) {
         node_done(&c);
 }
 
+static void test_limits(void) {
+        /* An origin with 200 records, a receiver that takes 50 per origin and 2 origins. */
+        Node a, r, b, c;
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        node_init(&c, "c", 1);
+        node_init(&r, "r", 1);
+        cluster_records_set_limits(r.cr, 2, 50);
+        store_subscribe(a.store, on_change, &a);
+        for (unsigned i = 0; i < 200; i++) {
+                char name[64], ip[32];
+                snprintf(name, sizeof name, "n%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.3.%u.%u", i / 256, i % 256);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/many", i + 1, NULL, NULL) == 1);
+        }
+        flush(&a);
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        trust(&r, "a");
+        CHECK(cluster_records_merge_snapshot(r.cr, "a", snap, snap_size, SEC) == 50);
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+        CHECK(peer_count(r.store, "a") == 50);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 150);
+        /* An update for a key not held is refused too; one for a held key still applies. */
+        gsize size;
+        const uint8_t *d = g_bytes_get_data(a.sent->pdata[a.sent->len - 1], &size);
+        int k = cluster_records_apply_update(r.cr, "a", true, d, size, 2 * SEC);
+        CHECK(k == -ENOSPC || k == 0);
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+
+        /* Origins: two are held; a third is refused until one is withdrawn. */
+        store_subscribe(b.store, on_change, &b);
+        store_subscribe(c.store, on_change, &c);
+        CHECK(store_add(b.store, "b.example.com", DNS_TYPE_A, "10.4.0.2", 30, "dbus", 0, NULL, NULL) == 1);
+        CHECK(store_add(c.store, "c.example.com", DNS_TYPE_A, "10.4.0.3", 30, "dbus", 0, NULL, NULL) == 1);
+        flush(&b);
+        flush(&c);
+        deliver(&b, &r, 3 * SEC);
+        CHECK(cluster_records_count(r.cr, "b") == 1);
+        d = g_bytes_get_data(c.sent->pdata[0], &size);
+        trust(&r, "c");
+        CHECK(cluster_records_apply_update(r.cr, "c", true, d, size, 3 * SEC) == -ENOSPC);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_origins == 1);
+        CHECK(!resolves(r.store, "c.example.com", DNS_TYPE_A, "peer:c", NULL));
+        cluster_records_origin_state(r.cr, "b", CLUSTER_ORIGIN_LEFT, 4 * SEC);
+        CHECK(cluster_records_apply_update(r.cr, "c", true, d, size, 5 * SEC) == 1);
+        CHECK(resolves(r.store, "c.example.com", DNS_TYPE_A, "peer:c", "10.4.0.3"));
+        CHECK(cluster_records_count(r.cr, "b") == 0);   /* b's table made room */
+
+        store_unsubscribe(a.store, on_change, &a);
+        store_unsubscribe(b.store, on_change, &b);
+        store_unsubscribe(c.store, on_change, &c);
+        node_done(&a);
+        node_done(&b);
+        node_done(&c);
+        node_done(&r);
+}
+
+/* An update of origin's, built by hand (keys NULL: format 1, unsigned). */
+static GBytes *update_of(const char *origin, const ClusterKeys *keys, const char *name, const char *value,
+                         uint64_t version, bool deleted) {
+        uint8_t buf[1024];
+        ClusterEntry e = {
+                .name = name, .type = DNS_TYPE_A, .value = value, .source = keys ? "hosts:/forged" : NULL, .ttl = 30,
+                .version = version, .deleted = deleted,
+        };
+        size_t n = cluster_update_encode(&e, origin, keys, buf, sizeof buf);
+        CHECK(n > 0);
+        return g_bytes_new(buf, n);
+}
+
+static int apply(Node *to, const char *origin, bool direct, GBytes *u, uint64_t now) {
+        gsize size;
+        const uint8_t *d = g_bytes_get_data(u, &size);
+        return cluster_records_apply_update(to->cr, origin, direct, d, size, now);
+}
+
+static void test_authenticity(void) {
+        Node a, b;
+        node_init(&a, "a", CLUSTER_VERSION(100, 0));
+        node_init(&b, "b", CLUSTER_VERSION(200, 0));
+        store_subscribe(a.store, on_change, &a);
+        CHECK(store_add(a.store, "a.example.com", DNS_TYPE_A, "10.5.0.1", 30, "hosts:/h/a", 1, NULL, NULL) == 1);
+        flush(&a);
+        deliver(&a, &b, SEC);
+        CHECK(resolves(b.store, "a.example.com", DNS_TYPE_A, "peer:a", "10.5.0.1"));
+        uint64_t va = cluster_records_local_version(a.cr);
+
+        /* A forger with a key of its own, or none, cannot speak for a: not to
+         * add, not to delete, not with the highest version there is. */
+        ClusterKeys *forger = key_pair("forger");
+        g_autoptr(GBytes) add = update_of("a", forger, "evil.example.com", "10.6.6.6", va + 1, false);
+        g_autoptr(GBytes) del = update_of("a", forger, "a.example.com", "10.5.0.1", UINT64_MAX, true);
+        g_autoptr(GBytes) add1 = update_of("a", NULL, "evil.example.com", "10.6.6.6", va + 1, false);
+        g_autoptr(GBytes) del1 = update_of("a", NULL, "a.example.com", "10.5.0.1", UINT64_MAX, true);
+        CHECK(apply(&b, "a", true, add, 2 * SEC) == -EKEYREJECTED);
+        CHECK(apply(&b, "a", true, del, 2 * SEC) == -EKEYREJECTED);
+        CHECK(apply(&b, "a", true, add1, 2 * SEC) == -EPERM);
+        CHECK(apply(&b, "a", true, del1, 2 * SEC) == -EPERM);
+        cluster_records_set_accept_unsigned(b.cr, true);    /* only for nodes whose key we lack */
+        CHECK(apply(&b, "a", true, del1, 2 * SEC) == -EPERM);
+        CHECK(!resolves(b.store, "evil.example.com", DNS_TYPE_A, NULL, NULL));
+        CHECK(resolves(b.store, "a.example.com", DNS_TYPE_A, "peer:a", "10.5.0.1"));
+        /* ...so a's later changes still get through. */
+        CHECK(store_add(a.store, "a2.example.com", DNS_TYPE_A, "10.5.0.2", 30, "hosts:/h/a", 2, NULL, NULL) == 1);
+        flush(&a);
+        deliver(&a, &b, 3 * SEC);
+        CHECK(resolves(b.store, "a2.example.com", DNS_TYPE_A, "peer:a", "10.5.0.2"));
+
+        /* An older node (no key known for it) may send unsigned updates, but
+         * only itself, not through a relay, and only where that is allowed. */
+        g_autoptr(GBytes) old = update_of("old", NULL, "old.example.com", "10.7.0.1", 5, false);
+        CHECK(apply(&b, "old", false, old, 4 * SEC) == -EPERM);
+        CHECK(apply(&b, "old", true, old, 4 * SEC) == 1);
+        CHECK(resolves(b.store, "old.example.com", DNS_TYPE_A, "peer:old", "10.7.0.1"));
+        cluster_records_set_accept_unsigned(b.cr, false);
+        g_autoptr(GBytes) old2 = update_of("old", NULL, "old2.example.com", "10.7.0.2", 6, false);
+        CHECK(apply(&b, "old", true, old2, 4 * SEC) == -EPERM);
+
+        /* Relayed updates: only for an origin we hold a table of, and only a
+         * bounded step ahead of what it said; further, its own word decides. */
+        trust(&b, "c");
+        ClusterKeys *ck = key_pair("c");
+        g_autoptr(GBytes) c1 = update_of("c", ck, "c1.example.com", "10.8.0.1", CLUSTER_VERSION(50, 10), false);
+        CHECK(apply(&b, "c", false, c1, 5 * SEC) == -ERANGE);      /* nothing from c yet */
+        CHECK(apply(&b, "c", true, c1, 5 * SEC) == 1);
+        g_autoptr(GBytes) c2 = update_of("c", ck, "c2.example.com", "10.8.0.2",
+                                         CLUSTER_VERSION(50, 10 + CLUSTER_SEQ_STEP), false);
+        g_autoptr(GBytes) c3 = update_of("c", ck, "c3.example.com", "10.8.0.3",
+                                         CLUSTER_VERSION(50, 11 + 2 * CLUSTER_SEQ_STEP), false);
+        g_autoptr(GBytes) c4 = update_of("c", ck, "c4.example.com", "10.8.0.4", CLUSTER_VERSION(51, 3), false);
+        g_autoptr(GBytes) c5 = update_of("c", ck, "c5.example.com", "10.8.0.5", CLUSTER_VERSION(53, 1), false);
+        CHECK(apply(&b, "c", false, c2, 5 * SEC) == 1);
+        CHECK(apply(&b, "c", false, c3, 5 * SEC) == -ERANGE);
+        CHECK(apply(&b, "c", false, c4, 5 * SEC) == 1);            /* the next epoch: a restart, a refutation */
+        CHECK(apply(&b, "c", false, c5, 5 * SEC) == -ERANGE);
+        CHECK(apply(&b, "c", true, c5, 5 * SEC) == 1);             /* from c itself */
+        CHECK(resolves(b.store, "c5.example.com", DNS_TYPE_A, "peer:c", NULL));
+        /* c's snapshot at an older version drops what lies beyond a step of it
+         * (c never issued it) and what it no longer lists. */
+        Node c;
+        node_init(&c, "c", CLUSTER_VERSION(51, 10));
+        store_subscribe(c.store, on_change, &c);
+        CHECK(store_add(c.store, "c4.example.com", DNS_TYPE_A, "10.8.0.4", 30, "dbus", 0, NULL, NULL) == 1);
+        flush(&c);
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(c.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        CHECK(cluster_records_merge_snapshot(b.cr, "c", snap, snap_size, 6 * SEC) > 0);
+        CHECK(!resolves(b.store, "c5.example.com", DNS_TYPE_A, "peer:c", NULL));
+        CHECK(!resolves(b.store, "c1.example.com", DNS_TYPE_A, "peer:c", NULL));
+        CHECK(resolves(b.store, "c4.example.com", DNS_TYPE_A, "peer:c", "10.8.0.4"));
+        /* And after it, relays are held to c's word again. */
+        CHECK(apply(&b, "c", false, c5, 7 * SEC) <= 0);
+
+        store_unsubscribe(c.store, on_change, &c);
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&c);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_refutation(void) {
+        Node a, b;
+        node_init(&a, "a", CLUSTER_VERSION(100, 0));
+        node_init(&b, "b", CLUSTER_VERSION(200, 0));
+        store_subscribe(a.store, on_change, &a);
+        CHECK(store_add(a.store, "mine.example.com", DNS_TYPE_A, "10.5.0.1", 30, "hosts:/h/a", 1, NULL, NULL) == 1);
+        flush(&a);
+        deliver(&a, &b, SEC);
+
+        /* a in a previous life (same key, later epoch: say the clock went back
+         * and the state was restored) said things b still holds. */
+        g_autoptr(GBytes) past = update_of("a", key_pair("a"), "mine.example.com", "10.5.0.1", CLUSTER_VERSION(150, 1), true);
+        g_autoptr(GBytes) past2 = update_of("a", key_pair("a"), "gone.example.com", "10.5.0.9", CLUSTER_VERSION(150, 2), false);
+        CHECK(apply(&b, "a", true, past, 2 * SEC) == 1);
+        CHECK(apply(&b, "a", true, past2, 2 * SEC) == 1);
+        CHECK(!resolves(b.store, "mine.example.com", DNS_TYPE_A, "peer:a", NULL));
+        CHECK(resolves(b.store, "gone.example.com", DNS_TYPE_A, "peer:a", NULL));
+
+        /* a hears of them (relayed back): it refutes with a newer epoch. */
+        CHECK(apply(&a, "a", false, past, 3 * SEC) == CLUSTER_APPLY_REFUTED);
+        CHECK(cluster_version_epoch(cluster_records_local_version(a.cr)) == 151);
+        CHECK(cluster_records_get_counters(a.cr)->refutations == 1);
+        CHECK(flush(&a) == 1);          /* its record again, at the new epoch */
+        deliver(&a, &b, 4 * SEC);
+        CHECK(resolves(b.store, "mine.example.com", DNS_TYPE_A, "peer:a", "10.5.0.1"));
+        /* The rest of that past life (below the new epoch now) is settled by
+         * a's snapshot, which the cluster sends to everyone after a refutation. */
+        CHECK(apply(&a, "a", false, past2, 3 * SEC) == 0);
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        CHECK(cluster_records_merge_snapshot(b.cr, "a", snap, snap_size, 4 * SEC) >= 1);
+        CHECK(!resolves(b.store, "gone.example.com", DNS_TYPE_A, "peer:a", NULL));
+        CHECK(resolves(b.store, "mine.example.com", DNS_TYPE_A, "peer:a", "10.5.0.1"));
+        /* A claim about a record a never had is retracted. */
+        g_autoptr(GBytes) other = update_of("a", key_pair("a"), "other.example.com", "10.5.0.8",
+                                            cluster_records_local_version(a.cr) + 5, false);
+        CHECK(apply(&b, "a", true, other, 5 * SEC) == 1);
+        CHECK(apply(&a, "a", false, other, 5 * SEC) == CLUSTER_APPLY_REFUTED);
+        CHECK(flush(&a) == 1);
+        deliver(&a, &b, 5 * SEC);
+        CHECK(!resolves(b.store, "other.example.com", DNS_TYPE_A, "peer:a", NULL));
+        /* Its own updates, relayed back, are not refuted. */
+        CHECK(apply(&a, "a", false, a.sent->pdata[0], 5 * SEC) == 0);
+
+        /* An unsigned claim in a's name at the highest version: refuted, but
+         * only one epoch past a's own, so nobody can push a to the end of the range. */
+        uint32_t before = cluster_version_epoch(cluster_records_local_version(a.cr));
+        g_autoptr(GBytes) max = update_of("a", NULL, "mine.example.com", "10.5.0.1", UINT64_MAX, true);
+        CHECK(apply(&a, "a", false, max, 10 * SEC) == CLUSTER_APPLY_REFUTED);
+        CHECK(cluster_version_epoch(cluster_records_local_version(a.cr)) == before + 2);
+        /* ...and not more than once a second. */
+        CHECK(apply(&a, "a", false, max, 10 * SEC + 1) == 0);
+        CHECK(cluster_version_epoch(cluster_records_local_version(a.cr)) == before + 2);
+        /* A signed claim that is not a's own signature: refused, nothing moves. */
+        g_autoptr(GBytes) forged = update_of("a", key_pair("forger"), "mine.example.com", "10.5.0.1", UINT64_MAX, true);
+        CHECK(apply(&a, "a", false, forged, 20 * SEC) == -EKEYREJECTED);
+        CHECK(cluster_version_epoch(cluster_records_local_version(a.cr)) == before + 2);
+
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_batched_merge(void) {
+        Node a, b;
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        store_subscribe(a.store, on_change, &a);
+        for (unsigned i = 0; i < 5000; i++) {
+                char name[64], ip[32];
+                snprintf(name, sizeof name, "m%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.9.%u.%u", i / 256, i % 256);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/m", i + 1, NULL, NULL) == 1);
+        }
+        flush(&a);
+        trust(&b, "a");
+        /* b held a record a no longer has: the merge's sweep removes it. */
+        g_autoptr(GBytes) stale = update_of("a", key_pair("a"), "stale.example.com", "10.9.99.1", 2, false);
+        CHECK(apply(&b, "a", true, stale, SEC) == 1);
+
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        ClusterSnapshot *cs = NULL;
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        CHECK(cluster_snapshot_decode(snap, snap_size, "a", cluster_keys_public(key_pair("a")), false, &cs) == 0);
+        CHECK(cluster_snapshot_count(cs) == 5000);
+        CHECK(cluster_records_merge_queue(b.cr, cs, 2 * SEC) == 0);
+        unsigned steps = 0, changes = 0;
+        bool news = false;
+        while (cluster_records_merge_step(b.cr, 500, 2 * SEC, &changes)) {
+                steps++;
+                /* Between batches the store holds part of a's records, never more. */
+                CHECK(peer_count(b.store, "a") <= 5002);
+                if (steps == 3) {
+                        /* News from a while the merge runs stays. */
+                        CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.9.200.1", 30, "dbus", 0, NULL, NULL) == 1);
+                        flush(&a);
+                        deliver(&a, &b, 2 * SEC);
+                        news = true;
+                }
+        }
+        CHECK(news && steps >= 10);
+        CHECK(changes >= 5000);
+        CHECK(peer_count(b.store, "a") == 5001);
+        CHECK(resolves(b.store, "late.example.com", DNS_TYPE_A, "peer:a", NULL));
+        CHECK(!resolves(b.store, "stale.example.com", DNS_TYPE_A, "peer:a", NULL));
+        CHECK(resolves(b.store, "m4999.example.com", DNS_TYPE_A, "peer:a", "10.9.19.135"));
+
+        /* A snapshot signed with another key, or cut short, is refused whole. */
+        CHECK(cluster_snapshot_decode(snap, snap_size, "a", cluster_keys_public(key_pair("b")), false, &cs) == -EKEYREJECTED);
+        CHECK(cluster_snapshot_decode(snap, snap_size, "a", NULL, true, &cs) == -EKEYREJECTED);
+        CHECK(cluster_snapshot_decode(snap, snap_size - 1, "a", cluster_keys_public(key_pair("a")), false, &cs) < 0);
+        /* An unsigned one only where allowed. */
+        g_free(snap);
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT_V1, &snap, &snap_size) == 0);
+        CHECK(cluster_snapshot_decode(snap, snap_size, "a", NULL, false, &cs) == -EPERM);
+        CHECK(cluster_snapshot_decode(snap, snap_size, "a", NULL, true, &cs) == 0);
+        CHECK(cluster_snapshot_count(cs) == 5001);
+        cluster_snapshot_free(cs);
+
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_burst(void) {
+        Node a, b;
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        store_subscribe(a.store, on_change, &a);
+        for (unsigned i = 0; i < CLUSTER_GOSSIP_BURST_MAX + 500; i++) {
+                char name[64], ip[32];
+                snprintf(name, sizeof name, "burst%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.7.%u.%u", i / 256, i % 256);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/burst", i + 1, NULL, NULL) == 1);
+        }
+        /* A burst goes in slices, and is not gossiped record by record. */
+        bool more = true;
+        unsigned slices = 0;
+        g_ptr_array_set_size(a.sent, 0);
+        while (more) {
+                (void) cluster_records_local_flush_some(a.cr, 100, on_emit, &a, &more);
+                slices++;
+                if (more)
+                        CHECK(!cluster_records_take_resync(a.cr));
+        }
+        CHECK(slices == 15);
+        CHECK(a.sent->len == 0);
+        CHECK(cluster_records_count(a.cr, "a") == CLUSTER_GOSSIP_BURST_MAX + 500);
+        CHECK(cluster_records_take_resync(a.cr));
+        CHECK(!cluster_records_take_resync(a.cr));
+        /* Its snapshot carries it all. */
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        trust(&b, "a");
+        CHECK(cluster_records_merge_snapshot(b.cr, "a", snap, snap_size, SEC) == (int) CLUSTER_GOSSIP_BURST_MAX + 500);
+        /* A small change after it is gossiped as before. */
+        CHECK(store_add(a.store, "one.example.com", DNS_TYPE_A, "10.7.99.1", 30, "dbus", 0, NULL, NULL) == 1);
+        CHECK(flush(&a) == 1 && a.sent->len == 1);
+        CHECK(!cluster_records_take_resync(a.cr));
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
 int main(void) {
+        test_burst();
+        test_authenticity();
+        test_refutation();
+        test_batched_merge();
+        test_limits();
         test_wire();
         test_local_versions();
         test_replication();

@@ -979,6 +979,50 @@ static void test_cluster_timings(void) {
         free(path);
 }
 
+static void test_cluster_limits(void) {
+        const char *key = "qzBWk0YVHI2Ju6ifn7IUNn/zpCYi3bLBGnebgR5vrGU=";
+        char contents[256], want[128];
+        snprintf(contents, sizeof contents, "[Cluster]\nMaxMembers=50\nMaxRecordsPerNode=2000\n"
+                 "TrustedNodes=node-a:%s, node-b:%s\n", key, key);
+        char *path = write_config(NULL, contents);
+        char *env = env_for(path);
+        Config c;
+
+        TEST_BEGIN("cluster limits and trust");
+        LOAD_OK(&c, ARGV(), ENVP(empty_env));
+        CHECK_INT_EQ(c.max_members, 1000);
+        CHECK_INT_EQ(c.max_records_per_node, 100000);
+        CHECK(c.trusted_nodes == NULL);
+        config_done(&c);
+
+        LOAD_OK(&c, ARGV(), ENVP(env));
+        CHECK_INT_EQ(c.max_members, 50);
+        CHECK_INT_EQ(c.max_records_per_node, 2000);
+        CHECK_INT_EQ(strv_length(c.trusted_nodes), 2);
+        snprintf(want, sizeof want, "node-b:%s", key);
+        if (strv_length(c.trusted_nodes) == 2)
+                CHECK_STREQ(c.trusted_nodes[1], want);
+        config_done(&c);
+
+        LOAD_OK(&c, ARGV(), ENVP(env, "JOYRIDE_CLUSTER_MAX_MEMBERS=7", "JOYRIDE_CLUSTER_MAX_RECORDS_PER_NODE=9"));
+        CHECK_INT_EQ(c.max_members, 7);
+        CHECK_INT_EQ(c.max_records_per_node, 9);
+        config_done(&c);
+
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_MAX_MEMBERS=0"), "JOYRIDE_CLUSTER_MAX_MEMBERS=0",
+                   "1 to 65536");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_MAX_RECORDS_PER_NODE=lots"),
+                   "JOYRIDE_CLUSTER_MAX_RECORDS_PER_NODE=lots", "1 to 10000000");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=node-a"),
+                   "JOYRIDE_CLUSTER_TRUSTED_NODES=node-a", "NODE-ID:PUBLIC-KEY", "'node-a'");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=node-a:c2hvcnQ="),
+                   "NODE-ID:PUBLIC-KEY", "'node-a:c2hvcnQ='");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=bad/id:qzBWk0YVHI2Ju6ifn7IUNn/zpCYi3bLBGnebgR5vrGU="),
+                   "NODE-ID:PUBLIC-KEY");
+        free(env);
+        free(path);
+}
+
 static void test_resolved(void) {
         char *path = write_config(NULL, "[Resolved]\nLink=joyride0\nDomains=~Example.Internal., lab.example\n"
                                         "DNS=127.0.0.1:5353, [::1]:5353, 192.0.2.53\n");
@@ -1196,6 +1240,7 @@ int main(void) {
         test_cluster();
         test_cluster_timings();
         test_etcd();
+        test_cluster_limits();
 
         return EXIT_SUCCESS;
 }

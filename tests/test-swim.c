@@ -404,8 +404,96 @@ static void test_hostile_packets(void) {
         g_rand_free(r);
 }
 
+/* One packet from `sender` announcing `count` members fake-<first>... as alive. */
+static size_t fake_alives(uint8_t *buf, const char *sender, unsigned first, unsigned count) {
+        size_t n = 0, sl = strlen(sender);
+
+        buf[n++] = 'J';
+        buf[n++] = 'R';
+        buf[n++] = 1;
+        buf[n++] = (uint8_t) sl;
+        memcpy(buf + n, sender, sl);
+        n += sl;
+        for (unsigned i = first; i < first + count; i++) {
+                char id[32];
+                size_t il = (size_t) snprintf(id, sizeof id, "fake-%u", i);
+                size_t body = 4 + 1 + il + 19;
+                buf[n++] = 4;                   /* ALIVE */
+                buf[n++] = 0;
+                buf[n++] = (uint8_t) body;
+                memset(buf + n, 0, 4);          /* incarnation 0 */
+                n += 4;
+                buf[n++] = (uint8_t) il;
+                memcpy(buf + n, id, il);
+                n += il;
+                buf[n++] = 4;
+                memset(buf + n, 0, 16);
+                buf[n] = 10;
+                buf[n + 1] = (uint8_t) (i >> 16);
+                buf[n + 2] = (uint8_t) (i >> 8);
+                buf[n + 3] = (uint8_t) i;
+                n += 16;
+                buf[n++] = 0x22;
+                buf[n++] = 0xc2;
+        }
+        return n;
+}
+
+static void test_member_cap(void) {
+        Swim *sw;
+        SwimConfig cfg;
+        SwimAddr a = addr_of(1), from = addr_of(2);
+        uint8_t buf[SWIM_PACKET_MAX];
+        const SwimMember *ms;
+
+        swim_config_lan(&cfg);
+        CHECK(cfg.members_max == 1000);
+        cfg.members_max = 50;
+        cfg.dead_reclaim_usec = 24 * 3600 * USEC_PER_SEC;      /* the dead stay, and fill the table */
+        CHECK(swim_new(&sw, &cfg, "victim", &a, 1, 0) == 0);
+        /* 5,000 made-up members from one sender: 50 are kept, the rest counted. */
+        for (unsigned i = 0; i < 5000; i += 25)
+                CHECK(swim_receive(sw, &from, buf, fake_alives(buf, "intruder", i, 25), 1) == 0);
+        CHECK(swim_members(sw, &ms) == 51);
+        CHECK(swim_get_counters(sw)->members_dropped == 4950);
+        CHECK(swim_member(sw, "fake-0") && !swim_member(sw, "fake-50"));
+        CHECK(swim_forget(sw, "fake-0") == -EBUSY);
+        CHECK(swim_forget(sw, "nobody") == -ENOENT);
+
+        /* Those that never answer die (slowly: every failed probe slows our
+         * probing down, as Lifeguard wants); then a real newcomer finds room, and
+         * the one dead longest is forgotten for it. */
+        for (uint64_t t = 1; t < 3600 * USEC_PER_SEC; t += 10 * USEC_PER_MSEC) {
+                SwimAddr to;
+                SwimEvent ev;
+                swim_tick(sw, t);
+                while (swim_pop_packet(sw, &to, buf) > 0)
+                        ;
+                while (swim_pop_event(sw, &ev))
+                        ;
+                if (swim_alive_count(sw) == 1)
+                        break;
+        }
+        CHECK(swim_alive_count(sw) == 1);
+        size_t before = swim_members(sw, &ms);
+        CHECK(swim_receive(sw, &from, buf, fake_alives(buf, "newcomer", 90000, 1), 1) == 0);
+        CHECK(swim_member(sw, "fake-90000") != NULL);
+        CHECK(swim_members(sw, &ms) == before && before == 51);
+        /* And an operator may forget a dead one. */
+        for (size_t i = 1; i < (size_t) swim_members(sw, &ms); i++)
+                if (ms[i].state == SWIM_DEAD) {
+                        char id[SWIM_ID_MAX + 1];
+                        g_strlcpy(id, ms[i].id, sizeof id);
+                        CHECK(swim_forget(sw, id) == 0);
+                        CHECK(swim_member(sw, id) == NULL);
+                        break;
+                }
+        swim_free(sw);
+}
+
 int main(int argc, char *argv[]) {
         test_hostile_packets();
+        test_member_cap();
         test_refute_and_leave();
         if (argc > 1 && streq(argv[1], "--small"))
                 return 0;

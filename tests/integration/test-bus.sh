@@ -708,6 +708,19 @@ kill "$PEER_PID"
 wait "$PEER_PID" 2>/dev/null || true
 PEER_PID=
 wait_for "the peer leaving" 10 bash -c "busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListMembers | grep -q '\"peer\" \"127.0.0.1:$SWIM2\" \"left\"'"
+# ForgetMember: the peer's pinned key, records and (gone now) membership.
+wait_for "the peer's signing key pinned in $STATE/cluster-pins" 5 grep -q '^peer ' "$STATE/cluster-pins"
+out=$(as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ForgetMember s peer 2>&1) &&
+        fail "nobody could call ForgetMember"
+grep -q "Access denied" <<<"$out" || fail "ForgetMember as nobody: $out"
+expect_error org.freedesktop.DBus.Error.InvalidArgs "is this node" ForgetMember string:"$NODE"
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Invalid node id" ForgetMember string:"no such/node"
+"$CTL" members forget peer | grep -q "Forgot peer" || fail "joyridectl members forget peer"
+call ListMembers | grep -q '"peer"' && fail "the peer is still listed after ForgetMember: $(call ListMembers)"
+wait_for "the peer's key gone from cluster-pins" 5 bash -c "! grep -q '^peer ' '$STATE/cluster-pins'"
+expect_error org.freedesktop.DBus.Error.InvalidArgs "Nothing is known of cluster node 'peer'" ForgetMember string:peer
+grep -q "Cluster node peer forgotten over D-Bus (uid 0, pid [0-9]*)" "$T/daemon-cluster.log" ||
+        fail "ForgetMember is not logged with the caller"
 stop_monitor
 kill -INT "$CTL_MONITOR_PID"
 wait "$CTL_MONITOR_PID" || fail "joyridectl monitor did not exit 0 on SIGINT"
@@ -726,7 +739,7 @@ changes = [m['payload']['data'] for m in msgs if m.get('member') == 'MemberChang
 states = [c[2] for c in changes if c[0] == 'peer']
 assert 'alive' in states and 'left' in states, changes
 PY
-ok "cluster over D-Bus: MemberCount, ListMembers, Sync, joyridectl members, MemberChanged (alive, left)"
+ok "cluster over D-Bus: MemberCount, ListMembers, Sync, joyridectl members, MemberChanged (alive, left), ForgetMember"
 stop_daemon
 # shellcheck disable=SC2086
 start_daemon "$T/daemon-after-cluster.log" $DAEMON_ARGS

@@ -1,0 +1,266 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The cluster under attack: two real nodes (n1, n2) in network namespaces on
+# a private bridge (cluster-lib.sh) and a hostile peer in a third (n9,
+# hostile-peer.py) that sends what no real node would: record updates for
+# other nodes' records, versions at the maximum, thousands of members,
+# a hundred thousand records, frame lengths that ask for 16 MiB. Checked as
+# a user would: dig on the nodes, /metrics, the journal lines in the log.
+# Needs root (exits 77 when ip netns is not permitted). Every namespace and
+# process goes away on exit, also on failure.
+set -euo pipefail
+
+BUILD=${1:?usage: test-cluster-hostile.sh BUILD_DIR}
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/cluster-lib.sh"
+
+JOYRIDED=$BUILD/src/joyrided
+[ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
+command -v dig >/dev/null || { echo "SKIP: dig is not installed"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
+cluster_require_netns
+
+CL_DIR=$(mktemp -d /tmp/jr-hostile.XXXXXX)
+CL_DNS_PORT=5353
+CL_HTTP_PORT=5354
+SWIM=8890
+n9_pid=
+on_exit() {
+        local rc=$?
+        if [ -n "$n9_pid" ]; then kill "$n9_pid" 2>/dev/null || true; fi
+        cluster_cleanup
+        if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+                for f in "$CL_DIR"/log.*; do
+                        [ -e "$f" ] || continue
+                        echo "--- $f (last 25 lines)" >&2
+                        tail -n 25 "$f" >&2
+                done
+        fi
+        if [ -n "${CL_KEEP:-}" ]; then echo "logs kept in $CL_DIR"; else rm -rf "$CL_DIR"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+N1=$(cl_ip 1)
+N2=$(cl_ip 2)
+ATTACKER=$(cl_ip 9)
+hostile() { ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" "$@"; }
+metrics() { ip netns exec "$(cl_ns 1)" curl -s --max-time 5 "http://127.0.0.1:$CL_HTTP_PORT/metrics"; }
+metric() { metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+# bad MESSAGE: a defect seen. Fails the test, unless HOSTILE_KEEP_GOING is
+# set (to see every defect in one run, e.g. against an older build).
+FAILED=0
+# eventually MAX_MS CMD...: CMD holds within MAX_MS (polled every 20 ms).
+eventually() {
+        local max=$1 start
+        shift
+        start=$(now_ms)
+        until "$@" >/dev/null 2>&1; do
+                [ $(( $(now_ms) - start )) -le "$max" ] || return 1
+                sleep 0.02
+        done
+}
+bad() {
+        [ -n "${HOSTILE_KEEP_GOING:-}" ] || fail "$*"
+        echo "FAIL - $*" >&2
+        FAILED=$((FAILED + 1))
+}
+
+cluster_make_switch
+for k in 1 2 9; do
+        cluster_make_host "$k"
+done
+for k in 1 2; do
+        mkdir -p "$CL_DIR/h$k"
+        echo "10.9.0.$k n$k.cluster.test" >"$CL_DIR/h$k/self"
+done
+
+# start_pair KEY: n1 and n2 with that cluster key ("" for an open cluster),
+# serving each other's records.
+start_pair() {
+        cluster_start 1 "$1"
+        cluster_start 2 "$1"
+        local start
+        start=$(now_ms)
+        wait_since "$start" "n2's record on n1" 15000 cl_has 1 n2.cluster.test 10.9.0.2
+        wait_since "$start" "n1's record on n2" 15000 cl_has 2 n1.cluster.test 10.9.0.1
+}
+stop_pair() {
+        cluster_stop 1 TERM
+        cluster_stop 2 TERM
+}
+
+# settle: gossip has had the time to reach everyone (probe 200 ms, gossip 40 ms).
+settle() { sleep 1.5; }
+
+# === an open cluster (no key) =============================================
+start_pair ""
+grep -q "cluster is open" "$CL_DIR/log.1" || bad "n1 does not warn that the cluster is open"
+
+# --- one packet, no key: a name for a node that does not exist ------------
+hostile forge --to "$N1:$SWIM" --origin ghost --name ghost.cluster.test --value 10.66.6.1
+settle
+for k in 1 2; do
+        cl_lacks "$k" ghost.cluster.test 10.66.6.1 || bad "n$k serves a record of 'ghost', which is no member (one forged packet)"
+done
+ok "one forged packet for a node that does not exist: no node serves its record"
+
+# --- the same for a live node: add a record in n2's name --------------------
+hostile forge --to "$N1:$SWIM" --origin n2 --name n2.cluster.test --value 10.66.6.2 --version $((2**62))
+settle
+for k in 1 2; do
+        cl_lacks "$k" n2.cluster.test 10.66.6.2 || bad "n$k serves a record forged in the name of n2"
+done
+ok "a record forged in the name of live node n2 is served nowhere"
+
+# --- deleting a live node's record, with the highest version there is ------
+hostile forge --to "$N1:$SWIM" --origin n2 --name n2.cluster.test --value 10.9.0.2 --delete
+settle
+cl_has 1 n2.cluster.test 10.9.0.2 || bad "a forged deletion (version 2^64-1) removed n2's record from n1"
+# Without a cluster key, none of them came from a live member at its address.
+refused=$(metric 'joyride_cluster_refused_total{reason="not_member"}')
+[ "${refused:-0}" -ge 3 ] || bad "n1 counts ${refused:-no} updates refused for not being from a member"
+ok "a forged deletion of n2's record, version 2^64-1, changes nothing on n1"
+
+# --- and n2's own changes still get through afterwards ---------------------
+start=$(now_ms)
+echo "10.9.0.22 n2b.cluster.test" >"$CL_DIR/h2/more"
+eventually 3000 cl_has 1 n2b.cluster.test 10.9.0.22 || bad "n2's new record did not reach n1 after the forgeries"
+rm "$CL_DIR/h2/self"
+eventually 3000 cl_lacks 1 n2.cluster.test 10.9.0.2 || bad "n2's removal did not reach n1 after the forgeries"
+echo "10.9.0.2 n2.cluster.test" >"$CL_DIR/h2/self"
+eventually 3000 cl_has 1 n2.cluster.test 10.9.0.2 || bad "n2's record did not come back on n1 after the forgeries"
+ok "n2's own later changes (add, remove, add back) reach n1 as before ($(( $(now_ms) - start )) ms)"
+
+# --- 100,000 records from one sender ------------------------------------------
+out=$(hostile push --to "$N1:$SWIM" --origin bulk --self-ip "$ATTACKER" --count 100000)
+echo "  hostile: $out"
+sleep 2
+cl_lacks 1 r0.flood.test 10.200.0.0 || bad "n1 serves records pushed by a node that is no member (unsigned, open cluster)"
+peer=$(metric 'joyride_records{source="peer"}')
+[ "${peer:-0}" -lt 1000 ] || bad "n1 holds $peer peer records after a push of 100,000 from one sender"
+ok "a push of 100,000 records from one hostile sender: n1 holds none of them ($peer peer records)"
+
+# --- frame lengths of 16 MiB from anyone --------------------------------------
+vmdata() { awk '/^VmData:/ { print $2 }' "/proc/${CL_PID[1]}/status"; }
+before=$(vmdata)
+hostile prefix --to "$N1:$SWIM" --conns 60 --hold 3 >"$CL_DIR/prefix.out" &
+prefix_pid=$!
+peak=$before
+for _ in $(seq 1 25); do
+        sleep 0.1
+        v=$(vmdata)
+        [ "$v" -le "$peak" ] || peak=$v
+done
+wait "$prefix_pid" || true
+echo "  hostile: $(tr '\n' ';' <"$CL_DIR/prefix.out")"
+grown=$(( (peak - before) / 1024 ))
+[ "$grown" -lt 64 ] || bad "n1 grew by $grown MiB for 60 connections that each sent a 4-byte frame length"
+cl_has 1 n1.cluster.test 10.9.0.1 || bad "n1 stopped answering after the frame-length flood"
+ok "60 connections announcing 16 MiB frames: n1 grew by $grown MiB and still answers"
+
+# --- a member of its own with more records than a node may hold ---------------
+# n9 joins for real (it answers probes and signs what it sends), and pushes
+# 110,000 records: 100,000 are taken (MaxRecordsPerNode's default), the rest
+# dropped, counted and warned about. Its records show its own source.
+api() { ip netns exec "$(cl_ns 1)" curl -s --max-time 10 "$@"; }
+# It stays (answering probes) while the checks run, so that it is not
+# declared dead and its records withdrawn under them.
+ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" member --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" \
+        --count 110000 --stay 20 >"$CL_DIR/n9.out" &
+n9_pid=$!
+wait_for "n9's push-pull" 20 grep -q "^pushed" "$CL_DIR/n9.out"
+out=$(cat "$CL_DIR/n9.out")
+echo "  hostile: $out"
+grep -q "reply: protocol 2, .*n1.cluster.test" <<<"$out" || bad "n1 did not answer n9's push-pull with its records"
+eventually 5000 cl_has 1 m0.flood.test 10.200.0.0 || bad "n1 does not serve the records of member n9"
+n9_records() {
+        api "http://127.0.0.1:$CL_HTTP_PORT/dns/cluster" | python3 -c '
+import json, sys
+print(next((m["records"] for m in json.load(sys.stdin)["cluster"] if m["node_id"] == "n9"), 0))'
+}
+n9_has() { [ "$(n9_records)" = "$1" ]; }
+merge_start=$(now_ms)
+eventually 30000 n9_has 100000 || bad "n1 holds $(n9_records) records of n9, expected 100,000 of 110,000"
+dropped=$(metric 'joyride_cluster_dropped_total{what="records"}')
+[ "${dropped:-0}" = 10000 ] || bad "n1 counts ${dropped:-no} dropped records, expected 10,000"
+grep -q "Cluster limit reached: dropped [0-9]* records (MaxRecordsPerNode=100000)" "$CL_DIR/log.1" ||
+        bad "n1 did not warn about the records beyond the limit"
+source=$(api "http://127.0.0.1:$CL_HTTP_PORT/dns/records?name=m5.flood.test" |
+         python3 -c 'import json, sys; print(([r["source"] for r in json.load(sys.stdin)["records"]] + ["none"])[0])')
+[ "$source" = "peer:n9 · hosts:/flood" ] || bad "a record learned from n9 shows the source '$source'"
+ok "n9 pushed 110,000 signed records: n1 holds 100,000 ($(( $(now_ms) - merge_start )) ms), dropped 10,000 with a warning; source '$source'"
+kill "$n9_pid" 2>/dev/null || true
+wait "$n9_pid" 2>/dev/null || true
+n9_pid=
+
+# --- the same node id with another key ------------------------------------------
+out=$(hostile member --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" --seed "$(printf '22%.0s' $(seq 32))" \
+        --count 10 --prefix k --stay 2)
+echo "  hostile: $out"
+sleep 0.5
+cl_lacks 1 k0.flood.test 10.200.0.0 || bad "n1 took records from n9 signed with another key"
+grep -q "Cluster node n9 (at $ATTACKER:[0-9]*) shows a signing key other than the one pinned for it: refusing it. .*joyridectl members forget n9" \
+        "$CL_DIR/log.1" || bad "n1 did not warn, naming n9, that its key changed"
+ok "n9 with another signing key is refused, with a warning that names it and how to forget the old key"
+
+# --- 5,000 members that do not exist ------------------------------------------
+out=$(hostile members --to "$N1:$SWIM" --count 5000)
+echo "  hostile: $out"
+sleep 2
+members=0
+for st in alive suspect dead left; do
+        v=$(metric "joyride_cluster_members{state=\"$st\"}")
+        members=$(( members + ${v:-0} ))
+done
+[ "$members" -le 1001 ] || bad "n1 knows $members members after 5,000 fake ones were announced"
+dropped=$(metric 'joyride_cluster_dropped_total{what="members"}')
+[ "${dropped:-0}" -ge 3999 ] || bad "n1 counts ${dropped:-no} dropped members in /metrics"
+grep -q "Cluster limit reached: dropped [0-9]* new members (MaxMembers=1000)" "$CL_DIR/log.1" || bad "n1 did not warn about the member limit"
+cl_has 1 n2.cluster.test 10.9.0.2 || bad "n1 lost n2's record during the member flood"
+ok "5,000 fake members announced: n1 knows $members (the cap is 1,000), dropped $dropped with a warning"
+stop_pair
+
+# === a keyed cluster: the attacker holds the shared key ======================
+KEY=$(head -c 32 /dev/urandom | base64)
+start_pair "$KEY"
+hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
+        --origin n2 --name n2.cluster.test --value 10.66.6.3 --version $((2**62))
+hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
+        --origin n2 --name n2.cluster.test --value 10.9.0.2 --delete
+settle
+cl_lacks 1 n2.cluster.test 10.66.6.3 || bad "n1 serves a record forged in n2's name by a holder of the cluster key"
+cl_has 1 n2.cluster.test 10.9.0.2 || bad "a holder of the cluster key deleted n2's record on n1"
+refused=$(metric 'joyride_cluster_refused_total{reason="unsigned"}')
+[ "${refused:-0}" -ge 2 ] || bad "n1 counts ${refused:-no} unsigned updates refused"
+ok "a holder of the shared key cannot add or delete records in n2's name"
+
+# --- an older joyrided (protocol 1, unsigned records) still works ---------------
+out=$(hostile --key "$KEY" member --to "$N1:$SWIM" --id old --ip "$ATTACKER" --protocol 1 --count 50 \
+        --prefix o --update old-gossip.cluster.test=10.9.8.1 --stay 3)
+echo "  hostile: $out"
+grep -q "reply: protocol 1, .*n1.cluster.test" <<<"$out" || bad "n1 did not answer a protocol-1 push in protocol 1"
+eventually 3000 cl_has 1 o0.flood.test 10.200.0.0 || bad "n1 does not serve the records of an older node"
+eventually 3000 cl_has 1 old-gossip.cluster.test 10.9.8.1 || bad "n1 does not take an older node's own gossip"
+ok "an older node (protocol 1) in a keyed cluster: its push-pull and its own gossip are taken, answered in protocol 1"
+stop_pair
+
+# === strict: only the nodes listed in TrustedNodes= ===========================
+printf '[Cluster]\nTrustedNodes=n2:%s\n' "$(cat "$CL_DIR/s2/cluster-node.pub")" >"$CL_DIR/strict.conf"
+cluster_start 1 "$KEY" --config="$CL_DIR/strict.conf"
+cluster_start 2 "$KEY"
+start=$(now_ms)
+wait_since "$start" "n2's record on n1 (n2 trusted)" 15000 cl_has 1 n2.cluster.test 10.9.0.2
+grep -q "other nodes' keys: only those in TrustedNodes=" "$CL_DIR/log.1" || bad "n1 does not say it is strict"
+out=$(hostile --key "$KEY" member --to "$N1:$SWIM" --id n7 --ip "$ATTACKER" --count 5 --prefix t --stay 2)
+echo "  hostile: $out"
+cl_lacks 1 t0.flood.test 10.200.0.0 || bad "n1 took the records of n7, which TrustedNodes= does not list"
+grep -q "Cluster node n7 (at $ATTACKER:[0-9]*) is not in TrustedNodes=: refusing it." "$CL_DIR/log.1" ||
+        bad "n1 did not say why it refused n7"
+ok "with TrustedNodes= listing n2 only: n2's records are served, n7's are refused with a warning"
+if command -v promtool >/dev/null; then
+        metrics | promtool check metrics || bad "promtool finds fault with n1's /metrics"
+fi
+stop_pair
+[ "$FAILED" = 0 ] || fail "$FAILED defects seen"
