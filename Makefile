@@ -8,7 +8,7 @@ FUZZ     ?= build-fuzz
 FUZZ_SECONDS ?= 30
 MESON    ?= meson
 
-.PHONY: all deps build run test test-asan fuzz bench clean up down
+.PHONY: all deps build run test test-asan fuzz bench clean up down format format-check lint
 
 all: build
 
@@ -50,6 +50,19 @@ fuzz: deps
 bench: build
 	bench/dns-bench.sh $(BUILD)
 
+# Formats every C file, header and shell script in place (.clang-format,
+# shfmt); `make format-check` only reports what would change.
+format: deps
+	@tools/format
+
+format-check: deps
+	@tools/format-check
+
+# clang-tidy (.clang-tidy), scan-build and shellcheck (.shellcheckrc); fails
+# on any finding. The analyzer's build goes to $(BUILD)-scan.
+lint: build
+	@tools/lint $(BUILD)
+
 # joyrided in a container with Docker Compose (docker-compose.yml): the v2
 # plugin when it is there, else v1. DOCKER_GID gives the container's user the
 # group of the Docker socket (see README.md, "In a container").
@@ -68,4 +81,4 @@ down:
 	DOCKER_GID=$(DOCKER_GID) DOCKER_SOCK=$(DOCKER_SOCK) $(COMPOSE) down
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZ)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ) $(BUILD)-scan

@@ -192,6 +192,7 @@ echo "ok - an HTTP port in use names --http-port and FLASK_PORT"
 # when the environment holds a bad value (that is when people need help).
 run DNS_PORT=abc -- --help
 [ "$status" -eq 0 ] || fail "--help: exit status $status, expected 0"
+# shellcheck disable=SC2016 # the literal names, as --help prints them
 for f in --dns-port=PORT '$DNS_PORT' --config=FILE '$JOYRIDE_CONFIG' --bus= '$JOYRIDE_BUS' --no-docker \
          '$DOCKER_ENABLED' --http-port=PORT '$FLASK_PORT' --hosts-directory=DIR '$HOSTS_DIRECTORY' --version; do
         grep -qF -- "$f" "$tmp/out" || fail "--help: stdout does not list '$f'"

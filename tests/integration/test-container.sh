@@ -188,6 +188,7 @@ dk history --format '{{.Size}}\t{{.CreatedBy}}' "$image" | cut -c1-100 | sed 's/
 # What the image says about itself.
 cfg() { dk image inspect -f "$1" "$image"; }
 [ "$(cfg '{{.Config.User}}')" = joyride:joyride ] || fail "the image does not run as joyride: User=$(cfg '{{.Config.User}}')"
+# shellcheck disable=SC2016 # a Go template, not a shell expansion
 exposed=$(cfg '{{range $p, $v := .Config.ExposedPorts}}{{$p}} {{end}}')
 for p in 5353/udp 5353/tcp 5000/tcp; do
         [[ " $exposed" == *" $p "* ]] || fail "the image does not expose $p (it exposes: $exposed)"

@@ -41,12 +41,13 @@ NegativeTTL=3
 EOF
 
 start() {
+        # shellcheck disable=SC2086 # extra: zero or more options without spaces
         NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=400000 JOYRIDE_CONFIG="$tmp/joyride.conf" \
         "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$tmp/hosts" \
                 --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster ${extra:-} \
                 >"$tmp/daemon.log" 2>&1 &
         daemon_pid=$!
-        pids+=($daemon_pid)
+        pids+=("$daemon_pid")
 }
 
 start

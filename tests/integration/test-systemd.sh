@@ -113,6 +113,7 @@ C=
 find_init() {
         local child
         kill -0 "$NSPAWN" 2>/dev/null || return 2
+        # shellcheck disable=SC2013 # the children files hold space-separated PIDs
         for child in $(cat /proc/"$NSPAWN"/task/*/children 2>/dev/null); do
                 if [ "$(cat /proc/"$child"/comm 2>/dev/null)" = systemd ]; then
                         C=$child
