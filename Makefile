@@ -8,7 +8,7 @@ FUZZ     ?= build-fuzz
 FUZZ_SECONDS ?= 30
 MESON    ?= meson
 
-.PHONY: all deps build run test test-asan fuzz bench clean up down format format-check lint
+.PHONY: all deps build run test test-asan fuzz bench clean up down format format-check lint deb
 
 all: build
 
@@ -62,6 +62,12 @@ format-check: deps
 # on any finding. The analyzer's build goes to $(BUILD)-scan.
 lint: build
 	@tools/lint $(BUILD)
+
+# The Debian package (debian/), built in a clean copy of the tree with
+# dpkg-buildpackage and checked with lintian; the .deb lands in $(DEB_OUT).
+DEB_OUT ?= $(BUILD)/deb
+deb: deps
+	@tools/make-deb $(DEB_OUT)
 
 # joyrided in a container with Docker Compose (docker-compose.yml): the v2
 # plugin when it is there, else v1. DOCKER_GID gives the container's user the
