@@ -35,7 +35,12 @@
 #     them, and keeps the configuration, the state and the user;
 #   - `apt purge` removes the configuration, the state and the units'
 #     enablement, and keeps the user (Debian policy) and an admin's own
-#     hosts file.
+#     hosts file;
+#   - then `make install` from the build folder (tools/install-system, bound
+#     into the container) on this live system: it makes the user, the
+#     folders, the D-Bus policy link and the catalog, reloads systemd, and
+#     the service it names starts and answers; `make uninstall` stops it and
+#     removes what it installed.
 # The container has only loopback (--private-network) and runs commands
 # through nsenter into its PID 1. Exit 77 (skip) only when this machine
 # cannot run nspawn or the mirror cannot be reached, saying why.
@@ -99,7 +104,8 @@ VERSION=$(meson introspect "$SRC/meson.build" --projectinfo | python3 -c 'import
 
 # --- boot ---------------------------------------------------------------------
 systemd-nspawn -D "$TREE" --volatile=overlay --boot --register=no --keep-unit --private-network \
-        --console=read-only -M "joyride-$$" --bind-ro="$T/deb:/srv/deb" >"$T/console.log" 2>&1 </dev/null &
+        --console=read-only -M "joyride-$$" --bind-ro="$T/deb:/srv/deb" \
+        --bind-ro="$SRC" --bind="$BUILD" >"$T/console.log" 2>&1 </dev/null &
 NSPAWN=$!
 
 C=
@@ -375,4 +381,33 @@ state=$(pkg_state)
 ct getent passwd joyride >/dev/null || fail "apt purge removed the user joyride (Debian policy keeps system users)"
 ct test -f /etc/joyride/hosts.d/test.hosts || fail "apt purge removed the admin's own hosts file"
 ok "apt purge: joyride.conf, /var/lib/joyride and the enablement gone; the user and the admin's hosts file kept"
+
+# --- make install on the live system (the step make runs after building) -----------
+# A system without the user, as before the first install.
+ct userdel joyride
+ct sh -c 'groupdel joyride 2>/dev/null || true'
+ct "$SRC/tools/install-system" install "$BUILD" >"$T/make-install.log" 2>&1 ||
+        { cat "$T/make-install.log" >&2; fail "make install (tools/install-system) failed in the container"; }
+ct getent passwd joyride >/dev/null || fail "make install did not create the user joyride: $(cat "$T/make-install.log")"
+[ "$(ct stat -c %U:%a /var/lib/joyride)" = joyride:700 ] || fail "make install did not make /var/lib/joyride"
+grep -q 'systemctl enable --now joyride.socket joyride-http.socket' "$T/make-install.log" ||
+        fail "make install does not say how to start: $(cat "$T/make-install.log")"
+ct systemctl cat joyride.service >/dev/null 2>&1 || fail "systemd does not know joyride.service after make install"
+printf '[Hosts]\nDirectory=/etc/joyride/hosts.d\n[Docker]\nEnabled=false\n' | ct sh -c 'cat >/etc/joyride/joyride.conf'
+ct systemctl enable --now joyride.socket joyride-http.socket 2>/dev/null || fail "systemctl enable --now after make install failed"
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=10 web.example.internal A) || true
+[ "$answer" = 10.1.2.3 ] || fail "after make install the first query got '$answer'"
+ct busctl --system introspect org.joyride.DNS /org/joyride/DNS >/dev/null || fail "org.joyride.DNS not on the bus after make install"
+ok "make install on the live system: $(grep -c '^make install:' "$T/make-install.log") steps reported, user, state folder, D-Bus policy; the service starts and answers"
+
+ct "$SRC/tools/install-system" uninstall "$BUILD" >"$T/make-uninstall.log" 2>&1 ||
+        { cat "$T/make-uninstall.log" >&2; fail "make uninstall failed in the container"; }
+for u in joyride.service joyride.socket joyride-http.socket; do
+        [ "$(ct systemctl is-active "$u" || true)" = inactive ] || fail "$u still runs after make uninstall"
+        [ "$(ct systemctl show -P LoadState "$u")" = not-found ] || fail "$u is still known to systemd after make uninstall"
+done
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=1 web.example.internal 2>&1) && fail "DNS answers after make uninstall: $answer"
+! ct test -e /etc/dbus-1/system.d/org.joyride.DNS.conf || fail "make uninstall left the D-Bus policy link"
+grep -q 'kept, as apt remove does' "$T/make-uninstall.log" || fail "make uninstall does not say what it kept: $(cat "$T/make-uninstall.log")"
+ok "make uninstall: units stopped and gone, port closed, $(grep -o 'removed [0-9]* files' "$T/make-uninstall.log")"
 echo "all systemd checks passed"
