@@ -143,7 +143,7 @@ expect_error "a short key in the key file" "[Cluster] KeyFile=$tmp/key" "key 1 d
 # --check-config: every error of every layer (also values a later layer
 # overrides), the effective settings with their origins, exit 2; exit 0 when valid.
 printf '[DNS]\nPort=abc\nTTL=7\nProt=1\n[Hostz]\nX=1\n' >"$tmp/check.conf"
-run DNS_PORT=70000 FLASK_PORT=5001 JOYRIDE_CLUSTER_KEY=$(head -c 32 /dev/urandom | base64) -- \
+run DNS_PORT=70000 FLASK_PORT=5001 JOYRIDE_CLUSTER_KEY="$(head -c 32 /dev/urandom | base64)" -- \
         --config="$tmp/check.conf" --ttl=-1 --check-config
 [ "$status" -eq 2 ] || fail "--check-config with errors: exit status $status, expected 2"
 for f in "$tmp/check.conf:4: unknown key 'Prot' in section [DNS] (did you mean 'Port'?)" \
