@@ -1,29 +1,36 @@
 # SPDX-License-Identifier: MIT
-# joyrided in a container: built with meson on Debian bookworm, run
-# from a small runtime stage that holds only joyrided, joyridectl and the
-# shared libraries they load, as the unprivileged user joyride.
+# joyrided in a container: the build stage makes the Debian package
+# (debian/, as `make deb` does), the runtime stage installs that same .deb
+# with apt and runs joyrided as the unprivileged user joyride.
 #
 #   docker build --network host -t joyride .
 #   docker run -d --network host --group-add "$(stat -c %g /var/run/docker.sock)" \
 #       -v /var/run/docker.sock:/var/run/docker.sock:ro -v "$PWD/hosts:/app/hosts:ro" joyride
 #
-# docker-compose.yml and `make up` do the same. BASE names the bookworm
-# image both stages start from; the tests pass one they made themselves with
-# debootstrap, as there is no registry on CI. The Dockerfile works with the
-# classic builder and with BuildKit (no BuildKit-only syntax).
-
+# docker-compose.yml and `make up` do the same, hardened (read-only root,
+# no capabilities). The Dockerfile works with the classic builder and with
+# BuildKit (no BuildKit-only syntax).
+#
+# BASE names the Debian bookworm image both stages start from. Pin it by
+# digest where a registry is reachable: `make pin-base` (tools/pin-base-image)
+# resolves debian:bookworm-slim to its current digest and writes it here and
+# into docker-compose.yml, as debian:bookworm-slim@sha256:...; the tests pass
+# a base image they made themselves with debootstrap, as there is no registry
+# on CI.
 ARG BASE=debian:bookworm-slim
 
-# --- build ---------------------------------------------------------------------
+# --- build -----------------------------------------------------------------------
 FROM ${BASE} AS build
 
-# libsoup-3.0-dev depends on libsysprof-capture-4-dev, which on bookworm only
-# libsysprof-4-dev provides, and that one pulls in GTK 4, libadwaita and Mesa:
-# about 200 MB of downloads for a static profiling library that only a static
-# link of libsoup would use. An empty local package provides the name, and an
-# empty sysprof-capture-4.pc, which pkg-config wants to find for --cflags.
-# gettext is left out on purpose: translations are only for joyridectl's
-# messages, and meson skips them without msgfmt.
+# The build dependencies are read from debian/control (apt-get satisfy), so
+# this list cannot drift from the package's. libsoup-3.0-dev depends on
+# libsysprof-capture-4-dev, which on bookworm only libsysprof-4-dev
+# provides, and that one pulls in GTK 4, libadwaita and Mesa: about 200 MB of
+# downloads for a static profiling library that only a static link of
+# libsoup would use. An empty local package provides the name in this stage
+# only, with an empty sysprof-capture-4.pc that pkg-config wants to find; the
+# runtime stage has nothing of it.
+COPY debian/control /tmp/control
 RUN mkdir -p /tmp/stub/DEBIAN /tmp/stub/usr/share/pkgconfig \
  && printf '%s\n' 'Package: joyride-build-sysprof-stub' 'Version: 1' 'Architecture: all' \
         'Maintainer: Joyride DNS <root@localhost>' 'Provides: libsysprof-capture-4-dev' \
@@ -32,73 +39,66 @@ RUN mkdir -p /tmp/stub/DEBIAN /tmp/stub/usr/share/pkgconfig \
  && printf '%s\n' 'Name: sysprof-capture-4' 'Description: empty stand-in' 'Version: 3.46.0' 'Libs:' 'Cflags:' \
         > /tmp/stub/usr/share/pkgconfig/sysprof-capture-4.pc \
  && dpkg-deb --build /tmp/stub /tmp/sysprof-stub.deb >/dev/null \
+ && deps=$(awk '/^[^ ]/ { on = 0 } /^Build-Depends:/ { on = 1; sub(/^Build-Depends:/, "") } on { printf "%s", $0 }' /tmp/control \
+        | sed 's/,[[:space:]]*$//') \
+ && test -n "$deps" \
+ && apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends build-essential /tmp/sysprof-stub.deb \
+ && DEBIAN_FRONTEND=noninteractive apt-get satisfy -y --no-install-recommends "$deps" \
+ && rm -rf /var/lib/apt/lists/* /tmp/stub /tmp/sysprof-stub.deb /tmp/control
+
+# Sources last, so that an edit rebuilds from here and not the apt layers above.
+COPY . /src/joyride
+
+# The tests ran in CI already (make test): nocheck. The package goes to /out.
+RUN cd /src/joyride \
+ && DEB_BUILD_OPTIONS=nocheck dpkg-buildpackage -us -uc -b \
+ && mkdir -p /out \
+ && mv /src/joyride_*.deb /out/
+
+# --- runtime -------------------------------------------------------------------------
+FROM ${BASE}
+ARG BASE
+
+# The same package `make deb` builds, installed with apt and its declared
+# dependencies (libsoup and its own from Debian). Before it, the user
+# joyride with one fixed UID and GID (5353, like the port), so a bind-mounted
+# state directory can be chowned to it from the host; the package's sysusers
+# entry then finds the user there. systemd-standalone-sysusers answers the
+# package's need for systemd-sysusers without systemd. Nothing starts units
+# here: there is no systemd in the container.
+COPY --from=build /out/ /tmp/deb/
+RUN groupadd --gid 5353 joyride \
+ && useradd --uid 5353 --gid joyride --home-dir /var/lib/joyride --no-create-home --no-log-init \
+        --shell /usr/sbin/nologin --comment "Joyride DNS" joyride \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        /tmp/sysprof-stub.deb meson ninja-build pkg-config gcc libc6-dev \
-        libsystemd-dev libldns-dev libjson-c-dev libglib2.0-dev libsoup-3.0-dev libsodium-dev \
- && rm -rf /var/lib/apt/lists/* /tmp/stub /tmp/sysprof-stub.deb
-
-# Sources last, so that an edit rebuilds from here and not the apt layer above.
-COPY . /src
-
-# Only the two programs: the unit tests, fuzzers and man pages are not
-# needed in the image. /out is laid out as the runtime image's root.
-# libsoup-3.0.so is copied from here rather than installed by apt in the
-# runtime stage: the libsoup-3.0-0 package depends on glib-networking, whose
-# chain (gsettings-desktop-schemas, dconf, dbus, libproxy) adds tens of MB for
-# TLS and proxy support that joyrided never uses (it speaks plain HTTP over
-# the Docker socket and serves plain HTTP). The runtime stage installs every
-# library libsoup itself links against and checks the result with ldd.
-RUN rm -rf /tmp/build \
- && meson setup /tmp/build /src --buildtype=release -Db_ndebug=false --prefix=/usr \
- && meson compile -C /tmp/build src/joyrided src/joyridectl \
- && install -D -m 0755 /tmp/build/src/joyrided /out/usr/sbin/joyrided \
- && install -D -m 0755 /tmp/build/src/joyridectl /out/usr/bin/joyridectl \
- && strip --strip-unneeded /out/usr/sbin/joyrided /out/usr/bin/joyridectl \
- && soup=$(ldd /tmp/build/src/joyrided | awk '$1 ~ /^libsoup-3\.0\.so/ { print $3 }') \
- && test -n "$soup" \
- && real=$(readlink -f "$soup") \
- && install -D -m 0644 "$real" "/out$(dirname "$real")/$(basename "$soup")" \
- && mkdir -p /out/etc/joyride /out/app/hosts /out/var/lib/joyride \
- && printf '%s\n' \
-        '# joyride.conf in the container image: see README.md, "Configuration".' \
-        '# The image sets JOYRIDE_BUS, HOSTS_DIRECTORY and STATE_DIRECTORY in its' \
-        '# environment, and environment variables win over this file: set those' \
-        '# with -e (or in docker-compose.yml), everything else here or with -e.' \
-        '#' \
-        '#[DNS]' \
-        '#Port=5353' \
-        '#Domains=example.com,internal' \
-        > /out/etc/joyride/joyride.conf \
- && rm -rf /tmp/build
-
-# --- runtime -------------------------------------------------------------------
-FROM ${BASE}
-
-# The libraries of joyrided and joyridectl (ldd), and those of libsoup (see
-# above); libc6 and libsystemd0 are in the base already, named so that they
-# are brought to the versions the build stage linked against. One fixed UID
-# and GID (5353, like the port) so a bind-mounted state directory can be
-# chowned to it from the host.
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libc6 libsystemd0 libldns3 libjson-c5 libglib2.0-0 libsodium23 \
-        libsqlite3-0 libpsl5 libbrotli1 libgssapi-krb5-2 libnghttp2-14 zlib1g \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
- && groupadd --gid 5353 joyride \
- && useradd --uid 5353 --gid joyride --home-dir /var/lib/joyride --no-create-home --no-log-init \
-        --shell /usr/sbin/nologin --comment "Joyride DNS" joyride
-
-COPY --from=build /out/ /
-
-# Fails the build if a library is missing, rather than the first start.
-# The copied directories are real ones (/usr/lib/..., never /lib/...), so
-# the COPY cannot replace the merged-/usr symlinks.
-RUN ldconfig \
+        /tmp/deb/joyride_*.deb systemd-standalone-sysusers \
+ && rm -rf /tmp/deb /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+ && mkdir -p /app/hosts /var/lib/joyride \
  && chown joyride:joyride /var/lib/joyride \
  && chmod 0750 /var/lib/joyride \
  && ! ldd /usr/sbin/joyrided /usr/bin/joyridectl | grep 'not found' \
  && joyrided --version
+
+# OCI annotations. VERSION, REVISION and CREATED come from `make up` (the
+# version from meson.build, the git commit, the build time); a plain
+# `docker build` leaves them empty rather than guessing.
+ARG VERSION=
+ARG REVISION=
+ARG CREATED=
+LABEL org.opencontainers.image.title="Joyride DNS" \
+      org.opencontainers.image.description="DNS names for Docker containers and hosts files (joyrided)" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="Joyride DNS" \
+      org.opencontainers.image.documentation="man:joyrided(8)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${BASE}"
+# A version given must be the one built.
+RUN [ -z "${VERSION}" ] || [ "$(joyrided --version)" = "joyrided ${VERSION}" ] \
+ || { echo "VERSION=${VERSION} but the package holds $(joyrided --version)" >&2; exit 1; }
 
 # Only what the container differs in from the built-in defaults, so that
 # a config file mounted at /etc/joyride/joyride.conf still decides the rest

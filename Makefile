@@ -8,7 +8,7 @@ FUZZ     ?= build-fuzz
 FUZZ_SECONDS ?= 30
 MESON    ?= meson
 
-.PHONY: all deps build run test test-asan fuzz bench clean up down
+.PHONY: all deps build run test test-asan fuzz bench clean up down format format-check lint deb pin-base install uninstall
 
 all: build
 
@@ -50,22 +50,65 @@ fuzz: deps
 bench: build
 	bench/dns-bench.sh $(BUILD)
 
+# Formats every C file, header and shell script in place (.clang-format,
+# shfmt); `make format-check` only reports what would change.
+format: deps
+	@tools/format
+
+format-check: deps
+	@tools/format-check
+
+# clang-tidy (.clang-tidy), scan-build and shellcheck (.shellcheckrc); fails
+# on any finding. The analyzer's build goes to $(BUILD)-scan.
+lint: build
+	@tools/lint $(BUILD)
+
+# meson install (PREFIX: configure $(BUILD) for that prefix first; DESTDIR:
+# stage there), then, to the live system as root, what a package's scripts
+# do: user, folders, catalog, D-Bus policy, systemd reload. `make uninstall`
+# undoes it (the user, state and settings stay, as with apt remove).
+PREFIX  ?=
+DESTDIR ?=
+install: build
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" tools/install-system install $(BUILD)
+
+uninstall:
+	@DESTDIR="$(DESTDIR)" tools/install-system uninstall $(BUILD)
+
+# The Debian package (debian/), built in a clean copy of the tree with
+# dpkg-buildpackage and checked with lintian; the .deb lands in $(DEB_OUT).
+DEB_OUT ?= $(BUILD)/deb
+deb: deps
+	@tools/make-deb $(DEB_OUT)
+
 # joyrided in a container with Docker Compose (docker-compose.yml): the v2
 # plugin when it is there, else v1. DOCKER_GID gives the container's user the
-# group of the Docker socket (see README.md, "In a container").
+# group of the Docker socket, read from the socket itself (see README.md, "In
+# a container"). The image is labelled with the version of meson.build, the
+# git commit and the build time.
 DOCKER_SOCK ?= /var/run/docker.sock
 DOCKER_GID  ?= $(shell stat -c %g $(DOCKER_SOCK) 2>/dev/null)
+IMAGE_LABELS = JOYRIDE_VERSION=$(shell sed -n "s/^[[:space:]]*version[[:space:]]*:[[:space:]]*'\([^']*\)'.*/\1/p" meson.build | head -n1) \
+	JOYRIDE_REVISION=$(shell git rev-parse HEAD 2>/dev/null) \
+	JOYRIDE_CREATED=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 COMPOSE     ?= $(shell if docker compose version >/dev/null 2>&1; then echo docker compose; \
 		elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
 
 up:
 	@[ -n "$(COMPOSE)" ] || { echo "make up: Docker Compose is missing (apt-get install docker-compose)" >&2; exit 1; }
 	@[ -n "$(DOCKER_GID)" ] || { echo "make up: no Docker socket at $(DOCKER_SOCK) (set DOCKER_SOCK)" >&2; exit 1; }
-	DOCKER_GID=$(DOCKER_GID) DOCKER_SOCK=$(DOCKER_SOCK) $(COMPOSE) up -d --build
+	@[ -S "$(DOCKER_SOCK)" ] || { echo "make up: $(DOCKER_SOCK) is not a socket (set DOCKER_SOCK)" >&2; exit 1; }
+	@echo "make up: the container gets group $(DOCKER_GID), the group of $(DOCKER_SOCK)"
+	DOCKER_GID=$(DOCKER_GID) DOCKER_SOCK=$(DOCKER_SOCK) $(IMAGE_LABELS) $(COMPOSE) up -d --build
 
 down:
 	@[ -n "$(COMPOSE)" ] || { echo "make down: Docker Compose is missing (apt-get install docker-compose)" >&2; exit 1; }
-	DOCKER_GID=$(DOCKER_GID) DOCKER_SOCK=$(DOCKER_SOCK) $(COMPOSE) down
+	DOCKER_GID=$(or $(DOCKER_GID),0) DOCKER_SOCK=$(DOCKER_SOCK) $(COMPOSE) down
+
+# Pins the base image of Dockerfile and docker-compose.yml to the digest
+# that debian:bookworm-slim has now (needs a registry).
+pin-base:
+	@tools/pin-base-image
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZ)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ) $(BUILD)-scan

@@ -99,7 +99,7 @@ cleanup() {
         if [ -n "$POLL_PID" ]; then kill "$POLL_PID" 2>/dev/null || true; wait "$POLL_PID" 2>/dev/null || true; fi
         for name in "${!PID[@]}"; do stop_server "$name"; done
         rm -rf "$T"
-        exit $rc
+        exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -107,6 +107,7 @@ trap 'exit 130' INT TERM
 # Every process below PID (recursively), for stop_server.
 descendants() {
         local p=$1 c
+        # shellcheck disable=SC2013 # the children files hold space-separated PIDs
         for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
                 echo "$c"
                 descendants "$c"
@@ -212,6 +213,7 @@ bench_case() {
         for tr in $transports; do
                 for run in 1 2; do
                         for name in nsd joyrided; do
+                                # shellcheck disable=SC2086 # HELPER is "python3 script.py"
                                 bg_wait $HELPER run --server "$name" --n "$n" --port "${PORT[$name]}" \
                                         --pid "${PID[$name]}" --transport "$tr" --run "$run" \
                                         --seconds "$SECONDS_PER_RUN" --queries "$T/data-$n/queries.txt" \

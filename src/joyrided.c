@@ -8,8 +8,6 @@
 #include "log.h"
 #include "manager.h"
 
-extern char **environ;
-
 int main(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ char *error = NULL;

@@ -33,8 +33,9 @@
 /* Same for a file descriptor: leaves -EBADF behind. */
 #define TAKE_FD(fd) ({ int _fd_ = (fd); (fd) = -EBADF; _fd_; })
 
+/* `type *p` cannot take parentheses: hence the NOLINT(bugprone-macro-parentheses). */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                 \
-        static inline void func##p(type *p) {                   \
+        static inline void func##p(type *p) { /* NOLINT(bugprone-macro-parentheses) */ \
                 if (*p)                                         \
                         *p = func(*p);                          \
         }

@@ -28,11 +28,12 @@ char *netinfo_parse_route_table(const char *text) {
                 char ifname[64];
                 unsigned long dest, gw, flags, refcnt, use, metric, mask;
 
+                /* NOLINTNEXTLINE(cert-err34-c): the kernel writes this table */
                 if (sscanf(line, "%63s %lx %lx %lx %lu %lu %lu %lx", ifname, &dest, &gw, &flags, &refcnt, &use,
                            &metric, &mask) == 8 &&
                     dest == 0 && mask == 0 && (flags & RTF_UP_FLAG) && strlen(ifname) <= IF_NAMESIZE &&
                     (!best[0] || metric < best_metric)) {
-                        strcpy(best, ifname);
+                        snprintf(best, sizeof best, "%s", ifname);
                         best_metric = metric;
                 }
                 line = nl ? nl + 1 : NULL;

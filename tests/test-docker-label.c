@@ -16,21 +16,23 @@
 
 /* Parses value and checks the names ("a b c", space-joined) and the rejected
  * entries (space-joined) that come out. */
+/* Appends WORD to the space-separated list in BUF, within SIZE. */
+static void append_word(char *buf, size_t size, const char *word) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, size - len, "%s%s", len > 0 ? " " : "", word);
+}
+
 static void check_names(const char *value, const char *want_names, const char *want_bad) {
         DockerLabelNames n = {};
         char got[2048] = "", bad[2048] = "";
 
         CHECK(docker_label_parse_names(value, &n) == 0);
-        for (size_t i = 0; i < n.n_names; i++) {
-                if (i > 0)
-                        strcat(got, " ");
-                strcat(got, n.names[i]);
-        }
+        for (size_t i = 0; i < n.n_names; i++)
+                append_word(got, sizeof got, n.names[i]);
         CHECK(n.n_names == 0 || n.names[n.n_names] == NULL);
         for (size_t i = 0; i < n.n_problems; i++) {
-                if (i > 0)
-                        strcat(bad, " ");
-                strcat(bad, n.problems[i].name);
+                append_word(bad, sizeof bad, n.problems[i].name);
                 CHECK(n.problems[i].reason && n.problems[i].reason[0]);
         }
         if (strcmp(got, want_names) != 0 || strcmp(bad, want_bad) != 0) {
@@ -75,12 +77,11 @@ static void test_names(void) {
         /* Labels over 63 characters and names over 253. */
         char longlabel[200], longname[400];
         memset(longlabel, 'x', 64);
-        strcpy(longlabel + 64, ".example.com ok.example.com");
+        snprintf(longlabel + 64, sizeof longlabel - 64, ".example.com ok.example.com");
         check_names(longlabel, "ok.example.com", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.example.com");
-        longname[0] = '\0';
         for (int i = 0; i < 26; i++)
-                strcat(longname, "abcdefghi.");
-        strcat(longname, "com");
+                memcpy(longname + 10 * i, "abcdefghi.", 10);
+        snprintf(longname + 260, sizeof longname - 260, "com");
         {
                 DockerLabelNames n = {};
                 CHECK(docker_label_parse_names(longname, &n) == 0);
@@ -293,8 +294,8 @@ static void check_stream_split(size_t chunk) {
         CHECK(docker_json_stream_init(&js, 0) == 0);
         for (size_t off = 0; off < len; off += chunk)
                 CHECK(docker_json_feed(&js, stream + off, MIN(chunk, len - off), collect, &c, NULL) == 0);
-        if (c.n != 4 || strcmp(c.actions[0], "start") || strcmp(c.actions[1], "die") || strcmp(c.actions[2], "stop") ||
-            strcmp(c.actions[3], "destroy")) {
+        if (c.n != 4 || !streq(c.actions[0], "start") || !streq(c.actions[1], "die") || !streq(c.actions[2], "stop") ||
+            !streq(c.actions[3], "destroy")) {
                 fprintf(stderr, "chunk %zu: got %u values\n", chunk, c.n);
                 exit(EXIT_FAILURE);
         }

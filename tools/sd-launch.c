@@ -51,13 +51,13 @@ static int parse_socket(const char *spec, int type, Socket *ret) {
         unsigned long p;
 
         *ret = (Socket) { .spec = spec, .type = type, .fd = -1 };
-        strcpy(ret->name, "unknown");
+        snprintf(ret->name, sizeof ret->name, "unknown");
 
         if (strlen(spec) >= sizeof(buf)) {
                 fprintf(stderr, "%s: '%s': too long\n", program, spec);
                 return -1;
         }
-        strcpy(buf, spec);
+        snprintf(buf, sizeof buf, "%s", spec);
 
         name = strchr(buf, '=');
         if (name) {
@@ -66,7 +66,7 @@ static int parse_socket(const char *spec, int type, Socket *ret) {
                         fprintf(stderr, "%s: '%s': the name must be 1-255 characters without ':'\n", program, spec);
                         return -1;
                 }
-                strcpy(ret->name, name);
+                snprintf(ret->name, sizeof ret->name, "%s", name);
         }
 
         addr = buf;
@@ -236,11 +236,8 @@ int main(int argc, char *argv[]) {
         if (move_fds(sockets, n) < 0)
                 return 1;
 
-        for (int k = 0; k < n; k++) {
-                if (k > 0)
-                        strcat(names, ":");
-                strcat(names, sockets[k].name);
-        }
+        for (int k = 0, len = 0; k < n; k++)
+                len += snprintf(names + len, sizeof names - len, "%s%s", k > 0 ? ":" : "", sockets[k].name);
 
         /* LISTEN_PID is our pid: exec does not change it. */
         snprintf(num, sizeof(num), "%i", n);

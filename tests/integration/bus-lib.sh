@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Helpers for the D-Bus integration test (sourced after lib.sh, not run):
 # a private dbus-daemon configured like the system bus, with the project's
 # own policy file, and joyrided started and stopped on it.
@@ -47,6 +48,7 @@ start_system_bus() {
 CONF
         dbus-daemon --config-file="$dir/bus.conf" --address="unix:path=$dir/bus.sock" \
                 --nofork --nopidfile --print-address=3 3>"$dir/addr" >"$dir/bus.log" 2>&1 </dev/null &
+        # shellcheck disable=SC2034 # read by the test that sources this
         BUS_PID=$!
         export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus.sock"
         wait_for "the private bus" 10 busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
@@ -84,6 +86,7 @@ start_open_bus() {
 CONF
         dbus-daemon --config-file="$dir/bus.conf" --address="unix:path=$dir/bus.sock" \
                 --nofork --nopidfile --print-address=3 3>"$dir/addr" >"$dir/bus.log" 2>&1 </dev/null &
+        # shellcheck disable=SC2034 # read by the test that sources this
         OPEN_BUS_PID=$!
         export DBUS_SESSION_BUS_ADDRESS="unix:path=$dir/bus.sock"
         wait_for "the open bus" 10 busctl --user call org.freedesktop.DBus /org/freedesktop/DBus \

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Several hosts on one machine for the cluster tests (sourced, not run):
 # one network namespace per node, joined by veth pairs to a bridge that lives
 # in a "switch" namespace of its own. Nothing is created in the caller's
@@ -52,10 +53,10 @@ cluster_make_host() {
 # cluster_start K KEY [extra joyrided options]: starts joyrided in nK. Its
 # hosts directory is $CL_DIR/hK, its log $CL_DIR/log.K (appended).
 cluster_start() {
-        local k=$1 key=$2 http=--no-http
+        local k=$1 key=$2 http=(--no-http)
         shift 2
         # Node 1 serves the HTTP API inside its namespace when CL_HTTP_PORT is set.
-        [ "$k" = 1 ] && [ -n "${CL_HTTP_PORT:-}" ] && http="--http-host=0.0.0.0 --http-port=$CL_HTTP_PORT"
+        [ "$k" = 1 ] && [ -n "${CL_HTTP_PORT:-}" ] && http=(--http-host=0.0.0.0 --http-port="$CL_HTTP_PORT")
         mkdir -p "$CL_DIR/h$k" "$CL_DIR/s$k"
         ip netns exec "$(cl_ns "$k")" env JOYRIDE_CLUSTER_KEY="$key" \
                 JOYRIDE_SWIM_PROBE_INTERVAL_MS="${CL_PROBE_MS:-200}" \
@@ -64,7 +65,7 @@ cluster_start() {
                 JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS="${CL_PUSH_PULL_MS:-5000}" \
                 JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS="${CL_DISCOVERY_MS:-2000}" \
                 "$JOYRIDED" --cluster --node-id="n$k" --hosts-directory="$CL_DIR/h$k" \
-                --dns-bind-address=0.0.0.0 --dns-port="$CL_DNS_PORT" --no-docker $http --bus=none \
+                --dns-bind-address=0.0.0.0 --dns-port="$CL_DNS_PORT" --no-docker "${http[@]}" --bus=none \
                 --state-directory="$CL_DIR/s$k" "$@" >>"$CL_DIR/log.$k" 2>&1 </dev/null &
         CL_PID[$k]=$!
 }
@@ -137,5 +138,6 @@ wait_since() {
                 fi
                 sleep 0.02
         done
+        # shellcheck disable=SC2034 # read by the test that sources this
         ELAPSED=$(( $(now_ms) - start ))
 }

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # A private Docker engine for the docker tests and the benchmark (sourced,
 # not run): its own socket, data-root, exec-root and pidfile under a temp
 # dir, no iptables, no bridge, vfs storage, so it runs on a plain machine
@@ -49,8 +50,7 @@ docker_engine_start() {
                 --host "unix://$docker_sock" --data-root "$R/data" --exec-root "$R/exec" \
                 --pidfile "$R/dockerd.pid" --shutdown-timeout 1 >>"$R/dockerd.log" 2>&1 </dev/null &
         docker_pid=$!
-        local i
-        for i in $(seq 400); do
+        for _ in $(seq 400); do
                 if curl -sf --max-time 1 --unix-socket "$docker_sock" http://localhost/_ping >/dev/null 2>&1; then
                         return 0
                 fi
@@ -70,13 +70,13 @@ docker_engine_start() {
 # pidfiles a killed engine leaves behind.
 docker_engine_kill() {
         [ -n "$docker_pid" ] || return 0
-        local cpid i
+        local cpid
         cpid=$(cat "$R/exec/containerd/containerd.pid" 2>/dev/null || true)
         kill -KILL "$docker_pid" 2>/dev/null || true
         wait "$docker_pid" 2>/dev/null || true
         docker_pid=
         if [ -n "$cpid" ]; then
-                for i in $(seq 100); do
+                for _ in $(seq 100); do
                         _pid_alive "$cpid" || break
                         sleep 0.05
                 done
@@ -112,7 +112,7 @@ docker_image_build() {
 # processes and their shims (all found through the pidfiles under $R, so
 # only processes this fixture started are touched), and mounts under $R.
 docker_lib_cleanup() {
-        local i pid ppid f cpid
+        local pid ppid f cpid
         set +e   # from an EXIT trap: every step must run
         cpid=$(cat "${R:-/nonexistent}/exec/containerd/containerd.pid" 2>/dev/null || true)
         if [ -n "$docker_pid" ] && _pid_alive "$docker_pid"; then
@@ -123,7 +123,7 @@ docker_lib_cleanup() {
                         dk rm -f $ids >/dev/null 2>&1 || true
                 fi
                 kill -TERM "$docker_pid" 2>/dev/null || true
-                for i in $(seq 100); do
+                for _ in $(seq 100); do
                         _pid_alive "$docker_pid" || break
                         sleep 0.1
                 done
@@ -132,7 +132,7 @@ docker_lib_cleanup() {
         fi
         docker_pid=
         [ -n "${R:-}" ] && [ -d "$R/exec" ] || return 0
-        for f in $(find "$R/exec" -name init.pid 2>/dev/null); do
+        while IFS= read -r f; do
                 pid=$(cat "$f" 2>/dev/null || true)
                 [ -n "$pid" ] && _pid_alive "$pid" || continue
                 ppid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || true)
@@ -140,17 +140,17 @@ docker_lib_cleanup() {
                 case "$(cat "/proc/$ppid/comm" 2>/dev/null)" in
                 containerd-shim*) kill -KILL "$ppid" 2>/dev/null || true ;;
                 esac
-        done
+        done < <(find "$R/exec" -name init.pid 2>/dev/null)
         # The engine's containerd outlives it by a moment (and a killed
         # engine's for good); it writes under $R until it is gone.
         [ -n "$cpid" ] || cpid=$(cat "$R/exec/containerd/containerd.pid" 2>/dev/null || true)
         if [ -n "$cpid" ] && [ "$(cat "/proc/$cpid/comm" 2>/dev/null)" = containerd ]; then
-                for i in $(seq 50); do
+                for _ in $(seq 50); do
                         _pid_alive "$cpid" || break
                         sleep 0.1
                 done
                 kill -KILL "$cpid" 2>/dev/null || true
-                for i in $(seq 50); do
+                for _ in $(seq 50); do
                         _pid_alive "$cpid" || break
                         sleep 0.1
                 done
@@ -163,8 +163,7 @@ docker_lib_cleanup() {
 
 # rm -rf that retries: files can still be going away right after cleanup.
 docker_lib_rmtree() {
-        local i
-        for i in 1 2 3 4 5; do
+        for _ in 1 2 3 4 5; do
                 rm -rf "$1" 2>/dev/null && return 0
                 sleep 0.5
         done

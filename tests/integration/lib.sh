@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Shared helpers for the integration scripts (sourced, not run).
 
 ok() { echo "ok - $*"; }
@@ -83,6 +84,7 @@ start_local_daemon() {
         shift 3
         for attempt in 1 2 3; do
                 port=$(free_port)
+                # shellcheck disable=SC2154 # $daemon and $tmp are the sourcing test's
                 "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$hosts" \
                         --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
                         "$@" 2>"$tmp/daemon.log" &

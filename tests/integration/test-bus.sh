@@ -202,6 +202,7 @@ out=$(call Resolve ss alias.example.com A)
 [ "$(call Resolve ss txt.example.com "")" = 'sa(sssu) "NOERROR" 0' ] || fail "Resolve with empty type is not A"
 # The same answer as the DNS port gives, record for record.
 for q in "alias.example.com A" "web.example.com AAAA" "txt.example.com TXT" "base.example.com A"; do
+        # shellcheck disable=SC2086 # split "NAME TYPE" into $1 and $2
         set -- $q
         via_bus=$(call Resolve ss "$1" "$2" | python3 -c '
 import shlex, sys
@@ -599,6 +600,7 @@ ok "after the bus restarts, joyrided reconnects and owns its name again"
 
 # A daemon that cannot reach the bus keeps serving DNS.
 stop_daemon
+# shellcheck disable=SC2086 # DAEMON_ARGS is a list of options without spaces
 DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/no-such-bus "$BUILD/src/joyrided" $DAEMON_ARGS --dns-bind-address=127.0.0.1 \
         --dns-port="$PORT" --state-directory="$STATE" --no-docker --no-http --no-cluster --bus=system \
         >"$T/nobus.log" 2>&1 </dev/null &

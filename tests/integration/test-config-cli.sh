@@ -143,7 +143,7 @@ expect_error "a short key in the key file" "[Cluster] KeyFile=$tmp/key" "key 1 d
 # --check-config: every error of every layer (also values a later layer
 # overrides), the effective settings with their origins, exit 2; exit 0 when valid.
 printf '[DNS]\nPort=abc\nTTL=7\nProt=1\n[Hostz]\nX=1\n' >"$tmp/check.conf"
-run DNS_PORT=70000 FLASK_PORT=5001 JOYRIDE_CLUSTER_KEY=$(head -c 32 /dev/urandom | base64) -- \
+run DNS_PORT=70000 FLASK_PORT=5001 JOYRIDE_CLUSTER_KEY="$(head -c 32 /dev/urandom | base64)" -- \
         --config="$tmp/check.conf" --ttl=-1 --check-config
 [ "$status" -eq 2 ] || fail "--check-config with errors: exit status $status, expected 2"
 for f in "$tmp/check.conf:4: unknown key 'Prot' in section [DNS] (did you mean 'Port'?)" \
@@ -192,6 +192,7 @@ echo "ok - an HTTP port in use names --http-port and FLASK_PORT"
 # when the environment holds a bad value (that is when people need help).
 run DNS_PORT=abc -- --help
 [ "$status" -eq 0 ] || fail "--help: exit status $status, expected 0"
+# shellcheck disable=SC2016 # the literal names, as --help prints them
 for f in --dns-port=PORT '$DNS_PORT' --config=FILE '$JOYRIDE_CONFIG' --bus= '$JOYRIDE_BUS' --no-docker \
          '$DOCKER_ENABLED' --http-port=PORT '$FLASK_PORT' --hosts-directory=DIR '$HOSTS_DIRECTORY' --version; do
         grep -qF -- "$f" "$tmp/out" || fail "--help: stdout does not list '$f'"

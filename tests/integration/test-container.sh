@@ -16,6 +16,8 @@
 # reached through --group-add, a hosts directory mounted, the settings given
 # as environment variables. Then, as a user would see it:
 #   - the image size (printed) and that it runs as the joyride user;
+#   - the runtime stage holds the Debian package the build stage made (with
+#     libsoup from Debian), and OCI labels with meson.build's version;
 #   - a labelled container on the engine resolves through the containerised
 #     joyrided (dig from the host), and a name from the hosts directory, also
 #     one added while it runs;
@@ -24,11 +26,17 @@
 #   - without the socket's group, Docker access fails and /status says why;
 #   - `docker stop` ends it with exit status 0 in under 3 s;
 #   - when Docker Compose is installed: `make up` (docker-compose.yml) serves
-#     ./hosts and labelled containers, healthy, and `make down` stops it.
+#     ./hosts and labelled containers, healthy, with the hardening in force
+#     (docker inspect and inside: read-only root, state in the named volume,
+#     tmpfs /run, no capabilities, no new privileges, the socket's group
+#     found by make up), and `make down` stops it.
 # The engine runs with --bridge=none, so every container here uses host
 # networking, and joyrided binds only 127.0.0.1 on random high ports with
 # clustering off: nothing reaches beyond loopback. Exits 77 (skip) only when
 # dockerd cannot run here or the mirror cannot be reached, saying why.
+# Single quotes keep Go templates (docker -f), dpkg-query formats and
+# commands run in the container from the shell: SC2016 is off for the file.
+# shellcheck disable=SC2016
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -174,8 +182,10 @@ t0=$(date +%s%N)
 # Dockerfile works with both (the classic builder is what Compose v1 uses
 # by default).
 stamp() { local l; while IFS= read -r l; do printf '%6s %s\n' "$(( ($(date +%s%N) - t0) / 1000000 ))" "$l"; done; }
-if ! DOCKER_BUILDKIT=1 dk build --progress=plain --network host --build-arg "BASE=$base_image" -t "$image" \
-        -f "$src/Dockerfile" "$src" 2>&1 | stamp >"$tmp/build.log"; then
+version=$(sed -n "s/^[[:space:]]*version[[:space:]]*:[[:space:]]*'\([^']*\)'.*/\1/p" "$src/meson.build" | head -n1)
+if ! DOCKER_BUILDKIT=1 dk build --progress=plain --network host --build-arg "BASE=$base_image" \
+        --build-arg "VERSION=$version" --build-arg "REVISION=test-$tag" --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        -t "$image" -f "$src/Dockerfile" "$src" 2>&1 | stamp >"$tmp/build.log"; then
         tail -n 40 "$tmp/build.log" >&2
         fail "docker build failed"
 fi
@@ -197,6 +207,21 @@ for e in JOYRIDE_BUS=none HOSTS_DIRECTORY=/app/hosts STATE_DIRECTORY=/var/lib/jo
         cfg '{{range .Config.Env}}{{println .}}{{end}}' | grep -qx "$e" || fail "the image's environment lacks $e"
 done
 ok "image: user joyride, exposes 5353/udp 5353/tcp 5000/tcp, HEALTHCHECK, environment defaults"
+
+label() { cfg "{{index .Config.Labels \"org.opencontainers.image.$1\"}}"; }
+[ "$(label version)" = "$version" ] || fail "label org.opencontainers.image.version is '$(label version)', meson.build says $version"
+[ "$(label revision)" = "test-$tag" ] || fail "label org.opencontainers.image.revision is '$(label revision)'"
+[ "$(label base.name)" = "$base_image" ] || fail "label org.opencontainers.image.base.name is '$(label base.name)'"
+for l in title description licenses created; do
+        [ -n "$(label "$l")" ] || fail "the image has no org.opencontainers.image.$l label"
+done
+# In the runtime stage: the package, and libsoup from Debian rather than copied.
+pkg=$(dk run --rm --network none --entrypoint dpkg-query "$image" -W -f '${Status} ${Version}' joyride) || true
+[ "$pkg" = "install ok installed $version" ] || fail "the image does not hold the joyride package $version: '$pkg'"
+soup=$(dk run --rm --network none --entrypoint sh "$image" -c \
+        'dpkg -S "$(readlink -f "$(ldd /usr/sbin/joyrided | awk "/libsoup-3/ { print \$3 }")")"' 2>&1) || true
+[[ $soup == libsoup-3.0-0:* ]] || fail "libsoup in the image does not come from the libsoup-3.0-0 package: $soup"
+ok "image: joyride $version installed from its .deb, libsoup from Debian ($soup); OCI labels $(dk image inspect -f '{{range $k, $v := .Config.Labels}}{{$k}} {{end}}' "$image" | grep -o 'org.opencontainers.image.[a-z.]*' | sed 's/org.opencontainers.image.//' | tr '\n' ' ')"
 
 # --- joyrided in its container ----------------------------------------------------
 
@@ -355,9 +380,38 @@ if PATH="/usr/bin:$PATH" docker compose version >/dev/null 2>&1 || command -v do
                 fail "the Docker socket is not mounted read-only: $(dk inspect -f '{{json .Mounts}}' "$c")"
         health_is "$c" healthy 40
         ok "make up: hosts from ./hosts and a labelled container resolve, socket read-only, host network, healthy"
+
+        # The hardening of docker-compose.yml, as the engine applied it...
+        insp() { dk inspect -f "$1" "$c"; }
+        [ "$(insp '{{.HostConfig.ReadonlyRootfs}}')" = true ] || fail "the Compose service's root file system is not read-only"
+        [ "$(insp '{{json .HostConfig.CapDrop}}')" = '["ALL"]' ] || fail "CapDrop is $(insp '{{json .HostConfig.CapDrop}}'), want [\"ALL\"]"
+        [ "$(insp '{{json .HostConfig.CapAdd}}')" = null ] || fail "CapAdd is $(insp '{{json .HostConfig.CapAdd}}')"
+        [ "$(insp '{{json .HostConfig.SecurityOpt}}')" = '["no-new-privileges:true"]' ] ||
+                fail "SecurityOpt is $(insp '{{json .HostConfig.SecurityOpt}}')"
+        insp '{{range $k, $v := .HostConfig.Tmpfs}}{{$k}}{{println}}{{end}}' | grep -qx /run || fail "no tmpfs on /run: $(insp '{{json .HostConfig.Tmpfs}}')"
+        insp '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{println}}{{end}}' |
+                grep -qx "volume joyridetest${tag}_joyride-state /var/lib/joyride true" ||
+                fail "the state is not in the named volume: $(insp '{{json .Mounts}}')"
+        [ "$(insp '{{json .HostConfig.GroupAdd}}')" = "[\"$sock_gid\"]" ] ||
+                fail "GroupAdd is $(insp '{{json .HostConfig.GroupAdd}}'), want the socket's group $sock_gid"
+        grep -q "gets group $sock_gid, the group of $docker_sock" "$tmp/compose-up.log" || fail "make up did not say which group it found"
+        # ...and as joyrided lives with it.
+        status=$(dk exec "$c" cat /proc/1/status)
+        grep -q '^CapEff:[[:space:]]*0000000000000000' <<<"$status" || fail "joyrided has capabilities: $(grep Cap <<<"$status")"
+        grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$status" || fail "joyrided may gain privileges: $(grep NoNewPrivs <<<"$status")"
+        ! dk exec "$c" touch /etc/joyride/probe 2>/dev/null || fail "the root file system is writable"
+        dk exec "$c" touch /var/lib/joyride/probe /run/probe /tmp/probe || fail "the state folder, /run or /tmp is not writable"
+        ok "make up: read-only root, state in volume joyride-state, tmpfs /run and /tmp, CapEff 0, NoNewPrivs, group $sock_gid from the socket"
         env "${compose_env[@]}" make -C "$src" down >"$tmp/compose-down.log" 2>&1 ||
                 { tail -n 30 "$tmp/compose-down.log" >&2; fail "make down failed"; }
         [ -z "$(dk ps -aq --filter "label=com.docker.compose.project=joyridetest$tag")" ] || fail "make down left the container"
+        # Without DOCKER_GID Compose refuses, rather than guess a group.
+        rc=0
+        (cd "$src" && env "${compose_env[@]}" DOCKER_GID= docker-compose config >"$tmp/nogid.log" 2>&1) || rc=$?
+        if command -v docker-compose >/dev/null; then
+                [ "$rc" -ne 0 ] && grep -q 'group of the Docker socket' "$tmp/nogid.log" ||
+                        fail "docker-compose without DOCKER_GID did not refuse: $(cat "$tmp/nogid.log")"
+        fi
         # dig exits 9 when no server answers.
         rc=0
         dig @127.0.0.1 -p "$dns_port" +tries=1 +time=1 api.internal >/dev/null 2>&1 || rc=$?

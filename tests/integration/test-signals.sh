@@ -41,12 +41,13 @@ NegativeTTL=3
 EOF
 
 start() {
+        # shellcheck disable=SC2086 # extra: zero or more options without spaces
         NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=400000 JOYRIDE_CONFIG="$tmp/joyride.conf" \
         "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$tmp/hosts" \
                 --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster ${extra:-} \
                 >"$tmp/daemon.log" 2>&1 &
         daemon_pid=$!
-        pids+=($daemon_pid)
+        pids+=("$daemon_pid")
 }
 
 start
@@ -117,7 +118,7 @@ ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" JOYRIDE_C
 "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --state-directory="$tmp/state" \
         --no-docker --no-http --bus=none --no-cluster >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
-pids+=($daemon_pid)
+pids+=("$daemon_pid")
 wait_for "a.reload.test" 5 bash -c "[ \"\$(dig +short +tries=1 +time=1 @127.0.0.1 -p $port a.reload.test)\" = 10.9.1.1 ]"
 printf '[Hosts]\nDirectory=%s\n' "$tmp/hosts-b" > "$tmp/joyride.conf"
 touch "$tmp/no-inotify"

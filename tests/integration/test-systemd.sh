@@ -4,13 +4,16 @@
 #
 #   test-systemd.sh BUILDDIR
 #
-# Boots a Debian bookworm tree (tests/systemd/make-tree.sh: debootstrap from
-# apt's mirror, cached outside the build tree) with systemd-nspawn
-# --volatile=overlay, so the cached tree is never written, installs the
-# built project into it as a package would (meson install into a DESTDIR,
-# unpacked into the container, then systemd-sysusers, systemd-tmpfiles,
-# journalctl --update-catalog, daemon-reload) and checks what an admin would
-# see:
+# Builds the Debian package from the tree (tools/make-deb; or takes the one
+# named by JOYRIDE_DEB), boots a Debian bookworm tree (tests/systemd/
+# make-tree.sh: debootstrap from apt's mirror, cached outside the build tree)
+# with systemd-nspawn --volatile=overlay, so the cached tree is never
+# written, installs the package there with `apt install ./joyride_*.deb` and
+# checks what an admin would see:
+#   - the package's scripts made the user joyride (in group docker), enabled
+#     and started joyride.socket and joyride-http.socket, and left the
+#     service to socket activation; the package, `joyrided --version`,
+#     /health and D-Bus show the version of meson.build;
 #   - systemd-analyze verify is clean and security --offline rates the
 #     service 2.0 or lower;
 #   - after `systemctl start joyride.socket joyride-http.socket` the service
@@ -27,7 +30,17 @@
 #     warning and DNS goes on; with the example polkit rule, resolvectl shows
 #     the link's DNS server and domain and resolves joyride's names, again
 #     after resolved restarts; stopping reverts the link;
-#   - `systemctl stop` is clean: result success, exit status 0, no errors.
+#   - `systemctl stop` is clean: result success, exit status 0, no errors;
+#   - `apt remove` stops the sockets and the running service and removes
+#     them, and keeps the configuration, the state and the user;
+#   - `apt purge` removes the configuration, the state and the units'
+#     enablement, and keeps the user (Debian policy) and an admin's own
+#     hosts file;
+#   - then `make install` from the build folder (tools/install-system, bound
+#     into the container) on this live system: it makes the user, the
+#     folders, the D-Bus policy link and the catalog, reloads systemd, and
+#     the service it names starts and answers; `make uninstall` stops it and
+#     removes what it installed.
 # The container has only loopback (--private-network) and runs commands
 # through nsenter into its PID 1. Exit 77 (skip) only when this machine
 # cannot run nspawn or the mirror cannot be reached, saying why.
@@ -73,46 +86,33 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# --- the project, installed as a package would be ---------------------------
-DESTDIR="$T/dest" meson install -C "$BUILD" --no-rebuild --quiet >"$T/install.log" 2>&1 ||
-        { cat "$T/install.log" >&2; fail "meson install into DESTDIR failed"; }
-[ -f "$T/dest/lib/systemd/system/joyride.service" ] || [ -f "$T/dest/usr/lib/systemd/system/joyride.service" ] ||
-        fail "meson install did not install joyride.service"
-PREFIX=$(meson introspect "$BUILD" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
-# dbus-daemon reads policies from /usr/share and /etc only: with another prefix
-# (the development default, /usr/local) the admin links it into /etc, as here.
-if [ "$PREFIX" != /usr ]; then
-        mkdir -p "$T/dest/etc/dbus-1/system.d"
-        ln -s "$PREFIX/share/dbus-1/system.d/org.joyride.DNS.conf" "$T/dest/etc/dbus-1/system.d/org.joyride.DNS.conf"
+# --- the package ---------------------------------------------------------------
+mkdir -p "$T/deb"
+if [ -n "${JOYRIDE_DEB:-}" ]; then
+        cp "$JOYRIDE_DEB" "$T/deb/" || fail "JOYRIDE_DEB=$JOYRIDE_DEB cannot be read"
+else
+        t0=$(date +%s)
+        "$SRC/tools/make-deb" "$T/deb" >"$T/make-deb.log" 2>&1 ||
+                { tail -n 30 "$T/make-deb.log" >&2; fail "make deb failed"; }
+        ok "make deb: $(basename "$(tail -n1 "$T/make-deb.log")") in $(( $(date +%s) - t0 )) s, lintian clean"
 fi
-
-# The test's own configuration: names from a hosts file, no Docker here, and
-# registration with resolved on a link of its own.
-mkdir -p "$T/dest/etc/joyride/hosts.d"
-cat >"$T/dest/etc/joyride/joyride.conf" <<'EOF'
-[DNS]
-Domains=example.internal
-
-[Hosts]
-Directory=/etc/joyride/hosts.d
-
-[Docker]
-Enabled=false
-
-[Resolved]
-Link=joy0
-EOF
-printf '10.1.2.3 web.example.internal\n10.1.2.4 db.example.internal\n' >"$T/dest/etc/joyride/hosts.d/test.hosts"
+DEB=$(ls "$T"/deb/joyride_*.deb)
+# apt's download user reads the package from the bind mount.
+chmod 755 "$T" "$T/deb"
+chmod 644 "$DEB"
+VERSION=$(meson introspect "$SRC/meson.build" --projectinfo | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
 
 # --- boot ---------------------------------------------------------------------
 systemd-nspawn -D "$TREE" --volatile=overlay --boot --register=no --keep-unit --private-network \
-        --console=read-only -M "joyride-$$" >"$T/console.log" 2>&1 </dev/null &
+        --console=read-only -M "joyride-$$" --bind-ro="$T/deb:/srv/deb" \
+        --bind-ro="$SRC" --bind="$BUILD" >"$T/console.log" 2>&1 </dev/null &
 NSPAWN=$!
 
 C=
 find_init() {
         local child
         kill -0 "$NSPAWN" 2>/dev/null || return 2
+        # shellcheck disable=SC2013 # the children files hold space-separated PIDs
         for child in $(cat /proc/"$NSPAWN"/task/*/children 2>/dev/null); do
                 if [ "$(cat /proc/"$child"/comm 2>/dev/null)" = systemd ]; then
                         C=$child
@@ -133,6 +133,9 @@ ct() { nsenter -t "$C" -a -- "$@"; }
 # net CMD...: a host program (dig, curl, python3) in the container's network.
 net() { nsenter -t "$C" -n -- "$@"; }
 journal() { ct journalctl --no-pager -q "$@"; }
+# dpkg's view of the package in the container: "STATUS VERSION", or nothing.
+# shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
+pkg_state() { ct dpkg-query -W -f='${Status} ${Version}' joyride 2>/dev/null || true; }
 
 # PID 1 may still be setting up its namespaces when first seen: ask until it
 # answers (is-system-running --wait then waits for the boot to finish).
@@ -149,19 +152,41 @@ running|degraded) ok "container booted ($state)" ;;
 esac
 [ "$state" = running ] || ct systemctl --failed --no-legend >&2 || true
 
-# --- install into the container ---------------------------------------------
-# tar in the container's own root: absolute symlinks there (usr-merge /lib)
-# resolve inside it, never on the host.
-tar -C "$T/dest" -cf - . | ct tar -C / -xf - --keep-directory-symlink --no-same-owner --no-overwrite-dir ||
-        fail "could not unpack the installed files into the container"
-ct systemd-sysusers >/dev/null || fail "systemd-sysusers failed"
-ct systemd-tmpfiles --create joyride.conf || fail "systemd-tmpfiles --create joyride.conf failed"
-ct journalctl --update-catalog || fail "journalctl --update-catalog failed"
-ct systemctl daemon-reload
-ct systemctl reload dbus || fail "dbus did not reload its policy"
-ct getent passwd joyride >/dev/null || fail "sysusers did not create the user joyride"
+# --- apt install ./joyride_*.deb ------------------------------------------------
+# No network in the container: every dependency is in the tree already
+# (make-tree.sh installs the owners of the libraries the build links).
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y "/srv/deb/$(basename "$DEB")" \
+        >"$T/apt-install.log" 2>&1 || { cat "$T/apt-install.log" >&2; fail "apt install ./$(basename "$DEB") failed"; }
+[ "$(pkg_state)" = "install ok installed $VERSION" ] || fail "dpkg does not show joyride $VERSION installed: $(pkg_state)"
+ct getent passwd joyride >/dev/null || fail "the package did not create the user joyride"
 ct id -nG joyride | grep -qw docker || fail "joyride is not in the group docker: $(ct id joyride)"
-ok "installed: $(ct id joyride)"
+for u in joyride.socket joyride-http.socket; do
+        [ "$(ct systemctl is-enabled "$u" || true)" = enabled ] || fail "$u is not enabled after apt install"
+        [ "$(ct systemctl is-active "$u" || true)" = active ] || fail "$u is not started after apt install"
+done
+[ "$(ct systemctl is-active joyride.service || true)" = inactive ] || fail "joyride.service runs before any query"
+[ "$(ct systemctl is-enabled joyride.service || true)" = disabled ] ||
+        fail "joyride.service is $(ct systemctl is-enabled joyride.service || true), want disabled (socket-activated)"
+[ "$(ct stat -c %U:%a /etc/joyride/hosts.d)" = root:755 ] || fail "/etc/joyride/hosts.d: $(ct stat -c %U:%a /etc/joyride/hosts.d)"
+ok "apt install ./$(basename "$DEB"): $(ct id joyride); sockets enabled and listening, service waits for a query"
+
+# The admin's configuration: names from a hosts file, no Docker here, and
+# registration with resolved on a link of its own. joyride.conf is the
+# package's conffile, edited.
+ct sh -c 'cat >/etc/joyride/joyride.conf' <<'EOF'
+[DNS]
+Domains=example.internal
+
+[Hosts]
+Directory=/etc/joyride/hosts.d
+
+[Docker]
+Enabled=false
+
+[Resolved]
+Link=joy0
+EOF
+printf '10.1.2.3 web.example.internal\n10.1.2.4 db.example.internal\n' | ct sh -c 'cat >/etc/joyride/hosts.d/test.hosts'
 
 # --- systemd-analyze ---------------------------------------------------------
 units=(joyride.service joyride.socket joyride-http.socket)
@@ -186,10 +211,6 @@ if ! ct ip link add joy0 type veth peer name joy0p 2>"$T/link.err" ||
 fi
 
 # --- socket activation -------------------------------------------------------
-ct systemctl start joyride.socket joyride-http.socket || fail "could not start the sockets"
-[ "$(ct systemctl is-active joyride.service || true)" = inactive ] || fail "joyride.service runs before any query"
-ok "joyride.socket and joyride-http.socket listening, service not started"
-
 answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=10 web.example.internal A) || true
 [ "$answer" = 10.1.2.3 ] || fail "the first query (which starts the service) got '$answer', not 10.1.2.3"
 [ "$(ct systemctl is-active joyride.service)" = active ] || fail "joyride.service is not active after the first query"
@@ -246,10 +267,17 @@ ok "journalctl -x shows the catalog: $(grep -o 'Subject: .*' "$T/x.txt" | head -
 intro=$(ct busctl --system introspect org.joyride.DNS /org/joyride/DNS) || fail "busctl introspect failed"
 grep -q '^org.joyride.DNS ' <<<"$intro" || fail "busctl introspect shows no org.joyride.DNS interface: $intro"
 ok "busctl introspect org.joyride.DNS /org/joyride/DNS: $(grep -c '^\.' <<<"$intro") members"
-if [ -x "$T/dest$PREFIX/bin/joyridectl" ]; then
-        ct joyridectl query web.example.internal | grep -q 10.1.2.3 || fail "joyridectl query does not resolve web.example.internal"
-        ok "joyridectl query web.example.internal"
-fi
+ct joyridectl query web.example.internal | grep -q 10.1.2.3 || fail "joyridectl query does not resolve web.example.internal"
+ok "joyridectl query web.example.internal"
+
+# --- one version everywhere ----------------------------------------------------
+cli=$(ct joyrided --version)
+[ "$cli" = "joyrided $VERSION" ] || fail "joyrided --version says '$cli', meson.build $VERSION"
+hv=$(net curl -sf --max-time 5 http://127.0.0.1:5000/health | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+[ "$hv" = "$VERSION" ] || fail "/health says version '$hv', meson.build $VERSION"
+bv=$(ct busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS DaemonVersion)
+[ "$bv" = "s \"$VERSION\"" ] || fail "D-Bus DaemonVersion is $bv, meson.build $VERSION"
+ok "version $VERSION: package, joyrided --version, /health and D-Bus DaemonVersion agree"
 
 # --- resolved, without the permission: a warning, DNS goes on ----------------
 if [ "$have_link" = 1 ]; then
@@ -280,8 +308,8 @@ ok "systemctl restart joyride under 200 queries/s for 5 s: $(cat "$T/stream.json
 # --- resolved, with the permission ------------------------------------------
 # The installed example polkit rule; polkitd watches its rules folder.
 if [ "$have_link" = 1 ]; then
-        rules=$(ct sh -c 'ls /usr/share/doc/joyride/examples/joyride-resolved.rules /usr/local/share/doc/joyride/examples/joyride-resolved.rules 2>/dev/null | head -n1')
-        [ -n "$rules" ] || fail "the example polkit rule is not installed"
+        rules=/usr/share/doc/joyride/examples/joyride-resolved.rules
+        ct test -f "$rules" || fail "the package does not ship the example polkit rule $rules"
         ct cp "$rules" /etc/polkit-1/rules.d/50-joyride-resolved.rules
         ct systemctl restart polkit.service
         ct systemctl restart joyride.service
@@ -325,4 +353,65 @@ if [ "$have_link" = 1 ]; then
         ok "stop reverted joy0 in resolved"
 fi
 ok "systemctl stop: Result=success, exit status 0, no errors in the journal, port closed"
+
+# --- apt remove: units stopped and gone, configuration, state and user kept ------
+ct systemctl start joyride.socket joyride-http.socket
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=10 web.example.internal A) || true
+[ "$answer" = 10.1.2.3 ] || fail "after a new start the first query got '$answer'"
+[ "$(ct systemctl is-active joyride.service)" = active ] || fail "joyride.service did not start again"
+ct env DEBIAN_FRONTEND=noninteractive apt-get remove -y joyride >"$T/apt-remove.log" 2>&1 ||
+        { cat "$T/apt-remove.log" >&2; fail "apt remove joyride failed"; }
+for u in joyride.service joyride.socket joyride-http.socket; do
+        [ "$(ct systemctl is-active "$u" || true)" = inactive ] || fail "$u is still $(ct systemctl is-active "$u") after apt remove"
+        [ "$(ct systemctl show -P LoadState "$u")" = not-found ] || fail "$u is still known to systemd after apt remove"
+done
+! ct test -e /usr/sbin/joyrided || fail "/usr/sbin/joyrided is still there after apt remove"
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=1 web.example.internal 2>&1) && fail "DNS answers after apt remove: $answer"
+! net curl -sf --max-time 2 http://127.0.0.1:5000/health >/dev/null || fail "the HTTP port answers after apt remove"
+[ "$(pkg_state)" = "deinstall ok config-files $VERSION" ] || fail "dpkg status after remove: $(pkg_state)"
+ct grep -q '^Link=joy0' /etc/joyride/joyride.conf || fail "apt remove did not keep the edited joyride.conf"
+ct test -d /var/lib/joyride || fail "apt remove did not keep /var/lib/joyride"
+ct getent passwd joyride >/dev/null || fail "apt remove removed the user joyride"
+ok "apt remove: service and sockets stopped and gone, ports closed; joyride.conf, /var/lib/joyride and the user kept"
+
+# --- apt purge: configuration and state gone, user kept ---------------------------
+ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y joyride >"$T/apt-purge.log" 2>&1 ||
+        { cat "$T/apt-purge.log" >&2; fail "apt purge joyride failed"; }
+! ct test -e /etc/joyride/joyride.conf || fail "apt purge left /etc/joyride/joyride.conf"
+! ct test -e /var/lib/joyride || fail "apt purge left /var/lib/joyride"
+! ct test -e /etc/systemd/system/sockets.target.wants/joyride.socket || fail "apt purge left joyride.socket enabled"
+state=$(pkg_state)
+[ -z "$state" ] || [ "$state" = "unknown ok not-installed " ] || fail "dpkg still knows joyride after purge: $state"
+ct getent passwd joyride >/dev/null || fail "apt purge removed the user joyride (Debian policy keeps system users)"
+ct test -f /etc/joyride/hosts.d/test.hosts || fail "apt purge removed the admin's own hosts file"
+ok "apt purge: joyride.conf, /var/lib/joyride and the enablement gone; the user and the admin's hosts file kept"
+
+# --- make install on the live system (the step make runs after building) -----------
+# A system without the user, as before the first install.
+ct userdel joyride
+ct sh -c 'groupdel joyride 2>/dev/null || true'
+ct "$SRC/tools/install-system" install "$BUILD" >"$T/make-install.log" 2>&1 ||
+        { cat "$T/make-install.log" >&2; fail "make install (tools/install-system) failed in the container"; }
+ct getent passwd joyride >/dev/null || fail "make install did not create the user joyride: $(cat "$T/make-install.log")"
+[ "$(ct stat -c %U:%a /var/lib/joyride)" = joyride:700 ] || fail "make install did not make /var/lib/joyride"
+grep -q 'systemctl enable --now joyride.socket joyride-http.socket' "$T/make-install.log" ||
+        fail "make install does not say how to start: $(cat "$T/make-install.log")"
+ct systemctl cat joyride.service >/dev/null 2>&1 || fail "systemd does not know joyride.service after make install"
+printf '[Hosts]\nDirectory=/etc/joyride/hosts.d\n[Docker]\nEnabled=false\n' | ct sh -c 'cat >/etc/joyride/joyride.conf'
+ct systemctl enable --now joyride.socket joyride-http.socket 2>/dev/null || fail "systemctl enable --now after make install failed"
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=10 web.example.internal A) || true
+[ "$answer" = 10.1.2.3 ] || fail "after make install the first query got '$answer'"
+ct busctl --system introspect org.joyride.DNS /org/joyride/DNS >/dev/null || fail "org.joyride.DNS not on the bus after make install"
+ok "make install on the live system: $(grep -c '^make install:' "$T/make-install.log") steps reported, user, state folder, D-Bus policy; the service starts and answers"
+
+ct "$SRC/tools/install-system" uninstall "$BUILD" >"$T/make-uninstall.log" 2>&1 ||
+        { cat "$T/make-uninstall.log" >&2; fail "make uninstall failed in the container"; }
+for u in joyride.service joyride.socket joyride-http.socket; do
+        [ "$(ct systemctl is-active "$u" || true)" = inactive ] || fail "$u still runs after make uninstall"
+        [ "$(ct systemctl show -P LoadState "$u")" = not-found ] || fail "$u is still known to systemd after make uninstall"
+done
+answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=1 web.example.internal 2>&1) && fail "DNS answers after make uninstall: $answer"
+! ct test -e /etc/dbus-1/system.d/org.joyride.DNS.conf || fail "make uninstall left the D-Bus policy link"
+grep -q 'kept, as apt remove does' "$T/make-uninstall.log" || fail "make uninstall does not say what it kept: $(cat "$T/make-uninstall.log")"
+ok "make uninstall: units stopped and gone, port closed, $(grep -o 'removed [0-9]* files' "$T/make-uninstall.log")"
 echo "all systemd checks passed"

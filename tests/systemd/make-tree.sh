@@ -52,9 +52,10 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # dbus-user-session: libsoup pulls in dconf-service, which needs some session
 # bus, and debootstrap does not pick a provider of a virtual package itself;
 # libpam-systemd likewise provides the logind that polkitd needs. polkitd:
-# resolved asks polkit whether joyrided may set a link's DNS.
+# resolved asks polkit whether joyrided may set a link's DNS. meson: `make
+# install` (tools/install-system) runs meson install from the build folder.
 packages=(systemd systemd-sysv systemd-resolved dbus dbus-user-session polkitd libpam-systemd iproute2 libsystemd0
-          libldns3 libjson-c5 libsoup-3.0-0 libglib2.0-0 libsodium23)
+          libldns3 libjson-c5 libsoup-3.0-0 libglib2.0-0 libsodium23 meson)
 while read -r lib; do
         [ -n "$lib" ] || continue
         owner=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "${lib#/usr}" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || true)
