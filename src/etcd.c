@@ -11,6 +11,10 @@
  *   /v3/watch              -> every change from that revision + 1 on, so
  *                             none is missed between the two
  *
+ * The range's pages are parsed on a worker thread (pure code: JSON, base64,
+ * the SkyDNS mapping) and applied to the store on the loop, a batch per
+ * turn; the store is only ever written from the loop.
+ *
  * From then on the watch's events are applied as they come, the lease is
  * renewed every third of its TTL, and this node's changes go out in
  * transactions (/v3/kv/txn) of at most 128 operations (etcd's default
