@@ -68,7 +68,8 @@ static int read_small_file(const char *path, size_t max, char **ret) {
         gsize len = 0;
 
         if (!g_file_get_contents(path, &contents, &len, &err))
-                return g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? -ENOENT : -EIO;
+                return g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? -ENOENT :
+                       g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOTDIR) ? -ENOTDIR : -EIO;
         if (len > max)
                 return -EFBIG;
         *ret = TAKE_PTR(contents);
@@ -106,21 +107,21 @@ static int load_or_create_key(ClusterKeys *k, char **ret_error) {
                         return -EINVAL;
                 }
                 sodium_memzero(contents, strlen(contents));
-        } else if (r == -ENOENT) {
-                if (g_mkdir_with_parents(k->directory, 0755) < 0) {
-                        r = negative_errno();
-                        *ret_error = g_strdup_printf("cannot create %s: %s", k->directory, g_strerror(-r));
-                        return r;
-                }
+        } else if (r == -ENOENT || r == -ENOTDIR) {
                 randombytes_buf(seed, sizeof seed);
                 key_to_base64(seed, sizeof seed, line, sizeof line);
                 g_strlcat(line, "\n", sizeof line);
-                r = write_file_atomic(path, line, 0600);
+                r = g_mkdir_with_parents(k->directory, 0755) < 0 ? negative_errno() : write_file_atomic(path, line, 0600);
                 sodium_memzero(line, sizeof line);
                 if (r < 0) {
+                        /* A read-only state directory: the node still works,
+                         * with a key that lives as long as the process. */
+                        *ret_error = g_strdup_printf("cannot write %s (%s): the signing key lives in memory "
+                                                     "only, and pins are not kept", path, g_strerror(-r));
+                        g_clear_pointer(&k->directory, g_free);
+                        crypto_sign_seed_keypair(k->public_key, k->secret_key, seed);
                         sodium_memzero(seed, sizeof seed);
-                        *ret_error = g_strdup_printf("cannot write %s: %s", path, g_strerror(-r));
-                        return r;
+                        return 1;
                 }
         } else {
                 *ret_error = g_strdup_printf("cannot read %s: %s", path, g_strerror(-r));
@@ -190,7 +191,7 @@ int cluster_keys_new(ClusterKeys **ret, const char *directory, char **ret_error)
         k->trusted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         k->pinned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         r = load_or_create_key(k, &error);
-        if (r >= 0)
+        if (r == 0)
                 r = load_pins(k, &error);
         if (r < 0) {
                 *ret_error = TAKE_PTR(error);
@@ -198,7 +199,9 @@ int cluster_keys_new(ClusterKeys **ret, const char *directory, char **ret_error)
         }
         key_to_base64(k->public_key, sizeof k->public_key, k->public_base64, sizeof k->public_base64);
         *ret = TAKE_PTR(k);
-        return 0;
+        if (r > 0)
+                *ret_error = TAKE_PTR(error);
+        return r;
 }
 
 ClusterKeys *cluster_keys_free(ClusterKeys *k) {
@@ -256,6 +259,10 @@ int cluster_keys_set_trusted(ClusterKeys *k, char *const *entries, char **ret_er
                 g_hash_table_replace(k->trusted, g_strdup(id), g_memdup2(key, sizeof key));
         }
         return 0;
+}
+
+bool cluster_keys_persistent(const ClusterKeys *k) {
+        return k->directory != NULL;
 }
 
 bool cluster_keys_strict(const ClusterKeys *k) {

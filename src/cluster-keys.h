@@ -37,7 +37,10 @@ typedef struct ClusterKeys ClusterKeys;
 
 /* Loads this node's key pair from directory (creating it on first start) and
  * the pins kept there. directory NULL: a key pair in memory, no pins kept.
- * Returns 0, or a negative errno with ret_error saying what failed. */
+ * Returns 0; 1 when the key could not be written (a read-only directory):
+ * then the key pair lives in memory and ret_error says why, for a warning;
+ * or a negative errno with ret_error saying what failed (a damaged key or
+ * pins file, which is never replaced silently). */
 int cluster_keys_new(ClusterKeys **ret, const char *directory, char **ret_error);
 ClusterKeys *cluster_keys_free(ClusterKeys *k);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ClusterKeys *, cluster_keys_free);
@@ -50,6 +53,8 @@ int cluster_keys_set_trusted(ClusterKeys *k, char *const *entries, char **ret_er
 int cluster_trusted_parse(const char *entry, char ret_id[static 65], uint8_t ret_key[static CLUSTER_PUBLIC_KEY_SIZE],
                           const char **ret_error);
 bool cluster_keys_strict(const ClusterKeys *k);
+/* Whether the key pair and pins are kept in a state directory. */
+bool cluster_keys_persistent(const ClusterKeys *k);
 
 const uint8_t *cluster_keys_public(const ClusterKeys *k);
 /* Base64 of our public key (static storage of k). */

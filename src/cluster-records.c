@@ -94,6 +94,7 @@ struct ClusterRecords {
         GQueue merges;                  /* ClusterSnapshot* */
         uint32_t gen;
         bool accept_unsigned;
+        bool refute_unsigned;
         bool quiet;                     /* this flush is a burst: not gossiped */
         bool resync;                    /* a burst was flushed: push-pull carries it */
         uint64_t last_unsigned_refute;
@@ -244,6 +245,7 @@ int cluster_records_new(ClusterRecords **ret, Store *store, const char *self_id,
         cr->tombstone_lifetime_usec = 120 * USEC_PER_SEC;
         cr->max_origins = CLUSTER_MAX_ORIGINS_DEFAULT;
         cr->max_records = CLUSTER_MAX_RECORDS_DEFAULT;
+        cr->refute_unsigned = true;
         *ret = cr;
         return 0;
 }
@@ -283,6 +285,10 @@ void cluster_records_set_limits(ClusterRecords *cr, unsigned max_origins, unsign
 
 void cluster_records_set_accept_unsigned(ClusterRecords *cr, bool b) {
         cr->accept_unsigned = b;
+}
+
+void cluster_records_set_refute_unsigned(ClusterRecords *cr, bool b) {
+        cr->refute_unsigned = b;
 }
 
 const ClusterRecordsCounters *cluster_records_get_counters(const ClusterRecords *cr) {
@@ -678,6 +684,8 @@ int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool di
                         return -EKEYREJECTED;   /* a forgery nobody who knows our key believes */
                 if (it.version <= cr->version)
                         return 0;               /* ours, relayed back (or older) */
+                if (!ours && !cr->refute_unsigned)
+                        return -EPERM;          /* nobody here believes an unsigned one */
                 return refute(cr, arena, &it, ours, now_usec);
         }
 

@@ -142,6 +142,10 @@ uint64_t cluster_records_local_version(const ClusterRecords *cr);
  * may apply, when they come straight from it: for clusters with older nodes,
  * sealed with the cluster key. Default false. */
 void cluster_records_set_accept_unsigned(ClusterRecords *cr, bool b);
+/* Whether an unsigned claim in our own name is refuted: only older nodes
+ * could believe one, so this is worth it (each refutation re-versions the
+ * local table) only while some are around. Default true. */
+void cluster_records_set_refute_unsigned(ClusterRecords *cr, bool b);
 
 /* Decodes, checks and applies one update from origin. direct: it came from
  * the origin itself, not from a relay. Returns:

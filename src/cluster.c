@@ -436,6 +436,14 @@ static void update_member_counts(Cluster *c) {
                 }
 }
 
+/* An older node (protocol 1) spoke to us: we speak its protocol when we
+ * start a push-pull with it, and refute unsigned claims in our name, which
+ * it would believe. */
+static void note_v1_peer(Cluster *c, const char *id) {
+        g_hash_table_add(c->v1_peers, g_strdup(id));
+        cluster_records_set_refute_unsigned(c->records, true);
+}
+
 /* A record update gossiped to us, by its origin or by a relay. It is passed
  * on only once it has been accepted, so that what one hostile packet says
  * goes no further than the node it was sent to. */
@@ -489,7 +497,7 @@ static void handle_update(Cluster *c, const SwimEvent *ev, uint64_t now) {
         /* A node that gossips in the old format is an older joyrided: speak
          * its protocol when we start a push-pull with it. */
         if (direct && ev->size >= 3 && ev->data[2] == CLUSTER_RECORDS_FORMAT_V1)
-                g_hash_table_add(c->v1_peers, g_strdup(origin));
+                note_v1_peer(c, origin);
 }
 
 static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
@@ -1034,7 +1042,7 @@ static int conn_merged(Conn *k, DecodeJob *d) {
                 /* An older node: its records are unsigned. They are taken only
                  * in a cluster with a key (which this frame was sealed with),
                  * from a node whose key we do not know, at its member address. */
-                g_hash_table_add(c->v1_peers, g_strdup(id));
+                note_v1_peer(c, id);
                 if (c->n_keys == 0 || cluster_keys_strict(c->node_keys) || cluster_keys_lookup(c->node_keys, id) ||
                     !member_at(c, id, &k->peer_addr, false)) {
                         count_refused(c, -EPERM, id, k->peer);
@@ -1738,9 +1746,13 @@ static int load_node_keys(Cluster *c, const ClusterOptions *o) {
         r = cluster_keys_new(&c->node_keys, o->state_directory, &error);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the cluster signing key: %s", error);
-        if (!o->state_directory)
+        if (r > 0)
+                log_warning("Cluster signing key: %s; after a restart the other nodes refuse this node until "
+                            "they forget its old key.", error);
+        else if (!o->state_directory)
                 log_warning("No state directory: the cluster signing key lives in memory only; after a restart "
                             "the other nodes refuse this node until they forget its old key.");
+        g_clear_pointer(&error, g_free);
         r = cluster_keys_set_trusted(c->node_keys, o->trusted_nodes, &error);
         if (r < 0)
                 return log_error_errno(r, "Invalid cluster configuration: %s", error);
@@ -1803,6 +1815,9 @@ static int setup_records(Cluster *c, Store *store, const ClusterOptions *o) {
         /* Older nodes sign nothing: with a cluster key, what they send
          * themselves is taken, as long as we hold no key of theirs. */
         cluster_records_set_accept_unsigned(c->records, c->n_keys > 0 && !cluster_keys_strict(c->node_keys));
+        /* Until an older node shows up, nobody could believe an unsigned
+         * claim in our name: not worth a refutation each. */
+        cluster_records_set_refute_unsigned(c->records, false);
         return 0;
 }
 
@@ -2000,7 +2015,7 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
                  c->swim_config.probe_interval_usec / USEC_PER_MSEC, c->dead_grace_usec / USEC_PER_MSEC);
         log_info("Cluster signing key of %s: %s (%s); other nodes' keys: %s.", c->node_id,
                  cluster_keys_public_base64(c->node_keys),
-                 o->state_directory ? "in " CLUSTER_KEY_FILE : "in memory only",
+                 cluster_keys_persistent(c->node_keys) ? "in " CLUSTER_KEY_FILE : "in memory only",
                  cluster_keys_strict(c->node_keys) ? "only those in TrustedNodes=" : "pinned on first contact");
         *ret = TAKE_PTR(c);
         return 0;

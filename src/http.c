@@ -179,6 +179,9 @@ static json_object *cluster_members(HttpServer *h) {
                                        json_object_new_int64((int64_t) (members[i].state_change_usec / USEC_PER_SEC)));
                 json_object_object_add(o, "records", json_object_new_int64((int64_t) members[i].records));
                 json_object_object_add(o, "self", json_object_new_boolean(members[i].self));
+                /* Its signing key as pinned (or configured): what TrustedNodes= lists. */
+                json_object_object_add(o, "public_key", members[i].public_key[0] ?
+                                       json_object_new_string(members[i].public_key) : NULL);
                 json_object_array_add(a, o);
         }
         return a;

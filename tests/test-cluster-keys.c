@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cluster-keys.h"
 
@@ -73,6 +74,19 @@ static void test_key_pair(const char *dir) {
         CHECK(cluster_keys_new(&k, dir, &error) == -EINVAL);
         CHECK(error && strstr(error, key_path));
         CHECK(g_unlink(key_path) == 0);
+
+        /* A state directory that cannot be made (a file is in the way): a key
+         * in memory, with a reason to warn about. */
+        g_autofree char *file = g_build_filename(dir, "a-file", NULL);
+        g_autofree char *under = g_build_filename(file, "state", NULL);
+        ClusterKeys *m = NULL;
+        g_autofree char *why = NULL;
+        CHECK(g_file_set_contents(file, "", -1, NULL));
+        CHECK(cluster_keys_new(&m, under, &why) == 1);
+        CHECK(why && strstr(why, "in memory only"));
+        CHECK(m && !cluster_keys_persistent(m));
+        cluster_keys_free(m);
+        CHECK(g_unlink(file) == 0);
 
         /* Without a directory: a key in memory, a different one each time. */
         ClusterKeys *a = open_keys(NULL), *b = open_keys(NULL);
