@@ -1822,6 +1822,9 @@ static void defaults_done(char *(*defaults)[_SETTING_MAX]) {
                 g_free((*defaults)[i]);
 }
 
+/* Long on purpose: the layers in their order (defaults, options parsed, file,
+ * environment, options applied, values parsed, --check-config), each a short
+ * block; split up, the order would be harder to see. */
 static int load(Config *ret, int argc, char *argv[], char *const envp[], bool reload, char **ret_error) {
         _cleanup_(defaults_done) char *defaults[_SETTING_MAX] = {};
         _cleanup_(load_state_done) LoadState st = { .defaults = defaults }, cli = { .defaults = defaults };

@@ -105,6 +105,8 @@ static void skip_name(Wire *r) {
         wire_fail(r, -EBADMSG);
 }
 
+/* Long on purpose: one pass over the upstream message, section by section,
+ * with the bounds checks of each in place. */
 int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsRelayMessage **ret) {
         Wire r = wire_init_const(msg, len);
         unsigned qd, an, ns, ar, total;

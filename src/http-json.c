@@ -463,6 +463,8 @@ static void metrics_forward(GString *out, const HttpMetricsInput *in) {
         }
 }
 
+/* Long on purpose: a flat list of the exposed series, one block per metric,
+ * in the order /metrics shows them. */
 char *http_metrics_render(const HttpMetricsInput *in) {
         const DnsServerCounters zero = {}, *c = in->dns ?: &zero;
         GString *out = g_string_sized_new(4096);

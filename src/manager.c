@@ -520,6 +520,9 @@ static void manager_check_fd_limit(Manager *m) {
                     m->config.tcp_max_connections, m->config.http_max_connections, (unsigned long long) need);
 }
 
+/* Long on purpose: the start sequence in order, one short block per component
+ * (sockets, store sources, transports, bus, timers, readiness); the order is
+ * the point, and each block's error path is local. */
 int manager_start(Manager *m) {
         int r;
 

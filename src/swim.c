@@ -964,6 +964,9 @@ static void probe_finish(Swim *s, uint64_t now) {
         }
 }
 
+/* Long on purpose: one protocol period in the order SWIM runs it (probe,
+ * indirect probes, suspicion timeouts, gossip, push-pull), each a short block
+ * over the same member table. */
 void swim_tick(Swim *s, uint64_t now) {
         /* The probe in flight: indirect probes at the timeout, verdict at the deadline. */
         if (s->probing && !s->probe_acked && !s->probe_indirect_sent && now >= s->probe_timeout_at) {
