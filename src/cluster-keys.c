@@ -34,7 +34,7 @@ static int write_file_atomic(const char *path, const char *contents, mode_t mode
         _cleanup_close_ int fd = -EBADF;
         int r;
 
-        fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, mode);
+        fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, (gint) mode);
         if (fd < 0)
                 return negative_errno();
         while (n > 0) {

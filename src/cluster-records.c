@@ -504,11 +504,10 @@ int cluster_update_decode(const uint8_t *data, size_t size, const char *origin, 
         if (format == CLUSTER_RECORDS_FORMAT && key && !signature_ok(key, CTX_UPDATE, origin, data, size))
                 return -EKEYREJECTED;
         item_to_entry(arena, &it, &e);
-        strcpy(name, e.name);
-        strcpy(value, e.value);
-        source[0] = 0;
-        if (e.source)
-                strcpy(source, e.source);
+        /* The decoder bounded each string; the sizes are the documented ones. */
+        g_strlcpy(name, strempty(e.name), 256);
+        g_strlcpy(value, strempty(e.value), CLUSTER_VALUE_MAX + 1);
+        g_strlcpy(source, strempty(e.source), CLUSTER_SOURCE_MAX + 1);
         *ret = e;
         ret->name = name;
         ret->value = value;

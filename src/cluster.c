@@ -159,6 +159,8 @@ static uint64_t jitter(uint64_t usec, unsigned pct) {
         return usec - span + (uint64_t) randombytes_uniform((uint32_t) MIN(2 * span + 1, UINT32_MAX));
 }
 
+/* sa: filled by recvfrom()/accept() or getaddrinfo(); callers zero their
+ * sockaddr_storage first, so a family is always there to read. */
 static void addr_to_swim(const struct sockaddr *sa, SwimAddr *ret) {
         *ret = (SwimAddr) {};
         if (sa->sa_family == AF_INET) {
@@ -338,7 +340,7 @@ static void send_swim_packets(Cluster *c) {
         size_t n;
 
         while ((n = swim_pop_packet(c->swim, &to, buf)) > 0) {
-                struct sockaddr_storage sa;
+                struct sockaddr_storage sa = {};
                 socklen_t salen = swim_to_addr(c->family, &to, &sa);
                 size_t m;
 
@@ -642,7 +644,7 @@ static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         uint8_t buf[UDP_MAX + 1], plain[UDP_MAX];
 
         for (unsigned i = 0; i < 64; i++) {
-                struct sockaddr_storage sa;
+                struct sockaddr_storage sa = {};
                 socklen_t salen = sizeof sa;
                 ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &sa, &salen);
                 SwimAddr from;
@@ -1290,7 +1292,7 @@ static int conn_add(Cluster *c, int fd, bool outgoing, const SwimAddr *peer, Con
 /* Starts a push-pull with the node at `to` (id: who we expect there, if we
  * know; an older node gets protocol 1). */
 static int conn_start(Cluster *c, const SwimAddr *to, const char *id) {
-        struct sockaddr_storage sa;
+        struct sockaddr_storage sa = {};
         socklen_t salen = swim_to_addr(c->family, to, &sa);
         _cleanup_close_ int fd = -EBADF;
         Conn *k;
@@ -1324,7 +1326,7 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
         Cluster *c = userdata;
 
         for (unsigned i = 0; i < 16; i++) {
-                struct sockaddr_storage sa;
+                struct sockaddr_storage sa = {};
                 socklen_t salen = sizeof sa;
                 SwimAddr from;
                 int cfd = accept4(fd, (struct sockaddr *) &sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1504,7 +1506,7 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
         uint8_t buf[512], plain[512];
 
         for (unsigned i = 0; i < 32; i++) {
-                struct sockaddr_storage sa;
+                struct sockaddr_storage sa = {};
                 socklen_t salen = sizeof sa;
                 ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &sa, &salen);
                 char id[SWIM_ID_MAX + 1], fromstr[INET6_ADDRSTRLEN + 8];

@@ -1659,7 +1659,7 @@ static int apply_file(LoadState *st, const char *path, const char *origin, char 
         g_autoptr(GKeyFile) k = g_key_file_new();
         g_autoptr(GError) error = NULL;
         g_autofree char *data = NULL;
-        size_t size;
+        size_t size = 0;
         int r;
 
         r = read_file(path, &data, &size);

@@ -258,7 +258,8 @@ static bool parse_version(const char *s, unsigned *ret_major, unsigned *ret_mino
         unsigned major, minor;
         int n = 0;
 
-        if (!s || sscanf(s, "%3u.%3u%n", &major, &minor, &n) != 2 || s[n] != '\0')
+        /* At most three digits each, and the whole string: nothing to overflow. */
+        if (!s || sscanf(s, "%3u.%3u%n", &major, &minor, &n) != 2 || s[n] != '\0')  // NOLINT(cert-err34-c)
                 return false;
         *ret_major = major;
         *ret_minor = minor;

@@ -85,7 +85,7 @@ void docker_api_version_pick(const char *engine, char *out, size_t out_size);
  * top-level IPAddress / GlobalIPv6Address first, then the first network in
  * Networks that has one (in the order the engine lists them). Sets
  * *ret_ipv4 / *ret_ipv6 to new strings or NULL. Returns 0 or -ENOMEM. */
-int docker_network_addresses(json_object *network_settings, char **ret_ipv4, char **ret_ipv6);
+int docker_network_addresses(json_object *ns, char **ret_ipv4, char **ret_ipv6);
 
 /* The event stream: a sequence of JSON values with optional whitespace
  * between them, fed in arbitrary pieces; a value may span several feeds and

@@ -184,6 +184,6 @@ bool store_name_next_ptr(const StoreName *n, const Record **iter,
 size_t store_name_n_ptr(const StoreName *n);    /* how many store_name_next_ptr() gives */
 /* The TTL to answer an explicit PTR item with: its own, or lower when records
  * of the address point to the same target. */
-uint32_t store_name_ptr_ttl(const StoreName *n, const RRData *explicit_item);
+uint32_t store_name_ptr_ttl(const StoreName *n, const RRData *d);
 /* Round robin over the derived PTRs of reverse names. */
 uint32_t store_reverse_rotate(const Store *s);

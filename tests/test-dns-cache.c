@@ -250,7 +250,7 @@ static void test_malformed(void) {
         DnsRelayMessage *m = NULL;
         size_t len;
         _cleanup_free_ uint8_t *wire = make_reply("a.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, true, false, &len);
-        uint8_t copy[1024];
+        uint8_t copy[1024] = {};
 
         TEST_BEGIN("malformed replies");
         for (size_t cut = 0; cut < len; cut++)

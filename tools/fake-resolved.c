@@ -82,9 +82,9 @@ static int parse_global(const char *s) {
         memcpy(host, s, n);
         host[n] = 0;
         if (inet_pton(AF_INET, host, a) == 1)
-                add_server(0, AF_INET, a, port ? (uint16_t) atoi(port) : 0);
+                add_server(0, AF_INET, a, port ? (uint16_t) strtoul(port, NULL, 10) : 0);
         else if (inet_pton(AF_INET6, host, a) == 1)
-                add_server(0, AF_INET6, a, port ? (uint16_t) atoi(port) : 0);
+                add_server(0, AF_INET6, a, port ? (uint16_t) strtoul(port, NULL, 10) : 0);
         else
                 return -EINVAL;
         return 0;
