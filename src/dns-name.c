@@ -39,7 +39,7 @@ int dns_name_check(const char *name, DnsNameFlags flags, const char **ret_error)
                 goto fail;
         }
         for (size_t i = 0; i <= len; i++) {
-                char c = i < len ? name[i] : (char) '.';
+                char c = i < len ? name[i] : '.';  // NOLINT(bugprone-narrowing-conversions): a char or '.'
 
                 if (c == '.') {
                         if (label == 0) {

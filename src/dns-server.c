@@ -216,7 +216,7 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
                 while (p < len && req[p] != 0 && req[p] <= 63 && p + 1 + req[p] <= len && o + req[p] + 2 < sizeof name) {
                         for (uint8_t i = 0; i < req[p]; i++) {
                                 uint8_t ch = req[p + 1 + i];
-                                name[o++] = ch > 0x20 && ch < 0x7f ? (char) ch : (char) '?';
+                                name[o++] = ch > 0x20 && ch < 0x7f ? (char) ch : '?';  // NOLINT(bugprone-narrowing-conversions): printable ASCII
                         }
                         name[o++] = '.';
                         p += 1 + req[p];
