@@ -43,6 +43,7 @@
 #include "etcd-skydns.h"
 #include "etcd.h"
 #include "log.h"
+#include "worker.h"
 
 #define BACKOFF_MIN_MSEC 250u
 #define BACKOFF_MAX_MSEC 30000u
@@ -107,6 +108,7 @@ struct EtcdSource {
         GTlsCertificate *client_cert;
         /* Requests time out; the watch stream may be quiet for hours. */
         SoupSession *session, *watch_session;
+        Worker *worker;                 /* parses the range's pages */
 
         EtcdState state;
         char *last_error;
@@ -413,15 +415,17 @@ static void source_fail(EtcdSource *e, const char *reason) {
                 }
         }
         e->current = best;
+        source_clear(&e->retry_source);
         if (best_at <= now) {
+                /* From the loop, not from here: a failure inside
+                 * source_connect() must not recurse through every endpoint. */
                 e->state = ETCD_CONNECTING;
                 e->next_retry_usec = 0;
-                source_connect(e);
+                e->retry_source = source_timeout(e, 0, "etcd-retry", on_retry);
                 return;
         }
         e->state = ETCD_DISCONNECTED;
         e->next_retry_usec = (uint64_t) (g_get_real_time() + (best_at - now));
-        source_clear(&e->retry_source);
         e->retry_source = source_timeout(e, (unsigned) ((best_at - now + 999) / 1000), "etcd-retry", on_retry);
 }
 
@@ -994,6 +998,8 @@ static void sweep(EtcdSource *e) {
  * batch at a time, so that answering never waits long behind a resync. The
  * next page is asked for as soon as this one is parsed. */
 struct RangePage {
+        WorkerJob job;                  /* first: the worker runs range_parse_run() on it */
+        EtcdConn *conn;                 /* a reference; the loop's alone */
         GBytes *body;
         char *prefix;
         uint32_t default_ttl;
@@ -1023,8 +1029,9 @@ static void range_page_free(gpointer p) {
         g_free(page);
 }
 
-static void range_parse_thread(GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable) {
-        RangePage *page = task_data;
+/* On the worker thread: touches the page only. */
+static void range_parse_run(WorkerJob *j) {
+        RangePage *page = (RangePage *) j;
         json_object *reply, *kvs = NULL, *header = NULL;
         const char *data;
         gsize len;
@@ -1067,16 +1074,23 @@ static void range_parse_thread(GTask *task, gpointer source_object, gpointer tas
 out:
         g_clear_pointer(&page->body, g_bytes_unref);
         json_object_put(reply);
-        g_task_return_boolean(task, TRUE);
 }
 
 static void range_pump(EtcdConn *c);
 static void apply_schedule(EtcdConn *c);
 
-static void on_range_parsed(GObject *object, GAsyncResult *res, gpointer userdata) {
-        EtcdConn *c = userdata;
+static void range_parse_discard(WorkerJob *j) {
+        RangePage *page = (RangePage *) j;
+
+        conn_unref(TAKE_PTR(page->conn));
+        range_page_free(page);
+}
+
+/* Back on the loop, in the order the pages were handed over. */
+static void range_parse_done(WorkerJob *j) {
+        RangePage *page = (RangePage *) j;
+        EtcdConn *c = TAKE_PTR(page->conn);
         EtcdSource *e = c->source;
-        RangePage *page = g_task_get_task_data(G_TASK(res));     /* ours now */
 
         if (!e) {
                 range_page_free(page);
@@ -1144,22 +1158,18 @@ static void on_range_body(Call *call, GBytes *body) {
         EtcdConn *c = call->conn;
         EtcdSource *e = c->source;
         RangePage *page = g_new0(RangePage, 1);
-        GTask *task;
 
         *page = (RangePage) {
+                .job = { .run = range_parse_run, .done = range_parse_done, .discard = range_parse_discard },
+                .conn = conn_ref(c),
                 .body = g_bytes_ref(body),
                 .prefix = g_strdup(e->prefix),
                 .default_ttl = e->default_ttl,
         };
         c->range_requesting = false;
         page->next_asked = range_next_early(c, body);
-        task = g_task_new(NULL, c->cancellable, on_range_parsed, conn_ref(c));
-        g_task_set_name(task, "etcd-range-parse");
-        /* No destroy function: on_range_parsed() always runs, and takes it. */
-        g_task_set_task_data(task, page, NULL);
         c->pages_parsing++;
-        g_task_run_in_thread(task, range_parse_thread);
-        g_object_unref(task);
+        worker_submit(e->worker, &page->job);
         range_pump(c);
 }
 
@@ -1687,7 +1697,7 @@ static SoupSession *session_new(EtcdSource *e, GTlsDatabase *ca, unsigned timeou
         return s;
 }
 
-int etcd_source_new(EtcdSource **ret, Store *store, const EtcdOptions *opts) {
+int etcd_source_new(EtcdSource **ret, sd_event *event, Store *store, const EtcdOptions *opts) {
         _cleanup_(etcd_source_freep) EtcdSource *e = NULL;
         g_autoptr(GTlsDatabase) ca = NULL;
         g_autoptr(GError) error = NULL;
@@ -1746,6 +1756,9 @@ int etcd_source_new(EtcdSource **ret, Store *store, const EtcdOptions *opts) {
 
         e->session = session_new(e, ca, REQUEST_TIMEOUT_SEC);
         e->watch_session = session_new(e, ca, 0);
+        r = worker_new(&e->worker, event, "etcd-parse");
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the etcd parsing thread: %m");
 
         r = store_subscribe(store, on_store_change, e);
         if (r < 0)
@@ -1774,6 +1787,8 @@ EtcdSource *etcd_source_free(EtcdSource *e) {
         source_clear(&e->stop_timer);
         conn_detach(TAKE_PTR(e->stop_conn));
         conn_detach(TAKE_PTR(e->conn));
+        /* Pages still with the worker are dropped (range_parse_discard()). */
+        e->worker = worker_free(e->worker);
         if (e->session)
                 soup_session_abort(e->session);
         if (e->watch_session)

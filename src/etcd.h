@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "macro.h"
 #include "store.h"
@@ -52,9 +53,10 @@ typedef struct EtcdStatus {
 
 typedef struct EtcdSource EtcdSource;
 
-/* Starts connecting at once (asynchronously). Fails only for options that
- * cannot work (unreadable TLS files), with a message. */
-int etcd_source_new(EtcdSource **ret, Store *store, const EtcdOptions *opts);
+/* Starts connecting at once (asynchronously). event runs the worker thread
+ * that parses large reads. Fails only for options that cannot work
+ * (unreadable TLS files), with a message. */
+int etcd_source_new(EtcdSource **ret, sd_event *event, Store *store, const EtcdOptions *opts);
 /* Drops the connection and the records read from etcd. Does not revoke the
  * lease: call etcd_source_stop() first for a clean stop. */
 EtcdSource *etcd_source_free(EtcdSource *e);

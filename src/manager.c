@@ -640,7 +640,7 @@ int manager_start(Manager *m) {
                         .node_id = m->config.node_id,
                         .default_ttl = m->config.default_ttl,
                 };
-                r = etcd_source_new(&m->etcd, m->store, &eopts);
+                r = etcd_source_new(&m->etcd, m->event, m->store, &eopts);
                 if (r < 0)
                         return r;
         }

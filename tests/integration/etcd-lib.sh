@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Helpers for the etcd integration test and benchmark (sourced after lib.sh,
 # not run): etcd members, joyride nodes and a TCP relay on loopback, all
 # started with their PIDs kept in $started so that one cleanup stops them.
@@ -123,7 +124,7 @@ answers() {
         local out
         out=$(dig @127.0.0.1 -p "$1" +short +tries=1 +time=1 "$2" "${3:-A}") || return 1
         case "$out" in *";;"*) return 1 ;; esac
-        echo $(echo "$out" | sort)
+        sort <<<"$out" | paste -sd ' ' -
 }
 
 # is PORT NAME VALUE [TYPE]: the node answers NAME with exactly VALUE ("" for nothing).

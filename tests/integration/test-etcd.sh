@@ -295,7 +295,7 @@ converged() {
                 *) return 1 ;;
                 esac
         done
-        [ "$(echo $got | tr ' ' '\n' | sort | tr '\n' ' ')" = "$expected" ]
+        [ "$(tr ' ' '\n' <<<"${got# }" | sort | tr '\n' ' ')" = "$expected" ]
 }
 wait_for "B to hold exactly A's names after the leader died" 20 converged
 in_etcd=$(etcdctl --endpoints="$FALL" get --prefix /skydns/test/etcd/ --keys-only 2>/dev/null |
@@ -304,7 +304,7 @@ in_etcd=$(etcdctl --endpoints="$FALL" get --prefix /skydns/test/etcd/ --keys-onl
 touch "$T/probe.stop"
 wait "$probe" || true
 [ "$(cat "$T/probe.misses")" = 0 ] || fail "$(cat "$T/probe.misses") queries unanswered while the leader changed"
-ok "leader $victim killed while A's records changed: both nodes answered throughout, publishing resumed, B and etcd hold exactly A's $(echo $expected | wc -w) names"
+ok "leader $victim killed while A's records changed: both nodes answered throughout, publishing resumed, B and etcd hold exactly A's $(wc -w <<<"$expected") names"
 node_stop node-a
 node_stop node-b
 for m in f1 f2 f3; do [ "$m" = "$victim" ] || etcd_stop "$m"; done
