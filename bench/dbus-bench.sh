@@ -32,7 +32,8 @@ die() { echo "dbus-bench: $*" >&2; exit 1; }
 
 T=$(mktemp -d /tmp/dbus-bench.XXXXXX)
 chmod 755 "$T"
-DAEMON_PID= BUS_PID=
+DAEMON_PID=
+BUS_PID=
 cleanup() {
         local rc=$? p
         trap - EXIT INT TERM

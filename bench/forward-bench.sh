@@ -100,7 +100,9 @@ wait_answer() {         # wait_answer PORT: until fwd1.upstream.test answers
 
 mkdir -p "$T/nsd" "$T/joyrided/state" "$T/own/state" "$T/own/hosts"
 {
+        # shellcheck disable=SC2016 # zone file syntax, not shell expansions
         echo '$ORIGIN upstream.test.'
+        # shellcheck disable=SC2016 # zone file syntax
         echo '$TTL 3600'
         echo '@ IN SOA ns.upstream.test. admin.upstream.test. 1 3600 600 86400 60'
         echo '@ IN NS ns'

@@ -44,7 +44,11 @@ PY=/usr/bin/python3
 
 T=$(mktemp -d /tmp/stall-bench.XXXXXX)
 chmod 755 "$T"
-DAEMON_PID= PEER_PID= BUS_PID= PROBE_PID= LOAD_PID=
+DAEMON_PID=
+PEER_PID=
+BUS_PID=
+PROBE_PID=
+LOAD_PID=
 cleanup() {
         local rc=$? p
         trap - EXIT INT TERM

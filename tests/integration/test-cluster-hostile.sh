@@ -43,6 +43,7 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 N1=$(cl_ip 1)
+# shellcheck disable=SC2034 # kept beside N1 for the reader: node 2's address
 N2=$(cl_ip 2)
 ATTACKER=$(cl_ip 9)
 hostile() { ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" "$@"; }

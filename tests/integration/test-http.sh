@@ -459,7 +459,7 @@ ok "[HTTP] AllowedHosts= adds names and addresses"
 # Slowloris: 2,000 connections that send half a request header and stop. The
 # daemon keeps at most MaxConnections (50) of them, for at most
 # RequestTimeoutSec (1 s), and a well-behaved client still gets its answer.
-fds_before=$(ls "/proc/$daemon_pid/fd" | wc -l)
+fds_before=$(find "/proc/$daemon_pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
 python3 - "$http_port" "$daemon_pid" "$base" <<'PY' || fail "slowloris: $(tail -3 "$tmp/daemon.log")"
 import errno, os, resource, select, socket, subprocess, sys, time
 port, pid, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -520,7 +520,7 @@ assert normal_done
 assert most < 150, most
 assert not open_, f"{len(open_)} half-open connections kept past the timeout"
 PY
-fds_after=$(ls "/proc/$daemon_pid/fd" | wc -l)
+fds_after=$(find "/proc/$daemon_pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
 [ "$fds_after" -le $((fds_before + 2)) ] || fail "file descriptors after the flood: $fds_before -> $fds_after"
 grep -q 'HTTP: .*connection' "$tmp/daemon.log" || fail "no warning about the connection limit or the timeout"
 expect_code 200 GET /health

@@ -68,11 +68,14 @@ stop_probe() {
 
 # --- three large GET /dns/records at once ---------------------------------------------
 run_probe records
+curls=()
 for i in 1 2 3; do
         curl -sf -o "$tmp/records$i.json" "$base/dns/records" &
-        eval "curl$i=\$!"
+        curls+=($!)
 done
-wait "$curl1" && wait "$curl2" && wait "$curl3" || fail "a GET /dns/records failed"
+for p in "${curls[@]}"; do
+        wait "$p" || fail "a GET /dns/records failed"
+done
 stop_probe
 for i in 1 2 3; do
         "$PY" -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["total_records"] == len(d["records"]) == int(sys.argv[2])' \
