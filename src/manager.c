@@ -94,6 +94,25 @@ static void explain_bind_error(int r, const char *what, uint16_t port, const cha
                           "grants it), or choose a port above 1023 with %s.", what, port, setting);
 }
 
+/* --- store memory ---------------------------------------------------------- */
+
+/* Old views and nodes wait for a grace period before they are freed; a burst
+ * of changes (a hosts reload, a cluster sync) hands them over once, at the
+ * end of the loop turn. */
+static int on_store_flush(sd_event_source *source, void *userdata) {
+        Manager *m = userdata;
+
+        store_flush(m->store);
+        return 0;
+}
+
+static void on_store_retired(Store *s, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->store_flush_source)
+                (void) sd_event_source_set_enabled(m->store_flush_source, SD_EVENT_ONESHOT);
+}
+
 /* --- status -------------------------------------------------------------- */
 
 void manager_get_status(Manager *m, ManagerStatus *ret) {
@@ -398,8 +417,10 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         /* Sources drop their records as they go: that is shutdown, not news. */
-        if (m->store)
+        if (m->store) {
                 store_unsubscribe(m->store, on_record_change, m);
+                store_set_flush_hook(m->store, NULL, NULL);
+        }
         /* Leave the cluster before the sources drop their records, so peers
          * see LEFT, not a burst of deletions. */
         m->cluster = cluster_free(m->cluster);
@@ -423,6 +444,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->sighup_source);
         sd_event_source_disable_unref(m->log_flush_source);
+        sd_event_source_disable_unref(m->store_flush_source);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_source_disable_unref(m->qps_timer);
         m->store = store_free(m->store);
@@ -543,6 +565,13 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_enabled(m->log_flush_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->log_flush_source, "log-flush");
         store_subscribe(m->store, on_record_change, m);
+
+        r = sd_event_add_defer(m->event, &m->store_flush_source, on_store_flush, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up store memory release: %m");
+        (void) sd_event_source_set_enabled(m->store_flush_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->store_flush_source, "store-flush");
+        store_set_flush_hook(m->store, on_store_retired, m);
 
         /* Pings the service manager when WatchdogSec= is set; no-op otherwise. */
         r = sd_event_set_watchdog(m->event, true);

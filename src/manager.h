@@ -51,6 +51,7 @@ typedef struct Manager {
 
         sd_event_source *sigterm_source, *sigint_source, *sighup_source;
         sd_event_source *log_flush_source;    /* timer: ends a window of record-change log lines */
+        sd_event_source *store_flush_source;  /* hands what store changes replaced to RCU, once a turn */
         sd_event_source *status_timer;        /* refreshes sd_notify STATUS= */
         sd_event_source *qps_timer;           /* samples the query counters into qps, once a second */
         RateRing qps;
