@@ -55,6 +55,10 @@ typedef struct Manager {
         sd_event_source *status_timer;        /* refreshes sd_notify STATUS= */
         sd_event_source *qps_timer;           /* samples the query counters into qps, once a second */
         RateRing qps;
+        sd_event_source *watchdog_timer;      /* checks the answering threads, pings WATCHDOG=1 */
+        uint64_t watchdog_usec;               /* WatchdogSec=, 0 when unset */
+        uint64_t watchdog_period_usec;
+        int dns_stuck;                        /* an answering thread that did not respond, or -1 */
 
         unsigned pending_log_lines;
         unsigned suppressed_log_lines;

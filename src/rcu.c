@@ -90,6 +90,13 @@ static void deferred_run(struct rcu_head *head) {
         free(d);
 }
 
+void rcu_synchronize(void) {
+        rcu_attach_thread();
+        synchronize_rcu();
+        /* Every read-side section that could see the old pointer is over. */
+        tsan_acquire(&grace_period_token);
+}
+
 void rcu_free_deferred(void *p, void (*free_fn)(void *p)) {
         Deferred *d;
 

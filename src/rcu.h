@@ -38,6 +38,11 @@ void rcu_detach_thread(void);
 void rcu_reader_lock(void);
 void rcu_reader_unlock(void);
 
+/* Waits for a grace period, here: every read-side section that began before
+ * has ended. For the rare changes whose caller frees at once (never on the
+ * answer path: it blocks for a while). */
+void rcu_synchronize(void);
+
 /* Calls free_fn(p) after a grace period, on liburcu's call_rcu thread. */
 void rcu_free_deferred(void *p, void (*free_fn)(void *p));
 
