@@ -114,6 +114,7 @@ struct DnsTcpConnection {
         uint8_t *wbuf;
         size_t woff, wlen;
         bool shut_wr;           /* stopping: our side is closed, waiting for the client to take it all */
+        uint64_t answered;      /* queries answered: its progress, for eviction at the cap */
         /* Bytes the kernel still held for the peer at the last idle timeout
          * that found some, -1 if none: a peer draining them is not idle. */
         int last_outq;
@@ -157,7 +158,7 @@ struct DnsWorker {
         uint8_t tcp_reply[2 + DNS_TCP_MESSAGE_MAX];
 
         DnsTcpConnection *conn_first, *conn_last;
-        uint32_t n_connections;         /* this worker's */
+        uint32_t n_connections;         /* this worker's; other workers read it (atomic) */
         uint64_t next_conn_id;
 
         /* The forwarder's TCP replies come back here (it sends UDP ones
@@ -169,9 +170,10 @@ struct DnsWorker {
         DnsServerCounters counters;
         uint64_t ping_answered;         /* the last ping seen */
 
-        /* Written by the control loop, read by this worker. */
-        uint64_t ping;                  /* the latest ping sent */
-        bool stop;
+        /* Written by others, read by this worker. */
+        uint64_t ping;                  /* the latest ping sent (control loop) */
+        bool stop;                      /* (control loop) */
+        uint32_t evict_requests;        /* connections to close for another worker at the cap */
 };
 
 struct DnsServer {
@@ -661,6 +663,13 @@ static void conn_list_append(DnsWorker *w, DnsTcpConnection *c) {
 
 static void worker_maybe_done(DnsWorker *w);
 
+static void worker_signal(DnsWorker *w) {
+        uint64_t one = 1;
+
+        /* A full counter (never, in practice) still wakes the worker. */
+        (void) write(w->control_fd, &one, sizeof one);
+}
+
 static DnsTcpConnection *conn_free(DnsTcpConnection *c) {
         DnsWorker *w;
 
@@ -670,7 +679,7 @@ static DnsTcpConnection *conn_free(DnsTcpConnection *c) {
         w = c->worker;
         if (w) {
                 conn_list_remove(w, c);
-                w->n_connections--;
+                SHARED_STORE(w->n_connections, w->n_connections - 1);
                 (void) __atomic_fetch_sub(&w->server->n_connections, 1, __ATOMIC_RELAXED);
         }
         /* The io source owns the fd. */
@@ -682,10 +691,6 @@ static DnsTcpConnection *conn_free(DnsTcpConnection *c) {
         if (w)
                 worker_maybe_done(w);
         return NULL;
-}
-
-static bool conn_is_idle(const DnsTcpConnection *c) {
-        return c->roff == c->rlen && c->woff == c->wlen && c->n_forwarding == 0;
 }
 
 /* Something happened that shows the peer is alive and being served: restart
@@ -833,6 +838,7 @@ static int conn_process(DnsTcpConnection *c) {
 
                 if (len == 0)
                         continue;
+                c->answered++;          /* answered, or handed to the forwarder: served */
                 count_query(w, DNS_TRANSPORT_TCP, &info, forwarded);
                 log_query(DNS_TRANSPORT_TCP, &info, forwarded, p + 2, mlen, NULL, c->fd);
                 conn_touch(c);
@@ -1025,18 +1031,52 @@ static int conn_on_timeout(sd_event_source *source, uint64_t usec, void *userdat
         return 0;
 }
 
-/* At the cap: drop this worker's least recently active connection if it has
- * nothing in flight, so that stale keep-alive connections give way to new
- * clients. Returns true if room was made. */
-static bool make_room(DnsWorker *w) {
-        DnsTcpConnection *c = w->conn_first;
+/* Closes this worker's connection that has made the least progress: the
+ * fewest queries answered, then the least recently active. A client that
+ * holds a partial query, or never sends one, gives way to any client that is
+ * being served; among those that hold on to nothing, the oldest goes first.
+ * Returns false when the worker has no connection. */
+static bool evict_one(DnsWorker *w) {
+        DnsTcpConnection *victim = NULL;
 
-        if (!c || !conn_is_idle(c))
+        /* The list runs from the least recently active: the first of the
+         * fewest answered is the one. */
+        for (DnsTcpConnection *c = w->conn_first; c; c = c->next)
+                if (!victim || c->answered < victim->answered)
+                        victim = c;
+        if (!victim)
                 return false;
 
-        log_debug("DNS TCP connection limit (%" PRIu32 ") reached, closing the oldest idle connection",
-                  w->server->tcp_max_connections);
-        conn_free(c);
+        log_debug("DNS TCP connection limit (%" PRIu32 ") reached, closing a connection with %" PRIu64
+                  " queries answered and %zu bytes of a query pending", w->server->tcp_max_connections,
+                  victim->answered, victim->rlen - victim->roff);
+        conn_free(victim);
+        return true;
+}
+
+/* At the cap: makes room for a new client, here or, when this worker has no
+ * connection, in the worker with the most (it closes one as soon as it reads
+ * our request; the new client is taken meanwhile). Returns false when there
+ * is no connection to close anywhere. */
+static bool make_room(DnsWorker *w) {
+        DnsServer *s = w->server;
+        DnsWorker *busiest = NULL;
+        uint32_t most = 0;
+
+        if (evict_one(w))
+                return true;
+        for (unsigned i = 0; i < s->n_workers; i++) {
+                uint32_t n = SHARED_LOAD(s->workers[i].n_connections);
+
+                if (&s->workers[i] != w && n > most) {
+                        busiest = &s->workers[i];
+                        most = n;
+                }
+        }
+        if (!busiest)
+                return false;
+        (void) __atomic_fetch_add(&busiest->evict_requests, 1, __ATOMIC_RELAXED);
+        worker_signal(busiest);
         return true;
 }
 
@@ -1055,7 +1095,7 @@ static int conn_new(DnsWorker *w, int fd) {
         c->worker = w;
         c->id = ++w->next_conn_id;
         conn_list_append(w, c);
-        w->n_connections++;
+        SHARED_STORE(w->n_connections, w->n_connections + 1);
         (void) __atomic_fetch_add(&s->n_connections, 1, __ATOMIC_RELAXED);
 
         r = sd_event_add_io(w->event, &c->io_source, fd, EPOLLIN, conn_on_io, c);
@@ -1278,12 +1318,17 @@ static void worker_begin_stop(DnsWorker *w) {
         worker_maybe_done(w);
 }
 
-/* The control loop wrote to our eventfd: a watchdog ping, a stop, or both. */
+/* Someone wrote to our eventfd: the control loop (a watchdog ping, a stop)
+ * or another worker at the connection cap (close one of ours). */
 static int worker_on_control(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         DnsWorker *w = userdata;
+        uint32_t evict;
         uint64_t v;
 
         (void) read(fd, &v, sizeof v);
+        for (evict = __atomic_exchange_n(&w->evict_requests, 0, __ATOMIC_RELAXED); evict > 0; evict--)
+                if (!evict_one(w))
+                        break;
         /* Answering the ping shows that this loop turns. */
         SHARED_STORE(w->ping_answered, __atomic_load_n(&w->ping, __ATOMIC_ACQUIRE));
         if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && !w->stopping)
@@ -1307,13 +1352,6 @@ static void *worker_main(void *userdata) {
 
         rcu_detach_thread();
         return NULL;
-}
-
-static void worker_signal(DnsWorker *w) {
-        uint64_t one = 1;
-
-        /* A full counter (never, in practice) still wakes the worker. */
-        (void) write(w->control_fd, &one, sizeof one);
 }
 
 /* --- setup -------------------------------------------------------------- */

@@ -124,7 +124,7 @@ if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0 or libc.ptrace(PTRACE_INTERRU
     sys.exit(0)
 os.waitpid(tid, 0x40000000)     # __WALL: the thread is stopped now
 open(sys.argv[2], "w").write("frozen\n")
-while not os.path.exists(sys.argv[3]):
+while not os.path.exists(sys.argv[3]) and os.path.isdir(os.path.dirname(sys.argv[3])):
     time.sleep(0.05)
 libc.ptrace(PTRACE_DETACH, tid, None, None)
 PY
