@@ -12,7 +12,7 @@
  * publish it, and free the old one after a grace period.
  *
  * Memory matters (two of these hold 100,000 names and their addresses): the
- * array is sized to the items, not to a power of two, and kept 60 to 75%
+ * array is sized to the items, not to a power of two, and kept 50 to 75%
  * full. At that load a probe passes several other items, so a slot keeps 4
  * bits of its item's hash in the pointer's low bits (items are malloc'd,
  * 16-byte aligned) and a reader looks at an item only when they match.

@@ -351,12 +351,12 @@ static StoreNode *node_get_ancestor(Store *s, const uint8_t *wire, size_t len) {
         return n;
 }
 
-/* Finds or makes the node of a name about to hold a record. A new node is
- * not in the set yet (*ret_new): node_publish() adds it once its view is
- * there, so that readers never see the new name without its data. */
-static StoreNode *node_get(Store *s, const uint8_t *wire, size_t len, const char *name, bool *ret_new) {
-        StoreNode *n = node_lookup(s, wire, len);
-
+/* Finds or makes the node of a name about to hold a record; n is what
+ * node_lookup() found (NULL: none). A new node is not in the set yet
+ * (*ret_new): node_publish() adds it once its view is there, so that readers
+ * never see the new name without its data. */
+static StoreNode *node_get(Store *s, StoreNode *n, const uint8_t *wire, size_t len, const char *name,
+                           bool *ret_new) {
         *ret_new = false;
         if (n) {
                 if (!n->has_name) {
@@ -913,7 +913,7 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         for (size_t i = 0; i < name_len; i++)
                 lname[i] = g_ascii_tolower(name[i]);
         lname[name_len] = 0;
-        n = node_get(s, wire, (size_t) len, lname, &is_new);
+        n = node_get(s, n, wire, (size_t) len, lname, &is_new);
         had = node_value_ttl(n, NULL, type, rdata, (uint16_t) rdlen, &old_ttl);
 
         vl = dns_rdata_to_string(type, rdata, (uint16_t) rdlen, v);
