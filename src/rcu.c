@@ -116,37 +116,3 @@ void rcu_free_deferred(void *p, void (*free_fn)(void *p)) {
         tsan_release(d);
         call_rcu(&d->head, deferred_run);
 }
-
-/* A marker queued behind everything deferred so far: liburcu runs the
- * callbacks of its (one, default) call_rcu thread in order, so when the
- * marker runs, they all have. The same as rcu_barrier(), with a handshake
- * that ThreadSanitizer sees. */
-typedef struct Barrier {
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool done;
-} Barrier;
-
-static void barrier_run(void *p) {
-        Barrier *b = p;
-
-        pthread_mutex_lock(&b->lock);
-        b->done = true;
-        pthread_cond_signal(&b->cond);
-        pthread_mutex_unlock(&b->lock);
-}
-
-void rcu_wait_deferred(void) {
-        Barrier b = {
-                .lock = PTHREAD_MUTEX_INITIALIZER,
-                .cond = PTHREAD_COND_INITIALIZER,
-        };
-
-        rcu_free_deferred(&b, barrier_run);
-        pthread_mutex_lock(&b.lock);
-        while (!b.done)
-                pthread_cond_wait(&b.cond, &b.lock);
-        pthread_mutex_unlock(&b.lock);
-        pthread_cond_destroy(&b.cond);
-        pthread_mutex_destroy(&b.lock);
-}

@@ -45,7 +45,3 @@ void rcu_synchronize(void);
 
 /* Calls free_fn(p) after a grace period, on liburcu's call_rcu thread. */
 void rcu_free_deferred(void *p, void (*free_fn)(void *p));
-
-/* Waits until every deferred free requested so far has run (for teardown
- * and for tests that count what is left). Not from a read-side section. */
-void rcu_wait_deferred(void);

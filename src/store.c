@@ -1092,8 +1092,8 @@ Store *store_free(Store *s) {
         if (s->retired)
                 g_ptr_array_unref(s->retired);
         g_free(s);
-        /* And what earlier changes left for after a grace period. */
-        rcu_wait_deferred();
+        /* What earlier changes handed to liburcu is freed on its own time:
+         * none of it points back here. */
         return NULL;
 }
 
