@@ -294,12 +294,12 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
         if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
                 sockaddr_format(&sa, from, sizeof from);
         /* The question name, read defensively: it may be malformed. */
-        if (len > DNS_HEADER_SIZE) {
+        if (req && len > DNS_HEADER_SIZE) {
                 size_t p = DNS_HEADER_SIZE, o = 0;
                 while (p < len && req[p] != 0 && req[p] <= 63 && p + 1 + req[p] <= len && o + req[p] + 2 < sizeof name) {
                         for (uint8_t i = 0; i < req[p]; i++) {
                                 uint8_t ch = req[p + 1 + i];
-                                name[o++] = ch > 0x20 && ch < 0x7f ? (char) ch : '?';
+                                name[o++] = (char) (ch > 0x20 && ch < 0x7f ? ch : '?');
                         }
                         name[o++] = '.';
                         p += 1 + req[p];

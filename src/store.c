@@ -325,30 +325,36 @@ static char *node_name(StoreNode *n) {
         return n->has_name ? (char *) (n + 1) + wire_len(store_node_wire(n)) : NULL;
 }
 
-/* Finds or makes (in the set at once: it holds nothing, so it reads as an
- * empty non-terminal, which it is after the change too) the node of an
- * ancestor, counting a new child under it. */
-static StoreNode *node_get_ancestor(Store *s, const uint8_t *wire, size_t len);
-
+/* Counts a new node under its parent, making the ancestors that are missing
+ * (in the set at once: they hold nothing, so each reads as an empty
+ * non-terminal, which it is after the change too). Top down, so that a
+ * reader never finds a name whose parent is not there. */
 static void node_count_child(Store *s, const uint8_t *wire, size_t len) {
-        const uint8_t *pw;
+        const uint8_t *missing[DNS_WIRE_NAME_MAX / 2];
+        size_t missing_len[DNS_WIRE_NAME_MAX / 2], n_missing = 0;
+        StoreNode *found = NULL;
 
-        if (wire[0] == 0)
-                return;
-        pw = wire + wire[0] + 1;
-        if (pw[0] != 0)         /* no node for the root */
-                node_get_ancestor(s, pw, len - wire[0] - 1)->n_children++;
-}
+        while (wire[0] != 0) {
+                size_t plen = len - wire[0] - 1;
 
-static StoreNode *node_get_ancestor(Store *s, const uint8_t *wire, size_t len) {
-        StoreNode *n = node_lookup(s, wire, len);
+                wire += wire[0] + 1;
+                len = plen;
+                if (wire[0] == 0)
+                        break;          /* no node for the root */
+                found = node_lookup(s, wire, len);
+                if (found)
+                        break;
+                missing[n_missing] = wire;
+                missing_len[n_missing++] = len;
+        }
+        if (found)
+                found->n_children++;
+        for (size_t i = n_missing; i > 0; i--) {
+                StoreNode *n = node_alloc(missing[i - 1], missing_len[i - 1], NULL);
 
-        if (n)
-                return n;
-        n = node_alloc(wire, len, NULL);
-        node_count_child(s, wire, len);
-        rcu_hash_add(&s->nodes, n);
-        return n;
+                n->n_children = 1;
+                rcu_hash_add(&s->nodes, n);
+        }
 }
 
 /* Finds or makes the node of a name about to hold a record; n is what
@@ -1276,7 +1282,8 @@ size_t store_name_n_ptr(const StoreName *n) {
         return k;
 }
 
-uint32_t store_name_ptr_ttl(const StoreName *n, const StoreRR *rr) {
+uint32_t store_name_ptr_ttl(const StoreName *n, const StoreRR *explicit_ptr) {
+        const StoreRR *rr = explicit_ptr;
         uint32_t ttl = rr->ttl;
 
         for (const StoreAddr *a = n->addr; a; a = addr_next(a))
