@@ -94,6 +94,7 @@ typedef enum SettingId {
         SETTING_DNS_FORWARD_CACHE_SIZE,
         SETTING_DNS_FORWARD_MAX_TTL,
         SETTING_RESOLV_CONF,
+        SETTING_DNS_THREADS,
         SETTING_HOSTS_DIRECTORY,
         SETTING_HOSTS_MAX_RECORDS_PER_FILE,
         SETTING_HOSTS_MAX_RECORDS,
@@ -249,6 +250,12 @@ static const Setting settings[_SETTING_MAX] = {
                 "DNS", "ResolvConf", { "JOYRIDE_RESOLV_CONF" }, NULL, NULL, NULL, "FILE",
                 VALUE_PATH, offsetof(Config, resolv_conf), .def = "/etc/resolv.conf",
                 .help = "The file Forward=resolv.conf reads",
+        },
+        [SETTING_DNS_THREADS] = {
+                /* Unset (0): the online CPUs, at most 16, chosen at start. */
+                "DNS", "Threads", { "DNS_THREADS" }, "dns-threads", NULL, NULL, "N",
+                VALUE_UINT32, offsetof(Config, dns_threads), 1, 64,
+                .help = "Threads answering DNS (default: one per CPU, at most 16)",
         },
         [SETTING_HOSTS_DIRECTORY] = {
                 "Hosts", "Directory", { "HOSTS_DIRECTORY" }, "hosts-directory", NULL, NULL, "DIR",

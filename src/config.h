@@ -43,6 +43,7 @@ typedef struct Config {
         uint32_t forward_cache_size;      /* DNS_FORWARD_CACHE_SIZE, entries, default 10000 */
         uint32_t forward_max_ttl;         /* DNS_FORWARD_MAX_TTL, default 86400 */
         char *resolv_conf;        /* JOYRIDE_RESOLV_CONF, default /etc/resolv.conf */
+        uint32_t dns_threads;             /* DNS_THREADS, 1-64; 0 (unset) = online CPUs, at most 16 */
 
         /* [Hosts] */
         char *hosts_directory;    /* HOSTS_DIRECTORY; NULL = no hosts files */

@@ -399,21 +399,31 @@ static bool put_rr(Packet *p, const Owner *o, uint16_t type, const uint8_t *rdat
         return true;
 }
 
+/* Round robin without writing to the store: each answering thread turns
+ * its own counter, one step per rrset answered with several values. */
+static __thread uint32_t rotation;
+
 /* Writes one rrset in round-robin order. Returns false on overflow. */
-static bool put_rrset(Packet *p, const Owner *o, const RRSet *set, bool first_only) {
+static bool put_rrset(Packet *p, const Owner *o, const StoreRRSet *set, bool first_only) {
         uint32_t n = set->n, start = 0;
+        const uint8_t *pos = set->first;
+        StoreRR rr;
 
         if (n == 0)
                 return true;
         if (first_only)
                 n = 1;
         else if (n > 1)
-                start = store_rrset_rotate(set) % n;
+                start = rotation++ % n;
 
+        /* Values are packed: walk to the start, then around. */
+        for (uint32_t i = 0; i < start; i++)
+                store_rr_read(&pos, &rr);
         for (uint32_t i = 0; i < n; i++) {
-                const RRData *d = set->items + (start + i) % set->n;
-
-                if (!put_rr(p, o, set->type, d->record->rdata, d->record->rdlen, d->ttl))
+                if (start + i == set->n)
+                        pos = set->first;
+                store_rr_read(&pos, &rr);
+                if (!put_rr(p, o, set->type, rr.rdata, rr.rdlen, rr.ttl))
                         return false;
         }
         return true;
@@ -424,18 +434,21 @@ static bool put_rrset(Packet *p, const Owner *o, const RRSet *set, bool first_on
  * The derived ones come from an iterator, so the rotation walks them in
  * order, restarting once at the wrap. Returns false on overflow. */
 static bool put_ptrs(const Answer *a, const Owner *o, const StoreName *name) {
-        const RRSet *set = store_node_rrset(name->node, DNS_TYPE_PTR);
-        size_t n_exp = set ? set->n : 0, n, start;
-        const Record *iter = NULL;
+        StoreRRSet set = {};
+        bool has_set = store_view_rrset(name->view, DNS_TYPE_PTR, &set);
+        size_t n_exp = has_set ? set.n : 0, n, start;
+        StorePtrIter iter = {};
         size_t next_derived = 0;        /* index the iterator gives next */
+        size_t next_explicit = 0;       /* same, for the explicit values */
+        const uint8_t *exp_pos = set.first;
 
         if (!name->addr)
-                return set ? put_rrset(a->p, o, set, false) : true;
+                return has_set ? put_rrset(a->p, o, &set, false) : true;
 
         n = n_exp + store_name_n_ptr(name);
         if (n == 0)
                 return true;
-        start = n > 1 ? store_reverse_rotate(a->store) % n : 0;
+        start = n > 1 ? rotation++ % n : 0;
 
         for (size_t i = 0; i < n; i++) {
                 size_t pos = (start + i) % n;
@@ -444,19 +457,26 @@ static bool put_ptrs(const Answer *a, const Owner *o, const StoreName *name) {
                 uint32_t ttl = 0;
 
                 if (pos < n_exp) {
-                        const RRData *d = set->items + pos;
-                        if (!put_rr(a->p, o, DNS_TYPE_PTR, d->record->rdata, d->record->rdlen,
-                                    store_name_ptr_ttl(name, d)))
+                        StoreRR rr;
+
+                        if (pos < next_explicit) {
+                                exp_pos = set.first;
+                                next_explicit = 0;
+                        }
+                        do {
+                                store_rr_read(&exp_pos, &rr);
+                        } while (next_explicit++ < pos);
+                        if (!put_rr(a->p, o, DNS_TYPE_PTR, rr.rdata, rr.rdlen, store_name_ptr_ttl(name, &rr)))
                                 return false;
                         continue;
                 }
                 if (pos - n_exp < next_derived) {
-                        iter = NULL;
+                        iter = (StorePtrIter) {};
                         next_derived = 0;
                 }
                 while (next_derived <= pos - n_exp) {
                         if (!store_name_next_ptr(name, &iter, &target, &tlen, &ttl))
-                                return true;    /* cannot happen: the count said so */
+                                return true;    /* the names changed since they were counted */
                         next_derived++;
                 }
                 if (!put_rr(a->p, o, DNS_TYPE_PTR, target, tlen, ttl))
@@ -525,29 +545,33 @@ static uint8_t nodata(const Answer *a) {
 
 /* Follows a CNAME chain through the store, appending each step and finally
  * the target's records of the asked type. */
-static uint8_t chase_cname(const Answer *a, const StoreNode *node, const RRSet *cname, const Owner *owner) {
+static uint8_t chase_cname(const Answer *a, const StoreNode *node, const StoreRRSet *first_cname,
+                           const Owner *owner) {
         const StoreNode *visited[CNAME_CHAIN_MAX + 1] = { node };
         unsigned n_visited = 1;
         /* Two buffers: the owner of the step being written is the target of
          * the previous one, and must stay intact while the next is read. */
         uint8_t targets[2][DNS_WIRE_NAME_MAX];
+        StoreRRSet cname = *first_cname;
         Owner step_owner;
         uint16_t qtype = a->q->type;
 
         for (unsigned step = 0; step < CNAME_CHAIN_MAX; step++) {
                 uint8_t *target = targets[step & 1];
-                const RRData *d = cname->items;
+                const uint8_t *pos = cname.first;
                 StoreName next;
-                const RRSet *set;
+                StoreRRSet set;
+                StoreRR rr;
                 size_t tlen;
 
-                if (!put_rrset(a->p, owner, cname, true))
+                if (!put_rrset(a->p, owner, &cname, true))
                         break;
 
-                tlen = rdata_name_len(d->record->rdata, d->record->rdlen);
+                store_rr_read(&pos, &rr);
+                tlen = rdata_name_len(rr.rdata, rr.rdlen);
                 if (tlen == 0)
                         break;
-                lowercase_copy(target, d->record->rdata, tlen);
+                lowercase_copy(target, rr.rdata, tlen);
 
                 if (!lookup(a->store, target, tlen, &next))
                         break;          /* not ours (or not held): the chain is the answer */
@@ -563,13 +587,11 @@ static uint8_t chase_cname(const Answer *a, const StoreNode *node, const RRSet *
                         (void) put_ptrs(a, owner, &next);
                         break;
                 }
-                set = store_node_rrset(next.node, qtype);
-                if (set && set->n > 0) {
-                        (void) put_rrset(a->p, owner, set, false);
+                if (store_view_rrset(next.view, qtype, &set) && set.n > 0) {
+                        (void) put_rrset(a->p, owner, &set, false);
                         break;
                 }
-                cname = store_node_rrset(next.node, DNS_TYPE_CNAME);
-                if (!cname || cname->n == 0)
+                if (!store_view_rrset(next.view, DNS_TYPE_CNAME, &cname) || cname.n == 0)
                         break;
         }
         return DNS_RCODE_NOERROR;
@@ -577,24 +599,24 @@ static uint8_t chase_cname(const Answer *a, const StoreNode *node, const RRSet *
 
 static uint8_t answer_node(const Answer *a, const StoreName *name, bool at_apex) {
         const Owner owner = { .offset = DNS_HEADER_SIZE };
-        const StoreNode *node = name->node;
+        const StoreView *view = name->view;
         uint16_t qtype = a->q->type;
-        const RRSet *set;
+        StoreRRSet set;
 
         if (qtype == DNS_TYPE_ANY) {
                 bool ptrs_done = false;
 
                 if (at_apex && !put_soa(a, true))
                         return DNS_RCODE_NOERROR;
-                for (uint32_t i = 0; node && i < node->n_rrsets; i++) {
-                        const RRSet *r = node->rrsets + i;
+                for (unsigned i = 0; i < store_view_n_rrsets(view); i++) {
                         bool ok;
 
-                        if (r->type == DNS_TYPE_PTR) {
+                        store_view_rrset_at(view, i, &set);
+                        if (set.type == DNS_TYPE_PTR) {
                                 ok = put_ptrs(a, &owner, name);
                                 ptrs_done = true;
                         } else
-                                ok = put_rrset(a->p, &owner, r, r->type == DNS_TYPE_CNAME);
+                                ok = put_rrset(a->p, &owner, &set, set.type == DNS_TYPE_CNAME);
                         if (!ok)
                                 return DNS_RCODE_NOERROR;
                 }
@@ -609,20 +631,16 @@ static uint8_t answer_node(const Answer *a, const StoreName *name, bool at_apex)
                 (void) put_ptrs(a, &owner, name);
                 return DNS_RCODE_NOERROR;
         }
-        if (!node)
+        if (!view)
                 return nodata(a);
 
-        set = store_node_rrset(node, qtype);
-        if (set && set->n > 0) {
-                (void) put_rrset(a->p, &owner, set, qtype == DNS_TYPE_CNAME);
+        if (store_view_rrset(view, qtype, &set) && set.n > 0) {
+                (void) put_rrset(a->p, &owner, &set, qtype == DNS_TYPE_CNAME);
                 return DNS_RCODE_NOERROR;
         }
 
-        if (qtype != DNS_TYPE_CNAME) {
-                set = store_node_rrset(node, DNS_TYPE_CNAME);
-                if (set && set->n > 0)
-                        return chase_cname(a, node, set, &owner);
-        }
+        if (qtype != DNS_TYPE_CNAME && store_view_rrset(view, DNS_TYPE_CNAME, &set) && set.n > 0)
+                return chase_cname(a, name->node, &set, &owner);
 
         return nodata(a);
 }
@@ -761,8 +779,10 @@ static int find_apex(const Store *s, const Question *q, const DnsAnswerConfig *c
                         return -1;
                 off = q->labels[q->n_labels - 2];
         }
+        /* A node is in the store exactly while it holds records or has
+         * names below it. */
         top = store_lookup_wire(s, q->wire + off, q->wire_len - off);
-        if (!top || (top->n_rrsets == 0 && top->n_children == 0))
+        if (!top)
                 return -1;
         return (int) off;
 }

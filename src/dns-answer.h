@@ -49,7 +49,11 @@ typedef struct DnsQueryInfo {
 
 /* Answers one request. reply must hold reply_size bytes (at least 512; 65535
  * for TCP). Returns the reply length, or 0 when no reply must be sent (shorter
- * than a header, or a response rather than a query). */
+ * than a header, or a response rather than a query).
+ *
+ * It only reads the store and cfg: call it between rcu_reader_lock() and
+ * rcu_reader_unlock() from an answering thread (or from the thread that
+ * changes the store). Round robin turns a counter of the calling thread. */
 size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport,
                   const uint8_t *req, size_t req_len, uint8_t *reply, size_t reply_size,
                   DnsQueryInfo *ret_info);

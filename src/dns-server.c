@@ -1,27 +1,43 @@
 /* SPDX-License-Identifier: MIT */
-/* DNS transports on sd-event. This file only moves bytes: UDP queries are
- * read in batches with recvmmsg() and answered with sendmmsg(), TCP
- * connections carry 2-byte length-prefixed messages, several per connection.
- * dns_answer() turns each request into its reply; questions about names that
- * are not ours go to the forwarder when there is one (see "forwarding"
- * below), which replies on its own thread.
+/* DNS transports. This file only moves bytes: UDP queries are read in
+ * batches with recvmmsg() and answered with sendmmsg(), TCP connections carry
+ * 2-byte length-prefixed messages, several per connection. dns_answer() turns
+ * each request into its reply (answer_query() is the one place every query
+ * passes through); questions about names that are not ours go to the
+ * forwarder when there is one (see "forwarding" below), which replies on its
+ * own thread.
  *
- * Everything runs on the event loop thread; nothing here blocks. */
+ * Threads: each answering thread (a DnsWorker) runs its own sd-event loop
+ * with its own UDP and TCP sockets (bound with SO_REUSEPORT, so the kernel
+ * spreads queries and connections over them) or, with socket activation, the
+ * passed sockets, shared. A worker owns its connections, buffers and
+ * counters; it reads the store and the answer configuration under RCU and
+ * writes nothing another thread reads but its counters (relaxed atomics,
+ * summed when read), its watchdog answer and the shared TCP connection count.
+ * The control loop talks to a worker through an eventfd: stop, watchdog
+ * ping. Nothing here blocks. */
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <systemd/sd-event.h>
 
 #include "dns-server.h"
 #include "log.h"
 #include "macro.h"
+#include "dns-rdata.h"
+#include "rcu.h"
 
 /* recvmmsg() batch, and how many batches one wakeup may handle before going
  * back to the loop, so a UDP flood does not starve TCP clients. */
@@ -36,12 +52,23 @@
 #define TCP_READ_BUFFER_INITIAL 1024
 #define TCP_LISTEN_BACKLOG 128
 
+/* At shutdown, how long a TCP client may take to read the answers it asked
+ * for before its connection is closed anyway. */
+#define STOP_GRACE_USEC (3 * USEC_PER_SEC)
+
 #define new0(t, n) ((t *) calloc((n), sizeof(t)))
 
 static inline void *mfree(void *p) {
         free(p);
         return NULL;
 }
+
+/* Counters and flags one thread writes and others read: relaxed atomics. A
+ * counter has one writer, so an increment is a load and a store, not a
+ * locked read-modify-write. */
+#define SHARED_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define SHARED_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define COUNTER_INC(x) SHARED_STORE(x, SHARED_LOAD(x) + 1)
 
 /* The peer went away; not worth a log line. */
 static bool errno_is_disconnect(int r) {
@@ -56,7 +83,7 @@ typedef union PktInfoControl {
         uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
 } PktInfoControl;
 
-/* One message of a UDP batch. Allocated once per server, reused for every
+/* One message of a UDP batch. Allocated once per worker, reused for every
  * batch, so the UDP path does not allocate per query. The reply buffer caps
  * UDP replies at what we advertise (1232, DNS flag day 2020) even when a
  * client offers more, so answers are not fragmented; larger ones get TC. */
@@ -68,10 +95,11 @@ typedef struct UdpSlot {
         PktInfoControl control_in, control_out;
 } UdpSlot;
 
+typedef struct DnsWorker DnsWorker;
 typedef struct DnsTcpConnection DnsTcpConnection;
 
 struct DnsTcpConnection {
-        DnsServer *server;
+        DnsWorker *worker;
         int fd;
         sd_event_source *io_source;
         sd_event_source *timer_source;
@@ -85,6 +113,8 @@ struct DnsTcpConnection {
          * reading, so a client that never reads cannot make us buffer more. */
         uint8_t *wbuf;
         size_t woff, wlen;
+        bool shut_wr;           /* stopping: our side is closed, waiting for the client to take it all */
+        uint64_t answered;      /* queries answered: its progress, for eviction at the cap */
         /* Bytes the kernel still held for the peer at the last idle timeout
          * that found some, -1 if none: a peer draining them is not idle. */
         int last_outq;
@@ -98,17 +128,26 @@ struct DnsTcpConnection {
         unsigned n_forwarding;
 };
 
-struct DnsServer {
+/* A socket of the server: bound here (one per worker) or passed (shared). */
+typedef struct DnsSocket {
+        int fd;
+        bool pktinfo;           /* bound to a wildcard: reply from the address the query went to */
+} DnsSocket;
+
+struct DnsWorker {
+        DnsServer *server;
+        unsigned index;
+        pthread_t thread;
+        bool started;
+
         sd_event *event;
-        const Store *store;
-        const DnsAnswerConfig *cfg;
-
-        uint32_t tcp_idle_timeout_msec;
-        uint32_t tcp_max_connections;
-
+        int control_fd;                 /* eventfd: the control loop has something for us */
+        sd_event_source *control_source;
         sd_event_source *udp_source;
         sd_event_source *tcp_source;
-        bool udp_pktinfo;       /* bound to a wildcard: reply from the address the query went to */
+        sd_event_source *stop_timer;
+        const DnsSocket *udp, *tcp;
+        bool stopping;
 
         UdpSlot *slots;
         struct mmsghdr msgs_in[UDP_BATCH];
@@ -119,16 +158,41 @@ struct DnsServer {
         uint8_t tcp_reply[2 + DNS_TCP_MESSAGE_MAX];
 
         DnsTcpConnection *conn_first, *conn_last;
-        uint32_t n_connections;
+        uint32_t n_connections;         /* this worker's; other workers read it (atomic) */
         uint64_t next_conn_id;
 
-        /* Forwarding: the forwarder (read by whichever thread answers, set by
-         * the control loop), and the queue its TCP replies come back on. */
-        DnsForwarder *forwarder;
+        /* The forwarder's TCP replies come back here (it sends UDP ones
+         * itself, on our socket). */
         DnsReplyQueue *replies;
         sd_event_source *replies_source;
 
+        /* Written by this worker, read by the control loop. */
         DnsServerCounters counters;
+        uint64_t ping_answered;         /* the last ping seen */
+
+        /* Written by others, read by this worker. */
+        uint64_t ping;                  /* the latest ping sent (control loop) */
+        bool stop;                      /* (control loop) */
+        uint32_t evict_requests;        /* connections to close for another worker at the cap */
+};
+
+struct DnsServer {
+        const Store *store;
+        const DnsAnswerConfig *cfg;     /* a copy, published with rcu_publish() */
+        DnsForwarder *forwarder;        /* published with rcu_publish(); used under rcu_reader_lock() */
+
+        uint32_t tcp_idle_timeout_msec;
+        uint32_t tcp_max_connections;
+        uint32_t n_connections;         /* all workers', for the cap: atomic */
+
+        /* One UDP and one TCP socket per worker, or the passed one shared.
+         * Passed fds are the caller's until dns_server_new() succeeds. */
+        DnsSocket *udp_sockets, *tcp_sockets;
+        unsigned n_udp, n_tcp;
+        bool udp_passed, tcp_passed;
+
+        DnsWorker *workers;
+        unsigned n_workers;
         char *description;
 };
 
@@ -138,10 +202,6 @@ static const char *const type_labels[DNS_SERVER_N_TYPES] = { "A", "AAAA", "CNAME
 const char *dns_server_type_label(int index) {
         return index >= 0 && index < DNS_SERVER_N_TYPES ? type_labels[index] : NULL;
 }
-
-/* The hand-off to the forwarder (see "forwarding" below). */
-static int udp_forward(DnsServer *s, int fd, const UdpSlot *slot, const struct msghdr *in, size_t len);
-static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len);
 
 int dns_server_type_index(uint16_t qtype) {
         switch (qtype) {
@@ -162,18 +222,41 @@ int dns_server_type_index(uint16_t qtype) {
         }
 }
 
-static void count_query(DnsServer *s, DnsTransport transport, const DnsQueryInfo *info, bool forwarded) {
+/* The hand-off to the forwarder (see "forwarding" below). */
+static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len);
+static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len);
+
+static void count_query(DnsWorker *w, DnsTransport transport, const DnsQueryInfo *info, bool forwarded) {
+        DnsServerCounters *c = &w->counters;
+
         if (transport == DNS_TRANSPORT_UDP)
-                s->counters.queries_udp++;
+                COUNTER_INC(c->queries_udp);
         else
-                s->counters.queries_tcp++;
+                COUNTER_INC(c->queries_tcp);
         if (forwarded)
-                s->counters.forwarded++;
-        else if (info->rcode < ELEMENTSOF(s->counters.by_rcode))
-                s->counters.by_rcode[info->rcode]++;
-        s->counters.by_type[dns_server_type_index(info->qtype)]++;
+                COUNTER_INC(c->forwarded);
+        else if (info->rcode < ELEMENTSOF(c->by_rcode))
+                COUNTER_INC(c->by_rcode[info->rcode]);
+        COUNTER_INC(c->by_type[dns_server_type_index(info->qtype)]);
         if (info->truncated)
-                s->counters.truncated++;
+                COUNTER_INC(c->truncated);
+}
+
+/* The answer configuration and the store as this worker sees them. Only
+ * between rcu_reader_lock() and rcu_reader_unlock(). */
+static const DnsAnswerConfig *worker_config(const DnsWorker *w) {
+        return rcu_dereference(w->server->cfg);
+}
+
+/* Every query passes through here, with the answer config read under the
+ * same read-side section. A query for a name that is not ours comes back
+ * with info->forward set: the caller hands it to the forwarder (udp_forward(),
+ * tcp_forward()), in the same read-side section, and sends this reply
+ * (REFUSED, or SERVFAIL when the forwarder is full) only if it does not take
+ * it. */
+static size_t answer_query(DnsWorker *w, const DnsAnswerConfig *cfg, DnsTransport transport,
+                           const uint8_t *query, size_t len, uint8_t *reply, size_t size, DnsQueryInfo *info) {
+        return dns_answer(w->server->store, cfg, transport, query, len, reply, size, info);
 }
 
 /* --- addresses --------------------------------------------------------- */
@@ -194,8 +277,8 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
 }
 
 /* A line per query, at debug level only (checked first: no cost otherwise). */
-static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req, size_t len,
-                      const struct sockaddr_storage *peer, int fd) {
+static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req,
+                      size_t len, const struct sockaddr_storage *peer, int fd) {
         struct sockaddr_storage sa = {};
         char from[INET6_ADDRSTRLEN + 8] = "?", name[1024] = "";
 
@@ -211,12 +294,12 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
         if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
                 sockaddr_format(&sa, from, sizeof from);
         /* The question name, read defensively: it may be malformed. */
-        if (len > DNS_HEADER_SIZE) {
+        if (req && len > DNS_HEADER_SIZE) {
                 size_t p = DNS_HEADER_SIZE, o = 0;
                 while (p < len && req[p] != 0 && req[p] <= 63 && p + 1 + req[p] <= len && o + req[p] + 2 < sizeof name) {
                         for (uint8_t i = 0; i < req[p]; i++) {
                                 uint8_t ch = req[p + 1 + i];
-                                name[o++] = ch > 0x20 && ch < 0x7f ? (char) ch : '?';  // NOLINT(bugprone-narrowing-conversions): printable ASCII
+                                name[o++] = (char) (ch > 0x20 && ch < 0x7f ? ch : '?');
                         }
                         name[o++] = '.';
                         p += 1 + req[p];
@@ -300,7 +383,7 @@ static int setsockopt_int(int fd, int level, int name, int value) {
         return 0;
 }
 
-static int make_socket(int type, const struct sockaddr_storage *sa, socklen_t salen, int *ret_fd) {
+static int make_socket(int type, const struct sockaddr_storage *sa, socklen_t salen, bool reuseport, int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
         int r;
 
@@ -320,6 +403,13 @@ static int make_socket(int type, const struct sockaddr_storage *sa, socklen_t sa
                 if (r < 0)
                         return r;
         }
+        if (reuseport) {
+                /* One socket per answering thread on the same address: the
+                 * kernel spreads queries and connections over them. */
+                r = setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+                if (r < 0)
+                        return r;
+        }
 
         if (bind(fd, (const struct sockaddr *) sa, salen) < 0)
                 return negative_errno();
@@ -331,7 +421,7 @@ static int make_socket(int type, const struct sockaddr_storage *sa, socklen_t sa
         return 0;
 }
 
-static int bind_socket(int type, const char *address, uint16_t port, int *ret_fd) {
+static int bind_socket(int type, const char *address, uint16_t port, bool reuseport, int *ret_fd) {
         struct sockaddr_storage sa;
         socklen_t salen;
         int r;
@@ -340,7 +430,7 @@ static int bind_socket(int type, const char *address, uint16_t port, int *ret_fd
         if (r < 0)
                 return r;
 
-        r = make_socket(type, &sa, salen, ret_fd);
+        r = make_socket(type, &sa, salen, reuseport, ret_fd);
         if (!address && r == -EAFNOSUPPORT) {
                 /* No IPv6 on this host (ipv6.disable=1): all IPv4 addresses then. */
                 log_debug_errno(r, "IPv6 is not available, binding DNS %s socket to 0.0.0.0: %m",
@@ -348,26 +438,28 @@ static int bind_socket(int type, const char *address, uint16_t port, int *ret_fd
                 r = make_sockaddr(NULL, port, AF_INET, &sa, &salen);
                 if (r < 0)
                         return r;
-                r = make_socket(type, &sa, salen, ret_fd);
+                r = make_socket(type, &sa, salen, reuseport, ret_fd);
         }
         return r;
 }
 
 /* --- UDP ---------------------------------------------------------------- */
 
-static void udp_prepare_receive(DnsServer *s) {
+static void udp_prepare_receive(DnsWorker *w) {
+        bool pktinfo = w->udp->pktinfo;
+
         for (size_t i = 0; i < UDP_BATCH; i++) {
-                UdpSlot *slot = s->slots + i;
+                UdpSlot *slot = w->slots + i;
 
                 slot->iov_in = (struct iovec) { .iov_base = slot->query, .iov_len = sizeof(slot->query) };
-                s->msgs_in[i] = (struct mmsghdr) {
+                w->msgs_in[i] = (struct mmsghdr) {
                         .msg_hdr = {
                                 .msg_name = &slot->peer,
                                 .msg_namelen = sizeof(slot->peer),
                                 .msg_iov = &slot->iov_in,
                                 .msg_iovlen = 1,
-                                .msg_control = s->udp_pktinfo ? slot->control_in.buf : NULL,
-                                .msg_controllen = s->udp_pktinfo ? sizeof(slot->control_in.buf) : 0,
+                                .msg_control = pktinfo ? slot->control_in.buf : NULL,
+                                .msg_controllen = pktinfo ? sizeof(slot->control_in.buf) : 0,
                         },
                 };
         }
@@ -432,11 +524,12 @@ static size_t udp_reply_control(const struct msghdr *in, PktInfoControl *out) {
         return 0;
 }
 
-static void udp_send_batch(DnsServer *s, unsigned n) {
+
+static void udp_send_batch(DnsWorker *w, unsigned n) {
         unsigned done = 0;
 
         while (done < n) {
-                int k = sendmmsg(sd_event_source_get_io_fd(s->udp_source), s->msgs_out + done, n - done, MSG_DONTWAIT);
+                int k = sendmmsg(w->udp->fd, w->msgs_out + done, n - done, MSG_DONTWAIT);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -456,55 +549,60 @@ static void udp_send_batch(DnsServer *s, unsigned n) {
         }
 }
 
-static int udp_on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        DnsServer *s = userdata;
-
-        for (unsigned batch = 0; batch < UDP_BATCHES_PER_WAKEUP; batch++) {
+/* Reads, answers and sends up to max_batches batches. Returns true when the
+ * socket is drained. */
+static bool udp_serve(DnsWorker *w, unsigned max_batches) {
+        for (unsigned batch = 0; batch < max_batches; batch++) {
+                const DnsAnswerConfig *cfg;
                 unsigned n_out = 0;
                 int n;
 
-                udp_prepare_receive(s);
+                udp_prepare_receive(w);
 
-                n = recvmmsg(fd, s->msgs_in, UDP_BATCH, MSG_DONTWAIT, NULL);
+                n = recvmmsg(w->udp->fd, w->msgs_in, UDP_BATCH, MSG_DONTWAIT, NULL);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
-                                return 0;
+                                return true;
                         /* ICMP errors of earlier sends (ECONNREFUSED and friends)
                          * show up here; they are about that peer, not us. */
                         log_debug_errno(negative_errno(), "Failed to receive DNS UDP query, ignoring: %m");
-                        return 0;
+                        return true;
                 }
 
+                /* One read-side section per batch: the store and the config
+                 * stay as they were for the whole batch. */
+                rcu_reader_lock();
+                cfg = worker_config(w);
                 for (int i = 0; i < n; i++) {
-                        const struct msghdr *in = &s->msgs_in[i].msg_hdr;
-                        UdpSlot *slot = s->slots + i;
+                        const struct msghdr *in = &w->msgs_in[i].msg_hdr;
+                        UdpSlot *slot = w->slots + i;
                         DnsQueryInfo info = {};
                         size_t len;
 
                         if (in->msg_flags & MSG_TRUNC) {
-                                log_debug("Dropping oversized DNS UDP query (%u bytes)", s->msgs_in[i].msg_len);
+                                log_debug("Dropping oversized DNS UDP query (%u bytes)", w->msgs_in[i].msg_len);
                                 continue;
                         }
 
-                        len = dns_answer(s->store, s->cfg, DNS_TRANSPORT_UDP,
-                                         slot->query, s->msgs_in[i].msg_len,
-                                         slot->reply, sizeof(slot->reply), &info);
+                        len = answer_query(w, cfg, DNS_TRANSPORT_UDP, slot->query, w->msgs_in[i].msg_len,
+                                           slot->reply, sizeof(slot->reply), &info);
                         if (len == 0)
                                 continue;
                         if (info.forward) {
-                                int r = udp_forward(s, fd, slot, in, s->msgs_in[i].msg_len);
+                                int r = udp_forward(w, slot, in, w->msgs_in[i].msg_len);
                                 if (r == 0 || r == -ENOBUFS) {
-                                        count_query(s, DNS_TRANSPORT_UDP, &info, true);
-                                        log_query(DNS_TRANSPORT_UDP, &info, true, slot->query, s->msgs_in[i].msg_len,
-                                                  &slot->peer, -1);
+                                        count_query(w, DNS_TRANSPORT_UDP, &info, true);
+                                        log_query(DNS_TRANSPORT_UDP, &info, true, slot->query,
+                                                  w->msgs_in[i].msg_len, &slot->peer, -1);
                                         continue;
                                 }
                         }
-                        count_query(s, DNS_TRANSPORT_UDP, &info, false);
-                        log_query(DNS_TRANSPORT_UDP, &info, false, slot->query, s->msgs_in[i].msg_len, &slot->peer, -1);
+                        count_query(w, DNS_TRANSPORT_UDP, &info, false);
+                        log_query(DNS_TRANSPORT_UDP, &info, false, slot->query, w->msgs_in[i].msg_len,
+                                  &slot->peer, -1);
 
                         slot->iov_out = (struct iovec) { .iov_base = slot->reply, .iov_len = len };
-                        s->msgs_out[n_out] = (struct mmsghdr) {
+                        w->msgs_out[n_out] = (struct mmsghdr) {
                                 .msg_hdr = {
                                         .msg_name = &slot->peer,
                                         .msg_namelen = in->msg_namelen,
@@ -512,59 +610,77 @@ static int udp_on_io(sd_event_source *source, int fd, uint32_t revents, void *us
                                         .msg_iovlen = 1,
                                 },
                         };
-                        if (s->udp_pktinfo) {
+                        if (w->udp->pktinfo) {
                                 size_t cl = udp_reply_control(in, &slot->control_out);
                                 if (cl > 0) {
-                                        s->msgs_out[n_out].msg_hdr.msg_control = slot->control_out.buf;
-                                        s->msgs_out[n_out].msg_hdr.msg_controllen = cl;
+                                        w->msgs_out[n_out].msg_hdr.msg_control = slot->control_out.buf;
+                                        w->msgs_out[n_out].msg_hdr.msg_controllen = cl;
                                 }
                         }
                         n_out++;
                 }
+                rcu_reader_unlock();
 
                 if (n_out > 0)
-                        udp_send_batch(s, n_out);
+                        udp_send_batch(w, n_out);
 
                 if (n < UDP_BATCH)
-                        return 0;   /* drained */
+                        return true;
         }
+        return false;
+}
 
-        /* Budget used up; the source is level-triggered, so we come back
+static int udp_on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        /* Budget used up or not, the source is level-triggered: we come back
          * after other sources had their turn. */
+        (void) udp_serve(userdata, UDP_BATCHES_PER_WAKEUP);
         return 0;
 }
 
 /* --- TCP ---------------------------------------------------------------- */
 
-static void conn_list_remove(DnsServer *s, DnsTcpConnection *c) {
+static void conn_list_remove(DnsWorker *w, DnsTcpConnection *c) {
         if (c->prev)
                 c->prev->next = c->next;
         else
-                s->conn_first = c->next;
+                w->conn_first = c->next;
         if (c->next)
                 c->next->prev = c->prev;
         else
-                s->conn_last = c->prev;
+                w->conn_last = c->prev;
         c->prev = c->next = NULL;
 }
 
-static void conn_list_append(DnsServer *s, DnsTcpConnection *c) {
-        c->prev = s->conn_last;
+static void conn_list_append(DnsWorker *w, DnsTcpConnection *c) {
+        c->prev = w->conn_last;
         c->next = NULL;
-        if (s->conn_last)
-                s->conn_last->next = c;
+        if (w->conn_last)
+                w->conn_last->next = c;
         else
-                s->conn_first = c;
-        s->conn_last = c;
+                w->conn_first = c;
+        w->conn_last = c;
+}
+
+static void worker_maybe_done(DnsWorker *w);
+
+static void worker_signal(DnsWorker *w) {
+        uint64_t one = 1;
+
+        /* A full counter (never, in practice) still wakes the worker. */
+        (void) write(w->control_fd, &one, sizeof one);
 }
 
 static DnsTcpConnection *conn_free(DnsTcpConnection *c) {
+        DnsWorker *w;
+
         if (!c)
                 return NULL;
 
-        if (c->server) {
-                conn_list_remove(c->server, c);
-                c->server->n_connections--;
+        w = c->worker;
+        if (w) {
+                conn_list_remove(w, c);
+                SHARED_STORE(w->n_connections, w->n_connections - 1);
+                (void) __atomic_fetch_sub(&w->server->n_connections, 1, __ATOMIC_RELAXED);
         }
         /* The io source owns the fd. */
         c->io_source = sd_event_source_disable_unref(c->io_source);
@@ -572,11 +688,9 @@ static DnsTcpConnection *conn_free(DnsTcpConnection *c) {
         free(c->rbuf);
         free(c->wbuf);
         free(c);
+        if (w)
+                worker_maybe_done(w);
         return NULL;
-}
-
-static bool conn_is_idle(const DnsTcpConnection *c) {
-        return c->roff == c->rlen && c->woff == c->wlen && c->n_forwarding == 0;
 }
 
 /* Something happened that shows the peer is alive and being served: restart
@@ -584,18 +698,18 @@ static bool conn_is_idle(const DnsTcpConnection *c) {
  * alone do not count, so a client dribbling a byte now and then is still
  * closed. */
 static void conn_touch(DnsTcpConnection *c) {
-        DnsServer *s = c->server;
+        DnsWorker *w = c->worker;
         int r;
 
         c->last_outq = -1;
-        r = sd_event_source_set_time_relative(c->timer_source, s->tcp_idle_timeout_msec * USEC_PER_MSEC);
+        r = sd_event_source_set_time_relative(c->timer_source, w->server->tcp_idle_timeout_msec * USEC_PER_MSEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT);
         if (r < 0)
                 log_debug_errno(r, "Failed to restart DNS TCP idle timer, ignoring: %m");
 
-        conn_list_remove(s, c);
-        conn_list_append(s, c);
+        conn_list_remove(w, c);
+        conn_list_append(w, c);
 }
 
 static int conn_update_events(DnsTcpConnection *c) {
@@ -634,8 +748,8 @@ static int conn_flush(DnsTcpConnection *c) {
         return 0;
 }
 
-/* Sends one reply (already framed in server->tcp_reply), keeping whatever the
- * socket does not take now. */
+/* Sends one reply (already framed in the worker's tcp_reply), keeping
+ * whatever the socket does not take now. */
 static int conn_send(DnsTcpConnection *c, const uint8_t *data, size_t len) {
         size_t off = 0;
 
@@ -677,8 +791,9 @@ static int conn_send(DnsTcpConnection *c, const uint8_t *data, size_t len) {
 /* Answers the complete messages in the input buffer, as long as the replies
  * are taken. Returns 0, or a negative errno when the connection must close. */
 static int conn_process(DnsTcpConnection *c) {
-        DnsServer *s = c->server;
-        int r;
+        DnsWorker *w = c->worker;
+        bool forwarded;
+        int r = 0;
 
         while (c->woff == c->wlen && c->rlen - c->roff >= 2) {
                 const uint8_t *p = c->rbuf + c->roff;
@@ -708,30 +823,31 @@ static int conn_process(DnsTcpConnection *c) {
                         break;
                 }
 
-                len = dns_answer(s->store, s->cfg, DNS_TRANSPORT_TCP, p + 2, mlen,
-                                 s->tcp_reply + 2, DNS_TCP_MESSAGE_MAX, &info);
+                forwarded = false;
+                rcu_reader_lock();
+                len = answer_query(w, worker_config(w), DNS_TRANSPORT_TCP, p + 2, mlen,
+                                   w->tcp_reply + 2, DNS_TCP_MESSAGE_MAX, &info);
+                if (len > 0 && info.forward) {
+                        r = tcp_forward(c, p + 2, mlen);
+                        forwarded = r == 0;
+                        if (r == -ENOBUFS)      /* the forwarder is overloaded: say so */
+                                w->tcp_reply[2 + 3] = (w->tcp_reply[2 + 3] & 0xf0) | DNS_RCODE_SERVFAIL;
+                }
+                rcu_reader_unlock();
                 c->roff += 2 + mlen;
 
                 if (len == 0)
                         continue;
-                if (info.forward) {
-                        r = tcp_forward(c, p + 2, mlen);
-                        if (r == 0) {
-                                count_query(s, DNS_TRANSPORT_TCP, &info, true);
-                                log_query(DNS_TRANSPORT_TCP, &info, true, p + 2, mlen, NULL, c->fd);
-                                conn_touch(c);
-                                continue;
-                        }
-                        if (r == -ENOBUFS)      /* the forwarder is overloaded: say so */
-                                s->tcp_reply[2 + 3] = (s->tcp_reply[2 + 3] & 0xf0) | DNS_RCODE_SERVFAIL;
-                }
-                count_query(s, DNS_TRANSPORT_TCP, &info, false);
-                log_query(DNS_TRANSPORT_TCP, &info, false, p + 2, mlen, NULL, c->fd);
+                c->answered++;          /* answered, or handed to the forwarder: served */
+                count_query(w, DNS_TRANSPORT_TCP, &info, forwarded);
+                log_query(DNS_TRANSPORT_TCP, &info, forwarded, p + 2, mlen, NULL, c->fd);
                 conn_touch(c);
+                if (forwarded)
+                        continue;
 
-                s->tcp_reply[0] = (uint8_t) (len >> 8);
-                s->tcp_reply[1] = (uint8_t) len;
-                r = conn_send(c, s->tcp_reply, 2 + len);
+                w->tcp_reply[0] = (uint8_t) (len >> 8);
+                w->tcp_reply[1] = (uint8_t) len;
+                r = conn_send(c, w->tcp_reply, 2 + len);
                 if (r < 0)
                         return r;
         }
@@ -741,6 +857,8 @@ static int conn_process(DnsTcpConnection *c) {
         return 0;
 }
 
+/* Reads what the socket holds. Returns the bytes read (0 at EOF, when
+ * nothing is there, or when the buffer is full), or a negative errno. */
 static int conn_read(DnsTcpConnection *c) {
         ssize_t k;
 
@@ -761,7 +879,64 @@ static int conn_read(DnsTcpConnection *c) {
         if (k == 0)
                 c->eof = true;
         c->rlen += (size_t) k;
-        return 0;
+        return (int) MIN(k, (ssize_t) INT_MAX);
+}
+
+/* Stopping, every answer written: ends our side after them and closes once
+ * the client's kernel has acknowledged them all (or the client closed too).
+ * Closing earlier could leave them to an orphaned socket, which the kernel
+ * may reset, or reset them at once if the client sent more. Returns true when
+ * the connection was freed. */
+static bool conn_linger(DnsTcpConnection *c) {
+        int outq = 0;
+
+        if (!c->shut_wr) {
+                c->shut_wr = true;
+                if (shutdown(c->fd, SHUT_WR) < 0)
+                        goto done;
+        }
+        if (ioctl(c->fd, SIOCOUTQ, &outq) < 0 || outq == 0)
+                goto done;
+        /* Poll: no event says "all acknowledged". A client that never reads
+         * is closed when the stop's grace period ends. */
+        if (sd_event_source_set_io_events(c->io_source, EPOLLIN) < 0 ||
+            sd_event_source_set_time_relative(c->timer_source, 20 * USEC_PER_MSEC) < 0 ||
+            sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT) < 0)
+                goto done;
+        return false;
+done:
+        conn_free(c);
+        return true;
+}
+
+/* Stopping: answers what the client has sent already, without waiting for
+ * more, then lingers until the client has the answers. Returns false while
+ * the connection waits (for EPOLLOUT, or in conn_linger()), true when it was
+ * freed. */
+static bool conn_stop_step(DnsTcpConnection *c) {
+        /* Bounded: a client streaming queries does not hold the exit up. */
+        for (unsigned i = 0; i < 64; i++) {
+                int r = conn_process(c);
+
+                if (r < 0)
+                        goto fail;
+                if (c->woff < c->wlen) {
+                        if (conn_update_events(c) < 0)
+                                goto fail;
+                        return false;
+                }
+                if (c->eof)
+                        break;
+                r = conn_read(c);
+                if (r < 0)
+                        goto fail;
+                if (r == 0)
+                        break;
+        }
+        return conn_linger(c);
+fail:
+        conn_free(c);
+        return true;
 }
 
 static int conn_on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
@@ -774,6 +949,23 @@ static int conn_on_io(sd_event_source *source, int fd, uint32_t revents, void *u
                 r = conn_flush(c);
                 if (r < 0)
                         goto fail;
+        }
+
+        if (c->shut_wr) {
+                uint8_t discard[512];
+
+                /* Lingering: the client closing (or failing) ends it;
+                 * anything it still sends cannot be answered any more. */
+                ssize_t k = recv(fd, discard, sizeof discard, MSG_DONTWAIT);
+                if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
+                        conn_free(c);
+                else
+                        (void) conn_linger(c);
+                return 0;
+        }
+        if (c->worker->stopping) {
+                (void) conn_stop_step(c);
+                return 0;
         }
 
         if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->woff == c->wlen && !c->eof) {
@@ -810,7 +1002,13 @@ fail:
 
 static int conn_on_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
         DnsTcpConnection *c = userdata;
+        DnsWorker *w = c->worker;
         int outq = 0;
+
+        if (c->shut_wr) {
+                (void) conn_linger(c);
+                return 0;
+        }
 
         /* Replies may sit in a large kernel send buffer that a slow but live
          * client is still reading: we see no EPOLLOUT, yet it is progressing.
@@ -819,35 +1017,71 @@ static int conn_on_timeout(sd_event_source *source, uint64_t usec, void *userdat
                 int r;
 
                 c->last_outq = outq;
-                r = sd_event_source_set_time_relative(c->timer_source, c->server->tcp_idle_timeout_msec * USEC_PER_MSEC);
+                r = sd_event_source_set_time_relative(c->timer_source,
+                                                      w->server->tcp_idle_timeout_msec * USEC_PER_MSEC);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT);
                 if (r >= 0)
                         return 0;
         }
 
-        c->server->counters.tcp_timeouts++;
-        log_debug("DNS TCP connection idle for %" PRIu32 " ms, closing", c->server->tcp_idle_timeout_msec);
+        COUNTER_INC(w->counters.tcp_timeouts);
+        log_debug("DNS TCP connection idle for %" PRIu32 " ms, closing", w->server->tcp_idle_timeout_msec);
         conn_free(c);
         return 0;
 }
 
-/* At the cap: drop the least recently active connection if it has nothing
- * in flight, so that stale keep-alive connections give way to new clients.
- * Returns true if room was made. */
-static bool make_room(DnsServer *s) {
-        DnsTcpConnection *c = s->conn_first;
+/* Closes this worker's connection that has made the least progress: the
+ * fewest queries answered, then the least recently active. A client that
+ * holds a partial query, or never sends one, gives way to any client that is
+ * being served; among those that hold on to nothing, the oldest goes first.
+ * Returns false when the worker has no connection. */
+static bool evict_one(DnsWorker *w) {
+        DnsTcpConnection *victim = NULL;
 
-        if (!c || !conn_is_idle(c))
+        /* The list runs from the least recently active: the first of the
+         * fewest answered is the one. */
+        for (DnsTcpConnection *c = w->conn_first; c; c = c->next)
+                if (!victim || c->answered < victim->answered)
+                        victim = c;
+        if (!victim)
                 return false;
 
-        log_debug("DNS TCP connection limit (%" PRIu32 ") reached, closing the oldest idle connection",
-                  s->tcp_max_connections);
-        conn_free(c);
+        log_debug("DNS TCP connection limit (%" PRIu32 ") reached, closing a connection with %" PRIu64
+                  " queries answered and %zu bytes of a query pending", w->server->tcp_max_connections,
+                  victim->answered, victim->rlen - victim->roff);
+        conn_free(victim);
         return true;
 }
 
-static int conn_new(DnsServer *s, int fd) {
+/* At the cap: makes room for a new client, here or, when this worker has no
+ * connection, in the worker with the most (it closes one as soon as it reads
+ * our request; the new client is taken meanwhile). Returns false when there
+ * is no connection to close anywhere. */
+static bool make_room(DnsWorker *w) {
+        DnsServer *s = w->server;
+        DnsWorker *busiest = NULL;
+        uint32_t most = 0;
+
+        if (evict_one(w))
+                return true;
+        for (unsigned i = 0; i < s->n_workers; i++) {
+                uint32_t n = SHARED_LOAD(s->workers[i].n_connections);
+
+                if (&s->workers[i] != w && n > most) {
+                        busiest = &s->workers[i];
+                        most = n;
+                }
+        }
+        if (!busiest)
+                return false;
+        (void) __atomic_fetch_add(&busiest->evict_requests, 1, __ATOMIC_RELAXED);
+        worker_signal(busiest);
+        return true;
+}
+
+static int conn_new(DnsWorker *w, int fd) {
+        DnsServer *s = w->server;
         DnsTcpConnection *c;
         int r;
 
@@ -858,12 +1092,13 @@ static int conn_new(DnsServer *s, int fd) {
         }
         c->fd = fd;
         c->last_outq = -1;
-        c->server = s;
-        c->id = ++s->next_conn_id;
-        conn_list_append(s, c);
-        s->n_connections++;
+        c->worker = w;
+        c->id = ++w->next_conn_id;
+        conn_list_append(w, c);
+        SHARED_STORE(w->n_connections, w->n_connections + 1);
+        (void) __atomic_fetch_add(&s->n_connections, 1, __ATOMIC_RELAXED);
 
-        r = sd_event_add_io(s->event, &c->io_source, fd, EPOLLIN, conn_on_io, c);
+        r = sd_event_add_io(w->event, &c->io_source, fd, EPOLLIN, conn_on_io, c);
         if (r < 0) {
                 safe_close(fd);
                 conn_free(c);
@@ -872,7 +1107,7 @@ static int conn_new(DnsServer *s, int fd) {
         (void) sd_event_source_set_io_fd_own(c->io_source, true);
         (void) sd_event_source_set_description(c->io_source, "dns-tcp-connection");
 
-        r = sd_event_add_time_relative(s->event, &c->timer_source, CLOCK_MONOTONIC,
+        r = sd_event_add_time_relative(w->event, &c->timer_source, CLOCK_MONOTONIC,
                                        s->tcp_idle_timeout_msec * USEC_PER_MSEC, 10 * USEC_PER_MSEC,
                                        conn_on_timeout, c);
         if (r < 0) {
@@ -891,7 +1126,8 @@ static int conn_new(DnsServer *s, int fd) {
 }
 
 static int tcp_on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        DnsServer *s = userdata;
+        DnsWorker *w = userdata;
+        DnsServer *s = w->server;
         int r;
 
         for (unsigned i = 0; i < TCP_ACCEPT_PER_WAKEUP; i++) {
@@ -905,10 +1141,10 @@ static int tcp_on_accept(sd_event_source *source, int fd, uint32_t revents, void
                         return 0;
                 }
 
-                if (s->n_connections >= s->tcp_max_connections && !make_room(s)) {
+                if (SHARED_LOAD(s->n_connections) >= s->tcp_max_connections && !make_room(w)) {
                         /* Accept and close at once: leaving it in the backlog
                          * would keep the listening socket readable forever. */
-                        s->counters.tcp_rejected++;
+                        COUNTER_INC(w->counters.tcp_rejected);
                         log_debug("DNS TCP connection limit (%" PRIu32 ") reached, refusing connection",
                                   s->tcp_max_connections);
                         safe_close(cfd);
@@ -917,12 +1153,12 @@ static int tcp_on_accept(sd_event_source *source, int fd, uint32_t revents, void
 
                 (void) setsockopt_int(cfd, IPPROTO_TCP, TCP_NODELAY, 1);
 
-                r = conn_new(s, cfd);
+                r = conn_new(w, cfd);
                 if (r < 0) {
                         log_warning_errno(r, "Failed to set up DNS TCP connection: %m");
                         continue;
                 }
-                s->counters.tcp_connections++;
+                COUNTER_INC(w->counters.tcp_connections);
         }
         return 0;
 }
@@ -930,38 +1166,36 @@ static int tcp_on_accept(sd_event_source *source, int fd, uint32_t revents, void
 /* --- forwarding ---------------------------------------------------------- */
 
 /* The hand-off: the forwarder copies the query and replies itself, over UDP
- * on the socket the query came in on, over TCP through our reply queue. */
+ * on the socket the query came in on, over TCP through the worker's reply
+ * queue. Called under rcu_reader_lock(): the forwarder read here is not freed
+ * before the section ends (dns_server_set_forwarder() waits for that). */
 
-static DnsForwarder *server_forwarder(const DnsServer *s) {
-        return __atomic_load_n(&s->forwarder, __ATOMIC_ACQUIRE);
-}
-
-static int udp_forward(DnsServer *s, int fd, const UdpSlot *slot, const struct msghdr *in, size_t len) {
-        DnsForwarder *f = server_forwarder(s);
+static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len) {
+        DnsForwarder *f = rcu_dereference(w->server->forwarder);
         PktInfoControl control;
         size_t cl = 0;
 
         if (!f)
                 return -ENOENT;
-        if (s->udp_pktinfo)
+        if (w->udp->pktinfo)
                 cl = udp_reply_control(in, &control);
         return dns_forwarder_submit(f, &(DnsForwardClient) {
                         .transport = DNS_TRANSPORT_UDP,
                         .peer = (const struct sockaddr *) &slot->peer,
                         .peer_len = in->msg_namelen,
-                        .udp_fd = fd,
+                        .udp_fd = w->udp->fd,
                         .control = cl > 0 ? control.buf : NULL,
                         .control_len = cl,
                 }, slot->query, len);
 }
 
 static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len) {
-        DnsForwarder *f = server_forwarder(c->server);
+        DnsForwarder *f = rcu_dereference(c->worker->server->forwarder);
         struct sockaddr_storage peer = {};
         socklen_t peer_len = sizeof peer;
         int r;
 
-        if (!f || !c->server->replies)
+        if (!f)
                 return -ENOENT;
         if (getpeername(c->fd, (struct sockaddr *) &peer, &peer_len) < 0)
                 return negative_errno();
@@ -970,7 +1204,7 @@ static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len) {
                         .peer = (const struct sockaddr *) &peer,
                         .peer_len = peer_len,
                         .udp_fd = -EBADF,
-                        .replies = c->server->replies,
+                        .replies = c->worker->replies,
                         .conn_id = c->id,
                 }, query, len);
         if (r >= 0)
@@ -978,18 +1212,18 @@ static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len) {
         return r;
 }
 
-static DnsTcpConnection *conn_find(DnsServer *s, uint64_t id) {
-        for (DnsTcpConnection *c = s->conn_last; c; c = c->prev)
+static DnsTcpConnection *conn_find(DnsWorker *w, uint64_t id) {
+        for (DnsTcpConnection *c = w->conn_last; c; c = c->prev)
                 if (c->id == id)
                         return c;
         return NULL;
 }
 
 static int on_forward_replies(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        DnsServer *s = userdata;
+        DnsWorker *w = userdata;
 
-        for (DnsForwardReply *r = dns_reply_queue_take(s->replies), *next; r; r = next) {
-                DnsTcpConnection *c = conn_find(s, r->conn_id);
+        for (DnsForwardReply *r = dns_reply_queue_take(w->replies), *next; r; r = next) {
+                DnsTcpConnection *c = conn_find(w, r->conn_id);
                 int k = 0;
 
                 next = r->next;
@@ -1026,24 +1260,98 @@ static int on_forward_replies(sd_event_source *source, int fd, uint32_t revents,
 }
 
 int dns_server_set_forwarder(DnsServer *s, DnsForwarder *f) {
-        int r;
+        DnsForwarder *old;
 
         if (!s)
                 return -EINVAL;
-        if (f && !s->replies) {
-                r = dns_reply_queue_new(&s->replies);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to make the DNS forwarder's reply queue: %m");
-                r = sd_event_add_io(s->event, &s->replies_source, dns_reply_queue_get_fd(s->replies), EPOLLIN,
-                                    on_forward_replies, s);
-                if (r < 0) {
-                        s->replies = dns_reply_queue_unref(s->replies);
-                        return log_error_errno(r, "Failed to watch the DNS forwarder's reply queue: %m");
-                }
-                (void) sd_event_source_set_description(s->replies_source, "dns-forward-replies");
-        }
-        __atomic_store_n(&s->forwarder, f, __ATOMIC_RELEASE);
+        old = s->forwarder;
+        rcu_publish(s->forwarder, f);
+        /* The caller may free the old one once we return: wait until no
+         * thread can still be handing it a question. */
+        if (old && old != f)
+                rcu_synchronize();
         return 0;
+}
+
+/* --- the worker's loop ---------------------------------------------------- */
+
+/* Stopping and no connection left: the thread can end. */
+static void worker_maybe_done(DnsWorker *w) {
+        if (w->stopping && !w->conn_first)
+                (void) sd_event_exit(w->event, 0);
+}
+
+static int worker_on_stop_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+        DnsWorker *w = userdata;
+
+        /* Clients that did not take their answers in time. */
+        if (w->conn_first)
+                log_notice("Closing %" PRIu32 " DNS TCP connection(s) whose clients did not read their answers "
+                           "in time.", w->n_connections);
+        while (w->conn_first)
+                conn_free(w->conn_first);
+        return sd_event_exit(w->event, 0);
+}
+
+/* Stops taking queries; the ones already received get their answers: what
+ * waits in the UDP socket, and every complete query a TCP client sent. */
+static void worker_begin_stop(DnsWorker *w) {
+        int r;
+
+        /* Connections still in the listen queue have sent queries too, and
+         * closing the listening socket would reset them: take them first. */
+        (void) tcp_on_accept(w->tcp_source, w->tcp->fd, EPOLLIN, w);
+        w->stopping = true;
+        (void) sd_event_source_set_enabled(w->tcp_source, SD_EVENT_OFF);
+        (void) udp_serve(w, UDP_BATCHES_PER_WAKEUP);
+        (void) sd_event_source_set_enabled(w->udp_source, SD_EVENT_OFF);
+
+        for (DnsTcpConnection *c = w->conn_first, *next; c; c = next) {
+                next = c->next;
+                (void) conn_stop_step(c);
+        }
+
+        r = sd_event_add_time_relative(w->event, &w->stop_timer, CLOCK_MONOTONIC, STOP_GRACE_USEC, 0,
+                                       worker_on_stop_timeout, w);
+        if (r < 0)
+                (void) worker_on_stop_timeout(NULL, 0, w);
+        worker_maybe_done(w);
+}
+
+/* Someone wrote to our eventfd: the control loop (a watchdog ping, a stop)
+ * or another worker at the connection cap (close one of ours). */
+static int worker_on_control(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        DnsWorker *w = userdata;
+        uint32_t evict;
+        uint64_t v;
+
+        (void) read(fd, &v, sizeof v);
+        for (evict = __atomic_exchange_n(&w->evict_requests, 0, __ATOMIC_RELAXED); evict > 0; evict--)
+                if (!evict_one(w))
+                        break;
+        /* Answering the ping shows that this loop turns. */
+        SHARED_STORE(w->ping_answered, __atomic_load_n(&w->ping, __ATOMIC_ACQUIRE));
+        if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && !w->stopping)
+                worker_begin_stop(w);
+        return 0;
+}
+
+static void *worker_main(void *userdata) {
+        DnsWorker *w = userdata;
+        char name[16];
+        int r;
+
+        /* Shows in ps, top and /proc/PID/task/TID/comm. */
+        (void) snprintf(name, sizeof name, "dns-%u", w->index);
+        (void) pthread_setname_np(pthread_self(), name);
+        rcu_attach_thread();
+
+        r = sd_event_loop(w->event);
+        if (r < 0)
+                log_error_errno(r, "DNS answering thread %u failed: %m", w->index);
+
+        rcu_detach_thread();
+        return NULL;
 }
 
 /* --- setup -------------------------------------------------------------- */
@@ -1078,53 +1386,148 @@ static int describe_fd(int fd, char *buf, size_t size, struct sockaddr_storage *
         return 0;
 }
 
-static int udp_setup(DnsServer *s, int fd) {
+/* Makes a UDP socket ready: a large receive buffer, and packet info when it
+ * is bound to a wildcard address. */
+static int udp_socket_prepare(DnsSocket *sock) {
         struct sockaddr_storage sa;
         char where[INET6_ADDRSTRLEN + 16];
         int r;
 
-        r = describe_fd(fd, where, sizeof(where), &sa);
+        r = describe_fd(sock->fd, where, sizeof(where), &sa);
         if (r < 0)
                 return log_error_errno(r, "Failed to get address of DNS UDP socket: %m");
 
         /* Best effort: bursts of queries should queue rather than be dropped.
          * FORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; without it
          * we get what rmem_max allows. */
-        if (setsockopt_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, UDP_RCVBUF_WANTED) < 0 &&
-            setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, UDP_RCVBUF_WANTED) < 0)
+        if (setsockopt_int(sock->fd, SOL_SOCKET, SO_RCVBUFFORCE, UDP_RCVBUF_WANTED) < 0 &&
+            setsockopt_int(sock->fd, SOL_SOCKET, SO_RCVBUF, UDP_RCVBUF_WANTED) < 0)
                 log_debug("Could not raise DNS UDP receive buffer, using the default");
 
         if (sockaddr_is_wildcard(&sa)) {
                 if (sa.ss_family == AF_INET6)
-                        r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+                        r = setsockopt_int(sock->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
                 else
-                        r = setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+                        r = setsockopt_int(sock->fd, IPPROTO_IP, IP_PKTINFO, 1);
                 if (r < 0)
                         return log_error_errno(r, "Failed to enable packet info on DNS UDP socket %s: %m", where);
-                s->udp_pktinfo = true;
+                sock->pktinfo = true;
         }
-
-        r = sd_event_add_io(s->event, &s->udp_source, fd, EPOLLIN, udp_on_io, s);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch DNS UDP socket %s: %m", where);
-        (void) sd_event_source_set_description(s->udp_source, "dns-udp");
         return 0;
 }
 
-static int tcp_setup(DnsServer *s, int fd) {
-        struct sockaddr_storage sa;
-        char where[INET6_ADDRSTRLEN + 16];
+/* The sockets of one type: the passed one, shared; or n bound here, with
+ * SO_REUSEPORT when there are several. Before those, a plain socket checks
+ * that nobody holds the address: SO_REUSEPORT would otherwise let a second
+ * instance started by mistake share it silently. */
+static int sockets_setup(DnsServer *s, int type, int passed_fd, const DnsServerOptions *opts, unsigned n,
+                         const char *where, DnsSocket **ret, unsigned *ret_n) {
+        const char *what = type == SOCK_DGRAM ? "UDP" : "TCP";
+        DnsSocket *socks;
         int r;
 
-        r = describe_fd(fd, where, sizeof(where), &sa);
-        if (r < 0)
-                return log_error_errno(r, "Failed to get address of DNS TCP socket: %m");
+        if (passed_fd >= 0) {
+                r = check_passed_fd(passed_fd, type, what);
+                if (r < 0)
+                        return r;
+                n = 1;
+        }
+        socks = new0(DnsSocket, n);
+        if (!socks)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++)
+                socks[i].fd = -EBADF;
+        *ret = socks;
+        *ret_n = n;
 
-        r = sd_event_add_io(s->event, &s->tcp_source, fd, EPOLLIN, tcp_on_accept, s);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch DNS TCP socket %s: %m", where);
-        (void) sd_event_source_set_description(s->tcp_source, "dns-tcp-listen");
+        if (passed_fd >= 0)
+                socks[0].fd = passed_fd;
+        else {
+                if (n > 1) {
+                        _cleanup_close_ int probe = -EBADF;
+
+                        r = bind_socket(type, opts->bind_address, opts->port, false, &probe);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to bind DNS %s socket %s: %m", what, where);
+                }
+                for (unsigned i = 0; i < n; i++) {
+                        r = bind_socket(type, opts->bind_address, opts->port, n > 1, &socks[i].fd);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to bind DNS %s socket %s: %m", what, where);
+                }
+        }
+
+        for (unsigned i = 0; type == SOCK_DGRAM && i < n; i++) {
+                r = udp_socket_prepare(&socks[i]);
+                if (r < 0)
+                        return r;
+        }
         return 0;
+}
+
+static int worker_init(DnsServer *s, DnsWorker *w, unsigned index, const DnsSocket *udp, const DnsSocket *tcp) {
+        int r;
+
+        *w = (DnsWorker) {
+                .server = s,
+                .index = index,
+                .udp = udp,
+                .tcp = tcp,
+                .control_fd = -EBADF,
+        };
+
+        r = sd_event_new(&w->event);
+        if (r < 0)
+                return r;
+
+        w->control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->control_fd < 0)
+                return negative_errno();
+        r = sd_event_add_io(w->event, &w->control_source, w->control_fd, EPOLLIN, worker_on_control, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_io_fd_own(w->control_source, true);
+        w->control_fd = sd_event_source_get_io_fd(w->control_source);
+        (void) sd_event_source_set_description(w->control_source, "dns-control");
+
+        /* The sockets stay the server's: shared ones are watched by every worker. */
+        r = sd_event_add_io(w->event, &w->udp_source, udp->fd, EPOLLIN, udp_on_io, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(w->udp_source, "dns-udp");
+        r = sd_event_add_io(w->event, &w->tcp_source, tcp->fd, EPOLLIN, tcp_on_accept, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(w->tcp_source, "dns-tcp-listen");
+
+        r = dns_reply_queue_new(&w->replies);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(w->event, &w->replies_source, dns_reply_queue_get_fd(w->replies), EPOLLIN,
+                            on_forward_replies, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(w->replies_source, "dns-forward-replies");
+
+        w->slots = new0(UdpSlot, UDP_BATCH);
+        if (!w->slots)
+                return -ENOMEM;
+        return 0;
+}
+
+static void worker_done(DnsWorker *w) {
+        if (!w->event)
+                return;
+        while (w->conn_first)
+                conn_free(w->conn_first);
+        w->stop_timer = sd_event_source_disable_unref(w->stop_timer);
+        w->udp_source = sd_event_source_disable_unref(w->udp_source);
+        w->tcp_source = sd_event_source_disable_unref(w->tcp_source);
+        w->control_source = sd_event_source_disable_unref(w->control_source);   /* closes control_fd */
+        w->replies_source = sd_event_source_disable_unref(w->replies_source);
+        w->replies = dns_reply_queue_unref(w->replies);
+        w->event = sd_event_unref(w->event);
+        w->slots = mfree(w->slots);
 }
 
 static int build_description(DnsServer *s) {
@@ -1132,10 +1535,10 @@ static int build_description(DnsServer *s) {
         char u[INET6_ADDRSTRLEN + 16], t[INET6_ADDRSTRLEN + 16];
         int r;
 
-        r = describe_fd(sd_event_source_get_io_fd(s->udp_source), u, sizeof(u), &sa);
+        r = describe_fd(s->workers[0].udp->fd, u, sizeof(u), &sa);
         if (r < 0)
                 return r;
-        r = describe_fd(sd_event_source_get_io_fd(s->tcp_source), t, sizeof(t), &sa);
+        r = describe_fd(s->workers[0].tcp->fd, t, sizeof(t), &sa);
         if (r < 0)
                 return r;
         if (asprintf(&s->description, "udp %s, tcp %s", u, t) < 0) {
@@ -1145,28 +1548,67 @@ static int build_description(DnsServer *s) {
         return 0;
 }
 
-int dns_server_new(DnsServer **ret, sd_event *e, const Store *store, const DnsAnswerConfig *cfg,
-                   const DnsServerOptions *opts) {
-        _cleanup_(dns_server_freep) DnsServer *s = NULL;
-        _cleanup_close_ int udp_bound = -EBADF, tcp_bound = -EBADF;
-        char where[INET6_ADDRSTRLEN + 16];
-        int udp_fd, tcp_fd, r;
+static DnsAnswerConfig *answer_config_copy(const DnsAnswerConfig *cfg) {
+        DnsAnswerConfig *c = g_new(DnsAnswerConfig, 1);
 
-        if (!ret || !e || !store || !cfg || !opts)
+        *c = (DnsAnswerConfig) {
+                .domains = g_strdupv(cfg->domains),
+                .negative_ttl = cfg->negative_ttl,
+                .soa_mname = g_strdup(cfg->soa_mname),
+                .soa_rname = g_strdup(cfg->soa_rname),
+        };
+        return c;
+}
+
+static void answer_config_free(void *p) {
+        DnsAnswerConfig *c = p;
+
+        if (!c)
+                return;
+        g_strfreev(c->domains);
+        g_free((char *) c->soa_mname);
+        g_free((char *) c->soa_rname);
+        g_free(c);
+}
+
+int dns_server_set_config(DnsServer *s, const DnsAnswerConfig *cfg) {
+        const DnsAnswerConfig *old = s->cfg;
+
+        rcu_publish(s->cfg, (const DnsAnswerConfig *) answer_config_copy(cfg));
+        /* Threads answering with the old one finish with it first. */
+        if (old)
+                rcu_free_deferred((void *) old, answer_config_free);
+        return 0;
+}
+
+unsigned dns_server_default_threads(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        if (n < 1)
+                return 1;
+        return (unsigned) MIN(n, (long) DNS_THREADS_DEFAULT_MAX);
+}
+
+int dns_server_new(DnsServer **ret, const Store *store, const DnsAnswerConfig *cfg, const DnsServerOptions *opts) {
+        _cleanup_(dns_server_freep) DnsServer *s = NULL;
+        char where[INET6_ADDRSTRLEN + 16];
+        DnsSocket *udp = NULL, *tcp = NULL;
+        unsigned n, n_udp = 0, n_tcp = 0;
+        int r;
+
+        if (!ret || !store || !cfg || !opts)
                 return -EINVAL;
+
+        n = opts->threads > 0 ? opts->threads : dns_server_default_threads();
+        n = MIN(n, (unsigned) DNS_THREADS_MAX);
 
         s = new0(DnsServer, 1);
         if (!s)
                 return -ENOMEM;
-        s->event = sd_event_ref(e);
         s->store = store;
-        s->cfg = cfg;
         s->tcp_idle_timeout_msec = opts->tcp_idle_timeout_msec > 0 ? opts->tcp_idle_timeout_msec : 10000;
         s->tcp_max_connections = opts->tcp_max_connections > 0 ? opts->tcp_max_connections : 256;
-
-        s->slots = new0(UdpSlot, UDP_BATCH);
-        if (!s->slots)
-                return -ENOMEM;
+        (void) dns_server_set_config(s, cfg);
 
         if (opts->bind_address) {
                 struct sockaddr_storage sa;
@@ -1180,74 +1622,124 @@ int dns_server_new(DnsServer **ret, sd_event *e, const Store *store, const DnsAn
         } else
                 (void) snprintf(where, sizeof(where), "[::]:%u", opts->port);
 
-        if (opts->udp_fd >= 0) {
-                r = check_passed_fd(opts->udp_fd, SOCK_DGRAM, "UDP");
-                if (r < 0)
-                        return r;
-                udp_fd = opts->udp_fd;
-        } else {
-                r = bind_socket(SOCK_DGRAM, opts->bind_address, opts->port, &udp_bound);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to bind DNS UDP socket %s: %m", where);
-                udp_fd = udp_bound;
-        }
-
-        if (opts->tcp_fd >= 0) {
-                r = check_passed_fd(opts->tcp_fd, SOCK_STREAM, "TCP");
-                if (r < 0)
-                        return r;
-                tcp_fd = opts->tcp_fd;
-        } else {
-                r = bind_socket(SOCK_STREAM, opts->bind_address, opts->port, &tcp_bound);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to bind DNS TCP socket %s: %m", where);
-                tcp_fd = tcp_bound;
-        }
-
-        r = udp_setup(s, udp_fd);
+        /* The server closes the sockets it keeps. Passed fds it keeps only on
+         * success: on failure they stay the caller's. */
+        r = sockets_setup(s, SOCK_DGRAM, opts->udp_fd, opts, n, where, &udp, &n_udp);
+        s->udp_sockets = udp;
+        s->n_udp = n_udp;
+        s->udp_passed = opts->udp_fd >= 0;
         if (r < 0)
                 return r;
-        r = tcp_setup(s, tcp_fd);
+        r = sockets_setup(s, SOCK_STREAM, opts->tcp_fd, opts, n, where, &tcp, &n_tcp);
+        s->tcp_sockets = tcp;
+        s->n_tcp = n_tcp;
+        s->tcp_passed = opts->tcp_fd >= 0;
         if (r < 0)
                 return r;
+
+        s->workers = new0(DnsWorker, n);
+        if (!s->workers)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++) {
+                s->n_workers = i + 1;
+                r = worker_init(s, &s->workers[i], i, &udp[i % n_udp], &tcp[i % n_tcp]);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up DNS answering thread %u: %m", i);
+        }
 
         r = build_description(s);
         if (r < 0)
                 return log_error_errno(r, "Failed to describe DNS sockets: %m");
 
-        /* Success: from here on the event sources own the sockets, passed
-         * ones included. On failure above, passed fds stay the caller's. */
-        (void) sd_event_source_set_io_fd_own(s->udp_source, true);
-        (void) sd_event_source_set_io_fd_own(s->tcp_source, true);
-        TAKE_FD(udp_bound);
-        TAKE_FD(tcp_bound);
-
+        /* Success: the passed sockets are ours now. */
+        s->udp_passed = s->tcp_passed = false;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+int dns_server_start(DnsServer *s) {
+        for (unsigned i = 0; i < s->n_workers; i++) {
+                int r;
+
+                if (s->workers[i].started)
+                        continue;
+                r = -pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start DNS answering thread %u: %m", i);
+                s->workers[i].started = true;
+        }
+        return 0;
+}
+
+static void sockets_close(DnsSocket *socks, unsigned n, bool passed) {
+        for (unsigned i = 0; socks && i < n; i++)
+                if (!passed)
+                        safe_close(socks[i].fd);
+        free(socks);
 }
 
 DnsServer *dns_server_free(DnsServer *s) {
         if (!s)
                 return NULL;
 
-        while (s->conn_first)
-                conn_free(s->conn_first);
+        for (unsigned i = 0; i < s->n_workers; i++)
+                if (s->workers[i].started) {
+                        __atomic_store_n(&s->workers[i].stop, true, __ATOMIC_RELEASE);
+                        worker_signal(&s->workers[i]);
+                }
+        for (unsigned i = 0; i < s->n_workers; i++)
+                if (s->workers[i].started)
+                        (void) pthread_join(s->workers[i].thread, NULL);
+        for (unsigned i = 0; i < s->n_workers; i++)
+                worker_done(&s->workers[i]);
+        free(s->workers);
 
-        s->udp_source = sd_event_source_disable_unref(s->udp_source);
-        s->tcp_source = sd_event_source_disable_unref(s->tcp_source);
-        s->replies_source = sd_event_source_disable_unref(s->replies_source);
-        s->replies = dns_reply_queue_unref(s->replies);
-        s->event = sd_event_unref(s->event);
-        free(s->slots);
+        sockets_close(s->udp_sockets, s->n_udp, s->udp_passed);
+        sockets_close(s->tcp_sockets, s->n_tcp, s->tcp_passed);
+        /* No thread is left to read it. */
+        answer_config_free((void *) s->cfg);
         free(s->description);
         free(s);
         return NULL;
 }
 
-const DnsServerCounters *dns_server_get_counters(const DnsServer *s) {
-        return s ? &s->counters : NULL;
+void dns_server_get_counters(const DnsServer *s, DnsServerCounters *ret) {
+        /* Every field is a uint64_t counter: sum them as an array. */
+        uint64_t *sum = (uint64_t *) ret;
+
+        G_STATIC_ASSERT(sizeof(DnsServerCounters) % sizeof(uint64_t) == 0);
+        *ret = (DnsServerCounters) {};
+        for (unsigned i = 0; s && i < s->n_workers; i++) {
+                const uint64_t *c = (const uint64_t *) &s->workers[i].counters;
+
+                for (size_t k = 0; k < sizeof(DnsServerCounters) / sizeof(uint64_t); k++)
+                        sum[k] += SHARED_LOAD(c[k]);
+        }
+}
+
+unsigned dns_server_threads(const DnsServer *s) {
+        return s ? s->n_workers : 0;
 }
 
 const char *dns_server_describe(const DnsServer *s) {
         return s ? strempty(s->description) : "";
+}
+
+int dns_server_check_threads(DnsServer *s) {
+        int stuck = -1;
+
+        for (unsigned i = 0; s && i < s->n_workers; i++) {
+                DnsWorker *w = &s->workers[i];
+                uint64_t sent = w->ping;        /* only this thread writes it */
+
+                if (SHARED_LOAD(w->ping_answered) < sent) {
+                        /* Not pinged again: it still owes the last one. */
+                        if (stuck < 0)
+                                stuck = (int) i;
+                        continue;
+                }
+                __atomic_store_n(&w->ping, sent + 1, __ATOMIC_RELEASE);
+                worker_signal(w);
+        }
+        return stuck;
 }

@@ -15,6 +15,8 @@ static int max_level = LOG_INFO;
 static LogTarget target = LOG_TARGET_AUTO;
 static int journal_decided = -1;   /* -1 unknown, 0 console, 1 journal */
 
+/* Answering threads log too: the level and the journal decision are read
+ * and set with relaxed atomics (a racy first decision decides the same). */
 void log_set_max_level(int level) {
         __atomic_store_n(&max_level, level, __ATOMIC_RELAXED);
 }
@@ -24,8 +26,8 @@ int log_get_max_level(void) {
 }
 
 void log_set_target(LogTarget t) {
-        target = t;
-        journal_decided = -1;
+        __atomic_store_n(&target, t, __ATOMIC_RELAXED);
+        __atomic_store_n(&journal_decided, -1, __ATOMIC_RELAXED);
 }
 
 static const char *const level_names[] = {
@@ -69,13 +71,19 @@ static bool stderr_is_journal(void) {
 }
 
 static bool use_journal(void) {
-        if (target == LOG_TARGET_JOURNAL)
+        LogTarget t = __atomic_load_n(&target, __ATOMIC_RELAXED);
+        int decided;
+
+        if (t == LOG_TARGET_JOURNAL)
                 return true;
-        if (target == LOG_TARGET_CONSOLE)
+        if (t == LOG_TARGET_CONSOLE)
                 return false;
-        if (journal_decided < 0)
-                journal_decided = stderr_is_journal();
-        return journal_decided;
+        decided = __atomic_load_n(&journal_decided, __ATOMIC_RELAXED);
+        if (decided < 0) {
+                decided = stderr_is_journal();
+                __atomic_store_n(&journal_decided, decided, __ATOMIC_RELAXED);
+        }
+        return decided;
 }
 
 static void write_console(int level, const char *msg, const char *const *fields) {
@@ -93,7 +101,7 @@ static void write_console(int level, const char *msg, const char *const *fields)
 
         flockfile(stderr);
         fprintf(stderr, "%s.%03ld joyrided %s: %s", stamp, ts.tv_nsec / 1000000, prefix[level & 7], msg);
-        if (fields && max_level >= LOG_DEBUG) {
+        if (fields && log_get_max_level() >= LOG_DEBUG) {
                 fputs(" [", stderr);
                 for (size_t i = 0; fields[i]; i++)
                         fprintf(stderr, "%s%s", i ? " " : "", fields[i]);

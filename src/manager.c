@@ -24,6 +24,7 @@
 #define LOG_LINES_PER_WINDOW 20
 #define LOG_WINDOW_USEC USEC_PER_SEC
 #define STATUS_INTERVAL_USEC (2 * USEC_PER_SEC)
+#define WATCHDOG_CHECK_USEC (5 * USEC_PER_SEC)
 
 static void answer_config_update(Manager *m) {
         m->answer_config = (DnsAnswerConfig) {
@@ -94,6 +95,25 @@ static void explain_bind_error(int r, const char *what, uint16_t port, const cha
                           "grants it), or choose a port above 1023 with %s.", what, port, setting);
 }
 
+/* --- store memory ---------------------------------------------------------- */
+
+/* Old views and nodes wait for a grace period before they are freed; a burst
+ * of changes (a hosts reload, a cluster sync) hands them over once, at the
+ * end of the loop turn. */
+static int on_store_flush(sd_event_source *source, void *userdata) {
+        Manager *m = userdata;
+
+        store_flush(m->store);
+        return 0;
+}
+
+static void on_store_retired(Store *s, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->store_flush_source)
+                (void) sd_event_source_set_enabled(m->store_flush_source, SD_EVENT_ONESHOT);
+}
+
 /* --- status -------------------------------------------------------------- */
 
 void manager_get_status(Manager *m, ManagerStatus *ret) {
@@ -124,8 +144,9 @@ void manager_get_status(Manager *m, ManagerStatus *ret) {
                 .docker_enabled = m->docker != NULL,
                 .cluster_enabled = m->cluster != NULL,
         };
+        /* The answering threads' counters, summed. */
         if (m->dns)
-                m->dns_counters = *dns_server_get_counters(m->dns);
+                dns_server_get_counters(m->dns, &m->dns_counters);
         dns_forward_status_done(&m->forward_status);
         if (m->forwarder && dns_forwarder_get_status(m->forwarder, &m->forward_status) >= 0) {
                 /* A reply is a reply, whoever sent it. */
@@ -203,7 +224,12 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 /* Once a second: the queries answered in that second, for the dashboard's chart. */
 static int on_qps_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
-        const DnsServerCounters *c = m->dns ? dns_server_get_counters(m->dns) : NULL;
+        DnsServerCounters counters, *c = NULL;
+
+        if (m->dns) {
+                dns_server_get_counters(m->dns, &counters);
+                c = &counters;
+        }
 
         rate_ring_sample(&m->qps, c ? c->queries_udp + c->queries_tcp : 0);
         return sd_event_source_set_time(s, usec + USEC_PER_SEC);
@@ -266,6 +292,56 @@ static int manager_setup_forward(Manager *m) {
                 g_autofree char *joined = g_strjoinv(", ", m->config.forward);
                 log_info("Forwarding names that are not ours to %s.", joined);
         }
+        return 0;
+}
+
+/* --- watchdog ----------------------------------------------------------- */
+
+/* With WatchdogSec=, the service manager expects a ping within the period.
+ * We ping from the control loop, and only while every answering thread still
+ * answers ours: a wedged answering thread then gets the daemon restarted, as
+ * a wedged control loop does. Without WatchdogSec=, the same check only logs. */
+static int on_watchdog_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int stuck = dns_server_check_threads(m->dns);
+
+        if (stuck >= 0) {
+                if (m->dns_stuck < 0)
+                        log_error("DNS answering thread %i has not responded for %llu ms%s.", stuck,
+                                  (unsigned long long) (m->watchdog_period_usec / USEC_PER_MSEC),
+                                  m->watchdog_usec > 0 ? "; no longer telling the service manager we are alive" : "");
+        } else {
+                if (m->dns_stuck >= 0)
+                        log_notice("DNS answering thread %i responds again.", m->dns_stuck);
+                if (m->watchdog_usec > 0)
+                        (void) sd_notify(false, "WATCHDOG=1");
+        }
+        m->dns_stuck = stuck;
+        return sd_event_source_set_time(s, usec + m->watchdog_period_usec);
+}
+
+static int manager_setup_watchdog(Manager *m) {
+        uint64_t usec = 0;
+        int r;
+
+        r = sd_watchdog_enabled(false, &usec);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the watchdog settings, ignoring: %m");
+        m->watchdog_usec = r > 0 ? usec : 0;
+        /* Four checks per watchdog period, as sd-event pings; without one,
+         * a check every few seconds for the log. */
+        m->watchdog_period_usec = m->watchdog_usec > 0 ? MAX(m->watchdog_usec / 4, (uint64_t) 1000) :
+                WATCHDOG_CHECK_USEC;
+        m->dns_stuck = -1;
+
+        r = sd_event_add_time_relative(m->event, &m->watchdog_timer, CLOCK_MONOTONIC, m->watchdog_period_usec,
+                                       m->watchdog_period_usec / 20, on_watchdog_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the watchdog timer: %m");
+        (void) sd_event_source_set_description(m->watchdog_timer, "watchdog");
+        (void) sd_event_source_set_enabled(m->watchdog_timer, SD_EVENT_ON);
+        if (m->watchdog_usec > 0)
+                (void) sd_notify(false, "WATCHDOG=1");
         return 0;
 }
 
@@ -397,9 +473,21 @@ int manager_new(Manager **ret, Config *config, int argc, char **argv, char **env
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        /* First DNS: no new question goes to the forwarder, which replies on
+         * the server's sockets and so goes before them; then the answering
+         * threads send the answers they owe and stop, before the sources
+         * take their records away. */
+        m->forward_upstreams = forward_upstreams_free(m->forward_upstreams);
+        if (m->dns)
+                (void) dns_server_set_forwarder(m->dns, NULL);
+        m->forwarder = dns_forwarder_free(m->forwarder);
+        dns_forward_status_done(&m->forward_status);
+        m->dns = dns_server_free(m->dns);
         /* Sources drop their records as they go: that is shutdown, not news. */
-        if (m->store)
+        if (m->store) {
                 store_unsubscribe(m->store, on_record_change, m);
+                store_set_flush_hook(m->store, NULL, NULL);
+        }
         /* Leave the cluster before the sources drop their records, so peers
          * see LEFT, not a burst of deletions. */
         m->cluster = cluster_free(m->cluster);
@@ -410,21 +498,16 @@ Manager *manager_free(Manager *m) {
         m->etcd = etcd_source_free(m->etcd);
         m->docker = docker_monitor_free(m->docker);
         m->hosts = hosts_dir_free(m->hosts);
-        /* The forwarder replies on the server's sockets: it goes first. */
-        m->forward_upstreams = forward_upstreams_free(m->forward_upstreams);
-        if (m->dns)
-                (void) dns_server_set_forwarder(m->dns, NULL);
-        m->forwarder = dns_forwarder_free(m->forwarder);
-        dns_forward_status_done(&m->forward_status);
-        m->dns = dns_server_free(m->dns);
         if (m->listen_http_fd >= 0)
                 (void) close(m->listen_http_fd);
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->sighup_source);
         sd_event_source_disable_unref(m->log_flush_source);
+        sd_event_source_disable_unref(m->store_flush_source);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_source_disable_unref(m->qps_timer);
+        sd_event_source_disable_unref(m->watchdog_timer);
         m->store = store_free(m->store);
         sd_event_unref(m->event);
         if (m->loop)
@@ -547,10 +630,12 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_description(m->log_flush_source, "log-flush");
         store_subscribe(m->store, on_record_change, m);
 
-        /* Pings the service manager when WatchdogSec= is set; no-op otherwise. */
-        r = sd_event_set_watchdog(m->event, true);
+        r = sd_event_add_defer(m->event, &m->store_flush_source, on_store_flush, m);
         if (r < 0)
-                log_warning_errno(r, "Failed to enable watchdog pings, ignoring: %m");
+                return log_error_errno(r, "Failed to set up store memory release: %m");
+        (void) sd_event_source_set_enabled(m->store_flush_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->store_flush_source, "store-flush");
+        store_set_flush_hook(m->store, on_store_retired, m);
 
         r = collect_listen_fds(m);
         if (r < 0)
@@ -563,10 +648,11 @@ int manager_start(Manager *m) {
                 .port = m->config.dns_port,
                 .tcp_idle_timeout_msec = m->config.tcp_idle_timeout_msec,
                 .tcp_max_connections = m->config.tcp_max_connections,
+                .threads = m->config.dns_threads,
                 .udp_fd = m->listen_udp_fd,
                 .tcp_fd = m->listen_tcp_fd,
         };
-        r = dns_server_new(&m->dns, m->event, m->store, &m->answer_config, &opts);
+        r = dns_server_new(&m->dns, m->store, &m->answer_config, &opts);
         if (r < 0) {
                 explain_bind_error(r, "DNS", m->config.dns_port, "--dns-port= (DNS_PORT=, [DNS] Port=)");
                 return r;
@@ -684,6 +770,15 @@ int manager_start(Manager *m) {
                         return r;
         }
 
+        /* The records we start with are in: answer. */
+        r = dns_server_start(m->dns);
+        if (r < 0)
+                return r;
+
+        r = manager_setup_watchdog(m);
+        if (r < 0)
+                return r;
+
         r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC,
                                        USEC_PER_SEC / 10, on_status_timer, m);
         if (r < 0)
@@ -699,7 +794,8 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_enabled(m->qps_timer, SD_EVENT_ON);
         rate_ring_sample(&m->qps, 0);
 
-        log_info("joyrided %s started: DNS on %s, %zu records%s%s.", JOYRIDE_VERSION, dns_server_describe(m->dns),
+        log_info("joyrided %s started: DNS on %s (%u thread%s), %zu records%s%s.", JOYRIDE_VERSION,
+                 dns_server_describe(m->dns), dns_server_threads(m->dns), dns_server_threads(m->dns) == 1 ? "" : "s",
                  store_count(m->store), m->config.hosts_directory ? ", hosts from " : "",
                  strempty(m->config.hosts_directory));
         notify_status(m);
@@ -721,6 +817,7 @@ int manager_reload(Manager *m) {
         _cleanup_free_ char *old_etcd = etcd_settings(&m->config), *new_etcd = NULL;
         _cleanup_free_ char *error = NULL;
         uint16_t old_port = m->config.dns_port;
+        uint32_t old_threads = m->config.dns_threads;
         _cleanup_free_ char *old_bind = g_strdup(m->config.dns_bind_address);
         int r;
 
@@ -738,8 +835,13 @@ int manager_reload(Manager *m) {
                 http_server_set_allowed_hosts(m->http, m->config.http_allowed_hosts);
         }
 
+        if (m->dns)
+                (void) dns_server_set_config(m->dns, &m->answer_config);
+
         if (old_port != m->config.dns_port || !streq_ptr(old_bind, m->config.dns_bind_address))
                 log_notice("DNS address or port changed in the configuration; this takes a restart.");
+        if (old_threads != m->config.dns_threads)
+                log_notice("DNS threads changed in the configuration; this takes a restart.");
         new_etcd = etcd_settings(&m->config);
         if (!streq(old_etcd, new_etcd))
                 log_notice("[Etcd] settings (or the node id) changed in the configuration; this takes a restart.");

@@ -51,9 +51,14 @@ typedef struct Manager {
 
         sd_event_source *sigterm_source, *sigint_source, *sighup_source;
         sd_event_source *log_flush_source;    /* timer: ends a window of record-change log lines */
+        sd_event_source *store_flush_source;  /* hands what store changes replaced to RCU, once a turn */
         sd_event_source *status_timer;        /* refreshes sd_notify STATUS= */
         sd_event_source *qps_timer;           /* samples the query counters into qps, once a second */
         RateRing qps;
+        sd_event_source *watchdog_timer;      /* checks the answering threads, pings WATCHDOG=1 */
+        uint64_t watchdog_usec;               /* WatchdogSec=, 0 when unset */
+        uint64_t watchdog_period_usec;
+        int dns_stuck;                        /* an answering thread that did not respond, or -1 */
 
         unsigned pending_log_lines;
         unsigned suppressed_log_lines;

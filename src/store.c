@@ -1,21 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /* The record store. See store.h for the model.
  *
- * Layout: a hash table from lowercased wire names to nodes. Every ancestor of
- * a name with data is a node too, so "does this name exist" and "closest
- * encloser" are single lookups. A node keeps two views of its data: the
- * explicit records (with owner, line, detail: for the APIs) and the rrsets
- * (deduplicated wire rdata with reference counts: for the answer path).
- * Owners (sources) are interned and keep a list of their records, so a
- * source's records can be marked, swept or dropped without a scan.
+ * Two planes. The control plane (the thread that changes the store, in the
+ * daemon the control loop) keeps the records: each with its owner, line and
+ * detail, listed at its node and at its owner, so a source's records can be
+ * marked, swept or dropped without a scan. The answer path reads only what
+ * the control plane publishes for it, under RCU (rcu.h): every change builds
+ * new immutable data, publishes it with one pointer store, and frees the old
+ * after a grace period. Nothing the answer path reads is ever changed in
+ * place.
  *
- * Reverse names are not nodes. An address index (a set of records keyed by
- * their address, each chaining the others with that address) answers
- * "which names have 192.0.2.7", and counts of address prefixes (in-addr.arpa
+ * Names: an RCU hash set (rcu-hash.h) of nodes keyed by their lowercased wire
+ * name. Every ancestor of a name with data is a node too, so "does this name
+ * exist" and "closest encloser" are single lookups; a node is in the set
+ * exactly while it holds records or has nodes below it. A node's view
+ * (its rrsets: deduplicated values with the lowest TTL of their owners) is
+ * rebuilt from its records on each change and swapped in whole. A new name
+ * enters the set with its view already in place; a name that goes leaves the
+ * set with its last view; so a reader finds a name as it was before a change
+ * or after it.
+ *
+ * Reverse names are not nodes. An address index (an RCU hash set keyed by
+ * address) gives the names holding each address, in immutable chunks of up
+ * to ADDR_CHUNK_MAX, newest first; counts of address prefixes (in-addr.arpa
  * octets, ip6.arpa nibbles) answer "does 2.0.192.in-addr.arpa exist". A
- * reverse name is parsed back into an address or a prefix when asked. That
- * saves a node, an rrset and a hash slot per address, which was a third of
- * the memory and of the load time with a large hosts file. */
+ * reverse name is parsed back into an address or a prefix when asked, and
+ * the TTL of each derived PTR is read from its name's view. That saves a
+ * node, a view and a hash slot per address, which was a third of the memory
+ * and of the load time with a large hosts file. */
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -24,6 +36,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "rcu-hash.h"
 #include "store.h"
 
 typedef struct Owner {
@@ -37,27 +50,72 @@ typedef struct Subscriber {
         void *userdata;
 } Subscriber;
 
-/* An address prefix that some held address starts with: the key of
- * Store.prefixes. Bits past the prefix are zero. */
+/* An address prefix that some held address starts with: an item of
+ * Store.prefixes. Bits past the prefix are zero. Only the control plane
+ * reads or writes count; the rest is the key, fixed once in the set. */
 typedef struct Prefix {
+        uint32_t count;         /* addresses under it */
         uint8_t rdlen;          /* 4 or 16 */
         uint8_t bits;           /* 8, 16, 24 (IPv4); a multiple of 4 below 128 (IPv6) */
         uint8_t addr[16];
-        uint32_t count;         /* addresses under it; not part of the key */
 } Prefix;
 
 struct Store {
-        GHashTable *nodes;      /* wire name -> StoreNode (owns) */
-        GHashTable *owners;     /* name -> Owner (owns) */
-        GHashTable *addrs;      /* set of the first Record of each address (addr_next: the others) */
-        GHashTable *prefixes;   /* set of Prefix (owned) */
-        size_t n_addrs[2];      /* addresses held: IPv4, IPv6 */
-        uint32_t reverse_rotate;
+        RcuHash nodes;          /* StoreNode, by wire name (owned) */
+        RcuHash addrs;          /* StoreAddr, the newest chunk of each address (owned, with the older ones) */
+        RcuHash prefixes;       /* Prefix (owned) */
+        GHashTable *owners;     /* name -> Owner (owns); control plane only */
+        size_t n_addrs[2];      /* addresses held: IPv4, IPv6; the answer path reads them */
         GArray *subscribers;
         bool notifying;         /* subscribers are being called: unsubscribe only marks */
-        uint64_t version;
+        uint64_t version;       /* the answer path reads it (SOA serial) */
         size_t n_records;
+
+        /* What changes replaced, to free after a grace period: handed to
+         * liburcu in one go by store_flush(), at the end of each change
+         * unless a flush hook batches several changes. */
+        GPtrArray *retired;
+        StoreFlushHook flush_hook;
+        void *flush_userdata;
 };
+
+/* Counters the answer path reads while the writer changes them: relaxed
+ * atomics, each written by the writer alone. */
+#define SHARED_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define SHARED_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+static void free_later(Store *s, const void *p) {
+        if (!p)
+                return;
+        if (!s->retired)
+                s->retired = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(s->retired, (void *) p);
+        if (s->retired->len == 1 && s->flush_hook)
+                s->flush_hook(s, s->flush_userdata);
+}
+
+static void retired_free(void *p) {
+        g_ptr_array_unref(p);
+}
+
+void store_flush(Store *s) {
+        if (s->retired)
+                rcu_free_deferred(TAKE_PTR(s->retired), retired_free);
+}
+
+/* The end of a change: what it replaced goes to liburcu now, unless the
+ * hook's owner flushes later (once per loop iteration, say). */
+static void change_done(Store *s) {
+        if (!s->flush_hook)
+                store_flush(s);
+}
+
+void store_set_flush_hook(Store *s, StoreFlushHook hook, void *userdata) {
+        s->flush_hook = hook;
+        s->flush_userdata = userdata;
+        if (s->retired && hook)
+                hook(s, userdata);
+}
 
 /* --- names --------------------------------------------------------------- */
 
@@ -68,9 +126,7 @@ static size_t wire_len(const uint8_t *w) {
         return n + 1;
 }
 
-static guint wire_hash(gconstpointer p) {
-        const uint8_t *w = p;
-        size_t n = wire_len(w);
+static uint32_t wire_hash(const uint8_t *w, size_t n) {
         uint32_t h = 2166136261u;     /* FNV-1a */
         for (size_t i = 0; i < n; i++) {
                 h ^= w[i];
@@ -79,59 +135,166 @@ static guint wire_hash(gconstpointer p) {
         return h;
 }
 
-static gboolean wire_equal(gconstpointer a, gconstpointer b) {
-        size_t la = wire_len(a);
-        return la == wire_len(b) && memcmp(a, b, la) == 0;
-}
-
-/* --- nodes and rrsets ---------------------------------------------------- */
+/* --- views: what the answer path reads of a name ------------------------ */
 
 /* Memory matters here: 100,000 names should fit in a few tens of MiB. So a
  * node is one allocation (struct, wire key, and the name when it has
- * records), a node with one type keeps its rrset inline, an rrset with one
- * value keeps it inline, rrset items point to the rdata of a record holding
- * the value rather than copying it, reverse names are no nodes at all (see
- * the address index below), and the hash table is a set of nodes keyed by
- * their wire name. */
+ * records), a view is one packed allocation (a single A record makes 21
+ * bytes), reverse names are no nodes at all (see the address index below),
+ * and the name set is an array of pointers.
+ *
+ * A view, read-only once published:
+ *   uint8_t n_rrsets;
+ *   per rrset: uint16_t type, uint32_t n (values), uint32_t size (bytes of
+ *     its values), then its values, each: uint32_t ttl, uint16_t rdlen, rdata.
+ * Host byte order, unaligned (read with memcpy). Rrsets come in the order
+ * their type first appears among the node's records, oldest first; values
+ * likewise, so the first CNAME is the oldest one still held. */
+struct StoreView {
+        uint8_t n_rrsets;
+        uint8_t data[];
+};
 
-/* RRSets moved in memory: an inline item must follow its rrset. */
-static void rrsets_fixup(StoreNode *n) {
-        for (uint32_t i = 0; i < n->n_rrsets; i++)
-                if (n->rrsets[i].allocated == 0)
-                        n->rrsets[i].items = &n->rrsets[i].item_inline;
+#define VIEW_RRSET_HEADER 10
+
+static bool record_same_value(const Record *r, uint16_t type, const uint8_t *rdata, uint16_t rdlen) {
+        return r->type == type && r->rdlen == rdlen && memcmp(r->rdata, rdata, rdlen) == 0;
 }
 
-static void node_free(gpointer p) {
-        StoreNode *n = p;
-        for (uint32_t i = 0; i < n->n_rrsets; i++)
-                if (n->rrsets[i].allocated > 0)
-                        g_free(n->rrsets[i].items);
-        if (n->rrsets != &n->rrset_inline)
-                g_free(n->rrsets);
-        g_free(n);
+/* Builds the view of a node's records: NULL when it has none. */
+static StoreView *view_build(const StoreNode *n) {
+        g_autofree const Record **heap = NULL;
+        const Record *stack[16], **recs = stack;
+        StoreView *v = NULL;
+        size_t count = 0;
+
+        for (const Record *r = n->records; r; r = r->node_next)
+                count++;
+        if (count == 0)
+                return NULL;
+        if (count > ELEMENTSOF(stack))
+                recs = heap = g_new(const Record *, count);
+        /* The node's list is newest first. */
+        {
+                size_t i = count;
+                for (const Record *r = n->records; r; r = r->node_next)
+                        recs[--i] = r;
+        }
+
+        /* Twice: to measure, then to write. */
+        for (int pass = 0; pass < 2; pass++) {
+                size_t off = 0;
+                unsigned n_rrsets = 0;
+
+                for (size_t i = 0; i < count; i++) {
+                        uint16_t type = recs[i]->type;
+                        size_t header = off, start;
+                        uint32_t n_values = 0, size;
+                        bool seen = false;
+
+                        for (size_t j = 0; j < i && !seen; j++)
+                                seen = recs[j]->type == type;
+                        if (seen)
+                                continue;
+                        n_rrsets++;
+                        off += VIEW_RRSET_HEADER;
+                        start = off;
+
+                        for (size_t j = i; j < count; j++) {
+                                const Record *r = recs[j];
+                                uint32_t ttl = r->ttl;
+
+                                if (r->type != type)
+                                        continue;
+                                seen = false;
+                                for (size_t k = i; k < j && !seen; k++)
+                                        seen = record_same_value(recs[k], type, r->rdata, r->rdlen);
+                                if (seen)
+                                        continue;
+                                /* One value for all its owners, with their lowest TTL. */
+                                for (size_t k = j + 1; k < count; k++)
+                                        if (record_same_value(recs[k], type, r->rdata, r->rdlen))
+                                                ttl = MIN(ttl, recs[k]->ttl);
+                                if (v) {
+                                        memcpy(v->data + off, &ttl, 4);
+                                        memcpy(v->data + off + 4, &r->rdlen, 2);
+                                        memcpy(v->data + off + 6, r->rdata, r->rdlen);
+                                }
+                                off += 6 + r->rdlen;
+                                n_values++;
+                        }
+                        size = (uint32_t) (off - start);
+                        if (v) {
+                                memcpy(v->data + header, &type, 2);
+                                memcpy(v->data + header + 2, &n_values, 4);
+                                memcpy(v->data + header + 6, &size, 4);
+                        }
+                }
+                if (!v) {
+                        v = g_malloc(sizeof(StoreView) + off);
+                        v->n_rrsets = (uint8_t) n_rrsets;
+                }
+        }
+        return v;
 }
 
-static guint node_hash(gconstpointer p) {
-        return wire_hash(store_node_wire(p));
+static const uint8_t *view_rrset_read(const uint8_t *p, StoreRRSet *ret) {
+        uint32_t size;
+
+        memcpy(&ret->type, p, 2);
+        memcpy(&ret->n, p + 2, 4);
+        memcpy(&size, p + 6, 4);
+        ret->first = p + VIEW_RRSET_HEADER;
+        return ret->first + size;
 }
 
-static gboolean node_equal(gconstpointer a, gconstpointer b) {
-        return wire_equal(store_node_wire(a), store_node_wire(b));
+unsigned store_view_n_rrsets(const StoreView *v) {
+        return v ? v->n_rrsets : 0;
 }
 
-/* A lookup key the hash functions can read like a node: the wire name right
- * after a StoreNode, as in a real node. */
-typedef struct NodeKey {
-        StoreNode node;
-        uint8_t wire[DNS_WIRE_NAME_MAX];
-} NodeKey;
-G_STATIC_ASSERT(offsetof(NodeKey, wire) == sizeof(StoreNode));
+bool store_view_rrset(const StoreView *v, uint16_t type, StoreRRSet *ret) {
+        const uint8_t *p = v ? v->data : NULL;
 
-static StoreNode *node_lookup(const Store *s, const uint8_t *wire) {
-        NodeKey key;
+        for (unsigned i = 0; v && i < v->n_rrsets; i++) {
+                p = view_rrset_read(p, ret);
+                if (ret->type == type)
+                        return true;
+        }
+        *ret = (StoreRRSet) {};
+        return false;
+}
 
-        memcpy(key.wire, wire, wire_len(wire));
-        return g_hash_table_lookup(s->nodes, &key.node);
+void store_view_rrset_at(const StoreView *v, unsigned i, StoreRRSet *ret) {
+        const uint8_t *p = v->data;
+
+        assert(i < v->n_rrsets);
+        for (unsigned k = 0; k <= i; k++)
+                p = view_rrset_read(p, ret);
+}
+
+/* --- nodes --------------------------------------------------------------- */
+
+typedef struct WireKey {
+        const uint8_t *wire;
+        size_t len;
+} WireKey;
+
+static uint32_t node_hash(const void *item) {
+        return ((const StoreNode *) item)->hash;
+}
+
+static bool node_match(const void *item, uint32_t hash, const void *key) {
+        const StoreNode *n = item;
+        const WireKey *k = key;
+
+        return n->hash == hash && wire_len(store_node_wire(n)) == k->len &&
+                memcmp(store_node_wire(n), k->wire, k->len) == 0;
+}
+
+static StoreNode *node_lookup(const Store *s, const uint8_t *wire, size_t len) {
+        WireKey k = { wire, len };
+
+        return rcu_hash_lookup(&s->nodes, wire_hash(wire, len), node_match, &k);
 }
 
 /* A record's node: its name is the node's, stored right after the wire
@@ -141,181 +304,199 @@ static StoreNode *record_node(const Record *r) {
         return (StoreNode *) (r->name - (strlen(r->name) + 2)) - 1;
 }
 
-/* Finds or makes the node of a name, and its ancestors. name, when given, is
- * the presentation form (lowercased, no trailing dot, len - 2 bytes) to keep
- * inline, for the records at the node. */
-static StoreNode *node_get(Store *s, const uint8_t *wire, size_t len, const char *name) {
+/* A node, not yet in the set. name, when given, is the presentation form
+ * (lowercased, no trailing dot, len - 2 bytes) to keep inline, for the
+ * records at the node. */
+static StoreNode *node_alloc(const uint8_t *wire, size_t len, const char *name) {
         size_t name_size = name ? len - 1 : 0;
-        StoreNode *n = node_lookup(s, wire);
+        StoreNode *n = g_malloc(sizeof(StoreNode) + len + name_size);
 
+        *n = (StoreNode) {
+                .hash = wire_hash(wire, len),
+                .has_name = name != NULL,
+        };
+        memcpy(n + 1, wire, len);
+        if (name)
+                memcpy((char *) (n + 1) + len, name, name_size);
+        return n;
+}
+
+static char *node_name(StoreNode *n) {
+        return n->has_name ? (char *) (n + 1) + wire_len(store_node_wire(n)) : NULL;
+}
+
+/* Counts a new node under its parent, making the ancestors that are missing
+ * (in the set at once: they hold nothing, so each reads as an empty
+ * non-terminal, which it is after the change too). Top down, so that a
+ * reader never finds a name whose parent is not there. */
+static void node_count_child(Store *s, const uint8_t *wire, size_t len) {
+        const uint8_t *missing[DNS_WIRE_NAME_MAX / 2];
+        size_t missing_len[DNS_WIRE_NAME_MAX / 2], n_missing = 0;
+        StoreNode *found = NULL;
+
+        while (wire[0] != 0) {
+                size_t plen = len - wire[0] - 1;
+
+                wire += wire[0] + 1;
+                len = plen;
+                if (wire[0] == 0)
+                        break;          /* no node for the root */
+                found = node_lookup(s, wire, len);
+                if (found)
+                        break;
+                missing[n_missing] = wire;
+                missing_len[n_missing++] = len;
+        }
+        if (found)
+                found->n_children++;
+        for (size_t i = n_missing; i > 0; i--) {
+                StoreNode *n = node_alloc(missing[i - 1], missing_len[i - 1], NULL);
+
+                n->n_children = 1;
+                rcu_hash_add(&s->nodes, n);
+        }
+}
+
+/* Finds or makes the node of a name about to hold a record; n is what
+ * node_lookup() found (NULL: none). A new node is not in the set yet
+ * (*ret_new): node_publish() adds it once its view is there, so that readers
+ * never see the new name without its data. */
+static StoreNode *node_get(Store *s, StoreNode *n, const uint8_t *wire, size_t len, const char *name,
+                           bool *ret_new) {
+        *ret_new = false;
         if (n) {
-                if (name && !n->name) {
-                        /* An ancestor about to hold records itself: grow it to
-                         * keep the name inline too. Nothing points to a node
-                         * without records but the table, and it has no rrsets. */
-                        assert(n->n_rrsets == 0 && !n->records);
-                        g_hash_table_steal(s->nodes, n);
-                        n = g_realloc(n, sizeof(StoreNode) + len + name_size);
-                        n->name = (char *) (n + 1) + len;
-                        memcpy(n->name, name, name_size);
-                        g_hash_table_add(s->nodes, n);
+                if (!n->has_name) {
+                        /* An ancestor about to hold records itself: a copy with
+                         * room for the name takes its place. Nothing points to
+                         * a node without records but the set and readers, and
+                         * it has no view: readers see the same empty name. */
+                        StoreNode *m = node_alloc(wire, len, name);
+
+                        assert(!n->records && !n->view);
+                        m->n_children = n->n_children;
+                        rcu_hash_replace(&s->nodes, n, m);
+                        free_later(s, n);
+                        n = m;
                 }
                 return n;
         }
 
-        n = g_malloc(sizeof(StoreNode) + len + name_size);
-        *n = (StoreNode) {};
-        memcpy(n + 1, wire, len);
-        if (name) {
-                n->name = (char *) (n + 1) + len;
-                memcpy(n->name, name, name_size);
-        }
-        g_hash_table_add(s->nodes, n);
-
-        if (wire[0] != 0) {
-                const uint8_t *pw = wire + wire[0] + 1;
-                if (pw[0] != 0)         /* no node for the root */
-                        node_get(s, pw, len - wire[0] - 1, NULL)->n_children++;
-        }
+        n = node_alloc(wire, len, name);
+        node_count_child(s, wire, len);
+        *ret_new = true;
         return n;
 }
 
-/* Drops nodes that hold nothing, walking up. */
+/* Publishes the view of a node's records as they are now; adds a new node to
+ * the set after its view. */
+static void node_publish(Store *s, StoreNode *n, bool is_new) {
+        const StoreView *old = n->view;
+
+        rcu_publish(n->view, (const StoreView *) view_build(n));
+        if (is_new)
+                rcu_hash_add(&s->nodes, n);
+        free_later(s, old);
+}
+
+/* Drops nodes that hold nothing, walking up. A node leaves the set with its
+ * last view: a reader finds it as it was, or not at all. */
 static void node_prune(Store *s, StoreNode *n) {
-        while (n && n->n_rrsets == 0 && !n->records && n->n_children == 0) {
+        while (n && !n->records && n->n_children == 0) {
                 const uint8_t *wire = store_node_wire(n);
                 StoreNode *parent = NULL;
 
                 if (wire[0] != 0 && wire[wire[0] + 1] != 0)
-                        parent = node_lookup(s, wire + wire[0] + 1);
-                g_hash_table_remove(s->nodes, n);   /* frees n */
+                        parent = node_lookup(s, wire + wire[0] + 1, wire_len(wire) - wire[0] - 1);
+                rcu_hash_remove(&s->nodes, n);
+                free_later(s, n->view);
+                free_later(s, n);
                 if (parent)
                         parent->n_children--;
                 n = parent;
         }
 }
 
-static RRSet *node_rrset(StoreNode *n, uint16_t type, bool create) {
-        for (uint32_t i = 0; i < n->n_rrsets; i++)
-                if (n->rrsets[i].type == type)
-                        return &n->rrsets[i];
-        if (!create)
-                return NULL;
-        if (n->n_rrsets == 0)
-                n->rrsets = &n->rrset_inline;
-        else if (n->rrsets == &n->rrset_inline) {
-                /* A second type: move to an array. */
-                RRSet *a = g_new(RRSet, 2);
-                a[0] = n->rrset_inline;
-                n->rrsets = a;
-        } else
-                n->rrsets = g_renew(RRSet, n->rrsets, n->n_rrsets + 1);
-        n->rrsets[n->n_rrsets] = (RRSet) { .type = type };
-        n->n_rrsets++;
-        rrsets_fixup(n);
-        return &n->rrsets[n->n_rrsets - 1];
-}
-
-static bool record_same_value(const Record *r, uint16_t type, const uint8_t *rdata, uint16_t rdlen) {
-        return r->type == type && r->rdlen == rdlen && memcmp(r->rdata, rdata, rdlen) == 0;
-}
-
-/* Adds a reference to a value from record r (already at the node). */
-static void rrset_ref(StoreNode *n, const Record *r) {
-        RRSet *set = node_rrset(n, r->type, true);
-        RRData *d;
-
-        for (uint32_t i = 0; i < set->n; i++) {
-                d = &set->items[i];
-                if (record_same_value(d->record, r->type, r->rdata, r->rdlen)) {
-                        d->refs++;
-                        d->ttl = MIN(d->ttl, r->ttl);
-                        return;
-                }
-        }
-        if (set->n == 0)
-                set->items = &set->item_inline;
-        else if (set->allocated == 0) {
-                RRData *a = g_new(RRData, 2);
-                a[0] = set->item_inline;
-                set->items = a;
-                set->allocated = 2;
-        } else if (set->n == set->allocated) {
-                set->allocated *= 2;
-                set->items = g_renew(RRData, set->items, set->allocated);
-        }
-        set->items[set->n++] = (RRData) { .record = r, .ttl = r->ttl, .refs = 1 };
-}
-
-/* Recomputes what an item owes to the records still holding its value: the
- * lowest TTL, and the record it points to, which must not be gone. */
-static void rrdata_refresh(StoreNode *n, RRData *d, const Record *gone) {
-        const Record *was = d->record;
-        uint32_t ttl = UINT32_MAX;
-
-        for (Record *r = n->records; r; r = r->node_next) {
-                if (r == gone || !record_same_value(r, was->type, was->rdata, was->rdlen))
-                        continue;
-                ttl = MIN(ttl, r->ttl);
-                if (d->record == gone)
-                        d->record = r;
-        }
-        if (ttl != UINT32_MAX)
-                d->ttl = ttl;
-}
-
-/* Drops the reference of record r, which may be unlinked already but is
- * still allocated. */
-static void rrset_unref(StoreNode *n, const Record *r) {
-        RRSet *set = node_rrset(n, r->type, false);
-
-        if (!set)
-                return;
-        for (uint32_t i = 0; i < set->n; i++) {
-                RRData *d = &set->items[i];
-                if (!record_same_value(d->record, r->type, r->rdata, r->rdlen))
-                        continue;
-                if (--d->refs > 0) {
-                        rrdata_refresh(n, d, r);
-                        return;
-                }
-                memmove(set->items + i, set->items + i + 1, (set->n - i - 1) * sizeof(RRData));
-                set->n--;
-                break;
-        }
-        if (set->n == 1 && set->allocated > 0) {
-                set->item_inline = set->items[0];
-                g_free(set->items);
-                set->items = &set->item_inline;
-                set->allocated = 0;
-        }
-        if (set->n == 0) {
-                size_t idx = (size_t) (set - n->rrsets);
-                if (set->allocated > 0)
-                        g_free(set->items);
-                memmove(n->rrsets + idx, n->rrsets + idx + 1, (n->n_rrsets - idx - 1) * sizeof(RRSet));
-                n->n_rrsets--;
-                if (n->n_rrsets == 0) {
-                        if (n->rrsets != &n->rrset_inline)
-                                g_free(n->rrsets);
-                        n->rrsets = NULL;
-                } else if (n->n_rrsets == 1 && n->rrsets != &n->rrset_inline) {
-                        n->rrset_inline = n->rrsets[0];
-                        g_free(n->rrsets);
-                        n->rrsets = &n->rrset_inline;
-                }
-                rrsets_fixup(n);
-        }
-}
-
 /* --- the address index (derived PTRs) ------------------------------------ */
+
+/* The names holding one address, newest first, in chunks, each with the
+ * TTL of its PTR (the lowest TTL of its records with the address). Only the
+ * link to the next chunk changes once a chunk is published (when the chunk
+ * after it is replaced or goes); adding, retuning or removing a name
+ * replaces its chunk with a new one, so a reader that holds a chunk sees it
+ * whole. Most addresses have one name, in one chunk, without a link: 32
+ * bytes for an IPv4 address. */
+struct StoreAddr {
+        uint16_t n;             /* names in this chunk */
+        uint8_t rdlen;          /* 4 or 16 */
+        uint8_t has_next;       /* a link to older names follows the address */
+        uint8_t addr[];         /* rdlen bytes; then, 8-byte aligned, the link (read with
+                                 * rcu_dereference()), the nodes and their TTLs */
+};
+
+#define ADDR_CHUNK_MAX 32u
+
+static size_t addr_after_key(uint8_t rdlen) {
+        return (offsetof(StoreAddr, addr) + rdlen + 7) & ~(size_t) 7;
+}
+
+static StoreAddr **addr_link_field(const StoreAddr *a) {
+        assert(a->has_next);
+        return (StoreAddr **) ((uint8_t *) a + addr_after_key(a->rdlen));
+}
+
+static StoreAddr *addr_next(const StoreAddr *a) {
+        return a->has_next ? rcu_dereference(*addr_link_field(a)) : NULL;
+}
+
+static const StoreNode **addr_nodes(const StoreAddr *a) {
+        return (const StoreNode **) ((uint8_t *) a + addr_after_key(a->rdlen) +
+                                     (a->has_next ? sizeof(StoreAddr *) : 0));
+}
+
+static uint32_t *addr_ttls(const StoreAddr *a) {
+        return (uint32_t *) (addr_nodes(a) + a->n);
+}
+
+static StoreAddr *addr_alloc(const uint8_t *addr, uint8_t rdlen, size_t n, StoreAddr *next) {
+        StoreAddr *a = g_malloc(addr_after_key(rdlen) + (next ? sizeof(StoreAddr *) : 0) +
+                                n * (sizeof(StoreNode *) + sizeof(uint32_t)));
+
+        a->n = (uint16_t) n;
+        a->rdlen = rdlen;
+        a->has_next = next != NULL;
+        memcpy(a->addr, addr, rdlen);
+        if (next)
+                *addr_link_field(a) = next;
+        return a;
+}
+
+/* A copy of chunk a: skip is an index to leave out (or a->n for none), and
+ * when node is given it goes in front with ttl. */
+static StoreAddr *addr_copy(const StoreAddr *a, size_t skip, const StoreNode *node, uint32_t ttl) {
+        size_t n = a->n - (skip < a->n) + (node != NULL), o = 0;
+        StoreAddr *c = addr_alloc(a->addr, a->rdlen, n, addr_next(a));
+
+        if (node) {
+                addr_nodes(c)[0] = node;
+                addr_ttls(c)[0] = ttl;
+                o = 1;
+        }
+        for (size_t i = 0; i < a->n; i++) {
+                if (i == skip)
+                        continue;
+                addr_nodes(c)[o] = addr_nodes(a)[i];
+                addr_ttls(c)[o] = addr_ttls(a)[i];
+                o++;
+        }
+        return c;
+}
 
 static bool record_has_ptr(const Record *r) {
         /* A wildcard has no single name to point back to. */
         return (r->type == DNS_TYPE_A || r->type == DNS_TYPE_AAAA) && r->name[0] != '*';
 }
 
-static guint bytes_hash(const uint8_t *p, size_t n, uint32_t h) {
+static uint32_t bytes_hash(const uint8_t *p, size_t n, uint32_t h) {
         for (size_t i = 0; i < n; i++) {
                 h ^= p[i];
                 h *= 16777619u;     /* FNV-1a */
@@ -323,24 +504,40 @@ static guint bytes_hash(const uint8_t *p, size_t n, uint32_t h) {
         return h;
 }
 
-/* Keys are records; an A and an AAAA record never match (rdlen 4 vs 16). */
-static guint addr_hash(gconstpointer p) {
-        const Record *r = p;
-        return bytes_hash(r->rdata, r->rdlen, 2166136261u);
+typedef struct AddrKey {
+        const uint8_t *addr;
+        uint8_t rdlen;
+} AddrKey;
+
+/* An A and an AAAA address never match (rdlen 4 vs 16). */
+static uint32_t addr_key_hash(const uint8_t *addr, uint8_t rdlen) {
+        return bytes_hash(addr, rdlen, 2166136261u);
 }
 
-static gboolean addr_equal(gconstpointer a, gconstpointer b) {
-        const Record *x = a, *y = b;
-        return x->rdlen == y->rdlen && memcmp(x->rdata, y->rdata, x->rdlen) == 0;
+static uint32_t addr_hash(const void *item) {
+        const StoreAddr *a = item;
+        return addr_key_hash(a->addr, a->rdlen);
 }
 
-static guint prefix_hash(gconstpointer p) {
-        const Prefix *k = p;
+static bool addr_match(const void *item, uint32_t hash, const void *key) {
+        const StoreAddr *a = item;
+        const AddrKey *k = key;
+        return a->rdlen == k->rdlen && memcmp(a->addr, k->addr, k->rdlen) == 0;
+}
+
+static StoreAddr *addr_lookup(const Store *s, const uint8_t *addr, uint8_t rdlen) {
+        AddrKey k = { addr, rdlen };
+        return rcu_hash_lookup(&s->addrs, addr_key_hash(addr, rdlen), addr_match, &k);
+}
+
+static uint32_t prefix_hash(const void *item) {
+        const Prefix *k = item;
         return bytes_hash(k->addr, (k->bits + 7) / 8, 2166136261u ^ (k->rdlen * 131u + k->bits));
 }
 
-static gboolean prefix_equal(gconstpointer a, gconstpointer b) {
-        return memcmp(a, b, offsetof(Prefix, count)) == 0;
+static bool prefix_match(const void *item, uint32_t hash, const void *key) {
+        const Prefix *a = item, *b = key;
+        return a->rdlen == b->rdlen && a->bits == b->bits && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
 }
 
 static Prefix prefix_make(const uint8_t *addr, uint8_t rdlen, unsigned bits) {
@@ -355,59 +552,120 @@ static Prefix prefix_make(const uint8_t *addr, uint8_t rdlen, unsigned bits) {
  * for: in-addr.arpa names octets, ip6.arpa names nibbles. */
 static void prefixes_count(Store *s, const uint8_t *addr, uint8_t rdlen, bool add) {
         unsigned step = rdlen == 4 ? 8 : 4;
+        size_t *n_addrs = &s->n_addrs[rdlen == 16];
 
-        s->n_addrs[rdlen == 16] += add ? 1 : -1;
+        SHARED_STORE(*n_addrs, add ? *n_addrs + 1 : *n_addrs - 1);
         for (unsigned bits = step; bits < rdlen * 8u; bits += step) {
                 Prefix k = prefix_make(addr, rdlen, bits), *p;
 
-                p = g_hash_table_lookup(s->prefixes, &k);
+                p = rcu_hash_lookup(&s->prefixes, prefix_hash(&k), prefix_match, &k);
                 if (add) {
                         if (!p) {
                                 p = g_memdup2(&k, sizeof k);
-                                g_hash_table_add(s->prefixes, p);
+                                rcu_hash_add(&s->prefixes, p);
                         }
                         p->count++;
-                } else if (p && --p->count == 0)
-                        g_hash_table_remove(s->prefixes, p);
+                } else if (p && --p->count == 0) {
+                        rcu_hash_remove(&s->prefixes, p);
+                        free_later(s, p);
+                }
         }
 }
 
-static void addr_index(Store *s, Record *r, bool add) {
-        Record *head;
+/* Adds a node to the names of an address (it has a record with it now, and
+ * had none before). */
+static void addr_link(Store *s, const StoreNode *n, const uint8_t *addr, uint8_t rdlen, uint32_t ttl) {
+        StoreAddr *head = addr_lookup(s, addr, rdlen), *a;
+
+        if (!head) {
+                a = addr_alloc(addr, rdlen, 1, NULL);
+                addr_nodes(a)[0] = n;
+                addr_ttls(a)[0] = ttl;
+                rcu_hash_add(&s->addrs, a);
+                prefixes_count(s, addr, rdlen, true);
+                return;
+        }
+        if (head->n < ADDR_CHUNK_MAX) {
+                /* A copy of the newest chunk with the node in front. */
+                a = addr_copy(head, head->n, n, ttl);
+                rcu_hash_replace(&s->addrs, head, a);
+                free_later(s, head);
+                return;
+        }
+        /* The newest chunk is full: a new one in front of it. */
+        a = addr_alloc(addr, rdlen, 1, head);
+        addr_nodes(a)[0] = n;
+        addr_ttls(a)[0] = ttl;
+        rcu_hash_replace(&s->addrs, head, a);
+}
+
+/* Takes a node out of the names of an address (gone: its last record with
+ * it went), or gives it a new TTL. Removals come newest first (owner lists
+ * are newest first), and the newest sit in the first chunk: usually the
+ * search stops there. */
+static void addr_change(Store *s, const StoreNode *n, const uint8_t *addr, uint8_t rdlen, bool gone,
+                        uint32_t ttl) {
+        StoreAddr *prev = NULL;
+
+        for (StoreAddr *a = addr_lookup(s, addr, rdlen); a; prev = a, a = addr_next(a)) {
+                const StoreNode **nodes = addr_nodes(a);
+                StoreAddr *repl;
+                size_t i;
+
+                for (i = 0; i < a->n && nodes[i] != n; i++)
+                        ;
+                if (i == a->n)
+                        continue;
+
+                if (!gone) {
+                        repl = addr_copy(a, a->n, NULL, 0);
+                        addr_ttls(repl)[i] = ttl;
+                } else if (a->n > 1)
+                        repl = addr_copy(a, i, NULL, 0);
+                else
+                        repl = addr_next(a);
+
+                if (prev)
+                        rcu_publish(*addr_link_field(prev), repl);
+                else if (repl)
+                        rcu_hash_replace(&s->addrs, a, repl);
+                else {
+                        rcu_hash_remove(&s->addrs, a);
+                        prefixes_count(s, addr, rdlen, false);
+                }
+                free_later(s, a);
+                return;
+        }
+}
+
+/* Whether the node holds a value (but in except), and the lowest TTL its
+ * records give it. */
+static bool node_value_ttl(const StoreNode *n, const Record *except, uint16_t type, const uint8_t *rdata,
+                           uint16_t rdlen, uint32_t *ret_ttl) {
+        bool found = false;
+
+        *ret_ttl = UINT32_MAX;
+        for (const Record *r = n->records; r; r = r->node_next)
+                if (r != except && record_same_value(r, type, rdata, rdlen)) {
+                        found = true;
+                        *ret_ttl = MIN(*ret_ttl, r->ttl);
+                }
+        return found;
+}
+
+/* After a change to record r at node n: the address index follows what the
+ * node now holds for r's value. had and old_ttl: what it held before. */
+static void addr_follow(Store *s, const StoreNode *n, const Record *r, bool had, uint32_t old_ttl) {
+        uint32_t ttl;
+        bool has;
 
         if (!record_has_ptr(r))
                 return;
-        head = g_hash_table_lookup(s->addrs, r);
-        if (add) {
-                if (head) {
-                        /* After the head: the key stays as it is. */
-                        r->addr_next = head->addr_next;
-                        head->addr_next = r;
-                } else {
-                        r->addr_next = NULL;
-                        g_hash_table_add(s->addrs, r);
-                        prefixes_count(s, r->rdata, (uint8_t) r->rdlen, true);
-                }
-                return;
-        }
-        if (!head)
-                return;
-        if (head == r) {
-                if (r->addr_next)
-                        g_hash_table_add(s->addrs, r->addr_next);   /* replaces the key */
-                else {
-                        g_hash_table_remove(s->addrs, r);
-                        prefixes_count(s, r->rdata, (uint8_t) r->rdlen, false);
-                }
-        } else
-                /* Removals come newest first (owner lists are newest first),
-                 * and the newest sit right after the head: usually one step. */
-                for (Record *p = head; p->addr_next; p = p->addr_next)
-                        if (p->addr_next == r) {
-                                p->addr_next = r->addr_next;
-                                break;
-                        }
-        r->addr_next = NULL;
+        has = node_value_ttl(n, NULL, r->type, r->rdata, r->rdlen, &ttl);
+        if (has && !had)
+                addr_link(s, n, r->rdata, (uint8_t) r->rdlen, ttl);
+        else if (had && (!has || ttl != old_ttl))
+                addr_change(s, n, r->rdata, (uint8_t) r->rdlen, !has, ttl);
 }
 
 /* Parses the labels of a reverse name before its in-addr.arpa / ip6.arpa
@@ -460,17 +718,18 @@ static int reverse_parse(const uint8_t *wire, size_t suffix, bool v6, uint8_t ad
         return (int) (labels * (v6 ? 4 : 8));
 }
 
-/* The derived side of a lookup: sets ret->addr for the reverse name of an
+/* The derived side of a lookup: sets *ret_addr for the reverse name of an
  * address we hold, and returns whether the name is one or above one. */
-static bool reverse_lookup(const Store *s, const uint8_t *wire, size_t len, const Record **ret_addr) {
+static bool reverse_lookup(const Store *s, const uint8_t *wire, size_t len, const StoreAddr **ret_addr) {
         static const uint8_t in_addr[] = "\7in-addr\4arpa", ip6[] = "\3ip6\4arpa", arpa[] = "\4arpa";
+        size_t n_v4 = SHARED_LOAD(s->n_addrs[0]), n_v6 = SHARED_LOAD(s->n_addrs[1]);
         uint8_t addr[16];
         size_t suffix = 0;
         bool v6;
         int bits;
 
         *ret_addr = NULL;
-        if (s->n_addrs[0] + s->n_addrs[1] == 0)
+        if (n_v4 + n_v6 == 0)
                 return false;
         /* Find the suffix: the last two labels. */
         for (size_t i = 0, prev = SIZE_MAX, prev2 = SIZE_MAX; i < len; i += 1 + wire[i]) {
@@ -491,7 +750,7 @@ static bool reverse_lookup(const Store *s, const uint8_t *wire, size_t len, cons
                 v6 = true;
         else
                 return false;
-        if (s->n_addrs[v6] == 0)
+        if ((v6 ? n_v6 : n_v4) == 0)
                 return false;
         bits = reverse_parse(wire, suffix, v6, addr);
         if (bits < 0)
@@ -499,12 +758,11 @@ static bool reverse_lookup(const Store *s, const uint8_t *wire, size_t len, cons
         if (bits == 0)
                 return true;                    /* in-addr.arpa, ip6.arpa */
         if (bits == (v6 ? 128 : 32)) {
-                Record key = { .rdata = addr, .rdlen = v6 ? 16 : 4 };
-                *ret_addr = g_hash_table_lookup(s->addrs, &key);
+                *ret_addr = addr_lookup(s, addr, v6 ? 16 : 4);
                 return *ret_addr != NULL;
         }
         Prefix k = prefix_make(addr, v6 ? 16 : 4, (unsigned) bits);
-        return g_hash_table_contains(s->prefixes, &k);
+        return rcu_hash_lookup(&s->prefixes, prefix_hash(&k), prefix_match, &k) != NULL;
 }
 
 /* --- owners and records -------------------------------------------------- */
@@ -532,7 +790,7 @@ static Owner *owner_get(Store *s, const char *name, bool create) {
 static void notify(Store *s, RecordChange change, const Record *r) {
         guint n = s->subscribers->len;
 
-        s->version++;
+        SHARED_STORE(s->version, s->version + 1);
         s->notifying = true;
         for (guint i = 0; i < n; i++) {
                 Subscriber sub = g_array_index(s->subscribers, Subscriber, i);
@@ -546,7 +804,8 @@ static void notify(Store *s, RecordChange change, const Record *r) {
                         g_array_remove_index(s->subscribers, i - 1);
 }
 
-/* A record is one allocation: the struct, its rdata and its value string. */
+/* A record is one allocation: the struct, its rdata and its value string.
+ * Records are control plane only: freed at once. */
 static void record_free(Record *r) {
         g_free(r->detail);
         g_free(r);
@@ -556,6 +815,8 @@ static void record_free(Record *r) {
 static void record_remove(Store *s, Record *r) {
         StoreNode *n = record_node(r);
         Owner *o = g_hash_table_lookup(s->owners, r->owner);
+        uint32_t old_ttl;
+        bool had = node_value_ttl(n, NULL, r->type, r->rdata, r->rdlen, &old_ttl);
 
         for (Record **p = &n->records; *p; p = &(*p)->node_next)
                 if (*p == r) {
@@ -571,8 +832,10 @@ static void record_remove(Store *s, Record *r) {
         o->count--;
         s->n_records--;
 
-        rrset_unref(n, r);
-        addr_index(s, r, false);
+        addr_follow(s, n, r, had, old_ttl);
+        /* A node about to go keeps its last view until it leaves the set. */
+        if (n->records || n->n_children > 0)
+                node_publish(s, n, false);
         notify(s, RECORD_REMOVED, r);
 
         record_free(r);
@@ -581,23 +844,14 @@ static void record_remove(Store *s, Record *r) {
         node_prune(s, n);
 }
 
-/* A record's TTL changed: its value's item takes the lowest TTL again. */
-static void rrset_retune(StoreNode *n, const Record *r) {
-        RRSet *set = node_rrset(n, r->type, false);
-
-        for (uint32_t i = 0; set && i < set->n; i++)
-                if (record_same_value(set->items[i].record, r->type, r->rdata, r->rdlen)) {
-                        rrdata_refresh(n, &set->items[i], NULL);
-                        return;
-                }
-}
-
 int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl,
               const char *owner, uint32_t line, const char *detail, const char **ret_error) {
         uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
         char lname[DNS_WIRE_NAME_MAX], v[DNS_RDATA_TEXT_MAX];
         size_t name_len;
         int rdlen, len, vl;
+        uint32_t old_ttl;
+        bool is_new, had;
         StoreNode *n;
         Owner *o;
         Record *r;
@@ -625,7 +879,7 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         }
 
         o = owner_get(s, owner, false);
-        n = node_lookup(s, wire);
+        n = node_lookup(s, wire, (size_t) len);
         if (n && o)
                 for (r = n->records; r; r = r->node_next) {
                         if (r->owner != o->name || !record_same_value(r, type, rdata, (uint16_t) rdlen))
@@ -639,10 +893,14 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
                         if (r->ttl != ttl) {
                                 /* Seen as the old record going and the new one coming. */
                                 Record old = *r;
+
+                                (void) node_value_ttl(n, NULL, type, rdata, (uint16_t) rdlen, &old_ttl);
                                 r->ttl = ttl;
-                                rrset_retune(n, r);
+                                node_publish(s, n, false);
+                                addr_follow(s, n, r, true, old_ttl);
                                 notify(s, RECORD_REMOVED, &old);
                                 notify(s, RECORD_ADDED, r);
+                                change_done(s);
                         }
                         return 0;
                 }
@@ -661,14 +919,15 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         for (size_t i = 0; i < name_len; i++)
                 lname[i] = g_ascii_tolower(name[i]);
         lname[name_len] = 0;
-        n = node_get(s, wire, (size_t) len, lname);
+        n = node_get(s, n, wire, (size_t) len, lname, &is_new);
+        had = node_value_ttl(n, NULL, type, rdata, (uint16_t) rdlen, &old_ttl);
 
         vl = dns_rdata_to_string(type, rdata, (uint16_t) rdlen, v);
         if (vl < 0)
                 vl = 0;
         r = g_malloc(sizeof(Record) + (size_t) rdlen + (size_t) vl + 1);
         *r = (Record) {
-                .name = n->name,
+                .name = node_name(n),
                 .type = type,
                 .ttl = ttl,
                 .line = line,
@@ -696,9 +955,10 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         o->count++;
         s->n_records++;
 
-        rrset_ref(n, r);
-        addr_index(s, r, true);
+        node_publish(s, n, is_new);
+        addr_follow(s, n, r, had, old_ttl);
         notify(s, RECORD_ADDED, r);
+        change_done(s);
         return 1;
 }
 
@@ -713,7 +973,7 @@ int store_remove(Store *s, const char *name, uint16_t type, const char *value, c
         len = dns_name_to_wire(name, wire);
         if (len < 0)
                 return 0;
-        n = node_lookup(s, wire);
+        n = node_lookup(s, wire, (size_t) len);
         if (!n)
                 return 0;
         if (owner) {
@@ -744,6 +1004,7 @@ int store_remove(Store *s, const char *name, uint16_t type, const char *value, c
                 record_remove(s, victims->pdata[i]);
                 removed++;
         }
+        change_done(s);
         return removed;
 }
 
@@ -758,6 +1019,7 @@ int store_remove_owner(Store *s, const char *owner) {
                 if (last)
                         break;  /* the owner is gone with its last record */
         }
+        change_done(s);
         return removed;
 }
 
@@ -783,6 +1045,7 @@ int store_sweep_owner(Store *s, const char *owner) {
                 if (last)
                         break;
         }
+        change_done(s);
         return removed;
 }
 
@@ -791,23 +1054,25 @@ int store_sweep_owner(Store *s, const char *owner) {
 int store_new(Store **ret) {
         Store *s = g_new0(Store, 1);
 
-        s->nodes = g_hash_table_new_full(node_hash, node_equal, node_free, NULL);
+        rcu_hash_init(&s->nodes, node_hash);
+        rcu_hash_init(&s->addrs, addr_hash);
+        rcu_hash_init(&s->prefixes, prefix_hash);
         s->owners = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, owner_free);
-        s->addrs = g_hash_table_new(addr_hash, addr_equal);
-        s->prefixes = g_hash_table_new_full(prefix_hash, prefix_equal, g_free, NULL);
         s->subscribers = g_array_new(FALSE, FALSE, sizeof(Subscriber));
         *ret = s;
         return 0;
 }
 
 Store *store_free(Store *s) {
-        if (!s)
-                return NULL;
-        /* Records hang off owners; free them without events. */
         GHashTableIter it;
         gpointer v;
-        g_hash_table_destroy(s->addrs);
-        g_hash_table_destroy(s->prefixes);
+        size_t iter;
+        void *item;
+
+        if (!s)
+                return NULL;
+        /* No reader is left (the caller stopped them): free at once. Records
+         * hang off owners; free them without events. */
         g_hash_table_iter_init(&it, s->owners);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 for (Record *r = ((Owner *) v)->head, *next; r; r = next) {
@@ -815,14 +1080,31 @@ Store *store_free(Store *s) {
                         record_free(r);
                 }
         g_hash_table_destroy(s->owners);
-        g_hash_table_destroy(s->nodes);
+        for (iter = 0; (item = rcu_hash_next(&s->nodes, &iter));) {
+                g_free((void *) ((StoreNode *) item)->view);
+                g_free(item);
+        }
+        for (iter = 0; (item = rcu_hash_next(&s->addrs, &iter));)
+                for (StoreAddr *a = item, *next; a; a = next) {
+                        next = addr_next(a);
+                        g_free(a);
+                }
+        for (iter = 0; (item = rcu_hash_next(&s->prefixes, &iter));)
+                g_free(item);
+        rcu_hash_done(&s->nodes);
+        rcu_hash_done(&s->addrs);
+        rcu_hash_done(&s->prefixes);
         g_array_free(s->subscribers, TRUE);
+        if (s->retired)
+                g_ptr_array_unref(s->retired);
         g_free(s);
+        /* What earlier changes handed to liburcu is freed on its own time:
+         * none of it points back here. */
         return NULL;
 }
 
 uint64_t store_version(const Store *s) {
-        return s->version;
+        return SHARED_LOAD(s->version);
 }
 
 size_t store_count(const Store *s) {
@@ -902,10 +1184,12 @@ char *record_source(const Record *r) {
         return g_string_free(s, FALSE);
 }
 
+/* --- the answer path: reads only ----------------------------------------- */
+
 const StoreNode *store_lookup_wire(const Store *s, const uint8_t *wire, size_t len) {
         if (len == 0 || len > DNS_WIRE_NAME_MAX)
                 return NULL;
-        return node_lookup(s, wire);
+        return node_lookup(s, wire, len);
 }
 
 const StoreNode *store_lookup(const Store *s, const char *name) {
@@ -914,86 +1198,80 @@ const StoreNode *store_lookup(const Store *s, const char *name) {
         return len < 0 ? NULL : store_lookup_wire(s, wire, (size_t) len);
 }
 
-const RRSet *store_node_rrset(const StoreNode *n, uint16_t type) {
-        for (uint32_t i = 0; n && i < n->n_rrsets; i++)
-                if (n->rrsets[i].type == type)
-                        return &n->rrsets[i];
-        return NULL;
-}
-
-uint32_t store_rrset_rotate(const RRSet *set) {
-        /* The counter is not part of the data: a cast keeps the lookups const. */
-        return ((RRSet *) set)->rotate++;
+bool store_node_rrset(const StoreNode *n, uint16_t type, StoreRRSet *ret) {
+        return store_view_rrset(n ? rcu_dereference(n->view) : NULL, type, ret);
 }
 
 bool store_lookup_name(const Store *s, const uint8_t *wire, size_t len, StoreName *ret) {
-        const StoreNode *n = store_lookup_wire(s, wire, len);
+        const StoreNode *n;
         bool derived;
 
         *ret = (StoreName) {};
         if (len == 0 || len > DNS_WIRE_NAME_MAX)
                 return false;
+        n = node_lookup(s, wire, len);
         derived = reverse_lookup(s, wire, len, &ret->addr);
-        /* A node that holds nothing and has nothing below is a leftover. */
-        if (n && (n->n_rrsets > 0 || n->n_children > 0))
+        if (n) {
                 ret->node = n;
-        ret->exists = ret->node || derived;
+                ret->view = rcu_dereference(n->view);
+        }
+        ret->exists = n || derived;
         return ret->exists;
 }
 
 bool store_name_has_ptr(const StoreName *n) {
-        return n->addr || store_node_rrset(n->node, DNS_TYPE_PTR);
+        StoreRRSet set;
+        return n->addr || store_view_rrset(n->view, DNS_TYPE_PTR, &set);
 }
 
 /* Whether an explicit PTR at the name points to target. */
 static bool explicit_ptr_has(const StoreName *n, const uint8_t *target, size_t len) {
-        const RRSet *set = store_node_rrset(n->node, DNS_TYPE_PTR);
+        StoreRRSet set;
+        const uint8_t *pos;
 
-        for (uint32_t i = 0; set && i < set->n; i++)
-                if (set->items[i].record->rdlen == len && memcmp(set->items[i].record->rdata, target, len) == 0)
+        if (!store_view_rrset(n->view, DNS_TYPE_PTR, &set))
+                return false;
+        pos = set.first;
+        for (uint32_t i = 0; i < set.n; i++) {
+                StoreRR rr;
+
+                store_rr_read(&pos, &rr);
+                if (rr.rdlen == len && memcmp(rr.rdata, target, len) == 0)
                         return true;
+        }
         return false;
 }
 
-/* The lowest TTL of the records at r's node with r's address. Only the
- * first of them (in the node's list) stands for them all, so that a name
- * given by two owners answers once; returns 0 for the others. */
-static uint32_t derived_ttl(const Record *r) {
-        uint32_t ttl = UINT32_MAX;
-
-        for (const Record *o = record_node(r)->records; o; o = o->node_next) {
-                if (!record_same_value(o, r->type, r->rdata, r->rdlen))
-                        continue;
-                if (ttl == UINT32_MAX && o != r)
-                        return 0;
-                ttl = MIN(ttl, o->ttl);
-        }
-        return ttl;
-}
-
-bool store_name_next_ptr(const StoreName *n, const Record **iter,
+bool store_name_next_ptr(const StoreName *n, StorePtrIter *iter,
                          const uint8_t **ret_target, uint16_t *ret_len, uint32_t *ret_ttl) {
-        const Record *r = *iter ? (*iter)->addr_next : n->addr;
+        const StoreAddr *a = iter->started ? iter->chunk : n->addr;
+        uint32_t i = iter->started ? iter->i : 0;
 
-        for (; r; r = r->addr_next) {
-                const uint8_t *target = store_node_wire(record_node(r));
-                size_t len = wire_len(target);
-                uint32_t ttl = derived_ttl(r);
+        iter->started = true;
+        for (; a; a = addr_next(a), i = 0) {
+                const StoreNode *const *nodes = addr_nodes(a);
 
-                if (ttl == 0 || explicit_ptr_has(n, target, len))
-                        continue;
-                *iter = r;
-                *ret_target = target;
-                *ret_len = (uint16_t) len;
-                *ret_ttl = ttl;
-                return true;
+                for (; i < a->n; i++) {
+                        const uint8_t *target = store_node_wire(nodes[i]);
+                        size_t len = wire_len(target);
+
+                        if (explicit_ptr_has(n, target, len))
+                                continue;
+                        iter->chunk = a;
+                        iter->i = i + 1;
+                        *ret_target = target;
+                        *ret_len = (uint16_t) len;
+                        *ret_ttl = addr_ttls(a)[i];
+                        return true;
+                }
         }
-        *iter = NULL;
+        iter->chunk = NULL;
+        iter->i = 0;
         return false;
 }
 
 size_t store_name_n_ptr(const StoreName *n) {
-        const Record *iter = NULL;
+        StorePtrIter iter = {};
         const uint8_t *target;
         uint16_t len;
         uint32_t ttl;
@@ -1004,18 +1282,16 @@ size_t store_name_n_ptr(const StoreName *n) {
         return k;
 }
 
-uint32_t store_name_ptr_ttl(const StoreName *n, const RRData *d) {
-        uint32_t ttl = d->ttl;
+uint32_t store_name_ptr_ttl(const StoreName *n, const StoreRR *explicit_ptr) {
+        const StoreRR *rr = explicit_ptr;
+        uint32_t ttl = rr->ttl;
 
-        for (const Record *r = n->addr; r; r = r->addr_next) {
-                const uint8_t *w = store_node_wire(record_node(r));
-                if (wire_len(w) == d->record->rdlen && memcmp(w, d->record->rdata, d->record->rdlen) == 0)
-                        ttl = MIN(ttl, r->ttl);
-        }
+        for (const StoreAddr *a = n->addr; a; a = addr_next(a))
+                for (uint16_t i = 0; i < a->n; i++) {
+                        const uint8_t *w = store_node_wire(addr_nodes(a)[i]);
+
+                        if (wire_len(w) == rr->rdlen && memcmp(w, rr->rdata, rr->rdlen) == 0)
+                                ttl = MIN(ttl, addr_ttls(a)[i]);
+                }
         return ttl;
-}
-
-uint32_t store_reverse_rotate(const Store *s) {
-        /* As store_rrset_rotate(): the counter is not part of the data. */
-        return ((Store *) s)->reverse_rotate++;
 }

@@ -5,31 +5,40 @@
  *
  * Names are kept lowercased, without the trailing dot. A record is identified
  * by (name, type, rdata, owner): the same name, type and value from two owners
- * are two records, but answer once (the rrset keeps a reference count).
+ * are two records, but answer once, with the lower TTL.
  * Every A/AAAA record (but a wildcard's) also answers PTR queries for its
  * reverse name. Those PTRs are not stored as nodes: an address index maps
- * each address to its records, and store_lookup_name() turns a reverse name
- * back into an address (see there).
+ * each address to the names holding it, and store_lookup_name() turns a
+ * reverse name back into an address (see there).
  * The store keeps every ancestor of a name as a node too (an "empty
  * non-terminal" when it holds no data), so NXDOMAIN vs NODATA and wildcard
- * closest-encloser lookups (RFC 4592) are exact. */
+ * closest-encloser lookups (RFC 4592) are exact.
+ *
+ * One thread at a time changes the store (in the daemon, the control loop);
+ * the functions above the answer-path section are for that thread only.
+ * Answering threads read it concurrently, lock-free (see below). */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dns-name.h"
 #include "dns-rdata.h"
 #include "macro.h"
+#include "rcu.h"
 
 #define STORE_TTL_MAX 604800u   /* a week; larger TTLs are refused */
 
 typedef struct Store Store;
 typedef struct StoreNode StoreNode;
+typedef struct StoreView StoreView;
+typedef struct StoreAddr StoreAddr;
 
 typedef struct Record {
-        /* All read-only outside store.c. Pointers first, so the struct packs. */
+        /* All read-only outside store.c, and control plane only: the answer
+         * path never sees a Record. Pointers first, so the struct packs. */
         const char *name;       /* lowercased, no trailing dot; owned by the node */
         char *value;            /* canonical presentation form: "10.0.0.1", "::1", "a.example.com", "some text" */
         const char *owner;      /* interned: "hosts:/dir/file", "docker:<id>", "dbus", "api", "peer:<node>" */
@@ -38,7 +47,6 @@ typedef struct Record {
         uint64_t added_usec;    /* CLOCK_REALTIME when first added */
         struct Record *node_next;   /* records at the same node */
         struct Record *owner_next, *owner_prev;   /* records of the same owner */
-        struct Record *addr_next;   /* A/AAAA records with the same address (store.c only) */
         uint16_t type;
         uint16_t rdlen;
         uint32_t ttl;
@@ -55,32 +63,18 @@ static inline bool store_owner_is_local(const char *owner) {
         return owner && strncmp(owner, "peer:", 5) != 0 && strncmp(owner, "etcd:", 5) != 0;
 }
 
-/* One deduplicated value of an rrset as the DNS answer path sees it. */
-typedef struct RRData {
-        const Record *record;   /* one of the records holding this value: its rdata and rdlen */
-        uint32_t ttl;           /* the lowest TTL any owner gave this value */
-        uint32_t refs;          /* how many records hold it */
-} RRData;
-
-typedef struct RRSet {
-        uint16_t type;
-        uint32_t n;
-        uint32_t allocated;     /* 0: items is &item_inline (room for one value) */
-        uint32_t rotate;        /* round-robin start, advanced by store_rrset_rotate() */
-        RRData *items;
-        RRData item_inline;     /* most rrsets hold one value: no allocation */
-} RRSet;
-
-/* A node is one allocation: this struct, then its lowercased wire name (the
- * hash key), then its presentation name once it holds records. */
+/* A name of the store. The control plane (the thread that changes the store)
+ * reads records and n_children; the answer path reads only the view, and the
+ * wire name after the struct. */
 struct StoreNode {
-        char *name;             /* presentation form, no trailing dot; NULL on nodes that never
-                                 * held an explicit record (ancestors) */
         Record *records;        /* explicit records at this name */
-        RRSet *rrsets;          /* &rrset_inline while there is one type, else an array */
-        uint32_t n_children;    /* nodes directly below this one */
-        uint32_t n_rrsets;
-        RRSet rrset_inline;
+        const StoreView *view;  /* what the answer path reads; NULL when the node holds no
+                                 * records (an ancestor of some). Published with rcu_publish(). */
+        uint32_t hash;          /* of the wire name */
+        uint32_t n_children : 31;   /* nodes directly below this one */
+        uint32_t has_name : 1;      /* the presentation name follows the wire name */
+        /* then the lowercased wire name (the hash key), then the presentation
+         * name once the node held records */
 };
 
 static inline const uint8_t *store_node_wire(const StoreNode *n) {
@@ -121,9 +115,18 @@ int store_remove_owner(Store *s, const char *owner);
 void store_mark_owner(Store *s, const char *owner);
 int store_sweep_owner(Store *s, const char *owner);
 
-uint64_t store_version(const Store *s);     /* grows by one with each change */
+uint64_t store_version(const Store *s);     /* grows by one with each change; readable by the answer path */
 size_t store_count(const Store *s);         /* explicit records */
 size_t store_count_owner_prefix(const Store *s, const char *prefix);   /* e.g. "hosts:" */
+
+/* Memory a change replaced (old views, nodes that went, ...) is freed after
+ * an RCU grace period. By default each change hands it to liburcu as it
+ * ends; with a flush hook, the hook is called when the first such piece is
+ * set aside, and its owner calls store_flush() later (the daemon: once per
+ * loop iteration), so that a burst of changes costs one hand-over. */
+typedef void (*StoreFlushHook)(Store *s, void *userdata);
+void store_set_flush_hook(Store *s, StoreFlushHook hook, void *userdata);
+void store_flush(Store *s);
 
 int store_subscribe(Store *s, StoreSubscriber cb, void *userdata);
 void store_unsubscribe(Store *s, StoreSubscriber cb, void *userdata);
@@ -140,7 +143,21 @@ int store_foreach(const Store *s, const char *name, const char *owner_prefix, St
  * "peer:node-b · docker:3f2a... (web)". */
 char *record_source(const Record *r);
 
-/* --- lookups for the DNS answer path ----------------------------------- */
+/* --- the answer path ------------------------------------------------------
+ *
+ * Answering threads read the store with no lock and no write, between
+ * rcu_reader_lock() and rcu_reader_unlock() (rcu.h); the thread that changes
+ * the store may also read it without. What a lookup returns stays valid
+ * until the unlock.
+ *
+ * Each change publishes the new state of the names it touches: a name's
+ * view (its rrsets, each value with its wire rdata and the lowest TTL any
+ * owner gave it) is immutable and replaced as a whole, so a reader sees a
+ * name's state before or after a change, never a mix. The derived PTRs of an
+ * address come in chunks of up to 32 names: each chunk is replaced as a
+ * whole, so an address held by at most 32 names reads as one state too;
+ * beyond that, a read during a burst of changes sees each name with or
+ * without its own change. */
 
 /* Exact lookup by lowercased wire-format name (len includes the root byte).
  * Returns NULL if no node. Nodes hold explicit records and their ancestors
@@ -149,20 +166,51 @@ char *record_source(const Record *r);
 const StoreNode *store_lookup_wire(const Store *s, const uint8_t *wire, size_t len);
 /* Same, by presentation name (any case, trailing dot optional). */
 const StoreNode *store_lookup(const Store *s, const char *name);
-const RRSet *store_node_rrset(const StoreNode *n, uint16_t type);
-static inline bool store_node_has_data(const StoreNode *n) {
-        return n && n->n_rrsets > 0;
+
+/* One rrset of a view, and one of its values. */
+typedef struct StoreRRSet {
+        uint16_t type;
+        uint32_t n;             /* values */
+        const uint8_t *first;   /* the first value, for store_rr_read() */
+} StoreRRSet;
+
+typedef struct StoreRR {
+        const uint8_t *rdata;
+        uint16_t rdlen;
+        uint32_t ttl;
+} StoreRR;
+
+unsigned store_view_n_rrsets(const StoreView *v);          /* 0 for NULL */
+/* The rrset of a type, or false when the view has none. */
+bool store_view_rrset(const StoreView *v, uint16_t type, StoreRRSet *ret);
+/* The i-th rrset, i < store_view_n_rrsets(). */
+void store_view_rrset_at(const StoreView *v, unsigned i, StoreRRSet *ret);
+
+/* Reads the value at *pos (start at set->first) and moves *pos past it.
+ * Values are packed: a 4-byte TTL, a 2-byte length, the rdata. */
+static inline void store_rr_read(const uint8_t **pos, StoreRR *ret) {
+        const uint8_t *p = *pos;
+
+        memcpy(&ret->ttl, p, sizeof ret->ttl);
+        memcpy(&ret->rdlen, p + 4, sizeof ret->rdlen);
+        ret->rdata = p + 6;
+        *pos = p + 6 + ret->rdlen;
 }
-/* Rotates the start of an rrset for round-robin answers. Mutates only the
- * rotation counter, so the answer path stays a read of the store otherwise. */
-uint32_t store_rrset_rotate(const RRSet *set);
+
+/* A node's current rrset of a type (for the control plane and tests). */
+bool store_node_rrset(const StoreNode *n, uint16_t type, StoreRRSet *ret);
+static inline bool store_node_has_data(const StoreNode *n) {
+        return n && n->records;
+}
 
 /* What the answer path knows about a name: its node (explicit records, or an
- * ancestor of some), and, for a reverse name (in-addr.arpa, ip6.arpa), the
- * A/AAAA records of that address, which answer its PTR queries. */
+ * ancestor of some) with the view read once, and, for a reverse name
+ * (in-addr.arpa, ip6.arpa), the names holding that address, which answer its
+ * PTR queries. */
 typedef struct StoreName {
-        const StoreNode *node;  /* NULL when there is none, or it holds nothing and has nothing below */
-        const Record *addr;     /* first record of the address (iterate with store_name_next_ptr), or NULL */
+        const StoreNode *node;  /* NULL when there is none */
+        const StoreView *view;  /* the node's view as read by the lookup; NULL when none */
+        const StoreAddr *addr;  /* the names of the address (see store_name_next_ptr()), or NULL */
         bool exists;            /* the name exists: data at it, or a name below it (NODATA, not NXDOMAIN) */
 } StoreName;
 
@@ -176,14 +224,18 @@ bool store_name_has_ptr(const StoreName *n);
 
 /* The derived PTRs of a name, one per target name, leaving out targets that
  * an explicit PTR at the name holds too (those answer once, from the
- * explicit rrset, with store_name_ptr_ttl()). Start with *iter = NULL; each
- * call gives the target's wire name, its length and the lowest TTL of the records that
- * make it, and returns false at the end. */
-bool store_name_next_ptr(const StoreName *n, const Record **iter,
+ * explicit rrset, with store_name_ptr_ttl()). Start with a zeroed iterator;
+ * each call gives the target's wire name, its length and the lowest TTL of
+ * the records that make it, and returns false at the end. */
+typedef struct StorePtrIter {
+        const StoreAddr *chunk;
+        uint32_t i;
+        bool started;
+} StorePtrIter;
+bool store_name_next_ptr(const StoreName *n, StorePtrIter *iter,
                          const uint8_t **ret_target, uint16_t *ret_len, uint32_t *ret_ttl);
 size_t store_name_n_ptr(const StoreName *n);    /* how many store_name_next_ptr() gives */
-/* The TTL to answer an explicit PTR item with: its own, or lower when records
- * of the address point to the same target. */
-uint32_t store_name_ptr_ttl(const StoreName *n, const RRData *d);
-/* Round robin over the derived PTRs of reverse names. */
-uint32_t store_reverse_rotate(const Store *s);
+/* The TTL to answer an explicit PTR value with: its own, or lower when names
+ * of the address are that target too. */
+uint32_t store_name_ptr_ttl(const StoreName *n, const StoreRR *explicit_ptr);
+

@@ -153,6 +153,7 @@ static void test_defaults(void) {
         CHECK_INT_EQ(c.negative_ttl, 5);
         CHECK_INT_EQ(c.tcp_idle_timeout_msec, 10000);
         CHECK_INT_EQ(c.tcp_max_connections, 256);
+        CHECK_INT_EQ(c.dns_threads, 0);            /* unset: the DNS server picks one per CPU */
         CHECK_STREQ(c.hosts_directory, NULL);
         CHECK(c.docker_enabled);
         CHECK_STREQ(c.docker_host, "unix:///var/run/docker.sock");
@@ -221,6 +222,7 @@ static const char full_file[] =
         "NegativeTTL=10\n"
         "TCPIdleTimeoutSec=2.5\n"
         "TCPMaxConnections=17\n"
+        "Threads=3\n"
         "\n"
         "[Hosts]\n"
         "Directory=/srv/hosts\n"
@@ -271,6 +273,7 @@ static void test_file(void) {
         CHECK_INT_EQ(c.negative_ttl, 10);
         CHECK_INT_EQ(c.tcp_idle_timeout_msec, 2500);
         CHECK_INT_EQ(c.tcp_max_connections, 17);
+        CHECK_INT_EQ(c.dns_threads, 3);
         CHECK_STREQ(c.hosts_directory, "/srv/hosts");
         CHECK(!c.docker_enabled);
         CHECK_STREQ(c.docker_host, "tcp://192.0.2.9:2375");
@@ -411,6 +414,7 @@ static void test_environment_names(void) {
                                  "DNS_DOMAINS=a.example,B.example.",
                                  "DNS_TTL=61",
                                  "DNS_NEGATIVE_TTL=11",
+                                 "DNS_THREADS=5",
                                  "NODE_ID=node.env_1",
                                  "ENABLE_DNS_SYNC=true",
                                  "DISCOVERY_PORT=1889",
@@ -440,6 +444,7 @@ static void test_environment_names(void) {
         }
         CHECK_INT_EQ(c.default_ttl, 61);
         CHECK_INT_EQ(c.negative_ttl, 11);
+        CHECK_INT_EQ(c.dns_threads, 5);
         CHECK_STREQ(c.node_id, "node.env_1");
         CHECK(c.cluster_enabled);
         CHECK_INT_EQ(c.discovery_port, 1889);
@@ -502,7 +507,7 @@ static void test_command_line(void) {
 
         LOAD_OK(&c, ARGV("--hostip=192.0.2.20", "--hostip6=2001:db8::20", "--dns-port=2053",
                          "--dns-bind-address=127.0.0.2", "--domains=cli.example", "--ttl=62",
-                         "--negative-ttl=12", "--hosts-directory=/cli/hosts",
+                         "--negative-ttl=12", "--hosts-directory=/cli/hosts", "--dns-threads=2",
                          "--docker-host=unix:///cli/docker.sock", "--no-docker", "--http-host=localhost",
                          "--http-port=2500", "--no-http", "--api-token=cli-token", "--bus=none",
                          "--cluster", "--node-id=node-cli", "--discovery-port=2889", "--swim-port=2890",
@@ -518,6 +523,7 @@ static void test_command_line(void) {
                 CHECK_STREQ(c.dns_domains[0], "cli.example");
         CHECK_INT_EQ(c.default_ttl, 62);
         CHECK_INT_EQ(c.negative_ttl, 12);
+        CHECK_INT_EQ(c.dns_threads, 2);
         CHECK_STREQ(c.hosts_directory, "/cli/hosts");
         CHECK_STREQ(c.docker_host, "unix:///cli/docker.sock");
         CHECK(!c.docker_enabled);
@@ -587,6 +593,8 @@ static void test_validation(void) {
         /* command line */
         LOAD_FAILS(ARGV("--bus=sessio"), ENVP(empty_env), "--bus=sessio: expected system, user or none");
         LOAD_FAILS(ARGV("--dns-port=abc"), ENVP(empty_env), "--dns-port=abc", "port number");
+        LOAD_FAILS(ARGV("--dns-threads=0"), ENVP(empty_env), "--dns-threads=0", "1 to 64");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_THREADS=65"), "DNS_THREADS=65", "1 to 64");
         LOAD_FAILS(ARGV("--hostip=1.2.3"), ENVP(empty_env), "--hostip=1.2.3", "IPv4");
         LOAD_FAILS(ARGV("--ttl=-5"), ENVP(empty_env), "--ttl=-5", "0 to 604800");
         LOAD_FAILS(ARGV("--log-level=loud"), ENVP(empty_env), "--log-level=loud", "log level");
@@ -602,6 +610,7 @@ static void test_validation(void) {
         } file_cases[] = {
                 { "[DNS]\nPort=abc\n", "[DNS] Port=abc in ", "port number" },
                 { "[DNS]\nTCPMaxConnections=0\n", "[DNS] TCPMaxConnections=0 in ", "1 to 65536" },
+                { "[DNS]\nThreads=many\n", "[DNS] Threads=many in ", "1 to 64" },
                 { "[DNS]\nTCPMaxConnections=65537\n", "[DNS] TCPMaxConnections=65537 in ", "1 to 65536" },
                 { "[DNS]\nTCPIdleTimeoutSec=abc\n", "[DNS] TCPIdleTimeoutSec=abc in ", "seconds" },
                 { "[DNS]\nTCPIdleTimeoutSec=0\n", "[DNS] TCPIdleTimeoutSec=0 in ", "seconds" },

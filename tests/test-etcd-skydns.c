@@ -298,7 +298,7 @@ static void test_store(void) {
         };
         Store *s = NULL;
         const StoreNode *n;
-        const RRSet *set;
+        StoreRRSet set;
         unsigned count = 0;
 
         CHECK(store_new(&s) == 0);
@@ -314,10 +314,8 @@ static void test_store(void) {
         }
         n = store_lookup(s, "web.example.com");
         CHECK(n);
-        set = store_node_rrset(n, DNS_TYPE_A);
-        CHECK(set && set->n == 2);
-        set = store_node_rrset(n, DNS_TYPE_AAAA);
-        CHECK(set && set->n == 1);
+        CHECK(store_node_rrset(n, DNS_TYPE_A, &set) && set.n == 2);
+        CHECK(store_node_rrset(n, DNS_TYPE_AAAA, &set) && set.n == 1);
         CHECK(store_lookup(s, "*.example.com"));
         (void) store_foreach(s, NULL, "etcd:/skydns/com/example/web/", count_records, &count);
         CHECK(count == 3);

@@ -3,7 +3,9 @@
  * mark and sweep, versions and change events, derived PTRs (the address
  * index and reverse empty non-terminals), empty non-terminals. */
 
+#include <glib.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "store.h"
 #include "test-util.h"
@@ -24,8 +26,25 @@ static void on_change(Store *s, RecordChange change, const Record *r, void *user
 }
 
 static unsigned rrset_size(const Store *s, const char *name, uint16_t type) {
-        const RRSet *set = store_node_rrset(store_lookup(s, name), type);
-        return set ? set->n : 0;
+        StoreRRSet set;
+        return store_node_rrset(store_lookup(s, name), type, &set) ? set.n : 0;
+}
+
+/* The TTL of the first value of a name's rrset, 0 when there is none. */
+static uint32_t first_ttl(const Store *s, const char *name, uint16_t type) {
+        StoreRRSet set;
+        const uint8_t *pos;
+        StoreRR rr;
+
+        if (!store_node_rrset(store_lookup(s, name), type, &set))
+                return 0;
+        pos = set.first;
+        store_rr_read(&pos, &rr);
+        return rr.ttl;
+}
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
 /* The answer path's view of a name. */
@@ -37,15 +56,16 @@ static bool lookup_name(const Store *s, const char *name, StoreName *ret) {
         return store_lookup_name(s, wire, (size_t) len, ret);
 }
 
-/* The derived PTRs of a reverse name, as "target/ttl" joined by spaces in
- * the iterator's order; "" when there are none, "-" when the name does not exist. */
+/* The derived PTRs of a reverse name, as "target/ttl" sorted and joined by
+ * spaces; "" when there are none, "-" when the name does not exist. */
 static const char *derived_ptrs(const Store *s, const char *name) {
         static char out[1024];
-        const Record *iter = NULL;
+        StorePtrIter iter = {};
         const uint8_t *target;
         uint16_t len;
         uint32_t ttl;
         StoreName n;
+        char *items[64];
         size_t o = 0, count = 0;
 
         out[0] = 0;
@@ -54,10 +74,17 @@ static const char *derived_ptrs(const Store *s, const char *name) {
         while (store_name_next_ptr(&n, &iter, &target, &len, &ttl)) {
                 char t[1024];
                 CHECK(dns_wire_to_name(target, len, t, sizeof t) >= 0);
-                o += (size_t) snprintf(out + o, sizeof out - o, "%s%s/%u", o ? " " : "", t, ttl);
+                if (count < ELEMENTSOF(items))
+                        items[count] = g_strdup_printf("%s/%u", t, ttl);
                 count++;
         }
         CHECK(count == store_name_n_ptr(&n));
+        count = MIN(count, ELEMENTSOF(items));
+        qsort(items, count, sizeof items[0], compare_strings);
+        for (size_t i = 0; i < count; i++) {
+                o += (size_t) snprintf(out + o, sizeof out - o, "%s%s", o ? " " : "", items[i]);
+                g_free(items[i]);
+        }
         return out;
 }
 
@@ -83,7 +110,7 @@ static void test_add_union_dedup(void) {
         CHECK(store_add(s, "app.example.com", DNS_TYPE_A, "10.0.0.1", 10, "docker:abc", 0, "web", NULL) == 1);
         CHECK(store_count(s) == 2);
         CHECK(rrset_size(s, "app.example.com", DNS_TYPE_A) == 1);
-        CHECK(store_node_rrset(store_lookup(s, "app.example.com"), DNS_TYPE_A)->items[0].ttl == 10);
+        CHECK(first_ttl(s, "app.example.com", DNS_TYPE_A) == 10);
 
         /* A second value: union. */
         CHECK(store_add(s, "app.example.com", DNS_TYPE_A, "10.0.0.2", 30, "docker:abc", 0, "web", NULL) == 1);
@@ -93,7 +120,7 @@ static void test_add_union_dedup(void) {
         CHECK(store_remove_owner(s, "docker:abc") == 2);
         CHECK(store_count(s) == 1);
         CHECK(rrset_size(s, "app.example.com", DNS_TYPE_A) == 1);
-        CHECK(store_node_rrset(store_lookup(s, "app.example.com"), DNS_TYPE_A)->items[0].ttl == 30);
+        CHECK(first_ttl(s, "app.example.com", DNS_TYPE_A) == 30);
         CHECK(ev.removed == 2);
         CHECK(store_version(s) == 5);
 
@@ -193,11 +220,11 @@ static void test_reverse_index(void) {
         CHECK(store_add(s, "a.test", DNS_TYPE_A, "10.9.8.7", 20, "docker:x", 0, NULL, NULL) == 1);
         CHECK(store_add(s, "c.test", DNS_TYPE_A, "10.9.8.7", 40, "api", 0, NULL, NULL) == 1);
         CHECK(store_add(s, "*.w.test", DNS_TYPE_A, "10.9.8.7", 40, "api", 0, NULL, NULL) == 1);
-        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/20 b.test/30"));
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "a.test/20 b.test/30 c.test/40"));
 
         /* A TTL change moves the derived TTL both ways. */
         CHECK(store_add(s, "a.test", DNS_TYPE_A, "10.9.8.7", 90, "docker:x", 0, NULL, NULL) == 0);
-        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/60 b.test/30"));
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "a.test/60 b.test/30 c.test/40"));
 
         /* An explicit PTR: answered from the rrset; a target the address
          * gives too is left to it (so it answers once, store_name_ptr_ttl()
@@ -205,17 +232,23 @@ static void test_reverse_index(void) {
         CHECK(store_add(s, "7.8.9.10.in-addr.arpa", DNS_TYPE_PTR, "Mail.Test.", 100, "api", 0, NULL, NULL) == 1);
         CHECK(store_add(s, "7.8.9.10.in-addr.arpa", DNS_TYPE_PTR, "b.test", 100, "api", 0, NULL, NULL) == 1);
         CHECK(lookup_name(s, "7.8.9.10.in-addr.arpa", &n) && n.node && n.addr);
-        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/60"));
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "a.test/60 c.test/40"));
         {
-                const RRSet *set = store_node_rrset(n.node, DNS_TYPE_PTR);
-                CHECK(set && set->n == 2);
-                for (uint32_t i = 0; set && i < set->n; i++) {
+                StoreRRSet set;
+                const uint8_t *pos;
+
+                CHECK(store_view_rrset(n.view, DNS_TYPE_PTR, &set) && set.n == 2);
+                pos = set.first;
+                for (uint32_t i = 0; i < set.n; i++) {
                         char t[1024];
-                        CHECK(dns_wire_to_name(set->items[i].record->rdata, set->items[i].record->rdlen, t, sizeof t) > 0);
+                        StoreRR rr;
+
+                        store_rr_read(&pos, &rr);
+                        CHECK(dns_wire_to_name(rr.rdata, rr.rdlen, t, sizeof t) > 0);
                         if (streq(t, "b.test"))
-                                CHECK(store_name_ptr_ttl(&n, &set->items[i]) == 30);
+                                CHECK(store_name_ptr_ttl(&n, &rr) == 30);
                         else
-                                CHECK(streq(t, "mail.test") && store_name_ptr_ttl(&n, &set->items[i]) == 100);
+                                CHECK(streq(t, "mail.test") && store_name_ptr_ttl(&n, &rr) == 100);
                 }
         }
         /* An explicit PTR alone makes its reverse name, as any record. */
@@ -226,7 +259,7 @@ static void test_reverse_index(void) {
         /* Removals in every position of the address chain: the head (the
          * first added), the middle, the newest. */
         CHECK(store_remove(s, "a.test", DNS_TYPE_A, "10.9.8.7", "hosts:/h") == 1);
-        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "c.test/40 a.test/90"));
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "a.test/90 c.test/40"));
         CHECK(store_remove(s, "c.test", 0, NULL, NULL) == 1);
         CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "a.test/90"));
         CHECK(store_remove_owner(s, "docker:x") == 2);
@@ -270,6 +303,60 @@ static void test_many_on_one_address(void) {
         CHECK(!lookup_name(s, "0.0.0.0.in-addr.arpa", &n));
 }
 
+/* More names on one address than one chunk holds: removals and TTL changes
+ * anywhere in the chain, and each name still answers once. */
+static void test_address_chunks(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        const uint8_t *target;
+        StorePtrIter iter;
+        char name[64];
+        uint16_t len;
+        uint32_t ttl;
+        StoreName n;
+        unsigned seen[100];
+
+        CHECK(store_new(&s) == 0);
+        for (unsigned i = 0; i < 100; i++) {
+                snprintf(name, sizeof name, "c%u.chunk.test", i);
+                CHECK(store_add(s, name, DNS_TYPE_A, "10.7.7.7", 30, "api", 0, NULL, NULL) == 1);
+        }
+        CHECK(lookup_name(s, "7.7.7.10.in-addr.arpa", &n) && store_name_n_ptr(&n) == 100);
+        /* The oldest (last chunk), one in the middle, the newest; a new TTL
+         * for one in an older chunk; a second owner with a lower TTL. */
+        CHECK(store_remove(s, "c0.chunk.test", 0, NULL, NULL) == 1);
+        CHECK(store_remove(s, "c50.chunk.test", 0, NULL, NULL) == 1);
+        CHECK(store_remove(s, "c99.chunk.test", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "c10.chunk.test", DNS_TYPE_A, "10.7.7.7", 90, "api", 0, NULL, NULL) == 0);
+        CHECK(store_add(s, "c20.chunk.test", DNS_TYPE_A, "10.7.7.7", 5, "docker:x", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "c98.chunk.test", DNS_TYPE_A, "10.7.7.8", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(lookup_name(s, "7.7.7.10.in-addr.arpa", &n) && store_name_n_ptr(&n) == 97);
+
+        memset(seen, 0, sizeof seen);
+        iter = (StorePtrIter) {};
+        while (store_name_next_ptr(&n, &iter, &target, &len, &ttl)) {
+                char t[1024];
+                unsigned i;
+
+                CHECK(dns_wire_to_name(target, len, t, sizeof t) > 0);
+                CHECK(t[0] == 'c' && g_str_has_suffix(t, ".chunk.test"));
+                i = (unsigned) strtoul(t + 1, NULL, 10);
+                CHECK(i < 100);
+                seen[i]++;
+                CHECK(ttl == (i == 10 ? 90u : i == 20 ? 5u : 30u));
+        }
+        for (unsigned i = 0; i < 100; i++)
+                CHECK(seen[i] == (i == 0 || i == 50 || i == 99 ? 0u : 1u));
+
+        /* Dropping the lower TTL gives the name its own again. */
+        CHECK(store_remove_owner(s, "docker:x") == 1);
+        CHECK(lookup_name(s, "7.7.7.10.in-addr.arpa", &n));
+        iter = (StorePtrIter) {};
+        while (store_name_next_ptr(&n, &iter, &target, &len, &ttl))
+                CHECK(ttl == 30 || ttl == 90);
+        CHECK(store_remove_owner(s, "api") == 98);
+        CHECK(!lookup_name(s, "7.7.7.10.in-addr.arpa", &n));
+}
+
 static void test_mark_sweep(void) {
         _cleanup_(store_freep) Store *s = NULL;
         Events ev = {};
@@ -301,7 +388,7 @@ static void test_mark_sweep(void) {
         ev = (Events) {};
         CHECK(store_add(s, "three.test", DNS_TYPE_A, "10.1.0.3", 60, "hosts:/d/g", 1, NULL, NULL) == 0);
         CHECK(ev.added == 1 && ev.removed == 1);
-        CHECK(store_node_rrset(store_lookup(s, "three.test"), DNS_TYPE_A)->items[0].ttl == 60);
+        CHECK(first_ttl(s, "three.test", DNS_TYPE_A) == 60);
 }
 
 static int count_cb(const Record *r, void *userdata) {
@@ -413,6 +500,7 @@ int main(void) {
         test_nodes_and_ptr();
         test_reverse_index();
         test_many_on_one_address();
+        test_address_chunks();
         test_mark_sweep();
         test_foreach_source();
         test_many();
