@@ -33,6 +33,9 @@ import sys
 import time
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
 def encode_query(qid, name):
     header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     q = b""
@@ -69,6 +72,7 @@ def main():
     family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.connect((args.server, args.port))
     sock.setblocking(False)
 
@@ -86,26 +90,35 @@ def main():
 
     last_check = start
 
-    def receive(now):
+    def receive():
         nonlocal rcode_errors
         while True:
             try:
-                data = sock.recv(4096)
+                data, anc, _, _ = sock.recvmsg(4096, 64)
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionRefusedError:
                 continue
+            # The kernel's arrival time: right even when this process itself
+            # was kept off the CPU for a while (a busy machine).
+            arrived = time.time()
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    arrived = sec + nsec / 1e9
             if len(data) < 12:
                 continue
             rid, flags = struct.unpack("!HH", data[:4])
             t = pending.pop(rid, None)
             if t is None:
                 continue        # late (already counted lost) or not ours
-            delays.append(now - t)
+            delays.append(max(0.0, arrived - t))
             if flags & 0x000F:
                 rcode_errors += 1
 
     while True:
+        # Replies first: what has arrived is not lost, however late we look.
+        receive()
         now = time.perf_counter()
         if args.stop_file and now >= end and now - last_check >= 0.05:
             last_check = now
@@ -119,7 +132,7 @@ def main():
             qid = (qid + 1) & 0xFFFF
             name = args.names.replace("{}", str(random.randrange(args.count))) if "{}" in args.names else args.names
             # An ID still pending from 131 s ago would be reused only at 2 ms x 65536: never here.
-            pending[qid] = now
+            pending[qid] = time.time()
             try:
                 sock.send(encode_query(qid, name))
             except (BlockingIOError, ConnectionRefusedError):
@@ -131,13 +144,13 @@ def main():
             if next_send < now - interval:     # we fell behind: do not burst to catch up
                 next_send = now
         # Expire what waited too long.
-        for k in [k for k, t in pending.items() if now - t > lost_after]:
+        wall = time.time()
+        for k in [k for k, t in pending.items() if wall - t > lost_after]:
             del pending[k]
             lost += 1
         timeout = max(0.0, min(next_send if now < end else end + lost_after, now + 0.05) - time.perf_counter())
-        r, _, _ = select.select([sock], [], [], timeout)
-        if r:
-            receive(time.perf_counter())
+        select.select([sock], [], [], timeout)
+    receive()
     lost += len(pending)
 
     delays.sort()

@@ -311,9 +311,20 @@ static bool matches(const RecordCopy *r, const char *q, GString *scratch) {
         return strcasestr(scratch->str, q) != NULL;
 }
 
-GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q) {
+/* Ends the piece being written once it is big enough, so that the answer is
+ * many pieces of about RECORDS_PIECE_BYTES: libsoup frees each once it is
+ * sent, and no single free of a 20 MB block (an munmap of it) lands on the loop. */
+static void piece_check(GPtrArray *pieces, GString **out, bool last) {
+        if (!last && (*out)->len < RECORDS_PIECE_BYTES)
+                return;
+        g_ptr_array_add(pieces, g_string_free_to_bytes(*out));
+        *out = last ? NULL : g_string_sized_new(RECORDS_PIECE_BYTES + 4096);
+}
+
+GPtrArray *records_render_pieces(RecordsSnapshot *s, const RecordsQuery *q) {
         g_autoptr(GString) scratch = g_string_new(NULL);
         g_autofree const RecordCopy **list = NULL;
+        GPtrArray *pieces = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
         uint64_t first, end;
         size_t n = 0;
         GString *out;
@@ -330,7 +341,7 @@ GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q) {
         first = MIN(q->offset, (uint64_t) n);
         end = q->limit >= (uint64_t) n - first ? (uint64_t) n : first + q->limit;
 
-        out = g_string_sized_new(64 + (size_t) (end - first) * 200);
+        out = g_string_sized_new(MIN(64 + (size_t) (end - first) * 200, (size_t) RECORDS_PIECE_BYTES + 4096));
         g_string_append_printf(out, "{\"status\":\"success\",\"total_records\":%zu,", q->extended ? s->total : n);
         if (q->extended) {
                 g_string_append_printf(out, "\"matched_records\":%zu,\"offset\":%" PRIu64 ",", n, q->offset);
@@ -355,9 +366,29 @@ GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q) {
                 g_string_append(out, ",\"added\":");
                 append_time(out, r->added_usec);
                 g_string_append_c(out, '}');
+                piece_check(pieces, &out, false);
         }
         g_string_append(out, "]}");
-        return g_string_free_to_bytes(out);
+        piece_check(pieces, &out, true);
+        return pieces;
+}
+
+GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q) {
+        g_autoptr(GPtrArray) pieces = records_render_pieces(s, q);
+        GByteArray *all = g_byte_array_new();
+
+        guint size;
+
+        for (guint i = 0; i < pieces->len; i++) {
+                gsize n;
+                const guint8 *d = g_bytes_get_data(pieces->pdata[i], &n);
+
+                g_byte_array_append(all, d, (guint) n);
+        }
+        /* NUL-terminated, as a GString's bytes are, for parsers that want a string. */
+        size = all->len;
+        g_byte_array_append(all, (const guint8 *) "", 1);
+        return g_bytes_new_take(g_byte_array_free(all, FALSE), size);
 }
 
 /* --- the export ------------------------------------------------------------ */
@@ -376,7 +407,7 @@ struct RecordsExport {
         sd_event_source *copy_source;   /* defer: the next batch */
         Worker *worker;
         RecordsSnapshot *snapshot;
-        GBytes *body;                   /* rendered */
+        GPtrArray *body;                /* rendered: GBytes pieces */
         bool rendering;                 /* on the worker: freed when it is done */
         bool cancelled;
 };
@@ -401,7 +432,7 @@ static void export_free(RecordsExport *x) {
         if (x->rescued)
                 g_hash_table_destroy(x->rescued);
         if (x->body)
-                g_bytes_unref(x->body);
+                g_ptr_array_unref(x->body);
         records_snapshot_free(x->snapshot);
         records_query_done(&x->query);
         g_free(x);
@@ -417,7 +448,7 @@ static uint64_t now_usec(void) {
 static void render_run(WorkerJob *j) {
         RecordsExport *x = (RecordsExport *) j;
 
-        x->body = records_render(x->snapshot, &x->query);
+        x->body = records_render_pieces(x->snapshot, &x->query);
         /* Not needed any more: freed here, off the loop. */
         x->snapshot = records_snapshot_free(x->snapshot);
 }

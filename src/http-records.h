@@ -63,12 +63,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(RecordsSnapshot *, records_snapshot_free);
  * With some: total_records is still every record in the store, and
  * matched_records, offset and limit say which part this is. Thread-safe. */
 GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q);
+/* The same bytes in pieces of about RECORDS_PIECE_BYTES (GBytes each), as the
+ * server sends them: each is freed once written. */
+#define RECORDS_PIECE_BYTES (256u * 1024u)
+GPtrArray *records_render_pieces(RecordsSnapshot *s, const RecordsQuery *q);
 
 /* The loop's part: a snapshot taken in batches (a defer source on e), then
  * rendered on worker. */
 typedef struct RecordsExport RecordsExport;
-/* Takes a reference to body if it keeps it. */
-typedef void (*RecordsExportFunc)(GBytes *body, void *userdata);
+/* body: the document in GBytes pieces; takes references to what it keeps. */
+typedef void (*RecordsExportFunc)(GPtrArray *body, void *userdata);
 /* Starts; done is called once, on the loop, never from this call. Takes q. */
 RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q,
                                     RecordsExportFunc done, void *userdata);

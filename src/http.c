@@ -259,18 +259,33 @@ static void on_large_answer_sent(SoupServerMessage *msg, gpointer userdata) {
         records_trim_memory(h->worker);
 }
 
-static void on_records_ready(GBytes *body, void *userdata) {
+static void on_records_ready(GPtrArray *body, void *userdata) {
         RecordsRequest *rq = userdata;
         SoupServerMessage *msg = rq->msg;
+        SoupMessageBody *response = soup_server_message_get_response_body(msg);
+        GSocket *socket = soup_server_message_get_socket(msg);
+        size_t total = 0;
 
         rq->export = NULL;      /* done: nothing left to cancel */
         soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
         set_common_headers(msg, "no-store", CSP_API);
         soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Content-Type",
                                      "application/json");
-        soup_message_body_append_bytes(soup_server_message_get_response_body(msg), body);
-        if (g_bytes_get_size(body) >= RECORDS_TRIM_AFTER_BYTES)
+        /* Pieces, each dropped once written. */
+        soup_message_body_set_accumulate(response, FALSE);
+        for (guint i = 0; i < body->len; i++) {
+                soup_message_body_append_bytes(response, body->pdata[i]);
+                total += g_bytes_get_size(body->pdata[i]);
+        }
+        soup_message_headers_set_content_length(soup_server_message_get_response_headers(msg), (goffset) total);
+        if (total >= RECORDS_TRIM_AFTER_BYTES) {
+                /* A socket buffer of a few pieces: each write copies at most
+                 * that much, however big the answer (loopback's autotuning
+                 * would let one write copy megabytes). */
+                if (socket)
+                        (void) g_socket_set_option(socket, SOL_SOCKET, SO_SNDBUF, (gint) RECORDS_PIECE_BYTES, NULL);
                 g_signal_connect(msg, "finished", G_CALLBACK(on_large_answer_sent), rq->server);
+        }
         soup_server_message_unpause(msg);
         records_request_free(rq);
 }

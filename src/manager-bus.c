@@ -103,6 +103,9 @@ static sd_bus *api_bus(Manager *m) {
 
 static void pending_change_free(gpointer p) {
         PendingChange *c = p;
+
+        if (!c)
+                return;         /* sent and freed already */
         g_free(c->key);
         g_free(c->name);
         g_free(c->type);
@@ -338,15 +341,26 @@ static int emit_records_changed(Manager *m, bool *ret_more) {
         return r;
 }
 
+/* Frees the changes sent (and those cancelled among them) as they go, rather
+ * than 200,000 of them at once at the end. */
+static void forget_sent(ManagerBus *b, guint from, guint to) {
+        for (guint i = from; i < to; i++) {
+                pending_change_free(b->pending->pdata[i]);
+                b->pending->pdata[i] = NULL;
+        }
+}
+
 static int on_flush(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         ManagerBus *b = bus_data(m);
+        guint from = b->flush_pos;
         bool more = false;
         int r;
 
         r = emit_records_changed(m, &more);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit RecordsChanged: %m");
+        forget_sent(b, from, b->flush_pos);
         if (more) {
                 /* The rest in the next turns, each after whatever else is pending. */
                 (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
