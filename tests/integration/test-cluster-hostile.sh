@@ -215,7 +215,13 @@ for st in alive suspect dead left; do
         v=$(metric "joyride_cluster_members{state=\"$st\"}")
         members=$(( members + ${v:-0} ))
 done
-[ "$members" -le 1001 ] || bad "n1 knows $members members after 5,000 fake ones were announced"
+if [ "$members" -gt 1001 ]; then
+        api "http://127.0.0.1:$CL_HTTP_PORT/dns/cluster" | python3 -c '
+import collections, json, sys
+c = json.load(sys.stdin)["cluster"]
+print(len(c), collections.Counter(m["state"] for m in c), [m["node_id"] for m in c if not m["node_id"].startswith("fake-")])' >&2
+        bad "n1 knows $members members after 5,000 fake ones were announced"
+fi
 dropped=$(metric 'joyride_cluster_dropped_total{what="members"}')
 [ "${dropped:-0}" -ge 3999 ] || bad "n1 counts ${dropped:-no} dropped members in /metrics"
 grep -q "Cluster limit reached: dropped [0-9]* new members (MaxMembers=1000)" "$CL_DIR/log.1" || bad "n1 did not warn about the member limit"
