@@ -182,7 +182,8 @@ run_all() {
         probe reload-clustered load_reload
         probe push-pull load_push_pull
         stop "$PEER_PID" "$DAEMON_PID"
-        PEER_PID= DAEMON_PID=
+        PEER_PID=
+        DAEMON_PID=
 }
 
 run_all this "$BUILD"
