@@ -23,7 +23,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-build}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 
-die() { echo "dbus-bench: $*" >&2; exit 1; }
+die() {
+        echo "dbus-bench: $*" >&2
+        exit 1
+}
 "$ROOT/tools/install-deps"
 [ -x "$BUILD/src/joyrided" ] && [ -x "$BUILD/tools/bus-burst" ] || die "build first: $BUILD/src/joyrided, $BUILD/tools/bus-burst"
 

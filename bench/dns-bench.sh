@@ -18,7 +18,7 @@
 # BENCH_N (large N, default 100000). The table also goes to
 # BUILD_DIR/dns-bench.md and the raw figures to BUILD_DIR/dns-bench.jsonl.
 set -euo pipefail
-export LC_ALL=C        # $EPOCHREALTIME with a '.', and dnsperf's numbers
+export LC_ALL=C # $EPOCHREALTIME with a '.', and dnsperf's numbers
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-build}
@@ -27,7 +27,10 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 BIG_N=${BENCH_N:-100000}
 SMALL_N=10
 
-die() { echo "dns-bench: $*" >&2; exit 1; }
+die() {
+        echo "dns-bench: $*" >&2
+        exit 1
+}
 
 "$ROOT/tools/install-deps"
 
@@ -44,7 +47,7 @@ HELPER="$PY $ROOT/bench/dnsbench.py"
 
 T=$(mktemp -d /tmp/dns-bench.XXXXXX)
 RESULTS=$T/results.jsonl
-declare -A PID=() KIDS=() PORT=()     # by server name: nsd, joyrided
+declare -A PID=() KIDS=() PORT=() # by server name: nsd, joyrided
 POLL_PID=
 CHILD_PID=
 
@@ -95,8 +98,14 @@ stop_server() {
 cleanup() {
         local rc=$? name
         trap - EXIT INT TERM
-        if [ -n "$CHILD_PID" ]; then kill "$CHILD_PID" 2>/dev/null || true; wait "$CHILD_PID" 2>/dev/null || true; fi
-        if [ -n "$POLL_PID" ]; then kill "$POLL_PID" 2>/dev/null || true; wait "$POLL_PID" 2>/dev/null || true; fi
+        if [ -n "$CHILD_PID" ]; then
+                kill "$CHILD_PID" 2>/dev/null || true
+                wait "$CHILD_PID" 2>/dev/null || true
+        fi
+        if [ -n "$POLL_PID" ]; then
+                kill "$POLL_PID" 2>/dev/null || true
+                wait "$POLL_PID" 2>/dev/null || true
+        fi
         for name in "${!PID[@]}"; do stop_server "$name"; done
         rm -rf "$T"
         exit "$rc"
@@ -208,7 +217,7 @@ bench_case() {
         local n=$1 transports=$2 tr run name
         PORT[nsd]=$($HELPER port)
         start_nsd "$n"
-        PORT[joyrided]=$($HELPER port)   # NSD holds its own port by now
+        PORT[joyrided]=$($HELPER port) # NSD holds its own port by now
         start_joyrided "$n"
         for tr in $transports; do
                 for run in 1 2; do

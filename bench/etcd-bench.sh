@@ -28,7 +28,10 @@ source "$top/tests/integration/lib.sh"
 source "$top/tests/integration/etcd-lib.sh"
 
 for tool in etcd etcdctl python3 curl; do
-        command -v "$tool" >/dev/null || { echo "cannot run: $tool not installed" >&2; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "cannot run: $tool not installed" >&2
+                exit 77
+        }
 done
 
 T=$(mktemp -d /tmp/joyride-etcd-bench.XXXXXX)
@@ -44,7 +47,7 @@ trap 'exit 143' INT TERM
 read -r EC EP ADNS AHTTP BDNS BHTTP CDNS CHTTP DDNS DHTTP SWIMC SWIMD RDNS RHTTP KDNS KHTTP <<<"$(for _ in $(seq 16); do free_port; done | tr '\n' ' ')"
 E=http://127.0.0.1:$EC
 quiet=(--log-level=warning)
-export NODE_START_WAIT=120   # a node loading 100,000 names answers HTTP only after
+export NODE_START_WAIT=120 # a node loading 100,000 names answers HTTP only after
 
 etcd_start e1 "$EC" "$EP" "e1=http://127.0.0.1:$EP" --quota-backend-bytes=$((4 * 1024 * 1024 * 1024))
 etcd_wait "$E"
@@ -118,37 +121,37 @@ with open(path, "w") as f:
         f.write(f"10.{100 + k // 65536}.{k // 256 % 256}.{k % 256} host{k}.big.test\n")
 PY
 
-proc_cpu() {   # PID: user+system CPU seconds so far
+proc_cpu() { # PID: user+system CPU seconds so far
         awk -v tck="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / tck}' "/proc/$1/stat"
 }
-proc_rss() {   # PID: resident MiB
+proc_rss() { # PID: resident MiB
         awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
 }
 # /status, not /metrics: a scrape counts records by source over every owner
 # (one per etcd key), which would put the measuring itself on the loop.
-status_field() {   # HTTP_PORT FIELD: a number in /status's etcd object
+status_field() { # HTTP_PORT FIELD: a number in /status's etcd object
         curl -sf "http://127.0.0.1:$1/status" | grep -o "\"etcd\":{.*" | grep -o "\"$2\":[0-9]*" | head -n1 | cut -d: -f2
 }
 etcd_records_are() {
         sleep 0.2
         [ "$(status_field "$1" keys)" = "$2" ]
 }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-b_cpu0=$(proc_cpu "${PIDS[node-node-b]}")
-a_cpu0=$(proc_cpu "${PIDS[node-node-a]}")
-e_cpu0=$(proc_cpu "${PIDS[etcd-e1]}")
+b_cpu0=$(proc_cpu "${PIDS[node - node - b]}")
+a_cpu0=$(proc_cpu "${PIDS[node - node - a]}")
+e_cpu0=$(proc_cpu "${PIDS[etcd - e1]}")
 t0=$(now_ms)
 cp "$T/big.hosts" "$T/hosts-node-a/.big.tmp" && mv "$T/hosts-node-a/.big.tmp" "$T/hosts-node-a/big.hosts"
 wait_for "B holding $n_records records from etcd" 300 etcd_records_are "$BHTTP" "$((n_records + n_changes))"
-t_publish=$(( $(now_ms) - t0 ))
+t_publish=$(($(now_ms) - t0))
 sleep 1
-b_cpu=$(awk -v a="$(proc_cpu "${PIDS[node-node-b]}")" -v b="$b_cpu0" 'BEGIN {printf "%.2f", a - b}')
-a_cpu=$(awk -v a="$(proc_cpu "${PIDS[node-node-a]}")" -v b="$a_cpu0" 'BEGIN {printf "%.2f", a - b}')
-e_cpu=$(awk -v a="$(proc_cpu "${PIDS[etcd-e1]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
-b_rss=$(proc_rss "${PIDS[node-node-b]}")
-a_rss=$(proc_rss "${PIDS[node-node-a]}")
+b_cpu=$(awk -v a="$(proc_cpu "${PIDS[node - node - b]}")" -v b="$b_cpu0" 'BEGIN {printf "%.2f", a - b}')
+a_cpu=$(awk -v a="$(proc_cpu "${PIDS[node - node - a]}")" -v b="$a_cpu0" 'BEGIN {printf "%.2f", a - b}')
+e_cpu=$(awk -v a="$(proc_cpu "${PIDS[etcd - e1]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
+b_rss=$(proc_rss "${PIDS[node - node - b]}")
+a_rss=$(proc_rss "${PIDS[node - node - a]}")
 
 # The reference: the same names from a hosts file, no etcd.
 mkdir -p "$T/hosts-node-r"
@@ -156,33 +159,36 @@ cp "$T/big.hosts" "$T/hosts-node-r/big.hosts"
 node_start node-r "$RDNS" "$RHTTP" "" "${quiet[@]}"
 wait_for "R loading the hosts file" 60 sh -c "curl -sf http://127.0.0.1:$RHTTP/metrics | grep -qx 'joyride_records{source=\"hosts\"} $n_records'"
 sleep 1
-r_cpu=$(proc_cpu "${PIDS[node-node-r]}")
-r_rss=$(proc_rss "${PIDS[node-node-r]}")
+r_cpu=$(proc_cpu "${PIDS[node - node - r]}")
+r_rss=$(proc_rss "${PIDS[node - node - r]}")
 
 echo "resync of $n_records records ..." >&2
 # The cold resync is timed from the node's own log lines (no polling in the
 # way): "Sharing records through etcd" when the source starts, "Connected to
 # etcd" when the whole prefix is read and watched.
-log_ms() {   # FILE PATTERN: the time of the last line matching, in ms since midnight
+log_ms() { # FILE PATTERN: the time of the last line matching, in ms since midnight
         grep "$2" "$1" | tail -n1 | awk '{split($1, t, "[:.]"); print ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4]}'
 }
-e_cpu1=$(proc_cpu "${PIDS[etcd-e1]}")
+e_cpu1=$(proc_cpu "${PIDS[etcd - e1]}")
 node_start node-k "$KDNS" "$KHTTP" "$E" --log-level=info
 wait_for "K holding every record from etcd" 120 grep -q "Connected to etcd" "$T/node-node-k.log"
-t_cold=$(( $(log_ms "$T/node-node-k.log" "Connected to etcd") - $(log_ms "$T/node-node-k.log" "Sharing records through etcd") ))
+t_cold=$(($(log_ms "$T/node-node-k.log" "Connected to etcd") - $(log_ms "$T/node-node-k.log" "Sharing records through etcd")))
 etcd_records_are "$KHTTP" "$((n_records + n_changes))" || fail "K does not hold every record"
-k_cpu=$(proc_cpu "${PIDS[node-node-k]}")
-k_rss=$(proc_rss "${PIDS[node-node-k]}")
-e_cpu_cold=$(awk -v a="$(proc_cpu "${PIDS[etcd-e1]}")" -v b="$e_cpu1" 'BEGIN {printf "%.2f", a - b}')
+k_cpu=$(proc_cpu "${PIDS[node - node - k]}")
+k_rss=$(proc_rss "${PIDS[node - node - k]}")
+e_cpu_cold=$(awk -v a="$(proc_cpu "${PIDS[etcd - e1]}")" -v b="$e_cpu1" 'BEGIN {printf "%.2f", a - b}')
 
 before=$(status_field "$KHTTP" resyncs)
-k_cpu0=$(proc_cpu "${PIDS[node-node-k]}")
+k_cpu0=$(proc_cpu "${PIDS[node - node - k]}")
 t0=$(now_ms)
 curl -sf -X POST "http://127.0.0.1:$KHTTP/dns/sync" >/dev/null
-resynced() { sleep 0.2; [ "$(status_field "$KHTTP" resyncs)" = "$((before + 1))" ]; }
+resynced() {
+        sleep 0.2
+        [ "$(status_field "$KHTTP" resyncs)" = "$((before + 1))" ]
+}
 wait_for "K's resync" 120 resynced
-t_warm=$(( $(now_ms) - t0 ))
-k_cpu_warm=$(awk -v a="$(proc_cpu "${PIDS[node-node-k]}")" -v b="$k_cpu0" 'BEGIN {printf "%.2f", a - b}')
+t_warm=$(($(now_ms) - t0))
+k_cpu_warm=$(awk -v a="$(proc_cpu "${PIDS[node - node - k]}")" -v b="$k_cpu0" 'BEGIN {printf "%.2f", a - b}')
 etcd_records_are "$KHTTP" "$((n_records + n_changes))" || fail "K lost records in the resync"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 

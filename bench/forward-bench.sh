@@ -38,7 +38,10 @@ CLIENTS=${BENCH_CLIENTS:-4}
 OUTSTANDING=${BENCH_OUTSTANDING:-500}
 RUNS=3
 
-die() { echo "forward-bench: $*" >&2; exit 1; }
+die() {
+        echo "forward-bench: $*" >&2
+        exit 1
+}
 
 "$ROOT/tools/install-deps"
 JOYRIDED=$BUILD/src/joyrided
@@ -86,7 +89,7 @@ cpu_ticks() {
         awk '{print $12 + $13}' <<<"$st"
 }
 
-wait_answer() {         # wait_answer PORT: until fwd1.upstream.test answers
+wait_answer() { # wait_answer PORT: until fwd1.upstream.test answers
         local i
         for ((i = 0; i < 100; i++)); do
                 [ "$(dig @127.0.0.1 -p "$1" +tries=1 +time=1 +short fwd1.upstream.test 2>/dev/null)" = 10.99.0.1 ] &&

@@ -28,13 +28,16 @@ set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac }
 BUILD=$(abs "${1:-build}")
 REFERENCE=${2:+$(abs "$2")}
 N=${BENCH_N:-100000}
 SKIP=" ${STALL_SKIP:-} "
 
-die() { echo "stall-bench: $*" >&2; exit 1; }
+die() {
+        echo "stall-bench: $*" >&2
+        exit 1
+}
 
 "$ROOT/tools/install-deps"
 for tool in curl dig dbus-daemon busctl; do
@@ -108,7 +111,10 @@ probe() {
         wait_for "the probe" 10 test -e "$T/started"
         sleep 0.3
         t0=$EPOCHREALTIME
-        "$@" >"$T/load.out" 2>&1 || { cat "$T/load.out" >&2; die "$RUN/$label: the load failed"; }
+        "$@" >"$T/load.out" 2>&1 || {
+                cat "$T/load.out" >&2
+                die "$RUN/$label: the load failed"
+        }
         t1=$EPOCHREALTIME
         sleep 0.3
         touch "$T/stop"

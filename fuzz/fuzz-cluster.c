@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 log_set_max_level(LOG_CRIT);
                 assert(cluster_keys_new(&self_keys, NULL, &error) == 0);
                 assert(cluster_keys_new(&origin_keys, NULL, &error) == 0);
-                assert(cluster_keys_present(self_keys, "origin", cluster_keys_public(origin_keys)) == CLUSTER_KEY_PINNED);
+                assert(cluster_keys_present(self_keys, "origin", cluster_keys_public(origin_keys)) ==
+                       CLUSTER_KEY_PINNED);
         }
         if (size < 1)
                 return 0;

@@ -85,8 +85,8 @@ static void setup(void) {
         }
 }
 
-static void check_reply(const uint8_t *req, size_t req_len, const uint8_t *reply, size_t len,
-                        size_t limit, const DnsQueryInfo *info) {
+static void check_reply(const uint8_t *req, size_t req_len, const uint8_t *reply, size_t len, size_t limit,
+                        const DnsQueryInfo *info) {
         ldns_pkt *pkt = NULL;
 
         if (len == 0)
@@ -121,8 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_reply(data, size, reply, len, info.edns ? 4096 : DNS_UDP_PAYLOAD_DEFAULT, &info);
 
                 /* UDP into the smallest buffer allowed. */
-                len = dns_answer(store, &configs[c], DNS_TRANSPORT_UDP, data, size, reply,
-                                 DNS_UDP_PAYLOAD_DEFAULT, &info);
+                len = dns_answer(store, &configs[c], DNS_TRANSPORT_UDP, data, size, reply, DNS_UDP_PAYLOAD_DEFAULT,
+                                 &info);
                 check_reply(data, size, reply, len, DNS_UDP_PAYLOAD_DEFAULT, &info);
 
                 len = dns_answer(store, &configs[c], DNS_TRANSPORT_TCP, data, size, reply, sizeof reply, &info);

@@ -54,8 +54,8 @@ static void replay(const DnsRelayMessage *m, const uint8_t *msg, size_t len) {
                         assert(n >= DNS_HEADER_SIZE + c.question_len);
                         assert(out[0] == 0x12 && out[1] == 0x34);
                         assert(memcmp(out + DNS_HEADER_SIZE, q, c.question_len) == 0);
-                        assert(out[2] & 0x80);          /* QR */
-                        assert(!(out[2] & 0x04));       /* AA clear */
+                        assert(out[2] & 0x80);    /* QR */
+                        assert(!(out[2] & 0x04)); /* AA clear */
                 }
 }
 
@@ -89,7 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (e < len && msg[e] == 0 && e + 1 - DNS_HEADER_SIZE <= DNS_WIRE_NAME_MAX &&
                             dns_cache_key_init(&k, msg + DNS_HEADER_SIZE, e + 1 - DNS_HEADER_SIZE, 1, 1, 0) == 0)
                                 (void) dns_forward_check_reply(&k, (uint16_t) ((msg[0] << 8) | msg[1]),
-                                                               (struct sockaddr *) &up, (struct sockaddr *) &up, msg, len);
+                                                               (struct sockaddr *) &up, (struct sockaddr *) &up, msg,
+                                                               len);
                 }
                 if (dns_relay_message_new(msg, len, 3600, &m) < 0) {
                         assert(!m);

@@ -30,7 +30,7 @@ static int add_to_snapshot(const Record *r, void *userdata) {
 static char *take_line(const uint8_t **p, const uint8_t *end) {
         const uint8_t *nl = memchr(*p, '\n', (size_t) (end - *p));
         const uint8_t *e = nl ?: end;
-        char *s = g_strndup((const char *) *p, (gsize) (e - *p));      /* stops at a NUL too */
+        char *s = g_strndup((const char *) *p, (gsize) (e - *p)); /* stops at a NUL too */
 
         *p = nl ? nl + 1 : end;
         return s;

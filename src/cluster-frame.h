@@ -30,8 +30,8 @@
 #define CLUSTER_FRAME_PUSH 1
 #define CLUSTER_FRAME_REPLY 2
 #define CLUSTER_FRAME_HELLO 3
-#define CLUSTER_HELLO_MAX (64u * 1024)          /* a first frame, before the peer is known */
-#define CLUSTER_FRAME_MAX (16u * 1024 * 1024)   /* any frame, sealed */
+#define CLUSTER_HELLO_MAX (64u * 1024)        /* a first frame, before the peer is known */
+#define CLUSTER_FRAME_MAX (16u * 1024 * 1024) /* any frame, sealed */
 
 typedef struct ClusterHello {
         char id[SWIM_ID_MAX + 1];
@@ -46,10 +46,10 @@ size_t cluster_hello_encode(const ClusterKeys *keys, const char *id, const char 
 int cluster_hello_decode(const uint8_t *data, size_t size, const char *cluster_name, ClusterHello *ret);
 
 typedef struct ClusterPush {
-        uint8_t version;                /* CLUSTER_PUSH_PULL_V1 or _V2 */
-        uint8_t kind;                   /* CLUSTER_FRAME_PUSH or _REPLY */
-        char id[SWIM_ID_MAX + 1];       /* v1 only: the sender; v2: "" (the hello said it) */
-        const uint8_t *swim;            /* pointers into the decoded data */
+        uint8_t version;          /* CLUSTER_PUSH_PULL_V1 or _V2 */
+        uint8_t kind;             /* CLUSTER_FRAME_PUSH or _REPLY */
+        char id[SWIM_ID_MAX + 1]; /* v1 only: the sender; v2: "" (the hello said it) */
+        const uint8_t *swim;      /* pointers into the decoded data */
         size_t swim_size;
         const uint8_t *records;
         size_t records_size;

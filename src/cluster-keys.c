@@ -16,12 +16,12 @@
 #define PINS_FILE_MAX (4u * 1024 * 1024)
 
 struct ClusterKeys {
-        char *directory;                        /* NULL: nothing is kept */
+        char *directory; /* NULL: nothing is kept */
         uint8_t public_key[crypto_sign_PUBLICKEYBYTES];
         uint8_t secret_key[crypto_sign_SECRETKEYBYTES];
         char public_base64[64];
-        GHashTable *trusted;                    /* id -> 32-byte key (configured) */
-        GHashTable *pinned;                     /* id -> 32-byte key (learned) */
+        GHashTable *trusted; /* id -> 32-byte key (configured) */
+        GHashTable *pinned;  /* id -> 32-byte key (learned) */
         bool dirty;
 };
 
@@ -68,8 +68,9 @@ static int read_small_file(const char *path, size_t max, char **ret) {
         gsize len = 0;
 
         if (!g_file_get_contents(path, &contents, &len, &err))
-                return g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? -ENOENT :
-                       g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOTDIR) ? -ENOTDIR : -EIO;
+                return g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)    ? -ENOENT
+                       : g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOTDIR) ? -ENOTDIR
+                                                                                 : -EIO;
         if (len > max)
                 return -EFBIG;
         *ret = TAKE_PTR(contents);
@@ -102,8 +103,9 @@ static int load_or_create_key(ClusterKeys *k, char **ret_error) {
                 g_strstrip(contents);
                 if (!key_from_base64(contents, strlen(contents), seed, sizeof seed)) {
                         sodium_memzero(contents, strlen(contents));
-                        *ret_error = g_strdup_printf("%s does not hold base64 of a %u-byte key (move it away to make a new one)",
-                                                     path, (unsigned) SEED_SIZE);
+                        *ret_error = g_strdup_printf(
+                                "%s does not hold base64 of a %u-byte key (move it away to make a new one)", path,
+                                (unsigned) SEED_SIZE);
                         return -EINVAL;
                 }
                 sodium_memzero(contents, strlen(contents));
@@ -111,13 +113,16 @@ static int load_or_create_key(ClusterKeys *k, char **ret_error) {
                 randombytes_buf(seed, sizeof seed);
                 key_to_base64(seed, sizeof seed, line, sizeof line);
                 g_strlcat(line, "\n", sizeof line);
-                r = g_mkdir_with_parents(k->directory, 0755) < 0 ? negative_errno() : write_file_atomic(path, line, 0600);
+                r = g_mkdir_with_parents(k->directory, 0755) < 0 ? negative_errno()
+                                                                 : write_file_atomic(path, line, 0600);
                 sodium_memzero(line, sizeof line);
                 if (r < 0) {
                         /* A read-only state directory: the node still works,
                          * with a key that lives as long as the process. */
-                        *ret_error = g_strdup_printf("cannot write %s (%s): the signing key lives in memory "
-                                                     "only, and pins are not kept", path, g_strerror(-r));
+                        *ret_error = g_strdup_printf(
+                                "cannot write %s (%s): the signing key lives in memory "
+                                "only, and pins are not kept",
+                                path, g_strerror(-r));
                         g_clear_pointer(&k->directory, g_free);
                         crypto_sign_seed_keypair(k->public_key, k->secret_key, seed);
                         sodium_memzero(seed, sizeof seed);
@@ -304,7 +309,8 @@ const uint8_t *cluster_keys_lookup(const ClusterKeys *k, const char *node) {
         return g_hash_table_lookup(k->trusted, node) ?: g_hash_table_lookup(k->pinned, node);
 }
 
-ClusterKeyVerdict cluster_keys_present(ClusterKeys *k, const char *node, const uint8_t key[static CLUSTER_PUBLIC_KEY_SIZE]) {
+ClusterKeyVerdict cluster_keys_present(ClusterKeys *k, const char *node,
+                                       const uint8_t key[static CLUSTER_PUBLIC_KEY_SIZE]) {
         const uint8_t *held = cluster_keys_lookup(k, node);
 
         if (held)
@@ -337,7 +343,7 @@ int cluster_keys_next_epoch(ClusterKeys *k, uint32_t now_sec, uint32_t *ret) {
         if (read_small_file(path, KEY_FILE_MAX, &contents) >= 0)
                 last = g_ascii_strtoull(g_strstrip(contents), NULL, 10);
         if (last >= UINT32_MAX - 1)
-                last = 0;       /* damaged: the clock is the best we have */
+                last = 0; /* damaged: the clock is the best we have */
         *ret = (uint32_t) MAX((uint64_t) *ret, last + 1);
         snprintf(line, sizeof line, "%" PRIu32 "\n", *ret);
         return write_file_atomic(path, line, 0644);
@@ -356,9 +362,10 @@ static int compare_str(gconstpointer a, gconstpointer b) {
 }
 
 int cluster_keys_save(ClusterKeys *k) {
-        g_autoptr(GString) out = g_string_new("# Public keys of the cluster's nodes, learned on first contact.\n"
-                                              "# A node that shows another key is refused until its line goes:\n"
-                                              "# joyridectl members forget NODE\n");
+        g_autoptr(GString) out = g_string_new(
+                "# Public keys of the cluster's nodes, learned on first contact.\n"
+                "# A node that shows another key is refused until its line goes:\n"
+                "# joyridectl members forget NODE\n");
         g_autoptr(GPtrArray) ids = g_ptr_array_new();
         g_autofree char *path = NULL;
         GHashTableIter it;
@@ -371,7 +378,7 @@ int cluster_keys_save(ClusterKeys *k) {
         g_hash_table_iter_init(&it, k->pinned);
         while (g_hash_table_iter_next(&it, &id, NULL))
                 g_ptr_array_add(ids, id);
-        g_ptr_array_sort(ids, compare_str);     /* stable file, readable diffs */
+        g_ptr_array_sort(ids, compare_str); /* stable file, readable diffs */
         for (guint i = 0; i < ids->len; i++) {
                 char b64[64];
                 key_to_base64(g_hash_table_lookup(k->pinned, ids->pdata[i]), CLUSTER_PUBLIC_KEY_SIZE, b64, sizeof b64);
@@ -380,6 +387,6 @@ int cluster_keys_save(ClusterKeys *k) {
         path = g_build_filename(k->directory, CLUSTER_PINS_FILE, NULL);
         r = write_file_atomic(path, out->str, 0600);
         if (r < 0)
-                k->dirty = true;        /* try again later */
+                k->dirty = true; /* try again later */
         return r;
 }

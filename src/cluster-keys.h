@@ -75,16 +75,17 @@ void cluster_digest(const char *context, const char *origin, const uint8_t *data
 const uint8_t *cluster_keys_lookup(const ClusterKeys *k, const char *node);
 
 typedef enum ClusterKeyVerdict {
-        CLUSTER_KEY_KNOWN,        /* the key we hold for that node */
-        CLUSTER_KEY_PINNED,       /* first contact: pinned now */
-        CLUSTER_KEY_CHANGED,      /* another key than the pinned or configured one: refused */
-        CLUSTER_KEY_UNTRUSTED,    /* strict, and the node is not listed: refused */
+        CLUSTER_KEY_KNOWN,     /* the key we hold for that node */
+        CLUSTER_KEY_PINNED,    /* first contact: pinned now */
+        CLUSTER_KEY_CHANGED,   /* another key than the pinned or configured one: refused */
+        CLUSTER_KEY_UNTRUSTED, /* strict, and the node is not listed: refused */
 } ClusterKeyVerdict;
 
 /* A node presents a key (after proving it holds it: the caller checked a
  * signature made with it). Pins it on first contact (the caller saves the pins
  * with cluster_keys_save() when cluster_keys_dirty()). */
-ClusterKeyVerdict cluster_keys_present(ClusterKeys *k, const char *node, const uint8_t key[static CLUSTER_PUBLIC_KEY_SIZE]);
+ClusterKeyVerdict cluster_keys_present(ClusterKeys *k, const char *node,
+                                       const uint8_t key[static CLUSTER_PUBLIC_KEY_SIZE]);
 
 /* Forgets a pinned key. Returns 0, -ENOENT if none is pinned, -EPERM when the
  * key is configured (TrustedNodes=) rather than learned. */

@@ -26,26 +26,26 @@ typedef struct Entry {
         GBytes *key;
         char *name;
         char *value;
-        char *source;                   /* where the origin has it; NULL: not said */
+        char *source; /* where the origin has it; NULL: not said */
         uint16_t type;
         uint32_t ttl;
         uint64_t version;
         bool deleted;
-        uint32_t mark;                  /* the snapshot merge that last listed it */
-        uint64_t deleted_usec;          /* caller's clock, for tombstone expiry */
-        GBytes *wire;                   /* local entries: as a snapshot carries it (format 2) */
+        uint32_t mark;         /* the snapshot merge that last listed it */
+        uint64_t deleted_usec; /* caller's clock, for tombstone expiry */
+        GBytes *wire;          /* local entries: as a snapshot carries it (format 2) */
 } Entry;
 
 typedef struct Origin {
         char *id;
-        char *owner;                    /* "peer:<id>" */
-        GHashTable *entries;            /* GBytes key -> Entry* */
-        uint64_t floor;                 /* highest version covered by a snapshot from the origin */
-        uint64_t max_seen;              /* highest version taken from it (reset by its snapshots) */
+        char *owner;         /* "peer:<id>" */
+        GHashTable *entries; /* GBytes key -> Entry* */
+        uint64_t floor;      /* highest version covered by a snapshot from the origin */
+        uint64_t max_seen;   /* highest version taken from it (reset by its snapshots) */
         size_t live, tombstones;
-        bool served;                    /* live entries are in the store */
-        uint64_t withdraw_at;           /* dead: withdraw then (0: nothing pending) */
-        uint64_t down_since;            /* withdrawn since (0: served) */
+        bool served;          /* live entries are in the store */
+        uint64_t withdraw_at; /* dead: withdraw then (0: nothing pending) */
+        uint64_t down_since;  /* withdrawn since (0: served) */
 } Origin;
 
 /* A local key whose records may have changed. */
@@ -58,7 +58,7 @@ typedef struct Dirty {
 /* A decoded entry: its strings and key live in an arena (offsets, since the
  * arena grows while decoding). */
 typedef struct Item {
-        uint32_t name, value, source;   /* offsets of NUL-terminated strings; source NO_SOURCE: none */
+        uint32_t name, value, source; /* offsets of NUL-terminated strings; source NO_SOURCE: none */
         uint32_t key, key_len;
         uint16_t type;
         uint32_t ttl;
@@ -71,32 +71,32 @@ struct ClusterSnapshot {
         char *origin;
         uint8_t format;
         uint64_t version;
-        GArray *items;                  /* Item */
+        GArray *items; /* Item */
         GByteArray *arena;
         /* merge progress */
         uint32_t gen;
-        guint next;                     /* items applied so far */
-        GPtrArray *sweep;               /* keys to drop at the end, once every item is in */
+        guint next;       /* items applied so far */
+        GPtrArray *sweep; /* keys to drop at the end, once every item is in */
         guint sweep_next;
-        uint64_t max_kept;              /* highest version left after the sweep */
+        uint64_t max_kept; /* highest version left after the sweep */
 };
 
 struct ClusterRecords {
         Store *store;
         char *self_id;
         ClusterKeys *keys;
-        uint64_t version;               /* last local version handed out */
-        GHashTable *local;              /* GBytes key -> Entry* (live only) */
-        GHashTable *dirty;              /* GBytes key -> Dirty* */
-        GHashTable *reissue;            /* GBytes key set: local entries to send again (refutation) */
-        GPtrArray *retract;             /* Dirty*: keys claimed in our name that we do not hold */
-        GHashTable *origins;            /* id -> Origin* */
-        GQueue merges;                  /* ClusterSnapshot* */
+        uint64_t version;    /* last local version handed out */
+        GHashTable *local;   /* GBytes key -> Entry* (live only) */
+        GHashTable *dirty;   /* GBytes key -> Dirty* */
+        GHashTable *reissue; /* GBytes key set: local entries to send again (refutation) */
+        GPtrArray *retract;  /* Dirty*: keys claimed in our name that we do not hold */
+        GHashTable *origins; /* id -> Origin* */
+        GQueue merges;       /* ClusterSnapshot* */
         uint32_t gen;
         bool accept_unsigned;
         bool refute_unsigned;
-        bool quiet;                     /* this flush is a burst: not gossiped */
-        bool resync;                    /* a burst was flushed: push-pull carries it */
+        bool quiet;  /* this flush is a burst: not gossiped */
+        bool resync; /* a burst was flushed: push-pull carries it */
         uint64_t last_unsigned_refute;
         uint64_t dead_grace_usec;
         uint64_t tombstone_lifetime_usec;
@@ -217,7 +217,7 @@ static Origin *origin_get(ClusterRecords *cr, const char *id, bool create) {
         o->id = g_strdup(id);
         o->owner = g_strconcat(PEER_PREFIX, id, NULL);
         o->entries = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, NULL, entry_free);
-        o->served = true;       /* a node we hear from is up until SWIM says otherwise */
+        o->served = true; /* a node we hear from is up until SWIM says otherwise */
         g_hash_table_insert(cr->origins, o->id, o);
         return o;
 }
@@ -418,8 +418,12 @@ static bool entry_fits(const Entry *e) {
  * thread can do, since they never change once made. */
 static void local_encode(Entry *e) {
         ClusterEntry ce = {
-                .name = e->name, .type = e->type, .value = e->value, .source = e->source,
-                .ttl = e->ttl, .version = e->version,
+                .name = e->name,
+                .type = e->type,
+                .value = e->value,
+                .source = e->source,
+                .ttl = e->ttl,
+                .version = e->version,
         };
         size_t cap = ENTRY_MIN_V2 + strlen(e->name) + strlen(e->value) + (e->source ? strlen(e->source) : 0);
         uint8_t *buf = g_malloc(cap);
@@ -430,7 +434,7 @@ static void local_encode(Entry *e) {
         e->wire = NULL;
         if (!entry_fits(e)) {
                 g_free(buf);
-                return;         /* cannot be sent; the store holds it locally only */
+                return; /* cannot be sent; the store holds it locally only */
         }
         write_entry(&w, CLUSTER_RECORDS_FORMAT, &ce);
         if (!wire_ok(&w)) {
@@ -440,8 +444,8 @@ static void local_encode(Entry *e) {
         e->wire = g_bytes_new_take(buf, wire_offset(&w));
 }
 
-size_t cluster_update_encode(const ClusterEntry *e, const char *origin, const ClusterKeys *keys,
-                             uint8_t *buf, size_t size) {
+size_t cluster_update_encode(const ClusterEntry *e, const char *origin, const ClusterKeys *keys, uint8_t *buf,
+                             size_t size) {
         uint8_t format = keys ? CLUSTER_RECORDS_FORMAT : CLUSTER_RECORDS_FORMAT_V1;
         Wire w = wire_init(buf, size);
 
@@ -491,8 +495,8 @@ static void item_to_entry(const GByteArray *arena, const Item *it, ClusterEntry 
         };
 }
 
-int cluster_update_decode(const uint8_t *data, size_t size, const char *origin, const uint8_t *key,
-                          ClusterEntry *ret, char *name, char *value, char *source, uint8_t *ret_format) {
+int cluster_update_decode(const uint8_t *data, size_t size, const char *origin, const uint8_t *key, ClusterEntry *ret,
+                          char *name, char *value, char *source, uint8_t *ret_format) {
         g_autoptr(GByteArray) arena = g_byte_array_new();
         ClusterEntry e;
         Item it;
@@ -658,12 +662,13 @@ static int refute(ClusterRecords *cr, const GByteArray *arena, const Item *it, b
         if (g_hash_table_contains(cr->local, key))
                 g_hash_table_add(cr->reissue, g_bytes_ref(key));
         else
-                g_ptr_array_add(cr->retract, dirty_new(arena_str(arena, it->name), it->type, arena_str(arena, it->value)));
+                g_ptr_array_add(cr->retract,
+                                dirty_new(arena_str(arena, it->name), it->type, arena_str(arena, it->value)));
         return CLUSTER_APPLY_REFUTED;
 }
 
-int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool direct, const uint8_t *data,
-                                 size_t size, uint64_t now_usec) {
+int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool direct, const uint8_t *data, size_t size,
+                                 uint64_t now_usec) {
         g_autoptr(GByteArray) arena = g_byte_array_new();
         const uint8_t *key;
         Origin *o;
@@ -680,11 +685,11 @@ int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool di
                 bool ours = format == CLUSTER_RECORDS_FORMAT &&
                             signature_ok(cluster_keys_public(cr->keys), CTX_UPDATE, origin, data, size);
                 if (format == CLUSTER_RECORDS_FORMAT && !ours)
-                        return -EKEYREJECTED;   /* a forgery nobody who knows our key believes */
+                        return -EKEYREJECTED; /* a forgery nobody who knows our key believes */
                 if (it.version <= cr->version)
-                        return 0;               /* ours, relayed back (or older) */
+                        return 0; /* ours, relayed back (or older) */
                 if (!ours && !cr->refute_unsigned)
-                        return -EPERM;          /* nobody here believes an unsigned one */
+                        return -EPERM; /* nobody here believes an unsigned one */
                 return refute(cr, arena, &it, ours, now_usec);
         }
 
@@ -728,8 +733,8 @@ const char *cluster_snapshot_origin(const ClusterSnapshot *snap) {
         return snap->origin;
 }
 
-int cluster_snapshot_decode(const uint8_t *data, size_t size, const char *origin,
-                            const uint8_t *key, bool allow_unsigned, ClusterSnapshot **ret) {
+int cluster_snapshot_decode(const uint8_t *data, size_t size, const char *origin, const uint8_t *key,
+                            bool allow_unsigned, ClusterSnapshot **ret) {
         _cleanup_(cluster_snapshot_freep) ClusterSnapshot *snap = NULL;
         Wire w = wire_init_const(data, size);
         uint32_t count;
@@ -841,7 +846,7 @@ bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t no
                 for (; budget > 0 && snap->sweep_next < snap->sweep->len; budget--, snap->sweep_next++) {
                         Entry *e = g_hash_table_lookup(o->entries, snap->sweep->pdata[snap->sweep_next]);
                         if (!e || !sweep_drops(snap, e))
-                                continue;       /* changed since: newer news stays */
+                                continue; /* changed since: newer news stays */
                         if (e->deleted)
                                 o->tombstones--;
                         else {
@@ -925,7 +930,8 @@ bool cluster_records_forget(ClusterRecords *cr, const char *origin) {
                         cluster_snapshot_free(snap);
                 }
         }
-        if (!g_queue_is_empty(&cr->merges) && streq(((ClusterSnapshot *) g_queue_peek_head(&cr->merges))->origin, origin))
+        if (!g_queue_is_empty(&cr->merges) &&
+            streq(((ClusterSnapshot *) g_queue_peek_head(&cr->merges))->origin, origin))
                 cluster_snapshot_free(g_queue_pop_head(&cr->merges));
         if (!o)
                 return false;
@@ -1059,7 +1065,7 @@ static char *local_source(const Record *r) {
                 if (g_utf8_validate(s->str, (gssize) s->len, NULL))
                         end = g_utf8_find_prev_char(s->str, end + 1) ?: s->str;
                 g_string_truncate(s, (gsize) (end - s->str));
-                g_string_append(s, "\xe2\x80\xa6");     /* an ellipsis */
+                g_string_append(s, "\xe2\x80\xa6"); /* an ellipsis */
         }
         return g_string_free(s, FALSE);
 }
@@ -1070,7 +1076,7 @@ typedef struct Lookup {
         bool found;
         uint32_t ttl;
         const char *value;
-        char *source;           /* the smallest of the owners' sources: stable */
+        char *source; /* the smallest of the owners' sources: stable */
 } Lookup;
 
 static int lookup_one(const Record *r, void *userdata) {
@@ -1101,8 +1107,13 @@ static int lookup_one(const Record *r, void *userdata) {
 static void emit_entry(ClusterRecords *cr, const Entry *e, ClusterEmitFunc emit, void *userdata) {
         uint8_t buf[2 * CLUSTER_VALUE_MAX];
         ClusterEntry ce = {
-                .name = e->name, .type = e->type, .value = e->value, .source = e->source, .ttl = e->ttl,
-                .version = e->version, .deleted = e->deleted,
+                .name = e->name,
+                .type = e->type,
+                .value = e->value,
+                .source = e->source,
+                .ttl = e->ttl,
+                .version = e->version,
+                .deleted = e->deleted,
         };
         size_t n = cluster_update_encode(&ce, cr->self_id, cr->keys, buf, sizeof buf);
         /* The broadcast key: stable per record, so a newer update replaces an
@@ -1115,8 +1126,7 @@ static void emit_entry(ClusterRecords *cr, const Entry *e, ClusterEmitFunc emit,
 
 /* Re-reads one marked key. Returns whether it changed (and was emitted,
  * unless quiet). */
-static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterEmitFunc emit,
-                      void *userdata) {
+static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterEmitFunc emit, void *userdata) {
         Lookup l = { .key = k, .type = d->type };
         Entry *e = g_hash_table_lookup(cr->local, k);
 
@@ -1156,8 +1166,8 @@ static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet,
         return true;
 }
 
-unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit,
-                                          void *userdata, bool *ret_more) {
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit, void *userdata,
+                                          bool *ret_more) {
         GHashTableIter it;
         gpointer k, v;
         unsigned n = 0;
@@ -1201,8 +1211,12 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
                 if (!key || g_hash_table_contains(cr->local, key))
                         continue;
                 Entry t = {
-                        .key = key, .name = d->name, .value = d->value, .type = d->type,
-                        .version = ++cr->version, .deleted = true,
+                        .key = key,
+                        .name = d->name,
+                        .value = d->value,
+                        .type = d->type,
+                        .version = ++cr->version,
+                        .deleted = true,
                 };
                 emit_entry(cr, &t, emit, userdata);
                 n++;
@@ -1308,7 +1322,11 @@ int cluster_records_encode_local(ClusterRecords *cr, uint8_t format, uint8_t **r
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Entry *e = v;
                 ClusterEntry ce = {
-                        .name = e->name, .type = e->type, .value = e->value, .ttl = e->ttl, .version = e->version,
+                        .name = e->name,
+                        .type = e->type,
+                        .value = e->value,
+                        .ttl = e->ttl,
+                        .version = e->version,
                 };
                 if (entry_fits(e))
                         write_entry(&w, format, &ce);

@@ -67,10 +67,10 @@
 
 #define CLUSTER_RECORDS_FORMAT 2
 #define CLUSTER_RECORDS_FORMAT_V1 1
-#define CLUSTER_VALUE_MAX 4096          /* longest presentation value accepted on the wire */
+#define CLUSTER_VALUE_MAX 4096 /* longest presentation value accepted on the wire */
 #define CLUSTER_SOURCE_MAX 255
 #define CLUSTER_ORIGIN_MAX 64
-#define CLUSTER_SEQ_STEP 65536u         /* how far ahead a relayed update may be, in one epoch */
+#define CLUSTER_SEQ_STEP 65536u /* how far ahead a relayed update may be, in one epoch */
 
 #define CLUSTER_VERSION(epoch, seq) ((uint64_t) (epoch) << 32 | (uint32_t) (seq))
 static inline uint32_t cluster_version_epoch(uint64_t v) {
@@ -87,7 +87,7 @@ typedef struct ClusterEntry {
         const char *name;
         uint16_t type;
         const char *value;
-        const char *source;             /* NULL: none (format 1) */
+        const char *source; /* NULL: none (format 1) */
         uint32_t ttl;
         uint64_t version;
         bool deleted;
@@ -122,8 +122,8 @@ unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, v
  * cluster_records_take_resync() returns true once it is done: the caller
  * sends its snapshot to everyone instead. */
 #define CLUSTER_GOSSIP_BURST_MAX 1000u
-unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit,
-                                          void *userdata, bool *ret_more);
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit, void *userdata,
+                                          bool *ret_more);
 bool cluster_records_take_resync(ClusterRecords *cr);
 /* The whole local table as a signed snapshot (format 1: unsigned, without
  * sources, for older nodes); caller frees *ret. */
@@ -159,16 +159,16 @@ void cluster_records_set_refute_unsigned(ClusterRecords *cr, bool b);
  *     far ahead of what we have seen from it;
  *   -ENOSPC a limit is reached (see cluster_records_set_limits). */
 #define CLUSTER_APPLY_REFUTED 2
-int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool direct, const uint8_t *data,
-                                 size_t size, uint64_t now_usec);
+int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool direct, const uint8_t *data, size_t size,
+                                 uint64_t now_usec);
 
 /* A decoded and checked snapshot, ready to merge: decoding (and the signature
  * check) may run on another thread, as it touches nothing but its input. */
 typedef struct ClusterSnapshot ClusterSnapshot;
 /* key: the origin's public key (format 2 needs it); allow_unsigned: a format 1
  * snapshot is taken. Returns 0, -EBADMSG, -EKEYREJECTED or -EPERM as above. */
-int cluster_snapshot_decode(const uint8_t *data, size_t size, const char *origin,
-                            const uint8_t *key, bool allow_unsigned, ClusterSnapshot **ret);
+int cluster_snapshot_decode(const uint8_t *data, size_t size, const char *origin, const uint8_t *key,
+                            bool allow_unsigned, ClusterSnapshot **ret);
 ClusterSnapshot *cluster_snapshot_free(ClusterSnapshot *snap);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ClusterSnapshot *, cluster_snapshot_free);
 size_t cluster_snapshot_count(const ClusterSnapshot *snap);
@@ -212,9 +212,9 @@ void cluster_records_set_tombstone_lifetime(ClusterRecords *cr, uint64_t usec);
 #define CLUSTER_MAX_RECORDS_DEFAULT 100000u
 void cluster_records_set_limits(ClusterRecords *cr, unsigned max_origins, unsigned max_records);
 typedef struct ClusterRecordsCounters {
-        uint64_t dropped_records;       /* entries not taken: the origin holds max_records */
-        uint64_t dropped_origins;       /* origins not taken: max_origins held, none withdrawn */
-        uint64_t refutations;           /* versions of ours we never issued, refuted */
+        uint64_t dropped_records; /* entries not taken: the origin holds max_records */
+        uint64_t dropped_origins; /* origins not taken: max_origins held, none withdrawn */
+        uint64_t refutations;     /* versions of ours we never issued, refuted */
 } ClusterRecordsCounters;
 const ClusterRecordsCounters *cluster_records_get_counters(const ClusterRecords *cr);
 /* Takes every origin's records out of the store (the node leaves the cluster). */
@@ -233,11 +233,11 @@ bool cluster_records_origin_served(const ClusterRecords *cr, const char *origin)
 
 /* Encodes one entry as a signed update from origin (keys: ours; NULL: format
  * 1, unsigned). Returns the size, or 0 if it does not fit. */
-size_t cluster_update_encode(const ClusterEntry *e, const char *origin, const ClusterKeys *keys,
-                             uint8_t *buf, size_t size);
+size_t cluster_update_encode(const ClusterEntry *e, const char *origin, const ClusterKeys *keys, uint8_t *buf,
+                             size_t size);
 /* Decodes and validates an update, and checks its signature with key unless
  * key is NULL. Strings in ret are copied to buffers of the caller: name must
  * hold 256 bytes, value CLUSTER_VALUE_MAX + 1, source CLUSTER_SOURCE_MAX + 1.
  * ret_format (may be NULL) gets the format. Returns 0, -EBADMSG or -EKEYREJECTED. */
-int cluster_update_decode(const uint8_t *data, size_t size, const char *origin, const uint8_t *key,
-                          ClusterEntry *ret, char *name, char *value, char *source, uint8_t *ret_format);
+int cluster_update_decode(const uint8_t *data, size_t size, const char *origin, const uint8_t *key, ClusterEntry *ret,
+                          char *name, char *value, char *source, uint8_t *ret_format);

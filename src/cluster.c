@@ -57,10 +57,10 @@
 #define SEAL_OVERHEAD (1 + NONCE_SIZE + TAG_SIZE)
 #define UDP_MAX (SWIM_PACKET_MAX + SEAL_OVERHEAD)
 #define FRAME_MAX CLUSTER_FRAME_MAX
-#define BUFFER_BUDGET (4 * CLUSTER_FRAME_MAX)   /* push-pull input held for all connections together */
-#define MERGE_STEP 64                           /* snapshot entries applied between clock checks */
-#define MERGE_SLICE_USEC 500                    /* then the loop gets its turn */
-#define READ_SLICE (256u * 1024)                /* push-pull bytes read per wake-up */
+#define BUFFER_BUDGET (4 * CLUSTER_FRAME_MAX) /* push-pull input held for all connections together */
+#define MERGE_STEP 64                         /* snapshot entries applied between clock checks */
+#define MERGE_SLICE_USEC 500                  /* then the loop gets its turn */
+#define READ_SLICE (256u * 1024)              /* push-pull bytes read per wake-up */
 #define KEY_WARN_INTERVAL_USEC (60 * USEC_PER_SEC)
 #define RESYNC_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define PINS_SAVE_DELAY_USEC USEC_PER_SEC
@@ -81,21 +81,21 @@ typedef struct Conn {
         int fd;
         sd_event_source *io, *timer;
         bool outgoing, connected;
-        uint8_t version;                /* push-pull protocol; 0: not known yet (incoming) */
-        bool authenticated;             /* the peer's hello checked out: large frames may follow */
+        uint8_t version;    /* push-pull protocol; 0: not known yet (incoming) */
+        bool authenticated; /* the peer's hello checked out: large frames may follow */
         char peer[INET6_ADDRSTRLEN + 8];
         SwimAddr peer_addr;
-        char peer_id[SWIM_ID_MAX + 1];  /* from its hello */
+        char peer_id[SWIM_ID_MAX + 1]; /* from its hello */
         uint8_t peer_key[CLUSTER_PUBLIC_KEY_SIZE];
-        unsigned refs;                  /* c->conns while open, and each job on the worker */
+        unsigned refs; /* c->conns while open, and each job on the worker */
         bool closed;
-        bool busy;                      /* a frame of it is on the worker */
-        bool last_frame_queued;         /* our push or reply is in out */
-        GByteArray *out;                /* frames to send */
+        bool busy;              /* a frame of it is on the worker */
+        bool last_frame_queued; /* our push or reply is in out */
+        GByteArray *out;        /* frames to send */
         size_t out_pos;
         uint8_t hdr[4];
         size_t hdr_pos;
-        uint8_t *in;                    /* the frame being read: in_pos of in_len bytes, in_cap allocated */
+        uint8_t *in; /* the frame being read: in_pos of in_len bytes, in_cap allocated */
         size_t in_len, in_cap, in_pos;
 } Conn;
 
@@ -108,15 +108,15 @@ struct Cluster {
         char *cluster_name;
         SwimConfig swim_config;
 
-        uint8_t (*keys)[KEY_SIZE];      /* keyring: [0] seals, all open */
+        uint8_t (*keys)[KEY_SIZE]; /* keyring: [0] seals, all open */
         size_t n_keys;
-        ClusterKeys *node_keys;         /* our signing key, and the others' keys */
-        Worker *worker;                 /* decodes and builds large push-pull frames off the loop */
+        ClusterKeys *node_keys; /* our signing key, and the others' keys */
+        Worker *worker;         /* decodes and builds large push-pull frames off the loop */
 
-        int family;                     /* AF_INET or AF_INET6 */
+        int family; /* AF_INET or AF_INET6 */
         SwimAddr self_addr;
         uint16_t swim_port, discovery_port;
-        struct in_addr bind4;           /* for choosing broadcast interfaces; INADDR_ANY: all */
+        struct in_addr bind4; /* for choosing broadcast interfaces; INADDR_ANY: all */
         char **join;
         bool broadcast_discovery;
         uint64_t push_pull_interval_usec, discovery_interval_usec, dead_grace_usec;
@@ -126,23 +126,23 @@ struct Cluster {
         sd_event_source *udp_source, *tcp_source, *disc_source;
         sd_event_source *swim_timer, *records_timer, *discovery_timer, *join_timer, *push_pull_timer;
         sd_event_source *flush_source;
-        sd_event_source *merge_source;  /* applies queued snapshots in batches, when idle */
-        sd_event_source *pins_timer;    /* saves learned keys, coalesced */
+        sd_event_source *merge_source; /* applies queued snapshots in batches, when idle */
+        sd_event_source *pins_timer;   /* saves learned keys, coalesced */
 
-        GHashTable *conns;              /* Conn* set */
-        size_t buffered;                /* bytes allocated for push-pull input, all connections */
-        GHashTable *v1_peers;           /* ids of nodes that spoke protocol 1 to us */
-        GHashTable *key_warned;         /* id -> when we last warned about its key (monotonic usec) */
-        uint64_t last_resync;           /* our snapshot to everyone after a refutation, rate-limited */
+        GHashTable *conns;      /* Conn* set */
+        size_t buffered;        /* bytes allocated for push-pull input, all connections */
+        GHashTable *v1_peers;   /* ids of nodes that spoke protocol 1 to us */
+        GHashTable *key_warned; /* id -> when we last warned about its key (monotonic usec) */
+        uint64_t last_resync;   /* our snapshot to everyone after a refutation, rate-limited */
         uint64_t last_refuse_log;
         ClusterCounters refuse_logged;
-        GHashTable *joined;             /* id -> last swim_join from discovery (monotonic usec), as gint64 in a pointer-size box */
+        GHashTable *joined; /* id -> last swim_join from discovery (monotonic usec), as gint64 in a pointer-size box */
         ClusterCounters counters;
         uint64_t last_reject_log;
-        uint64_t last_limit_log[4];     /* by kind: members, records, origins, frames */
-        ClusterCounters limit_logged;   /* the drop counters as last logged */
+        uint64_t last_limit_log[4];   /* by kind: members, records, origins, frames */
+        ClusterCounters limit_logged; /* the drop counters as last logged */
         unsigned max_members, max_records;
-        uint64_t members_forgotten;     /* swim's count when the member counts were last taken */
+        uint64_t members_forgotten; /* swim's count when the member counts were last taken */
         uint64_t rng;
 
         ClusterMemberCallback member_cb;
@@ -221,7 +221,7 @@ static void swim_addr_format(const SwimAddr *a, char *buf, size_t size) {
 
 int cluster_parse_keys(const char *s, uint8_t (**ret_keys)[32], const char **ret_error) {
         g_auto(GStrv) parts = NULL;
-        g_autofree uint8_t (*keys)[KEY_SIZE] = NULL;
+        g_autofree uint8_t(*keys)[KEY_SIZE] = NULL;
         size_t n = 0;
 
         if (sodium_init() < 0)
@@ -233,7 +233,8 @@ int cluster_parse_keys(const char *s, uint8_t (**ret_keys)[32], const char **ret
                 if (!**p)
                         continue;
                 if (sodium_base642bin(keys[n], KEY_SIZE, *p, strlen(*p), NULL, &len, NULL,
-                                      sodium_base64_VARIANT_ORIGINAL) < 0 || len != KEY_SIZE) {
+                                      sodium_base64_VARIANT_ORIGINAL) < 0 ||
+                    len != KEY_SIZE) {
                         sodium_memzero(keys, sizeof keys[0] * (g_strv_length(parts) + 1));
                         if (ret_error)
                                 *ret_error = n == 0 ? "the first key is not base64 of 32 bytes"
@@ -276,8 +277,8 @@ static size_t seal(const Cluster *c, uint8_t channel, const uint8_t *plain, size
         adlen = make_ad(c, channel, ad, sizeof ad);
         out[0] = SEAL_XCHACHA;
         randombytes_buf(out + 1, NONCE_SIZE);
-        crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE_SIZE, &clen, plain, n, ad, adlen, NULL,
-                                                   out + 1, c->keys[0]);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE_SIZE, &clen, plain, n, ad, adlen, NULL, out + 1,
+                                                   c->keys[0]);
         return 1 + NONCE_SIZE + (size_t) clen;
 }
 
@@ -303,8 +304,8 @@ static ssize_t unseal(const Cluster *c, uint8_t channel, const uint8_t *in, size
                 return -EBADMSG;
         adlen = make_ad(c, channel, ad, sizeof ad);
         for (size_t i = 0; i < c->n_keys; i++)
-                if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plen, NULL, in + 1 + NONCE_SIZE, n - 1 - NONCE_SIZE,
-                                                               ad, adlen, in + 1, c->keys[i]) == 0)
+                if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plen, NULL, in + 1 + NONCE_SIZE,
+                                                               n - 1 - NONCE_SIZE, ad, adlen, in + 1, c->keys[i]) == 0)
                         return (ssize_t) plen;
         return -EACCES;
 }
@@ -320,11 +321,12 @@ static void count_reject(Cluster *c, int error, const char *what, const char *fr
         /* Logged, but not once per packet: a misconfigured node sends many. */
         if (c->last_reject_log == 0 || now >= c->last_reject_log + REJECT_LOG_INTERVAL_USEC) {
                 c->last_reject_log = now;
-                log_warning("Rejected cluster %s from %s: %s (rejected so far: %" PRIu64 " authentication, %" PRIu64 " malformed).",
+                log_warning("Rejected cluster %s from %s: %s (rejected so far: %" PRIu64 " authentication, %" PRIu64
+                            " malformed).",
                             what, from,
-                            error == -EACCES ? "authentication failed (wrong or missing cluster key?)" :
-                            error == -EMSGSIZE ? "too large (more than 64 KiB before the peer's hello, or 16 MiB)" :
-                            "malformed",
+                            error == -EACCES     ? "authentication failed (wrong or missing cluster key?)"
+                            : error == -EMSGSIZE ? "too large (more than 64 KiB before the peer's hello, or 16 MiB)"
+                                                 : "malformed",
                             c->counters.rejected_auth, c->counters.rejected_malformed);
         }
 }
@@ -431,10 +433,18 @@ static void update_member_counts(Cluster *c) {
         c->counters.members_dead = c->counters.members_left = 0;
         for (size_t i = 0; i < n; i++)
                 switch (ms[i].state) {
-                case SWIM_ALIVE: c->counters.members_alive++; break;
-                case SWIM_SUSPECT: c->counters.members_suspect++; break;
-                case SWIM_DEAD: c->counters.members_dead++; break;
-                case SWIM_LEFT: c->counters.members_left++; break;
+                case SWIM_ALIVE:
+                        c->counters.members_alive++;
+                        break;
+                case SWIM_SUSPECT:
+                        c->counters.members_suspect++;
+                        break;
+                case SWIM_DEAD:
+                        c->counters.members_dead++;
+                        break;
+                case SWIM_LEFT:
+                        c->counters.members_left++;
+                        break;
                 }
 }
 
@@ -474,7 +484,7 @@ static void handle_update(Cluster *c, const SwimEvent *ev, uint64_t now) {
                 return;
         }
         if (r == -ENOSPC)
-                return;         /* counted as dropped */
+                return; /* counted as dropped */
         if (r < 0) {
                 count_refused(c, r, origin, from);
                 return;
@@ -483,8 +493,10 @@ static void handle_update(Cluster *c, const SwimEvent *ev, uint64_t now) {
                 /* Someone spoke in our name with a version we never issued:
                  * we have moved past it; say so to everyone. */
                 c->counters.refutations++;
-                log_warning("A record update in our name (%s) with a version we never issued came from %s: "
-                            "refuting it with a newer one.", c->node_id, from);
+                log_warning(
+                        "A record update in our name (%s) with a version we never issued came from %s: "
+                        "refuting it with a newer one.",
+                        c->node_id, from);
                 (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
                 if (c->last_resync == 0 || now >= c->last_resync + RESYNC_INTERVAL_USEC) {
                         c->last_resync = now;
@@ -529,7 +541,8 @@ static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
                         (void) conn_start(c, &ev->member.addr, ev->member.id);
                 break;
         case SWIM_EVENT_ALIVE:
-                log_struct(LOG_INFO, alive_fields, "Cluster member %s is alive again (refuted suspicion, incarnation %" PRIu32 ").",
+                log_struct(LOG_INFO, alive_fields,
+                           "Cluster member %s is alive again (refuted suspicion, incarnation %" PRIu32 ").",
                            ev->member.id, ev->member.incarnation);
                 cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_ALIVE, now);
                 break;
@@ -537,7 +550,8 @@ static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
                 log_info("Cluster member %s at %s is suspected to have failed.", ev->member.id, addr);
                 break;
         case SWIM_EVENT_DEAD:
-                log_struct(LOG_WARNING, dead_fields, "Cluster member %s at %s is dead; its records go in %.1f s unless it returns.",
+                log_struct(LOG_WARNING, dead_fields,
+                           "Cluster member %s at %s is dead; its records go in %.1f s unless it returns.",
                            ev->member.id, addr, (double) c->dead_grace_usec / USEC_PER_SEC);
                 cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_DEAD, now);
                 break;
@@ -569,8 +583,7 @@ static void arm(sd_event_source *s, uint64_t usec) {
 
 /* One kind of drop: warned about at most every 10 s, with the count since
  * the last warning of that kind. */
-static void limit_warning(Cluster *c, unsigned kind, uint64_t now, uint64_t count, uint64_t *logged,
-                          const char *what) {
+static void limit_warning(Cluster *c, unsigned kind, uint64_t now, uint64_t count, uint64_t *logged, const char *what) {
         if (count == *logged)
                 return;
         if (c->last_limit_log[kind] != 0 && now < c->last_limit_log[kind] + REJECT_LOG_INTERVAL_USEC)
@@ -621,7 +634,7 @@ static void cluster_process(Cluster *c) {
                 update_member_counts(c);
         }
         check_limits(c);
-        send_swim_packets(c);   /* handling may have queued more (e.g. nothing today, but cheap) */
+        send_swim_packets(c); /* handling may have queued more (e.g. nothing today, but cheap) */
         arm(c->swim_timer, swim_next_deadline(c->swim));
         arm(c->records_timer, cluster_records_tick(c->records, now));
 }
@@ -712,7 +725,7 @@ static void conn_done(Conn *k, bool ok) {
                 c->counters.push_pull_failures++;
                 log_debug("Push-pull with %s failed.", k->peer);
         }
-        g_hash_table_remove(c->conns, k);       /* closes it and drops that reference */
+        g_hash_table_remove(c->conns, k); /* closes it and drops that reference */
 }
 
 /* What to wait for: writable while something is to be sent (or the
@@ -783,8 +796,8 @@ static int conn_queue_push_v1(Conn *k, uint8_t kind) {
         if (r >= 0)
                 r = cluster_records_encode_local(c->records, CLUSTER_RECORDS_FORMAT_V1, &recs, &recs_size);
         if (r >= 0)
-                r = cluster_push_encode(CLUSTER_PUSH_PULL_V1, kind, c->node_id, swim_state, swim_size, recs,
-                                        recs_size, &plain, &size);
+                r = cluster_push_encode(CLUSTER_PUSH_PULL_V1, kind, c->node_id, swim_state, swim_size, recs, recs_size,
+                                        &plain, &size);
         if (r >= 0)
                 r = conn_queue(k, plain, size);
         return r;
@@ -801,7 +814,7 @@ typedef struct BuildJob {
         size_t swim_size;
         GPtrArray *parts;
         uint64_t version;
-        GByteArray *out;                /* the sealed frame */
+        GByteArray *out; /* the sealed frame */
         int error;
 } BuildJob;
 
@@ -817,14 +830,14 @@ static void build_job_free(BuildJob *b) {
 
 static void build_job_run(WorkerJob *j) {
         BuildJob *b = (BuildJob *) j;
-        Cluster *c = b->conn->cluster;          /* its keys, names and key pair do not change */
+        Cluster *c = b->conn->cluster; /* its keys, names and key pair do not change */
         g_autofree uint8_t *recs = NULL, *plain = NULL;
         size_t recs_size = 0, size = 0;
 
         b->error = cluster_snapshot_assemble(c->node_keys, c->node_id, b->version, b->parts, &recs, &recs_size);
         if (b->error >= 0)
-                b->error = cluster_push_encode(CLUSTER_PUSH_PULL_V2, b->kind, NULL, b->swim_state, b->swim_size,
-                                               recs, recs_size, &plain, &size);
+                b->error = cluster_push_encode(CLUSTER_PUSH_PULL_V2, b->kind, NULL, b->swim_state, b->swim_size, recs,
+                                               recs_size, &plain, &size);
         if (b->error >= 0) {
                 b->out = g_byte_array_new();
                 b->error = frame_seal(c, plain, size, b->out);
@@ -888,9 +901,10 @@ static void key_warning(Cluster *c, const char *id, const char *peer, bool chang
                 return;
         g_hash_table_replace(c->key_warned, g_strdup(id), GSIZE_TO_POINTER((gsize) now));
         if (changed)
-                log_warning("Cluster node %s (at %s) shows a signing key other than the one %s for it: refusing it. "
-                            "If %s was set up anew, forget the old key with: joyridectl members forget %s",
-                            id, peer, cluster_keys_strict(c->node_keys) ? "TrustedNodes= lists" : "pinned", id, id);
+                log_warning(
+                        "Cluster node %s (at %s) shows a signing key other than the one %s for it: refusing it. "
+                        "If %s was set up anew, forget the old key with: joyridectl members forget %s",
+                        id, peer, cluster_keys_strict(c->node_keys) ? "TrustedNodes= lists" : "pinned", id, id);
         else
                 log_warning("Cluster node %s (at %s) is not in TrustedNodes=: refusing it.", id, peer);
 }
@@ -937,8 +951,8 @@ static int conn_hello(Conn *k, const uint8_t *plain, size_t size) {
                 if (!member_at(c, h.id, &k->peer_addr, false)) {
                         /* Usual while a node joins: its ALIVE may not be here
                          * yet. The exchange after the join pins it. */
-                        log_debug("Push-pull from %s names node %s, not a live member there (yet): not now.",
-                                  k->peer, h.id);
+                        log_debug("Push-pull from %s names node %s, not a live member there (yet): not now.", k->peer,
+                                  h.id);
                         return -EACCES;
                 }
                 (void) cluster_keys_present(c->node_keys, h.id, h.key);
@@ -960,16 +974,16 @@ static int conn_hello(Conn *k, const uint8_t *plain, size_t size) {
 typedef struct DecodeJob {
         WorkerJob job;
         Conn *conn;
-        uint8_t *in;                    /* the frame as read, sealed; or NULL when plain is set */
+        uint8_t *in; /* the frame as read, sealed; or NULL when plain is set */
         size_t in_len, in_cap;
         uint8_t *plain;
         size_t plain_len;
         uint8_t want_kind;
-        bool v2;                        /* after a hello: protocol 2, signed by peer_key */
+        bool v2; /* after a hello: protocol 2, signed by peer_key */
         uint8_t key[CLUSTER_PUBLIC_KEY_SIZE];
         /* results */
-        int error;                      /* as unseal() and cluster_snapshot_decode() */
-        ClusterPush push;               /* points into plain */
+        int error;        /* as unseal() and cluster_snapshot_decode() */
+        ClusterPush push; /* points into plain */
         ClusterSnapshot *snap;
 } DecodeJob;
 
@@ -1008,8 +1022,8 @@ static void decode_job_run(WorkerJob *j) {
         }
         /* Protocol 1: unsigned, taken (or not) once the loop knows who sent it. */
         id = d->v2 ? d->conn->peer_id : d->push.id;
-        d->error = cluster_snapshot_decode(d->push.records, d->push.records_size, id, d->v2 ? d->key : NULL,
-                                           !d->v2, &d->snap);
+        d->error = cluster_snapshot_decode(d->push.records, d->push.records_size, id, d->v2 ? d->key : NULL, !d->v2,
+                                           &d->snap);
 }
 
 /* Back on the loop: the member list merged, the snapshot queued for the
@@ -1052,7 +1066,8 @@ static int conn_merged(Conn *k, DecodeJob *d) {
                 }
         }
         if (d->snap) {
-                log_debug("Push-pull with %s (%s): %zu records, merging.", id, k->peer, cluster_snapshot_count(d->snap));
+                log_debug("Push-pull with %s (%s): %zu records, merging.", id, k->peer,
+                          cluster_snapshot_count(d->snap));
                 if (cluster_records_merge_queue(c->records, TAKE_PTR(d->snap), now) >= 0)
                         (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         }
@@ -1124,7 +1139,8 @@ static int conn_frame(Conn *k) {
                 }
                 d->plain_len = (size_t) n;
                 version = cluster_frame_version(d->plain, d->plain_len, &kind);
-                if (version == CLUSTER_PUSH_PULL_V2 && kind == CLUSTER_FRAME_HELLO && k->version != CLUSTER_PUSH_PULL_V1) {
+                if (version == CLUSTER_PUSH_PULL_V2 && kind == CLUSTER_FRAME_HELLO &&
+                    k->version != CLUSTER_PUSH_PULL_V1) {
                         r = conn_hello(k, d->plain, d->plain_len);
                         decode_job_free(d);
                         return r;
@@ -1138,7 +1154,7 @@ static int conn_frame(Conn *k) {
                 d->v2 = true;
                 memcpy(d->key, k->peer_key, sizeof d->key);
         }
-        k->busy = true;         /* no further frame is read meanwhile */
+        k->busy = true; /* no further frame is read meanwhile */
         conn_want(k);
         worker_submit(c->worker, &d->job);
         return 0;
@@ -1243,15 +1259,15 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         continue;
 
                 k->hdr_pos = 0;
-                r = conn_frame(k);      /* takes the buffer */
+                r = conn_frame(k); /* takes the buffer */
                 if (r < 0) {
                         conn_done(k, false);
                         return 0;
                 }
                 if (k->busy)
-                        return 0;       /* the worker has it; decode_job_done() goes on */
+                        return 0; /* the worker has it; decode_job_done() goes on */
         }
-        return 0;       /* more next time round (the socket is still readable) */
+        return 0; /* more next time round (the socket is still readable) */
 }
 
 static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -1266,7 +1282,7 @@ static int conn_add(Cluster *c, int fd, bool outgoing, const SwimAddr *peer, Con
         int r;
 
         k->cluster = c;
-        k->refs = 1;            /* c->conns */
+        k->refs = 1; /* c->conns */
         k->fd = fd;
         k->outgoing = outgoing;
         k->connected = !outgoing;
@@ -1278,7 +1294,7 @@ static int conn_add(Cluster *c, int fd, bool outgoing, const SwimAddr *peer, Con
                 r = sd_event_add_time_relative(c->event, &k->timer, CLOCK_MONOTONIC, CONN_TIMEOUT_USEC, 0,
                                                on_conn_timeout, k);
         if (r < 0) {
-                k->fd = -EBADF;         /* the caller closes it */
+                k->fd = -EBADF; /* the caller closes it */
                 g_hash_table_remove(c->conns, k);
                 return r;
         }
@@ -1463,7 +1479,7 @@ static void send_announcements(Cluster *c) {
         wire_write(&w, c->node_id, idlen);
         wire_write_u16(&w, c->swim_port);
         if (!wire_ok(&w))
-                return;         /* cannot happen: the node id is at most 64 bytes */
+                return; /* cannot happen: the node id is at most 64 bytes */
         m = seal(c, CHANNEL_DISCOVERY, plain, wire_offset(&w), sealed);
 
         if (getifaddrs(&ifa_list) < 0) {
@@ -1571,7 +1587,9 @@ static void join_seeds(Cluster *c) {
         for (char **j = c->join; j && *j; j++) {
                 g_autofree char *host = NULL;
                 const char *colon = strrchr(*j, ':');
-                struct addrinfo hints = { .ai_family = c->family, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV };
+                struct addrinfo hints = { .ai_family = c->family,
+                                          .ai_socktype = SOCK_DGRAM,
+                                          .ai_flags = AI_NUMERICSERV };
                 struct addrinfo *res = NULL;
                 int r;
 
@@ -1596,7 +1614,7 @@ static void join_seeds(Cluster *c) {
                 freeaddrinfo(res);
                 if (a.family != 0 && !swim_addr_equal(&a, &c->self_addr)) {
                         (void) swim_join(c->swim, &a, now);
-                        (void) conn_start(c, &a, NULL);         /* see on_discovery() */
+                        (void) conn_start(c, &a, NULL); /* see on_discovery() */
                 }
         }
         cluster_process(c);
@@ -1647,7 +1665,7 @@ static int on_flush(sd_event_source *s, void *userdata) {
         if (more)
                 (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         if (cluster_records_take_resync(c->records))
-                (void) cluster_sync_now(c);     /* a burst: our snapshot to everyone */
+                (void) cluster_sync_now(c); /* a burst: our snapshot to everyone */
         if (n > 0)
                 cluster_process(c);
         return 0;
@@ -1668,7 +1686,8 @@ static int pick_advertise(Cluster *c, const char *advertise) {
                 else
                         return log_error_errno(-EINVAL, "Cluster address '%s' is not an IP address.", advertise);
                 if (c->family == AF_INET && c->self_addr.family != 4)
-                        return log_error_errno(-EINVAL, "Cluster address %s is IPv6 but the cluster binds IPv4.", advertise);
+                        return log_error_errno(-EINVAL, "Cluster address %s is IPv6 but the cluster binds IPv4.",
+                                               advertise);
                 return 0;
         }
         /* The first IPv4 address of an interface that can broadcast, else of any
@@ -1723,12 +1742,15 @@ static int load_keys(Cluster *c, const ClusterOptions *o) {
 
         if (!src && o->key_file) {
                 if (!g_file_get_contents(o->key_file, &contents, NULL, &err))
-                        return log_error_errno(-ENOENT, "Failed to read cluster key file %s: %s", o->key_file, err->message);
+                        return log_error_errno(-ENOENT, "Failed to read cluster key file %s: %s", o->key_file,
+                                               err->message);
                 src = contents;
         }
         if (isempty(src)) {
-                log_warning("No cluster key (%s or a key file): the cluster is open. Anyone on the network can "
-                            "join it and publish names.", CLUSTER_KEY_ENV);
+                log_warning(
+                        "No cluster key (%s or a key file): the cluster is open. Anyone on the network can "
+                        "join it and publish names.",
+                        CLUSTER_KEY_ENV);
                 return 0;
         }
         n = cluster_parse_keys(src, &c->keys, &error);
@@ -1749,11 +1771,14 @@ static int load_node_keys(Cluster *c, const ClusterOptions *o) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the cluster signing key: %s", error);
         if (r > 0)
-                log_warning("Cluster signing key: %s; after a restart the other nodes refuse this node until "
-                            "they forget its old key.", error);
+                log_warning(
+                        "Cluster signing key: %s; after a restart the other nodes refuse this node until "
+                        "they forget its old key.",
+                        error);
         else if (!o->state_directory)
-                log_warning("No state directory: the cluster signing key lives in memory only; after a restart "
-                            "the other nodes refuse this node until they forget its old key.");
+                log_warning(
+                        "No state directory: the cluster signing key lives in memory only; after a restart "
+                        "the other nodes refuse this node until they forget its old key.");
         g_clear_pointer(&error, g_free);
         r = cluster_keys_set_trusted(c->node_keys, o->trusted_nodes, &error);
         if (r < 0)
@@ -1780,8 +1805,9 @@ static void setup_timings(Cluster *c, const ClusterOptions *o) {
         /* Gossip keeps its ratio to the probe period (memberlist's LAN: 5 rounds
          * per probe) when only the probe period is changed, or dissemination
          * and refutation would fall behind a shortened suspicion timeout. */
-        sc->gossip_interval_usec = o->gossip_interval_usec ?:
-                MAX(MIN(sc->gossip_interval_usec, sc->probe_interval_usec / 5), 10 * USEC_PER_MSEC);
+        sc->gossip_interval_usec =
+                o->gossip_interval_usec
+                        ?: MAX(MIN(sc->gossip_interval_usec, sc->probe_interval_usec / 5), 10 * USEC_PER_MSEC);
         if (o->indirect_checks >= 0)
                 sc->indirect_checks = (unsigned) o->indirect_checks;
         if (o->suspicion_mult > 0)
@@ -1798,7 +1824,7 @@ static void setup_timings(Cluster *c, const ClusterOptions *o) {
         c->max_members = o->max_members ?: sc->members_max;
         c->max_records = o->max_records_per_node ?: CLUSTER_MAX_RECORDS_DEFAULT;
         sc->members_max = c->max_members;
-        sc->relay_user = false;         /* an update goes on once we have taken it */
+        sc->relay_user = false; /* an update goes on once we have taken it */
 }
 
 /* The replicated records, versioned from an epoch above every earlier start's. */
@@ -1840,7 +1866,8 @@ static int setup_address(Cluster *c, const ClusterOptions *o, struct sockaddr_st
                 *ret_salen = sizeof *in6;
         } else {
                 if (o->bind_address && inet_pton(AF_INET, o->bind_address, &c->bind4) != 1)
-                        return log_error_errno(-EINVAL, "Cluster bind address '%s' is not an IP address.", o->bind_address);
+                        return log_error_errno(-EINVAL, "Cluster bind address '%s' is not an IP address.",
+                                               o->bind_address);
                 in->sin_family = AF_INET;
                 in->sin_port = htons(c->swim_port);
                 in->sin_addr = c->bind4;
@@ -1872,7 +1899,7 @@ static int setup_sockets(Cluster *c, const struct sockaddr_storage *sa, socklen_
                 struct sockaddr_in *din = (struct sockaddr_in *) &dsa;
                 din->sin_family = AF_INET;
                 din->sin_port = htons(c->discovery_port);
-                din->sin_addr.s_addr = htonl(INADDR_ANY);    /* broadcasts arrive only on a wildcard socket */
+                din->sin_addr.s_addr = htonl(INADDR_ANY); /* broadcasts arrive only on a wildcard socket */
                 r = bind_socket(AF_INET, SOCK_DGRAM, &dsa, sizeof *din, true, "discovery UDP");
                 if (r < 0)
                         return r;
@@ -1894,12 +1921,15 @@ static int setup_event_sources(Cluster *c, uint64_t now) {
         if (r >= 0)
                 r = sd_event_add_time(e, &c->swim_timer, CLOCK_MONOTONIC, now, USEC_PER_MSEC, on_swim_timer, c);
         if (r >= 0)
-                r = sd_event_add_time(e, &c->records_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_records_timer, c);
+                r = sd_event_add_time(e, &c->records_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_records_timer,
+                                      c);
         if (r >= 0)
                 r = sd_event_add_time(e, &c->push_pull_timer, CLOCK_MONOTONIC,
-                                      now + jitter(c->push_pull_interval_usec, 10), USEC_PER_SEC / 10, on_push_pull_timer, c);
+                                      now + jitter(c->push_pull_interval_usec, 10), USEC_PER_SEC / 10,
+                                      on_push_pull_timer, c);
         if (r >= 0 && c->disc_fd >= 0)
-                r = sd_event_add_time(e, &c->discovery_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_discovery_timer, c);
+                r = sd_event_add_time(e, &c->discovery_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC,
+                                      on_discovery_timer, c);
         if (r >= 0 && c->join && c->join[0])
                 r = sd_event_add_time(e, &c->join_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_join_timer, c);
         if (r >= 0)
@@ -1907,7 +1937,8 @@ static int setup_event_sources(Cluster *c, uint64_t now) {
         if (r >= 0)
                 r = sd_event_add_defer(e, &c->merge_source, on_merge, c);
         if (r >= 0)
-                r = sd_event_add_time(e, &c->pins_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC / 10, on_pins_timer, c);
+                r = sd_event_add_time(e, &c->pins_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC / 10, on_pins_timer,
+                                      c);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up cluster event sources: %m");
         (void) sd_event_source_set_io_fd_own(c->udp_source, true);
@@ -1973,8 +2004,8 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
                 return r;
         /* A daemon bound to loopback never broadcasts: discovery would leave
          * through the other interfaces. */
-        c->broadcast_discovery = o->broadcast_discovery && c->family == AF_INET &&
-                                 (ntohl(c->bind4.s_addr) >> 24) != 127;
+        c->broadcast_discovery =
+                o->broadcast_discovery && c->family == AF_INET && (ntohl(c->bind4.s_addr) >> 24) != 127;
         setup_timings(c, o);
 
         randombytes_buf(&c->rng, sizeof c->rng);
@@ -2010,11 +2041,12 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         if (c->broadcast_discovery)
                 snprintf(disc, sizeof disc, ", discovery by broadcast on port %u", c->discovery_port);
         update_member_counts(c);
-        log_info("Cluster node %s on %s (SWIM UDP and push-pull TCP port %u%s), %s, %zu key%s; "
-                 "probe every %" PRIu64 " ms, dead grace %" PRIu64 " ms.",
-                 c->node_id, self, c->swim_port, disc,
-                 c->n_keys > 0 ? "encrypted" : "OPEN (no key)", c->n_keys, c->n_keys == 1 ? "" : "s",
-                 c->swim_config.probe_interval_usec / USEC_PER_MSEC, c->dead_grace_usec / USEC_PER_MSEC);
+        log_info(
+                "Cluster node %s on %s (SWIM UDP and push-pull TCP port %u%s), %s, %zu key%s; "
+                "probe every %" PRIu64 " ms, dead grace %" PRIu64 " ms.",
+                c->node_id, self, c->swim_port, disc, c->n_keys > 0 ? "encrypted" : "OPEN (no key)", c->n_keys,
+                c->n_keys == 1 ? "" : "s", c->swim_config.probe_interval_usec / USEC_PER_MSEC,
+                c->dead_grace_usec / USEC_PER_MSEC);
         log_info("Cluster signing key of %s: %s (%s); other nodes' keys: %s.", c->node_id,
                  cluster_keys_public_base64(c->node_keys),
                  cluster_keys_persistent(c->node_keys) ? "in " CLUSTER_KEY_FILE : "in memory only",

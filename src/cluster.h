@@ -34,21 +34,21 @@
 typedef struct Cluster Cluster;
 
 typedef struct ClusterOptions {
-        const char *node_id;              /* required: 1-64 of [A-Za-z0-9._-] */
-        const char *bind_address;         /* NULL: all IPv4 addresses; an IPv6 literal makes an IPv6 cluster */
-        const char *advertise_address;    /* NULL: bind_address, else the first non-loopback IPv4 address */
-        const char *cluster_name;         /* NULL: "joyride"; part of the AEAD associated data */
+        const char *node_id;           /* required: 1-64 of [A-Za-z0-9._-] */
+        const char *bind_address;      /* NULL: all IPv4 addresses; an IPv6 literal makes an IPv6 cluster */
+        const char *advertise_address; /* NULL: bind_address, else the first non-loopback IPv4 address */
+        const char *cluster_name;      /* NULL: "joyride"; part of the AEAD associated data */
         uint16_t swim_port, discovery_port;
-        char **join;                      /* "host:port" seeds ("[v6]:port" for IPv6); NULL: none */
-        const char *key;                  /* base64 32-byte keys, comma-separated, primary first; NULL: key_file */
-        const char *key_file;             /* same format (commas or newlines); NULL with key NULL: open cluster */
-        bool broadcast_discovery;         /* forced off when bound to a loopback address */
+        char **join;              /* "host:port" seeds ("[v6]:port" for IPv6); NULL: none */
+        const char *key;          /* base64 32-byte keys, comma-separated, primary first; NULL: key_file */
+        const char *key_file;     /* same format (commas or newlines); NULL with key NULL: open cluster */
+        bool broadcast_discovery; /* forced off when bound to a loopback address */
 
         /* Protocol timings; 0: the default (swim_config_lan() or CLUSTER_*_DEFAULT*). */
         uint64_t probe_interval_usec;
-        uint64_t probe_timeout_usec;      /* at most half the probe interval */
-        uint64_t gossip_interval_usec;    /* 0: 200 ms, or a fifth of a shorter probe interval */
-        int indirect_checks;              /* -1: the default; 0: no indirect probes */
+        uint64_t probe_timeout_usec;   /* at most half the probe interval */
+        uint64_t gossip_interval_usec; /* 0: 200 ms, or a fifth of a shorter probe interval */
+        int indirect_checks;           /* -1: the default; 0: no indirect probes */
         unsigned suspicion_mult;
         unsigned retransmit_mult;
         uint64_t push_pull_interval_usec;
@@ -56,43 +56,43 @@ typedef struct ClusterOptions {
         uint64_t dead_grace_usec;
 
         /* Limits against hostile or broken peers; 0: the default. */
-        unsigned max_members;             /* other members kept at most (1,000) */
-        unsigned max_records_per_node;    /* records taken from one node at most (100,000) */
-        const char *state_directory;      /* our signing key and the others' pinned keys; NULL: in memory */
-        char **trusted_nodes;             /* "id:base64-key": only these nodes are believed; NULL: pin on first contact */
+        unsigned max_members;          /* other members kept at most (1,000) */
+        unsigned max_records_per_node; /* records taken from one node at most (100,000) */
+        const char *state_directory;   /* our signing key and the others' pinned keys; NULL: in memory */
+        char **trusted_nodes;          /* "id:base64-key": only these nodes are believed; NULL: pin on first contact */
 } ClusterOptions;
 
 typedef struct ClusterMember {
         char id[SWIM_ID_MAX + 1];
-        char address[INET6_ADDRSTRLEN + 8];   /* "10.0.0.2:8890", "[fe80::1]:8890" */
-        const char *state;                /* "alive", "suspect", "dead", "left" (static string) */
+        char address[INET6_ADDRSTRLEN + 8]; /* "10.0.0.2:8890", "[fe80::1]:8890" */
+        const char *state;                  /* "alive", "suspect", "dead", "left" (static string) */
         uint32_t incarnation;
-        uint64_t state_change_usec;       /* CLOCK_REALTIME */
-        size_t records;                   /* records of that node this node holds (served or not) */
-        bool self;                        /* the first entry */
-        char public_key[48];              /* base64 of its signing key, pinned or configured; "" if none */
+        uint64_t state_change_usec; /* CLOCK_REALTIME */
+        size_t records;             /* records of that node this node holds (served or not) */
+        bool self;                  /* the first entry */
+        char public_key[48];        /* base64 of its signing key, pinned or configured; "" if none */
 } ClusterMember;
 
 typedef struct ClusterCounters {
         uint64_t packets_sent, packets_received;
-        uint64_t packets_rejected;        /* rejected_auth + rejected_malformed */
-        uint64_t rejected_auth;           /* failed decryption / wrong key / open vs keyed */
-        uint64_t rejected_malformed;      /* authentic but not parseable */
+        uint64_t packets_rejected;   /* rejected_auth + rejected_malformed */
+        uint64_t rejected_auth;      /* failed decryption / wrong key / open vs keyed */
+        uint64_t rejected_malformed; /* authentic but not parseable */
         uint64_t push_pulls, push_pull_failures;
         uint64_t announcements_sent, announcements_received;
         uint64_t updates_sent, updates_applied;
         /* Beyond a limit: dropped, counted, and warned about (at most every 10 s). */
-        uint64_t dropped_members;         /* new members beyond max_members */
-        uint64_t dropped_origins;         /* nodes whose records found no room */
-        uint64_t dropped_records;         /* records beyond max_records_per_node */
-        uint64_t dropped_frames;          /* push-pull frames too large, or read before authentication */
+        uint64_t dropped_members; /* new members beyond max_members */
+        uint64_t dropped_origins; /* nodes whose records found no room */
+        uint64_t dropped_records; /* records beyond max_records_per_node */
+        uint64_t dropped_frames;  /* push-pull frames too large, or read before authentication */
         /* Record updates and snapshots refused, by why (at most every 10 s a warning). */
-        uint64_t refused_signature;       /* no key known for the origin, a bad signature, or a changed key */
-        uint64_t refused_unsigned;        /* unsigned (an older node's) where a signature is needed */
-        uint64_t refused_relay;           /* relayed, for an origin not heard from yet or too far ahead */
-        uint64_t refused_not_member;      /* for an origin, or from a sender, that is no live member there */
-        uint64_t refutations;             /* versions of our own we never issued, refuted */
-        unsigned members_alive, members_suspect, members_dead, members_left;   /* including self */
+        uint64_t refused_signature;  /* no key known for the origin, a bad signature, or a changed key */
+        uint64_t refused_unsigned;   /* unsigned (an older node's) where a signature is needed */
+        uint64_t refused_relay;      /* relayed, for an origin not heard from yet or too far ahead */
+        uint64_t refused_not_member; /* for an origin, or from a sender, that is no live member there */
+        uint64_t refutations;        /* versions of our own we never issued, refuted */
+        unsigned members_alive, members_suspect, members_dead, members_left; /* including self */
 } ClusterCounters;
 
 /* Binds the sockets, starts discovery and contacts the seeds. Logs its errors. */

@@ -47,32 +47,32 @@
 #define CONFIG_FILE_MAX (4U * 1024U * 1024U)
 
 typedef enum ValueType {
-        VALUE_STRING,           /* free text */
-        VALUE_PATH,             /* absolute path */
+        VALUE_STRING, /* free text */
+        VALUE_PATH,   /* absolute path */
         VALUE_IPV4,
         VALUE_IPV6,
-        VALUE_IP,               /* IPv4 or IPv6 literal */
-        VALUE_HOST,             /* IP literal or DNS name */
-        VALUE_DOCKER_HOST,      /* unix:///path, tcp://..., http(s)://... */
-        VALUE_PORT,             /* uint16_t, 1-65535 */
-        VALUE_UINT32,           /* uint32_t, min..max */
-        VALUE_MSEC,             /* seconds (fractions allowed) stored as uint32_t msec */
+        VALUE_IP,          /* IPv4 or IPv6 literal */
+        VALUE_HOST,        /* IP literal or DNS name */
+        VALUE_DOCKER_HOST, /* unix:///path, tcp://..., http(s)://... */
+        VALUE_PORT,        /* uint16_t, 1-65535 */
+        VALUE_UINT32,      /* uint32_t, min..max */
+        VALUE_MSEC,        /* seconds (fractions allowed) stored as uint32_t msec */
         VALUE_BOOL,
-        VALUE_DOMAINS,          /* comma-separated DNS names, char** */
-        VALUE_JOIN,             /* comma-separated host:port, char** */
-        VALUE_HOSTS,            /* comma-separated IP literals and DNS names, or "*", char** */
-        VALUE_TRUSTED_NODES,    /* comma-separated node-id:base64-key, char** */
+        VALUE_DOMAINS,       /* comma-separated DNS names, char** */
+        VALUE_JOIN,          /* comma-separated host:port, char** */
+        VALUE_HOSTS,         /* comma-separated IP literals and DNS names, or "*", char** */
+        VALUE_TRUSTED_NODES, /* comma-separated node-id:base64-key, char** */
         VALUE_BUS,
         VALUE_LOG_LEVEL,
         VALUE_NODE_ID,
-        VALUE_IFNAME,           /* network interface name */
-        VALUE_ROUTE_DOMAINS,    /* comma-separated DNS names, each optionally prefixed with '~', char** */
-        VALUE_DNS_SERVERS,      /* comma-separated ADDR, ADDR:PORT, [ADDR6]:PORT, char** */
-        VALUE_FORWARD,          /* the same with %scope on IPv6, or the one word resolv.conf, char** */
-        VALUE_PREFIXES,         /* comma-separated ADDR or ADDR/LEN, char** */
-        VALUE_CLUSTER_KEYS,     /* base64 of 32 bytes, several separated by commas; never echoed in errors */
-        VALUE_URLS,             /* comma-separated http:// or https:// URLs of a host, char** */
-        VALUE_KEY_PREFIX,       /* an etcd key prefix: "/" then path segments, no trailing "/" */
+        VALUE_IFNAME,        /* network interface name */
+        VALUE_ROUTE_DOMAINS, /* comma-separated DNS names, each optionally prefixed with '~', char** */
+        VALUE_DNS_SERVERS,   /* comma-separated ADDR, ADDR:PORT, [ADDR6]:PORT, char** */
+        VALUE_FORWARD,       /* the same with %scope on IPv6, or the one word resolv.conf, char** */
+        VALUE_PREFIXES,      /* comma-separated ADDR or ADDR/LEN, char** */
+        VALUE_CLUSTER_KEYS,  /* base64 of 32 bytes, several separated by commas; never echoed in errors */
+        VALUE_URLS,          /* comma-separated http:// or https:// URLs of a host, char** */
+        VALUE_KEY_PREFIX,    /* an etcd key prefix: "/" then path segments, no trailing "/" */
 } ValueType;
 
 typedef enum SettingId {
@@ -153,8 +153,8 @@ typedef struct Setting {
         const char *metavar;
         ValueType type;
         size_t offset;
-        uint32_t min, max;      /* VALUE_UINT32 */
-        const char *def;        /* default as a string, validated like any value; NULL = unset */
+        uint32_t min, max; /* VALUE_UINT32 */
+        const char *def;   /* default as a string, validated like any value; NULL = unset */
         const char *help;
 } Setting;
 
@@ -495,8 +495,8 @@ static const Setting settings[_SETTING_MAX] = {
         },
 };
 
-static const char *const known_groups[] = { "Service", "DNS", "Hosts", "Docker", "HTTP", "DBus", "Cluster", "Resolved",
-                                            "Etcd" };
+static const char *const known_groups[] = { "Service", "DNS",     "Hosts",    "Docker", "HTTP",
+                                            "DBus",    "Cluster", "Resolved", "Etcd" };
 
 typedef enum SourceKind {
         SOURCE_DEFAULT,
@@ -507,20 +507,20 @@ typedef enum SourceKind {
 
 /* The current raw value of one setting and who set it, for error messages. */
 typedef struct Value {
-        char *raw;              /* g_malloc'd; NULL = unset */
-        bool set;               /* assigned in this layer (even if reset to the default) */
+        char *raw; /* g_malloc'd; NULL = unset */
+        bool set;  /* assigned in this layer (even if reset to the default) */
         SourceKind kind;
-        const char *name;       /* env var or option name (static strings); unused for file and default */
-        unsigned line;          /* file line, 0 if unknown */
+        const char *name; /* env var or option name (static strings); unused for file and default */
+        unsigned line;    /* file line, 0 if unknown */
 } Value;
 
 typedef struct LoadState {
         Value values[_SETTING_MAX];
-        char *const *defaults;          /* built-in defaults, owned by load() */
-        char *path;                     /* config file that was read, g_malloc'd */
-        char *config_option;            /* --config= value, g_malloc'd */
+        char *const *defaults; /* built-in defaults, owned by load() */
+        char *path;            /* config file that was read, g_malloc'd */
+        char *config_option;   /* --config= value, g_malloc'd */
         bool help, version, check;
-        GPtrArray *errors;              /* --check-config: every error, not only the first; else NULL */
+        GPtrArray *errors; /* --check-config: every error, not only the first; else NULL */
 } LoadState;
 
 static void load_state_done(LoadState *s) {
@@ -537,8 +537,7 @@ static void strv_freep(char ***p) {
         g_strfreev(*p);
 }
 
-_printf_(2, 3)
-static int fail(char **ret_error, const char *format, ...) {
+_printf_(2, 3) static int fail(char **ret_error, const char *format, ...) {
         va_list ap;
         char *m;
         int k;
@@ -677,8 +676,7 @@ static bool is_docker_host(const char *s) {
 
         if ((p = g_str_has_prefix(s, "unix://") ? s + 7 : NULL))
                 return p[0] == '/';
-        if ((p = g_str_has_prefix(s, "tcp://") ? s + 6 : NULL) ||
-            (p = g_str_has_prefix(s, "http://") ? s + 7 : NULL) ||
+        if ((p = g_str_has_prefix(s, "tcp://") ? s + 6 : NULL) || (p = g_str_has_prefix(s, "http://") ? s + 7 : NULL) ||
             (p = g_str_has_prefix(s, "https://") ? s + 8 : NULL))
                 return *p != 0 && *p != '/';
         return false;
@@ -760,13 +758,12 @@ static char *value_origin(const Value *v, const char *path) {
 typedef struct ParseTarget {
         const Setting *setting;
         const Value *value;
-        const char *path;       /* the config file, for messages */
-        void *field;            /* the Config member at setting->offset */
+        const char *path; /* the config file, for messages */
+        void *field;      /* the Config member at setting->offset */
         char **ret_error;
 } ParseTarget;
 
-_printf_(2, 3)
-static int invalid(const ParseTarget *t, const char *format, ...) {
+_printf_(2, 3) static int invalid(const ParseTarget *t, const char *format, ...) {
         g_autofree char *what = value_describe(t->setting, t->value, t->path);
         g_autofree char *expected = NULL;
         va_list ap;
@@ -776,7 +773,8 @@ static int invalid(const ParseTarget *t, const char *format, ...) {
         va_end(ap);
 
         if (t->setting == &settings[SETTING_NODE_ID] && t->value->kind == SOURCE_DEFAULT)
-                return fail(t->ret_error, "host name '%s' cannot be used as the node id: %s; set NODE_ID or [Cluster] NodeId",
+                return fail(t->ret_error,
+                            "host name '%s' cannot be used as the node id: %s; set NODE_ID or [Cluster] NodeId",
                             t->value->raw, expected);
         return fail(t->ret_error, "%s: %s", what, expected);
 }
@@ -820,7 +818,8 @@ static const struct {
         [VALUE_IPV6] = { is_ipv6, "expected an IPv6 address" },
         [VALUE_IP] = { is_ip, "expected an IPv4 or IPv6 address" },
         [VALUE_HOST] = { is_host, "expected an IP address or a host name" },
-        [VALUE_DOCKER_HOST] = { is_docker_host, "expected unix:///path/to/socket, tcp://HOST:PORT, http://... or https://..." },
+        [VALUE_DOCKER_HOST] = { is_docker_host,
+                                "expected unix:///path/to/socket, tcp://HOST:PORT, http://... or https://..." },
         [VALUE_IFNAME] = { is_ifname, "expected a network interface name (1-15 characters, no '/', ':' or blanks)" },
         [VALUE_NODE_ID] = { swim_id_is_valid, "expected 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'" },
 };
@@ -1004,7 +1003,8 @@ static const struct {
         [VALUE_DNS_SERVERS] = { check_dns_server,
                                 "expected a comma-separated list of ADDRESS, IPv4:PORT or [IPv6]:PORT" },
         [VALUE_JOIN] = { check_host_port, "expected a comma-separated list of HOST:PORT" },
-        [VALUE_HOSTS] = { normalize_allowed_host, "expected a comma-separated list of host names and IP addresses (or *)" },
+        [VALUE_HOSTS] = { normalize_allowed_host,
+                          "expected a comma-separated list of host names and IP addresses (or *)" },
         [VALUE_PREFIXES] = { normalize_prefix, "expected a comma-separated list of ADDRESS or ADDRESS/PREFIXLEN" },
         [VALUE_URLS] = { normalize_url, "expected a comma-separated list of http://HOST:PORT or https://HOST:PORT" },
         [VALUE_TRUSTED_NODES] = { check_trusted_node,
@@ -1045,8 +1045,10 @@ static int parse_forward(const ParseTarget *t) {
                         continue;
                 }
                 if (dns_forward_parse_address(*p, 53, &sa, &salen) < 0)
-                        return invalid(t, "expected resolv.conf, or a comma-separated list of ADDRESS, IPv4:PORT or "
-                                       "[IPv6]:PORT, and '%s' is not one", *p);
+                        return invalid(t,
+                                       "expected resolv.conf, or a comma-separated list of ADDRESS, IPv4:PORT or "
+                                       "[IPv6]:PORT, and '%s' is not one",
+                                       *p);
         }
         if (l && g_strv_length(l) > DNS_FORWARD_UPSTREAMS_MAX)
                 return invalid(t, "expected at most %d servers", DNS_FORWARD_UPSTREAMS_MAX);
@@ -1083,7 +1085,7 @@ static int parse_msec(const ParseTarget *t) {
                 const char *suffix;
                 double msec;
         } units[] = {
-                { "ms", 1 }, { "msec", 1 }, { "s", 1000 }, { "sec", 1000 },
+                { "ms", 1 },    { "msec", 1 },    { "s", 1000 },    { "sec", 1000 },
                 { "m", 60000 }, { "min", 60000 }, { "h", 3600000 }, { "hr", 3600000 },
         };
         const char *raw = t->value->raw;
@@ -1108,7 +1110,8 @@ static int parse_msec(const ParseTarget *t) {
             !(msec >= 1 - 1e-6 && msec <= 86400000 + 1e-6)) {
                 if (in_ms)
                         return invalid(t, "expected a number of milliseconds from 1 to 86400000");
-                return invalid(t, "expected a number of seconds from 0.001 to 86400, or a time with a unit "
+                return invalid(t,
+                               "expected a number of seconds from 0.001 to 86400, or a time with a unit "
                                "(200ms, 1.5s, 2min, 1h)");
         }
         *(uint32_t *) t->field = (uint32_t) MAX(msec + 0.5, 1.0);
@@ -1151,7 +1154,8 @@ static int parse_key_prefix(const ParseTarget *t) {
                 if ((unsigned char) *c < 0x21 || *c == 0x7f)
                         l = 0;
         if (p[0] != '/' || l < 2 || l > 512 || strstr(p, "//"))
-                return invalid(t, "expected a key prefix such as /skydns ('/' then names, no blanks, no empty segment)");
+                return invalid(t,
+                               "expected a key prefix such as /skydns ('/' then names, no blanks, no empty segment)");
         d = strdup(p);
         if (!d)
                 return -ENOMEM;
@@ -1164,7 +1168,8 @@ static int parse_log_level(const ParseTarget *t) {
         int k = log_parse_level(t->value->raw);
 
         if (k < 0)
-                return invalid(t, "expected a log level (emerg, alert, crit, err, warning, notice, info, debug, or 0-7)");
+                return invalid(t,
+                               "expected a log level (emerg, alert, crit, err, warning, notice, info, debug, or 0-7)");
         *(int *) t->field = k;
         return 0;
 }
@@ -1179,7 +1184,7 @@ static int setting_apply(Config *c, SettingId id, const Value *v, const char *pa
         };
 
         if (!v->raw)
-                return 0;       /* unset: the field stays zero/NULL */
+                return 0; /* unset: the field stays zero/NULL */
 
         switch (t.setting->type) {
         case VALUE_STRING:
@@ -1250,7 +1255,7 @@ enum {
         OPT_CONFIG = 0x100,
         OPT_VERSION,
         OPT_CHECK_CONFIG,
-        OPT_SETTING = 0x1000,   /* + 4 * setting id + one of the below */
+        OPT_SETTING = 0x1000, /* + 4 * setting id + one of the below */
 };
 enum {
         OPT_KIND_VALUE,
@@ -1401,7 +1406,8 @@ static void print_help(void) {
                "  -h --help                    Show this help and exit\n"
                "     --version                 Show the version and exit\n"
                "     --config=FILE             Config file to read\n"
-               "                               [$JOYRIDE_CONFIG; default " CONFIG_FILE_DEFAULT "]\n"
+               "                               [$JOYRIDE_CONFIG; default " CONFIG_FILE_DEFAULT
+               "]\n"
                "     --check-config            Read every layer (file, environment, options), report every\n"
                "                               error, print the effective settings and where each came from;\n"
                "                               exit 0 when valid, 2 when not\n");
@@ -1433,9 +1439,9 @@ static void print_help(void) {
                 const Setting *s = &settings[i];
                 if (s->option || s->option_on || s->option_off)
                         continue;
-                printf("  [%s] %s=%s%s%s%s  %s%s%s\n", s->group, s->key, s->metavar,
-                       s->env[0] ? " ($" : "", strempty(s->env[0]), s->env[0] ? ")" : "",
-                       s->help, s->def ? "; default " : "", strempty(s->def));
+                printf("  [%s] %s=%s%s%s%s  %s%s%s\n", s->group, s->key, s->metavar, s->env[0] ? " ($" : "",
+                       strempty(s->env[0]), s->env[0] ? ")" : "", s->help, s->def ? "; default " : "",
+                       strempty(s->def));
         }
 }
 
@@ -1587,9 +1593,10 @@ static int check_unknown(GKeyFile *k, const char *path, const char *data, GPtrAr
                         unsigned line = find_line(data, *g, NULL);
                         g_autofree char *where = line > 0 ? g_strdup_printf("%s:%u", path, line) : g_strdup(path);
 
-                        r = file_error(errors, ret_error,
-                                       s ? g_strdup_printf("%s: unknown section [%s] (did you mean [%s]?)", where, *g, s)
-                                         : g_strdup_printf("%s: unknown section [%s]", where, *g));
+                        r = file_error(
+                                errors, ret_error,
+                                s ? g_strdup_printf("%s: unknown section [%s] (did you mean [%s]?)", where, *g, s)
+                                  : g_strdup_printf("%s: unknown section [%s]", where, *g));
                         if (r < 0)
                                 return r;
                         continue;
@@ -1622,8 +1629,8 @@ static int check_unknown(GKeyFile *k, const char *path, const char *data, GPtrAr
                                 m = g_strdup_printf("%s: unknown key '%s' in section [%s] (did you mean [%s] %s?)",
                                                     where, *key, *g, s_group, s);
                         else if (s)
-                                m = g_strdup_printf("%s: unknown key '%s' in section [%s] (did you mean '%s'?)",
-                                                    where, *key, *g, s);
+                                m = g_strdup_printf("%s: unknown key '%s' in section [%s] (did you mean '%s'?)", where,
+                                                    *key, *g, s);
                         else
                                 m = g_strdup_printf("%s: unknown key '%s' in section [%s]", where, *key, *g);
                         r = file_error(errors, ret_error, m);
@@ -1654,11 +1661,15 @@ static char *syntax_error(const char *data, unsigned line, const GError *error) 
         if (text[0] == '[')
                 return g_strdup_printf("'%s': a section header is [Name] alone on its line", text);
         if (strchr(text, '=') && !in_section)
-                return g_strdup_printf("'%s' comes before any section: put it under its section header, "
-                                       "such as [DNS] for Port= (see joyride.conf(5))", text);
+                return g_strdup_printf(
+                        "'%s' comes before any section: put it under its section header, "
+                        "such as [DNS] for Port= (see joyride.conf(5))",
+                        text);
         if (!strchr(text, '='))
-                return g_strdup_printf("'%s' is not a setting (Key=value), a section header ([Name]) or a "
-                                       "comment (# ...)", text);
+                return g_strdup_printf(
+                        "'%s' is not a setting (Key=value), a section header ([Name]) or a "
+                        "comment (# ...)",
+                        text);
         return g_strdup_printf("'%s': %s", text, error->message);
 }
 
@@ -1671,7 +1682,7 @@ static int apply_file(LoadState *st, const char *path, const char *origin, char 
 
         r = read_file(path, &data, &size);
         if (r == -ENOENT && !origin)
-                return 0;       /* no file at the default path: defaults and environment only */
+                return 0; /* no file at the default path: defaults and environment only */
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -1684,9 +1695,10 @@ static int apply_file(LoadState *st, const char *path, const char *origin, char 
                 unsigned line = find_error_line(data, size);
                 g_autofree char *why = syntax_error(data, line, error);
 
-                r = file_error(st->errors, ret_error, line > 0 ? g_strdup_printf("%s:%u: %s", path, line, why)
-                                                                : g_strdup_printf("%s: %s", path, why));
-                return r < 0 ? r : 0;   /* --check-config: nothing more to read in this file */
+                r = file_error(st->errors, ret_error,
+                               line > 0 ? g_strdup_printf("%s:%u: %s", path, line, why)
+                                        : g_strdup_printf("%s: %s", path, why));
+                return r < 0 ? r : 0; /* --check-config: nothing more to read in this file */
         }
 
         r = check_unknown(k, path, data, st->errors, ret_error);
@@ -1704,7 +1716,8 @@ static int apply_file(LoadState *st, const char *path, const char *origin, char 
                 v = g_key_file_get_string(k, s->group, s->key, &error);
                 if (!v) {
                         if (line > 0)
-                                return fail(ret_error, "[%s] %s in %s:%u: %s", s->group, s->key, path, line, error->message);
+                                return fail(ret_error, "[%s] %s in %s:%u: %s", s->group, s->key, path, line,
+                                            error->message);
                         return fail(ret_error, "[%s] %s in %s: %s", s->group, s->key, path, error->message);
                 }
                 value_set(st, i, v, SOURCE_FILE, NULL, line);
@@ -1752,8 +1765,8 @@ static int check_pairs(const LoadState *st, char **ret_error) {
                 if (!va->raw || st->values[pairs[i].b].raw)
                         continue;
                 g_autofree char *what = value_describe(a, va, st->path);
-                return fail(ret_error, "%s: needs [%s] %s= (%s, --%s) as well: %s", what, b->group, b->key,
-                            b->env[0], b->option, pairs[i].why);
+                return fail(ret_error, "%s: needs [%s] %s= (%s, --%s) as well: %s", what, b->group, b->key, b->env[0],
+                            b->option, pairs[i].why);
         }
         return 0;
 }
@@ -1783,8 +1796,7 @@ static void check_layer(LoadState *st, LoadState *layer, SourceKind kind) {
 static int check_report(LoadState *st, char **ret_error) {
         const char *group = NULL;
 
-        printf("# joyrided %s: the effective configuration (config file: %s)\n", JOYRIDE_VERSION,
-               st->path ?: "none");
+        printf("# joyrided %s: the effective configuration (config file: %s)\n", JOYRIDE_VERSION, st->path ?: "none");
         for (size_t g = 0; g < ELEMENTSOF(known_groups); g++)
                 for (size_t i = 0; i < _SETTING_MAX; i++) {
                         const Setting *s = &settings[i];

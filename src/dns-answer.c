@@ -37,18 +37,18 @@
 #include "macro.h"
 #include "wire.h"
 
-#define DNS_FLAG_QR     0x8000u
-#define DNS_FLAG_AA     0x0400u
-#define DNS_FLAG_TC     0x0200u
-#define DNS_FLAG_RD     0x0100u
-#define DNS_FLAG_CD     0x0010u
+#define DNS_FLAG_QR 0x8000u
+#define DNS_FLAG_AA 0x0400u
+#define DNS_FLAG_TC 0x0200u
+#define DNS_FLAG_RD 0x0100u
+#define DNS_FLAG_CD 0x0010u
 #define DNS_EDNS_FLAG_DO 0x8000u
 #define DNS_OPCODE_MASK 0x7800u
 #define DNS_OPCODE_QUERY 0
 
 #define DNS_UDP_REPLY_MAX 4096u
-#define DNS_OPT_RR_SIZE 11u             /* root owner, type, class, ttl, rdlen 0 */
-#define DNS_LABELS_MAX 128u             /* 255 bytes hold at most 127 labels */
+#define DNS_OPT_RR_SIZE 11u /* root owner, type, class, ttl, rdlen 0 */
+#define DNS_LABELS_MAX 128u /* 255 bytes hold at most 127 labels */
 #define DNS_COMPRESS_OFFSET_MAX 0x3fffu
 #define CNAME_CHAIN_MAX 8
 #define COMPRESS_ENTRIES_MAX 64
@@ -58,29 +58,29 @@
 #define SOA_EXPIRE 86400u
 
 typedef struct Question {
-        uint8_t wire[DNS_WIRE_NAME_MAX];        /* lowercased, for lookups */
-        size_t wire_len;                        /* including the root byte */
-        uint8_t labels[DNS_LABELS_MAX];         /* offset of each label in wire */
-        unsigned n_labels;                      /* not counting the root */
+        uint8_t wire[DNS_WIRE_NAME_MAX]; /* lowercased, for lookups */
+        size_t wire_len;                 /* including the root byte */
+        uint8_t labels[DNS_LABELS_MAX];  /* offset of each label in wire */
+        unsigned n_labels;               /* not counting the root */
         uint16_t type;
         uint16_t class;
-        size_t end;                             /* request offset after the question */
+        size_t end; /* request offset after the question */
 } Question;
 
 typedef struct Edns {
         bool present;
-        bool dnssec_ok;         /* the DO bit, copied into our OPT (RFC 3225 3) */
+        bool dnssec_ok; /* the DO bit, copied into our OPT (RFC 3225 3) */
         uint16_t payload;
         uint8_t version;
 } Edns;
 
 typedef struct CompressEntry {
-        uint16_t offset;        /* where a name suffix starts in the reply */
-        uint8_t len;            /* its uncompressed wire length */
+        uint16_t offset; /* where a name suffix starts in the reply */
+        uint8_t len;     /* its uncompressed wire length */
 } CompressEntry;
 
 typedef struct Packet {
-        Wire w;                 /* sized to what this reply may use, space for OPT already taken
+        Wire w; /* sized to what this reply may use, space for OPT already taken
                                  * off; a write that does not fit makes the reply truncated */
         uint16_t ancount, nscount;
         CompressEntry compress[COMPRESS_ENTRIES_MAX];
@@ -92,7 +92,7 @@ typedef struct Answer {
         const DnsAnswerConfig *cfg;
         const Question *q;
         Packet *p;
-        size_t apex_off;        /* offset of the zone apex suffix in q->wire */
+        size_t apex_off; /* offset of the zone apex suffix in q->wire */
 } Answer;
 
 static inline uint8_t ascii_lower(uint8_t c) {
@@ -101,18 +101,9 @@ static inline uint8_t ascii_lower(uint8_t c) {
 
 const char *dns_rcode_to_string(int rcode) {
         static const char *const table[] = {
-                [0] = "NOERROR",
-                [1] = "FORMERR",
-                [2] = "SERVFAIL",
-                [3] = "NXDOMAIN",
-                [4] = "NOTIMP",
-                [5] = "REFUSED",
-                [6] = "YXDOMAIN",
-                [7] = "YXRRSET",
-                [8] = "NXRRSET",
-                [9] = "NOTAUTH",
-                [10] = "NOTZONE",
-                [16] = "BADVERS",
+                [0] = "NOERROR", [1] = "FORMERR", [2] = "SERVFAIL", [3] = "NXDOMAIN",
+                [4] = "NOTIMP",  [5] = "REFUSED", [6] = "YXDOMAIN", [7] = "YXRRSET",
+                [8] = "NXRRSET", [9] = "NOTAUTH", [10] = "NOTZONE", [16] = "BADVERS",
         };
 
         if (rcode < 0 || (size_t) rcode >= ELEMENTSOF(table))
@@ -196,7 +187,7 @@ static ssize_t skip_questions(const uint8_t *req, size_t len, unsigned n) {
         wire_seek(&r, DNS_HEADER_SIZE);
         for (unsigned i = 0; i < n && wire_ok(&r); i++) {
                 skip_name(&r);
-                wire_skip(&r, 4);       /* type, class */
+                wire_skip(&r, 4); /* type, class */
         }
         return wire_ok(&r) ? (ssize_t) wire_offset(&r) : -EBADMSG;
 }
@@ -220,15 +211,15 @@ static int parse_edns(const uint8_t *req, size_t len, size_t offset, Edns *e) {
                 type = wire_read_u16(&r);
                 class = wire_read_u16(&r);
                 ttl = wire_read_u32(&r);
-                wire_skip(&r, wire_read_u16(&r));       /* rdata */
+                wire_skip(&r, wire_read_u16(&r)); /* rdata */
                 if (!wire_ok(&r))
                         return -EBADMSG;
 
                 if (i >= an + ns && type == DNS_TYPE_OPT) {
                         if (e->present)
-                                return -EBADMSG;       /* RFC 6891 6.1.1: more than one OPT */
+                                return -EBADMSG; /* RFC 6891 6.1.1: more than one OPT */
                         if (owner_len != 1 || req[start] != 0)
-                                return -EBADMSG;       /* the OPT owner must be the root */
+                                return -EBADMSG; /* the OPT owner must be the root */
                         e->present = true;
                         e->payload = class;
                         e->version = (uint8_t) (ttl >> 16);
@@ -253,7 +244,7 @@ static bool reply_name_equal(const Packet *p, size_t offset, const uint8_t *w, s
         const uint8_t *buf = p->w.buf;
         size_t i = 0, len = wire_offset(&p->w);
 
-        for (unsigned hops = 0; hops < DNS_LABELS_MAX; ) {
+        for (unsigned hops = 0; hops < DNS_LABELS_MAX;) {
                 uint8_t l;
 
                 if (offset >= len)
@@ -360,7 +351,7 @@ static size_t lowercase_copy(uint8_t *dst, const uint8_t *src, size_t n) {
 typedef struct Owner {
         const uint8_t *wire;
         size_t len;
-        size_t offset;          /* used when wire is NULL */
+        size_t offset; /* used when wire is NULL */
 } Owner;
 
 static bool put_owner(Packet *p, const Owner *o) {
@@ -438,8 +429,8 @@ static bool put_ptrs(const Answer *a, const Owner *o, const StoreName *name) {
         bool has_set = store_view_rrset(name->view, DNS_TYPE_PTR, &set);
         size_t n_exp = has_set ? set.n : 0, n, start;
         StorePtrIter iter = {};
-        size_t next_derived = 0;        /* index the iterator gives next */
-        size_t next_explicit = 0;       /* same, for the explicit values */
+        size_t next_derived = 0;  /* index the iterator gives next */
+        size_t next_explicit = 0; /* same, for the explicit values */
         const uint8_t *exp_pos = set.first;
 
         if (!name->addr)
@@ -476,7 +467,7 @@ static bool put_ptrs(const Answer *a, const Owner *o, const StoreName *name) {
                 }
                 while (next_derived <= pos - n_exp) {
                         if (!store_name_next_ptr(name, &iter, &target, &tlen, &ttl))
-                                return true;    /* the names changed since they were counted */
+                                return true; /* the names changed since they were counted */
                         next_derived++;
                 }
                 if (!put_rr(a->p, o, DNS_TYPE_PTR, target, tlen, ttl))
@@ -545,8 +536,7 @@ static uint8_t nodata(const Answer *a) {
 
 /* Follows a CNAME chain through the store, appending each step and finally
  * the target's records of the asked type. */
-static uint8_t chase_cname(const Answer *a, const StoreNode *node, const StoreRRSet *first_cname,
-                           const Owner *owner) {
+static uint8_t chase_cname(const Answer *a, const StoreNode *node, const StoreRRSet *first_cname, const Owner *owner) {
         const StoreNode *visited[CNAME_CHAIN_MAX + 1] = { node };
         unsigned n_visited = 1;
         /* Two buffers: the owner of the step being written is the target of
@@ -574,10 +564,10 @@ static uint8_t chase_cname(const Answer *a, const StoreNode *node, const StoreRR
                 lowercase_copy(target, rr.rdata, tlen);
 
                 if (!lookup(a->store, target, tlen, &next))
-                        break;          /* not ours (or not held): the chain is the answer */
+                        break; /* not ours (or not held): the chain is the answer */
                 for (unsigned i = 0; i < n_visited; i++)
                         if (visited[i] == next.node)
-                                return DNS_RCODE_NOERROR;       /* a loop: the chain so far */
+                                return DNS_RCODE_NOERROR; /* a loop: the chain so far */
                 visited[n_visited++] = next.node;
 
                 step_owner = (Owner) { .wire = target, .len = tlen };
@@ -856,18 +846,17 @@ static uint8_t resolve(Answer *a) {
 }
 
 static void put_opt(Wire *w, uint8_t rcode, bool dnssec_ok) {
-        wire_write_u8(w, 0);                            /* root owner */
+        wire_write_u8(w, 0); /* root owner */
         wire_write_u16(w, DNS_TYPE_OPT);
-        wire_write_u16(w, DNS_EDNS_PAYLOAD_OURS);       /* class: our payload size */
-        wire_write_u8(w, rcode >> 4);                   /* extended rcode, upper 8 bits */
-        wire_write_u8(w, 0);                            /* version 0 */
-        wire_write_u16(w, dnssec_ok ? DNS_EDNS_FLAG_DO : 0);   /* DO as asked, Z clear */
-        wire_write_u16(w, 0);                           /* no options */
+        wire_write_u16(w, DNS_EDNS_PAYLOAD_OURS);            /* class: our payload size */
+        wire_write_u8(w, rcode >> 4);                        /* extended rcode, upper 8 bits */
+        wire_write_u8(w, 0);                                 /* version 0 */
+        wire_write_u16(w, dnssec_ok ? DNS_EDNS_FLAG_DO : 0); /* DO as asked, Z clear */
+        wire_write_u16(w, 0);                                /* no options */
 }
 
-size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport,
-                  const uint8_t *req, size_t req_len, uint8_t *reply, size_t reply_size,
-                  DnsQueryInfo *ret_info) {
+size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport, const uint8_t *req,
+                  size_t req_len, uint8_t *reply, size_t reply_size, DnsQueryInfo *ret_info) {
         DnsQueryInfo info = {};
         Question q;
         Edns edns = {};
@@ -919,7 +908,7 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
         else if (q.type == DNS_TYPE_AXFR || q.type == DNS_TYPE_IXFR)
                 rcode = DNS_RCODE_REFUSED;
         else
-                rcode = DNS_RCODE_NOERROR;      /* decided by resolve() */
+                rcode = DNS_RCODE_NOERROR; /* decided by resolve() */
 
         if (transport == DNS_TRANSPORT_TCP)
                 limit = DNS_TCP_MESSAGE_MAX;

@@ -11,16 +11,16 @@
 
 #define DNS_HEADER_SIZE 12
 #define DNS_UDP_PAYLOAD_DEFAULT 512
-#define DNS_EDNS_PAYLOAD_OURS 1232       /* what we advertise and cap to (DNS flag day 2020) */
+#define DNS_EDNS_PAYLOAD_OURS 1232 /* what we advertise and cap to (DNS flag day 2020) */
 #define DNS_TCP_MESSAGE_MAX 65535
 
-#define DNS_RCODE_NOERROR  0
-#define DNS_RCODE_FORMERR  1
+#define DNS_RCODE_NOERROR 0
+#define DNS_RCODE_FORMERR 1
 #define DNS_RCODE_SERVFAIL 2
 #define DNS_RCODE_NXDOMAIN 3
-#define DNS_RCODE_NOTIMP   4
-#define DNS_RCODE_REFUSED  5
-#define DNS_RCODE_BADVERS  16
+#define DNS_RCODE_NOTIMP 4
+#define DNS_RCODE_REFUSED 5
+#define DNS_RCODE_BADVERS 16
 
 typedef enum DnsTransport {
         DNS_TRANSPORT_UDP,
@@ -28,17 +28,17 @@ typedef enum DnsTransport {
 } DnsTransport;
 
 typedef struct DnsAnswerConfig {
-        char **domains;             /* the zones we are authoritative for; NULL or empty: the domains
+        char **domains;        /* the zones we are authoritative for; NULL or empty: the domains
                                      * our data lives in (see dns_zone_apex()) */
-        uint32_t negative_ttl;      /* SOA TTL and MINIMUM in negative answers */
-        const char *soa_mname;      /* primary name server in the SOA, e.g. "ns.joyride.invalid" */
-        const char *soa_rname;      /* mailbox, e.g. "hostmaster.joyride.invalid" */
+        uint32_t negative_ttl; /* SOA TTL and MINIMUM in negative answers */
+        const char *soa_mname; /* primary name server in the SOA, e.g. "ns.joyride.invalid" */
+        const char *soa_rname; /* mailbox, e.g. "hostmaster.joyride.invalid" */
 } DnsAnswerConfig;
 
 /* What happened, for counters and debug logs. */
 typedef struct DnsQueryInfo {
-        uint16_t qtype;             /* 0 when there was no readable question */
-        uint8_t rcode;              /* including extended bits (BADVERS = 16) */
+        uint16_t qtype; /* 0 when there was no readable question */
+        uint8_t rcode;  /* including extended bits (BADVERS = 16) */
         bool truncated;
         bool edns;
         uint16_t answer_count;
@@ -54,9 +54,8 @@ typedef struct DnsQueryInfo {
  * It only reads the store and cfg: call it between rcu_reader_lock() and
  * rcu_reader_unlock() from an answering thread (or from the thread that
  * changes the store). Round robin turns a counter of the calling thread. */
-size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport,
-                  const uint8_t *req, size_t req_len, uint8_t *reply, size_t reply_size,
-                  DnsQueryInfo *ret_info);
+size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport, const uint8_t *req,
+                  size_t req_len, uint8_t *reply, size_t reply_size, DnsQueryInfo *ret_info);
 
 /* Which names are ours, and the apex of the zone a name of ours is in (the
  * owner of the SOA in negative answers):
@@ -73,6 +72,6 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
  * name is not ours, -EINVAL when wire is not a valid name. */
 int dns_zone_apex(const Store *s, const DnsAnswerConfig *cfg, const uint8_t *wire, size_t len);
 
-const char *dns_rcode_to_string(int rcode);   /* "NOERROR", ...; NULL if unknown */
+const char *dns_rcode_to_string(int rcode); /* "NOERROR", ...; NULL if unknown */
 /* The name, or "RCODE<n>" in buf for one without a name. */
 const char *dns_rcode_format(unsigned rcode, char buf[static 16]);

@@ -15,25 +15,25 @@
 #include "dns-cache.h"
 #include "wire.h"
 
-#define DNS_FLAG_QR     0x8000u
-#define DNS_FLAG_AA     0x0400u
-#define DNS_FLAG_TC     0x0200u
-#define DNS_FLAG_RD     0x0100u
-#define DNS_FLAG_RA     0x0080u
-#define DNS_FLAG_AD     0x0020u
-#define DNS_FLAG_CD     0x0010u
-#define DNS_RR_FIXED    10u             /* type, class, ttl, rdlength */
-#define DNS_TTL_MAX     0x7fffffffu     /* RFC 2181 8: larger values mean 0 */
-#define DNS_LABELS_MAX  128u
+#define DNS_FLAG_QR 0x8000u
+#define DNS_FLAG_AA 0x0400u
+#define DNS_FLAG_TC 0x0200u
+#define DNS_FLAG_RD 0x0100u
+#define DNS_FLAG_RA 0x0080u
+#define DNS_FLAG_AD 0x0020u
+#define DNS_FLAG_CD 0x0010u
+#define DNS_RR_FIXED 10u        /* type, class, ttl, rdlength */
+#define DNS_TTL_MAX 0x7fffffffu /* RFC 2181 8: larger values mean 0 */
+#define DNS_LABELS_MAX 128u
 
 struct DnsRelayMessage {
-        uint8_t *msg;                   /* header (ID 0), question, records; no OPT */
-        uint16_t *ttls;                 /* offsets of the TTL fields in msg */
+        uint8_t *msg;   /* header (ID 0), question, records; no OPT */
+        uint16_t *ttls; /* offsets of the TTL fields in msg */
         uint16_t len;
-        uint16_t question_end;          /* offset right after the question */
+        uint16_t question_end; /* offset right after the question */
         uint16_t n_ttls;
         uint16_t ancount;
-        uint16_t flags;                 /* upstream's header flags */
+        uint16_t flags; /* upstream's header flags */
         uint32_t cache_ttl;
         size_t size;
 };
@@ -69,8 +69,8 @@ int dns_cache_key_init(DnsCacheKey *k, const uint8_t *name, size_t len, uint16_t
 }
 
 bool dns_cache_key_equal(const DnsCacheKey *a, const DnsCacheKey *b) {
-        return a->type == b->type && a->class == b->class && a->flags == b->flags &&
-                a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
+        return a->type == b->type && a->class == b->class && a->flags == b->flags && a->name_len == b->name_len &&
+               memcmp(a->name, b->name, a->name_len) == 0;
 }
 
 uint32_t dns_cache_key_hash(const DnsCacheKey *k) {
@@ -123,7 +123,7 @@ int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsR
                 return -EINVAL;
         if (len > DNS_TCP_MESSAGE_MAX)
                 return -EBADMSG;
-        wire_skip(&r, 2);                       /* ID */
+        wire_skip(&r, 2); /* ID */
         flags = wire_read_u16(&r);
         qd = wire_read_u16(&r);
         an = wire_read_u16(&r);
@@ -134,7 +134,7 @@ int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsR
                 return -EBADMSG;
 
         skip_name(&r);
-        wire_skip(&r, 4);                       /* type, class */
+        wire_skip(&r, 4); /* type, class */
         question_end = wire_offset(&r);
 
         /* The TTL offsets go in a scratch array first: the count is only
@@ -149,7 +149,7 @@ int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsR
                 skip_name(&r);
                 root_owner = wire_offset(&r) == start + 1 && msg[start] == 0;
                 type = wire_read_u16(&r);
-                wire_skip(&r, 2);               /* class */
+                wire_skip(&r, 2); /* class */
                 ttl_off = wire_offset(&r);
                 ttl = wire_read_u32(&r);
                 rdlen = wire_read_u16(&r);
@@ -250,13 +250,13 @@ size_t dns_relay_message_size(const DnsRelayMessage *m) {
 /* --- replaying ------------------------------------------------------------- */
 
 static void put_opt(Wire *w, bool edns_do) {
-        wire_write_u8(w, 0);                            /* root owner */
+        wire_write_u8(w, 0); /* root owner */
         wire_write_u16(w, DNS_TYPE_OPT);
         wire_write_u16(w, DNS_EDNS_PAYLOAD_OURS);
-        wire_write_u8(w, 0);                            /* extended rcode */
-        wire_write_u8(w, 0);                            /* version */
-        wire_write_u16(w, edns_do ? 0x8000 : 0);        /* DO copied (RFC 3225) */
-        wire_write_u16(w, 0);                           /* no options */
+        wire_write_u8(w, 0);                     /* extended rcode */
+        wire_write_u8(w, 0);                     /* version */
+        wire_write_u16(w, edns_do ? 0x8000 : 0); /* DO copied (RFC 3225) */
+        wire_write_u16(w, 0);                    /* no options */
 }
 
 static uint16_t reply_flags(const DnsRelayClient *c, uint16_t upstream, bool recursion_available) {
@@ -276,10 +276,10 @@ static size_t build_empty(const DnsRelayClient *c, uint16_t flags, uint8_t *out,
 
         wire_write_u16(&w, c->id);
         wire_write_u16(&w, flags);
-        wire_write_u16(&w, c->question_len > 0);        /* QDCOUNT */
+        wire_write_u16(&w, c->question_len > 0); /* QDCOUNT */
         wire_write_u16(&w, 0);
         wire_write_u16(&w, 0);
-        wire_write_u16(&w, c->edns);                    /* ARCOUNT */
+        wire_write_u16(&w, c->edns); /* ARCOUNT */
         wire_write(&w, c->question, c->question_len);
         if (c->edns)
                 put_opt(&w, c->edns_do);
@@ -303,7 +303,7 @@ size_t dns_relay_build(const DnsRelayMessage *m, uint32_t age, const DnsRelayCli
         w = wire_init(out, limit);
         wire_write_u16(&w, c->id);
         wire_write_u16(&w, flags);
-        wire_write(&w, m->msg + 4, DNS_HEADER_SIZE - 4);       /* the counts */
+        wire_write(&w, m->msg + 4, DNS_HEADER_SIZE - 4); /* the counts */
         wire_write(&w, c->question, c->question_len);
         wire_write(&w, m->msg + m->question_end, m->len - m->question_end);
         if (c->edns)
@@ -321,8 +321,8 @@ size_t dns_relay_build(const DnsRelayMessage *m, uint32_t age, const DnsRelayCli
         return wire_offset(&w);
 }
 
-size_t dns_relay_build_error(uint8_t rcode, bool recursion_available, const DnsRelayClient *c,
-                             uint8_t *out, size_t out_size) {
+size_t dns_relay_build_error(uint8_t rcode, bool recursion_available, const DnsRelayClient *c, uint8_t *out,
+                             size_t out_size) {
         if (!c || !out)
                 return 0;
         return build_empty(c, reply_flags(c, rcode & 0x0f, recursion_available), out, MIN(c->limit, out_size));
@@ -336,11 +336,11 @@ struct Entry {
         DnsRelayMessage *m;
         uint64_t stored_usec;
         uint64_t expire_usec;
-        Entry *prev, *next;     /* LRU: most recently used first */
+        Entry *prev, *next; /* LRU: most recently used first */
 };
 
 struct DnsCache {
-        GHashTable *table;      /* &entry->key -> entry */
+        GHashTable *table; /* &entry->key -> entry */
         Entry *first, *last;
         size_t n_entries, bytes;
         size_t max_entries, max_bytes;

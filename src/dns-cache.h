@@ -27,9 +27,9 @@
 typedef struct DnsCacheKey {
         uint16_t type;
         uint16_t class;
-        uint8_t flags;                          /* DNS_CACHE_KEY_DO | DNS_CACHE_KEY_CD */
-        uint8_t name_len;                       /* wire length, with the root byte */
-        uint8_t name[DNS_WIRE_NAME_MAX];        /* lowercased wire name */
+        uint8_t flags;                   /* DNS_CACHE_KEY_DO | DNS_CACHE_KEY_CD */
+        uint8_t name_len;                /* wire length, with the root byte */
+        uint8_t name[DNS_WIRE_NAME_MAX]; /* lowercased wire name */
 } DnsCacheKey;
 
 #define DNS_CACHE_KEY_DO 0x01
@@ -52,22 +52,22 @@ int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsR
 DnsRelayMessage *dns_relay_message_free(DnsRelayMessage *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DnsRelayMessage *, dns_relay_message_free);
 
-uint8_t dns_relay_message_rcode(const DnsRelayMessage *m);     /* the 4-bit header rcode */
-bool dns_relay_message_truncated(const DnsRelayMessage *m);    /* TC was set upstream */
+uint8_t dns_relay_message_rcode(const DnsRelayMessage *m);  /* the 4-bit header rcode */
+bool dns_relay_message_truncated(const DnsRelayMessage *m); /* TC was set upstream */
 uint16_t dns_relay_message_answer_count(const DnsRelayMessage *m);
 /* How long it may be cached, in seconds (see the top); 0: not at all. */
 uint32_t dns_relay_message_cache_ttl(const DnsRelayMessage *m);
-size_t dns_relay_message_size(const DnsRelayMessage *m);       /* bytes it holds, for the cache's bound */
+size_t dns_relay_message_size(const DnsRelayMessage *m); /* bytes it holds, for the cache's bound */
 
 /* The client a reply is for, as its query said. */
 typedef struct DnsRelayClient {
         uint16_t id;
-        uint16_t flags;                 /* the query's header flags: RD, CD (and AD) are honoured */
-        const uint8_t *question;        /* the question section as the client wrote it */
+        uint16_t flags;          /* the query's header flags: RD, CD (and AD) are honoured */
+        const uint8_t *question; /* the question section as the client wrote it */
         size_t question_len;
-        bool edns;                      /* the query had an OPT record: the reply gets ours */
+        bool edns; /* the query had an OPT record: the reply gets ours */
         bool edns_do;
-        size_t limit;                   /* the most bytes the reply may have: UDP payload size or 65535 */
+        size_t limit; /* the most bytes the reply may have: UDP payload size or 65535 */
 } DnsRelayClient;
 
 /* Writes the reply for client c into out (out_size >= c->limit): upstream's
@@ -79,8 +79,8 @@ size_t dns_relay_build(const DnsRelayMessage *m, uint32_t age, const DnsRelayCli
 
 /* A reply without data from us: SERVFAIL when no upstream answered, REFUSED
  * to a client that may not use forwarding. RA is set with recursion_available. */
-size_t dns_relay_build_error(uint8_t rcode, bool recursion_available, const DnsRelayClient *c,
-                             uint8_t *out, size_t out_size);
+size_t dns_relay_build_error(uint8_t rcode, bool recursion_available, const DnsRelayClient *c, uint8_t *out,
+                             size_t out_size);
 
 /* --- the cache ------------------------------------------------------------ */
 
@@ -90,8 +90,8 @@ typedef struct DnsCacheCounters {
         uint64_t hits;
         uint64_t misses;
         uint64_t inserted;
-        uint64_t evicted;               /* dropped for room (LRU) */
-        uint64_t expired;               /* dropped when found past their TTL */
+        uint64_t evicted; /* dropped for room (LRU) */
+        uint64_t expired; /* dropped when found past their TTL */
 } DnsCacheCounters;
 
 /* max_entries 0: a cache that stores nothing. max_bytes bounds what the

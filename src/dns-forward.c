@@ -42,9 +42,9 @@
 
 #define ATTEMPT_INTERVAL_USEC (400 * USEC_PER_MSEC)
 #define DEADLINE_USEC (1500 * USEC_PER_MSEC)
-#define QUEUE_MAX 4096u                 /* questions waiting for the forwarder thread */
-#define INFLIGHT_MAX 1024u              /* transactions at once */
-#define WAITERS_MAX 64u                 /* clients waiting for one transaction */
+#define QUEUE_MAX 4096u    /* questions waiting for the forwarder thread */
+#define INFLIGHT_MAX 1024u /* transactions at once */
+#define WAITERS_MAX 64u    /* clients waiting for one transaction */
 #define ALLOW_REFRESH_USEC (5 * USEC_PER_SEC)
 #define UDP_BATCH 32
 #define CONTROL_MAX 64
@@ -109,9 +109,9 @@ static void eventfd_clear(int fd) {
 /* --- reply queues --------------------------------------------------------------- */
 
 struct DnsReplyQueue {
-        unsigned n_ref;         /* atomic */
+        unsigned n_ref; /* atomic */
         int fd;
-        Node *head;             /* DnsForwardReply, through its first member */
+        Node *head; /* DnsForwardReply, through its first member */
 };
 
 int dns_reply_queue_new(DnsReplyQueue **ret) {
@@ -166,7 +166,7 @@ static void reply_queue_push(DnsReplyQueue *q, uint64_t conn_id, const uint8_t *
         DnsForwardReply *r = malloc(sizeof *r + len);
 
         if (!r)
-                return;         /* the client times out, as on a lost datagram */
+                return; /* the client times out, as on a lost datagram */
         r->conn_id = conn_id;
         r->len = len;
         memcpy(r->data, data, len);
@@ -197,7 +197,7 @@ int dns_forward_parse_address(const char *s, uint16_t default_port, struct socka
                 if (end[1] == ':')
                         port_s = end + 2;
                 if (!strchr(host, ':'))
-                        return -EINVAL;         /* brackets are for IPv6 */
+                        return -EINVAL; /* brackets are for IPv6 */
         } else {
                 const char *colon = strchr(s, ':');
                 if (colon && !strchr(colon + 1, ':')) {
@@ -415,11 +415,13 @@ int dns_allow_default(DnsAllowPrefix **ret, size_t *ret_n) {
                 if (i->ifa_addr->sa_family == AF_INET) {
                         p.family = AF_INET;
                         memcpy(p.addr, &((struct sockaddr_in *) i->ifa_addr)->sin_addr, 4);
-                        p.bits = (uint8_t) netmask_bits((uint8_t *) &((struct sockaddr_in *) i->ifa_netmask)->sin_addr, 4);
+                        p.bits = (uint8_t) netmask_bits((uint8_t *) &((struct sockaddr_in *) i->ifa_netmask)->sin_addr,
+                                                        4);
                 } else if (i->ifa_addr->sa_family == AF_INET6) {
                         p.family = AF_INET6;
                         memcpy(p.addr, &((struct sockaddr_in6 *) i->ifa_addr)->sin6_addr, 16);
-                        p.bits = (uint8_t) netmask_bits((uint8_t *) &((struct sockaddr_in6 *) i->ifa_netmask)->sin6_addr, 16);
+                        p.bits = (uint8_t) netmask_bits(
+                                (uint8_t *) &((struct sockaddr_in6 *) i->ifa_netmask)->sin6_addr, 16);
                 } else
                         continue;
                 prefix_clear_host_bits(&p);
@@ -527,7 +529,7 @@ int dns_forward_parse_query(const uint8_t *q, size_t len, DnsForwardQuery *ret) 
                 if (wire_ok(&r) && i >= an + ns && rtype == DNS_TYPE_OPT && root_owner) {
                         ret->edns = true;
                         ret->payload = MAX(rclass, (uint16_t) DNS_UDP_PAYLOAD_DEFAULT);
-                        if (ttl & 0x8000)       /* DO, in the OPT's TTL field */
+                        if (ttl & 0x8000) /* DO, in the OPT's TTL field */
                                 key_flags |= DNS_CACHE_KEY_DO;
                 }
         }
@@ -544,10 +546,10 @@ size_t dns_forward_build_query(const DnsCacheKey *key, uint16_t id, uint8_t *out
 
         wire_write_u16(&w, id);
         wire_write_u16(&w, DNS_FLAG_RD | ((key->flags & DNS_CACHE_KEY_CD) ? DNS_FLAG_CD : 0));
-        wire_write_u16(&w, 1);                          /* QDCOUNT */
+        wire_write_u16(&w, 1); /* QDCOUNT */
         wire_write_u16(&w, 0);
         wire_write_u16(&w, 0);
-        wire_write_u16(&w, 1);                          /* ARCOUNT: our OPT */
+        wire_write_u16(&w, 1); /* ARCOUNT: our OPT */
         wire_write(&w, key->name, key->name_len);
         wire_write_u16(&w, key->type);
         wire_write_u16(&w, key->class);
@@ -577,7 +579,7 @@ int dns_forward_check_reply(const DnsCacheKey *key, uint16_t id, const struct so
                 return -EBADMSG;
         if (rid != id || (flags & DNS_OPCODE_MASK) || wire_read_u16(&r) != 1)
                 return -ENOMSG;
-        wire_skip(&r, 6);                               /* AN, NS, AR counts */
+        wire_skip(&r, 6); /* AN, NS, AR counts */
         name = read_question_name(&r, &name_len);
         type = wire_read_u16(&r);
         class = wire_read_u16(&r);
@@ -645,8 +647,8 @@ typedef struct Upstream {
 /* The upstreams of one configuration; transactions keep the set they
  * started with across a reload. */
 typedef struct UpstreamSet {
-        unsigned n_ref;                 /* forwarder thread only */
-        unsigned preferred;             /* the last that answered */
+        unsigned n_ref;     /* forwarder thread only */
+        unsigned preferred; /* the last that answered */
         size_t n;
         Upstream items[];
 } UpstreamSet;
@@ -661,9 +663,9 @@ typedef struct Transaction Transaction;
 
 /* A handed-off question, and then a client waiting for its answer. */
 typedef struct Item {
-        Node node;                      /* first: the queue's link */
+        Node node; /* first: the queue's link */
         ItemKind kind;
-        struct Item *wnext;             /* next waiter of the same transaction */
+        struct Item *wnext; /* next waiter of the same transaction */
 
         /* ITEM_QUERY */
         DnsTransport transport;
@@ -696,9 +698,9 @@ typedef struct Attempt {
         unsigned upstream;
         uint16_t id;
         bool tcp;
-        bool connected;                 /* TCP: connect() completed */
-        bool sent;                      /* TCP: the query is out, the reply is coming in */
-        sd_event_source *io;            /* owns the socket */
+        bool connected;      /* TCP: connect() completed */
+        bool sent;           /* TCP: the query is out, the reply is coming in */
+        sd_event_source *io; /* owns the socket */
         uint64_t sent_usec;
         /* TCP: the framed query going out, then the reply coming in. */
         uint8_t *buf;
@@ -713,12 +715,12 @@ struct Transaction {
         unsigned n_waiters;
         Attempt *attempts;
         unsigned n_started;
-        uint32_t failed;                /* upstreams that failed or gave a non-answer, one bit each */
-        uint32_t answered;              /* upstreams that answered, one bit each */
-        bool tcp;                       /* attempts go over TCP */
+        uint32_t failed;   /* upstreams that failed or gave a non-answer, one bit each */
+        uint32_t answered; /* upstreams that answered, one bit each */
+        bool tcp;          /* attempts go over TCP */
         uint64_t start_usec, deadline_usec;
         sd_event_source *timer;
-        DnsRelayMessage *fallback;      /* an upstream's non-answer, relayed if nothing better comes */
+        DnsRelayMessage *fallback; /* an upstream's non-answer, relayed if nothing better comes */
 };
 
 struct DnsForwarder {
@@ -729,7 +731,7 @@ struct DnsForwarder {
         sd_event_source *queue_source;
         sd_event_source *flush_source;
         Node *queue_head;
-        unsigned queued;                /* atomic */
+        unsigned queued; /* atomic */
 
         /* Guarded by lock: written by the forwarder thread, read for status. */
         pthread_mutex_t lock;
@@ -743,7 +745,7 @@ struct DnsForwarder {
         /* Forwarder thread only. */
         uint64_t allow_refreshed_usec;
         DnsCache *cache;
-        GHashTable *inflight;           /* DnsCacheKey -> Transaction */
+        GHashTable *inflight; /* DnsCacheKey -> Transaction */
         uint8_t random[256];
         size_t random_left;
         uint8_t rbuf[DNS_TCP_MESSAGE_MAX + 2];
@@ -761,7 +763,7 @@ struct DnsForwarder {
         } batch_control[UDP_BATCH];
         uint8_t batch_buf[UDP_BATCH][DNS_EDNS_PAYLOAD_OURS];
 
-        DnsForwardCounters counters;    /* atomics */
+        DnsForwardCounters counters; /* atomics */
 };
 
 static guint inflight_hash(gconstpointer p) {
@@ -818,8 +820,8 @@ static int make_upstream_set(char **upstreams, UpstreamSet **ret) {
         UpstreamSet *s;
 
         if (n > DNS_FORWARD_UPSTREAMS_MAX)
-                return log_error_errno(-E2BIG, "Too many upstream DNS servers (%zu), at most %d are used.",
-                                       n, DNS_FORWARD_UPSTREAMS_MAX);
+                return log_error_errno(-E2BIG, "Too many upstream DNS servers (%zu), at most %d are used.", n,
+                                       DNS_FORWARD_UPSTREAMS_MAX);
         s = g_malloc0(sizeof(UpstreamSet) + n * sizeof(Upstream));
         s->n_ref = 1;
         s->n = n;
@@ -827,7 +829,8 @@ static int make_upstream_set(char **upstreams, UpstreamSet **ret) {
                 Upstream *u = s->items + i;
                 if (dns_forward_parse_address(upstreams[i], 53, &u->addr, &u->addr_len) < 0) {
                         g_free(s);
-                        return log_error_errno(-EINVAL, "Upstream DNS server '%s' is not ADDRESS, IPv4:PORT or [IPv6]:PORT.",
+                        return log_error_errno(-EINVAL,
+                                               "Upstream DNS server '%s' is not ADDRESS, IPv4:PORT or [IPv6]:PORT.",
                                                upstreams[i]);
                 }
                 dns_forward_format_address((struct sockaddr *) &u->addr, u->name, sizeof u->name);
@@ -840,7 +843,8 @@ static bool sets_equal(const UpstreamSet *a, const UpstreamSet *b) {
         if (a->n != b->n)
                 return false;
         for (size_t i = 0; i < a->n; i++)
-                if (!sockaddr_equal((const struct sockaddr *) &a->items[i].addr, (const struct sockaddr *) &b->items[i].addr))
+                if (!sockaddr_equal((const struct sockaddr *) &a->items[i].addr,
+                                    (const struct sockaddr *) &b->items[i].addr))
                         return false;
         return true;
 }
@@ -877,7 +881,7 @@ static void batch_flush(DnsForwarder *f) {
                         if (errno == EINTR)
                                 continue;
                         if (errno == EAGAIN || errno == ENOBUFS)
-                                break;          /* a full buffer drops them, as the network would */
+                                break; /* a full buffer drops them, as the network would */
                         log_debug_errno(negative_errno(), "Failed to send forwarded DNS reply: %m");
                         done++;
                         continue;
@@ -903,8 +907,8 @@ static void log_reply(const Item *w, const uint8_t *reply, size_t len, const cha
         if (dns_wire_to_name(w->q.key.name, w->q.key.name_len, name, sizeof name) < 0)
                 strcpy(name, "?");
         dns_forward_format_address((const struct sockaddr *) &w->peer, from, sizeof from);
-        log_debug("Forwarded %s%s type %u from %s over %s: %s (%s), %zu bytes", name, name[0] ? "." : "",
-                  w->q.key.type, from, w->transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP",
+        log_debug("Forwarded %s%s type %u from %s over %s: %s (%s), %zu bytes", name, name[0] ? "." : "", w->q.key.type,
+                  from, w->transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP",
                   strna(dns_rcode_to_string(len >= 4 ? reply[3] & 0x0f : 0)), how, len);
 }
 
@@ -1075,7 +1079,7 @@ static void transaction_next(Transaction *t) {
         int i;
 
         if (t->attempts)
-                return;         /* others may still answer; the timer goes on */
+                return; /* others may still answer; the timer goes on */
         while ((i = pick_upstream(t)) >= 0)
                 if (attempt_start(t, (unsigned) i, t->tcp) >= 0)
                         return;
@@ -1434,7 +1438,8 @@ static void process_query(DnsForwarder *f, Item *w) {
         }
         if (!f->enabled || !client_allowed(f, w)) {
                 INC(f->counters.refused);
-                client_reply(f, w, NULL, 0, DNS_RCODE_REFUSED, false, f->enabled ? "client not in ForwardAllow" : "forwarding off");
+                client_reply(f, w, NULL, 0, DNS_RCODE_REFUSED, false,
+                             f->enabled ? "client not in ForwardAllow" : "forwarding off");
                 item_free(w);
                 return;
         }
@@ -1509,8 +1514,9 @@ static void process_reconfigure(DnsForwarder *f, Item *it) {
         if (flush) {
                 f->cache = dns_cache_free(f->cache);
                 if (f->cache_size > 0)
-                        (void) dns_cache_new(&f->cache, f->cache_size,
-                                             MAX((size_t) f->cache_size * CACHE_BYTES_PER_ENTRY, (size_t) CACHE_BYTES_MIN));
+                        (void) dns_cache_new(
+                                &f->cache, f->cache_size,
+                                MAX((size_t) f->cache_size * CACHE_BYTES_PER_ENTRY, (size_t) CACHE_BYTES_MIN));
                 SET(f->counters.cache_entries, 0);
                 SET(f->counters.cache_bytes, 0);
         }

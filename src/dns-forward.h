@@ -38,12 +38,12 @@ typedef struct DnsForwarder DnsForwarder;
 typedef struct DnsReplyQueue DnsReplyQueue;
 
 typedef struct DnsForwardOptions {
-        bool enabled;           /* false: every handed-off question gets REFUSED */
-        char **upstreams;       /* "ADDR", "IPv4:PORT", "[IPv6]:PORT" (port 53 by default); none: SERVFAIL */
-        char **allow;           /* "ADDR" or "ADDR/PREFIXLEN"; NULL: loopback and the subnets of the
+        bool enabled;        /* false: every handed-off question gets REFUSED */
+        char **upstreams;    /* "ADDR", "IPv4:PORT", "[IPv6]:PORT" (port 53 by default); none: SERVFAIL */
+        char **allow;        /* "ADDR" or "ADDR/PREFIXLEN"; NULL: loopback and the subnets of the
                                  * host's interfaces (looked up again when an unknown client comes) */
-        uint32_t cache_size;    /* entries; 0: no cache. Bytes are bounded at 1 KiB per entry, 1 MiB at least */
-        uint32_t max_ttl;       /* seconds; every cached TTL is capped at this */
+        uint32_t cache_size; /* entries; 0: no cache. Bytes are bounded at 1 KiB per entry, 1 MiB at least */
+        uint32_t max_ttl;    /* seconds; every cached TTL is capped at this */
 } DnsForwardOptions;
 
 /* Starts the forwarder thread. The options are copied. */
@@ -60,7 +60,7 @@ int dns_forwarder_reconfigure(DnsForwarder *f, const DnsForwardOptions *opts);
 /* Where a handed-off question came from, and how its reply goes back. */
 typedef struct DnsForwardClient {
         DnsTransport transport;
-        const struct sockaddr *peer;    /* the client */
+        const struct sockaddr *peer; /* the client */
         socklen_t peer_len;
         /* UDP: the socket to reply on, and the control message that makes
          * the reply leave from the address the query went to (or none). */
@@ -85,7 +85,7 @@ typedef struct DnsForwardReply {
         struct DnsForwardReply *next;
         uint64_t conn_id;
         size_t len;
-        uint8_t data[];                 /* the DNS message, without the TCP length prefix */
+        uint8_t data[]; /* the DNS message, without the TCP length prefix */
 } DnsForwardReply;
 
 int dns_reply_queue_new(DnsReplyQueue **ret);
@@ -101,29 +101,29 @@ DnsForwardReply *dns_reply_queue_take(DnsReplyQueue *q);
 /* --- status ---------------------------------------------------------------- */
 
 typedef struct DnsForwardUpstreamStatus {
-        char address[64];               /* "192.0.2.1:53", "[2001:db8::1]:53" */
-        uint64_t queries;               /* attempts sent, UDP and TCP */
-        uint64_t answers;               /* replies that matched */
-        uint64_t failures;              /* attempts that timed out or failed */
-        uint64_t rtt_usec_sum;          /* over the answers */
+        char address[64];      /* "192.0.2.1:53", "[2001:db8::1]:53" */
+        uint64_t queries;      /* attempts sent, UDP and TCP */
+        uint64_t answers;      /* replies that matched */
+        uint64_t failures;     /* attempts that timed out or failed */
+        uint64_t rtt_usec_sum; /* over the answers */
         uint64_t last_rtt_usec;
-        bool failing;                   /* its last attempt failed */
+        bool failing; /* its last attempt failed */
 } DnsForwardUpstreamStatus;
 
 typedef struct DnsForwardCounters {
-        uint64_t queries;               /* questions handed off */
-        uint64_t refused;               /* from clients outside ForwardAllow (or forwarding disabled) */
+        uint64_t queries; /* questions handed off */
+        uint64_t refused; /* from clients outside ForwardAllow (or forwarding disabled) */
         uint64_t cache_hits;
         uint64_t cache_misses;
-        uint64_t coalesced;             /* joined the same question in flight */
-        uint64_t upstream_queries;      /* attempts sent */
-        uint64_t upstream_tcp;          /* of which over TCP */
-        uint64_t upstream_failures;     /* attempts that timed out or failed */
-        uint64_t servfail;              /* SERVFAIL sent: no upstream answered in time */
-        uint64_t mismatched;            /* replies dropped: wrong ID, question or source */
-        uint64_t dropped;               /* questions dropped: queue or in-flight table full */
-        uint64_t by_rcode[24];          /* replies sent to clients, by rcode */
-        uint64_t latency_usec_sum;      /* from hand-off to the upstream's answer */
+        uint64_t coalesced;         /* joined the same question in flight */
+        uint64_t upstream_queries;  /* attempts sent */
+        uint64_t upstream_tcp;      /* of which over TCP */
+        uint64_t upstream_failures; /* attempts that timed out or failed */
+        uint64_t servfail;          /* SERVFAIL sent: no upstream answered in time */
+        uint64_t mismatched;        /* replies dropped: wrong ID, question or source */
+        uint64_t dropped;           /* questions dropped: queue or in-flight table full */
+        uint64_t by_rcode[24];      /* replies sent to clients, by rcode */
+        uint64_t latency_usec_sum;  /* from hand-off to the upstream's answer */
         uint64_t latency_count;
         uint64_t cache_entries;
         uint64_t cache_bytes;
@@ -134,8 +134,8 @@ typedef struct DnsForwardStatus {
         DnsForwardCounters counters;
         DnsForwardUpstreamStatus *upstreams;
         size_t n_upstreams;
-        char **allow;                   /* the prefixes in use, "127.0.0.0/8", ... */
-        bool allow_default;             /* derived from the host's interfaces */
+        char **allow;       /* the prefixes in use, "127.0.0.0/8", ... */
+        bool allow_default; /* derived from the host's interfaces */
         uint32_t cache_size, max_ttl;
 } DnsForwardStatus;
 
@@ -170,10 +170,10 @@ int dns_allow_default(DnsAllowPrefix **ret, size_t *ret_n);
 typedef struct DnsForwardQuery {
         uint16_t id;
         uint16_t flags;
-        size_t question_len;            /* the question section, at offset 12 */
-        DnsCacheKey key;                /* the name lowercased, type, class, DO/CD */
+        size_t question_len; /* the question section, at offset 12 */
+        DnsCacheKey key;     /* the name lowercased, type, class, DO/CD */
         bool edns;
-        uint16_t payload;               /* the client's UDP payload size, 512 without EDNS */
+        uint16_t payload; /* the client's UDP payload size, 512 without EDNS */
 } DnsForwardQuery;
 
 /* -EBADMSG when the query is not one question of opcode QUERY. */

@@ -12,7 +12,8 @@ static inline bool ascii_isalnum(char c) {
 }
 
 static inline char ascii_tolower(char c) {
-        return c >= 'A' && c <= 'Z' ? (char) (c + 'a' - 'A') : c;  // NOLINT(bugprone-narrowing-conversions): ASCII letters only
+        return c >= 'A' && c <= 'Z' ? (char) (c + 'a' - 'A')
+                                    : c; // NOLINT(bugprone-narrowing-conversions): ASCII letters only
 }
 
 static bool label_char_ok(char c) {
@@ -39,7 +40,7 @@ int dns_name_check(const char *name, DnsNameFlags flags, const char **ret_error)
                 goto fail;
         }
         for (size_t i = 0; i <= len; i++) {
-                char c = i < len ? name[i] : '.';  // NOLINT(bugprone-narrowing-conversions): a char or '.'
+                char c = i < len ? name[i] : '.'; // NOLINT(bugprone-narrowing-conversions): a char or '.'
 
                 if (c == '.') {
                         if (label == 0) {

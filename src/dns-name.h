@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_WIRE_NAME_MAX 255           /* bytes of a wire name, root byte included */
-#define DNS_NAME_MAX 253                /* characters of a presentation name, no trailing dot */
+#define DNS_WIRE_NAME_MAX 255 /* bytes of a wire name, root byte included */
+#define DNS_NAME_MAX 253      /* characters of a presentation name, no trailing dot */
 #define DNS_LABEL_MAX 63
-#define DNS_NAME_TEXT_MAX 1024          /* presentation of any wire name, \DDD escapes included */
+#define DNS_NAME_TEXT_MAX 1024 /* presentation of any wire name, \DDD escapes included */
 
 typedef enum DnsNameFlags {
-        DNS_NAME_WILDCARD = 1 << 0,     /* "*" allowed as the whole first label */
+        DNS_NAME_WILDCARD = 1 << 0, /* "*" allowed as the whole first label */
 } DnsNameFlags;
 
 /* Checks a presentation name. Returns 0, or -EINVAL with *ret_error (if

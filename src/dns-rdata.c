@@ -11,8 +11,11 @@
 #include "macro.h"
 
 int dns_type_from_string(const char *s) {
-        static const struct { const char *n; uint16_t t; } types[] = {
-                { "A", DNS_TYPE_A }, { "AAAA", DNS_TYPE_AAAA }, { "CNAME", DNS_TYPE_CNAME },
+        static const struct {
+                const char *n;
+                uint16_t t;
+        } types[] = {
+                { "A", DNS_TYPE_A },     { "AAAA", DNS_TYPE_AAAA }, { "CNAME", DNS_TYPE_CNAME },
                 { "TXT", DNS_TYPE_TXT }, { "PTR", DNS_TYPE_PTR },
         };
 
@@ -26,21 +29,30 @@ int dns_type_from_string(const char *s) {
 
 const char *dns_type_to_string(uint16_t type) {
         switch (type) {
-        case DNS_TYPE_A: return "A";
-        case DNS_TYPE_AAAA: return "AAAA";
-        case DNS_TYPE_CNAME: return "CNAME";
-        case DNS_TYPE_TXT: return "TXT";
-        case DNS_TYPE_PTR: return "PTR";
-        case DNS_TYPE_SOA: return "SOA";
-        case DNS_TYPE_NS: return "NS";
-        case DNS_TYPE_MX: return "MX";
-        case DNS_TYPE_ANY: return "ANY";
-        default: return NULL;
+        case DNS_TYPE_A:
+                return "A";
+        case DNS_TYPE_AAAA:
+                return "AAAA";
+        case DNS_TYPE_CNAME:
+                return "CNAME";
+        case DNS_TYPE_TXT:
+                return "TXT";
+        case DNS_TYPE_PTR:
+                return "PTR";
+        case DNS_TYPE_SOA:
+                return "SOA";
+        case DNS_TYPE_NS:
+                return "NS";
+        case DNS_TYPE_MX:
+                return "MX";
+        case DNS_TYPE_ANY:
+                return "ANY";
+        default:
+                return NULL;
         }
 }
 
-int dns_rdata_from_string(uint16_t type, const char *value, uint8_t buf[static DNS_RDATA_MAX],
-                          const char **ret_error) {
+int dns_rdata_from_string(uint16_t type, const char *value, uint8_t buf[static DNS_RDATA_MAX], const char **ret_error) {
         const char *why = NULL;
         int len;
 
@@ -137,8 +149,7 @@ static size_t format_u8(char *out, uint8_t v) {
 
 /* IPv4 is formatted by hand: inet_ntop's sprintf was a tenth of the load time
  * of a large hosts file. */
-int dns_rdata_to_string(uint16_t type, const uint8_t *rdata, uint16_t rdlen,
-                        char out[static DNS_RDATA_TEXT_MAX]) {
+int dns_rdata_to_string(uint16_t type, const uint8_t *rdata, uint16_t rdlen, char out[static DNS_RDATA_TEXT_MAX]) {
         size_t o = 0;
 
         switch (type) {

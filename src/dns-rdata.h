@@ -9,25 +9,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_TYPE_A      1
-#define DNS_TYPE_NS     2
-#define DNS_TYPE_CNAME  5
-#define DNS_TYPE_SOA    6
-#define DNS_TYPE_PTR    12
-#define DNS_TYPE_MX     15
-#define DNS_TYPE_TXT    16
-#define DNS_TYPE_AAAA   28
-#define DNS_TYPE_OPT    41
-#define DNS_TYPE_IXFR   251
-#define DNS_TYPE_AXFR   252
-#define DNS_TYPE_ANY    255
+#define DNS_TYPE_A 1
+#define DNS_TYPE_NS 2
+#define DNS_TYPE_CNAME 5
+#define DNS_TYPE_SOA 6
+#define DNS_TYPE_PTR 12
+#define DNS_TYPE_MX 15
+#define DNS_TYPE_TXT 16
+#define DNS_TYPE_AAAA 28
+#define DNS_TYPE_OPT 41
+#define DNS_TYPE_IXFR 251
+#define DNS_TYPE_AXFR 252
+#define DNS_TYPE_ANY 255
 
-#define DNS_CLASS_IN    1
-#define DNS_CLASS_ANY   255
+#define DNS_CLASS_IN 1
+#define DNS_CLASS_ANY 255
 
-#define DNS_RDATA_MAX 4096              /* longest rdata dns_rdata_from_string() makes */
-#define DNS_RDATA_TEXT_MAX 4096         /* longest presentation dns_rdata_to_string() makes, NUL included */
-#define DNS_TXT_TEXT_MAX 2048           /* longest TXT value accepted */
+#define DNS_RDATA_MAX 4096      /* longest rdata dns_rdata_from_string() makes */
+#define DNS_RDATA_TEXT_MAX 4096 /* longest presentation dns_rdata_to_string() makes, NUL included */
+#define DNS_TXT_TEXT_MAX 2048   /* longest TXT value accepted */
 
 /* "A", "aaaa", "TXT", ... -> type number, or -EINVAL. Only the types whose
  * values dns_rdata_from_string() parses. */
@@ -41,13 +41,10 @@ const char *dns_type_to_string(uint16_t type);
  * says why in a static string. CNAME and PTR targets are checked with
  * dns_name_check() and may not be wildcards; TXT is plain text of at most
  * 2048 bytes without control characters, split into 255-byte strings. */
-int dns_rdata_from_string(uint16_t type, const char *value, uint8_t buf[static DNS_RDATA_MAX],
-                          const char **ret_error);
+int dns_rdata_from_string(uint16_t type, const char *value, uint8_t buf[static DNS_RDATA_MAX], const char **ret_error);
 /* The same into a new buffer (g_free() it); ret_rdata and ret_rdlen may be NULL. */
-int dns_rdata_parse(uint16_t type, const char *value, uint8_t **ret_rdata, uint16_t *ret_rdlen,
-                    const char **ret_error);
+int dns_rdata_parse(uint16_t type, const char *value, uint8_t **ret_rdata, uint16_t *ret_rdlen, const char **ret_error);
 
 /* Canonical presentation of wire rdata of those types into out. Returns its
  * length, or -EINVAL for rdata that is malformed for the type. */
-int dns_rdata_to_string(uint16_t type, const uint8_t *rdata, uint16_t rdlen,
-                        char out[static DNS_RDATA_TEXT_MAX]);
+int dns_rdata_to_string(uint16_t type, const uint8_t *rdata, uint16_t rdlen, char out[static DNS_RDATA_TEXT_MAX]);

@@ -72,8 +72,8 @@ static inline void *mfree(void *p) {
 
 /* The peer went away; not worth a log line. */
 static bool errno_is_disconnect(int r) {
-        return r == -ECONNRESET || r == -EPIPE || r == -ECONNABORTED || r == -ETIMEDOUT ||
-                r == -EHOSTUNREACH || r == -ENETUNREACH;
+        return r == -ECONNRESET || r == -EPIPE || r == -ECONNABORTED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+               r == -ENETUNREACH;
 }
 
 /* Room for an IPV6_PKTINFO and an IP_PKTINFO control message, aligned as
@@ -113,8 +113,8 @@ struct DnsTcpConnection {
          * reading, so a client that never reads cannot make us buffer more. */
         uint8_t *wbuf;
         size_t woff, wlen;
-        bool shut_wr;           /* stopping: our side is closed, waiting for the client to take it all */
-        uint64_t answered;      /* queries answered: its progress, for eviction at the cap */
+        bool shut_wr;      /* stopping: our side is closed, waiting for the client to take it all */
+        uint64_t answered; /* queries answered: its progress, for eviction at the cap */
         /* Bytes the kernel still held for the peer at the last idle timeout
          * that found some, -1 if none: a peer draining them is not idle. */
         int last_outq;
@@ -131,7 +131,7 @@ struct DnsTcpConnection {
 /* A socket of the server: bound here (one per worker) or passed (shared). */
 typedef struct DnsSocket {
         int fd;
-        bool pktinfo;           /* bound to a wildcard: reply from the address the query went to */
+        bool pktinfo; /* bound to a wildcard: reply from the address the query went to */
 } DnsSocket;
 
 struct DnsWorker {
@@ -141,7 +141,7 @@ struct DnsWorker {
         bool started;
 
         sd_event *event;
-        int control_fd;                 /* eventfd: the control loop has something for us */
+        int control_fd; /* eventfd: the control loop has something for us */
         sd_event_source *control_source;
         sd_event_source *udp_source;
         sd_event_source *tcp_source;
@@ -158,7 +158,7 @@ struct DnsWorker {
         uint8_t tcp_reply[2 + DNS_TCP_MESSAGE_MAX];
 
         DnsTcpConnection *conn_first, *conn_last;
-        uint32_t n_connections;         /* this worker's; other workers read it (atomic) */
+        uint32_t n_connections; /* this worker's; other workers read it (atomic) */
         uint64_t next_conn_id;
 
         /* The forwarder's TCP replies come back here (it sends UDP ones
@@ -168,22 +168,22 @@ struct DnsWorker {
 
         /* Written by this worker, read by the control loop. */
         DnsServerCounters counters;
-        uint64_t ping_answered;         /* the last ping seen */
+        uint64_t ping_answered; /* the last ping seen */
 
         /* Written by others, read by this worker. */
-        uint64_t ping;                  /* the latest ping sent (control loop) */
-        bool stop;                      /* (control loop) */
-        uint32_t evict_requests;        /* connections to close for another worker at the cap */
+        uint64_t ping;           /* the latest ping sent (control loop) */
+        bool stop;               /* (control loop) */
+        uint32_t evict_requests; /* connections to close for another worker at the cap */
 };
 
 struct DnsServer {
         const Store *store;
-        const DnsAnswerConfig *cfg;     /* a copy, published with rcu_publish() */
-        DnsForwarder *forwarder;        /* published with rcu_publish(); used under rcu_reader_lock() */
+        const DnsAnswerConfig *cfg; /* a copy, published with rcu_publish() */
+        DnsForwarder *forwarder;    /* published with rcu_publish(); used under rcu_reader_lock() */
 
         uint32_t tcp_idle_timeout_msec;
         uint32_t tcp_max_connections;
-        uint32_t n_connections;         /* all workers', for the cap: atomic */
+        uint32_t n_connections; /* all workers', for the cap: atomic */
 
         /* One UDP and one TCP socket per worker, or the passed one shared.
          * Passed fds are the caller's until dns_server_new() succeeds. */
@@ -254,8 +254,8 @@ static const DnsAnswerConfig *worker_config(const DnsWorker *w) {
  * tcp_forward()), in the same read-side section, and sends this reply
  * (REFUSED, or SERVFAIL when the forwarder is full) only if it does not take
  * it. */
-static size_t answer_query(DnsWorker *w, const DnsAnswerConfig *cfg, DnsTransport transport,
-                           const uint8_t *query, size_t len, uint8_t *reply, size_t size, DnsQueryInfo *info) {
+static size_t answer_query(DnsWorker *w, const DnsAnswerConfig *cfg, DnsTransport transport, const uint8_t *query,
+                           size_t len, uint8_t *reply, size_t size, DnsQueryInfo *info) {
         return dns_answer(w->server->store, cfg, transport, query, len, reply, size, info);
 }
 
@@ -277,8 +277,8 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
 }
 
 /* A line per query, at debug level only (checked first: no cost otherwise). */
-static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req,
-                      size_t len, const struct sockaddr_storage *peer, int fd) {
+static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req, size_t len,
+                      const struct sockaddr_storage *peer, int fd) {
         struct sockaddr_storage sa = {};
         char from[INET6_ADDRSTRLEN + 8] = "?", name[1024] = "";
 
@@ -296,7 +296,8 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
         /* The question name, read defensively: it may be malformed. */
         if (req && len > DNS_HEADER_SIZE) {
                 size_t p = DNS_HEADER_SIZE, o = 0;
-                while (p < len && req[p] != 0 && req[p] <= 63 && p + 1 + req[p] <= len && o + req[p] + 2 < sizeof name) {
+                while (p < len && req[p] != 0 && req[p] <= 63 && p + 1 + req[p] <= len &&
+                       o + req[p] + 2 < sizeof name) {
                         for (uint8_t i = 0; i < req[p]; i++) {
                                 uint8_t ch = req[p + 1 + i];
                                 name[o++] = (char) (ch > 0x20 && ch < 0x7f ? ch : '?');
@@ -330,8 +331,8 @@ static bool sockaddr_is_wildcard(const struct sockaddr_storage *sa) {
 
 /* A literal IPv4 or IPv6 address (brackets allowed around IPv6), or for
  * NULL the wildcard address of family_wildcard. */
-static int make_sockaddr(const char *address, uint16_t port, int family_wildcard,
-                         struct sockaddr_storage *ret, socklen_t *ret_len) {
+static int make_sockaddr(const char *address, uint16_t port, int family_wildcard, struct sockaddr_storage *ret,
+                         socklen_t *ret_len) {
         struct sockaddr_in *in = (struct sockaddr_in *) ret;
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ret;
         char buf[INET6_ADDRSTRLEN + 2];
@@ -584,22 +585,21 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                                 continue;
                         }
 
-                        len = answer_query(w, cfg, DNS_TRANSPORT_UDP, slot->query, w->msgs_in[i].msg_len,
-                                           slot->reply, sizeof(slot->reply), &info);
+                        len = answer_query(w, cfg, DNS_TRANSPORT_UDP, slot->query, w->msgs_in[i].msg_len, slot->reply,
+                                           sizeof(slot->reply), &info);
                         if (len == 0)
                                 continue;
                         if (info.forward) {
                                 int r = udp_forward(w, slot, in, w->msgs_in[i].msg_len);
                                 if (r == 0 || r == -ENOBUFS) {
                                         count_query(w, DNS_TRANSPORT_UDP, &info, true);
-                                        log_query(DNS_TRANSPORT_UDP, &info, true, slot->query,
-                                                  w->msgs_in[i].msg_len, &slot->peer, -1);
+                                        log_query(DNS_TRANSPORT_UDP, &info, true, slot->query, w->msgs_in[i].msg_len,
+                                                  &slot->peer, -1);
                                         continue;
                                 }
                         }
                         count_query(w, DNS_TRANSPORT_UDP, &info, false);
-                        log_query(DNS_TRANSPORT_UDP, &info, false, slot->query, w->msgs_in[i].msg_len,
-                                  &slot->peer, -1);
+                        log_query(DNS_TRANSPORT_UDP, &info, false, slot->query, w->msgs_in[i].msg_len, &slot->peer, -1);
 
                         slot->iov_out = (struct iovec) { .iov_base = slot->reply, .iov_len = len };
                         w->msgs_out[n_out] = (struct mmsghdr) {
@@ -825,12 +825,12 @@ static int conn_process(DnsTcpConnection *c) {
 
                 forwarded = false;
                 rcu_reader_lock();
-                len = answer_query(w, worker_config(w), DNS_TRANSPORT_TCP, p + 2, mlen,
-                                   w->tcp_reply + 2, DNS_TCP_MESSAGE_MAX, &info);
+                len = answer_query(w, worker_config(w), DNS_TRANSPORT_TCP, p + 2, mlen, w->tcp_reply + 2,
+                                   DNS_TCP_MESSAGE_MAX, &info);
                 if (len > 0 && info.forward) {
                         r = tcp_forward(c, p + 2, mlen);
                         forwarded = r == 0;
-                        if (r == -ENOBUFS)      /* the forwarder is overloaded: say so */
+                        if (r == -ENOBUFS) /* the forwarder is overloaded: say so */
                                 w->tcp_reply[2 + 3] = (w->tcp_reply[2 + 3] & 0xf0) | DNS_RCODE_SERVFAIL;
                 }
                 rcu_reader_unlock();
@@ -838,7 +838,7 @@ static int conn_process(DnsTcpConnection *c) {
 
                 if (len == 0)
                         continue;
-                c->answered++;          /* answered, or handed to the forwarder: served */
+                c->answered++; /* answered, or handed to the forwarder: served */
                 count_query(w, DNS_TRANSPORT_TCP, &info, forwarded);
                 log_query(DNS_TRANSPORT_TCP, &info, forwarded, p + 2, mlen, NULL, c->fd);
                 conn_touch(c);
@@ -868,7 +868,7 @@ static int conn_read(DnsTcpConnection *c) {
                 c->roff = 0;
         }
         if (c->rlen == c->rsize)
-                return 0;   /* full of complete messages waiting for output to drain */
+                return 0; /* full of complete messages waiting for output to drain */
 
         k = recv(c->fd, c->rbuf + c->rlen, c->rsize - c->rlen, MSG_DONTWAIT);
         if (k < 0) {
@@ -1048,8 +1048,8 @@ static bool evict_one(DnsWorker *w) {
                 return false;
 
         log_debug("DNS TCP connection limit (%" PRIu32 ") reached, closing a connection with %" PRIu64
-                  " queries answered and %zu bytes of a query pending", w->server->tcp_max_connections,
-                  victim->answered, victim->rlen - victim->roff);
+                  " queries answered and %zu bytes of a query pending",
+                  w->server->tcp_max_connections, victim->answered, victim->rlen - victim->roff);
         conn_free(victim);
         return true;
 }
@@ -1108,8 +1108,8 @@ static int conn_new(DnsWorker *w, int fd) {
         (void) sd_event_source_set_description(c->io_source, "dns-tcp-connection");
 
         r = sd_event_add_time_relative(w->event, &c->timer_source, CLOCK_MONOTONIC,
-                                       s->tcp_idle_timeout_msec * USEC_PER_MSEC, 10 * USEC_PER_MSEC,
-                                       conn_on_timeout, c);
+                                       s->tcp_idle_timeout_msec * USEC_PER_MSEC, 10 * USEC_PER_MSEC, conn_on_timeout,
+                                       c);
         if (r < 0) {
                 conn_free(c);
                 return r;
@@ -1179,14 +1179,16 @@ static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *i
                 return -ENOENT;
         if (w->udp->pktinfo)
                 cl = udp_reply_control(in, &control);
-        return dns_forwarder_submit(f, &(DnsForwardClient) {
-                        .transport = DNS_TRANSPORT_UDP,
-                        .peer = (const struct sockaddr *) &slot->peer,
-                        .peer_len = in->msg_namelen,
-                        .udp_fd = w->udp->fd,
-                        .control = cl > 0 ? control.buf : NULL,
-                        .control_len = cl,
-                }, slot->query, len);
+        return dns_forwarder_submit(f,
+                                    &(DnsForwardClient) {
+                                            .transport = DNS_TRANSPORT_UDP,
+                                            .peer = (const struct sockaddr *) &slot->peer,
+                                            .peer_len = in->msg_namelen,
+                                            .udp_fd = w->udp->fd,
+                                            .control = cl > 0 ? control.buf : NULL,
+                                            .control_len = cl,
+                                    },
+                                    slot->query, len);
 }
 
 static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len) {
@@ -1199,14 +1201,16 @@ static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len) {
                 return -ENOENT;
         if (getpeername(c->fd, (struct sockaddr *) &peer, &peer_len) < 0)
                 return negative_errno();
-        r = dns_forwarder_submit(f, &(DnsForwardClient) {
-                        .transport = DNS_TRANSPORT_TCP,
-                        .peer = (const struct sockaddr *) &peer,
-                        .peer_len = peer_len,
-                        .udp_fd = -EBADF,
-                        .replies = c->worker->replies,
-                        .conn_id = c->id,
-                }, query, len);
+        r = dns_forwarder_submit(f,
+                                 &(DnsForwardClient) {
+                                         .transport = DNS_TRANSPORT_TCP,
+                                         .peer = (const struct sockaddr *) &peer,
+                                         .peer_len = peer_len,
+                                         .udp_fd = -EBADF,
+                                         .replies = c->worker->replies,
+                                         .conn_id = c->id,
+                                 },
+                                 query, len);
         if (r >= 0)
                 c->n_forwarding++;
         return r;
@@ -1286,8 +1290,10 @@ static int worker_on_stop_timeout(sd_event_source *source, uint64_t usec, void *
 
         /* Clients that did not take their answers in time. */
         if (w->conn_first)
-                log_notice("Closing %" PRIu32 " DNS TCP connection(s) whose clients did not read their answers "
-                           "in time.", w->n_connections);
+                log_notice("Closing %" PRIu32
+                           " DNS TCP connection(s) whose clients did not read their answers "
+                           "in time.",
+                           w->n_connections);
         while (w->conn_first)
                 conn_free(w->conn_first);
         return sd_event_exit(w->event, 0);
@@ -1365,9 +1371,10 @@ static int check_passed_fd(int fd, int type, const char *what) {
         if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l) < 0)
                 return log_error_errno(negative_errno(), "Passed DNS %s fd %i is not a socket: %m", what, fd);
         if (t != type)
-                return log_error_errno(-EINVAL,
-                                       "Passed DNS %s fd %i is a %s socket, expected a %s socket", what, fd,
-                                       t == SOCK_STREAM ? "stream" : t == SOCK_DGRAM ? "datagram" : "other",
+                return log_error_errno(-EINVAL, "Passed DNS %s fd %i is a %s socket, expected a %s socket", what, fd,
+                                       t == SOCK_STREAM  ? "stream"
+                                       : t == SOCK_DGRAM ? "datagram"
+                                                         : "other",
                                        type == SOCK_STREAM ? "stream" : "datagram");
 
         flags = fcntl(fd, F_GETFL);
@@ -1523,7 +1530,7 @@ static void worker_done(DnsWorker *w) {
         w->stop_timer = sd_event_source_disable_unref(w->stop_timer);
         w->udp_source = sd_event_source_disable_unref(w->udp_source);
         w->tcp_source = sd_event_source_disable_unref(w->tcp_source);
-        w->control_source = sd_event_source_disable_unref(w->control_source);   /* closes control_fd */
+        w->control_source = sd_event_source_disable_unref(w->control_source); /* closes control_fd */
         w->replies_source = sd_event_source_disable_unref(w->replies_source);
         w->replies = dns_reply_queue_unref(w->replies);
         w->event = sd_event_unref(w->event);
@@ -1730,7 +1737,7 @@ int dns_server_check_threads(DnsServer *s) {
 
         for (unsigned i = 0; s && i < s->n_workers; i++) {
                 DnsWorker *w = &s->workers[i];
-                uint64_t sent = w->ping;        /* only this thread writes it */
+                uint64_t sent = w->ping; /* only this thread writes it */
 
                 if (SHARED_LOAD(w->ping_answered) < sent) {
                         /* Not pinged again: it still owes the last one. */

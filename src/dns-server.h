@@ -14,32 +14,32 @@
 #include "store.h"
 
 #define DNS_THREADS_MAX 64
-#define DNS_THREADS_DEFAULT_MAX 16      /* the default: online CPUs, at most this */
+#define DNS_THREADS_DEFAULT_MAX 16 /* the default: online CPUs, at most this */
 
 typedef struct DnsServer DnsServer;
 
-#define DNS_SERVER_N_TYPES 7      /* the by_type counters: see dns_server_type_index() */
+#define DNS_SERVER_N_TYPES 7 /* the by_type counters: see dns_server_type_index() */
 
 typedef struct DnsServerCounters {
         uint64_t queries_udp;
         uint64_t queries_tcp;
-        uint64_t by_rcode[24];            /* index: rcode (0..23) */
-        uint64_t by_type[DNS_SERVER_N_TYPES];              /* A, AAAA, CNAME, TXT, PTR, SOA, other: see dns_server_type_index() */
+        uint64_t by_rcode[24];                /* index: rcode (0..23) */
+        uint64_t by_type[DNS_SERVER_N_TYPES]; /* A, AAAA, CNAME, TXT, PTR, SOA, other: see dns_server_type_index() */
         uint64_t truncated;
-        uint64_t tcp_connections;         /* accepted in total */
-        uint64_t tcp_rejected;            /* refused because of the cap */
+        uint64_t tcp_connections; /* accepted in total */
+        uint64_t tcp_rejected;    /* refused because of the cap */
         uint64_t tcp_timeouts;
-        uint64_t forwarded;               /* handed off to the forwarder (it counts their rcodes) */
+        uint64_t forwarded; /* handed off to the forwarder (it counts their rcodes) */
 } DnsServerCounters;
 
 typedef struct DnsServerOptions {
-        const char *bind_address;         /* NULL: all addresses (IPv6 socket with v4-mapped, plus IPv4 if needed) */
+        const char *bind_address; /* NULL: all addresses (IPv6 socket with v4-mapped, plus IPv4 if needed) */
         uint16_t port;
         uint32_t tcp_idle_timeout_msec;
-        uint32_t tcp_max_connections;     /* across all threads */
-        unsigned threads;                 /* answering threads; 0: dns_server_default_threads() */
-        int udp_fd;                       /* socket-activated fds, shared by the threads, or -EBADF to */
-        int tcp_fd;                       /* bind ourselves (one SO_REUSEPORT pair per thread) */
+        uint32_t tcp_max_connections; /* across all threads */
+        unsigned threads;             /* answering threads; 0: dns_server_default_threads() */
+        int udp_fd;                   /* socket-activated fds, shared by the threads, or -EBADF to */
+        int tcp_fd;                   /* bind ourselves (one SO_REUSEPORT pair per thread) */
 } DnsServerOptions;
 
 /* The default number of answering threads: the online CPUs, at most

@@ -235,13 +235,10 @@ DockerAction docker_action_from_string(const char *action) {
                 const char *name;
                 DockerAction action;
         } table[] = {
-                { "start",   DOCKER_ACTION_ADD },
-                { "unpause", DOCKER_ACTION_ADD },
-                { "die",     DOCKER_ACTION_REMOVE },
-                { "stop",    DOCKER_ACTION_REMOVE },
-                { "pause",   DOCKER_ACTION_REMOVE },
-                { "destroy", DOCKER_ACTION_REMOVE },
-                { "remove",  DOCKER_ACTION_REMOVE },
+                { "start", DOCKER_ACTION_ADD },     { "unpause", DOCKER_ACTION_ADD },
+                { "die", DOCKER_ACTION_REMOVE },    { "stop", DOCKER_ACTION_REMOVE },
+                { "pause", DOCKER_ACTION_REMOVE },  { "destroy", DOCKER_ACTION_REMOVE },
+                { "remove", DOCKER_ACTION_REMOVE },
         };
 
         if (!action)
@@ -259,7 +256,7 @@ static bool parse_version(const char *s, unsigned *ret_major, unsigned *ret_mino
         int n = 0;
 
         /* At most three digits each, and the whole string: nothing to overflow. */
-        if (!s || sscanf(s, "%3u.%3u%n", &major, &minor, &n) != 2 || s[n] != '\0')  // NOLINT(cert-err34-c)
+        if (!s || sscanf(s, "%3u.%3u%n", &major, &minor, &n) != 2 || s[n] != '\0') // NOLINT(cert-err34-c)
                 return false;
         *ret_major = major;
         *ret_minor = minor;
@@ -404,8 +401,7 @@ int docker_network_addresses(json_object *ns, char **ret_ipv4, char **ret_ipv6) 
         v6 = valid_address(docker_json_string(ns, "GlobalIPv6Address"), AF_INET6);
 
         if ((!v4 || !v6) && ns && json_object_is_type(ns, json_type_object) &&
-            json_object_object_get_ex(ns, "Networks", &networks) &&
-            json_object_is_type(networks, json_type_object)) {
+            json_object_object_get_ex(ns, "Networks", &networks) && json_object_is_type(networks, json_type_object)) {
                 json_object_object_foreach(networks, key, net) {
                         (void) key;
                         if (!v4)
@@ -434,7 +430,7 @@ int docker_event_parse(json_object *ev, DockerEvent *ret) {
                 return -EINVAL;
         type = docker_json_string(ev, "Type");
         if (type && !streq(type, "container"))
-                return -EINVAL;   /* the server-side filter is a wish, not a promise */
+                return -EINVAL; /* the server-side filter is a wish, not a promise */
         /* "status" and "id": the names before API 1.22, still sent by some engines. */
         action = docker_json_string(ev, "Action") ?: docker_json_string(ev, "status");
         (void) json_object_object_get_ex(ev, "Actor", &actor);

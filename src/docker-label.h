@@ -14,8 +14,8 @@
 #include "macro.h"
 
 #define DOCKER_LABEL_NAME "joyride.host.name"
-#define DOCKER_LABEL_IP   "joyride.host.ip"
-#define DOCKER_LABEL_TTL  "joyride.host.ttl"
+#define DOCKER_LABEL_IP "joyride.host.ip"
+#define DOCKER_LABEL_TTL "joyride.host.ttl"
 
 /* The API version we speak is the engine's, capped at the newest we have
  * tested against and never below the oldest whose event format we read
@@ -24,12 +24,12 @@
 #define DOCKER_API_VERSION_MAX "1.43"
 
 typedef struct DockerNameProblem {
-        char *name;             /* the rejected entry, as written in the label */
-        const char *reason;     /* static string */
+        char *name;         /* the rejected entry, as written in the label */
+        const char *reason; /* static string */
 } DockerNameProblem;
 
 typedef struct DockerLabelNames {
-        char **names;           /* NULL-terminated; valid, lowercased, no trailing dot, deduplicated, label order */
+        char **names; /* NULL-terminated; valid, lowercased, no trailing dot, deduplicated, label order */
         size_t n_names;
         DockerNameProblem *problems;
         size_t n_problems;
@@ -43,14 +43,14 @@ int docker_label_parse_names(const char *value, DockerLabelNames *ret);
 void docker_label_names_done(DockerLabelNames *n);
 
 typedef enum DockerIpMode {
-        DOCKER_IP_HOST,         /* no label: HOSTIP / HOSTIP6 (or the detected addresses) */
-        DOCKER_IP_EXPLICIT,     /* the label's addresses */
-        DOCKER_IP_CONTAINER,    /* the container's own network address */
+        DOCKER_IP_HOST,      /* no label: HOSTIP / HOSTIP6 (or the detected addresses) */
+        DOCKER_IP_EXPLICIT,  /* the label's addresses */
+        DOCKER_IP_CONTAINER, /* the container's own network address */
 } DockerIpMode;
 
 typedef struct DockerLabelIp {
         DockerIpMode mode;
-        char *ipv4;             /* canonical text, DOCKER_IP_EXPLICIT only; NULL if none given */
+        char *ipv4; /* canonical text, DOCKER_IP_EXPLICIT only; NULL if none given */
         char *ipv6;
 } DockerLabelIp;
 
@@ -67,9 +67,9 @@ void docker_label_ip_done(DockerLabelIp *ip);
 int docker_label_parse_ttl(const char *value, uint32_t default_ttl, uint32_t *ret, const char **ret_error);
 
 typedef enum DockerAction {
-        DOCKER_ACTION_IGNORE,   /* kill, restart, create, exec_*, health_status, ... */
-        DOCKER_ACTION_ADD,      /* start, unpause */
-        DOCKER_ACTION_REMOVE,   /* die, stop, pause, destroy, remove (Podman) */
+        DOCKER_ACTION_IGNORE, /* kill, restart, create, exec_*, health_status, ... */
+        DOCKER_ACTION_ADD,    /* start, unpause */
+        DOCKER_ACTION_REMOVE, /* die, stop, pause, destroy, remove (Podman) */
 } DockerAction;
 
 DockerAction docker_action_from_string(const char *action);
@@ -95,11 +95,11 @@ int docker_network_addresses(json_object *ns, char **ret_ipv4, char **ret_ipv6);
  * without end. */
 typedef struct DockerJsonStream {
         json_tokener *tok;
-        size_t max_value;       /* 0: no limit */
-        size_t pending;         /* bytes of the unfinished value fed so far */
+        size_t max_value; /* 0: no limit */
+        size_t pending;   /* bytes of the unfinished value fed so far */
 } DockerJsonStream;
 
-int docker_json_stream_init(DockerJsonStream *s, size_t max_value);   /* 0 or -ENOMEM */
+int docker_json_stream_init(DockerJsonStream *s, size_t max_value); /* 0 or -ENOMEM */
 void docker_json_stream_done(DockerJsonStream *s);
 
 /* Calls f for each complete value, in order, handing over the reference.
@@ -120,11 +120,11 @@ const char *docker_json_string(json_object *o, const char *key);
 /* A container event, as the engine's GET /events sends it. Strings point
  * into ev. */
 typedef struct DockerEvent {
-        const char *action;             /* as sent: "start", "die", "exec_start: sh", ... */
+        const char *action; /* as sent: "start", "die", "exec_start: sh", ... */
         DockerAction kind;
         const char *id;
-        const char *name;               /* NULL when the event does not say */
-        const char *names_label;        /* the joyride.host.* labels, NULL when absent */
+        const char *name;        /* NULL when the event does not say */
+        const char *names_label; /* the joyride.host.* labels, NULL when absent */
         const char *ip_label;
         const char *ttl_label;
 } DockerEvent;
@@ -136,12 +136,12 @@ int docker_event_parse(json_object *ev, DockerEvent *ret);
 /* One entry of GET /containers/json. Strings point into c. */
 typedef struct DockerContainer {
         const char *id;
-        const char *name;               /* the first name without its '/'; NULL if none */
-        bool running;                   /* the list holds paused containers too */
+        const char *name; /* the first name without its '/'; NULL if none */
+        bool running;     /* the list holds paused containers too */
         const char *names_label;
         const char *ip_label;
         const char *ttl_label;
-        json_object *network_settings;  /* for docker_network_addresses(); NULL if absent */
+        json_object *network_settings; /* for docker_network_addresses(); NULL if absent */
 } DockerContainer;
 
 /* Returns 0, or -EINVAL for an entry without an id (to be skipped). */

@@ -55,11 +55,11 @@ struct DockerMonitor {
         Store *store;
         GMainContext *context;
         char *docker_host;
-        char *socket_path;          /* NULL for tcp:// and http:// engines */
-        char *base_uri;             /* "http://docker" for a unix socket */
-        char *opt_hostip, *opt_hostip6;   /* as configured (canonical), NULL when unset */
-        char *hostip, *hostip6;     /* what records get now */
-        char *host_note;            /* where hostip came from, for the log */
+        char *socket_path;              /* NULL for tcp:// and http:// engines */
+        char *base_uri;                 /* "http://docker" for a unix socket */
+        char *opt_hostip, *opt_hostip6; /* as configured (canonical), NULL when unset */
+        char *hostip, *hostip6;         /* what records get now */
+        char *host_note;                /* where hostip came from, for the log */
         uint32_t default_ttl;
 
         /* Two sessions because they need different I/O timeouts: requests
@@ -69,19 +69,19 @@ struct DockerMonitor {
         SoupSession *events_session;
 
         DockerState state;
-        char api_version[16];       /* "" until negotiated */
+        char api_version[16]; /* "" until negotiated */
         bool podman;
         bool ever_connected;
         char *last_error;
-        GHashTable *logged_errors;  /* reasons already logged since the last success */
+        GHashTable *logged_errors; /* reasons already logged since the last success */
         uint64_t connected_since_usec;
         uint64_t next_retry_usec;
         unsigned backoff_msec;
         GSource *retry_source;
 
-        DockerConn *conn;           /* the current attempt or connection; NULL while waiting to retry */
-        GHashTable *containers;     /* id -> container name: containers that have records */
-        GHashTable *pending_inspect;   /* id -> token of the inspect in flight for it */
+        DockerConn *conn;            /* the current attempt or connection; NULL while waiting to retry */
+        GHashTable *containers;      /* id -> container name: containers that have records */
+        GHashTable *pending_inspect; /* id -> token of the inspect in flight for it */
         unsigned inspect_token;
 };
 
@@ -95,8 +95,8 @@ struct DockerConn {
         SoupMessage *events_msg;
         GInputStream *events;
         DockerJsonStream events_json;
-        bool listed;                /* initial reconcile done: events apply at once */
-        GPtrArray *early_events;    /* json_object*, arrived while the list was in flight */
+        bool listed;             /* initial reconcile done: events apply at once */
+        GPtrArray *early_events; /* json_object*, arrived while the list was in flight */
 };
 
 static void monitor_connect(DockerMonitor *d);
@@ -284,8 +284,10 @@ static void container_apply(DockerMonitor *d, const char *id, const char *name, 
                 v4 = container_v4;
                 v6 = container_v6;
                 if (!v4 && !v6) {
-                        log_warning("Container %s (%s): %s=container, but it has no address of its own "
-                                    "(--network none?); using the host's address.", name, sid, DOCKER_LABEL_IP);
+                        log_warning(
+                                "Container %s (%s): %s=container, but it has no address of its own "
+                                "(--network none?); using the host's address.",
+                                name, sid, DOCKER_LABEL_IP);
                         v4 = d->hostip;
                         v6 = d->hostip6;
                 }
@@ -375,7 +377,8 @@ static void monitor_fail(DockerMonitor *d, const char *reason) {
                            "keeping the records of %u container(s) meanwhile.",
                            d->docker_host, reason, BACKOFF_MAX_MSEC / 1000, g_hash_table_size(d->containers));
         } else
-                log_debug("Docker engine at %s still not available: %s; next try in %u ms.", d->docker_host, reason, delay);
+                log_debug("Docker engine at %s still not available: %s; next try in %u ms.", d->docker_host, reason,
+                          delay);
         g_free(d->last_error);
         d->last_error = g_strdup(reason);
 
@@ -386,8 +389,7 @@ static void monitor_fail(DockerMonitor *d, const char *reason) {
         g_source_attach(d->retry_source, d->context);
 }
 
-_printf_(2, 3)
-static void monitor_failf(DockerMonitor *d, const char *format, ...) {
+_printf_(2, 3) static void monitor_failf(DockerMonitor *d, const char *format, ...) {
         g_autofree char *reason = NULL;
         va_list ap;
 
@@ -412,12 +414,12 @@ typedef struct Request Request;
 typedef void (*RequestDone)(DockerMonitor *d, Request *req, int r, const char *error);
 
 struct Request {
-        DockerConn *conn;               /* a reference */
+        DockerConn *conn; /* a reference */
         SoupMessage *msg;
         GInputStream *stream;
         GByteArray *body;
         size_t max_size;
-        char *what;                     /* "GET /containers/json", for messages */
+        char *what; /* "GET /containers/json", for messages */
         RequestDone done;
         void *userdata;
         GDestroyNotify free_userdata;
@@ -459,7 +461,7 @@ static void request_finish(Request *req, int r, const char *detail) {
         g_autofree char *error = NULL, *http = NULL;
 
         if (!d)
-                goto out;   /* abandoned: the connection went away meanwhile */
+                goto out; /* abandoned: the connection went away meanwhile */
         if (r >= 0 && soup_message_get_status(req->msg) != SOUP_STATUS_OK) {
                 r = -EREMOTEIO;
                 detail = http = http_error(req->msg, req->body);
@@ -525,8 +527,10 @@ static void on_request_sent(GObject *source, GAsyncResult *res, gpointer userdat
         if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
             (uint64_t) soup_message_headers_get_content_length(h) > req->max_size) {
                 limit = format_size(req->max_size);
-                detail = g_strdup_printf("the reply announces %" G_GOFFSET_FORMAT " bytes, more than %s, the most "
-                                         "joyrided reads", soup_message_headers_get_content_length(h), limit);
+                detail = g_strdup_printf("the reply announces %" G_GOFFSET_FORMAT
+                                         " bytes, more than %s, the most "
+                                         "joyrided reads",
+                                         soup_message_headers_get_content_length(h), limit);
                 request_finish(req, -EMSGSIZE, detail);
                 return;
         }
@@ -724,8 +728,8 @@ out:
 }
 
 static void events_read_next(DockerConn *c) {
-        g_input_stream_read_bytes_async(c->events, EVENT_READ_SIZE, G_PRIORITY_DEFAULT, c->cancellable,
-                                        on_events_read, conn_ref(c));
+        g_input_stream_read_bytes_async(c->events, EVENT_READ_SIZE, G_PRIORITY_DEFAULT, c->cancellable, on_events_read,
+                                        conn_ref(c));
 }
 
 /* --- list and reconcile ---------------------------------------------------- */
@@ -763,7 +767,7 @@ static void reconcile(DockerMonitor *d, json_object *list) {
                 if (!c.running)
                         continue;
                 if (!c.names_label)
-                        continue;   /* the label filter is not honoured by every engine */
+                        continue; /* the label filter is not honoured by every engine */
                 /* The list carries NetworkSettings: no inspect needed here. */
                 if (docker_label_parse_ip(c.ip_label, &ip, NULL) >= 0 && ip.mode == DOCKER_IP_CONTAINER)
                         (void) docker_network_addresses(c.network_settings, &v4, &v6);
@@ -840,7 +844,8 @@ static void on_events_open(GObject *source, GAsyncResult *res, gpointer userdata
         }
         status = soup_message_get_status(c->events_msg);
         if (status != SOUP_STATUS_OK) {
-                monitor_failf(d, "GET /events: HTTP %u %s", status, strempty(soup_message_get_reason_phrase(c->events_msg)));
+                monitor_failf(d, "GET /events: HTTP %u %s", status,
+                              strempty(soup_message_get_reason_phrase(c->events_msg)));
                 goto out;
         }
 
@@ -956,13 +961,9 @@ static SoupSession *session_new(DockerMonitor *d, unsigned timeout_sec) {
 
         if (d->socket_path)
                 addr = g_unix_socket_address_new(d->socket_path);
-        return soup_session_new_with_options("remote-connectable", addr,
-                                             "timeout", timeout_sec,
-                                             "idle-timeout", 60u,
-                                             "max-conns", 16,
-                                             "max-conns-per-host", 8,
-                                             "user-agent", "joyrided/" JOYRIDE_VERSION,
-                                             NULL);
+        return soup_session_new_with_options("remote-connectable", addr, "timeout", timeout_sec, "idle-timeout", 60u,
+                                             "max-conns", 16, "max-conns-per-host", 8, "user-agent",
+                                             "joyrided/" JOYRIDE_VERSION, NULL);
 }
 
 int docker_monitor_new(DockerMonitor **ret, Store *store, const DockerOptions *opts) {
@@ -983,8 +984,9 @@ int docker_monitor_new(DockerMonitor **ret, Store *store, const DockerOptions *o
 
         r = parse_docker_host(d, opts->docker_host);
         if (r < 0)
-                return log_error_errno(r, "Unsupported DOCKER_HOST=%s: expected unix:///path, tcp://host:port or http://host:port.",
-                                       opts->docker_host);
+                return log_error_errno(
+                        r, "Unsupported DOCKER_HOST=%s: expected unix:///path, tcp://host:port or http://host:port.",
+                        opts->docker_host);
 
         if (!isempty(opts->hostip)) {
                 d->opt_hostip = canonical_address(opts->hostip, AF_INET);

@@ -13,25 +13,25 @@
 typedef enum DockerState {
         DOCKER_CONNECTING,
         DOCKER_CONNECTED,
-        DOCKER_DISCONNECTED,       /* waiting to retry; see last_error and next_retry_usec */
+        DOCKER_DISCONNECTED, /* waiting to retry; see last_error and next_retry_usec */
 } DockerState;
 
 typedef struct DockerOptions {
-        const char *docker_host;   /* "unix:///var/run/docker.sock" */
-        const char *hostip;        /* NULL: IPv4 of the default-route interface */
-        const char *hostip6;       /* NULL: that interface's global IPv6, if any */
+        const char *docker_host; /* "unix:///var/run/docker.sock" */
+        const char *hostip;      /* NULL: IPv4 of the default-route interface */
+        const char *hostip6;     /* NULL: that interface's global IPv6, if any */
         uint32_t default_ttl;
 } DockerOptions;
 
 typedef struct DockerStatus {
         DockerState state;
         const char *socket_path;
-        const char *api_version;   /* negotiated, NULL until connected */
-        const char *last_error;    /* NULL when none */
-        uint64_t connected_since_usec;   /* CLOCK_REALTIME, 0 if not connected */
-        uint64_t next_retry_usec;        /* CLOCK_REALTIME, 0 if not waiting */
-        unsigned n_containers;     /* labelled containers with records */
-        const char *hostip;        /* the address records get */
+        const char *api_version;       /* negotiated, NULL until connected */
+        const char *last_error;        /* NULL when none */
+        uint64_t connected_since_usec; /* CLOCK_REALTIME, 0 if not connected */
+        uint64_t next_retry_usec;      /* CLOCK_REALTIME, 0 if not waiting */
+        unsigned n_containers;         /* labelled containers with records */
+        const char *hostip;            /* the address records get */
         const char *hostip6;
 } DockerStatus;
 
@@ -43,4 +43,4 @@ DockerMonitor *docker_monitor_free(DockerMonitor *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DockerMonitor *, docker_monitor_free);
 
 void docker_monitor_get_status(const DockerMonitor *d, DockerStatus *ret);
-const char *docker_state_to_string(DockerState s);   /* "connecting", "connected", "disconnected" */
+const char *docker_state_to_string(DockerState s); /* "connecting", "connected", "disconnected" */

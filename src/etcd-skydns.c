@@ -58,9 +58,9 @@ static int check_name(const char *name, const char **ret_why) {
 /* --- values ---------------------------------------------------------------- */
 
 typedef struct Message {
-        const char *host;       /* NULL or "" when none */
+        const char *host; /* NULL or "" when none */
         const char *text;
-        int64_t ttl;            /* -1: none */
+        int64_t ttl; /* -1: none */
         int64_t targetstrip;
         bool mail;
 } Message;
@@ -124,8 +124,8 @@ static int message_parse(json_object *o, Message *ret, char **ret_error) {
         }
         if (json_object_object_get_ex(o, "targetstrip", &f) && !json_object_is_type(f, json_type_null) &&
             !json_whole_number(f, SKYDNS_TARGETSTRIP_MAX, &ret->targetstrip)) {
-                *ret_error = g_strdup_printf("targetstrip: expected a whole number from 0 to %u",
-                                             SKYDNS_TARGETSTRIP_MAX);
+                *ret_error =
+                        g_strdup_printf("targetstrip: expected a whole number from 0 to %u", SKYDNS_TARGETSTRIP_MAX);
                 return -EINVAL;
         }
         if (json_object_object_get_ex(o, "mail", &f))
@@ -156,9 +156,9 @@ static int value_to_json(const char *value, size_t len, json_object **ret, char 
         json_tokener_free(tok);
         if (!o || jerr != json_tokener_success) {
                 json_object_put(o);
-                *ret_error = g_strdup_printf("value is not JSON: %s",
-                                             jerr == json_tokener_continue ? "it ends too early"
-                                                                           : json_tokener_error_desc(jerr));
+                *ret_error = g_strdup_printf("value is not JSON: %s", jerr == json_tokener_continue
+                                                                              ? "it ends too early"
+                                                                              : json_tokener_error_desc(jerr));
                 return -EINVAL;
         }
         for (; end < len; end++)

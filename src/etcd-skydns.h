@@ -35,16 +35,16 @@
 
 typedef struct SkyDnsRecord {
         uint16_t type;
-        char *value;            /* canonical, as the store holds it: "10.0.0.1", "a.example.com", text */
+        char *value; /* canonical, as the store holds it: "10.0.0.1", "a.example.com", text */
 } SkyDnsRecord;
 
 /* What one key gives: one name, one or two records (host, text). */
 typedef struct SkyDnsEntry {
-        char *name;             /* lowercased, no trailing dot; "*.x" for a wildcard */
+        char *name; /* lowercased, no trailing dot; "*.x" for a wildcard */
         uint32_t ttl;
         size_t n_records;
         SkyDnsRecord records[2];
-        char *note;             /* a part of the value that was left out, and why; NULL when none */
+        char *note; /* a part of the value that was left out, and why; NULL when none */
 } SkyDnsEntry;
 
 void skydns_entry_done(SkyDnsEntry *e);

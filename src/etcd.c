@@ -49,15 +49,15 @@
 #define BACKOFF_MAX_MSEC 30000u
 #define REQUEST_TIMEOUT_SEC 5u
 #define RANGE_PAGE_KEYS 5000
-#define RANGE_PAGES_AHEAD 3              /* pages being parsed or waiting to be applied, at most */
-#define APPLY_BATCH 256u                 /* keys applied to the store per loop turn */
-#define TXN_OPS_MAX 128u                 /* etcd's default --max-txn-ops */
-#define TXN_BYTES_MAX (256u * 1024u)     /* etcd refuses requests above 1.5 MiB by default */
-#define DIRTY_BATCH 1024u                /* local changes turned into keys per loop turn */
+#define RANGE_PAGES_AHEAD 3          /* pages being parsed or waiting to be applied, at most */
+#define APPLY_BATCH 256u             /* keys applied to the store per loop turn */
+#define TXN_OPS_MAX 128u             /* etcd's default --max-txn-ops */
+#define TXN_BYTES_MAX (256u * 1024u) /* etcd refuses requests above 1.5 MiB by default */
+#define DIRTY_BATCH 1024u            /* local changes turned into keys per loop turn */
 #define WATCH_READ_SIZE (64 * 1024)
-#define WATCH_VALUE_MAX (32u * 1024u * 1024u)   /* one watch result; etcd's requests stop at 1.5 MiB */
+#define WATCH_VALUE_MAX (32u * 1024u * 1024u) /* one watch result; etcd's requests stop at 1.5 MiB */
 #define STOP_TIMEOUT_MSEC 3000u
-#define QUICK_RESTARTS_MAX 5u            /* restarts without a success before they count as failures */
+#define QUICK_RESTARTS_MAX 5u /* restarts without a success before they count as failures */
 #define SKIP_WARNINGS_PER_MINUTE 20u
 #define OWNER_PREFIX "etcd:"
 
@@ -74,12 +74,12 @@ typedef struct RangePage RangePage;
 typedef struct Endpoint {
         char *url;
         unsigned backoff_msec;
-        int64_t retry_at;               /* g_get_monotonic_time(); 0: at once */
+        int64_t retry_at; /* g_get_monotonic_time(); 0: at once */
 } Endpoint;
 
 typedef struct RemoteKey {
         int64_t mod_revision;
-        unsigned gen;                   /* resync generation that last saw it */
+        unsigned gen; /* resync generation that last saw it */
         unsigned n_records;
 } RemoteKey;
 
@@ -90,7 +90,7 @@ typedef struct DirtyRecord {
 
 typedef struct TxnOp {
         char *key;
-        char *json;                     /* NULL: delete */
+        char *json; /* NULL: delete */
 } TxnOp;
 
 struct EtcdSource {
@@ -101,18 +101,18 @@ struct EtcdSource {
         size_t current;
         char **endpoint_urls;
         char *prefix;
-        char *range_key, *range_end;    /* prefix + "/" up to prefix + "0" ('/' + 1) */
+        char *range_key, *range_end; /* prefix + "/" up to prefix + "0" ('/' + 1) */
         uint32_t lease_ttl, default_ttl;
         char *node_id;
         char *user, *password_file;
         GTlsCertificate *client_cert;
         /* Requests time out; the watch stream may be quiet for hours. */
         SoupSession *session, *watch_session;
-        Worker *worker;                 /* parses the range's pages */
+        Worker *worker; /* parses the range's pages */
 
         EtcdState state;
         char *last_error;
-        GHashTable *logged_errors;      /* reasons logged since the last success */
+        GHashTable *logged_errors; /* reasons logged since the last success */
         uint64_t connected_since_usec, next_retry_usec;
         GSource *retry_source;
         unsigned quick_restarts;
@@ -123,23 +123,23 @@ struct EtcdSource {
         int64_t lease_id;
         GSource *keepalive_source;
 
-        GHashTable *remote;             /* key -> RemoteKey: others' keys we hold */
+        GHashTable *remote; /* key -> RemoteKey: others' keys we hold */
         unsigned gen;
-        unsigned n_remote_records;      /* remote keys that hold a record */
+        unsigned n_remote_records; /* remote keys that hold a record */
         int64_t revision;
         int64_t skip_window_start;
         unsigned skip_logged, skip_suppressed;
 
-        GHashTable *wanted;             /* key -> JSON value of this node's record there */
-        GHashTable *pending;            /* keys whose value in etcd may differ from wanted */
-        GHashTable *dirty;              /* key -> DirtyRecord: local records that changed */
+        GHashTable *wanted;  /* key -> JSON value of this node's record there */
+        GHashTable *pending; /* keys whose value in etcd may differ from wanted */
+        GHashTable *dirty;   /* key -> DirtyRecord: local records that changed */
         GSource *flush_source;
 
         bool stopping;
         EtcdStopFunc stop_done;
         void *stop_userdata;
         GSource *stop_timer;
-        EtcdConn *stop_conn;            /* the revocation's requests */
+        EtcdConn *stop_conn; /* the revocation's requests */
         size_t stop_tries;
 
         uint64_t n_resyncs, n_events, n_txns, n_failures, n_skipped;
@@ -153,20 +153,20 @@ struct EtcdConn {
         EtcdSource *source;
         GCancellable *cancellable;
         size_t endpoint;
-        bool lease_ready;               /* the lease lives: publishing and keepalives may go */
+        bool lease_ready; /* the lease lives: publishing and keepalives may go */
         bool txn_in_flight;
         bool keepalive_in_flight;
         int64_t range_revision;
-        char *range_next;               /* where the next page of the range starts; NULL: no more */
+        char *range_next; /* where the next page of the range starts; NULL: no more */
         size_t range_next_len;
-        bool range_requesting;          /* a page on its way */
-        unsigned pages_parsing;         /* pages with a worker */
-        GQueue *pages;                  /* RangePage: parsed, being applied */
+        bool range_requesting;  /* a page on its way */
+        unsigned pages_parsing; /* pages with a worker */
+        GQueue *pages;          /* RangePage: parsed, being applied */
         GSource *apply_source;
-        GPtrArray *txn;                 /* TxnOp of the transaction in flight */
+        GPtrArray *txn; /* TxnOp of the transaction in flight */
         SoupMessage *watch_msg;
         GInputStream *watch;
-        DockerJsonStream watch_json;    /* splits the watch stream into its JSON values */
+        DockerJsonStream watch_json; /* splits the watch stream into its JSON values */
 };
 
 typedef struct Call Call;
@@ -175,8 +175,8 @@ typedef void (*CallRawFunc)(Call *call, GBytes *body);
 struct Call {
         EtcdConn *conn;
         char *path;
-        CallFunc ok;            /* gets the reply parsed */
-        CallRawFunc ok_raw;     /* or gets its bytes */
+        CallFunc ok;        /* gets the reply parsed */
+        CallRawFunc ok_raw; /* or gets its bytes */
 };
 
 static void source_connect(EtcdSource *e);
@@ -429,8 +429,7 @@ static void source_fail(EtcdSource *e, const char *reason) {
         e->retry_source = source_timeout(e, (unsigned) ((best_at - now + 999) / 1000), "etcd-retry", on_retry);
 }
 
-_printf_(2, 3)
-static void source_failf(EtcdSource *e, const char *format, ...) {
+_printf_(2, 3) static void source_failf(EtcdSource *e, const char *format, ...) {
         g_autofree char *reason = NULL;
         va_list ap;
 
@@ -493,7 +492,8 @@ static void call_api_error(Call *call, unsigned status, json_object *reply, GByt
                 return source_restart(e, "the authentication token expired");
         }
         if (code == GRPC_NOT_FOUND && strstr(message, "lease not found")) {
-                log_warning("etcd lease %" PRIx64 " of this node expired (etcd was out of reach for longer than "
+                log_warning("etcd lease %" PRIx64
+                            " of this node expired (etcd was out of reach for longer than "
                             "LeaseTTL=%" PRIu32 "s?); writing every key again on a new one.",
                             (uint64_t) e->lease_id, e->lease_ttl);
                 e->lease_id = 0;
@@ -505,8 +505,10 @@ static void call_api_error(Call *call, unsigned status, json_object *reply, GByt
                 return source_failf(e, "user '%s' could not authenticate: %s (check [Etcd] User= and PasswordFile=)",
                                     strempty(e->user), message);
         if (strstr(message, "CommonName of client"))
-                return source_failf(e, "%s: %s (etcd's gateway refuses client certificates with a Common Name: "
-                                    "issue [Etcd] CertFile= without one)", call->path, message);
+                return source_failf(e,
+                                    "%s: %s (etcd's gateway refuses client certificates with a Common Name: "
+                                    "issue [Etcd] CertFile= without one)",
+                                    call->path, message);
         if (code == GRPC_PERMISSION_DENIED)
                 return source_failf(e, "%s: %s (the user needs read and write access to %s/)", call->path, message,
                                     e->prefix);
@@ -600,8 +602,10 @@ static void log_skipped(EtcdSource *e, const char *key, size_t key_len, int leve
 
         if (now - e->skip_window_start > 60 * G_USEC_PER_SEC) {
                 if (e->skip_suppressed > 0)
-                        log_warning("... and %u more etcd key(s) skipped or partly served in the last minute "
-                                    "(debug level shows them).", e->skip_suppressed);
+                        log_warning(
+                                "... and %u more etcd key(s) skipped or partly served in the last minute "
+                                "(debug level shows them).",
+                                e->skip_suppressed);
                 e->skip_window_start = now;
                 e->skip_logged = 0;
                 e->skip_suppressed = 0;
@@ -619,14 +623,14 @@ static void log_skipped(EtcdSource *e, const char *key, size_t key_len, int leve
  * too (skydns_parse()) when parsed is set. Pure: a worker thread builds
  * these for the pages of a range. */
 typedef struct ParsedKv {
-        char *key;              /* NULL when unusable (see bad) */
+        char *key; /* NULL when unusable (see bad) */
         size_t key_len;
         char *value;
         size_t value_len;
         int64_t mod_revision, lease;
-        const char *bad;        /* why the pair is unusable, static; NULL when fine */
+        const char *bad; /* why the pair is unusable, static; NULL when fine */
         bool parsed;
-        int r;                  /* skydns_parse()'s result */
+        int r; /* skydns_parse()'s result */
         SkyDnsEntry entry;
         char *error;
 } ParsedKv;
@@ -941,7 +945,8 @@ static void on_keepalive(Call *call, json_object *reply) {
         /* A stream reply: {"result": {"ID": ..., "TTL": ...}}; no TTL: expired. */
         (void) json_object_object_get_ex(reply, "result", &result);
         if (json_get_int64(result ?: reply, "TTL") <= 0) {
-                log_warning("etcd lease %" PRIx64 " of this node expired (etcd was out of reach for longer than "
+                log_warning("etcd lease %" PRIx64
+                            " of this node expired (etcd was out of reach for longer than "
                             "LeaseTTL=%" PRIu32 "s?); writing every key again on a new one.",
                             (uint64_t) e->lease_id, e->lease_ttl);
                 e->lease_id = 0;
@@ -968,8 +973,8 @@ static void lease_ready(EtcdConn *c) {
 
         c->lease_ready = true;
         if (!e->keepalive_source)
-                e->keepalive_source = source_timeout(e, MAX(e->lease_ttl * 1000u / 3u, 500u), "etcd-keepalive",
-                                                     on_keepalive_timer);
+                e->keepalive_source =
+                        source_timeout(e, MAX(e->lease_ttl * 1000u / 3u, 500u), "etcd-keepalive", on_keepalive_timer);
         txn_send_next(e);
 }
 
@@ -998,19 +1003,19 @@ static void sweep(EtcdSource *e) {
  * batch at a time, so that answering never waits long behind a resync. The
  * next page is asked for as soon as this one is parsed. */
 struct RangePage {
-        WorkerJob job;                  /* first: the worker runs range_parse_run() on it */
-        EtcdConn *conn;                 /* a reference; the loop's alone */
+        WorkerJob job;  /* first: the worker runs range_parse_run() on it */
+        EtcdConn *conn; /* a reference; the loop's alone */
         GBytes *body;
         char *prefix;
         uint32_t default_ttl;
         /* from the worker */
-        char *error;                    /* the page is unusable */
+        char *error; /* the page is unusable */
         int64_t revision;
         bool more;
-        char *next_key;                 /* the last key + "\0" when more */
+        char *next_key; /* the last key + "\0" when more */
         size_t next_len;
-        bool next_asked;                /* the next page was asked for before this one was parsed */
-        GPtrArray *kvs;                 /* ParsedKv */
+        bool next_asked; /* the next page was asked for before this one was parsed */
+        GPtrArray *kvs;  /* ParsedKv */
         guint applied;
 };
 
@@ -1215,7 +1220,7 @@ static gboolean on_apply(gpointer userdata) {
 
         source_clear(&c->apply_source);
         if (c->range_requesting || c->range_next || c->pages_parsing > 0)
-                return G_SOURCE_REMOVE;         /* more pages to come */
+                return G_SOURCE_REMOVE; /* more pages to come */
 
         /* The whole prefix is read: what was not seen went away. */
         sweep(e);
@@ -1258,7 +1263,7 @@ static void connected(EtcdConn *c) {
         ep->retry_at = 0;
         e->quick_restarts = 0;
         if (e->state == ETCD_CONNECTED)
-                return;         /* a resync on a healthy connection */
+                return; /* a resync on a healthy connection */
         e->state = ETCD_CONNECTED;
         e->ever_connected = true;
         e->connected_since_usec = (uint64_t) g_get_real_time();
@@ -1333,7 +1338,8 @@ static int on_watch_value(json_object *o, void *userdata) {
                                                                e->revision + 1, compacted);
                         source_restart(e, why);
                 } else if (reason && strstr(reason, "PermissionDenied"))
-                        source_failf(e, "/v3/watch: %s (the user needs read and write access to %s/)", reason, e->prefix);
+                        source_failf(e, "/v3/watch: %s (the user needs read and write access to %s/)", reason,
+                                     e->prefix);
                 else
                         source_failf(e, "/v3/watch: cancelled: %s", strna(reason));
                 return -ECANCELED;
@@ -1405,7 +1411,8 @@ static void on_watch_open(GObject *object, GAsyncResult *res, gpointer userdata)
         }
         status = soup_message_get_status(c->watch_msg);
         if (status != SOUP_STATUS_OK) {
-                source_failf(e, "/v3/watch: HTTP %u %s", status, strempty(soup_message_get_reason_phrase(c->watch_msg)));
+                source_failf(e, "/v3/watch: HTTP %u %s", status,
+                             strempty(soup_message_get_reason_phrase(c->watch_msg)));
                 goto out;
         }
         c->watch = TAKE_PTR(stream);
@@ -1473,8 +1480,10 @@ static void on_lease_check(Call *call, json_object *reply) {
                 lease_ready(c);
                 return range_start(c);
         }
-        log_info("etcd lease %" PRIx64 " of this node expired while etcd was out of reach; writing every key again "
-                 "on a new one.", (uint64_t) e->lease_id);
+        log_info("etcd lease %" PRIx64
+                 " of this node expired while etcd was out of reach; writing every key again "
+                 "on a new one.",
+                 (uint64_t) e->lease_id);
         e->lease_id = 0;
         lease_grant(c);
 }
@@ -1536,7 +1545,10 @@ static void source_connect(EtcdSource *e) {
         e->next_retry_usec = 0;
 
         c = g_new0(EtcdConn, 1);
-        *c = (EtcdConn) { .n_ref = 1, .source = e, .cancellable = g_cancellable_new(), .endpoint = e->current,
+        *c = (EtcdConn) { .n_ref = 1,
+                          .source = e,
+                          .cancellable = g_cancellable_new(),
+                          .endpoint = e->current,
                           .pages = g_queue_new() };
         e->conn = c;
 
@@ -1585,8 +1597,10 @@ static gboolean on_stop_timeout(gpointer userdata) {
         EtcdSource *e = userdata;
 
         g_source_unref(TAKE_PTR(e->stop_timer));
-        log_warning("etcd did not answer the lease revocation in time; this node's names leave etcd when lease "
-                    "%" PRIx64 " expires (%" PRIu32 "s).", (uint64_t) e->lease_id, e->lease_ttl);
+        log_warning(
+                "etcd did not answer the lease revocation in time; this node's names leave etcd when lease "
+                "%" PRIx64 " expires (%" PRIu32 "s).",
+                (uint64_t) e->lease_id, e->lease_ttl);
         stop_finish(e);
         return G_SOURCE_REMOVE;
 }
@@ -1638,8 +1652,10 @@ static void revoke_try(EtcdSource *e) {
         json_object *body;
 
         if (e->stop_tries++ >= e->n_endpoints) {
-                log_warning("No etcd member took the lease revocation; this node's names leave etcd when lease "
-                            "%" PRIx64 " expires (%" PRIu32 "s).", (uint64_t) e->lease_id, e->lease_ttl);
+                log_warning(
+                        "No etcd member took the lease revocation; this node's names leave etcd when lease "
+                        "%" PRIx64 " expires (%" PRIu32 "s).",
+                        (uint64_t) e->lease_id, e->lease_ttl);
                 return stop_finish(e);
         }
         body = json_object_new_object();
@@ -1686,12 +1702,9 @@ void etcd_source_stop(EtcdSource *e, EtcdStopFunc done, void *userdata) {
 /* --- lifecycle ------------------------------------------------------------------------------------ */
 
 static SoupSession *session_new(EtcdSource *e, GTlsDatabase *ca, unsigned timeout_sec) {
-        SoupSession *s = soup_session_new_with_options("timeout", timeout_sec,
-                                                       "idle-timeout", 60u,
-                                                       "max-conns", 8,
-                                                       "max-conns-per-host", 4,
-                                                       "user-agent", "joyrided/" JOYRIDE_VERSION,
-                                                       NULL);
+        SoupSession *s =
+                soup_session_new_with_options("timeout", timeout_sec, "idle-timeout", 60u, "max-conns", 8,
+                                              "max-conns-per-host", 4, "user-agent", "joyrided/" JOYRIDE_VERSION, NULL);
         if (ca)
                 soup_session_set_tls_database(s, ca);
         return s;
@@ -1848,8 +1861,8 @@ void etcd_source_get_status(const EtcdSource *e, EtcdStatus *ret) {
                 .lease_ttl = e->lease_ttl,
                 .revision = e->revision,
                 .n_keys = e->n_remote_records,
-                .n_published = g_hash_table_size(e->wanted) - MIN(g_hash_table_size(e->wanted),
-                                                                  g_hash_table_size(e->pending)),
+                .n_published =
+                        g_hash_table_size(e->wanted) - MIN(g_hash_table_size(e->wanted), g_hash_table_size(e->pending)),
                 .n_pending = g_hash_table_size(e->pending) + g_hash_table_size(e->dirty),
                 .resyncs = e->n_resyncs,
                 .events = e->n_events,

@@ -14,41 +14,41 @@
 #include "store.h"
 
 typedef enum EtcdState {
-        ETCD_CONNECTING,        /* no endpoint answered yet, or reading the prefix after a failure */
-        ETCD_CONNECTED,         /* read the prefix and watching it */
-        ETCD_DISCONNECTED,      /* no endpoint answers; waiting to retry (see last_error, next_retry_usec) */
+        ETCD_CONNECTING,   /* no endpoint answered yet, or reading the prefix after a failure */
+        ETCD_CONNECTED,    /* read the prefix and watching it */
+        ETCD_DISCONNECTED, /* no endpoint answers; waiting to retry (see last_error, next_retry_usec) */
 } EtcdState;
 
 typedef struct EtcdOptions {
-        char *const *endpoints;         /* "http://127.0.0.1:2379", ...; at least one */
-        const char *prefix;             /* "/skydns" */
-        uint32_t lease_ttl;             /* seconds */
-        const char *ca_file;            /* NULL: the system's CAs */
-        const char *cert_file, *key_file;   /* client certificate; both or neither */
-        const char *user, *password_file;   /* both or neither */
-        const char *node_id;            /* spells this node's keys */
-        uint32_t default_ttl;           /* for values without a ttl */
+        char *const *endpoints;           /* "http://127.0.0.1:2379", ...; at least one */
+        const char *prefix;               /* "/skydns" */
+        uint32_t lease_ttl;               /* seconds */
+        const char *ca_file;              /* NULL: the system's CAs */
+        const char *cert_file, *key_file; /* client certificate; both or neither */
+        const char *user, *password_file; /* both or neither */
+        const char *node_id;              /* spells this node's keys */
+        uint32_t default_ttl;             /* for values without a ttl */
 } EtcdOptions;
 
 typedef struct EtcdStatus {
         EtcdState state;
-        const char *endpoint;           /* in use, or tried last */
+        const char *endpoint; /* in use, or tried last */
         char *const *endpoints;
         const char *prefix;
-        const char *last_error;         /* NULL when none */
-        uint64_t connected_since_usec;  /* CLOCK_REALTIME, 0 if not connected */
-        uint64_t next_retry_usec;       /* CLOCK_REALTIME, 0 if not waiting */
-        int64_t lease_id;               /* 0: none */
+        const char *last_error;        /* NULL when none */
+        uint64_t connected_since_usec; /* CLOCK_REALTIME, 0 if not connected */
+        uint64_t next_retry_usec;      /* CLOCK_REALTIME, 0 if not waiting */
+        int64_t lease_id;              /* 0: none */
         uint32_t lease_ttl;
-        int64_t revision;               /* of the last change read */
-        unsigned n_keys;                /* keys of others served (those that hold a record) */
-        unsigned n_published;           /* this node's keys in etcd */
-        unsigned n_pending;             /* this node's changes not written yet */
-        uint64_t resyncs;               /* full reads of the prefix */
-        uint64_t events;                /* changes read from the watch */
-        uint64_t txns;                  /* transactions written */
-        uint64_t failures;              /* connections lost or refused */
-        uint64_t skipped;               /* keys that could not be served */
+        int64_t revision;     /* of the last change read */
+        unsigned n_keys;      /* keys of others served (those that hold a record) */
+        unsigned n_published; /* this node's keys in etcd */
+        unsigned n_pending;   /* this node's changes not written yet */
+        uint64_t resyncs;     /* full reads of the prefix */
+        uint64_t events;      /* changes read from the watch */
+        uint64_t txns;        /* transactions written */
+        uint64_t failures;    /* connections lost or refused */
+        uint64_t skipped;     /* keys that could not be served */
 } EtcdStatus;
 
 typedef struct EtcdSource EtcdSource;
@@ -73,4 +73,4 @@ void etcd_source_stop(EtcdSource *e, EtcdStopFunc done, void *userdata);
 void etcd_source_resync(EtcdSource *e);
 
 void etcd_source_get_status(const EtcdSource *e, EtcdStatus *ret);
-const char *etcd_state_to_string(EtcdState s);  /* "connecting", "connected", "disconnected" */
+const char *etcd_state_to_string(EtcdState s); /* "connecting", "connected", "disconnected" */

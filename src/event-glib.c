@@ -21,7 +21,7 @@ static gboolean source_prepare(GSource *source, gint *timeout) {
         EventSource *s = (EventSource *) source;
         int r;
 
-        *timeout = -1;          /* sd-event's timers live in its epoll fd */
+        *timeout = -1; /* sd-event's timers live in its epoll fd */
         if (s->exited)
                 return FALSE;
 

@@ -32,15 +32,15 @@ struct ForwardUpstreams {
 
         sd_event_source *timer;
         sd_bus_slot *call;
-        unsigned property;              /* which one the call asks for, see properties[] */
+        unsigned property; /* which one the call asks for, see properties[] */
 
-        struct stat st;                 /* of the file last read */
+        struct stat st; /* of the file last read */
         bool have_st;
-        char **file_servers;            /* from the file, without the stub and our own */
-        bool stub;                      /* the file names resolved's stub */
-        bool resolved_tried;            /* resolved answered (or failed to) at least once */
-        char **resolved_servers;        /* resolved's, without our own */
-        char **servers;                 /* what was last reported */
+        char **file_servers;     /* from the file, without the stub and our own */
+        bool stub;               /* the file names resolved's stub */
+        bool resolved_tried;     /* resolved answered (or failed to) at least once */
+        char **resolved_servers; /* resolved's, without our own */
+        char **servers;          /* what was last reported */
         const char *origin;
         bool warned;
 };
@@ -88,8 +88,8 @@ static bool same_address(const struct sockaddr_storage *a, const struct sockaddr
         return IN6_ARE_ADDR_EQUAL(&x->sin6_addr, &y->sin6_addr) && (!ports || x->sin6_port == y->sin6_port);
 }
 
-bool forward_upstreams_is_own(const char *server, uint16_t default_port, const char *bind_address,
-                              uint16_t dns_port, char **resolved_dns) {
+bool forward_upstreams_is_own(const char *server, uint16_t default_port, const char *bind_address, uint16_t dns_port,
+                              char **resolved_dns) {
         struct sockaddr_storage sa, other;
         socklen_t l;
 
@@ -152,9 +152,10 @@ static void publish(ForwardUpstreams *u) {
                 log_info("Forwarding to %s (from %s).", joined, origin);
                 u->warned = false;
         } else if (!u->warned && (!u->stub || u->resolved_tried)) {
-                log_warning("Forward=resolv.conf: %s names no DNS server but joyrided's own%s; "
-                            "names that are not ours get SERVFAIL.", u->path,
-                            u->stub ? " (and systemd-resolved's could not be read)" : "");
+                log_warning(
+                        "Forward=resolv.conf: %s names no DNS server but joyrided's own%s; "
+                        "names that are not ours get SERVFAIL.",
+                        u->path, u->stub ? " (and systemd-resolved's could not be read)" : "");
                 u->warned = true;
         }
         if (u->callback)
@@ -279,8 +280,9 @@ static int ask_resolved(ForwardUpstreams *u) {
                 return 0;
         if (!u->bus) {
                 /* manager-bus.c hands one over when it connects. */
-                log_debug("resolv.conf points at systemd-resolved; waiting for the system bus to ask it for its "
-                          "DNS servers.");
+                log_debug(
+                        "resolv.conf points at systemd-resolved; waiting for the system bus to ask it for its "
+                        "DNS servers.");
                 return -ENOTCONN;
         }
         r = sd_bus_call_method_async(u->bus, &u->call, RESOLVE1_NAME, RESOLVE1_PATH, "org.freedesktop.DBus.Properties",
@@ -349,7 +351,7 @@ static void read_file(ForwardUpstreams *u) {
 static void refresh(ForwardUpstreams *u) {
         read_file(u);
         if (u->stub && ask_resolved(u) >= 0)
-                return;         /* publishes when resolved answers */
+                return; /* publishes when resolved answers */
         if (!u->stub) {
                 g_strfreev(u->resolved_servers);
                 u->resolved_servers = NULL;
@@ -364,8 +366,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_time(s, usec + RECHECK_USEC);
 }
 
-int forward_upstreams_new(ForwardUpstreams **ret, sd_event *event, const Config *c,
-                          ForwardUpstreamsCallback callback, void *userdata) {
+int forward_upstreams_new(ForwardUpstreams **ret, sd_event *event, const Config *c, ForwardUpstreamsCallback callback,
+                          void *userdata) {
         _cleanup_(forward_upstreams_freep) ForwardUpstreams *u = NULL;
         int r;
 

@@ -29,8 +29,8 @@ typedef void (*ForwardUpstreamsCallback)(ForwardUpstreams *u, char **servers, co
 /* Copies what it needs from c. The first list (from the file alone) is
  * available at once from forward_upstreams_get(); the callback reports later
  * changes. resolved is asked once a bus connection is handed over. */
-int forward_upstreams_new(ForwardUpstreams **ret, sd_event *event, const Config *c,
-                          ForwardUpstreamsCallback callback, void *userdata);
+int forward_upstreams_new(ForwardUpstreams **ret, sd_event *event, const Config *c, ForwardUpstreamsCallback callback,
+                          void *userdata);
 /* The system bus connection to reach resolved on, attached to the event
  * loop, or NULL when it was lost (manager-bus.c owns it; we keep a
  * reference until the next call or forward_upstreams_free()). */
@@ -45,5 +45,5 @@ const char *forward_upstreams_origin(const ForwardUpstreams *u);
  * port is ours and the address is the bind address, or any address of the
  * host when bound to all; or it is one of the addresses given to resolved.
  * Exposed for the unit tests. */
-bool forward_upstreams_is_own(const char *server, uint16_t default_port, const char *bind_address,
-                              uint16_t dns_port, char **resolved_dns);
+bool forward_upstreams_is_own(const char *server, uint16_t default_port, const char *bind_address, uint16_t dns_port,
+                              char **resolved_dns);

@@ -29,8 +29,9 @@
 
 /* What we want to hear about inside the directory, and about the directory
  * itself going away. IN_ATTRIB catches a chmod that makes a file readable. */
-#define DIR_MASK (IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
-                  IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define DIR_MASK \
+        (IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
+         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 /* While waiting for the directory: its next missing component appearing in the
  * nearest existing ancestor, or that ancestor itself going away. */
 #define PARENT_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
@@ -71,8 +72,8 @@
  * are one entry. */
 typedef struct HostsEntry {
         const char *name;
-        const char *address;    /* canonical */
-        uint32_t line;          /* the last line that gives it, as store_add() keeps */
+        const char *address; /* canonical */
+        uint32_t line;       /* the last line that gives it, as store_add() keeps */
         uint16_t type;
 } HostsEntry;
 
@@ -86,18 +87,18 @@ typedef struct HostsSet {
 typedef struct LoadJob LoadJob;
 
 typedef struct HostsFile {
-        char *name;             /* name in the directory: the hash key */
-        char *path;             /* <dir>/<name> */
-        char *owner;            /* "hosts:<dir>/<name>" */
-        bool dirty;             /* to be reloaded */
-        bool modified;          /* written to but not (yet) closed */
-        bool loaded;            /* its records are in the store */
-        HostsSet *set;          /* what the store holds from it; NULL when nothing */
+        char *name;    /* name in the directory: the hash key */
+        char *path;    /* <dir>/<name> */
+        char *owner;   /* "hosts:<dir>/<name>" */
+        bool dirty;    /* to be reloaded */
+        bool modified; /* written to but not (yet) closed */
+        bool loaded;   /* its records are in the store */
+        HostsSet *set; /* what the store holds from it; NULL when nothing */
         unsigned n_records;
         unsigned n_warnings;
-        int read_error;         /* last failure to read it (kept records), 0 if none */
-        unsigned n_failures;    /* in a row, for the retry delay */
-        uint64_t retry_usec;    /* CLOCK_MONOTONIC: dirty again then; 0 if no retry is due */
+        int read_error;      /* last failure to read it (kept records), 0 if none */
+        unsigned n_failures; /* in a row, for the retry delay */
+        uint64_t retry_usec; /* CLOCK_MONOTONIC: dirty again then; 0 if no retry is due */
 } HostsFile;
 
 typedef struct IdleCallback {
@@ -113,32 +114,32 @@ struct HostsDir {
         uint32_t max_records_per_file;
         uint32_t max_records;
 
-        int inotify_fd;                 /* owned by inotify_source */
+        int inotify_fd; /* owned by inotify_source */
         sd_event_source *inotify_source;
-        int wd;                         /* watch on the directory, -1 if none */
-        int parent_wd;                  /* watch on the nearest ancestor while waiting, -1 if none */
+        int wd;        /* watch on the directory, -1 if none */
+        int parent_wd; /* watch on the nearest ancestor while waiting, -1 if none */
         char *parent_path;
-        char *waiting_for;              /* the component of path that parent_path lacks */
+        char *waiting_for; /* the component of path that parent_path lacks */
         bool exists;
 
-        GHashTable *files;              /* name -> HostsFile */
+        GHashTable *files; /* name -> HostsFile */
         sd_event_source *coalesce_source;
         sd_event_source *modify_source;
         sd_event_source *retry_source;
         uint64_t last_load_usec;
 
-        Worker *worker;                 /* reads, parses and compares files */
-        LoadJob *job;                   /* the one file being loaded, or NULL */
-        sd_event_source *apply_source;  /* defer: applies the next batch of job */
-        bool synchronous;               /* the first load: no worker, no batches */
-        uint64_t n_records;             /* over all files */
-        GArray *idle_callbacks;         /* IdleCallback */
+        Worker *worker;                /* reads, parses and compares files */
+        LoadJob *job;                  /* the one file being loaded, or NULL */
+        sd_event_source *apply_source; /* defer: applies the next batch of job */
+        bool synchronous;              /* the first load: no worker, no batches */
+        uint64_t n_records;            /* over all files */
+        GArray *idle_callbacks;        /* IdleCallback */
 };
 
 typedef enum LoadStatus {
-        LOAD_OK,                /* read and parsed: apply the difference */
-        LOAD_GONE,              /* not a hosts file (any more): remove its records */
-        LOAD_FAILED,            /* could not be read: keep its records, try again */
+        LOAD_OK,     /* read and parsed: apply the difference */
+        LOAD_GONE,   /* not a hosts file (any more): remove its records */
+        LOAD_FAILED, /* could not be read: keep its records, try again */
 } LoadStatus;
 
 /* One load of one file: inputs from the loop, then the worker's results, then
@@ -150,21 +151,21 @@ struct LoadJob {
 
         /* Inputs (the worker only reads them) */
         char *path;
-        const HostsSet *old;    /* file->set: the loop leaves it alone while the job runs */
-        size_t cap;             /* most records the file may bring */
-        bool cap_is_total;      /* the cap comes from MaxRecords=, not MaxRecordsPerFile= */
+        const HostsSet *old; /* file->set: the loop leaves it alone while the job runs */
+        size_t cap;          /* most records the file may bring */
+        bool cap_is_total;   /* the cap comes from MaxRecords=, not MaxRecordsPerFile= */
 
         /* Results */
         LoadStatus status;
-        int error;              /* LOAD_FAILED: why */
-        const char *gone_why;   /* LOAD_GONE: why, NULL when simply not there */
-        HostsSet *set;          /* LOAD_OK: the new content */
+        int error;            /* LOAD_FAILED: why */
+        const char *gone_why; /* LOAD_GONE: why, NULL when simply not there */
+        HostsSet *set;        /* LOAD_OK: the new content */
         char *warnings[WARNINGS_LOGGED_MAX];
         unsigned n_warnings;
-        size_t n_capped;        /* entries left out for the cap */
-        uint32_t *adds;         /* indices into set: new entries and new line numbers */
+        size_t n_capped; /* entries left out for the cap */
+        uint32_t *adds;  /* indices into set: new entries and new line numbers */
         size_t n_adds;
-        uint32_t *removes;      /* indices into old */
+        uint32_t *removes; /* indices into old */
         size_t n_removes;
 
         /* Progress of the loop through adds, then removes */
@@ -236,10 +237,8 @@ static bool string_has_suffix(const char *s, const char *suffix) {
  * is opened. */
 static bool hosts_file_name_wanted(const char *name) {
         static const char *const leftovers[] = {
-                "~", ".swp", ".bak",
-                ".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp", ".dpkg-bak",
-                ".rpmnew", ".rpmsave", ".rpmorig",
-                ".ucf-old", ".ucf-new", ".ucf-dist",
+                "~",         ".swp",    ".bak",     ".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp",
+                ".dpkg-bak", ".rpmnew", ".rpmsave", ".rpmorig",  ".ucf-old",  ".ucf-new",   ".ucf-dist",
         };
         size_t n = strlen(name);
 
@@ -373,8 +372,8 @@ static int job_read(LoadJob *j, char **ret, size_t *ret_size) {
 
 typedef struct ParseContext {
         LoadJob *job;
-        GArray *entries;        /* HostsEntry, in file order */
-        GHashTable *addresses;  /* interned address strings: most files repeat a few */
+        GArray *entries;       /* HostsEntry, in file order */
+        GHashTable *addresses; /* interned address strings: most files repeat a few */
 } ParseContext;
 
 static void parse_warning(unsigned line, const char *why, void *userdata) {
@@ -489,7 +488,7 @@ static void job_run(WorkerJob *wj) {
 
         if (job_read(j, &data, &size) < 0) {
                 if (j->status == LOAD_GONE)
-                        job_diff(j);    /* everything goes */
+                        job_diff(j); /* everything goes */
                 return;
         }
 
@@ -620,9 +619,9 @@ static void job_finish(HostsDir *h, LoadJob *j) {
                 f->n_warnings = j->n_warnings + j->n_add_errors;
                 f->loaded = true;
                 h->last_load_usec = now_usec(CLOCK_REALTIME);
-                log_info("Loaded %s: %u record%s (+%u -%u), %u warning%s",
-                         f->path, f->n_records, f->n_records == 1 ? "" : "s",
-                         j->n_added, j->n_removed, f->n_warnings, f->n_warnings == 1 ? "" : "s");
+                log_info("Loaded %s: %u record%s (+%u -%u), %u warning%s", f->path, f->n_records,
+                         f->n_records == 1 ? "" : "s", j->n_added, j->n_removed, f->n_warnings,
+                         f->n_warnings == 1 ? "" : "s");
         }
 
         h->job = NULL;
@@ -976,7 +975,8 @@ static int hosts_dir_watch(HostsDir *h) {
                                 break;
                         }
                         if (!errno_is_missing(errno))
-                                return log_warning_errno(errno, "Failed to watch %s for %s to appear: %m", parent, h->path);
+                                return log_warning_errno(errno, "Failed to watch %s for %s to appear: %m", parent,
+                                                         h->path);
 
                         free(child);
                         child = TAKE_PTR(parent);
@@ -1000,8 +1000,8 @@ static int hosts_dir_start(HostsDir *h) {
                 return r;
         if (r == 0) {
                 if (h->parent_path)
-                        log_info("Hosts directory %s does not exist, waiting for it (watching %s).",
-                                 h->path, h->parent_path);
+                        log_info("Hosts directory %s does not exist, waiting for it (watching %s).", h->path,
+                                 h->parent_path);
                 h->exists = false;
                 return 0;
         }
@@ -1058,7 +1058,7 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
                         break;
                 }
 
-                for (uint8_t *p = buf.raw; p < buf.raw + n; ) {
+                for (uint8_t *p = buf.raw; p < buf.raw + n;) {
                         struct inotify_event *e = (struct inotify_event *) p;
 
                         p += sizeof *e + e->len;

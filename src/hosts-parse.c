@@ -59,8 +59,7 @@ static void quote_token(const char *p, size_t n, char *out, size_t out_size) {
         out[o] = 0;
 }
 
-_printf_(4, 5)
-static void warnf(HostsWarnFunc warn, void *userdata, unsigned line, const char *format, ...) {
+_printf_(4, 5) static void warnf(HostsWarnFunc warn, void *userdata, unsigned line, const char *format, ...) {
         char why[512];
         va_list ap;
 
@@ -85,8 +84,8 @@ static bool token_to_string(const char *p, size_t n, char buf[static TOKEN_MAX +
 }
 
 /* Parses the address token. Returns the record type, or 0 after warning. */
-static uint16_t parse_address(const char *p, size_t n, char canonical[static INET6_ADDRSTRLEN],
-                              unsigned line, HostsWarnFunc warn, void *userdata) {
+static uint16_t parse_address(const char *p, size_t n, char canonical[static INET6_ADDRSTRLEN], unsigned line,
+                              HostsWarnFunc warn, void *userdata) {
         char buf[TOKEN_MAX + 1], quoted[QUOTE_MAX * 4 + 8];
         union {
                 struct in_addr in;
@@ -99,8 +98,8 @@ static uint16_t parse_address(const char *p, size_t n, char canonical[static INE
                          * a DNS answer cannot carry it. */
                         if (strchr(buf, '%')) {
                                 quote_token(p, n, quoted, sizeof quoted);
-                                warnf(warn, userdata, line,
-                                      "IPv6 address with a zone ID is not supported: '%s'", quoted);
+                                warnf(warn, userdata, line, "IPv6 address with a zone ID is not supported: '%s'",
+                                      quoted);
                                 return 0;
                         }
                         if (inet_pton(AF_INET6, buf, &a.in6) == 1 &&
@@ -118,8 +117,8 @@ static uint16_t parse_address(const char *p, size_t n, char canonical[static INE
 
 /* Parses one line (without its '\n'). Returns the number of entries given to
  * entry(), or what entry() returned if that was negative. */
-static int parse_line(const char *p, size_t len, unsigned line,
-                      HostsEntryFunc entry, HostsWarnFunc warn, void *userdata) {
+static int parse_line(const char *p, size_t len, unsigned line, HostsEntryFunc entry, HostsWarnFunc warn,
+                      void *userdata) {
         const char *end, *hash, *tok;
         char address[INET6_ADDRSTRLEN], name[TOKEN_MAX + 1], quoted[QUOTE_MAX * 4 + 8];
         uint16_t type;
@@ -133,7 +132,7 @@ static int parse_line(const char *p, size_t len, unsigned line,
         while (p < end && is_blank(*p))
                 p++;
         if (p >= end)
-                return 0;   /* blank or comment only */
+                return 0; /* blank or comment only */
 
         tok = p;
         while (p < end && !is_blank(*p))

@@ -29,10 +29,10 @@ typedef struct HostsDir HostsDir;
 #define HOSTS_MAX_RECORDS_DEFAULT 1000000u
 
 typedef struct HostsDirOptions {
-        const char *path;               /* the directory */
-        uint32_t ttl;                   /* TTL of every record */
-        uint32_t max_records_per_file;  /* records one file may bring; 0: the default */
-        uint32_t max_records;           /* records all files together may bring; 0: the default */
+        const char *path;              /* the directory */
+        uint32_t ttl;                  /* TTL of every record */
+        uint32_t max_records_per_file; /* records one file may bring; 0: the default */
+        uint32_t max_records;          /* records all files together may bring; 0: the default */
 } HostsDirOptions;
 
 /* Watches directory path (which need not exist yet) and loads its files into
@@ -63,7 +63,7 @@ typedef struct HostsDirStatus {
         bool exists;
         unsigned n_files;
         unsigned n_records;
-        unsigned n_warnings;        /* bad lines/names in the last load of every file */
-        uint64_t last_load_usec;    /* CLOCK_REALTIME */
+        unsigned n_warnings;     /* bad lines/names in the last load of every file */
+        uint64_t last_load_usec; /* CLOCK_REALTIME */
 } HostsDirStatus;
 void hosts_dir_get_status(const HostsDir *h, HostsDirStatus *ret);

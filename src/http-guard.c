@@ -27,17 +27,17 @@
 
 typedef struct HttpConn {
         HttpGuard *guard;
-        GSocket *socket;                /* the key; we hold a reference, libsoup closes it */
-        guint timeout_source;           /* while waiting */
-        GList *waiting_link;            /* in guard->waiting, while waiting */
+        GSocket *socket;      /* the key; we hold a reference, libsoup closes it */
+        guint timeout_source; /* while waiting */
+        GList *waiting_link;  /* in guard->waiting, while waiting */
 } HttpConn;
 
 struct HttpGuard {
         SoupServer *server;
         unsigned max_connections;
         uint32_t request_timeout_msec;
-        GHashTable *conns;              /* GSocket * -> HttpConn * */
-        GQueue waiting;                 /* HttpConn *, oldest first */
+        GHashTable *conns; /* GSocket * -> HttpConn * */
+        GQueue waiting;    /* HttpConn *, oldest first */
         gulong started_handler, read_handler, finished_handler, aborted_handler;
         guint sweep_source;
         HttpGuardCounters counters;
@@ -91,8 +91,8 @@ static void warn_closing(HttpGuard *g, const char *why) {
         if (now - g->last_warning_usec < 10 * USEC_PER_SEC)
                 return;
         g->last_warning_usec = now;
-        log_warning("HTTP: %s (%u connections open, at most %u; %" G_GUINT64_FORMAT " timed out, %"
-                    G_GUINT64_FORMAT " evicted, %" G_GUINT64_FORMAT " refused so far).",
+        log_warning("HTTP: %s (%u connections open, at most %u; %" G_GUINT64_FORMAT " timed out, %" G_GUINT64_FORMAT
+                    " evicted, %" G_GUINT64_FORMAT " refused so far).",
                     why, g->counters.open, g->max_connections, g->counters.timed_out, g->counters.evicted,
                     g->counters.refused);
 }
@@ -152,11 +152,14 @@ static void on_request_started(SoupServer *server, SoupServerMessage *msg, gpoin
 
                         if (victim) {
                                 g->counters.evicted++;
-                                warn_closing(g, "at the connection limit, closing the connection that waited longest for its request");
+                                warn_closing(g,
+                                             "at the connection limit, closing the connection that waited longest for "
+                                             "its request");
                                 conn_close(victim);
                         } else {
                                 g->counters.refused++;
-                                warn_closing(g, "at the connection limit with every connection busy, refusing new ones");
+                                warn_closing(g,
+                                             "at the connection limit with every connection busy, refusing new ones");
                                 conn_close(c);
                                 return;
                         }
@@ -307,7 +310,7 @@ bool http_origin_allowed(const char *origin, char *const *names, uint16_t port) 
                 rest = origin + 8;
                 default_port = 443;
         } else
-                return false;   /* "null" (a sandboxed page, a file:), or junk */
+                return false; /* "null" (a sandboxed page, a file:), or junk */
         if (strchr(rest, '/') || http_split_host(rest, &host, &origin_port) < 0)
                 return false;
         return (origin_port ?: default_port) == port && http_host_allowed(host, names);

@@ -25,11 +25,11 @@
 typedef struct HttpGuard HttpGuard;
 
 typedef struct HttpGuardCounters {
-        unsigned open;                  /* connections now */
+        unsigned open; /* connections now */
         uint64_t accepted;
-        uint64_t timed_out;             /* closed: no complete request within the timeout */
-        uint64_t evicted;               /* closed for a newer connection at the cap */
-        uint64_t refused;               /* closed at once: at the cap, nothing to evict */
+        uint64_t timed_out; /* closed: no complete request within the timeout */
+        uint64_t evicted;   /* closed for a newer connection at the cap */
+        uint64_t refused;   /* closed at once: at the cap, nothing to evict */
 } HttpGuardCounters;
 
 HttpGuard *http_guard_new(SoupServer *server, unsigned max_connections, uint32_t request_timeout_msec);

@@ -10,21 +10,13 @@
 #include "http-json.h"
 
 static const char *const source_labels[_HTTP_SOURCE_MAX] = {
-        [HTTP_SOURCE_HOSTS] = "hosts",
-        [HTTP_SOURCE_DOCKER] = "docker",
-        [HTTP_SOURCE_DBUS] = "dbus",
-        [HTTP_SOURCE_API] = "api",
-        [HTTP_SOURCE_PEER] = "peer",
-        [HTTP_SOURCE_ETCD] = "etcd",
+        [HTTP_SOURCE_HOSTS] = "hosts", [HTTP_SOURCE_DOCKER] = "docker", [HTTP_SOURCE_DBUS] = "dbus",
+        [HTTP_SOURCE_API] = "api",     [HTTP_SOURCE_PEER] = "peer",     [HTTP_SOURCE_ETCD] = "etcd",
 };
 
 static const char *const source_prefixes[_HTTP_SOURCE_MAX] = {
-        [HTTP_SOURCE_HOSTS] = "hosts:",
-        [HTTP_SOURCE_DOCKER] = "docker:",
-        [HTTP_SOURCE_DBUS] = "dbus",
-        [HTTP_SOURCE_API] = "api",
-        [HTTP_SOURCE_PEER] = "peer:",
-        [HTTP_SOURCE_ETCD] = "etcd:",
+        [HTTP_SOURCE_HOSTS] = "hosts:", [HTTP_SOURCE_DOCKER] = "docker:", [HTTP_SOURCE_DBUS] = "dbus",
+        [HTTP_SOURCE_API] = "api",      [HTTP_SOURCE_PEER] = "peer:",     [HTTP_SOURCE_ETCD] = "etcd:",
 };
 
 static const char *const member_state_labels[_HTTP_MEMBER_STATE_MAX] = {
@@ -117,8 +109,10 @@ static json_object *status_forwarding(const HttpStatusInput *in) {
                 json_object *j = json_object_new_object();
 
                 json_object_object_add(j, "address", json_object_new_string(u->address));
-                json_object_object_add(j, "state", json_object_new_string(u->failing ? "failing" :
-                                                                           u->answers > 0 ? "ok" : "unused"));
+                json_object_object_add(j, "state",
+                                       json_object_new_string(u->failing       ? "failing"
+                                                              : u->answers > 0 ? "ok"
+                                                                               : "unused"));
                 json_object_object_add(j, "queries", json_object_new_int64((int64_t) u->queries));
                 json_object_object_add(j, "answers", json_object_new_int64((int64_t) u->answers));
                 json_object_object_add(j, "failures", json_object_new_int64((int64_t) u->failures));
@@ -151,7 +145,8 @@ static json_object *status_forwarding(const HttpStatusInput *in) {
         json_object_object_add(o, "upstream_failures", json_object_new_int64((int64_t) c->upstream_failures));
         json_object_object_add(o, "mismatched", json_object_new_int64((int64_t) c->mismatched));
         json_object_object_add(o, "dropped", json_object_new_int64((int64_t) c->dropped));
-        json_object_object_add(o, "average_latency_ms", json_object_new_double(msec(c->latency_usec_sum, c->latency_count)));
+        json_object_object_add(o, "average_latency_ms",
+                               json_object_new_double(msec(c->latency_usec_sum, c->latency_count)));
         return o;
 }
 
@@ -187,7 +182,7 @@ static json_object *status_dns(const HttpStatusInput *in) {
                         common = common || common_rcodes[j] == i;
                 if (n == 0 && !common)
                         continue;
-                
+
                 json_object_object_add(by_rcode, dns_rcode_format(i, name), json_object_new_int64((int64_t) n));
         }
         json_object_object_add(o, "responses_by_rcode", by_rcode);
@@ -246,8 +241,8 @@ static json_object *status_cluster(const HttpStatusInput *in) {
         json_object_object_add(o, "enabled", json_object_new_boolean(in->cluster_enabled));
         json_object_object_add(o, "running", json_object_new_boolean(in->cluster_enabled));
         json_object_object_add(o, "node_id", json_string_or_null(in->service.node_id));
-        json_object_object_add(o, "members", in->cluster_members ? json_object_get(in->cluster_members)
-                                                                  : json_object_new_array());
+        json_object_object_add(o, "members",
+                               in->cluster_members ? json_object_get(in->cluster_members) : json_object_new_array());
         return o;
 }
 
@@ -402,7 +397,8 @@ static void metrics_forward(GString *out, const HttpMetricsInput *in) {
         } counters[] = {
                 { "joyride_forward_queries_total", "Questions about names that are not ours, handed to the forwarder.",
                   offsetof(DnsForwardCounters, queries) },
-                { "joyride_forward_refused_total", "Forwardable questions refused: client outside ForwardAllow, or forwarding off.",
+                { "joyride_forward_refused_total",
+                  "Forwardable questions refused: client outside ForwardAllow, or forwarding off.",
                   offsetof(DnsForwardCounters, refused) },
                 { "joyride_forward_coalesced_total", "Questions that joined the same question already sent upstream.",
                   offsetof(DnsForwardCounters, coalesced) },
@@ -410,9 +406,11 @@ static void metrics_forward(GString *out, const HttpMetricsInput *in) {
                   offsetof(DnsForwardCounters, servfail) },
                 { "joyride_forward_mismatched_total", "Upstream replies dropped: wrong ID, question or source.",
                   offsetof(DnsForwardCounters, mismatched) },
-                { "joyride_forward_dropped_total", "Questions dropped: the forwarder's queue or in-flight table was full.",
+                { "joyride_forward_dropped_total",
+                  "Questions dropped: the forwarder's queue or in-flight table was full.",
                   offsetof(DnsForwardCounters, dropped) },
-                { "joyride_forward_upstream_tcp_total", "Upstream queries sent over TCP (truncated answers, TCP clients).",
+                { "joyride_forward_upstream_tcp_total",
+                  "Upstream queries sent over TCP (truncated answers, TCP clients).",
                   offsetof(DnsForwardCounters, upstream_tcp) },
         };
 
@@ -425,14 +423,16 @@ static void metrics_forward(GString *out, const HttpMetricsInput *in) {
         }
         metric_header(out, "joyride_forward_cache_lookups_total", "counter", "Forward cache lookups, by result.");
         g_string_append_printf(out, "joyride_forward_cache_lookups_total{result=\"hit\"} %" PRIu64 "\n", c->cache_hits);
-        g_string_append_printf(out, "joyride_forward_cache_lookups_total{result=\"miss\"} %" PRIu64 "\n", c->cache_misses);
+        g_string_append_printf(out, "joyride_forward_cache_lookups_total{result=\"miss\"} %" PRIu64 "\n",
+                               c->cache_misses);
         metric_header(out, "joyride_forward_cache_entries", "gauge", "Answers in the forward cache.");
         g_string_append_printf(out, "joyride_forward_cache_entries %" PRIu64 "\n", c->cache_entries);
         metric_header(out, "joyride_forward_cache_bytes", "gauge", "Bytes the forward cache holds.");
         g_string_append_printf(out, "joyride_forward_cache_bytes %" PRIu64 "\n", c->cache_bytes);
         metric_header(out, "joyride_forward_latency_seconds", "summary",
                       "From a question's hand-off to its upstream answer (cache misses that were answered).");
-        g_string_append_printf(out, "joyride_forward_latency_seconds_sum %.6f\n", (double) c->latency_usec_sum / USEC_PER_SEC);
+        g_string_append_printf(out, "joyride_forward_latency_seconds_sum %.6f\n",
+                               (double) c->latency_usec_sum / USEC_PER_SEC);
         g_string_append_printf(out, "joyride_forward_latency_seconds_count %" PRIu64 "\n", c->latency_count);
 
         metric_header(out, "joyride_forward_upstream_queries_total", "counter", "Queries sent to each upstream.");
@@ -448,18 +448,20 @@ static void metrics_forward(GString *out, const HttpMetricsInput *in) {
                 g_string_append_printf(out, "joyride_forward_upstream_failures_total{upstream=\"%s\"} %" PRIu64 "\n", l,
                                        f->upstreams[i].failures);
         }
-        metric_header(out, "joyride_forward_upstream_rtt_seconds", "summary", "Round trips of each upstream's answers.");
+        metric_header(out, "joyride_forward_upstream_rtt_seconds", "summary",
+                      "Round trips of each upstream's answers.");
         for (size_t i = 0; f && i < f->n_upstreams; i++) {
                 g_autofree char *l = label_escape(f->upstreams[i].address);
                 g_string_append_printf(out, "joyride_forward_upstream_rtt_seconds_sum{upstream=\"%s\"} %.6f\n", l,
                                        (double) f->upstreams[i].rtt_usec_sum / USEC_PER_SEC);
-                g_string_append_printf(out, "joyride_forward_upstream_rtt_seconds_count{upstream=\"%s\"} %" PRIu64 "\n", l,
-                                       f->upstreams[i].answers);
+                g_string_append_printf(out, "joyride_forward_upstream_rtt_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
+                                       l, f->upstreams[i].answers);
         }
         metric_header(out, "joyride_forward_upstream_up", "gauge", "0 when an upstream's last query failed, else 1.");
         for (size_t i = 0; f && i < f->n_upstreams; i++) {
                 g_autofree char *l = label_escape(f->upstreams[i].address);
-                g_string_append_printf(out, "joyride_forward_upstream_up{upstream=\"%s\"} %d\n", l, !f->upstreams[i].failing);
+                g_string_append_printf(out, "joyride_forward_upstream_up{upstream=\"%s\"} %d\n", l,
+                                       !f->upstreams[i].failing);
         }
 }
 
@@ -541,9 +543,10 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                 g_string_append_printf(out, "joyride_gossip_packets_total{direction=\"rejected\"} %" PRIu64 "\n",
                                        in->gossip_rejected);
 
-                metric_header(out, "joyride_cluster_dropped_total", "counter",
-                              "What the cluster dropped at a limit: new members beyond MaxMembers, records beyond "
-                              "MaxRecordsPerNode, nodes' record tables, push-pull frames too large or unauthenticated.");
+                metric_header(
+                        out, "joyride_cluster_dropped_total", "counter",
+                        "What the cluster dropped at a limit: new members beyond MaxMembers, records beyond "
+                        "MaxRecordsPerNode, nodes' record tables, push-pull frames too large or unauthenticated.");
                 g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"members\"} %" PRIu64 "\n",
                                        in->cluster_dropped_members);
                 g_string_append_printf(out, "joyride_cluster_dropped_total{what=\"records\"} %" PRIu64 "\n",
@@ -576,7 +579,8 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                               "1 when the node reads and writes its records through etcd, else 0.");
                 g_string_append_printf(out, "joyride_etcd_connected %d\n", e->state == ETCD_CONNECTED);
                 metric_header(out, "joyride_etcd_keys", "gauge",
-                              "Keys in etcd: served (others', holding records), published (this node's), pending (to write).");
+                              "Keys in etcd: served (others', holding records), published (this node's), pending (to "
+                              "write).");
                 g_string_append_printf(out, "joyride_etcd_keys{kind=\"served\"} %u\n", e->n_keys);
                 g_string_append_printf(out, "joyride_etcd_keys{kind=\"published\"} %u\n", e->n_published);
                 g_string_append_printf(out, "joyride_etcd_keys{kind=\"pending\"} %u\n", e->n_pending);
@@ -590,7 +594,8 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                 metric_header(out, "joyride_etcd_transactions_total", "counter",
                               "Transactions of this node's changes written to etcd.");
                 g_string_append_printf(out, "joyride_etcd_transactions_total %" PRIu64 "\n", e->txns);
-                metric_header(out, "joyride_etcd_failures_total", "counter", "Connections to etcd members lost or refused.");
+                metric_header(out, "joyride_etcd_failures_total", "counter",
+                              "Connections to etcd members lost or refused.");
                 g_string_append_printf(out, "joyride_etcd_failures_total %" PRIu64 "\n", e->failures);
                 metric_header(out, "joyride_etcd_skipped_keys_total", "counter",
                               "Keys below the prefix that could not be served.");
@@ -603,7 +608,8 @@ char *http_metrics_render(const HttpMetricsInput *in) {
         metric_header(out, "joyride_build_info", "gauge", "Always 1; the labels say which joyrided this is.");
         g_string_append_printf(out, "joyride_build_info{version=\"%s\"} 1\n", JOYRIDE_VERSION);
 
-        metric_header(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.");
+        metric_header(out, "process_start_time_seconds", "gauge",
+                      "Start time of the process since the Unix epoch in seconds.");
         g_string_append_printf(out, "process_start_time_seconds %.3f\n", in->start_time_seconds);
         metric_header(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
         g_string_append_printf(out, "process_cpu_seconds_total %.2f\n", in->cpu_seconds);

@@ -27,8 +27,8 @@ typedef enum HttpSource {
         HTTP_SOURCE_ETCD,
         _HTTP_SOURCE_MAX,
 } HttpSource;
-const char *http_source_label(HttpSource s);          /* "hosts", ... */
-const char *http_source_owner_prefix(HttpSource s);   /* "hosts:", ... */
+const char *http_source_label(HttpSource s);        /* "hosts", ... */
+const char *http_source_owner_prefix(HttpSource s); /* "hosts:", ... */
 
 /* Cluster member states as /metrics and the dashboard name them. */
 typedef enum HttpMemberState {
@@ -41,15 +41,15 @@ typedef enum HttpMemberState {
 const char *http_member_state_label(HttpMemberState s);
 
 typedef struct HttpServiceInfo {
-        const char *service;        /* SERVICE_NAME */
+        const char *service; /* SERVICE_NAME */
         const char *version;
         const char *environment;
         const char *node_id;
         const char *http_host;
         uint16_t http_port;
-        uint64_t now_usec;          /* CLOCK_REALTIME */
-        uint64_t start_usec;        /* CLOCK_REALTIME at start */
-        uint64_t uptime_usec;       /* CLOCK_MONOTONIC difference */
+        uint64_t now_usec;    /* CLOCK_REALTIME */
+        uint64_t start_usec;  /* CLOCK_REALTIME at start */
+        uint64_t uptime_usec; /* CLOCK_MONOTONIC difference */
 } HttpServiceInfo;
 
 typedef struct HttpStatusInput {
@@ -57,16 +57,16 @@ typedef struct HttpStatusInput {
 
         /* DNS */
         uint16_t dns_port;
-        const char *dns_bind_address;     /* NULL: all addresses */
-        const char *dns_describe;         /* "udp 127.0.0.1:53, tcp ...", NULL if no server */
-        const DnsServerCounters *dns;     /* NULL if no server */
+        const char *dns_bind_address; /* NULL: all addresses */
+        const char *dns_describe;     /* "udp 127.0.0.1:53, tcp ...", NULL if no server */
+        const DnsServerCounters *dns; /* NULL if no server */
         size_t n_records;
         uint64_t store_version;
-        const RateRing *queries_per_second;   /* NULL: none kept */
+        const RateRing *queries_per_second; /* NULL: none kept */
 
         /* Forwarding: forward NULL when there is no forwarder */
         bool forward_enabled;
-        const char *forward_source;       /* "configured", "resolv.conf", "systemd-resolved" */
+        const char *forward_source; /* "configured", "resolv.conf", "systemd-resolved" */
         const DnsForwardStatus *forward;
 
         /* Docker: docker NULL when the monitor is disabled */
@@ -77,33 +77,33 @@ typedef struct HttpStatusInput {
 
         /* Cluster */
         bool cluster_enabled;
-        json_object *cluster_members;     /* borrowed array, may be NULL */
+        json_object *cluster_members; /* borrowed array, may be NULL */
 
         /* etcd: NULL when [Etcd] Endpoints= is not set */
         const EtcdStatus *etcd;
 } HttpStatusInput;
 
 typedef struct HttpMetricsInput {
-        const DnsServerCounters *dns;     /* NULL: all zero */
+        const DnsServerCounters *dns; /* NULL: all zero */
         bool forward_enabled;
-        const DnsForwardStatus *forward;  /* NULL: all zero */
+        const DnsForwardStatus *forward; /* NULL: all zero */
         size_t records_by_source[_HTTP_SOURCE_MAX];
         uint64_t store_version;
         bool docker_enabled;
         bool docker_connected;
         unsigned members_by_state[_HTTP_MEMBER_STATE_MAX];
         uint64_t gossip_sent, gossip_received, gossip_rejected;
-        const EtcdStatus *etcd;           /* NULL: etcd not used */
+        const EtcdStatus *etcd; /* NULL: etcd not used */
         /* What the cluster dropped at its limits (ClusterCounters.dropped_*). */
         uint64_t cluster_dropped_members, cluster_dropped_origins, cluster_dropped_records, cluster_dropped_frames;
         /* Record updates and snapshots refused (ClusterCounters.refused_*), and refutations. */
         uint64_t cluster_refused_signature, cluster_refused_unsigned, cluster_refused_relay, cluster_refused_not_member;
         uint64_t cluster_refutations;
         uint64_t uptime_usec;
-        bool cluster_enabled;             /* cluster series only then: without it they can never move */
+        bool cluster_enabled; /* cluster series only then: without it they can never move */
         /* The process, as Prometheus's client libraries export it (process_*). */
-        double start_time_seconds;        /* Unix time */
-        double cpu_seconds;               /* user + system */
+        double start_time_seconds; /* Unix time */
+        double cpu_seconds;        /* user + system */
         uint64_t resident_bytes, virtual_bytes;
         uint64_t open_fds, max_fds;
 } HttpMetricsInput;

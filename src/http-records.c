@@ -69,8 +69,8 @@ int records_query_parse(GHashTable *params, RecordsQuery *ret, char **ret_error)
         const char *q = param(params, "q"), *limit = param(params, "limit"), *offset = param(params, "offset");
         const char *sort = param(params, "sort"), *order = param(params, "order");
         static const char *const sort_names[] = {
-                [RECORDS_SORT_HOSTNAME] = "hostname", [RECORDS_SORT_TYPE] = "type", [RECORDS_SORT_VALUE] = "value",
-                [RECORDS_SORT_TTL] = "ttl", [RECORDS_SORT_SOURCE] = "source",
+                [RECORDS_SORT_HOSTNAME] = "hostname", [RECORDS_SORT_TYPE] = "type",     [RECORDS_SORT_VALUE] = "value",
+                [RECORDS_SORT_TTL] = "ttl",           [RECORDS_SORT_SOURCE] = "source",
         };
         RecordsQuery query = { .limit = UINT64_MAX };
 
@@ -82,7 +82,8 @@ int records_query_parse(GHashTable *params, RecordsQuery *ret, char **ret_error)
                                 break;
                 if (i == ELEMENTSOF(sort_names)) {
                         g_autofree char *v = quote_value(sort);
-                        *ret_error = g_strdup_printf("sort: expected hostname, type, value, ttl or source, got '%s'", v);
+                        *ret_error =
+                                g_strdup_printf("sort: expected hostname, type, value, ttl or source, got '%s'", v);
                         return -EINVAL;
                 }
                 query.sort = (RecordsSort) i;
@@ -138,7 +139,7 @@ void records_query_done(RecordsQuery *q) {
 /* --- the snapshot ---------------------------------------------------------- */
 
 typedef struct RecordCopy {
-        const char *name, *value, *owner, *detail;      /* in the snapshot's strings */
+        const char *name, *value, *owner, *detail; /* in the snapshot's strings */
         uint64_t added_usec;
         uint32_t ttl;
         uint32_t line;
@@ -146,10 +147,10 @@ typedef struct RecordCopy {
 } RecordCopy;
 
 struct RecordsSnapshot {
-        GArray *records;        /* RecordCopy */
+        GArray *records; /* RecordCopy */
         GStringChunk *strings;
-        uint64_t version;       /* of the store when it was taken */
-        size_t total;           /* records in the store then */
+        uint64_t version; /* of the store when it was taken */
+        size_t total;     /* records in the store then */
 };
 
 RecordsSnapshot *records_snapshot_new(uint64_t version, size_t total) {
@@ -200,13 +201,27 @@ static void append_json_string(GString *out, const char *s) {
         g_string_append_c(out, '"');
         for (const unsigned char *p = (const unsigned char *) s; *p; p++)
                 switch (*p) {
-                case '\b': g_string_append(out, "\\b"); break;
-                case '\n': g_string_append(out, "\\n"); break;
-                case '\r': g_string_append(out, "\\r"); break;
-                case '\t': g_string_append(out, "\\t"); break;
-                case '\f': g_string_append(out, "\\f"); break;
-                case '"': g_string_append(out, "\\\""); break;
-                case '\\': g_string_append(out, "\\\\"); break;
+                case '\b':
+                        g_string_append(out, "\\b");
+                        break;
+                case '\n':
+                        g_string_append(out, "\\n");
+                        break;
+                case '\r':
+                        g_string_append(out, "\\r");
+                        break;
+                case '\t':
+                        g_string_append(out, "\\t");
+                        break;
+                case '\f':
+                        g_string_append(out, "\\f");
+                        break;
+                case '"':
+                        g_string_append(out, "\\\"");
+                        break;
+                case '\\':
+                        g_string_append(out, "\\\\");
+                        break;
                 default:
                         if (*p < 0x20) {
                                 g_string_append(out, "\\u00");
@@ -220,11 +235,7 @@ static void append_json_string(GString *out, const char *s) {
 
 /* record_source()'s text, without allocating: "owner[:line][ (detail)]". */
 static void source_of(const RecordCopy *r, GString *out) {
-        g_string_assign(out, r->owner);
-        if (r->line > 0)
-                g_string_append_printf(out, ":%" PRIu32, r->line);
-        if (r->detail)
-                g_string_append_printf(out, " (%s)", r->detail);
+        record_source_format(out, r->owner, r->line, r->detail);
 }
 
 static void append_time(GString *out, uint64_t realtime_usec) {
@@ -394,21 +405,21 @@ GBytes *records_render(RecordsSnapshot *s, const RecordsQuery *q) {
 /* --- the export ------------------------------------------------------------ */
 
 struct RecordsExport {
-        WorkerJob job;                  /* renders on the worker */
+        WorkerJob job; /* renders on the worker */
         Store *store;
         RecordsQuery query;
         RecordsExportFunc done;
         void *userdata;
 
-        GPtrArray *pending;             /* const Record *: listed, not copied yet */
+        GPtrArray *pending; /* const Record *: listed, not copied yet */
         guint pos;
-        GHashTable *rescued;            /* Record address -> RecordCopy *: removed before copied */
+        GHashTable *rescued; /* Record address -> RecordCopy *: removed before copied */
         bool subscribed;
-        sd_event_source *copy_source;   /* defer: the next batch */
+        sd_event_source *copy_source; /* defer: the next batch */
         Worker *worker;
         RecordsSnapshot *snapshot;
-        GPtrArray *body;                /* rendered: GBytes pieces */
-        bool rendering;                 /* on the worker: freed when it is done */
+        GPtrArray *body; /* rendered: GBytes pieces */
+        bool rendering;  /* on the worker: freed when it is done */
         bool cancelled;
 };
 
@@ -519,8 +530,8 @@ static int list_record(const Record *r, void *userdata) {
         return 0;
 }
 
-RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q,
-                                    RecordsExportFunc done, void *userdata) {
+RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q, RecordsExportFunc done,
+                                    void *userdata) {
         RecordsExport *x = g_new0(RecordsExport, 1);
         ListContext c;
 
@@ -559,7 +570,7 @@ void records_export_cancel(RecordsExport *x) {
         if (!x)
                 return;
         if (x->rendering) {
-                x->cancelled = true;    /* render_done frees it */
+                x->cancelled = true; /* render_done frees it */
                 return;
         }
         export_free(x);

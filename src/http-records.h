@@ -23,21 +23,21 @@
 typedef enum RecordsSort {
         RECORDS_SORT_HOSTNAME,
         RECORDS_SORT_TYPE,
-        RECORDS_SORT_VALUE,     /* addresses by number: 10.0.2.1 before 10.0.10.1 */
+        RECORDS_SORT_VALUE, /* addresses by number: 10.0.2.1 before 10.0.10.1 */
         RECORDS_SORT_TTL,
         RECORDS_SORT_SOURCE,
 } RecordsSort;
 
 typedef struct RecordsQuery {
-        char *name;             /* exact name (any case, trailing dot allowed); NULL: any */
-        char *source;           /* prefix of the owner ("docker", "hosts:/etc/..."); NULL: any */
-        uint16_t type;          /* 0: any */
-        char *q;                /* substring of name, value or source, any case; NULL: none */
+        char *name;    /* exact name (any case, trailing dot allowed); NULL: any */
+        char *source;  /* prefix of the owner ("docker", "hosts:/etc/..."); NULL: any */
+        uint16_t type; /* 0: any */
+        char *q;       /* substring of name, value or source, any case; NULL: none */
         uint64_t offset;
-        uint64_t limit;         /* UINT64_MAX: all */
-        RecordsSort sort;       /* the column to order by; ties by hostname, type, value, owner */
+        uint64_t limit;   /* UINT64_MAX: all */
+        RecordsSort sort; /* the column to order by; ties by hostname, type, value, owner */
         bool descending;
-        bool extended;          /* some parameter given: the answer gets the newer keys */
+        bool extended; /* some parameter given: the answer gets the newer keys */
 } RecordsQuery;
 
 #define RECORDS_QUERY_Q_MAX 256u
@@ -74,8 +74,8 @@ typedef struct RecordsExport RecordsExport;
 /* body: the document in GBytes pieces; takes references to what it keeps. */
 typedef void (*RecordsExportFunc)(GPtrArray *body, void *userdata);
 /* Starts; done is called once, on the loop, never from this call. Takes q. */
-RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q,
-                                    RecordsExportFunc done, void *userdata);
+RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q, RecordsExportFunc done,
+                                    void *userdata);
 /* Stops an export whose caller went away: done is not called. */
 void records_export_cancel(RecordsExport *x);
 

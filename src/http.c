@@ -57,8 +57,8 @@ GResource *joyride_get_resource(void);
 /* A JSON API answer must never be rendered as a page or framed. */
 #define CSP_API "default-src 'none'; frame-ancestors 'none'"
 /* The dashboard: its own scripts, styles and feed, nothing inline or remote. */
-#define CSP_PAGE                                                                               \
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "            \
+#define CSP_PAGE \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " \
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 typedef struct SseClient SseClient;
@@ -67,37 +67,37 @@ typedef struct RecordsRequest RecordsRequest;
 struct HttpServer {
         Store *store;
         StatusProvider provider;
-        char *api_token;             /* NULL: changes from loopback only */
+        char *api_token; /* NULL: changes from loopback only */
         SoupServer *server;
-        HttpGuard *guard;            /* connection cap and request timeout */
+        HttpGuard *guard; /* connection cap and request timeout */
         sd_event *event;
-        Worker *worker;              /* renders /dns/records */
-        char *bind_address;          /* as configured; a name Host may use */
-        char **allowed_hosts;        /* AllowedHosts= */
-        char **local_names;          /* all the names Host may use, from http_local_names() */
-        uint64_t local_names_usec;   /* when they were looked up (monotonic) */
+        Worker *worker;            /* renders /dns/records */
+        char *bind_address;        /* as configured; a name Host may use */
+        char **allowed_hosts;      /* AllowedHosts= */
+        char **local_names;        /* all the names Host may use, from http_local_names() */
+        uint64_t local_names_usec; /* when they were looked up (monotonic) */
 
-        SseClient *clients;          /* linked list */
+        SseClient *clients; /* linked list */
         unsigned n_clients;
-        GString *pending;            /* SSE messages not sent yet */
-        uint64_t window_start_usec;  /* monotonic: changes are counted per second... */
+        GString *pending;           /* SSE messages not sent yet */
+        uint64_t window_start_usec; /* monotonic: changes are counted per second... */
         unsigned window_events;
-        bool bursting;               /* ...and more than SSE_EVENTS_PER_SECOND_MAX make a burst */
-        bool burst_changed;          /* changes since the last flush during a burst */
+        bool bursting;      /* ...and more than SSE_EVENTS_PER_SECOND_MAX make a burst */
+        bool burst_changed; /* changes since the last flush during a burst */
         uint64_t burst_start_usec;
-        bool subscribed;             /* to the store's changes */
+        bool subscribed; /* to the store's changes */
         guint flush_source;
         guint keepalive_source;
 
-        RecordsRequest *records_requests;    /* /dns/records bodies being prepared */
+        RecordsRequest *records_requests; /* /dns/records bodies being prepared */
         unsigned n_records_requests;
 };
 
 struct SseClient {
         HttpServer *server;
-        SoupServerMessage *msg;      /* owned by libsoup; we hold a reference */
-        GSource *hangup_source;      /* notices the peer closing while nothing is written */
-        size_t backlog;              /* bytes appended but not written yet */
+        SoupServerMessage *msg; /* owned by libsoup; we hold a reference */
+        GSource *hangup_source; /* notices the peer closing while nothing is written */
+        size_t backlog;         /* bytes appended but not written yet */
         bool closing;
         SseClient *next, *prev;
 };
@@ -106,7 +106,7 @@ typedef void (*RouteHandler)(HttpServer *h, SoupServerMessage *msg, GHashTable *
 
 typedef struct Route {
         const char *path;
-        const char *method;          /* "GET" also allows HEAD */
+        const char *method; /* "GET" also allows HEAD */
         RouteHandler handler;
 } Route;
 
@@ -121,8 +121,7 @@ static void set_common_headers(SoupServerMessage *msg, const char *cache_control
         soup_message_headers_replace(h, "Content-Security-Policy", csp);
 }
 
-static void respond_text(SoupServerMessage *msg, unsigned status, const char *content_type, char *body,
-                         size_t size) {
+static void respond_text(SoupServerMessage *msg, unsigned status, const char *content_type, char *body, size_t size) {
         soup_server_message_set_status(msg, status, NULL);
         set_common_headers(msg, "no-store", CSP_API);
         /* Takes body (g_malloc'ed). */
@@ -180,8 +179,8 @@ static json_object *cluster_members(HttpServer *h) {
                 json_object_object_add(o, "records", json_object_new_int64((int64_t) members[i].records));
                 json_object_object_add(o, "self", json_object_new_boolean(members[i].self));
                 /* Its signing key as pinned (or configured): what TrustedNodes= lists. */
-                json_object_object_add(o, "public_key", members[i].public_key[0] ?
-                                       json_object_new_string(members[i].public_key) : NULL);
+                json_object_object_add(o, "public_key",
+                                       members[i].public_key[0] ? json_object_new_string(members[i].public_key) : NULL);
                 json_object_array_add(a, o);
         }
         return a;
@@ -231,7 +230,7 @@ static void serve_status(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
 
 struct RecordsRequest {
         HttpServer *server;
-        SoupServerMessage *msg;      /* paused until the body is ready; we hold a reference */
+        SoupServerMessage *msg; /* paused until the body is ready; we hold a reference */
         RecordsExport *export;
         RecordsRequest *next, *prev;
 };
@@ -266,11 +265,10 @@ static void on_records_ready(GPtrArray *body, void *userdata) {
         GSocket *socket = soup_server_message_get_socket(msg);
         size_t total = 0;
 
-        rq->export = NULL;      /* done: nothing left to cancel */
+        rq->export = NULL; /* done: nothing left to cancel */
         soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
         set_common_headers(msg, "no-store", CSP_API);
-        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Content-Type",
-                                     "application/json");
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Content-Type", "application/json");
         /* Pieces, each dropped once written. */
         soup_message_body_set_accumulate(response, FALSE);
         for (guint i = 0; i < body->len; i++) {
@@ -365,9 +363,10 @@ static void read_process_stats(HttpMetricsInput *in) {
         /* The kernel's own numbers: a field that does not convert leaves the
          * count short of 4 and the figures at 0. */
         if (g_file_get_contents("/proc/self/stat", &stat, NULL, NULL) && (p = strrchr(stat, ')')) &&
-            sscanf(  // NOLINT(cert-err34-c)
-                   p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %llu %lld",
-                   &utime, &stime, &vsize, &rss) == 4) {
+            sscanf( // NOLINT(cert-err34-c)
+                    p + 2,
+                    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %llu %lld",
+                    &utime, &stime, &vsize, &rss) == 4) {
                 long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
                 in->cpu_seconds = tick > 0 ? (double) (utime + stime) / (double) tick : 0;
                 in->virtual_bytes = vsize;
@@ -379,7 +378,7 @@ static void read_process_stats(HttpMetricsInput *in) {
                         in->open_fds++;
                 g_dir_close(d);
                 if (in->open_fds > 0)
-                        in->open_fds--;         /* the directory's own fd */
+                        in->open_fds--; /* the directory's own fd */
         }
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
                 in->max_fds = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
@@ -456,8 +455,8 @@ static void serve_resource(SoupServerMessage *msg, const char *name, const char 
         soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
         set_common_headers(msg, cache_control, CSP_PAGE);
         soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Frame-Options", "DENY");
-        soup_server_message_set_response(msg, content_type_for(name), SOUP_MEMORY_COPY,
-                                         g_bytes_get_data(data, NULL), g_bytes_get_size(data));
+        soup_server_message_set_response(msg, content_type_for(name), SOUP_MEMORY_COPY, g_bytes_get_data(data, NULL),
+                                         g_bytes_get_size(data));
 }
 
 static void serve_index(HttpServer *h, SoupServerMessage *msg, GHashTable *query) {
@@ -570,7 +569,8 @@ static void serve_events(HttpServer *h, SoupServerMessage *msg, GHashTable *quer
         soup_message_headers_replace(headers, "Content-Type", "text/event-stream; charset=utf-8");
         soup_message_headers_replace(headers, "X-Accel-Buffering", "no");
         soup_message_headers_set_encoding(headers, soup_server_message_get_http_version(msg) == SOUP_HTTP_1_0
-                                                           ? SOUP_ENCODING_EOF : SOUP_ENCODING_CHUNKED);
+                                                           ? SOUP_ENCODING_EOF
+                                                           : SOUP_ENCODING_CHUNKED);
         /* Written chunks are not kept: the feed never ends. */
         soup_message_body_set_accumulate(soup_server_message_get_response_body(msg), FALSE);
 
@@ -683,14 +683,14 @@ static gboolean on_sse_keepalive(gpointer userdata) {
 /* --- dispatch -------------------------------------------------------------- */
 
 static const Route routes[] = {
-        { "/",            "GET",  serve_index   },
-        { "/health",      "GET",  serve_health  },
-        { "/status",      "GET",  serve_status  },
-        { "/dns/records", "GET",  serve_records },
-        { "/dns/cluster", "GET",  serve_cluster },
-        { "/dns/sync",    "POST", serve_sync    },
-        { "/metrics",     "GET",  serve_metrics },
-        { "/api/events",  "GET",  serve_events  },
+        { "/", "GET", serve_index },
+        { "/health", "GET", serve_health },
+        { "/status", "GET", serve_status },
+        { "/dns/records", "GET", serve_records },
+        { "/dns/cluster", "GET", serve_cluster },
+        { "/dns/sync", "POST", serve_sync },
+        { "/metrics", "GET", serve_metrics },
+        { "/api/events", "GET", serve_events },
 };
 
 static bool is_loopback_peer(SoupServerMessage *msg) {
@@ -775,7 +775,7 @@ static bool check_host(HttpServer *h, SoupServerMessage *msg) {
         uint16_t port;
 
         if (!value)
-                return true;    /* HTTP/1.0 without one: not a browser */
+                return true; /* HTTP/1.0 without one: not a browser */
         if (http_split_host(value, &host, &port) >= 0 && http_host_allowed(host, local_names(h)))
                 return true;
         text = g_strdup_printf("Host '%.64s' is not a name of this server; add it to [HTTP] AllowedHosts= to use it",
@@ -850,7 +850,8 @@ static void on_request_headers(SoupServer *server, SoupServerMessage *msg, const
         switch (soup_message_headers_get_encoding(headers)) {
         case SOUP_ENCODING_CONTENT_LENGTH:
                 if (soup_message_headers_get_content_length(headers) > HTTP_BODY_MAX)
-                        respond_error(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "Request body too large (limit 64 KiB)");
+                        respond_error(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                                      "Request body too large (limit 64 KiB)");
                 break;
         case SOUP_ENCODING_CHUNKED:
         case SOUP_ENCODING_EOF:

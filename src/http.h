@@ -15,14 +15,14 @@
 typedef struct HttpServer HttpServer;
 
 typedef struct HttpServerOptions {
-        sd_event *event;                /* the loop, for work done in batches and on a worker thread */
-        const char *host;               /* NULL: 0.0.0.0 */
+        sd_event *event;  /* the loop, for work done in batches and on a worker thread */
+        const char *host; /* NULL: 0.0.0.0 */
         uint16_t port;
-        int fd;                         /* >= 0: a socket-activated listener to take over instead */
-        const char *api_token;          /* NULL: changes from loopback only (copied) */
-        unsigned max_connections;       /* 0: 128 */
-        uint32_t request_timeout_msec;  /* 0: 10 s */
-        char **allowed_hosts;           /* names Host may use besides the defaults (see http-guard.h); copied */
+        int fd;                        /* >= 0: a socket-activated listener to take over instead */
+        const char *api_token;         /* NULL: changes from loopback only (copied) */
+        unsigned max_connections;      /* 0: 128 */
+        uint32_t request_timeout_msec; /* 0: 10 s */
+        char **allowed_hosts;          /* names Host may use besides the defaults (see http-guard.h); copied */
 } HttpServerOptions;
 
 /* Listens as opts says. The store and the provider's userdata must outlive

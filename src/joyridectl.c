@@ -115,8 +115,8 @@ static void pager_close(void) {
 
 typedef struct Table {
         size_t n_columns;
-        GPtrArray *cells;       /* n_columns headers, then the rows, row-major */
-        bool *right;            /* right-aligned columns (numbers) */
+        GPtrArray *cells; /* n_columns headers, then the rows, row-major */
+        bool *right;      /* right-aligned columns (numbers) */
 } Table;
 
 static Table *table_new(size_t n, const char *const *headers, const bool *right) {
@@ -174,7 +174,8 @@ static void table_print(const Table *t) {
 }
 
 static void json_print(json_object *o) {
-        int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+        int flags =
+                JSON_C_TO_STRING_NOSLASHESCAPE |
                 (arg_json == JSON_PRETTY ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN);
         puts(json_object_to_json_string_ext(o, flags));
 }
@@ -186,15 +187,18 @@ static void json_print(json_object *o) {
 static int call_failed(sd_bus *bus, const sd_bus_error *e, int r, const char *what) {
         if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
                 fprintf(stderr, "joyridectl: ");
-                fprintf(stderr, arg_user ? _("joyrided is not running: nobody owns %s on the user bus.\n")
-                                         : _("joyrided is not running: nobody owns %s on the system bus.\n"),
+                fprintf(stderr,
+                        arg_user ? _("joyrided is not running: nobody owns %s on the user bus.\n")
+                                 : _("joyrided is not running: nobody owns %s on the system bus.\n"),
                         BUS_NAME);
                 if (arg_user)
-                        fprintf(stderr, "%s\n", _("Start a development instance with 'make run', or use --system for the "
-                                                  "system service."));
+                        fprintf(stderr, "%s\n",
+                                _("Start a development instance with 'make run', or use --system for the "
+                                  "system service."));
                 else
-                        fprintf(stderr, "%s\n", _("Start the service with 'systemctl start joyride.socket joyride-http.socket', "
-                                                  "or use --user for a development instance started with 'make run'."));
+                        fprintf(stderr, "%s\n",
+                                _("Start the service with 'systemctl start joyride.socket joyride-http.socket', "
+                                  "or use --user for a development instance started with 'make run'."));
                 return EXIT_NOT_RUNNING;
         }
         if (e && e->name && g_str_has_prefix(e->name, "org.freedesktop.DBus.Error.Spawn.")) {
@@ -204,7 +208,8 @@ static int call_failed(sd_bus *bus, const sd_bus_error *e, int r, const char *wh
         }
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)) {
                 fprintf(stderr, "joyridectl: %s\n",
-                        _("Permission denied: changing records, syncing, reloading and setting the log level need root or CAP_NET_ADMIN."));
+                        _("Permission denied: changing records, syncing, reloading and setting the log level need root "
+                          "or CAP_NET_ADMIN."));
                 return EXIT_DENIED;
         }
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS)) {
@@ -334,10 +339,10 @@ static int read_status(sd_bus_message *m, Status *s) {
                         r = sd_bus_message_skip(m, contents);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_exit_container(m);   /* v */
+                r = sd_bus_message_exit_container(m); /* v */
                 if (r < 0)
                         return r;
-                r = sd_bus_message_exit_container(m);   /* e */
+                r = sd_bus_message_exit_container(m); /* e */
                 if (r < 0)
                         return r;
         }
@@ -356,8 +361,14 @@ static json_object *json_strv(char **v) {
 static char *format_timespan(uint64_t usec) {
         uint64_t s = usec / USEC_PER_SEC;
         GString *out = g_string_new(NULL);
-        const struct { uint64_t secs; const char *unit; } units[] = {
-                { 86400, "d" }, { 3600, "h" }, { 60, "min" }, { 1, "s" },
+        const struct {
+                uint64_t secs;
+                const char *unit;
+        } units[] = {
+                { 86400, "d" },
+                { 3600, "h" },
+                { 60, "min" },
+                { 1, "s" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(units); i++)
@@ -440,8 +451,9 @@ static int verb_status(sd_bus *bus, char **args) {
         }
 
         const char *labels[] = {
-                _("Node"), _("Daemon version"), _("Store version"), _("Records"), _("DNS"), _("Domains"),
-                _("Hosts directory"), _("Docker"), _("Cluster"), _("State directory"), _("Started"), _("etcd"),
+                _("Node"),    _("Daemon version"),  _("Store version"),   _("Records"),
+                _("DNS"),     _("Domains"),         _("Hosts directory"), _("Docker"),
+                _("Cluster"), _("State directory"), _("Started"),         _("etcd"),
         };
         size_t width = 0;
         for (size_t i = 0; i < ELEMENTSOF(labels); i++)
@@ -452,11 +464,14 @@ static int verb_status(sd_bus *bus, char **args) {
         g_autofree char *listen = s.listen_addresses && s.listen_addresses[0] ? g_strjoinv(", ", s.listen_addresses)
                                                                               : g_strdup(_("no sockets"));
         g_autofree char *domains = s.domains && s.domains[0] ? g_strjoinv(", ", s.domains) : g_strdup(_("all names"));
-        g_autofree char *docker = isempty(s.docker_error) ? g_strdup(strna(s.docker_state))
-                                                          : g_strdup_printf("%s (%s)", strna(s.docker_state), s.docker_error);
-        g_autofree char *cluster = s.cluster_enabled
-                ? g_strdup_printf(ngettext("enabled, %u member", "enabled, %u members", s.member_count), s.member_count)
-                : g_strdup(_("disabled"));
+        g_autofree char *docker = isempty(s.docker_error)
+                                          ? g_strdup(strna(s.docker_state))
+                                          : g_strdup_printf("%s (%s)", strna(s.docker_state), s.docker_error);
+        g_autofree char *cluster =
+                s.cluster_enabled
+                        ? g_strdup_printf(ngettext("enabled, %u member", "enabled, %u members", s.member_count),
+                                          s.member_count)
+                        : g_strdup(_("disabled"));
         g_autofree char *etcd = isempty(s.etcd_error) ? g_strdup(s.etcd_state ?: "disabled")
                                                       : g_strdup_printf("%s (%s)", strna(s.etcd_state), s.etcd_error);
         g_autofree char *since = format_timestamp(s.start_timestamp);
@@ -608,7 +623,8 @@ static int verb_query(sd_bus *bus, char **args) {
                 if (arg_legend && streq(rcode, "NOERROR")) {
                         if (table_rows(t) > 0)
                                 putchar('\n');
-                        printf(ngettext("%s, %zu answer.\n", "%s, %zu answers.\n", table_rows(t)), rcode, table_rows(t));
+                        printf(ngettext("%s, %zu answer.\n", "%s, %zu answers.\n", table_rows(t)), rcode,
+                               table_rows(t));
                 }
         }
         if (!streq(rcode, "NOERROR")) {
@@ -627,7 +643,7 @@ static int parse_ttl(const char *s, uint32_t *ret) {
         unsigned long long v;
 
         if (!s) {
-                *ret = 0;       /* the daemon's default */
+                *ret = 0; /* the daemon's default */
                 return 0;
         }
         errno = 0;
@@ -648,8 +664,8 @@ static int verb_add(sd_bus *bus, char **args) {
 
         if (parse_ttl(arg_ttl, &ttl) < 0)
                 return EXIT_BAD_INPUT;
-        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "AddRecord", &error, NULL, "sssu",
-                               args[0], strempty(arg_type), args[1], ttl);
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "AddRecord", &error, NULL, "sssu", args[0],
+                               strempty(arg_type), args[1], ttl);
         if (r < 0)
                 return call_failed(bus, &error, r, _("Failed to add the record"));
         return EXIT_SUCCESS;
@@ -661,8 +677,8 @@ static int verb_remove(sd_bus *bus, char **args) {
         uint32_t removed = 0;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "RemoveRecord", &error, &reply, "sss",
-                               args[0], strempty(arg_type), args[1] ?: "");
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "RemoveRecord", &error, &reply, "sss", args[0],
+                               strempty(arg_type), args[1] ?: "");
         if (r < 0)
                 return call_failed(bus, &error, r, _("Failed to remove the record"));
         r = sd_bus_message_read(reply, "u", &removed);
@@ -680,7 +696,8 @@ static int verb_remove(sd_bus *bus, char **args) {
         /* Say why: nothing there, or records that other sources own. */
         size_t others = 0;
         g_autoptr(GPtrArray) sources = g_ptr_array_new_with_free_func(g_free);
-        if (sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ListRecords", NULL, &list, "ss", args[0], "") >= 0 &&
+        if (sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ListRecords", NULL, &list, "ss", args[0], "") >=
+                    0 &&
             sd_bus_message_enter_container(list, 'a', "(sssus)") >= 0) {
                 const char *name, *type, *value, *source;
                 uint32_t ttl;
@@ -694,10 +711,12 @@ static int verb_remove(sd_bus *bus, char **args) {
         if (others > 0) {
                 g_ptr_array_add(sources, NULL);
                 g_autofree char *list_str = g_strjoinv(", ", (char **) sources->pdata);
-                fprintf(stderr, ngettext("No record added over D-Bus matches; %s has %zu record from another source (%s), "
-                                         "which cannot be removed here.\n",
-                                         "No record added over D-Bus matches; %s has %zu records from other sources (%s), "
-                                         "which cannot be removed here.\n", others),
+                fprintf(stderr,
+                        ngettext("No record added over D-Bus matches; %s has %zu record from another source (%s), "
+                                 "which cannot be removed here.\n",
+                                 "No record added over D-Bus matches; %s has %zu records from other sources (%s), "
+                                 "which cannot be removed here.\n",
+                                 others),
                         args[0], others, list_str);
         } else
                 fprintf(stderr, _("No record matches %s%s%s.\n"), args[0], args[1] ? " " : "", args[1] ?: "");
@@ -741,7 +760,8 @@ static int verb_members(sd_bus *bus, char **args) {
         }
 
         int enabled = 0;
-        r = sd_bus_get_property_trivial(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ClusterEnabled", &error, 'b', &enabled);
+        r = sd_bus_get_property_trivial(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "ClusterEnabled", &error, 'b',
+                                        &enabled);
         if (r < 0) {
                 json_object_put(array);
                 return call_failed(bus, &error, r, _("Failed to list cluster members"));
@@ -790,7 +810,8 @@ static int verb_members(sd_bus *bus, char **args) {
         else {
                 table_print(t);
                 if (arg_legend)
-                        printf(ngettext("\n%zu member listed.\n", "\n%zu members listed.\n", table_rows(t)), table_rows(t));
+                        printf(ngettext("\n%zu member listed.\n", "\n%zu members listed.\n", table_rows(t)),
+                               table_rows(t));
         }
         json_object_put(array);
         return EXIT_SUCCESS;
@@ -823,7 +844,7 @@ static int verb_statistics(sd_bus *bus, char **args) {
                     *by_rcode = json_object_new_object();
         g_autoptr(GString) types = g_string_new(NULL), rcodes = g_string_new(NULL);
         uint64_t queries = 0, udp = 0, tcp = 0, truncated = 0, conns = 0, rejected = 0, timeouts = 0;
-        uint64_t fwd[6] = {};   /* queries, cache hits, misses, coalesced, SERVFAIL, refused */
+        uint64_t fwd[6] = {}; /* queries, cache hits, misses, coalesced, SERVFAIL, refused */
         bool forwarding = false;
         const char *key;
         uint64_t value;
@@ -839,7 +860,8 @@ static int verb_statistics(sd_bus *bus, char **args) {
         r = sd_bus_message_enter_container(reply, 'a', "{st}");
         while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &key, &value)) > 0) {
                 if (g_str_has_prefix(key, "queries_by_type.")) {
-                        json_object_object_add(by_type, key + strlen("queries_by_type."), json_object_new_uint64(value));
+                        json_object_object_add(by_type, key + strlen("queries_by_type."),
+                                               json_object_new_uint64(value));
                         g_string_append_printf(types, "%s%s %" PRIu64, types->len ? ", " : "",
                                                key + strlen("queries_by_type."), value);
                 } else if (g_str_has_prefix(key, "responses_by_rcode.")) {
@@ -864,8 +886,8 @@ static int verb_statistics(sd_bus *bus, char **args) {
                         else if (streq(key, "tcp_timeouts"))
                                 timeouts = value;
                         else if (g_str_has_prefix(key, "forwarding.")) {
-                                static const char *const keys[] = { "queries", "cache.hits", "cache.misses",
-                                                                    "coalesced", "servfail", "refused" };
+                                static const char *const keys[] = { "queries",   "cache.hits", "cache.misses",
+                                                                    "coalesced", "servfail",   "refused" };
                                 forwarding = true;
                                 for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                                         if (streq(key + strlen("forwarding."), keys[i]))
@@ -884,25 +906,28 @@ static int verb_statistics(sd_bus *bus, char **args) {
         if (arg_json != JSON_OFF)
                 json_print(o);
         else {
-                const char *labels[] = { _("Queries"), _("By type"), _("Responses"), _("Truncated"), _("TCP"),
-                                         _("Forwarding") };
+                const char *labels[] = { _("Queries"),   _("By type"), _("Responses"),
+                                         _("Truncated"), _("TCP"),     _("Forwarding") };
                 size_t width = 0;
                 for (size_t i = 0; i < ELEMENTSOF(labels); i++)
                         width = MAX(width, display_width(labels[i]));
-                g_autofree char *q = g_strdup_printf(_("%" PRIu64 " (UDP %" PRIu64 ", TCP %" PRIu64 ")"), queries, udp, tcp);
+                g_autofree char *q =
+                        g_strdup_printf(_("%" PRIu64 " (UDP %" PRIu64 ", TCP %" PRIu64 ")"), queries, udp, tcp);
                 g_autofree char *t = g_strdup_printf("%" PRIu64, truncated);
-                g_autofree char *c = g_strdup_printf(_("%" PRIu64 " connections, %" PRIu64 " refused at the cap, %" PRIu64
-                                                       " timed out"), conns, rejected, timeouts);
+                g_autofree char *c = g_strdup_printf(
+                        _("%" PRIu64 " connections, %" PRIu64 " refused at the cap, %" PRIu64 " timed out"), conns,
+                        rejected, timeouts);
                 print_field(width, labels[0], q);
                 print_field(width, labels[1], types->str);
                 print_field(width, labels[2], rcodes->str);
                 print_field(width, labels[3], t);
                 print_field(width, labels[4], c);
                 if (forwarding) {
-                        g_autofree char *f = g_strdup_printf(_("%" PRIu64 " questions: %" PRIu64 " from the cache, %" PRIu64
-                                                               " asked upstream, %" PRIu64 " joined one in flight, %" PRIu64
-                                                               " SERVFAIL, %" PRIu64 " refused"),
-                                                             fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5]);
+                        g_autofree char *f =
+                                g_strdup_printf(_("%" PRIu64 " questions: %" PRIu64 " from the cache, %" PRIu64
+                                                  " asked upstream, %" PRIu64 " joined one in flight, %" PRIu64
+                                                  " SERVFAIL, %" PRIu64 " refused"),
+                                                fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5]);
                         print_field(width, labels[5], f);
                 }
         }
@@ -917,7 +942,8 @@ static int verb_log_level(sd_bus *bus, char **args) {
         int r;
 
         if (args[0]) {
-                r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "SetLogLevel", &error, NULL, "s", args[0]);
+                r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_INTERFACE, "SetLogLevel", &error, NULL, "s",
+                                       args[0]);
                 if (r < 0)
                         return call_failed(bus, &error, r, _("Failed to set the log level"));
                 return EXIT_SUCCESS;
@@ -949,7 +975,8 @@ static void monitor_stamp(json_object *o, char *buf, size_t size) {
 
         clock_gettime(CLOCK_REALTIME, &ts);
         if (o) {
-                g_autofree char *iso = format_iso8601((uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000);
+                g_autofree char *iso =
+                        format_iso8601((uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000);
                 json_object_object_add(o, "timestamp", json_object_new_string(strempty(iso)));
         }
         localtime_r(&ts.tv_sec, &tm);
@@ -1024,11 +1051,11 @@ static int on_member_changed(sd_bus_message *m, void *userdata, sd_bus_error *er
  * per change ("+" added, "-" removed), or one JSON object per line. */
 static int verb_monitor(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        struct sigaction sa = { .sa_handler = monitor_signal };   /* no SA_RESTART: the wait returns */
+        struct sigaction sa = { .sa_handler = monitor_signal }; /* no SA_RESTART: the wait returns */
         int r;
 
-        r = sd_bus_match_signal(bus, NULL, BUS_NAME, BUS_PATH, BUS_INTERFACE, "RecordsChanged",
-                                on_records_changed, NULL);
+        r = sd_bus_match_signal(bus, NULL, BUS_NAME, BUS_PATH, BUS_INTERFACE, "RecordsChanged", on_records_changed,
+                                NULL);
         if (r >= 0)
                 r = sd_bus_match_signal(bus, NULL, BUS_NAME, BUS_PATH, BUS_INTERFACE, "MemberChanged",
                                         on_member_changed, NULL);
@@ -1109,16 +1136,11 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-        { "status", 0, 0, verb_status },
-        { "records", 0, 1, verb_records },
-        { "query", 1, 2, verb_query },
-        { "add", 2, 2, verb_add },
-        { "remove", 1, 2, verb_remove },
-        { "members", 0, 2, verb_members },
-        { "sync", 0, 0, verb_sync },
-        { "reload", 0, 0, verb_reload },
-        { "monitor", 0, 0, verb_monitor },
-        { "statistics", 0, 0, verb_statistics },
+        { "status", 0, 0, verb_status },       { "records", 0, 1, verb_records },
+        { "query", 1, 2, verb_query },         { "add", 2, 2, verb_add },
+        { "remove", 1, 2, verb_remove },       { "members", 0, 2, verb_members },
+        { "sync", 0, 0, verb_sync },           { "reload", 0, 0, verb_reload },
+        { "monitor", 0, 0, verb_monitor },     { "statistics", 0, 0, verb_statistics },
         { "log-level", 0, 1, verb_log_level },
 };
 
@@ -1135,19 +1157,17 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_NO_LEGEND,
                 ARG_NO_PAGER,
         };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "user", no_argument, NULL, ARG_USER },
-                { "system", no_argument, NULL, ARG_SYSTEM },
-                { "source", required_argument, NULL, ARG_SOURCE },
-                { "type", required_argument, NULL, ARG_TYPE },
-                { "ttl", required_argument, NULL, ARG_TTL },
-                { "json", required_argument, NULL, ARG_JSON },
-                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
-                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
-                {}
-        };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "version", no_argument, NULL, ARG_VERSION },
+                                                 { "user", no_argument, NULL, ARG_USER },
+                                                 { "system", no_argument, NULL, ARG_SYSTEM },
+                                                 { "source", required_argument, NULL, ARG_SOURCE },
+                                                 { "type", required_argument, NULL, ARG_TYPE },
+                                                 { "ttl", required_argument, NULL, ARG_TTL },
+                                                 { "json", required_argument, NULL, ARG_JSON },
+                                                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+                                                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                                                 {} };
         int c;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -1229,8 +1249,9 @@ int main(int argc, char *argv[]) {
         n_args = optind < argc ? (unsigned) (argc - optind - 1) : 0;
         if (n_args < verb->min_args || n_args > verb->max_args) {
                 fprintf(stderr, "joyridectl: ");
-                fprintf(stderr, n_args < verb->min_args ? _("Too few arguments for '%s'; see joyridectl --help.\n")
-                                                        : _("Too many arguments for '%s'; see joyridectl --help.\n"),
+                fprintf(stderr,
+                        n_args < verb->min_args ? _("Too few arguments for '%s'; see joyridectl --help.\n")
+                                                : _("Too many arguments for '%s'; see joyridectl --help.\n"),
                         name);
                 return EXIT_BAD_INPUT;
         }
@@ -1238,8 +1259,9 @@ int main(int argc, char *argv[]) {
         r = arg_user ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
         if (r < 0) {
                 fprintf(stderr, "joyridectl: ");
-                fprintf(stderr, arg_user ? _("Failed to connect to the user bus: %s\n")
-                                         : _("Failed to connect to the system bus: %s\n"),
+                fprintf(stderr,
+                        arg_user ? _("Failed to connect to the user bus: %s\n")
+                                 : _("Failed to connect to the system bus: %s\n"),
                         strerror(-r));
                 return EXIT_NOT_RUNNING;
         }

@@ -34,7 +34,7 @@ int main(int argc, char *argv[]) {
                 config_done(&config);
                 return 2;
         }
-        if (r > 0) {            /* --help or --version */
+        if (r > 0) { /* --help or --version */
                 config_done(&config);
                 return 0;
         }

@@ -13,7 +13,7 @@
  * control loop on reload and SetLogLevel: relaxed atomics. */
 static int max_level = LOG_INFO;
 static LogTarget target = LOG_TARGET_AUTO;
-static int journal_decided = -1;   /* -1 unknown, 0 console, 1 journal */
+static int journal_decided = -1; /* -1 unknown, 0 console, 1 journal */
 
 /* Answering threads log too: the level and the journal decision are read
  * and set with relaxed atomics (a racy first decision decides the same). */
@@ -31,7 +31,7 @@ void log_set_target(LogTarget t) {
 }
 
 static const char *const level_names[] = {
-        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
         [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
@@ -63,7 +63,7 @@ static bool stderr_is_journal(void) {
         unsigned long long dev, ino;
         struct stat st;
 
-        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)     /* NOLINT(cert-err34-c): garbage means not the journal */
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2) /* NOLINT(cert-err34-c): garbage means not the journal */
                 return false;
         if (fstat(STDERR_FILENO, &st) < 0)
                 return false;
@@ -88,7 +88,7 @@ static bool use_journal(void) {
 
 static void write_console(int level, const char *msg, const char *const *fields) {
         static const char *const prefix[] = {
-                [LOG_EMERG] = "EMERG", [LOG_ALERT] = "ALERT", [LOG_CRIT] = "CRIT", [LOG_ERR] = "ERROR",
+                [LOG_EMERG] = "EMERG",  [LOG_ALERT] = "ALERT",   [LOG_CRIT] = "CRIT", [LOG_ERR] = "ERROR",
                 [LOG_WARNING] = "WARN", [LOG_NOTICE] = "NOTICE", [LOG_INFO] = "INFO", [LOG_DEBUG] = "DEBUG",
         };
         struct timespec ts;
@@ -111,9 +111,8 @@ static void write_console(int level, const char *msg, const char *const *fields)
         funlockfile(stderr);
 }
 
-_printf_(7, 0)
-static int log_dispatch(int level, int error, const char *file, int line, const char *func,
-                        const char *const *fields, const char *format, va_list ap) {
+_printf_(7, 0) static int log_dispatch(int level, int error, const char *file, int line, const char *func,
+                                       const char *const *fields, const char *format, va_list ap) {
         char msg[2048];
         int saved = errno;
 
@@ -136,7 +135,8 @@ static int log_dispatch(int level, int error, const char *file, int line, const 
                 iov[n++] = (struct iovec) { cfile, strlen(cfile) };
                 iov[n++] = (struct iovec) { cline, strlen(cline) };
                 iov[n++] = (struct iovec) { cfunc, strlen(cfunc) };
-                iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=joyrided", strlen("SYSLOG_IDENTIFIER=joyrided") };
+                iov[n++] =
+                        (struct iovec) { (char *) "SYSLOG_IDENTIFIER=joyrided", strlen("SYSLOG_IDENTIFIER=joyrided") };
                 if (error) {
                         snprintf(cerr, sizeof cerr, "ERRNO=%i", abs(error));
                         iov[n++] = (struct iovec) { cerr, strlen(cerr) };
@@ -165,8 +165,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         return r;
 }
 
-int log_struct_internal(int level, int error, const char *file, int line, const char *func,
-                        const char *const *fields, const char *format, ...) {
+int log_struct_internal(int level, int error, const char *file, int line, const char *func, const char *const *fields,
+                        const char *format, ...) {
         va_list ap;
         int r;
 

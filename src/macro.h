@@ -25,19 +25,29 @@
 #ifndef MAX
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #endif
-#define USEC_PER_SEC  ((uint64_t) 1000000ULL)
+#define USEC_PER_SEC ((uint64_t) 1000000ULL)
 #define USEC_PER_MSEC ((uint64_t) 1000ULL)
 
 /* Take ownership of a pointer: returns it and leaves NULL behind. */
-#define TAKE_PTR(p) ({ __typeof__(p) _p_ = (p); (p) = NULL; _p_; })
+#define TAKE_PTR(p) \
+        ({ \
+                __typeof__(p) _p_ = (p); \
+                (p) = NULL; \
+                _p_; \
+        })
 /* Same for a file descriptor: leaves -EBADF behind. */
-#define TAKE_FD(fd) ({ int _fd_ = (fd); (fd) = -EBADF; _fd_; })
+#define TAKE_FD(fd) \
+        ({ \
+                int _fd_ = (fd); \
+                (fd) = -EBADF; \
+                _fd_; \
+        })
 
 /* `type *p` cannot take parentheses: hence the NOLINT(bugprone-macro-parentheses). */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                 \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
         static inline void func##p(type *p) { /* NOLINT(bugprone-macro-parentheses) */ \
-                if (*p)                                         \
-                        *p = func(*p);                          \
+                if (*p) \
+                        *p = func(*p); \
         }
 
 static inline void freep(void *p) {

@@ -52,21 +52,21 @@
 #define MEMBER_SIGNATURE "(sssut)"
 
 typedef struct PendingChange {
-        char *key;              /* name, type, value, ttl, source: identifies one change */
+        char *key; /* name, type, value, ttl, source: identifies one change */
         char *name, *type, *value, *source;
         uint32_t ttl;
         bool added;
-        bool cancelled;         /* undone later in the same turn */
+        bool cancelled; /* undone later in the same turn */
 } PendingChange;
 
 /* One bus connection and its life (see the connection section below). */
 typedef struct BusConnection {
         Manager *manager;
-        BusKind kind;                       /* BUS_SYSTEM or BUS_USER */
-        bool exports;                       /* org.joyride.DNS is on it */
-        bool reaches_resolved;              /* systemd-resolved is registered with (and asked for its
+        BusKind kind;          /* BUS_SYSTEM or BUS_USER */
+        bool exports;          /* org.joyride.DNS is on it */
+        bool reaches_resolved; /* systemd-resolved is registered with (and asked for its
                                              * DNS servers, Forward=resolv.conf) through it */
-        bool lost;                          /* not connected at start, or lost since: say when it is back */
+        bool lost;             /* not connected at start, or lost since: say when it is back */
         sd_bus *bus;
         sd_event_source *reconnect_timer;
 } BusConnection;
@@ -76,15 +76,15 @@ typedef struct ManagerBus {
          * when that is another one. */
         BusConnection connections[2];
         size_t n_connections;
-        BusConnection *api;                 /* the one org.joyride.DNS is on; NULL with --bus=none */
+        BusConnection *api; /* the one org.joyride.DNS is on; NULL with --bus=none */
 
-        sd_event_source *flush_source;      /* defer, idle priority: sends the coalesced signals */
-        sd_event_source *poll_timer;        /* compares the properties without a change hook */
-        GPtrArray *pending;                 /* PendingChange, in order */
-        GHashTable *pending_by_key;         /* key -> the live PendingChange of that key, not sent yet */
-        guint flush_pos;                    /* pending[0..flush_pos) are sent */
-        GHashTable *snapshot;               /* property name -> its last announced value, as text */
-        StateWriter *state_writer;          /* saves the D-Bus records; NULL without a state directory */
+        sd_event_source *flush_source; /* defer, idle priority: sends the coalesced signals */
+        sd_event_source *poll_timer;   /* compares the properties without a change hook */
+        GPtrArray *pending;            /* PendingChange, in order */
+        GHashTable *pending_by_key;    /* key -> the live PendingChange of that key, not sent yet */
+        guint flush_pos;               /* pending[0..flush_pos) are sent */
+        GHashTable *snapshot;          /* property name -> its last announced value, as text */
+        StateWriter *state_writer;     /* saves the D-Bus records; NULL without a state directory */
 } ManagerBus;
 
 static void emit_properties_changed(Manager *m);
@@ -105,7 +105,7 @@ static void pending_change_free(gpointer p) {
         PendingChange *c = p;
 
         if (!c)
-                return;         /* sent and freed already */
+                return; /* sent and freed already */
         g_free(c->key);
         g_free(c->name);
         g_free(c->type);
@@ -161,8 +161,9 @@ static int check_privilege(sd_bus_message *msg, sd_bus_error *error) {
         if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &creds) >= 0 &&
             (sd_bus_creds_get_euid(creds, &uid) >= 0 || sd_bus_creds_get_uid(creds, &uid) >= 0) && uid == 0)
                 return 0;
-        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                "Changing records or cluster members, syncing and reloading need root or CAP_NET_ADMIN.");
+        return sd_bus_error_set(
+                error, SD_BUS_ERROR_ACCESS_DENIED,
+                "Changing records or cluster members, syncing and reloading need root or CAP_NET_ADMIN.");
 }
 
 static void schedule_flush(Manager *m) {
@@ -185,9 +186,9 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
         PendingChange *c, *prev;
         bool added = change == RECORD_ADDED;
 
-        schedule_flush(m);      /* RecordCount and Version changed */
+        schedule_flush(m); /* RecordCount and Version changed */
         if (!bus_usable(m))
-                return;         /* nobody to tell; do not queue */
+                return; /* nobody to tell; do not queue */
 
         source = record_source(r);
         key = g_strdup_printf("%s\x1f%u\x1f%s\x1f%u\x1f%s", r->name, r->type, strempty(r->value), r->ttl, source);
@@ -221,12 +222,12 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
  * PropertiesChanged announces, and change detection runs these very getters
  * (see property_snapshot()). */
 
-#define DEFINE_PROPERTY_GETTER(function, signature, value)                                             \
+#define DEFINE_PROPERTY_GETTER(function, signature, value) \
         static int function(sd_bus *bus, const char *path, const char *interface, const char *property, \
-                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {               \
-                ManagerStatus st;                                                                       \
-                manager_get_status(userdata, &st);                                                      \
-                return sd_bus_message_append(reply, signature, value);                                  \
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) { \
+                ManagerStatus st; \
+                manager_get_status(userdata, &st); \
+                return sd_bus_message_append(reply, signature, value); \
         }
 
 DEFINE_PROPERTY_GETTER(property_get_node_id, "s", strempty(st.node_id))
@@ -242,7 +243,7 @@ DEFINE_PROPERTY_GETTER(property_get_state_directory, "s", strempty(st.state_dire
 DEFINE_PROPERTY_GETTER(property_get_daemon_version, "s", st.version)
 DEFINE_PROPERTY_GETTER(property_get_start_timestamp, "t", st.start_realtime_usec)
 DEFINE_PROPERTY_GETTER(property_get_uptime, "t", st.uptime_usec)
-DEFINE_PROPERTY_GETTER(property_get_forward_enabled, "b", (int) (st.forward_enabled && st.forward && st.forward->enabled))
+DEFINE_PROPERTY_GETTER(property_get_forward_enabled, "b", (int) (st.forward_enabled &&st.forward &&st.forward->enabled))
 
 /* The upstreams forwarding uses now, "ADDR:PORT": configured, or from
  * resolv.conf or systemd-resolved. */
@@ -402,8 +403,8 @@ static int collect_record(const Record *r, void *userdata) {
 
 static int append_record(sd_bus_message *reply, const Record *r) {
         _cleanup_free_ char *source = record_source(r);
-        return sd_bus_message_append(reply, RECORD_SIGNATURE, r->name, type_string(r->type),
-                                     strempty(r->value), r->ttl, source);
+        return sd_bus_message_append(reply, RECORD_SIGNATURE, r->name, type_string(r->type), strempty(r->value), r->ttl,
+                                     source);
 }
 
 static int method_list_records(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -422,8 +423,8 @@ static int method_list_records(sd_bus_message *msg, void *userdata, sd_bus_error
                         return r;
         }
 
-        (void) store_foreach(m->store, isempty(name) ? NULL : name, isempty(source) ? NULL : source,
-                             collect_record, records);
+        (void) store_foreach(m->store, isempty(name) ? NULL : name, isempty(source) ? NULL : source, collect_record,
+                             records);
         g_ptr_array_sort(records, compare_records);
 
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -487,7 +488,8 @@ static int method_resolve(sd_bus_message *msg, void *userdata, sd_bus_error *err
         fqdn = g_str_has_suffix(name, ".") ? g_strdup(name) : g_strconcat(name, ".", NULL);
         dname = ldns_dname_new_frm_str(fqdn);
         if (!dname)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid name '%s': not a domain name.", name);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid name '%s': not a domain name.",
+                                         name);
 
         /* The very question dig would send, answered by the very code the DNS
          * server uses. TCP framing rules: no truncation. */
@@ -541,8 +543,9 @@ static int method_resolve(sd_bus_message *msg, void *userdata, sd_bus_error *err
 /* Refuses a change up front when it could not be kept. */
 static int check_state_directory(Manager *m, sd_bus_error *error) {
         if (!m->config.state_directory || !bus_data(m)->state_writer)
-                return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                        "No state directory is configured, so records cannot be kept; nothing was changed.");
+                return sd_bus_error_set(
+                        error, SD_BUS_ERROR_NOT_SUPPORTED,
+                        "No state directory is configured, so records cannot be kept; nothing was changed.");
         return 0;
 }
 
@@ -599,9 +602,9 @@ static void save_state(Manager *m, PendingCall *p) {
 }
 
 typedef struct FindRecord {
-        uint16_t type;                  /* 0: any */
-        const char *value;              /* NULL: any; else compared as rdata of the record's type */
-        GArray *found;                  /* StateRecord copies */
+        uint16_t type;     /* 0: any */
+        const char *value; /* NULL: any; else compared as rdata of the record's type */
+        GArray *found;     /* StateRecord copies */
 } FindRecord;
 
 static int find_one(const Record *r, void *userdata) {
@@ -661,9 +664,11 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (isempty(type_str)) {
                 type = infer_type(value);
                 if (type == 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Cannot tell the record type from the value '%s': it is not an IP address; "
-                                                 "give one of A, AAAA, CNAME, TXT, PTR.", value);
+                        return sd_bus_error_setf(
+                                error, SD_BUS_ERROR_INVALID_ARGS,
+                                "Cannot tell the record type from the value '%s': it is not an IP address; "
+                                "give one of A, AAAA, CNAME, TXT, PTR.",
+                                value);
         } else {
                 type = parse_type(type_str, error);
                 if (type < 0)
@@ -773,9 +778,8 @@ static int method_list_members(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', MEMBER_SIGNATURE);
         for (size_t i = 0; r >= 0 && i < n; i++)
-                r = sd_bus_message_append(reply, MEMBER_SIGNATURE, members[i].id, members[i].address,
-                                          members[i].state, (uint32_t) members[i].records,
-                                          (uint64_t) members[i].state_change_usec);
+                r = sd_bus_message_append(reply, MEMBER_SIGNATURE, members[i].id, members[i].address, members[i].state,
+                                          (uint32_t) members[i].records, (uint64_t) members[i].state_change_usec);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -819,22 +823,25 @@ static int method_forget_member(sd_bus_message *msg, void *userdata, sd_bus_erro
         r = cluster_forget_member(m->cluster, node);
         if (r == -EINVAL)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         streq(node, cluster_node_id(m->cluster)) ? "'%s' is this node." :
-                                         "Invalid node id '%s': use 1-64 of A-Z a-z 0-9 . _ -", node);
+                                         streq(node, cluster_node_id(m->cluster))
+                                                 ? "'%s' is this node."
+                                                 : "Invalid node id '%s': use 1-64 of A-Z a-z 0-9 . _ -",
+                                         node);
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Nothing is known of cluster node '%s': no member, key or records.", node);
         if (r == -EPERM)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The key of '%s' is configured in [Cluster] TrustedNodes=: change it there.", node);
+                                         "The key of '%s' is configured in [Cluster] TrustedNodes=: change it there.",
+                                         node);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Could not forget '%s': %m", node);
         (void) sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
         if (sd_bus_creds_get_euid(creds, &uid) < 0)
                 (void) sd_bus_creds_get_uid(creds, &uid);
         (void) sd_bus_creds_get_pid(creds, &pid);
-        log_notice("Cluster node %s forgotten over D-Bus (uid %d, pid %d).", node,
-                   uid == (uid_t) -1 ? -1 : (int) uid, (int) pid);
+        log_notice("Cluster node %s forgotten over D-Bus (uid %d, pid %d).", node, uid == (uid_t) -1 ? -1 : (int) uid,
+                   (int) pid);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -865,7 +872,7 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return r;
         r = manager_reload(m);
-        schedule_flush(m);      /* HostsDirectory, Domains, ... may have changed */
+        schedule_flush(m); /* HostsDirectory, Domains, ... may have changed */
         if (r < 0)
                 return sd_bus_error_set(error, BUS_ERROR_RELOAD_FAILED,
                                         "Reload failed; the running configuration is kept (see the daemon's log).");
@@ -893,38 +900,32 @@ static int method_get_statistics(sd_bus_message *msg, void *userdata, sd_bus_err
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "{st}");
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}",
-                                          "queries", c->queries_udp + c->queries_tcp,
-                                          "queries_udp", c->queries_udp, "queries_tcp", c->queries_tcp,
-                                          "truncated", c->truncated, "tcp_connections", c->tcp_connections,
-                                          "tcp_rejected", c->tcp_rejected, "tcp_timeouts", c->tcp_timeouts);
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}", "queries",
+                                          c->queries_udp + c->queries_tcp, "queries_udp", c->queries_udp, "queries_tcp",
+                                          c->queries_tcp, "truncated", c->truncated, "tcp_connections",
+                                          c->tcp_connections, "tcp_rejected", c->tcp_rejected, "tcp_timeouts",
+                                          c->tcp_timeouts);
         for (int i = 0; r >= 0 && i < DNS_SERVER_N_TYPES; i++) {
                 snprintf(key, sizeof key, "queries_by_type.%s", dns_server_type_label(i));
                 r = sd_bus_message_append(reply, "{st}", key, c->by_type[i]);
         }
         for (unsigned i = 0; r >= 0 && i < ELEMENTSOF(c->by_rcode); i++) {
-                if (c->by_rcode[i] == 0 && i > 5)   /* the common ones always, the rest when seen */
+                if (c->by_rcode[i] == 0 && i > 5) /* the common ones always, the rest when seen */
                         continue;
-                                snprintf(key, sizeof key, "responses_by_rcode.%s", dns_rcode_format(i, rcode));
+                snprintf(key, sizeof key, "responses_by_rcode.%s", dns_rcode_format(i, rcode));
                 r = sd_bus_message_append(reply, "{st}", key, c->by_rcode[i]);
         }
         if (r >= 0 && st.forward) {
                 /* The forwarder's, with the keys of /status "forwarding". */
                 const DnsForwardCounters *f = &st.forward->counters;
-                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
-                                          "queries_forwarded", c->forwarded,
-                                          "forwarding.queries", f->queries,
-                                          "forwarding.cache.hits", f->cache_hits,
-                                          "forwarding.cache.misses", f->cache_misses,
-                                          "forwarding.cache.entries", f->cache_entries,
-                                          "forwarding.coalesced", f->coalesced,
-                                          "forwarding.refused", f->refused,
-                                          "forwarding.servfail", f->servfail,
-                                          "forwarding.upstream_queries", f->upstream_queries,
-                                          "forwarding.upstream_tcp", f->upstream_tcp,
-                                          "forwarding.upstream_failures", f->upstream_failures,
-                                          "forwarding.mismatched", f->mismatched,
-                                          "forwarding.dropped", f->dropped);
+                r = sd_bus_message_append(
+                        reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}", "queries_forwarded",
+                        c->forwarded, "forwarding.queries", f->queries, "forwarding.cache.hits", f->cache_hits,
+                        "forwarding.cache.misses", f->cache_misses, "forwarding.cache.entries", f->cache_entries,
+                        "forwarding.coalesced", f->coalesced, "forwarding.refused", f->refused, "forwarding.servfail",
+                        f->servfail, "forwarding.upstream_queries", f->upstream_queries, "forwarding.upstream_tcp",
+                        f->upstream_tcp, "forwarding.upstream_failures", f->upstream_failures, "forwarding.mismatched",
+                        f->mismatched, "forwarding.dropped", f->dropped);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
@@ -950,7 +951,8 @@ static int method_set_log_level(sd_bus_message *msg, void *userdata, sd_bus_erro
         if (k < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid log level '%s': expected emerg, alert, crit, err, warning, notice, "
-                                         "info or debug.", level);
+                                         "info or debug.",
+                                         level);
         r = check_privilege(msg, error);
         if (r < 0)
                 return r;
@@ -958,11 +960,11 @@ static int method_set_log_level(sd_bus_message *msg, void *userdata, sd_bus_erro
         if (sd_bus_creds_get_euid(creds, &uid) < 0)
                 (void) sd_bus_creds_get_uid(creds, &uid);
         (void) sd_bus_creds_get_pid(creds, &pid);
-        log_set_max_level(MAX(k, LOG_NOTICE));   /* so that the line below is written */
+        log_set_max_level(MAX(k, LOG_NOTICE)); /* so that the line below is written */
         log_notice("Log level set to %s over D-Bus (uid %d, pid %d).", log_level_to_string(k),
                    uid == (uid_t) -1 ? -1 : (int) uid, (int) pid);
         log_set_max_level(k);
-        schedule_flush(m);      /* LogLevel changed */
+        schedule_flush(m); /* LogLevel changed */
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -995,39 +997,30 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("ForwardUpstreams", "as", property_get_forward_upstreams, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 
-        SD_BUS_METHOD_WITH_ARGS("ListRecords",
-                                SD_BUS_ARGS("s", name, "s", source),
-                                SD_BUS_RESULT("a" RECORD_SIGNATURE, records),
-                                method_list_records, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("Resolve",
-                                SD_BUS_ARGS("s", name, "s", type),
-                                SD_BUS_RESULT("s", rcode, "a" ANSWER_SIGNATURE, answers),
-                                method_resolve, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("AddRecord",
-                                SD_BUS_ARGS("s", name, "s", type, "s", value, "u", ttl),
-                                SD_BUS_NO_RESULT,
+        SD_BUS_METHOD_WITH_ARGS("ListRecords", SD_BUS_ARGS("s", name, "s", source),
+                                SD_BUS_RESULT("a" RECORD_SIGNATURE, records), method_list_records,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Resolve", SD_BUS_ARGS("s", name, "s", type),
+                                SD_BUS_RESULT("s", rcode, "a" ANSWER_SIGNATURE, answers), method_resolve,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddRecord", SD_BUS_ARGS("s", name, "s", type, "s", value, "u", ttl), SD_BUS_NO_RESULT,
                                 method_add_record, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("RemoveRecord",
-                                SD_BUS_ARGS("s", name, "s", type, "s", value),
-                                SD_BUS_RESULT("u", removed),
-                                method_remove_record, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ListMembers",
-                                SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("a" MEMBER_SIGNATURE, members),
+        SD_BUS_METHOD_WITH_ARGS("RemoveRecord", SD_BUS_ARGS("s", name, "s", type, "s", value),
+                                SD_BUS_RESULT("u", removed), method_remove_record, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListMembers", SD_BUS_NO_ARGS, SD_BUS_RESULT("a" MEMBER_SIGNATURE, members),
                                 method_list_members, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Sync", NULL, NULL, method_sync, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ForgetMember", SD_BUS_ARGS("s", node_id), SD_BUS_NO_RESULT,
-                                method_forget_member, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ForgetMember", SD_BUS_ARGS("s", node_id), SD_BUS_NO_RESULT, method_forget_member,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Reload", NULL, NULL, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStatistics", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{st}", counters),
                                 method_get_statistics, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("SetLogLevel", SD_BUS_ARGS("s", level), SD_BUS_NO_RESULT,
-                                method_set_log_level, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetLogLevel", SD_BUS_ARGS("s", level), SD_BUS_NO_RESULT, method_set_log_level,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
 
         SD_BUS_SIGNAL_WITH_ARGS("RecordsChanged",
                                 SD_BUS_ARGS("a" RECORD_SIGNATURE, added, "a" RECORD_SIGNATURE, removed), 0),
-        SD_BUS_SIGNAL_WITH_ARGS("MemberChanged",
-                                SD_BUS_ARGS("s", node_id, "s", address, "s", state), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MemberChanged", SD_BUS_ARGS("s", node_id, "s", address, "s", state), 0),
 
         SD_BUS_VTABLE_END
 };
@@ -1096,7 +1089,7 @@ static void emit_properties_changed(Manager *m) {
         int r;
 
         if (!bus_usable(m))
-                return;         /* compared again on connecting */
+                return; /* compared again on connecting */
         changed = snapshot_properties(m);
         if (!changed[0])
                 return;
@@ -1130,8 +1123,8 @@ static int on_name_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
         uint32_t result = 0;
 
         if (e) {
-                log_warning("Failed to own the bus name %s on the %s bus, the D-Bus API is unavailable: %s",
-                            BUS_NAME, bus_kind(m), strna(e->message));
+                log_warning("Failed to own the bus name %s on the %s bus, the D-Bus API is unavailable: %s", BUS_NAME,
+                            bus_kind(m), strna(e->message));
                 return 0;
         }
         (void) sd_bus_message_read(reply, "u", &result);
@@ -1158,7 +1151,7 @@ static int bus_open(BusKind kind, bool watch_bind, sd_bus **ret) {
 
                         e = secure_getenv("XDG_RUNTIME_DIR");
                         if (!e)
-                                return -ENOMEDIUM;      /* what sd_bus_open_user() says then */
+                                return -ENOMEDIUM; /* what sd_bus_open_user() says then */
                         escaped = g_dbus_address_escape_value(e);
                         address = g_strconcat("unix:path=", escaped, "/bus", NULL);
                 }
@@ -1209,7 +1202,7 @@ static int on_connected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_e
         c->lost = false;
 
         if (c->exports) {
-                g_free(snapshot_properties(m));        /* what clients see on connecting: no news */
+                g_free(snapshot_properties(m)); /* what clients see on connecting: no news */
                 /* Asynchronous: never block the loop that answers DNS on the bus. */
                 r = sd_bus_request_name_async(c->bus, NULL, BUS_NAME, 0, on_name_reply, m);
                 if (r < 0)
@@ -1231,8 +1224,9 @@ static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *re
                 log_warning("Lost the connection to the %s bus; DNS continues, connecting again when the bus is back.",
                             bus_kind_to_string(c->kind));
         else
-                log_warning("Lost the connection to the system bus; reaching systemd-resolved again "
-                            "when the bus is back.");
+                log_warning(
+                        "Lost the connection to the system bus; reaching systemd-resolved again "
+                        "when the bus is back.");
         c->lost = true;
         if (c->reaches_resolved && m->resolved)
                 resolved_set_bus(m->resolved, NULL);

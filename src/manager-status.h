@@ -23,41 +23,41 @@
 
 typedef struct ManagerStatus {
         /* The daemon */
-        const char *version;                /* JOYRIDE_VERSION */
-        const char *service_name;           /* SERVICE_NAME */
-        const char *environment;            /* ENVIRONMENT */
-        const char *node_id;                /* NULL when none is configured */
-        const char *state_directory;        /* NULL when none */
-        const char *http_host;              /* as configured, NULL: all addresses */
+        const char *version;         /* JOYRIDE_VERSION */
+        const char *service_name;    /* SERVICE_NAME */
+        const char *environment;     /* ENVIRONMENT */
+        const char *node_id;         /* NULL when none is configured */
+        const char *state_directory; /* NULL when none */
+        const char *http_host;       /* as configured, NULL: all addresses */
         uint16_t http_port;
-        uint64_t start_realtime_usec;       /* CLOCK_REALTIME at start */
-        uint64_t now_realtime_usec;         /* CLOCK_REALTIME when the snapshot was taken */
-        uint64_t uptime_usec;               /* CLOCK_MONOTONIC since start */
+        uint64_t start_realtime_usec; /* CLOCK_REALTIME at start */
+        uint64_t now_realtime_usec;   /* CLOCK_REALTIME when the snapshot was taken */
+        uint64_t uptime_usec;         /* CLOCK_MONOTONIC since start */
 
         /* DNS */
         uint16_t dns_port;
-        const char *dns_bind_address;       /* NULL: all addresses */
-        const char *dns_describe;           /* "udp 127.0.0.1:53, tcp ...", NULL without a server */
-        const DnsServerCounters *dns;       /* NULL without a server; by_rcode counts forwarded replies too */
-        char **domains;                     /* [DNS] Domains=, NULL-terminated; NULL when none */
+        const char *dns_bind_address; /* NULL: all addresses */
+        const char *dns_describe;     /* "udp 127.0.0.1:53, tcp ...", NULL without a server */
+        const DnsServerCounters *dns; /* NULL without a server; by_rcode counts forwarded replies too */
+        char **domains;               /* [DNS] Domains=, NULL-terminated; NULL when none */
         size_t n_records;
         uint64_t store_version;
         const RateRing *queries_per_second; /* queries answered in each of the last seconds */
 
         /* Forwarding ([DNS] Forward=) */
-        bool forward_enabled;               /* Forward= is set */
-        const char *forward_source;         /* "configured", "resolv.conf" or "systemd-resolved"; NULL when off */
-        const DnsForwardStatus *forward;    /* NULL when there is no forwarder */
+        bool forward_enabled;            /* Forward= is set */
+        const char *forward_source;      /* "configured", "resolv.conf" or "systemd-resolved"; NULL when off */
+        const DnsForwardStatus *forward; /* NULL when there is no forwarder */
 
         /* Sources */
-        const char *hosts_directory;        /* NULL when none is configured */
-        bool hosts_enabled;                 /* hosts is filled */
+        const char *hosts_directory; /* NULL when none is configured */
+        bool hosts_enabled;          /* hosts is filled */
         HostsDirStatus hosts;
-        bool docker_enabled;                /* docker is filled */
+        bool docker_enabled; /* docker is filled */
         DockerStatus docker;
-        bool cluster_enabled;               /* cluster is filled */
+        bool cluster_enabled; /* cluster is filled */
         ClusterCounters cluster;
-        bool etcd_enabled;                  /* etcd is filled ([Etcd] Endpoints=) */
+        bool etcd_enabled; /* etcd is filled ([Etcd] Endpoints=) */
         EtcdStatus etcd;
 } ManagerStatus;
 

@@ -43,9 +43,8 @@ static int on_log_flush(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
         if (m->suppressed_log_lines > 0)
-                log_info("... and %u more record changes (store version %llu, %zu records)",
-                         m->suppressed_log_lines, (unsigned long long) store_version(m->store),
-                         store_count(m->store));
+                log_info("... and %u more record changes (store version %llu, %zu records)", m->suppressed_log_lines,
+                         (unsigned long long) store_version(m->store), store_count(m->store));
         m->pending_log_lines = 0;
         m->suppressed_log_lines = 0;
         return 0;
@@ -57,9 +56,11 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
         const char *type = strna(dns_type_to_string(r->type));
         char f_name[300], f_type[32], f_value[2100], f_source[600], f_change[32];
         /* MESSAGE_ID keys the explanation in joyride.catalog (journalctl -x). */
-        const char *fields[] = { f_name, f_type, f_value, f_source, f_change,
-                                 change == RECORD_ADDED ? JOYRIDE_FIELD_RECORD_ADDED : JOYRIDE_FIELD_RECORD_REMOVED,
-                                 NULL };
+        const char *fields[] = {
+                f_name,   f_type,   f_value,
+                f_source, f_change, change == RECORD_ADDED ? JOYRIDE_FIELD_RECORD_ADDED : JOYRIDE_FIELD_RECORD_REMOVED,
+                NULL
+        };
         int level;
 
         m->status_dirty = true;
@@ -80,8 +81,8 @@ static void on_record_change(Store *s, RecordChange change, const Record *r, voi
         snprintf(f_value, sizeof f_value, "JOYRIDE_VALUE=%s", strempty(r->value));
         snprintf(f_source, sizeof f_source, "JOYRIDE_SOURCE=%s", source);
         snprintf(f_change, sizeof f_change, "JOYRIDE_CHANGE=%s", change == RECORD_ADDED ? "added" : "removed");
-        log_struct(level, fields, "%s %s %s %s (%s)", change == RECORD_ADDED ? "Added" : "Removed",
-                   r->name, type, strempty(r->value), source);
+        log_struct(level, fields, "%s %s %s %s (%s)", change == RECORD_ADDED ? "Added" : "Removed", r->name, type,
+                   strempty(r->value), source);
 }
 
 /* After "Failed to bind ...": what to do about it, naming the setting. */
@@ -89,10 +90,13 @@ static void explain_bind_error(int r, const char *what, uint16_t port, const cha
         if (r == -EADDRINUSE)
                 log_error("Another program holds the %s port %u; stop it, or choose another port with %s.%s", what,
                           port, setting,
-                          port == 5353 ? " 5353 is also the mDNS port, which avahi-daemon holds on many desktops." : "");
+                          port == 5353 ? " 5353 is also the mDNS port, which avahi-daemon holds on many desktops."
+                                       : "");
         else if (r == -EACCES && port < 1024)
-                log_error("The %s port %u is below 1024: it needs root or CAP_NET_BIND_SERVICE (the systemd unit "
-                          "grants it), or choose a port above 1023 with %s.", what, port, setting);
+                log_error(
+                        "The %s port %u is below 1024: it needs root or CAP_NET_BIND_SERVICE (the systemd unit "
+                        "grants it), or choose a port above 1023 with %s.",
+                        what, port, setting);
 }
 
 /* --- store memory ---------------------------------------------------------- */
@@ -156,8 +160,8 @@ void manager_get_status(Manager *m, ManagerStatus *ret) {
         }
         if (m->config.forward) {
                 ret->forward_enabled = true;
-                ret->forward_source = m->forward_upstreams ? strna(forward_upstreams_origin(m->forward_upstreams))
-                                                           : "configured";
+                ret->forward_source =
+                        m->forward_upstreams ? strna(forward_upstreams_origin(m->forward_upstreams)) : "configured";
         }
         if (m->hosts)
                 hosts_dir_get_status(m->hosts, &ret->hosts);
@@ -204,12 +208,12 @@ static void notify_status(Manager *m) {
                 snprintf(cluster, sizeof cluster, "; cluster: %u alive", st.cluster.members_alive);
         if (st.forward_enabled && st.forward)
                 snprintf(forward, sizeof forward, "; forwarding to %zu upstream(s)", st.forward->n_upstreams);
-        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s%s%s%s",
-                          st.n_records, (unsigned long long) st.store_version, st.dns_describe ?: "no sockets",
+        (void) sd_notifyf(false, "STATUS=Serving %zu records (version %llu) on %s%s%s%s%s%s%s%s%s", st.n_records,
+                          (unsigned long long) st.store_version, st.dns_describe ?: "no sockets",
                           st.hosts_enabled ? "; hosts: " : "", st.hosts_enabled ? st.hosts.path : "",
-                          st.docker_enabled ? "; docker: " : "", st.docker_enabled ? manager_status_docker_state(&st) : "",
-                          cluster, forward, st.etcd_enabled ? "; etcd: " : "",
-                          st.etcd_enabled ? manager_status_etcd_state(&st) : "");
+                          st.docker_enabled ? "; docker: " : "",
+                          st.docker_enabled ? manager_status_docker_state(&st) : "", cluster, forward,
+                          st.etcd_enabled ? "; etcd: " : "", st.etcd_enabled ? manager_status_etcd_state(&st) : "");
         m->status_dirty = false;
 }
 
@@ -330,8 +334,8 @@ static int manager_setup_watchdog(Manager *m) {
         m->watchdog_usec = r > 0 ? usec : 0;
         /* Four checks per watchdog period, as sd-event pings; without one,
          * a check every few seconds for the log. */
-        m->watchdog_period_usec = m->watchdog_usec > 0 ? MAX(m->watchdog_usec / 4, (uint64_t) 1000) :
-                WATCHDOG_CHECK_USEC;
+        m->watchdog_period_usec =
+                m->watchdog_usec > 0 ? MAX(m->watchdog_usec / 4, (uint64_t) 1000) : WATCHDOG_CHECK_USEC;
         m->dns_stuck = -1;
 
         r = sd_event_add_time_relative(m->event, &m->watchdog_timer, CLOCK_MONOTONIC, m->watchdog_period_usec,
@@ -583,8 +587,8 @@ static int manager_setup_hosts(Manager *m) {
  * not enough. The caps are what keep HTTP from taking the fds DNS needs; they
  * only work if the caps themselves fit. */
 static void manager_check_fd_limit(Manager *m) {
-        uint64_t need = (uint64_t) m->config.tcp_max_connections + m->config.http_max_connections + FDS_CLUSTER +
-                        FDS_OTHER;
+        uint64_t need =
+                (uint64_t) m->config.tcp_max_connections + m->config.http_max_connections + FDS_CLUSTER + FDS_OTHER;
         struct rlimit rl;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
@@ -597,10 +601,11 @@ static void manager_check_fd_limit(Manager *m) {
                         return;
                 }
         }
-        log_warning("The file descriptor limit (%llu) is below what [DNS] TCPMaxConnections=%u and "
-                    "[HTTP] MaxConnections=%u need (%llu): raise LimitNOFILE= (ulimit -n) or lower the caps.",
-                    (unsigned long long) (rl.rlim_max == RLIM_INFINITY ? rl.rlim_cur : MAX(rl.rlim_cur, rl.rlim_max)),
-                    m->config.tcp_max_connections, m->config.http_max_connections, (unsigned long long) need);
+        log_warning(
+                "The file descriptor limit (%llu) is below what [DNS] TCPMaxConnections=%u and "
+                "[HTTP] MaxConnections=%u need (%llu): raise LimitNOFILE= (ulimit -n) or lower the caps.",
+                (unsigned long long) (rl.rlim_max == RLIM_INFINITY ? rl.rlim_cur : MAX(rl.rlim_cur, rl.rlim_max)),
+                m->config.tcp_max_connections, m->config.http_max_connections, (unsigned long long) need);
 }
 
 /* Long on purpose: the start sequence in order, one short block per component
@@ -657,7 +662,7 @@ int manager_start(Manager *m) {
                 explain_bind_error(r, "DNS", m->config.dns_port, "--dns-port= (DNS_PORT=, [DNS] Port=)");
                 return r;
         }
-        m->listen_udp_fd = m->listen_tcp_fd = -EBADF;   /* the server owns them now */
+        m->listen_udp_fd = m->listen_tcp_fd = -EBADF; /* the server owns them now */
 
         r = manager_setup_forward(m);
         if (r < 0)
@@ -786,8 +791,8 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_description(m->status_timer, "status");
         (void) sd_event_source_set_enabled(m->status_timer, SD_EVENT_ON);
 
-        r = sd_event_add_time_relative(m->event, &m->qps_timer, CLOCK_MONOTONIC, USEC_PER_SEC,
-                                       USEC_PER_SEC / 100, on_qps_timer, m);
+        r = sd_event_add_time_relative(m->event, &m->qps_timer, CLOCK_MONOTONIC, USEC_PER_SEC, USEC_PER_SEC / 100,
+                                       on_qps_timer, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the query rate timer: %m");
         (void) sd_event_source_set_description(m->qps_timer, "query-rate");

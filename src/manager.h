@@ -21,7 +21,7 @@ typedef struct Cluster Cluster;
 
 typedef struct Manager {
         Config config;
-        int argc;               /* kept for config_reload() */
+        int argc; /* kept for config_reload() */
         char **argv;
         char **envp;
 
@@ -31,8 +31,8 @@ typedef struct Manager {
 
         DnsAnswerConfig answer_config;
         DnsServer *dns;
-        DnsForwarder *forwarder;   /* NULL until [DNS] Forward= is first set; then kept, disabled when unset */
-        struct ForwardUpstreams *forward_upstreams;   /* Forward=resolv.conf only */
+        DnsForwarder *forwarder; /* NULL until [DNS] Forward= is first set; then kept, disabled when unset */
+        struct ForwardUpstreams *forward_upstreams; /* Forward=resolv.conf only */
         /* The snapshots manager_get_status() points into. */
         DnsServerCounters dns_counters;
         DnsForwardStatus forward_status;
@@ -50,21 +50,21 @@ typedef struct Manager {
         int listen_http_fd;
 
         sd_event_source *sigterm_source, *sigint_source, *sighup_source;
-        sd_event_source *log_flush_source;    /* timer: ends a window of record-change log lines */
-        sd_event_source *store_flush_source;  /* hands what store changes replaced to RCU, once a turn */
-        sd_event_source *status_timer;        /* refreshes sd_notify STATUS= */
-        sd_event_source *qps_timer;           /* samples the query counters into qps, once a second */
+        sd_event_source *log_flush_source;   /* timer: ends a window of record-change log lines */
+        sd_event_source *store_flush_source; /* hands what store changes replaced to RCU, once a turn */
+        sd_event_source *status_timer;       /* refreshes sd_notify STATUS= */
+        sd_event_source *qps_timer;          /* samples the query counters into qps, once a second */
         RateRing qps;
-        sd_event_source *watchdog_timer;      /* checks the answering threads, pings WATCHDOG=1 */
-        uint64_t watchdog_usec;               /* WatchdogSec=, 0 when unset */
+        sd_event_source *watchdog_timer; /* checks the answering threads, pings WATCHDOG=1 */
+        uint64_t watchdog_usec;          /* WatchdogSec=, 0 when unset */
         uint64_t watchdog_period_usec;
-        int dns_stuck;                        /* an answering thread that did not respond, or -1 */
+        int dns_stuck; /* an answering thread that did not respond, or -1 */
 
         unsigned pending_log_lines;
         unsigned suppressed_log_lines;
         bool status_dirty;
-        bool stopping;             /* SIGTERM seen: revoking the etcd lease before exit */
-        uint64_t start_usec;    /* CLOCK_MONOTONIC */
+        bool stopping;       /* SIGTERM seen: revoking the etcd lease before exit */
+        uint64_t start_usec; /* CLOCK_MONOTONIC */
         uint64_t start_realtime_usec;
         int exit_code;
 } Manager;

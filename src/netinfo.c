@@ -29,8 +29,8 @@ char *netinfo_parse_route_table(const char *text) {
                 unsigned long dest, gw, flags, refcnt, use, metric, mask;
 
                 /* NOLINTNEXTLINE(cert-err34-c): the kernel writes this table */
-                if (sscanf(line, "%63s %lx %lx %lx %lu %lu %lu %lx", ifname, &dest, &gw, &flags, &refcnt, &use,
-                           &metric, &mask) == 8 &&
+                if (sscanf(line, "%63s %lx %lx %lx %lu %lu %lu %lx", ifname, &dest, &gw, &flags, &refcnt, &use, &metric,
+                           &mask) == 8 &&
                     dest == 0 && mask == 0 && (flags & RTF_UP_FLAG) && strlen(ifname) <= IF_NAMESIZE &&
                     (!best[0] || metric < best_metric)) {
                         snprintf(best, sizeof best, "%s", ifname);

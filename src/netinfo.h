@@ -7,9 +7,9 @@
 #include <stddef.h>
 
 typedef struct NetInfo {
-        char *ifname;           /* interface of the default route, NULL if none */
-        char *ipv4;             /* its first IPv4 address, NULL if none */
-        char *ipv6;             /* its first global IPv6 address (not link-local, loopback or multicast), NULL if none */
+        char *ifname; /* interface of the default route, NULL if none */
+        char *ipv4;   /* its first IPv4 address, NULL if none */
+        char *ipv6;   /* its first global IPv6 address (not link-local, loopback or multicast), NULL if none */
 } NetInfo;
 
 /* route_path is normally NULL (/proc/net/route); tests may point it elsewhere.

@@ -9,14 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RATE_RING_SIZE 300      /* five minutes at one sample a second */
+#define RATE_RING_SIZE 300 /* five minutes at one sample a second */
 
 typedef struct RateRing {
         uint32_t counts[RATE_RING_SIZE];
-        uint32_t head;          /* where the next count goes */
-        uint32_t n;             /* counts held, up to RATE_RING_SIZE */
+        uint32_t head; /* where the next count goes */
+        uint32_t n;    /* counts held, up to RATE_RING_SIZE */
         uint64_t last_total;
-        bool started;           /* last_total is set */
+        bool started; /* last_total is set */
 } RateRing;
 
 /* Records the difference to the last total (0 for the first sample, and when

@@ -26,7 +26,7 @@ static size_t next_slot(const RcuHashTable *t, size_t i) {
 /* Where item is. Writer only: plain loads see the writer's own stores. */
 static size_t slot_of(const RcuHashTable *t, uint32_t hash, const void *item) {
         for (size_t i = rcu_hash_home(rcu_hash_mix(hash), t->size);; i = next_slot(t, i)) {
-                assert(t->slots[i] != 0);       /* an item being looked for is in the set */
+                assert(t->slots[i] != 0); /* an item being looked for is in the set */
                 if ((t->slots[i] & ~RCU_HASH_TAG_MASK) == (uintptr_t) item)
                         return i;
         }

@@ -29,17 +29,17 @@
 #include "rcu.h"
 
 #define RCU_HASH_TAG_MASK ((uintptr_t) 15)
-#define RCU_HASH_TOMBSTONE ((uintptr_t) 1)     /* below 16: no item */
+#define RCU_HASH_TOMBSTONE ((uintptr_t) 1) /* below 16: no item */
 
 typedef struct RcuHashTable {
         size_t size;
-        uintptr_t slots[];      /* 0 (empty), RCU_HASH_TOMBSTONE, or item | tag */
+        uintptr_t slots[]; /* 0 (empty), RCU_HASH_TOMBSTONE, or item | tag */
 } RcuHashTable;
 
 typedef struct RcuHash {
-        RcuHashTable *table;    /* read through rcu_dereference() */
-        size_t n_items;         /* writer only, like the rest */
-        size_t n_used;          /* items and tombstones */
+        RcuHashTable *table; /* read through rcu_dereference() */
+        size_t n_items;      /* writer only, like the rest */
+        size_t n_used;       /* items and tombstones */
         uint32_t (*hash)(const void *item);
 } RcuHash;
 
@@ -64,14 +64,13 @@ static inline size_t rcu_hash_home(uint32_t mixed, size_t size) {
 }
 
 static inline uintptr_t rcu_hash_tag(uint32_t mixed) {
-        return 1 + (mixed & 0xff) % 15;        /* 1..15: never 0, never a tombstone alone */
+        return 1 + (mixed & 0xff) % 15; /* 1..15: never 0, never a tombstone alone */
 }
 
 /* The item matching key, or NULL. From a reader under rcu_reader_lock(), or
  * from the writer. match() is given each candidate whose tag fits. */
 static inline void *rcu_hash_lookup(const RcuHash *h, uint32_t hash,
-                                    bool (*match)(const void *item, uint32_t hash, const void *key),
-                                    const void *key) {
+                                    bool (*match)(const void *item, uint32_t hash, const void *key), const void *key) {
         const RcuHashTable *t = rcu_dereference(h->table);
         uint32_t mixed = rcu_hash_mix(hash);
         uintptr_t tag = rcu_hash_tag(mixed);

@@ -11,23 +11,27 @@
 #include "rcu.h"
 
 #if defined(__SANITIZE_THREAD__)
-#  define HAVE_TSAN 1
+#define HAVE_TSAN 1
 #elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define HAVE_TSAN 1
-#  endif
+#if __has_feature(thread_sanitizer)
+#define HAVE_TSAN 1
+#endif
 #endif
 
 #ifdef HAVE_TSAN
-#  include <sanitizer/tsan_interface.h>
+#include <sanitizer/tsan_interface.h>
 /* The grace period as ThreadSanitizer sees it: each reader releases this
  * token as it leaves a read-side section, and a deferred free acquires it. */
 static char grace_period_token;
-#  define tsan_release(p) __tsan_release(p)
-#  define tsan_acquire(p) __tsan_acquire(p)
+#define tsan_release(p) __tsan_release(p)
+#define tsan_acquire(p) __tsan_acquire(p)
 #else
-#  define tsan_release(p) do {} while (0)
-#  define tsan_acquire(p) do {} while (0)
+#define tsan_release(p) \
+        do { \
+        } while (0)
+#define tsan_acquire(p) \
+        do { \
+        } while (0)
 #endif
 
 typedef struct Deferred {

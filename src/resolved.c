@@ -45,11 +45,11 @@ static const char *const call_method[_CALL_MAX] = {
 
 struct Resolved {
         sd_event *event;
-        sd_bus *bus;            /* a reference to the current connection; NULL while there is none */
+        sd_bus *bus; /* a reference to the current connection; NULL while there is none */
         char *link;
-        char **domains;         /* "~name" routing only, "name" routing and search */
-        char **servers;         /* as configured, for messages */
-        char *description;      /* "DNS 127.0.0.1:5353 for ~example.internal", for messages */
+        char **domains;    /* "~name" routing only, "name" routing and search */
+        char **servers;    /* as configured, for messages */
+        char *description; /* "DNS 127.0.0.1:5353 for ~example.internal", for messages */
 
         sd_bus_slot *match_slot;
         sd_bus_slot *call_slots[_CALL_MAX];
@@ -57,9 +57,9 @@ struct Resolved {
         sd_event_source *exit_source;
         uint64_t retry_usec;
 
-        int ifindex;            /* where the settings went; 0 = nowhere */
+        int ifindex; /* where the settings went; 0 = nowhere */
         unsigned pending, failed;
-        bool sent;              /* resolved may hold our settings: revert on exit */
+        bool sent; /* resolved may hold our settings: revert on exit */
         bool registered;
         bool warned_missing_link;
 };
@@ -146,18 +146,23 @@ static int on_call_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
                                          r->link);
                         r->sent = false;
                 } else if (sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_METHOD))
-                        log_warning("systemd-resolved does not know %s (it needs systemd 246 or newer); "
-                                    "link %s is not registered.", method, r->link);
-                else if (sd_bus_error_has_names(e, SD_BUS_ERROR_ACCESS_DENIED, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
-                        log_warning("systemd-resolved refused %s on link %s (%s): it allows this to root, or "
-                                    "with a polkit rule; see joyrided(8).", method, r->link, strna(e->message));
+                        log_warning(
+                                "systemd-resolved does not know %s (it needs systemd 246 or newer); "
+                                "link %s is not registered.",
+                                method, r->link);
+                else if (sd_bus_error_has_names(e, SD_BUS_ERROR_ACCESS_DENIED,
+                                                SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
+                        log_warning(
+                                "systemd-resolved refused %s on link %s (%s): it allows this to root, or "
+                                "with a polkit rule; see joyrided(8).",
+                                method, r->link, strna(e->message));
                 else
                         log_warning("systemd-resolved refused %s on link %s: %s", method, r->link,
                                     strna(e->message ?: e->name));
         }
 
         if (r->pending > 0 && --r->pending == 0 && r->failed == _CALL_MAX)
-                r->sent = false;        /* nothing was applied: nothing to revert */
+                r->sent = false; /* nothing was applied: nothing to revert */
         else if (r->pending == 0 && r->failed == 0) {
                 r->registered = true;
                 log_info("Registered with systemd-resolved on link %s (ifindex %i): %s.", r->link, r->ifindex,
@@ -178,7 +183,7 @@ static int append_dns(sd_bus_message *m, Resolved *r) {
                 int family;
 
                 if (resolved_parse_server(*s, &family, &a, &port) < 0)
-                        continue;       /* config.c validated them already */
+                        continue; /* config.c validated them already */
                 k = sd_bus_message_open_container(m, 'r', "iayqs");
                 if (k >= 0)
                         k = sd_bus_message_append(m, "i", family);
@@ -261,7 +266,7 @@ static void do_register(Resolved *r) {
         r->registered = false;
         r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
         if (!r->bus)
-                return;         /* again when a connection is handed over */
+                return; /* again when a connection is handed over */
 
         ifindex = (int) if_nametoindex(r->link);
         if (ifindex <= 0) {
@@ -352,7 +357,7 @@ Resolved *resolved_free(Resolved *r) {
         if (!r)
                 return NULL;
         cancel_calls(r);
-        revert(r);              /* no-op when on_loop_exit() did it */
+        revert(r); /* no-op when on_loop_exit() did it */
         sd_bus_slot_unref(r->match_slot);
         sd_event_source_disable_unref(r->retry_timer);
         sd_event_source_disable_unref(r->exit_source);
@@ -412,8 +417,10 @@ int resolved_new(Resolved **ret, sd_event *event, const Config *c) {
         domains = g_strjoinv(", ", r->domains);
         r->description = g_strdup_printf("DNS %s for %s", servers, *domains ? domains : "no domains");
         if (!r->domains[0])
-                log_warning("[Resolved] Link=%s is set, but there are no domains to route to joyrided: "
-                            "set [Resolved] Domains= or [DNS] Domains=. Registering the DNS server only.", r->link);
+                log_warning(
+                        "[Resolved] Link=%s is set, but there are no domains to route to joyrided: "
+                        "set [Resolved] Domains= or [DNS] Domains=. Registering the DNS server only.",
+                        r->link);
 
         k = sd_event_add_exit(event, &r->exit_source, on_loop_exit, r);
         if (k < 0)
@@ -450,6 +457,7 @@ void resolved_set_bus(Resolved *r, sd_bus *bus) {
                                    "arg0='" RESOLVE1_NAME "'",
                                    on_name_owner_changed, NULL, r);
         if (k < 0)
-                log_warning_errno(k, "Failed to watch for systemd-resolved on the bus, a restart of it will go unnoticed: %m");
+                log_warning_errno(
+                        k, "Failed to watch for systemd-resolved on the bus, a restart of it will go unnoticed: %m");
         do_register(r);
 }

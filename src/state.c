@@ -191,8 +191,8 @@ static void move_aside(const char *path, const char *why) {
                 log_error_errno(negative_errno(), "State file %s is unusable (%s) and could not be moved aside: %m",
                                 path, why);
         else
-                log_warning("State file %s is unusable (%s); moved it to %s and continuing without it.",
-                            path, why, aside);
+                log_warning("State file %s is unusable (%s); moved it to %s and continuing without it.", path, why,
+                            aside);
 }
 
 /* Checks an entry and returns it as a StateRecord, or -EINVAL with *ret_why. */
@@ -201,11 +201,11 @@ static int parse_entry(json_object *o, StateRecord *ret, const char **ret_why) {
         int t;
         int64_t ttl_value;
 
-        if (!json_object_is_type(o, json_type_object) ||
-            !json_object_object_get_ex(o, "name", &name) || !json_object_is_type(name, json_type_string) ||
-            !json_object_object_get_ex(o, "type", &type) || !json_object_is_type(type, json_type_string) ||
-            !json_object_object_get_ex(o, "value", &value) || !json_object_is_type(value, json_type_string) ||
-            !json_object_object_get_ex(o, "ttl", &ttl) || !json_object_is_type(ttl, json_type_int)) {
+        if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "name", &name) ||
+            !json_object_is_type(name, json_type_string) || !json_object_object_get_ex(o, "type", &type) ||
+            !json_object_is_type(type, json_type_string) || !json_object_object_get_ex(o, "value", &value) ||
+            !json_object_is_type(value, json_type_string) || !json_object_object_get_ex(o, "ttl", &ttl) ||
+            !json_object_is_type(ttl, json_type_int)) {
                 *ret_why = "expected an object with string name, type, value and integer ttl";
                 return -EINVAL;
         }
@@ -260,12 +260,13 @@ int state_load(Store *s, const char *dir) {
         json_tokener_free(tok);
         if (!root || jerr != json_tokener_success) {
                 json_object_put(root);
-                move_aside(path, jerr == json_tokener_continue ? "truncated or empty JSON" :
-                                 jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "no JSON value");
+                move_aside(path, jerr == json_tokener_continue  ? "truncated or empty JSON"
+                                 : jerr != json_tokener_success ? json_tokener_error_desc(jerr)
+                                                                : "no JSON value");
                 return 0;
         }
-        if (!json_object_is_type(root, json_type_object) ||
-            !json_object_object_get_ex(root, "version", &version) || json_object_get_int(version) != STATE_FORMAT_VERSION ||
+        if (!json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "version", &version) ||
+            json_object_get_int(version) != STATE_FORMAT_VERSION ||
             !json_object_object_get_ex(root, "records", &records) || !json_object_is_type(records, json_type_array)) {
                 json_object_put(root);
                 move_aside(path, "not a version 1 object with a \"records\" array");
@@ -322,7 +323,7 @@ typedef struct SaveJob {
         char *dir;
         StateRecord *records;
         size_t n;
-        GArray *requests;       /* SaveRequest: the callers whose changes this write holds */
+        GArray *requests; /* SaveRequest: the callers whose changes this write holds */
         int result;
         int dir_error;
 } SaveJob;
@@ -331,9 +332,9 @@ struct StateWriter {
         Store *store;
         char *dir;
         Worker *worker;
-        sd_event_source *start_source;  /* defer: starts the next write */
-        GArray *waiting;                /* SaveRequest: for the next write */
-        SaveJob *in_flight;             /* the write under way, or NULL */
+        sd_event_source *start_source; /* defer: starts the next write */
+        GArray *waiting;               /* SaveRequest: for the next write */
+        SaveJob *in_flight;            /* the write under way, or NULL */
         StateWriterStats stats;
 };
 
@@ -413,7 +414,7 @@ static int on_start(sd_event_source *s, void *userdata) {
         StateWriter *w = userdata;
 
         if (w->in_flight || w->waiting->len == 0)
-                return 0;       /* the write under way restarts us when it is done */
+                return 0; /* the write under way restarts us when it is done */
         w->in_flight = save_job_new(w);
         worker_submit(w->worker, &w->in_flight->job);
         return 0;

@@ -56,9 +56,9 @@ typedef struct StateWriter StateWriter;
 typedef void (*StateSavedFunc)(int error, void *userdata);
 
 typedef struct StateWriterStats {
-        uint64_t n_requests;    /* state_writer_request() calls */
-        uint64_t n_writes;      /* files written (each one fsync of the file) */
-        uint64_t n_failed;      /* writes that failed */
+        uint64_t n_requests; /* state_writer_request() calls */
+        uint64_t n_writes;   /* files written (each one fsync of the file) */
+        uint64_t n_failed;   /* writes that failed */
 } StateWriterStats;
 
 int state_writer_new(StateWriter **ret, sd_event *e, Store *store, const char *dir);

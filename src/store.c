@@ -46,7 +46,7 @@ typedef struct Owner {
 } Owner;
 
 typedef struct Subscriber {
-        StoreSubscriber cb;     /* NULL: unsubscribed while notifying, removed afterwards */
+        StoreSubscriber cb; /* NULL: unsubscribed while notifying, removed afterwards */
         void *userdata;
 } Subscriber;
 
@@ -54,21 +54,21 @@ typedef struct Subscriber {
  * Store.prefixes. Bits past the prefix are zero. Only the control plane
  * reads or writes count; the rest is the key, fixed once in the set. */
 typedef struct Prefix {
-        uint32_t count;         /* addresses under it */
-        uint8_t rdlen;          /* 4 or 16 */
-        uint8_t bits;           /* 8, 16, 24 (IPv4); a multiple of 4 below 128 (IPv6) */
+        uint32_t count; /* addresses under it */
+        uint8_t rdlen;  /* 4 or 16 */
+        uint8_t bits;   /* 8, 16, 24 (IPv4); a multiple of 4 below 128 (IPv6) */
         uint8_t addr[16];
 } Prefix;
 
 struct Store {
-        RcuHash nodes;          /* StoreNode, by wire name (owned) */
-        RcuHash addrs;          /* StoreAddr, the newest chunk of each address (owned, with the older ones) */
-        RcuHash prefixes;       /* Prefix (owned) */
-        GHashTable *owners;     /* name -> Owner (owns); control plane only */
-        size_t n_addrs[2];      /* addresses held: IPv4, IPv6; the answer path reads them */
+        RcuHash nodes;      /* StoreNode, by wire name (owned) */
+        RcuHash addrs;      /* StoreAddr, the newest chunk of each address (owned, with the older ones) */
+        RcuHash prefixes;   /* Prefix (owned) */
+        GHashTable *owners; /* name -> Owner (owns); control plane only */
+        size_t n_addrs[2];  /* addresses held: IPv4, IPv6; the answer path reads them */
         GArray *subscribers;
-        bool notifying;         /* subscribers are being called: unsubscribe only marks */
-        uint64_t version;       /* the answer path reads it (SOA serial) */
+        bool notifying;   /* subscribers are being called: unsubscribe only marks */
+        uint64_t version; /* the answer path reads it (SOA serial) */
         size_t n_records;
 
         /* What changes replaced, to free after a grace period: handed to
@@ -127,7 +127,7 @@ static size_t wire_len(const uint8_t *w) {
 }
 
 static uint32_t wire_hash(const uint8_t *w, size_t n) {
-        uint32_t h = 2166136261u;     /* FNV-1a */
+        uint32_t h = 2166136261u; /* FNV-1a */
         for (size_t i = 0; i < n; i++) {
                 h ^= w[i];
                 h *= 16777619u;
@@ -288,7 +288,7 @@ static bool node_match(const void *item, uint32_t hash, const void *key) {
         const WireKey *k = key;
 
         return n->hash == hash && wire_len(store_node_wire(n)) == k->len &&
-                memcmp(store_node_wire(n), k->wire, k->len) == 0;
+               memcmp(store_node_wire(n), k->wire, k->len) == 0;
 }
 
 static StoreNode *node_lookup(const Store *s, const uint8_t *wire, size_t len) {
@@ -340,7 +340,7 @@ static void node_count_child(Store *s, const uint8_t *wire, size_t len) {
                 wire += wire[0] + 1;
                 len = plen;
                 if (wire[0] == 0)
-                        break;          /* no node for the root */
+                        break; /* no node for the root */
                 found = node_lookup(s, wire, len);
                 if (found)
                         break;
@@ -361,8 +361,7 @@ static void node_count_child(Store *s, const uint8_t *wire, size_t len) {
  * node_lookup() found (NULL: none). A new node is not in the set yet
  * (*ret_new): node_publish() adds it once its view is there, so that readers
  * never see the new name without its data. */
-static StoreNode *node_get(Store *s, StoreNode *n, const uint8_t *wire, size_t len, const char *name,
-                           bool *ret_new) {
+static StoreNode *node_get(Store *s, StoreNode *n, const uint8_t *wire, size_t len, const char *name, bool *ret_new) {
         *ret_new = false;
         if (n) {
                 if (!n->has_name) {
@@ -426,10 +425,10 @@ static void node_prune(Store *s, StoreNode *n) {
  * whole. Most addresses have one name, in one chunk, without a link: 32
  * bytes for an IPv4 address. */
 struct StoreAddr {
-        uint16_t n;             /* names in this chunk */
-        uint8_t rdlen;          /* 4 or 16 */
-        uint8_t has_next;       /* a link to older names follows the address */
-        uint8_t addr[];         /* rdlen bytes; then, 8-byte aligned, the link (read with
+        uint16_t n;       /* names in this chunk */
+        uint8_t rdlen;    /* 4 or 16 */
+        uint8_t has_next; /* a link to older names follows the address */
+        uint8_t addr[];   /* rdlen bytes; then, 8-byte aligned, the link (read with
                                  * rcu_dereference()), the nodes and their TTLs */
 };
 
@@ -499,7 +498,7 @@ static bool record_has_ptr(const Record *r) {
 static uint32_t bytes_hash(const uint8_t *p, size_t n, uint32_t h) {
         for (size_t i = 0; i < n; i++) {
                 h ^= p[i];
-                h *= 16777619u;     /* FNV-1a */
+                h *= 16777619u; /* FNV-1a */
         }
         return h;
 }
@@ -603,8 +602,7 @@ static void addr_link(Store *s, const StoreNode *n, const uint8_t *addr, uint8_t
  * it went), or gives it a new TTL. Removals come newest first (owner lists
  * are newest first), and the newest sit in the first chunk: usually the
  * search stops there. */
-static void addr_change(Store *s, const StoreNode *n, const uint8_t *addr, uint8_t rdlen, bool gone,
-                        uint32_t ttl) {
+static void addr_change(Store *s, const StoreNode *n, const uint8_t *addr, uint8_t rdlen, bool gone, uint32_t ttl) {
         StoreAddr *prev = NULL;
 
         for (StoreAddr *a = addr_lookup(s, addr, rdlen); a; prev = a, a = addr_next(a)) {
@@ -687,7 +685,7 @@ static int reverse_parse(const uint8_t *wire, size_t suffix, bool v6, uint8_t ad
         for (unsigned k = labels; k > 0; k--) {
                 uint8_t l = wire[i];
                 const uint8_t *c = wire + i + 1;
-                unsigned pos = k - 1;       /* octet / nibble index, from the top */
+                unsigned pos = k - 1; /* octet / nibble index, from the top */
 
                 if (v6) {
                         int v;
@@ -736,8 +734,8 @@ static bool reverse_lookup(const Store *s, const uint8_t *wire, size_t len, cons
                 if (wire[i] == 0) {
                         suffix = prev2;
                         if (prev == SIZE_MAX)
-                                return false;           /* the root */
-                        if (prev2 == SIZE_MAX)          /* one label: arpa itself? */
+                                return false;  /* the root */
+                        if (prev2 == SIZE_MAX) /* one label: arpa itself? */
                                 return len == sizeof arpa && memcmp(wire, arpa, sizeof arpa) == 0;
                         break;
                 }
@@ -756,7 +754,7 @@ static bool reverse_lookup(const Store *s, const uint8_t *wire, size_t len, cons
         if (bits < 0)
                 return false;
         if (bits == 0)
-                return true;                    /* in-addr.arpa, ip6.arpa */
+                return true; /* in-addr.arpa, ip6.arpa */
         if (bits == (v6 ? 128 : 32)) {
                 *ret_addr = addr_lookup(s, addr, v6 ? 16 : 4);
                 return *ret_addr != NULL;
@@ -844,8 +842,8 @@ static void record_remove(Store *s, Record *r) {
         node_prune(s, n);
 }
 
-int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl,
-              const char *owner, uint32_t line, const char *detail, const char **ret_error) {
+int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
+              uint32_t line, const char *detail, const char **ret_error) {
         uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
         char lname[DNS_WIRE_NAME_MAX], v[DNS_RDATA_TEXT_MAX];
         size_t name_len;
@@ -1017,7 +1015,7 @@ int store_remove_owner(Store *s, const char *owner) {
                 record_remove(s, o->head);
                 removed++;
                 if (last)
-                        break;  /* the owner is gone with its last record */
+                        break; /* the owner is gone with its last record */
         }
         change_done(s);
         return removed;
@@ -1172,15 +1170,21 @@ int store_foreach(const Store *s, const char *name, const char *owner_prefix, St
         return 0;
 }
 
-char *record_source(const Record *r) {
-        GString *s = g_string_new(r->owner);
-        if (r->line > 0)
-                g_string_append_printf(s, ":%u", r->line);
+void record_source_format(GString *out, const char *owner, uint32_t line, const char *detail) {
+        g_string_assign(out, owner);
+        if (line > 0)
+                g_string_append_printf(out, ":%u", line);
         /* A peer's record: the detail is where the peer has it. */
-        if (r->detail && g_str_has_prefix(r->owner, "peer:"))
-                g_string_append_printf(s, " \xc2\xb7 %s", r->detail);
-        else if (r->detail)
-                g_string_append_printf(s, " (%s)", r->detail);
+        if (detail && g_str_has_prefix(owner, "peer:"))
+                g_string_append_printf(out, " \xc2\xb7 %s", detail);
+        else if (detail)
+                g_string_append_printf(out, " (%s)", detail);
+}
+
+char *record_source(const Record *r) {
+        GString *s = g_string_new(NULL);
+
+        record_source_format(s, r->owner, r->line, r->detail);
         return g_string_free(s, FALSE);
 }
 
@@ -1242,8 +1246,8 @@ static bool explicit_ptr_has(const StoreName *n, const uint8_t *target, size_t l
         return false;
 }
 
-bool store_name_next_ptr(const StoreName *n, StorePtrIter *iter,
-                         const uint8_t **ret_target, uint16_t *ret_len, uint32_t *ret_ttl) {
+bool store_name_next_ptr(const StoreName *n, StorePtrIter *iter, const uint8_t **ret_target, uint16_t *ret_len,
+                         uint32_t *ret_ttl) {
         const StoreAddr *a = iter->started ? iter->chunk : n->addr;
         uint32_t i = iter->started ? iter->i : 0;
 

@@ -19,6 +19,7 @@
  * Answering threads read it concurrently, lock-free (see below). */
 #pragma once
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,7 @@
 #include "macro.h"
 #include "rcu.h"
 
-#define STORE_TTL_MAX 604800u   /* a week; larger TTLs are refused */
+#define STORE_TTL_MAX 604800u /* a week; larger TTLs are refused */
 
 typedef struct Store Store;
 typedef struct StoreNode StoreNode;
@@ -39,19 +40,19 @@ typedef struct StoreAddr StoreAddr;
 typedef struct Record {
         /* All read-only outside store.c, and control plane only: the answer
          * path never sees a Record. Pointers first, so the struct packs. */
-        const char *name;       /* lowercased, no trailing dot; owned by the node */
-        char *value;            /* canonical presentation form: "10.0.0.1", "::1", "a.example.com", "some text" */
-        const char *owner;      /* interned: "hosts:/dir/file", "docker:<id>", "dbus", "api", "peer:<node>" */
-        char *detail;           /* optional, e.g. the container's name; NULL when none */
-        uint8_t *rdata;         /* wire rdata */
-        uint64_t added_usec;    /* CLOCK_REALTIME when first added */
-        struct Record *node_next;   /* records at the same node */
-        struct Record *owner_next, *owner_prev;   /* records of the same owner */
+        const char *name;         /* lowercased, no trailing dot; owned by the node */
+        char *value;              /* canonical presentation form: "10.0.0.1", "::1", "a.example.com", "some text" */
+        const char *owner;        /* interned: "hosts:/dir/file", "docker:<id>", "dbus", "api", "peer:<node>" */
+        char *detail;             /* optional, e.g. the container's name; NULL when none */
+        uint8_t *rdata;           /* wire rdata */
+        uint64_t added_usec;      /* CLOCK_REALTIME when first added */
+        struct Record *node_next; /* records at the same node */
+        struct Record *owner_next, *owner_prev; /* records of the same owner */
         uint16_t type;
         uint16_t rdlen;
         uint32_t ttl;
-        uint32_t line;          /* line in the owner's file, 0 when it has none */
-        bool marked;            /* for mark-and-sweep reloads */
+        uint32_t line; /* line in the owner's file, 0 when it has none */
+        bool marked;   /* for mark-and-sweep reloads */
 } Record;
 
 /* Whether a record comes from this node's own sources (hosts files, Docker,
@@ -67,12 +68,12 @@ static inline bool store_owner_is_local(const char *owner) {
  * reads records and n_children; the answer path reads only the view, and the
  * wire name after the struct. */
 struct StoreNode {
-        Record *records;        /* explicit records at this name */
-        const StoreView *view;  /* what the answer path reads; NULL when the node holds no
+        Record *records;          /* explicit records at this name */
+        const StoreView *view;    /* what the answer path reads; NULL when the node holds no
                                  * records (an ancestor of some). Published with rcu_publish(). */
-        uint32_t hash;          /* of the wire name */
-        uint32_t n_children : 31;   /* nodes directly below this one */
-        uint32_t has_name : 1;      /* the presentation name follows the wire name */
+        uint32_t hash;            /* of the wire name */
+        uint32_t n_children : 31; /* nodes directly below this one */
+        uint32_t has_name : 1;    /* the presentation name follows the wire name */
         /* then the lowercased wire name (the hash key), then the presentation
          * name once the node held records */
 };
@@ -101,8 +102,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
  * -EINVAL for a bad name (dns_name_check(), wildcards allowed) or value
  * (dns_rdata_from_string()), ret_error saying why, -EOPNOTSUPP for a type
  * the store does not hold, -ERANGE for a TTL above STORE_TTL_MAX. */
-int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl,
-              const char *owner, uint32_t line, const char *detail, const char **ret_error);
+int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
+              uint32_t line, const char *detail, const char **ret_error);
 
 /* Removes matching records of one owner; type 0 and value NULL match any.
  * owner NULL matches any owner. Returns the number removed (0 if none). */
@@ -115,9 +116,9 @@ int store_remove_owner(Store *s, const char *owner);
 void store_mark_owner(Store *s, const char *owner);
 int store_sweep_owner(Store *s, const char *owner);
 
-uint64_t store_version(const Store *s);     /* grows by one with each change; readable by the answer path */
-size_t store_count(const Store *s);         /* explicit records */
-size_t store_count_owner_prefix(const Store *s, const char *prefix);   /* e.g. "hosts:" */
+uint64_t store_version(const Store *s); /* grows by one with each change; readable by the answer path */
+size_t store_count(const Store *s);     /* explicit records */
+size_t store_count_owner_prefix(const Store *s, const char *prefix); /* e.g. "hosts:" */
 
 /* Memory a change replaced (old views, nodes that went, ...) is freed after
  * an RCU grace period. By default each change hands it to liburcu as it
@@ -141,6 +142,8 @@ int store_foreach(const Store *s, const char *name, const char *owner_prefix, St
  * owner, then ":line" if there is one, then " (detail)" if there is one; for
  * a peer's record the detail is the peer's own source:
  * "peer:node-b · docker:3f2a... (web)". */
+/* The same, into out (replacing what it held), from the parts of a record. */
+void record_source_format(GString *out, const char *owner, uint32_t line, const char *detail);
 char *record_source(const Record *r);
 
 /* --- the answer path ------------------------------------------------------
@@ -170,8 +173,8 @@ const StoreNode *store_lookup(const Store *s, const char *name);
 /* One rrset of a view, and one of its values. */
 typedef struct StoreRRSet {
         uint16_t type;
-        uint32_t n;             /* values */
-        const uint8_t *first;   /* the first value, for store_rr_read() */
+        uint32_t n;           /* values */
+        const uint8_t *first; /* the first value, for store_rr_read() */
 } StoreRRSet;
 
 typedef struct StoreRR {
@@ -180,7 +183,7 @@ typedef struct StoreRR {
         uint32_t ttl;
 } StoreRR;
 
-unsigned store_view_n_rrsets(const StoreView *v);          /* 0 for NULL */
+unsigned store_view_n_rrsets(const StoreView *v); /* 0 for NULL */
 /* The rrset of a type, or false when the view has none. */
 bool store_view_rrset(const StoreView *v, uint16_t type, StoreRRSet *ret);
 /* The i-th rrset, i < store_view_n_rrsets(). */
@@ -208,10 +211,10 @@ static inline bool store_node_has_data(const StoreNode *n) {
  * (in-addr.arpa, ip6.arpa), the names holding that address, which answer its
  * PTR queries. */
 typedef struct StoreName {
-        const StoreNode *node;  /* NULL when there is none */
-        const StoreView *view;  /* the node's view as read by the lookup; NULL when none */
-        const StoreAddr *addr;  /* the names of the address (see store_name_next_ptr()), or NULL */
-        bool exists;            /* the name exists: data at it, or a name below it (NODATA, not NXDOMAIN) */
+        const StoreNode *node; /* NULL when there is none */
+        const StoreView *view; /* the node's view as read by the lookup; NULL when none */
+        const StoreAddr *addr; /* the names of the address (see store_name_next_ptr()), or NULL */
+        bool exists;           /* the name exists: data at it, or a name below it (NODATA, not NXDOMAIN) */
 } StoreName;
 
 /* Looks a lowercased wire name up. Returns ret->exists. A reverse name above
@@ -232,10 +235,9 @@ typedef struct StorePtrIter {
         uint32_t i;
         bool started;
 } StorePtrIter;
-bool store_name_next_ptr(const StoreName *n, StorePtrIter *iter,
-                         const uint8_t **ret_target, uint16_t *ret_len, uint32_t *ret_ttl);
-size_t store_name_n_ptr(const StoreName *n);    /* how many store_name_next_ptr() gives */
+bool store_name_next_ptr(const StoreName *n, StorePtrIter *iter, const uint8_t **ret_target, uint16_t *ret_len,
+                         uint32_t *ret_ttl);
+size_t store_name_n_ptr(const StoreName *n); /* how many store_name_next_ptr() gives */
 /* The TTL to answer an explicit PTR value with: its own, or lower when names
  * of the address are that target too. */
 uint32_t store_name_ptr_ttl(const StoreName *n, const StoreRR *explicit_ptr);
-

@@ -28,8 +28,8 @@
 #define SWIM_MAGIC0 'J'
 #define SWIM_MAGIC1 'R'
 #define SWIM_VERSION 1
-#define SEEN_MAX 4096                   /* user broadcasts remembered for dedup */
-#define RELAY_TIMEOUT_FACTOR 2          /* relays wait this many probe timeouts */
+#define SEEN_MAX 4096          /* user broadcasts remembered for dedup */
+#define RELAY_TIMEOUT_FACTOR 2 /* relays wait this many probe timeouts */
 
 enum {
         MSG_PING = 1,
@@ -51,9 +51,9 @@ typedef struct Member {
 } Member;
 
 typedef struct Broadcast {
-        GList *link;            /* in Swim.broadcasts */
+        GList *link; /* in Swim.broadcasts */
         char *key;
-        uint8_t *msg;           /* one encoded message: type, length, body */
+        uint8_t *msg; /* one encoded message: type, length, body */
         size_t size;
         unsigned transmits;
 } Broadcast;
@@ -73,13 +73,13 @@ typedef struct Relay {
 struct Swim {
         SwimConfig cfg;
         Member self;
-        GHashTable *by_id;              /* id -> Member* (not self) */
-        GPtrArray *members;             /* Member*, owns */
-        GQueue broadcasts;              /* Broadcast*, least sent first (new ones at the head) */
-        GHashTable *broadcast_keys;     /* key -> Broadcast* in the queue */
-        GQueue out;                     /* OutPacket* */
-        GQueue events;                  /* SwimEvent* */
-        GHashTable *seen;               /* user broadcast digests */
+        GHashTable *by_id;          /* id -> Member* (not self) */
+        GPtrArray *members;         /* Member*, owns */
+        GQueue broadcasts;          /* Broadcast*, least sent first (new ones at the head) */
+        GHashTable *broadcast_keys; /* key -> Broadcast* in the queue */
+        GQueue out;                 /* OutPacket* */
+        GQueue events;              /* SwimEvent* */
+        GHashTable *seen;           /* user broadcast digests */
         GQueue seen_order;
         GArray *relays;
 
@@ -100,12 +100,12 @@ struct Swim {
         uint64_t next_probe_at;
         uint64_t next_gossip_at;
         uint64_t next_push_pull_at;
-        GPtrArray *probe_order;         /* ids (owned strings), shuffled */
+        GPtrArray *probe_order; /* ids (owned strings), shuffled */
         guint probe_index;
 
-        GArray *snapshot;               /* SwimMember, rebuilt by swim_members() */
-        uint64_t member_deadline;       /* earliest suspicion timeout or reclaim; refreshed by swim_tick() */
-        unsigned live;                  /* cached n_live(); valid unless live_dirty */
+        GArray *snapshot;         /* SwimMember, rebuilt by swim_members() */
+        uint64_t member_deadline; /* earliest suspicion timeout or reclaim; refreshed by swim_tick() */
+        unsigned live;            /* cached n_live(); valid unless live_dirty */
         bool live_dirty;
 
         SwimCounters counters;
@@ -133,17 +133,20 @@ void swim_config_lan(SwimConfig *ret) {
 
 const char *swim_state_to_string(SwimState st) {
         switch (st) {
-        case SWIM_ALIVE: return "alive";
-        case SWIM_SUSPECT: return "suspect";
-        case SWIM_DEAD: return "dead";
-        case SWIM_LEFT: return "left";
+        case SWIM_ALIVE:
+                return "alive";
+        case SWIM_SUSPECT:
+                return "suspect";
+        case SWIM_DEAD:
+                return "dead";
+        case SWIM_LEFT:
+                return "left";
         }
         return "unknown";
 }
 
 bool swim_addr_equal(const SwimAddr *a, const SwimAddr *b) {
-        return a->family == b->family && a->port == b->port &&
-               memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
+        return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
 }
 
 bool swim_id_is_valid(const char *id) {
@@ -435,7 +438,7 @@ static void send_ack(Swim *s, const SwimAddr *to, uint32_t seq) {
 
 static void emit(Swim *s, SwimEventType type, const SwimMember *m) {
         SwimEvent *e = g_new0(SwimEvent, 1);
-        s->live_dirty = true;   /* every membership event may change the count */
+        s->live_dirty = true; /* every membership event may change the count */
         e->type = type;
         if (m)
                 e->member = *m;
@@ -459,7 +462,7 @@ static void member_remove(Swim *s, guint i) {
         Member *m = s->members->pdata[i];
 
         g_hash_table_remove(s->by_id, m->pub.id);
-        g_ptr_array_remove_index_fast(s->members, i);   /* frees it; probe_order drops the id lazily */
+        g_ptr_array_remove_index_fast(s->members, i); /* frees it; probe_order drops the id lazily */
         s->live_dirty = true;
         s->counters.members_forgotten++;
 }
@@ -492,7 +495,7 @@ static void on_alive(Swim *s, uint32_t inc, const char *id, const SwimAddr *addr
         Member *m;
 
         if (streq(id, s->self.pub.id))
-                return;         /* only we speak for ourselves */
+                return; /* only we speak for ourselves */
         m = member_get(s, id);
         if (!m) {
                 if (!member_room(s))
@@ -616,8 +619,8 @@ static void queue_user(Swim *s, const char *origin, const char *key, const uint8
 
 /* --- the public state machine ------------------------------------------- */
 
-int swim_new(Swim **ret, const SwimConfig *cfg, const char *self_id, const SwimAddr *self_addr,
-             uint64_t seed, uint64_t now_usec) {
+int swim_new(Swim **ret, const SwimConfig *cfg, const char *self_id, const SwimAddr *self_addr, uint64_t seed,
+             uint64_t now_usec) {
         Swim *s;
 
         if (!swim_id_is_valid(self_id))
@@ -752,11 +755,11 @@ typedef struct Msg {
         uint8_t type;
         uint8_t key_len;
         uint16_t data_size;
-        uint32_t u;                     /* seq (PING, ACK, PING_REQ) or incarnation */
-        char id[SWIM_ID_MAX + 1];       /* target (PING, PING_REQ), member, or USER origin */
-        char from[SWIM_ID_MAX + 1];     /* SUSPECT, DEAD */
-        SwimAddr addr;                  /* PING_REQ, ALIVE */
-        const uint8_t *key, *data;      /* USER */
+        uint32_t u;                 /* seq (PING, ACK, PING_REQ) or incarnation */
+        char id[SWIM_ID_MAX + 1];   /* target (PING, PING_REQ), member, or USER origin */
+        char from[SWIM_ID_MAX + 1]; /* SUSPECT, DEAD */
+        SwimAddr addr;              /* PING_REQ, ALIVE */
+        const uint8_t *key, *data;  /* USER */
 } Msg;
 
 static bool msg_type_known(uint8_t type) {
@@ -793,7 +796,7 @@ static void msg_decode(Wire *r, uint8_t type, Msg *m) {
                 m->data = wire_read_ptr(r, m->data_size);
                 break;
         default:
-                break;          /* SYNC_REQ has no body */
+                break; /* SYNC_REQ has no body */
         }
 }
 
@@ -815,7 +818,7 @@ static bool msg_next(Wire *r, Msg *m, bool *ret_known) {
                 return false;
         *ret_known = msg_type_known(type);
         if (!*ret_known)
-                return true;    /* unknown types are skipped: forward compatibility */
+                return true; /* unknown types are skipped: forward compatibility */
         b = wire_init_const(body, len);
         msg_decode(&b, type, m);
         if (!wire_ok(&b)) {
@@ -839,7 +842,9 @@ static void apply(Swim *s, const Msg *m, const char *sender, const SwimAddr *fro
                 break;
         case MSG_PING_REQ: {
                 Relay relay = {
-                        .our_seq = ++s->seq, .their_seq = m->u, .requester = *from,
+                        .our_seq = ++s->seq,
+                        .their_seq = m->u,
+                        .requester = *from,
                         .expires = now + RELAY_TIMEOUT_FACTOR * s->cfg.probe_timeout_usec,
                 };
                 g_array_append_val(s->relays, relay);
@@ -873,7 +878,7 @@ static void apply(Swim *s, const Msg *m, const char *sender, const SwimAddr *fro
                         e->size = m->data_size;
                         g_queue_push_tail(&s->events, e);
                         if (s->cfg.relay_user)
-                                queue_user(s, m->id, key, m->data, m->data_size);   /* pass it on */
+                                queue_user(s, m->id, key, m->data, m->data_size); /* pass it on */
                 }
                 break;
         }
@@ -896,8 +901,7 @@ int swim_receive(Swim *s, const SwimAddr *from, const uint8_t *packet, size_t si
 
         /* Parse it all first: anything malformed rejects the whole packet
          * before any of it is applied. */
-        if (wire_read_u8(&r) != SWIM_MAGIC0 || wire_read_u8(&r) != SWIM_MAGIC1 ||
-            wire_read_u8(&r) != SWIM_VERSION)
+        if (wire_read_u8(&r) != SWIM_MAGIC0 || wire_read_u8(&r) != SWIM_MAGIC1 || wire_read_u8(&r) != SWIM_VERSION)
                 wire_fail(&r, -EBADMSG);
         read_id(&r, sender);
         while (msg_next(&r, &msgs[n], &known)) {
@@ -919,7 +923,7 @@ int swim_receive(Swim *s, const SwimAddr *from, const uint8_t *packet, size_t si
         }
         s->counters.packets_received++;
         if (streq(sender, s->self.pub.id))
-                return 0;       /* our own broadcast, looped back */
+                return 0; /* our own broadcast, looped back */
         for (size_t i = 0; i < n; i++)
                 apply(s, &msgs[i], sender, from, now_usec);
         return 0;
@@ -974,8 +978,9 @@ void swim_tick(Swim *s, uint64_t now) {
                 s->probe_indirect_sent = true;
                 if (target) {
                         unsigned sent = 0;
-                        for (unsigned tries = 0; sent < s->cfg.indirect_checks && tries < 4 * s->cfg.indirect_checks &&
-                                                 s->members->len > 1; tries++) {
+                        for (unsigned tries = 0;
+                             sent < s->cfg.indirect_checks && tries < 4 * s->cfg.indirect_checks && s->members->len > 1;
+                             tries++) {
                                 Member *via = s->members->pdata[rnd(s) % s->members->len];
                                 uint8_t msg[130];
                                 Wire w = wire_init(msg, sizeof msg);

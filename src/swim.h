@@ -20,11 +20,11 @@
 #include "macro.h"
 
 #define SWIM_ID_MAX 64
-#define SWIM_PACKET_MAX 1400        /* stays under a 1500-byte MTU with IP/UDP and AEAD overhead */
-#define SWIM_USER_MAX 1024          /* largest user broadcast */
+#define SWIM_PACKET_MAX 1400 /* stays under a 1500-byte MTU with IP/UDP and AEAD overhead */
+#define SWIM_USER_MAX 1024   /* largest user broadcast */
 
 typedef struct SwimAddr {
-        uint8_t family;             /* 4 or 6 */
+        uint8_t family; /* 4 or 6 */
         uint8_t ip[16];
         uint16_t port;
 } SwimAddr;
@@ -53,7 +53,7 @@ typedef struct SwimConfig {
                                            * caller checks each and passes it on with swim_relay() */
 } SwimConfig;
 
-void swim_config_lan(SwimConfig *ret);   /* memberlist's LAN profile */
+void swim_config_lan(SwimConfig *ret); /* memberlist's LAN profile */
 
 /* A node id: 1-64 of A-Z a-z 0-9 '.' '_' '-'. The one rule for node ids, in
  * the configuration, on the wire and as the origin of replicated records. */
@@ -64,21 +64,21 @@ typedef struct SwimMember {
         SwimAddr addr;
         SwimState state;
         uint32_t incarnation;
-        uint64_t state_change_usec;       /* caller's clock */
+        uint64_t state_change_usec; /* caller's clock */
 } SwimMember;
 
 typedef enum SwimEventType {
-        SWIM_EVENT_JOIN,          /* a member became known, or alive again after dead/left */
+        SWIM_EVENT_JOIN, /* a member became known, or alive again after dead/left */
         SWIM_EVENT_SUSPECT,
-        SWIM_EVENT_ALIVE,         /* a suspect was refuted */
+        SWIM_EVENT_ALIVE, /* a suspect was refuted */
         SWIM_EVENT_DEAD,
         SWIM_EVENT_LEFT,
-        SWIM_EVENT_USER,          /* a user broadcast arrived (first time only) */
+        SWIM_EVENT_USER, /* a user broadcast arrived (first time only) */
 } SwimEventType;
 
 typedef struct SwimEvent {
         SwimEventType type;
-        SwimMember member;        /* for membership events; for USER: the origin's id */
+        SwimMember member; /* for membership events; for USER: the origin's id */
         /* USER only: who passed it to us (the origin itself, or a relay), from
          * which address, and the broadcast's key. */
         char sender[SWIM_ID_MAX + 1];
@@ -90,8 +90,8 @@ typedef struct SwimEvent {
 
 typedef struct Swim Swim;
 
-int swim_new(Swim **ret, const SwimConfig *cfg, const char *self_id, const SwimAddr *self_addr,
-             uint64_t seed, uint64_t now_usec);
+int swim_new(Swim **ret, const SwimConfig *cfg, const char *self_id, const SwimAddr *self_addr, uint64_t seed,
+             uint64_t now_usec);
 Swim *swim_free(Swim *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Swim *, swim_free);
 
@@ -126,7 +126,7 @@ void swim_relay(Swim *s, const SwimEvent *ev);
 size_t swim_encode_state(const Swim *s, uint8_t *buf, size_t size);
 int swim_merge_state(Swim *s, const uint8_t *buf, size_t size, uint64_t now_usec);
 
-size_t swim_members(const Swim *s, const SwimMember **ret);   /* including ourselves, first */
+size_t swim_members(const Swim *s, const SwimMember **ret); /* including ourselves, first */
 /* One member (not ourselves), or NULL. Valid until the next call into the core. */
 const SwimMember *swim_member(const Swim *s, const char *id);
 /* Forgets a member that is dead or left (an operator's "members forget").
@@ -140,7 +140,7 @@ bool swim_addr_equal(const SwimAddr *a, const SwimAddr *b);
 typedef struct SwimCounters {
         uint64_t packets_sent, packets_received, packets_rejected;
         uint64_t probes, indirect_probes, refutations;
-        uint64_t members_dropped;         /* new members not taken: members_max reached */
-        uint64_t members_forgotten;       /* dead or gone members forgotten (reclaimed, evicted, by the operator) */
+        uint64_t members_dropped;   /* new members not taken: members_max reached */
+        uint64_t members_forgotten; /* dead or gone members forgotten (reclaimed, evicted, by the operator) */
 } SwimCounters;
 const SwimCounters *swim_get_counters(const Swim *s);

@@ -25,7 +25,7 @@ typedef struct Wire {
         uint8_t *buf;
         size_t size;
         size_t pos;
-        int error;              /* 0, or the first error (negative errno) */
+        int error; /* 0, or the first error (negative errno) */
         bool readonly;
 } Wire;
 

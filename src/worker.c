@@ -21,12 +21,12 @@ struct Worker {
         pthread_t thread;
         bool started;
         char name[16];
-        WorkerJob *todo_head, *todo_tail;       /* submitted, not run yet */
-        WorkerJob *done_head, *done_tail;       /* run, done() not called yet */
+        WorkerJob *todo_head, *todo_tail; /* submitted, not run yet */
+        WorkerJob *done_head, *done_tail; /* run, done() not called yet */
         bool stopping;
-        unsigned n_pending;                     /* loop thread only */
+        unsigned n_pending; /* loop thread only */
 
-        int efd;                                /* owned by efd_source */
+        int efd; /* owned by efd_source */
         sd_event_source *efd_source;
 };
 
@@ -90,7 +90,7 @@ static int on_efd(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
                 WorkerJob *next = j->next;
 
                 w->n_pending--;
-                j->done(j);     /* may submit again, or free its owner's other jobs: not this list */
+                j->done(j); /* may submit again, or free its owner's other jobs: not this list */
                 j = next;
         }
         return 0;
@@ -142,12 +142,12 @@ Worker *worker_free(Worker *w) {
         }
 
         /* The thread is gone: no lock needed any more. */
-        for (j = w->done_head; j; ) {
+        for (j = w->done_head; j;) {
                 WorkerJob *next = j->next;
                 j->discard(j);
                 j = next;
         }
-        for (j = w->todo_head; j; ) {           /* only when the thread never started */
+        for (j = w->todo_head; j;) { /* only when the thread never started */
                 WorkerJob *next = j->next;
                 j->discard(j);
                 j = next;

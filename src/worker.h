@@ -18,10 +18,10 @@ typedef struct Worker Worker;
 typedef struct WorkerJob WorkerJob;
 
 struct WorkerJob {
-        void (*run)(WorkerJob *j);      /* on the worker thread */
-        void (*done)(WorkerJob *j);     /* on the loop, after run(); frees the job */
-        void (*discard)(WorkerJob *j);  /* instead of done() when the worker is freed first */
-        WorkerJob *next;                /* private to worker.c */
+        void (*run)(WorkerJob *j);     /* on the worker thread */
+        void (*done)(WorkerJob *j);    /* on the loop, after run(); frees the job */
+        void (*discard)(WorkerJob *j); /* instead of done() when the worker is freed first */
+        WorkerJob *next;               /* private to worker.c */
 };
 
 /* Starts a thread named name (at most 15 characters: the kernel's limit). */

@@ -14,12 +14,12 @@
 #include "cluster-keys.h"
 
 static int failures;
-#define CHECK(expr)                                                                             \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
+#define CHECK(expr) \
+        do { \
+                if (!(expr)) { \
                         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); \
-                        failures++;                                                             \
-                }                                                                               \
+                        failures++; \
+                } \
         } while (0)
 
 static ClusterKeys *open_keys(const char *dir) {

@@ -19,7 +19,7 @@ typedef struct Node {
         const char *id;
         Store *store;
         ClusterRecords *cr;
-        GPtrArray *sent;        /* GBytes: updates emitted by the last flushes */
+        GPtrArray *sent; /* GBytes: updates emitted by the last flushes */
 } Node;
 
 /* Every node's key pair by id (the first node of an id; a restarted node
@@ -65,7 +65,7 @@ static void trust(Node *to, const char *origin) {
 
 static void on_emit(const char *key, const uint8_t *data, size_t size, void *userdata) {
         Node *n = userdata;
-        CHECK(strlen(key) == 64);       /* a SHA-256 in hex: fits SWIM's key limit */
+        CHECK(strlen(key) == 64); /* a SHA-256 in hex: fits SWIM's key limit */
         g_ptr_array_add(n->sent, g_bytes_new(data, size));
 }
 
@@ -139,8 +139,12 @@ static void test_wire(void) {
         ClusterKeys *k = key_pair("w"), *other = key_pair("w-other");
         const uint8_t *pub = cluster_keys_public(k);
         ClusterEntry e = {
-                .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.5", .source = "docker:3f2a (web-1)",
-                .ttl = 30, .version = CLUSTER_VERSION(7, 77),
+                .name = "web.example.com",
+                .type = DNS_TYPE_A,
+                .value = "10.0.0.5",
+                .source = "docker:3f2a (web-1)",
+                .ttl = 30,
+                .version = CLUSTER_VERSION(7, 77),
         };
         ClusterEntry d;
         uint8_t format = 0;
@@ -186,14 +190,25 @@ static void test_wire(void) {
         CHECK(cluster_update_encode(&e, "w", k, buf, 10) == 0);
 
         /* Field by field: what the store would refuse is refused on the wire. */
-        struct { ClusterEntry e; } bad[] = {
+        struct {
+                ClusterEntry e;
+        } bad[] = {
                 { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.300", .ttl = 1, .version = 1 } },
                 { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = 1, .version = 0 } },
-                { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = STORE_TTL_MAX + 1, .version = 1 } },
+                { { .name = "web.example.com",
+                    .type = DNS_TYPE_A,
+                    .value = "10.0.0.1",
+                    .ttl = STORE_TTL_MAX + 1,
+                    .version = 1 } },
                 { { .name = "web..example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
                 { { .name = "web.example.com", .type = 99, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
                 { { .name = "web.example.com", .type = DNS_TYPE_AAAA, .value = "10.0.0.1", .ttl = 1, .version = 1 } },
-                { { .name = "web.example.com", .type = DNS_TYPE_A, .value = "10.0.0.1", .source = "a\nb", .ttl = 1, .version = 1 } },
+                { { .name = "web.example.com",
+                    .type = DNS_TYPE_A,
+                    .value = "10.0.0.1",
+                    .source = "a\nb",
+                    .ttl = 1,
+                    .version = 1 } },
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 n = cluster_update_encode(&bad[i].e, "w", k, buf, sizeof buf);
@@ -206,7 +221,7 @@ static void test_wire(void) {
         buf[3] |= 0x80;
         CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) == -EBADMSG);
         buf[3] &= 0x7f;
-        buf[3 + 15 + 1 + 1] = 0;        /* second byte of the name */
+        buf[3 + 15 + 1 + 1] = 0; /* second byte of the name */
         CHECK(cluster_update_decode(buf, n, "w", pub, &d, name, value, source, NULL) == -EBADMSG);
         n = cluster_update_encode(&e, "w", NULL, buf, sizeof buf);
         buf[2] = 9;
@@ -217,14 +232,20 @@ static void test_wire(void) {
         for (unsigned i = 0; i < 20000; i++) {
                 size_t len = (x >> 7) % 128;
                 for (size_t j = 0; j < len; j++) {
-                        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
                         buf[j] = (uint8_t) x;
                 }
                 if (len >= 3 && i % 2) {
-                        buf[0] = 'J'; buf[1] = 'U'; buf[2] = (uint8_t) (1 + i % 4 / 2);
+                        buf[0] = 'J';
+                        buf[1] = 'U';
+                        buf[2] = (uint8_t) (1 + i % 4 / 2);
                 }
                 (void) cluster_update_decode(buf, len, "w", pub, &d, name, value, source, NULL);
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
         }
 }
 
@@ -237,7 +258,7 @@ static void test_local_versions(void) {
         CHECK(flush(&a) == 1);
         CHECK(cluster_records_local_version(a.cr) == 1001);
         CHECK(cluster_records_count(a.cr, "a") == 1);
-        CHECK(flush(&a) == 0);          /* nothing new */
+        CHECK(flush(&a) == 0); /* nothing new */
 
         /* The same value from a second local owner: still one record for the cluster. */
         CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", 30, "hosts:/h/two", 0, NULL, NULL) == 1);
@@ -255,15 +276,17 @@ static void test_local_versions(void) {
         ClusterEntry d;
         gsize size;
         const uint8_t *p = g_bytes_get_data(a.sent->pdata[0], &size);
-        CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("a")), &d, name, value, source,
-                                    NULL) == 0 && !d.deleted && d.version == 1003 && streq_ptr(d.source, "hosts:/h/two"));
+        CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("a")), &d, name, value, source, NULL) ==
+                      0 &&
+              !d.deleted && d.version == 1003 && streq_ptr(d.source, "hosts:/h/two"));
         /* The last owner drops it: a tombstone goes out, with a newer version. */
         CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.5", "hosts:/h/two") == 1);
         CHECK(flush(&a) == 1);
         CHECK(cluster_records_count(a.cr, "a") == 0);
         p = g_bytes_get_data(a.sent->pdata[0], &size);
-        CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("a")), &d, name, value, source,
-                                    NULL) == 0 && d.deleted && d.version == 1004);
+        CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("a")), &d, name, value, source, NULL) ==
+                      0 &&
+              d.deleted && d.version == 1004);
         /* A container's name is part of its source. */
         CHECK(store_add(a.store, "c.example.com", DNS_TYPE_A, "10.0.0.9", 30, "docker:3f2a", 0, "web-1", NULL) == 1);
         CHECK(flush(&a) == 1);
@@ -417,9 +440,11 @@ static void test_snapshot(void) {
                         if ((round + i) % 3 == 0)
                                 (void) store_remove(a.store, names[i], DNS_TYPE_A, NULL, "hosts:/h/x");
                         else
-                                (void) store_add(a.store, names[i], DNS_TYPE_A, ip, 30 + round, "hosts:/h/x", 1, NULL, NULL);
+                                (void) store_add(a.store, names[i], DNS_TYPE_A, ip, 30 + round, "hosts:/h/x", 1, NULL,
+                                                 NULL);
                 }
-                (void) store_add(a.store, "txt.example.com", DNS_TYPE_TXT, "\"v=1\"", 30 + round, "dbus", 0, NULL, NULL);
+                (void) store_add(a.store, "txt.example.com", DNS_TYPE_TXT, "\"v=1\"", 30 + round, "dbus", 0, NULL,
+                                 NULL);
                 flush(&a);
                 deliver(&a, &inc, round * SEC);
         }
@@ -429,7 +454,7 @@ static void test_snapshot(void) {
         trust(&full, "a");
         trust(&inc, "a");
         CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 10 * SEC) > 0);
-        g_autofree char *want = dump_owner(a.store, NULL);   /* every local source: hosts and dbus */
+        g_autofree char *want = dump_owner(a.store, NULL); /* every local source: hosts and dbus */
         g_autofree char *got_inc = dump_owner(inc.store, "peer:a");
         g_autofree char *got_full = dump_owner(full.store, "peer:a");
         CHECK(streq(got_inc, got_full));
@@ -446,7 +471,7 @@ static void test_snapshot(void) {
          * tombstone never arrived (missed gossip). */
         size_t before = peer_count(full.store, "a");
         CHECK(store_remove(a.store, "txt.example.com", DNS_TYPE_TXT, NULL, "dbus") == 1);
-        flush(&a);      /* not delivered */
+        flush(&a); /* not delivered */
         g_free(snap);
         CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
         CHECK(cluster_records_merge_snapshot(full.cr, "a", snap, snap_size, 12 * SEC) == 1);
@@ -570,7 +595,7 @@ static void test_limits(void) {
         cluster_records_origin_state(r.cr, "b", CLUSTER_ORIGIN_LEFT, 4 * SEC);
         CHECK(cluster_records_apply_update(r.cr, "c", true, d, size, 5 * SEC) == 1);
         CHECK(resolves(r.store, "c.example.com", DNS_TYPE_A, "peer:c", "10.4.0.3"));
-        CHECK(cluster_records_count(r.cr, "b") == 0);   /* b's table made room */
+        CHECK(cluster_records_count(r.cr, "b") == 0); /* b's table made room */
 
         store_unsubscribe(a.store, on_change, &a);
         store_unsubscribe(b.store, on_change, &b);
@@ -586,8 +611,13 @@ static GBytes *update_of(const char *origin, const ClusterKeys *keys, const char
                          uint64_t version, bool deleted) {
         uint8_t buf[1024];
         ClusterEntry e = {
-                .name = name, .type = DNS_TYPE_A, .value = value, .source = keys ? "hosts:/forged" : NULL, .ttl = 30,
-                .version = version, .deleted = deleted,
+                .name = name,
+                .type = DNS_TYPE_A,
+                .value = value,
+                .source = keys ? "hosts:/forged" : NULL,
+                .ttl = 30,
+                .version = version,
+                .deleted = deleted,
         };
         size_t n = cluster_update_encode(&e, origin, keys, buf, sizeof buf);
         CHECK(n > 0);
@@ -622,7 +652,7 @@ static void test_authenticity(void) {
         CHECK(apply(&b, "a", true, del, 2 * SEC) == -EKEYREJECTED);
         CHECK(apply(&b, "a", true, add1, 2 * SEC) == -EPERM);
         CHECK(apply(&b, "a", true, del1, 2 * SEC) == -EPERM);
-        cluster_records_set_accept_unsigned(b.cr, true);    /* only for nodes whose key we lack */
+        cluster_records_set_accept_unsigned(b.cr, true); /* only for nodes whose key we lack */
         CHECK(apply(&b, "a", true, del1, 2 * SEC) == -EPERM);
         CHECK(!resolves(b.store, "evil.example.com", DNS_TYPE_A, NULL, NULL));
         CHECK(resolves(b.store, "a.example.com", DNS_TYPE_A, "peer:a", "10.5.0.1"));
@@ -647,19 +677,19 @@ static void test_authenticity(void) {
         trust(&b, "c");
         ClusterKeys *ck = key_pair("c");
         g_autoptr(GBytes) c1 = update_of("c", ck, "c1.example.com", "10.8.0.1", CLUSTER_VERSION(50, 10), false);
-        CHECK(apply(&b, "c", false, c1, 5 * SEC) == -ERANGE);      /* nothing from c yet */
+        CHECK(apply(&b, "c", false, c1, 5 * SEC) == -ERANGE); /* nothing from c yet */
         CHECK(apply(&b, "c", true, c1, 5 * SEC) == 1);
-        g_autoptr(GBytes) c2 = update_of("c", ck, "c2.example.com", "10.8.0.2",
-                                         CLUSTER_VERSION(50, 10 + CLUSTER_SEQ_STEP), false);
-        g_autoptr(GBytes) c3 = update_of("c", ck, "c3.example.com", "10.8.0.3",
-                                         CLUSTER_VERSION(50, 11 + 2 * CLUSTER_SEQ_STEP), false);
+        g_autoptr(GBytes) c2 =
+                update_of("c", ck, "c2.example.com", "10.8.0.2", CLUSTER_VERSION(50, 10 + CLUSTER_SEQ_STEP), false);
+        g_autoptr(GBytes) c3 =
+                update_of("c", ck, "c3.example.com", "10.8.0.3", CLUSTER_VERSION(50, 11 + 2 * CLUSTER_SEQ_STEP), false);
         g_autoptr(GBytes) c4 = update_of("c", ck, "c4.example.com", "10.8.0.4", CLUSTER_VERSION(51, 3), false);
         g_autoptr(GBytes) c5 = update_of("c", ck, "c5.example.com", "10.8.0.5", CLUSTER_VERSION(53, 1), false);
         CHECK(apply(&b, "c", false, c2, 5 * SEC) == 1);
         CHECK(apply(&b, "c", false, c3, 5 * SEC) == -ERANGE);
-        CHECK(apply(&b, "c", false, c4, 5 * SEC) == 1);            /* the next epoch: a restart, a refutation */
+        CHECK(apply(&b, "c", false, c4, 5 * SEC) == 1); /* the next epoch: a restart, a refutation */
         CHECK(apply(&b, "c", false, c5, 5 * SEC) == -ERANGE);
-        CHECK(apply(&b, "c", true, c5, 5 * SEC) == 1);             /* from c itself */
+        CHECK(apply(&b, "c", true, c5, 5 * SEC) == 1); /* from c itself */
         CHECK(resolves(b.store, "c5.example.com", DNS_TYPE_A, "peer:c", NULL));
         /* c's snapshot at an older version drops what lies beyond a step of it
          * (c never issued it) and what it no longer lists. */
@@ -696,8 +726,10 @@ static void test_refutation(void) {
 
         /* a in a previous life (same key, later epoch: say the clock went back
          * and the state was restored) said things b still holds. */
-        g_autoptr(GBytes) past = update_of("a", key_pair("a"), "mine.example.com", "10.5.0.1", CLUSTER_VERSION(150, 1), true);
-        g_autoptr(GBytes) past2 = update_of("a", key_pair("a"), "gone.example.com", "10.5.0.9", CLUSTER_VERSION(150, 2), false);
+        g_autoptr(GBytes) past =
+                update_of("a", key_pair("a"), "mine.example.com", "10.5.0.1", CLUSTER_VERSION(150, 1), true);
+        g_autoptr(GBytes) past2 =
+                update_of("a", key_pair("a"), "gone.example.com", "10.5.0.9", CLUSTER_VERSION(150, 2), false);
         CHECK(apply(&b, "a", true, past, 2 * SEC) == 1);
         CHECK(apply(&b, "a", true, past2, 2 * SEC) == 1);
         CHECK(!resolves(b.store, "mine.example.com", DNS_TYPE_A, "peer:a", NULL));
@@ -707,7 +739,7 @@ static void test_refutation(void) {
         CHECK(apply(&a, "a", false, past, 3 * SEC) == CLUSTER_APPLY_REFUTED);
         CHECK(cluster_version_epoch(cluster_records_local_version(a.cr)) == 151);
         CHECK(cluster_records_get_counters(a.cr)->refutations == 1);
-        CHECK(flush(&a) == 1);          /* its record again, at the new epoch */
+        CHECK(flush(&a) == 1); /* its record again, at the new epoch */
         deliver(&a, &b, 4 * SEC);
         CHECK(resolves(b.store, "mine.example.com", DNS_TYPE_A, "peer:a", "10.5.0.1"));
         /* The rest of that past life (below the new epoch now) is settled by
@@ -781,7 +813,8 @@ static void test_batched_merge(void) {
                 CHECK(peer_count(b.store, "a") <= 5002);
                 if (steps == 3) {
                         /* News from a while the merge runs stays. */
-                        CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.9.200.1", 30, "dbus", 0, NULL, NULL) == 1);
+                        CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.9.200.1", 30, "dbus", 0, NULL,
+                                        NULL) == 1);
                         flush(&a);
                         deliver(&a, &b, 2 * SEC);
                         news = true;
@@ -795,7 +828,8 @@ static void test_batched_merge(void) {
         CHECK(resolves(b.store, "m4999.example.com", DNS_TYPE_A, "peer:a", "10.9.19.135"));
 
         /* A snapshot signed with another key, or cut short, is refused whole. */
-        CHECK(cluster_snapshot_decode(snap, snap_size, "a", cluster_keys_public(key_pair("b")), false, &cs) == -EKEYREJECTED);
+        CHECK(cluster_snapshot_decode(snap, snap_size, "a", cluster_keys_public(key_pair("b")), false, &cs) ==
+              -EKEYREJECTED);
         CHECK(cluster_snapshot_decode(snap, snap_size, "a", NULL, true, &cs) == -EKEYREJECTED);
         CHECK(cluster_snapshot_decode(snap, snap_size - 1, "a", cluster_keys_public(key_pair("a")), false, &cs) < 0);
         /* An unsigned one only where allowed. */

@@ -22,8 +22,7 @@
 #include "swim.h"
 #include "test-util.h"
 
-#define CHECK_ERR(r, err, ...)                                                  \
-        check_error(__FILE__, __LINE__, (r), (err), (const char *[]) { __VA_ARGS__, NULL })
+#define CHECK_ERR(r, err, ...) check_error(__FILE__, __LINE__, (r), (err), (const char *[]) { __VA_ARGS__, NULL })
 
 #define ARGV(...) ((char *[]) { "joyrided", ##__VA_ARGS__, NULL })
 #define ENVP(...) ((char *[]) { __VA_ARGS__, NULL })
@@ -32,7 +31,7 @@ static char tmpdir[] = "/tmp/test-config-XXXXXX";
 static bool have_tmpdir;
 static char *created[64];
 static size_t n_created;
-static char *empty_env;   /* "JOYRIDE_CONFIG=<an empty file>" */
+static char *empty_env; /* "JOYRIDE_CONFIG=<an empty file>" */
 
 static void cleanup(void) {
         for (size_t i = 0; i < n_created; i++) {
@@ -106,25 +105,25 @@ static int load(Config *c, char **argv, char **envp, char **ret_error) {
         return config_load(c, (int) argc_of(argv), argv, envp, ret_error);
 }
 
-#define LOAD_OK(c, argv, envp)                                                  \
-        do {                                                                    \
-                char *_e = NULL;                                                \
-                int _r = load((c), (argv), (envp), &_e);                        \
-                if (_r != 0)                                                    \
+#define LOAD_OK(c, argv, envp) \
+        do { \
+                char *_e = NULL; \
+                int _r = load((c), (argv), (envp), &_e); \
+                if (_r != 0) \
                         test_fail(__FILE__, __LINE__, "config_load() = %d: %s", _r, strna(_e)); \
-                free(_e);                                                       \
+                free(_e); \
         } while (0)
 
 /* Loads expecting failure; the message must name the given fragments. */
-#define LOAD_FAILS(argv, envp, ...)                                             \
-        do {                                                                    \
-                Config _c;                                                      \
-                char *_e = NULL;                                                \
-                int _r = load(&_c, (argv), (envp), &_e);                        \
-                CHECK_ERR(_r, _e, __VA_ARGS__);                                 \
-                if (_r == 0)                                                    \
-                        config_done(&_c);                                       \
-                free(_e);                                                       \
+#define LOAD_FAILS(argv, envp, ...) \
+        do { \
+                Config _c; \
+                char *_e = NULL; \
+                int _r = load(&_c, (argv), (envp), &_e); \
+                CHECK_ERR(_r, _e, __VA_ARGS__); \
+                if (_r == 0) \
+                        config_done(&_c); \
+                free(_e); \
         } while (0)
 
 static size_t strv_length(char **l) {
@@ -153,7 +152,7 @@ static void test_defaults(void) {
         CHECK_INT_EQ(c.negative_ttl, 5);
         CHECK_INT_EQ(c.tcp_idle_timeout_msec, 10000);
         CHECK_INT_EQ(c.tcp_max_connections, 256);
-        CHECK_INT_EQ(c.dns_threads, 0);            /* unset: the DNS server picks one per CPU */
+        CHECK_INT_EQ(c.dns_threads, 0); /* unset: the DNS server picks one per CPU */
         CHECK_STREQ(c.hosts_directory, NULL);
         CHECK(c.docker_enabled);
         CHECK_STREQ(c.docker_host, "unix:///var/run/docker.sock");
@@ -342,7 +341,8 @@ static void test_precedence(void) {
         config_done(&c);
 
         /* command line over environment, whatever the order of arguments */
-        LOAD_OK(&c, ARGV("--dns-port=3000", "--bus=system"), ENVP(env, "DNS_PORT=2000", "DNS_TTL=200", "JOYRIDE_BUS=none"));
+        LOAD_OK(&c, ARGV("--dns-port=3000", "--bus=system"),
+                ENVP(env, "DNS_PORT=2000", "DNS_TTL=200", "JOYRIDE_BUS=none"));
         CHECK_INT_EQ(c.dns_port, 3000);
         CHECK_INT_EQ(c.default_ttl, 200);
         CHECK_INT_EQ(c.bus, BUS_SYSTEM);
@@ -405,33 +405,15 @@ static void test_precedence(void) {
 static void test_environment_names(void) {
         Config c;
 
-        LOAD_OK(&c, ARGV(), ENVP(empty_env,
-                                 "HOSTIP=192.0.2.10",
-                                 "HOSTIP6=2001:db8::10",
-                                 "HOSTS_DIRECTORY=/env/hosts",
-                                 "DNS_PORT=1153",
-                                 "DNS_BIND_ADDRESS=::1",
-                                 "DNS_DOMAINS=a.example,B.example.",
-                                 "DNS_TTL=61",
-                                 "DNS_NEGATIVE_TTL=11",
-                                 "DNS_THREADS=5",
-                                 "NODE_ID=node.env_1",
-                                 "ENABLE_DNS_SYNC=true",
-                                 "DISCOVERY_PORT=1889",
-                                 "SWIM_PORT=1890",
-                                 "JOIN=n1:1890,n2:1891",
-                                 "JOYRIDE_CLUSTER_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
-                                 "FLASK_HOST=::",
-                                 "FLASK_PORT=1500",
-                                 "HTTP_ENABLED=false",
-                                 "JOYRIDE_API_TOKEN=env-token",
-                                 "SERVICE_NAME=svc-env",
-                                 "ENVIRONMENT=dev",
-                                 "DOCKER_HOST=unix:///run/user/1000/docker.sock",
-                                 "DOCKER_ENABLED=0",
-                                 "JOYRIDE_BUS=user",
-                                 "JOYRIDE_LOG_LEVEL=warning",
-                                 "STATE_DIRECTORY=/env/state"));
+        LOAD_OK(&c, ARGV(),
+                ENVP(empty_env, "HOSTIP=192.0.2.10", "HOSTIP6=2001:db8::10", "HOSTS_DIRECTORY=/env/hosts",
+                     "DNS_PORT=1153", "DNS_BIND_ADDRESS=::1", "DNS_DOMAINS=a.example,B.example.", "DNS_TTL=61",
+                     "DNS_NEGATIVE_TTL=11", "DNS_THREADS=5", "NODE_ID=node.env_1", "ENABLE_DNS_SYNC=true",
+                     "DISCOVERY_PORT=1889", "SWIM_PORT=1890", "JOIN=n1:1890,n2:1891",
+                     "JOYRIDE_CLUSTER_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "FLASK_HOST=::",
+                     "FLASK_PORT=1500", "HTTP_ENABLED=false", "JOYRIDE_API_TOKEN=env-token", "SERVICE_NAME=svc-env",
+                     "ENVIRONMENT=dev", "DOCKER_HOST=unix:///run/user/1000/docker.sock", "DOCKER_ENABLED=0",
+                     "JOYRIDE_BUS=user", "JOYRIDE_LOG_LEVEL=warning", "STATE_DIRECTORY=/env/state"));
         CHECK_STREQ(c.hostip, "192.0.2.10");
         CHECK_STREQ(c.hostip6, "2001:db8::10");
         CHECK_STREQ(c.hosts_directory, "/env/hosts");
@@ -505,14 +487,13 @@ static void test_environment_names(void) {
 static void test_command_line(void) {
         Config c;
 
-        LOAD_OK(&c, ARGV("--hostip=192.0.2.20", "--hostip6=2001:db8::20", "--dns-port=2053",
-                         "--dns-bind-address=127.0.0.2", "--domains=cli.example", "--ttl=62",
-                         "--negative-ttl=12", "--hosts-directory=/cli/hosts", "--dns-threads=2",
-                         "--docker-host=unix:///cli/docker.sock", "--no-docker", "--http-host=localhost",
-                         "--http-port=2500", "--no-http", "--api-token=cli-token", "--bus=none",
-                         "--cluster", "--node-id=node-cli", "--discovery-port=2889", "--swim-port=2890",
-                         "--join=c1:2890", "--state-directory=/cli/state", "--log-level=err",
-                         "--service-name=svc-cli", "--environment=test"),
+        LOAD_OK(&c,
+                ARGV("--hostip=192.0.2.20", "--hostip6=2001:db8::20", "--dns-port=2053", "--dns-bind-address=127.0.0.2",
+                     "--domains=cli.example", "--ttl=62", "--negative-ttl=12", "--hosts-directory=/cli/hosts",
+                     "--dns-threads=2", "--docker-host=unix:///cli/docker.sock", "--no-docker", "--http-host=localhost",
+                     "--http-port=2500", "--no-http", "--api-token=cli-token", "--bus=none", "--cluster",
+                     "--node-id=node-cli", "--discovery-port=2889", "--swim-port=2890", "--join=c1:2890",
+                     "--state-directory=/cli/state", "--log-level=err", "--service-name=svc-cli", "--environment=test"),
                 ENVP(empty_env));
         CHECK_STREQ(c.hostip, "192.0.2.20");
         CHECK_STREQ(c.hostip6, "2001:db8::20");
@@ -583,12 +564,16 @@ static void test_validation(void) {
         LOAD_FAILS(ARGV(), ENVP(empty_env, "NODE_ID=has space"), "NODE_ID=has space", "1-64 characters");
         LOAD_FAILS(ARGV(), ENVP(empty_env, "NODE_ID=n0123456789012345678901234567890123456789012345678901234567890123"),
                    "NODE_ID=n0123456789", "1-64 characters");
-        LOAD_FAILS(ARGV(), ENVP(empty_env, "HOSTS_DIRECTORY=relative/hosts"), "HOSTS_DIRECTORY=relative/hosts", "absolute path");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "HOSTS_DIRECTORY=relative/hosts"), "HOSTS_DIRECTORY=relative/hosts",
+                   "absolute path");
         LOAD_FAILS(ARGV(), ENVP(empty_env, "STATE_DIRECTORY=state:/abs"), "STATE_DIRECTORY=state", "absolute path");
-        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_STATE_DIRECTORY=rel"), "JOYRIDE_STATE_DIRECTORY=rel", "absolute path");
-        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_BUS=session"), "JOYRIDE_BUS=session", "expected system, user or none");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_STATE_DIRECTORY=rel"), "JOYRIDE_STATE_DIRECTORY=rel",
+                   "absolute path");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_BUS=session"), "JOYRIDE_BUS=session",
+                   "expected system, user or none");
         LOAD_FAILS(ARGV(), ENVP(empty_env, "FLASK_HOST=bad_host!"), "FLASK_HOST=bad_host!", "host name");
-        LOAD_FAILS(ARGV(), ENVP(empty_env, "DOCKER_HOST=/var/run/docker.sock"), "DOCKER_HOST=/var/run/docker.sock", "unix://");
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "DOCKER_HOST=/var/run/docker.sock"), "DOCKER_HOST=/var/run/docker.sock",
+                   "unix://");
 
         /* command line */
         LOAD_FAILS(ARGV("--bus=sessio"), ENVP(empty_env), "--bus=sessio: expected system, user or none");
@@ -707,8 +692,7 @@ static void test_missing_explicit(void) {
         char *missing;
         char *opt, *env;
 
-        if (asprintf(&missing, "%s/does-not-exist.conf", tmpdir) < 0 ||
-            asprintf(&opt, "--config=%s", missing) < 0 ||
+        if (asprintf(&missing, "%s/does-not-exist.conf", tmpdir) < 0 || asprintf(&opt, "--config=%s", missing) < 0 ||
             asprintf(&env, "JOYRIDE_CONFIG=%s", missing) < 0)
                 die("asprintf");
 
@@ -748,10 +732,23 @@ static void test_help_version(void) {
         CHECK(err == NULL);
         CHECK(pread(fd, buf, sizeof buf - 1, 0) > 0);
         static const char *const expect[] = {
-                "--dns-port=PORT", "$DNS_PORT", "--config=FILE", "$JOYRIDE_CONFIG", "--no-docker",
-                "$DOCKER_ENABLED", "--http-port=PORT", "$FLASK_PORT", "--cluster, --no-cluster",
-                "$ENABLE_DNS_SYNC", "--state-directory=DIR", "$JOYRIDE_STATE_DIRECTORY", "--version",
-                "--bus=system|user|none", "$JOYRIDE_BUS", "TCPIdleTimeoutSec", "$JOYRIDE_CLUSTER_KEY",
+                "--dns-port=PORT",
+                "$DNS_PORT",
+                "--config=FILE",
+                "$JOYRIDE_CONFIG",
+                "--no-docker",
+                "$DOCKER_ENABLED",
+                "--http-port=PORT",
+                "$FLASK_PORT",
+                "--cluster, --no-cluster",
+                "$ENABLE_DNS_SYNC",
+                "--state-directory=DIR",
+                "$JOYRIDE_STATE_DIRECTORY",
+                "--version",
+                "--bus=system|user|none",
+                "$JOYRIDE_BUS",
+                "TCPIdleTimeoutSec",
+                "$JOYRIDE_CLUSTER_KEY",
         };
         for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
                 if (!strstr(buf, expect[i]))
@@ -863,8 +860,7 @@ static void test_cluster(void) {
         CHECK_STREQ(c.cluster_bind_address, "10.0.0.2");
         config_done(&c);
 
-        LOAD_OK(&c, ARGV("--discovery", "--cluster-bind-address=127.0.0.1"),
-                ENVP(env, env_key_file));
+        LOAD_OK(&c, ARGV("--discovery", "--cluster-bind-address=127.0.0.1"), ENVP(env, env_key_file));
         CHECK(c.cluster_discovery);
         CHECK_STREQ(c.cluster_bind_address, "127.0.0.1");
         CHECK_STREQ(c.cluster_key_file, key);
@@ -895,10 +891,11 @@ static void test_cluster(void) {
  * historical environment variables in milliseconds, the same validation and
  * messages as every other key, and defaults that agree with the cluster's. */
 static void test_cluster_timings(void) {
-        char *path = write_config(NULL, "[Cluster]\nProbeIntervalSec=0.2\nProbeTimeoutSec=100ms\n"
-                                        "GossipIntervalSec=50ms\nIndirectChecks=0\nSuspicionMultiplier=5\n"
-                                        "RetransmitMultiplier=8\nPushPullIntervalSec=2min\n"
-                                        "DiscoveryIntervalSec=1.5s\nDeadGraceSec=1h\n");
+        char *path = write_config(NULL,
+                                  "[Cluster]\nProbeIntervalSec=0.2\nProbeTimeoutSec=100ms\n"
+                                  "GossipIntervalSec=50ms\nIndirectChecks=0\nSuspicionMultiplier=5\n"
+                                  "RetransmitMultiplier=8\nPushPullIntervalSec=2min\n"
+                                  "DiscoveryIntervalSec=1.5s\nDeadGraceSec=1h\n");
         char *env = env_for(path);
         SwimConfig lan;
         Config c;
@@ -930,12 +927,12 @@ static void test_cluster_timings(void) {
         config_done(&c);
 
         /* The environment names of old keep working, in milliseconds, and win over the file. */
-        LOAD_OK(&c, ARGV(), ENVP(env, "JOYRIDE_SWIM_PROBE_INTERVAL_MS=300", "JOYRIDE_SWIM_PROBE_TIMEOUT_MS=120",
-                                 "JOYRIDE_SWIM_GOSSIP_INTERVAL_MS=40", "JOYRIDE_SWIM_INDIRECT_CHECKS=2",
-                                 "JOYRIDE_SWIM_SUSPICION_MULT=7", "JOYRIDE_SWIM_RETRANSMIT_MULT=3",
-                                 "JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS=2s",
-                                 "JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS=2500",
-                                 "JOYRIDE_CLUSTER_DEAD_GRACE_MS=1000"));
+        LOAD_OK(&c, ARGV(),
+                ENVP(env, "JOYRIDE_SWIM_PROBE_INTERVAL_MS=300", "JOYRIDE_SWIM_PROBE_TIMEOUT_MS=120",
+                     "JOYRIDE_SWIM_GOSSIP_INTERVAL_MS=40", "JOYRIDE_SWIM_INDIRECT_CHECKS=2",
+                     "JOYRIDE_SWIM_SUSPICION_MULT=7", "JOYRIDE_SWIM_RETRANSMIT_MULT=3",
+                     "JOYRIDE_CLUSTER_PUSH_PULL_INTERVAL_MS=2s", "JOYRIDE_CLUSTER_DISCOVERY_INTERVAL_MS=2500",
+                     "JOYRIDE_CLUSTER_DEAD_GRACE_MS=1000"));
         CHECK_INT_EQ(c.probe_interval_msec, 300);
         CHECK_INT_EQ(c.probe_timeout_msec, 120);
         CHECK_INT_EQ(c.gossip_interval_msec, 40);
@@ -991,8 +988,10 @@ static void test_cluster_timings(void) {
 static void test_cluster_limits(void) {
         const char *key = "qzBWk0YVHI2Ju6ifn7IUNn/zpCYi3bLBGnebgR5vrGU=";
         char contents[256], want[128];
-        snprintf(contents, sizeof contents, "[Cluster]\nMaxMembers=50\nMaxRecordsPerNode=2000\n"
-                 "TrustedNodes=node-a:%s, node-b:%s\n", key, key);
+        snprintf(contents, sizeof contents,
+                 "[Cluster]\nMaxMembers=50\nMaxRecordsPerNode=2000\n"
+                 "TrustedNodes=node-a:%s, node-b:%s\n",
+                 key, key);
         char *path = write_config(NULL, contents);
         char *env = env_for(path);
         Config c;
@@ -1024,17 +1023,19 @@ static void test_cluster_limits(void) {
                    "JOYRIDE_CLUSTER_MAX_RECORDS_PER_NODE=lots", "1 to 10000000");
         LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=node-a"),
                    "JOYRIDE_CLUSTER_TRUSTED_NODES=node-a", "NODE-ID:PUBLIC-KEY", "'node-a'");
-        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=node-a:c2hvcnQ="),
-                   "NODE-ID:PUBLIC-KEY", "'node-a:c2hvcnQ='");
-        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=bad/id:qzBWk0YVHI2Ju6ifn7IUNn/zpCYi3bLBGnebgR5vrGU="),
+        LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=node-a:c2hvcnQ="), "NODE-ID:PUBLIC-KEY",
+                   "'node-a:c2hvcnQ='");
+        LOAD_FAILS(ARGV(),
+                   ENVP(empty_env, "JOYRIDE_CLUSTER_TRUSTED_NODES=bad/id:qzBWk0YVHI2Ju6ifn7IUNn/zpCYi3bLBGnebgR5vrGU="),
                    "NODE-ID:PUBLIC-KEY");
         free(env);
         free(path);
 }
 
 static void test_resolved(void) {
-        char *path = write_config(NULL, "[Resolved]\nLink=joyride0\nDomains=~Example.Internal., lab.example\n"
-                                        "DNS=127.0.0.1:5353, [::1]:5353, 192.0.2.53\n");
+        char *path = write_config(NULL,
+                                  "[Resolved]\nLink=joyride0\nDomains=~Example.Internal., lab.example\n"
+                                  "DNS=127.0.0.1:5353, [::1]:5353, 192.0.2.53\n");
         char *env = env_for(path);
         Config c;
 
@@ -1054,9 +1055,9 @@ static void test_resolved(void) {
         config_done(&c);
 
         /* The environment wins over the file, the command line over both. */
-        LOAD_OK(&c, ARGV("--resolved-dns=::1"), ENVP(env, "JOYRIDE_RESOLVED_LINK=docker0",
-                                                     "JOYRIDE_RESOLVED_DOMAINS=~a.example",
-                                                     "JOYRIDE_RESOLVED_DNS=10.0.0.1:53"));
+        LOAD_OK(&c, ARGV("--resolved-dns=::1"),
+                ENVP(env, "JOYRIDE_RESOLVED_LINK=docker0", "JOYRIDE_RESOLVED_DOMAINS=~a.example",
+                     "JOYRIDE_RESOLVED_DNS=10.0.0.1:53"));
         CHECK_STREQ(c.resolved_link, "docker0");
         CHECK_INT_EQ(strv_length(c.resolved_domains), 1);
         CHECK_STREQ(c.resolved_domains ? c.resolved_domains[0] : NULL, "~a.example");
@@ -1101,9 +1102,10 @@ static void test_resolved(void) {
 }
 
 static void test_forward(void) {
-        char *path = write_config(NULL, "[DNS]\nForward=192.0.2.1, [2001:db8::1]:5353 ,192.0.2.2:53\n"
-                                        "ForwardAllow=10.1.2.3/8, ::1, 192.168.7.0/24\n"
-                                        "ForwardCacheSize=0\nForwardMaxTTL=600\nResolvConf=/run/r.conf\n");
+        char *path = write_config(NULL,
+                                  "[DNS]\nForward=192.0.2.1, [2001:db8::1]:5353 ,192.0.2.2:53\n"
+                                  "ForwardAllow=10.1.2.3/8, ::1, 192.168.7.0/24\n"
+                                  "ForwardCacheSize=0\nForwardMaxTTL=600\nResolvConf=/run/r.conf\n");
         char *env = env_for(path);
         Config c;
 
@@ -1143,9 +1145,12 @@ static void test_forward(void) {
         LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_FORWARD=dns.example"), "DNS_FORWARD=dns.example", "'dns.example'",
                    "[IPv6]:PORT");
         LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_FORWARD=192.0.2.1:0"), "'192.0.2.1:0'");
-        LOAD_FAILS(ARGV(), ENVP(empty_env, "DNS_FORWARD=1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,"
-                                           "1.1.1.8,1.1.1.9,1.1.1.10,1.1.1.11,1.1.1.12,1.1.1.13,1.1.1.14,1.1.1.15,"
-                                           "1.1.1.16,1.1.1.17"), "at most 16 servers");
+        LOAD_FAILS(ARGV(),
+                   ENVP(empty_env,
+                        "DNS_FORWARD=1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,"
+                        "1.1.1.8,1.1.1.9,1.1.1.10,1.1.1.11,1.1.1.12,1.1.1.13,1.1.1.14,1.1.1.15,"
+                        "1.1.1.16,1.1.1.17"),
+                   "at most 16 servers");
         LOAD_FAILS(ARGV("--forward-allow=10.0.0.0/33"), ENVP(empty_env), "--forward-allow=10.0.0.0/33", "'10.0.0.0/33'",
                    "ADDRESS/PREFIXLEN");
         LOAD_FAILS(ARGV("--forward-cache-size=-1"), ENVP(empty_env), "--forward-cache-size=-1", "0 to 1000000");
@@ -1158,10 +1163,11 @@ static void test_forward(void) {
 /* [Etcd]: off by default; file, environment and command line;
  * normalization of URLs and the prefix; settings that need each other. */
 static void test_etcd(void) {
-        char *path = write_config(NULL, "[Etcd]\nEndpoints=http://127.0.0.1:2379/, https://etcd-2.example:2379\n"
-                                        "Prefix=/dns/prod/\nLeaseTTL=3\nCAFile=/etc/joyride/etcd-ca.pem\n"
-                                        "CertFile=/etc/joyride/etcd.pem\nKeyFile=/etc/joyride/etcd.key\n"
-                                        "User=joyride\nPasswordFile=/etc/joyride/etcd.password\n");
+        char *path = write_config(NULL,
+                                  "[Etcd]\nEndpoints=http://127.0.0.1:2379/, https://etcd-2.example:2379\n"
+                                  "Prefix=/dns/prod/\nLeaseTTL=3\nCAFile=/etc/joyride/etcd-ca.pem\n"
+                                  "CertFile=/etc/joyride/etcd.pem\nKeyFile=/etc/joyride/etcd.key\n"
+                                  "User=joyride\nPasswordFile=/etc/joyride/etcd.password\n");
         char *env = env_for(path);
         Config c;
 
@@ -1206,8 +1212,8 @@ static void test_etcd(void) {
         LOAD_FAILS(ARGV("--etcd-prefix=/a//b"), ENVP(empty_env), "empty segment");
         LOAD_FAILS(ARGV("--etcd-lease-ttl=1"), ENVP(empty_env), "--etcd-lease-ttl=1", "from 2 to 86400");
         LOAD_FAILS(ARGV("--etcd-ca-file=ca.pem"), ENVP(empty_env), "--etcd-ca-file=ca.pem", "absolute");
-        LOAD_FAILS(ARGV("--etcd-cert-file=/c.pem"), ENVP(empty_env), "--etcd-cert-file=/c.pem", "KeyFile=",
-                   "private key");
+        LOAD_FAILS(ARGV("--etcd-cert-file=/c.pem"), ENVP(empty_env), "--etcd-cert-file=/c.pem",
+                   "KeyFile=", "private key");
         LOAD_FAILS(ARGV(), ENVP(empty_env, "JOYRIDE_ETCD_KEY_FILE=/k.pem"), "JOYRIDE_ETCD_KEY_FILE=/k.pem",
                    "CertFile=");
         LOAD_FAILS(ARGV("--etcd-user=joyride"), ENVP(empty_env), "--etcd-user=joyride", "PasswordFile=");

@@ -21,8 +21,8 @@ typedef struct Reply {
         uint8_t buf[REPLY_MAX];
         size_t len;
         DnsQueryInfo info;
-        ldns_pkt *pkt;          /* NULL when there was no reply */
-        uint8_t *req;           /* the request as sent */
+        ldns_pkt *pkt; /* NULL when there was no reply */
+        uint8_t *req;  /* the request as sent */
         size_t req_len;
 } Reply;
 
@@ -35,32 +35,31 @@ static void reply_clear(Reply *r) {
 }
 
 /* Runs raw request bytes through dns_answer and parses the reply. */
-static void run_raw(const Store *s, const DnsAnswerConfig *cfg, DnsTransport t,
-                    const uint8_t *req, size_t req_len, Reply *r) {
+static void run_raw(const Store *s, const DnsAnswerConfig *cfg, DnsTransport t, const uint8_t *req, size_t req_len,
+                    Reply *r) {
         reply_clear(r);
         r->req = malloc(req_len ? req_len : 1);
         CHECK(r->req);
         memcpy(r->req, req, req_len);
         r->req_len = req_len;
 
-        r->len = dns_answer(s, cfg, t, req, req_len, r->buf,
-                            t == DNS_TRANSPORT_TCP ? REPLY_MAX : 4096, &r->info);
+        r->len = dns_answer(s, cfg, t, req, req_len, r->buf, t == DNS_TRANSPORT_TCP ? REPLY_MAX : 4096, &r->info);
         if (r->len > 0)
                 CHECK(ldns_wire2pkt(&r->pkt, r->buf, r->len) == LDNS_STATUS_OK);
 }
 
 typedef struct QueryOpts {
-        uint16_t edns_payload;  /* 0: no EDNS */
+        uint16_t edns_payload; /* 0: no EDNS */
         uint8_t edns_version;
         bool edns_do;
         bool rd;
         bool cd;
         uint16_t id;
-        uint16_t class;         /* 0: IN */
+        uint16_t class; /* 0: IN */
 } QueryOpts;
 
-static void run_query(const Store *s, const DnsAnswerConfig *cfg, DnsTransport t,
-                      const char *name, uint16_t type, const QueryOpts *o, Reply *r) {
+static void run_query(const Store *s, const DnsAnswerConfig *cfg, DnsTransport t, const char *name, uint16_t type,
+                      const QueryOpts *o, Reply *r) {
         ldns_rdf *dname = ldns_dname_new_frm_str(name);
         ldns_pkt *q;
         uint8_t *wire = NULL;
@@ -152,7 +151,7 @@ static void check_common(const Reply *r, bool echoed_question) {
         CHECK(!ldns_pkt_ad(r->pkt));
         CHECK(ldns_pkt_rd(r->pkt) == (query && (r->req[2] & 0x01)));
         CHECK(ldns_pkt_cd(r->pkt) == (query && (r->req[3] & 0x10)));
-        CHECK((r->buf[2] & 0x78) == (r->req[2] & 0x78));       /* opcode */
+        CHECK((r->buf[2] & 0x78) == (r->req[2] & 0x78)); /* opcode */
         if (!echoed_question) {
                 CHECK(ldns_pkt_qdcount(r->pkt) == 0);
                 return;
@@ -218,7 +217,7 @@ static Store *make_store(void) {
         add(s, "web.example.com", DNS_TYPE_A, "10.0.0.1", "docker:aaa");
         add(s, "web.example.com", DNS_TYPE_A, "10.0.0.2", "docker:bbb");
         add(s, "web.example.com", DNS_TYPE_A, "10.0.0.3", "hosts:/etc/hosts");
-        add(s, "web.example.com", DNS_TYPE_A, "10.0.0.3", "docker:aaa");     /* same value twice: answers once */
+        add(s, "web.example.com", DNS_TYPE_A, "10.0.0.3", "docker:aaa"); /* same value twice: answers once */
         add(s, "web.example.com", DNS_TYPE_AAAA, "fd00::1", "docker:aaa");
         add(s, "txt.example.com", DNS_TYPE_TXT, "hello world", "api");
         /* CNAME chains, a loop, targets outside and missing. */
@@ -289,15 +288,15 @@ static void test_basic(const Store *s) {
         CHECK(section_has(ldns_pkt_answer(R.pkt), "web.example.com. A 10.0.0.3"));
         CHECK(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(R.pkt), 0)) == 300);
         CHECK(ldns_pkt_nscount(R.pkt) == 0);
-        CHECK(reply_u16(&R, 10) == 0);          /* no OPT without EDNS */
+        CHECK(reply_u16(&R, 10) == 0); /* no OPT without EDNS */
         CHECK(R.info.qtype == DNS_TYPE_A && R.info.rcode == 0 && R.info.answer_count == 3);
         CHECK(!R.info.edns && !R.info.truncated);
         /* The owner of every answer is a pointer to the question. */
         CHECK(reply_u16(&R, 12 + 17 + 4) == 0xc00c);
 
         TEST_BEGIN("RD clear, CD copied");
-        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_AAAA,
-                  &(QueryOpts) { .cd = true }, &R);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_AAAA, &(QueryOpts) { .cd = true },
+                  &R);
         check_common(&R, true);
         CHECK(!ldns_pkt_rd(R.pkt));
         CHECK(ldns_pkt_cd(R.pkt));
@@ -325,16 +324,16 @@ static void test_basic(const Store *s) {
         CHECK(section_has(ldns_pkt_answer(R.pkt), "web.example.com. A 10.0.0.2"));
 
         TEST_BEGIN("class ANY in the question");
-        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_AAAA,
-                  &(QueryOpts) { .class = 255 }, &R);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "web.example.com", DNS_TYPE_AAAA, &(QueryOpts) { .class = 255 },
+                  &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
         CHECK(answer_is(&R, 0, "web.example.com. AAAA fd00::1"));
         /* Data of other classes may exist elsewhere: not authoritative
          * (RFC 1034 3.7.1), and neither is a negative answer. */
         CHECK(!ldns_pkt_aa(R.pkt));
-        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A,
-                  &(QueryOpts) { .class = 255 }, &R);
+        run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A, &(QueryOpts) { .class = 255 },
+                  &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
         CHECK(!ldns_pkt_aa(R.pkt));
@@ -376,7 +375,7 @@ static void test_negative(const Store *s) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "deep.web.Example.com", DNS_TYPE_A, &o, &R);
         check_common(&R, true);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
-        check_soa_authority(&R, "Example.com.", 30, store_version(s));   /* points into the question */
+        check_soa_authority(&R, "Example.com.", 30, store_version(s)); /* points into the question */
 
         TEST_BEGIN("NODATA");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "txt.example.com", DNS_TYPE_A, &o, &R);
@@ -470,8 +469,8 @@ static void test_negative(const Store *s) {
         CHECK(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(R.pkt), 0)) == LDNS_RR_TYPE_SOA);
 
         TEST_BEGIN("no domains: other names are REFUSED without AA or SOA");
-        for (const char *const *n = (const char *const[]) { "example.org", "www.example.org", "org", ".",
-                                                            "nothere.Invalid", NULL };
+        for (const char *const *n =
+                     (const char *const[]) { "example.org", "www.example.org", "org", ".", "nothere.Invalid", NULL };
              *n; n++) {
                 run_query(s, &cfg_all, DNS_TRANSPORT_UDP, *n, DNS_TYPE_A, &o, &R);
                 check_common(&R, true);
@@ -509,7 +508,9 @@ static void test_reverse(const Store *s) {
                   "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", DNS_TYPE_PTR, &o, &R);
         check_common(&R, true);
         CHECK(ancount(&R) == 1);
-        CHECK(answer_is(&R, 0, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. PTR web.example.com."));
+        CHECK(answer_is(
+                &R, 0,
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. PTR web.example.com."));
 
         TEST_BEGIN("reverse names of addresses we do not hold are not ours");
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "99.0.0.10.in-addr.arpa", DNS_TYPE_PTR, &o, &R);
@@ -579,9 +580,9 @@ static void test_reverse_index(void) {
         CHECK(ancount(&R) == 3);
 
         TEST_BEGIN("reverse: empty non-terminals are NODATA");
-        for (const char *const *n = (const char *const[]) { "8.9.10.in-addr.arpa", "9.10.in-addr.arpa",
-                                                            "10.in-addr.arpa", "in-addr.arpa",
-                                                            "8.b.d.0.1.0.0.2.ip6.arpa", "2.ip6.arpa", NULL };
+        for (const char *const *n =
+                     (const char *const[]) { "8.9.10.in-addr.arpa", "9.10.in-addr.arpa", "10.in-addr.arpa",
+                                             "in-addr.arpa", "8.b.d.0.1.0.0.2.ip6.arpa", "2.ip6.arpa", NULL };
              *n; n++) {
                 run_query(s, &cfg_example, DNS_TRANSPORT_UDP, *n, DNS_TYPE_PTR, &o, &R);
                 check_common(&R, true);
@@ -597,9 +598,9 @@ static void test_reverse_index(void) {
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_REFUSED && R.info.forward);
 
         TEST_BEGIN("reverse: absent addresses and wildcards are not ours");
-        for (const char *const *n = (const char *const[]) { "6.8.9.10.in-addr.arpa", "9.9.10.in-addr.arpa",
-                                                            "5.5.5.10.in-addr.arpa", "07.8.9.10.in-addr.arpa",
-                                                            "1.7.8.9.10.in-addr.arpa", "3.ip6.arpa", NULL };
+        for (const char *const *n =
+                     (const char *const[]) { "6.8.9.10.in-addr.arpa", "9.9.10.in-addr.arpa", "5.5.5.10.in-addr.arpa",
+                                             "07.8.9.10.in-addr.arpa", "1.7.8.9.10.in-addr.arpa", "3.ip6.arpa", NULL };
              *n; n++) {
                 run_query(s, &cfg_example, DNS_TRANSPORT_UDP, *n, DNS_TYPE_PTR, &o, &R);
                 if (ldns_pkt_get_rcode(R.pkt) != LDNS_RCODE_REFUSED)
@@ -612,13 +613,15 @@ static void test_reverse_index(void) {
         CHECK(store_add(s, rev, DNS_TYPE_PTR, "mail.example.com", 100, "api", 0, NULL, NULL) == 1);
         CHECK(store_add(s, rev, DNS_TYPE_PTR, "a.example.com", 100, "api", 0, NULL, NULL) == 1);
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
-        CHECK(ancount(&R) == 4);        /* a.example.com once */
+        CHECK(ancount(&R) == 4); /* a.example.com once */
         CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR mail.example.com."));
         CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR a.example.com."));
         for (size_t i = 0; i < 4; i++) {
                 const ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(R.pkt), i);
                 char *t = ldns_rdf2str(ldns_rr_rdf(rr, 0));
-                CHECK(ldns_rr_ttl(rr) == (streq(t, "a.example.com.") ? 20u : streq(t, "mail.example.com.") ? 100u : 300u));
+                CHECK(ldns_rr_ttl(rr) == (streq(t, "a.example.com.")      ? 20u
+                                          : streq(t, "mail.example.com.") ? 100u
+                                                                          : 300u));
                 free(t);
         }
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_ANY, &o, &R);
@@ -628,7 +631,9 @@ static void test_reverse_index(void) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP,
                   "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", DNS_TYPE_PTR, &o, &R);
         CHECK(ancount(&R) == 1);
-        CHECK(answer_is(&R, 0, "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. PTR v6.example.com."));
+        CHECK(answer_is(
+                &R, 0,
+                "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. PTR v6.example.com."));
 
         TEST_BEGIN("reverse: too many names for UDP");
         for (int i = 0; i < 300; i++) {
@@ -645,7 +650,7 @@ static void test_reverse_index(void) {
         CHECK(store_remove_owner(s, "hosts:/many") == 300);
         CHECK(store_remove_owner(s, "docker:x") == 2);
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, rev, DNS_TYPE_PTR, &o, &R);
-        CHECK(ancount(&R) == 3);        /* hosts' a, api's c, the explicit mail (and a) */
+        CHECK(ancount(&R) == 3); /* hosts' a, api's c, the explicit mail (and a) */
         CHECK(section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR c.example.com."));
         CHECK(!section_has(ldns_pkt_answer(R.pkt), "7.8.9.10.in-addr.arpa. PTR b.example.com."));
         CHECK(store_remove(s, rev, DNS_TYPE_PTR, NULL, NULL) == 2);
@@ -815,7 +820,7 @@ static void test_edns(const Store *s) {
         CHECK(ldns_pkt_edns_udp_size(R.pkt) == DNS_EDNS_PAYLOAD_OURS);
         CHECK(ldns_pkt_edns_version(R.pkt) == 0);
         CHECK(ldns_pkt_edns_extended_rcode(R.pkt) == 0);
-        CHECK(ldns_pkt_edns_do(R.pkt));         /* copied from the query (RFC 3225 3) */
+        CHECK(ldns_pkt_edns_do(R.pkt)); /* copied from the query (RFC 3225 3) */
         CHECK(R.info.edns);
         /* OPT is last, owner root, no options. */
         CHECK(R.buf[R.len - 11] == 0);
@@ -826,7 +831,7 @@ static void test_edns(const Store *s) {
         run_query(s, &cfg_example, DNS_TRANSPORT_UDP, "nothere.example.com", DNS_TYPE_A,
                   &(QueryOpts) { .edns_payload = 1232 }, &R);
         CHECK(ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
-        CHECK(!ldns_pkt_edns_do(R.pkt));        /* not asked for, not set */
+        CHECK(!ldns_pkt_edns_do(R.pkt)); /* not asked for, not set */
         check_soa_authority(&R, "example.com.", 30, store_version(s));
         CHECK(reply_u16(&R, 10) == 1);
 
@@ -866,7 +871,7 @@ static size_t raw_put(uint8_t *b, size_t o, const void *data, size_t n) {
 static const uint8_t q_web[] = "\3web\7example\3com\0\0\1\0\1";
 #define Q_WEB_LEN (sizeof(q_web) - 1)
 static const uint8_t opt_rr[] = { 0, 0, 41, 0x10, 0x00, 0, 0, 0, 0, 0, 0 };
-static const uint8_t opt_rr_do[] = { 0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0 };      /* DO set */
+static const uint8_t opt_rr_do[] = { 0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 0 }; /* DO set */
 
 static void expect_rcode(const Store *s, const uint8_t *req, size_t len, ldns_pkt_rcode rcode, bool question) {
         run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, req, len, &R);
@@ -1072,14 +1077,14 @@ static void test_malformed(const Store *s) {
 /* Informational only: how many answers per second this path makes. Under
  * ThreadSanitizer, which slows it down tenfold and more, a short run. */
 #if defined(__SANITIZE_THREAD__)
-#  define MEASURE_QUERIES 20000
+#define MEASURE_QUERIES 20000
 #elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define MEASURE_QUERIES 20000
-#  endif
+#if __has_feature(thread_sanitizer)
+#define MEASURE_QUERIES 20000
+#endif
 #endif
 #ifndef MEASURE_QUERIES
-#  define MEASURE_QUERIES 2000000
+#define MEASURE_QUERIES 2000000
 #endif
 static void measure(const Store *s) {
         uint8_t req[64], reply[512];
@@ -1133,53 +1138,53 @@ static void test_zone_apex(void) {
         static char *domains[] = { "example.com", "2.0.192.in-addr.arpa", NULL };
         const DnsAnswerConfig with_domains = { .domains = domains };
         const DnsAnswerConfig without = {};
-        uint8_t bad[] = { 3, 'a', 'b', 'c' };   /* no root */
+        uint8_t bad[] = { 3, 'a', 'b', 'c' }; /* no root */
         static const struct {
                 const char *name;
-                const char *without;            /* the apex with no domains, "-" for not ours */
-                const char *with_domains;       /* with example.com, 2.0.192.in-addr.arpa */
+                const char *without;      /* the apex with no domains, "-" for not ours */
+                const char *with_domains; /* with example.com, 2.0.192.in-addr.arpa */
         } cases[] = {
                 /* Names and the domains they live in. */
-                { "api.internal",                 "internal",      "-" },
-                { "API.Internal.",                "internal",      "-" },
-                { "internal",                     "internal",      "-" },
-                { "nothere.internal",             "internal",      "-" },
-                { "deep.below.api.internal",      "internal",      "-" },
-                { "example.com",                  "-",             "example.com" },
-                { "www.example.com",              "-",             "example.com" },
-                { "internalx",                    "-",             "-" },
-                { ".",                            "-",             "-" },
+                { "api.internal", "internal", "-" },
+                { "API.Internal.", "internal", "-" },
+                { "internal", "internal", "-" },
+                { "nothere.internal", "internal", "-" },
+                { "deep.below.api.internal", "internal", "-" },
+                { "example.com", "-", "example.com" },
+                { "www.example.com", "-", "example.com" },
+                { "internalx", "-", "-" },
+                { ".", "-", "-" },
                 /* An empty non-terminal makes its top-level name ours too. */
-                { "c.b.lan",                      "lan",           "-" },
-                { "b.lan",                        "lan",           "-" },
-                { "x.lan",                        "lan",           "-" },
+                { "c.b.lan", "lan", "-" },
+                { "b.lan", "lan", "-" },
+                { "x.lan", "lan", "-" },
                 /* A wildcard's domain is ours, with the names it covers. */
-                { "anything.wild.test",           "test",          "-" },
-                { "test",                         "test",          "-" },
+                { "anything.wild.test", "test", "-" },
+                { "test", "test", "-" },
                 /* A single-label name is its own apex. */
-                { "printer",                      "printer",       "-" },
-                { "x.printer",                    "printer",       "-" },
+                { "printer", "printer", "-" },
+                { "x.printer", "printer", "-" },
                 /* Reverse names: ours when we hold the address or one below. */
-                { "7.2.0.192.in-addr.arpa",       "in-addr.arpa",  "2.0.192.in-addr.arpa" },
-                { "8.2.0.192.in-addr.arpa",       "-",             "2.0.192.in-addr.arpa" },
-                { "2.0.192.in-addr.arpa",         "in-addr.arpa",  "2.0.192.in-addr.arpa" },
-                { "192.in-addr.arpa",             "in-addr.arpa",  "in-addr.arpa" },
-                { "in-addr.arpa",                 "in-addr.arpa",  "in-addr.arpa" },
-                { "1.1.1.1.in-addr.arpa",         "-",             "-" },
-                { "1.7.2.0.192.in-addr.arpa",     "-",             "2.0.192.in-addr.arpa" },
+                { "7.2.0.192.in-addr.arpa", "in-addr.arpa", "2.0.192.in-addr.arpa" },
+                { "8.2.0.192.in-addr.arpa", "-", "2.0.192.in-addr.arpa" },
+                { "2.0.192.in-addr.arpa", "in-addr.arpa", "2.0.192.in-addr.arpa" },
+                { "192.in-addr.arpa", "in-addr.arpa", "in-addr.arpa" },
+                { "in-addr.arpa", "in-addr.arpa", "in-addr.arpa" },
+                { "1.1.1.1.in-addr.arpa", "-", "-" },
+                { "1.7.2.0.192.in-addr.arpa", "-", "2.0.192.in-addr.arpa" },
                 { "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "ip6.arpa", "ip6.arpa" },
                 { "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "-", "-" },
-                { "ip6.arpa",                     "ip6.arpa",      "ip6.arpa" },
+                { "ip6.arpa", "ip6.arpa", "ip6.arpa" },
                 /* An explicit PTR, and a wildcard under a reverse zone. */
-                { "5.5.10.in-addr.arpa",          "in-addr.arpa",  "in-addr.arpa" },
-                { "9.9.9.10.in-addr.arpa",        "in-addr.arpa",  "in-addr.arpa" },
-                { "9.9.8.10.in-addr.arpa",        "-",             "-" },
+                { "5.5.10.in-addr.arpa", "in-addr.arpa", "in-addr.arpa" },
+                { "9.9.9.10.in-addr.arpa", "in-addr.arpa", "in-addr.arpa" },
+                { "9.9.8.10.in-addr.arpa", "-", "-" },
                 /* arpa is not ours for holding addresses or explicit PTRs;
                  * under it, the second level is what the top level is elsewhere. */
-                { "arpa",                         "-",             "-" },
-                { "x.arpa",                       "-",             "-" },
-                { "home.arpa",                    "home.arpa",     "-" },
-                { "nas.home.arpa",                "home.arpa",     "-" },
+                { "arpa", "-", "-" },
+                { "x.arpa", "-", "-" },
+                { "home.arpa", "home.arpa", "-" },
+                { "nas.home.arpa", "home.arpa", "-" },
         };
 
         TEST_BEGIN("ours rule");

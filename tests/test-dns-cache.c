@@ -10,7 +10,7 @@
 #include "dns-cache.h"
 #include "test-util.h"
 
-#define SEC(s) ((uint64_t) (s) * USEC_PER_SEC)
+#define SEC(s) ((uint64_t) (s) *USEC_PER_SEC)
 
 /* An upstream reply: rcode, answer records, authority records (presentation
  * strings, "" ends a list), optional EDNS. */
@@ -79,17 +79,20 @@ static void key(DnsCacheKey *k, const char *name, uint16_t type, uint8_t flags) 
 }
 
 static const char *const soa_auth[] = {
-        "upstream.test. 3600 IN SOA ns.upstream.test. admin.upstream.test. 1 3600 600 86400 60", NULL,
+        "upstream.test. 3600 IN SOA ns.upstream.test. admin.upstream.test. 1 3600 600 86400 60",
+        NULL,
 };
 
 static void test_relay(void) {
         static const char *const answer[] = {
                 "www.upstream.test. 300 IN A 192.0.2.1",
-                "www.upstream.test. 120 IN A 192.0.2.2", NULL,
+                "www.upstream.test. 120 IN A 192.0.2.2",
+                NULL,
         };
         uint8_t buf[65536], q[300];
         size_t len, qlen;
-        _cleanup_free_ uint8_t *wire = make_reply("www.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, true, false, &len);
+        _cleanup_free_ uint8_t *wire =
+                make_reply("www.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, true, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *m = parse(wire, len, 86400);
         ldns_pkt *p;
 
@@ -102,7 +105,11 @@ static void test_relay(void) {
         TEST_BEGIN("relay: the client's ID, case and flags; RA set, AA clear");
         qlen = question("WwW.UpStream.TEST", LDNS_RR_TYPE_A, q);
         DnsRelayClient c = {
-                .id = 0x4242, .flags = 0x0100 /* RD */, .question = q, .question_len = qlen, .limit = 512,
+                .id = 0x4242,
+                .flags = 0x0100 /* RD */,
+                .question = q,
+                .question_len = qlen,
+                .limit = 512,
         };
         p = replay(m, 0, &c, buf);
         CHECK(ldns_pkt_id(p) == 0x4242);
@@ -110,7 +117,7 @@ static void test_relay(void) {
         CHECK(ldns_pkt_get_rcode(p) == LDNS_RCODE_NOERROR);
         CHECK(memcmp(buf + 12, q, qlen) == 0);
         CHECK(ldns_pkt_ancount(p) == 2);
-        CHECK(ldns_pkt_arcount(p) == 0);        /* upstream's OPT removed, none asked */
+        CHECK(ldns_pkt_arcount(p) == 0); /* upstream's OPT removed, none asked */
         CHECK(!ldns_pkt_edns(p));
         CHECK(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)) == 300);
         ldns_pkt_free(p);
@@ -136,7 +143,7 @@ static void test_relay(void) {
         c.limit = 1232;
         p = replay(m, 0, &c, buf);
         CHECK(ldns_pkt_edns(p) && ldns_pkt_edns_udp_size(p) == DNS_EDNS_PAYLOAD_OURS && ldns_pkt_edns_do(p));
-        CHECK(buf[10] == 0 && buf[11] == 1 && ldns_pkt_ancount(p) == 2);    /* ARCOUNT: just our OPT */
+        CHECK(buf[10] == 0 && buf[11] == 1 && ldns_pkt_ancount(p) == 2); /* ARCOUNT: just our OPT */
         ldns_pkt_free(p);
 
         TEST_BEGIN("relay: a question of another length is refused");
@@ -169,7 +176,8 @@ static void test_truncation(void) {
                 answer[i] = rrs[i];
         }
         answer[40] = NULL;
-        _cleanup_free_ uint8_t *wire = make_reply("big.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, false, false, &len);
+        _cleanup_free_ uint8_t *wire =
+                make_reply("big.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, false, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *m = parse(wire, len, 86400);
         qlen = question("big.upstream.test", LDNS_RR_TYPE_A, q);
         DnsRelayClient c = { .id = 1, .flags = 0x0100, .question = q, .question_len = qlen, .limit = 512 };
@@ -209,8 +217,8 @@ static void test_negative(void) {
         ldns_pkt *p;
 
         TEST_BEGIN("negative: NXDOMAIN cached for min(SOA TTL, MINIMUM)");
-        _cleanup_free_ uint8_t *nx = make_reply("nx.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, soa_auth,
-                                                true, false, &len);
+        _cleanup_free_ uint8_t *nx =
+                make_reply("nx.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, soa_auth, true, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *m = parse(nx, len, 86400);
         CHECK(dns_relay_message_rcode(m) == DNS_RCODE_NXDOMAIN);
         CHECK(dns_relay_message_cache_ttl(m) == 60);
@@ -223,8 +231,8 @@ static void test_negative(void) {
         ldns_pkt_free(p);
 
         TEST_BEGIN("negative: NODATA the same");
-        _cleanup_free_ uint8_t *nodata = make_reply("www.upstream.test", LDNS_RR_TYPE_AAAA, 0, NULL, soa_auth,
-                                                    false, false, &len);
+        _cleanup_free_ uint8_t *nodata =
+                make_reply("www.upstream.test", LDNS_RR_TYPE_AAAA, 0, NULL, soa_auth, false, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *nd = parse(nodata, len, 86400);
         CHECK(dns_relay_message_cache_ttl(nd) == 60);
 
@@ -233,14 +241,14 @@ static void test_negative(void) {
         CHECK(dns_relay_message_cache_ttl(nd30) == 30);
 
         TEST_BEGIN("negative: without an SOA, not cached");
-        _cleanup_free_ uint8_t *bare = make_reply("nx.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL,
-                                                  false, false, &len);
+        _cleanup_free_ uint8_t *bare =
+                make_reply("nx.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL, false, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *b = parse(bare, len, 86400);
         CHECK(dns_relay_message_cache_ttl(b) == 0);
 
         TEST_BEGIN("SERVFAIL and REFUSED are not cached");
-        _cleanup_free_ uint8_t *sf = make_reply("x.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL, NULL, soa_auth,
-                                                false, false, &len);
+        _cleanup_free_ uint8_t *sf =
+                make_reply("x.upstream.test", LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL, NULL, soa_auth, false, false, &len);
         _cleanup_(dns_relay_message_freep) DnsRelayMessage *s = parse(sf, len, 86400);
         CHECK(dns_relay_message_cache_ttl(s) == 0);
 }
@@ -249,7 +257,8 @@ static void test_malformed(void) {
         static const char *const answer[] = { "a.upstream.test. 60 IN A 192.0.2.9", NULL };
         DnsRelayMessage *m = NULL;
         size_t len;
-        _cleanup_free_ uint8_t *wire = make_reply("a.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, true, false, &len);
+        _cleanup_free_ uint8_t *wire =
+                make_reply("a.upstream.test", LDNS_RR_TYPE_A, 0, answer, NULL, true, false, &len);
         uint8_t copy[1024] = {};
 
         TEST_BEGIN("malformed replies");
@@ -317,7 +326,7 @@ static void test_cache(void) {
         CHECK(dns_cache_put(c, &k1, positive("one.upstream.test", 10), SEC(100)) == 1);
         CHECK(dns_cache_get(c, &kupper, SEC(100) + 9900000, &age));
         CHECK(age == 9);
-        CHECK(!dns_cache_get(c, &kdo, SEC(100), NULL));          /* DO is part of the key */
+        CHECK(!dns_cache_get(c, &kdo, SEC(100), NULL)); /* DO is part of the key */
 
         TEST_BEGIN("cache: TTL expiry");
         CHECK(!dns_cache_get(c, &k1, SEC(110), NULL));
@@ -332,10 +341,10 @@ static void test_cache(void) {
         CHECK(dns_cache_put(c, &k1, positive("one.upstream.test", 300), SEC(300)) == 1);
         CHECK(dns_cache_put(c, &k2, positive("two.upstream.test", 300), SEC(301)) == 1);
         CHECK(dns_cache_put(c, &k3, positive("three.upstream.test", 300), SEC(302)) == 1);
-        CHECK(dns_cache_get(c, &k1, SEC(303), NULL));           /* one is now the most recent */
+        CHECK(dns_cache_get(c, &k1, SEC(303), NULL)); /* one is now the most recent */
         CHECK(dns_cache_put(c, &k4, positive("four.upstream.test", 300), SEC(304)) == 1);
         CHECK(dns_cache_entries(c) == 3);
-        CHECK(!dns_cache_get(c, &k2, SEC(305), NULL));          /* two was least recently used */
+        CHECK(!dns_cache_get(c, &k2, SEC(305), NULL)); /* two was least recently used */
         CHECK(dns_cache_get(c, &k1, SEC(305), NULL));
         CHECK(dns_cache_get(c, &k3, SEC(305), NULL));
         CHECK(dns_cache_get(c, &k4, SEC(305), NULL));

@@ -82,17 +82,17 @@ static void test_matching(void) {
         aaaa = reply_for("www.upstream.test", LDNS_RR_TYPE_AAAA, 0xabcd, &l2);
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, aaaa, l2) == -ENOMSG);
         memcpy(copy, ok, len);
-        copy[12 + 19 + 3] = 3;          /* class CH */
+        copy[12 + 19 + 3] = 3; /* class CH */
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, copy, len) == -ENOMSG);
 
         TEST_BEGIN("matching: not a reply");
         memcpy(copy, ok, len);
-        copy[2] &= 0x7f;                /* QR clear: a query */
+        copy[2] &= 0x7f; /* QR clear: a query */
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, copy, len) == -EBADMSG);
         for (size_t cut = 0; cut < 12 + 19 + 4; cut++)
                 CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, ok, cut) < 0);
         memcpy(copy, ok, len);
-        copy[5] = 0;                    /* no question */
+        copy[5] = 0; /* no question */
         CHECK(dns_forward_check_reply(&k, 0xabcd, u, u, copy, len) == -ENOMSG);
 }
 
@@ -128,15 +128,15 @@ static void test_queries(void) {
         CHECK(dns_forward_build_query(&q.key, 1, out, 20) == 0);
 
         TEST_BEGIN("client query: without EDNS, 512");
-        wire[11] = 0;                   /* ARCOUNT 0: the OPT is gone */
+        wire[11] = 0; /* ARCOUNT 0: the OPT is gone */
         CHECK(dns_forward_parse_query(wire, len, &q) == 0);
         CHECK(!q.edns && q.payload == 512 && q.key.flags == DNS_CACHE_KEY_CD);
 
         TEST_BEGIN("client query: refused shapes");
-        wire[2] |= 0x80;                /* a response */
+        wire[2] |= 0x80; /* a response */
         CHECK(dns_forward_parse_query(wire, len, &q) == -EBADMSG);
         wire[2] &= 0x7f;
-        wire[2] |= 0x28;                /* opcode 5, UPDATE */
+        wire[2] |= 0x28; /* opcode 5, UPDATE */
         CHECK(dns_forward_parse_query(wire, len, &q) == -EBADMSG);
         wire[2] &= 0x87;
         CHECK(dns_forward_parse_query(wire, 20, &q) == -EBADMSG);
@@ -231,9 +231,9 @@ static void test_addresses(void) {
                         fprintf(stderr, "%s -> %s, want %s\n", good[i].in, buf, good[i].out);
                 CHECK(streq(buf, good[i].out));
         }
-        for (const char *const *b = (const char *const[]) { "", "localhost", "localhost:53", "1.2.3.4:0",
-                                                            "1.2.3.4:65536", "[1.2.3.4]:53", "[::1", "[::1]x",
-                                                            "::1%nosuchif0", "1.2.3.4:", NULL };
+        for (const char *const *b =
+                     (const char *const[]) { "", "localhost", "localhost:53", "1.2.3.4:0", "1.2.3.4:65536",
+                                             "[1.2.3.4]:53", "[::1", "[::1]x", "::1%nosuchif0", "1.2.3.4:", NULL };
              *b; b++) {
                 if (dns_forward_parse_address(*b, 53, &sa, &l) != -EINVAL)
                         fprintf(stderr, "'%s' accepted\n", *b);
@@ -254,7 +254,8 @@ static void test_resolv_conf(void) {
                                             "nameserver 192.0.2.9:53\n"
                                             "nameserver bogus\n"
                                             "; nameserver 192.0.2.99\n"
-                                            "options edns0 trust-ad\n", &l) == 0);
+                                            "options edns0 trust-ad\n",
+                                            &l) == 0);
         CHECK(l && g_strv_length(l) == 4);
         CHECK(streq(l[0], "192.0.2.1"));
         CHECK(streq(l[1], "2001:db8::53"));

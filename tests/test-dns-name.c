@@ -81,7 +81,7 @@ static void test_name_wire(void) {
 
         CHECK(dns_name_to_wire("WWW.Example.com.", w) == 17);
         CHECK(dns_wire_to_name(w, 17, out, sizeof out) == 15 && strcmp(out, "www.example.com") == 0);
-        CHECK(dns_wire_to_name(w, 16, out, sizeof out) == -EINVAL);        /* no root byte */
+        CHECK(dns_wire_to_name(w, 16, out, sizeof out) == -EINVAL); /* no root byte */
         CHECK(dns_wire_to_name(odd, sizeof odd - 1, out, sizeof out) > 0);
         CHECK(strcmp(out, "a\\.b.\\\\\\001") == 0);
 }
@@ -93,7 +93,7 @@ static void test_rdata(void) {
         int n;
 
         CHECK(dns_type_from_string("aaaa") == DNS_TYPE_AAAA);
-        CHECK(dns_type_from_string("SOA") == -EINVAL);          /* we hold no SOA records */
+        CHECK(dns_type_from_string("SOA") == -EINVAL); /* we hold no SOA records */
         CHECK(strcmp(dns_type_to_string(DNS_TYPE_SOA), "SOA") == 0);
         CHECK(dns_type_to_string(99) == NULL);
 

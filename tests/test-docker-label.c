@@ -36,8 +36,8 @@ static void check_names(const char *value, const char *want_names, const char *w
                 CHECK(n.problems[i].reason && n.problems[i].reason[0]);
         }
         if (strcmp(got, want_names) != 0 || strcmp(bad, want_bad) != 0) {
-                fprintf(stderr, "label \"%s\": names \"%s\" (want \"%s\"), bad \"%s\" (want \"%s\")\n", value ?: "(null)",
-                        got, want_names, bad, want_bad);
+                fprintf(stderr, "label \"%s\": names \"%s\" (want \"%s\"), bad \"%s\" (want \"%s\")\n",
+                        value ?: "(null)", got, want_names, bad, want_bad);
                 exit(EXIT_FAILURE);
         }
         docker_label_names_done(&n);
@@ -69,7 +69,8 @@ static void test_names(void) {
         check_names("x.*.example.com", "", "x.*.example.com");
 
         /* Bad names are skipped, the good ones around them still count. */
-        check_names("good.example.com bad_name!x other.example.com", "good.example.com other.example.com", "bad_name!x");
+        check_names("good.example.com bad_name!x other.example.com", "good.example.com other.example.com",
+                    "bad_name!x");
         check_names("a..example.com,ok.example.com", "ok.example.com", "a..example.com");
         check_names(".leading.example.com ok.example.com", "ok.example.com", ".leading.example.com");
         check_names("ok.example.com ..", "ok.example.com", "..");
@@ -78,7 +79,8 @@ static void test_names(void) {
         char longlabel[200], longname[400];
         memset(longlabel, 'x', 64);
         snprintf(longlabel + 64, sizeof longlabel - 64, ".example.com ok.example.com");
-        check_names(longlabel, "ok.example.com", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.example.com");
+        check_names(longlabel, "ok.example.com",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.example.com");
         for (int i = 0; i < 26; i++)
                 memcpy(longname + 10 * i, "abcdefghi.", 10);
         snprintf(longname + 260, sizeof longname - 260, "com");
@@ -119,8 +121,8 @@ static void check_ip(const char *value, int want_r, DockerIpMode want_mode, cons
         if (r != want_r || ip.mode != want_mode || strcmp(ip.ipv4 ?: "-", want4 ?: "-") != 0 ||
             strcmp(ip.ipv6 ?: "-", want6 ?: "-") != 0) {
                 fprintf(stderr, "ip label \"%s\": r=%d mode=%d v4=%s v6=%s (want r=%d mode=%d v4=%s v6=%s)\n",
-                        value ?: "(null)", r, ip.mode, ip.ipv4 ?: "-", ip.ipv6 ?: "-", want_r, want_mode,
-                        want4 ?: "-", want6 ?: "-");
+                        value ?: "(null)", r, ip.mode, ip.ipv4 ?: "-", ip.ipv6 ?: "-", want_r, want_mode, want4 ?: "-",
+                        want6 ?: "-");
                 exit(EXIT_FAILURE);
         }
         if (r < 0)
@@ -159,8 +161,8 @@ static void check_ttl(const char *value, int want_r, uint32_t want) {
         int r = docker_label_parse_ttl(value, 30, &ttl, &why);
 
         if (r != want_r || ttl != want) {
-                fprintf(stderr, "ttl label \"%s\": r=%d ttl=%u (want r=%d ttl=%u)\n", value ?: "(null)", r, ttl,
-                        want_r, want);
+                fprintf(stderr, "ttl label \"%s\": r=%d ttl=%u (want r=%d ttl=%u)\n", value ?: "(null)", r, ttl, want_r,
+                        want);
                 exit(EXIT_FAILURE);
         }
         if (r < 0)
@@ -191,7 +193,7 @@ static void test_actions(void) {
         CHECK(docker_action_from_string("stop") == DOCKER_ACTION_REMOVE);
         CHECK(docker_action_from_string("pause") == DOCKER_ACTION_REMOVE);
         CHECK(docker_action_from_string("destroy") == DOCKER_ACTION_REMOVE);
-        CHECK(docker_action_from_string("remove") == DOCKER_ACTION_REMOVE);   /* Podman */
+        CHECK(docker_action_from_string("remove") == DOCKER_ACTION_REMOVE); /* Podman */
         /* A signal alone changes nothing: die follows if the container goes. */
         CHECK(docker_action_from_string("kill") == DOCKER_ACTION_IGNORE);
         CHECK(docker_action_from_string("restart") == DOCKER_ACTION_IGNORE);
@@ -218,7 +220,7 @@ static void test_version(void) {
         check_version("1.24", "1.24");
         check_version("1.43", "1.43");
         check_version("1.45", "1.43");
-        check_version("1.9", "1.24");     /* numeric, not string, comparison */
+        check_version("1.9", "1.24"); /* numeric, not string, comparison */
         check_version("1.100", "1.43");
         check_version("2.0", "1.43");
         check_version("1.12", "1.24");
@@ -235,8 +237,8 @@ static void check_addresses(const char *json, const char *want4, const char *wan
         CHECK(json == NULL || o);
         CHECK(docker_network_addresses(o, &v4, &v6) == 0);
         if (strcmp(v4 ?: "-", want4 ?: "-") != 0 || strcmp(v6 ?: "-", want6 ?: "-") != 0) {
-                fprintf(stderr, "%s: v4=%s v6=%s (want %s %s)\n", json ?: "(null)", v4 ?: "-", v6 ?: "-",
-                        want4 ?: "-", want6 ?: "-");
+                fprintf(stderr, "%s: v4=%s v6=%s (want %s %s)\n", json ?: "(null)", v4 ?: "-", v6 ?: "-", want4 ?: "-",
+                        want6 ?: "-");
                 exit(EXIT_FAILURE);
         }
         free(v4);
@@ -250,14 +252,18 @@ static void test_addresses(void) {
         /* --network none: empty strings. */
         check_addresses("{\"Networks\":{\"none\":{\"IPAddress\":\"\",\"GlobalIPv6Address\":\"\"}}}", NULL, NULL);
         /* The default bridge: top-level fields (inspect). */
-        check_addresses("{\"IPAddress\":\"172.17.0.2\",\"GlobalIPv6Address\":\"\","
-                        "\"Networks\":{\"bridge\":{\"IPAddress\":\"172.17.0.2\"}}}", "172.17.0.2", NULL);
+        check_addresses(
+                "{\"IPAddress\":\"172.17.0.2\",\"GlobalIPv6Address\":\"\","
+                "\"Networks\":{\"bridge\":{\"IPAddress\":\"172.17.0.2\"}}}",
+                "172.17.0.2", NULL);
         /* A user network: only under Networks (the list's entries). */
         check_addresses("{\"Networks\":{\"app\":{\"IPAddress\":\"10.5.0.7\",\"GlobalIPv6Address\":\"fd00::7\"}}}",
                         "10.5.0.7", "fd00::7");
         /* Two networks: the first one that has an address of each family. */
-        check_addresses("{\"Networks\":{\"a\":{\"IPAddress\":\"\"},\"b\":{\"IPAddress\":\"10.6.0.2\"},"
-                        "\"c\":{\"IPAddress\":\"10.7.0.2\",\"GlobalIPv6Address\":\"fd00::9\"}}}", "10.6.0.2", "fd00::9");
+        check_addresses(
+                "{\"Networks\":{\"a\":{\"IPAddress\":\"\"},\"b\":{\"IPAddress\":\"10.6.0.2\"},"
+                "\"c\":{\"IPAddress\":\"10.7.0.2\",\"GlobalIPv6Address\":\"fd00::9\"}}}",
+                "10.6.0.2", "fd00::9");
         /* Junk is not an address. */
         check_addresses("{\"IPAddress\":\"bogus\",\"Networks\":{\"x\":{\"IPAddress\":42}}}", NULL, NULL);
         check_addresses("[1,2]", NULL, NULL);
@@ -266,7 +272,7 @@ static void test_addresses(void) {
 typedef struct Collected {
         char actions[64][32];
         unsigned n;
-        int fail_at;            /* return -ECANCELED on this value (1-based), 0: never */
+        int fail_at; /* return -ECANCELED on this value (1-based), 0: never */
 } Collected;
 
 static int collect(json_object *o, void *userdata) {
@@ -315,7 +321,7 @@ static void test_json_stream(void) {
                 CHECK(json_object_object_get_ex(actor, "Attributes", &attrs));
                 CHECK(strcmp(docker_json_string(attrs, "joyride.host.name"), "x.y") == 0);
                 CHECK(docker_json_string(attrs, "missing") == NULL);
-                CHECK(docker_json_string(actor, "Attributes") == NULL);   /* not a string */
+                CHECK(docker_json_string(actor, "Attributes") == NULL); /* not a string */
                 json_object_put(o);
         }
 
@@ -424,7 +430,8 @@ static void test_json_stream_burst(void) {
                                        "\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"%064u\","
                                        "\"Attributes\":{\"image\":\"debian:bookworm\",\"joyride.host.name\":"
                                        "\"bulk-%u.docker.test\",\"name\":\"bulk-%u\"}},\"scope\":\"local\","
-                                       "\"time\":1700000000,\"timeNano\":1700000000123456789}\n", i, i, i, i);
+                                       "\"time\":1700000000,\"timeNano\":1700000000123456789}\n",
+                                       i, i, i, i);
         for (unsigned round = 0; round < 200; round++) {
                 DockerJsonStream js;
                 unsigned n = 0;
@@ -437,7 +444,8 @@ static void test_json_stream_burst(void) {
                         const char *why = NULL;
                         int r = docker_json_feed(&js, burst->str + off, len, count_value, &n, &why);
                         if (r != 0)
-                                test_fail(__FILE__, __LINE__, "round %u: %zu bytes at %zu: %s", round, len, off, strna(why));
+                                test_fail(__FILE__, __LINE__, "round %u: %zu bytes at %zu: %s", round, len, off,
+                                          strna(why));
                         off += len;
                 }
                 CHECK_INT_EQ(n, n_events);
@@ -500,10 +508,11 @@ static void test_container_parse(void) {
         json_object *o;
         DockerContainer c;
 
-        o = json_tokener_parse("{\"Id\":\"0123\",\"Names\":[\"/web\",\"/alias\"],\"State\":\"running\","
-                               "\"Labels\":{\"joyride.host.name\":\"web.test\",\"joyride.host.ip\":\"container\","
-                               "\"joyride.host.ttl\":\"60\"},\"NetworkSettings\":{\"Networks\":{\"bridge\":"
-                               "{\"IPAddress\":\"172.17.0.2\"}}}}");
+        o = json_tokener_parse(
+                "{\"Id\":\"0123\",\"Names\":[\"/web\",\"/alias\"],\"State\":\"running\","
+                "\"Labels\":{\"joyride.host.name\":\"web.test\",\"joyride.host.ip\":\"container\","
+                "\"joyride.host.ttl\":\"60\"},\"NetworkSettings\":{\"Networks\":{\"bridge\":"
+                "{\"IPAddress\":\"172.17.0.2\"}}}}");
         CHECK(docker_container_parse(o, &c) == 0);
         CHECK_STREQ(c.id, "0123");
         CHECK_STREQ(c.name, "web");
@@ -555,7 +564,7 @@ static void test_route_table(void) {
 
         /* Only loopback, or nothing: no default route. */
         CHECK(netinfo_parse_route_table(
-                "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n") == NULL);
+                      "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n") == NULL);
         CHECK(netinfo_parse_route_table("") == NULL);
         CHECK(netinfo_parse_route_table(NULL) == NULL);
 }

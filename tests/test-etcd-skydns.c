@@ -12,12 +12,12 @@
 #include "etcd-skydns.h"
 #include "store.h"
 
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
+#define CHECK(expr) \
+        do { \
+                if (!(expr)) { \
                         fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-                        exit(EXIT_FAILURE);                                             \
-                }                                                                       \
+                        exit(EXIT_FAILURE); \
+                } \
         } while (0)
 
 #define PREFIX "/skydns"
@@ -63,16 +63,16 @@ static void expect(const char *key, const char *value, const char *want) {
 }
 
 /* The error (or note) contains every one of the given fragments. */
-#define expect_error(key, value, ...)                                                   \
-        do {                                                                            \
-                g_autofree char *_got = describe((key), (value));                      \
-                const char *_frags[] = { __VA_ARGS__ };                                 \
-                CHECK(g_str_has_prefix(_got, "error: "));                              \
-                for (size_t _i = 0; _i < ELEMENTSOF(_frags); _i++)                      \
-                        if (!strstr(_got, _frags[_i])) {                                \
+#define expect_error(key, value, ...) \
+        do { \
+                g_autofree char *_got = describe((key), (value)); \
+                const char *_frags[] = { __VA_ARGS__ }; \
+                CHECK(g_str_has_prefix(_got, "error: ")); \
+                for (size_t _i = 0; _i < ELEMENTSOF(_frags); _i++) \
+                        if (!strstr(_got, _frags[_i])) { \
                                 fprintf(stderr, "%s:%d: \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, _got, _frags[_i]); \
-                                exit(EXIT_FAILURE);                                     \
-                        }                                                               \
+                                exit(EXIT_FAILURE); \
+                        } \
         } while (0)
 
 static void test_names(void) {
@@ -101,7 +101,8 @@ static void test_names(void) {
         expect_error("/skydns/.com/web", "{\"host\":\"1.2.3.4\"}", "no valid name", "empty label");
         expect_error("/skydns/com//web", "{\"host\":\"1.2.3.4\"}", "empty segment");
         expect_error("/skydns/com/exa mple", "{\"host\":\"1.2.3.4\"}", "no valid name", "invalid character");
-        expect_error("/skydns/com/example/web/x", "{\"host\":\"1.2.3.4\",\"targetstrip\":4}", "targetstrip 4 leaves no name");
+        expect_error("/skydns/com/example/web/x", "{\"host\":\"1.2.3.4\",\"targetstrip\":4}",
+                     "targetstrip 4 leaves no name");
         expect_error("/skydns/com/example", "{\"host\":\"1.2.3.4\",\"targetstrip\":99}", "targetstrip: expected");
         expect_error("/skydns/com/example", "{\"host\":\"1.2.3.4\",\"targetstrip\":-1}", "targetstrip: expected");
 
@@ -128,7 +129,8 @@ static void test_names(void) {
 
 static void test_wildcards(void) {
         expect("/skydns/com/example/*", "{\"host\":\"192.0.2.1\"}", "*.example.com 30 A 192.0.2.1");
-        expect("/skydns/com/example/*/j1", "{\"host\":\"192.0.2.1\",\"targetstrip\":1}", "*.example.com 30 A 192.0.2.1");
+        expect("/skydns/com/example/*/j1", "{\"host\":\"192.0.2.1\",\"targetstrip\":1}",
+               "*.example.com 30 A 192.0.2.1");
         /* Only as the whole first label, as in DNS. */
         expect_error("/skydns/com/*/web", "{\"host\":\"192.0.2.1\"}", "no valid name", "wildcard");
         expect_error("/skydns/com/example/a*", "{\"host\":\"192.0.2.1\"}", "no valid name");
@@ -161,8 +163,9 @@ static void test_values(void) {
         expect("/skydns/com/example/t", "{\"host\":\"10.0.0.1\",\"ttl\":4000000000}",
                "t.example.com 604800 A 10.0.0.1 (note: ttl 4000000000 lowered to 604800)");
         /* SRV fields change nothing; unknown fields are ignored. */
-        expect("/skydns/com/example/srv", "{\"host\":\"10.0.0.2\",\"port\":8080,\"priority\":10,\"weight\":5,"
-                                          "\"group\":\"g\",\"extra\":[1,2]}",
+        expect("/skydns/com/example/srv",
+               "{\"host\":\"10.0.0.2\",\"port\":8080,\"priority\":10,\"weight\":5,"
+               "\"group\":\"g\",\"extra\":[1,2]}",
                "srv.example.com 30 A 10.0.0.2");
         /* Whitespace around the object is fine. */
         expect("/skydns/com/example/ws", " \n{\"host\":\"10.0.0.3\"}\n ", "ws.example.com 30 A 10.0.0.3");
@@ -306,10 +309,11 @@ static void test_store(void) {
                 SkyDnsEntry e = {};
                 g_autofree char *owner = g_strconcat("etcd:", kvs[i].key, NULL);
 
-                CHECK(skydns_parse(PREFIX, kvs[i].key, strlen(kvs[i].key), kvs[i].value, strlen(kvs[i].value), 30,
-                                   &e, NULL) == 0);
+                CHECK(skydns_parse(PREFIX, kvs[i].key, strlen(kvs[i].key), kvs[i].value, strlen(kvs[i].value), 30, &e,
+                                   NULL) == 0);
                 for (size_t j = 0; j < e.n_records; j++)
-                        CHECK(store_add(s, e.name, e.records[j].type, e.records[j].value, e.ttl, owner, 0, NULL, NULL) == 1);
+                        CHECK(store_add(s, e.name, e.records[j].type, e.records[j].value, e.ttl, owner, 0, NULL,
+                                        NULL) == 1);
                 skydns_entry_done(&e);
         }
         n = store_lookup(s, "web.example.com");

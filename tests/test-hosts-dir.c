@@ -32,7 +32,7 @@ static void cleanup_tmp(void) {
         if (!tmp_made)
                 return;
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-        (void) system(cmd);     /* NOLINT(cert-env33-c): rm -rf of our own temp folder */
+        (void) system(cmd); /* NOLINT(cert-env33-c): rm -rf of our own temp folder */
         tmp_made = false;
 }
 
@@ -40,10 +40,10 @@ typedef struct Test {
         sd_event *event;
         Store *store;
         HostsDir *dir;
-        char path[256];                 /* the hosts directory */
-        char *events[MAX_EVENTS];       /* "+name value file" / "-name value file" */
+        char path[256];           /* the hosts directory */
+        char *events[MAX_EVENTS]; /* "+name value file" / "-name value file" */
         unsigned n_events;
-        bool quiet;                     /* too many changes to keep: do not record them */
+        bool quiet; /* too many changes to keep: do not record them */
 } Test;
 
 static void on_change(Store *s, RecordChange change, const Record *r, void *userdata) {
@@ -104,8 +104,8 @@ static bool expect_events_internal(Test *t, const char *first, ...) {
 
 typedef struct Find {
         const char *value;
-        const char *file;       /* basename of the owner's file; NULL: any */
-        unsigned line;          /* 0: any */
+        const char *file; /* basename of the owner's file; NULL: any */
+        unsigned line;    /* 0: any */
         bool found;
 } Find;
 
@@ -287,9 +287,8 @@ static void test_live_changes(void) {
         CHECK(!name_exists(&t, "dpkg.test"));
         CHECK(!name_exists(&t, "autosave.test"));
         CHECK(store_count(t.store) == 6);
-        CHECK(expect_events(&t,
-                            "+one.test 10.0.0.1 a.hosts", "+uno.test 10.0.0.1 a.hosts", "+two.test 10.0.0.2 a.hosts",
-                            "+bee.test 10.0.1.1 b.hosts", "+fine.test 10.0.2.1 bad.hosts",
+        CHECK(expect_events(&t, "+one.test 10.0.0.1 a.hosts", "+uno.test 10.0.0.1 a.hosts",
+                            "+two.test 10.0.0.2 a.hosts", "+bee.test 10.0.1.1 b.hosts", "+fine.test 10.0.2.1 bad.hosts",
                             "+good.test 10.0.2.2 bad.hosts"));
         hosts_dir_get_status(t.dir, &st);
         CHECK(st.exists);
@@ -449,7 +448,7 @@ static void test_dir_removed_and_recreated(void) {
 
         /* Removed: all its records go, and it is waited for. */
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", t.path);
-        CHECK(system(cmd) == 0);        /* NOLINT(cert-env33-c): rm -rf of our own temp folder */
+        CHECK(system(cmd) == 0); /* NOLINT(cert-env33-c): rm -rf of our own temp folder */
         CHECK(wait_status_exists(&t, false));
         CHECK(wait_idle(&t));
         CHECK(store_count(t.store) == 0);
@@ -786,7 +785,7 @@ static void test_unreadable_kept(void) {
                         perror("dropping to nobody");
                         _exit(EXIT_FAILURE);
                 }
-                tmp_made = false;       /* the parent cleans up */
+                tmp_made = false; /* the parent cleans up */
                 test_unreadable_kept_child();
                 _exit(EXIT_SUCCESS);
         }

@@ -31,7 +31,7 @@ typedef struct Result {
         unsigned n_entries;
         Warning warnings[MAX_ITEMS];
         unsigned n_warnings;
-        int fail_after;         /* make the entry callback fail after this many, if > 0 */
+        int fail_after; /* make the entry callback fail after this many, if > 0 */
 } Result;
 
 static int on_entry(const char *name, uint16_t type, const char *address, unsigned line, void *userdata) {
@@ -89,7 +89,8 @@ static void test_basic(void) {
         Result res;
 
         CHECK(parse_str("127.0.0.1 localhost\n"
-                        "192.168.1.100 api.internal dashboard.internal\n", &res) == 3);
+                        "192.168.1.100 api.internal dashboard.internal\n",
+                        &res) == 3);
         CHECK(res.n_entries == 3);
         CHECK(res.n_warnings == 0);
         CHECK(has_entry(&res, "localhost", DNS_TYPE_A, "127.0.0.1", 1));
@@ -110,7 +111,8 @@ static void test_comments_and_blanks(void) {
                         "10.0.0.1 one.test # trailing comment two.test\n"
                         "   # indented comment 10.0.0.9 nine.test\n"
                         "10.0.0.2 two.test#glued-comment\n"
-                        "#10.0.0.3 three.test\n", &res) == 2);
+                        "#10.0.0.3 three.test\n",
+                        &res) == 2);
         CHECK(res.n_warnings == 0);
         CHECK(has_entry(&res, "one.test", DNS_TYPE_A, "10.0.0.1", 5));
         CHECK(has_entry(&res, "two.test", DNS_TYPE_A, "10.0.0.2", 7));
@@ -120,7 +122,8 @@ static void test_whitespace(void) {
         Result res;
 
         CHECK(parse_str("\t10.0.0.1\t\ttab.test\t  spaces.test   \t\n"
-                        "10.0.0.2      many.test\n", &res) == 3);
+                        "10.0.0.2      many.test\n",
+                        &res) == 3);
         CHECK(res.n_warnings == 0);
         CHECK(has_entry(&res, "tab.test", DNS_TYPE_A, "10.0.0.1", 1));
         CHECK(has_entry(&res, "spaces.test", DNS_TYPE_A, "10.0.0.1", 1));
@@ -134,7 +137,8 @@ static void test_crlf_and_no_final_newline(void) {
                         "# comment\r\n"
                         "\r\n"
                         "10.0.0.2 b.test c.test\r\n"
-                        "10.0.0.3 last.test", &res) == 4);
+                        "10.0.0.3 last.test",
+                        &res) == 4);
         CHECK(res.n_warnings == 0);
         CHECK(has_entry(&res, "a.test", DNS_TYPE_A, "10.0.0.1", 1));
         CHECK(has_entry(&res, "b.test", DNS_TYPE_A, "10.0.0.2", 4));
@@ -155,7 +159,8 @@ static void test_ipv6_and_canonical(void) {
                         "2001:DB8:0:0:0:0:0:1 upper.test\n"
                         "fd00:0000::0042 zeros.test\n"
                         "::ffff:10.0.0.1 mapped.test\n"
-                        "010.0.0.1 octal.test\n", &res) == 5);
+                        "010.0.0.1 octal.test\n",
+                        &res) == 5);
         CHECK(has_entry(&res, "localhost6", DNS_TYPE_AAAA, "::1", 1));
         CHECK(has_entry(&res, "short.test", DNS_TYPE_AAAA, "::1", 2));
         CHECK(has_entry(&res, "upper.test", DNS_TYPE_AAAA, "2001:db8::1", 3));
@@ -175,7 +180,8 @@ static void test_bad_address(void) {
                         "10.0.0 short.test\n"
                         "1.2.3.4.5 long.test\n"
                         "2001:db8::g1 hex.test\n"
-                        "10.0.0.2 also-good.test\n", &res) == 2);
+                        "10.0.0.2 also-good.test\n",
+                        &res) == 2);
         CHECK(has_entry(&res, "good.test", DNS_TYPE_A, "10.0.0.1", 1));
         CHECK(has_entry(&res, "also-good.test", DNS_TYPE_A, "10.0.0.2", 7));
         CHECK(res.n_warnings == 5);
@@ -191,7 +197,8 @@ static void test_no_names(void) {
 
         CHECK(parse_str("10.0.0.1\n"
                         "10.0.0.2   # only a comment\n"
-                        "10.0.0.3 ok.test\n", &res) == 1);
+                        "10.0.0.3 ok.test\n",
+                        &res) == 1);
         CHECK(res.n_warnings == 2);
         CHECK(has_warning(&res, 1, "no names"));
         CHECK(has_warning(&res, 2, "no names"));
@@ -215,8 +222,8 @@ static void test_bad_name(void) {
         char line[3000];
         memset(line, 'a', sizeof line);
         /* A line of the file, not a C string: parse() takes its length. */
-        memcpy(line, "10.0.0.1 ", 9);                   /* NOLINT(bugprone-not-null-terminated-result) */
-        memcpy(line + sizeof line - 8, " ok.test", 8);  /* NOLINT(bugprone-not-null-terminated-result) */
+        memcpy(line, "10.0.0.1 ", 9);                  /* NOLINT(bugprone-not-null-terminated-result) */
+        memcpy(line + sizeof line - 8, " ok.test", 8); /* NOLINT(bugprone-not-null-terminated-result) */
         CHECK(parse(line, sizeof line, &res) == 1);
         CHECK(has_entry(&res, "ok.test", DNS_TYPE_A, "10.0.0.1", 1));
         CHECK(res.n_warnings == 1);
@@ -229,7 +236,8 @@ static void test_zone(void) {
         Result res;
 
         CHECK(parse_str("fe80::1%eth0 zoned.test\n"
-                        "fe80::1 link.test\n", &res) == 1);
+                        "fe80::1 link.test\n",
+                        &res) == 1);
         CHECK(has_entry(&res, "link.test", DNS_TYPE_AAAA, "fe80::1", 2));
         CHECK(res.n_warnings == 1);
         CHECK(has_warning(&res, 1, "zone"));
@@ -251,12 +259,14 @@ static void test_empty(void) {
 
 static void test_binary_junk(void) {
         Result res;
-        static const char junk[] = "10.0.0.1 a.test\n"
-                                   "\x00\x01\xff\xfe garbage \x7f\n"
-                                   "10.0.0.2 b\x00" "c.test d.test\n"
-                                   "10.0.0\x00.3 e.test\n"
-                                   "\xc3\xa9t\xc3\xa9 \x01\n"
-                                   "10.0.0.4 f.test";
+        static const char junk[] =
+                "10.0.0.1 a.test\n"
+                "\x00\x01\xff\xfe garbage \x7f\n"
+                "10.0.0.2 b\x00"
+                "c.test d.test\n"
+                "10.0.0\x00.3 e.test\n"
+                "\xc3\xa9t\xc3\xa9 \x01\n"
+                "10.0.0.4 f.test";
         char why_line[600];
 
         CHECK(parse(junk, sizeof junk - 1, &res) == 3);
@@ -331,10 +341,11 @@ static void test_big_into_store(void) {
 
                 if (i % 10 == 9)
                         /* IPv6 every tenth line, a comment on some. */
-                        k = snprintf(data + size, allocated - size, "fd00::%x:%x host%u.big.test # v6\n", i >> 16, i & 0xffff, i);
+                        k = snprintf(data + size, allocated - size, "fd00::%x:%x host%u.big.test # v6\n", i >> 16,
+                                     i & 0xffff, i);
                 else
-                        k = snprintf(data + size, allocated - size, "10.%u.%u.%u\thost%u.big.test\n",
-                                     (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff, i);
+                        k = snprintf(data + size, allocated - size, "10.%u.%u.%u\thost%u.big.test\n", (i >> 16) & 0xff,
+                                     (i >> 8) & 0xff, i & 0xff, i);
                 CHECK(k > 0 && (size_t) k < allocated - size);
                 size += (size_t) k;
         }

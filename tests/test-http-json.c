@@ -45,7 +45,7 @@ static void test_health(void) {
 static void test_rate_ring(void) {
         RateRing r = {};
 
-        rate_ring_sample(&r, 100);              /* the first sample only sets the base */
+        rate_ring_sample(&r, 100); /* the first sample only sets the base */
         CHECK_INT_EQ(r.n, 0);
         rate_ring_sample(&r, 105);
         rate_ring_sample(&r, 105);
@@ -54,7 +54,7 @@ static void test_rate_ring(void) {
         CHECK_INT_EQ(rate_ring_get(&r, 0), 5);
         CHECK_INT_EQ(rate_ring_get(&r, 1), 0);
         CHECK_INT_EQ(rate_ring_get(&r, 2), 95);
-        rate_ring_sample(&r, 50);               /* a counter that went back counts 0 */
+        rate_ring_sample(&r, 50); /* a counter that went back counts 0 */
         CHECK_INT_EQ(rate_ring_get(&r, 3), 0);
         for (unsigned i = 1; i <= 2 * RATE_RING_SIZE; i++)
                 rate_ring_sample(&r, 50 + (uint64_t) i * i);
@@ -71,12 +71,19 @@ static void test_status(void) {
         rate_ring_sample(&qps, 0);
         rate_ring_sample(&qps, 3);
         rate_ring_sample(&qps, 10);
-        DockerStatus ds = { .state = DOCKER_CONNECTED, .socket_path = "/run/docker.sock", .api_version = "1.43",
-                            .n_containers = 4, .connected_since_usec = 1700000000000000ull };
-        HostsDirStatus hs = { .path = "/etc/joyride/hosts", .exists = true, .n_files = 2, .n_records = 9,
-                              .n_warnings = 1 };
+        DockerStatus ds = { .state = DOCKER_CONNECTED,
+                            .socket_path = "/run/docker.sock",
+                            .api_version = "1.43",
+                            .n_containers = 4,
+                            .connected_since_usec = 1700000000000000ull };
+        HostsDirStatus hs = {
+                .path = "/etc/joyride/hosts", .exists = true, .n_files = 2, .n_records = 9, .n_warnings = 1
+        };
         HttpStatusInput in = {
-                .service = { .service = "s", .version = "v", .environment = "test", .node_id = "node-a",
+                .service = { .service = "s",
+                             .version = "v",
+                             .environment = "test",
+                             .node_id = "node-a",
                              .uptime_usec = 90 * USEC_PER_SEC + 5 },
                 .dns_port = 5353,
                 .dns = &c,
@@ -130,11 +137,20 @@ static void test_status(void) {
         /* etcd out of reach: said with the error and the next try. */
         {
                 char *endpoints[] = { "http://10.0.0.1:2379", "http://10.0.0.2:2379", NULL };
-                EtcdStatus es = { .state = ETCD_DISCONNECTED, .endpoint = "http://10.0.0.2:2379", .endpoints = endpoints,
-                                  .prefix = "/skydns", .last_error = "/v3/watch: Connection refused",
-                                  .next_retry_usec = 1700000000000000ull, .lease_id = 0x390da22d13738513,
-                                  .lease_ttl = 10, .revision = 42, .n_keys = 7, .n_published = 3, .n_pending = 1,
-                                  .resyncs = 2, .failures = 5 };
+                EtcdStatus es = { .state = ETCD_DISCONNECTED,
+                                  .endpoint = "http://10.0.0.2:2379",
+                                  .endpoints = endpoints,
+                                  .prefix = "/skydns",
+                                  .last_error = "/v3/watch: Connection refused",
+                                  .next_retry_usec = 1700000000000000ull,
+                                  .lease_id = 0x390da22d13738513,
+                                  .lease_ttl = 10,
+                                  .revision = 42,
+                                  .n_keys = 7,
+                                  .n_published = 3,
+                                  .n_pending = 1,
+                                  .resyncs = 2,
+                                  .failures = 5 };
                 json_object *e;
 
                 in.etcd = &es;
@@ -236,8 +252,10 @@ static void check_exposition(const char *text) {
         g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
         g_autoptr(GHashTable) typed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         g_autoptr(GRegex) sample = g_regex_new(
-                "^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"\\\\]*\"(,[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"\\\\]*\")*\\})? "
-                "-?[0-9]+(\\.[0-9]+)?$", 0, 0, NULL);
+                "^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"\\\\]*\"(,[a-zA-Z_][a-zA-Z0-9_]*=\"[^"
+                "\"\\\\]*\")*\\})? "
+                "-?[0-9]+(\\.[0-9]+)?$",
+                0, 0, NULL);
         g_autofree char *last_help = NULL;
 
         CHECK(g_str_has_suffix(text, "\n"));
@@ -259,7 +277,8 @@ static void check_exposition(const char *text) {
                         CHECK_STREQ(name, last_help);
                         CHECK(streq(type, "counter") || streq(type, "gauge") || streq(type, "summary"));
                         CHECK(!(g_hash_table_contains(typed, name)));
-                        g_hash_table_insert(typed, g_steal_pointer(&name), (gpointer) (uintptr_t) streq(type, "summary"));
+                        g_hash_table_insert(typed, g_steal_pointer(&name),
+                                            (gpointer) (uintptr_t) streq(type, "summary"));
                         continue;
                 }
                 if (!g_regex_match(sample, l, 0, &m))
@@ -268,7 +287,9 @@ static void check_exposition(const char *text) {
                 /* A summary's samples are NAME_sum and NAME_count. */
                 if (!g_hash_table_contains(typed, name)) {
                         size_t n = strlen(name);
-                        size_t base = g_str_has_suffix(name, "_sum") ? n - 4 : g_str_has_suffix(name, "_count") ? n - 6 : n;
+                        size_t base = g_str_has_suffix(name, "_sum")     ? n - 4
+                                      : g_str_has_suffix(name, "_count") ? n - 6
+                                                                         : n;
                         g_autofree char *b = g_strndup(name, base);
                         if (base == n || !g_hash_table_lookup(typed, b))
                                 g_error("sample without HELP/TYPE: '%s'", l);
@@ -308,7 +329,7 @@ static void test_metrics(void) {
         CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOERROR\"} 0\n"));
         CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"NOTAUTH\"} 1\n"));
         CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"RCODE17\"} 1\n"));
-        CHECK(!(strstr(text, "YXDOMAIN")));   /* zero and uncommon: left out */
+        CHECK(!(strstr(text, "YXDOMAIN"))); /* zero and uncommon: left out */
         CHECK(strstr(text, "\njoyride_records{source=\"hosts\"} 12\n"));
         CHECK(strstr(text, "\njoyride_records{source=\"peer\"} 3\n"));
         CHECK(strstr(text, "\njoyride_records{source=\"docker\"} 0\n"));
@@ -330,8 +351,13 @@ static void test_metrics(void) {
         g_free(text);
 
         {
-                EtcdStatus es = { .state = ETCD_CONNECTED, .n_keys = 100, .n_published = 3, .revision = 77,
-                                  .resyncs = 1, .events = 12, .txns = 4 };
+                EtcdStatus es = { .state = ETCD_CONNECTED,
+                                  .n_keys = 100,
+                                  .n_published = 3,
+                                  .revision = 77,
+                                  .resyncs = 1,
+                                  .events = 12,
+                                  .txns = 4 };
                 in.etcd = &es;
                 in.records_by_source[HTTP_SOURCE_ETCD] = 100;
                 text = http_metrics_render(&in);
@@ -366,8 +392,13 @@ static void test_metrics(void) {
 }
 
 static DnsForwardUpstreamStatus forward_upstreams[] = {
-        { .address = "192.0.2.1:53", .queries = 10, .answers = 8, .failures = 2, .rtt_usec_sum = 4000,
-          .last_rtt_usec = 700, .failing = true },
+        { .address = "192.0.2.1:53",
+          .queries = 10,
+          .answers = 8,
+          .failures = 2,
+          .rtt_usec_sum = 4000,
+          .last_rtt_usec = 700,
+          .failing = true },
         { .address = "[2001:db8::1]:5353", .queries = 3, .answers = 3, .rtt_usec_sum = 1500 },
         { .address = "192.0.2.2:53" },
 };
@@ -375,10 +406,21 @@ static char *forward_allow[] = { "127.0.0.0/8", "::1/128", NULL };
 
 static const DnsForwardStatus forward_status = {
         .enabled = true,
-        .counters = { .queries = 100, .refused = 1, .cache_hits = 80, .cache_misses = 19, .coalesced = 6,
-                      .upstream_queries = 13, .upstream_tcp = 2, .upstream_failures = 2, .servfail = 1,
-                      .mismatched = 3, .dropped = 0, .latency_usec_sum = 120000, .latency_count = 12,
-                      .cache_entries = 11, .cache_bytes = 4096 },
+        .counters = { .queries = 100,
+                      .refused = 1,
+                      .cache_hits = 80,
+                      .cache_misses = 19,
+                      .coalesced = 6,
+                      .upstream_queries = 13,
+                      .upstream_tcp = 2,
+                      .upstream_failures = 2,
+                      .servfail = 1,
+                      .mismatched = 3,
+                      .dropped = 0,
+                      .latency_usec_sum = 120000,
+                      .latency_count = 12,
+                      .cache_entries = 11,
+                      .cache_bytes = 4096 },
         .upstreams = forward_upstreams,
         .n_upstreams = 3,
         .allow = forward_allow,
@@ -464,8 +506,9 @@ static void test_sse(void) {
         CHECK_INT_EQ(store_new(&s), 0);
         store_subscribe(s, capture, &c);
         /* A TXT value with a newline and quotes must not break the framing. */
-        CHECK_INT_EQ(store_add(s, "txt.example", DNS_TYPE_TXT, "\"line one\\010line \\\"two\\\"\"", 30, "api", 0,
-                                  NULL, &error), 1);
+        CHECK_INT_EQ(store_add(s, "txt.example", DNS_TYPE_TXT, "\"line one\\010line \\\"two\\\"\"", 30, "api", 0, NULL,
+                               &error),
+                     1);
         CHECK_INT_EQ(store_remove(s, "txt.example", 0, NULL, "api"), 1);
         CHECK_INT_EQ(c.events->len, 2);
 
@@ -476,7 +519,7 @@ static void test_sse(void) {
                 CHECK(g_str_has_prefix(e, "event: record\ndata: {"));
                 CHECK(g_str_has_suffix(e, "}\n\n"));
                 lines = g_strsplit(e, "\n", -1);
-                CHECK_INT_EQ(g_strv_length(lines), 4);   /* event, data, "", "" */
+                CHECK_INT_EQ(g_strv_length(lines), 4); /* event, data, "", "" */
                 o = json_tokener_parse(lines[1] + strlen("data: "));
                 CHECK(o);
                 CHECK_STREQ(get_str(o, "change"), i == 0 ? "added" : "removed");
@@ -512,15 +555,9 @@ int main(void) {
                 const char *name;
                 void (*run)(void);
         } tests[] = {
-                { "iso8601", test_iso8601 },
-                { "health", test_health },
-                { "rate-ring", test_rate_ring },
-                { "status", test_status },
-                { "records", test_records },
-                { "metrics", test_metrics },
-                { "forwarding", test_forwarding },
-                { "sse", test_sse },
-                { "message", test_message },
+                { "iso8601", test_iso8601 },       { "health", test_health },   { "rate-ring", test_rate_ring },
+                { "status", test_status },         { "records", test_records }, { "metrics", test_metrics },
+                { "forwarding", test_forwarding }, { "sse", test_sse },         { "message", test_message },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(tests); i++) {

@@ -19,12 +19,15 @@ static Store *make_store(void) {
         g_assert_cmpint(store_new(&s), ==, 0);
         g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/a", 3, NULL, NULL), ==, 1);
         g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 4, NULL, NULL), ==, 1);
-        g_assert_cmpint(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api \"x\"", NULL), ==, 1);
-        g_assert_cmpint(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, NULL), ==, 1);
+        g_assert_cmpint(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api \"x\"", NULL),
+                        ==, 1);
+        g_assert_cmpint(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, NULL), ==,
+                        1);
         /* Everything json-c escapes, a slash it does not (NOSLASHESCAPE), UTF-8
          * it passes through; owners are file names: anything but NUL. */
         g_assert_cmpint(store_add(s, "txt.example", DNS_TYPE_TXT, "a\"b\\c/d \xc3\xa9", 5,
-                                  "hosts:/h/\b\f\n\r\t\001\037\x7f\"\\", 7, NULL, NULL), ==, 1);
+                                  "hosts:/h/\b\f\n\r\t\001\037\x7f\"\\", 7, NULL, NULL),
+                        ==, 1);
         return s;
 }
 
@@ -41,8 +44,8 @@ static RecordsSnapshot *snapshot_of(Store *s) {
 }
 
 static json_object *render(Store *s, const char *query_string) {
-        g_autoptr(GHashTable) params = query_string ? g_uri_parse_params(query_string, -1, "&", G_URI_PARAMS_NONE, NULL)
-                                                    : NULL;
+        g_autoptr(GHashTable) params =
+                query_string ? g_uri_parse_params(query_string, -1, "&", G_URI_PARAMS_NONE, NULL) : NULL;
         g_autofree char *error = NULL;
         _cleanup_(records_snapshot_freep) RecordsSnapshot *snap = snapshot_of(s);
         g_autoptr(GBytes) body = NULL;
@@ -121,11 +124,11 @@ static void test_search_and_paging(void) {
         /* A search matches names, values and sources, in any case. */
         o = render(s, "q=WEB");
         g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 5);
-        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 3);     /* alias -> web, and web twice */
+        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 3); /* alias -> web, and web twice */
         g_assert_cmpstr(hostname_at(o, 0), ==, "alias.example");
         json_object_put(o);
         o = render(s, "q=(API");
-        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 1);     /* "docker:abc (api ...)" */
+        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 1); /* "docker:abc (api ...)" */
         json_object_put(o);
         o = render(s, "q=h/a:4");
         g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 1);
@@ -173,7 +176,7 @@ static void on_export_done(GPtrArray *body, void *userdata) {
                 g_assert_true(i + 1 == body->len || n >= RECORDS_PIECE_BYTES);
                 g_byte_array_append(all, d, (guint) n);
         }
-        g_byte_array_append(all, (const guint8 *) "", 1);     /* for the JSON parser */
+        g_byte_array_append(all, (const guint8 *) "", 1); /* for the JSON parser */
         r->body = g_byte_array_free_to_bytes(all);
         r->n_pieces = body->len;
         r->done = true;

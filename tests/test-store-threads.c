@@ -27,7 +27,7 @@
 #include "store.h"
 
 #define NAMES 12
-#define VALUES 4                /* per name, besides the shared one */
+#define VALUES 4 /* per name, besides the shared one */
 #define OWNERS 2
 #define WRITERS 2
 #define READERS 3
@@ -49,8 +49,8 @@ typedef struct History {
 
 static Store *store;
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
-static History history[NAMES + 1];           /* the names, then the shared reverse name */
-static uint32_t ttl_of[NAMES][VALUES + 1][OWNERS];   /* the writers' model: 0 = no record */
+static History history[NAMES + 1];                 /* the names, then the shared reverse name */
+static uint32_t ttl_of[NAMES][VALUES + 1][OWNERS]; /* the writers' model: 0 = no record */
 static bool writers_done;
 static unsigned long n_checked, n_failed;
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -228,7 +228,7 @@ static size_t make_query(const char *name, uint16_t type, uint16_t id, uint8_t *
         memset(buf, 0, 12);
         buf[0] = (uint8_t) (id >> 8);
         buf[1] = (uint8_t) id;
-        buf[5] = 1;                     /* one question */
+        buf[5] = 1; /* one question */
         for (size_t k = 0;; k++)
                 if (name[k] == '.' || name[k] == 0) {
                         buf[o++] = (uint8_t) (k - start);
@@ -242,7 +242,7 @@ static size_t make_query(const char *name, uint16_t type, uint16_t id, uint8_t *
         buf[o++] = (uint8_t) (type >> 8);
         buf[o++] = (uint8_t) type;
         buf[o++] = 0;
-        buf[o++] = 1;                   /* IN */
+        buf[o++] = 1; /* IN */
         return o;
 }
 
@@ -276,12 +276,14 @@ static void *reader(void *arg) {
                 for (size_t k = before >= 2 ? before - 2 : 0; ok && !found && k < after; k++)
                         found = streq(history[i].states[k], got);
                 if (ok && !found && before <= 1)
-                        found = streq(got, "-");        /* before the first write */
+                        found = streq(got, "-"); /* before the first write */
                 if (!found) {
                         failed++;
                         if (failed <= 5)
-                                fprintf(stderr, "%s: answer '%s' is no state the name had during the query "
-                                        "(history %zu..%zu)\n", name, ok ? got : "(unparsable)", before, after);
+                                fprintf(stderr,
+                                        "%s: answer '%s' is no state the name had during the query "
+                                        "(history %zu..%zu)\n",
+                                        name, ok ? got : "(unparsable)", before, after);
                 }
                 checked++;
         }

@@ -21,8 +21,8 @@ static void on_change(Store *s, RecordChange change, const Record *r, void *user
                 e->added++;
         else
                 e->removed++;
-        snprintf(e->last, sizeof e->last, "%s %s %s %s %s", change == RECORD_ADDED ? "+" : "-",
-                 r->name, dns_type_to_string(r->type), r->value, r->owner);
+        snprintf(e->last, sizeof e->last, "%s %s %s %s %s", change == RECORD_ADDED ? "+" : "-", r->name,
+                 dns_type_to_string(r->type), r->value, r->owner);
 }
 
 static unsigned rrset_size(const Store *s, const char *name, uint16_t type) {
@@ -163,7 +163,7 @@ static void test_nodes_and_ptr(void) {
         CHECK(streq(derived_ptrs(s, "9.2.0.192.in-addr.arpa"), "-"));
         CHECK(streq(derived_ptrs(s, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"),
                     "v6.example.com/30"));
-        CHECK(streq(derived_ptrs(s, "2.0.192.in-addr.arpa"), ""));   /* reverse ENT */
+        CHECK(streq(derived_ptrs(s, "2.0.192.in-addr.arpa"), "")); /* reverse ENT */
         {
                 const Record *r = store_lookup(s, "v6.example.com")->records;
                 CHECK(r && strcmp(r->value, "2001:db8::1") == 0);
@@ -263,7 +263,7 @@ static void test_reverse_index(void) {
         CHECK(store_remove(s, "c.test", 0, NULL, NULL) == 1);
         CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "a.test/90"));
         CHECK(store_remove_owner(s, "docker:x") == 2);
-        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), ""));   /* the explicit PTRs stay */
+        CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "")); /* the explicit PTRs stay */
         CHECK(store_remove_owner(s, "api") == 4);
         CHECK(streq(derived_ptrs(s, "7.8.9.10.in-addr.arpa"), "-"));
         CHECK(streq(derived_ptrs(s, "10.in-addr.arpa"), "-"));
@@ -272,13 +272,15 @@ static void test_reverse_index(void) {
 
         /* IPv6: every nibble prefix exists, and only lowercase single nibbles. */
         CHECK(store_add(s, "v6.test", DNS_TYPE_AAAA, "2001:db8::abc", 60, "api", 0, NULL, NULL) == 1);
-        CHECK(streq(derived_ptrs(s, "c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), "v6.test/60"));
+        CHECK(streq(derived_ptrs(s, "c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"),
+                    "v6.test/60"));
         CHECK(streq(derived_ptrs(s, "b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), ""));
         CHECK(streq(derived_ptrs(s, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), ""));
         CHECK(streq(derived_ptrs(s, "2.ip6.arpa"), ""));
         CHECK(streq(derived_ptrs(s, "3.ip6.arpa"), "-"));
         CHECK(streq(derived_ptrs(s, "d.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), "-"));
-        CHECK(streq(derived_ptrs(s, "c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.0.ip6.arpa"), "-"));
+        CHECK(streq(derived_ptrs(s, "c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.0.ip6.arpa"),
+                    "-"));
         CHECK(streq(derived_ptrs(s, "cb.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"), "-"));
         CHECK(streq(derived_ptrs(s, "in-addr.arpa"), "-"));
         CHECK(store_remove(s, "v6.test", 0, NULL, NULL) == 1);
@@ -450,8 +452,8 @@ static void test_many(void) {
 typedef struct Listener {
         Store *store;
         unsigned calls;
-        struct Listener *drop;          /* unsubscribes this one on its first call */
-        struct Listener *add;           /* subscribes this one on its first call */
+        struct Listener *drop; /* unsubscribes this one on its first call */
+        struct Listener *add;  /* subscribes this one on its first call */
 } Listener;
 
 static void on_listener(Store *s, RecordChange change, const Record *r, void *userdata) {
@@ -470,9 +472,9 @@ static void test_subscribers_change_while_notified(void) {
         Listener a = {}, b = {}, c = {}, d = {}, e = {};
 
         CHECK(store_new(&s) == 0);
-        a = (Listener) { .store = s, .drop = &a };      /* leaves from its callback */
-        b = (Listener) { .store = s, .drop = &d };      /* removes one still to be called */
-        c = (Listener) { .store = s, .add = &e };       /* brings a newcomer */
+        a = (Listener) { .store = s, .drop = &a }; /* leaves from its callback */
+        b = (Listener) { .store = s, .drop = &d }; /* removes one still to be called */
+        c = (Listener) { .store = s, .add = &e };  /* brings a newcomer */
         d = (Listener) { .store = s };
         e = (Listener) { .store = s };
         store_subscribe(s, on_listener, &a);
@@ -482,8 +484,8 @@ static void test_subscribers_change_while_notified(void) {
 
         CHECK(store_add(s, "x.test", DNS_TYPE_A, "10.7.0.1", 30, "api", 0, NULL, NULL) == 1);
         CHECK(a.calls == 1 && b.calls == 1 && c.calls == 1);
-        CHECK(d.calls == 0);    /* unsubscribed before its turn */
-        CHECK(e.calls == 0);    /* subscribed during this change */
+        CHECK(d.calls == 0); /* unsubscribed before its turn */
+        CHECK(e.calls == 0); /* subscribed during this change */
 
         CHECK(store_add(s, "y.test", DNS_TYPE_A, "10.7.0.2", 30, "api", 0, NULL, NULL) == 1);
         CHECK(a.calls == 1 && b.calls == 2 && c.calls == 2 && d.calls == 0 && e.calls == 1);

@@ -12,7 +12,7 @@
 #include "test-util.h"
 
 #define STEP_USEC (5 * USEC_PER_MSEC)
-#define BUCKETS 64                    /* latency stays below BUCKETS steps */
+#define BUCKETS 64 /* latency stays below BUCKETS steps */
 
 typedef struct Packet {
         int to;
@@ -31,10 +31,10 @@ typedef struct Sim {
         uint64_t rng;
         uint64_t delivered, dropped;
         /* observations */
-        unsigned *dead_seen;          /* per node: how many DEAD events it saw (about anyone) */
-        int watch;                    /* node whose death we time, -1 none */
+        unsigned *dead_seen; /* per node: how many DEAD events it saw (about anyone) */
+        int watch;           /* node whose death we time, -1 none */
         bool *saw_watch_dead;
-        unsigned *user_seen;          /* per node: user broadcasts received */
+        unsigned *user_seen; /* per node: user broadcasts received */
 } Sim;
 
 static uint64_t sim_rnd(Sim *s) {
@@ -235,7 +235,8 @@ static void test_loss(unsigned n, double loss, double seconds) {
         unsigned max_awareness = 0;
         for (unsigned i = 0; i < n; i++)
                 max_awareness = MAX(max_awareness, swim_awareness(s.nodes[i]));
-        printf("swim: %u nodes, %.0f%% loss for %.0f s: %u false death events, %llu packets dropped, max awareness %u\n",
+        printf("swim: %u nodes, %.0f%% loss for %.0f s: %u false death events, %llu packets dropped, max awareness "
+               "%u\n",
                n, loss * 100, seconds, deaths, (unsigned long long) s.dropped, max_awareness);
         CHECK(deaths == 0);
         CHECK(all_see_alive(&s, n));
@@ -295,7 +296,7 @@ static void test_refute_and_leave(void) {
         /* Node 1 is cut off long enough to be suspected, then returns: it
          * refutes with a higher incarnation and nobody declares it dead. */
         s.up[1] = false;
-        for (unsigned k = 0; k < 600; k++)      /* 3 s: suspected, not yet dead */
+        for (unsigned k = 0; k < 600; k++) /* 3 s: suspected, not yet dead */
                 sim_step(&s);
         s.up[1] = true;
         for (unsigned k = 0; k < 2000; k++)
@@ -325,7 +326,7 @@ static void test_refute_and_leave(void) {
 static size_t put_alive(uint8_t *p, size_t n, const char *id) {
         size_t l = strlen(id), body = 4 + 1 + l + 1 + 16 + 2;
 
-        p[n++] = 4;             /* ALIVE */
+        p[n++] = 4; /* ALIVE */
         p[n++] = 0;
         p[n++] = (uint8_t) body;
         memcpy(p + n, "\0\0\0\1", 4);
@@ -350,7 +351,7 @@ static void test_all_or_nothing(Swim *sw, const SwimAddr *from) {
         size_t n;
 
         n = put_alive(p, 5, "newbie");
-        memcpy(p + n, "\1\0\10\0\0\0\1\7", 8);      /* a PING whose target runs past the end */
+        memcpy(p + n, "\1\0\10\0\0\0\1\7", 8); /* a PING whose target runs past the end */
         CHECK(swim_receive(sw, from, p, n + 8, 1) == -EBADMSG);
         CHECK(swim_alive_count(sw) == 1);
 
@@ -358,7 +359,7 @@ static void test_all_or_nothing(Swim *sw, const SwimAddr *from) {
         CHECK(swim_receive(sw, from, p, n, 1) == -EBADMSG);
         CHECK(swim_alive_count(sw) == 1);
 
-        memcpy(p + 5, "\143\0\2zz", 5);                 /* type 99, two bytes: skipped */
+        memcpy(p + 5, "\143\0\2zz", 5); /* type 99, two bytes: skipped */
         n = put_alive(p, 10, "newbie");
         CHECK(swim_receive(sw, from, p, n, 1) == 0);
         CHECK(swim_alive_count(sw) == 2);
@@ -418,10 +419,10 @@ static size_t fake_alives(uint8_t *buf, const char *sender, unsigned first, unsi
                 char id[32];
                 size_t il = (size_t) snprintf(id, sizeof id, "fake-%u", i);
                 size_t body = 4 + 1 + il + 19;
-                buf[n++] = 4;                   /* ALIVE */
+                buf[n++] = 4; /* ALIVE */
                 buf[n++] = 0;
                 buf[n++] = (uint8_t) body;
-                memset(buf + n, 0, 4);          /* incarnation 0 */
+                memset(buf + n, 0, 4); /* incarnation 0 */
                 n += 4;
                 buf[n++] = (uint8_t) il;
                 memcpy(buf + n, id, il);
@@ -449,7 +450,7 @@ static void test_member_cap(void) {
         swim_config_lan(&cfg);
         CHECK(cfg.members_max == 1000);
         cfg.members_max = 50;
-        cfg.dead_reclaim_usec = 24 * 3600 * USEC_PER_SEC;      /* the dead stay, and fill the table */
+        cfg.dead_reclaim_usec = 24 * 3600 * USEC_PER_SEC; /* the dead stay, and fill the table */
         CHECK(swim_new(&sw, &cfg, "victim", &a, 1, 0) == 0);
         /* 5,000 made-up members from one sender: 50 are kept, the rest counted. */
         for (unsigned i = 0; i < 5000; i += 25)

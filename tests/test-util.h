@@ -18,8 +18,8 @@ static const char *test_current _unused_;
 
 #define TEST_BEGIN(name) (test_current = (name))
 
-_printf_(3, 4) __attribute__((noreturn))
-static inline void test_fail(const char *file, int line, const char *format, ...) {
+_printf_(3, 4)
+        __attribute__((noreturn)) static inline void test_fail(const char *file, int line, const char *format, ...) {
         va_list ap;
 
         fflush(stdout);
@@ -31,25 +31,23 @@ static inline void test_fail(const char *file, int line, const char *format, ...
         exit(EXIT_FAILURE);
 }
 
-#define CHECK(expr)                                                                     \
-        do {                                                                            \
-                if (!(expr))                                                            \
-                        test_fail(__FILE__, __LINE__, "%s", #expr);                     \
+#define CHECK(expr) \
+        do { \
+                if (!(expr)) \
+                        test_fail(__FILE__, __LINE__, "%s", #expr); \
         } while (0)
 
 /* Equality with both values in the message. */
-#define CHECK_STREQ(a, b)                                                               \
-        do {                                                                            \
-                const char *_a = (a), *_b = (b);                                        \
-                if (!streq_ptr(_a, _b))                                                 \
-                        test_fail(__FILE__, __LINE__, "%s == %s (\"%s\" vs \"%s\")",    \
-                                  #a, #b, strna(_a), strna(_b));                        \
+#define CHECK_STREQ(a, b) \
+        do { \
+                const char *_a = (a), *_b = (b); \
+                if (!streq_ptr(_a, _b)) \
+                        test_fail(__FILE__, __LINE__, "%s == %s (\"%s\" vs \"%s\")", #a, #b, strna(_a), strna(_b)); \
         } while (0)
 
-#define CHECK_INT_EQ(a, b)                                                              \
-        do {                                                                            \
-                long long _a = (long long) (a), _b = (long long) (b);                   \
-                if (_a != _b)                                                           \
-                        test_fail(__FILE__, __LINE__, "%s == %s (%lld vs %lld)",        \
-                                  #a, #b, _a, _b);                                      \
+#define CHECK_INT_EQ(a, b) \
+        do { \
+                long long _a = (long long) (a), _b = (long long) (b); \
+                if (_a != _b) \
+                        test_fail(__FILE__, __LINE__, "%s == %s (%lld vs %lld)", #a, #b, _a, _b); \
         } while (0)

@@ -38,7 +38,7 @@ static void test_read_past_end(void) {
         uint8_t out[4] = { 9, 9, 9, 9 };
 
         CHECK(wire_read_u16(&r) == 0x0102);
-        CHECK(wire_read_u16(&r) == 0);          /* one byte left: an error, nothing consumed */
+        CHECK(wire_read_u16(&r) == 0); /* one byte left: an error, nothing consumed */
         CHECK(r.error == -EBADMSG && wire_offset(&r) == 2);
         /* Sticky: the byte that is there is not read any more. */
         CHECK(wire_read_u8(&r) == 0);
@@ -59,10 +59,10 @@ static void test_write_past_end(void) {
         Wire w = wire_init(buf, 4);
 
         wire_write_u16(&w, 0xaaaa);
-        wire_write_u32(&w, 0xbbbbbbbb);         /* does not fit: nothing of it is written */
+        wire_write_u32(&w, 0xbbbbbbbb); /* does not fit: nothing of it is written */
         CHECK(w.error == -ENOBUFS && wire_offset(&w) == 2);
         CHECK(buf[2] == 0 && buf[3] == 0 && buf[4] == 0);
-        wire_write_u8(&w, 0xcc);                /* would fit, but the error sticks */
+        wire_write_u8(&w, 0xcc); /* would fit, but the error sticks */
         CHECK(buf[2] == 0 && wire_offset(&w) == 2);
         CHECK(wire_reserve(&w, 1) == NULL);
         /* The first error is the one kept. */

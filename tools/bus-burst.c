@@ -140,16 +140,14 @@ static int send_one(Burst *b) {
 }
 
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "user", no_argument, NULL, 'u' },
-                { "count", required_argument, NULL, 'n' },
-                { "window", required_argument, NULL, 'w' },
-                { "prefix", required_argument, NULL, 'p' },
-                { "suffix", required_argument, NULL, 's' },
-                { "remove", no_argument, NULL, 'r' },
-                { "check-file", required_argument, NULL, 'c' },
-                {}
-        };
+        static const struct option options[] = { { "user", no_argument, NULL, 'u' },
+                                                 { "count", required_argument, NULL, 'n' },
+                                                 { "window", required_argument, NULL, 'w' },
+                                                 { "prefix", required_argument, NULL, 'p' },
+                                                 { "suffix", required_argument, NULL, 's' },
+                                                 { "remove", no_argument, NULL, 'r' },
+                                                 { "check-file", required_argument, NULL, 'c' },
+                                                 {} };
         Burst b = { .count = 1000, .window = 64, .prefix = "b", .suffix = "burst.test" };
         bool user = false;
         double start, seconds;
@@ -157,14 +155,29 @@ int main(int argc, char *argv[]) {
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
-                case 'u': user = true; break;
-                case 'n': b.count = (unsigned) strtoul(optarg, NULL, 10); break;
-                case 'w': b.window = (unsigned) strtoul(optarg, NULL, 10); break;
-                case 'p': b.prefix = optarg; break;
-                case 's': b.suffix = optarg; break;
-                case 'r': b.remove = true; break;
-                case 'c': b.check_file = optarg; break;
-                default: return 2;
+                case 'u':
+                        user = true;
+                        break;
+                case 'n':
+                        b.count = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'w':
+                        b.window = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'p':
+                        b.prefix = optarg;
+                        break;
+                case 's':
+                        b.suffix = optarg;
+                        break;
+                case 'r':
+                        b.remove = true;
+                        break;
+                case 'c':
+                        b.check_file = optarg;
+                        break;
+                default:
+                        return 2;
                 }
         if (b.window == 0)
                 b.window = 1;

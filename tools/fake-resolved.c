@@ -35,7 +35,7 @@
 #define SERVERS_MAX 32
 
 typedef struct Server {
-        int32_t ifindex;        /* 0: global */
+        int32_t ifindex; /* 0: global */
         int32_t family;
         uint8_t address[16];
         uint16_t port;

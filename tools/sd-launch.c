@@ -25,8 +25,8 @@
 #define MAX_SOCKETS 64
 
 typedef struct Socket {
-        const char *spec;       /* as given, for messages */
-        int type;               /* SOCK_DGRAM or SOCK_STREAM */
+        const char *spec; /* as given, for messages */
+        int type;         /* SOCK_DGRAM or SOCK_STREAM */
         char name[256];
         struct sockaddr_storage sa;
         socklen_t salen;
@@ -103,7 +103,8 @@ static int parse_socket(const char *spec, int type, Socket *ret) {
         } else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *) &ret->sa)->sin6_addr) == 1) {
                 struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ret->sa;
                 if (spec[0] != '[') {
-                        fprintf(stderr, "%s: '%s': put IPv6 addresses in brackets: [%s]:%s\n", program, spec, addr, port);
+                        fprintf(stderr, "%s: '%s': put IPv6 addresses in brackets: [%s]:%s\n", program, spec, addr,
+                                port);
                         return -1;
                 }
                 in6->sin6_family = AF_INET6;
@@ -130,8 +131,8 @@ static int open_socket(Socket *s) {
                 return -1;
         }
         if (bind(s->fd, (struct sockaddr *) &s->sa, s->salen) < 0) {
-                fprintf(stderr, "%s: cannot bind %s socket '%s': %s\n", program,
-                        s->type == SOCK_STREAM ? "TCP" : "UDP", s->spec, strerror(errno));
+                fprintf(stderr, "%s: cannot bind %s socket '%s': %s\n", program, s->type == SOCK_STREAM ? "TCP" : "UDP",
+                        s->spec, strerror(errno));
                 return -1;
         }
         if (s->type == SOCK_STREAM && listen(s->fd, SOMAXCONN) < 0) {
@@ -166,7 +167,8 @@ static int move_fds(Socket *sockets, int n) {
                 /* dup2() gives a new fd without FD_CLOEXEC, but say so
                  * explicitly: the fd is what COMMAND must inherit. */
                 if (fcntl(target, F_SETFD, 0) < 0) {
-                        fprintf(stderr, "%s: cannot clear close-on-exec on fd %i: %s\n", program, target, strerror(errno));
+                        fprintf(stderr, "%s: cannot clear close-on-exec on fd %i: %s\n", program, target,
+                                strerror(errno));
                         return -1;
                 }
         }
@@ -241,8 +243,7 @@ int main(int argc, char *argv[]) {
 
         /* LISTEN_PID is our pid: exec does not change it. */
         snprintf(num, sizeof(num), "%i", n);
-        if (setenv("LISTEN_FDS", num, 1) < 0 ||
-            setenv("LISTEN_FDNAMES", names, 1) < 0)
+        if (setenv("LISTEN_FDS", num, 1) < 0 || setenv("LISTEN_FDNAMES", names, 1) < 0)
                 goto fail_env;
         snprintf(num, sizeof(num), "%li", (long) getpid());
         if (setenv("LISTEN_PID", num, 1) < 0)

@@ -11,11 +11,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
 
 chromium=${JOYRIDE_CHROMIUM:-/usr/bin/chromium}
-[ -x "$chromium" ] || { echo "SKIP: $chromium not installed (apt-get install chromium)"; exit 77; }
-command -v node >/dev/null || { echo "SKIP: node not installed"; exit 77; }
+[ -x "$chromium" ] || {
+        echo "SKIP: $chromium not installed (apt-get install chromium)"
+        exit 77
+}
+command -v node >/dev/null || {
+        echo "SKIP: node not installed"
+        exit 77
+}
 
 if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
-        command -v npm >/dev/null || { echo "SKIP: npm not installed and playwright-core missing"; exit 77; }
+        command -v npm >/dev/null || {
+                echo "SKIP: npm not installed and playwright-core missing"
+                exit 77
+        }
         # playwright-core has no install script; skipping scripts and the
         # download variable make sure nothing fetches a browser anyway.
         if ! (cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --ignore-scripts >&2); then
@@ -36,11 +45,11 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
 mkdir -p "$tmp/hosts" "$tmp/state" "$build/test-artifacts"
 printf '10.30.0.1 web.browser.test db.browser.test\n10.30.0.2 cache.browser.test\nfd00::30 six.browser.test\n' \
-        > "$tmp/hosts/base.hosts"
+        >"$tmp/hosts/base.hosts"
 
 dns_port=$(free_port)
 http_port=$(free_port)
@@ -58,15 +67,19 @@ daemon_pid=$!
 wait_for "HTTP API" 10 curl -sf "http://127.0.0.1:$http_port/health"
 # Some queries, so that the counters in the screenshots are not all zero.
 for n in web db nothere; do dig_short "$dns_port" "$n.browser.test" >/dev/null || true; done
-dig_short "$dns_port" www.example.org >/dev/null || true     # forwarded: SERVFAIL
+dig_short "$dns_port" www.example.org >/dev/null || true # forwarded: SERVFAIL
 
 JOYRIDE_URL="http://127.0.0.1:$http_port/" \
-JOYRIDE_FORWARD_UPSTREAM="127.0.0.1:$dead_port" \
-JOYRIDE_HOSTS_DIR="$tmp/hosts" \
-JOYRIDE_ARTIFACTS="$build/test-artifacts" \
-JOYRIDE_CHROMIUM="$chromium" \
-JOYRIDE_PROFILE="$tmp/profile" \
-        node "$here/dashboard.test.js" || { echo "daemon log:"; tail -20 "$tmp/daemon.log"; exit 1; }
+        JOYRIDE_FORWARD_UPSTREAM="127.0.0.1:$dead_port" \
+        JOYRIDE_HOSTS_DIR="$tmp/hosts" \
+        JOYRIDE_ARTIFACTS="$build/test-artifacts" \
+        JOYRIDE_CHROMIUM="$chromium" \
+        JOYRIDE_PROFILE="$tmp/profile" \
+        node "$here/dashboard.test.js" || {
+        echo "daemon log:"
+        tail -20 "$tmp/daemon.log"
+        exit 1
+}
 
 kill -0 "$daemon_pid" || fail "the daemon died during the browser test"
 
@@ -92,12 +105,16 @@ wait_for "node-b's record on node-a" 20 bash -c "dig @127.0.0.1 -p $dns_a +short
 for _ in $(seq 20); do dig_short "$dns_a" a.cluster.test >/dev/null || true; done
 
 JOYRIDE_URL="http://127.0.0.1:$http_a/" \
-JOYRIDE_SELF=node-a \
-JOYRIDE_PEER=node-b \
-JOYRIDE_ARTIFACTS="$build/test-artifacts" \
-JOYRIDE_CHROMIUM="$chromium" \
-JOYRIDE_PROFILE="$tmp/profile-cluster" \
-        node "$here/cluster.test.js" || { echo "node-a log:"; tail -20 "$tmp/a.log"; exit 1; }
+        JOYRIDE_SELF=node-a \
+        JOYRIDE_PEER=node-b \
+        JOYRIDE_ARTIFACTS="$build/test-artifacts" \
+        JOYRIDE_CHROMIUM="$chromium" \
+        JOYRIDE_PROFILE="$tmp/profile-cluster" \
+        node "$here/cluster.test.js" || {
+        echo "node-a log:"
+        tail -20 "$tmp/a.log"
+        exit 1
+}
 
 # A node with 100,000 records: the dashboard pages through the server.
 mkdir -p "$tmp/big/hosts"
@@ -113,12 +130,16 @@ http_big=$(free_port)
         --http-host=127.0.0.1 --http-port="$http_big" --hosts-directory="$tmp/big/hosts" \
         --state-directory="$tmp/big" --no-docker --bus=none --no-cluster >"$tmp/big.log" 2>&1 &
 big_pid=$!
-node_a_pid="$node_a_pid $big_pid"   # stopped by cleanup too
+node_a_pid="$node_a_pid $big_pid" # stopped by cleanup too
 wait_for "100,000 records loaded" 60 bash -c "curl -sf 'http://127.0.0.1:$http_big/dns/records?limit=0' | grep -q '\"total_records\":100000'"
 
 JOYRIDE_URL="http://127.0.0.1:$http_big/" \
-JOYRIDE_TOTAL=100000 \
-JOYRIDE_ARTIFACTS="$build/test-artifacts" \
-JOYRIDE_CHROMIUM="$chromium" \
-JOYRIDE_PROFILE="$tmp/profile-big" \
-        node "$here/scale.test.js" || { echo "daemon log:"; tail -20 "$tmp/big.log"; exit 1; }
+        JOYRIDE_TOTAL=100000 \
+        JOYRIDE_ARTIFACTS="$build/test-artifacts" \
+        JOYRIDE_CHROMIUM="$chromium" \
+        JOYRIDE_PROFILE="$tmp/profile-big" \
+        node "$here/scale.test.js" || {
+        echo "daemon log:"
+        tail -20 "$tmp/big.log"
+        exit 1
+}

@@ -112,13 +112,16 @@ start_daemon() {
         DAEMON_PID=$!
         local bus=--system
         case " $* " in *" --bus=user "*) bus=--user ;; esac
-        local deadline=$(( $(date +%s%N) + 10000000000 ))
+        local deadline=$(($(date +%s%N) + 10000000000))
         until name_owned $bus; do
                 if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
                         cat "$log" >&2
                         fail "joyrided exited while starting"
                 fi
-                [ "$(date +%s%N)" -lt "$deadline" ] || { cat "$log" >&2; fail "joyrided did not take its bus name"; }
+                [ "$(date +%s%N)" -lt "$deadline" ] || {
+                        cat "$log" >&2
+                        fail "joyrided did not take its bus name"
+                }
                 sleep 0.05
         done
 }

@@ -20,8 +20,14 @@ cl_ip() { echo "$CL_SUBNET.$1"; }
 # Exits 77 (skip) when this environment cannot make network namespaces.
 cluster_require_netns() {
         local probe="$CL_PREFIX-probe"
-        [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for ip netns"; exit 77; }
-        command -v ip >/dev/null || { echo "SKIP: iproute2 (ip) is not installed"; exit 77; }
+        [ "$(id -u)" = 0 ] || {
+                echo "SKIP: needs root for ip netns"
+                exit 77
+        }
+        command -v ip >/dev/null || {
+                echo "SKIP: iproute2 (ip) is not installed"
+                exit 77
+        }
         if ! ip netns add "$probe" 2>/dev/null; then
                 echo "SKIP: ip netns add is not permitted here"
                 exit 77
@@ -114,7 +120,10 @@ cl_lacks() {
 # cl_all WHAT NODES... -- CHECK ARGS: CHECK K ARGS holds on every node.
 cl_all() {
         local nodes=() k
-        while [ "$1" != -- ]; do nodes+=("$1"); shift; done
+        while [ "$1" != -- ]; do
+                nodes+=("$1")
+                shift
+        done
         shift
         for k in "${nodes[@]}"; do
                 "$@" "$k" || return 1
@@ -124,7 +133,7 @@ has_on() { cl_has "$3" "$1" "$2"; }
 lacks_on() { cl_lacks "$3" "$1" "$2"; }
 
 # now_ms: monotonic enough for intervals in a test.
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # wait_since START_MS WHAT MAX_MS CMD...: polls CMD every 20 ms until it
 # holds; sets ELAPSED to the ms since START_MS (taken before the action that
@@ -133,11 +142,11 @@ wait_since() {
         local start=$1 what=$2 max=$3
         shift 3
         until "$@" >/dev/null 2>&1; do
-                if [ $(( $(now_ms) - start )) -gt "$max" ]; then
+                if [ $(($(now_ms) - start)) -gt "$max" ]; then
                         fail "$what: not within ${max} ms"
                 fi
                 sleep 0.02
         done
         # shellcheck disable=SC2034 # read by the test that sources this
-        ELAPSED=$(( $(now_ms) - start ))
+        ELAPSED=$(($(now_ms) - start))
 }

@@ -29,16 +29,20 @@ dk() {
 # Prints why the engine cannot run here and returns 1, or returns 0.
 docker_engine_available() {
         if [ ! -x /usr/sbin/dockerd ] && ! command -v dockerd >/dev/null 2>&1; then
-                echo "dockerd is not installed (apt-get install docker.io)"; return 1
+                echo "dockerd is not installed (apt-get install docker.io)"
+                return 1
         fi
         if [ ! -x "$DOCKER" ]; then
-                echo "$DOCKER is not installed (apt-get install docker.io)"; return 1
+                echo "$DOCKER is not installed (apt-get install docker.io)"
+                return 1
         fi
         if [ ! -x /bin/busybox ]; then
-                echo "/bin/busybox is not installed (apt-get install busybox-static)"; return 1
+                echo "/bin/busybox is not installed (apt-get install busybox-static)"
+                return 1
         fi
         if [ "$(id -u)" != 0 ]; then
-                echo "dockerd needs root"; return 1
+                echo "dockerd needs root"
+                return 1
         fi
         return 0
 }
@@ -113,7 +117,7 @@ docker_image_build() {
 # only processes this fixture started are touched), and mounts under $R.
 docker_lib_cleanup() {
         local pid ppid f cpid
-        set +e   # from an EXIT trap: every step must run
+        set +e # from an EXIT trap: every step must run
         cpid=$(cat "${R:-/nonexistent}/exec/containerd/containerd.pid" 2>/dev/null || true)
         if [ -n "$docker_pid" ] && _pid_alive "$docker_pid"; then
                 local ids
@@ -138,7 +142,7 @@ docker_lib_cleanup() {
                 ppid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || true)
                 kill -KILL "$pid" 2>/dev/null || true
                 case "$(cat "/proc/$ppid/comm" 2>/dev/null)" in
-                containerd-shim*) kill -KILL "$ppid" 2>/dev/null || true ;;
+                        containerd-shim*) kill -KILL "$ppid" 2>/dev/null || true ;;
                 esac
         done < <(find "$R/exec" -name init.pid 2>/dev/null)
         # The engine's containerd outlives it by a moment (and a killed

@@ -3,13 +3,16 @@
 # Shared helpers for the integration scripts (sourced, not run).
 
 ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*" >&2; exit 1; }
+fail() {
+        echo "FAIL - $*" >&2
+        exit 1
+}
 
 # wait_for WHAT SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
 wait_for() {
         local what=$1 secs=$2
         shift 2
-        local deadline=$(( $(date +%s%N) + secs * 1000000000 ))
+        local deadline=$(($(date +%s%N) + secs * 1000000000))
         until "$@" >/dev/null 2>&1; do
                 [ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $what"
                 sleep 0.05
@@ -43,7 +46,7 @@ dig_short() {
 # status; returns 124 if it is still running after SECONDS.
 wait_pid_timeout() {
         local pid=$1 secs=$2
-        local deadline=$(( $(date +%s%N) + secs * 1000000000 ))
+        local deadline=$(($(date +%s%N) + secs * 1000000000))
         while [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
                 [ "$(date +%s%N)" -lt "$deadline" ] || return 124
                 sleep 0.05
@@ -89,7 +92,7 @@ start_local_daemon() {
                         --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster \
                         "$@" 2>"$tmp/daemon.log" &
                 daemon_pid=$!
-                deadline=$(( $(date +%s%N) + 5000000000 ))
+                deadline=$(($(date +%s%N) + 5000000000))
                 while [ "$(date +%s%N)" -lt "$deadline" ] && kill -0 "$daemon_pid" 2>/dev/null; do
                         if [ "$(dig_short "$port" "$name" 2>/dev/null)" = "$value" ]; then
                                 return 0

@@ -17,11 +17,14 @@ if [ "$(id -u)" != 0 ]; then
         exit 77
 fi
 for tool in dbus-daemon dbus-send busctl dig python3 runuser script; do
-        command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "SKIP: $tool not installed"
+                exit 77
+        }
 done
 
 T=$(mktemp -d /tmp/joyride-bus.XXXXXX)
-chmod 755 "$T"          # nobody must reach the bus socket below it
+chmod 755 "$T" # nobody must reach the bus socket below it
 STATE=$T/state
 HOSTS=$T/hosts
 CONF=$T/joyride.conf
@@ -49,13 +52,16 @@ cleanup() {
         wait 2>/dev/null
         if [ $rc -ne 0 ]; then
                 for f in "$T"/*.log "$T"/bus/bus.log; do
-                        [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
+                        [ -f "$f" ] && {
+                                echo "--- $f" >&2
+                                tail -n 30 "$f" >&2
+                        }
                 done
         fi
         rm -rf "$T"
 }
 trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
 # Everything nobody runs must be reachable by nobody.
 mkdir -p "$T/bin" "$HOSTS"
@@ -88,7 +94,7 @@ expect_error() {
         local name=$1 text=$2 method=$3 out
         shift 3
         if out=$(dbus-send --system --print-reply --dest=org.joyride.DNS /org/joyride/DNS \
-                        "org.joyride.DNS.$method" "$@" 2>&1); then
+                "org.joyride.DNS.$method" "$@" 2>&1); then
                 fail "$method $* succeeded, expected $name"
         fi
         grep -q "^Error $name: " <<<"$out" || fail "$method $*: expected $name, got: $out"
@@ -99,7 +105,8 @@ expect_error() {
 
 busctl --system introspect org.joyride.DNS /org/joyride/DNS >"$T/introspect.txt"
 grep -q '^org\.joyride\.DNS  *interface' "$T/introspect.txt" || fail "busctl introspect shows no org.joyride.DNS"
-for member in $(python3 - "$SRC/data/dbus/org.joyride.DNS.xml" <<'PY'
+for member in $(
+        python3 - "$SRC/data/dbus/org.joyride.DNS.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 for i in ET.parse(sys.argv[1]).getroot().iter('interface'):
     for e in i:
@@ -160,7 +167,7 @@ v0=$(prop Version | cut -d' ' -f2)
 [ "$v0" -ge 2 ] || fail "Version $v0 after loading two records"
 start=$(prop StartTimestamp | cut -d' ' -f2)
 now=$(date +%s%6N)
-[ $(( now - start )) -ge 0 ] && [ $(( now - start )) -lt 60000000 ] || fail "StartTimestamp $start is not the recent start"
+[ $((now - start)) -ge 0 ] && [ $((now - start)) -lt 60000000 ] || fail "StartTimestamp $start is not the recent start"
 u1=$(prop Uptime | cut -d' ' -f2)
 sleep 0.1
 u2=$(prop Uptime | cut -d' ' -f2)
@@ -175,14 +182,14 @@ call AddRecord sssu alias.example.com CNAME web.example.com. 120
 call AddRecord sssu txt.example.com TXT "hello world" 45
 [ "$(dig_short "$PORT" web.example.com A)" = 10.0.0.1 ] || fail "dig does not see the A record added over D-Bus"
 [ "$(dig_short "$PORT" web.example.com AAAA)" = 2001:db8::1 ] || fail "dig does not see the AAAA record"
-dig @127.0.0.1 -p "$PORT" +noall +answer +tries=1 +time=1 web.example.com AAAA | grep -q '^web\.example\.com\.[[:space:]]*30[[:space:]]' \
-        || fail "TTL 0 did not give the default TTL (30)"
+dig @127.0.0.1 -p "$PORT" +noall +answer +tries=1 +time=1 web.example.com AAAA | grep -q '^web\.example\.com\.[[:space:]]*30[[:space:]]' ||
+        fail "TTL 0 did not give the default TTL (30)"
 [ "$(dig_short "$PORT" txt.example.com TXT)" = '"hello world"' ] || fail "dig does not see the TXT record"
 ok "AddRecord (type inferred from addresses, default TTL) answers in dig at once"
 
 out=$(call ListRecords ss "" dbus)
-[ "$out" = 'a(sssus) 4 "alias.example.com" "CNAME" "web.example.com" 120 "dbus" "txt.example.com" "TXT" "hello world" 45 "dbus" "web.example.com" "A" "10.0.0.1" 60 "dbus" "web.example.com" "AAAA" "2001:db8::1" 30 "dbus"' ] \
-        || fail "ListRecords '' dbus: $out"
+[ "$out" = 'a(sssus) 4 "alias.example.com" "CNAME" "web.example.com" 120 "dbus" "txt.example.com" "TXT" "hello world" 45 "dbus" "web.example.com" "A" "10.0.0.1" 60 "dbus" "web.example.com" "AAAA" "2001:db8::1" 30 "dbus"' ] ||
+        fail "ListRecords '' dbus: $out"
 out=$(call ListRecords ss WEB.example.com. "")
 [ "$(echo "$out" | cut -d' ' -f1-2)" = "a(sssus) 2" ] || fail "ListRecords by name: $out"
 out=$(call ListRecords ss "" hosts:)
@@ -192,13 +199,13 @@ echo "$out" | grep -qF "\"base.example.com\" \"A\" \"10.9.0.1\" 30 \"hosts:$HOST
 ok "ListRecords lists, filters by name and by source, with TTL and source"
 
 out=$(call Resolve ss alias.example.com A)
-[ "$out" = 'sa(sssu) "NOERROR" 2 "alias.example.com" "CNAME" "web.example.com" 120 "web.example.com" "A" "10.0.0.1" 60' ] \
-        || fail "Resolve alias A: $out"
+[ "$out" = 'sa(sssu) "NOERROR" 2 "alias.example.com" "CNAME" "web.example.com" 120 "web.example.com" "A" "10.0.0.1" 60' ] ||
+        fail "Resolve alias A: $out"
 [ "$(call Resolve ss nothing.example.com A)" = 'sa(sssu) "NXDOMAIN" 0' ] || fail "Resolve NXDOMAIN"
 [ "$(call Resolve ss web.example.org A)" = 'sa(sssu) "REFUSED" 0' ] || fail "Resolve outside Domains is not REFUSED"
 [ "$(call Resolve ss web.example.com TXT)" = 'sa(sssu) "NOERROR" 0' ] || fail "Resolve NODATA"
-[ "$(call Resolve ss 1.0.0.10.in-addr.arpa PTR)" = 'sa(sssu) "NOERROR" 1 "1.0.0.10.in-addr.arpa" "PTR" "web.example.com" 60' ] \
-        || fail "Resolve PTR: $(call Resolve ss 1.0.0.10.in-addr.arpa PTR)"
+[ "$(call Resolve ss 1.0.0.10.in-addr.arpa PTR)" = 'sa(sssu) "NOERROR" 1 "1.0.0.10.in-addr.arpa" "PTR" "web.example.com" 60' ] ||
+        fail "Resolve PTR: $(call Resolve ss 1.0.0.10.in-addr.arpa PTR)"
 [ "$(call Resolve ss txt.example.com "")" = 'sa(sssu) "NOERROR" 0' ] || fail "Resolve with empty type is not A"
 # The same answer as the DNS port gives, record for record.
 for q in "alias.example.com A" "web.example.com AAAA" "txt.example.com TXT" "base.example.com A"; do
@@ -275,7 +282,7 @@ start_monitor() {
         wait_for "busctl monitor" 5 grep -q Monitoring "$T/monitor.err"
 }
 stop_monitor() {
-        sleep 0.5       # let the last signals arrive
+        sleep 0.5 # let the last signals arrive
         kill "$MONITOR_PID"
         wait "$MONITOR_PID" 2>/dev/null || true
         MONITOR_PID=
@@ -386,7 +393,8 @@ q = json.load(open(sys.argv[1]))
 assert q['rcode'] == 'NOERROR' and sorted(a['value'] for a in q['answers']) == ['10.0.0.1', '10.0.0.2'], q
 PY
 set +e
-"$CTL" query nothing.example.com 2>"$T/err.txt"; rc=$?
+"$CTL" query nothing.example.com 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 1 ] && grep -q 'NXDOMAIN' "$T/err.txt" || fail "query of a missing name: rc $rc, $(cat "$T/err.txt")"
 "$CTL" remove web.example.com 10.0.0.2
@@ -405,14 +413,16 @@ grep -Eq '^[0-9:]{8} - web\.example\.com A 10\.0\.0\.2 90 dbus$' "$T/ctl-monitor
 grep -Eq '^1\.0\.9\.10\.in-addr\.arpa +PTR +[0-9]+ base\.example\.com$' "$T/query.txt" ||
         fail "joyridectl query ADDRESS (reverse): $(cat "$T/query.txt")"
 set +e
-"$CTL" remove base.example.com 2>"$T/err.txt"; rc=$?
+"$CTL" remove base.example.com 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 1 ] && grep -q 'other source' "$T/err.txt" || fail "remove of a hosts record: rc $rc, $(cat "$T/err.txt")"
 "$CTL" members >"$T/members.txt"
 grep -q '^Clustering is disabled on this node' "$T/members.txt" || fail "members without a cluster: $(cat "$T/members.txt")"
 [ "$("$CTL" members --json=short)" = "[]" ] || fail "members --json"
 set +e
-"$CTL" sync 2>"$T/err.txt"; rc=$?
+"$CTL" sync 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 1 ] && grep -q 'Clustering is not enabled' "$T/err.txt" || fail "sync without a cluster: rc $rc"
 "$CTL" reload || fail "joyridectl reload"
@@ -448,7 +458,8 @@ grep -q "Log level set to debug over D-Bus (uid 0, pid [0-9]*)" "$T/daemon.log" 
 dig_short "$PORT" web.example.com A >/dev/null
 wait_for "a per-query debug line" 5 grep -q 'web.example.com' "$T/daemon.log"
 set +e
-"$CTL" log-level loud 2>"$T/err.txt"; rc=$?
+"$CTL" log-level loud 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 2 ] && grep -q "Invalid log level 'loud'" "$T/err.txt" || fail "log-level loud: rc $rc, $(cat "$T/err.txt")"
 "$CTL" log-level info
@@ -456,15 +467,18 @@ set -e
 ok "joyridectl log-level shows and sets the level at run time, logged with the caller's uid and pid"
 
 set +e
-"$CTL" add bad..example.com 10.0.0.1 2>"$T/err.txt"; rc=$?
+"$CTL" add bad..example.com 10.0.0.1 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 2 ] && grep -q "Invalid name 'bad..example.com'" "$T/err.txt" || fail "add bad name: rc $rc, $(cat "$T/err.txt")"
 set +e
-"$CTL" add x.example.com 10.0.0.1 --ttl=forever 2>"$T/err.txt"; rc=$?
+"$CTL" add x.example.com 10.0.0.1 --ttl=forever 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 2 ] && grep -q "Invalid TTL 'forever'" "$T/err.txt" || fail "add bad TTL: rc $rc"
 set +e
-"$CTL" frobnicate 2>"$T/err.txt"; rc=$?
+"$CTL" frobnicate 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 2 ] && grep -q "Unknown command 'frobnicate'" "$T/err.txt" || fail "unknown verb: rc $rc"
 ok "joyridectl exits 2 with the daemon's reason on bad input"
@@ -488,17 +502,17 @@ as_nobody() {
         runuser -u nobody -- env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$@"
 }
 count=$(prop RecordCount)
-as_nobody busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS RecordCount >/dev/null \
-        || fail "nobody cannot read a property"
-as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.freedesktop.DBus.Properties GetAll s org.joyride.DNS >/dev/null \
-        || fail "nobody cannot GetAll"
+as_nobody busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS RecordCount >/dev/null ||
+        fail "nobody cannot read a property"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.freedesktop.DBus.Properties GetAll s org.joyride.DNS >/dev/null ||
+        fail "nobody cannot GetAll"
 as_nobody busctl --system introspect org.joyride.DNS /org/joyride/DNS >/dev/null || fail "nobody cannot introspect"
-as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListRecords ss "" "" >/dev/null \
-        || fail "nobody cannot ListRecords"
-as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS Resolve ss web.example.com A >/dev/null \
-        || fail "nobody cannot Resolve"
-as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListMembers >/dev/null \
-        || fail "nobody cannot ListMembers"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListRecords ss "" "" >/dev/null ||
+        fail "nobody cannot ListRecords"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS Resolve ss web.example.com A >/dev/null ||
+        fail "nobody cannot Resolve"
+as_nobody busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListMembers >/dev/null ||
+        fail "nobody cannot ListMembers"
 as_nobody "$CTL" status >/dev/null || fail "nobody: joyridectl status"
 as_nobody "$CTL" records >/dev/null || fail "nobody: joyridectl records"
 as_nobody "$CTL" query web.example.com >/dev/null || fail "nobody: joyridectl query"
@@ -514,12 +528,13 @@ done
 for v in "add n.example.com 10.0.0.9" "remove web.example.com" "sync" "reload" "log-level debug"; do
         set +e
         # shellcheck disable=SC2086
-        as_nobody "$CTL" $v 2>"$T/err.txt"; rc=$?
+        as_nobody "$CTL" $v 2>"$T/err.txt"
+        rc=$?
         set -e
         [ $rc = 4 ] && grep -q 'Permission denied' "$T/err.txt" || fail "nobody: joyridectl $v: rc $rc, $(cat "$T/err.txt")"
 done
 if as_nobody busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
-                RequestName su org.joyride.DNS 4 2>/dev/null; then
+        RequestName su org.joyride.DNS 4 2>/dev/null; then
         fail "nobody may own org.joyride.DNS"
 fi
 [ "$(prop RecordCount)" = "$count" ] || fail "nobody changed the records"
@@ -536,25 +551,26 @@ wait_for "joyrided on the open bus" 10 name_owned --user
 as_nobody_user() {
         runuser -u nobody -- env DBUS_SESSION_BUS_ADDRESS="$DBUS_SESSION_BUS_ADDRESS" "$@"
 }
-as_nobody_user busctl --user call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListRecords ss "" "" >/dev/null \
-        || fail "nobody cannot read on the open bus"
+as_nobody_user busctl --user call org.joyride.DNS /org/joyride/DNS org.joyride.DNS ListRecords ss "" "" >/dev/null ||
+        fail "nobody cannot read on the open bus"
 # dbus-send, because busctl replaces every AccessDenied message with "Access denied".
 for m in "AddRecord string:n.example.com string:A string:10.0.0.9 uint32:60" \
-         "RemoveRecord string:n.example.com string:A string:10.0.0.9" "Sync" "Reload"; do
+        "RemoveRecord string:n.example.com string:A string:10.0.0.9" "Sync" "Reload"; do
         # shellcheck disable=SC2086
         if as_nobody_user dbus-send --session --print-reply --dest=org.joyride.DNS /org/joyride/DNS \
-                        org.joyride.DNS.$m >/dev/null 2>"$T/err.txt"; then
+                org.joyride.DNS.$m >/dev/null 2>"$T/err.txt"; then
                 fail "the daemon lets nobody call $m"
         fi
-        grep -q '^Error org.freedesktop.DBus.Error.AccessDenied: .*need root or CAP_NET_ADMIN' "$T/err.txt" \
-                || fail "daemon check, $m: $(cat "$T/err.txt")"
+        grep -q '^Error org.freedesktop.DBus.Error.AccessDenied: .*need root or CAP_NET_ADMIN' "$T/err.txt" ||
+                fail "daemon check, $m: $(cat "$T/err.txt")"
 done
 set +e
-as_nobody_user "$CTL" --user add n.example.com 10.0.0.9 2>"$T/err.txt"; rc=$?
+as_nobody_user "$CTL" --user add n.example.com 10.0.0.9 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 4 ] || fail "joyridectl --user add as nobody: rc $rc"
-busctl --user call org.joyride.DNS /org/joyride/DNS org.joyride.DNS AddRecord sssu n.example.com "" 10.0.0.9 60 \
-        || fail "root cannot add on the open bus"
+busctl --user call org.joyride.DNS /org/joyride/DNS org.joyride.DNS AddRecord sssu n.example.com "" 10.0.0.9 60 ||
+        fail "root cannot add on the open bus"
 [ "$(dig_short "$OPEN_PORT" n.example.com A)" = 10.0.0.9 ] || fail "the --bus=user daemon does not serve its record"
 [ "$("$CTL" --user records --no-legend | wc -l)" = 1 ] || fail "joyridectl --user"
 kill "$OPEN_DAEMON_PID"
@@ -620,15 +636,15 @@ MAIN_STATE=$STATE
 STATE=$T/burst-state
 # shellcheck disable=SC2086
 start_daemon "$T/burst.log" $DAEMON_ARGS --log-level=debug
-"$BUILD/tools/bus-burst" --suffix burst.example.com --count 400 --window 100 --check-file "$STATE/records.json" >"$T/burst.out" \
-        || fail "burst of adds: $(cat "$T/burst.out")"
+"$BUILD/tools/bus-burst" --suffix burst.example.com --count 400 --window 100 --check-file "$STATE/records.json" >"$T/burst.out" ||
+        fail "burst of adds: $(cat "$T/burst.out")"
 writes=$(grep -c 'Saved [0-9]* record(s) to' "$T/burst.log" || true)
 [ "$writes" -ge 1 ] && [ "$writes" -le 100 ] || fail "400 adds took $writes writes of the state file"
 [ "$(dig_short "$PORT" b399.burst.example.com A)" = 10.0.1.143 ] || fail "the last record of the burst is not served"
-python3 -c 'import json,sys; assert len(json.load(open(sys.argv[1]))["records"]) == 400' "$STATE/records.json" \
-        || fail "the state file does not hold the 400 records"
-"$BUILD/tools/bus-burst" --suffix burst.example.com --count 400 --window 100 --remove --check-file "$STATE/records.json" >"$T/burst.out" \
-        || fail "burst of removals: $(cat "$T/burst.out")"
+python3 -c 'import json,sys; assert len(json.load(open(sys.argv[1]))["records"]) == 400' "$STATE/records.json" ||
+        fail "the state file does not hold the 400 records"
+"$BUILD/tools/bus-burst" --suffix burst.example.com --count 400 --window 100 --remove --check-file "$STATE/records.json" >"$T/burst.out" ||
+        fail "burst of removals: $(cat "$T/burst.out")"
 [ -z "$(dig_short "$PORT" b399.burst.example.com A)" ] || fail "a removed record of the burst is still served"
 ok "a burst of 400 adds and 400 removals: each reply once the file holds it, $writes writes for the adds"
 
@@ -668,8 +684,8 @@ cat >"$STATE/records.json" <<'JSON'
 JSON
 # shellcheck disable=SC2086
 start_daemon "$T/daemon5.log" $DAEMON_ARGS
-[ "$(call ListRecords ss "" dbus)" = 'a(sssus) 1 "kept.example.com" "A" "10.4.0.2" 60 "dbus"' ] \
-        || fail "valid entries of a partly bad state file: $(call ListRecords ss "" dbus)"
+[ "$(call ListRecords ss "" dbus)" = 'a(sssus) 1 "kept.example.com" "A" "10.4.0.2" 60 "dbus"' ] ||
+        fail "valid entries of a partly bad state file: $(call ListRecords ss "" dbus)"
 grep -q 'record 2: empty label' "$T/daemon5.log" || fail "the bad name in the state file is not reported"
 grep -q 'record 3: unknown record type' "$T/daemon5.log" || fail "the bad type in the state file is not reported"
 grep -q bad..example.com "$STATE"/records.json.corrupt-* || fail "the partly bad state file was not kept aside"
@@ -750,7 +766,8 @@ start_daemon "$T/daemon-after-cluster.log" $DAEMON_ARGS
 
 stop_daemon
 set +e
-"$CTL" status 2>"$T/err.txt"; rc=$?
+"$CTL" status 2>"$T/err.txt"
+rc=$?
 set -e
 [ $rc = 3 ] && grep -q 'joyrided is not running' "$T/err.txt" || fail "status without daemon: rc $rc, $(cat "$T/err.txt")"
 ok "joyridectl says the daemon is not running (exit 3)"
@@ -758,8 +775,8 @@ ok "joyridectl says the daemon is not running (exit 3)"
 grep -qx "Exec=$(meson introspect --buildoptions "$BUILD" 2>/dev/null | python3 -c '
 import json, sys
 o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
-print(o["prefix"] + "/" + o["sbindir"])')/joyrided" "$BUILD/data/dbus/org.joyride.DNS.service" \
-        || fail "the built activation file has no Exec= of the installed joyrided: $(cat "$BUILD/data/dbus/org.joyride.DNS.service")"
+print(o["prefix"] + "/" + o["sbindir"])')/joyrided" "$BUILD/data/dbus/org.joyride.DNS.service" ||
+        fail "the built activation file has no Exec= of the installed joyrided: $(cat "$BUILD/data/dbus/org.joyride.DNS.service")"
 grep -qx 'SystemdService=joyride.service' "$BUILD/data/dbus/org.joyride.DNS.service" || fail "no SystemdService="
 grep -qx 'Name=org.joyride.DNS' "$BUILD/data/dbus/org.joyride.DNS.service" || fail "no Name="
 # The same file, pointed at this build and the test's arguments.
@@ -773,7 +790,10 @@ ACTIVATED_PID=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus 
 [ "$(readlink "/proc/$ACTIVATED_PID/exe")" = "$(readlink -f "$BUILD/src/joyrided")" ] || fail "the name's owner is not joyrided"
 [ "$(dig_short "$PORT" fresh.example.com A)" = 10.4.0.1 ] || fail "the activated daemon does not serve the saved records"
 kill "$ACTIVATED_PID"
-for _ in $(seq 100); do [ -e "/proc/$ACTIVATED_PID" ] || break; sleep 0.05; done
+for _ in $(seq 100); do
+        [ -e "/proc/$ACTIVATED_PID" ] || break
+        sleep 0.05
+done
 [ -e "/proc/$ACTIVATED_PID" ] && fail "the activated daemon did not stop"
 ACTIVATED_PID=
 "$CTL" status >/dev/null || fail "joyridectl status did not activate the daemon"
@@ -788,8 +808,8 @@ ok "bus activation starts joyrided on the first call (busctl and joyridectl)"
 if command -v groff >/dev/null; then
         groff -man -Tutf8 -ww -z "$BUILD/src/joyridectl.1" 2>"$T/groff.txt" || fail "groff failed"
         [ ! -s "$T/groff.txt" ] || fail "groff warnings: $(cat "$T/groff.txt")"
-        MANWIDTH=80 man -l "$BUILD/src/joyridectl.1" 2>/dev/null | grep -q 'joyridectl - query and change' \
-                || fail "man page does not render"
+        MANWIDTH=80 man -l "$BUILD/src/joyridectl.1" 2>/dev/null | grep -q 'joyridectl - query and change' ||
+                fail "man page does not render"
 fi
 bash -n "$SRC/shell-completion/joyridectl" || fail "bash completion has syntax errors"
 words=$(bash -c '

@@ -17,8 +17,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 JOYRIDED=$BUILD/src/joyrided
 [ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
-command -v dig >/dev/null || { echo "SKIP: dig is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
+command -v dig >/dev/null || {
+        echo "SKIP: dig is not installed"
+        exit 77
+}
+command -v python3 >/dev/null || {
+        echo "SKIP: python3 is not installed"
+        exit 77
+}
 cluster_require_netns
 
 CL_DIR=$(mktemp -d /tmp/jr-hostile.XXXXXX)
@@ -58,7 +64,7 @@ eventually() {
         shift
         start=$(now_ms)
         until "$@" >/dev/null 2>&1; do
-                [ $(( $(now_ms) - start )) -le "$max" ] || return 1
+                [ $(($(now_ms) - start)) -le "$max" ] || return 1
                 sleep 0.02
         done
 }
@@ -108,7 +114,7 @@ done
 ok "one forged packet for a node that does not exist: no node serves its record"
 
 # --- the same for a live node: add a record in n2's name --------------------
-hostile forge --to "$N1:$SWIM" --origin n2 --name n2.cluster.test --value 10.66.6.2 --version $((2**62))
+hostile forge --to "$N1:$SWIM" --origin n2 --name n2.cluster.test --value 10.66.6.2 --version $((2 ** 62))
 settle
 for k in 1 2; do
         cl_lacks "$k" n2.cluster.test 10.66.6.2 || bad "n$k serves a record forged in the name of n2"
@@ -132,7 +138,7 @@ rm "$CL_DIR/h2/self"
 eventually 3000 cl_lacks 1 n2.cluster.test 10.9.0.2 || bad "n2's removal did not reach n1 after the forgeries"
 echo "10.9.0.2 n2.cluster.test" >"$CL_DIR/h2/self"
 eventually 3000 cl_has 1 n2.cluster.test 10.9.0.2 || bad "n2's record did not come back on n1 after the forgeries"
-ok "n2's own later changes (add, remove, add back) reach n1 as before ($(( $(now_ms) - start )) ms)"
+ok "n2's own later changes (add, remove, add back) reach n1 as before ($(($(now_ms) - start)) ms)"
 
 # --- 100,000 records from one sender ------------------------------------------
 out=$(hostile push --to "$N1:$SWIM" --origin bulk --self-ip "$ATTACKER" --count 100000)
@@ -156,7 +162,7 @@ for _ in $(seq 1 25); do
 done
 wait "$prefix_pid" || true
 echo "  hostile: $(tr '\n' ';' <"$CL_DIR/prefix.out")"
-grown=$(( (peak - before) / 1024 ))
+grown=$(((peak - before) / 1024))
 [ "$grown" -lt 64 ] || bad "n1 grew by $grown MiB for 60 connections that each sent a 4-byte frame length"
 cl_has 1 n1.cluster.test 10.9.0.1 || bad "n1 stopped answering after the frame-length flood"
 ok "60 connections announcing 16 MiB frames: n1 grew by $grown MiB and still answers"
@@ -189,9 +195,9 @@ dropped=$(metric 'joyride_cluster_dropped_total{what="records"}')
 grep -q "Cluster limit reached: dropped [0-9]* records (MaxRecordsPerNode=100000)" "$CL_DIR/log.1" ||
         bad "n1 did not warn about the records beyond the limit"
 source=$(api "http://127.0.0.1:$CL_HTTP_PORT/dns/records?name=m5.flood.test" |
-         python3 -c 'import json, sys; print(([r["source"] for r in json.load(sys.stdin)["records"]] + ["none"])[0])')
+        python3 -c 'import json, sys; print(([r["source"] for r in json.load(sys.stdin)["records"]] + ["none"])[0])')
 [ "$source" = "peer:n9 · hosts:/flood" ] || bad "a record learned from n9 shows the source '$source'"
-ok "n9 pushed 110,000 signed records: n1 holds 100,000 ($(( $(now_ms) - merge_start )) ms), dropped 10,000 with a warning; source '$source'"
+ok "n9 pushed 110,000 signed records: n1 holds 100,000 ($(($(now_ms) - merge_start)) ms), dropped 10,000 with a warning; source '$source'"
 kill "$n9_pid" 2>/dev/null || true
 wait "$n9_pid" 2>/dev/null || true
 n9_pid=
@@ -213,7 +219,7 @@ sleep 2
 members=0
 for st in alive suspect dead left; do
         v=$(metric "joyride_cluster_members{state=\"$st\"}")
-        members=$(( members + ${v:-0} ))
+        members=$((members + ${v:-0}))
 done
 if [ "$members" -gt 1001 ]; then
         api "http://127.0.0.1:$CL_HTTP_PORT/dns/cluster" | python3 -c '
@@ -233,7 +239,7 @@ stop_pair
 KEY=$(head -c 32 /dev/urandom | base64)
 start_pair "$KEY"
 hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
-        --origin n2 --name n2.cluster.test --value 10.66.6.3 --version $((2**62))
+        --origin n2 --name n2.cluster.test --value 10.66.6.3 --version $((2 ** 62))
 hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
         --origin n2 --name n2.cluster.test --value 10.9.0.2 --delete
 settle

@@ -15,7 +15,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 JOYRIDED=$BUILD/src/joyrided
 [ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
-command -v dig >/dev/null || { echo "SKIP: dig is not installed"; exit 77; }
+command -v dig >/dev/null || {
+        echo "SKIP: dig is not installed"
+        exit 77
+}
 cluster_require_netns
 
 CL_DIR=$(mktemp -d /tmp/jr-cluster.XXXXXX)
@@ -146,7 +149,7 @@ ok "POST /dns/sync answers 200 and /metrics counts 4 alive members and $sent gos
 # --- kill -9: withdrawn after suspicion + grace, back when it restarts ------
 # Bound: a probe round (4 periods), the longest suspicion timeout
 # (6 x 4 x probe period with no confirmations), the grace, and slack.
-KILL_BOUND=$(( 4 * PROBE_MS + 24 * PROBE_MS + GRACE_MS + 1500 ))
+KILL_BOUND=$((4 * PROBE_MS + 24 * PROBE_MS + GRACE_MS + 1500))
 start=$(now_ms)
 cluster_stop 4 KILL
 wait_since "$start" "n4's records gone after kill -9" "$KILL_BOUND" cl_all 1 2 3 -- lacks_on n4.cluster.test 10.9.0.4
@@ -169,7 +172,7 @@ FIG_RESTART=$ELAPSED
 # --- SIGTERM is a graceful leave: records go at once -----------------------
 # "At once" means faster than failure detection could: below the shortest
 # suspicion timeout plus the grace.
-LEAVE_BOUND=$(( 4 * PROBE_MS + GRACE_MS ))
+LEAVE_BOUND=$((4 * PROBE_MS + GRACE_MS))
 start=$(now_ms)
 kill -TERM "${CL_PID[3]}"
 wait_since "$start" "n3's records gone after SIGTERM" "$LEAVE_BOUND" cl_all 1 2 4 -- lacks_on n3.cluster.test 10.9.0.3
@@ -192,7 +195,7 @@ echo "10.9.3.1 lossy.cluster.test" >"$CL_DIR/h2/lossy"
 wait_since "$loss_start" "a record of n2 under 20% loss on every node" 10000 cl_all "${NODES[@]}" -- has_on lossy.cluster.test 10.9.3.1
 FIG_LOSSY=$ELAPSED
 ok "under 20% loss a record of n2 reached all 4 nodes in $ELAPSED ms"
-while [ $(( $(now_ms) - loss_start )) -lt 20000 ]; do
+while [ $(($(now_ms) - loss_start)) -lt 20000 ]; do
         sleep 0.5
 done
 dead_after=$(dead_count)
@@ -202,7 +205,7 @@ for k in "${NODES[@]}"; do
         done
 done
 suspicions=$(cat "$CL_DIR"/log.[1-4] | grep -c "suspected to have failed" || true)
-[ "$dead_after" = "$dead_before" ] || fail "$(( dead_after - dead_before )) live nodes were declared dead under 20% loss"
+[ "$dead_after" = "$dead_before" ] || fail "$((dead_after - dead_before)) live nodes were declared dead under 20% loss"
 ok "20 s of 20% loss ($LOSS_TOOL) on every node: no live node declared dead ($suspicions suspicions in all logs, all refuted), every record still served"
 FIG_SUSPICIONS=$suspicions
 for k in "${NODES[@]}"; do
@@ -214,7 +217,7 @@ mkdir -p "$CL_DIR/h5"
 echo "10.9.0.5 n5.cluster.test" >"$CL_DIR/h5/self"
 cluster_start 5 "$WRONG_KEY"
 wait_since "$(now_ms)" "n5 serving its own record" 5000 cl_has 5 n5.cluster.test 10.9.0.5
-sleep 5         # several announcement rounds and join attempts
+sleep 5 # several announcement rounds and join attempts
 for k in "${NODES[@]}"; do
         cl_lacks "$k" n5.cluster.test 10.9.0.5 || fail "n$k serves the record of n5, which has the wrong key"
         cl_lacks 5 "n$k.cluster.test" "10.9.0.$k" || fail "n5 (wrong key) serves the record of n$k"
@@ -231,5 +234,5 @@ for k in 5 4 3 2 1; do
 done
 
 echo "figures: add ${FIG_ADD} ms, remove ${FIG_DEL} ms, kill -9 withdrawal ${FIG_KILL} ms, restart ${FIG_RESTART} ms," \
-     "SIGTERM withdrawal ${FIG_LEAVE} ms, 20% loss convergence ${FIG_LOSSY} ms, suspicions under loss ${FIG_SUSPICIONS}," \
-     "probe ${PROBE_MS} ms, grace ${GRACE_MS} ms"
+        "SIGTERM withdrawal ${FIG_LEAVE} ms, 20% loss convergence ${FIG_LOSSY} ms, suspicions under loss ${FIG_SUSPICIONS}," \
+        "probe ${PROBE_MS} ms, grace ${GRACE_MS} ms"

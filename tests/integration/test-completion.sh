@@ -14,9 +14,15 @@ SC=$SRC/shell-completion
 export PATH="$BUILD/src:$PATH"
 
 for tool in bash zsh fish; do
-        command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "SKIP: $tool not installed"
+                exit 77
+        }
 done
-[ -f /usr/share/bash-completion/bash_completion ] || { echo "SKIP: bash-completion not installed"; exit 77; }
+[ -f /usr/share/bash-completion/bash_completion ] || {
+        echo "SKIP: bash-completion not installed"
+        exit 77
+}
 
 verbs=$(joyridectl --help | sed -n '/^Commands:/,/^$/p' | grep -oE '^  [a-z-]+' | tr -d ' ' | sort | tr '\n' ' ')
 [ -n "$verbs" ] || fail "no verbs in joyridectl --help"
@@ -50,7 +56,7 @@ ok "bash: joyridectl verbs, values and joyrided's options (from --help)"
 fish_complete() {
         fish --no-config -c "source $SC/$1.fish; complete -C'$2'" | cut -f1 | sort | tr '\n' ' '
 }
-[ "$(fish_complete joyridectl "joyridectl " )" = "$verbs" ] ||
+[ "$(fish_complete joyridectl "joyridectl ")" = "$verbs" ] ||
         fail "fish: joyridectl verbs: $(fish_complete joyridectl "joyridectl "), --help has: $verbs"
 [ "$(fish_complete joyridectl "joyridectl log-level w")" = "warning " ] || fail "fish: log-level w"
 [ "$(fish_complete joyrided "joyrided --dns-p")" = "--dns-port " ] ||

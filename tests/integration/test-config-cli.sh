@@ -28,7 +28,7 @@ mkdir "$tmp/state"
 dns_port=$((20000 + RANDOM % 40000))
 http_port=$((20000 + RANDOM % 40000))
 safe=(--dns-bind-address=127.0.0.1 --http-host=127.0.0.1 --http-port="$http_port"
-      --no-docker --bus=none --no-cluster --state-directory="$tmp/state")
+        --no-docker --bus=none --no-cluster --state-directory="$tmp/state")
 
 status=0
 
@@ -147,10 +147,10 @@ run DNS_PORT=70000 FLASK_PORT=5001 JOYRIDE_CLUSTER_KEY="$(head -c 32 /dev/urando
         --config="$tmp/check.conf" --ttl=-1 --check-config
 [ "$status" -eq 2 ] || fail "--check-config with errors: exit status $status, expected 2"
 for f in "$tmp/check.conf:4: unknown key 'Prot' in section [DNS] (did you mean 'Port'?)" \
-         "$tmp/check.conf:5: unknown section [Hostz] (did you mean [Hosts]?)" \
-         "[DNS] Port=abc in $tmp/check.conf:2: expected a port number" \
-         "DNS_PORT=70000: expected a port number" "--ttl=-1: expected an integer" \
-         "joyrided: 5 errors in the configuration"; do
+        "$tmp/check.conf:5: unknown section [Hostz] (did you mean [Hosts]?)" \
+        "[DNS] Port=abc in $tmp/check.conf:2: expected a port number" \
+        "DNS_PORT=70000: expected a port number" "--ttl=-1: expected an integer" \
+        "joyrided: 5 errors in the configuration"; do
         grep -qF -- "$f" "$tmp/err" || fail "--check-config: stderr lacks '$f'"
 done
 grep -Eq '^TTL=-1 +# option --ttl$' "$tmp/out" || fail "--check-config: TTL's origin"
@@ -174,15 +174,25 @@ t = socket.socket(); t.bind(("127.0.0.1", 0)); t.listen()
 print(u.getsockname()[1], t.getsockname()[1], flush=True)
 time.sleep(30)' >"$tmp/held" &
 holder=$!
-for _ in $(seq 50); do [ -s "$tmp/held" ] && break; sleep 0.1; done
+for _ in $(seq 50); do
+        [ -s "$tmp/held" ] && break
+        sleep 0.1
+done
 read -r held_udp held_tcp <"$tmp/held"
 run -- "${safe[@]}" --no-http --dns-port="$held_udp"
-[ "$status" -ne 0 ] || { kill "$holder"; fail "a DNS port in use: exit status 0"; }
+[ "$status" -ne 0 ] || {
+        kill "$holder"
+        fail "a DNS port in use: exit status 0"
+}
 grep -qF "Another program holds the DNS port $held_udp; stop it, or choose another port with --dns-port= (DNS_PORT=, [DNS] Port=)" "$tmp/err" ||
-        { kill "$holder"; fail "a DNS port in use: the message does not name the setting"; }
+        {
+                kill "$holder"
+                fail "a DNS port in use: the message does not name the setting"
+        }
 echo "ok - a DNS port in use: $(grep 'Another program' "$tmp/err")"
 run -- "${safe[@]/--http-port=*/--http-port=$held_tcp}" --dns-port="$dns_port"
-kill "$holder"; wait "$holder" 2>/dev/null || true
+kill "$holder"
+wait "$holder" 2>/dev/null || true
 [ "$status" -ne 0 ] || fail "an HTTP port in use: exit status 0"
 grep -qF "Another program holds the HTTP port $held_tcp; stop it, or choose another port with --http-port= (FLASK_PORT=, [HTTP] Port=)" "$tmp/err" ||
         fail "an HTTP port in use: the message does not name the setting"
@@ -194,7 +204,7 @@ run DNS_PORT=abc -- --help
 [ "$status" -eq 0 ] || fail "--help: exit status $status, expected 0"
 # shellcheck disable=SC2016 # the literal names, as --help prints them
 for f in --dns-port=PORT '$DNS_PORT' --config=FILE '$JOYRIDE_CONFIG' --bus= '$JOYRIDE_BUS' --no-docker \
-         '$DOCKER_ENABLED' --http-port=PORT '$FLASK_PORT' --hosts-directory=DIR '$HOSTS_DIRECTORY' --version; do
+        '$DOCKER_ENABLED' --http-port=PORT '$FLASK_PORT' --hosts-directory=DIR '$HOSTS_DIRECTORY' --version; do
         grep -qF -- "$f" "$tmp/out" || fail "--help: stdout does not list '$f'"
 done
 [ ! -s "$tmp/err" ] || fail "--help: wrote to stderr"

@@ -44,10 +44,13 @@ source "$here/lib.sh"
 # shellcheck source=tests/integration/docker-lib.sh
 source "$here/docker-lib.sh"
 
-skip() { echo "SKIP: $*"; exit 77; }
+skip() {
+        echo "SKIP: $*"
+        exit 77
+}
 
 # Seconds (with ms) since T0_NS, for the timings printed along the way.
-elapsed() { echo "$(( ($(date +%s%N) - $1) / 1000000 ))" | awk '{ printf "%.1f s", $1 / 1000 }'; }
+elapsed() { echo "$((($(date +%s%N) - $1) / 1000000))" | awk '{ printf "%.1f s", $1 / 1000 }'; }
 t_start=$(date +%s%N)
 
 why=$(docker_engine_available) || skip "$why"
@@ -91,7 +94,10 @@ make_base() {
         mkdir -p "$cache"
         exec 9>"$cache/.lock"
         flock 9
-        if [ -s "$base_tar" ]; then exec 9>&-; return 0; fi
+        if [ -s "$base_tar" ]; then
+                exec 9>&-
+                return 0
+        fi
         # Under the lock, any temp dir is one a killed run left behind.
         rm -rf --one-file-system "$cache"/.docker-base.*
         t=$(mktemp -d "$cache/.docker-base.XXXXXX")
@@ -181,7 +187,10 @@ t0=$(date +%s%N)
 # every instruction, which takes two to three times as long here. The
 # Dockerfile works with both (the classic builder is what Compose v1 uses
 # by default).
-stamp() { local l; while IFS= read -r l; do printf '%6s %s\n' "$(( ($(date +%s%N) - t0) / 1000000 ))" "$l"; done; }
+stamp() {
+        local l
+        while IFS= read -r l; do printf '%6s %s\n' "$((($(date +%s%N) - t0) / 1000000))" "$l"; done
+}
 version=$(sed -n "s/^[[:space:]]*version[[:space:]]*:[[:space:]]*'\([^']*\)'.*/\1/p" "$src/meson.build" | head -n1)
 if ! DOCKER_BUILDKIT=1 dk build --progress=plain --network host --build-arg "BASE=$base_image" \
         --build-arg "VERSION=$version" --build-arg "REVISION=test-$tag" --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
@@ -191,7 +200,7 @@ if ! DOCKER_BUILDKIT=1 dk build --progress=plain --network host --build-arg "BAS
 fi
 size=$(dk image inspect -f '{{.Size}}' "$image")
 base_size=$(dk image inspect -f '{{.Size}}' "$base_image")
-ok "image built in $(elapsed "$t0"): $(( size / 1000000 )) MB ($(( (size - base_size) / 1000000 )) MB on top of the $(( base_size / 1000000 )) MB base)"
+ok "image built in $(elapsed "$t0"): $((size / 1000000)) MB ($(((size - base_size) / 1000000)) MB on top of the $((base_size / 1000000)) MB base)"
 echo "# image size: $size bytes; its layers:"
 dk history --format '{{.Size}}\t{{.CreatedBy}}' "$image" | cut -c1-100 | sed 's/^/#   /'
 
@@ -262,12 +271,15 @@ answers() { { dig_short "$dns_port" "$1" 2>/dev/null || true; } | sort | tr '\n'
 # resolves NAME WANT [SECS]
 resolves() {
         local name=$1 want=$2 secs=${3:-10} got
-        local deadline=$(( $(date +%s%N) + secs * 1000000000 ))
+        local deadline=$(($(date +%s%N) + secs * 1000000000))
         while :; do
                 got=$(answers "$name")
                 [ "$got" = "$want" ] && return 0
                 [ "$(date +%s%N)" -lt "$deadline" ] ||
-                        { dk logs "$c" 2>&1 | tail -n 20 >&2; fail "$name: got '$got', want '$want' (after ${secs}s)"; }
+                        {
+                                dk logs "$c" 2>&1 | tail -n 20 >&2
+                                fail "$name: got '$got', want '$want' (after ${secs}s)"
+                        }
                 sleep 0.1
         done
 }
@@ -305,7 +317,7 @@ ok "/health answers 200 healthy; /status: Docker connected, hosts from /app/host
 # health_is CONTAINER WANT SECS: polls the HEALTHCHECK's verdict.
 health_is() {
         local c=$1 want=$2 secs=$3 got
-        local deadline=$(( $(date +%s%N) + secs * 1000000000 ))
+        local deadline=$(($(date +%s%N) + secs * 1000000000))
         while :; do
                 got=$(dk inspect -f '{{.State.Health.Status}}' "$c")
                 [ "$got" = "$want" ] && return 0
@@ -341,9 +353,12 @@ dk rm -fv "$nogroup" >/dev/null
 
 t0=$(date +%s%N)
 dk stop -t 10 "$c" >/dev/null
-stop_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+stop_ms=$((($(date +%s%N) - t0) / 1000000))
 code=$(dk inspect -f '{{.State.ExitCode}}' "$c")
-[ "$code" = 0 ] || { dk logs "$c" 2>&1 | tail -n 20 >&2; fail "joyrided exited with status $code on docker stop"; }
+[ "$code" = 0 ] || {
+        dk logs "$c" 2>&1 | tail -n 20 >&2
+        fail "joyrided exited with status $code on docker stop"
+}
 [ "$stop_ms" -lt 3000 ] || fail "docker stop took $stop_ms ms"
 dk logs "$c" 2>&1 | grep -q 'Stopped\.' || fail "no 'Stopped.' in the container's log: $(dk logs "$c" 2>&1 | tail -n 5)"
 ok "docker stop: exit status 0 in $stop_ms ms"
@@ -363,7 +378,10 @@ if PATH="/usr/bin:$PATH" docker compose version >/dev/null 2>&1 || command -v do
                 HOSTIP="$hostip" ENABLE_DNS_SYNC=false)
         t0=$(date +%s%N)
         env "${compose_env[@]}" make -C "$src" up >"$tmp/compose-up.log" 2>&1 ||
-                { tail -n 30 "$tmp/compose-up.log" >&2; fail "make up failed"; }
+                {
+                        tail -n 30 "$tmp/compose-up.log" >&2
+                        fail "make up failed"
+                }
         c=$(dk ps -q --filter "label=com.docker.compose.project=joyridetest$tag")
         [ -n "$c" ] || fail "make up started no container: $(tail -n 5 "$tmp/compose-up.log")"
         wait_for "the HTTP API of the Compose service" 30 curl -sf --max-time 1 "http://127.0.0.1:$http_port/health"
@@ -403,7 +421,10 @@ if PATH="/usr/bin:$PATH" docker compose version >/dev/null 2>&1 || command -v do
         dk exec "$c" touch /var/lib/joyride/probe /run/probe /tmp/probe || fail "the state folder, /run or /tmp is not writable"
         ok "make up: read-only root, state in volume joyride-state, tmpfs /run and /tmp, CapEff 0, NoNewPrivs, group $sock_gid from the socket"
         env "${compose_env[@]}" make -C "$src" down >"$tmp/compose-down.log" 2>&1 ||
-                { tail -n 30 "$tmp/compose-down.log" >&2; fail "make down failed"; }
+                {
+                        tail -n 30 "$tmp/compose-down.log" >&2
+                        fail "make down failed"
+                }
         [ -z "$(dk ps -aq --filter "label=com.docker.compose.project=joyridetest$tag")" ] || fail "make down left the container"
         # Without DOCKER_GID Compose refuses, rather than guess a group.
         rc=0

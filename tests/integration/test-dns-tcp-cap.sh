@@ -25,9 +25,8 @@ cleanup_flood() {
         _lib_cleanup
 }
 mkdir -p "$tmp/hosts" "$tmp/state"
-echo "10.88.0.1 real.cap.test" > "$tmp/hosts/a.hosts"
+echo "10.88.0.1 real.cap.test" >"$tmp/hosts/a.hosts"
 start_local_daemon "$tmp/hosts" real.cap.test 10.88.0.1
-
 
 # flood NAME N: N connections in the background, each with the first 4
 # bytes of a 29-byte query, held open until stop-flood appears; NAME-ready

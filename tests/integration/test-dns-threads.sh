@@ -18,16 +18,19 @@ notify_pid=
 trap '_lib_cleanup_threads' EXIT
 _lib_cleanup_threads() {
         local rc=$?
-        [ -z "$notify_pid" ] || { kill "$notify_pid" 2>/dev/null || true; wait "$notify_pid" 2>/dev/null || true; }
+        [ -z "$notify_pid" ] || {
+                kill "$notify_pid" 2>/dev/null || true
+                wait "$notify_pid" 2>/dev/null || true
+        }
         (exit $rc)
         _lib_cleanup
 }
 
 mkdir -p "$tmp/hosts" "$tmp/state"
-echo "10.77.0.1 one.threads.test" > "$tmp/hosts/a.hosts"
-echo "10.77.0.2 other.example.org" >> "$tmp/hosts/a.hosts"
-for i in $(seq 1 60); do echo "10.78.0.$i many.threads.test"; done > "$tmp/hosts/many.hosts"
-printf '[DNS]\nThreads=3\n' > "$tmp/joyride.conf"
+echo "10.77.0.1 one.threads.test" >"$tmp/hosts/a.hosts"
+echo "10.77.0.2 other.example.org" >>"$tmp/hosts/a.hosts"
+for i in $(seq 1 60); do echo "10.78.0.$i many.threads.test"; done >"$tmp/hosts/many.hosts"
+printf '[DNS]\nThreads=3\n' >"$tmp/joyride.conf"
 
 # A NOTIFY_SOCKET listener that writes every datagram it gets to a file.
 python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
@@ -99,7 +102,7 @@ status_udp=$(curl -sf --max-time 5 "http://127.0.0.1:$http_port/status" |
 ok "queries on every thread counted: /metrics and /status agree (udp $udp, tcp $tcp)"
 
 # A reload reaches every thread: with Domains= only threads.test answers.
-printf '[DNS]\nThreads=3\nDomains=threads.test\n' > "$tmp/joyride.conf"
+printf '[DNS]\nThreads=3\nDomains=threads.test\n' >"$tmp/joyride.conf"
 kill -HUP "$daemon_pid"
 refused() {
         for i in $(seq 1 20); do

@@ -17,20 +17,20 @@ setup_tmp
 
 hosts="$tmp/hosts.d"
 mkdir -p "$hosts" "$tmp/state"
-cat > "$hosts/10-main.hosts" <<'EOF'
+cat >"$hosts/10-main.hosts" <<'EOF'
 # several names on one line, an IPv6 address, one half of a two-file name
 10.53.0.1       api.example.com www.example.com
 fd53::1         api.example.com
 10.53.0.21      both.example.com
 10.53.0.30      v4only.example.com
 EOF
-cat > "$hosts/20-more.hosts" <<'EOF'
+cat >"$hosts/20-more.hosts" <<'EOF'
 10.53.0.22      both.example.com
 EOF
 # 60 addresses for one name: more than fits in 512 bytes.
 for i in $(seq 1 60); do
         echo "10.54.0.$i many.example.com"
-done > "$hosts/30-many.hosts"
+done >"$hosts/30-many.hosts"
 
 # start_daemon [extra options]: the daemon on a free port, answering.
 start_daemon() {
@@ -66,7 +66,10 @@ expect() {
 }
 # expect_match WHAT REGEX TEXT
 expect_match() {
-        grep -Eq -- "$2" <<<"$3" || { echo "$3" >&2; fail "$1: no line matching /$2/"; }
+        grep -Eq -- "$2" <<<"$3" || {
+                echo "$3" >&2
+                fail "$1: no line matching /$2/"
+        }
         ok "$1"
 }
 
@@ -140,7 +143,8 @@ expect "several queries on one kept-open TCP connection" "10.53.0.1 fd53::1 10.5
         "$(tr '\n' ' ' <<<"$out" | sed 's/ $//')"
 
 # Pipelining: all queries written before any reply is read, in one write.
-out=$(python3 - "$port" <<'PY'
+out=$(
+        python3 - "$port" <<'PY'
 import socket, struct, sys
 def query(qid, name, qtype):
     q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
@@ -226,7 +230,8 @@ expect "SIGTERM after the restart: exit status 0" 0 "$rc"
 # sent to, or clients drop them ("reply from unexpected source"). Only in a
 # private network namespace: there "all addresses" is loopback only.
 if unshare -rn true 2>/dev/null && command -v ip >/dev/null; then
-        out=$(unshare -rn bash -s "$daemon" "$hosts" "$tmp" 2>&1 <<'NS' || true
+        out=$(
+                unshare -rn bash -s "$daemon" "$hosts" "$tmp" 2>&1 <<'NS' || true
 set -u
 daemon=$1 hosts=$2 tmp=$3
 ip link set lo up
@@ -248,7 +253,7 @@ grep -o 'DNS on [^,]*, [^,]*' "$tmp/daemon-ns.log" || true
 kill $pid
 wait $pid
 NS
-)
+        )
         for server in 127.0.0.1 127.0.0.2 10.99.0.53 ::1 fd00:53::53; do
                 expect_match "bound to all addresses: a query to $server is answered from $server" \
                         "^$server: 10\\.53\\.0\\.1 \$" "$out"

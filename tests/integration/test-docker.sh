@@ -28,7 +28,7 @@ cleanup() {
         if [ "${KEEP_TMP:-}" = 1 ]; then echo "kept $tmp"; else docker_lib_rmtree "$tmp"; fi
 }
 trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 docker_lib_init "$tmp/d"
 engine_sock=$R/docker.sock
 hostip=192.0.2.10
@@ -59,7 +59,7 @@ answers() {
 # resolves NAME WANT [SECS]: polls until NAME answers exactly WANT.
 resolves() {
         local name=$1 want=$2 secs=${3:-2}
-        local deadline=$(( $(date +%s%N) + secs * 1000000000 ))
+        local deadline=$(($(date +%s%N) + secs * 1000000000))
         local got
         while :; do
                 got=$(answers "$name" | tr '\n' ' ' | sed 's/ $//')
@@ -177,9 +177,10 @@ grep -q '^/v1.43/containers/json?filters=.*joyride.host.name' "$tmp/fake-new.req
 [ "$(head -1 "$tmp/fake-new.req")" = /_ping ] || fail "not negotiated through /_ping"
 ok "engine API 1.45: speaks 1.43; events opened before the list"
 [ "$(grep -n . "$tmp/fake-new.req" | grep -m1 /events | cut -d: -f1)" -lt \
-  "$(grep -n . "$tmp/fake-new.req" | grep -m1 /containers/json | cut -d: -f1)" ] || fail "list requested before the event stream"
+        "$(grep -n . "$tmp/fake-new.req" | grep -m1 /containers/json | cut -d: -f1)" ] || fail "list requested before the event stream"
 stop_joyrided "$jpid"
-kill "${fake_pids[-1]}"; wait "${fake_pids[-1]}" 2>/dev/null || true
+kill "${fake_pids[-1]}"
+wait "${fake_pids[-1]}" 2>/dev/null || true
 
 fake_engine old
 start_joyrided fake-old "$port"
@@ -188,7 +189,8 @@ grep -q '^/version$' "$tmp/fake-old.req" || fail "no /version asked without an A
 grep -q '^/v1.24/containers/json' "$tmp/fake-old.req" || fail "an engine at 1.23 not spoken to at 1.24: $(cat "$tmp/fake-old.req")"
 ok "no API-Version header: /version asked, 1.24 used"
 stop_joyrided "$jpid"
-kill "${fake_pids[-1]}"; wait "${fake_pids[-1]}" 2>/dev/null || true
+kill "${fake_pids[-1]}"
+wait "${fake_pids[-1]}" 2>/dev/null || true
 rm -f "$engine_sock"
 
 # --- the real engine -------------------------------------------------------------
@@ -385,7 +387,7 @@ for i in $(seq $n); do echo "bulk-$i.docker.test"; done >"$tmp/bulk.queries"
 # all_resolve PORT SECS: every bulk name answers $hostip within SECS.
 all_resolve() {
         local p=$1 secs=$2 got
-        local deadline=$(( $(date +%s%N) + secs * 1000000000 ))
+        local deadline=$(($(date +%s%N) + secs * 1000000000))
         while :; do
                 got=$(dig @127.0.0.1 -p "$p" +short +tries=1 +time=1 -f "$tmp/bulk.queries" | grep -cx "$hostip" || true)
                 [ "$got" = $n ] && return 0
@@ -399,7 +401,7 @@ xargs -P 8 -n 10 "$DOCKER" -H "unix://$docker_sock" start <"$tmp/bulk.ids" >/dev
 t1=$(date +%s%N)
 all_resolve "$port" 20
 t2=$(date +%s%N)
-ok "$n containers started in $(( (t1 - t0) / 1000000 )) ms; all resolve $(( (t2 - t1) / 1000000 )) ms after the last start"
+ok "$n containers started in $(((t1 - t0) / 1000000)) ms; all resolve $(((t2 - t1) / 1000000)) ms after the last start"
 
 # The list path: a fresh joyrided loads them all in one go.
 port_bulk=$(free_port)
@@ -409,7 +411,7 @@ all_resolve "$port_bulk" 20
 t1=$(date +%s%N)
 loaded=$(sed -n 's/.*Connected to Docker engine .*: \([0-9]*\) labelled container(s) running.*/\1/p' "$tmp/bulk.log")
 [ "${loaded:-0}" -ge $n ] || fail "the list loaded ${loaded:-no} containers: $(grep 'Connected to Docker' "$tmp/bulk.log")"
-ok "a joyrided started with $n+ labelled containers running resolves them all in $(( (t1 - t0) / 1000000 )) ms"
+ok "a joyrided started with $n+ labelled containers running resolves them all in $(((t1 - t0) / 1000000)) ms"
 
 # And they go when they stop (a batch stop is the engine's work; allow time).
 xargs -P 8 -n 20 "$DOCKER" -H "unix://$docker_sock" rm -f <"$tmp/bulk.ids" >/dev/null

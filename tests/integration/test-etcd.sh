@@ -32,7 +32,10 @@ if [ "$(id -u)" != 0 ]; then
         exit 77
 fi
 for tool in etcd etcdctl dig curl openssl python3 dbus-daemon busctl; do
-        command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (etcd-server, etcd-client, ...)"; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "SKIP: $tool not installed (etcd-server, etcd-client, ...)"
+                exit 77
+        }
 done
 
 T=$(mktemp -d /tmp/joyride-etcd.XXXXXX)
@@ -49,13 +52,16 @@ cleanup() {
         done
         if [ $rc -ne 0 ]; then
                 for f in "$T"/node-*.log "$T"/etcd-*.log; do
-                        [ -f "$f" ] && { echo "--- $f" >&2; grep -v DEBUG "$f" | tail -n 25 >&2; }
+                        [ -f "$f" ] && {
+                                echo "--- $f" >&2
+                                grep -v DEBUG "$f" | tail -n 25 >&2
+                        }
                 done
         fi
         [ -n "${KEEP_TMP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
 }
 trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
 LOST_ID=a9a9e2818a8f475c845869907f937d47
 CONNECTED_ID=d092d9a8f9d94178854dd71f75ce1b41
@@ -148,7 +154,7 @@ killed=$(date +%s%N)
 sleep 1
 is "$BDNS" a2.etcd.test 10.13.0.5 || fail "a2 left B before A's lease (3 s) expired"
 wait_for "a2 gone from B after A's lease expired" 8 is "$BDNS" a2.etcd.test ""
-gone=$(( ($(date +%s%N) - killed) / 1000000 ))
+gone=$((($(date +%s%N) - killed) / 1000000))
 [ "$gone" -ge 1500 ] || fail "a2 left B ${gone} ms after SIGKILL, before the lease TTL"
 ok "A killed with SIGKILL: its names stay on B for a while (lease TTL 3 s), gone after ${gone} ms"
 
@@ -159,7 +165,7 @@ ok "A restarted: its names are back on B"
 node_stop node-a TERM
 stopped=$(date +%s%N)
 wait_for "a2 gone from B after SIGTERM" 2 is "$BDNS" a2.etcd.test ""
-gone=$(( ($(date +%s%N) - stopped) / 1000000 ))
+gone=$((($(date +%s%N) - stopped) / 1000000))
 grep -q "Revoked etcd lease" "$T/node-node-a.log" || fail "A did not revoke its lease"
 [ "$(ctl get --prefix /skydns --keys-only | grep -c node-a- || true)" = 0 ] || fail "A's keys still in etcd after SIGTERM"
 ok "A stopped with SIGTERM: lease revoked, its names gone from B after ${gone} ms and from etcd"
@@ -264,18 +270,22 @@ wait_for "stable-b on A" 10 is "$ADNS" stable-b.etcd.test 10.14.0.251
 
 leader=$(etcd_leader "$FALL")
 case "$leader" in
-*":$F1C") victim=f1 ;;
-*":$F2C") victim=f2 ;;
-*":$F3C") victim=f3 ;;
-*) fail "no leader: $leader" ;;
+        *":$F1C") victim=f1 ;;
+        *":$F2C") victim=f2 ;;
+        *":$F3C") victim=f3 ;;
+        *) fail "no leader: $leader" ;;
 esac
 
 # Both nodes answer for each other's name all along.
-( misses=0; while [ ! -e "$T/probe.stop" ]; do
-        is "$BDNS" stable-a.etcd.test 10.14.0.250 || misses=$((misses + 1))
-        is "$ADNS" stable-b.etcd.test 10.14.0.251 || misses=$((misses + 1))
-        sleep 0.05
-  done; echo "$misses" >"$T/probe.misses" ) &
+(
+        misses=0
+        while [ ! -e "$T/probe.stop" ]; do
+                is "$BDNS" stable-a.etcd.test 10.14.0.250 || misses=$((misses + 1))
+                is "$ADNS" stable-b.etcd.test 10.14.0.251 || misses=$((misses + 1))
+                sleep 0.05
+        done
+        echo "$misses" >"$T/probe.misses"
+) &
 probe=$!
 started="$started $probe"
 
@@ -290,16 +300,16 @@ converged() {
         local got="" i
         for i in $(seq 1 30); do
                 case "$(answers "$BDNS" "c$i.etcd.test")" in
-                "10.14.0.$i") got="$got c$i" ;;
-                "") ;;
-                *) return 1 ;;
+                        "10.14.0.$i") got="$got c$i" ;;
+                        "") ;;
+                        *) return 1 ;;
                 esac
         done
         [ "$(tr ' ' '\n' <<<"${got# }" | sort | tr '\n' ' ')" = "$expected" ]
 }
 wait_for "B to hold exactly A's names after the leader died" 20 converged
 in_etcd=$(etcdctl --endpoints="$FALL" get --prefix /skydns/test/etcd/ --keys-only 2>/dev/null |
-          sed -n 's|^/skydns/test/etcd/\(c[0-9]*\)/node-a-.*|\1|p' | sort | tr '\n' ' ')
+        sed -n 's|^/skydns/test/etcd/\(c[0-9]*\)/node-a-.*|\1|p' | sort | tr '\n' ' ')
 [ "$in_etcd" = "$expected" ] || fail "etcd holds [$in_etcd], A has [$expected]"
 touch "$T/probe.stop"
 wait "$probe" || true

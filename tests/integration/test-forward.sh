@@ -21,9 +21,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 source "$here/bus-lib.sh"
 
-command -v nsd >/dev/null || { echo "SKIP: nsd is not installed (tools/install-deps)"; exit 77; }
-command -v nsd-control >/dev/null || { echo "SKIP: nsd-control is not installed"; exit 77; }
-command -v dig >/dev/null || { echo "SKIP: dig is not installed"; exit 77; }
+command -v nsd >/dev/null || {
+        echo "SKIP: nsd is not installed (tools/install-deps)"
+        exit 77
+}
+command -v nsd-control >/dev/null || {
+        echo "SKIP: nsd-control is not installed"
+        exit 77
+}
+command -v dig >/dev/null || {
+        echo "SKIP: dig is not installed"
+        exit 77
+}
 
 setup_tmp
 extra_pids=""
@@ -33,7 +42,7 @@ forward_cleanup() {
                 kill "$pid" 2>/dev/null || true
                 wait "$pid" 2>/dev/null || true
         done
-        set +e          # errexit would end the handler at the next line
+        set +e # errexit would end the handler at the next line
         (exit "$rc")
         _lib_cleanup
 }
@@ -44,7 +53,10 @@ expect() {
         ok "$1"
 }
 expect_match() {
-        grep -Eq -- "$2" <<<"$3" || { echo "$3" >&2; fail "$1: no line matching /$2/"; }
+        grep -Eq -- "$2" <<<"$3" || {
+                echo "$3" >&2
+                fail "$1: no line matching /$2/"
+        }
         ok "$1"
 }
 expect_no_match() {
@@ -54,12 +66,12 @@ expect_no_match() {
         fi
         ok "$1"
 }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # --- the upstream: NSD serving upstream.test ---------------------------------
 
 mkdir -p "$tmp/nsd" "$tmp/hosts" "$tmp/state"
-cat > "$tmp/nsd/upstream.test.zone" <<'EOF'
+cat >"$tmp/nsd/upstream.test.zone" <<'EOF'
 $ORIGIN upstream.test.
 $TTL 300
 @       IN SOA ns.upstream.test. admin.upstream.test. 1 3600 600 86400 60
@@ -74,12 +86,12 @@ EOF
 # 100 TXT records: about 9 kB, more than any UDP answer may carry.
 for i in $(seq 1 100); do
         echo "big IN TXT \"record $i of a big rrset that does not fit in one UDP datagram of 1232 bytes\""
-done >> "$tmp/nsd/upstream.test.zone"
+done >>"$tmp/nsd/upstream.test.zone"
 
 # start_nsd NAME ADDRESS PORT: NSD with its control socket in $tmp/NAME.ctl.
 start_nsd() {
         local name=$1 address=$2 nport=$3
-        cat > "$tmp/nsd/$name.conf" <<EOF
+        cat >"$tmp/nsd/$name.conf" <<EOF
 server:
   ip-address: $address
   port: $nport
@@ -105,7 +117,7 @@ EOF
         extra_pids="$extra_pids $nsd_pid"
         wait_for "NSD ($name) on $address:$nport" 10 dig @"$address" -p "$nport" +tries=1 +time=1 +short www.upstream.test
 }
-nsd_stat() {    # nsd_stat NAME KEY: a counter since the last reset
+nsd_stat() { # nsd_stat NAME KEY: a counter since the last reset
         nsd-control -c "$tmp/nsd/$1.conf" stats_noreset | sed -n "s/^$2=//p"
 }
 nsd_reset() {
@@ -116,7 +128,7 @@ nsd_port=$(free_port)
 start_nsd main 127.0.0.1 "$nsd_port"
 main_nsd_pid=$nsd_pid
 
-echo "10.77.0.1 api.internal" > "$tmp/hosts/a.hosts"
+echo "10.77.0.1 api.internal" >"$tmp/hosts/a.hosts"
 
 # q PORT [dig options]: never fails on its own; the checks do.
 q() {
@@ -144,7 +156,7 @@ start_forwarder() {
         fail "joyrided with $* never answered"
 }
 wait_for_answer() {
-        local deadline=$(( $(date +%s%N) + 5000000000 ))
+        local deadline=$(($(date +%s%N) + 5000000000))
         while [ "$(date +%s%N)" -lt "$deadline" ]; do
                 [ "$(dig_short "$1" api.internal 2>/dev/null)" = "10.77.0.1" ] && return 0
                 sleep 0.05
@@ -210,7 +222,7 @@ kill "$main_nsd_pid"
 wait "$main_nsd_pid" 2>/dev/null || true
 start=$(now_ms)
 out=$(q "$port" +time=5 back.upstream.test A)
-elapsed=$(( $(now_ms) - start ))
+elapsed=$(($(now_ms) - start))
 expect_match "upstream stopped: SERVFAIL" 'status: SERVFAIL' "$out"
 [ "$elapsed" -lt 2000 ] || fail "SERVFAIL took $elapsed ms"
 ok "... within 2 s ($elapsed ms)"
@@ -228,8 +240,8 @@ ok "upstream back: its names answered again"
 start_fake() {
         fake_port=$(free_port)
         fake_log="$tmp/fake-$1.log"
-        : > "$fake_log"
-        python3 "$here/fake-upstream.py" "$1" "$fake_port" "$fake_log" > "$tmp/fake-$1.out" 2>&1 &
+        : >"$fake_log"
+        python3 "$here/fake-upstream.py" "$1" "$fake_port" "$fake_log" >"$tmp/fake-$1.out" 2>&1 &
         extra_pids="$extra_pids $!"
         wait_for "fake upstream ($1)" 5 grep -q ready "$tmp/fake-$1.out"
 }
@@ -237,7 +249,7 @@ start_fake() {
 start_fake slow
 start_forwarder --forward="127.0.0.1:$fake_port"
 for i in $(seq 1 10); do
-        q "$fport" +short same.fake.test > "$tmp/same-$i.out" &
+        q "$fport" +short same.fake.test >"$tmp/same-$i.out" &
 done
 wait_for "ten parallel answers" 5 bash -c "cat $tmp/same-*.out | grep -c '^192.0.2.98\$' | grep -qx 10"
 ok "ten clients asking the same name at once all get the answer"
@@ -258,7 +270,7 @@ start_fake blackhole
 start_forwarder --forward="127.0.0.1:$fake_port"
 start=$(now_ms)
 out=$(q "$fport" +time=5 silent.fake.test)
-elapsed=$(( $(now_ms) - start ))
+elapsed=$(($(now_ms) - start))
 expect_match "a silent upstream: SERVFAIL" 'status: SERVFAIL' "$out"
 [ "$elapsed" -lt 2000 ] || fail "SERVFAIL took $elapsed ms"
 ok "... within 2 s ($elapsed ms)"
@@ -287,19 +299,19 @@ expect_match "... with an SOA owned by that domain" '^internal\.[[:space:]].*[[:
 
 # --- 4b. a reload turns forwarding off and on again ----------------------------
 
-cat > "$tmp/reload.conf" <<EOF
+cat >"$tmp/reload.conf" <<EOF
 [DNS]
 Forward=127.0.0.1:$nsd_port
 EOF
 start_forwarder --config="$tmp/reload.conf"
 reload_pid=${extra_pids##* }
 expect "configured in the file: forwarded" "192.0.2.80" "$(q "$fport" +short www.upstream.test)"
-printf '[DNS]\n' > "$tmp/reload.conf"
+printf '[DNS]\n' >"$tmp/reload.conf"
 kill -HUP "$reload_pid"
 wait_for "forwarding off after a reload" 5 \
         bash -c "dig @127.0.0.1 -p $fport +tries=1 +time=1 www.upstream.test | grep -q 'status: REFUSED'"
 ok "Forward= removed, SIGHUP: REFUSED"
-printf '[DNS]\nForward=127.0.0.1:%s\nForwardAllow=127.0.0.2\n' "$nsd_port" > "$tmp/reload.conf"
+printf '[DNS]\nForward=127.0.0.1:%s\nForwardAllow=127.0.0.2\n' "$nsd_port" >"$tmp/reload.conf"
 kill -HUP "$reload_pid"
 wait_for "ForwardAllow applied after a reload" 5 \
         bash -c "dig @127.0.0.1 -p $fport +tries=1 +time=1 www.upstream.test | grep -q 'status: REFUSED'"
@@ -310,9 +322,9 @@ expect "Forward= back with ForwardAllow=127.0.0.2, SIGHUP: forwarded for 127.0.0
 
 # resolv.conf has no ports: both sides on port 53, on loopback addresses of
 # their own (127.a.b.1 joyrided, 127.a.b.2 NSD).
-net="127.$(( RANDOM % 200 + 20 )).$(( RANDOM % 250 + 1 ))"
+net="127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))"
 start_nsd rc "$net.2" 53
-cat > "$tmp/resolv.conf" <<EOF
+cat >"$tmp/resolv.conf" <<EOF
 # joyrided itself first: it must be left out, or it would ask itself.
 nameserver $net.1
 nameserver $net.2
@@ -335,7 +347,7 @@ ok "... leaving out joyrided's own address (log: Forwarding to $net.2:53 (from r
 # registers itself there ([Resolved] Link=lo), as a setup with both would.
 if [ -x "$build/tools/fake-resolved" ] && command -v dbus-daemon >/dev/null && command -v busctl >/dev/null; then
         mkdir -p "$tmp/bus/system.d"
-        cat > "$tmp/bus/system.d/resolve1.conf" <<'EOF'
+        cat >"$tmp/bus/system.d/resolve1.conf" <<'EOF'
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -351,7 +363,7 @@ EOF
         "$build/tools/fake-resolved" --dns="$net.2" >"$tmp/resolved.out" 2>&1 </dev/null &
         extra_pids="$extra_pids $!"
         wait_for "fake-resolved on the bus" 10 grep -q "owning org.freedesktop.resolve1" "$tmp/resolved.out"
-        printf 'nameserver 127.0.0.53\noptions edns0 trust-ad\n' > "$tmp/resolv-stub.conf"
+        printf 'nameserver 127.0.0.53\noptions edns0 trust-ad\n' >"$tmp/resolv-stub.conf"
         # In the place of the first one.
         kill "$rc_pid"
         wait "$rc_pid" 2>/dev/null || true
@@ -366,7 +378,7 @@ EOF
         # registration, the next one has it.
         sleep 5.5
         busctl --system get-property org.freedesktop.resolve1 /org/freedesktop/resolve1 \
-                org.freedesktop.resolve1.Manager DNSEx > "$tmp/dnsex.txt"
+                org.freedesktop.resolve1.Manager DNSEx >"$tmp/dnsex.txt"
         grep -q "$(echo "$net.1" | tr . ' ')" "$tmp/dnsex.txt" || fail "resolved does not list joyrided: $(cat "$tmp/dnsex.txt")"
         if grep "Forwarding to" "$tmp/stub.log" | grep -q "$net.1:53"; then
                 fail "joyrided forwards to itself: $(cat "$tmp/stub.log")"
@@ -402,7 +414,7 @@ if command -v curl >/dev/null && command -v busctl >/dev/null && command -v dbus
         q "$sport" +short www.upstream.test >/dev/null
         q "$sport" +short status.upstream.test >/dev/null
 
-        curl -sf "http://127.0.0.1:$http_port/status" > "$tmp/status.json"
+        curl -sf "http://127.0.0.1:$http_port/status" >"$tmp/status.json"
         python3 - "$tmp/status.json" "$nsd_port" "$dead_port" <<'PY' || fail "/status forwarding: $(cat "$tmp/status.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -418,11 +430,11 @@ assert s["dns_server"]["responses_by_rcode"]["NOERROR"] >= 2, s["dns_server"]
 PY
         ok "/status: forwarding enabled, its upstreams, cache and counters"
 
-        curl -sf "http://127.0.0.1:$http_port/metrics" > "$tmp/metrics.txt"
+        curl -sf "http://127.0.0.1:$http_port/metrics" >"$tmp/metrics.txt"
         for line in "joyride_forward_enabled 1" "joyride_forward_queries_total 3" \
-                    'joyride_forward_cache_lookups_total{result="hit"} 1' \
-                    "joyride_forward_upstream_queries_total{upstream=\"127.0.0.1:$nsd_port\"} " \
-                    "joyride_forward_upstream_up{upstream=\"127.0.0.1:$nsd_port\"} 1"; do
+                'joyride_forward_cache_lookups_total{result="hit"} 1' \
+                "joyride_forward_upstream_queries_total{upstream=\"127.0.0.1:$nsd_port\"} " \
+                "joyride_forward_upstream_up{upstream=\"127.0.0.1:$nsd_port\"} 1"; do
                 grep -qF "$line" "$tmp/metrics.txt" || fail "/metrics has no line '$line': $(grep forward "$tmp/metrics.txt")"
         done
         ok "/metrics: joyride_forward_* with the upstreams"
@@ -430,11 +442,11 @@ PY
         prop() { busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS "$1"; }
         expect "D-Bus ForwardEnabled" "b true" "$(prop ForwardEnabled)"
         expect "D-Bus ForwardUpstreams" "as 2 \"127.0.0.1:$nsd_port\" \"127.0.0.1:$dead_port\"" "$(prop ForwardUpstreams)"
-        busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS GetStatistics > "$tmp/stats.txt"
+        busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS GetStatistics >"$tmp/stats.txt"
         grep -q '"forwarding.cache.hits" 1' "$tmp/stats.txt" || fail "GetStatistics: $(cat "$tmp/stats.txt")"
         ok "D-Bus GetStatistics has the forwarding counters"
         if [ -x "$build/src/joyridectl" ]; then
-                "$build/src/joyridectl" statistics > "$tmp/ctl.txt" 2>&1 || true
+                "$build/src/joyridectl" statistics >"$tmp/ctl.txt" 2>&1 || true
                 grep -q "Forwarding: 3 questions: 1 from the cache" "$tmp/ctl.txt" ||
                         fail "joyridectl statistics: $(cat "$tmp/ctl.txt")"
                 ok "joyridectl statistics shows them"

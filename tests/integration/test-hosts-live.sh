@@ -16,7 +16,7 @@ setup_tmp
 dir="$tmp/hosts.d"
 log="$tmp/daemon.log"
 mkdir -p "$dir" "$tmp/state"
-cat > "$dir/initial.hosts" <<'EOF'
+cat >"$dir/initial.hosts" <<'EOF'
 # loaded at start
 10.77.0.1   initial.live.test   also.live.test
 fd77::0:1   initial.live.test
@@ -29,7 +29,7 @@ start_daemon() {
         start_local_daemon "$dir" initial.live.test 10.77.0.1 --domains=live.test
 }
 
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # answers NAME TYPE [dig options]: the sorted answer values on one line.
 answers() {
@@ -58,10 +58,10 @@ expect_within() {
                         got=$(answers "$name" "$type")
                 fi
                 if [ "$got" = "$want" ]; then
-                        ok "$what ($name $type -> $want after $(( $(now_ms) - start )) ms)"
+                        ok "$what ($name $type -> $want after $(($(now_ms) - start)) ms)"
                         return 0
                 fi
-                if [ $(( $(now_ms) - start )) -ge "$ms" ]; then
+                if [ $(($(now_ms) - start)) -ge "$ms" ]; then
                         fail "$what: $name $type is '$got', wanted '$want' within $ms ms"
                 fi
                 sleep 0.05
@@ -82,7 +82,7 @@ ok "initial file over TCP: also.live.test A 10.77.0.1"
 ok "unknown name: NXDOMAIN"
 
 # 2. A line added to an existing file.
-echo "10.77.0.2   added.live.test" >> "$dir/initial.hosts"
+echo "10.77.0.2   added.live.test" >>"$dir/initial.hosts"
 expect_within 1000 "line added" added.live.test A "10.77.0.2"
 [ "$(answers initial.live.test A)" = "10.77.0.1" ] || fail "the other lines of the file were lost"
 
@@ -91,7 +91,7 @@ sed -i 's/^10\.77\.0\.2 /10.77.0.22 /' "$dir/initial.hosts"
 expect_within 1000 "address changed" added.live.test A "10.77.0.22"
 
 # 4. A new file, then deleted: its names go, the others stay.
-cat > "$dir/extra.hosts" <<'EOF'
+cat >"$dir/extra.hosts" <<'EOF'
 10.77.1.1 extra.live.test
 EOF
 expect_within 1000 "file created" extra.live.test A "10.77.1.1"
@@ -101,7 +101,7 @@ expect_within 1000 "file deleted" extra.live.test A NXDOMAIN
 ok "file deleted: other files still answer"
 
 # 5. An editor's save: write a temp file, rename it over the original.
-cat > "$dir/.initial.hosts.swp-tmp" <<'EOF'
+cat >"$dir/.initial.hosts.swp-tmp" <<'EOF'
 10.77.0.1   initial.live.test
 10.77.0.22  added.live.test
 10.77.0.3   renamed.live.test
@@ -118,12 +118,12 @@ rm -rf "$dir"
 expect_within 1000 "directory removed" initial.live.test A NXDOMAIN
 expect_within 1000 "directory removed" renamed.live.test A NXDOMAIN
 mkdir "$dir"
-echo "10.77.2.1 reborn.live.test" > "$dir/new.hosts"
+echo "10.77.2.1 reborn.live.test" >"$dir/new.hosts"
 expect_within 1000 "directory recreated" reborn.live.test A "10.77.2.1"
 
 # 7. A bad line: a warning naming file and line on stderr, the rest loads.
 printf '10.77.3.1 good1.live.test\n10.0.0.300 bad.live.test\n10.77.3.2 good2.live.test bad..name.live.test\n' \
-        > "$dir/mixed.hosts"
+        >"$dir/mixed.hosts"
 expect_within 1000 "bad line skipped, later line loads" good2.live.test A "10.77.3.2"
 [ "$(answers good1.live.test A)" = "10.77.3.1" ] || fail "line before a bad line does not answer"
 ok "bad line: the line before it still answers"

@@ -12,8 +12,14 @@ daemon="$build/src/joyrided"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v dig >/dev/null || { echo "SKIP: dig not installed"; exit 77; }
+command -v curl >/dev/null || {
+        echo "SKIP: curl not installed"
+        exit 77
+}
+command -v dig >/dev/null || {
+        echo "SKIP: dig not installed"
+        exit 77
+}
 
 tmp=$(mktemp -d /tmp/test-http-XXXXXX)
 daemon_pid=
@@ -27,10 +33,10 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
 mkdir -p "$tmp/hosts" "$tmp/state"
-printf '10.20.0.1 web.http.test db.http.test\nfd00::20 six.http.test\n' > "$tmp/hosts/a.hosts"
+printf '10.20.0.1 web.http.test db.http.test\nfd00::20 six.http.test\n' >"$tmp/hosts/a.hosts"
 
 dns_port=$(free_port)
 http_port=$(free_port)
@@ -206,7 +212,7 @@ expect_code 405 GET /dns/sync
 expect_code 405 DELETE /dns/records
 ok "wrong methods: 405 with Allow"
 
-head -c $((100 * 1024)) /dev/zero > "$tmp/big"
+head -c $((100 * 1024)) /dev/zero >"$tmp/big"
 expect_code 413 POST /dns/sync --data-binary "@$tmp/big" -H 'Content-Type: application/octet-stream'
 jcheck 'd["status"] == "error"' "413 body"
 expect_code 503 POST /dns/sync --data-binary '{"small":true}' -H 'Content-Type: application/json'
@@ -221,7 +227,7 @@ case "$(header Content-Type)" in text/html*) ;; *) fail "/ is not text/html" ;; 
 [ "$(header Cache-Control)" = no-store ] || fail "/: Cache-Control is not no-store"
 csp=$(header Content-Security-Policy) || fail "/ has no Content-Security-Policy"
 case "$csp" in *"script-src 'self'"*) ;; *) fail "CSP does not restrict scripts: $csp" ;; esac
-case "$csp" in *unsafe-inline*|*"*"*) fail "CSP too loose: $csp" ;; esac
+case "$csp" in *unsafe-inline* | *"*"*) fail "CSP too loose: $csp" ;; esac
 python3 - "$tmp/body" <<'PY' || fail "the page has inline script or remote resources"
 import re, sys
 html = open(sys.argv[1]).read()
@@ -308,13 +314,13 @@ jcheck 'd["dns_server"]["queries"] >= 1 and d["dns_server"]["queries_by_type"]["
 ok "the A query counter grows after a dig ($before -> $after)"
 
 # --- the live feed ---------------------------------------------------------------
-curl -sN -D "$tmp/sse.headers" --max-time 6 "$base/api/events" > "$tmp/sse.out" 2>/dev/null &
+curl -sN -D "$tmp/sse.headers" --max-time 6 "$base/api/events" >"$tmp/sse.out" 2>/dev/null &
 sse_pid=$!
 wait_for "the feed's hello" 5 grep -q '^event: hello' "$tmp/sse.out"
 grep -qi '^content-type: text/event-stream' "$tmp/sse.headers" || fail "feed Content-Type: $(cat "$tmp/sse.headers")"
 grep -qi '^cache-control: no-store' "$tmp/sse.headers" || fail "feed has no Cache-Control: no-store"
 t0=$(date +%s%N)
-echo "10.20.0.9 live.http.test" > "$tmp/hosts/b.hosts"
+echo "10.20.0.9 live.http.test" >"$tmp/hosts/b.hosts"
 wait_for "event: record for live.http.test" 1 grep -q '"hostname":"live.http.test"' "$tmp/sse.out"
 t1=$(date +%s%N)
 grep -B1 '"hostname":"live.http.test"' "$tmp/sse.out" | grep -q '^event: record' || fail "not an 'event: record': $(cat "$tmp/sse.out")"
@@ -333,7 +339,7 @@ wait_for "removed event" 1 grep -q '"change":"removed","hostname":"live.http.tes
 kill "$sse_pid" 2>/dev/null || true
 wait "$sse_pid" 2>/dev/null || true
 sse_pid=
-ok "live feed: event: record $(( (t1 - t0) / 1000000 )) ms after a hosts file edit, and one on removal"
+ok "live feed: event: record $(((t1 - t0) / 1000000)) ms after a hosts file edit, and one on removal"
 
 # Feed clients are capped, and the ones that leave are cleaned up.
 python3 - "$http_port" <<'PY' || fail "feed client cap / cleanup"
@@ -398,7 +404,7 @@ ok "a busy HTTP port fails the start, naming the address"
 # --- names: Host and Origin (DNS rebinding) ----------------------------------------
 host_name=$(hostname)
 for good in "127.0.0.1:$http_port" "localhost:$http_port" "LOCALHOST" "app.localhost:$http_port" \
-            "[::1]:$http_port" "127.1.2.3" "$host_name" "$host_name:$http_port"; do
+        "[::1]:$http_port" "127.1.2.3" "$host_name" "$host_name:$http_port"; do
         expect_code 200 GET /health -H "Host: $good"
 done
 for bad in "evil.example" "evil.example:$http_port" "127.0.0.1.evil.example" "localhost.evil.example" "[2001:db8::1]:80"; do

@@ -33,7 +33,10 @@ had_link=0
 # --- DESTDIR ----------------------------------------------------------------------
 d=$tmp/stage
 make -s -C "$src" install BUILD="$build" DESTDIR="$d" >"$tmp/install.log" 2>&1 ||
-        { cat "$tmp/install.log" >&2; fail "make install DESTDIR=$d failed"; }
+        {
+                cat "$tmp/install.log" >&2
+                fail "make install DESTDIR=$d failed"
+        }
 want=(
         "$prefix/sbin/joyrided" "$prefix/bin/joyridectl"
         "$prefix/lib/sysusers.d/joyride.conf" "$prefix/lib/tmpfiles.d/joyride.conf"
@@ -58,17 +61,26 @@ grep -q "into $d" "$tmp/install.log" && grep -q 'nothing was changed on this sys
 ok "make install DESTDIR: $(find "$d" -type f | wc -l) files under $d$prefix and /lib/systemd/system; this system untouched"
 
 make -s -C "$src" uninstall BUILD="$build" DESTDIR="$d" >"$tmp/uninstall.log" 2>&1 ||
-        { cat "$tmp/uninstall.log" >&2; fail "make uninstall DESTDIR=$d failed"; }
-left=$( { find "$d" -type f 2>/dev/null || true; } | head -n 5)
+        {
+                cat "$tmp/uninstall.log" >&2
+                fail "make uninstall DESTDIR=$d failed"
+        }
+left=$({ find "$d" -type f 2>/dev/null || true; } | head -n 5)
 [ -z "$left" ] || fail "make uninstall left files: $left"
 ok "make uninstall DESTDIR: $(grep -o 'removed [0-9]* files' "$tmp/uninstall.log"), none left"
 
 # --- PREFIX -----------------------------------------------------------------------
 b=$tmp/build
-meson setup "$b" "$src" >"$tmp/setup.log" 2>&1 || { cat "$tmp/setup.log" >&2; fail "meson setup $b failed"; }
+meson setup "$b" "$src" >"$tmp/setup.log" 2>&1 || {
+        cat "$tmp/setup.log" >&2
+        fail "meson setup $b failed"
+}
 p=$tmp/prefix-stage
 make -s -C "$src" install BUILD="$b" PREFIX=/opt/joyride DESTDIR="$p" >"$tmp/install-prefix.log" 2>&1 ||
-        { tail -n 30 "$tmp/install-prefix.log" >&2; fail "make install PREFIX=/opt/joyride failed"; }
+        {
+                tail -n 30 "$tmp/install-prefix.log" >&2
+                fail "make install PREFIX=/opt/joyride failed"
+        }
 [ -x "$p/opt/joyride/sbin/joyrided" ] && [ -x "$p/opt/joyride/bin/joyridectl" ] ||
         fail "PREFIX=/opt/joyride: no /opt/joyride/sbin/joyrided and bin/joyridectl under $p"
 [ -f "$p/opt/joyride/share/man/man8/joyrided.8" ] || fail "PREFIX=/opt/joyride: the man page is not under /opt/joyride"

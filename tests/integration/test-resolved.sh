@@ -27,7 +27,10 @@ if [ "$(id -u)" != 0 ]; then
         exit 77
 fi
 for tool in dbus-daemon busctl dig python3; do
-        command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "SKIP: $tool not installed"
+                exit 77
+        }
 done
 
 T=$(mktemp -d /tmp/joyride-resolved.XXXXXX)
@@ -48,13 +51,16 @@ cleanup() {
         wait 2>/dev/null
         if [ $rc -ne 0 ]; then
                 for f in "$T"/*.log "$T"/bus/bus.log; do
-                        [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
+                        [ -f "$f" ] && {
+                                echo "--- $f" >&2
+                                tail -n 30 "$f" >&2
+                        }
                 done
         fi
         rm -rf "$T"
 }
 trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
 printf '[DNS]\nDomains=example.internal\n[Resolved]\nLink=lo\n' >"$CONF"
 # Root may own and be called as org.freedesktop.resolve1 on the private bus.

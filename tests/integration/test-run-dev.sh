@@ -12,7 +12,10 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 . "$SRC/tests/integration/lib.sh"
 
 for tool in dbus-daemon dig python3 curl; do
-        command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "SKIP: $tool not installed"
+                exit 77
+        }
 done
 
 T=$(mktemp -d /tmp/joyride-run.XXXXXX)

@@ -17,7 +17,7 @@ cleanup() {
         rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 143' INT TERM   # so that the EXIT trap cleans up on a timeout too
+trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
 # A NOTIFY_SOCKET listener that writes every datagram it gets to a file.
 python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
@@ -34,8 +34,8 @@ wait_for "notify socket" 5 test -S "$tmp/notify.sock"
 
 port=$(free_port)
 mkdir -p "$tmp/hosts" "$tmp/state"
-echo "10.9.0.1 one.sig.test" > "$tmp/hosts/a.hosts"
-cat > "$tmp/joyride.conf" <<EOF
+echo "10.9.0.1 one.sig.test" >"$tmp/hosts/a.hosts"
+cat >"$tmp/joyride.conf" <<EOF
 [DNS]
 NegativeTTL=3
 EOF
@@ -43,7 +43,7 @@ EOF
 start() {
         # shellcheck disable=SC2086 # extra: zero or more options without spaces
         NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=400000 JOYRIDE_CONFIG="$tmp/joyride.conf" \
-        "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$tmp/hosts" \
+                "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --hosts-directory="$tmp/hosts" \
                 --state-directory="$tmp/state" --no-docker --no-http --bus=none --no-cluster ${extra:-} \
                 >"$tmp/daemon.log" 2>&1 &
         daemon_pid=$!
@@ -71,7 +71,7 @@ ok "SIGHUP re-read the config file"
 grep -q 'RELOADING=1' "$tmp/notify.log" || fail "no RELOADING=1 on SIGHUP"
 
 # A bad config on SIGHUP keeps the running configuration.
-printf '[DNS]\nNegativeTTL=soon\n' > "$tmp/joyride.conf"
+printf '[DNS]\nNegativeTTL=soon\n' >"$tmp/joyride.conf"
 kill -HUP "$daemon_pid"
 wait_for "reload error logged" 3 grep -q 'NegativeTTL' "$tmp/daemon.log"
 kill -0 "$daemon_pid" || fail "a bad config on SIGHUP killed the daemon"
@@ -92,7 +92,7 @@ ok "SIGTERM exits 0 and says STOPPING=1"
 ok "no line per query at info level"
 
 # SIGINT likewise; at debug level every query gets a line.
-printf '[DNS]\nNegativeTTL=3\n' > "$tmp/joyride.conf"
+printf '[DNS]\nNegativeTTL=3\n' >"$tmp/joyride.conf"
 extra=--log-level=debug
 start
 wait_for "answers after restart" 5 bash -c "[ \"\$(dig +short +tries=1 +time=1 @127.0.0.1 -p $port one.sig.test)\" = 10.9.0.1 ]"
@@ -110,17 +110,17 @@ ok "SIGINT exits 0"
 # inotify_init1() is made to fail (fs.inotify.max_user_instances used up)
 # while $tmp/no-inotify exists.
 mkdir -p "$tmp/hosts-a" "$tmp/hosts-b"
-echo "10.9.1.1 a.reload.test" > "$tmp/hosts-a/a.hosts"
-echo "10.9.1.2 b.reload.test" > "$tmp/hosts-b/b.hosts"
-printf '[Hosts]\nDirectory=%s\n' "$tmp/hosts-a" > "$tmp/joyride.conf"
+echo "10.9.1.1 a.reload.test" >"$tmp/hosts-a/a.hosts"
+echo "10.9.1.2 b.reload.test" >"$tmp/hosts-b/b.hosts"
+printf '[Hosts]\nDirectory=%s\n' "$tmp/hosts-a" >"$tmp/joyride.conf"
 LD_PRELOAD="$build/tools/fault-inject.so" JOYRIDE_FAULT_INOTIFY="$tmp/no-inotify" \
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" JOYRIDE_CONFIG="$tmp/joyride.conf" \
-"$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --state-directory="$tmp/state" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" JOYRIDE_CONFIG="$tmp/joyride.conf" \
+        "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$port" --state-directory="$tmp/state" \
         --no-docker --no-http --bus=none --no-cluster >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 pids+=("$daemon_pid")
 wait_for "a.reload.test" 5 bash -c "[ \"\$(dig +short +tries=1 +time=1 @127.0.0.1 -p $port a.reload.test)\" = 10.9.1.1 ]"
-printf '[Hosts]\nDirectory=%s\n' "$tmp/hosts-b" > "$tmp/joyride.conf"
+printf '[Hosts]\nDirectory=%s\n' "$tmp/hosts-b" >"$tmp/joyride.conf"
 touch "$tmp/no-inotify"
 kill -HUP "$daemon_pid"
 wait_for "the failed switch logged" 3 grep -q "Failed to watch hosts directory $tmp/hosts-b" "$tmp/daemon.log"

@@ -21,7 +21,7 @@ setup_tmp
 hosts="$tmp/hosts.d"
 log="$tmp/daemon.log"
 mkdir -p "$hosts" "$tmp/state"
-cat > "$hosts/main.hosts" <<'EOF'
+cat >"$hosts/main.hosts" <<'EOF'
 10.66.0.1   activated.example.com
 EOF
 
@@ -56,7 +56,7 @@ launch() {
                 --hosts-directory="$hosts" --state-directory="$tmp/state" \
                 --no-docker --no-http --bus=none --no-cluster 2>"$log" &
         daemon_pid=$!
-        local deadline=$(( $(date +%s%N) + 5000000000 ))
+        local deadline=$(($(date +%s%N) + 5000000000))
         while [ "$(answer activated.example.com)" != 10.66.0.1 ]; do
                 kill -0 "$daemon_pid" 2>/dev/null || fail "$what: joyrided exited: $(tail -n 3 "$log")"
                 [ "$(date +%s%N)" -lt "$deadline" ] || fail "$what: joyrided did not answer within 5 s"
@@ -78,7 +78,7 @@ daemon_sockets() {
         for fd in /proc/"$daemon_pid"/fd/*; do
                 target=$(readlink "$fd" 2>/dev/null) || continue
                 case "$target" in
-                socket:*) echo "${fd##*/}:${target#socket:}" ;;
+                        socket:*) echo "${fd##*/}:${target#socket:}" ;;
                 esac
         done | sort -n | tr '\n' ' ' | sed 's/ $//'
 }
@@ -144,7 +144,7 @@ dig @127.0.0.1 -p "$port" +tcp +short +tries=1 +time=4 activated.example.com A >
 tcp_dig=$!
 wait "$udp_dig" || true
 wait "$tcp_dig" || true
-took=$(( ($(date +%s%N) - start) / 1000000 ))
+took=$((($(date +%s%N) - start) / 1000000))
 [ "$(cat "$tmp/early-udp")" = 10.66.0.1 ] || fail "a UDP query sent before the daemon ran got: $(cat "$tmp/early-udp")"
 ok "a UDP query sent before the daemon ran is answered (single try)"
 [ "$(cat "$tmp/early-tcp")" = 10.66.0.1 ] || fail "a TCP query sent before the daemon ran got: $(cat "$tmp/early-tcp")"

@@ -17,7 +17,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 for tool in curl dig; do
-        command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "SKIP: $tool not installed"
+                exit 77
+        }
 done
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)

@@ -51,7 +51,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
-skip() { echo "SKIP: $*"; exit 77; }
+skip() {
+        echo "SKIP: $*"
+        exit 77
+}
 
 [ "$(id -u)" -eq 0 ] || skip "systemd-nspawn needs root"
 for tool in systemd-nspawn debootstrap nsenter dig curl python3; do
@@ -60,7 +63,7 @@ done
 # CAP_SYS_ADMIN (bit 21) for the mounts nspawn makes; missing in an
 # unprivileged container.
 capeff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
-(( (16#$capeff >> 21) & 1 )) || skip "no CAP_SYS_ADMIN here (an unprivileged container?): nspawn cannot run"
+(((16#$capeff >> 21) & 1)) || skip "no CAP_SYS_ADMIN here (an unprivileged container?): nspawn cannot run"
 [ -d /sys/fs/cgroup ] || skip "no cgroup file system: nspawn cannot run"
 
 rc=0
@@ -78,7 +81,10 @@ cleanup() {
         fi
         if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
                 kill -TERM "$NSPAWN" 2>/dev/null || true
-                wait_pid_timeout "$NSPAWN" 20 >/dev/null 2>&1 || { kill -KILL "$NSPAWN" 2>/dev/null || true; wait "$NSPAWN" 2>/dev/null || true; }
+                wait_pid_timeout "$NSPAWN" 20 >/dev/null 2>&1 || {
+                        kill -KILL "$NSPAWN" 2>/dev/null || true
+                        wait "$NSPAWN" 2>/dev/null || true
+                }
         fi
         rm -rf --one-file-system "$T"
         exit "$status"
@@ -93,8 +99,11 @@ if [ -n "${JOYRIDE_DEB:-}" ]; then
 else
         t0=$(date +%s)
         "$SRC/tools/make-deb" "$T/deb" >"$T/make-deb.log" 2>&1 ||
-                { tail -n 30 "$T/make-deb.log" >&2; fail "make deb failed"; }
-        ok "make deb: $(basename "$(tail -n1 "$T/make-deb.log")") in $(( $(date +%s) - t0 )) s, lintian clean"
+                {
+                        tail -n 30 "$T/make-deb.log" >&2
+                        fail "make deb failed"
+                }
+        ok "make deb: $(basename "$(tail -n1 "$T/make-deb.log")") in $(($(date +%s) - t0)) s, lintian clean"
 fi
 DEB=$(ls "$T"/deb/joyride_*.deb)
 # apt's download user reads the package from the bind mount.
@@ -121,10 +130,16 @@ find_init() {
         done
         return 1
 }
-deadline=$(( $(date +%s) + 30 ))
+deadline=$(($(date +%s) + 30))
 until find_init; do
-        [ $? -eq 2 ] && { cat "$T/console.log" >&2; fail "systemd-nspawn exited"; }
-        [ "$(date +%s)" -lt "$deadline" ] || { cat "$T/console.log" >&2; fail "no systemd in the container after 30 s"; }
+        [ $? -eq 2 ] && {
+                cat "$T/console.log" >&2
+                fail "systemd-nspawn exited"
+        }
+        [ "$(date +%s)" -lt "$deadline" ] || {
+                cat "$T/console.log" >&2
+                fail "no systemd in the container after 30 s"
+        }
         sleep 0.05
 done
 
@@ -147,8 +162,8 @@ for _ in $(seq 1 100); do
         find_init || true
 done
 case "$state" in
-running|degraded) ok "container booted ($state)" ;;
-*) fail "container did not finish booting: $state" ;;
+        running | degraded) ok "container booted ($state)" ;;
+        *) fail "container did not finish booting: $state" ;;
 esac
 [ "$state" = running ] || ct systemctl --failed --no-legend >&2 || true
 
@@ -156,7 +171,10 @@ esac
 # No network in the container: every dependency is in the tree already
 # (make-tree.sh installs the owners of the libraries the build links).
 ct env DEBIAN_FRONTEND=noninteractive apt-get install -y "/srv/deb/$(basename "$DEB")" \
-        >"$T/apt-install.log" 2>&1 || { cat "$T/apt-install.log" >&2; fail "apt install ./$(basename "$DEB") failed"; }
+        >"$T/apt-install.log" 2>&1 || {
+        cat "$T/apt-install.log" >&2
+        fail "apt install ./$(basename "$DEB") failed"
+}
 [ "$(pkg_state)" = "install ok installed $VERSION" ] || fail "dpkg does not show joyride $VERSION installed: $(pkg_state)"
 ct getent passwd joyride >/dev/null || fail "the package did not create the user joyride"
 ct id -nG joyride | grep -qw docker || fail "joyride is not in the group docker: $(ct id joyride)"
@@ -205,7 +223,7 @@ ok "systemd-analyze security --offline=true joyride.service: exposure $exposure"
 # this kernel may have no dummy driver).
 have_link=1
 if ! ct ip link add joy0 type veth peer name joy0p 2>"$T/link.err" ||
-   ! ct ip addr add 10.99.0.1/24 dev joy0 || ! ct ip link set joy0p up || ! ct ip link set joy0 up; then
+        ! ct ip addr add 10.99.0.1/24 dev joy0 || ! ct ip link set joy0p up || ! ct ip link set joy0 up; then
         echo "# no veth link in the container ($(cat "$T/link.err")): the resolved checks are skipped"
         have_link=0
 fi
@@ -235,8 +253,8 @@ grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$status" || fail "NoNewPrivileges is not
 [ "$(ct stat -c %U:%a /var/lib/joyride)" = joyride:700 ] || fail "state folder: $(ct stat -c %U:%a /var/lib/joyride)"
 nofile=$(ct cat /proc/"$mainpid"/limits | awk '/^Max open files/ { print $4 }')
 [ "$nofile" = 2048 ] || fail "LimitNOFILE= of the unit is not in force: max open files $nofile"
-ct journalctl -u joyride.service --no-pager | grep -q 'file descriptor limit' \
-        && fail "the daemon says its caps do not fit in LimitNOFILE="
+ct journalctl -u joyride.service --no-pager | grep -q 'file descriptor limit' &&
+        fail "the daemon says its caps do not fit in LimitNOFILE="
 ok "running as joyride (groups include docker), no capabilities, NoNewPrivs, state folder joyride 0700, 2048 fds"
 
 systemd_status=$(ct systemctl show -P StatusText joyride.service)
@@ -253,8 +271,8 @@ wait_for "the journal entry of new.example.internal" 10 sh -c \
         "nsenter -t $C -a -- journalctl -q --no-pager -u joyride.service JOYRIDE_NAME=new.example.internal | grep -q ."
 journal -u joyride.service -o verbose JOYRIDE_NAME=web.example.internal >"$T/verbose.txt"
 for field in JOYRIDE_NAME=web.example.internal JOYRIDE_TYPE=A JOYRIDE_VALUE=10.1.2.3 JOYRIDE_CHANGE=added \
-             "JOYRIDE_SOURCE=.*test.hosts" MESSAGE_ID=f1230bff301e43edbb29e89cd77b2caf SYSLOG_IDENTIFIER=joyrided \
-             "_SYSTEMD_UNIT=joyride.service"; do
+        "JOYRIDE_SOURCE=.*test.hosts" MESSAGE_ID=f1230bff301e43edbb29e89cd77b2caf SYSLOG_IDENTIFIER=joyrided \
+        "_SYSTEMD_UNIT=joyride.service"; do
         grep -q "^ *$field" "$T/verbose.txt" || fail "journalctl -u joyride -o verbose lacks $field: $(cat "$T/verbose.txt")"
 done
 ok "journalctl -u joyride -o verbose: JOYRIDE_NAME, _TYPE, _VALUE, _SOURCE, _CHANGE and MESSAGE_ID"
@@ -360,7 +378,10 @@ answer=$(net dig @127.0.0.1 -p 5353 +short +tries=1 +time=10 web.example.interna
 [ "$answer" = 10.1.2.3 ] || fail "after a new start the first query got '$answer'"
 [ "$(ct systemctl is-active joyride.service)" = active ] || fail "joyride.service did not start again"
 ct env DEBIAN_FRONTEND=noninteractive apt-get remove -y joyride >"$T/apt-remove.log" 2>&1 ||
-        { cat "$T/apt-remove.log" >&2; fail "apt remove joyride failed"; }
+        {
+                cat "$T/apt-remove.log" >&2
+                fail "apt remove joyride failed"
+        }
 for u in joyride.service joyride.socket joyride-http.socket; do
         [ "$(ct systemctl is-active "$u" || true)" = inactive ] || fail "$u is still $(ct systemctl is-active "$u") after apt remove"
         [ "$(ct systemctl show -P LoadState "$u")" = not-found ] || fail "$u is still known to systemd after apt remove"
@@ -376,7 +397,10 @@ ok "apt remove: service and sockets stopped and gone, ports closed; joyride.conf
 
 # --- apt purge: configuration and state gone, user kept ---------------------------
 ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y joyride >"$T/apt-purge.log" 2>&1 ||
-        { cat "$T/apt-purge.log" >&2; fail "apt purge joyride failed"; }
+        {
+                cat "$T/apt-purge.log" >&2
+                fail "apt purge joyride failed"
+        }
 ! ct test -e /etc/joyride/joyride.conf || fail "apt purge left /etc/joyride/joyride.conf"
 ! ct test -e /var/lib/joyride || fail "apt purge left /var/lib/joyride"
 ! ct test -e /etc/systemd/system/sockets.target.wants/joyride.socket || fail "apt purge left joyride.socket enabled"
@@ -391,7 +415,10 @@ ok "apt purge: joyride.conf, /var/lib/joyride and the enablement gone; the user 
 ct userdel joyride
 ct sh -c 'groupdel joyride 2>/dev/null || true'
 ct "$SRC/tools/install-system" install "$BUILD" >"$T/make-install.log" 2>&1 ||
-        { cat "$T/make-install.log" >&2; fail "make install (tools/install-system) failed in the container"; }
+        {
+                cat "$T/make-install.log" >&2
+                fail "make install (tools/install-system) failed in the container"
+        }
 ct getent passwd joyride >/dev/null || fail "make install did not create the user joyride: $(cat "$T/make-install.log")"
 [ "$(ct stat -c %U:%a /var/lib/joyride)" = joyride:700 ] || fail "make install did not make /var/lib/joyride"
 grep -q 'systemctl enable --now joyride.socket joyride-http.socket' "$T/make-install.log" ||
@@ -405,7 +432,10 @@ ct busctl --system introspect org.joyride.DNS /org/joyride/DNS >/dev/null || fai
 ok "make install on the live system: $(grep -c '^make install:' "$T/make-install.log") steps reported, user, state folder, D-Bus policy; the service starts and answers"
 
 ct "$SRC/tools/install-system" uninstall "$BUILD" >"$T/make-uninstall.log" 2>&1 ||
-        { cat "$T/make-uninstall.log" >&2; fail "make uninstall failed in the container"; }
+        {
+                cat "$T/make-uninstall.log" >&2
+                fail "make uninstall failed in the container"
+        }
 for u in joyride.service joyride.socket joyride-http.socket; do
         [ "$(ct systemctl is-active "$u" || true)" = inactive ] || fail "$u still runs after make uninstall"
         [ "$(ct systemctl show -P LoadState "$u")" = not-found ] || fail "$u is still known to systemd after make uninstall"

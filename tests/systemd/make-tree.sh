@@ -55,17 +55,20 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # resolved asks polkit whether joyrided may set a link's DNS. meson: `make
 # install` (tools/install-system) runs meson install from the build folder.
 packages=(systemd systemd-sysv systemd-resolved dbus dbus-user-session polkitd libpam-systemd iproute2 libsystemd0
-          libldns3 libjson-c5 libsoup-3.0-0 libglib2.0-0 libsodium23 meson)
+        libldns3 libjson-c5 libsoup-3.0-0 libglib2.0-0 libsodium23 meson)
 while read -r lib; do
         [ -n "$lib" ] || continue
         owner=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "${lib#/usr}" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || true)
         owner=${owner%%:*}
         [ -n "$owner" ] && packages+=("$owner")
 done < <(for b in "$build/src/joyrided" "$build/src/joyridectl"; do
-                 [ -x "$b" ] && ldd "$b"
-         done | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
+        [ -x "$b" ] && ldd "$b"
+done | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
 mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
-list=$(IFS=,; echo "${packages[*]}")
+list=$(
+        IFS=,
+        echo "${packages[*]}"
+)
 hash=$(printf '%s\n%s\n' "$list" "$MIRROR" | sha256sum | cut -c1-12)
 tree=$cache/bookworm-$hash
 
@@ -105,7 +108,7 @@ echo "debootstrap bookworm from $MIRROR into $tree (packages: $list)" >&2
 # The .debs are kept apart, so that a new package list downloads only what changed.
 mkdir -p "$cache/debs"
 if ! debootstrap --variant=minbase --cache-dir="$cache/debs" --include="$list" bookworm "$tmp" "$MIRROR" \
-                >"$tmp.log" 2>&1; then
+        >"$tmp.log" 2>&1; then
         tail -n 30 "$tmp.log" >&2
         grep -B2 -A6 -i 'error\|problem' "$tmp/debootstrap/debootstrap.log" 2>/dev/null | tail -n 40 >&2 || true
         rm -f "$tmp.log"
