@@ -7,7 +7,7 @@
 
 const fs = require("fs");
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./launch");
 
 const URL = process.env.JOYRIDE_URL;
 const ARTIFACTS = process.env.JOYRIDE_ARTIFACTS;
@@ -20,15 +20,7 @@ function check(cond, what) {
 }
 
 async function main() {
-  fs.rmSync(PROFILE, { recursive: true, force: true });
-  const context = await chromium.launchPersistentContext(PROFILE, {
-    executablePath: process.env.JOYRIDE_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--no-first-run", "--disable-default-apps"],
-    viewport: { width: 1280, height: 900 },
-    timeout: 30000,
-  });
+  const context = await launch(PROFILE);
   const page = context.pages()[0] || (await context.newPage());
   const problems = [];
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
