@@ -8,14 +8,24 @@
 # file (joyrided) and from a zone file (NSD), measures the time from process
 # start to the first correct answer, then loads each server with dnsperf
 # (90% present names, 10% absent), twice over UDP and, at N = 100000, twice
-# over TCP. The servers are pinned to core 0 and dnsperf to core 1, so core
-# 0's busy time divided by the queries answered is the server's CPU cost per
-# query: that figure still means something when dnsperf's one core, not the
-# server, is what caps queries/s. Everything listens on 127.0.0.1 on random
-# high ports, and every process started here is stopped by PID on exit.
+# over TCP. Two cases:
+#
+#   1 thread:  joyrided --dns-threads=1 against NSD server-count: 1. The
+#              servers are pinned to core 0 and dnsperf to core 1, so core
+#              0's busy time divided by the queries answered is the server's
+#              CPU cost per query: that figure still means something when
+#              dnsperf's one core, not the server, is what caps queries/s.
+#   2 threads: --dns-threads=2 against server-count: 2 (with reuseport, as
+#              joyrided's threads have a socket each), at N = 100000. On a
+#              2-core machine dnsperf shares both cores with the server: the
+#              CPU per query to read is the server processes' own.
+#
+# Everything listens on 127.0.0.1 on random high ports, and every process
+# started here is stopped by PID on exit.
 #
 # Environment: BENCH_SECONDS (dnsperf run length, default 10),
-# BENCH_N (large N, default 100000). The table also goes to
+# BENCH_N (large N, default 100000), BENCH_THREADS ("1 2" by default; "1"
+# for the single-thread case only). The table also goes to
 # BUILD_DIR/dns-bench.md and the raw figures to BUILD_DIR/dns-bench.jsonl.
 set -euo pipefail
 export LC_ALL=C # $EPOCHREALTIME with a '.', and dnsperf's numbers
@@ -26,6 +36,11 @@ case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 BIG_N=${BENCH_N:-100000}
 SMALL_N=10
+THREAD_CASES=${BENCH_THREADS:-1 2}
+# Set per case by bench_case: where the servers and dnsperf run.
+THREADS=1
+SERVER_CORES=0
+CLIENT_CORES=1
 
 die() {
         echo "dns-bench: $*" >&2
@@ -141,7 +156,7 @@ start_server() {
         done
         [ -e "$T/ready" ] || die "the poller did not start"
         started=$EPOCHREALTIME
-        taskset -c 0 "$@" >"$T/$name.log" 2>&1 </dev/null &
+        taskset -c "$SERVER_CORES" "$@" >"$T/$name.log" 2>&1 </dev/null &
         PID[$name]=$!
         echo "${PID[$name]}" >"$T/server.pid"
         if ! wait "$POLL_PID"; then
@@ -157,7 +172,8 @@ start_server() {
         for k in $(descendants "${PID[$name]}"); do
                 KIDS[$name]+="$k/$(stat_field "$k" 22) "
         done
-        $HELPER start --server "$name" --n "$n" --started "$started" --answered "$answered" --out "$RESULTS"
+        $HELPER start --server "$name" --n "$n" --threads "$THREADS" --started "$started" --answered "$answered" \
+                --out "$RESULTS"
         $HELPER verify --port "${PORT[$name]}" --n "$n" || die "$name (N=$n) gives wrong answers"
 }
 
@@ -165,14 +181,16 @@ start_nsd() {
         local n=$1 d=$T/nsd-$1
         mkdir -p "$d"
         cp "$T/data-$n/bench.test.zone" "$d/"
-        # One server process and no rate limiting (Debian's build limits by
-        # default), so NSD is a fair single-core reference. No database file:
+        # THREADS server processes (with reuseport when several: a socket
+        # each, as joyrided's threads) and no rate limiting (Debian's build
+        # limits by default), so NSD is a fair reference. No database file:
         # NSD reads the zone file as joyrided reads the hosts file, and the
         # manual says this uses less memory. Minimal responses: joyrided puts
         # no NS records in the authority section of a positive answer either.
         cat >"$d/nsd.conf" <<EOF
 server:
-        server-count: 1
+        server-count: $THREADS
+        reuseport: $([ "$THREADS" -gt 1 ] && echo yes || echo no)
         ip-address: 127.0.0.1
         port: ${PORT[nsd]}
         do-ip6: no
@@ -206,15 +224,24 @@ start_joyrided() {
         start_server joyrided "$n" "$JOYRIDED" \
                 --dns-bind-address=127.0.0.1 --dns-port="${PORT[joyrided]}" \
                 --hosts-directory="$T/data-$n/hosts" --state-directory="$d/state" \
-                --no-docker --no-http --bus=none --no-cluster --log-level=warning
+                --no-docker --no-http --bus=none --no-cluster --log-level=warning --dns-threads="$THREADS"
 }
 
-# bench_case N TRANSPORTS: both servers up (each started alone, so its time
-# to first answer is its own; an idle server costs the other nothing), then
-# for each transport two dnsperf runs per server, alternating NSD and
-# joyrided, so that load from elsewhere on the machine falls on both alike.
+# bench_case N TRANSPORTS THREADS: both servers up (each started alone, so
+# its time to first answer is its own; an idle server costs the other
+# nothing), then for each transport two dnsperf runs per server, alternating
+# NSD and joyrided, so that load from elsewhere on the machine falls on both
+# alike.
 bench_case() {
         local n=$1 transports=$2 tr run name
+        THREADS=$3
+        if [ "$THREADS" -gt 1 ]; then
+                SERVER_CORES=0-$(($(nproc) - 1))
+                CLIENT_CORES=$SERVER_CORES
+        else
+                SERVER_CORES=0
+                CLIENT_CORES=1
+        fi
         PORT[nsd]=$($HELPER port)
         start_nsd "$n"
         PORT[joyrided]=$($HELPER port) # NSD holds its own port by now
@@ -225,28 +252,41 @@ bench_case() {
                                 # shellcheck disable=SC2086 # HELPER is "python3 script.py"
                                 bg_wait $HELPER run --server "$name" --n "$n" --port "${PORT[$name]}" \
                                         --pid "${PID[$name]}" --transport "$tr" --run "$run" \
+                                        --threads "$THREADS" --server-cores "$(cores_list "$SERVER_CORES")" \
+                                        --client-cores "$(cores_list "$CLIENT_CORES")" \
                                         --seconds "$SECONDS_PER_RUN" --queries "$T/data-$n/queries.txt" \
                                         --out "$RESULTS" || die "dnsperf failed against $name"
                         done
                 done
                 for name in nsd joyrided; do
-                        $HELPER mem --server "$name" --n "$n" --transport "$tr" --pid "${PID[$name]}" --out "$RESULTS"
+                        $HELPER mem --server "$name" --n "$n" --transport "$tr" --threads "$THREADS" \
+                                --pid "${PID[$name]}" --out "$RESULTS"
                 done
         done
         stop_server joyrided
         stop_server nsd
 }
 
+# "0-1" -> "0,1": taskset takes ranges, /proc/stat is read core by core.
+cores_list() {
+        local a=${1%-*} b=${1#*-} i out=
+        for ((i = a; i <= b; i++)); do out+="${out:+,}$i"; done
+        echo "$out"
+}
+
 # Core 0 should be idle apart from the server: other work there inflates the
 # CPU/query column and lowers queries/s. Measured before and after the bench.
 core0_idle_check() {
-        local a b pct
+        local a b pct load
         a=$(awk '$1 == "cpu0" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
         sleep 1
         b=$(awk '$1 == "cpu0" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
         pct=$(((b - a) * 100 / $(getconf CLK_TCK)))
-        echo "{\"kind\": \"noise\", \"when\": \"$1\", \"busy_percent\": $pct}" >>"$RESULTS"
-        echo "core 0 busy $1 the bench, with no server running: $pct% over 1 s"
+        # The 2-thread case uses every core: the load average says how busy
+        # the machine is besides.
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        echo "{\"kind\": \"noise\", \"when\": \"$1\", \"busy_percent\": $pct, \"loadavg\": $load}" >>"$RESULTS"
+        echo "core 0 busy $1 the bench, with no server running: $pct% over 1 s; load average $load"
 }
 
 buildtype=$(sed -n 's/^buildtype *= *//p' "$BUILD/meson-private/cmd_line.txt" 2>/dev/null || true)
@@ -260,10 +300,17 @@ for n in "$BIG_N" "$SMALL_N"; do
         $HELPER gen "$T/data-$n" "$n"
 done
 
-echo "== N=$BIG_N: UDP then TCP"
-bench_case "$BIG_N" "udp tcp"
-echo "== N=$SMALL_N: UDP"
-bench_case "$SMALL_N" udp
+for threads in $THREAD_CASES; do
+        if [ "$threads" = 1 ]; then
+                echo "== 1 thread, N=$BIG_N: UDP then TCP"
+                bench_case "$BIG_N" "udp tcp" 1
+                echo "== 1 thread, N=$SMALL_N: UDP"
+                bench_case "$SMALL_N" udp 1
+        else
+                echo "== $threads threads, N=$BIG_N: UDP then TCP (dnsperf shares the cores)"
+                bench_case "$BIG_N" "udp tcp" "$threads"
+        fi
+done
 
 core0_idle_check after
 rc=0
