@@ -550,6 +550,9 @@ RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, R
 
         c = (ListContext) { .pending = x->pending, .type = x->query.type };
         (void) store_foreach(store, x->query.name, x->query.source, list_record, &c);
+        /* Room for all of them at once: growing by doubling would copy megabytes in one batch. */
+        g_array_set_size(x->snapshot->records, x->pending->len);
+        g_array_set_size(x->snapshot->records, 0);
 
         /* Without change tracking or a batch source, copy it all now rather
          * than risk reading freed records. */
