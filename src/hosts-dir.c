@@ -526,25 +526,54 @@ static void load_job_free(LoadJob *j) {
         g_free(j);
 }
 
-static void trim_run(WorkerJob *j) {
-        (void) malloc_trim(0);
+/* What a finished load leaves behind: the file's previous set and the
+ * difference's index arrays, megabytes for a large file. Freed on the worker,
+ * so that no free of a large block (an munmap) lands on the loop; and after a
+ * large removal, the memory is handed back to the system there too (malloc
+ * keeps it otherwise: a large file deleted would leave the daemon hundreds of
+ * megabytes bigger for good). */
+typedef struct CleanupJob {
+        WorkerJob job;
+        HostsSet *set;
+        uint32_t *adds, *removes;
+        bool trim;
+} CleanupJob;
+
+static void cleanup_run(WorkerJob *wj) {
+        CleanupJob *j = (CleanupJob *) wj;
+
+        j->set = hosts_set_free(j->set);
+        g_free(TAKE_PTR(j->adds));
+        g_free(TAKE_PTR(j->removes));
+        if (j->trim)
+                (void) malloc_trim(0);
 }
 
-static void trim_free(WorkerJob *j) {
+static void cleanup_free(WorkerJob *wj) {
+        CleanupJob *j = (CleanupJob *) wj;
+
+        hosts_set_free(j->set);
+        g_free(j->adds);
+        g_free(j->removes);
         g_free(j);
 }
 
-/* Hands memory freed by a large removal back to the system, on the worker. */
-static void hosts_dir_trim(HostsDir *h) {
-        WorkerJob *j;
+static void hosts_dir_cleanup(HostsDir *h, HostsSet *set, uint32_t *adds, uint32_t *removes, bool trim) {
+        CleanupJob *j = g_new0(CleanupJob, 1);
 
+        *j = (CleanupJob) {
+                .job = { .run = cleanup_run, .done = cleanup_free, .discard = cleanup_free },
+                .set = set,
+                .adds = adds,
+                .removes = removes,
+                .trim = trim,
+        };
         if (!h->worker) {
-                (void) malloc_trim(0);
+                cleanup_run(&j->job);
+                cleanup_free(&j->job);
                 return;
         }
-        j = g_new0(WorkerJob, 1);
-        *j = (WorkerJob) { .run = trim_run, .done = trim_free, .discard = trim_free };
-        worker_submit(h->worker, j);
+        worker_submit(h->worker, &j->job);
 }
 
 static void schedule_retry(HostsDir *h, HostsFile *f) {
@@ -593,7 +622,7 @@ static void job_finish(HostsDir *h, LoadJob *j) {
         f->n_failures = 0;
         f->retry_usec = 0;
 
-        hosts_set_free(f->set);
+        hosts_dir_cleanup(h, TAKE_PTR(f->set), TAKE_PTR(j->adds), TAKE_PTR(j->removes), dropped >= TRIM_AFTER_RECORDS);
         f->set = TAKE_PTR(j->set);
         h->n_records -= f->n_records;
         f->n_records = f->set ? (unsigned) f->set->n : 0;
@@ -630,8 +659,6 @@ static void job_finish(HostsDir *h, LoadJob *j) {
         /* Gone and not back since: forget it. */
         if (gone && !f->dirty && !f->modified)
                 g_hash_table_remove(h->files, f->name);
-        if (dropped >= TRIM_AFTER_RECORDS)
-                hosts_dir_trim(h);
 }
 
 /* Applies up to limit changes, or what fits in budget_usec (0: no limit);
