@@ -48,9 +48,10 @@ test-asan: deps
 # A report stops the program (halt_on_error), so the test fails. The SWIM
 # simulation runs in one thread and takes ten minutes under TSan: left out.
 # tools/tsan.supp is for reports inside GLib only, each with its reason
-# (none so far). die_after_fork=0: test-hosts-dir forks a child that only
-# execs or exits (a file held open by another process), which TSan would
-# otherwise refuse once the worker thread runs.
+# (none so far). die_after_fork=0: test-hosts-dir forks a child that drops
+# to nobody and runs a fresh hosts source of its own (a file that becomes
+# unreadable keeps its records); the child's threads never meet the parent's,
+# but TSan refuses threads after a fork of a threaded process by default.
 test-tsan: deps
 	@[ -f $(TSAN)/build.ninja ] || $(MESON) setup $(TSAN) -Db_sanitize=thread -Db_lundef=false
 	$(MESON) compile -C $(TSAN)
