@@ -12,8 +12,9 @@ static inline bool ascii_isalnum(char c) {
 }
 
 static inline char ascii_tolower(char c) {
-        return c >= 'A' && c <= 'Z' ? (char) (c + 'a' - 'A')
-                                    : c; // NOLINT(bugprone-narrowing-conversions): ASCII letters only
+        /* ASCII letters only: the result fits a char. */
+        // NOLINTNEXTLINE(bugprone-narrowing-conversions)
+        return c >= 'A' && c <= 'Z' ? (char) (c + 'a' - 'A') : c;
 }
 
 static bool label_char_ok(char c) {

@@ -558,6 +558,8 @@ static void cleanup_free(WorkerJob *wj) {
         g_free(j);
 }
 
+/* Takes set, adds and removes (freed on the worker), so they are not const. */
+// NOLINTNEXTLINE(readability-non-const-parameter)
 static void hosts_dir_cleanup(HostsDir *h, HostsSet *set, uint32_t *adds, uint32_t *removes, bool trim) {
         CleanupJob *j = g_new0(CleanupJob, 1);
 
