@@ -33,6 +33,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <glib.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -94,8 +95,19 @@ static void free_later(Store *s, const void *p) {
                 s->flush_hook(s, s->flush_userdata);
 }
 
+/* On liburcu's call_rcu thread, after the grace period. A large batch (a
+ * hosts file or a peer's records going) is handed back to the system at once:
+ * this is the last free of that memory, after any trim the source did when
+ * it dropped its own, and malloc would keep it otherwise. */
+#define RETIRED_TRIM_MIN 1024u
+
 static void retired_free(void *p) {
-        g_ptr_array_unref(p);
+        GPtrArray *a = p;
+        bool large = a->len >= RETIRED_TRIM_MIN;
+
+        g_ptr_array_unref(a);
+        if (large)
+                (void) malloc_trim(0);
 }
 
 void store_flush(Store *s) {
