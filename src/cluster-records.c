@@ -43,10 +43,22 @@ typedef struct Origin {
         uint64_t floor;      /* highest version covered by a snapshot from the origin */
         uint64_t max_seen;   /* highest version taken from it (reset by its snapshots) */
         size_t live, tombstones;
-        bool served;          /* live entries are in the store */
-        uint64_t withdraw_at; /* dead: withdraw then (0: nothing pending) */
-        uint64_t down_since;  /* withdrawn since (0: served) */
+        bool served;           /* live entries are in the store */
+        uint64_t withdraw_at;  /* dead: withdraw then (0: nothing pending) */
+        uint64_t down_since;   /* withdrawn since (0: served) */
+        struct Mirror *mirror; /* a large table going into or out of the store, in slices */
 } Origin;
+
+/* Putting a large origin's records into the store, or taking them out, is
+ * done in slices (cluster_records_merge_step), as merging a snapshot is: the
+ * keys to go through, each looked up as it comes. */
+typedef struct Mirror {
+        char *origin;
+        bool serve;      /* into the store (true) or out of it */
+        GPtrArray *keys; /* GBytes */
+        guint next;
+} Mirror;
+#define MIRROR_SLICE_MIN 1000u /* smaller tables go in or out at once */
 
 /* A local key whose records may have changed. */
 typedef struct Dirty {
@@ -75,8 +87,10 @@ struct ClusterSnapshot {
         GByteArray *arena;
         /* merge progress */
         uint32_t gen;
-        guint next;       /* items applied so far */
-        GPtrArray *sweep; /* keys to drop at the end, once every item is in */
+        guint next;          /* items applied so far */
+        size_t marked;       /* entries of the origin's table that it lists */
+        uint64_t max_listed; /* highest version among them */
+        GPtrArray *sweep;    /* keys to drop at the end, once every item is in */
         guint sweep_next;
         uint64_t max_kept; /* highest version left after the sweep */
 };
@@ -92,6 +106,9 @@ struct ClusterRecords {
         GPtrArray *retract;  /* Dirty*: keys claimed in our name that we do not hold */
         GHashTable *origins; /* id -> Origin* */
         GQueue merges;       /* ClusterSnapshot* */
+        GQueue mirrors;      /* Mirror*, before the merges */
+        GPtrArray *parts;    /* the local entries encoded, as of parts_version (NULL: none) */
+        uint64_t parts_version;
         uint32_t gen;
         bool accept_unsigned;
         bool refute_unsigned;
@@ -176,8 +193,18 @@ static Dirty *dirty_new(const char *name, uint16_t type, const char *value) {
         return d;
 }
 
+static void mirror_free(Mirror *m) {
+        if (!m)
+                return;
+        g_free(m->origin);
+        g_ptr_array_unref(m->keys);
+        g_free(m);
+}
+
 static void origin_free(gpointer p) {
         Origin *o = p;
+        if (o->mirror)
+                o->mirror->origin[0] = 0; /* its task goes when its turn comes */
         g_hash_table_destroy(o->entries);
         g_free(o->id);
         g_free(o->owner);
@@ -241,6 +268,7 @@ int cluster_records_new(ClusterRecords **ret, Store *store, const char *self_id,
         cr->retract = g_ptr_array_new_with_free_func(dirty_free);
         cr->origins = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, origin_free);
         g_queue_init(&cr->merges);
+        g_queue_init(&cr->mirrors);
         cr->dead_grace_usec = 5 * USEC_PER_SEC;
         cr->tombstone_lifetime_usec = 120 * USEC_PER_SEC;
         cr->max_origins = CLUSTER_MAX_ORIGINS_DEFAULT;
@@ -258,6 +286,9 @@ ClusterRecords *cluster_records_free(ClusterRecords *cr) {
         if (!cr)
                 return NULL;
         g_queue_clear_full(&cr->merges, snapshot_destroy);
+        g_queue_clear_full(&cr->mirrors, (GDestroyNotify) mirror_free);
+        if (cr->parts)
+                g_ptr_array_unref(cr->parts);
         g_hash_table_destroy(cr->origins);
         g_hash_table_destroy(cr->dirty);
         g_hash_table_destroy(cr->reissue);
@@ -524,6 +555,8 @@ int cluster_update_decode(const uint8_t *data, size_t size, const char *origin, 
 /* --- mirroring into the store ------------------------------------------------- */
 
 static void mirror_add(ClusterRecords *cr, Origin *o, const Entry *e) {
+        /* While a table goes into the store in slices, what changes goes
+         * in too (the slices add what they find, store_add() is idempotent). */
         if (o->served)
                 (void) store_add(cr->store, e->name, e->type, e->value, e->ttl, o->owner, 0, e->source, NULL);
 }
@@ -533,13 +566,55 @@ static void mirror_remove(ClusterRecords *cr, Origin *o, const Entry *e) {
                 (void) store_remove(cr->store, e->name, e->type, e->value, o->owner);
 }
 
+/* Starts putting a large origin's records into the store (serve) or taking
+ * them out, in slices; a task already running for it is dropped (the new
+ * one ends where the origin's state says). */
+static void mirror_start(ClusterRecords *cr, Origin *o, bool serve) {
+        Mirror *m = g_new0(Mirror, 1);
+        GHashTableIter it;
+        gpointer k;
+
+        if (o->mirror)
+                o->mirror->origin[0] = 0; /* superseded: skipped when its turn comes */
+        m->origin = g_strdup(o->id);
+        m->serve = serve;
+        m->keys = g_ptr_array_new_full(g_hash_table_size(o->entries), (GDestroyNotify) g_bytes_unref);
+        g_hash_table_iter_init(&it, o->entries);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                g_ptr_array_add(m->keys, g_bytes_ref(k));
+        if (serve)
+                /* Whatever is left of a withdrawal cut short goes at the end,
+                 * unless the table still has it. */
+                store_mark_owner(cr->store, o->owner);
+        o->mirror = m;
+        g_queue_push_tail(&cr->mirrors, m);
+}
+
 static void origin_withdraw(ClusterRecords *cr, Origin *o, uint64_t now) {
         o->withdraw_at = 0;
         if (!o->served)
                 return;
-        (void) store_remove_owner(cr->store, o->owner);
         o->served = false;
         o->down_since = MAX(now, 1u);
+        if (g_hash_table_size(o->entries) < MIRROR_SLICE_MIN) {
+                if (o->mirror)
+                        o->mirror->origin[0] = 0;
+                o->mirror = NULL;
+                (void) store_remove_owner(cr->store, o->owner);
+        } else
+                mirror_start(cr, o, false);
+}
+
+/* At once, whatever the size: the node leaves the cluster, or an operator
+ * forgets an origin. */
+static void origin_withdraw_now(ClusterRecords *cr, Origin *o, uint64_t now) {
+        if (o->mirror)
+                o->mirror->origin[0] = 0;
+        o->mirror = NULL;
+        o->withdraw_at = 0;
+        o->served = false;
+        o->down_since = MAX(now, 1u);
+        (void) store_remove_owner(cr->store, o->owner);
 }
 
 static void origin_restore(ClusterRecords *cr, Origin *o) {
@@ -551,12 +626,64 @@ static void origin_restore(ClusterRecords *cr, Origin *o) {
         if (o->served)
                 return;
         o->served = true;
+        if (g_hash_table_size(o->entries) >= MIRROR_SLICE_MIN) {
+                mirror_start(cr, o, true);
+                return;
+        }
+        if (o->mirror) {
+                /* A withdrawal of a table that has since shrunk: finish it here. */
+                o->mirror->origin[0] = 0;
+                o->mirror = NULL;
+                store_mark_owner(cr->store, o->owner);
+                g_hash_table_iter_init(&it, o->entries);
+                while (g_hash_table_iter_next(&it, NULL, &v)) {
+                        Entry *e = v;
+                        if (!e->deleted)
+                                mirror_add(cr, o, e);
+                }
+                (void) store_sweep_owner(cr->store, o->owner);
+                return;
+        }
         g_hash_table_iter_init(&it, o->entries);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Entry *e = v;
                 if (!e->deleted)
                         mirror_add(cr, o, e);
         }
+}
+
+/* One slice of the mirror tasks. Returns the budget left. */
+static unsigned mirror_step(ClusterRecords *cr, unsigned budget) {
+        while (budget > 0 && !g_queue_is_empty(&cr->mirrors)) {
+                Mirror *m = g_queue_peek_head(&cr->mirrors);
+                Origin *o = m->origin[0] ? g_hash_table_lookup(cr->origins, m->origin) : NULL;
+
+                if (!o || o->mirror != m) {
+                        mirror_free(g_queue_pop_head(&cr->mirrors)); /* superseded or forgotten */
+                        continue;
+                }
+                for (; budget > 0 && m->next < m->keys->len; budget--, m->next++) {
+                        Entry *e = g_hash_table_lookup(o->entries, m->keys->pdata[m->next]);
+                        if (!e || e->deleted)
+                                continue;
+                        if (m->serve)
+                                (void) store_add(cr->store, e->name, e->type, e->value, e->ttl, o->owner, 0, e->source,
+                                                 NULL);
+                        else
+                                (void) store_remove(cr->store, e->name, e->type, e->value, o->owner);
+                }
+                if (m->next < m->keys->len)
+                        break;
+                /* What changed meanwhile: a withdrawal takes the rest of the
+                 * owner out; a restoration drops what it did not put back. */
+                if (m->serve)
+                        (void) store_sweep_owner(cr->store, o->owner);
+                else
+                        (void) store_remove_owner(cr->store, o->owner);
+                o->mirror = NULL;
+                mirror_free(g_queue_pop_head(&cr->mirrors));
+        }
+        return budget;
 }
 
 /* --- the remote side ----------------------------------------------------------- */
@@ -579,12 +706,20 @@ static void entry_set(Entry *e, const GByteArray *arena, const Item *it, uint64_
  * lists it (0 for an update). Returns 1 if it changed the table, 0 if not,
  * -ENOSPC if the origin holds as many entries as it may. */
 static int apply_item(ClusterRecords *cr, Origin *o, const GByteArray *arena, const Item *it, uint32_t mark,
-                      uint64_t now) {
+                      ClusterSnapshot *snap, uint64_t now) {
         g_autoptr(GBytes) key = g_bytes_new(arena->data + it->key, it->key_len);
         Entry *old = g_hash_table_lookup(o->entries, key);
 
-        if (old && mark != 0)
+        if (old && mark != 0) {
+                if (old->mark != mark) {
+                        snap->marked++;
+                        snap->max_listed = MAX(snap->max_listed, MAX(old->version, it->version));
+                }
                 old->mark = mark;
+        } else if (!old && mark != 0 && it->version > o->floor && o->live + o->tombstones < cr->max_records) {
+                snap->marked++; /* a new entry, listed */
+                snap->max_listed = MAX(snap->max_listed, it->version);
+        }
         if (old ? it->version <= old->version : it->version <= o->floor)
                 return 0;
         if (!old && o->live + o->tombstones >= cr->max_records) {
@@ -708,7 +843,7 @@ int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool di
                 if (!o)
                         return -ENOSPC;
         }
-        return apply_item(cr, o, arena, &it, 0, now_usec);
+        return apply_item(cr, o, arena, &it, 0, NULL, now_usec);
 }
 
 /* --- snapshots ----------------------------------------------------------------- */
@@ -827,6 +962,8 @@ static void sweep_prepare(ClusterSnapshot *snap, Origin *o) {
 bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t now_usec, unsigned *ret_changes) {
         unsigned changes = 0;
 
+        budget = mirror_step(cr, budget);
+
         while (budget > 0 && !g_queue_is_empty(&cr->merges)) {
                 ClusterSnapshot *snap = g_queue_peek_head(&cr->merges);
                 Origin *o = origin_get(cr, snap->origin, true);
@@ -837,12 +974,19 @@ bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t no
                 }
                 for (; budget > 0 && snap->next < snap->items->len; budget--, snap->next++)
                         if (apply_item(cr, o, snap->arena, &g_array_index(snap->items, Item, snap->next), snap->gen,
-                                       now_usec) > 0)
+                                       snap, now_usec) > 0)
                                 changes++;
                 if (snap->next < snap->items->len)
                         break;
-                if (!snap->sweep)
-                        sweep_prepare(snap, o);
+                if (!snap->sweep) {
+                        if (g_hash_table_size(o->entries) == snap->marked) {
+                                /* It listed every entry held: nothing to sweep,
+                                 * and no pass over a large table. */
+                                snap->sweep = g_ptr_array_new();
+                                snap->max_kept = MAX(snap->version, snap->max_listed);
+                        } else
+                                sweep_prepare(snap, o);
+                }
                 for (; budget > 0 && snap->sweep_next < snap->sweep->len; budget--, snap->sweep_next++) {
                         Entry *e = g_hash_table_lookup(o->entries, snap->sweep->pdata[snap->sweep_next]);
                         if (!e || !sweep_drops(snap, e))
@@ -865,7 +1009,11 @@ bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t no
         }
         if (ret_changes)
                 *ret_changes += changes;
-        return !g_queue_is_empty(&cr->merges);
+        return !g_queue_is_empty(&cr->merges) || !g_queue_is_empty(&cr->mirrors);
+}
+
+bool cluster_records_pending(const ClusterRecords *cr) {
+        return cr->merges.length > 0 || cr->mirrors.length > 0;
 }
 
 int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const uint8_t *data, size_t size,
@@ -935,7 +1083,7 @@ bool cluster_records_forget(ClusterRecords *cr, const char *origin) {
                 cluster_snapshot_free(g_queue_pop_head(&cr->merges));
         if (!o)
                 return false;
-        origin_withdraw(cr, o, 1);
+        origin_withdraw_now(cr, o, 1);
         g_hash_table_remove(cr->origins, origin);
         return true;
 }
@@ -945,8 +1093,11 @@ void cluster_records_withdraw_all(ClusterRecords *cr) {
         gpointer v;
 
         g_hash_table_iter_init(&it, cr->origins);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-                origin_withdraw(cr, v, 1);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Origin *o = v;
+                if (o->served || o->mirror)
+                        origin_withdraw_now(cr, o, 1);
+        }
 }
 
 static bool origin_merging(const ClusterRecords *cr, const Origin *o) {
@@ -1242,18 +1393,25 @@ uint64_t cluster_records_local_version(const ClusterRecords *cr) {
 }
 
 int cluster_records_local_parts(ClusterRecords *cr, uint64_t *ret_version, GPtrArray **ret_parts) {
-        GPtrArray *parts = g_ptr_array_new_full(g_hash_table_size(cr->local), (GDestroyNotify) g_bytes_unref);
         GHashTableIter it;
         gpointer v;
 
-        g_hash_table_iter_init(&it, cr->local);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                Entry *e = v;
-                if (e->wire)
-                        g_ptr_array_add(parts, g_bytes_ref(e->wire));
+        /* Kept until the table changes: a large, steady table is collected
+         * once, not at each push-pull. Every change moves the version. */
+        if (!cr->parts || cr->parts_version != cr->version) {
+                if (cr->parts)
+                        g_ptr_array_unref(cr->parts);
+                cr->parts = g_ptr_array_new_full(g_hash_table_size(cr->local), (GDestroyNotify) g_bytes_unref);
+                g_hash_table_iter_init(&it, cr->local);
+                while (g_hash_table_iter_next(&it, NULL, &v)) {
+                        Entry *e = v;
+                        if (e->wire)
+                                g_ptr_array_add(cr->parts, g_bytes_ref(e->wire));
+                }
+                cr->parts_version = cr->version;
         }
         *ret_version = cr->version;
-        *ret_parts = parts;
+        *ret_parts = g_ptr_array_ref(cr->parts);
         return 0;
 }
 

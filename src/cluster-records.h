@@ -181,6 +181,9 @@ int cluster_records_merge_queue(ClusterRecords *cr, ClusterSnapshot *snap, uint6
 /* Applies up to budget entries of queued snapshots. Returns true while work
  * remains. ret_changes (may be NULL) adds the table changes made. */
 bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t now_usec, unsigned *ret_changes);
+/* Whether queued snapshots, or a large origin going into or out of the
+ * store, wait for cluster_records_merge_step(). */
+bool cluster_records_pending(const ClusterRecords *cr);
 /* Decodes (with the key held for origin) and merges a full snapshot sent by
  * origin itself, at once. Returns the number of table changes, or a negative
  * errno as cluster_snapshot_decode() (nothing applied). */
@@ -190,7 +193,8 @@ int cluster_records_merge_snapshot(ClusterRecords *cr, const char *origin, const
 /* Membership, as SWIM reports it. Alive (or suspect): the origin's records
  * are served (put back if they had been withdrawn). Dead: withdrawn once
  * dead_grace has passed without it coming back (cluster_records_tick does
- * it). Left: withdrawn at once. */
+ * it). Left: withdrawn at once. A table of 1,000 entries or more goes into
+ * or out of the store in the slices of cluster_records_merge_step(). */
 typedef enum ClusterOriginState {
         CLUSTER_ORIGIN_ALIVE,
         CLUSTER_ORIGIN_DEAD,

@@ -634,6 +634,9 @@ static void cluster_process(Cluster *c) {
                 update_member_counts(c);
         }
         check_limits(c);
+        /* A large origin withdrawn or put back goes in slices, as merges do. */
+        if (c->merge_source && cluster_records_pending(c->records))
+                (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         send_swim_packets(c); /* handling may have queued more (e.g. nothing today, but cheap) */
         arm(c->swim_timer, swim_next_deadline(c->swim));
         arm(c->records_timer, cluster_records_tick(c->records, now));
@@ -649,6 +652,8 @@ static int on_swim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_records_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         arm(c->records_timer, cluster_records_tick(c->records, now_usec(CLOCK_MONOTONIC)));
+        if (cluster_records_pending(c->records))
+                (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         return 0;
 }
 

@@ -886,7 +886,72 @@ static void test_burst(void) {
         node_done(&b);
 }
 
+static void test_sliced_mirror(void) {
+        /* A table of 1,500 entries leaves and enters the store in slices. */
+        Node a, b;
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        store_subscribe(a.store, on_change, &a);
+        for (unsigned i = 0; i < 1500; i++) {
+                char name[64], ip[32];
+                snprintf(name, sizeof name, "big%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.6.%u.%u", i / 256, i % 256);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/big", i + 1, NULL, NULL) == 1);
+        }
+        flush(&a);
+        g_autofree uint8_t *snap = NULL;
+        size_t snap_size = 0;
+        CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+        trust(&b, "a");
+        CHECK(cluster_records_merge_snapshot(b.cr, "a", snap, snap_size, SEC) == 1500);
+        CHECK(peer_count(b.store, "a") == 1500 && !cluster_records_pending(b.cr));
+
+        /* It leaves: nothing at once, then a slice at a time. */
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_LEFT, 2 * SEC);
+        CHECK(!cluster_records_origin_served(b.cr, "a"));
+        CHECK(cluster_records_pending(b.cr));
+        CHECK(peer_count(b.store, "a") == 1500);
+        unsigned steps = 0;
+        while (cluster_records_merge_step(b.cr, 200, 2 * SEC, NULL))
+                steps++;
+        CHECK(steps >= 7);
+        CHECK(peer_count(b.store, "a") == 0);
+
+        /* It comes back, but leaves again half way: the store ends as the state says. */
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 3 * SEC);
+        CHECK(cluster_records_merge_step(b.cr, 700, 3 * SEC, NULL));
+        size_t half = peer_count(b.store, "a");
+        CHECK(half > 0 && half < 1500);
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_LEFT, 4 * SEC);
+        CHECK(cluster_records_merge_step(b.cr, 300, 4 * SEC, NULL));
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 5 * SEC);
+        /* A change while it goes back in goes in too. */
+        CHECK(store_remove(a.store, "big7.example.com", DNS_TYPE_A, NULL, "hosts:/h/big") == 1);
+        CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.6.99.1", 30, "dbus", 0, NULL, NULL) == 1);
+        flush(&a);
+        deliver(&a, &b, 5 * SEC);
+        while (cluster_records_merge_step(b.cr, 100, 5 * SEC, NULL))
+                ;
+        CHECK(peer_count(b.store, "a") == 1500);
+        CHECK(cluster_records_count(b.cr, "a") == 1500);
+        CHECK(!resolves(b.store, "big7.example.com", DNS_TYPE_A, "peer:a", NULL));
+        CHECK(resolves(b.store, "late.example.com", DNS_TYPE_A, "peer:a", "10.6.99.1"));
+        g_autofree char *want = dump_owner(a.store, NULL);
+        g_autofree char *got = dump_owner(b.store, "peer:a");
+        CHECK(streq(want, got));
+
+        /* Leaving the cluster takes it all out at once. */
+        cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_LEFT, 6 * SEC);
+        cluster_records_withdraw_all(b.cr);
+        CHECK(peer_count(b.store, "a") == 0);
+
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
 int main(void) {
+        test_sliced_mirror();
         test_burst();
         test_authenticity();
         test_refutation();

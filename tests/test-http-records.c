@@ -69,6 +69,10 @@ static json_object *get(json_object *o, const char *key) {
 
 static void test_same_bytes_as_json_c(void) {
         Store *s = make_store();
+        /* A peer's record, with where the peer has it: "peer:node-b · docker:3f2a (web-1)". */
+        g_assert_cmpint(
+                store_add(s, "far.example", DNS_TYPE_A, "10.0.0.9", 30, "peer:node-b", 0, "docker:3f2a (web-1)", NULL),
+                ==, 1);
         _cleanup_(records_snapshot_freep) RecordsSnapshot *snap = snapshot_of(s);
         RecordsQuery none = { .limit = UINT64_MAX };
         g_autoptr(GBytes) body = records_render(snap, &none);
