@@ -1812,10 +1812,6 @@ static void setup_timings(Cluster *c, const ClusterOptions *o) {
                 sc->indirect_checks = (unsigned) o->indirect_checks;
         if (o->suspicion_mult > 0)
                 sc->suspicion_mult = o->suspicion_mult;
-        /* 6 rather than memberlist's 4: the core draws gossip targets with
-         * replacement, so in a cluster of a few nodes 4 transmissions miss a
-         * given member about 1% of the time (push-pull repairs it, but only
-         * after an interval); 6 makes that about 0.1%. */
         sc->retransmit_mult = o->retransmit_mult ?: CLUSTER_RETRANSMIT_MULT_DEFAULT;
         c->push_pull_interval_usec = o->push_pull_interval_usec ?: CLUSTER_PUSH_PULL_INTERVAL_DEFAULT_USEC;
         sc->push_pull_interval_usec = c->push_pull_interval_usec;
