@@ -75,6 +75,7 @@ typedef struct Config {
         char *cluster_key;          /* JOYRIDE_CLUSTER_KEY */
         char *cluster_key_file;     /* JOYRIDE_CLUSTER_KEY_FILE */
         char *cluster_bind_address; /* JOYRIDE_CLUSTER_BIND_ADDRESS; NULL = all IPv4 */
+        char *cluster_advertise_address; /* ADVERTISE_ADDRESS; NULL = the bind address, else detected */
         bool cluster_discovery;     /* JOYRIDE_CLUSTER_DISCOVERY, default true */
         /* Protocol timings (docs/cluster-protocol.md); the environment
          * variables (JOYRIDE_SWIM_*_MS, JOYRIDE_CLUSTER_*_MS) take milliseconds. */
