@@ -1164,7 +1164,10 @@ uint64_t swim_next_deadline(const Swim *s) {
         uint64_t d = MIN(MIN(s->next_probe_at, s->next_gossip_at), s->next_push_pull_at);
 
         if (s->probing) {
-                if (!s->probe_indirect_sent)
+                /* Indirect probes are due only while no ack came; an acked
+                 * probe's timeout in the past would make the caller's timer
+                 * fire at once, over and over, until the probe's deadline. */
+                if (!s->probe_acked && !s->probe_indirect_sent)
                         d = MIN(d, s->probe_timeout_at);
                 d = MIN(d, s->probe_deadline);
         }
