@@ -32,6 +32,7 @@
 #define RELAY_TIMEOUT_FACTOR 2 /* relays wait this many probe timeouts */
 #define TOLD_MAX 16            /* members a broadcast is known to have reached, remembered */
 #define PASS_OVER_MAX 32       /* broadcasts a packet may pass over (too big, or already told) */
+#define EAGER_GOSSIP_DIVISOR 4 /* news not sent yet goes out this fraction of a gossip interval after the last round */
 
 enum {
         MSG_PING = 1,
@@ -108,6 +109,7 @@ struct Swim {
 
         uint64_t next_probe_at;
         uint64_t next_gossip_at;
+        uint64_t last_gossip_at;
         uint64_t next_push_pull_at;
         GPtrArray *probe_order; /* ids (owned strings), shuffled */
         guint probe_index;
@@ -1018,6 +1020,21 @@ int swim_receive(Swim *s, const SwimAddr *from, const uint8_t *packet, size_t si
         return 0;
 }
 
+/* News that has not been sent to anyone yet (new broadcasts enter the queue
+ * at its head, one that was sent moves to the tail). It does not wait for
+ * the next gossip round: a round goes out a quarter interval after the last
+ * one. Each hop of an update then costs up to 50 ms instead of up to 200,
+ * which is what brings an update to every node of fifty within half a
+ * second; the number of transmissions is the same, only less batched. */
+static bool fresh_news(const Swim *s) {
+        const Broadcast *b = s->broadcasts.head ? s->broadcasts.head->data : NULL;
+        return b && b->transmits == 0 && s->cfg.gossip_nodes > 0 && n_live(s) > 1;
+}
+
+static uint64_t eager_gossip_at(const Swim *s) {
+        return s->last_gossip_at + s->cfg.gossip_interval_usec / EAGER_GOSSIP_DIVISOR;
+}
+
 static Member *next_probe_target(Swim *s) {
         for (guint tries = 0; tries < s->probe_order->len * 2 + 1; tries++) {
                 if (s->probe_index >= s->probe_order->len) {
@@ -1148,8 +1165,11 @@ void swim_tick(Swim *s, uint64_t now) {
                 }
         }
 
-        /* Gossip: push pending broadcasts to a few distinct random members. */
-        if (now >= s->next_gossip_at) {
+        /* Gossip: push pending broadcasts to a few distinct random members,
+         * every gossip interval, and sooner when there is news that has not
+         * gone out at all yet (see fresh_news()). */
+        if (now >= s->next_gossip_at || (fresh_news(s) && now >= eager_gossip_at(s))) {
+                s->last_gossip_at = now;
                 s->next_gossip_at = now + s->cfg.gossip_interval_usec;
                 if (s->broadcasts.length > 0 && s->members->len > 0 && s->cfg.gossip_nodes > 0) {
                         g_autofree Member **to = g_new(Member *, s->cfg.gossip_nodes);
@@ -1162,6 +1182,9 @@ void swim_tick(Swim *s, uint64_t now) {
 
 uint64_t swim_next_deadline(const Swim *s) {
         uint64_t d = MIN(MIN(s->next_probe_at, s->next_gossip_at), s->next_push_pull_at);
+
+        if (fresh_news(s))
+                d = MIN(d, eager_gossip_at(s));
 
         if (s->probing) {
                 /* Indirect probes are due only while no ack came; an acked
