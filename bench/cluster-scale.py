@@ -10,8 +10,8 @@
 #              (from the daemons' logs, then checked with DNS)
 #   changes    hosts-file changes on random nodes, each timed until every
 #              other node answers it (DNS)
-#   kill       SIGKILL one node: first suspicion, dead everywhere (logs),
-#              its record gone everywhere (DNS)
+#   kill       after the caller SIGKILLed one node: first suspicion, dead
+#              everywhere (logs), its record gone everywhere (DNS)
 #   soak       a period of changes and DNS samples, optionally with nodes
 #              stopped (SIGSTOP) for a while at random times
 #   snapshot   counters per node: nft bytes and packets of cluster traffic,
@@ -240,7 +240,7 @@ def cmd_formation(a):
         dns = Dns(a.dns_port)
         targets = {(k, j): (node_ip(a, k), self_name(j), lambda v, j=j: self_value(j) in v)
                    for k in nodes for j in nodes if j != k and (a.victim is None or a.victim in (j, k))}
-        _, missing = wait_all(dns, targets, max(5.0, deadline - now()), 0.2)
+        _, missing = wait_all(dns, targets, max(5.0, deadline - now()), 0.5)
         result["records_checked_at_s"] = round(now() - a.t0, 2)
         result["missing_records"] = missing[:20]
         result["missing_count"] = len(missing)
@@ -312,11 +312,9 @@ def cmd_kill(a):
         others = [k for k in nodes if k != a.victim]
         dns = Dns(a.dns_port)
         value = self_value(a.victim)
-        # It is served everywhere before.
-        _, left = wait_answers(a, dns, others, self_name(a.victim), lambda v: value in v, 10)
-        t0 = now()
-        os.kill(a.pid, signal.SIGKILL)
-        gone, left = wait_answers(a, dns, others, self_name(a.victim), lambda v: value not in v, a.timeout, 0.05)
+        t0 = a.t0       # when it was killed (by the caller, just before)
+        gone, left = wait_answers(a, dns, others, self_name(a.victim), lambda v: value not in v, a.timeout, 0.05,
+                                  start=t0)
         vid = f"n{a.victim}"
         suspected, dead = [], {}
         for k in others:
@@ -651,7 +649,7 @@ def main():
         s.add_argument("--timeout", type=float, default=90)
         s = sub.add_parser("kill")
         s.add_argument("--victim", type=int, required=True)
-        s.add_argument("--pid", type=int, required=True)
+        s.add_argument("--t0", type=float, required=True)
         s.add_argument("--timeout", type=float, default=90)
         s = sub.add_parser("soak")
         s.add_argument("--duration", type=float, required=True)

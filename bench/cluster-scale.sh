@@ -114,6 +114,8 @@ say() { echo "[$(date +%T)] $*"; }
 # --- the segment: N nodes and the prober on one bridge ------------------------
 say "making $n namespaces (load $(cut -d' ' -f1-3 /proc/loadavg))"
 cluster_make_switch
+# A fixed address: a bridge takes the lowest of its ports' otherwise.
+ip -n "$CL_SWITCH" link set br0 address 02:6a:72:00:00:fe
 ip -n "$CL_SWITCH" addr add "$CL_SUBNET.254/24" dev br0
 for k in $(seq 1 "$n"); do
         cluster_make_host "$k"
@@ -143,6 +145,7 @@ EOF
         mkdir -p "$CL_DIR/h$k"
         echo "$(self_value "$k") n$k.scale.test" >"$CL_DIR/h$k/self"
 done
+cluster_static_neighbours $(seq 1 "$n")
 printf '{"n": %s, "changes": %s, "rest_s": %s, "duration_s": %s, "starve": %s, "cpus": %s}\n' \
         "$n" "$changes" "$rest" "$duration" "$starve" "$(nproc)" >"$CL_DIR/config.json"
 
@@ -175,13 +178,13 @@ say "changes: $(cat "$CL_DIR/changes.json" | head -c 300)"
 # --- kill -9 ----------------------------------------------------------------------
 victim=$n
 say "SIGKILL of n$victim"
-t=$(epoch)
-# The shell reports the killed job on the stderr of the moment: not here.
+# The shell reports a killed job on its stderr: not here.
 exec 3>&2 2>/dev/null
-probe kill --victim "$victim" --pid "${CL_PID[$victim]}" >"$CL_DIR/kill.json" 2>"$CL_DIR/kill.err"
+t=$(epoch)
+kill -KILL "${CL_PID[$victim]}"
 wait "${CL_PID[$victim]}" || true
 exec 2>&3 3>&-
-cat "$CL_DIR/kill.err" >&2
+probe kill --victim "$victim" --t0 "$t" >"$CL_DIR/kill.json"
 unset "CL_PID[$victim]"
 probe events --since "$t" --expect-dead "$victim" >"$CL_DIR/events-kill.json"
 say "kill: $(cat "$CL_DIR/kill.json")"

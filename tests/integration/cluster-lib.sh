@@ -58,6 +58,35 @@ cluster_make_host() {
         ip -n "$ns" link set eth0 up
 }
 
+# cluster_static_neighbours K...: permanent ARP entries between the given
+# nodes, and with the switch's br0 when it has an address. The entries the
+# kernel learns by itself count against one neighbour table for the whole
+# machine (gc_thresh3, 1024 by default, every namespace together): a full
+# mesh of 50 nodes overflows it, and the kernel then drops packets with
+# ENOBUFS ("neighbor table overflow"), the cluster's and everyone else's.
+# Permanent entries are exempt from that limit.
+cluster_static_neighbours() {
+        local k j sw_ip sw_mac
+        local -A macs=()
+        for k in "$@"; do
+                macs[$k]=$(ip -n "$(cl_ns "$k")" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+        done
+        sw_mac=$(ip -n "$CL_SWITCH" -o link show br0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+        sw_ip=$(ip -n "$CL_SWITCH" -4 -o addr show br0 | awk '{print $4}' | cut -d/ -f1)
+        for k in "$@"; do
+                {
+                        for j in "$@"; do
+                                [ "$j" = "$k" ] || echo "neigh replace $(cl_ip "$j") lladdr ${macs[$j]} dev eth0 nud permanent"
+                        done
+                        [ -z "$sw_ip" ] || echo "neigh replace $sw_ip lladdr $sw_mac dev eth0 nud permanent"
+                } | ip -n "$(cl_ns "$k")" -batch -
+        done
+        [ -n "$sw_ip" ] || return 0
+        for j in "$@"; do
+                echo "neigh replace $(cl_ip "$j") lladdr ${macs[$j]} dev br0 nud permanent"
+        done | ip -n "$CL_SWITCH" -batch -
+}
+
 # cluster_make_host6 K: like cluster_make_host, but IPv6 only: eth0 has
 # fd6a:7269:0:1::K/64 and its link-local address, no IPv4 (duplicate address
 # detection off, so the addresses are usable at once).
