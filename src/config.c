@@ -407,7 +407,7 @@ static const Setting settings[_SETTING_MAX] = {
         },
         [SETTING_RETRANSMIT_MULT] = {
                 "Cluster", "RetransmitMultiplier", { "JOYRIDE_SWIM_RETRANSMIT_MULT" }, NULL, NULL, NULL, "N",
-                VALUE_UINT32, offsetof(Config, retransmit_mult), 1, 100, .def = "4",
+                VALUE_UINT32, offsetof(Config, retransmit_mult), 1, 100, .def = "6",
                 .help = "Each piece of news is gossiped this many times, scaled by the cluster size",
         },
         [SETTING_PUSH_PULL_INTERVAL] = {

@@ -84,7 +84,7 @@ typedef struct Config {
         uint32_t gossip_interval_msec;    /* GossipIntervalSec; 0 = 200 ms, or a fifth of a shorter probe interval */
         uint32_t indirect_checks;         /* IndirectChecks, default 3 */
         uint32_t suspicion_mult;          /* SuspicionMultiplier, default 4 */
-        uint32_t retransmit_mult;         /* RetransmitMultiplier, default 4 */
+        uint32_t retransmit_mult;         /* RetransmitMultiplier, default 6 (memberlist: 4) */
         uint32_t push_pull_interval_msec; /* PushPullIntervalSec, default 30 s */
         uint32_t discovery_interval_msec; /* DiscoveryIntervalSec, default 10 s */
         uint32_t dead_grace_msec;         /* DeadGraceSec, default 5 s */
