@@ -27,8 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         assert(to.port != 0);
         assert(to.family == 4 || to.family == 6);
         if (to.family == 4)
-                assert(to.ip[0] != 0 && to.ip[0] < 224);
-        else
+                assert(to.ip[0] != 0 && to.ip[0] != 127 && to.ip[0] < 224);
+        else {
+                static const uint8_t zero[15];
                 assert(to.ip[0] != 0xff);
+                assert(memcmp(to.ip, zero, sizeof zero) != 0 || to.ip[15] > 1);      /* not :: or ::1 */
+        }
         return 0;
 }

@@ -1535,10 +1535,16 @@ static void announce4(Cluster *c, struct ifaddrs *list) {
 /* Joins the group and announces on every interface that can multicast (each
  * round, so that interfaces that came up since are covered). */
 static void announce6(Cluster *c, struct ifaddrs *list) {
+        static const uint8_t loopback6[16] = { [15] = 1 };
         uint8_t sealed[128 + SEAL_OVERHEAD];
         size_t m = build_announcement(c, true, sealed);
         unsigned done[64];
         size_t n_done = 0;
+
+        /* With nothing better than ::1 to advertise (a warning said so at
+         * start), an announcement would only make others join themselves. */
+        if (c->self_addr.family == 6 && memcmp(c->self_addr.ip, loopback6, 16) == 0)
+                return;
 
         for (struct ifaddrs *ifa = list; ifa; ifa = ifa->ifa_next) {
                 const struct sockaddr_in6 *a = (const struct sockaddr_in6 *) ifa->ifa_addr;
@@ -1618,12 +1624,16 @@ int cluster_parse_announcement(const uint8_t *p, size_t n, const SwimAddr *from,
         id[idlen] = 0;
         to.port = wire_read_u16(&w);
         if (!wire_at_end(&w)) {
-                /* The address it carries: unicast, not unspecified. */
+                /* The address it carries: one another node can send to (not
+                 * unspecified, loopback, multicast or broadcast). */
+                static const uint8_t loopback6[16] = { [15] = 1 };
                 to.family = wire_read_u8(&w);
                 wire_read(&w, to.ip, 16);
-                if (to.family == 4 && (memcmp(to.ip + 4, zero, 12) != 0 || to.ip[0] == 0 || to.ip[0] >= 224))
+                if (to.family == 4 && (memcmp(to.ip + 4, zero, 12) != 0 || to.ip[0] == 0 || to.ip[0] == 127 ||
+                                       to.ip[0] >= 224))
                         return -EBADMSG;
-                if (to.family == 6 && (memcmp(to.ip, zero, 16) == 0 || to.ip[0] == 0xff))
+                if (to.family == 6 && (memcmp(to.ip, zero, 16) == 0 || memcmp(to.ip, loopback6, 16) == 0 ||
+                                       to.ip[0] == 0xff))
                         return -EBADMSG;
                 if (to.family != 4 && to.family != 6)
                         return -EBADMSG;
