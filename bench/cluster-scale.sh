@@ -43,31 +43,67 @@ json=
 keep=
 while [ $# -gt 0 ]; do
         case $1 in
-        --build) build=$2; shift ;;
-        -n|--nodes) n=$2; shift ;;
-        --changes) changes=$2; shift ;;
-        --rest) rest=$2; shift ;;
-        --duration) duration=$2; shift ;;
-        --starve) starve=$2; shift ;;
-        --no-loss) do_loss= ;;
-        --no-starve) do_starve= ;;
-        --json) json=$2; shift ;;
-        --keep) keep=1 ;;
-        -h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+                --build)
+                        build=$2
+                        shift
+                        ;;
+                -n | --nodes)
+                        n=$2
+                        shift
+                        ;;
+                --changes)
+                        changes=$2
+                        shift
+                        ;;
+                --rest)
+                        rest=$2
+                        shift
+                        ;;
+                --duration)
+                        duration=$2
+                        shift
+                        ;;
+                --starve)
+                        starve=$2
+                        shift
+                        ;;
+                --no-loss) do_loss= ;;
+                --no-starve) do_starve= ;;
+                --json)
+                        json=$2
+                        shift
+                        ;;
+                --keep) keep=1 ;;
+                -h | --help)
+                        sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'
+                        exit 0
+                        ;;
+                *)
+                        echo "unknown option $1 (see --help)" >&2
+                        exit 2
+                        ;;
         esac
         shift
 done
 build=$(cd "$build" && pwd)
 JOYRIDED=$build/src/joyrided
-[ -x "$JOYRIDED" ] || { echo "no joyrided in $build" >&2; exit 2; }
-[ "$n" -ge 3 ] && [ "$n" -le 200 ] || { echo "-n must be 3-200" >&2; exit 2; }
-[ "$starve" -le $(( n - 2 )) ] || starve=$(( n - 2 ))
+[ -x "$JOYRIDED" ] || {
+        echo "no joyrided in $build" >&2
+        exit 2
+}
+[ "$n" -ge 3 ] && [ "$n" -le 200 ] || {
+        echo "-n must be 3-200" >&2
+        exit 2
+}
+[ "$starve" -le $((n - 2)) ] || starve=$((n - 2))
 
 . "$top/tests/integration/lib.sh"
 . "$top/tests/integration/cluster-lib.sh"
 for tool in nft python3 dig; do
-        command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
+        command -v "$tool" >/dev/null || {
+                echo "SKIP: $tool is not installed"
+                exit 77
+        }
 done
 cluster_require_netns
 
@@ -86,7 +122,10 @@ on_exit() {
         cluster_cleanup
         if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
                 for f in "$CL_DIR"/log.1 "$CL_DIR"/log."$n"; do
-                        [ -e "$f" ] && { echo "--- $f (last 15 lines)" >&2; tail -n 15 "$f" >&2; }
+                        [ -e "$f" ] && {
+                                echo "--- $f (last 15 lines)" >&2
+                                tail -n 15 "$f" >&2
+                        }
                 done
         fi
         if [ -n "$keep" ]; then echo "kept $CL_DIR"; else rm -rf "$CL_DIR"; fi
@@ -96,7 +135,7 @@ trap 'exit 130' INT TERM
 
 KEY=$(head -c 32 /dev/urandom | base64)
 NODES=$(seq -s , 1 "$n")
-self_value() { echo "10.9.$(( $1 / 250 )).$(( $1 % 250 + 1 ))"; }
+self_value() { echo "10.9.$(($1 / 250)).$(($1 % 250 + 1))"; }
 epoch() { date +%s.%N; }
 # The prober runs in the switch namespace, where br0 is on the nodes' segment.
 probe() {
@@ -159,7 +198,7 @@ probe formation --t0 "$t0" --timeout 90 >"$CL_DIR/formation.json"
 say "formation: $(cat "$CL_DIR/formation.json")"
 
 # --- at rest ----------------------------------------------------------------------
-sleep 5         # the join traffic (push-pulls with each new member) settles
+sleep 5 # the join traffic (push-pulls with each new member) settles
 t=$(epoch)
 snapshot rest-0
 sleep "$rest"
@@ -173,7 +212,7 @@ snapshot churn-0
 probe changes --count "$changes" >"$CL_DIR/changes.json"
 snapshot churn-1
 probe events --since "$t" >"$CL_DIR/events-churn.json"
-say "changes: $(cat "$CL_DIR/changes.json" | head -c 300)"
+say "changes: $(head -c 300 "$CL_DIR/changes.json")"
 
 # --- kill -9 ----------------------------------------------------------------------
 victim=$n
@@ -214,7 +253,7 @@ fi
 # --- CPU-starved nodes (SIGSTOP for 2 s at random times) ----------------------------
 if [ -n "$do_starve" ] && [ "$starve" -gt 0 ]; then
         list=
-        for k in $(seq 2 $(( starve + 1 ))); do list+="$k:${CL_PID[$k]},"; done
+        for k in $(seq 2 $((starve + 1))); do list+="$k:${CL_PID[$k]},"; done
         say "$starve nodes stopped for 2 s at random times, for $duration s"
         t=$(epoch)
         snapshot starve-0

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         else {
                 static const uint8_t zero[15];
                 assert(to.ip[0] != 0xff);
-                assert(memcmp(to.ip, zero, sizeof zero) != 0 || to.ip[15] > 1);      /* not :: or ::1 */
+                assert(memcmp(to.ip, zero, sizeof zero) != 0 || to.ip[15] > 1); /* not :: or ::1 */
         }
         return 0;
 }

@@ -70,7 +70,7 @@
 #define CONN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 #define CONNS_MAX 64
 #define JOIN_RETRY_USEC (2 * USEC_PER_SEC)
-#define SEED_ADDRESSES_MAX 16           /* addresses of one seed name joined */
+#define SEED_ADDRESSES_MAX 16 /* addresses of one seed name joined */
 #define REJECT_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define PROTOCOL_VERSION 1
 
@@ -83,12 +83,12 @@ enum {
 /* A JOIN= entry: a literal address, or a name resolved off the loop at
  * each attempt (so a seed that moves is followed). */
 typedef struct Seed {
-        char *spec;                     /* as configured, for messages */
-        char *host;                     /* NULL when literal */
+        char *spec; /* as configured, for messages */
+        char *host; /* NULL when literal */
         uint16_t port;
         SwimAddr literal;
-        bool resolving;                 /* a look-up is in flight */
-        unsigned failures;              /* look-ups failed in a row */
+        bool resolving;    /* a look-up is in flight */
+        unsigned failures; /* look-ups failed in a row */
 } Seed;
 
 typedef struct Conn {
@@ -131,8 +131,8 @@ struct Cluster {
         int family; /* AF_INET or AF_INET6 */
         SwimAddr self_addr;
         uint16_t swim_port, discovery_port;
-        struct in_addr bind4;   /* for choosing broadcast interfaces; INADDR_ANY: all */
-        struct in6_addr bind6;  /* likewise for multicast (IPv6 clusters); in6addr_any: all */
+        struct in_addr bind4;  /* for choosing broadcast interfaces; INADDR_ANY: all */
+        struct in6_addr bind6; /* likewise for multicast (IPv6 clusters); in6addr_any: all */
         Seed *seeds;
         size_t n_seeds;
         GCancellable *resolving; /* seed look-ups in flight; cancelled by cluster_free() */
@@ -1505,7 +1505,7 @@ static size_t build_announcement(Cluster *c, bool with_addr, uint8_t *sealed) {
                 wire_write(&w, c->self_addr.ip, 16);
         }
         if (!wire_ok(&w))
-                return 0;       /* cannot happen: the node id is at most 64 bytes */
+                return 0; /* cannot happen: the node id is at most 64 bytes */
         return seal(c, CHANNEL_DISCOVERY, plain, wire_offset(&w), sealed);
 }
 
@@ -1568,7 +1568,8 @@ static void announce6(Cluster *c, struct ifaddrs *list) {
 
                 (void) inet_pton(AF_INET6, DISCOVERY_GROUP6, &mreq.ipv6mr_multiaddr);
                 mreq.ipv6mr_interface = idx;
-                if (setsockopt(c->disc_fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq) < 0 && errno != EADDRINUSE)
+                if (setsockopt(c->disc_fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq) < 0 &&
+                    errno != EADDRINUSE)
                         log_debug_errno(negative_errno(), "Failed to join %s on %s, ignoring: %m", DISCOVERY_GROUP6,
                                         ifa->ifa_name);
                 to.sin6_addr = mreq.ipv6mr_multiaddr;
@@ -1629,11 +1630,11 @@ int cluster_parse_announcement(const uint8_t *p, size_t n, const SwimAddr *from,
                 static const uint8_t loopback6[16] = { [15] = 1 };
                 to.family = wire_read_u8(&w);
                 wire_read(&w, to.ip, 16);
-                if (to.family == 4 && (memcmp(to.ip + 4, zero, 12) != 0 || to.ip[0] == 0 || to.ip[0] == 127 ||
-                                       to.ip[0] >= 224))
+                if (to.family == 4 &&
+                    (memcmp(to.ip + 4, zero, 12) != 0 || to.ip[0] == 0 || to.ip[0] == 127 || to.ip[0] >= 224))
                         return -EBADMSG;
-                if (to.family == 6 && (memcmp(to.ip, zero, 16) == 0 || memcmp(to.ip, loopback6, 16) == 0 ||
-                                       to.ip[0] == 0xff))
+                if (to.family == 6 &&
+                    (memcmp(to.ip, zero, 16) == 0 || memcmp(to.ip, loopback6, 16) == 0 || to.ip[0] == 0xff))
                         return -EBADMSG;
                 if (to.family != 4 && to.family != 6)
                         return -EBADMSG;
@@ -1704,7 +1705,7 @@ static void seed_join(Cluster *c, const SwimAddr *a) {
 }
 
 typedef struct SeedLookup {
-        Cluster *cluster;               /* only used while `cancel` is not cancelled */
+        Cluster *cluster; /* only used while `cancel` is not cancelled */
         GCancellable *cancel;
         size_t index;
 } SeedLookup;
@@ -1718,7 +1719,7 @@ static void on_seed_resolved(GObject *source, GAsyncResult *result, gpointer use
         unsigned joined = 0;
 
         if (g_cancellable_is_cancelled(l->cancel))
-                goto out;       /* the cluster is gone */
+                goto out; /* the cluster is gone */
         seed = &c->seeds[l->index];
         seed->resolving = false;
         if (!addresses) {
@@ -1728,7 +1729,8 @@ static void on_seed_resolved(GObject *source, GAsyncResult *result, gpointer use
                                     seed->spec, error ? error->message : "no address",
                                     (unsigned) (JOIN_RETRY_USEC / USEC_PER_SEC));
                 else
-                        log_debug("Cannot resolve cluster seed %s: %s", seed->spec, error ? error->message : "no address");
+                        log_debug("Cannot resolve cluster seed %s: %s", seed->spec,
+                                  error ? error->message : "no address");
                 goto out;
         }
         if (seed->failures > 0)
@@ -1821,8 +1823,10 @@ static int parse_seeds(Cluster *c, char **join) {
                 else
                         seed->host = TAKE_PTR(host);
                 if (seed->literal.family == 6 && c->family == AF_INET)
-                        log_warning("Cluster seed %s is IPv6 but the cluster is IPv4 (set BindAddress=:: for IPv6): "
-                                    "ignoring it.", join[i]);
+                        log_warning(
+                                "Cluster seed %s is IPv6 but the cluster is IPv4 (set BindAddress=:: for IPv6): "
+                                "ignoring it.",
+                                join[i]);
                 c->n_seeds++;
         }
         return 0;
@@ -1911,21 +1915,27 @@ static int pick_advertise(Cluster *c, const char *advertise) {
                 if (inet_pton(AF_INET, advertise, c->self_addr.ip) == 1) {
                         c->self_addr.family = 4;
                         if (c->self_addr.ip[0] == 0 || c->self_addr.ip[0] >= 224)
-                                return log_error_errno(-EINVAL, "Cluster advertise address %s is not one other nodes can "
-                                                       "send to (unspecified, multicast or broadcast).", advertise);
+                                return log_error_errno(-EINVAL,
+                                                       "Cluster advertise address %s is not one other nodes can "
+                                                       "send to (unspecified, multicast or broadcast).",
+                                                       advertise);
                 } else if (inet_pton(AF_INET6, advertise, c->self_addr.ip) == 1) {
                         struct in6_addr a;
                         memcpy(&a, c->self_addr.ip, 16);
                         c->self_addr.family = 6;
                         if (IN6_IS_ADDR_UNSPECIFIED(&a) || IN6_IS_ADDR_MULTICAST(&a) || IN6_IS_ADDR_LINKLOCAL(&a))
-                                return log_error_errno(-EINVAL, "Cluster advertise address %s is not one other nodes can "
+                                return log_error_errno(-EINVAL,
+                                                       "Cluster advertise address %s is not one other nodes can "
                                                        "send to (unspecified, multicast, or link-local, which needs an "
-                                                       "interface).", advertise);
+                                                       "interface).",
+                                                       advertise);
                 } else
                         return log_error_errno(-EINVAL, "Cluster address '%s' is not an IP address.", advertise);
                 if (c->family == AF_INET && c->self_addr.family != 4)
-                        return log_error_errno(-EINVAL, "Cluster address %s is IPv6 but the cluster binds IPv4 "
-                                               "(set BindAddress=:: for an IPv6 cluster).", advertise);
+                        return log_error_errno(-EINVAL,
+                                               "Cluster address %s is IPv6 but the cluster binds IPv4 "
+                                               "(set BindAddress=:: for an IPv6 cluster).",
+                                               advertise);
                 return 0;
         }
         /* An IPv6 cluster (dual-stack when bound to ::) advertises IPv6 first. */
@@ -1938,8 +1948,9 @@ static int pick_advertise(Cluster *c, const char *advertise) {
                 c->self_addr.family = 6;
                 c->self_addr.ip[15] = 1;
         } else {
-                log_warning("No non-loopback IPv4 address found: the cluster advertises 127.0.0.1 "
-                            "(set BindAddress=:: for an IPv6 cluster).");
+                log_warning(
+                        "No non-loopback IPv4 address found: the cluster advertises 127.0.0.1 "
+                        "(set BindAddress=:: for an IPv6 cluster).");
                 c->self_addr.family = 4;
                 c->self_addr.ip[0] = 127;
                 c->self_addr.ip[3] = 1;
@@ -2112,7 +2123,8 @@ static int setup_address(Cluster *c, const ClusterOptions *o, struct sockaddr_st
         /* A specific bind address is what the others reach us at; a
          * wildcard one (0.0.0.0, ::) says nothing about that. */
         advertise = o->advertise_address;
-        if (!advertise && (c->family == AF_INET ? c->bind4.s_addr != htonl(INADDR_ANY) : !IN6_IS_ADDR_UNSPECIFIED(&c->bind6)))
+        if (!advertise &&
+            (c->family == AF_INET ? c->bind4.s_addr != htonl(INADDR_ANY) : !IN6_IS_ADDR_UNSPECIFIED(&c->bind6)))
                 advertise = o->bind_address;
         return pick_advertise(c, advertise);
 }
@@ -2254,8 +2266,8 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
                 return r;
         /* A daemon bound to loopback never broadcasts: discovery would leave
          * through the other interfaces. */
-        c->discovery = o->broadcast_discovery &&
-                       (c->family == AF_INET ? (ntohl(c->bind4.s_addr) >> 24) != 127 : !IN6_IS_ADDR_LOOPBACK(&c->bind6));
+        c->discovery = o->broadcast_discovery && (c->family == AF_INET ? (ntohl(c->bind4.s_addr) >> 24) != 127
+                                                                       : !IN6_IS_ADDR_LOOPBACK(&c->bind6));
         setup_timings(c, o);
 
         randombytes_buf(&c->rng, sizeof c->rng);
@@ -2291,7 +2303,8 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         if (c->discovery && c->family == AF_INET)
                 snprintf(disc, sizeof disc, ", discovery by broadcast on port %u", c->discovery_port);
         else if (c->discovery)
-                snprintf(disc, sizeof disc, ", discovery by multicast to %s port %u", DISCOVERY_GROUP6, c->discovery_port);
+                snprintf(disc, sizeof disc, ", discovery by multicast to %s port %u", DISCOVERY_GROUP6,
+                         c->discovery_port);
         update_member_counts(c);
         log_info(
                 "Cluster node %s on %s (SWIM UDP and push-pull TCP port %u%s), %s, %zu key%s; "

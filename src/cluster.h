@@ -36,8 +36,8 @@
 typedef struct Cluster Cluster;
 
 typedef struct ClusterOptions {
-        const char *node_id;           /* required: 1-64 of [A-Za-z0-9._-] */
-        const char *bind_address;      /* NULL: all IPv4 addresses; an IPv6 literal (:: for all) makes an IPv6 cluster */
+        const char *node_id;      /* required: 1-64 of [A-Za-z0-9._-] */
+        const char *bind_address; /* NULL: all IPv4 addresses; an IPv6 literal (:: for all) makes an IPv6 cluster */
         const char *advertise_address; /* NULL: a non-wildcard bind_address, else the first non-loopback address
                                         * (IPv6 global or unique-local first in an IPv6 cluster) */
         const char *cluster_name;      /* NULL: "joyride"; part of the AEAD associated data */

@@ -50,7 +50,7 @@ typedef struct Member {
         uint64_t suspect_start;
         uint64_t suspect_deadline;
         unsigned confirmations;
-        char suspecter[SWIM_ID_MAX + 1];        /* whose suspicion started ours: not a confirmation */
+        char suspecter[SWIM_ID_MAX + 1]; /* whose suspicion started ours: not a confirmation */
         char confirmers[8][SWIM_ID_MAX + 1];
 } Member;
 
@@ -91,7 +91,7 @@ struct Swim {
         GHashTable *seen;           /* user broadcast digests */
         GQueue seen_order;
         GArray *relays;
-        const SwimAddr *rx_from;        /* sender of the packet being applied, else NULL */
+        const SwimAddr *rx_from; /* sender of the packet being applied, else NULL */
 
         uint64_t rng;
         uint32_t seq;
@@ -488,8 +488,8 @@ static Member *member_get(Swim *s, const char *id) {
  * as memberlist's kRandomNodes: selection sampling over the member list
  * (Knuth's algorithm S), so no member is drawn twice in one round and a
  * cluster smaller than k is covered whole. Returns how many were stored. */
-static unsigned random_members(Swim *s, unsigned k, bool (*want)(const Member *m, const void *data),
-                               const void *data, Member **ret) {
+static unsigned random_members(Swim *s, unsigned k, bool (*want)(const Member *m, const void *data), const void *data,
+                               Member **ret) {
         unsigned eligible = 0, seen = 0, chosen = 0;
 
         for (guint i = 0; i < s->members->len; i++)

@@ -838,8 +838,10 @@ static void test_cluster(void) {
         /* The key file must exist and hold a key when the cluster is on. */
         char *key = write_config(NULL, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
         char *contents = NULL;
-        if (asprintf(&contents, "[Cluster]\nEnabled=yes\nKeyFile=%s\nBindAddress=10.0.0.2\n"
-                                "AdvertiseAddress=192.0.2.7\nDiscovery=no\n", key) < 0)
+        if (asprintf(&contents,
+                     "[Cluster]\nEnabled=yes\nKeyFile=%s\nBindAddress=10.0.0.2\n"
+                     "AdvertiseAddress=192.0.2.7\nDiscovery=no\n",
+                     key) < 0)
                 die("asprintf");
         char *path = write_config(NULL, contents);
         char *env_key_file = NULL;
@@ -867,8 +869,7 @@ static void test_cluster(void) {
         LOAD_OK(&c, ARGV(), ENVP(env, "ADVERTISE_ADDRESS=2001:db8::7"));
         CHECK_STREQ(c.cluster_advertise_address, "2001:db8::7");
         config_done(&c);
-        LOAD_OK(&c, ARGV("--cluster-advertise-address=198.51.100.1"),
-                ENVP(env, "ADVERTISE_ADDRESS=2001:db8::7"));
+        LOAD_OK(&c, ARGV("--cluster-advertise-address=198.51.100.1"), ENVP(env, "ADVERTISE_ADDRESS=2001:db8::7"));
         CHECK_STREQ(c.cluster_advertise_address, "198.51.100.1");
         config_done(&c);
         LOAD_FAILS(ARGV(), ENVP("ADVERTISE_ADDRESS=node-a.example"), "ADVERTISE_ADDRESS=node-a.example", "address");

@@ -134,11 +134,14 @@ static void drain(Sim *s, unsigned i) {
                                 s->watch_suspected = true;
                 }
                 if (ev.type == SWIM_EVENT_USER) {
-                        unsigned k;
                         s->user_seen[i]++;
-                        if (s->got && ev.size > 1 && ev.data[0] == 'b' &&
-                            sscanf((const char *) ev.data + 1, "%u", &k) == 1 && k < s->got_max)
-                                s->got[(size_t) i * s->got_max + k] = 1;
+                        /* Numbered broadcasts: "b<k>" and a NUL. */
+                        if (s->got && ev.size > 2 && ev.data[0] == 'b' && ev.data[ev.size - 1] == 0) {
+                                char *end;
+                                unsigned long k = strtoul((const char *) ev.data + 1, &end, 10);
+                                if (*end == 0 && k < s->got_max)
+                                        s->got[(size_t) i * s->got_max + k] = 1;
+                        }
                 }
         }
 }
@@ -235,8 +238,8 @@ static void test_converge_and_detect(unsigned n) {
                 }
         }
         printf("swim: %u nodes: a killed node was suspected after %.1f s, declared dead after %.1f s, "
-               "seen dead by all in %.1f s (suspicion timeout %.0f..%.0f s)\n", n,
-               suspected, first_dead, detected, max_suspicion / cfg.suspicion_max_mult, max_suspicion);
+               "seen dead by all in %.1f s (suspicion timeout %.0f..%.0f s)\n",
+               n, suspected, first_dead, detected, max_suspicion / cfg.suspicion_max_mult, max_suspicion);
         CHECK(detected > 0 && detected <= max_suspicion + 10);
         /* Nobody alive was declared dead along the way. */
         unsigned false_deaths = 0;
@@ -574,7 +577,7 @@ int main(int argc, char *argv[]) {
         if (argc > 1 && streq(argv[1], "--small"))
                 return 0;
         if (argc > 2 && streq(argv[1], "--detect")) {
-                test_converge_and_detect((unsigned) atoi(argv[2]));
+                test_converge_and_detect((unsigned) strtoul(argv[2], NULL, 10));
                 return 0;
         }
         /* Distinct gossip targets, and no transmission spent on a member

@@ -111,7 +111,7 @@ cluster_start() {
         # Node 1 (or each node listed in CL_HTTP_NODES) serves the HTTP API
         # inside its namespace when CL_HTTP_PORT is set.
         case " ${CL_HTTP_NODES:-1} " in
-        *" $k "*) [ -n "${CL_HTTP_PORT:-}" ] && http=(--http-host=0.0.0.0 --http-port="$CL_HTTP_PORT") ;;
+                *" $k "*) [ -n "${CL_HTTP_PORT:-}" ] && http=(--http-host=0.0.0.0 --http-port="$CL_HTTP_PORT") ;;
         esac
         mkdir -p "$CL_DIR/h$k" "$CL_DIR/s$k"
         ip netns exec "$(cl_ns "$k")" env JOYRIDE_CLUSTER_KEY="$key" \

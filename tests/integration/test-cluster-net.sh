@@ -19,8 +19,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 JOYRIDED=$BUILD/src/joyrided
 [ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
-command -v dig >/dev/null || { echo "SKIP: dig is not installed"; exit 77; }
-command -v unshare >/dev/null || { echo "SKIP: unshare is not installed"; exit 77; }
+command -v dig >/dev/null || {
+        echo "SKIP: dig is not installed"
+        exit 77
+}
+command -v unshare >/dev/null || {
+        echo "SKIP: unshare is not installed"
+        exit 77
+}
 cluster_require_netns
 
 CL_DIR=$(mktemp -d /tmp/jr-cluster-net.XXXXXX)
@@ -119,7 +125,7 @@ cluster_start 5 "$KEY"
 wait_since "$(now_ms)" "n4's record on n5" 15000 cl_has 5 n4.cluster.test 10.9.0.4
 grep -q "Cluster node n4 on $(cl_ip 4):8890" "$CL_DIR/log.4" || fail "n4 does not say it advertises $(cl_ip 4)"
 # Long enough for n5 to probe n4 several times and for a suspicion to end.
-sleep $(( (GRACE_MS + 4 * 200 * 4) / 1000 + 2 ))
+sleep $(((GRACE_MS + 4 * 200 * 4) / 1000 + 2))
 grep -q "member n4 .*suspected" "$CL_DIR/log.5" && fail "n5 suspected n4: it does not reach n4 at the advertised address"
 grep -qx "n5 alive $(cl_ip 5):8890" <<<"$(members 4)" || fail "n4 does not list n5 alive: $(members 4)"
 cl_has 5 n4.cluster.test 10.9.0.4 || fail "n5 lost n4's record"
@@ -179,11 +185,11 @@ wait_for "n7 serving HTTP" 10 api 7 -f "http://127.0.0.1:$CL_HTTP_PORT/health"
 # For 12 s (several join attempts, each look-up waiting 10 s for a DNS server
 # that is not there), the node's event loop answers HTTP at once.
 worst=0
-end=$(( $(now_ms) + 12000 ))
+end=$(($(now_ms) + 12000))
 while [ "$(now_ms)" -lt "$end" ]; do
         t0=$(now_ms)
         api 7 -f -o /dev/null "http://127.0.0.1:$CL_HTTP_PORT/health" || fail "n7's HTTP API did not answer within 5 s"
-        t=$(( $(now_ms) - t0 ))
+        t=$(($(now_ms) - t0))
         [ "$t" -gt "$worst" ] && worst=$t
         sleep 0.2
 done
