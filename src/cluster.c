@@ -17,6 +17,8 @@
  * at most CLUSTER_HELLO_MAX bytes; after it, CLUSTER_FRAME_MAX, read into a
  * buffer that grows as the bytes arrive, within a budget for all connections.
  * Discovery announcement, plaintext: "JA" version:u8 id:u8-length port:u16
+ * [addr: family:u8 ip:16], the address only in IPv6 announcements (their
+ * source is a link-local address, which a SWIM address cannot carry).
  *
  * Who may speak for whom: every record update and snapshot is signed by its
  * origin (cluster-keys.h, cluster-records.h); a node's key is pinned on first
@@ -37,6 +39,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <gio/gio.h>
 #include <glib.h>
 
 #include "cluster-frame.h"
@@ -67,6 +70,7 @@
 #define CONN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 #define CONNS_MAX 64
 #define JOIN_RETRY_USEC (2 * USEC_PER_SEC)
+#define SEED_ADDRESSES_MAX 16 /* addresses of one seed name joined */
 #define REJECT_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define PROTOCOL_VERSION 1
 
@@ -75,6 +79,17 @@ enum {
         CHANNEL_PUSH_PULL = 'P',
         CHANNEL_DISCOVERY = 'D',
 };
+
+/* A JOIN= entry: a literal address, or a name resolved off the loop at
+ * each attempt (so a seed that moves is followed). */
+typedef struct Seed {
+        char *spec; /* as configured, for messages */
+        char *host; /* NULL when literal */
+        uint16_t port;
+        SwimAddr literal;
+        bool resolving;    /* a look-up is in flight */
+        unsigned failures; /* look-ups failed in a row */
+} Seed;
 
 typedef struct Conn {
         Cluster *cluster;
@@ -116,9 +131,12 @@ struct Cluster {
         int family; /* AF_INET or AF_INET6 */
         SwimAddr self_addr;
         uint16_t swim_port, discovery_port;
-        struct in_addr bind4; /* for choosing broadcast interfaces; INADDR_ANY: all */
-        char **join;
-        bool broadcast_discovery;
+        struct in_addr bind4;  /* for choosing broadcast interfaces; INADDR_ANY: all */
+        struct in6_addr bind6; /* likewise for multicast (IPv6 clusters); in6addr_any: all */
+        Seed *seeds;
+        size_t n_seeds;
+        GCancellable *resolving; /* seed look-ups in flight; cancelled by cluster_free() */
+        bool discovery;          /* broadcast (IPv4) or multicast (IPv6) announcements */
         uint64_t push_pull_interval_usec, discovery_interval_usec, dead_grace_usec;
         unsigned discovery_round;
 
@@ -1471,10 +1489,14 @@ int cluster_forget_member(Cluster *c, const char *id) {
 
 /* --- discovery and seeds ---------------------------------------------------------- */
 
-static void send_announcements(Cluster *c) {
-        struct ifaddrs *ifa_list = NULL;
-        uint8_t plain[128], sealed[128 + SEAL_OVERHEAD];
-        size_t idlen = strlen(c->node_id), m;
+/* IPv6 clusters announce themselves by link-local multicast to this group
+ * ("jr" in hex), on DISCOVERY_PORT, on every interface that can multicast:
+ * a segment without IPv4 has no broadcast. */
+#define DISCOVERY_GROUP6 "ff02::6a72"
+
+static size_t build_announcement(Cluster *c, bool with_addr, uint8_t *sealed) {
+        uint8_t plain[128];
+        size_t idlen = strlen(c->node_id);
         Wire w = wire_init(plain, sizeof plain);
 
         wire_write_u8(&w, 'J');
@@ -1483,15 +1505,20 @@ static void send_announcements(Cluster *c) {
         wire_write_u8(&w, (uint8_t) idlen);
         wire_write(&w, c->node_id, idlen);
         wire_write_u16(&w, c->swim_port);
-        if (!wire_ok(&w))
-                return; /* cannot happen: the node id is at most 64 bytes */
-        m = seal(c, CHANNEL_DISCOVERY, plain, wire_offset(&w), sealed);
-
-        if (getifaddrs(&ifa_list) < 0) {
-                log_debug_errno(negative_errno(), "getifaddrs() failed, no announcement: %m");
-                return;
+        if (with_addr) {
+                wire_write_u8(&w, c->self_addr.family);
+                wire_write(&w, c->self_addr.ip, 16);
         }
-        for (struct ifaddrs *ifa = ifa_list; ifa; ifa = ifa->ifa_next) {
+        if (!wire_ok(&w))
+                return 0; /* cannot happen: the node id is at most 64 bytes */
+        return seal(c, CHANNEL_DISCOVERY, plain, wire_offset(&w), sealed);
+}
+
+static void announce4(Cluster *c, struct ifaddrs *list) {
+        uint8_t sealed[128 + SEAL_OVERHEAD];
+        size_t m = build_announcement(c, false, sealed);
+
+        for (struct ifaddrs *ifa = list; ifa; ifa = ifa->ifa_next) {
                 struct sockaddr_in to;
                 if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET || !ifa->ifa_broadaddr)
                         continue;
@@ -1508,7 +1535,69 @@ static void send_announcements(Cluster *c) {
                 else
                         c->counters.announcements_sent++;
         }
-        freeifaddrs(ifa_list);
+}
+
+/* Joins the group and announces on every interface that can multicast (each
+ * round, so that interfaces that came up since are covered). */
+static void announce6(Cluster *c, struct ifaddrs *list) {
+        static const uint8_t loopback6[16] = { [15] = 1 };
+        uint8_t sealed[128 + SEAL_OVERHEAD];
+        size_t m = build_announcement(c, true, sealed);
+        unsigned done[64];
+        size_t n_done = 0;
+
+        /* With nothing better than ::1 to advertise (a warning said so at
+         * start), an announcement would only make others join themselves. */
+        if (c->self_addr.family == 6 && memcmp(c->self_addr.ip, loopback6, 16) == 0)
+                return;
+
+        for (struct ifaddrs *ifa = list; ifa; ifa = ifa->ifa_next) {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *) ifa->ifa_addr;
+                struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(c->discovery_port) };
+                struct ipv6_mreq mreq = {};
+                unsigned idx;
+                bool seen = false;
+
+                if (!a || a->sin6_family != AF_INET6)
+                        continue;
+                if (!(ifa->ifa_flags & IFF_UP) || !(ifa->ifa_flags & IFF_MULTICAST) || (ifa->ifa_flags & IFF_LOOPBACK))
+                        continue;
+                if (!IN6_IS_ADDR_UNSPECIFIED(&c->bind6) && !IN6_ARE_ADDR_EQUAL(&a->sin6_addr, &c->bind6))
+                        continue;
+                idx = if_nametoindex(ifa->ifa_name);
+                for (size_t i = 0; i < n_done; i++)
+                        seen = seen || done[i] == idx;
+                if (idx == 0 || seen || n_done >= ELEMENTSOF(done))
+                        continue;
+                done[n_done++] = idx;
+
+                (void) inet_pton(AF_INET6, DISCOVERY_GROUP6, &mreq.ipv6mr_multiaddr);
+                mreq.ipv6mr_interface = idx;
+                if (setsockopt(c->disc_fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq) < 0 &&
+                    errno != EADDRINUSE)
+                        log_debug_errno(negative_errno(), "Failed to join %s on %s, ignoring: %m", DISCOVERY_GROUP6,
+                                        ifa->ifa_name);
+                to.sin6_addr = mreq.ipv6mr_multiaddr;
+                to.sin6_scope_id = idx;
+                if (sendto(c->disc_fd, sealed, m, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &to, sizeof to) < 0)
+                        log_debug_errno(negative_errno(), "Failed to announce on %s, ignoring: %m", ifa->ifa_name);
+                else
+                        c->counters.announcements_sent++;
+        }
+}
+
+static void send_announcements(Cluster *c) {
+        struct ifaddrs *list = NULL;
+
+        if (getifaddrs(&list) < 0) {
+                log_debug_errno(negative_errno(), "getifaddrs() failed, no announcement: %m");
+                return;
+        }
+        if (c->family == AF_INET)
+                announce4(c, list);
+        else
+                announce6(c, list);
+        freeifaddrs(list);
 }
 
 static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -1522,6 +1611,46 @@ static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+int cluster_parse_announcement(const uint8_t *p, size_t n, const SwimAddr *from, char ret_id[static SWIM_ID_MAX + 1],
+                               SwimAddr *ret_to) {
+        static const uint8_t zero[16];
+        Wire w = wire_init_const(p, n);
+        char id[SWIM_ID_MAX + 1];
+        const uint8_t *idp;
+        SwimAddr to = *from;
+        uint8_t idlen;
+
+        if (wire_read_u8(&w) != 'J' || wire_read_u8(&w) != 'A' || wire_read_u8(&w) != PROTOCOL_VERSION)
+                return -EBADMSG;
+        idlen = wire_read_u8(&w);
+        idp = idlen <= SWIM_ID_MAX ? wire_read_ptr(&w, idlen) : NULL;
+        if (!idp)
+                return -EBADMSG;
+        memcpy(id, idp, idlen);
+        id[idlen] = 0;
+        to.port = wire_read_u16(&w);
+        if (!wire_at_end(&w)) {
+                /* The address it carries: one another node can send to (not
+                 * unspecified, loopback, multicast or broadcast). */
+                static const uint8_t loopback6[16] = { [15] = 1 };
+                to.family = wire_read_u8(&w);
+                wire_read(&w, to.ip, 16);
+                if (to.family == 4 &&
+                    (memcmp(to.ip + 4, zero, 12) != 0 || to.ip[0] == 0 || to.ip[0] == 127 || to.ip[0] >= 224))
+                        return -EBADMSG;
+                if (to.family == 6 &&
+                    (memcmp(to.ip, zero, 16) == 0 || memcmp(to.ip, loopback6, 16) == 0 || to.ip[0] == 0xff))
+                        return -EBADMSG;
+                if (to.family != 4 && to.family != 6)
+                        return -EBADMSG;
+        }
+        if (!wire_ok(&w) || !wire_at_end(&w) || !swim_id_is_valid(id) || to.port == 0)
+                return -EBADMSG;
+        memcpy(ret_id, id, idlen + 1);
+        *ret_to = to;
+        return 0;
+}
+
 static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Cluster *c = userdata;
         uint8_t buf[512], plain[512];
@@ -1531,17 +1660,13 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                 socklen_t salen = sizeof sa;
                 ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &sa, &salen);
                 char id[SWIM_ID_MAX + 1], fromstr[INET6_ADDRSTRLEN + 8];
-                const uint8_t *idp;
-                uint8_t idlen;
-                uint16_t port;
-                SwimAddr from;
+                SwimAddr from, to;
                 ssize_t p;
-                Wire w;
 
                 if (n < 0)
                         break;
                 addr_to_swim((struct sockaddr *) &sa, &from);
-                if (from.family != 4)
+                if (from.family == 0)
                         continue;
                 swim_addr_format(&from, fromstr, sizeof fromstr);
                 p = unseal(c, CHANNEL_DISCOVERY, buf, (size_t) n, plain);
@@ -1549,24 +1674,14 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                         count_reject(c, (int) p, "announcement", fromstr);
                         continue;
                 }
-                w = wire_init_const(plain, (size_t) p);
-                if (wire_read_u8(&w) != 'J' || wire_read_u8(&w) != 'A' || wire_read_u8(&w) != PROTOCOL_VERSION)
-                        wire_fail(&w, -EBADMSG);
-                idlen = wire_read_u8(&w);
-                idp = idlen <= SWIM_ID_MAX ? wire_read_ptr(&w, idlen) : NULL;
-                if (idp)
-                        memcpy(id, idp, idlen);
-                id[idp ? idlen : 0] = 0;
-                port = wire_read_u16(&w);
-                if (!wire_ok(&w) || !wire_at_end(&w) || !swim_id_is_valid(id)) {
+                if (cluster_parse_announcement(plain, (size_t) p, &from, id, &to) < 0) {
                         count_reject(c, -EBADMSG, "announcement", fromstr);
                         continue;
                 }
                 c->counters.announcements_received++;
                 if (streq(id, c->node_id) || member_live(c, id))
                         continue;
-                from.port = port;
-                if (from.port == 0)
+                if (c->family == AF_INET && to.family != 4)
                         continue;
                 /* Once a second per node at most: its ALIVE may still be on the way. */
                 uint64_t now = now_usec(CLOCK_MONOTONIC);
@@ -1574,53 +1689,98 @@ static int on_discovery(sd_event_source *s, int fd, uint32_t revents, void *user
                 if (last && now < (uint64_t) GPOINTER_TO_SIZE(last) + USEC_PER_SEC)
                         continue;
                 g_hash_table_replace(c->joined, g_strdup(id), GSIZE_TO_POINTER((gsize) now));
+                swim_addr_format(&to, fromstr, sizeof fromstr);
                 log_debug("Heard node %s at %s: joining it.", id, fromstr);
-                (void) swim_join(c->swim, &from, now);
+                (void) swim_join(c->swim, &to, now);
                 /* And a push-pull, as memberlist joins: it carries our view of the
                  * node too, so one that restarted learns it was declared dead and
                  * refutes at once with a higher incarnation (its ALIVE with the
                  * incarnation it starts from would be ignored until then). */
-                (void) conn_start(c, &from, id);
+                (void) conn_start(c, &to, id);
         }
         cluster_process(c);
         return 0;
 }
 
+static void seed_join(Cluster *c, const SwimAddr *a) {
+        if (a->family == 0 || swim_addr_equal(a, &c->self_addr) || (c->family == AF_INET && a->family != 4))
+                return;
+        (void) swim_join(c->swim, a, now_usec(CLOCK_MONOTONIC));
+        (void) conn_start(c, a, NULL); /* see on_discovery() */
+}
+
+typedef struct SeedLookup {
+        Cluster *cluster; /* only used while `cancel` is not cancelled */
+        GCancellable *cancel;
+        size_t index;
+} SeedLookup;
+
+static void on_seed_resolved(GObject *source, GAsyncResult *result, gpointer userdata) {
+        SeedLookup *l = userdata;
+        g_autoptr(GError) error = NULL;
+        GList *addresses = g_resolver_lookup_by_name_with_flags_finish(G_RESOLVER(source), result, &error);
+        Cluster *c = l->cluster;
+        Seed *seed;
+        unsigned joined = 0;
+
+        if (g_cancellable_is_cancelled(l->cancel))
+                goto out; /* the cluster is gone */
+        seed = &c->seeds[l->index];
+        seed->resolving = false;
+        if (!addresses) {
+                /* Warned once; the next attempt resolves it again. */
+                if (seed->failures++ == 0)
+                        log_warning("Cannot resolve cluster seed %s: %s (trying again every %u s while alone).",
+                                    seed->spec, error ? error->message : "no address",
+                                    (unsigned) (JOIN_RETRY_USEC / USEC_PER_SEC));
+                else
+                        log_debug("Cannot resolve cluster seed %s: %s", seed->spec,
+                                  error ? error->message : "no address");
+                goto out;
+        }
+        if (seed->failures > 0)
+                log_info("Cluster seed %s resolves again.", seed->spec);
+        seed->failures = 0;
+        for (GList *a = addresses; a && joined < SEED_ADDRESSES_MAX; a = a->next) {
+                GInetAddress *ia = a->data;
+                SwimAddr sa = { .port = seed->port };
+                size_t size = g_inet_address_get_native_size(ia);
+
+                if (size != 4 && size != 16)
+                        continue;
+                sa.family = size == 4 ? 4 : 6;
+                memcpy(sa.ip, g_inet_address_to_bytes(ia), size);
+                seed_join(c, &sa);
+                joined++;
+        }
+        cluster_process(c);
+out:
+        g_resolver_free_addresses(addresses);
+        g_object_unref(l->cancel);
+        g_free(l);
+}
+
 static void join_seeds(Cluster *c) {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        for (size_t i = 0; i < c->n_seeds; i++) {
+                Seed *seed = &c->seeds[i];
+                SeedLookup *l;
 
-        for (char **j = c->join; j && *j; j++) {
-                g_autofree char *host = NULL;
-                const char *colon = strrchr(*j, ':');
-                struct addrinfo hints = { .ai_family = c->family,
-                                          .ai_socktype = SOCK_DGRAM,
-                                          .ai_flags = AI_NUMERICSERV };
-                struct addrinfo *res = NULL;
-                int r;
-
-                if (!colon)
-                        continue;
-                host = g_strndup(*j, (gsize) (colon - *j));
-                if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-                        memmove(host, host + 1, strlen(host));
-                        host[strlen(host) - 1] = 0;
-                }
-                if (c->family == AF_INET6)
-                        hints.ai_flags |= AI_V4MAPPED;
-                /* Seeds are normally literal addresses; a name is resolved here,
-                 * synchronously, once per retry (documented). */
-                r = getaddrinfo(host, colon + 1, &hints, &res);
-                if (r != 0 || !res) {
-                        log_warning("Cannot resolve cluster seed %s: %s", *j, gai_strerror(r));
+                if (!seed->host) {
+                        seed_join(c, &seed->literal);
                         continue;
                 }
-                SwimAddr a;
-                addr_to_swim(res->ai_addr, &a);
-                freeaddrinfo(res);
-                if (a.family != 0 && !swim_addr_equal(&a, &c->self_addr)) {
-                        (void) swim_join(c->swim, &a, now);
-                        (void) conn_start(c, &a, NULL); /* see on_discovery() */
-                }
+                /* A name is looked up on GLib's resolver threads, never on the
+                 * loop: a slow or dead DNS server must not stall the cluster. */
+                if (seed->resolving)
+                        continue;
+                seed->resolving = true;
+                l = g_new(SeedLookup, 1);
+                *l = (SeedLookup) { .cluster = c, .cancel = g_object_ref(c->resolving), .index = i };
+                g_autoptr(GResolver) resolver = g_resolver_get_default();
+                g_resolver_lookup_by_name_with_flags_async(resolver, seed->host,
+                                                           c->family == AF_INET ? G_RESOLVER_NAME_LOOKUP_FLAGS_IPV4_ONLY
+                                                                                : G_RESOLVER_NAME_LOOKUP_FLAGS_DEFAULT,
+                                                           c->resolving, on_seed_resolved, l);
         }
         cluster_process(c);
 }
@@ -1632,6 +1792,48 @@ static int on_join_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (swim_alive_count(c->swim) <= 1)
                 join_seeds(c);
         arm(s, now_usec(CLOCK_MONOTONIC) + jitter(JOIN_RETRY_USEC, 20));
+        return 0;
+}
+
+/* JOIN= entries: "host:port", "[v6]:port"; an IP literal is used as it is. */
+static int parse_seeds(Cluster *c, char **join) {
+        size_t n = join ? g_strv_length(join) : 0;
+
+        c->seeds = g_new0(Seed, MAX(n, 1u));
+        for (size_t i = 0; i < n; i++) {
+                const char *colon = strrchr(join[i], ':');
+                g_autofree char *host = NULL;
+                Seed *seed = &c->seeds[c->n_seeds];
+                unsigned long port;
+                char *end;
+
+                if (!colon || colon == join[i])
+                        return log_error_errno(-EINVAL, "Cluster seed '%s' is not HOST:PORT.", join[i]);
+                errno = 0;
+                port = strtoul(colon + 1, &end, 10);
+                if (errno != 0 || *end || port == 0 || port > 65535)
+                        return log_error_errno(-EINVAL, "Cluster seed '%s' has no valid port.", join[i]);
+                host = g_strndup(join[i], (gsize) (colon - join[i]));
+                if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+                        memmove(host, host + 1, strlen(host));
+                        host[strlen(host) - 1] = 0;
+                }
+                seed->spec = g_strdup(join[i]);
+                seed->port = (uint16_t) port;
+                seed->literal.port = (uint16_t) port;
+                if (inet_pton(AF_INET, host, seed->literal.ip) == 1)
+                        seed->literal.family = 4;
+                else if (inet_pton(AF_INET6, host, seed->literal.ip) == 1)
+                        seed->literal.family = 6;
+                else
+                        seed->host = TAKE_PTR(host);
+                if (seed->literal.family == 6 && c->family == AF_INET)
+                        log_warning(
+                                "Cluster seed %s is IPv6 but the cluster is IPv4 (set BindAddress=:: for IPv6): "
+                                "ignoring it.",
+                                join[i]);
+                c->n_seeds++;
+        }
         return 0;
 }
 
@@ -1678,42 +1880,82 @@ static int on_flush(sd_event_source *s, void *userdata) {
 
 /* --- setup ------------------------------------------------------------------------ */
 
-static int pick_advertise(Cluster *c, const char *advertise) {
+/* The first address of an up, non-loopback interface of the family (IPv6:
+ * not link-local, which needs a scope that SWIM addresses do not carry);
+ * pass 0 only looks at interfaces that can broadcast (IPv4) or multicast
+ * (IPv6), i.e. those discovery announces on. */
+static bool detect_address(int family, SwimAddr *ret) {
         struct ifaddrs *list = NULL;
         bool found = false;
 
+        if (getifaddrs(&list) < 0)
+                return false;
+        for (int pass = 0; pass < 2 && !found; pass++)
+                for (struct ifaddrs *ifa = list; ifa && !found; ifa = ifa->ifa_next) {
+                        if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != family)
+                                continue;
+                        if (!(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
+                                continue;
+                        if (pass == 0 && !(ifa->ifa_flags & (family == AF_INET ? IFF_BROADCAST : IFF_MULTICAST)))
+                                continue;
+                        if (family == AF_INET6) {
+                                const struct in6_addr *a = &((struct sockaddr_in6 *) ifa->ifa_addr)->sin6_addr;
+                                if (IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_V4MAPPED(a))
+                                        continue;
+                                memcpy(ret->ip, a, 16);
+                                ret->family = 6;
+                        } else {
+                                memcpy(ret->ip, &((struct sockaddr_in *) ifa->ifa_addr)->sin_addr, 4);
+                                ret->family = 4;
+                        }
+                        found = true;
+                }
+        freeifaddrs(list);
+        return found;
+}
+
+static int pick_advertise(Cluster *c, const char *advertise) {
         c->self_addr = (SwimAddr) { .port = c->swim_port };
         if (advertise) {
-                if (inet_pton(AF_INET, advertise, c->self_addr.ip) == 1)
+                if (inet_pton(AF_INET, advertise, c->self_addr.ip) == 1) {
                         c->self_addr.family = 4;
-                else if (inet_pton(AF_INET6, advertise, c->self_addr.ip) == 1)
+                        if (c->self_addr.ip[0] == 0 || c->self_addr.ip[0] >= 224)
+                                return log_error_errno(-EINVAL,
+                                                       "Cluster advertise address %s is not one other nodes can "
+                                                       "send to (unspecified, multicast or broadcast).",
+                                                       advertise);
+                } else if (inet_pton(AF_INET6, advertise, c->self_addr.ip) == 1) {
+                        struct in6_addr a;
+                        memcpy(&a, c->self_addr.ip, 16);
                         c->self_addr.family = 6;
-                else
+                        if (IN6_IS_ADDR_UNSPECIFIED(&a) || IN6_IS_ADDR_MULTICAST(&a) || IN6_IS_ADDR_LINKLOCAL(&a))
+                                return log_error_errno(-EINVAL,
+                                                       "Cluster advertise address %s is not one other nodes can "
+                                                       "send to (unspecified, multicast, or link-local, which needs an "
+                                                       "interface).",
+                                                       advertise);
+                } else
                         return log_error_errno(-EINVAL, "Cluster address '%s' is not an IP address.", advertise);
                 if (c->family == AF_INET && c->self_addr.family != 4)
-                        return log_error_errno(-EINVAL, "Cluster address %s is IPv6 but the cluster binds IPv4.",
+                        return log_error_errno(-EINVAL,
+                                               "Cluster address %s is IPv6 but the cluster binds IPv4 "
+                                               "(set BindAddress=:: for an IPv6 cluster).",
                                                advertise);
                 return 0;
         }
-        /* The first IPv4 address of an interface that can broadcast, else of any
-         * non-loopback interface, else loopback. */
-        if (getifaddrs(&list) >= 0) {
-                for (int pass = 0; pass < 2 && !found; pass++)
-                        for (struct ifaddrs *ifa = list; ifa && !found; ifa = ifa->ifa_next) {
-                                if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET)
-                                        continue;
-                                if (!(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
-                                        continue;
-                                if (pass == 0 && !(ifa->ifa_flags & IFF_BROADCAST))
-                                        continue;
-                                memcpy(c->self_addr.ip, &((struct sockaddr_in *) ifa->ifa_addr)->sin_addr, 4);
-                                c->self_addr.family = 4;
-                                found = true;
-                        }
-                freeifaddrs(list);
-        }
-        if (!found) {
-                log_warning("No non-loopback IPv4 address found: the cluster advertises 127.0.0.1.");
+        /* An IPv6 cluster (dual-stack when bound to ::) advertises IPv6 first. */
+        if (c->family == AF_INET6 && detect_address(AF_INET6, &c->self_addr))
+                return 0;
+        if (detect_address(AF_INET, &c->self_addr))
+                return 0;
+        if (c->family == AF_INET6) {
+                log_warning("No non-loopback address found: the cluster advertises ::1.");
+                c->self_addr.family = 6;
+                c->self_addr.ip[15] = 1;
+        } else {
+                log_warning(
+                        "No non-loopback IPv4 address found: the cluster advertises 127.0.0.1 "
+                        "(set BindAddress=:: for an IPv6 cluster).");
                 c->self_addr.family = 4;
                 c->self_addr.ip[0] = 127;
                 c->self_addr.ip[3] = 1;
@@ -1817,10 +2059,11 @@ static void setup_timings(Cluster *c, const ClusterOptions *o) {
                 sc->indirect_checks = (unsigned) o->indirect_checks;
         if (o->suspicion_mult > 0)
                 sc->suspicion_mult = o->suspicion_mult;
-        /* 6 rather than memberlist's 4: the core draws gossip targets with
-         * replacement, so in a cluster of a few nodes 4 transmissions miss a
-         * given member about 1% of the time (push-pull repairs it, but only
-         * after an interval); 6 makes that about 0.1%. */
+        /* 6 rather than memberlist's 4: with distinct targets 4 delivers as
+         * well as 6 used to in small clusters, but at 50 nodes it leaves
+         * about 1 delivery in 10,000 (3 in 9,500 on real nodes) to push-pull,
+         * and a record snapshot comes only from its origin, so the repair can
+         * take minutes; 6 missed none of 9,800 (docs/cluster-protocol.md). */
         sc->retransmit_mult = o->retransmit_mult ?: CLUSTER_RETRANSMIT_MULT_DEFAULT;
         c->push_pull_interval_usec = o->push_pull_interval_usec ?: CLUSTER_PUSH_PULL_INTERVAL_DEFAULT_USEC;
         sc->push_pull_interval_usec = c->push_pull_interval_usec;
@@ -1864,8 +2107,10 @@ static int setup_address(Cluster *c, const ClusterOptions *o, struct sockaddr_st
 
         c->family = AF_INET;
         c->bind4.s_addr = htonl(INADDR_ANY);
+        c->bind6 = in6addr_any;
         if (o->bind_address && inet_pton(AF_INET6, o->bind_address, &in6->sin6_addr) == 1) {
                 c->family = AF_INET6;
+                c->bind6 = in6->sin6_addr;
                 in6->sin6_family = AF_INET6;
                 in6->sin6_port = htons(c->swim_port);
                 *ret_salen = sizeof *in6;
@@ -1880,9 +2125,11 @@ static int setup_address(Cluster *c, const ClusterOptions *o, struct sockaddr_st
         }
         *ret_sa = sa;
 
-        /* A specific bind address is what the others reach us at. */
+        /* A specific bind address is what the others reach us at; a
+         * wildcard one (0.0.0.0, ::) says nothing about that. */
         advertise = o->advertise_address;
-        if (!advertise && (c->family == AF_INET6 || c->bind4.s_addr != htonl(INADDR_ANY)))
+        if (!advertise &&
+            (c->family == AF_INET ? c->bind4.s_addr != htonl(INADDR_ANY) : !IN6_IS_ADDR_UNSPECIFIED(&c->bind6)))
                 advertise = o->bind_address;
         return pick_advertise(c, advertise);
 }
@@ -1899,13 +2146,25 @@ static int setup_sockets(Cluster *c, const struct sockaddr_storage *sa, socklen_
         if (r < 0)
                 return r;
         c->tcp_fd = r;
-        if (c->broadcast_discovery) {
+        if (c->discovery && c->family == AF_INET) {
                 struct sockaddr_storage dsa = {};
                 struct sockaddr_in *din = (struct sockaddr_in *) &dsa;
                 din->sin_family = AF_INET;
                 din->sin_port = htons(c->discovery_port);
                 din->sin_addr.s_addr = htonl(INADDR_ANY); /* broadcasts arrive only on a wildcard socket */
                 r = bind_socket(AF_INET, SOCK_DGRAM, &dsa, sizeof *din, true, "discovery UDP");
+                if (r < 0)
+                        return r;
+                c->disc_fd = r;
+        } else if (c->discovery) {
+                /* Multicast arrives only on a wildcard socket too; IPv6 only,
+                 * the group is joined per interface as announcements go out. */
+                struct sockaddr_storage dsa = {};
+                struct sockaddr_in6 *din6 = (struct sockaddr_in6 *) &dsa;
+                din6->sin6_family = AF_INET6;
+                din6->sin6_port = htons(c->discovery_port);
+                din6->sin6_addr = in6addr_any;
+                r = bind_socket(AF_INET6, SOCK_DGRAM, &dsa, sizeof *din6, false, "discovery UDP");
                 if (r < 0)
                         return r;
                 c->disc_fd = r;
@@ -1935,7 +2194,7 @@ static int setup_event_sources(Cluster *c, uint64_t now) {
         if (r >= 0 && c->disc_fd >= 0)
                 r = sd_event_add_time(e, &c->discovery_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC,
                                       on_discovery_timer, c);
-        if (r >= 0 && c->join && c->join[0])
+        if (r >= 0 && c->n_seeds > 0)
                 r = sd_event_add_time(e, &c->join_timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_join_timer, c);
         if (r >= 0)
                 r = sd_event_add_defer(e, &c->flush_source, on_flush, c);
@@ -1992,7 +2251,7 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         c->udp_fd = c->tcp_fd = c->disc_fd = -EBADF;
         c->swim_port = o->swim_port ?: 8890;
         c->discovery_port = o->discovery_port ?: 8889;
-        c->join = g_strdupv(o->join);
+        c->resolving = g_cancellable_new();
         c->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, conn_destroy, NULL);
         c->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         c->v1_peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -2007,10 +2266,13 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         r = setup_address(c, o, &sa, &salen);
         if (r < 0)
                 return r;
+        r = parse_seeds(c, o->join);
+        if (r < 0)
+                return r;
         /* A daemon bound to loopback never broadcasts: discovery would leave
          * through the other interfaces. */
-        c->broadcast_discovery =
-                o->broadcast_discovery && c->family == AF_INET && (ntohl(c->bind4.s_addr) >> 24) != 127;
+        c->discovery = o->broadcast_discovery && (c->family == AF_INET ? (ntohl(c->bind4.s_addr) >> 24) != 127
+                                                                       : !IN6_IS_ADDR_LOOPBACK(&c->bind6));
         setup_timings(c, o);
 
         randombytes_buf(&c->rng, sizeof c->rng);
@@ -2041,10 +2303,13 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         cluster_records_local_mark_all(c->records);
         (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
 
-        char self[INET6_ADDRSTRLEN + 8], disc[64] = ", no broadcast discovery";
+        char self[INET6_ADDRSTRLEN + 8], disc[96] = ", no discovery";
         swim_addr_format(&c->self_addr, self, sizeof self);
-        if (c->broadcast_discovery)
+        if (c->discovery && c->family == AF_INET)
                 snprintf(disc, sizeof disc, ", discovery by broadcast on port %u", c->discovery_port);
+        else if (c->discovery)
+                snprintf(disc, sizeof disc, ", discovery by multicast to %s port %u", DISCOVERY_GROUP6,
+                         c->discovery_port);
         update_member_counts(c);
         log_info(
                 "Cluster node %s on %s (SWIM UDP and push-pull TCP port %u%s), %s, %zu key%s; "
@@ -2079,6 +2344,11 @@ Cluster *cluster_free(Cluster *c) {
                 }
                 log_info("Left the cluster (sent %" PRIu64 ", received %" PRIu64 ", rejected %" PRIu64 " packets).",
                          c->counters.packets_sent, c->counters.packets_received, c->counters.packets_rejected);
+        }
+        /* Look-ups still in flight end without touching the cluster. */
+        if (c->resolving) {
+                g_cancellable_cancel(c->resolving);
+                g_object_unref(c->resolving);
         }
         if (c->store)
                 store_unsubscribe(c->store, on_store_change, c);
@@ -2122,7 +2392,11 @@ Cluster *cluster_free(Cluster *c) {
                 sodium_memzero(c->keys, c->n_keys * sizeof c->keys[0]);
                 g_free(c->keys);
         }
-        g_strfreev(c->join);
+        for (size_t i = 0; i < c->n_seeds; i++) {
+                g_free(c->seeds[i].spec);
+                g_free(c->seeds[i].host);
+        }
+        g_free(c->seeds);
         g_free(c->node_id);
         g_free(c->cluster_name);
         sd_event_unref(c->event);

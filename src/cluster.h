@@ -8,7 +8,9 @@
  *   UDP   SWIM packets (probes, acks, membership and record gossip)
  *   TCP   push-pull: both sides send their member list and their own records
  *   UDP   discovery announcements, broadcast on every interface that has a
- *         broadcast address (never loopback)
+ *         broadcast address (never loopback), or in an IPv6 cluster sent to
+ *         the link-local multicast group ff02::6a72 on every interface that
+ *         can multicast
  * With a key every message is sealed with XChaCha20-Poly1305; without one the
  * cluster is open (a warning is logged).
  *
@@ -34,15 +36,18 @@
 typedef struct Cluster Cluster;
 
 typedef struct ClusterOptions {
-        const char *node_id;           /* required: 1-64 of [A-Za-z0-9._-] */
-        const char *bind_address;      /* NULL: all IPv4 addresses; an IPv6 literal makes an IPv6 cluster */
-        const char *advertise_address; /* NULL: bind_address, else the first non-loopback IPv4 address */
+        const char *node_id;      /* required: 1-64 of [A-Za-z0-9._-] */
+        const char *bind_address; /* NULL: all IPv4 addresses; an IPv6 literal (:: for all) makes an IPv6 cluster */
+        const char *advertise_address; /* NULL: a non-wildcard bind_address, else the first non-loopback address
+                                        * (IPv6 global or unique-local first in an IPv6 cluster) */
         const char *cluster_name;      /* NULL: "joyride"; part of the AEAD associated data */
         uint16_t swim_port, discovery_port;
-        char **join;              /* "host:port" seeds ("[v6]:port" for IPv6); NULL: none */
+        char **join;              /* "host:port" seeds ("[v6]:port" for IPv6); NULL: none. Names are
+                                   * resolved off the loop at every attempt. */
         const char *key;          /* base64 32-byte keys, comma-separated, primary first; NULL: key_file */
         const char *key_file;     /* same format (commas or newlines); NULL with key NULL: open cluster */
-        bool broadcast_discovery; /* forced off when bound to a loopback address */
+        bool broadcast_discovery; /* announcements (IPv4 broadcast, IPv6 multicast); forced off when bound
+                                   * to a loopback address */
 
         /* Protocol timings; 0: the default (swim_config_lan() or CLUSTER_*_DEFAULT*). */
         uint64_t probe_interval_usec;
@@ -116,6 +121,12 @@ const char *cluster_node_id(const Cluster *c);
  * Returns 0, -ENOENT if nothing is known of it, -EPERM if its key is
  * configured (TrustedNodes=), -EINVAL for our own id or an invalid one. */
 int cluster_forget_member(Cluster *c, const char *id);
+
+/* A discovery announcement (after unsealing), exposed for the fuzzer: the
+ * announcing node's id, and where to reach it (the address it carries, else
+ * `from` with the announced port). Returns 0 or -EBADMSG. */
+int cluster_parse_announcement(const uint8_t *p, size_t n, const SwimAddr *from, char ret_id[static SWIM_ID_MAX + 1],
+                               SwimAddr *ret_to);
 
 /* Keyring parsing, exposed for tests: "k1,k2,..." of base64 32-byte keys.
  * Returns the number of keys, or -EINVAL (ret_error says which one and why). */

@@ -116,6 +116,7 @@ typedef enum SettingId {
         SETTING_CLUSTER_KEY,
         SETTING_CLUSTER_KEY_FILE,
         SETTING_CLUSTER_BIND_ADDRESS,
+        SETTING_CLUSTER_ADVERTISE_ADDRESS,
         SETTING_CLUSTER_DISCOVERY,
         SETTING_PROBE_INTERVAL,
         SETTING_PROBE_TIMEOUT,
@@ -363,6 +364,12 @@ static const Setting settings[_SETTING_MAX] = {
                 "Cluster", "BindAddress", { "JOYRIDE_CLUSTER_BIND_ADDRESS" }, "cluster-bind-address", NULL, NULL, "ADDRESS",
                 VALUE_IP, offsetof(Config, cluster_bind_address),
                 .help = "Address for cluster traffic (default: all IPv4; loopback turns discovery off)",
+        },
+        [SETTING_CLUSTER_ADVERTISE_ADDRESS] = {
+                "Cluster", "AdvertiseAddress", { "ADVERTISE_ADDRESS", "JOYRIDE_CLUSTER_ADVERTISE_ADDRESS" },
+                "cluster-advertise-address", NULL, NULL, "ADDRESS",
+                VALUE_IP, offsetof(Config, cluster_advertise_address),
+                .help = "Address the other nodes reach this one at (default: the bind address, else detected)",
         },
         [SETTING_CLUSTER_DISCOVERY] = {
                 "Cluster", "Discovery", { "JOYRIDE_CLUSTER_DISCOVERY" }, NULL, "discovery", "no-discovery", NULL,
@@ -2007,6 +2014,7 @@ void config_done(Config *c) {
         free(c->cluster_key);
         free(c->cluster_key_file);
         free(c->cluster_bind_address);
+        free(c->cluster_advertise_address);
         free(c->resolved_link);
         g_strfreev(c->etcd_endpoints);
         free(c->etcd_prefix);

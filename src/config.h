@@ -67,15 +67,16 @@ typedef struct Config {
         BusKind bus; /* JOYRIDE_BUS=system|user|none, default system */
 
         /* [Cluster] */
-        bool cluster_enabled;       /* ENABLE_DNS_SYNC, default false */
-        char *node_id;              /* NODE_ID, default the host name */
-        uint16_t discovery_port;    /* DISCOVERY_PORT, default 8889 */
-        uint16_t swim_port;         /* SWIM_PORT, default 8890 */
-        char **join;                /* JOIN, comma-separated host:port */
-        char *cluster_key;          /* JOYRIDE_CLUSTER_KEY */
-        char *cluster_key_file;     /* JOYRIDE_CLUSTER_KEY_FILE */
-        char *cluster_bind_address; /* JOYRIDE_CLUSTER_BIND_ADDRESS; NULL = all IPv4 */
-        bool cluster_discovery;     /* JOYRIDE_CLUSTER_DISCOVERY, default true */
+        bool cluster_enabled;            /* ENABLE_DNS_SYNC, default false */
+        char *node_id;                   /* NODE_ID, default the host name */
+        uint16_t discovery_port;         /* DISCOVERY_PORT, default 8889 */
+        uint16_t swim_port;              /* SWIM_PORT, default 8890 */
+        char **join;                     /* JOIN, comma-separated host:port */
+        char *cluster_key;               /* JOYRIDE_CLUSTER_KEY */
+        char *cluster_key_file;          /* JOYRIDE_CLUSTER_KEY_FILE */
+        char *cluster_bind_address;      /* JOYRIDE_CLUSTER_BIND_ADDRESS; NULL = all IPv4 */
+        char *cluster_advertise_address; /* ADVERTISE_ADDRESS; NULL = the bind address, else detected */
+        bool cluster_discovery;          /* JOYRIDE_CLUSTER_DISCOVERY, default true */
         /* Protocol timings (docs/cluster-protocol.md); the environment
          * variables (JOYRIDE_SWIM_*_MS, JOYRIDE_CLUSTER_*_MS) take milliseconds. */
         uint32_t probe_interval_msec;     /* ProbeIntervalSec, default 1 s */
@@ -83,7 +84,7 @@ typedef struct Config {
         uint32_t gossip_interval_msec;    /* GossipIntervalSec; 0 = 200 ms, or a fifth of a shorter probe interval */
         uint32_t indirect_checks;         /* IndirectChecks, default 3 */
         uint32_t suspicion_mult;          /* SuspicionMultiplier, default 4 */
-        uint32_t retransmit_mult;         /* RetransmitMultiplier, default 6 */
+        uint32_t retransmit_mult;         /* RetransmitMultiplier, default 6 (memberlist: 4) */
         uint32_t push_pull_interval_msec; /* PushPullIntervalSec, default 30 s */
         uint32_t discovery_interval_msec; /* DiscoveryIntervalSec, default 10 s */
         uint32_t dead_grace_msec;         /* DeadGraceSec, default 5 s */

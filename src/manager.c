@@ -697,6 +697,7 @@ int manager_start(Manager *m) {
                         .key = m->config.cluster_key,
                         .key_file = m->config.cluster_key_file,
                         .bind_address = m->config.cluster_bind_address,
+                        .advertise_address = m->config.cluster_advertise_address,
                         .broadcast_discovery = m->config.cluster_discovery,
                         .probe_interval_usec = m->config.probe_interval_msec * USEC_PER_MSEC,
                         .probe_timeout_usec = m->config.probe_timeout_msec * USEC_PER_MSEC,

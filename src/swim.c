@@ -30,6 +30,9 @@
 #define SWIM_VERSION 1
 #define SEEN_MAX 4096          /* user broadcasts remembered for dedup */
 #define RELAY_TIMEOUT_FACTOR 2 /* relays wait this many probe timeouts */
+#define TOLD_MAX 16            /* members a broadcast is known to have reached, remembered */
+#define PASS_OVER_MAX 32       /* broadcasts a packet may pass over (too big, or already told) */
+#define EAGER_GOSSIP_DIVISOR 4 /* news not sent yet goes out this fraction of a gossip interval after the last round */
 
 enum {
         MSG_PING = 1,
@@ -47,6 +50,7 @@ typedef struct Member {
         uint64_t suspect_start;
         uint64_t suspect_deadline;
         unsigned confirmations;
+        char suspecter[SWIM_ID_MAX + 1]; /* whose suspicion started ours: not a confirmation */
         char confirmers[8][SWIM_ID_MAX + 1];
 } Member;
 
@@ -56,6 +60,11 @@ typedef struct Broadcast {
         uint8_t *msg; /* one encoded message: type, length, body */
         size_t size;
         unsigned transmits;
+        /* Who has it already (the member we heard it from, those we sent it
+         * to): a transmission is not spent on them while someone else is
+         * left, so the retransmit limit goes to members that lack it. */
+        SwimAddr told[TOLD_MAX];
+        unsigned n_told;
 } Broadcast;
 
 typedef struct OutPacket {
@@ -82,6 +91,7 @@ struct Swim {
         GHashTable *seen;           /* user broadcast digests */
         GQueue seen_order;
         GArray *relays;
+        const SwimAddr *rx_from; /* sender of the packet being applied, else NULL */
 
         uint64_t rng;
         uint32_t seq;
@@ -99,6 +109,7 @@ struct Swim {
 
         uint64_t next_probe_at;
         uint64_t next_gossip_at;
+        uint64_t last_gossip_at;
         uint64_t next_push_pull_at;
         GPtrArray *probe_order; /* ids (owned strings), shuffled */
         guint probe_index;
@@ -214,6 +225,13 @@ static void awareness_adjust(Swim *s, int delta) {
         s->awareness = (unsigned) CLAMP(a, 0, (int) s->cfg.awareness_max - 1);
 }
 
+/* Independent confirmations that bring a suspicion to its shortest timeout
+ * (memberlist: suspicion multiplier - 2, none in a cluster too small to have them). */
+static unsigned suspicion_confirmations(const Swim *s) {
+        unsigned k = s->cfg.suspicion_mult > 2 ? s->cfg.suspicion_mult - 2 : 0;
+        return n_live(s) < k + 2 ? 0 : MIN(k, (unsigned) ELEMENTSOF(((Member *) NULL)->confirmers));
+}
+
 /* memberlist's suspicion timeout: starts at max and shrinks towards min as
  * independent confirmations arrive (log-scaled). */
 static uint64_t suspicion_timeout(const Swim *s, unsigned confirmations) {
@@ -221,11 +239,9 @@ static uint64_t suspicion_timeout(const Swim *s, unsigned confirmations) {
         double node_scale = MAX(1.0, log10(MAX(1.0, (double) n)));
         double min = s->cfg.suspicion_mult * node_scale * (double) s->cfg.probe_interval_usec;
         double max = s->cfg.suspicion_max_mult * min;
-        unsigned k = s->cfg.suspicion_mult > 2 ? s->cfg.suspicion_mult - 2 : 0;
+        unsigned k = suspicion_confirmations(s);
         double t;
 
-        if (n < k + 2)
-                k = 0;
         if (k == 0)
                 return (uint64_t) min;
         t = max - (max - min) * log((double) confirmations + 1) / log((double) k + 1);
@@ -338,6 +354,9 @@ static void queue_broadcast(Swim *s, const char *key, uint8_t *msg, size_t size)
         b->key = g_strdup(key);
         b->msg = msg;
         b->size = size;
+        /* Relaying what a packet said: its sender has it. */
+        if (s->rx_from)
+                b->told[b->n_told++] = *s->rx_from;
         g_queue_push_head(&s->broadcasts, b);
         b->link = s->broadcasts.head;
         g_hash_table_insert(s->broadcast_keys, b->key, b);
@@ -360,21 +379,35 @@ static void packet_start(Swim *s, Wire *w, OutPacket *p) {
         write_str(w, s->self.pub.id);
 }
 
-/* Fills the rest of a packet with the least-sent broadcasts. The queue
- * keeps them roughly in transmit order without sorting: new ones enter at
- * the head, and one that was sent moves to the tail. */
-static void piggyback(Swim *s, Wire *w) {
-        unsigned limit = retransmit_limit(s), skipped = 0;
+static bool broadcast_told(const Broadcast *b, const SwimAddr *to) {
+        for (unsigned i = 0; i < b->n_told; i++)
+                if (swim_addr_equal(&b->told[i], to))
+                        return true;
+        return false;
+}
+
+/* Fills the rest of a packet to `to` with the least-sent broadcasts. The
+ * queue keeps them roughly in transmit order without sorting: new ones
+ * enter at the head, and one that was sent moves to the tail. A broadcast
+ * skips a member that has it already while some live member may not:
+ * memberlist spends transmissions on such repeats, and with its multiplier
+ * of 4 that leaves a member of a small cluster without an update now and
+ * then (tests/test-swim.c measures it). */
+static void piggyback(Swim *s, Wire *w, const SwimAddr *to) {
+        unsigned limit = retransmit_limit(s), others = n_live(s) - 1, passed = 0;
         GQueue sent = G_QUEUE_INIT;
 
-        for (GList *l = s->broadcasts.head, *next; l && skipped < 32; l = next) {
+        for (GList *l = s->broadcasts.head, *next; l && passed < PASS_OVER_MAX; l = next) {
                 Broadcast *b = l->data;
+                bool told = broadcast_told(b, to);
                 next = l->next;
-                if (b->size > wire_available(w)) {
-                        skipped++;
+                if (b->size > wire_available(w) || (told && b->n_told < others)) {
+                        passed++;
                         continue;
                 }
                 wire_write(w, b->msg, b->size);
+                if (!told && b->n_told < TOLD_MAX)
+                        b->told[b->n_told++] = *to;
                 if (++b->transmits >= limit) {
                         broadcast_drop(s, b);
                         continue;
@@ -398,7 +431,7 @@ static void send_packet(Swim *s, const SwimAddr *to, const uint8_t *msg, size_t 
         if (msg)
                 wire_write(&w, msg, msg_size);
         if (with_gossip)
-                piggyback(s, &w);
+                piggyback(s, &w, to);
         p->to = *to;
         p->size = wire_offset(&w);
         g_queue_push_tail(&s->out, p);
@@ -451,11 +484,56 @@ static Member *member_get(Swim *s, const char *id) {
         return g_hash_table_lookup(s->by_id, id);
 }
 
+/* Up to k distinct members that `want` accepts, chosen uniformly at random,
+ * as memberlist's kRandomNodes: selection sampling over the member list
+ * (Knuth's algorithm S), so no member is drawn twice in one round and a
+ * cluster smaller than k is covered whole. Returns how many were stored. */
+static unsigned random_members(Swim *s, unsigned k, bool (*want)(const Member *m, const void *data), const void *data,
+                               Member **ret) {
+        unsigned eligible = 0, seen = 0, chosen = 0;
+
+        for (guint i = 0; i < s->members->len; i++)
+                if (want(s->members->pdata[i], data))
+                        eligible++;
+        for (guint i = 0; i < s->members->len && chosen < k; i++) {
+                Member *m = s->members->pdata[i];
+                if (!want(m, data))
+                        continue;
+                if (rnd(s) % (eligible - seen) < k - chosen)
+                        ret[chosen++] = m;
+                seen++;
+        }
+        return chosen;
+}
+
+static bool want_gossip(const Member *m, const void *data) {
+        /* The recently dead are told too, so they can refute; the dead are
+         * forgotten after dead_reclaim_usec (memberlist's GossipToTheDeadTime). */
+        return m->pub.state != SWIM_LEFT;
+}
+
+static bool want_relay(const Member *m, const void *target) {
+        return m != target && m->pub.state == SWIM_ALIVE;
+}
+
+static bool want_alive(const Member *m, const void *data) {
+        return m->pub.state == SWIM_ALIVE;
+}
+
+static bool want_live(const Member *m, const void *data) {
+        return m->pub.state == SWIM_ALIVE || m->pub.state == SWIM_SUSPECT;
+}
+
 static void refute(Swim *s, uint32_t incarnation) {
+        const SwimAddr *rx_from = s->rx_from;
+
         s->self.pub.incarnation = MAX(s->self.pub.incarnation, incarnation) + 1;
         awareness_adjust(s, +1);
         s->counters.refutations++;
+        /* News of our own, not a relay: the sender of the suspicion needs it most. */
+        s->rx_from = NULL;
         broadcast_member(s, &s->self.pub, s->self.pub.id);
+        s->rx_from = rx_from;
 }
 
 static void member_remove(Swim *s, guint i) {
@@ -508,7 +586,16 @@ static void on_alive(Swim *s, uint32_t inc, const char *id, const SwimAddr *addr
                 m->pub.state_change_usec = now;
                 g_ptr_array_add(s->members, m);
                 g_hash_table_insert(s->by_id, m->pub.id, m);
+                /* Into the probe order at a random place, as memberlist does:
+                 * nodes that learn of members in the same order (all of them,
+                 * after a join) would otherwise probe them in step for a
+                 * whole round, and a member that fails late in that order
+                 * would go unprobed for most of it. */
                 g_ptr_array_add(s->probe_order, g_strdup(id));
+                guint last = s->probe_order->len - 1, j = (guint) (rnd(s) % (last + 1));
+                gpointer t = s->probe_order->pdata[j];
+                s->probe_order->pdata[j] = s->probe_order->pdata[last];
+                s->probe_order->pdata[last] = t;
                 emit(s, SWIM_EVENT_JOIN, &m->pub);
                 broadcast_member(s, &m->pub, s->self.pub.id);
                 return;
@@ -539,8 +626,12 @@ static void on_suspect(Swim *s, uint32_t inc, const char *id, const char *from, 
         if (!m || inc < m->pub.incarnation)
                 return;
         if (m->pub.state == SWIM_SUSPECT) {
-                /* An independent confirmation shortens the timeout. */
-                if (streq(from, s->self.pub.id) || m->confirmations >= ELEMENTSOF(m->confirmers))
+                /* An independent confirmation shortens the timeout and is passed
+                 * on: from anyone but the suspecter, once each, up to the number
+                 * that reaches the shortest timeout. As in memberlist, our own
+                 * failed probe of a suspect counts, so confirmations keep coming
+                 * even once the suspicion has reached everyone. */
+                if (streq(from, m->suspecter) || m->confirmations >= suspicion_confirmations(s))
                         return;
                 for (unsigned i = 0; i < m->confirmations; i++)
                         if (streq(m->confirmers[i], from))
@@ -558,6 +649,7 @@ static void on_suspect(Swim *s, uint32_t inc, const char *id, const char *from, 
         m->pub.state_change_usec = now;
         m->suspect_start = now;
         m->confirmations = 0;
+        g_strlcpy(m->suspecter, from, sizeof m->suspecter);
         m->suspect_deadline = now + suspicion_timeout(s, 0);
         s->member_deadline = MIN(s->member_deadline, m->suspect_deadline);
         emit(s, SWIM_EVENT_SUSPECT, &m->pub);
@@ -682,15 +774,12 @@ void swim_leave(Swim *s, uint64_t now_usec) {
         s->leaving = true;
         s->self.pub.state = SWIM_LEFT;
         broadcast_member(s, &s->self.pub, s->self.pub.id);
-        /* Tell a few members directly, so the leave does not wait for gossip:
-         * distinct ones, from a random start (drawing with replacement could
-         * pick one member twice and miss others in a small cluster). */
-        guint start = s->members->len > 0 ? (guint) (rnd(s) % s->members->len) : 0;
-        for (unsigned i = 0; i < s->members->len && i < s->cfg.gossip_nodes * 2; i++) {
-                Member *m = s->members->pdata[(start + i) % s->members->len];
-                if (m->pub.state == SWIM_ALIVE || m->pub.state == SWIM_SUSPECT)
-                        send_packet(s, &m->pub.addr, NULL, 0, true);
-        }
+        /* Tell a few distinct members directly, so the leave does not wait for gossip. */
+        unsigned k = s->cfg.gossip_nodes * 2;
+        g_autofree Member **to = g_new(Member *, MAX(k, 1u));
+        unsigned n = random_members(s, k, want_live, NULL, to);
+        for (unsigned i = 0; i < n; i++)
+                send_packet(s, &to[i]->pub.addr, NULL, 0, true);
 }
 
 void swim_relay(Swim *s, const SwimEvent *ev) {
@@ -924,9 +1013,26 @@ int swim_receive(Swim *s, const SwimAddr *from, const uint8_t *packet, size_t si
         s->counters.packets_received++;
         if (streq(sender, s->self.pub.id))
                 return 0; /* our own broadcast, looped back */
+        s->rx_from = from;
         for (size_t i = 0; i < n; i++)
                 apply(s, &msgs[i], sender, from, now_usec);
+        s->rx_from = NULL;
         return 0;
+}
+
+/* News that has not been sent to anyone yet (new broadcasts enter the queue
+ * at its head, one that was sent moves to the tail). It does not wait for
+ * the next gossip round: a round goes out a quarter interval after the last
+ * one. Each hop of an update then costs up to 50 ms instead of up to 200,
+ * which is what brings an update to every node of fifty within half a
+ * second; the number of transmissions is the same, only less batched. */
+static bool fresh_news(const Swim *s) {
+        const Broadcast *b = s->broadcasts.head ? s->broadcasts.head->data : NULL;
+        return b && b->transmits == 0 && s->cfg.gossip_nodes > 0 && n_live(s) > 1;
+}
+
+static uint64_t eager_gossip_at(const Swim *s) {
+        return s->last_gossip_at + s->cfg.gossip_interval_usec / EAGER_GOSSIP_DIVISOR;
 }
 
 static Member *next_probe_target(Swim *s) {
@@ -962,7 +1068,7 @@ static void probe_finish(Swim *s, uint64_t now) {
                 return;
         }
         awareness_adjust(s, +1);
-        if (m && m->pub.state == SWIM_ALIVE) {
+        if (m && (m->pub.state == SWIM_ALIVE || m->pub.state == SWIM_SUSPECT)) {
                 SwimMember sus = m->pub;
                 on_suspect(s, sus.incarnation, sus.id, s->self.pub.id, now);
         }
@@ -976,25 +1082,20 @@ void swim_tick(Swim *s, uint64_t now) {
         if (s->probing && !s->probe_acked && !s->probe_indirect_sent && now >= s->probe_timeout_at) {
                 Member *target = member_get(s, s->probe_target);
                 s->probe_indirect_sent = true;
-                if (target) {
-                        unsigned sent = 0;
-                        for (unsigned tries = 0;
-                             sent < s->cfg.indirect_checks && tries < 4 * s->cfg.indirect_checks && s->members->len > 1;
-                             tries++) {
-                                Member *via = s->members->pdata[rnd(s) % s->members->len];
+                if (target && s->cfg.indirect_checks > 0) {
+                        g_autofree Member **via = g_new(Member *, s->cfg.indirect_checks);
+                        unsigned n = random_members(s, s->cfg.indirect_checks, want_relay, target, via);
+                        for (unsigned i = 0; i < n; i++) {
                                 uint8_t msg[130];
                                 Wire w = wire_init(msg, sizeof msg);
                                 size_t body;
 
-                                if (via == target || via->pub.state != SWIM_ALIVE)
-                                        continue;
                                 body = msg_begin(&w, MSG_PING_REQ);
                                 wire_write_u32(&w, s->probe_seq);
                                 write_str(&w, target->pub.id);
                                 write_addr(&w, &target->pub.addr);
                                 msg_end(&w, body);
-                                send_packet(s, &via->pub.addr, msg, wire_offset(&w), true);
-                                sent++;
+                                send_packet(s, &via[i]->pub.addr, msg, wire_offset(&w), true);
                         }
                 }
         }
@@ -1056,33 +1157,40 @@ void swim_tick(Swim *s, uint64_t now) {
                 unsigned n = n_live(s);
                 uint64_t scale = n <= 32 ? 1 : (uint64_t) ceil(log2((double) n) - log2(32.0)) + 1;
                 s->next_push_pull_at = now + s->cfg.push_pull_interval_usec * scale;
-                Member *m = s->members->len > 0 ? s->members->pdata[rnd(s) % s->members->len] : NULL;
-                if (m && m->pub.state == SWIM_ALIVE) {
+                Member *m;
+                if (random_members(s, 1, want_alive, NULL, &m) == 1) {
                         uint8_t sync[3] = { MSG_SYNC_REQ, 0, 0 };
                         answer_sync(s, &m->pub.addr);
                         send_packet(s, &m->pub.addr, sync, sizeof sync, false);
                 }
         }
 
-        /* Gossip: push pending broadcasts to a few random members. */
-        if (now >= s->next_gossip_at) {
+        /* Gossip: push pending broadcasts to a few distinct random members,
+         * every gossip interval, and sooner when there is news that has not
+         * gone out at all yet (see fresh_news()). */
+        if (now >= s->next_gossip_at || (fresh_news(s) && now >= eager_gossip_at(s))) {
+                s->last_gossip_at = now;
                 s->next_gossip_at = now + s->cfg.gossip_interval_usec;
-                if (s->broadcasts.length > 0 && s->members->len > 0)
-                        for (unsigned i = 0; i < s->cfg.gossip_nodes && s->broadcasts.length > 0; i++) {
-                                Member *m = s->members->pdata[rnd(s) % s->members->len];
-                                /* The recently dead are told too, so they can refute. */
-                                if (m->pub.state == SWIM_LEFT)
-                                        continue;
-                                send_packet(s, &m->pub.addr, NULL, 0, true);
-                        }
+                if (s->broadcasts.length > 0 && s->members->len > 0 && s->cfg.gossip_nodes > 0) {
+                        g_autofree Member **to = g_new(Member *, s->cfg.gossip_nodes);
+                        unsigned n = random_members(s, s->cfg.gossip_nodes, want_gossip, NULL, to);
+                        for (unsigned i = 0; i < n && s->broadcasts.length > 0; i++)
+                                send_packet(s, &to[i]->pub.addr, NULL, 0, true);
+                }
         }
 }
 
 uint64_t swim_next_deadline(const Swim *s) {
         uint64_t d = MIN(MIN(s->next_probe_at, s->next_gossip_at), s->next_push_pull_at);
 
+        if (fresh_news(s))
+                d = MIN(d, eager_gossip_at(s));
+
         if (s->probing) {
-                if (!s->probe_indirect_sent)
+                /* Indirect probes are due only while no ack came; an acked
+                 * probe's timeout in the past would make the caller's timer
+                 * fire at once, over and over, until the probe's deadline. */
+                if (!s->probe_acked && !s->probe_indirect_sent)
                         d = MIN(d, s->probe_timeout_at);
                 d = MIN(d, s->probe_deadline);
         }

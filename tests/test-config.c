@@ -838,7 +838,10 @@ static void test_cluster(void) {
         /* The key file must exist and hold a key when the cluster is on. */
         char *key = write_config(NULL, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
         char *contents = NULL;
-        if (asprintf(&contents, "[Cluster]\nEnabled=yes\nKeyFile=%s\nBindAddress=10.0.0.2\nDiscovery=no\n", key) < 0)
+        if (asprintf(&contents,
+                     "[Cluster]\nEnabled=yes\nKeyFile=%s\nBindAddress=10.0.0.2\n"
+                     "AdvertiseAddress=192.0.2.7\nDiscovery=no\n",
+                     key) < 0)
                 die("asprintf");
         char *path = write_config(NULL, contents);
         char *env_key_file = NULL;
@@ -851,6 +854,7 @@ static void test_cluster(void) {
         CHECK(c.cluster_discovery);
         CHECK_STREQ(c.cluster_key_file, NULL);
         CHECK_STREQ(c.cluster_bind_address, NULL);
+        CHECK_STREQ(c.cluster_advertise_address, NULL);
         config_done(&c);
 
         LOAD_OK(&c, ARGV(), ENVP(env));
@@ -858,7 +862,17 @@ static void test_cluster(void) {
         CHECK(!c.cluster_discovery);
         CHECK_STREQ(c.cluster_key_file, key);
         CHECK_STREQ(c.cluster_bind_address, "10.0.0.2");
+        CHECK_STREQ(c.cluster_advertise_address, "192.0.2.7");
         config_done(&c);
+
+        /* The advertised address: the environment over the file, the command line over both. */
+        LOAD_OK(&c, ARGV(), ENVP(env, "ADVERTISE_ADDRESS=2001:db8::7"));
+        CHECK_STREQ(c.cluster_advertise_address, "2001:db8::7");
+        config_done(&c);
+        LOAD_OK(&c, ARGV("--cluster-advertise-address=198.51.100.1"), ENVP(env, "ADVERTISE_ADDRESS=2001:db8::7"));
+        CHECK_STREQ(c.cluster_advertise_address, "198.51.100.1");
+        config_done(&c);
+        LOAD_FAILS(ARGV(), ENVP("ADVERTISE_ADDRESS=node-a.example"), "ADVERTISE_ADDRESS=node-a.example", "address");
 
         LOAD_OK(&c, ARGV("--discovery", "--cluster-bind-address=127.0.0.1"), ENVP(env, env_key_file));
         CHECK(c.cluster_discovery);

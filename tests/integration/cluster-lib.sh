@@ -11,11 +11,13 @@
 CL_PREFIX="jr-$$"
 CL_SWITCH="$CL_PREFIX-sw"
 CL_SUBNET=10.231.0
+CL_SUBNET6=fd6a:7269:0:1
 CL_NAMESPACES=()
 declare -A CL_PID=()
 
 cl_ns() { echo "$CL_PREFIX-n$1"; }
 cl_ip() { echo "$CL_SUBNET.$1"; }
+cl_ip6() { echo "$CL_SUBNET6::$1"; }
 
 # Exits 77 (skip) when this environment cannot make network namespaces.
 cluster_require_netns() {
@@ -56,13 +58,61 @@ cluster_make_host() {
         ip -n "$ns" link set eth0 up
 }
 
+# cluster_static_neighbours K...: permanent ARP entries between the given
+# nodes, and with the switch's br0 when it has an address. The entries the
+# kernel learns by itself count against one neighbour table for the whole
+# machine (gc_thresh3, 1024 by default, every namespace together): a full
+# mesh of 50 nodes overflows it, and the kernel then drops packets with
+# ENOBUFS ("neighbor table overflow"), the cluster's and everyone else's.
+# Permanent entries are exempt from that limit.
+cluster_static_neighbours() {
+        local k j sw_ip sw_mac
+        local -A macs=()
+        for k in "$@"; do
+                macs[$k]=$(ip -n "$(cl_ns "$k")" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+        done
+        sw_mac=$(ip -n "$CL_SWITCH" -o link show br0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+        sw_ip=$(ip -n "$CL_SWITCH" -4 -o addr show br0 | awk '{print $4}' | cut -d/ -f1)
+        for k in "$@"; do
+                {
+                        for j in "$@"; do
+                                [ "$j" = "$k" ] || echo "neigh replace $(cl_ip "$j") lladdr ${macs[$j]} dev eth0 nud permanent"
+                        done
+                        [ -z "$sw_ip" ] || echo "neigh replace $sw_ip lladdr $sw_mac dev eth0 nud permanent"
+                } | ip -n "$(cl_ns "$k")" -batch -
+        done
+        [ -n "$sw_ip" ] || return 0
+        for j in "$@"; do
+                echo "neigh replace $(cl_ip "$j") lladdr ${macs[$j]} dev br0 nud permanent"
+        done | ip -n "$CL_SWITCH" -batch -
+}
+
+# cluster_make_host6 K: like cluster_make_host, but IPv6 only: eth0 has
+# fd6a:7269:0:1::K/64 and its link-local address, no IPv4 (duplicate address
+# detection off, so the addresses are usable at once).
+cluster_make_host6() {
+        local k=$1 ns
+        ns=$(cl_ns "$k")
+        ip netns add "$ns"
+        CL_NAMESPACES+=("$ns")
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+        ip -n "$ns" link set lo up
+        ip -n "$CL_SWITCH" link add "s$k" type veth peer name eth0 netns "$ns"
+        ip -n "$CL_SWITCH" link set "s$k" master br0 up
+        ip -n "$ns" addr add "$(cl_ip6 "$k")/64" dev eth0 nodad
+        ip -n "$ns" link set eth0 up
+}
+
 # cluster_start K KEY [extra joyrided options]: starts joyrided in nK. Its
 # hosts directory is $CL_DIR/hK, its log $CL_DIR/log.K (appended).
 cluster_start() {
         local k=$1 key=$2 http=(--no-http)
         shift 2
-        # Node 1 serves the HTTP API inside its namespace when CL_HTTP_PORT is set.
-        [ "$k" = 1 ] && [ -n "${CL_HTTP_PORT:-}" ] && http=(--http-host=0.0.0.0 --http-port="$CL_HTTP_PORT")
+        # Node 1 (or each node listed in CL_HTTP_NODES) serves the HTTP API
+        # inside its namespace when CL_HTTP_PORT is set.
+        case " ${CL_HTTP_NODES:-1} " in
+                *" $k "*) [ -n "${CL_HTTP_PORT:-}" ] && http=(--http-host=0.0.0.0 --http-port="$CL_HTTP_PORT") ;;
+        esac
         mkdir -p "$CL_DIR/h$k" "$CL_DIR/s$k"
         ip netns exec "$(cl_ns "$k")" env JOYRIDE_CLUSTER_KEY="$key" \
                 JOYRIDE_SWIM_PROBE_INTERVAL_MS="${CL_PROBE_MS:-200}" \
