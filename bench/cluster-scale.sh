@@ -114,24 +114,16 @@ CL_HTTP_PORT=5354
 CL_PROBE_MS=1000 CL_PROBE_TIMEOUT_MS=500 CL_GRACE_MS=5000 CL_PUSH_PULL_MS=30000 CL_DISCOVERY_MS=10000
 CL_HTTP_NODES=$(seq -s ' ' 1 "$n")
 json=${json:-$build/cluster-scale.json}
-on_exit() {
-        local rc=$? k
+# Stopped nodes are woken first, so that they die of the cleanup's SIGKILL.
+wake_nodes() {
+        local k
         for k in "${!CL_PID[@]}"; do
                 kill -CONT "${CL_PID[$k]}" 2>/dev/null || true
         done
-        cluster_cleanup
-        if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
-                for f in "$CL_DIR"/log.1 "$CL_DIR"/log."$n"; do
-                        [ -e "$f" ] && {
-                                echo "--- $f (last 15 lines)" >&2
-                                tail -n 15 "$f" >&2
-                        }
-                done
-        fi
-        if [ -n "$keep" ]; then echo "kept $CL_DIR"; else rm -rf "$CL_DIR"; fi
 }
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+CL_BEFORE_CLEANUP=wake_nodes CL_LOG_TAIL=15 CL_KEEP=$keep
+CL_EXIT_LOGS=("$CL_DIR"/log.1 "$CL_DIR"/log."$n")
+cluster_trap_exit
 
 KEY=$(head -c 32 /dev/urandom | base64)
 NODES=$(seq -s , 1 "$n")

@@ -14,6 +14,7 @@ CL_SUBNET=10.231.0
 CL_SUBNET6=fd6a:7269:0:1
 CL_NAMESPACES=()
 declare -A CL_PID=()
+CL_EXIT_LOGS=()
 
 cl_ns() { echo "$CL_PREFIX-n$1"; }
 cl_ip() { echo "$CL_SUBNET.$1"; }
@@ -147,6 +148,31 @@ cluster_cleanup() {
                 ip netns del "$ns" 2>/dev/null || true
         done
         CL_NAMESPACES=()
+}
+
+# cluster_trap_exit: on exit (also on failure or a signal) run
+# CL_BEFORE_CLEANUP (a function name, if set: a test's own processes),
+# cluster_cleanup, show the last CL_LOG_TAIL (25) lines of each log in the
+# array CL_EXIT_LOGS (default every $CL_DIR/log.*) when the exit was a
+# failure, and remove CL_DIR unless CL_KEEP is set.
+cluster_trap_exit() {
+        trap _cluster_on_exit EXIT
+        trap 'exit 130' INT TERM
+}
+
+_cluster_on_exit() {
+        local rc=$? f
+        if [ -n "${CL_BEFORE_CLEANUP:-}" ]; then "$CL_BEFORE_CLEANUP" || true; fi
+        cluster_cleanup
+        if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+                [ "${#CL_EXIT_LOGS[@]}" -gt 0 ] || CL_EXIT_LOGS=("$CL_DIR"/log.*)
+                for f in "${CL_EXIT_LOGS[@]}"; do
+                        [ -e "$f" ] || continue
+                        echo "--- $f (last ${CL_LOG_TAIL:-25} lines)" >&2
+                        tail -n "${CL_LOG_TAIL:-25}" "$f" >&2
+                done
+        fi
+        if [ -n "${CL_KEEP:-}" ]; then echo "logs kept in $CL_DIR"; else rm -rf "$CL_DIR"; fi
 }
 
 # cl_dig K NAME [TYPE]: what nK's own daemon answers, one value per line.

@@ -32,21 +32,9 @@ CL_DNS_PORT=5353
 CL_HTTP_PORT=5354
 SWIM=8890
 n9_pid=
-on_exit() {
-        local rc=$?
-        if [ -n "$n9_pid" ]; then kill "$n9_pid" 2>/dev/null || true; fi
-        cluster_cleanup
-        if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
-                for f in "$CL_DIR"/log.*; do
-                        [ -e "$f" ] || continue
-                        echo "--- $f (last 25 lines)" >&2
-                        tail -n 25 "$f" >&2
-                done
-        fi
-        if [ -n "${CL_KEEP:-}" ]; then echo "logs kept in $CL_DIR"; else rm -rf "$CL_DIR"; fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+stop_hostile() { if [ -n "$n9_pid" ]; then kill "$n9_pid" 2>/dev/null || true; fi; }
+CL_BEFORE_CLEANUP=stop_hostile
+cluster_trap_exit
 
 N1=$(cl_ip 1)
 # shellcheck disable=SC2034 # kept beside N1 for the reader: node 2's address

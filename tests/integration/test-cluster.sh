@@ -23,20 +23,7 @@ cluster_require_netns
 
 CL_DIR=$(mktemp -d /tmp/jr-cluster.XXXXXX)
 CL_DNS_PORT=5353
-on_exit() {
-        local rc=$?
-        cluster_cleanup
-        if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
-                for f in "$CL_DIR"/log.*; do
-                        [ -e "$f" ] || continue
-                        echo "--- $f (last 25 lines)" >&2
-                        tail -n 25 "$f" >&2
-                done
-        fi
-        if [ -n "${CL_KEEP:-}" ]; then echo "logs kept in $CL_DIR"; else rm -rf "$CL_DIR"; fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+cluster_trap_exit
 
 KEY=$(head -c 32 /dev/urandom | base64)
 WRONG_KEY=$(head -c 32 /dev/urandom | base64)
