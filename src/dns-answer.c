@@ -35,6 +35,7 @@
 
 #include "dns-answer.h"
 #include "macro.h"
+#include "dns-name.h"
 #include "wire.h"
 
 #define DNS_FLAG_QR 0x8000u
@@ -160,24 +161,6 @@ static int parse_question(const uint8_t *req, size_t len, Question *q) {
         return 0;
 }
 
-/* Skips a name anywhere after the question, where pointers are allowed. */
-static void skip_name(Wire *r) {
-        for (unsigned n = 0; n < DNS_LABELS_MAX; n++) {
-                uint8_t l = wire_read_u8(r);
-
-                if (!wire_ok(r) || l == 0)
-                        return;
-                if ((l & 0xc0) == 0xc0) {
-                        wire_skip(r, 1);
-                        return;
-                }
-                if (l > 63)
-                        break;
-                wire_skip(r, l);
-        }
-        wire_fail(r, -EBADMSG);
-}
-
 /* Skips n questions from the header on. Returns the offset after them, or
  * -EBADMSG. For requests whose question we do not answer (none, several),
  * so that their OPT can still be found. */
@@ -186,7 +169,7 @@ static ssize_t skip_questions(const uint8_t *req, size_t len, unsigned n) {
 
         wire_seek(&r, DNS_HEADER_SIZE);
         for (unsigned i = 0; i < n && wire_ok(&r); i++) {
-                skip_name(&r);
+                dns_name_skip(&r);
                 wire_skip(&r, 4); /* type, class */
         }
         return wire_ok(&r) ? (ssize_t) wire_offset(&r) : -EBADMSG;
@@ -206,7 +189,7 @@ static int parse_edns(const uint8_t *req, size_t len, size_t offset, Edns *e) {
                 uint16_t type, class;
                 uint32_t ttl;
 
-                skip_name(&r);
+                dns_name_skip(&r);
                 owner_len = wire_offset(&r) - start;
                 type = wire_read_u16(&r);
                 class = wire_read_u16(&r);

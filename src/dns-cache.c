@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dns-cache.h"
+#include "dns-name.h"
 #include "wire.h"
 
 #define DNS_FLAG_QR 0x8000u
@@ -24,7 +25,6 @@
 #define DNS_FLAG_CD 0x0010u
 #define DNS_RR_FIXED 10u        /* type, class, ttl, rdlength */
 #define DNS_TTL_MAX 0x7fffffffu /* RFC 2181 8: larger values mean 0 */
-#define DNS_LABELS_MAX 128u
 
 struct DnsRelayMessage {
         uint8_t *msg;   /* header (ID 0), question, records; no OPT */
@@ -87,24 +87,6 @@ uint32_t dns_cache_key_hash(const DnsCacheKey *k) {
 
 /* --- parsing a reply ------------------------------------------------------- */
 
-/* Skips a name, where compression pointers are allowed. */
-static void skip_name(Wire *r) {
-        for (unsigned n = 0; n < DNS_LABELS_MAX; n++) {
-                uint8_t l = wire_read_u8(r);
-
-                if (!wire_ok(r) || l == 0)
-                        return;
-                if ((l & 0xc0) == 0xc0) {
-                        wire_skip(r, 1);
-                        return;
-                }
-                if (l > 63)
-                        break;
-                wire_skip(r, l);
-        }
-        wire_fail(r, -EBADMSG);
-}
-
 /* Long on purpose: one pass over the upstream message, section by section,
  * with the bounds checks of each in place. */
 int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsRelayMessage **ret) {
@@ -133,7 +115,7 @@ int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsR
         if (!wire_ok(&r) || !(flags & DNS_FLAG_QR) || qd != 1 || total > len / (1 + DNS_RR_FIXED))
                 return -EBADMSG;
 
-        skip_name(&r);
+        dns_name_skip(&r);
         wire_skip(&r, 4); /* type, class */
         question_end = wire_offset(&r);
 
@@ -146,7 +128,7 @@ int dns_relay_message_new(const uint8_t *msg, size_t len, uint32_t max_ttl, DnsR
                 uint32_t ttl;
                 bool root_owner;
 
-                skip_name(&r);
+                dns_name_skip(&r);
                 root_owner = wire_offset(&r) == start + 1 && msg[start] == 0;
                 type = wire_read_u16(&r);
                 wire_skip(&r, 2); /* class */

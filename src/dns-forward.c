@@ -38,6 +38,7 @@
 
 #include "dns-forward.h"
 #include "log.h"
+#include "dns-name.h"
 #include "wire.h"
 
 #define ATTEMPT_INTERVAL_USEC (400 * USEC_PER_MSEC)
@@ -443,24 +444,6 @@ int dns_allow_default(DnsAllowPrefix **ret, size_t *ret_n) {
 
 /* --- messages ----------------------------------------------------------------------- */
 
-/* Skips a name, where compression pointers are allowed. */
-static void skip_name(Wire *r) {
-        for (unsigned n = 0; n < 128; n++) {
-                uint8_t l = wire_read_u8(r);
-
-                if (!wire_ok(r) || l == 0)
-                        return;
-                if ((l & 0xc0) == 0xc0) {
-                        wire_skip(r, 1);
-                        return;
-                }
-                if (l > 63)
-                        break;
-                wire_skip(r, l);
-        }
-        wire_fail(r, -EBADMSG);
-}
-
 /* Reads the question's name: plain labels only (no compression pointer in
  * a question: there is nothing before it to point to). */
 static const uint8_t *read_question_name(Wire *r, size_t *ret_len) {
@@ -519,7 +502,7 @@ int dns_forward_parse_query(const uint8_t *q, size_t len, DnsForwardQuery *ret) 
                 uint16_t rtype, rclass, rdlen;
                 uint32_t ttl;
 
-                skip_name(&r);
+                dns_name_skip(&r);
                 bool root_owner = wire_offset(&r) == start + 1;
                 rtype = wire_read_u16(&r);
                 rclass = wire_read_u16(&r);

@@ -148,3 +148,21 @@ int dns_wire_to_name(const uint8_t *wire, size_t len, char *out, size_t out_size
         out[o] = 0;
         return (int) o;
 }
+
+void dns_name_skip(Wire *r) {
+        /* 255 bytes hold at most 127 labels and the root. */
+        for (unsigned n = 0; n < 128; n++) {
+                uint8_t l = wire_read_u8(r);
+
+                if (!wire_ok(r) || l == 0)
+                        return;
+                if ((l & 0xc0) == 0xc0) {
+                        wire_skip(r, 1);
+                        return;
+                }
+                if (l > DNS_LABEL_MAX)
+                        break;
+                wire_skip(r, l);
+        }
+        wire_fail(r, -EBADMSG);
+}

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h"
+
 #define DNS_WIRE_NAME_MAX 255 /* bytes of a wire name, root byte included */
 #define DNS_NAME_MAX 253      /* characters of a presentation name, no trailing dot */
 #define DNS_LABEL_MAX 63
@@ -40,3 +42,9 @@ int dns_name_to_wire(const char *name, uint8_t out[static DNS_WIRE_NAME_MAX]);
  * len bytes. Returns the length written (out is NUL-terminated), or -EINVAL
  * for a malformed name or one that does not fit out_size. */
 int dns_wire_to_name(const uint8_t *wire, size_t len, char *out, size_t out_size);
+
+/* Moves r past a wire name in a message, where compression pointers are
+ * allowed (a pointer ends the name). Sets r's error to -EBADMSG for a label
+ * length over 63 or more labels than 255 bytes hold; a name cut short by
+ * the end of the message is r's usual overrun. */
+void dns_name_skip(Wire *r);

@@ -163,11 +163,44 @@ static void test_node_id(void) {
         swim_free(w);
 }
 
+/* Skips the name at the start of buf; returns the offset after it, or the
+ * cursor's error. */
+static long skip(const uint8_t *buf, size_t len) {
+        Wire r = wire_init_const(buf, len);
+
+        dns_name_skip(&r);
+        return wire_ok(&r) ? (long) wire_offset(&r) : (long) r.error;
+}
+
+static void test_name_skip(void) {
+        static const uint8_t plain[] = { 3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0xff };
+        static const uint8_t pointer[] = { 3, 'w', 'w', 'w', 0xc0, 12, 0xff };
+        static const uint8_t bad_label[] = { 64, 'a' };
+        static const uint8_t cut[] = { 3, 'w', 'w' };
+        uint8_t many[300];
+
+        CHECK(skip(plain, sizeof plain) == 13);
+        CHECK(skip(pointer, sizeof pointer) == 6);
+        CHECK(skip((const uint8_t[]) { 0 }, 1) == 1);
+        CHECK(skip(bad_label, sizeof bad_label) == -EBADMSG);
+        CHECK(skip(cut, sizeof cut) < 0);
+        CHECK(skip((const uint8_t[]) { 0xc0 }, 1) < 0);
+        /* 150 one-byte labels: more than a 255-byte name holds. */
+        for (size_t i = 0; i < 150; i++) {
+                many[2 * i] = 1;
+                many[2 * i + 1] = 'a';
+        }
+        many[300 - 1] = 0;
+        CHECK(skip(many, sizeof many) == -EBADMSG);
+}
+
 int main(void) {
         TEST_BEGIN("name check");
         test_name_check();
         TEST_BEGIN("name wire");
         test_name_wire();
+        TEST_BEGIN("name skip");
+        test_name_skip();
         TEST_BEGIN("rdata");
         test_rdata();
         TEST_BEGIN("the store uses the validator");
