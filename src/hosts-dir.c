@@ -16,11 +16,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <malloc.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <malloc.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hosts.h"
 #include "log.h"
@@ -33,8 +35,9 @@
         (IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
          IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 /* While waiting for the directory: its next missing component appearing in the
- * nearest existing ancestor, or that ancestor itself going away. */
-#define PARENT_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+ * nearest existing ancestor, or that ancestor itself going away; and, for a
+ * directory that is there but may not be read, a chmod or chown of it. */
+#define PARENT_MASK (IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 /* A hosts file bigger than this is a mistake (or an attack), not a hosts file. */
 #define HOSTS_FILE_SIZE_MAX ((size_t) 64 * 1024 * 1024)
@@ -67,6 +70,23 @@
  * daemon hundreds of megabytes bigger for good). */
 #define TRIM_AFTER_RECORDS 20000u
 
+/* A warning about one line of a file, kept for the status. */
+typedef struct LineWarning {
+        unsigned line;
+        unsigned seq; /* order of arrival: a line's warnings stay in order */
+        bool logged;  /* already in the log */
+        char *why;
+} LineWarning;
+
+/* What is wrong with the directory itself, if anything. */
+typedef enum DirProblem {
+        DIR_OK,
+        DIR_MISSING,      /* it, or a folder above it, does not exist */
+        DIR_NOT_DIR,      /* something else is at its path */
+        DIR_UNREADABLE,   /* no permission */
+        DIR_WATCH_FAILED, /* anything else (out of inotify watches, ...) */
+} DirProblem;
+
 /* One name for one address, as the file says it. name is lowercased without a
  * trailing dot, as the store keeps it, so that two spellings of one record
  * are one entry. */
@@ -95,7 +115,9 @@ typedef struct HostsFile {
         bool loaded;   /* its records are in the store */
         HostsSet *set; /* what the store holds from it; NULL when nothing */
         unsigned n_records;
-        unsigned n_warnings;
+        unsigned n_warnings; /* bad lines of the last load, kept below or not */
+        GArray *warnings;    /* LineWarning: the first of them, by line */
+        char *problem;       /* what is wrong with the file as a whole, or NULL */
         int read_error;      /* last failure to read it (kept records), 0 if none */
         unsigned n_failures; /* in a row, for the retry delay */
         uint64_t retry_usec; /* CLOCK_MONOTONIC: dirty again then; 0 if no retry is due */
@@ -134,6 +156,11 @@ struct HostsDir {
         bool synchronous;              /* the first load: no worker, no batches */
         uint64_t n_records;            /* over all files */
         GArray *idle_callbacks;        /* IdleCallback */
+
+        DirProblem dir_problem;
+        char *dir_problem_why; /* worded for "Hosts directory PATH <why>." */
+        GArray *listed;        /* HostsWarning: the status's list, rebuilt when listed_dirty */
+        bool listed_dirty;
 };
 
 typedef enum LoadStatus {
@@ -160,10 +187,10 @@ struct LoadJob {
         int error;            /* LOAD_FAILED: why */
         const char *gone_why; /* LOAD_GONE: why, NULL when simply not there */
         HostsSet *set;        /* LOAD_OK: the new content */
-        char *warnings[WARNINGS_LOGGED_MAX];
-        unsigned n_warnings;
-        size_t n_capped; /* entries left out for the cap */
-        uint32_t *adds;  /* indices into set: new entries and new line numbers */
+        GArray *warnings;     /* LineWarning, at most HOSTS_WARNINGS_LISTED_MAX */
+        unsigned n_warnings;  /* from the parser, kept or not */
+        size_t n_capped;      /* entries left out for the cap */
+        uint32_t *adds;       /* indices into set: new entries and new line numbers */
         size_t n_adds;
         uint32_t *removes; /* indices into old */
         size_t n_removes;
@@ -185,6 +212,37 @@ static HostsSet *hosts_set_free(HostsSet *s) {
         return NULL;
 }
 
+static void line_warning_clear(void *p) {
+        LineWarning *w = p;
+
+        g_free(w->why);
+}
+
+static GArray *line_warnings_new(void) {
+        GArray *a = g_array_new(FALSE, FALSE, sizeof(LineWarning));
+
+        g_array_set_clear_func(a, line_warning_clear);
+        return a;
+}
+
+static void line_warnings_add(GArray *a, unsigned line, char *why, bool logged) {
+        LineWarning w = { .line = line, .seq = a->len, .logged = logged, .why = why };
+
+        if (a->len >= HOSTS_WARNINGS_LISTED_MAX) {
+                g_free(why);
+                return;
+        }
+        g_array_append_val(a, w);
+}
+
+static int line_warning_compare(const void *a, const void *b) {
+        const LineWarning *x = a, *y = b;
+
+        if (x->line != y->line)
+                return x->line < y->line ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 static HostsFile *hosts_file_free(HostsFile *f) {
         if (!f)
                 return NULL;
@@ -192,6 +250,9 @@ static HostsFile *hosts_file_free(HostsFile *f) {
         free(f->path);
         free(f->owner);
         hosts_set_free(f->set);
+        if (f->warnings)
+                g_array_free(f->warnings, TRUE);
+        g_free(f->problem);
         free(f);
         return NULL;
 }
@@ -209,6 +270,28 @@ static uint64_t now_usec(clockid_t clock) {
 
 static int log_oom(void) {
         return log_error_errno(ENOMEM, "Out of memory.");
+}
+
+/* Why something could not be read or watched, in words that help fix it: a
+ * permission problem names the user the daemon runs as (which is not the
+ * user who looks at the file, most of the time). */
+static char *describe_error(int error) {
+        struct passwd pw, *found = NULL;
+        char buf[1024];
+        uid_t uid;
+
+        error = abs(error);
+        if (error == ENOSPC)
+                /* What inotify_add_watch() says when it runs out of watches. */
+                return g_strdup("no inotify watch left (see sysctl fs.inotify.max_user_watches)");
+        if (error != EACCES && error != EPERM)
+                return g_strdup(g_strerror(error));
+
+        uid = geteuid();
+        if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found)
+                return g_strdup_printf("permission denied: joyrided runs as user %s (uid %u)", found->pw_name,
+                                       (unsigned) uid);
+        return g_strdup_printf("permission denied: joyrided runs as uid %u", (unsigned) uid);
 }
 
 /* What the store says about one bad line, as opposed to running out of memory. */
@@ -380,8 +463,9 @@ static void parse_warning(unsigned line, const char *why, void *userdata) {
         ParseContext *c = userdata;
         LoadJob *j = c->job;
 
-        if (j->n_warnings < WARNINGS_LOGGED_MAX)
-                j->warnings[j->n_warnings] = g_strdup_printf("%s:%u: %s", j->path, line, why);
+        /* Logged on the loop, once the load is applied. */
+        if (j->warnings->len < HOSTS_WARNINGS_LISTED_MAX)
+                line_warnings_add(j->warnings, line, g_strdup(why), false);
         j->n_warnings++;
 }
 
@@ -517,8 +601,8 @@ static void hosts_dir_kick(HostsDir *h);
 static void load_job_free(LoadJob *j) {
         if (!j)
                 return;
-        for (unsigned i = 0; i < MIN(j->n_warnings, (unsigned) WARNINGS_LOGGED_MAX); i++)
-                g_free(j->warnings[i]);
+        if (j->warnings)
+                g_array_free(j->warnings, TRUE);
         hosts_set_free(j->set);
         g_free(j->adds);
         g_free(j->removes);
@@ -600,12 +684,17 @@ static void schedule_retry(HostsDir *h, HostsFile *f) {
 static void job_failed(HostsDir *h, LoadJob *j) {
         HostsFile *f = j->file;
 
-        if (f->read_error != j->error) {
+        if (f->read_error != j->error || !f->problem) {
+                g_autofree char *error = describe_error(j->error);
+
+                g_free(f->problem);
                 if (f->loaded)
-                        log_warning_errno(j->error, "Failed to read %s, keeping its %u record%s and trying again: %m",
-                                          f->path, f->n_records, f->n_records == 1 ? "" : "s");
+                        f->problem = g_strdup_printf("cannot read it: %s; keeping its %u record%s and trying again",
+                                                     error, f->n_records, f->n_records == 1 ? "" : "s");
                 else
-                        log_warning_errno(j->error, "Failed to read %s, trying again: %m", f->path);
+                        f->problem = g_strdup_printf("cannot read it: %s; trying again", error);
+                log_warning("%s: %s.", f->path, f->problem);
+                h->listed_dirty = true;
         }
         f->read_error = j->error;
         f->n_failures++;
@@ -621,6 +710,8 @@ static void job_finish(HostsDir *h, LoadJob *j) {
         if (f->read_error != 0)
                 log_info("%s is readable again.", f->path);
         f->read_error = 0;
+        g_clear_pointer(&f->problem, g_free);
+        h->listed_dirty = true;
         f->n_failures = 0;
         f->retry_usec = 0;
 
@@ -630,23 +721,44 @@ static void job_finish(HostsDir *h, LoadJob *j) {
         f->n_records = f->set ? (unsigned) f->set->n : 0;
         h->n_records += f->n_records;
 
+        if (f->warnings)
+                g_array_free(f->warnings, TRUE);
+        f->warnings = NULL;
         if (gone) {
-                if (j->gone_why)
-                        log_warning("%s is %s, ignoring it.", f->path, j->gone_why);
+                if (j->gone_why) {
+                        /* Kept (with this warning) for as long as it is there. */
+                        f->problem = g_strdup_printf("%s, ignoring it", j->gone_why);
+                        log_warning("%s: %s.", f->path, f->problem);
+                }
                 if (f->loaded || j->n_removed > 0)
                         log_info("Removed %s: %u record%s", f->path, j->n_removed, j->n_removed == 1 ? "" : "s");
                 f->loaded = false;
                 f->n_warnings = 0;
         } else {
-                for (unsigned i = 0; i < MIN(j->n_warnings, (unsigned) WARNINGS_LOGGED_MAX); i++)
-                        log_warning("%s", j->warnings[i]);
+                unsigned logged = 0;
+
+                /* In line order; what the store refused was logged as it happened. */
+                g_array_sort(j->warnings, line_warning_compare);
+                for (guint i = 0; i < j->warnings->len && logged < WARNINGS_LOGGED_MAX; i++) {
+                        LineWarning *w = &g_array_index(j->warnings, LineWarning, i);
+
+                        if (w->logged)
+                                continue;
+                        log_warning("%s:%u: %s", f->path, w->line, w->why);
+                        w->logged = true;
+                        logged++;
+                }
                 if (j->n_warnings > WARNINGS_LOGGED_MAX)
                         log_warning("%s: %u more warnings not shown.", f->path, j->n_warnings - WARNINGS_LOGGED_MAX);
-                if (j->n_capped > 0)
-                        log_warning("%s: serving the first %zu of its %zu records: %s=%u %s.", f->path, j->cap,
-                                    j->cap + j->n_capped, j->cap_is_total ? "MaxRecords" : "MaxRecordsPerFile",
-                                    j->cap_is_total ? h->max_records : h->max_records_per_file,
-                                    j->cap_is_total ? "is reached over all hosts files" : "per file");
+                if (j->n_capped > 0) {
+                        f->problem = g_strdup_printf("serving the first %zu of its %zu records: %s=%u %s", j->cap,
+                                                     j->cap + j->n_capped,
+                                                     j->cap_is_total ? "MaxRecords" : "MaxRecordsPerFile",
+                                                     j->cap_is_total ? h->max_records : h->max_records_per_file,
+                                                     j->cap_is_total ? "is reached over all hosts files" : "per file");
+                        log_warning("%s: %s.", f->path, f->problem);
+                }
+                f->warnings = TAKE_PTR(j->warnings);
                 f->n_warnings = j->n_warnings + j->n_add_errors;
                 f->loaded = true;
                 h->last_load_usec = now_usec(CLOCK_REALTIME);
@@ -659,7 +771,7 @@ static void job_finish(HostsDir *h, LoadJob *j) {
         load_job_free(j);
 
         /* Gone and not back since: forget it. */
-        if (gone && !f->dirty && !f->modified)
+        if (gone && !f->problem && !f->dirty && !f->modified)
                 g_hash_table_remove(h->files, f->name);
 }
 
@@ -685,9 +797,15 @@ static bool job_apply(HostsDir *h, LoadJob *j, size_t limit, uint64_t budget_use
                         else if (r < 0) {
                                 /* The parser checked the line; what the store still refuses
                                  * (or cannot hold) is this line's problem, not the file's. */
-                                if (j->n_add_errors++ < WARNINGS_LOGGED_MAX)
-                                        log_warning("%s:%u: cannot add '%s' %s: %s", f->path, e->line, e->name,
-                                                    e->address, is_add_error(r) && error ? error : strerror(-r));
+                                bool log = j->n_add_errors++ < WARNINGS_LOGGED_MAX;
+
+                                if (log || j->warnings->len < HOSTS_WARNINGS_LISTED_MAX) {
+                                        char *why = g_strdup_printf("cannot add '%s' %s: %s", e->name, e->address,
+                                                                    is_add_error(r) && error ? error : strerror(-r));
+                                        if (log)
+                                                log_warning("%s:%u: %s", f->path, e->line, why);
+                                        line_warnings_add(j->warnings, e->line, why, log);
+                                }
                         }
                 } else {
                         const HostsEntry *e = &j->old->entries[j->removes[j->pos - j->n_adds]];
@@ -756,6 +874,7 @@ static LoadJob *job_new(HostsDir *h, HostsFile *f) {
                 .dir = h,
                 .file = f,
                 .path = g_strdup(f->path),
+                .warnings = line_warnings_new(),
                 .old = f->set,
                 .cap = (size_t) MIN((uint64_t) h->max_records_per_file, budget),
                 .cap_is_total = budget < h->max_records_per_file,
@@ -905,9 +1024,11 @@ static int hosts_dir_load_all(HostsDir *h) {
                 ((HostsFile *) v)->dirty = true;
 
         d = opendir(h->path);
-        if (!d)
-                log_warning_errno(errno, "Failed to list hosts directory %s: %m", h->path);
-        else {
+        if (!d) {
+                g_autofree char *why = describe_error(errno);
+
+                log_warning("Failed to list hosts directory %s: %s", h->path, why);
+        } else {
                 while ((de = readdir(d))) {
                         HostsFile *f;
 
@@ -963,14 +1084,58 @@ static bool is_directory(const char *path) {
         return stat(path, &st) >= 0 && S_ISDIR(st.st_mode);
 }
 
-/* Puts a watch on the directory if it exists (returns 1), else on its nearest
- * existing ancestor (returns 0). */
-static int hosts_dir_watch(HostsDir *h) {
+/* Records what is wrong with the directory (DIR_OK: nothing), for the status
+ * and the log: a new kind of problem is a warning, the same one again (the
+ * next step of a path being made, say) only an info line. */
+static void hosts_dir_set_problem(HostsDir *h, DirProblem problem, char *why) {
+        if (problem == DIR_OK)
+                g_clear_pointer(&why, g_free);
+        if (streq_ptr(why, h->dir_problem_why)) {
+                g_free(why);
+                return;
+        }
+        if (why) {
+                if (problem != h->dir_problem)
+                        log_warning("Hosts directory %s %s.", h->path, why);
+                else
+                        log_info("Hosts directory %s %s.", h->path, why);
+        }
+        g_free(h->dir_problem_why);
+        h->dir_problem_why = why;
+        h->dir_problem = problem;
+        h->listed_dirty = true;
+}
+
+/* Watches the parent of the directory for a change of the directory's
+ * permissions (IN_ATTRIB in the parent names it). */
+static int hosts_dir_watch_parent(HostsDir *h) {
+        _cleanup_free_ char *parent = NULL, *name = NULL;
+        int r, wd;
+
+        r = path_split(h->path, &parent, &name);
+        if (r < 0)
+                return r;
+        wd = inotify_add_watch(h->inotify_fd, parent, PARENT_MASK);
+        if (wd < 0)
+                return negative_errno();
+        h->parent_wd = wd;
+        h->parent_path = TAKE_PTR(parent);
+        h->waiting_for = TAKE_PTR(name);
+        return 0;
+}
+
+/* Puts a watch on the directory if it can (returns 1); else on its nearest
+ * existing ancestor, or on its parent when it may not be read (returns 0,
+ * *ret_error saying why the directory itself could not be watched). Logs
+ * nothing: the caller says what is wrong. */
+static int hosts_dir_watch(HostsDir *h, int *ret_error) {
+        *ret_error = 0;
+
         /* The tree may change under us while we walk it; after a few tries
          * settle for whatever watch we have, its events will bring us back. */
         for (unsigned attempt = 0; attempt < 8; attempt++) {
                 _cleanup_free_ char *child = NULL;
-                int wd;
+                int wd, r;
 
                 hosts_dir_unwatch(h);
 
@@ -979,8 +1144,18 @@ static int hosts_dir_watch(HostsDir *h) {
                         h->wd = wd;
                         return 1;
                 }
+                *ret_error = errno;
+                if (errno == EACCES || errno == EPERM) {
+                        r = hosts_dir_watch_parent(h);
+                        if (r < 0)
+                                return -*ret_error;
+                        /* Made readable between our try and the watch: no event will tell. */
+                        if (faccessat(AT_FDCWD, h->path, R_OK | X_OK, AT_EACCESS) < 0)
+                                return 0;
+                        continue;
+                }
                 if (!errno_is_missing(errno))
-                        return log_warning_errno(errno, "Failed to watch hosts directory %s: %m", h->path);
+                        return negative_errno();
 
                 child = strdup(h->path);
                 if (!child)
@@ -988,13 +1163,12 @@ static int hosts_dir_watch(HostsDir *h) {
 
                 for (;;) {
                         _cleanup_free_ char *parent = NULL, *name = NULL;
-                        int r;
 
                         r = path_split(child, &parent, &name);
                         if (r < 0)
                                 return r;
                         if (streq(parent, child))
-                                return log_warning_errno(ENOENT, "No existing ancestor of %s to watch: %m", h->path);
+                                return -ENOENT;
 
                         wd = inotify_add_watch(h->inotify_fd, parent, PARENT_MASK);
                         if (wd >= 0) {
@@ -1004,8 +1178,7 @@ static int hosts_dir_watch(HostsDir *h) {
                                 break;
                         }
                         if (!errno_is_missing(errno))
-                                return log_warning_errno(errno, "Failed to watch %s for %s to appear: %m", parent,
-                                                         h->path);
+                                return negative_errno();
 
                         free(child);
                         child = TAKE_PTR(parent);
@@ -1020,22 +1193,63 @@ static int hosts_dir_watch(HostsDir *h) {
         return 0;
 }
 
+/* Why the directory is not being watched, after hosts_dir_watch() settled
+ * for a watch on an ancestor (error: why the directory's own failed). */
+static void hosts_dir_explain_wait(HostsDir *h, int error) {
+        _cleanup_free_ char *missing = NULL;
+        struct stat st;
+
+        if (error == EACCES || error == EPERM) {
+                g_autofree char *why = describe_error(error);
+
+                hosts_dir_set_problem(h, DIR_UNREADABLE,
+                                      g_strdup_printf("cannot be read: %s; watching %s for a change of its permissions",
+                                                      why, h->parent_path));
+                return;
+        }
+        if (stat(h->path, &st) >= 0 && !S_ISDIR(st.st_mode)) {
+                hosts_dir_set_problem(
+                        h, DIR_NOT_DIR,
+                        g_strdup_printf("is not a directory; watching %s for a directory to take its place",
+                                        h->parent_path));
+                return;
+        }
+        /* The first component that is missing: all the rest is, too. */
+        if (asprintf(&missing, "%s%s%s", h->parent_path, string_has_suffix(h->parent_path, "/") ? "" : "/",
+                     h->waiting_for) < 0)
+                missing = NULL;
+        if (missing && !streq(missing, h->path))
+                hosts_dir_set_problem(h, DIR_MISSING,
+                                      g_strdup_printf("does not exist (%s is missing); watching %s for it to appear",
+                                                      missing, h->parent_path));
+        else
+                hosts_dir_set_problem(h, DIR_MISSING,
+                                      g_strdup_printf("does not exist; watching %s for it to appear", h->parent_path));
+}
+
 /* (Re)starts: watches the directory or waits for it; loads it if it is there. */
 static int hosts_dir_start(HostsDir *h) {
-        int r;
+        int r, error;
 
-        r = hosts_dir_watch(h);
-        if (r < 0)
-                return r;
-        if (r == 0) {
-                if (h->parent_path)
-                        log_info("Hosts directory %s does not exist, waiting for it (watching %s).", h->path,
-                                 h->parent_path);
+        r = hosts_dir_watch(h, &error);
+        if (r < 0) {
+                g_autofree char *why = describe_error(r);
+
+                /* The daemon serves its other sources; a rescan (SIGHUP) tries again. */
+                hosts_dir_set_problem(h, DIR_WATCH_FAILED,
+                                      g_strdup_printf("cannot be watched: %s; serving no records from it", why));
                 h->exists = false;
+                return r;
+        }
+        if (r == 0) {
+                h->exists = false;
+                if (h->parent_path)
+                        hosts_dir_explain_wait(h, error);
                 return 0;
         }
 
         h->exists = true;
+        hosts_dir_set_problem(h, DIR_OK, NULL);
         log_info("Watching hosts directory %s", h->path);
         return hosts_dir_load_all(h);
 }
@@ -1161,6 +1375,7 @@ int hosts_dir_new(HostsDir **ret, sd_event *e, Store *store, const HostsDirOptio
 
         h->files = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, hosts_file_destroy);
         h->idle_callbacks = g_array_new(FALSE, FALSE, sizeof(IdleCallback));
+        h->listed = g_array_new(FALSE, FALSE, sizeof(HostsWarning));
 
         r = worker_new(&h->worker, e, "hosts-reader");
         if (r < 0)
@@ -1252,6 +1467,9 @@ HostsDir *hosts_dir_free(HostsDir *h) {
         h->apply_source = sd_event_source_disable_unref(h->apply_source);
         sd_event_unref(h->event);
 
+        if (h->listed)
+                g_array_free(h->listed, TRUE);
+        g_free(h->dir_problem_why);
         free(h->parent_path);
         free(h->waiting_for);
         free(h->path);
@@ -1298,24 +1516,78 @@ void hosts_dir_when_idle(HostsDir *h, HostsDirIdleFunc f, void *userdata) {
                 hosts_dir_kick(h);
 }
 
-void hosts_dir_get_status(const HostsDir *h, HostsDirStatus *ret) {
+static int file_compare_path(const void *a, const void *b) {
+        const HostsFile *x = *(const HostsFile *const *) a, *y = *(const HostsFile *const *) b;
+
+        return strcmp(x->path, y->path);
+}
+
+static void hosts_dir_list_add(HostsDir *h, const char *file, unsigned line, const char *why) {
+        HostsWarning w = { .file = file, .line = line, .why = why };
+
+        if (h->listed->len < HOSTS_WARNINGS_LISTED_MAX)
+                g_array_append_val(h->listed, w);
+}
+
+/* The status's list: the directory's own problem, then by file and line. */
+static void hosts_dir_list_warnings(HostsDir *h) {
+        g_autoptr(GPtrArray) files = g_ptr_array_new();
         GHashTableIter i;
         gpointer v;
 
+        g_array_set_size(h->listed, 0);
+        h->listed_dirty = false;
+        if (h->dir_problem_why)
+                hosts_dir_list_add(h, h->path, 0, h->dir_problem_why);
+
+        g_hash_table_iter_init(&i, h->files);
+        while (g_hash_table_iter_next(&i, NULL, &v)) {
+                const HostsFile *f = v;
+
+                if (f->problem || (f->warnings && f->warnings->len > 0))
+                        g_ptr_array_add(files, v);
+        }
+        if (files->len > 1)
+                qsort(files->pdata, files->len, sizeof(gpointer), file_compare_path);
+
+        for (guint k = 0; k < files->len && h->listed->len < HOSTS_WARNINGS_LISTED_MAX; k++) {
+                const HostsFile *f = files->pdata[k];
+
+                if (f->problem)
+                        hosts_dir_list_add(h, f->path, 0, f->problem);
+                for (guint n = 0; f->warnings && n < f->warnings->len; n++) {
+                        const LineWarning *w = &g_array_index(f->warnings, LineWarning, n);
+
+                        hosts_dir_list_add(h, f->path, w->line, w->why);
+                }
+        }
+}
+
+void hosts_dir_get_status(HostsDir *h, HostsDirStatus *ret) {
+        GHashTableIter i;
+        gpointer v;
+
+        if (h->listed_dirty)
+                hosts_dir_list_warnings(h);
+
         *ret = (HostsDirStatus) {
                 .path = h->path,
-                .exists = h->exists,
+                /* There, but not ours to read: it exists all the same. */
+                .exists = h->exists || h->dir_problem == DIR_UNREADABLE,
                 .last_load_usec = h->last_load_usec,
+                .n_warnings = h->dir_problem_why ? 1 : 0,
+                .warnings = (const HostsWarning *) h->listed->data,
+                .n_warnings_listed = h->listed->len,
         };
 
         g_hash_table_iter_init(&i, h->files);
         while (g_hash_table_iter_next(&i, NULL, &v)) {
                 const HostsFile *f = v;
 
+                ret->n_warnings += f->n_warnings + (f->problem ? 1 : 0);
                 if (!f->loaded)
                         continue;
                 ret->n_files++;
                 ret->n_records += f->n_records;
-                ret->n_warnings += f->n_warnings;
         }
 }

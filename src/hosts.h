@@ -57,13 +57,33 @@ bool hosts_dir_busy(const HostsDir *h);
 typedef void (*HostsDirIdleFunc)(void *userdata);
 void hosts_dir_when_idle(HostsDir *h, HostsDirIdleFunc f, void *userdata);
 
+/* One current warning of the hosts source: a line that was skipped (line > 0),
+ * a file as a whole (line 0: unreadable, not a regular file, over its limit),
+ * or the directory itself (file is the directory, line 0: missing, not
+ * readable). why is worded as the journal line that reported it, after its
+ * "FILE:LINE: " or "FILE: ". */
+typedef struct HostsWarning {
+        const char *file;
+        unsigned line;
+        const char *why;
+} HostsWarning;
+
+/* Warnings listed in the status, at most: the first by file and line. */
+#define HOSTS_WARNINGS_LISTED_MAX 100u
+
 /* For status: whether the directory exists, number of files loaded and records. */
 typedef struct HostsDirStatus {
         const char *path;
         bool exists;
         unsigned n_files;
         unsigned n_records;
-        unsigned n_warnings;     /* bad lines/names in the last load of every file */
+        unsigned n_warnings;     /* every current warning (see HostsWarning) */
         uint64_t last_load_usec; /* CLOCK_REALTIME */
+        /* The first HOSTS_WARNINGS_LISTED_MAX of them, ordered by file (the
+         * directory's own first) and line. */
+        const HostsWarning *warnings;
+        size_t n_warnings_listed;
 } HostsDirStatus;
-void hosts_dir_get_status(const HostsDir *h, HostsDirStatus *ret);
+/* Fills ret; its pointers stay valid until the loop runs again. Not const:
+ * the list of warnings is rebuilt here when it changed. */
+void hosts_dir_get_status(HostsDir *h, HostsDirStatus *ret);

@@ -219,6 +219,23 @@ static json_object *status_docker(const DockerStatus *d) {
         return o;
 }
 
+/* The first of the current warnings, as the log words them: file, line
+ * (null for the file or the directory as a whole) and message. */
+static json_object *status_hosts_warnings(const HostsDirStatus *h) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; h && i < h->n_warnings_listed; i++) {
+                const HostsWarning *w = &h->warnings[i];
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "file", json_object_new_string(w->file));
+                json_object_object_add(o, "line", w->line > 0 ? json_object_new_int64(w->line) : NULL);
+                json_object_object_add(o, "message", json_object_new_string(w->why));
+                json_object_array_add(a, o);
+        }
+        return a;
+}
+
 static json_object *status_hosts(const HostsDirStatus *h) {
         json_object *o = json_object_new_object();
 
@@ -231,6 +248,7 @@ static json_object *status_hosts(const HostsDirStatus *h) {
         json_object_object_add(o, "files", json_object_new_int(h ? (int) h->n_files : 0));
         json_object_object_add(o, "records", json_object_new_int(h ? (int) h->n_records : 0));
         json_object_object_add(o, "warnings", json_object_new_int(h ? (int) h->n_warnings : 0));
+        json_object_object_add(o, "warning_list", status_hosts_warnings(h));
         json_object_object_add(o, "last_load", json_time_or_null(h ? h->last_load_usec : 0));
         return o;
 }

@@ -230,12 +230,20 @@ static int parse_failed(int r) {
 
 /* --- status -------------------------------------------------------------- */
 
+/* One of the hosts directory's warnings: line 0 for a file or the directory
+ * as a whole. */
+typedef struct HostsWarningItem {
+        char *file, *why;
+        uint32_t line;
+} HostsWarningItem;
+
 typedef struct Status {
         char *node_id, *docker_state, *docker_error, *hosts_directory, *state_directory, *daemon_version;
         char *etcd_state, *etcd_error;
         char **domains, **listen_addresses;
+        GArray *hosts_warnings; /* HostsWarningItem */
         uint64_t version, start_timestamp, uptime;
-        uint32_t record_count, member_count;
+        uint32_t record_count, member_count, hosts_warning_count;
         uint16_t dns_port;
         int cluster_enabled;
 } Status;
@@ -251,6 +259,34 @@ static void status_done(Status *s) {
         g_free(s->daemon_version);
         g_strfreev(s->domains);
         g_strfreev(s->listen_addresses);
+        for (guint i = 0; s->hosts_warnings && i < s->hosts_warnings->len; i++) {
+                HostsWarningItem *w = &g_array_index(s->hosts_warnings, HostsWarningItem, i);
+
+                g_free(w->file);
+                g_free(w->why);
+        }
+        if (s->hosts_warnings)
+                g_array_free(s->hosts_warnings, TRUE);
+}
+
+static int read_hosts_warnings(sd_bus_message *m, Status *s) {
+        const char *file, *why;
+        uint32_t line;
+        int r;
+
+        if (!s->hosts_warnings)
+                s->hosts_warnings = g_array_new(FALSE, FALSE, sizeof(HostsWarningItem));
+        r = sd_bus_message_enter_container(m, 'a', "(sus)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "(sus)", &file, &line, &why)) > 0) {
+                HostsWarningItem w = { .file = g_strdup(file), .why = g_strdup(why), .line = line };
+
+                g_array_append_val(s->hosts_warnings, w);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
 }
 
 static int read_strv(sd_bus_message *m, char ***ret) {
@@ -321,6 +357,10 @@ static int read_status(sd_bus_message *m, Status *s) {
                         r = read_strv(m, &s->domains);
                 else if (streq(name, "ListenAddresses") && streq(contents, "as"))
                         r = read_strv(m, &s->listen_addresses);
+                else if (streq(name, "HostsWarnings") && streq(contents, "a(sus)"))
+                        r = read_hosts_warnings(m, s);
+                else if (streq(name, "HostsWarningCount") && streq(contents, "u"))
+                        r = sd_bus_message_read(m, "u", &s->hosts_warning_count);
                 else if (streq(name, "Version") && streq(contents, "t"))
                         r = sd_bus_message_read(m, "t", &s->version);
                 else if (streq(name, "StartTimestamp") && streq(contents, "t"))
@@ -355,6 +395,22 @@ static json_object *json_strv(char **v) {
         json_object *a = json_object_new_array();
         for (size_t i = 0; v && v[i]; i++)
                 json_object_array_add(a, json_object_new_string(v[i]));
+        return a;
+}
+
+/* As /status's hosts_monitor.warning_list: line null for a whole file. */
+static json_object *json_hosts_warnings(GArray *warnings) {
+        json_object *a = json_object_new_array();
+
+        for (guint i = 0; warnings && i < warnings->len; i++) {
+                const HostsWarningItem *w = &g_array_index(warnings, HostsWarningItem, i);
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "file", json_object_new_string(w->file));
+                json_object_object_add(o, "line", w->line > 0 ? json_object_new_int64(w->line) : NULL);
+                json_object_object_add(o, "message", json_object_new_string(w->why));
+                json_object_array_add(a, o);
+        }
         return a;
 }
 
@@ -408,6 +464,31 @@ static void print_field(size_t width, const char *label, const char *value) {
         printf("%*s%s: %s\n", (int) (width - display_width(label)), "", label, value);
 }
 
+/* One line per warning, "FILE:LINE: why" as the log has it, the first under
+ * the label and the rest aligned below it; nothing when there are none. */
+static void print_hosts_warnings(size_t width, const char *label, const Status *s) {
+        guint n = s->hosts_warnings ? s->hosts_warnings->len : 0;
+
+        for (guint i = 0; i < n; i++) {
+                const HostsWarningItem *w = &g_array_index(s->hosts_warnings, HostsWarningItem, i);
+                g_autofree char *text = w->line > 0 ? g_strdup_printf("%s:%u: %s", w->file, w->line, w->why)
+                                                    : g_strdup_printf("%s: %s", w->file, w->why);
+
+                if (i == 0)
+                        print_field(width, label, text);
+                else
+                        printf("%*s  %s\n", (int) width, "", text);
+        }
+        if (s->hosts_warning_count > n) {
+                g_autofree char *more = g_strdup_printf(_("… and %u more"), s->hosts_warning_count - n);
+
+                if (n == 0)
+                        print_field(width, label, more);
+                else
+                        printf("%*s  %s\n", (int) width, "", more);
+        }
+}
+
 static int verb_status(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -435,6 +516,8 @@ static int verb_status(sd_bus *bus, char **args) {
                 json_object_object_add(o, "listen_addresses", json_strv(s.listen_addresses));
                 json_object_object_add(o, "domains", json_strv(s.domains));
                 json_object_object_add(o, "hosts_directory", json_object_new_string(strempty(s.hosts_directory)));
+                json_object_object_add(o, "hosts_warnings", json_object_new_int64(s.hosts_warning_count));
+                json_object_object_add(o, "hosts_warning_list", json_hosts_warnings(s.hosts_warnings));
                 json_object_object_add(o, "docker_state", json_object_new_string(strempty(s.docker_state)));
                 json_object_object_add(o, "docker_error", json_object_new_string(strempty(s.docker_error)));
                 /* An older daemon has no EtcdState: it shares nothing through etcd. */
@@ -451,9 +534,19 @@ static int verb_status(sd_bus *bus, char **args) {
         }
 
         const char *labels[] = {
-                _("Node"),    _("Daemon version"),  _("Store version"),   _("Records"),
-                _("DNS"),     _("Domains"),         _("Hosts directory"), _("Docker"),
-                _("Cluster"), _("State directory"), _("Started"),         _("etcd"),
+                _("Node"),
+                _("Daemon version"),
+                _("Store version"),
+                _("Records"),
+                _("DNS"),
+                _("Domains"),
+                _("Hosts directory"),
+                _("Docker"),
+                _("Cluster"),
+                _("State directory"),
+                _("Started"),
+                _("etcd"),
+                _("Hosts warnings"),
         };
         size_t width = 0;
         for (size_t i = 0; i < ELEMENTSOF(labels); i++)
@@ -485,6 +578,7 @@ static int verb_status(sd_bus *bus, char **args) {
         print_field(width, labels[4], listen);
         print_field(width, labels[5], domains);
         print_field(width, labels[6], isempty(s.hosts_directory) ? _("none") : s.hosts_directory);
+        print_hosts_warnings(width, labels[12], &s);
         print_field(width, labels[7], docker);
         print_field(width, labels[8], cluster);
         print_field(width, labels[11], etcd);

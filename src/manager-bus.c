@@ -236,6 +236,7 @@ DEFINE_PROPERTY_GETTER(property_get_record_count, "u", (uint32_t) st.n_records)
 DEFINE_PROPERTY_GETTER(property_get_docker_state, "s", manager_status_docker_state(&st))
 DEFINE_PROPERTY_GETTER(property_get_docker_error, "s", st.docker_enabled ? strempty(st.docker.last_error) : "")
 DEFINE_PROPERTY_GETTER(property_get_hosts_directory, "s", strempty(st.hosts_directory))
+DEFINE_PROPERTY_GETTER(property_get_hosts_warning_count, "u", st.hosts_enabled ? st.hosts.n_warnings : 0)
 DEFINE_PROPERTY_GETTER(property_get_cluster_enabled, "b", (int) st.cluster_enabled)
 DEFINE_PROPERTY_GETTER(property_get_member_count, "u", manager_status_member_count(&st))
 DEFINE_PROPERTY_GETTER(property_get_dns_port, "q", st.dns_port)
@@ -256,6 +257,24 @@ static int property_get_forward_upstreams(sd_bus *bus, const char *path, const c
         r = sd_bus_message_open_container(reply, 'a', "s");
         for (size_t i = 0; r >= 0 && st.forward_enabled && st.forward && i < st.forward->n_upstreams; i++)
                 r = sd_bus_message_append(reply, "s", st.forward->upstreams[i].address);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+/* The first of the hosts source's current warnings: (file, line, why), line
+ * 0 for the file or the directory as a whole. */
+static int property_get_hosts_warnings(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        ManagerStatus st;
+        int r;
+
+        manager_get_status(userdata, &st);
+        r = sd_bus_message_open_container(reply, 'a', "(sus)");
+        for (size_t i = 0; r >= 0 && st.hosts_enabled && i < st.hosts.n_warnings_listed; i++) {
+                const HostsWarning *w = &st.hosts.warnings[i];
+
+                r = sd_bus_message_append(reply, "(sus)", w->file, w->line, w->why);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;
@@ -980,6 +999,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("DockerState", "s", property_get_docker_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DockerError", "s", property_get_docker_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("HostsDirectory", "s", property_get_hosts_directory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HostsWarnings", "a(sus)", property_get_hosts_warnings, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HostsWarningCount", "u", property_get_hosts_warning_count, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Domains", "as", property_get_domains, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ClusterEnabled", "b", property_get_cluster_enabled, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MemberCount", "u", property_get_member_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -161,6 +162,31 @@ static bool wait_status_exists(Test *t, bool exists) {
         }
 }
 
+/* Whether the status lists a warning for file (a path) and line whose text
+ * has why in it. */
+static bool find_warning(const HostsDirStatus *st, const char *file, unsigned line, const char *why) {
+        for (size_t i = 0; i < st->n_warnings_listed; i++)
+                if (streq(st->warnings[i].file, file) && st->warnings[i].line == line &&
+                    strstr(st->warnings[i].why, why))
+                        return true;
+        return false;
+}
+
+/* Runs the loop until the status lists (or no longer lists) that warning. */
+static bool wait_warning(Test *t, const char *file, unsigned line, const char *why, bool present) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + DEADLINE_USEC;
+        HostsDirStatus st;
+
+        for (;;) {
+                hosts_dir_get_status(t->dir, &st);
+                if (find_warning(&st, file, line, why) == present)
+                        return true;
+                if (now_usec(CLOCK_MONOTONIC) >= deadline)
+                        return false;
+                CHECK(sd_event_run(t->event, 10 * USEC_PER_MSEC) >= 0);
+        }
+}
+
 /* Runs the loop until no file waits to be loaded and no change to be applied. */
 static bool wait_idle(Test *t) {
         uint64_t deadline = now_usec(CLOCK_MONOTONIC) + DEADLINE_USEC;
@@ -297,8 +323,43 @@ static void test_live_changes(void) {
         CHECK(st.n_records == 6);
         CHECK(st.n_warnings == 2);
         CHECK(st.last_load_usec > 0);
+        /* Listed with file, line and the log's wording, in line order. */
+        in_dir(&t, "bad.hosts", a);
+        CHECK(st.n_warnings_listed == 2);
+        CHECK(streq(st.warnings[0].file, a) && st.warnings[0].line == 2);
+        CHECK(streq(st.warnings[0].why, "not an IP address: '10.0.0.300'"));
+        CHECK(streq(st.warnings[1].file, a) && st.warnings[1].line == 3);
+        CHECK(strstr(st.warnings[1].why, "invalid name 'b@d.test'"));
         settle(&t, 100 * USEC_PER_MSEC);
         CHECK(expect_no_events(&t));
+
+        /* Many bad lines: all counted, the first HOSTS_WARNINGS_LISTED_MAX listed. */
+        {
+                char many[512], line[64];
+                FILE *f;
+
+                in_dir(&t, "many.hosts", many);
+                f = fopen(many, "we");
+                CHECK(f);
+                for (unsigned i = 1; i <= 150; i++) {
+                        snprintf(line, sizeof line, "10.0.0.%u bad%u.test\n", 300 + i, i);
+                        CHECK(fputs(line, f) >= 0);
+                }
+                CHECK(fclose(f) == 0);
+                CHECK(wait_warning(&t, many, 1, "not an IP address", true));
+                hosts_dir_get_status(t.dir, &st);
+                CHECK(st.n_warnings == 152);
+                CHECK(st.n_warnings_listed == HOSTS_WARNINGS_LISTED_MAX);
+                /* Ordered by file: bad.hosts before many.hosts. */
+                CHECK(streq(st.warnings[0].file, a) && st.warnings[0].line == 2);
+                CHECK(st.warnings[HOSTS_WARNINGS_LISTED_MAX - 1].line == HOSTS_WARNINGS_LISTED_MAX - 2);
+                CHECK(unlink(many) == 0);
+                CHECK(wait_warning(&t, many, 1, "not an IP address", false));
+                hosts_dir_get_status(t.dir, &st);
+                CHECK(st.n_warnings == 2 && st.n_warnings_listed == 2);
+                settle(&t, 100 * USEC_PER_MSEC);
+                CHECK(expect_no_events(&t));
+        }
 
         /* Add a line. */
         append_file(&t, "a.hosts", "10.0.0.3 three.test\n");
@@ -423,7 +484,13 @@ static void test_live_changes(void) {
                 CHECK(expect_no_events(&t));
                 hosts_dir_get_status(t.dir, &st);
                 CHECK(st.n_files == 2);
+                /* Listed as a warning for as long as it is there. */
+                CHECK(st.n_warnings == 3);
+                CHECK(find_warning(&st, a, 0, "larger than 64 MiB, ignoring it"));
                 CHECK(unlink(a) == 0);
+                settle(&t, 150 * USEC_PER_MSEC);
+                hosts_dir_get_status(t.dir, &st);
+                CHECK(!find_warning(&st, a, 0, "larger than 64 MiB"));
         }
 
         hosts_dir_get_status(t.dir, &st);
@@ -501,6 +568,10 @@ static void test_dir_created_after_start(void) {
         test_start(&t);
         hosts_dir_get_status(t.dir, &st);
         CHECK(!st.exists && st.n_files == 0);
+        /* Listed: what is missing, and what is watched for it. */
+        snprintf(p, sizeof p, "does not exist (%s/later is missing); watching %s for it to appear", tmp_root, tmp_root);
+        CHECK(st.n_warnings == 1 && st.n_warnings_listed == 1);
+        CHECK(find_warning(&st, t.path, 0, p));
         settle(&t, 50 * USEC_PER_MSEC);
 
         snprintf(p, sizeof p, "%s/later", tmp_root);
@@ -525,6 +596,7 @@ static void test_dir_created_after_start(void) {
         CHECK(wait_record(&t, "x.later.test", "10.2.0.1", true));
         hosts_dir_get_status(t.dir, &st);
         CHECK(st.exists && st.n_files == 1 && st.n_records == 1);
+        CHECK(st.n_warnings == 0 && st.n_warnings_listed == 0);
 
         /* And live from then on. */
         write_file(&t, "y.hosts", "10.2.0.2 y.later.test\n");
@@ -537,6 +609,9 @@ static void test_dir_created_after_start(void) {
         /* The simple case: mkdir, then write a file. */
         test_setup(&t, "simple-later", false);
         test_start(&t);
+        hosts_dir_get_status(t.dir, &st);
+        snprintf(p, sizeof p, "does not exist; watching %s for it to appear", tmp_root);
+        CHECK(find_warning(&st, t.path, 0, p));
         CHECK(mkdir(t.path, 0755) == 0);
         write_file(&t, "z.hosts", "10.2.0.3 z.later.test\n");
         CHECK(wait_record(&t, "z.later.test", "10.2.0.3", true));
@@ -677,6 +752,18 @@ static void test_limits(void) {
         hosts_dir_get_status(t.dir, &st);
         CHECK(st.n_records == 5);
         CHECK(store_count(t.store) == 5);
+        /* Both files say what was left out, and why. */
+        {
+                char a[512], b[512];
+
+                in_dir(&t, "a.hosts", a);
+                in_dir(&t, "b.hosts", b);
+                CHECK(st.n_warnings == 2);
+                CHECK(find_warning(&st, a, 0, "serving the first 3 of its 5 records: MaxRecordsPerFile=3 per file"));
+                CHECK(find_warning(
+                        &st, b, 0,
+                        "serving the first 2 of its 3 records: MaxRecords=5 is reached over all hosts files"));
+        }
 
         /* Room made in the first file: the second gets it at its next load. */
         write_file(&t, "a.hosts", "10.5.0.1 a1.limits.test\n");
@@ -740,8 +827,11 @@ static void test_emfile_retried(void) {
 /* A file that becomes unreadable keeps its last records; readable again, it
  * is loaded again. Root reads everything, so this part runs as nobody. */
 static void test_unreadable_kept_child(void) {
+        struct passwd *pw = getpwuid(geteuid());
+        const char *user = pw ? pw->pw_name : "?";
+        HostsDirStatus st;
         Test t;
-        char a[512];
+        char a[512], why[1024];
 
         test_setup(&t, "unreadable", false);
         write_file(&t, "a.hosts", "10.7.0.1 kept.unreadable.test\n");
@@ -755,12 +845,39 @@ static void test_unreadable_kept_child(void) {
         settle(&t, 300 * USEC_PER_MSEC);
         CHECK(has_record(&t, "kept.unreadable.test", "10.7.0.1", "a.hosts", 1));
         CHECK(expect_no_events(&t));
+        /* Listed, naming the user who cannot read it. */
+        snprintf(why, sizeof why,
+                 "cannot read it: permission denied: joyrided runs as user %s (uid %u); keeping its 1 record and "
+                 "trying again",
+                 user, (unsigned) geteuid());
+        CHECK(wait_warning(&t, a, 0, why, true));
 
         CHECK(chmod(a, 0644) == 0);
         write_file(&t, "a.hosts", "10.7.0.2 back.unreadable.test\n");
         CHECK(wait_record(&t, "back.unreadable.test", "10.7.0.2", true));
         CHECK(wait_record(&t, "kept.unreadable.test", "10.7.0.1", false));
+        CHECK(wait_warning(&t, a, 0, "cannot read it", false));
 
+        test_teardown(&t);
+
+        /* A directory that may not be read: it exists, says who cannot read
+         * it, and is loaded once its permissions change. */
+        test_setup(&t, "closed", false);
+        write_file(&t, "c.hosts", "10.7.1.1 c.closed.test\n");
+        CHECK(chmod(t.path, 0) == 0);
+        test_start(&t);
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.exists && st.n_files == 0 && st.n_warnings == 1);
+        snprintf(why, sizeof why,
+                 "cannot be read: permission denied: joyrided runs as user %s (uid %u); watching %s for a change of "
+                 "its permissions",
+                 user, (unsigned) geteuid(), tmp_root);
+        CHECK(find_warning(&st, t.path, 0, why));
+        settle(&t, 50 * USEC_PER_MSEC);
+        CHECK(chmod(t.path, 0755) == 0);
+        CHECK(wait_record(&t, "c.closed.test", "10.7.1.1", true));
+        hosts_dir_get_status(t.dir, &st);
+        CHECK(st.exists && st.n_files == 1 && st.n_warnings == 0 && st.n_warnings_listed == 0);
         test_teardown(&t);
 }
 
@@ -769,6 +886,10 @@ static void test_unreadable_kept(void) {
         pid_t pid;
         int status;
 
+        snprintf(path, sizeof path, "%s/closed", tmp_root);
+        CHECK(mkdir(path, 0755) == 0);
+        if (geteuid() == 0)
+                CHECK(chown(path, 65534, 65534) == 0);
         snprintf(path, sizeof path, "%s/unreadable", tmp_root);
         CHECK(mkdir(path, 0755) == 0);
         if (geteuid() != 0) {

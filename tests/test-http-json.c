@@ -76,8 +76,18 @@ static void test_status(void) {
                             .api_version = "1.43",
                             .n_containers = 4,
                             .connected_since_usec = 1700000000000000ull };
+        const HostsWarning warnings[] = {
+                { .file = "/etc/joyride/hosts/big.hosts", .line = 0, .why = "larger than 64 MiB, ignoring it" },
+                { .file = "/etc/joyride/hosts/lan.hosts", .line = 3, .why = "not an IP address: '10.0.0.300'" },
+        };
         HostsDirStatus hs = {
-                .path = "/etc/joyride/hosts", .exists = true, .n_files = 2, .n_records = 9, .n_warnings = 1
+                .path = "/etc/joyride/hosts",
+                .exists = true,
+                .n_files = 2,
+                .n_records = 9,
+                .n_warnings = 5,
+                .warnings = warnings,
+                .n_warnings_listed = ELEMENTSOF(warnings),
         };
         HttpStatusInput in = {
                 .service = { .service = "s",
@@ -125,7 +135,21 @@ static void test_status(void) {
         CHECK_STREQ(get_str(h, "directory"), "/etc/joyride/hosts");
         CHECK_INT_EQ(json_object_get_int(get(h, "records_count")), 9);
         CHECK_INT_EQ(json_object_get_int(get(h, "files")), 2);
-        CHECK_INT_EQ(json_object_get_int(get(h, "warnings")), 1);
+        CHECK_INT_EQ(json_object_get_int(get(h, "warnings")), 5);
+        {
+                json_object *list = get(h, "warning_list"), *w;
+
+                /* The listed ones (the total is "warnings"). */
+                CHECK_INT_EQ(json_object_array_length(list), 2);
+                w = json_object_array_get_idx(list, 0);
+                CHECK_STREQ(get_str(w, "file"), "/etc/joyride/hosts/big.hosts");
+                CHECK(!get(w, "line"));
+                CHECK_STREQ(get_str(w, "message"), "larger than 64 MiB, ignoring it");
+                w = json_object_array_get_idx(list, 1);
+                CHECK_STREQ(get_str(w, "file"), "/etc/joyride/hosts/lan.hosts");
+                CHECK_INT_EQ(json_object_get_int(get(w, "line")), 3);
+                CHECK_STREQ(get_str(w, "message"), "not an IP address: '10.0.0.300'");
+        }
 
         cl = get(o, "dns_sync_cluster");
         CHECK(!(json_object_get_boolean(get(cl, "enabled"))));
@@ -184,6 +208,7 @@ static void test_status(void) {
         h = get(o, "hosts_monitor");
         CHECK(!(json_object_get_boolean(get(h, "enabled"))));
         CHECK(!(get(h, "directory")));
+        CHECK_INT_EQ(json_object_array_length(get(h, "warning_list")), 0);
         CHECK(!(json_object_get_boolean(get(get(o, "dns_server"), "running"))));
         json_object_put(o);
 }

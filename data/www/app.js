@@ -151,8 +151,8 @@
     const h = s.hosts_monitor || {};
     if (!h.enabled) setPill("hosts-state", "not configured", null);
     else if (!h.exists) setPill("hosts-state", "missing", "warn");
-    else if (h.warnings > 0) setPill("hosts-state", h.warnings + " warnings", "warn");
     else setPill("hosts-state", "watching", "ok");
+    renderHostsWarnings(h);
     setText("hosts-dir", h.directory);
     setText("hosts-files", h.enabled ? h.files : null);
     setText("hosts-records", h.enabled ? h.records : null);
@@ -216,6 +216,54 @@
     }
     renderChart(dns.queries_per_second);
     setText("updated", new Date().toLocaleTimeString());
+  }
+
+  // The hosts directory's warnings: a button in place of the state pill that
+  // opens a dialog listing them (file:line, why), kept current while open.
+  function renderHostsWarnings(h) {
+    const count = h.enabled ? Number(h.warnings) || 0 : 0;
+    const list = Array.isArray(h.warning_list) ? h.warning_list : [];
+    const button = $("hosts-warnings-button");
+    const label = count + (count === 1 ? " warning" : " warnings");
+
+    // The directory itself missing says so in the state pill; the button
+    // then only adds the details.
+    $("hosts-state").hidden = count > 0 && !!h.exists;
+    button.hidden = count === 0;
+    button.textContent = h.exists ? label : "details";
+    button.setAttribute("aria-label", "Show the " + label + " of the hosts files");
+
+    const items = list.map((w) => {
+      const li = document.createElement("li");
+      const where = document.createElement("code");
+      where.className = "where";
+      where.textContent = w.line ? w.file + ":" + w.line : w.file;
+      const why = document.createElement("span");
+      why.className = "why";
+      why.textContent = w.message;
+      li.append(where, why);
+      return li;
+    });
+    $("hosts-warnings-list").replaceChildren(...items);
+    $("hosts-warnings-summary").textContent =
+      count === 0 ? "No warnings: every file loads cleanly."
+      : count > list.length ? "The first " + list.length + " of " + count + " warnings, by file and line."
+      : label + ", by file and line.";
+  }
+
+  function openHostsWarnings() {
+    const dialog = $("hosts-warnings-dialog");
+    if (dialog.open) return;
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+    $("hosts-warnings-close").focus();
+    refreshStatus();
+  }
+
+  function closeHostsWarnings() {
+    const dialog = $("hosts-warnings-dialog");
+    if (typeof dialog.close === "function") dialog.close();
+    else dialog.removeAttribute("open");
   }
 
   // Queries per second over the last minutes, as an inline SVG: one point per
@@ -375,6 +423,18 @@
     if (e.change === "added")
       fresh.add(keyOf({ hostname: e.hostname, type: e.type, ip_address: e.value, owner: e.owner, source: e.source }));
     scheduleReload();
+    scheduleStatus();
+  }
+
+  // A change of records is often a reload of a hosts file: its counters and
+  // warnings are worth showing before the next poll.
+  let statusTimer = null;
+  function scheduleStatus() {
+    if (statusTimer) return;
+    statusTimer = window.setTimeout(() => {
+      statusTimer = null;
+      refreshStatus();
+    }, 500);
   }
 
   function scheduleReload(delay = 150) {
@@ -476,6 +536,20 @@
       searchTimer = window.setTimeout(restart, 200);
     });
     $("source-filter").addEventListener("change", restart);
+    $("hosts-warnings-button").addEventListener("click", openHostsWarnings);
+    $("hosts-warnings-close").addEventListener("click", closeHostsWarnings);
+    // Back to the button that opened it (Escape closes a modal dialog too).
+    $("hosts-warnings-dialog").addEventListener("close", () => {
+      const b = $("hosts-warnings-button");
+      if (!b.hidden) b.focus();
+    });
+    // A click on the backdrop (outside the box) closes it.
+    $("hosts-warnings-dialog").addEventListener("click", (e) => {
+      if (e.target === e.currentTarget) {
+        const r = e.currentTarget.getBoundingClientRect();
+        if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) closeHostsWarnings();
+      }
+    });
     $("page-prev").addEventListener("click", () => {
       offset = Math.max(0, offset - PAGE_SIZE);
       loadRecords();

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The dashboard as a person sees it, in headless Chromium: it loads without
 // console errors, shows the hosts file's records, adds and removes rows live
-// when the hosts directory changes, filters and sorts, follows the system
-// colour scheme, toggles and remembers the theme, keeps readable contrast,
-// fits a phone. Run by run.sh, which starts the daemon and sets the env.
+// when the hosts directory changes, filters and sorts, lists a hosts file's
+// warnings behind the pill that counts them (by mouse and keyboard, live),
+// follows the system colour scheme, toggles and remembers the theme, keeps
+// readable contrast, fits a phone. Run by run.sh, which starts the daemon and sets the env.
 "use strict";
 
 const fs = require("fs");
@@ -196,6 +197,101 @@ async function main() {
       { timeout: 5000 }
     );
     ok("removing the file removes its row live");
+
+    // --- hosts warnings: the pill opens the list, which follows the file ------
+    const badFile = path.join(HOSTS, "bad.hosts");
+    fs.writeFileSync(badFile, "# a bad address\n10.30.0.300 broken.browser.test\n");
+    // /status is polled every 5 s.
+    await page.waitForSelector("#hosts-warnings-button:not([hidden])", { timeout: 9000 });
+    const pillText = await page.textContent("#hosts-warnings-button");
+    check(pillText === "1 warning", "warnings pill: " + pillText);
+    check(await page.isHidden("#hosts-state"), "the state pill still shows beside the warnings pill");
+    check(!(await page.evaluate(() => document.getElementById("hosts-warnings-dialog").open)), "the dialog is open before a click");
+    await page.click("#hosts-warnings-button");
+    await page.waitForSelector("#hosts-warnings-dialog[open]", { timeout: 2000 });
+    const listed = await page.$$eval("#hosts-warnings-list li", (lis) =>
+      lis.map((li) => [li.querySelector(".where").textContent, li.querySelector(".why").textContent]));
+    check(JSON.stringify(listed) === JSON.stringify([[badFile + ":2", "not an IP address: '10.30.0.300'"]]),
+          "the dialog lists: " + JSON.stringify(listed));
+    check(await page.evaluate(() => document.getElementById("hosts-warnings-dialog").contains(document.activeElement)),
+          "focus is not in the dialog once it opens");
+    ok("a bad line shows a '1 warning' pill; clicking it lists the file, line and reason");
+
+    // Readable in both themes; screenshots of each.
+    async function dialogContrast(label) {
+      const c = await page.evaluate(() => {
+        const d = document.getElementById("hosts-warnings-dialog");
+        return {
+          bg: getComputedStyle(d).backgroundColor,
+          why: getComputedStyle(d.querySelector(".why")).color,
+          where: getComputedStyle(d.querySelector(".where")).color,
+        };
+      });
+      check(contrast(c.why, c.bg) >= 7, `${label}: warning text contrast ${contrast(c.why, c.bg).toFixed(2)}`);
+      check(contrast(c.where, c.bg) >= 4.5, `${label}: file:line contrast ${contrast(c.where, c.bg).toFixed(2)}`);
+      return c;
+    }
+    const dLight = await dialogContrast("light dialog");
+    check(luminance(dLight.bg) > 0.5, "the dialog is not light in the light theme: " + dLight.bg);
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-warnings-light.png") });
+
+    // Keyboard: Escape closes and gives the focus back; Enter on the pill opens.
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.getElementById("hosts-warnings-dialog").open, null, { timeout: 2000 });
+    check(await page.evaluate(() => document.activeElement === document.getElementById("hosts-warnings-button")),
+          "focus does not return to the pill after Escape");
+    await page.click("#theme-toggle");
+    await page.focus("#hosts-warnings-button");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#hosts-warnings-dialog[open]", { timeout: 2000 });
+    const dDark = await dialogContrast("dark dialog");
+    check(luminance(dDark.bg) < 0.05, "the dialog is not dark in the dark theme: " + dDark.bg);
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-warnings-dark.png") });
+    // The page behind a modal dialog is inert: Tab reaches nothing there
+    // (past the dialog's last control it goes to the browser, not the page).
+    for (let i = 0; i < 3; i++) {
+      await page.keyboard.press("Tab");
+      const where = await page.evaluate(() => {
+        const a = document.activeElement;
+        return !a || a === document.body || document.getElementById("hosts-warnings-dialog").contains(a) ? null : a.outerHTML.slice(0, 80);
+      });
+      check(where === null, "Tab reaches the page behind the dialog: " + where);
+    }
+    await page.click("#hosts-warnings-close");
+    await page.waitForFunction(() => !document.getElementById("hosts-warnings-dialog").open, null, { timeout: 2000 });
+    ok("keyboard: Enter opens, Escape closes and returns the focus, Tab stays off the page behind; readable in light and dark");
+
+    // Phone width: the dialog fits the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click("#hosts-warnings-button");
+    await page.waitForSelector("#hosts-warnings-dialog[open]", { timeout: 2000 });
+    const fit = await page.evaluate(() => {
+      const d = document.getElementById("hosts-warnings-dialog");
+      const r = d.getBoundingClientRect();
+      return { left: r.left, right: r.right, width: window.innerWidth, scroll: d.scrollWidth - d.clientWidth };
+    });
+    check(fit.left >= 0 && fit.right <= fit.width && fit.scroll <= 1, "the dialog does not fit a phone: " + JSON.stringify(fit));
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-warnings-phone.png") });
+    ok("the warnings dialog fits a phone screen");
+
+    // Fixed: the list empties while open, the pill goes back to "watching".
+    fs.writeFileSync(badFile, "# a bad address, fixed\n10.30.0.30 broken.browser.test\n");
+    await page.waitForFunction(() => document.querySelectorAll("#hosts-warnings-list li").length === 0, null, { timeout: 9000 });
+    check(/No warnings/.test(await page.textContent("#hosts-warnings-summary")), "the open dialog does not say the warnings are gone");
+    await page.click("#hosts-warnings-close");
+    check(await page.isHidden("#hosts-warnings-button"), "the warnings pill stays after the fix");
+    check((await page.textContent("#hosts-state")) === "watching" && (await page.isVisible("#hosts-state")),
+          "the hosts pill does not say watching after the fix");
+    fs.unlinkSync(badFile);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Back to no stored theme, as the theme checks below expect.
+    await page.evaluate(() => localStorage.clear());
+    await page.reload({ waitUntil: "load" });
+    await waitForRow(page, "web.browser.test");
+    await page.waitForFunction(() => !document.querySelector("#records-body td:first-child") ||
+      !Array.from(document.querySelectorAll("#records-body td:first-child")).some((td) => td.textContent === "broken.browser.test"),
+      null, { timeout: 5000 });
+    ok("fixing the file clears the list and the pill, live");
 
     // --- theme ----------------------------------------------------------------
     const light = await checkContrast(page, "light");

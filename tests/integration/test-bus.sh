@@ -362,6 +362,36 @@ assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', s['started']), s
 PY
 ok "joyridectl status, as a table and as JSON"
 
+# The hosts directory's warnings: a property with the list, another with the
+# count, and in joyridectl status; they follow the file.
+[ "$(prop HostsWarningCount)" = "u 0" ] || fail "HostsWarningCount with clean files: $(prop HostsWarningCount)"
+[ "$(prop HostsWarnings)" = "a(sus) 0" ] || fail "HostsWarnings with clean files: $(prop HostsWarnings)"
+! grep -q "Hosts warnings" "$T/status.txt" || fail "joyridectl status shows warnings for clean files"
+printf '10.9.0.3 fine.example.com\n10.9.0.300 bad.example.com\n' >"$HOSTS/bad.hosts"
+wait_for "HostsWarningCount 1" 5 sh -c "busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS HostsWarningCount | grep -qx 'u 1'"
+busctl --system --json=short get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS HostsWarnings >"$T/warnings.json"
+python3 - "$T/warnings.json" "$HOSTS/bad.hosts" <<'PY' || fail "HostsWarnings: $(cat "$T/warnings.json")"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p['type'] == 'a(sus)' and p['data'] == [[sys.argv[2], 2, "not an IP address: '10.9.0.300'"]], p
+PY
+"$CTL" status >"$T/status.txt"
+grep -Eq "^ *Hosts warnings: $HOSTS/bad.hosts:2: not an IP address: '10.9.0.300'\$" "$T/status.txt" ||
+        fail "joyridectl status lacks the warning: $(cat "$T/status.txt")"
+"$CTL" status --json=short >"$T/status.json"
+python3 - "$T/status.json" "$HOSTS/bad.hosts" <<'PY' || fail "joyridectl status --json: hosts warnings: $(cat "$T/status.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s['hosts_warnings'] == 1, s
+assert s['hosts_warning_list'] == [{'file': sys.argv[2], 'line': 2, 'message': "not an IP address: '10.9.0.300'"}], s
+PY
+printf '10.9.0.3 fine.example.com\n' >"$HOSTS/bad.hosts"
+wait_for "HostsWarningCount 0" 5 sh -c "busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS HostsWarningCount | grep -qx 'u 0'"
+[ "$(prop HostsWarnings)" = "a(sus) 0" ] || fail "HostsWarnings after the fix: $(prop HostsWarnings)"
+rm "$HOSTS/bad.hosts"
+wait_for "fine.example.com gone" 5 sh -c "! dig @127.0.0.1 -p $PORT +short +tries=1 +time=1 fine.example.com | grep -q ."
+ok "HostsWarnings, HostsWarningCount and joyridectl status list a bad line, and drop it once fixed"
+
 "$CTL" monitor >"$T/ctl-monitor.txt" 2>"$T/ctl-monitor.err" &
 CTL_MONITOR_PID=$!
 wait_for "joyridectl monitor to subscribe" 10 grep -q Monitoring "$T/ctl-monitor.err"

@@ -130,6 +130,36 @@ jcheck "d['hosts_monitor']['directory'] == '$tmp/hosts' and d['hosts_monitor']['
 jcheck 'd["dns_sync_cluster"]["enabled"] is False and d["dns_sync_cluster"]["members"] == []' "/status dns_sync_cluster"
 ok "GET /status"
 
+# --- the hosts directory's warnings in /status ------------------------------
+# status_until 'python expression over d' WHAT: polls /status (3 s) until it holds.
+status_until() {
+        wait_for "$2" 3 python3 - "$base/status" "$1" <<'PY'
+import json, sys, urllib.request
+d = json.load(urllib.request.urlopen(sys.argv[1]))
+sys.exit(0 if eval(sys.argv[2]) else 1)
+PY
+}
+jcheck 'd["hosts_monitor"]["warning_list"] == []' "/status hosts_monitor.warning_list with clean files"
+printf '10.20.1.1 fine.http.test\n10.20.1.300 bad.http.test\n10.20.1.2 ok.http.test bad..name.http.test\n' >"$tmp/hosts/b.hosts"
+status_until 'd["hosts_monitor"]["warnings"] == 2' "two warnings in /status"
+expect_code 200 GET /status
+jcheck "d['hosts_monitor']['warning_list'] == [{'file': '$tmp/hosts/b.hosts', 'line': 2, 'message': \"not an IP address: '10.20.1.300'\"}, {'file': '$tmp/hosts/b.hosts', 'line': 3, 'message': \"invalid name 'bad..name.http.test': empty label (two dots in a row, or a leading dot)\"}]" "/status hosts_monitor.warning_list: file, line and message"
+grep -qF "$tmp/hosts/b.hosts:2: not an IP address: '10.20.1.300'" "$tmp/daemon.log" || fail "the log words the warning otherwise"
+ok "/status lists a bad line's file, line and message, as the log words it"
+# Bounded: 150 more bad lines in another file; the first 100 listed, by file and line.
+python3 -c 'import sys; sys.stdout.write("".join(f"10.20.2.{300 + i} many{i}.http.test\n" for i in range(150)))' >"$tmp/hosts/c.hosts"
+status_until 'd["hosts_monitor"]["warnings"] == 152' "152 warnings in /status"
+expect_code 200 GET /status
+jcheck "len(d['hosts_monitor']['warning_list']) == 100 and [(w['file'][-7:], w['line']) for w in d['hosts_monitor']['warning_list']] == [('b.hosts', 2), ('b.hosts', 3)] + [('c.hosts', n) for n in range(1, 99)]" "/status hosts_monitor.warning_list: the first 100, by file and line"
+ok "/status lists the first 100 warnings (of 152), by file and line"
+# Fixed: the warnings go with the next load.
+rm "$tmp/hosts/c.hosts"
+printf '10.20.1.1 fine.http.test\n' >"$tmp/hosts/b.hosts"
+status_until 'd["hosts_monitor"]["warnings"] == 0 and d["hosts_monitor"]["warning_list"] == []' "no warnings once fixed"
+rm "$tmp/hosts/b.hosts"
+status_until 'd["hosts_monitor"]["records"] == 3' "the records as before"
+ok "fixed and removed files take their warnings with them"
+
 expect_code 200 GET /dns/records
 expect_json_api /dns/records
 jcheck 'd["status"] == "success" and d["total_records"] == len(d["records"]) == 3' "/dns/records count"
