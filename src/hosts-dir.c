@@ -161,6 +161,7 @@ struct LoadJob {
         const char *gone_why; /* LOAD_GONE: why, NULL when simply not there */
         HostsSet *set;        /* LOAD_OK: the new content */
         char *warnings[WARNINGS_LOGGED_MAX];
+        unsigned warning_lines[WARNINGS_LOGGED_MAX]; /* the line each of warnings is about */
         unsigned n_warnings;
         size_t n_capped; /* entries left out for the cap */
         uint32_t *adds;  /* indices into set: new entries and new line numbers */
@@ -380,8 +381,10 @@ static void parse_warning(unsigned line, const char *why, void *userdata) {
         ParseContext *c = userdata;
         LoadJob *j = c->job;
 
-        if (j->n_warnings < WARNINGS_LOGGED_MAX)
+        if (j->n_warnings < WARNINGS_LOGGED_MAX) {
                 j->warnings[j->n_warnings] = g_strdup_printf("%s:%u: %s", j->path, line, why);
+                j->warning_lines[j->n_warnings] = line;
+        }
         j->n_warnings++;
 }
 
@@ -596,6 +599,26 @@ static void schedule_retry(HostsDir *h, HostsFile *f) {
                 log_warning("Failed to arm the hosts retry timer; %s is reloaded at its next change.", f->path);
 }
 
+/* A warning about a line of a hosts file, with the journal fields
+ * JOYRIDE_FILE (its path) and JOYRIDE_LINE (when line is not 0), so that
+ * `journalctl JOYRIDE_FILE=...` lists what is wrong with a file. */
+_printf_(3, 4) static void log_line_warning(const HostsFile *f, unsigned line, const char *format, ...) {
+        char text[2048];
+        LogFields fields;
+        va_list ap;
+
+        if (log_get_max_level() < LOG_WARNING)
+                return;
+        va_start(ap, format);
+        (void) vsnprintf(text, sizeof text, format, ap);
+        va_end(ap);
+        log_fields_init(&fields);
+        log_fields_add(&fields, "JOYRIDE_FILE=%s", f->path);
+        if (line > 0)
+                log_fields_add(&fields, "JOYRIDE_LINE=%u", line);
+        log_struct_journal(LOG_WARNING, fields.v, "%s", text);
+}
+
 /* The file could not be read: it keeps what it had, and is tried again. */
 static void job_failed(HostsDir *h, LoadJob *j) {
         HostsFile *f = j->file;
@@ -639,9 +662,10 @@ static void job_finish(HostsDir *h, LoadJob *j) {
                 f->n_warnings = 0;
         } else {
                 for (unsigned i = 0; i < MIN(j->n_warnings, (unsigned) WARNINGS_LOGGED_MAX); i++)
-                        log_warning("%s", j->warnings[i]);
+                        log_line_warning(f, j->warning_lines[i], "%s", j->warnings[i]);
                 if (j->n_warnings > WARNINGS_LOGGED_MAX)
-                        log_warning("%s: %u more warnings not shown.", f->path, j->n_warnings - WARNINGS_LOGGED_MAX);
+                        log_line_warning(f, 0, "%s: %u more warnings not shown.", f->path,
+                                         j->n_warnings - WARNINGS_LOGGED_MAX);
                 if (j->n_capped > 0)
                         log_warning("%s: serving the first %zu of its %zu records: %s=%u %s.", f->path, j->cap,
                                     j->cap + j->n_capped, j->cap_is_total ? "MaxRecords" : "MaxRecordsPerFile",
@@ -686,8 +710,9 @@ static bool job_apply(HostsDir *h, LoadJob *j, size_t limit, uint64_t budget_use
                                 /* The parser checked the line; what the store still refuses
                                  * (or cannot hold) is this line's problem, not the file's. */
                                 if (j->n_add_errors++ < WARNINGS_LOGGED_MAX)
-                                        log_warning("%s:%u: cannot add '%s' %s: %s", f->path, e->line, e->name,
-                                                    e->address, is_add_error(r) && error ? error : strerror(-r));
+                                        log_line_warning(f, e->line, "%s:%u: cannot add '%s' %s: %s", f->path, e->line,
+                                                         e->name, e->address,
+                                                         is_add_error(r) && error ? error : strerror(-r));
                         }
                 } else {
                         const HostsEntry *e = &j->old->entries[j->removes[j->pos - j->n_adds]];
