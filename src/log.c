@@ -4,6 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* CODE_FILE, CODE_LINE and CODE_FUNC are the caller's, sent below: without
+ * this, sd_journal_sendv() adds log.c's own as a second value of each. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <time.h>
 
