@@ -270,6 +270,19 @@ void dns_forward_format_address(const struct sockaddr *sa, char *buf, size_t siz
                 (void) snprintf(buf, size, "(family %i)", sa->sa_family);
 }
 
+void dns_format_client_address(const struct sockaddr *sa, char *buf, size_t size) {
+        buf[0] = 0;
+        if (sa->sa_family == AF_INET)
+                (void) inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, buf, (socklen_t) size);
+        else if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a6 = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+                if (IN6_IS_ADDR_V4MAPPED(a6))
+                        (void) inet_ntop(AF_INET, &a6->s6_addr[12], buf, (socklen_t) size);
+                else
+                        (void) inet_ntop(AF_INET6, a6, buf, (socklen_t) size);
+        }
+}
+
 static bool sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b) {
         if (a->sa_family != b->sa_family)
                 return false;
@@ -898,10 +911,7 @@ static void log_reply(const Item *w, const uint8_t *reply, size_t len, const cha
         if (!named)
                 strcpy(name, "?");
         dns_forward_format_address(sa, from, sizeof from);
-        if (sa->sa_family == AF_INET)
-                (void) inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, client, sizeof client);
-        else if (sa->sa_family == AF_INET6)
-                (void) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, client, sizeof client);
+        dns_format_client_address(sa, client, sizeof client);
         if (dns_type_to_string(w->q.key.type))
                 snprintf(type, sizeof type, "%s", dns_type_to_string(w->q.key.type));
         else

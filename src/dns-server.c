@@ -277,20 +277,11 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
                 (void) snprintf(buf, size, "(family %i)", sa->ss_family);
 }
 
-/* The client's address without its port, for JOYRIDE_CLIENT. */
-static void sockaddr_format_address(const struct sockaddr_storage *sa, char *buf, size_t size) {
-        const void *a = sa->ss_family == AF_INET ? (const void *) &((const struct sockaddr_in *) sa)->sin_addr
-                                                 : (const void *) &((const struct sockaddr_in6 *) sa)->sin6_addr;
-
-        if (!inet_ntop(sa->ss_family, a, buf, (socklen_t) size))
-                (void) snprintf(buf, size, "?");
-}
-
 /* A line per query, at debug level only (checked first: no cost otherwise).
  * Its journal fields JOYRIDE_NAME (lower case, no final dot, as records
  * name it), JOYRIDE_TYPE, JOYRIDE_RCODE (not for a query handed to the
  * forwarder, whose own line has the rcode the client got) and
- * JOYRIDE_CLIENT (the address, no port) let `journalctl JOYRIDE_NAME=...`
+ * JOYRIDE_CLIENT (the address, no port, IPv4 as IPv4) let `journalctl JOYRIDE_NAME=...`
  * find the queries of a name. Everything is on the stack: answering threads
  * log it. */
 static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req, size_t len,
@@ -311,7 +302,7 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
         }
         if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6) {
                 sockaddr_format(&sa, from, sizeof from);
-                sockaddr_format_address(&sa, client, sizeof client);
+                dns_format_client_address((const struct sockaddr *) &sa, client, sizeof client);
         }
         /* The question name, read defensively: it may be malformed. */
         if (req && len > DNS_HEADER_SIZE) {
