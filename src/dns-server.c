@@ -281,9 +281,9 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
  * Its journal fields JOYRIDE_NAME (lower case, no final dot, as records
  * name it), JOYRIDE_TYPE, JOYRIDE_RCODE (not for a query handed to the
  * forwarder, whose own line has the rcode the client got) and
- * JOYRIDE_CLIENT (the address, no port, IPv4 as IPv4) let `journalctl JOYRIDE_NAME=...`
- * find the queries of a name. Everything is on the stack: answering threads
- * log it. */
+ * JOYRIDE_CLIENT (the address alone, IPv4 as IPv4) let
+ * `journalctl JOYRIDE_NAME=...` find the queries of a name. Everything is on
+ * the stack: answering threads log it. */
 static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req, size_t len,
                       const struct sockaddr_storage *peer, int fd) {
         struct sockaddr_storage sa = {};

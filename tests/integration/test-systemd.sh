@@ -295,7 +295,8 @@ exec(sys.argv[2])' "$1" "$2"
 }
 
 # A query at debug level: its entry carries the name (as records spell it),
-# the type, the rcode and the client's address.
+# the type, the rcode and the client's address (IPv4, although the socket is
+# dual-stack [::]:5353), and one CODE_FILE, _LINE and _FUNC: the caller's.
 ct busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS SetLogLevel s debug
 net dig @127.0.0.1 -p 5353 +tries=1 +time=2 Nope.Example.Internal AAAA >/dev/null || true
 wait_for "the journal entry of the query" 10 journal_has JOYRIDE_NAME=nope.example.internal
@@ -304,8 +305,9 @@ check_json "$T/query.json" '
 q = [x for x in e if x["MESSAGE"].startswith("Query ")]
 assert len(q) == 1, e
 x = q[0]
-assert x["MESSAGE"].startswith("Query Nope.Example.Internal. AAAA from 127.0.0.1:"), x
-assert (x["JOYRIDE_TYPE"], x["JOYRIDE_RCODE"], x["JOYRIDE_CLIENT"], x["PRIORITY"]) == ("AAAA", "NXDOMAIN", "127.0.0.1", "7"), x' ||
+assert x["MESSAGE"].startswith("Query Nope.Example.Internal. AAAA from "), x
+assert (x["JOYRIDE_TYPE"], x["JOYRIDE_RCODE"], x["JOYRIDE_CLIENT"], x["PRIORITY"]) == ("AAAA", "NXDOMAIN", "127.0.0.1", "7"), x
+assert x["CODE_FUNC"] == "log_query" and isinstance(x["CODE_FILE"], str), x' ||
         fail "the query's journal entry lacks its fields: $(cat "$T/query.json")"
 ct busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS SetLogLevel s info
 ok "a query at debug level: JOYRIDE_NAME, JOYRIDE_TYPE=AAAA, JOYRIDE_RCODE=NXDOMAIN, JOYRIDE_CLIENT=127.0.0.1"
@@ -320,7 +322,7 @@ want="$hosts:$bad_line: not an IP address: '10.1.2.300'" check_json "$T/hosts.js
 assert e and all(x["MESSAGE"] == env["want"] and x["PRIORITY"] == "4" for x in e), e' ||
         fail "the hosts warning's journal entry: $(cat "$T/hosts.json")"
 ct sed -i "\$d" "$hosts"
-ok "a bad hosts line: '$(check_json "$T/hosts.json" 'print(e[0]["MESSAGE"])')' with JOYRIDE_FILE and JOYRIDE_LINE=$bad_line"
+ok "a bad hosts line: $(check_json "$T/hosts.json" 'print(e[0]["MESSAGE"])'), with JOYRIDE_FILE and JOYRIDE_LINE=$bad_line"
 
 # Writes over D-Bus name their caller: the uid, and the pid of busctl itself
 # (the shell that prints its pid becomes busctl). JOYRIDE_NAME brings the
