@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <systemd/sd-bus.h>
 
+#include "catalog.h"
 #include "cluster.h"
 #include "forward-upstreams.h"
 #include "log.h"
@@ -230,7 +231,8 @@ static char *describe_call(sd_bus_message *msg) {
  * authorised and its arguments are valid: the method, its arguments in short
  * and the caller's uid and pid, also as the journal fields JOYRIDE_METHOD,
  * JOYRIDE_CALLER_UID and JOYRIDE_CALLER_PID (the journal's own _UID and _PID
- * are the daemon's, and a client cannot set fields that start with '_').
+ * are the daemon's, and a client cannot set fields that start with '_'),
+ * with the catalog's MESSAGE_ID of changes over D-Bus.
  * fields: more fields for this call (JOYRIDE_NAME, ...), or NULL. */
 static void log_bus_call(sd_bus_message *msg, int level, LogFields *fields) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
@@ -259,6 +261,7 @@ static void log_bus_call(sd_bus_message *msg, int level, LogFields *fields) {
                 log_fields_add(f, "JOYRIDE_CALLER_PID=%s", pid_text);
         }
         log_fields_add(f, "JOYRIDE_METHOD=%s", strna(sd_bus_message_get_member(msg)));
+        log_fields_add(f, "%s", JOYRIDE_FIELD_BUS_CHANGE);
         call = describe_call(msg);
         log_struct_journal(level, f->v, "%s over D-Bus by uid %s, pid %s.", call, uid_text, pid_text);
 }

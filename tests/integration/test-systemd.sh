@@ -337,12 +337,16 @@ a, r = calls["AddRecord"], calls["RemoveRecord"]
 assert a["MESSAGE"] == "AddRecord(\"added.example.internal\", \"\", \"10.1.2.9\", 0) over D-Bus by uid 0, pid %s." % env["caller"], a
 assert (a["JOYRIDE_CALLER_UID"], a["JOYRIDE_CALLER_PID"], a["JOYRIDE_TYPE"], a["PRIORITY"]) == ("0", env["caller"], "A", "6"), a
 assert (r["JOYRIDE_CALLER_UID"], r["JOYRIDE_CALLER_PID"]) == ("0", env["remover"]), r
+assert a["MESSAGE_ID"] == r["MESSAGE_ID"] == "281883d6d8f64e038a480c80ecc604df", (a, r)
 assert [x.get("JOYRIDE_METHOD") or x["JOYRIDE_CHANGE"] for x in e] == ["AddRecord", "added", "RemoveRecord", "removed"], e' ||
         fail "the D-Bus calls' journal entries: $(cat "$T/calls.json")"
 journal -u joyride.service -o json JOYRIDE_METHOD=SetLogLevel >"$T/setloglevel.json"
 check_json "$T/setloglevel.json" '
 assert [(x["MESSAGE"].split(")")[0], x["JOYRIDE_CALLER_UID"], x["PRIORITY"]) for x in e] == [("SetLogLevel(\"debug\"", "0", "5"), ("SetLogLevel(\"info\"", "0", "5")], e' ||
         fail "SetLogLevel's journal entries: $(cat "$T/setloglevel.json")"
+journal -u joyride.service -x MESSAGE_ID=281883d6d8f64e038a480c80ecc604df JOYRIDE_METHOD=AddRecord >"$T/x-call.txt"
+grep -q "Subject: AddRecord over D-Bus by uid 0" "$T/x-call.txt" ||
+        fail "journalctl -x does not explain the D-Bus call: $(cat "$T/x-call.txt")"
 ok "busctl AddRecord: '$(check_json "$T/calls.json" 'print(e[0]["MESSAGE"])')' with JOYRIDE_CALLER_UID=0, JOYRIDE_CALLER_PID=$caller"
 
 # --- D-Bus -------------------------------------------------------------------
