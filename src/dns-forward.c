@@ -37,8 +37,9 @@
 #include <glib.h>
 
 #include "dns-forward.h"
-#include "log.h"
 #include "dns-name.h"
+#include "dns-rdata.h"
+#include "log.h"
 #include "wire.h"
 
 #define ATTEMPT_INTERVAL_USEC (400 * USEC_PER_MSEC)
@@ -267,6 +268,19 @@ void dns_forward_format_address(const struct sockaddr *sa, char *buf, size_t siz
                 (void) snprintf(buf, size, "[%s%s%s]:%u", a, ifname[0] ? "%" : "", ifname, ntohs(in6->sin6_port));
         } else
                 (void) snprintf(buf, size, "(family %i)", sa->sa_family);
+}
+
+void dns_format_client_address(const struct sockaddr *sa, char *buf, size_t size) {
+        buf[0] = 0;
+        if (sa->sa_family == AF_INET)
+                (void) inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, buf, (socklen_t) size);
+        else if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a6 = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+                if (IN6_IS_ADDR_V4MAPPED(a6))
+                        (void) inet_ntop(AF_INET, &a6->s6_addr[12], buf, (socklen_t) size);
+                else
+                        (void) inet_ntop(AF_INET6, a6, buf, (socklen_t) size);
+        }
 }
 
 static bool sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b) {
@@ -882,17 +896,38 @@ static int on_flush(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* The forwarded query's line, at debug level only, with the fields of the
+ * DNS server's query line (JOYRIDE_NAME, _TYPE, _RCODE, _CLIENT). */
 static void log_reply(const Item *w, const uint8_t *reply, size_t len, const char *how) {
-        char name[1024] = "?", from[80] = "?";
+        char name[1024] = "?", from[80] = "?", client[INET6_ADDRSTRLEN] = "", type[16], rcode[16];
+        const struct sockaddr *sa = (const struct sockaddr *) &w->peer;
+        const char *rc;
+        bool named;
+        LogFields f;
 
         if (log_get_max_level() < LOG_DEBUG)
                 return;
-        if (dns_wire_to_name(w->q.key.name, w->q.key.name_len, name, sizeof name) < 0)
+        named = dns_wire_to_name(w->q.key.name, w->q.key.name_len, name, sizeof name) >= 0;
+        if (!named)
                 strcpy(name, "?");
-        dns_forward_format_address((const struct sockaddr *) &w->peer, from, sizeof from);
-        log_debug("Forwarded %s%s type %u from %s over %s: %s (%s), %zu bytes", name, name[0] ? "." : "", w->q.key.type,
-                  from, w->transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP",
-                  strna(dns_rcode_to_string(len >= 4 ? reply[3] & 0x0f : 0)), how, len);
+        dns_forward_format_address(sa, from, sizeof from);
+        dns_format_client_address(sa, client, sizeof client);
+        if (dns_type_to_string(w->q.key.type))
+                snprintf(type, sizeof type, "%s", dns_type_to_string(w->q.key.type));
+        else
+                snprintf(type, sizeof type, "TYPE%u", w->q.key.type);
+        rc = dns_rcode_format(len >= 4 ? reply[3] & 0x0f : 0, rcode);
+
+        log_fields_init(&f);
+        if (named)
+                log_fields_add(&f, "JOYRIDE_NAME=%s", name[0] ? name : ".");
+        log_fields_add(&f, "JOYRIDE_TYPE=%s", type);
+        log_fields_add(&f, "JOYRIDE_RCODE=%s", rc);
+        if (client[0])
+                log_fields_add(&f, "JOYRIDE_CLIENT=%s", client);
+        log_struct_journal(LOG_DEBUG, f.v, "Forwarded %s%s %s from %s over %s: %s (%s), %zu bytes", name,
+                           name[0] ? "." : "", type, from, w->transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP", rc, how,
+                           len);
 }
 
 /* Sends a reply: either m (aged by age) or, when m is NULL, an error with

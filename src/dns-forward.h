@@ -150,6 +150,10 @@ void dns_forward_status_done(DnsForwardStatus *s);
 int dns_forward_parse_address(const char *s, uint16_t default_port, struct sockaddr_storage *ret, socklen_t *ret_len);
 /* "192.0.2.1:53", "[::1]:5353". */
 void dns_forward_format_address(const struct sockaddr *sa, char *buf, size_t size);
+/* A client's address alone, as the query log's JOYRIDE_CLIENT field names it:
+ * "192.0.2.1", "2001:db8::1"; an IPv4 client of a dual-stack socket
+ * (::ffff:192.0.2.1) as IPv4. Empty for other families. */
+void dns_format_client_address(const struct sockaddr *sa, char *buf, size_t size);
 
 typedef struct DnsAllowPrefix {
         int family;

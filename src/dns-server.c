@@ -36,6 +36,7 @@
 #include "dns-server.h"
 #include "log.h"
 #include "macro.h"
+#include "dns-name.h"
 #include "dns-rdata.h"
 #include "rcu.h"
 
@@ -276,11 +277,19 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
                 (void) snprintf(buf, size, "(family %i)", sa->ss_family);
 }
 
-/* A line per query, at debug level only (checked first: no cost otherwise). */
+/* A line per query, at debug level only (checked first: no cost otherwise).
+ * Its journal fields JOYRIDE_NAME (lower case, no final dot, as records
+ * name it), JOYRIDE_TYPE, JOYRIDE_RCODE (not for a query handed to the
+ * forwarder, whose own line has the rcode the client got) and
+ * JOYRIDE_CLIENT (the address alone, IPv4 as IPv4) let
+ * `journalctl JOYRIDE_NAME=...` find the queries of a name. Everything is on
+ * the stack: answering threads log it. */
 static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req, size_t len,
                       const struct sockaddr_storage *peer, int fd) {
         struct sockaddr_storage sa = {};
-        char from[INET6_ADDRSTRLEN + 8] = "?", name[1024] = "";
+        char from[INET6_ADDRSTRLEN + 8] = "?", name[1024] = "", client[INET6_ADDRSTRLEN] = "", lname[1024];
+        char type[16], rcode[16];
+        LogFields f;
 
         if (log_get_max_level() < LOG_DEBUG)
                 return;
@@ -291,8 +300,10 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
                 if (getpeername(fd, (struct sockaddr *) &sa, &salen) < 0)
                         sa.ss_family = AF_UNSPEC;
         }
-        if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
+        if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6) {
                 sockaddr_format(&sa, from, sizeof from);
+                dns_format_client_address((const struct sockaddr *) &sa, client, sizeof client);
+        }
         /* The question name, read defensively: it may be malformed. */
         if (req && len > DNS_HEADER_SIZE) {
                 size_t p = DNS_HEADER_SIZE, o = 0;
@@ -307,18 +318,32 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
                 }
                 name[o] = 0;
         }
-        char type[16];
         if (dns_type_to_string(info->qtype))
                 snprintf(type, sizeof type, "%s", dns_type_to_string(info->qtype));
         else
                 snprintf(type, sizeof type, "TYPE%u", info->qtype);
+
+        log_fields_init(&f);
+        /* qtype 0: no readable question, so no name to speak of. */
+        if (info->qtype != 0 && req && len > DNS_HEADER_SIZE) {
+                int k = dns_wire_to_name(req + DNS_HEADER_SIZE, len - DNS_HEADER_SIZE, lname, sizeof lname);
+                if (k >= 0)
+                        log_fields_add(&f, "JOYRIDE_NAME=%s", k == 0 ? "." : lname);
+                log_fields_add(&f, "JOYRIDE_TYPE=%s", type);
+        }
+        if (!forwarded)
+                log_fields_add(&f, "JOYRIDE_RCODE=%s", dns_rcode_format(info->rcode, rcode));
+        if (client[0])
+                log_fields_add(&f, "JOYRIDE_CLIENT=%s", client);
+
         if (forwarded)
-                log_debug("Query %s %s from %s over %s: not ours, forwarded", name[0] ? name : ".", type, from,
-                          transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP");
+                log_struct_journal(LOG_DEBUG, f.v, "Query %s %s from %s over %s: not ours, forwarded",
+                                   name[0] ? name : ".", type, from, transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP");
         else
-                log_debug("Query %s %s from %s over %s: %s, %u answer(s)%s", name[0] ? name : ".", type, from,
-                          transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP", strna(dns_rcode_to_string(info->rcode)),
-                          info->answer_count, info->truncated ? ", truncated" : "");
+                log_struct_journal(LOG_DEBUG, f.v, "Query %s %s from %s over %s: %s, %u answer(s)%s",
+                                   name[0] ? name : ".", type, from, transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP",
+                                   dns_rcode_format(info->rcode, rcode), info->answer_count,
+                                   info->truncated ? ", truncated" : "");
 }
 
 static bool sockaddr_is_wildcard(const struct sockaddr_storage *sa) {

@@ -680,6 +680,26 @@ static void schedule_retry(HostsDir *h, HostsFile *f) {
                 log_warning("Failed to arm the hosts retry timer; %s is reloaded at its next change.", f->path);
 }
 
+/* A warning about a line of a hosts file, with the journal fields
+ * JOYRIDE_FILE (its path) and JOYRIDE_LINE (when line is not 0), so that
+ * `journalctl JOYRIDE_FILE=...` lists what is wrong with a file. */
+_printf_(3, 4) static void log_line_warning(const HostsFile *f, unsigned line, const char *format, ...) {
+        char text[2048];
+        LogFields fields;
+        va_list ap;
+
+        if (log_get_max_level() < LOG_WARNING)
+                return;
+        va_start(ap, format);
+        (void) vsnprintf(text, sizeof text, format, ap);
+        va_end(ap);
+        log_fields_init(&fields);
+        log_fields_add(&fields, "JOYRIDE_FILE=%s", f->path);
+        if (line > 0)
+                log_fields_add(&fields, "JOYRIDE_LINE=%u", line);
+        log_struct_journal(LOG_WARNING, fields.v, "%s", text);
+}
+
 /* The file could not be read: it keeps what it had, and is tried again. */
 static void job_failed(HostsDir *h, LoadJob *j) {
         HostsFile *f = j->file;
@@ -744,12 +764,13 @@ static void job_finish(HostsDir *h, LoadJob *j) {
 
                         if (w->logged)
                                 continue;
-                        log_warning("%s:%u: %s", f->path, w->line, w->why);
+                        log_line_warning(f, w->line, "%s:%u: %s", f->path, w->line, w->why);
                         w->logged = true;
                         logged++;
                 }
                 if (j->n_warnings > WARNINGS_LOGGED_MAX)
-                        log_warning("%s: %u more warnings not shown.", f->path, j->n_warnings - WARNINGS_LOGGED_MAX);
+                        log_line_warning(f, 0, "%s: %u more warnings not shown.", f->path,
+                                         j->n_warnings - WARNINGS_LOGGED_MAX);
                 if (j->n_capped > 0) {
                         f->problem = g_strdup_printf("serving the first %zu of its %zu records: %s=%u %s", j->cap,
                                                      j->cap + j->n_capped,
@@ -803,7 +824,7 @@ static bool job_apply(HostsDir *h, LoadJob *j, size_t limit, uint64_t budget_use
                                         char *why = g_strdup_printf("cannot add '%s' %s: %s", e->name, e->address,
                                                                     is_add_error(r) && error ? error : strerror(-r));
                                         if (log)
-                                                log_warning("%s:%u: %s", f->path, e->line, why);
+                                                log_line_warning(f, e->line, "%s:%u: %s", f->path, e->line, why);
                                         line_warnings_add(j->warnings, e->line, why, log);
                                 }
                         }

@@ -4,6 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* CODE_FILE, CODE_LINE and CODE_FUNC are the caller's, sent below: without
+ * this, sd_journal_sendv() adds log.c's own as a second value of each. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <time.h>
 
@@ -86,7 +89,7 @@ static bool use_journal(void) {
         return decided;
 }
 
-static void write_console(int level, const char *msg, const char *const *fields) {
+static void write_console(int level, const char *msg, const char *const *fields, bool console_fields) {
         static const char *const prefix[] = {
                 [LOG_EMERG] = "EMERG",  [LOG_ALERT] = "ALERT",   [LOG_CRIT] = "CRIT", [LOG_ERR] = "ERROR",
                 [LOG_WARNING] = "WARN", [LOG_NOTICE] = "NOTICE", [LOG_INFO] = "INFO", [LOG_DEBUG] = "DEBUG",
@@ -101,7 +104,7 @@ static void write_console(int level, const char *msg, const char *const *fields)
 
         flockfile(stderr);
         fprintf(stderr, "%s.%03ld joyrided %s: %s", stamp, ts.tv_nsec / 1000000, prefix[level & 7], msg);
-        if (fields && log_get_max_level() >= LOG_DEBUG) {
+        if (fields && fields[0] && console_fields && log_get_max_level() >= LOG_DEBUG) {
                 fputs(" [", stderr);
                 for (size_t i = 0; fields[i]; i++)
                         fprintf(stderr, "%s%s", i ? " " : "", fields[i]);
@@ -111,8 +114,8 @@ static void write_console(int level, const char *msg, const char *const *fields)
         funlockfile(stderr);
 }
 
-_printf_(7, 0) static int log_dispatch(int level, int error, const char *file, int line, const char *func,
-                                       const char *const *fields, const char *format, va_list ap) {
+_printf_(8, 0) static int log_dispatch(int level, int error, const char *file, int line, const char *func,
+                                       const char *const *fields, bool console_fields, const char *format, va_list ap) {
         char msg[2048];
         int saved = errno;
 
@@ -147,9 +150,9 @@ _printf_(7, 0) static int log_dispatch(int level, int error, const char *file, i
                 /* With no journal socket sd_journal_sendv() silently drops the
                  * message; with a stale one it fails: then fall back to stderr. */
                 if (sd_journal_sendv(iov, (int) n) < 0)
-                        write_console(level, msg, fields);
+                        write_console(level, msg, fields, console_fields);
         } else
-                write_console(level, msg, fields);
+                write_console(level, msg, fields, console_fields);
 
         errno = saved;
         return error ? -abs(error) : 0;
@@ -160,18 +163,40 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         int r;
 
         va_start(ap, format);
-        r = log_dispatch(level, error, file, line, func, NULL, format, ap);
+        r = log_dispatch(level, error, file, line, func, NULL, false, format, ap);
         va_end(ap);
         return r;
 }
 
 int log_struct_internal(int level, int error, const char *file, int line, const char *func, const char *const *fields,
-                        const char *format, ...) {
+                        bool console_fields, const char *format, ...) {
         va_list ap;
         int r;
 
         va_start(ap, format);
-        r = log_dispatch(level, error, file, line, func, fields, format, ap);
+        r = log_dispatch(level, error, file, line, func, fields, console_fields, format, ap);
         va_end(ap);
         return r;
+}
+
+void log_fields_add(LogFields *f, const char *format, ...) {
+        size_t room = sizeof f->buf - f->used;
+        char *p = f->buf + f->used;
+        va_list ap;
+        int k;
+
+        if (f->n >= LOG_FIELDS_MAX || room < 3)
+                return;
+        va_start(ap, format);
+        k = vsnprintf(p, room, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return;
+        /* Cut short is fine; without its '=' it is no field (and the journal
+         * would refuse the whole entry). */
+        if (!strchr(p, '=') || p[0] == '=')
+                return;
+        f->used += strlen(p) + 1;
+        f->v[f->n++] = p;
+        f->v[f->n] = NULL;
 }

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
 
 #include "macro.h"
@@ -28,7 +30,7 @@ const char *log_level_to_string(int level); /* "debug", ...; NULL outside 0-7 */
 int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...)
         _printf_(6, 7);
 int log_struct_internal(int level, int error, const char *file, int line, const char *func, const char *const *fields,
-                        const char *format, ...) _printf_(7, 8);
+                        bool console_fields, const char *format, ...) _printf_(8, 9);
 
 #define log_full_errno(level, error, ...) \
         ({ \
@@ -55,6 +57,37 @@ int log_struct_internal(int level, int error, const char *file, int line, const 
         (void) ({ \
                 int _l_ = (level); \
                 _l_ <= log_get_max_level() \
-                        ? log_struct_internal(_l_, 0, __FILE__, __LINE__, __func__, (fields), __VA_ARGS__) \
+                        ? log_struct_internal(_l_, 0, __FILE__, __LINE__, __func__, (fields), true, __VA_ARGS__) \
                         : 0; \
         })
+/* The same, with the fields for the journal only: for lines whose message
+ * already says all they hold (a line per query), where the console would
+ * only repeat it. */
+#define log_struct_journal(level, fields, ...) \
+        (void) ({ \
+                int _l_ = (level); \
+                _l_ <= log_get_max_level() \
+                        ? log_struct_internal(_l_, 0, __FILE__, __LINE__, __func__, (fields), false, __VA_ARGS__) \
+                        : 0; \
+        })
+
+/* Fields for log_struct() whose values need formatting, built on the stack:
+ * no allocation and no lock, so the answering threads use it too. Call
+ * log_fields_init() (not "= {}", which clears the whole buffer) only once the
+ * level is known to be enabled. A field that does not fit is cut short, or
+ * left out when not even its "KEY=" fits; beyond LOG_FIELDS_MAX fields are
+ * left out. */
+#define LOG_FIELDS_MAX 12
+#define LOG_FIELDS_SIZE 3072
+
+typedef struct LogFields {
+        const char *v[LOG_FIELDS_MAX + 1]; /* NULL-terminated: what log_struct() takes */
+        size_t n, used;
+        char buf[LOG_FIELDS_SIZE];
+} LogFields;
+
+static inline void log_fields_init(LogFields *f) {
+        f->n = f->used = 0;
+        f->v[0] = NULL;
+}
+void log_fields_add(LogFields *f, const char *format, ...) _printf_(2, 3);

@@ -17,12 +17,14 @@
 
 #include <arpa/inet.h>
 #include <gio/gio.h>
+#include <inttypes.h>
 #include <glib.h>
 #include <ldns/ldns.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <systemd/sd-bus.h>
 
+#include "catalog.h"
 #include "cluster.h"
 #include "forward-upstreams.h"
 #include "log.h"
@@ -164,6 +166,116 @@ static int check_privilege(sd_bus_message *msg, sd_bus_error *error) {
         return sd_bus_error_set(
                 error, SD_BUS_ERROR_ACCESS_DENIED,
                 "Changing records or cluster members, syncing and reloading need root or CAP_NET_ADMIN.");
+}
+
+/* --- who changed what ------------------------------------------------------ */
+
+/* How many bytes of a string argument the log line shows. */
+#define ARG_SHOWN_MAX 64
+
+/* A string argument as the log line shows it: quoted, control characters
+ * escaped (a caller's newline cannot forge a line on the console), cut at a
+ * character boundary after ARG_SHOWN_MAX bytes. D-Bus strings are UTF-8. */
+static void append_string_arg(GString *out, const char *s) {
+        size_t n = strlen(s), shown = MIN(n, (size_t) ARG_SHOWN_MAX);
+
+        while (shown < n && shown > 0 && ((unsigned char) s[shown] & 0xc0) == 0x80)
+                shown--;
+        g_string_append_c(out, '"');
+        for (size_t i = 0; i < shown; i++) {
+                unsigned char c = (unsigned char) s[i];
+                if (c == '"' || c == '\\')
+                        g_string_append_printf(out, "\\%c", c);
+                else if (c < 0x20 || c == 0x7f)
+                        g_string_append_printf(out, "\\x%02x", c);
+                else
+                        g_string_append_c(out, (char) c);
+        }
+        g_string_append(out, shown < n ? "\"..." : "\"");
+}
+
+/* The call in short, read from the message itself so that no method can
+ * forget an argument: AddRecord("web.example.com", "A", "10.0.0.9", 60). */
+static char *describe_call(sd_bus_message *msg) {
+        GString *out = g_string_new(strna(sd_bus_message_get_member(msg)));
+        const char *contents;
+        char type;
+
+        g_string_append_c(out, '(');
+        if (sd_bus_message_rewind(msg, true) >= 0)
+                for (bool first = true; sd_bus_message_peek_type(msg, &type, &contents) > 0; first = false) {
+                        const char *str;
+                        uint32_t u;
+                        int b;
+
+                        if (!first)
+                                g_string_append(out, ", ");
+                        if (type == SD_BUS_TYPE_STRING && sd_bus_message_read_basic(msg, type, &str) > 0)
+                                append_string_arg(out, str);
+                        else if (type == SD_BUS_TYPE_UINT32 && sd_bus_message_read_basic(msg, type, &u) > 0)
+                                g_string_append_printf(out, "%" PRIu32, u);
+                        else if (type == SD_BUS_TYPE_BOOLEAN && sd_bus_message_read_basic(msg, type, &b) > 0)
+                                g_string_append(out, b ? "true" : "false");
+                        else {
+                                g_string_append(out, "...");
+                                if (sd_bus_message_skip(msg, NULL) < 0)
+                                        break;
+                        }
+                }
+        (void) sd_bus_message_rewind(msg, true);
+        g_string_append_c(out, ')');
+        return g_string_free(out, FALSE);
+}
+
+/* One line for every D-Bus call that changes something, once it is
+ * authorised and its arguments are valid: the method, its arguments in short
+ * and the caller's uid and pid, also as the journal fields JOYRIDE_METHOD,
+ * JOYRIDE_CALLER_UID and JOYRIDE_CALLER_PID (the journal's own _UID and _PID
+ * are the daemon's, and a client cannot set fields that start with '_'),
+ * with the catalog's MESSAGE_ID of changes over D-Bus.
+ * fields: more fields for this call (JOYRIDE_NAME, ...), or NULL. */
+static void log_bus_call(sd_bus_message *msg, int level, LogFields *fields) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        g_autofree char *call = NULL;
+        char uid_text[32] = "unknown", pid_text[32] = "unknown";
+        LogFields own;
+        LogFields *f = fields;
+        uid_t uid;
+        pid_t pid;
+
+        if (level > log_get_max_level())
+                return;
+        if (!f) {
+                log_fields_init(&own);
+                f = &own;
+        }
+        /* The caller's credentials as the bus daemon saw them at connect
+         * time; the euid where the bus tells it apart. */
+        (void) sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
+        if (sd_bus_creds_get_euid(creds, &uid) >= 0 || sd_bus_creds_get_uid(creds, &uid) >= 0) {
+                snprintf(uid_text, sizeof uid_text, "%lu", (unsigned long) uid);
+                log_fields_add(f, "JOYRIDE_CALLER_UID=%s", uid_text);
+        }
+        if (sd_bus_creds_get_pid(creds, &pid) >= 0 && pid > 0) {
+                snprintf(pid_text, sizeof pid_text, "%ld", (long) pid);
+                log_fields_add(f, "JOYRIDE_CALLER_PID=%s", pid_text);
+        }
+        log_fields_add(f, "JOYRIDE_METHOD=%s", strna(sd_bus_message_get_member(msg)));
+        log_fields_add(f, "%s", JOYRIDE_FIELD_BUS_CHANGE);
+        call = describe_call(msg);
+        log_struct_journal(level, f->v, "%s over D-Bus by uid %s, pid %s.", call, uid_text, pid_text);
+}
+
+/* JOYRIDE_NAME of a call about a name: as records spell it (lower case, no
+ * final dot), so that `journalctl JOYRIDE_NAME=` finds the call beside the
+ * record changes it made. */
+static void add_name_field(LogFields *f, const char *name) {
+        g_autofree char *lower = g_ascii_strdown(name, -1);
+        size_t n = strlen(lower);
+
+        if (n > 1 && lower[n - 1] == '.')
+                lower[n - 1] = 0;
+        log_fields_add(f, "JOYRIDE_NAME=%s", lower);
 }
 
 static void schedule_flush(Manager *m) {
@@ -660,6 +772,7 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
         const char *name, *type_str, *value, *why = NULL;
         _cleanup_free_ uint8_t *rdata = NULL;
         StateRecord *old = NULL;
+        LogFields fields;
         PendingCall *p;
         size_t n_old;
         uint16_t rdlen;
@@ -704,6 +817,11 @@ static int method_add_record(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid %s value '%s': %s.",
                                          type_string((uint16_t) type), value, strna(why));
 
+        log_fields_init(&fields);
+        add_name_field(&fields, name);
+        log_fields_add(&fields, "JOYRIDE_TYPE=%s", type_string((uint16_t) type));
+        log_bus_call(msg, LOG_INFO, &fields);
+
         /* Remember what there was, to put it back if the state cannot be saved. */
         n_old = find_records(m, name, (uint16_t) type, value, &old);
 
@@ -732,6 +850,7 @@ static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_erro
         Manager *m = userdata;
         const char *name, *type_str, *value, *why = NULL;
         StateRecord *victims = NULL;
+        LogFields fields;
         PendingCall *p;
         size_t n;
         int type = 0, r;
@@ -758,6 +877,12 @@ static int method_remove_record(sd_bus_message *msg, void *userdata, sd_bus_erro
                                                          type_string((uint16_t) type), value, strna(why));
                 }
         }
+
+        log_fields_init(&fields);
+        add_name_field(&fields, name);
+        if (type > 0)
+                log_fields_add(&fields, "JOYRIDE_TYPE=%s", type_string((uint16_t) type));
+        log_bus_call(msg, LOG_INFO, &fields);
 
         n = find_records(m, name, (uint16_t) type, isempty(value) ? NULL : value, &victims);
         if (n == 0) {
@@ -816,6 +941,7 @@ static int method_sync(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (!m->cluster)
                 return sd_bus_error_set(error, BUS_ERROR_NO_CLUSTER,
                                         "Clustering is not enabled on this node (ENABLE_DNS_SYNC, --cluster).");
+        log_bus_call(msg, LOG_INFO, NULL);
         r = cluster_sync_now(m->cluster);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Could not start a cluster sync: %m");
@@ -823,11 +949,9 @@ static int method_sync(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 }
 
 static int method_forget_member(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         Manager *m = userdata;
         const char *node;
-        uid_t uid = (uid_t) -1;
-        pid_t pid = 0;
+        LogFields fields;
         int r;
 
         r = sd_bus_message_read(msg, "s", &node);
@@ -855,12 +979,10 @@ static int method_forget_member(sd_bus_message *msg, void *userdata, sd_bus_erro
                                          node);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Could not forget '%s': %m", node);
-        (void) sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
-        if (sd_bus_creds_get_euid(creds, &uid) < 0)
-                (void) sd_bus_creds_get_uid(creds, &uid);
-        (void) sd_bus_creds_get_pid(creds, &pid);
-        log_notice("Cluster node %s forgotten over D-Bus (uid %d, pid %d).", node, uid == (uid_t) -1 ? -1 : (int) uid,
-                   (int) pid);
+        /* Rare and felt by the whole cluster: a notice. */
+        log_fields_init(&fields);
+        log_fields_add(&fields, "JOYRIDE_MEMBER=%s", node);
+        log_bus_call(msg, LOG_NOTICE, &fields);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -890,6 +1012,7 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = check_privilege(msg, error);
         if (r < 0)
                 return r;
+        log_bus_call(msg, LOG_INFO, NULL);
         r = manager_reload(m);
         schedule_flush(m); /* HostsDirectory, Domains, ... may have changed */
         if (r < 0)
@@ -956,11 +1079,8 @@ static int method_get_statistics(sd_bus_message *msg, void *userdata, sd_bus_err
 /* Sets the log level until the next restart or reload (which applies the
  * configured one again), as systemd's LogControl does. */
 static int method_set_log_level(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         Manager *m = userdata;
         const char *level;
-        uid_t uid = (uid_t) -1;
-        pid_t pid = 0;
         int r, k;
 
         r = sd_bus_message_read(msg, "s", &level);
@@ -975,13 +1095,10 @@ static int method_set_log_level(sd_bus_message *msg, void *userdata, sd_bus_erro
         r = check_privilege(msg, error);
         if (r < 0)
                 return r;
-        (void) sd_bus_query_sender_creds(msg, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
-        if (sd_bus_creds_get_euid(creds, &uid) < 0)
-                (void) sd_bus_creds_get_uid(creds, &uid);
-        (void) sd_bus_creds_get_pid(creds, &pid);
-        log_set_max_level(MAX(k, LOG_NOTICE)); /* so that the line below is written */
-        log_notice("Log level set to %s over D-Bus (uid %d, pid %d).", log_level_to_string(k),
-                   uid == (uid_t) -1 ? -1 : (int) uid, (int) pid);
+        /* A notice, written whatever the old and the new level: the level
+         * is raised for this one line. */
+        log_set_max_level(MAX(k, LOG_NOTICE));
+        log_bus_call(msg, LOG_NOTICE, NULL);
         log_set_max_level(k);
         schedule_flush(m); /* LogLevel changed */
         return sd_bus_reply_method_return(msg, NULL);

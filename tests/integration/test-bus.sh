@@ -244,6 +244,31 @@ expect_error org.joyride.DNS.Error.ReloadFailed "Reload failed" Reload
 printf '[DNS]\nDomains=example.com,example.net,in-addr.arpa\n' >"$CONF"
 ok "RemoveRecord, ListMembers, Sync and Reload work through busctl"
 
+# Who changed what: one line per write call on stderr, naming the method, its
+# arguments (strings quoted, control characters escaped, long ones cut) and
+# the caller's uid and pid. A call refused before it changes anything (Sync
+# without a cluster, bad arguments) has none.
+bash -c 'echo $$ >"$1"; exec busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS AddRecord sssu Who.Example.com. "" 10.0.0.7 0' \
+        _ "$T/caller.pid"
+caller=$(cat "$T/caller.pid")
+line=$(grep -F 'AddRecord("Who.Example.com.", "", "10.0.0.7", 0) over D-Bus by ' "$T/daemon.log") ||
+        fail "AddRecord is not logged: $(grep -F 'over D-Bus' "$T/daemon.log")"
+grep -q "INFO: AddRecord(.*) over D-Bus by uid 0, pid $caller\.$" <<<"$line" ||
+        fail "the AddRecord line does not name uid 0 and the caller's pid $caller: $line"
+grep -q 'INFO: RemoveRecord("web.example.com", "AAAA", "2001:db8:0::1") over D-Bus by uid 0, pid [0-9][0-9]*\.$' "$T/daemon.log" ||
+        fail "RemoveRecord is not logged with its arguments and caller: $(grep -F 'over D-Bus' "$T/daemon.log")"
+grep -q 'INFO: Reload() over D-Bus by uid 0, pid [0-9][0-9]*\.$' "$T/daemon.log" || fail "Reload is not logged with its caller"
+grep -qF 'Sync()' "$T/daemon.log" && fail "a Sync refused for want of a cluster is logged as done"
+call RemoveRecord sss who.example.com "" $'10.0.0.7\nFAKE: forged line' >/dev/null
+call RemoveRecord sss who.example.com "" "$(printf 'v%.0s' {1..100})" >/dev/null
+grep -qF 'RemoveRecord("who.example.com", "", "10.0.0.7\x0aFAKE: forged line") over D-Bus by uid 0' "$T/daemon.log" ||
+        fail "a control character in an argument is not escaped: $(grep -F 'FAKE' "$T/daemon.log")"
+grep -q '^FAKE' "$T/daemon.log" && fail "an argument forged a line of the log"
+grep -qF "RemoveRecord(\"who.example.com\", \"\", \"$(printf 'v%.0s' {1..64})\"...) over D-Bus by uid 0" "$T/daemon.log" ||
+        fail "a long argument is not cut short: $(grep -F 'RemoveRecord("who' "$T/daemon.log")"
+call RemoveRecord sss who.example.com "" "" >/dev/null
+ok "every write over D-Bus is logged once: method, arguments in short (escaped, cut), the caller's uid and pid"
+
 # --- invalid input ----------------------------------------------------------
 
 count=$(prop RecordCount)
@@ -271,6 +296,7 @@ expect_error org.freedesktop.DBus.Error.InvalidArgs "Invalid name" \
 [ "$(prop RecordCount)" = "$count" ] || fail "refused input changed the records"
 [ "$(md5sum <"$STATE/records.json")" = "$sum" ] || fail "refused input changed the state file"
 [ -z "$(dig_short "$PORT" x.example.com A)" ] || fail "a refused record is served"
+grep -qF 'AddRecord("x.example.com"' "$T/daemon.log" && fail "a refused AddRecord is logged as done"
 ok "invalid input gets InvalidArgs saying what is wrong, and changes nothing"
 
 # --- coalesced signals ------------------------------------------------------
@@ -484,7 +510,8 @@ ok "joyridectl statistics: the query counters as a table and as JSON"
 "$CTL" log-level debug || fail "log-level debug"
 [ "$("$CTL" log-level)" = debug ] || fail "log-level after setting debug: $("$CTL" log-level)"
 [ "$(prop LogLevel)" = 's "debug"' ] || fail "LogLevel property: $(prop LogLevel)"
-grep -q "Log level set to debug over D-Bus (uid 0, pid [0-9]*)" "$T/daemon.log" || fail "the change is not logged with the caller: $(grep -i "log level" "$T/daemon.log")"
+grep -q 'NOTICE: SetLogLevel("debug") over D-Bus by uid 0, pid [0-9][0-9]*\.$' "$T/daemon.log" ||
+        fail "the change is not logged with the caller: $(grep -F SetLogLevel "$T/daemon.log")"
 dig_short "$PORT" web.example.com A >/dev/null
 wait_for "a per-query debug line" 5 grep -q 'web.example.com' "$T/daemon.log"
 set +e
@@ -602,6 +629,9 @@ set -e
 busctl --user call org.joyride.DNS /org/joyride/DNS org.joyride.DNS AddRecord sssu n.example.com "" 10.0.0.9 60 ||
         fail "root cannot add on the open bus"
 [ "$(dig_short "$OPEN_PORT" n.example.com A)" = 10.0.0.9 ] || fail "the --bus=user daemon does not serve its record"
+grep -q "over D-Bus by uid $(id -u nobody)," "$T/open-daemon.log" && fail "a write refused to nobody is logged as done"
+grep -qF 'AddRecord("n.example.com", "", "10.0.0.9", 60) over D-Bus by uid 0, pid' "$T/open-daemon.log" ||
+        fail "root's AddRecord on the open bus is not logged with its caller"
 [ "$("$CTL" --user records --no-legend | wc -l)" = 1 ] || fail "joyridectl --user"
 kill "$OPEN_DAEMON_PID"
 wait "$OPEN_DAEMON_PID" 2>/dev/null || true
@@ -767,8 +797,10 @@ expect_error org.freedesktop.DBus.Error.InvalidArgs "Invalid node id" ForgetMemb
 call ListMembers | grep -q '"peer"' && fail "the peer is still listed after ForgetMember: $(call ListMembers)"
 wait_for "the peer's key gone from cluster-pins" 5 bash -c "! grep -q '^peer ' '$STATE/cluster-pins'"
 expect_error org.freedesktop.DBus.Error.InvalidArgs "Nothing is known of cluster node 'peer'" ForgetMember string:peer
-grep -q "Cluster node peer forgotten over D-Bus (uid 0, pid [0-9]*)" "$T/daemon-cluster.log" ||
+grep -q 'NOTICE: ForgetMember("peer") over D-Bus by uid 0, pid [0-9][0-9]*\.$' "$T/daemon-cluster.log" ||
         fail "ForgetMember is not logged with the caller"
+grep -q 'INFO: Sync() over D-Bus by uid 0, pid [0-9][0-9]*\.$' "$T/daemon-cluster.log" ||
+        fail "Sync is not logged with the caller"
 stop_monitor
 kill -INT "$CTL_MONITOR_PID"
 wait "$CTL_MONITOR_PID" || fail "joyridectl monitor did not exit 0 on SIGINT"

@@ -23,7 +23,9 @@
 #   - the daemon runs as the user joyride, in group docker, with no
 #     capabilities and no new privileges;
 #   - journalctl -u joyride has the structured fields and MESSAGE_ID, and
-#     journalctl -x the catalog text;
+#     journalctl -x the catalog text; a query at debug level carries
+#     JOYRIDE_NAME, _TYPE, _RCODE and _CLIENT, a bad hosts line JOYRIDE_FILE
+#     and _LINE, and a busctl AddRecord the caller's uid and pid;
 #   - busctl introspect org.joyride.DNS works on the container's system bus;
 #   - `systemctl restart joyride` under 200 queries/s loses none;
 #   - systemd-resolved: without permission the registration fails with a
@@ -280,6 +282,72 @@ journal -u joyride.service -x MESSAGE_ID=f1230bff301e43edbb29e89cd77b2caf JOYRID
 grep -q "Subject: DNS record added: new.example.internal A 10.1.2.5" "$T/x.txt" ||
         fail "journalctl -x does not show the catalog entry: $(cat "$T/x.txt")"
 ok "journalctl -x shows the catalog: $(grep -o 'Subject: .*' "$T/x.txt" | head -n1)"
+
+# journal_has MATCH...: joyride.service has an entry matching all of MATCH.
+journal_has() { [ -n "$(journal -u joyride.service "$@")" ]; }
+# check_json FILE PYTHON: runs PYTHON with `e`, the entries of FILE
+# (journalctl -o json), and `env`, the environment.
+check_json() {
+        python3 -c 'import json, os, sys
+e = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+env = os.environ
+exec(sys.argv[2])' "$1" "$2"
+}
+
+# A query at debug level: its entry carries the name (as records spell it),
+# the type, the rcode and the client's address (IPv4, although the socket is
+# dual-stack [::]:5353), and one CODE_FILE, _LINE and _FUNC: the caller's.
+ct busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS SetLogLevel s debug
+net dig @127.0.0.1 -p 5353 +tries=1 +time=2 Nope.Example.Internal AAAA >/dev/null || true
+wait_for "the journal entry of the query" 10 journal_has JOYRIDE_NAME=nope.example.internal
+journal -u joyride.service -o json JOYRIDE_NAME=nope.example.internal >"$T/query.json"
+check_json "$T/query.json" '
+q = [x for x in e if x["MESSAGE"].startswith("Query ")]
+assert len(q) == 1, e
+x = q[0]
+assert x["MESSAGE"].startswith("Query Nope.Example.Internal. AAAA from "), x
+assert (x["JOYRIDE_TYPE"], x["JOYRIDE_RCODE"], x["JOYRIDE_CLIENT"], x["PRIORITY"]) == ("AAAA", "NXDOMAIN", "127.0.0.1", "7"), x
+assert x["CODE_FUNC"] == "log_query" and isinstance(x["CODE_FILE"], str), x' ||
+        fail "the query's journal entry lacks its fields: $(cat "$T/query.json")"
+ct busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS SetLogLevel s info
+ok "a query at debug level: JOYRIDE_NAME, JOYRIDE_TYPE=AAAA, JOYRIDE_RCODE=NXDOMAIN, JOYRIDE_CLIENT=127.0.0.1"
+
+# A bad line in a hosts file: the warning as ever, with the file and line.
+hosts=/etc/joyride/hosts.d/test.hosts
+ct sh -c "echo '10.1.2.300 bad.example.internal' >>$hosts"
+bad_line=$(ct sh -c "wc -l <$hosts")
+wait_for "the warning about $hosts:$bad_line" 10 journal_has JOYRIDE_FILE="$hosts" JOYRIDE_LINE="$bad_line"
+journal -u joyride.service -o json JOYRIDE_FILE="$hosts" JOYRIDE_LINE="$bad_line" >"$T/hosts.json"
+want="$hosts:$bad_line: not an IP address: '10.1.2.300'" check_json "$T/hosts.json" '
+assert e and all(x["MESSAGE"] == env["want"] and x["PRIORITY"] == "4" for x in e), e' ||
+        fail "the hosts warning's journal entry: $(cat "$T/hosts.json")"
+ct sed -i "\$d" "$hosts"
+ok "a bad hosts line: $(check_json "$T/hosts.json" 'print(e[0]["MESSAGE"])'), with JOYRIDE_FILE and JOYRIDE_LINE=$bad_line"
+
+# Writes over D-Bus name their caller: the uid, and the pid of busctl itself
+# (the shell that prints its pid becomes busctl). JOYRIDE_NAME brings the
+# call and the changes it made together.
+caller=$(ct sh -c 'echo $$; exec busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS AddRecord sssu added.example.internal "" 10.1.2.9 0 >/dev/null')
+remover=$(ct sh -c 'echo $$; exec busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS RemoveRecord sss added.example.internal "" "" >/dev/null')
+wait_for "the journal entries of added.example.internal" 10 journal_has JOYRIDE_NAME=added.example.internal JOYRIDE_CHANGE=removed
+journal -u joyride.service -o json JOYRIDE_NAME=added.example.internal >"$T/calls.json"
+caller=$caller remover=$remover check_json "$T/calls.json" '
+calls = {x["JOYRIDE_METHOD"]: x for x in e if "JOYRIDE_METHOD" in x}
+a, r = calls["AddRecord"], calls["RemoveRecord"]
+assert a["MESSAGE"] == "AddRecord(\"added.example.internal\", \"\", \"10.1.2.9\", 0) over D-Bus by uid 0, pid %s." % env["caller"], a
+assert (a["JOYRIDE_CALLER_UID"], a["JOYRIDE_CALLER_PID"], a["JOYRIDE_TYPE"], a["PRIORITY"]) == ("0", env["caller"], "A", "6"), a
+assert (r["JOYRIDE_CALLER_UID"], r["JOYRIDE_CALLER_PID"]) == ("0", env["remover"]), r
+assert a["MESSAGE_ID"] == r["MESSAGE_ID"] == "281883d6d8f64e038a480c80ecc604df", (a, r)
+assert [x.get("JOYRIDE_METHOD") or x["JOYRIDE_CHANGE"] for x in e] == ["AddRecord", "added", "RemoveRecord", "removed"], e' ||
+        fail "the D-Bus calls' journal entries: $(cat "$T/calls.json")"
+journal -u joyride.service -o json JOYRIDE_METHOD=SetLogLevel >"$T/setloglevel.json"
+check_json "$T/setloglevel.json" '
+assert [(x["MESSAGE"].split(")")[0], x["JOYRIDE_CALLER_UID"], x["PRIORITY"]) for x in e] == [("SetLogLevel(\"debug\"", "0", "5"), ("SetLogLevel(\"info\"", "0", "5")], e' ||
+        fail "SetLogLevel's journal entries: $(cat "$T/setloglevel.json")"
+journal -u joyride.service -x MESSAGE_ID=281883d6d8f64e038a480c80ecc604df JOYRIDE_METHOD=AddRecord >"$T/x-call.txt"
+grep -q "Subject: AddRecord over D-Bus by uid 0" "$T/x-call.txt" ||
+        fail "journalctl -x does not explain the D-Bus call: $(cat "$T/x-call.txt")"
+ok "busctl AddRecord: '$(check_json "$T/calls.json" 'print(e[0]["MESSAGE"])')' with JOYRIDE_CALLER_UID=0, JOYRIDE_CALLER_PID=$caller"
 
 # --- D-Bus -------------------------------------------------------------------
 intro=$(ct busctl --system introspect org.joyride.DNS /org/joyride/DNS) || fail "busctl introspect failed"
