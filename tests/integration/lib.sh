@@ -107,3 +107,13 @@ start_local_daemon() {
         done
         fail "joyrided never answered"
 }
+
+# sanitizer_build BINARY: whether BINARY is built with ASan or TSan, whose
+# allocators keep freed memory (quarantine), so memory figures mean little.
+# ldd's whole output is read first: `ldd | grep -q` under pipefail fails
+# when grep stops early and ldd dies of SIGPIPE.
+sanitizer_build() {
+        local libs
+        libs=$(ldd "$1" 2>/dev/null) || true
+        [[ $libs == *libasan* || $libs == *libtsan* ]]
+}

@@ -84,7 +84,7 @@ broken events-flood "event stream: more than 10000 events while the container li
 # an ASan build gets more room.
 peak_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$daemon_pid/status")
 bound_mb=160
-if ldd "$daemon" | grep -q libasan; then bound_mb=640; fi
+if sanitizer_build "$daemon"; then bound_mb=640; fi
 [ "$peak_kb" -lt $((bound_mb * 1024)) ] || fail "peak resident memory $((peak_kb / 1024)) MiB, more than $bound_mb MiB"
 ok "peak resident memory $((peak_kb / 1024)) MiB (bound: $bound_mb MiB)"
 

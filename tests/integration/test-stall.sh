@@ -107,7 +107,7 @@ ok "no query lost while a 100,000-line hosts file was replaced; the feed got a r
 
 # --- memory goes back once the file is gone ------------------------------------------------
 # A sanitizer's allocator keeps freed memory on purpose (quarantine): nothing to see there.
-if ldd "$daemon" 2>/dev/null | grep -qE 'lib(asan|tsan)'; then
+if sanitizer_build "$daemon"; then
         echo "memory check skipped: $daemon is built with a sanitizer"
         exit 0
 fi
