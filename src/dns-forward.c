@@ -676,6 +676,7 @@ typedef struct Item {
         size_t control_len;
         DnsReplyQueue *replies;
         uint64_t conn_id;
+        uint64_t received_nsec;
         DnsForwardQuery q;
 
         /* ITEM_RECONFIGURE */
@@ -759,6 +760,7 @@ struct DnsForwarder {
                 uint8_t buf[CONTROL_MAX];
         } batch_control[UDP_BATCH];
         uint8_t batch_buf[UDP_BATCH][DNS_EDNS_PAYLOAD_OURS];
+        uint64_t batch_received[UDP_BATCH]; /* the queries' arrival, 0: not timed */
 
         DnsForwardCounters counters; /* atomics */
 };
@@ -871,6 +873,7 @@ static int make_allow(char **allow, DnsAllowPrefix **ret, size_t *ret_n, bool *r
 
 static void batch_flush(DnsForwarder *f) {
         unsigned done = 0;
+        uint64_t now;
 
         while (done < f->n_batch) {
                 int k = sendmmsg(f->batch_fd, f->batch + done, f->n_batch - done, MSG_DONTWAIT);
@@ -885,6 +888,11 @@ static void batch_flush(DnsForwarder *f) {
                 }
                 done += (unsigned) k;
         }
+        /* One clock reading for the batch: the replies that went out. */
+        now = done > 0 ? dns_duration_now_nsec() : 0;
+        for (unsigned i = 0; i < done; i++)
+                if (f->batch_received[i] > 0)
+                        dns_duration_observe(&f->counters.duration[DNS_TRANSPORT_UDP], f->batch_received[i], now, 1);
         f->n_batch = 0;
 }
 
@@ -965,11 +973,15 @@ static void client_reply(DnsForwarder *f, Item *w, const DnsRelayMessage *m, uin
 
         if (w->transport == DNS_TRANSPORT_TCP) {
                 reply_queue_push(w->replies, w->conn_id, buf, n);
+                if (w->received_nsec > 0)
+                        dns_duration_observe(&f->counters.duration[DNS_TRANSPORT_TCP], w->received_nsec,
+                                             dns_duration_now_nsec(), 1);
                 return;
         }
 
         unsigned i = f->n_batch++;
         f->batch_fd = w->udp_fd;
+        f->batch_received[i] = w->received_nsec;
         memcpy(&f->batch_peer[i], &w->peer, w->peer_len);
         memcpy(f->batch_control[i].buf, w->control.buf, w->control_len);
         f->batch_iov[i] = (struct iovec) { .iov_base = buf, .iov_len = n };
@@ -1610,6 +1622,7 @@ int dns_forwarder_submit(DnsForwarder *f, const DnsForwardClient *c, const uint8
                 memcpy(it->control.buf, c->control, c->control_len);
         it->replies = dns_reply_queue_ref(c->replies);
         it->conn_id = c->conn_id;
+        it->received_nsec = c->received_nsec;
         it->len = len;
         memcpy(it->query, query, len);
 
@@ -1788,6 +1801,8 @@ int dns_forwarder_get_status(DnsForwarder *f, DnsForwardStatus *ret) {
         for (size_t i = 0; i < ELEMENTSOF(c->by_rcode); i++)
                 COPY(by_rcode[i]);
 #undef COPY
+        for (size_t i = 0; i < ELEMENTSOF(c->duration); i++)
+                dns_duration_add(&ret->counters.duration[i], &c->duration[i]);
 
         allow = g_ptr_array_new();
         pthread_mutex_lock(&f->lock);

@@ -30,6 +30,7 @@
 
 #include "dns-answer.h"
 #include "dns-cache.h"
+#include "dns-duration.h"
 #include "macro.h"
 
 #define DNS_FORWARD_UPSTREAMS_MAX 16
@@ -71,6 +72,9 @@ typedef struct DnsForwardClient {
          * connection's id there. */
         DnsReplyQueue *replies;
         uint64_t conn_id;
+        /* When the query arrived (dns_duration_now_nsec()'s clock), for the
+         * request-duration histogram; 0: unknown, not timed. */
+        uint64_t received_nsec;
 } DnsForwardClient;
 
 /* From any thread; never blocks. Copies the query and what the client needs.
@@ -127,6 +131,9 @@ typedef struct DnsForwardCounters {
         uint64_t latency_count;
         uint64_t cache_entries;
         uint64_t cache_bytes;
+        /* By DnsTransport: from the arrival of a forwarded query to its
+         * reply leaving (UDP) or being handed to the connection's thread (TCP). */
+        DnsDurationHistogram duration[2];
 } DnsForwardCounters;
 
 typedef struct DnsForwardStatus {

@@ -84,6 +84,13 @@ typedef union PktInfoControl {
         uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
 } PktInfoControl;
 
+/* What a received query brings along: its destination address (packet
+ * info) and the kernel's receive timestamp (SO_TIMESTAMPNS). */
+typedef union ReceiveControl {
+        size_t align;
+        uint8_t buf[sizeof(PktInfoControl) + CMSG_SPACE(sizeof(struct timespec))];
+} ReceiveControl;
+
 /* One message of a UDP batch. Allocated once per worker, reused for every
  * batch, so the UDP path does not allocate per query. The reply buffer caps
  * UDP replies at what we advertise (1232, DNS flag day 2020) even when a
@@ -93,7 +100,8 @@ typedef struct UdpSlot {
         uint8_t reply[DNS_EDNS_PAYLOAD_OURS];
         struct sockaddr_storage peer;
         struct iovec iov_in, iov_out;
-        PktInfoControl control_in, control_out;
+        ReceiveControl control_in;
+        PktInfoControl control_out;
 } UdpSlot;
 
 typedef struct DnsWorker DnsWorker;
@@ -116,6 +124,9 @@ struct DnsTcpConnection {
         size_t woff, wlen;
         bool shut_wr;      /* stopping: our side is closed, waiting for the client to take it all */
         uint64_t answered; /* queries answered: its progress, for eviction at the cap */
+        /* When the bytes that completed the latest query arrived: the start
+         * of the request-duration clock for the queries in rbuf. */
+        uint64_t received_nsec;
         /* Bytes the kernel still held for the peer at the last idle timeout
          * that found some, -1 if none: a peer draining them is not idle. */
         int last_outq;
@@ -132,7 +143,8 @@ struct DnsTcpConnection {
 /* A socket of the server: bound here (one per worker) or passed (shared). */
 typedef struct DnsSocket {
         int fd;
-        bool pktinfo; /* bound to a wildcard: reply from the address the query went to */
+        bool pktinfo;    /* bound to a wildcard: reply from the address the query went to */
+        bool timestamps; /* SO_TIMESTAMPNS: the kernel says when each query arrived */
 } DnsSocket;
 
 struct DnsWorker {
@@ -153,6 +165,7 @@ struct DnsWorker {
         UdpSlot *slots;
         struct mmsghdr msgs_in[UDP_BATCH];
         struct mmsghdr msgs_out[UDP_BATCH];
+        uint64_t received_out[UDP_BATCH]; /* when the query of msgs_out[i] arrived */
 
         /* Replies are made here, then written; only what the peer does not
          * take at once is copied into the connection. */
@@ -224,8 +237,24 @@ int dns_server_type_index(uint16_t qtype) {
 }
 
 /* The hand-off to the forwarder (see "forwarding" below). */
-static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len);
+static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len, uint64_t received_nsec);
 static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len);
+
+/* The kernel's receive timestamp (SO_TIMESTAMPNS) in a received message's
+ * control data, on dns_duration_now_nsec()'s clock; 0 when there is none.
+ * It is the honest start of a request: it counts the time the query waited
+ * in the socket for this thread to get to it. */
+static uint64_t control_received_nsec(const struct msghdr *m) {
+        for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(m); cmsg; cmsg = CMSG_NXTHDR((struct msghdr *) m, cmsg))
+                if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_TIMESTAMPNS &&
+                    cmsg->cmsg_len == CMSG_LEN(sizeof(struct timespec))) {
+                        struct timespec ts;
+
+                        memcpy(&ts, CMSG_DATA(cmsg), sizeof ts);
+                        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+                }
+        return 0;
+}
 
 static void count_query(DnsWorker *w, DnsTransport transport, const DnsQueryInfo *info, bool forwarded) {
         DnsServerCounters *c = &w->counters;
@@ -472,7 +501,7 @@ static int bind_socket(int type, const char *address, uint16_t port, bool reusep
 /* --- UDP ---------------------------------------------------------------- */
 
 static void udp_prepare_receive(DnsWorker *w) {
-        bool pktinfo = w->udp->pktinfo;
+        bool control = w->udp->pktinfo || w->udp->timestamps;
 
         for (size_t i = 0; i < UDP_BATCH; i++) {
                 UdpSlot *slot = w->slots + i;
@@ -484,8 +513,8 @@ static void udp_prepare_receive(DnsWorker *w) {
                                 .msg_namelen = sizeof(slot->peer),
                                 .msg_iov = &slot->iov_in,
                                 .msg_iovlen = 1,
-                                .msg_control = pktinfo ? slot->control_in.buf : NULL,
-                                .msg_controllen = pktinfo ? sizeof(slot->control_in.buf) : 0,
+                                .msg_control = control ? slot->control_in.buf : NULL,
+                                .msg_controllen = control ? sizeof(slot->control_in.buf) : 0,
                         },
                 };
         }
@@ -551,7 +580,9 @@ static size_t udp_reply_control(const struct msghdr *in, PktInfoControl *out) {
 }
 
 
-static void udp_send_batch(DnsWorker *w, unsigned n) {
+/* Returns how many of the n replies went to the kernel (the rest were
+ * dropped because the send buffer was full). */
+static unsigned udp_send_batch(DnsWorker *w, unsigned n) {
         unsigned done = 0;
 
         while (done < n) {
@@ -565,7 +596,7 @@ static void udp_send_batch(DnsWorker *w, unsigned n) {
                          * address): skip it and send the others. */
                         if (errno == EAGAIN || errno == ENOBUFS) {
                                 log_debug("DNS UDP send buffer full, dropping %u replies", n - done);
-                                return;
+                                return done;
                         }
                         log_debug_errno(negative_errno(), "Failed to send DNS UDP reply: %m");
                         done++;
@@ -573,6 +604,7 @@ static void udp_send_batch(DnsWorker *w, unsigned n) {
                 }
                 done += (unsigned) k;
         }
+        return done;
 }
 
 /* Reads, answers and sends up to max_batches batches. Returns true when the
@@ -580,7 +612,8 @@ static void udp_send_batch(DnsWorker *w, unsigned n) {
 static bool udp_serve(DnsWorker *w, unsigned max_batches) {
         for (unsigned batch = 0; batch < max_batches; batch++) {
                 const DnsAnswerConfig *cfg;
-                unsigned n_out = 0;
+                unsigned n_out = 0, n_sent;
+                uint64_t batch_nsec = 0, now;
                 int n;
 
                 udp_prepare_receive(w);
@@ -603,6 +636,7 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                         const struct msghdr *in = &w->msgs_in[i].msg_hdr;
                         UdpSlot *slot = w->slots + i;
                         DnsQueryInfo info = {};
+                        uint64_t received;
                         size_t len;
 
                         if (in->msg_flags & MSG_TRUNC) {
@@ -614,8 +648,16 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                                            sizeof(slot->reply), &info);
                         if (len == 0)
                                 continue;
+                        /* Without a kernel timestamp (the option failed), the
+                         * batch's arrival: one clock reading for all. */
+                        received = control_received_nsec(in);
+                        if (received == 0) {
+                                if (batch_nsec == 0)
+                                        batch_nsec = dns_duration_now_nsec();
+                                received = batch_nsec;
+                        }
                         if (info.forward) {
-                                int r = udp_forward(w, slot, in, w->msgs_in[i].msg_len);
+                                int r = udp_forward(w, slot, in, w->msgs_in[i].msg_len, received);
                                 if (r == 0 || r == -ENOBUFS) {
                                         count_query(w, DNS_TRANSPORT_UDP, &info, true);
                                         log_query(DNS_TRANSPORT_UDP, &info, true, slot->query, w->msgs_in[i].msg_len,
@@ -642,12 +684,19 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                                         w->msgs_out[n_out].msg_hdr.msg_controllen = cl;
                                 }
                         }
+                        w->received_out[n_out] = received;
                         n_out++;
                 }
                 rcu_reader_unlock();
 
-                if (n_out > 0)
-                        udp_send_batch(w, n_out);
+                if (n_out > 0) {
+                        /* One clock reading for the batch, once the replies are out. */
+                        n_sent = udp_send_batch(w, n_out);
+                        now = dns_duration_now_nsec();
+                        for (unsigned i = 0; i < n_sent; i++)
+                                dns_duration_observe(&w->counters.duration[DNS_TRANSPORT_UDP], w->received_out[i], now,
+                                                     1);
+                }
 
                 if (n < UDP_BATCH)
                         return true;
@@ -817,8 +866,9 @@ static int conn_send(DnsTcpConnection *c, const uint8_t *data, size_t len) {
  * are taken. Returns 0, or a negative errno when the connection must close. */
 static int conn_process(DnsTcpConnection *c) {
         DnsWorker *w = c->worker;
+        uint64_t n_replied = 0;
         bool forwarded;
-        int r = 0;
+        int r = 0, error = 0;
 
         while (c->woff == c->wlen && c->rlen - c->roff >= 2) {
                 const uint8_t *p = c->rbuf + c->roff;
@@ -828,8 +878,10 @@ static int conn_process(DnsTcpConnection *c) {
 
                 /* Nothing shorter than a header is a DNS message; a client
                  * sending such is broken, and we cannot resynchronise. */
-                if (mlen < DNS_HEADER_SIZE)
-                        return -EBADMSG;
+                if (mlen < DNS_HEADER_SIZE) {
+                        error = -EBADMSG;
+                        break;
+                }
 
                 if (c->rlen - c->roff < 2 + mlen) {
                         /* Incomplete: make sure it will fit, at the start of the buffer. */
@@ -840,8 +892,10 @@ static int conn_process(DnsTcpConnection *c) {
                         }
                         if (c->rsize < 2 + mlen) {
                                 uint8_t *b = realloc(c->rbuf, 2 + mlen);
-                                if (!b)
-                                        return -ENOMEM;
+                                if (!b) {
+                                        error = -ENOMEM;
+                                        break;
+                                }
                                 c->rbuf = b;
                                 c->rsize = 2 + mlen;
                         }
@@ -873,9 +927,21 @@ static int conn_process(DnsTcpConnection *c) {
                 w->tcp_reply[0] = (uint8_t) (len >> 8);
                 w->tcp_reply[1] = (uint8_t) len;
                 r = conn_send(c, w->tcp_reply, 2 + len);
-                if (r < 0)
-                        return r;
+                if (r < 0) {
+                        error = r;
+                        break;
+                }
+                n_replied++;
         }
+
+        /* One clock reading for the replies of this pass. Their queries came
+         * with the latest read (reading pauses while replies wait), or an
+         * earlier one: they are counted from that one. */
+        if (n_replied > 0)
+                dns_duration_observe(&w->counters.duration[DNS_TRANSPORT_TCP], c->received_nsec,
+                                     dns_duration_now_nsec(), n_replied);
+        if (error < 0)
+                return error;
 
         if (c->roff == c->rlen)
                 c->roff = c->rlen = 0;
@@ -885,6 +951,9 @@ static int conn_process(DnsTcpConnection *c) {
 /* Reads what the socket holds. Returns the bytes read (0 at EOF, when
  * nothing is there, or when the buffer is full), or a negative errno. */
 static int conn_read(DnsTcpConnection *c) {
+        ReceiveControl control;
+        struct iovec iov;
+        struct msghdr m;
         ssize_t k;
 
         if (c->roff > 0 && c->rlen == c->rsize) {
@@ -895,7 +964,14 @@ static int conn_read(DnsTcpConnection *c) {
         if (c->rlen == c->rsize)
                 return 0; /* full of complete messages waiting for output to drain */
 
-        k = recv(c->fd, c->rbuf + c->rlen, c->rsize - c->rlen, MSG_DONTWAIT);
+        iov = (struct iovec) { .iov_base = c->rbuf + c->rlen, .iov_len = c->rsize - c->rlen };
+        m = (struct msghdr) {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = c->worker->tcp->timestamps ? control.buf : NULL,
+                .msg_controllen = c->worker->tcp->timestamps ? sizeof control.buf : 0,
+        };
+        k = recvmsg(c->fd, &m, MSG_DONTWAIT);
         if (k < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return 0;
@@ -903,6 +979,12 @@ static int conn_read(DnsTcpConnection *c) {
         }
         if (k == 0)
                 c->eof = true;
+        else {
+                /* The kernel's timestamp is that of the last segment read. */
+                c->received_nsec = control_received_nsec(&m);
+                if (c->received_nsec == 0)
+                        c->received_nsec = dns_duration_now_nsec();
+        }
         c->rlen += (size_t) k;
         return (int) MIN(k, (ssize_t) INT_MAX);
 }
@@ -1195,7 +1277,7 @@ static int tcp_on_accept(sd_event_source *source, int fd, uint32_t revents, void
  * queue. Called under rcu_reader_lock(): the forwarder read here is not freed
  * before the section ends (dns_server_set_forwarder() waits for that). */
 
-static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len) {
+static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len, uint64_t received_nsec) {
         DnsForwarder *f = rcu_dereference(w->server->forwarder);
         PktInfoControl control;
         size_t cl = 0;
@@ -1212,6 +1294,7 @@ static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *i
                                             .udp_fd = w->udp->fd,
                                             .control = cl > 0 ? control.buf : NULL,
                                             .control_len = cl,
+                                            .received_nsec = received_nsec,
                                     },
                                     slot->query, len);
 }
@@ -1234,6 +1317,7 @@ static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len) {
                                          .udp_fd = -EBADF,
                                          .replies = c->worker->replies,
                                          .conn_id = c->id,
+                                         .received_nsec = c->received_nsec,
                                  },
                                  query, len);
         if (r >= 0)
@@ -1418,8 +1502,21 @@ static int describe_fd(int fd, char *buf, size_t size, struct sockaddr_storage *
         return 0;
 }
 
-/* Makes a UDP socket ready: a large receive buffer, and packet info when it
- * is bound to a wildcard address. */
+/* Asks the kernel to stamp each received packet with its arrival time
+ * (SO_TIMESTAMPNS; accepted TCP connections inherit it from the listening
+ * socket), for the request-duration histogram. Best effort: without it a
+ * query is timed from when the thread read it. */
+static void socket_enable_timestamps(DnsSocket *sock) {
+        int r = setsockopt_int(sock->fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+
+        if (r < 0)
+                log_debug_errno(
+                        r, "Could not enable receive timestamps on DNS socket, timing queries from their read: %m");
+        sock->timestamps = r >= 0;
+}
+
+/* Makes a UDP socket ready: a large receive buffer, packet info when it is
+ * bound to a wildcard address, receive timestamps. */
 static int udp_socket_prepare(DnsSocket *sock) {
         struct sockaddr_storage sa;
         char where[INET6_ADDRSTRLEN + 16];
@@ -1445,6 +1542,7 @@ static int udp_socket_prepare(DnsSocket *sock) {
                         return log_error_errno(r, "Failed to enable packet info on DNS UDP socket %s: %m", where);
                 sock->pktinfo = true;
         }
+        socket_enable_timestamps(sock);
         return 0;
 }
 
@@ -1489,7 +1587,11 @@ static int sockets_setup(DnsServer *s, int type, int passed_fd, const DnsServerO
                 }
         }
 
-        for (unsigned i = 0; type == SOCK_DGRAM && i < n; i++) {
+        for (unsigned i = 0; i < n; i++) {
+                if (type == SOCK_STREAM) {
+                        socket_enable_timestamps(&socks[i]);
+                        continue;
+                }
                 r = udp_socket_prepare(&socks[i]);
                 if (r < 0)
                         return r;

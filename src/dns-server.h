@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dns-answer.h"
+#include "dns-duration.h"
 #include "dns-forward.h"
 #include "store.h"
 
@@ -30,6 +31,9 @@ typedef struct DnsServerCounters {
         uint64_t tcp_rejected;    /* refused because of the cap */
         uint64_t tcp_timeouts;
         uint64_t forwarded; /* handed off to the forwarder (it counts their rcodes) */
+        /* By DnsTransport: the queries answered here, from the arrival of the
+         * query to the reply leaving (the forwarder times the forwarded ones). */
+        DnsDurationHistogram duration[2];
 } DnsServerCounters;
 
 typedef struct DnsServerOptions {

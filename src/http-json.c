@@ -483,6 +483,24 @@ static void metrics_forward(GString *out, const HttpMetricsInput *in) {
         }
 }
 
+/* One series of joyride_dns_request_duration_seconds: the buckets made
+ * cumulative, +Inf, then _sum and _count. */
+static void metrics_duration(GString *out, const char *transport, const char *answer, const DnsDurationHistogram *h) {
+        const char *name = "joyride_dns_request_duration_seconds";
+        uint64_t cumulative = 0;
+
+        for (unsigned i = 0; i < DNS_DURATION_BUCKETS; i++) {
+                cumulative += h->buckets[i];
+                g_string_append_printf(out, "%s_bucket{transport=\"%s\",answer=\"%s\",le=\"%s\"} %" PRIu64 "\n", name,
+                                       transport, answer,
+                                       i < DNS_DURATION_BOUNDS ? dns_duration_bounds_label[i] : "+Inf", cumulative);
+        }
+        g_string_append_printf(out, "%s_sum{transport=\"%s\",answer=\"%s\"} %.9f\n", name, transport, answer,
+                               (double) h->sum_nsec / 1e9);
+        g_string_append_printf(out, "%s_count{transport=\"%s\",answer=\"%s\"} %" PRIu64 "\n", name, transport, answer,
+                               cumulative);
+}
+
 /* Long on purpose: a flat list of the exposed series, one block per metric,
  * in the order /metrics shows them. */
 char *http_metrics_render(const HttpMetricsInput *in) {
@@ -512,6 +530,17 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                c->queries_udp);
         g_string_append_printf(out, "joyride_dns_transport_queries_total{transport=\"tcp\"} %" PRIu64 "\n",
                                c->queries_tcp);
+
+        metric_header(out, "joyride_dns_request_duration_seconds", "histogram",
+                      "From a query's arrival (the kernel's receive timestamp) to its reply leaving, by transport; "
+                      "answer=\"forwarded\" for questions answered through the forwarder (cache, upstream).");
+        metrics_duration(out, "udp", "local", &c->duration[DNS_TRANSPORT_UDP]);
+        metrics_duration(out, "tcp", "local", &c->duration[DNS_TRANSPORT_TCP]);
+        /* Only where they can move: with a forwarder. */
+        if (in->forward) {
+                metrics_duration(out, "udp", "forwarded", &in->forward->counters.duration[DNS_TRANSPORT_UDP]);
+                metrics_duration(out, "tcp", "forwarded", &in->forward->counters.duration[DNS_TRANSPORT_TCP]);
+        }
 
         metric_header(out, "joyride_dns_truncated_total", "counter", "UDP responses sent truncated (TC bit).");
         g_string_append_printf(out, "joyride_dns_truncated_total %" PRIu64 "\n", c->truncated);

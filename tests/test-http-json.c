@@ -300,23 +300,31 @@ static void check_exposition(const char *text) {
                         const char *type = l + 7 + strlen(name) + 1;
 
                         CHECK_STREQ(name, last_help);
-                        CHECK(streq(type, "counter") || streq(type, "gauge") || streq(type, "summary"));
+                        CHECK(streq(type, "counter") || streq(type, "gauge") || streq(type, "summary") ||
+                              streq(type, "histogram"));
                         CHECK(!(g_hash_table_contains(typed, name)));
+                        /* 1: a summary, 2: a histogram (it has _bucket samples too). */
                         g_hash_table_insert(typed, g_steal_pointer(&name),
-                                            (gpointer) (uintptr_t) streq(type, "summary"));
+                                            (gpointer) (uintptr_t) (streq(type, "summary")     ? 1
+                                                                    : streq(type, "histogram") ? 2
+                                                                                               : 0));
                         continue;
                 }
                 if (!g_regex_match(sample, l, 0, &m))
                         g_error("not a sample line: '%s'", l);
                 g_autofree char *name = g_match_info_fetch(m, 1);
-                /* A summary's samples are NAME_sum and NAME_count. */
+                /* A summary's samples are NAME_sum and NAME_count, a
+                 * histogram's NAME_bucket as well. */
                 if (!g_hash_table_contains(typed, name)) {
                         size_t n = strlen(name);
+                        bool bucket = g_str_has_suffix(name, "_bucket");
                         size_t base = g_str_has_suffix(name, "_sum")     ? n - 4
                                       : g_str_has_suffix(name, "_count") ? n - 6
+                                      : bucket                           ? n - 7
                                                                          : n;
                         g_autofree char *b = g_strndup(name, base);
-                        if (base == n || !g_hash_table_lookup(typed, b))
+                        uintptr_t kind = (uintptr_t) g_hash_table_lookup(typed, b);
+                        if (base == n || kind == 0 || (bucket && kind != 2))
                                 g_error("sample without HELP/TYPE: '%s'", l);
                 }
         }
@@ -346,8 +354,26 @@ static void test_metrics(void) {
         c.by_rcode[3] = 2;
         c.by_rcode[9] = 1;
         c.by_rcode[17] = 1;
+        /* Per bucket, as the threads count: 3 at most 50 us, 2 in (0.5, 1] ms, 1 above 2.5 s. */
+        c.duration[DNS_TRANSPORT_UDP].buckets[0] = 3;
+        c.duration[DNS_TRANSPORT_UDP].buckets[4] = 2;
+        c.duration[DNS_TRANSPORT_UDP].buckets[DNS_DURATION_BOUNDS] = 1;
+        c.duration[DNS_TRANSPORT_UDP].sum_nsec = 3500000000u;
         text = http_metrics_render(&in);
         check_exposition(text);
+        CHECK(strstr(text, "\n# TYPE joyride_dns_request_duration_seconds histogram\n"));
+#define DURATION "joyride_dns_request_duration_seconds"
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"udp\",answer=\"local\",le=\"0.00005\"} 3\n"));
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"udp\",answer=\"local\",le=\"0.0005\"} 3\n"));
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"udp\",answer=\"local\",le=\"0.001\"} 5\n"));
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"udp\",answer=\"local\",le=\"2.5\"} 5\n"));
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"udp\",answer=\"local\",le=\"+Inf\"} 6\n"));
+        CHECK(strstr(text, "\n" DURATION "_sum{transport=\"udp\",answer=\"local\"} 3.500000000\n"));
+        CHECK(strstr(text, "\n" DURATION "_count{transport=\"udp\",answer=\"local\"} 6\n"));
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"tcp\",answer=\"local\",le=\"+Inf\"} 0\n"));
+        CHECK(strstr(text, "\n" DURATION "_count{transport=\"tcp\",answer=\"local\"} 0\n"));
+        /* No forwarder: no forwarded series, which could never move. */
+        CHECK(!strstr(text, ",answer=\"forwarded\""));
         CHECK(strstr(text, "\njoyride_dns_queries_total{type=\"A\"} 5\n"));
         CHECK(strstr(text, "\njoyride_dns_queries_total{type=\"other\"} 1\n"));
         CHECK(strstr(text, "\njoyride_dns_responses_total{rcode=\"NXDOMAIN\"} 2\n"));
@@ -445,7 +471,8 @@ static const DnsForwardStatus forward_status = {
                       .latency_usec_sum = 120000,
                       .latency_count = 12,
                       .cache_entries = 11,
-                      .cache_bytes = 4096 },
+                      .cache_bytes = 4096,
+                      .duration = { [DNS_TRANSPORT_TCP] = { .buckets = { [10] = 4 }, .sum_nsec = 300000000 } } },
         .upstreams = forward_upstreams,
         .n_upstreams = 3,
         .allow = forward_allow,
@@ -506,6 +533,12 @@ static void test_forwarding(void) {
         CHECK(strstr(text, "\njoyride_forward_upstream_rtt_seconds_count{upstream=\"192.0.2.1:53\"} 8\n"));
         CHECK(strstr(text, "\njoyride_forward_upstream_up{upstream=\"192.0.2.1:53\"} 0\n"));
         CHECK(strstr(text, "\njoyride_forward_upstream_up{upstream=\"192.0.2.2:53\"} 1\n"));
+        /* Forwarded questions: their own series, the upstream's wait included. */
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"tcp\",answer=\"forwarded\",le=\"0.05\"} 0\n"));
+        CHECK(strstr(text, "\n" DURATION "_bucket{transport=\"tcp\",answer=\"forwarded\",le=\"0.1\"} 4\n"));
+        CHECK(strstr(text, "\n" DURATION "_count{transport=\"tcp\",answer=\"forwarded\"} 4\n"));
+        CHECK(strstr(text, "\n" DURATION "_sum{transport=\"tcp\",answer=\"forwarded\"} 0.300000000\n"));
+        CHECK(strstr(text, "\n" DURATION "_count{transport=\"udp\",answer=\"forwarded\"} 0\n"));
 
         /* Without a forwarder: no forwarding series, which could never move. */
         off = http_metrics_render(&(HttpMetricsInput) {});

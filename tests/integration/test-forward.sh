@@ -451,6 +451,37 @@ PY
                         fail "joyridectl statistics: $(cat "$tmp/ctl.txt")"
                 ok "joyridectl statistics shows them"
         fi
+
+        # The request-duration histogram: forwarded questions in their own
+        # series, by transport (a TCP client is forwarded over TCP).
+        q "$sport" +tcp +short www.upstream.test >/dev/null
+        curl -sf "http://127.0.0.1:$http_port/metrics" >"$tmp/metrics.txt"
+        for line in 'joyride_dns_request_duration_seconds_count{transport="udp",answer="forwarded"} 3' \
+                'joyride_dns_request_duration_seconds_count{transport="tcp",answer="forwarded"} 1' \
+                'joyride_dns_request_duration_seconds_count{transport="udp",answer="local"} 0'; do
+                grep -qxF "$line" "$tmp/metrics.txt" || fail "/metrics has no line '$line': $(grep _count "$tmp/metrics.txt")"
+        done
+        ok "/metrics: forwarded questions timed in joyride_dns_request_duration_seconds{answer=\"forwarded\"}"
+
+        # Timed from the query's arrival to the reply: the upstream's wait is
+        # in it. The slow upstream answers after 150 ms, so no forwarded reply
+        # can be in a bucket of 100 ms or less.
+        start_fake slow
+        http_port=$(free_port)
+        sport=$(free_port)
+        "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$sport" --hosts-directory="$tmp/hosts" \
+                --state-directory="$tmp/state-slow" --no-docker --bus=none --no-cluster \
+                --http-host=127.0.0.1 --http-port="$http_port" --forward="127.0.0.1:$fake_port" >"$tmp/slow.log" 2>&1 &
+        extra_pids="$extra_pids $!"
+        wait_for "the slow forwarder's HTTP API" 10 curl -sf "http://127.0.0.1:$http_port/health"
+        for n in one two; do expect "$n.slow.test through a slow upstream" 192.0.2.98 "$(q "$sport" +short $n.slow.test)"; done
+        curl -sf "http://127.0.0.1:$http_port/metrics" >"$tmp/metrics.txt"
+        for line in 'joyride_dns_request_duration_seconds_bucket{transport="udp",answer="forwarded",le="0.1"} 0' \
+                'joyride_dns_request_duration_seconds_count{transport="udp",answer="forwarded"} 2'; do
+                grep -qxF "$line" "$tmp/metrics.txt" ||
+                        fail "/metrics has no line '$line': $(grep 'answer="forwarded"' "$tmp/metrics.txt")"
+        done
+        ok "... from arrival to reply: answers of a 150 ms upstream are above the 100 ms bucket"
 else
         echo "# skipping the status checks: curl, busctl or dbus-daemon missing"
 fi

@@ -343,6 +343,53 @@ expect_code 200 GET /status
 jcheck 'd["dns_server"]["queries"] >= 1 and d["dns_server"]["queries_by_type"]["A"] >= 1' "/status queries after dig"
 ok "the A query counter grows after a dig ($before -> $after)"
 
+# The request-duration histogram: prints "UDP_COUNT TCP_COUNT" (summed over
+# the answer label) after checking each series: the expected buckets in
+# order, cumulative, +Inf equal to _count, and a _sum.
+durations() {
+        python3 - "$tmp/body" <<'PY'
+import re, sys
+BOUNDS = ["0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+          "0.25", "0.5", "1", "2.5", "+Inf"]
+name = "joyride_dns_request_duration_seconds"
+text = open(sys.argv[1]).read()
+assert f"# TYPE {name} histogram\n" in text, "no histogram TYPE line"
+series = {}
+for m in re.finditer(rf'^{name}_(bucket|sum|count)\{{transport="(\w+)",answer="(\w+)"(?:,le="([^"]+)")?\}} (\S+)$', text, re.M):
+    kind, transport, answer, le, value = m.groups()
+    s = series.setdefault((transport, answer), {"le": [], "buckets": []})
+    if kind == "bucket":
+        s["le"].append(le)
+        s["buckets"].append(int(value))
+    else:
+        s[kind] = float(value)
+assert ("udp", "local") in series and ("tcp", "local") in series, series.keys()
+count = {"udp": 0, "tcp": 0}
+for key, s in series.items():
+    assert s["le"] == BOUNDS, f"{key}: buckets {s['le']}"
+    assert all(a <= b for a, b in zip(s["buckets"], s["buckets"][1:])), f"{key}: not cumulative: {s['buckets']}"
+    assert s["buckets"][-1] == s["count"], f"{key}: +Inf {s['buckets'][-1]} != _count {s['count']}"
+    assert s["sum"] >= 0 and (s["count"] == 0) == (s["sum"] == 0), f"{key}: _sum {s['sum']} for {s['count']} requests"
+    count[key[0]] += int(s["count"])
+print(count["udp"], count["tcp"])
+PY
+}
+expect_code 200 GET /metrics
+counts=$(durations) || fail "the duration histogram: $(grep duration "$tmp/body")"
+read -r udp_before tcp_before <<<"$counts"
+for q in "web.http.test A" "db.http.test A" "six.http.test AAAA"; do
+        # shellcheck disable=SC2086 # name and type
+        [ -n "$(dig_short "$dns_port" $q)" ] || fail "dig $q over UDP"
+done
+dig_short "$dns_port" nothere.http.test >/dev/null # NXDOMAIN: a reply too
+for n in web db; do [ -n "$(dig_short "$dns_port" +tcp "$n.http.test")" ] || fail "dig +tcp $n.http.test"; done
+expect_code 200 GET /metrics
+counts=$(durations) || fail "the duration histogram: $(grep duration "$tmp/body")"
+read -r udp_after tcp_after <<<"$counts"
+[ "$((udp_after - udp_before))" = 4 ] || fail "UDP request durations counted $udp_before -> $udp_after after 4 queries"
+[ "$((tcp_after - tcp_before))" = 2 ] || fail "TCP request durations counted $tcp_before -> $tcp_after after 2 queries"
+ok "joyride_dns_request_duration_seconds counts each reply once by transport (udp +4, tcp +2), buckets cumulative"
+
 # --- the live feed ---------------------------------------------------------------
 curl -sN -D "$tmp/sse.headers" --max-time 6 "$base/api/events" >"$tmp/sse.out" 2>/dev/null &
 sse_pid=$!
