@@ -369,6 +369,30 @@
     return "/dns/records?" + p.toString();
   }
 
+  // A record learned from a peer has the source "peer:NODE · ORIGIN", ORIGIN
+  // being where the node itself has it ("docker:3f2a… (web-1)",
+  // "hosts:/etc/joyride/hosts/lab"): the node stands out, the text stays
+  // the server's.
+  function renderSource(td, r) {
+    const added = r.added ? "added " + formatTime(r.added) : "";
+    const sep = " \u00b7 ";
+    const cut = r.source.startsWith("peer:") ? r.source.indexOf(sep) : -1;
+    if (cut < 0) {
+      td.textContent = r.source;
+      td.title = added;
+      return;
+    }
+    const via = document.createElement("span");
+    via.className = "via";
+    via.textContent = r.source.slice(0, cut);
+    const origin = document.createElement("span");
+    origin.className = "origin";
+    origin.textContent = r.source.slice(cut + sep.length);
+    td.append(via, sep, origin);
+    const node = via.textContent.slice("peer:".length);
+    td.title = "learned from node " + node + ", which has it from " + origin.textContent + (added ? "; " + added : "");
+  }
+
   function renderRecords(list) {
     const body = $("records-body");
     const rows = [];
@@ -396,8 +420,7 @@
       const src = document.createElement("td");
       src.dataset.label = "Source";
       src.className = "source";
-      src.textContent = r.source;
-      src.title = r.added ? "added " + formatTime(r.added) : "";
+      renderSource(src, r);
       tr.append(name, type, value, ttl, src);
       rows.push(tr);
     }

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The dashboard of a clustered node, in headless Chromium: the cluster table
 // lists both members, marks this node, shows each member's record count and a
-// real "Last change" time (not 1970), and the queries-per-second chart draws
-// the queries the node answered. Run by run.sh with two nodes on loopback.
+// real "Last change" time (not 1970), the record learned from the peer shows
+// the peer and the peer's own source ("peer:node-b · hosts:/…/b.hosts") and is
+// found by the source filter and by the node's name, and the
+// queries-per-second chart draws the queries the node answered. Run by run.sh
+// with two nodes on loopback.
 "use strict";
 
 const fs = require("fs");
@@ -14,6 +17,10 @@ const ARTIFACTS = process.env.JOYRIDE_ARTIFACTS;
 const PROFILE = process.env.JOYRIDE_PROFILE;
 const SELF = process.env.JOYRIDE_SELF;
 const PEER = process.env.JOYRIDE_PEER;
+// Where each node has its own record: "hosts:FILE:LINE" here, "hosts:FILE" as
+// the peer's source (lines are not gossiped).
+const SELF_SOURCE = process.env.JOYRIDE_SELF_SOURCE;
+const PEER_SOURCE = process.env.JOYRIDE_PEER_SOURCE;
 
 function check(cond, what) {
   if (!cond) throw new Error(what);
@@ -47,6 +54,59 @@ async function main() {
       check(!isNaN(t) && Math.abs(Date.now() - t.getTime()) < 3600 * 1000, "Last change is not about now: " + shown);
     }
     console.log("ok - the clustered dashboard lists both members, marks this node, counts records, shows real times");
+
+    // The records table: each row's source as shown.
+    const shownRecords = () =>
+      page.$$eval("#records-body tr", (trs) =>
+        trs.map((tr) => {
+          const src = tr.querySelector('td[data-label="Source"]');
+          const via = src.querySelector(".via");
+          return {
+            hostname: tr.querySelector('td[data-label="Hostname"]').textContent,
+            source: src.textContent,
+            via: via ? via.textContent : null,
+            title: src.title,
+          };
+        })
+      );
+    await page.waitForFunction(() => document.querySelectorAll("#records-body tr").length >= 2, null, { timeout: 15000 });
+    let records = await shownRecords();
+    const learned = records.find((r) => r.hostname === "b.cluster.test");
+    const own = records.find((r) => r.hostname === "a.cluster.test");
+    check(learned && own, "record rows: " + JSON.stringify(records));
+    check(
+      learned.source === `peer:${PEER} \u00b7 ${PEER_SOURCE}`,
+      `the peer's record shows "${learned.source}", expected "peer:${PEER} · ${PEER_SOURCE}"`
+    );
+    check(learned.via === "peer:" + PEER, "the peer is not marked out in the source: " + JSON.stringify(learned));
+    check(learned.title.includes(PEER_SOURCE), "the source's tooltip does not say where the peer has it: " + learned.title);
+    check(own.source === SELF_SOURCE && own.via === null, "this node's record shows " + JSON.stringify(own));
+    console.log(`ok - the record learned from ${PEER} shows "${learned.source}"`);
+
+    // Filtering on the server still finds it: the source filter "Peers" ...
+    const onlyLearned = () =>
+      page.waitForFunction(
+        () => {
+          const names = [...document.querySelectorAll('#records-body td[data-label="Hostname"]')].map((td) => td.textContent);
+          return names.length === 1 && names[0] === "b.cluster.test";
+        },
+        null,
+        { timeout: 10000 }
+      );
+    await page.selectOption("#source-filter", "peer");
+    await onlyLearned().catch(async () => {
+      throw new Error("the Peers filter shows " + JSON.stringify(await shownRecords()));
+    });
+    // ... and a search for the node's name.
+    await page.selectOption("#source-filter", "");
+    await page.fill("#search", PEER);
+    await onlyLearned().catch(async () => {
+      throw new Error(`a search for ${PEER} shows ` + JSON.stringify(await shownRecords()));
+    });
+    records = await shownRecords();
+    check(records[0].source === `peer:${PEER} \u00b7 ${PEER_SOURCE}`, "filtered row: " + JSON.stringify(records));
+    await page.fill("#search", "");
+    console.log(`ok - the Peers filter and a search for "${PEER}" find it`);
 
     // The chart: the queries run.sh sent show as a non-empty line and a peak.
     // A daemon a second old has one sample, which draws no line yet: wait

@@ -107,6 +107,8 @@ for _ in $(seq 20); do dig_short "$dns_a" a.cluster.test >/dev/null || true; don
 JOYRIDE_URL="http://127.0.0.1:$http_a/" \
         JOYRIDE_SELF=node-a \
         JOYRIDE_PEER=node-b \
+        JOYRIDE_SELF_SOURCE="hosts:$tmp/a/hosts/a.hosts:1" \
+        JOYRIDE_PEER_SOURCE="hosts:$tmp/b/hosts/b.hosts" \
         JOYRIDE_ARTIFACTS="$build/test-artifacts" \
         JOYRIDE_CHROMIUM="$chromium" \
         JOYRIDE_PROFILE="$tmp/profile-cluster" \

@@ -125,6 +125,25 @@ assert alive == ["n1", "n2", "n3", "n4"], alive
 assert all(m["records"] >= 1 for m in o["cluster"] if not m["self"]), o
 PY
 ok "/dns/cluster on n1 lists n1-n4 alive with their record counts"
+
+# A record learned from a peer says which peer, and where that peer has it
+# (its own source, without the line); the source filter takes "peer" and a
+# node's own prefix.
+for filter in peer:n2 peer; do
+        records=$(api "http://127.0.0.1:$CL_HTTP_PORT/dns/records?source=$filter")
+        python3 - "$records" "$filter" "$CL_DIR" <<'PY' || fail "/dns/records?source=$filter on n1: $records"
+import json, sys
+o, filter, d = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+got = {(r["hostname"], r["source"], r["owner"]) for r in o["records"]}
+want = {("n2.cluster.test", f"peer:n2 \u00b7 hosts:{d}/h2/self", "peer:n2")}
+if filter == "peer":
+    want |= {(f"n{k}.cluster.test", f"peer:n{k} \u00b7 hosts:{d}/h{k}/self", f"peer:n{k}") for k in (3, 4)}
+assert want <= got, f"missing {want - got}"
+assert all(r["owner"].startswith(filter) for r in o["records"]), got
+assert not any(r["hostname"] == "n1.cluster.test" for r in o["records"]), got
+PY
+done
+ok "/dns/records on n1: n2's record has the source 'peer:n2 · hosts:$CL_DIR/h2/self'; ?source=peer and ?source=peer:n2 find it"
 code=$(api -o "$CL_DIR/sync.json" -w '%{http_code}' -X POST "http://127.0.0.1:$CL_HTTP_PORT/dns/sync")
 [ "$code" = 200 ] && grep -q success "$CL_DIR/sync.json" || fail "POST /dns/sync on n1: $code $(cat "$CL_DIR/sync.json")"
 metrics=$(api "http://127.0.0.1:$CL_HTTP_PORT/metrics")
