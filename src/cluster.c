@@ -101,6 +101,7 @@ typedef struct Conn {
         char peer[INET6_ADDRSTRLEN + 8];
         SwimAddr peer_addr;
         char peer_id[SWIM_ID_MAX + 1]; /* from its hello */
+        char sync_id[SWIM_ID_MAX + 1]; /* outgoing: the first exchange with this new member, else "" */
         uint8_t peer_key[CLUSTER_PUBLIC_KEY_SIZE];
         unsigned refs; /* c->conns while open, and each job on the worker */
         bool closed;
@@ -146,6 +147,8 @@ struct Cluster {
         sd_event_source *flush_source;
         sd_event_source *merge_source; /* applies queued snapshots in batches, when idle */
         sd_event_source *pins_timer;   /* saves learned keys, coalesced */
+        sd_event_source *sync_timer;   /* retries of failed first exchanges */
+        GHashTable *sync_retry;        /* member id -> SyncRetry: first exchanges to try again */
 
         GHashTable *conns;      /* Conn* set */
         size_t buffered;        /* bytes allocated for push-pull input, all connections */
@@ -353,6 +356,7 @@ static void count_reject(Cluster *c, int error, const char *what, const char *fr
 
 static void cluster_process(Cluster *c);
 static int conn_start(Cluster *c, const SwimAddr *to, const char *id);
+static void sync_start(Cluster *c, const SwimAddr *to, const char *id);
 
 static void send_swim_packets(Cluster *c) {
         uint8_t buf[SWIM_PACKET_MAX], sealed[UDP_MAX];
@@ -556,7 +560,7 @@ static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
                  * node that (re)appears. One side starts it (the smaller id), the
                  * exchange goes both ways. */
                 if (strcmp(c->node_id, ev->member.id) < 0)
-                        (void) conn_start(c, &ev->member.addr, ev->member.id);
+                        sync_start(c, &ev->member.addr, ev->member.id);
                 break;
         case SWIM_EVENT_ALIVE:
                 log_struct(LOG_INFO, alive_fields,
@@ -742,11 +746,19 @@ static void conn_close(Conn *k) {
         k->fd = safe_close(k->fd);
 }
 
+static void sync_failed(Cluster *c, const char *id);
+
 static void conn_done(Conn *k, bool ok) {
         Cluster *c = k->cluster;
         if (!ok) {
                 c->counters.push_pull_failures++;
                 log_debug("Push-pull with %s failed.", k->peer);
+        }
+        if (k->sync_id[0] != 0) {
+                if (ok)
+                        g_hash_table_remove(c->sync_retry, k->sync_id);
+                else
+                        sync_failed(c, k->sync_id);
         }
         g_hash_table_remove(c->conns, k); /* closes it and drops that reference */
 }
@@ -1330,11 +1342,11 @@ static int conn_add(Cluster *c, int fd, bool outgoing, const SwimAddr *peer, Con
 
 /* Starts a push-pull with the node at `to` (id: who we expect there, if we
  * know; an older node gets protocol 1). */
-static int conn_start(Cluster *c, const SwimAddr *to, const char *id) {
+/* Opens an outgoing connection (the connect is under way). */
+static int conn_connect(Cluster *c, const SwimAddr *to, Conn **ret) {
         struct sockaddr_storage sa = {};
         socklen_t salen = swim_to_addr(c->family, to, &sa);
         _cleanup_close_ int fd = -EBADF;
-        Conn *k;
         int r;
 
         if (salen == 0 || g_hash_table_size(c->conns) >= CONNS_MAX)
@@ -1346,10 +1358,27 @@ static int conn_start(Cluster *c, const SwimAddr *to, const char *id) {
                 c->counters.push_pull_failures++;
                 return negative_errno();
         }
-        r = conn_add(c, fd, true, to, &k);
+        r = conn_add(c, fd, true, to, ret);
         if (r < 0)
                 return r;
         TAKE_FD(fd);
+        return 0;
+}
+
+/* A push-pull with the node at `to` (id, when known). With sync, it is the
+ * first exchange with member id, tried again if it fails (sync_failed()). */
+static int conn_start_full(Cluster *c, const SwimAddr *to, const char *id, bool sync) {
+        Conn *k;
+        int r;
+
+        r = conn_connect(c, to, &k);
+        if (r < 0) {
+                if (sync)
+                        sync_failed(c, id);
+                return r;
+        }
+        if (sync)
+                g_strlcpy(k->sync_id, id, sizeof k->sync_id);
         k->version = id && g_hash_table_contains(c->v1_peers, id) ? CLUSTER_PUSH_PULL_V1 : CLUSTER_PUSH_PULL_V2;
         r = k->version == CLUSTER_PUSH_PULL_V2 ? conn_queue_hello(k) : 0;
         if (r >= 0)
@@ -1358,6 +1387,88 @@ static int conn_start(Cluster *c, const SwimAddr *to, const char *id) {
                 conn_done(k, false);
                 return r;
         }
+        return 0;
+}
+
+static int conn_start(Cluster *c, const SwimAddr *to, const char *id) {
+        return conn_start_full(c, to, id, false);
+}
+
+/* The first exchange with a member that appeared swaps whole record tables:
+ * gossip only carries changes, and the periodic push-pull picks one random
+ * member, so a first exchange that fails (a refused or reset connection, a
+ * peer that was busy) would leave that member's records missing here, and
+ * ours there, for minutes in a large cluster. It is tried again, after 0.5,
+ * 1, 2, 4 and 8 s, while the member lives. */
+#define SYNC_ATTEMPTS_MAX 5u
+#define SYNC_RETRY_FIRST_USEC (USEC_PER_SEC / 2)
+
+typedef struct SyncRetry {
+        unsigned failures;
+        uint64_t due_usec; /* CLOCK_MONOTONIC */
+} SyncRetry;
+
+static void sync_arm(Cluster *c) {
+        GHashTableIter it;
+        gpointer v;
+        uint64_t next = UINT64_MAX;
+
+        g_hash_table_iter_init(&it, c->sync_retry);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                next = MIN(next, ((SyncRetry *) v)->due_usec);
+        arm(c->sync_timer, next);
+}
+
+static void sync_failed(Cluster *c, const char *id) {
+        SyncRetry *r = g_hash_table_lookup(c->sync_retry, id);
+
+        if (!r) {
+                r = g_new0(SyncRetry, 1);
+                g_hash_table_insert(c->sync_retry, g_strdup(id), r);
+        }
+        if (++r->failures > SYNC_ATTEMPTS_MAX) {
+                log_info(
+                        "Cluster node %s: the first exchange of records failed %u times; the periodic push-pull "
+                        "will bring them.",
+                        id, SYNC_ATTEMPTS_MAX + 1);
+                g_hash_table_remove(c->sync_retry, id);
+                return;
+        }
+        r->due_usec = now_usec(CLOCK_MONOTONIC) + (SYNC_RETRY_FIRST_USEC << (r->failures - 1));
+        log_debug("Cluster node %s: the first exchange of records failed; trying again in %.1f s.", id,
+                  (double) (SYNC_RETRY_FIRST_USEC << (r->failures - 1)) / USEC_PER_SEC);
+        sync_arm(c);
+}
+
+/* Starts the first exchange with member id; a failure schedules it again. */
+static void sync_start(Cluster *c, const SwimAddr *to, const char *id) {
+        (void) conn_start_full(c, to, id, true);
+}
+
+static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        GHashTableIter it;
+        gpointer k, v;
+
+        g_hash_table_iter_init(&it, c->sync_retry);
+        while (g_hash_table_iter_next(&it, &k, &v))
+                if (((SyncRetry *) v)->due_usec <= now) {
+                        ((SyncRetry *) v)->due_usec = UINT64_MAX; /* until this attempt ends */
+                        g_ptr_array_add(due, g_strdup(k));
+                }
+        for (guint i = 0; i < due->len; i++) {
+                const char *id = due->pdata[i];
+                const SwimMember *m = swim_member(c->swim, id);
+
+                if (!m || (m->state != SWIM_ALIVE && m->state != SWIM_SUSPECT)) {
+                        g_hash_table_remove(c->sync_retry, id);
+                        continue;
+                }
+                sync_start(c, &m->addr, id);
+        }
+        sync_arm(c);
         return 0;
 }
 
@@ -2203,6 +2314,9 @@ static int setup_event_sources(Cluster *c, uint64_t now) {
         if (r >= 0)
                 r = sd_event_add_time(e, &c->pins_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC / 10, on_pins_timer,
                                       c);
+        if (r >= 0)
+                r = sd_event_add_time(e, &c->sync_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC / 20, on_sync_timer,
+                                      c);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up cluster event sources: %m");
         (void) sd_event_source_set_io_fd_own(c->udp_source, true);
@@ -2215,6 +2329,8 @@ static int setup_event_sources(Cluster *c, uint64_t now) {
         (void) sd_event_source_set_description(c->flush_source, "cluster-record-flush");
         (void) sd_event_source_set_description(c->merge_source, "cluster-snapshot-merge");
         (void) sd_event_source_set_description(c->pins_timer, "cluster-pins-save");
+        (void) sd_event_source_set_description(c->sync_timer, "cluster-first-exchange-retry");
+        (void) sd_event_source_set_enabled(c->sync_timer, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->pins_timer, SD_EVENT_OFF);
         /* Batches of a large peer's records go in when nothing else waits. */
@@ -2253,6 +2369,7 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         c->discovery_port = o->discovery_port ?: 8889;
         c->resolving = g_cancellable_new();
         c->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, conn_destroy, NULL);
+        c->sync_retry = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         c->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         c->v1_peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         c->key_warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -2380,6 +2497,9 @@ Cluster *cluster_free(Cluster *c) {
         sd_event_source_disable_unref(c->flush_source);
         sd_event_source_disable_unref(c->merge_source);
         sd_event_source_disable_unref(c->pins_timer);
+        sd_event_source_disable_unref(c->sync_timer);
+        if (c->sync_retry)
+                g_hash_table_unref(c->sync_retry);
         if (c->node_keys && cluster_keys_dirty(c->node_keys))
                 (void) cluster_keys_save(c->node_keys);
         /* Peer records are this node's view of others: not served once we are out. */

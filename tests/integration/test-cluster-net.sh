@@ -187,3 +187,38 @@ ok "a seed whose DNS server never answers does not stall the loop (slowest HTTP 
 for k in 7 6 5 4 3 2 1; do
         cluster_stop "$k" TERM
 done
+
+# --- a first exchange that fails is tried again ---------------------------------
+# n9 holds 1,500 names (a burst: not gossiped, only push-pull carries it), and
+# at first no push-pull reaches it or leaves it (resets and drops on its TCP
+# port). n8 < n9, so n8 starts the first exchange when they meet, and it
+# fails; with a periodic push-pull every 10 minutes, only the retry of that
+# first exchange brings n9's names to n8 (and n8's to n9) soon after.
+for k in 8 9; do
+        cluster_make_host "$k"
+        self_record "$k"
+done
+for i in $(seq 1 1500); do echo "10.8.$((i / 250)).$((i % 250 + 1)) b$i.burst.test"; done >"$CL_DIR/h9/burst"
+ip netns exec "$(cl_ns 9)" nft -f - <<EOF2
+table inet jrsync {
+        chain input {
+                type filter hook input priority 0;
+                tcp dport 8890 reject with tcp reset
+                tcp sport 8890 drop
+        }
+}
+EOF2
+CL_PUSH_PULL_MS=600000 cluster_start 8 "$KEY" --log-level=debug
+CL_PUSH_PULL_MS=600000 cluster_start 9 "$KEY"
+wait_for "n8 seeing n9 alive" 10 grep -q "Cluster member n9 .* is alive" "$CL_DIR/log.8"
+wait_for "n8's first exchange with n9 failing" 10 grep -q "n9: the first exchange of records failed; trying again" "$CL_DIR/log.8"
+cl_lacks 8 b1500.burst.test 10.8.6.1 || fail "n8 has n9's names although no push-pull got through"
+start=$(now_ms)
+ip netns exec "$(cl_ns 9)" nft delete table inet jrsync
+wait_since "$start" "n9's 1,500 names on n8 once push-pull gets through" 20000 cl_has 8 b1500.burst.test 10.8.6.1
+FIG_SYNC=$ELAPSED
+wait_since "$start" "n8's record on n9" 20000 cl_has 9 n8.cluster.test 10.9.0.8
+ok "a failed first exchange was tried again: n9's 1,500 names reached n8 $FIG_SYNC ms after push-pull got through (periodic push-pull: 10 min)"
+for k in 9 8; do
+        cluster_stop "$k" TERM
+done
