@@ -27,6 +27,7 @@
  * it came from. */
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <inttypes.h>
@@ -1347,6 +1348,7 @@ static int conn_connect(Cluster *c, const SwimAddr *to, Conn **ret) {
         struct sockaddr_storage sa = {};
         socklen_t salen = swim_to_addr(c->family, to, &sa);
         _cleanup_close_ int fd = -EBADF;
+        Conn *k = NULL;
         int r;
 
         if (salen == 0 || g_hash_table_size(c->conns) >= CONNS_MAX)
@@ -1358,17 +1360,19 @@ static int conn_connect(Cluster *c, const SwimAddr *to, Conn **ret) {
                 c->counters.push_pull_failures++;
                 return negative_errno();
         }
-        r = conn_add(c, fd, true, to, ret);
+        r = conn_add(c, fd, true, to, &k);
         if (r < 0)
                 return r;
         TAKE_FD(fd);
+        assert(k);
+        *ret = k;
         return 0;
 }
 
 /* A push-pull with the node at `to` (id, when known). With sync, it is the
  * first exchange with member id, tried again if it fails (sync_failed()). */
 static int conn_start_full(Cluster *c, const SwimAddr *to, const char *id, bool sync) {
-        Conn *k;
+        Conn *k = NULL;
         int r;
 
         r = conn_connect(c, to, &k);
@@ -1377,6 +1381,7 @@ static int conn_start_full(Cluster *c, const SwimAddr *to, const char *id, bool 
                         sync_failed(c, id);
                 return r;
         }
+        assert(k);
         if (sync)
                 g_strlcpy(k->sync_id, id, sizeof k->sync_id);
         k->version = id && g_hash_table_contains(c->v1_peers, id) ? CLUSTER_PUSH_PULL_V1 : CLUSTER_PUSH_PULL_V2;
