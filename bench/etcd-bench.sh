@@ -39,7 +39,7 @@ cleanup() {
         local pid
         for pid in $started; do kill "$pid" 2>/dev/null || true; done
         for pid in $started; do wait "$pid" 2>/dev/null || true; done
-        rm -rf "$T"
+        if [ -n "${KEEP_TMP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM
@@ -139,19 +139,19 @@ etcd_records_are() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-b_cpu0=$(proc_cpu "${PIDS[node - node - b]}")
-a_cpu0=$(proc_cpu "${PIDS[node - node - a]}")
-e_cpu0=$(proc_cpu "${PIDS[etcd - e1]}")
+b_cpu0=$(proc_cpu "${PIDS["node-node-b"]}")
+a_cpu0=$(proc_cpu "${PIDS["node-node-a"]}")
+e_cpu0=$(proc_cpu "${PIDS["etcd-e1"]}")
 t0=$(now_ms)
 cp "$T/big.hosts" "$T/hosts-node-a/.big.tmp" && mv "$T/hosts-node-a/.big.tmp" "$T/hosts-node-a/big.hosts"
 wait_for "B holding $n_records records from etcd" 300 etcd_records_are "$BHTTP" "$((n_records + n_changes))"
 t_publish=$(($(now_ms) - t0))
 sleep 1
-b_cpu=$(awk -v a="$(proc_cpu "${PIDS[node - node - b]}")" -v b="$b_cpu0" 'BEGIN {printf "%.2f", a - b}')
-a_cpu=$(awk -v a="$(proc_cpu "${PIDS[node - node - a]}")" -v b="$a_cpu0" 'BEGIN {printf "%.2f", a - b}')
-e_cpu=$(awk -v a="$(proc_cpu "${PIDS[etcd - e1]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
-b_rss=$(proc_rss "${PIDS[node - node - b]}")
-a_rss=$(proc_rss "${PIDS[node - node - a]}")
+b_cpu=$(awk -v a="$(proc_cpu "${PIDS["node-node-b"]}")" -v b="$b_cpu0" 'BEGIN {printf "%.2f", a - b}')
+a_cpu=$(awk -v a="$(proc_cpu "${PIDS["node-node-a"]}")" -v b="$a_cpu0" 'BEGIN {printf "%.2f", a - b}')
+e_cpu=$(awk -v a="$(proc_cpu "${PIDS["etcd-e1"]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
+b_rss=$(proc_rss "${PIDS["node-node-b"]}")
+a_rss=$(proc_rss "${PIDS["node-node-a"]}")
 
 # The reference: the same names from a hosts file, no etcd.
 mkdir -p "$T/hosts-node-r"
@@ -159,8 +159,8 @@ cp "$T/big.hosts" "$T/hosts-node-r/big.hosts"
 node_start node-r "$RDNS" "$RHTTP" "" "${quiet[@]}"
 wait_for "R loading the hosts file" 60 sh -c "curl -sf http://127.0.0.1:$RHTTP/metrics | grep -qx 'joyride_records{source=\"hosts\"} $n_records'"
 sleep 1
-r_cpu=$(proc_cpu "${PIDS[node - node - r]}")
-r_rss=$(proc_rss "${PIDS[node - node - r]}")
+r_cpu=$(proc_cpu "${PIDS["node-node-r"]}")
+r_rss=$(proc_rss "${PIDS["node-node-r"]}")
 
 echo "resync of $n_records records ..." >&2
 # The cold resync is timed from the node's own log lines (no polling in the
@@ -169,17 +169,17 @@ echo "resync of $n_records records ..." >&2
 log_ms() { # FILE PATTERN: the time of the last line matching, in ms since midnight
         grep "$2" "$1" | tail -n1 | awk '{split($1, t, "[:.]"); print ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4]}'
 }
-e_cpu1=$(proc_cpu "${PIDS[etcd - e1]}")
+e_cpu1=$(proc_cpu "${PIDS["etcd-e1"]}")
 node_start node-k "$KDNS" "$KHTTP" "$E" --log-level=info
 wait_for "K holding every record from etcd" 120 grep -q "Connected to etcd" "$T/node-node-k.log"
 t_cold=$(($(log_ms "$T/node-node-k.log" "Connected to etcd") - $(log_ms "$T/node-node-k.log" "Sharing records through etcd")))
 etcd_records_are "$KHTTP" "$((n_records + n_changes))" || fail "K does not hold every record"
-k_cpu=$(proc_cpu "${PIDS[node - node - k]}")
-k_rss=$(proc_rss "${PIDS[node - node - k]}")
-e_cpu_cold=$(awk -v a="$(proc_cpu "${PIDS[etcd - e1]}")" -v b="$e_cpu1" 'BEGIN {printf "%.2f", a - b}')
+k_cpu=$(proc_cpu "${PIDS["node-node-k"]}")
+k_rss=$(proc_rss "${PIDS["node-node-k"]}")
+e_cpu_cold=$(awk -v a="$(proc_cpu "${PIDS["etcd-e1"]}")" -v b="$e_cpu1" 'BEGIN {printf "%.2f", a - b}')
 
 before=$(status_field "$KHTTP" resyncs)
-k_cpu0=$(proc_cpu "${PIDS[node - node - k]}")
+k_cpu0=$(proc_cpu "${PIDS["node-node-k"]}")
 t0=$(now_ms)
 curl -sf -X POST "http://127.0.0.1:$KHTTP/dns/sync" >/dev/null
 resynced() {
@@ -188,7 +188,7 @@ resynced() {
 }
 wait_for "K's resync" 120 resynced
 t_warm=$(($(now_ms) - t0))
-k_cpu_warm=$(awk -v a="$(proc_cpu "${PIDS[node - node - k]}")" -v b="$k_cpu0" 'BEGIN {printf "%.2f", a - b}')
+k_cpu_warm=$(awk -v a="$(proc_cpu "${PIDS["node-node-k"]}")" -v b="$k_cpu0" 'BEGIN {printf "%.2f", a - b}')
 etcd_records_are "$KHTTP" "$((n_records + n_changes))" || fail "K lost records in the resync"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -23,7 +23,7 @@ etcd_start() {
                 --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "joyride-$$" \
                 --logger zap --log-outputs stderr \
                 "$@" >>"$T/etcd-$name.log" 2>&1 </dev/null &
-        PIDS[etcd - $name]=$!
+        PIDS["etcd-$name"]=$!
         started="$started $!"
 }
 
@@ -36,7 +36,7 @@ etcd_wait() {
 
 # etcd_stop NAME [SIGNAL]: stops a member and waits for it.
 etcd_stop() {
-        local pid=${PIDS[etcd - $1]}
+        local pid=${PIDS["etcd-$1"]}
         kill "-${2:-TERM}" "$pid" 2>/dev/null || true
         wait_pid_timeout "$pid" 20 || true
         unset "PIDS[etcd-$1]"
@@ -54,14 +54,14 @@ node_start() {
                 --http-host=127.0.0.1 --http-port="$http" --hosts-directory="$T/hosts-$name" \
                 --state-directory="$T/state-$name" --no-docker --bus=none --no-cluster --node-id="$name" \
                 --etcd-endpoints="$endpoints" --log-level=debug "$@" >>"$T/node-$name.log" 2>&1 </dev/null &
-        PIDS[node - $name]=$!
+        PIDS["node-$name"]=$!
         started="$started $!"
         wait_for "node $name's HTTP API" "${NODE_START_WAIT:-10}" curl -sf "http://127.0.0.1:$http/health"
 }
 
 # node_stop NAME [SIGNAL]: stops a node and waits for it to exit.
 node_stop() {
-        local pid=${PIDS[node - $1]}
+        local pid=${PIDS["node-$1"]}
         kill "-${2:-TERM}" "$pid" 2>/dev/null || true
         wait_pid_timeout "$pid" 10 || true
         unset "PIDS[node-$1]"
@@ -106,13 +106,13 @@ while True:
     threading.Thread(target=pump, args=(u, c), daemon=True).start()
 PY
         python3 "$T/relay.py" "$listen" "$target" 2>>"$T/relay-$name.log" &
-        PIDS[relay - $name]=$!
+        PIDS["relay-$name"]=$!
         started="$started $!"
         wait_for "the relay on $listen" 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen)).close()"
 }
 
 relay_stop() {
-        local pid=${PIDS[relay - $1]}
+        local pid=${PIDS["relay-$1"]}
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         unset "PIDS[relay-$1]"
