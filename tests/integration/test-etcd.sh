@@ -92,7 +92,8 @@ mkdir -p "$T/hosts-node-a" "$T/hosts-node-b"
 printf '10.13.0.1 a1.etcd.test\n10.13.0.5 a2.etcd.test\n' >"$T/hosts-node-a/a.hosts"
 printf '10.13.0.2 b1.etcd.test\n' >"$T/hosts-node-b/b.hosts"
 node_start node-a "$ADNS" "$AHTTP" "$E1" --etcd-lease-ttl=3
-node_start node-b "$BDNS" "$BHTTP" "http://127.0.0.1:$RELAY" --etcd-lease-ttl=3 --bus=system
+# B reads the prefix 3 keys a page, so that every resync of B goes through many pages.
+JOYRIDE_ETCD_RANGE_PAGE_KEYS=3 node_start node-b "$BDNS" "$BHTTP" "http://127.0.0.1:$RELAY" --etcd-lease-ttl=3 --bus=system
 wait_for "B's bus name" 10 busctl --system status org.joyride.DNS
 
 wait_for "a1 from A on B" 5 is "$BDNS" a1.etcd.test 10.13.0.1
@@ -212,6 +213,9 @@ ok "B cut off from etcd: keeps serving; /status, /dns/cluster, /metrics, D-Bus E
 
 # Meanwhile: A and etcdctl change things, B changes its own, etcd compacts.
 printf '10.13.0.6 a3.etcd.test\n' >"$T/hosts-node-a/a.hosts"
+for i in $(seq 1 20); do
+        ctl put "/skydns/test/etcd/page/p$i" "{\"host\":\"10.13.8.$i\"}" >/dev/null
+done
 ctl del /skydns/test/etcd/note >/dev/null
 ctl put /skydns/test/etcd/ext2/1 '{"host":"10.13.9.3","targetstrip":1}' >/dev/null
 printf '10.13.0.2 b1.etcd.test\n10.13.0.7 b2.etcd.test\n' >"$T/hosts-node-b/b.hosts"
@@ -225,12 +229,19 @@ wait_for "a2 gone from B (no stale record)" 5 is "$BDNS" a2.etcd.test ""
 is "$BDNS" note.etcd.test "" TXT || fail "the deleted TXT is stale on B"
 is "$BDNS" a3.etcd.test 10.13.0.6 || fail "a3 missing on B"
 is "$BDNS" ext2.etcd.test 10.13.9.3 || fail "ext2 missing on B"
+for i in $(seq 1 20); do
+        is "$BDNS" "p$i.page.etcd.test" "10.13.8.$i" || fail "p$i missing on B"
+done
+# The resync read every page: B's log says how many.
+pages=$(grep -o 'Read /skydns/ at revision [0-9]*: [0-9]* key(s) in [0-9]* page(s)' "$T/node-node-b.log" |
+        tail -n1 | sed 's/.* in \([0-9]*\) page(s)/\1/')
+[ "${pages:-0}" -ge 8 ] || fail "B's resync read ${pages:-no} page(s) of 3 keys"
 wait_for "B's change made while cut off, on A" 5 is "$ADNS" b2.etcd.test 10.13.0.7
 grep -q "Reconnected to etcd at http://127.0.0.1:$RELAY .*MESSAGE_ID=$CONNECTED_ID" "$T/node-node-b.log" ||
         fail "no log line with MESSAGE_ID=$CONNECTED_ID"
 curl -sf "http://127.0.0.1:$BHTTP/metrics" >"$T/metrics.txt"
 grep -qx 'joyride_etcd_connected 1' "$T/metrics.txt" || fail "/metrics: etcd not connected"
-ok "B back after changes and a compaction (revision $rev): resynced, no stale record, none missing, its own change written"
+ok "B back after changes and a compaction (revision $rev): resynced in $pages pages of 3 keys, no stale record, none missing, its own change written"
 
 # etcd restarted from its data directory.
 etcd_stop e1
