@@ -12,12 +12,15 @@
  *
  * (64-bit numbers as strings of digits; members left out when empty or
  * zero). It is read with json-cursor.h, member by member: a tree of json-c
- * objects for 10 000 keys costs more than everything else done with them. */
+ * objects for 10 000 keys costs more than everything else done with them.
+ * Over gRPC the same page is a RangeResponse, read here field by field. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <glib.h>
 
 #include "etcd-skydns.h"
 
@@ -35,8 +38,8 @@ typedef struct EtcdKv {
 void etcd_kv_done(EtcdKv *kv);
 
 /* Fills kv from a key's bytes and its value's, and maps it (skydns_parse()). */
-void etcd_kv_set(EtcdKv *kv, const char *key, size_t key_len, const char *value, size_t value_len,
-                 int64_t mod_revision, int64_t lease, const char *prefix, uint32_t default_ttl);
+void etcd_kv_set(EtcdKv *kv, const char *key, size_t key_len, const char *value, size_t value_len, int64_t mod_revision,
+                 int64_t lease, const char *prefix, uint32_t default_ttl);
 
 typedef struct EtcdRangePage {
         int64_t revision; /* of the store when the page was read (header.revision) */
@@ -56,6 +59,21 @@ void etcd_range_page_done(EtcdRangePage *p);
  * r says why. */
 int etcd_range_parse(const char *data, size_t len, const char *prefix, uint32_t default_ttl, int64_t own_lease,
                      EtcdRangePage *ret, char **ret_error);
+
+/* The same over gRPC: a RangeResponse (protobuf). */
+int etcd_range_parse_pb(const void *data, size_t len, const char *prefix, uint32_t default_ttl, int64_t own_lease,
+                        EtcdRangePage *ret, char **ret_error);
+
+/* A RangeRequest for a page: [key, range_end), at most limit keys (0: all),
+ * at revision (0: the newest), serializable (any member may answer). */
+GBytes *etcd_range_request_pb(const char *key, size_t key_len, const char *range_end, size_t end_len, int64_t limit,
+                              int64_t revision, bool serializable);
+
+/* Where the page after a RangeResponse starts (the last key + "\0"), read
+ * from the top level of the message without mapping a pair, so that the
+ * next page can be asked for while this one is parsed. False when there is
+ * no next page or it cannot tell. */
+bool etcd_range_pb_next(const void *data, size_t len, char **ret_key, size_t *ret_len);
 
 /* A 64-bit number as the gateway writes it: a string of digits (or a JSON
  * number), with an optional '-'; 0 when it is neither. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for reading etcd's range pages (etcd-range.c) and the JSON
- * cursor under it (json-cursor.c): pages as etcd 3.4's gateway writes them,
- * where the next page starts, pairs that cannot be served, and JSON that is
- * not what a gateway sends, each refused with a reason. */
+ * cursor under it (json-cursor.c): pages as etcd 3.4's gateway writes them
+ * and as its gRPC API does (protobuf), the requests, where the next page
+ * starts, pairs that cannot be served, and pages that are not what etcd
+ * sends, each refused with a reason. */
 
 #include <glib.h>
 #include <stdio.h>
@@ -37,8 +38,20 @@ static const char *skip_error(const char *text) {
 
 static void test_cursor_valid(void) {
         static const char *const valid[] = {
-                "{}", "[]", " { } ", "\"\"", "0", "-0", "1.5e-3", "1E+2", "-12.25", "true", "false", "null",
-                "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"}", "[[[[]]]]",
+                "{}",
+                "[]",
+                " { } ",
+                "\"\"",
+                "0",
+                "-0",
+                "1.5e-3",
+                "1E+2",
+                "-12.25",
+                "true",
+                "false",
+                "null",
+                "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"}",
+                "[[[[]]]]",
                 "\"caf\xc3\xa9\"", /* UTF-8 passes through unchecked */
                 "\t\r\n[ 1 , 2 ]\n",
         };
@@ -105,7 +118,8 @@ static void test_cursor_invalid(void) {
 }
 
 static void test_cursor_members(void) {
-        const char *text = "{\"n\":42,\"s\":\"a\\u00e9\\ud83d\\ude00\\ud800x\",\"b\":true,\"o\":{\"x\":[1]},\"z\":null}";
+        const char *text =
+                "{\"n\":42,\"s\":\"a\\u00e9\\ud83d\\ude00\\ud800x\",\"b\":true,\"o\":{\"x\":[1]},\"z\":null}";
         JsonCursor c;
         JsonSpan name, v;
         bool b = false;
@@ -163,8 +177,9 @@ static void append_kv(GString *page, const char *key, const char *value, const c
 
         if (page->str[page->len - 1] != '[')
                 g_string_append_c(page, ',');
-        g_string_append_printf(page, "{\"key\":\"%s\",\"create_revision\":\"2\",\"mod_revision\":\"%s\",\"version\":\"1\"",
-                               k, mod_revision);
+        g_string_append_printf(page,
+                               "{\"key\":\"%s\",\"create_revision\":\"2\",\"mod_revision\":\"%s\",\"version\":\"1\"", k,
+                               mod_revision);
         if (*value)
                 g_string_append_printf(page, ",\"value\":\"%s\"", v);
         if (lease)
@@ -221,14 +236,16 @@ static void test_page_edges(void) {
         char *error = NULL;
         /* The last page; numbers as JSON numbers; members in another order;
          * white space; unknown members. */
-        const char *last = " { \"kvs\" : [ { \"value\" : \"eyJob3N0IjoiMTAuMC4wLjEifQ==\" , \"mod_revision\" : 5 , "
-                           "\"key\" : \"L3NreWRucy90ZXN0L2M=\", \"extra\": {\"x\": [1, 2]} } ] , "
-                           "\"header\" : { \"revision\" : 12 } , \"more\" : false } ";
+        const char *last =
+                " { \"kvs\" : [ { \"value\" : \"eyJob3N0IjoiMTAuMC4wLjEifQ==\" , \"mod_revision\" : 5 , "
+                "\"key\" : \"L3NreWRucy90ZXN0L2M=\", \"extra\": {\"x\": [1, 2]} } ] , "
+                "\"header\" : { \"revision\" : 12 } , \"more\" : false } ";
         /* An empty range. */
         const char *empty = "{\"header\":{\"revision\":\"9\"}}";
         /* Keys that cannot be used, and an element that is not an object. */
-        const char *bad = "{\"kvs\":[{\"key\":\"!!!\",\"value\":\"e30=\"},{\"key\":\"L3NreWRucy9hAGI=\"},42,"
-                          "{\"key\":\"L3NreWRucy90ZXN0L2Q=\",\"value\":\"%%%\"}],\"more\":true}";
+        const char *bad =
+                "{\"kvs\":[{\"key\":\"!!!\",\"value\":\"e30=\"},{\"key\":\"L3NreWRucy9hAGI=\"},42,"
+                "{\"key\":\"L3NreWRucy90ZXN0L2Q=\",\"value\":\"%%%\"}],\"more\":true}";
 
         CHECK(etcd_range_parse(last, strlen(last), PREFIX, 30, 0, &p, &error) == 0);
         CHECK(p.revision == 12 && !p.more && !p.next_key && p.n_kvs == 1);
@@ -270,6 +287,137 @@ static void test_page_edges(void) {
         }
 }
 
+/* --- protobuf ----------------------------------------------------------------------------- */
+
+static void put_varint(GByteArray *b, uint64_t v) {
+        do {
+                guint8 c = (guint8) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                g_byte_array_append(b, &c, 1);
+                v >>= 7;
+        } while (v > 0);
+}
+
+static void put_bytes(GByteArray *b, unsigned field, const void *data, size_t len) {
+        put_varint(b, (uint64_t) field << 3 | 2);
+        put_varint(b, len);
+        g_byte_array_append(b, data, (guint) len);
+}
+
+static void put_int(GByteArray *b, unsigned field, uint64_t v) {
+        put_varint(b, (uint64_t) field << 3);
+        put_varint(b, v);
+}
+
+/* A KeyValue as etcd writes it (every field, in order). */
+static void put_kv(GByteArray *page, const char *key, const char *value, int64_t mod_revision, int64_t lease) {
+        g_autoptr(GByteArray) kv = g_byte_array_new();
+
+        put_bytes(kv, 1, key, strlen(key));
+        put_int(kv, 2, 2);
+        put_int(kv, 3, (uint64_t) mod_revision);
+        put_int(kv, 4, 1);
+        if (*value)
+                put_bytes(kv, 5, value, strlen(value));
+        if (lease)
+                put_int(kv, 6, (uint64_t) lease);
+        put_bytes(page, 2, kv->data, kv->len);
+}
+
+static void test_page_pb(void) {
+        g_autoptr(GByteArray) page = g_byte_array_new(), header = g_byte_array_new();
+        EtcdRangePage p = {};
+        g_autofree char *error = NULL, *next = NULL;
+        size_t next_len = 0;
+
+        put_int(header, 1, UINT64_C(13563953999236700474));
+        put_int(header, 2, UINT64_C(18322585789577394815));
+        put_int(header, 3, 803);
+        put_int(header, 4, 2);
+        put_bytes(page, 1, header->data, header->len);
+        put_kv(page, "/skydns/test/a/x1", "{\"host\":\"10.0.0.1\",\"ttl\":60,\"targetstrip\":1}", 7, 0);
+        put_kv(page, "/skydns/test/b", "{\"text\":\"hello\"}", 8, 7587869445410389508LL);
+        put_kv(page, "/skydns/test/empty", "", 10, 0);
+        put_kv(page, "/skydns/test/mine", "{\"host\":\"10.0.0.9\"}", 11, 42);
+        put_int(page, 3, 1);     /* more */
+        put_int(page, 4, 95000); /* count */
+        put_int(page, 9, 5);     /* a field this version does not know */
+
+        CHECK(etcd_range_parse_pb(page->data, page->len, PREFIX, 30, 42, &p, &error) == 0);
+        CHECK(!error);
+        CHECK(p.revision == 803 && p.more && p.n_kvs == 4);
+        CHECK(streq(p.kvs[0].key, "/skydns/test/a/x1") && p.kvs[0].mod_revision == 7);
+        CHECK(p.kvs[0].r == 0 && streq(p.kvs[0].entry.name, "a.test") && p.kvs[0].entry.ttl == 60);
+        CHECK(p.kvs[1].lease == 7587869445410389508LL && streq(p.kvs[1].entry.records[0].value, "hello"));
+        CHECK(p.kvs[2].r == -EINVAL && streq(p.kvs[2].error, "empty value"));
+        CHECK(streq(p.kvs[3].key, "/skydns/test/mine") && p.kvs[3].entry.n_records == 0 && p.kvs[3].lease == 42);
+        CHECK(p.next_len == strlen("/skydns/test/mine") + 1 &&
+              memcmp(p.next_key, "/skydns/test/mine", p.next_len) == 0);
+        etcd_range_page_done(&p);
+
+        /* The next page's start, without mapping the pairs. */
+        CHECK(etcd_range_pb_next(page->data, page->len, &next, &next_len));
+        CHECK(next_len == strlen("/skydns/test/mine") + 1 && memcmp(next, "/skydns/test/mine", next_len) == 0);
+
+        /* Truncated anywhere: an error that says where, never a crash. */
+        for (size_t cut = 1; cut < page->len; cut++) {
+                int r = etcd_range_parse_pb(page->data, cut, PREFIX, 30, 0, &p, &error);
+                if (r == 0) {
+                        etcd_range_page_done(&p);
+                        continue; /* cut between two fields */
+                }
+                CHECK(r == -EBADMSG);
+                CHECK(g_str_has_prefix(error, "/etcdserverpb.KV/Range: the answer is not a range ("));
+                CHECK(p.kvs == NULL);
+                g_clear_pointer(&error, g_free);
+        }
+
+        /* A known field of the wrong type; an unknown wire type; field 0. */
+        {
+                static const guint8 wrong_type[] = { 0x18, 0x01, 0x10, 0x01 }; /* more, then kvs as a number */
+                static const guint8 bad_wire[] = { 0x0b };                     /* field 1, wire type 3 */
+                static const guint8 zero[] = { 0x00, 0x01 };
+                static const guint8 overlong[] = { 0x18, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                   0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
+                struct {
+                        const guint8 *data;
+                        size_t len;
+                        const char *why;
+                } cases[] = {
+                        { wrong_type, sizeof wrong_type, "a field of the wrong type" },
+                        { bad_wire, sizeof bad_wire, "a field of an unknown wire type" },
+                        { zero, sizeof zero, "a field numbered 0" },
+                        { overlong, sizeof overlong, "a number longer than 10 bytes" },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                        CHECK(etcd_range_parse_pb(cases[i].data, cases[i].len, PREFIX, 30, 0, &p, &error) == -EBADMSG);
+                        if (!strstr(error, cases[i].why)) {
+                                fprintf(stderr, "case %zu: %s\n", i, error);
+                                exit(EXIT_FAILURE);
+                        }
+                        g_clear_pointer(&error, g_free);
+                }
+        }
+        /* An empty message is an empty range. */
+        CHECK(etcd_range_parse_pb("", 0, PREFIX, 30, 0, &p, &error) == 0);
+        CHECK(p.n_kvs == 0 && !p.more && p.revision == 0);
+        etcd_range_page_done(&p);
+}
+
+static void test_request_pb(void) {
+        g_autoptr(GBytes) first = etcd_range_request_pb("/skydns/", 8, "/skydns0", 8, 10000, 0, false);
+        g_autoptr(GBytes) next = etcd_range_request_pb("/skydns/a\0", 10, "/skydns0", 8, 10000, 803, true);
+        static const guint8 want_first[] = { 0x0a, 8,   '/', 's', 'k', 'y', 'd', 'n', 's',  '/',  0x12, 8,
+                                             '/',  's', 'k', 'y', 'd', 'n', 's', '0', 0x18, 0x90, 0x4e };
+        static const guint8 want_next[] = { 0x0a, 10,  '/',  's',  'k',  'y',  'd',  'n',  's',  '/',
+                                            'a',  0,   0x12, 8,    '/',  's',  'k',  'y',  'd',  'n',
+                                            's',  '0', 0x18, 0x90, 0x4e, 0x20, 0xa3, 0x06, 0x38, 0x01 };
+
+        CHECK(g_bytes_get_size(first) == sizeof want_first);
+        CHECK(memcmp(g_bytes_get_data(first, NULL), want_first, sizeof want_first) == 0);
+        CHECK(g_bytes_get_size(next) == sizeof want_next);
+        CHECK(memcmp(g_bytes_get_data(next, NULL), want_next, sizeof want_next) == 0);
+}
+
 static void test_int64(void) {
         CHECK(etcd_int64_from_span("0", 1) == 0);
         CHECK(etcd_int64_from_span("9223372036854775807", 19) == INT64_MAX);
@@ -286,6 +434,8 @@ int main(void) {
         test_cursor_members();
         test_page();
         test_page_edges();
+        test_page_pb();
+        test_request_pb();
         test_int64();
         printf("test-etcd-range: ok\n");
         return 0;

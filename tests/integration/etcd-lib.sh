@@ -118,6 +118,66 @@ relay_stop() {
         unset "PIDS[relay-$1]"
 }
 
+# http1_proxy_start NAME LISTEN_PORT TARGET_PORT: an HTTP/1.1 reverse proxy on
+# loopback in front of etcd's JSON gateway, as an HTTP proxy that knows no
+# HTTP/2 would be: gRPC cannot pass, the gateway (the watch's stream too) can.
+http1_proxy_start() {
+        local name=$1 listen=$2 target=$3
+        cat >"$T/http1-proxy.py" <<'PY'
+import http.client, http.server, socketserver, sys
+
+listen, target = int(sys.argv[1]), int(sys.argv[2])
+HOP = {"host", "connection", "content-length", "transfer-encoding", "keep-alive"}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        up = http.client.HTTPConnection("127.0.0.1", target)
+        up.request("POST", self.path, body=body,
+                   headers={k: v for k, v in self.headers.items() if k.lower() not in HOP})
+        r = up.getresponse()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in HOP:
+                self.send_header(k, v)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                chunk = r.read1(65536)
+                if not chunk:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        up.close()
+
+    def log_message(self, *args):
+        pass
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+Server(("127.0.0.1", listen), Handler).serve_forever()
+PY
+        python3 "$T/http1-proxy.py" "$listen" "$target" 2>>"$T/http1-proxy-$name.log" &
+        PIDS["http1-proxy-$name"]=$!
+        started="$started $!"
+        wait_for "the HTTP/1.1 proxy on $listen" 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen)).close()"
+}
+
+http1_proxy_stop() {
+        local pid=${PIDS["http1-proxy-$1"]}
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        unset "PIDS[http1-proxy-$1]"
+}
+
 # answers PORT NAME [TYPE]: the sorted values a node answers, space-joined;
 # fails when the node does not answer at all.
 answers() {
