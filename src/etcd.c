@@ -59,6 +59,7 @@
 #define RANGE_PAGE_KEYS_MAX 100000u
 #define RANGE_PAGES_AHEAD 3          /* pages being parsed or waiting to be applied, at most */
 #define APPLY_BATCH 256u             /* keys applied to the store per loop turn */
+#define SWEEP_LIST_BATCH 8192u       /* keys held looked through per loop turn after a range */
 #define TXN_OPS_MAX 128u             /* etcd's default --max-txn-ops */
 #define TXN_BYTES_MAX (256u * 1024u) /* etcd refuses requests above 1.5 MiB by default */
 #define DIRTY_BATCH 1024u            /* local changes turned into keys per loop turn */
@@ -180,6 +181,8 @@ struct EtcdConn {
         GQueue *pages;          /* RangePage: parsed, being applied */
         GSource *apply_source;
         GPtrArray *gone; /* keys the range did not hold, being removed */
+        GHashTableIter gone_iter;
+        bool gone_listed;
         guint gone_done;
         int64_t range_started; /* g_get_monotonic_time() */
         size_t range_keys;
@@ -1225,23 +1228,29 @@ static void range_pump(EtcdConn *c) {
 }
 
 /* The whole prefix is read and applied: what was not seen went away. The
- * keys to remove are found in one pass over what we hold and removed a
- * batch per turn; the watch opens after, from the range's revision + 1, so
- * that no change made meanwhile is missed. Returns true when done. */
+ * keys held are looked through a slice per turn, and those to remove then
+ * removed a batch per turn (nothing else changes the table meanwhile: the
+ * watch opens after, from the range's revision + 1, so that no change made
+ * meanwhile is missed). Returns true when done. */
 static bool sweep_step(EtcdConn *c) {
         EtcdSource *e = c->source;
+        gpointer key, value;
         unsigned n = 0;
 
         if (!c->gone) {
-                GHashTableIter it;
-                gpointer key, value;
-
                 c->gone = g_ptr_array_new_with_free_func(g_free);
-                g_hash_table_iter_init(&it, e->remote);
-                while (g_hash_table_iter_next(&it, &key, &value))
+                g_hash_table_iter_init(&c->gone_iter, e->remote);
+        }
+        if (!c->gone_listed) {
+                for (; n < SWEEP_LIST_BATCH; n++) {
+                        if (!g_hash_table_iter_next(&c->gone_iter, &key, &value)) {
+                                c->gone_listed = true;
+                                break;
+                        }
                         if (((RemoteKey *) value)->gen != e->gen)
                                 g_ptr_array_add(c->gone, g_strdup(key));
-                return c->gone->len == 0;
+                }
+                return false;
         }
         for (; n < APPLY_BATCH && c->gone_done < c->gone->len; n++)
                 remote_drop(e, c->gone->pdata[c->gone_done++]);

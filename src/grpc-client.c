@@ -349,9 +349,7 @@ static ssize_t on_read_request(nghttp2_session *session, int32_t stream_id, uint
 /* --- I/O ------------------------------------------------------------------------------- */
 
 #define NV(n, v) \
-        { \
-                (uint8_t *) (n), (uint8_t *) (v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE \
-        }
+        { (uint8_t *) (n), (uint8_t *) (v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE }
 
 static void submit(GrpcClient *g, Call *c) {
         g_autofree char *timeout = g_strdup_printf("%uS", g->timeout_sec);
