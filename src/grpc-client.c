@@ -147,7 +147,7 @@ static gboolean on_dispatch(gpointer userdata) {
 
         /* Callbacks may add to the queue (a new call on a failed client). */
         while ((c = g_queue_pop_head(&g->finished))) {
-                c->done(c->status, c->message, c->reply, c->userdata);
+                c->done(c->status, c->message, TAKE_PTR(c->reply), c->userdata);
                 call_free(c);
         }
         g_source_unref(g->dispatch);

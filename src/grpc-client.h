@@ -25,7 +25,8 @@ typedef struct GrpcClient GrpcClient;
 
 /* status: 0 (OK) or a gRPC status code (1..16) with message; a negative
  * errno with message when no gRPC status came. reply: the reply message
- * when status is 0, else NULL. */
+ * when status is 0, else NULL; the callback owns it (and may hand it to
+ * another thread as the only reference). */
 typedef void (*GrpcReplyFunc)(int status, const char *message, GBytes *reply, void *userdata);
 
 /* url: "http://host:port" or "https://host:port" (a path is ignored).
