@@ -12,18 +12,23 @@
 #      in, beside a node that loads the same R names from a hosts file;
 #      and how long A takes to publish them;
 #   3. resync of R records: a node started cold until it serves them all,
-#      and a running node told to read the prefix again (POST /dns/sync).
+#      and a running node told to read the prefix again (POST /dns/sync);
+#      beside what etcd alone takes to serve the range through its JSON
+#      gateway and over gRPC, and the same resync by a reference build
+#      (REFERENCE_BUILD_DIR, e.g. main before a change) when one is given.
 #
 # Prints a table; figures go to docs/performance.md. Targets (issue 13):
 # p99 under 200 ms on loopback, resync of 100,000 records under 2 s.
 # Not run in CI (minutes, and a few hundred MB).
 #
-#   bench/etcd-bench.sh [BUILD_DIR] [N_CHANGES] [N_RECORDS]   (defaults: build, 200, 100000)
+#   bench/etcd-bench.sh [BUILD_DIR] [N_CHANGES] [N_RECORDS] [REFERENCE_BUILD_DIR]
+#   (defaults: build, 200, 100000, none)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$top/build}" && pwd)
 n_changes=${2:-200}
 n_records=${3:-100000}
+reference=${4:+$(cd "$4" && pwd)}
 source "$top/tests/integration/lib.sh"
 source "$top/tests/integration/etcd-lib.sh"
 
@@ -39,12 +44,19 @@ cleanup() {
         local pid
         for pid in $started; do kill "$pid" 2>/dev/null || true; done
         for pid in $started; do wait "$pid" 2>/dev/null || true; done
-        rm -rf "$T"
+        if [ -n "${KEEP_TMP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM
 
-read -r EC EP ADNS AHTTP BDNS BHTTP CDNS CHTTP DDNS DHTTP SWIMC SWIMD RDNS RHTTP KDNS KHTTP <<<"$(for _ in $(seq 16); do free_port; done | tr '\n' ' ')"
+# 18 distinct ports: free_port alone may give one twice, and a node whose
+# port is taken never answers.
+ports=""
+while [ "$(wc -w <<<"$ports")" -lt 18 ]; do
+        p=$(free_port)
+        [[ " $ports " == *" $p "* ]] || ports="$ports $p"
+done
+read -r EC EP ADNS AHTTP BDNS BHTTP CDNS CHTTP DDNS DHTTP SWIMC SWIMD RDNS RHTTP KDNS KHTTP K2DNS K2HTTP <<<"$ports"
 E=http://127.0.0.1:$EC
 quiet=(--log-level=warning)
 export NODE_START_WAIT=120 # a node loading 100,000 names answers HTTP only after
@@ -139,19 +151,19 @@ etcd_records_are() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-b_cpu0=$(proc_cpu "${PIDS[node - node - b]}")
-a_cpu0=$(proc_cpu "${PIDS[node - node - a]}")
-e_cpu0=$(proc_cpu "${PIDS[etcd - e1]}")
+b_cpu0=$(proc_cpu "${PIDS["node-node-b"]}")
+a_cpu0=$(proc_cpu "${PIDS["node-node-a"]}")
+e_cpu0=$(proc_cpu "${PIDS["etcd-e1"]}")
 t0=$(now_ms)
 cp "$T/big.hosts" "$T/hosts-node-a/.big.tmp" && mv "$T/hosts-node-a/.big.tmp" "$T/hosts-node-a/big.hosts"
 wait_for "B holding $n_records records from etcd" 300 etcd_records_are "$BHTTP" "$((n_records + n_changes))"
 t_publish=$(($(now_ms) - t0))
 sleep 1
-b_cpu=$(awk -v a="$(proc_cpu "${PIDS[node - node - b]}")" -v b="$b_cpu0" 'BEGIN {printf "%.2f", a - b}')
-a_cpu=$(awk -v a="$(proc_cpu "${PIDS[node - node - a]}")" -v b="$a_cpu0" 'BEGIN {printf "%.2f", a - b}')
-e_cpu=$(awk -v a="$(proc_cpu "${PIDS[etcd - e1]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
-b_rss=$(proc_rss "${PIDS[node - node - b]}")
-a_rss=$(proc_rss "${PIDS[node - node - a]}")
+b_cpu=$(awk -v a="$(proc_cpu "${PIDS["node-node-b"]}")" -v b="$b_cpu0" 'BEGIN {printf "%.2f", a - b}')
+a_cpu=$(awk -v a="$(proc_cpu "${PIDS["node-node-a"]}")" -v b="$a_cpu0" 'BEGIN {printf "%.2f", a - b}')
+e_cpu=$(awk -v a="$(proc_cpu "${PIDS["etcd-e1"]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
+b_rss=$(proc_rss "${PIDS["node-node-b"]}")
+a_rss=$(proc_rss "${PIDS["node-node-a"]}")
 
 # The reference: the same names from a hosts file, no etcd.
 mkdir -p "$T/hosts-node-r"
@@ -159,45 +171,91 @@ cp "$T/big.hosts" "$T/hosts-node-r/big.hosts"
 node_start node-r "$RDNS" "$RHTTP" "" "${quiet[@]}"
 wait_for "R loading the hosts file" 60 sh -c "curl -sf http://127.0.0.1:$RHTTP/metrics | grep -qx 'joyride_records{source=\"hosts\"} $n_records'"
 sleep 1
-r_cpu=$(proc_cpu "${PIDS[node - node - r]}")
-r_rss=$(proc_rss "${PIDS[node - node - r]}")
+r_cpu=$(proc_cpu "${PIDS["node-node-r"]}")
+r_rss=$(proc_rss "${PIDS["node-node-r"]}")
 
 echo "resync of $n_records records ..." >&2
-# The cold resync is timed from the node's own log lines (no polling in the
-# way): "Sharing records through etcd" when the source starts, "Connected to
-# etcd" when the whole prefix is read and watched.
+# What etcd itself takes to serve the range, with nothing done with it: its
+# JSON gateway in pages of 10 000 keys at one revision (as the node reads it
+# where gRPC cannot pass), and over gRPC (etcdctl, the whole prefix at once).
+e_cpu0=$(proc_cpu "${PIDS["etcd-e1"]}")
+t0=$(now_ms)
+python3 - "$EC" <<'PY'
+import base64, json, re, sys, urllib.request
+port = int(sys.argv[1])
+b = lambda s: base64.b64encode(s).decode()
+key, rev = b"/skydns/", 0
+while True:
+    body = {"key": b(key), "range_end": b(b"/skydns0"), "limit": "10000"}
+    if rev:
+        body.update(revision=str(rev), serializable=True)
+    data = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/v3/kv/range",
+                                                         data=json.dumps(body).encode())).read()
+    rev = rev or int(re.search(rb'"revision":"(\d+)"', data).group(1))
+    if b'"more":true' not in data:
+        break
+    key = base64.b64decode(re.findall(rb'"key":"([^"]*)"', data)[-1]) + b"\0"
+PY
+t_gateway=$(($(now_ms) - t0))
+e_cpu_gateway=$(awk -v a="$(proc_cpu "${PIDS["etcd-e1"]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
+e_cpu0=$(proc_cpu "${PIDS["etcd-e1"]}")
+t0=$(now_ms)
+etcdctl --endpoints="$E" get --prefix /skydns/ -w protobuf >/dev/null
+t_grpc=$(($(now_ms) - t0))
+e_cpu_grpc=$(awk -v a="$(proc_cpu "${PIDS["etcd-e1"]}")" -v b="$e_cpu0" 'BEGIN {printf "%.2f", a - b}')
+
+# A node's resync, timed from outside and by the node itself (its "Read
+# /skydns/ ..." line, which a reference build may not write):
+#   cold: a new node, from its log line "Sharing records through etcd" (the
+#         source starts) to "Connected to etcd" (the prefix read, applied
+#         and watched);
+#   warm: POST /dns/sync on that node until /status counts one more resync
+#         (mark and sweep over keys it holds already).
 log_ms() { # FILE PATTERN: the time of the last line matching, in ms since midnight
         grep "$2" "$1" | tail -n1 | awk '{split($1, t, "[:.]"); print ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4]}'
 }
-e_cpu1=$(proc_cpu "${PIDS[etcd - e1]}")
-node_start node-k "$KDNS" "$KHTTP" "$E" --log-level=info
-wait_for "K holding every record from etcd" 120 grep -q "Connected to etcd" "$T/node-node-k.log"
-t_cold=$(($(log_ms "$T/node-node-k.log" "Connected to etcd") - $(log_ms "$T/node-node-k.log" "Sharing records through etcd")))
-etcd_records_are "$KHTTP" "$((n_records + n_changes))" || fail "K does not hold every record"
-k_cpu=$(proc_cpu "${PIDS[node - node - k]}")
-k_rss=$(proc_rss "${PIDS[node - node - k]}")
-e_cpu_cold=$(awk -v a="$(proc_cpu "${PIDS[etcd - e1]}")" -v b="$e_cpu1" 'BEGIN {printf "%.2f", a - b}')
-
-before=$(status_field "$KHTTP" resyncs)
-k_cpu0=$(proc_cpu "${PIDS[node - node - k]}")
-t0=$(now_ms)
-curl -sf -X POST "http://127.0.0.1:$KHTTP/dns/sync" >/dev/null
-resynced() {
-        sleep 0.2
-        [ "$(status_field "$KHTTP" resyncs)" = "$((before + 1))" ]
+read_line_secs() { # FILE N: the time in the node's Nth "Read /skydns/" line, in s
+        grep -o 'Read /skydns/ .* in [0-9.]* s (' "$1" | sed -n "$2p" | sed 's/.* in \([0-9.]*\) s (/\1/'
 }
-wait_for "K's resync" 120 resynced
-t_warm=$(($(now_ms) - t0))
-k_cpu_warm=$(awk -v a="$(proc_cpu "${PIDS[node - node - k]}")" -v b="$k_cpu0" 'BEGIN {printf "%.2f", a - b}')
-etcd_records_are "$KHTTP" "$((n_records + n_changes))" || fail "K lost records in the resync"
+resync_run() { # LABEL BUILD_DIR DNS_PORT HTTP_PORT: writes $T/resync-LABEL.txt
+        local label=$1 build=$2 dns=$3 http=$4 name="node-k-$1" e0 k0 t0 before cold warm k_cpu k_rss e_cpu k_cpu_warm
+        e0=$(proc_cpu "${PIDS["etcd-e1"]}")
+        BUILD=$build node_start "$name" "$dns" "$http" "$E" --log-level=info
+        wait_for "node $label holding every record from etcd" 120 grep -q "Connected to etcd" "$T/node-$name.log"
+        cold=$(($(log_ms "$T/node-$name.log" "Connected to etcd") - $(log_ms "$T/node-$name.log" "Sharing records through etcd")))
+        etcd_records_are "$http" "$((n_records + n_changes))" || fail "node $label does not hold every record"
+        k_cpu=$(proc_cpu "${PIDS["node-$name"]}")
+        k_rss=$(proc_rss "${PIDS["node-$name"]}")
+        e_cpu=$(awk -v a="$(proc_cpu "${PIDS["etcd-e1"]}")" -v b="$e0" 'BEGIN {printf "%.2f", a - b}')
+
+        before=$(status_field "$http" resyncs)
+        k0=$(proc_cpu "${PIDS["node-$name"]}")
+        t0=$(now_ms)
+        curl -sf -X POST "http://127.0.0.1:$http/dns/sync" >/dev/null
+        until [ "$(status_field "$http" resyncs)" = "$((before + 1))" ]; do
+                [ $(($(now_ms) - t0)) -lt 120000 ] || fail "node $label's warm resync did not end"
+                sleep 0.02
+        done
+        warm=$(($(now_ms) - t0))
+        k_cpu_warm=$(awk -v a="$(proc_cpu "${PIDS["node-$name"]}")" -v b="$k0" 'BEGIN {printf "%.2f", a - b}')
+        etcd_records_are "$http" "$((n_records + n_changes))" || fail "node $label lost records in the resync"
+        echo "$cold $k_cpu $k_rss $e_cpu $warm $k_cpu_warm $(read_line_secs "$T/node-$name.log" 1) $(read_line_secs "$T/node-$name.log" 2)" \
+                >"$T/resync-$label.txt"
+        node_stop "$name"
+}
+resync_run this "$BUILD" "$KDNS" "$KHTTP"
+if [ -n "$reference" ]; then
+        echo "resync of $n_records records with the reference build ..." >&2
+        resync_run reference "$reference" "$K2DNS" "$K2HTTP"
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$T/prop.json" "$n_changes" "$n_records" "$t_publish" "$a_cpu" "$a_rss" "$b_cpu" "$b_rss" "$r_cpu" "$r_rss" \
-        "$t_cold" "$k_cpu" "$k_rss" "$t_warm" "$e_cpu" "$e_cpu_cold" "$k_cpu_warm" "$load_before" "$load_after" <<'PY'
-import json, sys
+        "$e_cpu" "$load_before" "$load_after" "$t_gateway" "$e_cpu_gateway" "$t_grpc" "$e_cpu_grpc" "$T" <<'PY'
+import json, os, sys
 prop = json.load(open(sys.argv[1]))
-(n, nrec, t_pub, a_cpu, a_rss, b_cpu, b_rss, r_cpu, r_rss, t_cold, k_cpu, k_rss, t_warm, e_cpu, e_cpu_cold, k_cpu_warm,
- load_before, load_after) = sys.argv[2:]
+(n, nrec, t_pub, a_cpu, a_rss, b_cpu, b_rss, r_cpu, r_rss, e_cpu, load_before, load_after,
+ t_gateway, e_cpu_gateway, t_grpc, e_cpu_grpc, tmp) = sys.argv[2:]
 print(f"load average (1, 5, 15 min) before the 100k part: {load_before}, at the end: {load_after}")
 print()
 
@@ -222,9 +280,24 @@ print(f"  B / R: RSS {float(b_rss) / float(r_rss):.2f}x, CPU {float(b_cpu) / max
 print(f"  etcd, storing them                   {'':7} {float(e_cpu):7.2f}")
 print(f"  A's hosts file to B holding all: {int(t_pub) / 1000:.2f} s")
 print()
-print(f"resync of {nrec} records")
-print(f"  cold (a new node, start to serving all): {int(t_cold) / 1000:.2f} s; its RSS {float(k_rss):.1f} MiB, "
-      f"CPU {float(k_cpu):.2f} s; etcd's CPU {float(e_cpu_cold):.2f} s")
-print(f"  warm (POST /dns/sync on that node, mark and sweep): {int(t_warm) / 1000:.2f} s; its CPU {float(k_cpu_warm):.2f} s")
-print(f"  target < 2 s: {'met' if int(t_cold) < 2000 and int(t_warm) < 2000 else 'MISSED'}")
+print(f"resync of {nrec} records                        time s  node CPU s  RSS MiB  etcd CPU s")
+print(f"  etcd alone, JSON gateway (pages of 10 000)    {int(t_gateway) / 1000:6.2f} {'':11} {'':8} {float(e_cpu_gateway):8.2f}")
+print(f"  etcd alone, gRPC (etcdctl, one request)       {int(t_grpc) / 1000:6.2f} {'':11} {'':8} {float(e_cpu_grpc):8.2f}")
+runs = {}
+for label in ("this", "reference"):
+    path = os.path.join(tmp, f"resync-{label}.txt")
+    if not os.path.exists(path):
+        continue
+    f = open(path).read().split()
+    cold, k_cpu, k_rss, e_cold, warm, k_cpu_warm = int(f[0]), float(f[1]), float(f[2]), float(f[3]), int(f[4]), float(f[5])
+    runs[label] = (cold, warm)
+    own = f" (the node's own count: {f[6]} s cold, {f[7]} s warm)" if len(f) >= 8 else ""
+    print(f"  {label:9} build, cold (start to serving all)  {cold / 1000:6.2f} {k_cpu:11.2f} {k_rss:8.1f} {e_cold:8.2f}")
+    print(f"  {label:9} build, warm (POST /dns/sync)        {warm / 1000:6.2f} {k_cpu_warm:11.2f}{own}")
+if "reference" in runs:
+    (c, w), (rc, rw) = runs["this"], runs["reference"]
+    print(f"  this / reference: cold {c / max(rc, 1):.2f}, warm {w / max(rw, 1):.2f}")
+c, w = runs["this"]
+print(f"  this build, cold / etcd's gateway alone: {c / max(int(t_gateway), 1):.2f}")
+print(f"  target < 2 s: {'met' if c < 2000 and w < 2000 else 'MISSED'} (cold {c / 1000:.2f} s, warm {w / 1000:.2f} s)")
 PY

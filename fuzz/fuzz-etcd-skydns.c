@@ -5,7 +5,8 @@
  * sanitizers, it checks the promises: an accepted entry has a name and
  * values the store takes, its reasons are printable text (they end up in
  * the log), a refusal always says why, and what this node would write for
- * each record reads back as the same record. */
+ * each record reads back as the same record; and the plain reader and
+ * json-c (skydns_parse_jsonc()) read every value alike. */
 
 #include <assert.h>
 #include <glib.h>
@@ -18,6 +19,16 @@
 #define PREFIX "/skydns"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool entries_equal(const SkyDnsEntry *a, const SkyDnsEntry *b) {
+        if (!streq_ptr(a->name, b->name) || a->ttl != b->ttl || a->n_records != b->n_records ||
+            !streq_ptr(a->note, b->note))
+                return false;
+        for (size_t i = 0; i < a->n_records; i++)
+                if (a->records[i].type != b->records[i].type || !streq(a->records[i].value, b->records[i].value))
+                        return false;
+        return true;
+}
 
 static void check_printable(const char *s) {
         for (; *s; s++)
@@ -46,6 +57,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         g_free(printable);
 
         r = skydns_parse(PREFIX, key, key_len, value, value_len, 30, &e, &error);
+        {
+                SkyDnsEntry j = {};
+                char *jerror = NULL;
+                int jr = skydns_parse_jsonc(PREFIX, key, key_len, value, value_len, 30, &j, &jerror);
+
+                assert(jr == r);
+                assert(streq_ptr(jerror, error));
+                assert(entries_equal(&e, &j));
+                skydns_entry_done(&j);
+                g_free(jerror);
+        }
         if (r < 0) {
                 assert(r == -EINVAL);
                 assert(error && *error);

@@ -13,6 +13,7 @@
 #include "dns-name.h"
 #include "dns-rdata.h"
 #include "etcd-skydns.h"
+#include "json-cursor.h"
 #include "store.h"
 
 void skydns_entry_done(SkyDnsEntry *e) {
@@ -65,22 +66,43 @@ typedef struct Message {
         bool mail;
 } Message;
 
+/* A member of the value as this layout reads it, whichever parser read
+ * the JSON: json-c (any value) or read_fields_plain() (the usual ones). */
+typedef enum FieldKind {
+        FIELD_ABSENT,
+        FIELD_NULL,
+        FIELD_STRING,
+        FIELD_INT,
+        FIELD_BOOL,
+        FIELD_OTHER, /* a double, an object, an array */
+} FieldKind;
+
+typedef struct Field {
+        FieldKind kind;
+        const char *s; /* FIELD_STRING: NUL-terminated */
+        int64_t i;     /* FIELD_INT */
+        bool b;        /* FIELD_BOOL */
+} Field;
+
+typedef struct Fields {
+        Field host, text, ttl, targetstrip, mail;
+} Fields;
+
 /* A whole number, as JSON or as a string of digits (CoreDNS's own examples
  * write "ttl":"60"). Returns false for anything else. */
-static bool json_whole_number(json_object *o, int64_t max, int64_t *ret) {
+static bool field_whole_number(const Field *f, int64_t max, int64_t *ret) {
         const char *s;
         int64_t v = 0;
 
-        if (json_object_is_type(o, json_type_int)) {
-                v = json_object_get_int64(o);
-                if (v < 0 || v > max)
+        if (f->kind == FIELD_INT) {
+                if (f->i < 0 || f->i > max)
                         return false;
-                *ret = v;
+                *ret = f->i;
                 return true;
         }
-        if (!json_object_is_type(o, json_type_string))
+        if (f->kind != FIELD_STRING)
                 return false;
-        s = json_object_get_string(o);
+        s = f->s;
         if (!*s || strlen(s) > 18)
                 return false;
         for (; *s; s++) {
@@ -94,43 +116,64 @@ static bool json_whole_number(json_object *o, int64_t max, int64_t *ret) {
         return true;
 }
 
-/* Reads the fields this layout uses. Returns 0, or -EINVAL with *ret_error. */
-static int message_parse(json_object *o, Message *ret, char **ret_error) {
-        json_object *f;
+static bool field_set(const Field *f) {
+        return f->kind != FIELD_ABSENT && f->kind != FIELD_NULL;
+}
 
+/* Checks the fields this layout uses. Returns 0, or -EINVAL with *ret_error. */
+static int message_from_fields(const Fields *f, Message *ret, char **ret_error) {
         *ret = (Message) { .ttl = -1 };
-        if (!json_object_is_type(o, json_type_object)) {
-                *ret_error = g_strdup("value is JSON but not an object");
-                return -EINVAL;
-        }
-        if (json_object_object_get_ex(o, "host", &f) && !json_object_is_type(f, json_type_null)) {
-                if (!json_object_is_type(f, json_type_string)) {
+        if (field_set(&f->host)) {
+                if (f->host.kind != FIELD_STRING) {
                         *ret_error = g_strdup("host: expected a string");
                         return -EINVAL;
                 }
-                ret->host = json_object_get_string(f);
+                ret->host = f->host.s;
         }
-        if (json_object_object_get_ex(o, "text", &f) && !json_object_is_type(f, json_type_null)) {
-                if (!json_object_is_type(f, json_type_string)) {
+        if (field_set(&f->text)) {
+                if (f->text.kind != FIELD_STRING) {
                         *ret_error = g_strdup("text: expected a string");
                         return -EINVAL;
                 }
-                ret->text = json_object_get_string(f);
+                ret->text = f->text.s;
         }
-        if (json_object_object_get_ex(o, "ttl", &f) && !json_object_is_type(f, json_type_null) &&
-            !json_whole_number(f, UINT32_MAX, &ret->ttl)) {
+        if (field_set(&f->ttl) && !field_whole_number(&f->ttl, UINT32_MAX, &ret->ttl)) {
                 *ret_error = g_strdup("ttl: expected a whole number of seconds");
                 return -EINVAL;
         }
-        if (json_object_object_get_ex(o, "targetstrip", &f) && !json_object_is_type(f, json_type_null) &&
-            !json_whole_number(f, SKYDNS_TARGETSTRIP_MAX, &ret->targetstrip)) {
+        if (field_set(&f->targetstrip) &&
+            !field_whole_number(&f->targetstrip, SKYDNS_TARGETSTRIP_MAX, &ret->targetstrip)) {
                 *ret_error =
                         g_strdup_printf("targetstrip: expected a whole number from 0 to %u", SKYDNS_TARGETSTRIP_MAX);
                 return -EINVAL;
         }
-        if (json_object_object_get_ex(o, "mail", &f))
-                ret->mail = json_object_is_type(f, json_type_boolean) && json_object_get_boolean(f);
+        if (f->mail.kind != FIELD_ABSENT)
+                ret->mail = f->mail.kind == FIELD_BOOL && f->mail.b;
         return 0;
+}
+
+static void field_from_json(json_object *o, const char *name, Field *ret) {
+        json_object *v;
+
+        *ret = (Field) { FIELD_ABSENT };
+        if (!json_object_object_get_ex(o, name, &v))
+                return;
+        switch (json_object_get_type(v)) {
+        case json_type_null:
+                ret->kind = FIELD_NULL;
+                break;
+        case json_type_string:
+                *ret = (Field) { FIELD_STRING, .s = json_object_get_string(v) };
+                break;
+        case json_type_int:
+                *ret = (Field) { FIELD_INT, .i = json_object_get_int64(v) };
+                break;
+        case json_type_boolean:
+                *ret = (Field) { FIELD_BOOL, .b = json_object_get_boolean(v) };
+                break;
+        default:
+                ret->kind = FIELD_OTHER;
+        }
 }
 
 static int value_to_json(const char *value, size_t len, json_object **ret, char **ret_error) {
@@ -139,14 +182,6 @@ static int value_to_json(const char *value, size_t len, json_object **ret, char 
         enum json_tokener_error jerr;
         size_t end;
 
-        if (len > SKYDNS_VALUE_MAX) {
-                *ret_error = g_strdup_printf("value of %zu bytes is larger than %u", len, SKYDNS_VALUE_MAX);
-                return -EINVAL;
-        }
-        if (len == 0) {
-                *ret_error = g_strdup("empty value");
-                return -EINVAL;
-        }
         tok = json_tokener_new();
         if (!tok)
                 return -ENOMEM;
@@ -167,8 +202,94 @@ static int value_to_json(const char *value, size_t len, json_object **ret, char 
                         *ret_error = g_strdup("value is not JSON: more after the object");
                         return -EINVAL;
                 }
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                *ret_error = g_strdup("value is JSON but not an object");
+                return -EINVAL;
+        }
         *ret = o;
         return 0;
+}
+
+/* The strings read_fields_plain() found, NUL-terminated. */
+typedef struct PlainStrings {
+        char *s[5];
+} PlainStrings;
+
+static void plain_strings_done(PlainStrings *p) {
+        for (size_t i = 0; i < ELEMENTSOF(p->s); i++)
+                g_free(p->s[i]);
+}
+
+/* Reads the usual value, {"host":"192.0.2.10","ttl":30,"targetstrip":1},
+ * without json-c, which costs more than the rest of reading a key: an
+ * object of members whose values are strings of printable ASCII without
+ * escapes, whole numbers of up to 18 digits, true, false or null. Anything
+ * else (escapes, other text, nested values, other numbers, bad JSON)
+ * returns false, and json-c reads it: what this accepts, json-c reads
+ * alike (fuzz-etcd-skydns.c compares the two). */
+static bool read_fields_plain(const char *value, size_t len, Fields *ret, PlainStrings *strings) {
+        Field *fields[] = { &ret->host, &ret->text, &ret->ttl, &ret->targetstrip, &ret->mail };
+        static const char *const names[] = { "host", "text", "ttl", "targetstrip", "mail" };
+        JsonCursor c;
+        JsonSpan name, v;
+
+        *ret = (Fields) {};
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char) value[i];
+                if ((ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') || ch >= 0x7f || ch == '\\')
+                        return false;
+        }
+        json_cursor_init(&c, value, len);
+        if (!json_cursor_object_begin(&c))
+                return false;
+        while (json_cursor_member(&c, &name)) {
+                Field f = {};
+                size_t k;
+
+                switch (json_cursor_peek(&c)) {
+                case JSON_STRING:
+                        if (!json_cursor_string(&c, &v))
+                                return false;
+                        f = (Field) { FIELD_STRING, .s = NULL };
+                        break;
+                case JSON_NUMBER:
+                        if (!json_cursor_number(&c, &v) || v.len > 18 || !g_ascii_isdigit(v.p[0]) ||
+                            (v.p[0] == '0' && v.len > 1))
+                                return false;
+                        for (size_t i = 0; i < v.len; i++) {
+                                if (!g_ascii_isdigit(v.p[i]))
+                                        return false;
+                                f.i = f.i * 10 + (v.p[i] - '0');
+                        }
+                        f.kind = FIELD_INT;
+                        break;
+                case JSON_TRUE:
+                case JSON_FALSE:
+                        if (!json_cursor_bool(&c, &f.b))
+                                return false;
+                        f.kind = FIELD_BOOL;
+                        break;
+                case JSON_NULL:
+                        if (!json_cursor_skip(&c))
+                                return false;
+                        f.kind = FIELD_NULL;
+                        break;
+                default:
+                        return false;
+                }
+                for (k = 0; k < ELEMENTSOF(names); k++)
+                        if (json_span_is(&name, names[k]))
+                                break;
+                if (k == ELEMENTSOF(names))
+                        continue; /* not a member this layout reads */
+                /* A name given twice: the last one counts, as with json-c. */
+                g_clear_pointer(&strings->s[k], g_free);
+                if (f.kind == FIELD_STRING)
+                        f.s = strings->s[k] = g_strndup(v.p, v.len);
+                *fields[k] = f;
+        }
+        return json_cursor_end(&c);
 }
 
 /* The record host gives at name, or -EINVAL with *ret_why (static). */
@@ -208,16 +329,15 @@ static int host_record(const char *name, const char *host, SkyDnsRecord *ret, co
 
 /* --- keys ------------------------------------------------------------------ */
 
-/* The name the key spells once strip segments are dropped from its end.
- * Returns 0, or -EINVAL with *ret_error. */
+/* The name the key spells once strip segments are dropped from its end:
+ * its segments last first, joined with dots, lowercased; read in place,
+ * without splitting the key. Returns 0, or -EINVAL with *ret_error. */
 static int key_to_name(const char *prefix, const char *key, size_t key_len, unsigned strip, char **ret,
                        char **ret_error) {
-        size_t plen = strlen(prefix);
-        g_autofree char *rest = NULL;
-        g_auto(GStrv) segments = NULL;
-        g_autoptr(GString) name = NULL;
-        const char *why = NULL;
-        size_t n;
+        size_t plen = strlen(prefix), rlen, n = 1, used, seen = 0, end;
+        g_autofree char *name = NULL;
+        const char *rest, *why = NULL;
+        char *o;
 
         if (key_len <= plen || memcmp(key, prefix, plen) != 0 || key[plen] != '/') {
                 *ret_error = g_strdup_printf("key is not below the prefix %s/", prefix);
@@ -231,51 +351,96 @@ static int key_to_name(const char *prefix, const char *key, size_t key_len, unsi
                 *ret_error = g_strdup("key is the prefix itself, which names nothing");
                 return -EINVAL;
         }
-        rest = g_strndup(key + plen + 1, key_len - plen - 1);
-        segments = g_strsplit(rest, "/", -1);
-        n = g_strv_length(segments);
+        rest = key + plen + 1;
+        rlen = key_len - plen - 1;
+        for (size_t i = 0; i < rlen; i++)
+                if (rest[i] == '/')
+                        n++;
         /* ".../local/skydns/" names skydns.local itself. */
-        if (n > 1 && segments[n - 1][0] == 0)
+        if (n > 1 && rest[rlen - 1] == '/') {
                 n--;
+                rlen--;
+        }
         if (strip >= n) {
                 *ret_error = g_strdup_printf("targetstrip %u leaves no name of a key with %zu segment(s)", strip, n);
                 return -EINVAL;
         }
         n -= strip;
 
-        name = g_string_new(NULL);
-        for (size_t i = n; i > 0; i--) {
-                if (segments[i - 1][0] == 0) {
+        /* rest[0, used) holds the first n segments. */
+        for (used = 0; used < rlen; used++)
+                if (rest[used] == '/' && ++seen == n)
+                        break;
+        o = name = g_malloc(used + 1);
+        end = used;
+        for (;;) {
+                size_t start = end;
+
+                while (start > 0 && rest[start - 1] != '/')
+                        start--;
+                if (start == end) {
                         *ret_error = g_strdup("key holds an empty segment (\"//\")");
                         return -EINVAL;
                 }
-                if (name->len > 0)
-                        g_string_append_c(name, '.');
-                g_string_append(name, segments[i - 1]);
+                if (o != name)
+                        *o++ = '.';
+                for (size_t i = start; i < end; i++)
+                        *o++ = g_ascii_tolower(rest[i]);
+                if (start == 0)
+                        break;
+                end = start - 1;
         }
-        for (size_t i = 0; i < name->len; i++)
-                name->str[i] = g_ascii_tolower(name->str[i]);
-        if (check_name(name->str, &why) < 0) {
+        *o = 0;
+        if (check_name(name, &why) < 0) {
                 *ret_error = g_strdup_printf("key spells no valid name (%s)", why);
                 return -EINVAL;
         }
-        *ret = g_string_free(TAKE_PTR(name), FALSE);
+        *ret = TAKE_PTR(name);
         return 0;
 }
 
-int skydns_parse(const char *prefix, const char *key, size_t key_len, const char *value, size_t value_len,
-                 uint32_t default_ttl, SkyDnsEntry *ret, char **ret_error) {
+/* What a value has that cannot be served as it is: at most four (ttl, host
+ * or mail, text; or nothing to serve), NULL-terminated. */
+typedef struct Problems {
+        char *s[5];
+        size_t n;
+} Problems;
+
+static void problems_done(Problems *p) {
+        for (size_t i = 0; i < p->n; i++)
+                g_free(p->s[i]);
+}
+
+static int parse(const char *prefix, const char *key, size_t key_len, const char *value, size_t value_len,
+                 uint32_t default_ttl, bool plain, SkyDnsEntry *ret, char **ret_error) {
         _cleanup_(skydns_entry_done) SkyDnsEntry e = {};
-        g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+        _cleanup_(plain_strings_done) PlainStrings strings = {};
+        _cleanup_(problems_done) Problems problems = {};
         json_object *o = NULL;
+        Fields fields;
         Message m;
         char *error = NULL;
         const char *why;
-        int r;
+        int r = 0;
 
-        r = value_to_json(value, value_len, &o, &error);
+        if (value_len > SKYDNS_VALUE_MAX) {
+                error = g_strdup_printf("value of %zu bytes is larger than %u", value_len, SKYDNS_VALUE_MAX);
+                r = -EINVAL;
+        } else if (value_len == 0) {
+                error = g_strdup("empty value");
+                r = -EINVAL;
+        } else if (!plain || !read_fields_plain(value, value_len, &fields, &strings)) {
+                r = value_to_json(value, value_len, &o, &error);
+                if (r >= 0) {
+                        field_from_json(o, "host", &fields.host);
+                        field_from_json(o, "text", &fields.text);
+                        field_from_json(o, "ttl", &fields.ttl);
+                        field_from_json(o, "targetstrip", &fields.targetstrip);
+                        field_from_json(o, "mail", &fields.mail);
+                }
+        }
         if (r >= 0) {
-                r = message_parse(o, &m, &error);
+                r = message_from_fields(&fields, &m, &error);
                 if (r >= 0)
                         r = key_to_name(prefix, key, key_len, (unsigned) m.targetstrip, &e.name, &error);
         }
@@ -290,32 +455,30 @@ int skydns_parse(const char *prefix, const char *key, size_t key_len, const char
 
         e.ttl = m.ttl > 0 ? (uint32_t) MIN(m.ttl, (int64_t) UINT32_MAX) : default_ttl;
         if (e.ttl > STORE_TTL_MAX) {
-                g_ptr_array_add(problems, g_strdup_printf("ttl %" PRIu32 " lowered to %u", e.ttl, STORE_TTL_MAX));
+                problems.s[problems.n++] = g_strdup_printf("ttl %" PRIu32 " lowered to %u", e.ttl, STORE_TTL_MAX);
                 e.ttl = STORE_TTL_MAX;
         }
 
         if (m.host && *m.host) {
                 if (m.mail)
-                        g_ptr_array_add(problems, g_strdup("mail: MX records are not served"));
+                        problems.s[problems.n++] = g_strdup("mail: MX records are not served");
                 else if (host_record(e.name, m.host, &e.records[e.n_records], &why) >= 0)
                         e.n_records++;
                 else
-                        g_ptr_array_add(problems, g_strdup_printf("host: not an address or a name (%s)", why));
+                        problems.s[problems.n++] = g_strdup_printf("host: not an address or a name (%s)", why);
         }
         if (m.text && *m.text) {
                 if (dns_rdata_parse(DNS_TYPE_TXT, m.text, NULL, NULL, &why) >= 0)
                         e.records[e.n_records++] = (SkyDnsRecord) { DNS_TYPE_TXT, g_strdup(m.text) };
                 else
-                        g_ptr_array_add(problems, g_strdup_printf("text: %s", why));
+                        problems.s[problems.n++] = g_strdup_printf("text: %s", why);
         }
         json_object_put(o);
 
-        if (e.n_records == 0 && problems->len == 0)
-                g_ptr_array_add(problems, g_strdup("neither host nor text: nothing to serve"));
-        if (problems->len > 0) {
-                g_ptr_array_add(problems, NULL);
-                error = g_strjoinv("; ", (char **) problems->pdata);
-        }
+        if (e.n_records == 0 && problems.n == 0)
+                problems.s[problems.n++] = g_strdup("neither host nor text: nothing to serve");
+        if (problems.n > 0)
+                error = g_strjoinv("; ", problems.s);
         if (e.n_records == 0) {
                 if (ret_error)
                         *ret_error = error;
@@ -327,6 +490,16 @@ int skydns_parse(const char *prefix, const char *key, size_t key_len, const char
         *ret = e;
         e = (SkyDnsEntry) {};
         return 0;
+}
+
+int skydns_parse(const char *prefix, const char *key, size_t key_len, const char *value, size_t value_len,
+                 uint32_t default_ttl, SkyDnsEntry *ret, char **ret_error) {
+        return parse(prefix, key, key_len, value, value_len, default_ttl, true, ret, ret_error);
+}
+
+int skydns_parse_jsonc(const char *prefix, const char *key, size_t key_len, const char *value, size_t value_len,
+                       uint32_t default_ttl, SkyDnsEntry *ret, char **ret_error) {
+        return parse(prefix, key, key_len, value, value_len, default_ttl, false, ret, ret_error);
 }
 
 /* --- publishing ------------------------------------------------------------ */

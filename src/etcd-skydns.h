@@ -56,6 +56,11 @@ void skydns_entry_done(SkyDnsEntry *e);
 int skydns_parse(const char *prefix, const char *key, size_t key_len, const char *value, size_t value_len,
                  uint32_t default_ttl, SkyDnsEntry *ret, char **ret_error);
 
+/* skydns_parse() with json-c alone: skydns_parse() reads the usual values
+ * without it, and the tests check that both read every value alike. */
+int skydns_parse_jsonc(const char *prefix, const char *key, size_t key_len, const char *value, size_t value_len,
+                       uint32_t default_ttl, SkyDnsEntry *ret, char **ret_error);
+
 /* The key of one record this node publishes:
  * PREFIX/<labels last first>/<tag>-<16 hex digits>, the tag spelling the
  * node id as a DNS label, the digits a hash of the node id, type and value:

@@ -4,7 +4,8 @@
  * dead node stops renewing, and serves every other key below the prefix
  * (other joyride nodes', CoreDNS users', external-dns's) as the owner
  * "etcd:<key>". A client of etcd's v3 JSON gateway (libsoup 3 on the
- * thread-default GMainContext, json-c), never blocking. */
+ * thread-default GMainContext, json-c) that reads the prefix over gRPC
+ * (grpc-client.h) where it can, never blocking. */
 #pragma once
 
 #include <stdint.h>

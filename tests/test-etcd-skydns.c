@@ -23,15 +23,18 @@
 #define PREFIX "/skydns"
 #define DEFAULT_TTL 30
 
+typedef int (*ParseFunc)(const char *prefix, const char *key, size_t key_len, const char *value, size_t value_len,
+                         uint32_t default_ttl, SkyDnsEntry *ret, char **ret_error);
+
 /* "name ttl TYPE value | TYPE value" for what key and value give, or
  * "error: why". A note (a part left out) is appended as " (note: ...)". */
-static char *describe(const char *key, const char *value) {
+static char *describe_with(ParseFunc parse, const char *key, const char *value) {
         SkyDnsEntry e = {};
         char *error = NULL;
         GString *s = g_string_new(NULL);
         int r;
 
-        r = skydns_parse(PREFIX, key, strlen(key), value, strlen(value), DEFAULT_TTL, &e, &error);
+        r = parse(PREFIX, key, strlen(key), value, strlen(value), DEFAULT_TTL, &e, &error);
         if (r < 0) {
                 CHECK(r == -EINVAL);
                 CHECK(error && *error);
@@ -51,6 +54,18 @@ static char *describe(const char *key, const char *value) {
         skydns_entry_done(&e);
         CHECK(e.name == NULL && e.n_records == 0 && e.note == NULL);
         return g_string_free(s, FALSE);
+}
+
+/* Also checks that the plain reader and json-c read the value alike. */
+static char *describe(const char *key, const char *value) {
+        char *got = describe_with(skydns_parse, key, value);
+        g_autofree char *jsonc = describe_with(skydns_parse_jsonc, key, value);
+
+        if (strcmp(got, jsonc) != 0) {
+                fprintf(stderr, "key %s value %s:\n  plain  %s\n  json-c %s\n", key, value, got, jsonc);
+                exit(EXIT_FAILURE);
+        }
+        return got;
 }
 
 static void expect(const char *key, const char *value, const char *want) {
@@ -337,6 +352,46 @@ static void test_owners(void) {
         CHECK(!store_owner_is_local(NULL));
 }
 
+/* Values at the edges of what the plain reader takes (json-c reads the
+ * rest): both must read each alike, whatever they make of it. */
+static void test_plain_and_jsonc(void) {
+        static const char *const values[] = {
+                "{\"host\":\"10.0.0.1\",\"host\":\"10.0.0.2\"}", /* twice: the last counts */
+                "{\"host\":\"10.0.0.1\",\"host\":null}",
+                "{\"host\":null,\"text\":\"t\"}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":030}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":-0}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":1e2}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":999999999999999999}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":9999999999999999999}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":99999999999999999999}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":\"0060\"}",
+                "{\"host\":\"10.0.0.1\",\"targetstrip\":17}",
+                "{\"host\":\"10.0.0.1\",\"targetstrip\":\"1\"}",
+                "{\"host\":\"10.0.0.1\",\"mail\":\"true\"}",
+                "{\"host\":\"10.0.0.1\",\"mail\":false}",
+                "{\"host\":\"10.0.0.1\",\"port\":-1,\"weight\":0.5,\"x\":{\"host\":\"10.9.9.9\"}}",
+                "{\"Host\":\"10.0.0.1\",\"text\":\"x\"}",
+                "{\"ho\\u0073t\":\"10.0.0.1\"}",
+                "{\"host\":\"10.0.0.1\",}",
+                "{\"host\":\"10.0.0.1\" \"ttl\":5}",
+                "{\"host\" : \"10.0.0.1\" , \"ttl\" : 5 }",
+                "\f{\"host\":\"10.0.0.1\"}",
+                "{\"host\":\"10.0.0.1\"}\f",
+                "{\"host\":\"10.0.0.1\"}{}",
+                "{\"host\":\"10.0.0.1\",\"text\":\"caf\u00e9\"}",
+                "{\"host\":\"10.0.0.1\",\"text\":\"a\\\"b\"}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":true}",
+                "{\"host\":'10.0.0.1'}",
+                "{host:\"10.0.0.1\"}",
+                "{\"host\":\"10.0.0.1\",\"ttl\":NaN}",
+                "{\"text\":\"tab\there\"}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(values); i++)
+                g_free(describe("/skydns/com/example/edge", values[i]));
+}
+
 static void test_printable(void) {
         g_autofree char *p = skydns_key_printable("/skydns/a\nb\\c\x01\xff", 15);
         CHECK(streq(p, "/skydns/a\\x0ab\\x5cc\\x01\\xff"));
@@ -346,6 +401,7 @@ int main(void) {
         test_names();
         test_wildcards();
         test_values();
+        test_plain_and_jsonc();
         test_publish();
         test_store();
         test_owners();

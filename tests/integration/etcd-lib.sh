@@ -23,7 +23,7 @@ etcd_start() {
                 --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "joyride-$$" \
                 --logger zap --log-outputs stderr \
                 "$@" >>"$T/etcd-$name.log" 2>&1 </dev/null &
-        PIDS[etcd - $name]=$!
+        PIDS["etcd-$name"]=$!
         started="$started $!"
 }
 
@@ -36,7 +36,7 @@ etcd_wait() {
 
 # etcd_stop NAME [SIGNAL]: stops a member and waits for it.
 etcd_stop() {
-        local pid=${PIDS[etcd - $1]}
+        local pid=${PIDS["etcd-$1"]}
         kill "-${2:-TERM}" "$pid" 2>/dev/null || true
         wait_pid_timeout "$pid" 20 || true
         unset "PIDS[etcd-$1]"
@@ -54,14 +54,14 @@ node_start() {
                 --http-host=127.0.0.1 --http-port="$http" --hosts-directory="$T/hosts-$name" \
                 --state-directory="$T/state-$name" --no-docker --bus=none --no-cluster --node-id="$name" \
                 --etcd-endpoints="$endpoints" --log-level=debug "$@" >>"$T/node-$name.log" 2>&1 </dev/null &
-        PIDS[node - $name]=$!
+        PIDS["node-$name"]=$!
         started="$started $!"
         wait_for "node $name's HTTP API" "${NODE_START_WAIT:-10}" curl -sf "http://127.0.0.1:$http/health"
 }
 
 # node_stop NAME [SIGNAL]: stops a node and waits for it to exit.
 node_stop() {
-        local pid=${PIDS[node - $1]}
+        local pid=${PIDS["node-$1"]}
         kill "-${2:-TERM}" "$pid" 2>/dev/null || true
         wait_pid_timeout "$pid" 10 || true
         unset "PIDS[node-$1]"
@@ -106,16 +106,76 @@ while True:
     threading.Thread(target=pump, args=(u, c), daemon=True).start()
 PY
         python3 "$T/relay.py" "$listen" "$target" 2>>"$T/relay-$name.log" &
-        PIDS[relay - $name]=$!
+        PIDS["relay-$name"]=$!
         started="$started $!"
         wait_for "the relay on $listen" 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen)).close()"
 }
 
 relay_stop() {
-        local pid=${PIDS[relay - $1]}
+        local pid=${PIDS["relay-$1"]}
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         unset "PIDS[relay-$1]"
+}
+
+# http1_proxy_start NAME LISTEN_PORT TARGET_PORT: an HTTP/1.1 reverse proxy on
+# loopback in front of etcd's JSON gateway, as an HTTP proxy that knows no
+# HTTP/2 would be: gRPC cannot pass, the gateway (the watch's stream too) can.
+http1_proxy_start() {
+        local name=$1 listen=$2 target=$3
+        cat >"$T/http1-proxy.py" <<'PY'
+import http.client, http.server, socketserver, sys
+
+listen, target = int(sys.argv[1]), int(sys.argv[2])
+HOP = {"host", "connection", "content-length", "transfer-encoding", "keep-alive"}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        up = http.client.HTTPConnection("127.0.0.1", target)
+        up.request("POST", self.path, body=body,
+                   headers={k: v for k, v in self.headers.items() if k.lower() not in HOP})
+        r = up.getresponse()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in HOP:
+                self.send_header(k, v)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                chunk = r.read1(65536)
+                if not chunk:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        up.close()
+
+    def log_message(self, *args):
+        pass
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+Server(("127.0.0.1", listen), Handler).serve_forever()
+PY
+        python3 "$T/http1-proxy.py" "$listen" "$target" 2>>"$T/http1-proxy-$name.log" &
+        PIDS["http1-proxy-$name"]=$!
+        started="$started $!"
+        wait_for "the HTTP/1.1 proxy on $listen" 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen)).close()"
+}
+
+http1_proxy_stop() {
+        local pid=${PIDS["http1-proxy-$1"]}
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        unset "PIDS[http1-proxy-$1]"
 }
 
 # answers PORT NAME [TYPE]: the sorted values a node answers, space-joined;

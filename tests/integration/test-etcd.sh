@@ -92,7 +92,8 @@ mkdir -p "$T/hosts-node-a" "$T/hosts-node-b"
 printf '10.13.0.1 a1.etcd.test\n10.13.0.5 a2.etcd.test\n' >"$T/hosts-node-a/a.hosts"
 printf '10.13.0.2 b1.etcd.test\n' >"$T/hosts-node-b/b.hosts"
 node_start node-a "$ADNS" "$AHTTP" "$E1" --etcd-lease-ttl=3
-node_start node-b "$BDNS" "$BHTTP" "http://127.0.0.1:$RELAY" --etcd-lease-ttl=3 --bus=system
+# B reads the prefix 3 keys a page, so that every resync of B goes through many pages.
+JOYRIDE_ETCD_RANGE_PAGE_KEYS=3 node_start node-b "$BDNS" "$BHTTP" "http://127.0.0.1:$RELAY" --etcd-lease-ttl=3 --bus=system
 wait_for "B's bus name" 10 busctl --system status org.joyride.DNS
 
 wait_for "a1 from A on B" 5 is "$BDNS" a1.etcd.test 10.13.0.1
@@ -212,6 +213,9 @@ ok "B cut off from etcd: keeps serving; /status, /dns/cluster, /metrics, D-Bus E
 
 # Meanwhile: A and etcdctl change things, B changes its own, etcd compacts.
 printf '10.13.0.6 a3.etcd.test\n' >"$T/hosts-node-a/a.hosts"
+for i in $(seq 1 20); do
+        ctl put "/skydns/test/etcd/page/p$i" "{\"host\":\"10.13.8.$i\"}" >/dev/null
+done
 ctl del /skydns/test/etcd/note >/dev/null
 ctl put /skydns/test/etcd/ext2/1 '{"host":"10.13.9.3","targetstrip":1}' >/dev/null
 printf '10.13.0.2 b1.etcd.test\n10.13.0.7 b2.etcd.test\n' >"$T/hosts-node-b/b.hosts"
@@ -225,12 +229,36 @@ wait_for "a2 gone from B (no stale record)" 5 is "$BDNS" a2.etcd.test ""
 is "$BDNS" note.etcd.test "" TXT || fail "the deleted TXT is stale on B"
 is "$BDNS" a3.etcd.test 10.13.0.6 || fail "a3 missing on B"
 is "$BDNS" ext2.etcd.test 10.13.9.3 || fail "ext2 missing on B"
+for i in $(seq 1 20); do
+        is "$BDNS" "p$i.page.etcd.test" "10.13.8.$i" || fail "p$i missing on B"
+done
+# The resync read every page: B's log says how many.
+pages=$(grep -o 'Read /skydns/ at revision [0-9]* over gRPC: [0-9]* key(s) in [0-9]* page(s)' "$T/node-node-b.log" |
+        tail -n1 | sed 's/.* in \([0-9]*\) page(s)/\1/')
+[ "${pages:-0}" -ge 8 ] || fail "B's resync read ${pages:-no} page(s) of 3 keys"
 wait_for "B's change made while cut off, on A" 5 is "$ADNS" b2.etcd.test 10.13.0.7
 grep -q "Reconnected to etcd at http://127.0.0.1:$RELAY .*MESSAGE_ID=$CONNECTED_ID" "$T/node-node-b.log" ||
         fail "no log line with MESSAGE_ID=$CONNECTED_ID"
 curl -sf "http://127.0.0.1:$BHTTP/metrics" >"$T/metrics.txt"
 grep -qx 'joyride_etcd_connected 1' "$T/metrics.txt" || fail "/metrics: etcd not connected"
-ok "B back after changes and a compaction (revision $rev): resynced, no stale record, none missing, its own change written"
+ok "B back after changes and a compaction (revision $rev): resynced over gRPC in $pages pages of 3 keys, no stale record, none missing, its own change written"
+
+# Behind an HTTP/1.1 proxy gRPC cannot pass: E reads the prefix through the JSON gateway.
+read -r PROXY EDNS EHTTP <<<"$(ports 3 | tr '\n' ' ')"
+http1_proxy_start e "$PROXY" "$E1C"
+JOYRIDE_ETCD_RANGE_PAGE_KEYS=3 node_start node-e "$EDNS" "$EHTTP" "http://127.0.0.1:$PROXY"
+wait_for "E connected through the proxy" 15 etcd_state_is "$EHTTP" connected
+for i in $(seq 1 20); do
+        is "$EDNS" "p$i.page.etcd.test" "10.13.8.$i" || fail "p$i missing on E"
+done
+is "$EDNS" a3.etcd.test 10.13.0.6 && is "$EDNS" b2.etcd.test 10.13.0.7 || fail "A's or B's names missing on E"
+grep -q "etcd at http://127.0.0.1:$PROXY: no gRPC (.*); reading /skydns/ through the JSON gateway" "$T/node-node-e.log" ||
+        fail "E does not say why it reads through the JSON gateway"
+grep -qE "Read /skydns/ at revision [0-9]+ through the JSON gateway: [0-9]+ key\(s\) in ([2-9]|[1-9][0-9]+) page\(s\)" \
+        "$T/node-node-e.log" || fail "E's read through the gateway: $(grep 'Read /skydns' "$T/node-node-e.log")"
+node_stop node-e
+http1_proxy_stop e
+ok "behind an HTTP/1.1-only proxy: no gRPC, and the log says why; the prefix read through the JSON gateway, in pages, nothing missing"
 
 # etcd restarted from its data directory.
 etcd_stop e1
@@ -348,10 +376,12 @@ gctl user add joyride:s3cret >/dev/null
 gctl role add dns >/dev/null
 gctl role grant-permission dns --prefix=true readwrite /skydns/ >/dev/null
 gctl user grant-role joyride dns >/dev/null
+gctl user add stranger:pw >/dev/null # may log in, may not read /skydns/
 gctl auth enable >/dev/null 2>&1
 printf 's3cret\n' >"$P/password"
 printf 'wrong\n' >"$P/wrong"
-chmod 600 "$P/password" "$P/wrong"
+printf 'pw\n' >"$P/stranger"
+chmod 600 "$P/password" "$P/wrong" "$P/stranger"
 
 etcd_tls=(--etcd-ca-file="$P/ca.pem" --etcd-cert-file="$P/client.pem" --etcd-key-file="$P/client.key" --etcd-user=joyride)
 mkdir -p "$T/hosts-node-c" "$T/hosts-node-d"
@@ -364,7 +394,8 @@ wait_for "C's key in etcd" 5 sh -c "etcdctl --endpoints=$G1 --cacert $P/ca.pem -
         --user root:rootpw get --prefix /skydns/test/etcd/tls/ | grep -q '\"host\":\"10.15.0.1\"'"
 gctl --user root:rootpw put /skydns/test/etcd/secure '{"host":"10.15.9.1"}' >/dev/null
 wait_for "a key put over TLS on C" 5 is "$CDNS" secure.etcd.test 10.15.9.1
-ok "TLS with a client certificate and user/password: C publishes and serves"
+grep -q "Read /skydns/ at revision [0-9]* over gRPC" "$T/node-node-c.log" || fail "C did not read the prefix over gRPC"
+ok "TLS with a client certificate and user/password: C publishes and serves, reads the prefix over gRPC"
 
 wait_for "D's authentication error" 10 grep -q \
         "user 'joyride' could not authenticate: etcdserver: authentication failed, invalid user ID or password (check \[Etcd\] User= and PasswordFile=)" \
@@ -374,3 +405,13 @@ wait_for "D's authentication error" 10 grep -q \
 is "$DDNS" local-d.etcd.test 10.15.0.2 || fail "D does not serve its local name"
 is "$CDNS" local-d.etcd.test "" || fail "D's name got into etcd"
 ok "a wrong password: a clear error in the log and /status, local names still served"
+
+# A user that may not read the prefix: etcd's gRPC error, said as clearly.
+read -r FDNS FHTTP <<<"$(ports 2 | tr '\n' ' ')"
+node_start node-f "$FDNS" "$FHTTP" "$G1" --etcd-ca-file="$P/ca.pem" --etcd-cert-file="$P/client.pem" \
+        --etcd-key-file="$P/client.key" --etcd-user=stranger --etcd-password-file="$P/stranger"
+wait_for "F's permission error" 10 grep -q \
+        "/etcdserverpb.KV/Range: etcdserver: permission denied (the user needs read and write access to /skydns/)" \
+        "$T/node-node-f.log"
+[ "$(etcd_status "$FHTTP" state)" != connected ] || fail "F connected without read access"
+ok "a user without access to the prefix: etcd's gRPC error in the log, with what the user needs"
