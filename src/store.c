@@ -856,6 +856,11 @@ static void record_remove(Store *s, Record *r) {
 
 int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
               uint32_t line, const char *detail, const char **ret_error) {
+        return store_add_record(s, name, type, value, ttl, owner, line, detail, ret_error, NULL);
+}
+
+int store_add_record(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
+                     uint32_t line, const char *detail, const char **ret_error, const Record **ret_record) {
         uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
         char lname[DNS_WIRE_NAME_MAX], v[DNS_RDATA_TEXT_MAX];
         size_t name_len;
@@ -912,6 +917,8 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
                                 notify(s, RECORD_ADDED, r);
                                 change_done(s);
                         }
+                        if (ret_record)
+                                *ret_record = r;
                         return 0;
                 }
 
@@ -969,6 +976,8 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         addr_follow(s, n, r, had, old_ttl);
         notify(s, RECORD_ADDED, r);
         change_done(s);
+        if (ret_record)
+                *ret_record = r;
         return 1;
 }
 
@@ -1031,6 +1040,12 @@ int store_remove_owner(Store *s, const char *owner) {
         }
         change_done(s);
         return removed;
+}
+
+void store_remove_record(Store *s, const Record *r) {
+        /* The store's own record, handed out read-only. */
+        record_remove(s, (Record *) r);
+        change_done(s);
 }
 
 void store_mark_owner(Store *s, const char *owner) {

@@ -104,11 +104,21 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
  * the store does not hold, -ERANGE for a TTL above STORE_TTL_MAX. */
 int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
               uint32_t line, const char *detail, const char **ret_error);
+/* The same, also giving the record added or found (ret_record, when not
+ * negative). A record stays where it is until it is removed, and only its
+ * owner's changes touch it: a source may keep pointers to its own records,
+ * and read their name, type, value and line from another thread while it
+ * makes no change to them (the hosts source diffs a file against them off
+ * the loop). */
+int store_add_record(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
+                     uint32_t line, const char *detail, const char **ret_error, const Record **ret_record);
 
 /* Removes matching records of one owner; type 0 and value NULL match any.
  * owner NULL matches any owner. Returns the number removed (0 if none). */
 int store_remove(Store *s, const char *name, uint16_t type, const char *value, const char *owner);
 int store_remove_owner(Store *s, const char *owner);
+/* Removes one record that store_add_record() gave, and frees it. */
+void store_remove_record(Store *s, const Record *r);
 
 /* Mark and sweep, for reloads: mark every record of an owner, re-add what is
  * still there (store_add clears the mark), then sweep what is still marked.
