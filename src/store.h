@@ -232,6 +232,18 @@ typedef struct StoreName {
  * ip6.arpa prefix, in-addr.arpa, arpa) exists, without data of its own. */
 bool store_lookup_name(const Store *s, const uint8_t *wire, size_t len, StoreName *ret);
 
+/* Most of a lookup's time with many names is waiting for memory: the
+ * name's table slot, its node, its view. For a batch of questions, those
+ * waits overlap when each step is started for every question before the
+ * next step, and the lookups come after: call store_prefetch() with step 0
+ * for each name, then step 1 for each, then 2, then look them up. Each step
+ * reads what the one before brought in and starts fetching the next piece.
+ * Hints only: a change in between costs a miss, nothing else. hash is
+ * store_name_hash() of the lowercased wire name, len its length. */
+#define STORE_PREFETCH_STEPS 3u
+uint32_t store_name_hash(const uint8_t *wire, size_t len);
+void store_prefetch(const Store *s, uint32_t hash, size_t len, unsigned step);
+
 /* Whether the name has PTRs to answer: explicit ones or derived ones. */
 bool store_name_has_ptr(const StoreName *n);
 
