@@ -316,6 +316,7 @@ def cmd_run(a):
         cmd += ["-m", "tcp"]
     proc0 = sum(proc_cpu(p) for p in pids)
     t0 = core_times(a.server_cores)
+    c0 = core_times(a.client_cores)
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(signum, frame):
@@ -329,6 +330,7 @@ def cmd_run(a):
     out, err = child.communicate()
     res = subprocess.CompletedProcess(cmd, child.returncode, out, err)
     t1 = core_times(a.server_cores)
+    c1 = core_times(a.client_cores)
     proc1 = sum(proc_cpu(p) for p in descendants(a.pid))
     if res.returncode != 0:
         sys.stderr.write(res.stdout + res.stderr)
@@ -343,6 +345,11 @@ def cmd_run(a):
     done = max(r["completed"], 1)
     delta = {k: t1[k] - t0[k] for k in CPU_FIELDS}
     busy = sum(delta[k] for k in BUSY_FIELDS)
+    # How busy the cores were: a server core short of 100% means the server
+    # waited for queries, so dnsperf (or its core) set the pace, not the server.
+    cdelta = {k: c1[k] - c0[k] for k in CPU_FIELDS}
+    server_busy = 100 * busy / max(sum(delta.values()), 1)
+    client_busy = 100 * sum(cdelta[k] for k in BUSY_FIELDS) / max(sum(cdelta.values()), 1)
     r.update({
         "kind": "run", "seconds": a.seconds, "server": a.server, "n": a.n, "transport": a.transport, "run": a.run,
         "threads": a.threads, "server_cores": a.server_cores, "client_cores": a.client_cores,
@@ -351,13 +358,16 @@ def cmd_run(a):
         "core_us_per_q": {k: round(delta[k] * us_per_jiffy / done, 3) for k in BUSY_FIELDS},
         "cpu_us_per_q": busy * us_per_jiffy / done,
         "proc_us_per_q": (proc1 - proc0) * us_per_jiffy / done,
+        "server_cores_busy_percent": round(server_busy, 1),
+        "client_cores_busy_percent": round(client_busy, 1),
     })
     with open(a.out, "a") as f:
         f.write(json.dumps(r) + "\n")
     print(f"  {a.server:8} N={a.n:<6} {a.transport} threads {a.threads} run {a.run}: {r['qps']:9.0f} q/s, "
           f"{r['cpu_us_per_q']:.2f} us CPU/query on core(s) {a.server_cores} ({r['proc_us_per_q']:.2f} in the "
           f"server's processes; user/sys/softirq {r['core_us_per_q']['user']:.2f}/"
-          f"{r['core_us_per_q']['system']:.2f}/{r['core_us_per_q']['softirq']:.2f}), {r['completed']} completed, {r['lost']} lost, codes {r['rcodes']}")
+          f"{r['core_us_per_q']['system']:.2f}/{r['core_us_per_q']['softirq']:.2f}), {r['completed']} completed, {r['lost']} lost, codes {r['rcodes']}; "
+          f"busy: server core(s) {server_busy:.0f}%, dnsperf's {client_busy:.0f}%")
     return 0
 
 

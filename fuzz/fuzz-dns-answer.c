@@ -112,6 +112,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!store)
                 setup();
 
+        {
+                DnsPrefetch p;
+
+                for (unsigned step = 0; step < DNS_PREFETCH_STEPS; step++)
+                        dns_answer_prefetch(store, data, size, &p, step);
+        }
+
         for (size_t c = 0; c < ELEMENTSOF(configs); c++) {
                 DnsQueryInfo info;
                 size_t len;

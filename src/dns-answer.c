@@ -838,6 +838,39 @@ static void put_opt(Wire *w, uint8_t rcode, bool dnssec_ok) {
         wire_write_u16(w, 0);                                /* no options */
 }
 
+void dns_answer_prefetch(const Store *s, const uint8_t *req, size_t req_len, DnsPrefetch *p, unsigned step) {
+        if (step == 0) {
+                uint8_t wire[DNS_WIRE_NAME_MAX];
+                size_t r = DNS_HEADER_SIZE, w = 0;
+
+                /* The question's name, lowercased, as parse_question() reads
+                 * it; anything odd is left to dns_answer(). */
+                p->valid = false;
+                if (req_len <= DNS_HEADER_SIZE || wire_get_u16(req + 4) != 1)
+                        return;
+                for (;;) {
+                        uint8_t l;
+
+                        if (r >= req_len)
+                                return;
+                        l = req[r++];
+                        if (l == 0)
+                                break;
+                        if (l > 63 || w + 1 + l + 1 > DNS_WIRE_NAME_MAX || r + l > req_len)
+                                return;
+                        wire[w++] = l;
+                        for (size_t i = 0; i < l; i++)
+                                wire[w++] = ascii_lower(req[r++]);
+                }
+                wire[w++] = 0;
+                p->hash = store_name_hash(wire, w);
+                p->len = (uint16_t) w;
+                p->valid = true;
+        }
+        if (p->valid)
+                store_prefetch(s, p->hash, p->len, step);
+}
+
 size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport, const uint8_t *req,
                   size_t req_len, uint8_t *reply, size_t reply_size, DnsQueryInfo *ret_info) {
         DnsQueryInfo info = {};

@@ -57,6 +57,19 @@ typedef struct DnsQueryInfo {
 size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport, const uint8_t *req,
                   size_t req_len, uint8_t *reply, size_t reply_size, DnsQueryInfo *ret_info);
 
+/* Starts fetching what answering req will read, for a batch of requests
+ * (see store_prefetch()): step 0 reads the question's name into p, steps 1
+ * to DNS_PREFETCH_STEPS - 1 go on from there; call each step for every
+ * request of the batch before the next step, and dns_answer() after the
+ * last. Under rcu_reader_lock(), like dns_answer(). */
+#define DNS_PREFETCH_STEPS STORE_PREFETCH_STEPS
+typedef struct DnsPrefetch {
+        uint32_t hash;
+        uint16_t len;
+        bool valid;
+} DnsPrefetch;
+void dns_answer_prefetch(const Store *s, const uint8_t *req, size_t req_len, DnsPrefetch *p, unsigned step);
+
 /* Which names are ours, and the apex of the zone a name of ours is in (the
  * owner of the SOA in negative answers):
  * - under a configured domain (cfg->domains): the most specific one;

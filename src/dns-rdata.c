@@ -149,6 +149,28 @@ static size_t format_u8(char *out, uint8_t v) {
 
 /* IPv4 is formatted by hand: inet_ntop's sprintf was a tenth of the load time
  * of a large hosts file. */
+int dns_address_to_string(int family, const void *addr, char out[static DNS_ADDRESS_TEXT_MAX]) {
+        const uint8_t *a = addr;
+        size_t o = 0;
+
+        switch (family) {
+        case AF_INET:
+                for (int i = 0; i < 4; i++) {
+                        if (i > 0)
+                                out[o++] = '.';
+                        o += format_u8(out + o, a[i]);
+                }
+                out[o] = 0;
+                return (int) o;
+        case AF_INET6:
+                if (!inet_ntop(AF_INET6, addr, out, DNS_ADDRESS_TEXT_MAX))
+                        return -EINVAL;
+                return (int) strlen(out);
+        default:
+                return -EINVAL;
+        }
+}
+
 int dns_rdata_to_string(uint16_t type, const uint8_t *rdata, uint16_t rdlen, char out[static DNS_RDATA_TEXT_MAX]) {
         size_t o = 0;
 
@@ -156,17 +178,11 @@ int dns_rdata_to_string(uint16_t type, const uint8_t *rdata, uint16_t rdlen, cha
         case DNS_TYPE_A:
                 if (rdlen != 4)
                         return -EINVAL;
-                for (int i = 0; i < 4; i++) {
-                        if (i > 0)
-                                out[o++] = '.';
-                        o += format_u8(out + o, rdata[i]);
-                }
-                out[o] = 0;
-                return (int) o;
+                return dns_address_to_string(AF_INET, rdata, out);
         case DNS_TYPE_AAAA:
-                if (rdlen != 16 || !inet_ntop(AF_INET6, rdata, out, DNS_RDATA_TEXT_MAX))
+                if (rdlen != 16)
                         return -EINVAL;
-                return (int) strlen(out);
+                return dns_address_to_string(AF_INET6, rdata, out);
         case DNS_TYPE_CNAME:
         case DNS_TYPE_PTR:
                 return dns_wire_to_name(rdata, rdlen, out, DNS_RDATA_TEXT_MAX);

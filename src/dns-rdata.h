@@ -48,3 +48,9 @@ int dns_rdata_parse(uint16_t type, const char *value, uint8_t **ret_rdata, uint1
 /* Canonical presentation of wire rdata of those types into out. Returns its
  * length, or -EINVAL for rdata that is malformed for the type. */
 int dns_rdata_to_string(uint16_t type, const uint8_t *rdata, uint16_t rdlen, char out[static DNS_RDATA_TEXT_MAX]);
+/* The canonical text of an address, as dns_rdata_to_string() gives it for an
+ * A or AAAA record (the hosts parser uses them too, so that a parsed entry
+ * and the record the store makes from it have the same value). Return the
+ * length, or -EINVAL for a family other than AF_INET and AF_INET6. */
+#define DNS_ADDRESS_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+int dns_address_to_string(int family, const void *addr, char out[static DNS_ADDRESS_TEXT_MAX]);

@@ -306,22 +306,20 @@ static void sockaddr_format(const struct sockaddr_storage *sa, char *buf, size_t
                 (void) snprintf(buf, size, "(family %i)", sa->ss_family);
 }
 
-/* A line per query, at debug level only (checked first: no cost otherwise).
+/* A line per query, at debug level only (log_query() checks the level).
  * Its journal fields JOYRIDE_NAME (lower case, no final dot, as records
  * name it), JOYRIDE_TYPE, JOYRIDE_RCODE (not for a query handed to the
  * forwarder, whose own line has the rcode the client got) and
  * JOYRIDE_CLIENT (the address alone, IPv4 as IPv4) let
  * `journalctl JOYRIDE_NAME=...` find the queries of a name. Everything is on
  * the stack: answering threads log it. */
-static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req, size_t len,
-                      const struct sockaddr_storage *peer, int fd) {
+static _noinline_ void log_query_debug(DnsTransport transport, const DnsQueryInfo *info, bool forwarded,
+                                       const uint8_t *req, size_t len, const struct sockaddr_storage *peer, int fd) {
         struct sockaddr_storage sa = {};
         char from[INET6_ADDRSTRLEN + 8] = "?", name[1024] = "", client[INET6_ADDRSTRLEN] = "", lname[1024];
         char type[16], rcode[16];
         LogFields f;
 
-        if (log_get_max_level() < LOG_DEBUG)
-                return;
         if (peer)
                 sa = *peer;
         else {
@@ -373,6 +371,14 @@ static void log_query(DnsTransport transport, const DnsQueryInfo *info, bool for
                                    name[0] ? name : ".", type, from, transport == DNS_TRANSPORT_UDP ? "UDP" : "TCP",
                                    dns_rcode_format(info->rcode, rcode), info->answer_count,
                                    info->truncated ? ", truncated" : "");
+}
+
+/* The level checked first, apart: the buffers above cost a clear of over
+ * 1 KiB per query otherwise. */
+static inline void log_query(DnsTransport transport, const DnsQueryInfo *info, bool forwarded, const uint8_t *req,
+                             size_t len, const struct sockaddr_storage *peer, int fd) {
+        if (log_get_max_level() >= LOG_DEBUG)
+                log_query_debug(transport, info, forwarded, req, len, peer, fd);
 }
 
 static bool sockaddr_is_wildcard(const struct sockaddr_storage *sa) {
@@ -607,6 +613,21 @@ static unsigned udp_send_batch(DnsWorker *w, unsigned n) {
         return done;
 }
 
+/* The lookups of a batch wait for memory together rather than one after the
+ * other (see store_prefetch()). */
+static void udp_prefetch(DnsWorker *w, unsigned n) {
+        DnsPrefetch p[UDP_BATCH];
+
+        for (unsigned step = 0; step < DNS_PREFETCH_STEPS; step++)
+                for (unsigned i = 0; i < n; i++) {
+                        if (step == 0 && (w->msgs_in[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+                                p[i].valid = false;
+                                continue;
+                        }
+                        dns_answer_prefetch(w->server->store, w->slots[i].query, w->msgs_in[i].msg_len, &p[i], step);
+                }
+}
+
 /* Reads, answers and sends up to max_batches batches. Returns true when the
  * socket is drained. */
 static bool udp_serve(DnsWorker *w, unsigned max_batches) {
@@ -632,6 +653,8 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                  * stay as they were for the whole batch. */
                 rcu_reader_lock();
                 cfg = worker_config(w);
+                if (n > 1)
+                        udp_prefetch(w, (unsigned) n);
                 for (int i = 0; i < n; i++) {
                         const struct msghdr *in = &w->msgs_in[i].msg_hdr;
                         UdpSlot *slot = w->slots + i;

@@ -97,7 +97,8 @@ typedef struct HostsEntry {
         uint16_t type;
 } HostsEntry;
 
-/* What one file holds: entries sorted by (name, type, address), no two alike. */
+/* What one load of a file found: entries sorted by (name, type, address), no
+ * two alike. Kept only until the difference is in the store. */
 typedef struct HostsSet {
         HostsEntry *entries;
         size_t n;
@@ -113,7 +114,14 @@ typedef struct HostsFile {
         bool dirty;    /* to be reloaded */
         bool modified; /* written to but not (yet) closed */
         bool loaded;   /* its records are in the store */
-        HostsSet *set; /* what the store holds from it; NULL when nothing */
+        /* What the store holds from it: its records, in the order of the
+         * entries they came from (name, type, value: the record's value is
+         * the entry's address, in the same text), NULL where the store
+         * refused an entry. The next load is compared with these rather than
+         * with the entries, which would keep every name and address of a
+         * large file twice. */
+        const Record **held;
+        size_t n_held;
         unsigned n_records;
         unsigned n_warnings; /* bad lines of the last load, kept below or not */
         GArray *warnings;    /* LineWarning: the first of them, by line */
@@ -178,15 +186,21 @@ struct LoadJob {
 
         /* Inputs (the worker only reads them) */
         char *path;
-        const HostsSet *old; /* file->set: the loop leaves it alone while the job runs */
-        size_t cap;          /* most records the file may bring */
-        bool cap_is_total;   /* the cap comes from MaxRecords=, not MaxRecordsPerFile= */
+        /* file->held. The worker reads these records' name, type, value and
+         * line: only this source changes them, and not while its job runs
+         * (one job at a time, and the loop applies nothing meanwhile). */
+        const Record *const *old;
+        size_t n_old;
+        size_t cap;        /* most records the file may bring */
+        bool cap_is_total; /* the cap comes from MaxRecords=, not MaxRecordsPerFile= */
 
         /* Results */
         LoadStatus status;
         int error;            /* LOAD_FAILED: why */
         const char *gone_why; /* LOAD_GONE: why, NULL when simply not there */
         HostsSet *set;        /* LOAD_OK: the new content */
+        const Record **held;  /* one per entry of set: the old record where it stays, the loop fills the rest */
+        size_t n_refused;     /* new entries the store refused: not held */
         GArray *warnings;     /* LineWarning, at most HOSTS_WARNINGS_LISTED_MAX */
         unsigned n_warnings;  /* from the parser, kept or not */
         size_t n_capped;      /* entries left out for the cap */
@@ -249,7 +263,7 @@ static HostsFile *hosts_file_free(HostsFile *f) {
         free(f->name);
         free(f->path);
         free(f->owner);
-        hosts_set_free(f->set);
+        g_free(f->held);
         if (f->warnings)
                 g_array_free(f->warnings, TRUE);
         g_free(f->problem);
@@ -539,26 +553,44 @@ static void set_finish(LoadJob *j, GArray *entries) {
         j->set->entries = (HostsEntry *) g_array_free(entries, FALSE);
 }
 
-/* Merges old and new: what to add (or re-add for a new line number) and what to remove. */
+/* A held record against an entry, in the order of entry_compare(). */
+static int held_compare(const Record *r, const HostsEntry *e) {
+        int c = strcmp(r->name, e->name);
+
+        if (c == 0)
+                c = (int) r->type - (int) e->type;
+        if (c == 0)
+                c = strcmp(r->value, e->address);
+        return c;
+}
+
+/* Merges old and new: what to add (or re-add for a new line number) and what
+ * to remove; the records that stay are held again. */
 static void job_diff(LoadJob *j) {
-        const HostsEntry *o = j->old ? j->old->entries : NULL, *e = j->set ? j->set->entries : NULL;
-        size_t n_old = j->old ? j->old->n : 0, n_new = j->set ? j->set->n : 0, a = 0, b = 0;
+        const Record *const *o = j->old;
+        const HostsEntry *e = j->set ? j->set->entries : NULL;
+        size_t n_old = j->n_old, n_new = j->set ? j->set->n : 0, a = 0, b = 0;
 
         j->adds = g_new(uint32_t, MAX(n_new, (size_t) 1));
         j->removes = g_new(uint32_t, MAX(n_old, (size_t) 1));
+        j->held = g_new0(const Record *, MAX(n_new, (size_t) 1));
 
-        while (a < n_old || b < n_new) {
-                int c = a >= n_old ? 1 : b >= n_new ? -1 : entry_compare(&o[a], &e[b]);
+        for (;;) {
+                int c;
 
+                while (a < n_old && !o[a])
+                        a++; /* refused last time: nothing to remove */
+                if (a >= n_old && b >= n_new)
+                        break;
+                c = a >= n_old ? 1 : b >= n_new ? -1 : held_compare(o[a], &e[b]);
                 if (c < 0)
                         j->removes[j->n_removes++] = (uint32_t) a++;
                 else if (c > 0)
                         j->adds[j->n_adds++] = (uint32_t) b++;
                 else {
-                        if (o[a].line != e[b].line)
+                        if (o[a]->line != e[b].line)
                                 j->adds[j->n_adds++] = (uint32_t) b;
-                        a++;
-                        b++;
+                        j->held[b++] = o[a++];
                 }
         }
 }
@@ -604,21 +636,24 @@ static void load_job_free(LoadJob *j) {
         if (j->warnings)
                 g_array_free(j->warnings, TRUE);
         hosts_set_free(j->set);
+        g_free(j->held);
         g_free(j->adds);
         g_free(j->removes);
         g_free(j->path);
         g_free(j);
 }
 
-/* What a finished load leaves behind: the file's previous set and the
- * difference's index arrays, megabytes for a large file. Freed on the worker,
- * so that no free of a large block (an munmap) lands on the loop; and after a
- * large removal, the memory is handed back to the system there too (malloc
- * keeps it otherwise: a large file deleted would leave the daemon hundreds of
- * megabytes bigger for good). */
+/* What a finished load leaves behind: the entries it parsed, the records the
+ * file held before and the difference's index arrays, megabytes for a large
+ * file. Freed on the worker, so that no free of a large block (an munmap)
+ * lands on the loop; and after a large load or removal, the memory is handed
+ * back to the system there too (malloc keeps it otherwise: a large file
+ * deleted would leave the daemon hundreds of megabytes bigger for good, and
+ * a large file loaded would keep its parse). */
 typedef struct CleanupJob {
         WorkerJob job;
         HostsSet *set;
+        const Record **held; /* only the array: the records are the store's */
         uint32_t *adds, *removes;
         bool trim;
 } CleanupJob;
@@ -627,6 +662,7 @@ static void cleanup_run(WorkerJob *wj) {
         CleanupJob *j = (CleanupJob *) wj;
 
         j->set = hosts_set_free(j->set);
+        g_free(TAKE_PTR(j->held));
         g_free(TAKE_PTR(j->adds));
         g_free(TAKE_PTR(j->removes));
         if (j->trim)
@@ -637,19 +673,22 @@ static void cleanup_free(WorkerJob *wj) {
         CleanupJob *j = (CleanupJob *) wj;
 
         hosts_set_free(j->set);
+        g_free(j->held);
         g_free(j->adds);
         g_free(j->removes);
         g_free(j);
 }
 
-/* Takes set, adds and removes (freed on the worker), so they are not const. */
-// NOLINTNEXTLINE(readability-non-const-parameter)
-static void hosts_dir_cleanup(HostsDir *h, HostsSet *set, uint32_t *adds, uint32_t *removes, bool trim) {
+/* Takes set, held, adds and removes (freed on the worker), so they are not const. */
+static void hosts_dir_cleanup(HostsDir *h, HostsSet *set, const Record **held,
+                              // NOLINTNEXTLINE(readability-non-const-parameter)
+                              uint32_t *adds, uint32_t *removes, bool trim) {
         CleanupJob *j = g_new0(CleanupJob, 1);
 
         *j = (CleanupJob) {
                 .job = { .run = cleanup_run, .done = cleanup_free, .discard = cleanup_free },
                 .set = set,
+                .held = held,
                 .adds = adds,
                 .removes = removes,
                 .trim = trim,
@@ -725,7 +764,7 @@ static void job_failed(HostsDir *h, LoadJob *j) {
 static void job_finish(HostsDir *h, LoadJob *j) {
         HostsFile *f = j->file;
         bool gone = j->status == LOAD_GONE;
-        size_t dropped = j->n_removes;
+        size_t parsed = j->set ? j->set->n : 0;
 
         if (f->read_error != 0)
                 log_info("%s is readable again.", f->path);
@@ -735,10 +774,12 @@ static void job_finish(HostsDir *h, LoadJob *j) {
         f->n_failures = 0;
         f->retry_usec = 0;
 
-        hosts_dir_cleanup(h, TAKE_PTR(f->set), TAKE_PTR(j->adds), TAKE_PTR(j->removes), dropped >= TRIM_AFTER_RECORDS);
-        f->set = TAKE_PTR(j->set);
+        hosts_dir_cleanup(h, TAKE_PTR(j->set), TAKE_PTR(f->held), TAKE_PTR(j->adds), TAKE_PTR(j->removes),
+                          j->n_removes >= TRIM_AFTER_RECORDS || parsed >= TRIM_AFTER_RECORDS);
+        f->held = TAKE_PTR(j->held);
+        f->n_held = parsed;
         h->n_records -= f->n_records;
-        f->n_records = f->set ? (unsigned) f->set->n : 0;
+        f->n_records = (unsigned) (parsed - j->n_refused);
         h->n_records += f->n_records;
 
         if (f->warnings)
@@ -810,12 +851,20 @@ static bool job_apply(HostsDir *h, LoadJob *j, size_t limit, uint64_t budget_use
                 int r;
 
                 if (j->pos < j->n_adds) {
-                        const HostsEntry *e = &j->set->entries[j->adds[j->pos]];
+                        uint32_t i = j->adds[j->pos];
+                        const HostsEntry *e = &j->set->entries[i];
+                        const Record *rec = NULL;
 
-                        r = store_add(h->store, e->name, e->type, e->address, h->ttl, f->owner, e->line, NULL, &error);
+                        r = store_add_record(h->store, e->name, e->type, e->address, h->ttl, f->owner, e->line, NULL,
+                                             &error, &rec);
+                        if (r >= 0)
+                                j->held[i] = rec;
                         if (r > 0)
                                 j->n_added++;
                         else if (r < 0) {
+                                /* A record that stays (a new line number) is still held. */
+                                if (!j->held[i])
+                                        j->n_refused++;
                                 /* The parser checked the line; what the store still refuses
                                  * (or cannot hold) is this line's problem, not the file's. */
                                 bool log = j->n_add_errors++ < WARNINGS_LOGGED_MAX;
@@ -829,11 +878,8 @@ static bool job_apply(HostsDir *h, LoadJob *j, size_t limit, uint64_t budget_use
                                 }
                         }
                 } else {
-                        const HostsEntry *e = &j->old->entries[j->removes[j->pos - j->n_adds]];
-
-                        r = store_remove(h->store, e->name, e->type, e->address, f->owner);
-                        if (r > 0)
-                                j->n_removed += (unsigned) r;
+                        store_remove_record(h->store, j->old[j->removes[j->pos - j->n_adds]]);
+                        j->n_removed++;
                 }
                 if (deadline > 0 && (k & 31) == 31 && now_usec(CLOCK_MONOTONIC) >= deadline) {
                         j->pos++;
@@ -896,7 +942,8 @@ static LoadJob *job_new(HostsDir *h, HostsFile *f) {
                 .file = f,
                 .path = g_strdup(f->path),
                 .warnings = line_warnings_new(),
-                .old = f->set,
+                .old = f->held,
+                .n_old = f->n_held,
                 .cap = (size_t) MIN((uint64_t) h->max_records_per_file, budget),
                 .cap_is_total = budget < h->max_records_per_file,
         };

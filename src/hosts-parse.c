@@ -84,7 +84,7 @@ static bool token_to_string(const char *p, size_t n, char buf[static TOKEN_MAX +
 }
 
 /* Parses the address token. Returns the record type, or 0 after warning. */
-static uint16_t parse_address(const char *p, size_t n, char canonical[static INET6_ADDRSTRLEN], unsigned line,
+static uint16_t parse_address(const char *p, size_t n, char canonical[static DNS_ADDRESS_TEXT_MAX], unsigned line,
                               HostsWarnFunc warn, void *userdata) {
         char buf[TOKEN_MAX + 1], quoted[QUOTE_MAX * 4 + 8];
         union {
@@ -103,10 +103,9 @@ static uint16_t parse_address(const char *p, size_t n, char canonical[static INE
                                 return 0;
                         }
                         if (inet_pton(AF_INET6, buf, &a.in6) == 1 &&
-                            inet_ntop(AF_INET6, &a.in6, canonical, INET6_ADDRSTRLEN))
+                            dns_address_to_string(AF_INET6, &a.in6, canonical) >= 0)
                                 return DNS_TYPE_AAAA;
-                } else if (inet_pton(AF_INET, buf, &a.in) == 1 &&
-                           inet_ntop(AF_INET, &a.in, canonical, INET6_ADDRSTRLEN))
+                } else if (inet_pton(AF_INET, buf, &a.in) == 1 && dns_address_to_string(AF_INET, &a.in, canonical) >= 0)
                         return DNS_TYPE_A;
         }
 
@@ -120,7 +119,7 @@ static uint16_t parse_address(const char *p, size_t n, char canonical[static INE
 static int parse_line(const char *p, size_t len, unsigned line, HostsEntryFunc entry, HostsWarnFunc warn,
                       void *userdata) {
         const char *end, *hash, *tok;
-        char address[INET6_ADDRSTRLEN], name[TOKEN_MAX + 1], quoted[QUOTE_MAX * 4 + 8];
+        char address[DNS_ADDRESS_TEXT_MAX], name[TOKEN_MAX + 1], quoted[QUOTE_MAX * 4 + 8];
         uint16_t type;
         unsigned n_names = 0;
         int n = 0, r;

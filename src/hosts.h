@@ -11,7 +11,8 @@
 
 #include "store.h"
 
-/* One name for one address. address is canonical text ("10.0.0.1", "fe80::1");
+/* One name for one address. address is canonical text ("10.0.0.1", "fe80::1";
+ * dns_address_to_string(), the store's value of the record it makes);
  * type is DNS_TYPE_A or DNS_TYPE_AAAA; name is as written (the store checks it). */
 typedef int (*HostsEntryFunc)(const char *name, uint16_t type, const char *address, unsigned line, void *userdata);
 /* A line or a name that was skipped, and why ("not an IP address: '10.0.0.300'"). */

@@ -16,6 +16,7 @@
 #define _likely_(x) __builtin_expect(!!(x), 1)
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
 #define _pure_ __attribute__((pure))
+#define _noinline_ __attribute__((noinline))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 /* GLib defines the same two; keep one definition whichever comes first. */

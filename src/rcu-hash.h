@@ -86,6 +86,35 @@ static inline void *rcu_hash_lookup(const RcuHash *h, uint32_t hash,
         }
 }
 
+/* Hints for a lookup to come (the answer path warms a batch of lookups
+ * before doing them, see store_prefetch()): the home slot of a hash, and the
+ * first item from there whose tag fits, which is most likely the one the
+ * lookup will match. From a reader or the writer; nothing read here may be
+ * relied upon. */
+static inline void rcu_hash_prefetch_slot(const RcuHash *h, uint32_t hash) {
+        const RcuHashTable *t = rcu_dereference(h->table);
+
+        __builtin_prefetch(&t->slots[rcu_hash_home(rcu_hash_mix(hash), t->size)]);
+}
+
+static inline const void *rcu_hash_peek(const RcuHash *h, uint32_t hash) {
+        const RcuHashTable *t = rcu_dereference(h->table);
+        uint32_t mixed = rcu_hash_mix(hash);
+        uintptr_t tag = rcu_hash_tag(mixed);
+        size_t i = rcu_hash_home(mixed, t->size);
+
+        /* A few slots: a long run of others is not worth the walk twice. */
+        for (unsigned k = 0; k < 4; k++, i = i + 1 == t->size ? 0 : i + 1) {
+                uintptr_t slot = __atomic_load_n(&t->slots[i], __ATOMIC_CONSUME);
+
+                if (slot == 0)
+                        return NULL;
+                if ((slot & RCU_HASH_TAG_MASK) == tag && slot > RCU_HASH_TAG_MASK)
+                        return (const void *) (slot & ~RCU_HASH_TAG_MASK);
+        }
+        return NULL;
+}
+
 /* Writer only. add: the item's key must not be in the set yet. replace: old
  * is in the set and new has the same key. remove: item is in the set. */
 void rcu_hash_add(RcuHash *h, void *item);

@@ -856,6 +856,11 @@ static void record_remove(Store *s, Record *r) {
 
 int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
               uint32_t line, const char *detail, const char **ret_error) {
+        return store_add_record(s, name, type, value, ttl, owner, line, detail, ret_error, NULL);
+}
+
+int store_add_record(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
+                     uint32_t line, const char *detail, const char **ret_error, const Record **ret_record) {
         uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
         char lname[DNS_WIRE_NAME_MAX], v[DNS_RDATA_TEXT_MAX];
         size_t name_len;
@@ -912,6 +917,8 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
                                 notify(s, RECORD_ADDED, r);
                                 change_done(s);
                         }
+                        if (ret_record)
+                                *ret_record = r;
                         return 0;
                 }
 
@@ -969,6 +976,8 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         addr_follow(s, n, r, had, old_ttl);
         notify(s, RECORD_ADDED, r);
         change_done(s);
+        if (ret_record)
+                *ret_record = r;
         return 1;
 }
 
@@ -1031,6 +1040,12 @@ int store_remove_owner(Store *s, const char *owner) {
         }
         change_done(s);
         return removed;
+}
+
+void store_remove_record(Store *s, const Record *r) {
+        /* The store's own record, handed out read-only. */
+        record_remove(s, (Record *) r);
+        change_done(s);
 }
 
 void store_mark_owner(Store *s, const char *owner) {
@@ -1216,6 +1231,29 @@ const StoreNode *store_lookup(const Store *s, const char *name) {
 
 bool store_node_rrset(const StoreNode *n, uint16_t type, StoreRRSet *ret) {
         return store_view_rrset(n ? rcu_dereference(n->view) : NULL, type, ret);
+}
+
+uint32_t store_name_hash(const uint8_t *wire, size_t len) {
+        return wire_hash(wire, len);
+}
+
+void store_prefetch(const Store *s, uint32_t hash, size_t len, unsigned step) {
+        const StoreNode *n;
+
+        if (step == 0) {
+                rcu_hash_prefetch_slot(&s->nodes, hash);
+                return;
+        }
+        n = rcu_hash_peek(&s->nodes, hash);
+        if (!n)
+                return;
+        if (step == 1) {
+                /* The lookup compares the wire name after the struct: half
+                 * of the nodes have its end in the next cache line. */
+                __builtin_prefetch(n);
+                __builtin_prefetch(store_node_wire(n) + len - 1);
+        } else if (n->hash == hash)
+                __builtin_prefetch(rcu_dereference(n->view));
 }
 
 bool store_lookup_name(const Store *s, const uint8_t *wire, size_t len, StoreName *ret) {

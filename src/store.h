@@ -104,11 +104,21 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
  * the store does not hold, -ERANGE for a TTL above STORE_TTL_MAX. */
 int store_add(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
               uint32_t line, const char *detail, const char **ret_error);
+/* The same, also giving the record added or found (ret_record, when not
+ * negative). A record stays where it is until it is removed, and only its
+ * owner's changes touch it: a source may keep pointers to its own records,
+ * and read their name, type, value and line from another thread while it
+ * makes no change to them (the hosts source diffs a file against them off
+ * the loop). */
+int store_add_record(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
+                     uint32_t line, const char *detail, const char **ret_error, const Record **ret_record);
 
 /* Removes matching records of one owner; type 0 and value NULL match any.
  * owner NULL matches any owner. Returns the number removed (0 if none). */
 int store_remove(Store *s, const char *name, uint16_t type, const char *value, const char *owner);
 int store_remove_owner(Store *s, const char *owner);
+/* Removes one record that store_add_record() gave, and frees it. */
+void store_remove_record(Store *s, const Record *r);
 
 /* Mark and sweep, for reloads: mark every record of an owner, re-add what is
  * still there (store_add clears the mark), then sweep what is still marked.
@@ -221,6 +231,18 @@ typedef struct StoreName {
  * an address we hold (2.0.192.in-addr.arpa for 192.0.2.7, the nibbles of an
  * ip6.arpa prefix, in-addr.arpa, arpa) exists, without data of its own. */
 bool store_lookup_name(const Store *s, const uint8_t *wire, size_t len, StoreName *ret);
+
+/* Most of a lookup's time with many names is waiting for memory: the
+ * name's table slot, its node, its view. For a batch of questions, those
+ * waits overlap when each step is started for every question before the
+ * next step, and the lookups come after: call store_prefetch() with step 0
+ * for each name, then step 1 for each, then 2, then look them up. Each step
+ * reads what the one before brought in and starts fetching the next piece.
+ * Hints only: a change in between costs a miss, nothing else. hash is
+ * store_name_hash() of the lowercased wire name, len its length. */
+#define STORE_PREFETCH_STEPS 3u
+uint32_t store_name_hash(const uint8_t *wire, size_t len);
+void store_prefetch(const Store *s, uint32_t hash, size_t len, unsigned step);
 
 /* Whether the name has PTRs to answer: explicit ones or derived ones. */
 bool store_name_has_ptr(const StoreName *n);

@@ -6,8 +6,10 @@
  *
  * A job is a struct of the caller's with a WorkerJob first (or anywhere, with
  * container_of): run() works on the worker thread and must not touch anything
- * the loop changes (the store, the Manager); done() runs on the loop
- * afterwards and owns the job from then on. Logging belongs in done(). */
+ * the loop changes (the store, the Manager; a source may read records of its
+ * own that nothing changes while the job runs, see store_add_record()); done()
+ * runs on the loop afterwards and owns the job from then on. Logging belongs
+ * in done(). */
 #pragma once
 
 #include <systemd/sd-event.h>

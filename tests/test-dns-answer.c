@@ -1111,6 +1111,58 @@ static void measure(const Store *s) {
         printf("answers per second (NXDOMAIN with SOA): %.0f\n", n / secs);
 }
 
+/* The batch prefetch: it finds the question's name as lookups will (the
+ * store's hash of the lowercased wire name), gives up on anything odd, and
+ * changes no answer. */
+static void test_prefetch(const Store *s) {
+        static const uint8_t wire[] = "\3web\7example\3com";
+        uint8_t req[64], bad[64];
+        DnsPrefetch p;
+        size_t o, n;
+
+        TEST_BEGIN("prefetch");
+        o = raw_header(req, 0x0100, 1, 0, 0, 0);
+        o = raw_put(req, o, "\3WeB\7ExAmple\3cOm\0\0\1\0\1", Q_WEB_LEN);
+        p = (DnsPrefetch) { .valid = false };
+        for (unsigned step = 0; step < DNS_PREFETCH_STEPS; step++)
+                dns_answer_prefetch(s, req, o, &p, step);
+        CHECK(p.valid);
+        CHECK_INT_EQ(p.len, sizeof wire);
+        CHECK(p.hash == store_name_hash(wire, sizeof wire));
+        run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, req, o, &R);
+        CHECK(R.pkt && ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NOERROR);
+        CHECK_INT_EQ(ancount(&R), 3);
+
+        /* A name we do not have: nothing to fetch, nothing changes. */
+        n = raw_header(bad, 0x0100, 1, 0, 0, 0);
+        n = raw_put(bad, n, "\7nothere\7example\3com\0\0\1\0\1", 25);
+        for (unsigned step = 0; step < DNS_PREFETCH_STEPS; step++)
+                dns_answer_prefetch(s, bad, n, &p, step);
+        CHECK(p.valid);
+        run_raw(s, &cfg_example, DNS_TRANSPORT_UDP, bad, n, &R);
+        CHECK(R.pkt && ldns_pkt_get_rcode(R.pkt) == LDNS_RCODE_NXDOMAIN);
+
+        /* Odd requests: left to dns_answer(). */
+        p.valid = true;
+        dns_answer_prefetch(s, req, DNS_HEADER_SIZE, &p, 0); /* no question */
+        CHECK(!p.valid);
+        memcpy(bad, req, o);
+        bad[5] = 2; /* two questions */
+        p.valid = true;
+        dns_answer_prefetch(s, bad, o, &p, 0);
+        CHECK(!p.valid);
+        p.valid = true;
+        dns_answer_prefetch(s, req, DNS_HEADER_SIZE + 10, &p, 0); /* cut inside the name */
+        CHECK(!p.valid);
+        memcpy(bad, req, o);
+        bad[DNS_HEADER_SIZE + 4] = 0xc0; /* a compression pointer where a label goes */
+        p.valid = true;
+        dns_answer_prefetch(s, bad, o, &p, 0);
+        CHECK(!p.valid);
+        for (unsigned step = 1; step < DNS_PREFETCH_STEPS; step++)
+                dns_answer_prefetch(s, bad, o, &p, step);
+}
+
 /* The "is it ours" rule on its own: dns_zone_apex() over a small store. */
 static const char *apex_of(const Store *s, const DnsAnswerConfig *cfg, const char *name) {
         static char out[1024];
@@ -1233,6 +1285,7 @@ int main(void) {
         test_truncation(s);
         test_edns(s);
         test_malformed(s);
+        test_prefetch(s);
         if (!getenv("DNS_ANSWER_NO_BENCH"))
                 measure(s);
 

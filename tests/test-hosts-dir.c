@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -914,6 +915,134 @@ static void test_unreadable_kept(void) {
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Addresses written in other ways than the store writes them: the entries and
+ * the records made from them compare equal at the next load, which then
+ * changes nothing but what the file changed. */
+static void test_reload_address_spellings(void) {
+        Test t;
+
+        test_setup(&t, "spellings", true);
+        write_file(&t, "a.hosts",
+                   "2001:DB8:0:0::5 v6.spell.test\n"
+                   "::FFFF:10.1.2.3 mapped.spell.test\n"
+                   "0::1 loop6.spell.test\n"
+                   "fe80:0000::0 link.spell.test\n"
+                   "10.1.2.3 v4.spell.test V4.Spell.Test.\n");
+        test_start(&t);
+        CHECK(has_record(&t, "v6.spell.test", "2001:db8::5", "a.hosts", 1));
+        CHECK(has_record(&t, "mapped.spell.test", "::ffff:10.1.2.3", "a.hosts", 2));
+        CHECK(has_record(&t, "loop6.spell.test", "::1", "a.hosts", 3));
+        CHECK(has_record(&t, "link.spell.test", "fe80::", "a.hosts", 4));
+        CHECK(has_record(&t, "v4.spell.test", "10.1.2.3", "a.hosts", 5));
+        CHECK(store_count(t.store) == 5);
+        clear_events(&t);
+
+        /* Lines moved and spelt differently again, one added. */
+        write_file(&t, "a.hosts",
+                   "10.1.2.4 new.spell.test\n"
+                   "10.1.2.3 v4.spell.test\n"
+                   "fe80::0:0 link.spell.test\n"
+                   "0:0::0:1 loop6.spell.test\n"
+                   "::ffff:a01:203 mapped.spell.test\n"
+                   "2001:db8::5 v6.spell.test\n");
+        CHECK(wait_record(&t, "new.spell.test", "10.1.2.4", true));
+        CHECK(wait_idle(&t));
+        settle(&t, 50 * USEC_PER_MSEC);
+        CHECK(expect_events(&t, "+new.spell.test 10.1.2.4 a.hosts"));
+        CHECK(has_record(&t, "v4.spell.test", "10.1.2.3", "a.hosts", 2));
+        CHECK(has_record(&t, "mapped.spell.test", "::ffff:10.1.2.3", "a.hosts", 5));
+        CHECK(has_record(&t, "v6.spell.test", "2001:db8::5", "a.hosts", 6));
+        CHECK(store_count(t.store) == 6);
+
+        /* And each one goes when its line does. */
+        write_file(&t, "a.hosts", "10.1.2.3 v4.spell.test\n");
+        CHECK(wait_record(&t, "v6.spell.test", "2001:db8::5", false));
+        CHECK(wait_idle(&t));
+        CHECK(store_count(t.store) == 1);
+        CHECK(expect_events(&t, "-new.spell.test 10.1.2.4 a.hosts", "-link.spell.test fe80:: a.hosts",
+                            "-loop6.spell.test ::1 a.hosts", "-mapped.spell.test ::ffff:10.1.2.3 a.hosts",
+                            "-v6.spell.test 2001:db8::5 a.hosts"));
+
+        test_teardown(&t);
+}
+
+/* Bytes malloc has handed out and not had back (arenas and mmapped blocks). */
+static size_t heap_in_use(void) {
+        struct mallinfo2 mi = mallinfo2();
+
+        return mi.uordblks + mi.hblkhd;
+}
+
+/* Once a file is loaded, the source keeps little beside the records the
+ * store made: not the names and addresses it parsed (a second copy of a large
+ * file's content, megabytes that stayed for the daemon's whole life). */
+#define MEMORY_N 20000u
+static void test_memory_after_load(void) {
+        _cleanup_(store_freep) Store *ref = NULL;
+        char path[512], name[64], addr[32];
+        size_t before, store_bytes, limit;
+        uint64_t deadline;
+        Test t;
+        FILE *f;
+
+        test_setup(&t, "memory", true);
+        t.quiet = true;
+        in_dir(&t, "big.hosts", path);
+        f = fopen(path, "we");
+        CHECK(f);
+        for (unsigned i = 0; i < MEMORY_N; i++)
+                CHECK(fprintf(f, "10.8.%u.%u mem%u.memory.test\n", i / 250, i % 250, i) > 0);
+        CHECK(fclose(f) == 0);
+
+        /* What the store alone takes for these records. */
+        before = heap_in_use();
+        CHECK(store_new(&ref) >= 0);
+        for (unsigned i = 0; i < MEMORY_N; i++) {
+                snprintf(name, sizeof name, "mem%u.memory.test", i);
+                snprintf(addr, sizeof addr, "10.8.%u.%u", i / 250, i % 250);
+                CHECK(store_add(ref, name, DNS_TYPE_A, addr, 300, "hosts:ref", i + 1, NULL, NULL) == 1);
+        }
+        store_flush(ref);
+        store_bytes = heap_in_use() - before;
+        if (store_bytes < MEMORY_N * 64) {
+                /* A sanitizer's allocator: mallinfo2() does not see it. */
+                fprintf(stderr, "test-hosts-dir: malloc statistics unavailable, memory check skipped\n");
+                ref = store_free(ref);
+                test_teardown(&t);
+                return;
+        }
+        ref = store_free(ref);
+
+        /* The source on top of that: the records it holds (a pointer each),
+         * its bookkeeping; the parse is freed on its worker once applied. */
+        before = heap_in_use();
+        test_start(&t);
+        CHECK(store_count(t.store) == MEMORY_N);
+        limit = store_bytes + MEMORY_N * 16 + 64 * 1024;
+        deadline = now_usec(CLOCK_MONOTONIC) + DEADLINE_USEC;
+        while (heap_in_use() - before > limit) {
+                if (now_usec(CLOCK_MONOTONIC) >= deadline) {
+                        fprintf(stderr, "store alone: %zu bytes; store and hosts source: %zu bytes\n", store_bytes,
+                                heap_in_use() - before);
+                        CHECK(heap_in_use() - before <= limit);
+                }
+                CHECK(sd_event_run(t.event, 10 * USEC_PER_MSEC) >= 0);
+        }
+
+        /* A reload of the same content changes nothing and keeps no more. */
+        append_file(&t, "big.hosts", "# touched\n");
+        settle(&t, 100 * USEC_PER_MSEC);
+        CHECK(wait_idle(&t));
+        deadline = now_usec(CLOCK_MONOTONIC) + DEADLINE_USEC;
+        while (heap_in_use() - before > limit) {
+                CHECK(now_usec(CLOCK_MONOTONIC) < deadline);
+                CHECK(sd_event_run(t.event, 10 * USEC_PER_MSEC) >= 0);
+        }
+        CHECK(store_count(t.store) == MEMORY_N);
+
+        test_teardown(&t); /* quiet: the records go without a note each */
+}
+
 int main(void) {
         CHECK(mkdtemp(tmp_root));
         tmp_made = true;
@@ -927,6 +1056,8 @@ int main(void) {
         test_limits();
         test_emfile_retried();
         test_unreadable_kept();
+        test_reload_address_spellings();
+        test_memory_after_load();
 
         printf("test-hosts-dir: all passed\n");
         return 0;

@@ -250,6 +250,7 @@ static void *reader(void *arg) {
         unsigned seed = (unsigned) (uintptr_t) arg;
         uint8_t query[512], reply[4096];
         unsigned long checked = 0, failed = 0;
+        DnsPrefetch prefetch;
 
         rcu_attach_thread();
         while (!__atomic_load_n(&writers_done, __ATOMIC_ACQUIRE)) {
@@ -266,6 +267,10 @@ static void *reader(void *arg) {
 
                 before = history_len(&history[i]);
                 rcu_reader_lock();
+                /* As the answering threads do for a batch: the prefetch
+                 * reads the name's slot, node and view as they change. */
+                for (unsigned step = 0; step < DNS_PREFETCH_STEPS; step++)
+                        dns_answer_prefetch(store, query, qlen, &prefetch, step);
                 len = dns_answer(store, &config, DNS_TRANSPORT_UDP, query, qlen, reply, sizeof reply, NULL);
                 rcu_reader_unlock();
                 after = history_len(&history[i]);
