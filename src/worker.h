@@ -26,6 +26,11 @@ struct WorkerJob {
         WorkerJob *next;               /* private to worker.c */
 };
 
+/* How many nice levels below the daemon a worker thread runs (capped at
+ * 19): a large parse or render then never keeps an answering thread or the
+ * control loop waiting for a core. */
+#define WORKER_NICE_STEP 10
+
 /* Starts a thread named name (at most 15 characters: the kernel's limit). */
 int worker_new(Worker **ret, sd_event *e, const char *name);
 /* Lets every job submitted so far run to its end (so that a save in progress
