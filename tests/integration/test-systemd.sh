@@ -259,6 +259,14 @@ ct journalctl -u joyride.service --no-pager | grep -q 'file descriptor limit' &&
         fail "the daemon says its caps do not fit in LimitNOFILE="
 ok "running as joyride (groups include docker), no capabilities, NoNewPrivs, state folder joyride 0700, 2048 fds"
 
+# Background threads yield to DNS: the unit's system call filter must leave
+# setpriority() to the daemon, or every thread runs at the same level.
+threads=$(ct sh -c "for t in /proc/$mainpid/task/*; do printf '%s %s\n' \"\$(cat \$t/comm)\" \"\$(sed 's/.*) //' \$t/stat | cut -d' ' -f17)\"; done")
+grep -qx 'hosts-reader 10' <<<"$threads" || fail "the hosts worker does not run ten nice levels down: $(tr '\n' ',' <<<"$threads")"
+grep -qx 'state-writer 10' <<<"$threads" || fail "the state writer does not run ten nice levels down: $(tr '\n' ',' <<<"$threads")"
+grep -qx 'joyrided 0' <<<"$threads" || fail "the control loop does not run at nice 0: $(tr '\n' ',' <<<"$threads")"
+ok "threads at their nice levels: $(awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }' <<<"$threads")"
+
 systemd_status=$(ct systemctl show -P StatusText joyride.service)
 grep -q "Serving" <<<"$systemd_status" || fail "no STATUS= from the daemon: '$systemd_status'"
 ok "systemctl status says: $systemd_status"
@@ -307,7 +315,7 @@ assert len(q) == 1, e
 x = q[0]
 assert x["MESSAGE"].startswith("Query Nope.Example.Internal. AAAA from "), x
 assert (x["JOYRIDE_TYPE"], x["JOYRIDE_RCODE"], x["JOYRIDE_CLIENT"], x["PRIORITY"]) == ("AAAA", "NXDOMAIN", "127.0.0.1", "7"), x
-assert x["CODE_FUNC"] == "log_query" and isinstance(x["CODE_FILE"], str), x' ||
+assert x["CODE_FUNC"] == "log_query_debug" and isinstance(x["CODE_FILE"], str), x' ||
         fail "the query's journal entry lacks its fields: $(cat "$T/query.json")"
 ct busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS SetLogLevel s info
 ok "a query at debug level: JOYRIDE_NAME, JOYRIDE_TYPE=AAAA, JOYRIDE_RCODE=NXDOMAIN, JOYRIDE_CLIENT=127.0.0.1"
