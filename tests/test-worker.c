@@ -58,7 +58,7 @@ static void test_order_and_priority(void) {
         g_assert_cmpint(sd_event_new(&e), >=, 0);
         g_assert_cmpint(worker_new(&w, e, "test-worker"), ==, 0);
         for (unsigned i = 0; i < N; i++) {
-                jobs[i] = (TestJob){
+                jobs[i] = (TestJob) {
                         .job = { .run = job_run, .done = job_done, .discard = job_discard },
                         .seq = i,
                         .done_order = order,
