@@ -9,7 +9,10 @@
 
 Sends queries at a steady rate (never waiting for a reply), for names
 PATTERN with {} replaced by a random number below N (default: one fixed name),
-and measures each reply's delay from its query. A query without a reply
+and measures each reply's delay from its query: both times are the
+kernel's (the query's as it left for the loopback device, the reply's as it
+arrived), so a probe kept off the CPU by a busy machine does not count its
+own wait. A query without a reply
 LOST_AFTER_MS after it was sent counts as lost: a stub resolver would have
 retried (or given up) by then. Prints p50, p99 and max of the delays of the
 answered queries, and the count of lost ones, as one line (or JSON).
@@ -34,6 +37,17 @@ import time
 
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+# Send times from the kernel too (linux/net_tstamp.h): the moment each query
+# left for the loopback device, read back from the socket's error queue with
+# a per-socket counter (OPT_ID) that says which send it was.
+SO_TIMESTAMPING = 37
+SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_ID = 1 << 7
+SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+IP_RECVERR, IPV6_RECVERR = 11, 25
+SO_EE_ORIGIN_TIMESTAMPING = 4
 
 
 def encode_query(qid, name):
@@ -73,12 +87,22 @@ def main():
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING,
+                        SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
+                        SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
+        kernel_send_times = True
+    except OSError:
+        kernel_send_times = False   # then the time just before send(), as before
     sock.connect((args.server, args.port))
     sock.setblocking(False)
 
     interval = args.interval_ms / 1000.0
     lost_after = args.lost_after_ms / 1000.0
-    pending = {}            # id -> send time
+    pending = {}            # id -> send time (ours, for expiry)
+    sent_at = {}            # id -> the kernel's send time
+    send_ids = {}           # the kernel's send counter -> id
+    kernel_timed = 0
     delays = []
     lost = 0
     sent = 0
@@ -87,11 +111,34 @@ def main():
     start = time.perf_counter()
     end = start + args.seconds
     next_send = start
+    sent_ok = 0             # the kernel counts only the sends that went out
 
     last_check = start
 
+    def receive_send_times():
+        while kernel_send_times:
+            try:
+                _, anc, _, _ = sock.recvmsg(0, 256, MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            when = counter = None
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    when = sec + nsec / 1e9
+                elif (level, kind) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)) \
+                        and len(value) >= 16:
+                    _, origin, _, _, _, _, data = struct.unpack("=IBBBBII", value[:16])
+                    if origin == SO_EE_ORIGIN_TIMESTAMPING:
+                        counter = data
+            k = send_ids.pop(counter, None)
+            if when is not None and k is not None and k in pending:
+                sent_at[k] = when
+
     def receive():
-        nonlocal rcode_errors
+        nonlocal rcode_errors, kernel_timed
+        # Send times first: each was queued before its reply could exist.
+        receive_send_times()
         while True:
             try:
                 data, anc, _, _ = sock.recvmsg(4096, 64)
@@ -112,6 +159,10 @@ def main():
             t = pending.pop(rid, None)
             if t is None:
                 continue        # late (already counted lost) or not ours
+            k = sent_at.pop(rid, None)
+            if k is not None:
+                t = k
+                kernel_timed += 1
             delays.append(max(0.0, arrived - t))
             if flags & 0x000F:
                 rcode_errors += 1
@@ -135,6 +186,8 @@ def main():
             pending[qid] = time.time()
             try:
                 sock.send(encode_query(qid, name))
+                send_ids[sent_ok] = qid
+                sent_ok += 1
             except (BlockingIOError, ConnectionRefusedError):
                 pass
             sent += 1
@@ -147,6 +200,7 @@ def main():
         wall = time.time()
         for k in [k for k, t in pending.items() if wall - t > lost_after]:
             del pending[k]
+            sent_at.pop(k, None)
             lost += 1
         timeout = max(0.0, min(next_send if now < end else end + lost_after, now + 0.05) - time.perf_counter())
         select.select([sock], [], [], timeout)
@@ -161,6 +215,7 @@ def main():
         "answered": len(delays),
         "lost": lost,
         "rcode_errors": rcode_errors,
+        "kernel_send_times": kernel_timed,
         "p50_ms": round(percentile(ms, 50), 3),
         "p99_ms": round(percentile(ms, 99), 3),
         "max_ms": round(ms[-1], 3) if ms else float("nan"),
