@@ -40,10 +40,21 @@
 #include "rcu-hash.h"
 #include "store.h"
 
+/* The owners of one source: the part of an owner's name up to its first
+ * ':' ("hosts:", "etcd:"), or the whole name ("dbus"). Counted as records
+ * come and go, so that counting a source's records does not walk its owners
+ * (etcd has one per key). */
+typedef struct OwnerKind {
+        char *name;
+        size_t count;    /* records */
+        size_t n_owners; /* the kind goes with its last owner */
+} OwnerKind;
+
 typedef struct Owner {
         char *name;
         Record *head;
         size_t count;
+        OwnerKind *kind;
 } Owner;
 
 typedef struct Subscriber {
@@ -66,6 +77,7 @@ struct Store {
         RcuHash addrs;      /* StoreAddr, the newest chunk of each address (owned, with the older ones) */
         RcuHash prefixes;   /* Prefix (owned) */
         GHashTable *owners; /* name -> Owner (owns); control plane only */
+        GHashTable *kinds;  /* name -> OwnerKind (owns); control plane only */
         size_t n_addrs[2];  /* addresses held: IPv4, IPv6; the answer path reads them */
         GArray *subscribers;
         bool notifying;   /* subscribers are being called: unsubscribe only marks */
@@ -783,14 +795,44 @@ static void owner_free(gpointer p) {
         g_free(o);
 }
 
+static void owner_kind_free(gpointer p) {
+        OwnerKind *k = p;
+        g_free(k->name);
+        g_free(k);
+}
+
+static OwnerKind *owner_kind_get(Store *s, const char *owner) {
+        const char *colon = strchr(owner, ':');
+        g_autofree char *name = g_strndup(owner, colon ? (size_t) (colon - owner) + 1 : strlen(owner));
+        OwnerKind *k = g_hash_table_lookup(s->kinds, name);
+
+        if (!k) {
+                k = g_new0(OwnerKind, 1);
+                k->name = TAKE_PTR(name);
+                g_hash_table_insert(s->kinds, k->name, k);
+        }
+        return k;
+}
+
 static Owner *owner_get(Store *s, const char *name, bool create) {
         Owner *o = g_hash_table_lookup(s->owners, name);
         if (o || !create)
                 return o;
         o = g_new0(Owner, 1);
         o->name = g_strdup(name);
+        o->kind = owner_kind_get(s, name);
+        o->kind->n_owners++;
         g_hash_table_insert(s->owners, o->name, o);
         return o;
+}
+
+/* Called with the owner's last record gone. */
+static void owner_drop(Store *s, Owner *o) {
+        OwnerKind *k = o->kind;
+
+        g_hash_table_remove(s->owners, o->name);
+        if (--k->n_owners == 0)
+                g_hash_table_remove(s->kinds, k->name);
 }
 
 /* A callback may unsubscribe itself or another subscriber: the entry is
@@ -840,6 +882,7 @@ static void record_remove(Store *s, Record *r) {
         if (r->owner_next)
                 r->owner_next->owner_prev = r->owner_prev;
         o->count--;
+        o->kind->count--;
         s->n_records--;
 
         addr_follow(s, n, r, had, old_ttl);
@@ -850,7 +893,7 @@ static void record_remove(Store *s, Record *r) {
 
         record_free(r);
         if (o->count == 0)
-                g_hash_table_remove(s->owners, o->name);
+                owner_drop(s, o);
         node_prune(s, n);
 }
 
@@ -970,6 +1013,7 @@ int store_add_record(Store *s, const char *name, uint16_t type, const char *valu
                 o->head->owner_prev = r;
         o->head = r;
         o->count++;
+        o->kind->count++;
         s->n_records++;
 
         node_publish(s, n, is_new);
@@ -1083,6 +1127,7 @@ int store_new(Store **ret) {
         rcu_hash_init(&s->addrs, addr_hash);
         rcu_hash_init(&s->prefixes, prefix_hash);
         s->owners = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, owner_free);
+        s->kinds = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, owner_kind_free);
         s->subscribers = g_array_new(FALSE, FALSE, sizeof(Subscriber));
         *ret = s;
         return 0;
@@ -1105,6 +1150,7 @@ Store *store_free(Store *s) {
                         record_free(r);
                 }
         g_hash_table_destroy(s->owners);
+        g_hash_table_destroy(s->kinds);
         for (iter = 0; (item = rcu_hash_next(&s->nodes, &iter));) {
                 g_free((void *) ((StoreNode *) item)->view);
                 g_free(item);
@@ -1141,9 +1187,27 @@ size_t store_count_owner_prefix(const Store *s, const char *prefix) {
         gpointer v;
         size_t n = 0;
 
+        if (!prefix)
+                return s->n_records;
+        /* An owner starts with the prefix exactly when its kind does, unless
+         * the prefix goes past a kind's ':' ("hosts:/etc/a"): then only that
+         * kind's owners can match, and they are looked at one by one. */
+        g_hash_table_iter_init(&it, s->kinds);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const OwnerKind *k = v;
+
+                if (g_str_has_prefix(k->name, prefix))
+                        n += k->count;
+                else if (g_str_has_prefix(prefix, k->name) && g_str_has_suffix(k->name, ":"))
+                        goto walk;
+        }
+        return n;
+
+walk:
+        n = 0;
         g_hash_table_iter_init(&it, s->owners);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                if (!prefix || g_str_has_prefix(((Owner *) v)->name, prefix))
+                if (g_str_has_prefix(((Owner *) v)->name, prefix))
                         n += ((Owner *) v)->count;
         return n;
 }

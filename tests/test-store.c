@@ -497,6 +497,49 @@ static void test_subscribers_change_while_notified(void) {
         CHECK(b.calls == 2 && c.calls == 3 && e.calls == 2);
 }
 
+/* Counting a source's records: by the part of the owner before its ':' (one
+ * owner per etcd key), and by any longer prefix too. */
+static void test_count_owner_prefix(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        char name[64], owner[64];
+
+        CHECK(store_new(&s) == 0);
+        for (unsigned i = 0; i < 1000; i++) {
+                (void) snprintf(name, sizeof name, "k%u.etcd.test", i);
+                (void) snprintf(owner, sizeof owner, "etcd:/skydns/test/etcd/k%u", i);
+                CHECK(store_add(s, name, DNS_TYPE_A, "10.2.0.1", 30, owner, 0, NULL, NULL) == 1);
+        }
+        store_add(s, "a.test", DNS_TYPE_A, "10.1.0.1", 30, "hosts:/d/f", 1, NULL, NULL);
+        store_add(s, "b.test", DNS_TYPE_A, "10.1.0.2", 30, "hosts:/d/g", 1, NULL, NULL);
+        store_add(s, "c.test", DNS_TYPE_A, "10.1.0.3", 30, "dbus", 0, NULL, NULL);
+        store_add(s, "d.test", DNS_TYPE_A, "10.1.0.4", 30, "dbusy", 0, NULL, NULL);
+        store_add(s, "e.test", DNS_TYPE_A, "10.1.0.5", 30, "api", 0, NULL, NULL);
+
+        CHECK(store_count_owner_prefix(s, "etcd:") == 1000);
+        CHECK(store_count_owner_prefix(s, "etcd:/skydns/test/etcd/k99") == 11); /* k99, k990..k999 */
+        CHECK(store_count_owner_prefix(s, "hosts:") == 2);
+        CHECK(store_count_owner_prefix(s, "hosts:/d/g") == 1);
+        CHECK(store_count_owner_prefix(s, "hos") == 2);
+        CHECK(store_count_owner_prefix(s, "dbus") == 2); /* a prefix: "dbusy" too */
+        CHECK(store_count_owner_prefix(s, "dbus:") == 0);
+        CHECK(store_count_owner_prefix(s, "api") == 1);
+        CHECK(store_count_owner_prefix(s, "peer:") == 0);
+        CHECK(store_count_owner_prefix(s, "") == 1005);
+        CHECK(store_count_owner_prefix(s, NULL) == 1005);
+
+        /* Records and owners that go take their counts with them. */
+        for (unsigned i = 0; i < 500; i++) {
+                (void) snprintf(owner, sizeof owner, "etcd:/skydns/test/etcd/k%u", i);
+                CHECK(store_remove_owner(s, owner) == 1);
+        }
+        CHECK(store_count_owner_prefix(s, "etcd:") == 500);
+        CHECK(store_remove(s, "c.test", DNS_TYPE_A, "10.1.0.3", "dbus") == 1);
+        CHECK(store_count_owner_prefix(s, "dbus") == 1);
+        CHECK(store_add(s, "c.test", DNS_TYPE_A, "10.1.0.3", 30, "dbus", 0, NULL, NULL) == 1);
+        CHECK(store_count_owner_prefix(s, "dbus") == 2);
+        CHECK(store_count_owner_prefix(s, "") == 505);
+}
+
 int main(void) {
         test_add_union_dedup();
         test_nodes_and_ptr();
@@ -505,6 +548,7 @@ int main(void) {
         test_address_chunks();
         test_mark_sweep();
         test_foreach_source();
+        test_count_owner_prefix();
         test_many();
         test_subscribers_change_while_notified();
         printf("store: all checks passed\n");
