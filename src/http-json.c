@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "http-json.h"
+#include "json-util.h"
 
 static const char *const source_labels[_HTTP_SOURCE_MAX] = {
         [HTTP_SOURCE_HOSTS] = "hosts", [HTTP_SOURCE_DOCKER] = "docker", [HTTP_SOURCE_DBUS] = "dbus",
@@ -226,12 +227,8 @@ static json_object *status_hosts_warnings(const HostsDirStatus *h) {
 
         for (size_t i = 0; h && i < h->n_warnings_listed; i++) {
                 const HostsWarning *w = &h->warnings[i];
-                json_object *o = json_object_new_object();
 
-                json_object_object_add(o, "file", json_object_new_string(w->file));
-                json_object_object_add(o, "line", w->line > 0 ? json_object_new_int64(w->line) : NULL);
-                json_object_object_add(o, "message", json_object_new_string(w->why));
-                json_object_array_add(a, o);
+                json_object_array_add(a, json_hosts_warning_new(w->file, w->line, w->why));
         }
         return a;
 }
