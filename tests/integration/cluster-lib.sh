@@ -36,13 +36,11 @@ cluster_require_netns() {
 # 5353, and cluster_trap_exit is set (CL_BEFORE_CLEANUP and the like are
 # read at exit, so they may be set after this).
 cluster_test_begin() {
-        local build=$1 name=$2 cmd
+        local build=$1 name=$2
         shift 2
         JOYRIDED=$build/src/joyrided
         [ -x "$JOYRIDED" ] || fail "no joyrided in $build"
-        for cmd in dig "$@"; do
-                command -v "$cmd" >/dev/null || skip "$cmd is not installed"
-        done
+        need_commands dig "$@"
         cluster_require_netns
         CL_DIR=$(mktemp -d "/tmp/jr-$name.XXXXXX")
         CL_DNS_PORT=5353
@@ -218,9 +216,6 @@ cl_all() {
 }
 has_on() { cl_has "$3" "$1" "$2"; }
 lacks_on() { cl_lacks "$3" "$1" "$2"; }
-
-# now_ms: monotonic enough for intervals in a test.
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # wait_since START_MS WHAT MAX_MS CMD...: polls CMD every 20 ms until it
 # holds; sets ELAPSED to the ms since START_MS (taken before the action that
