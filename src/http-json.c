@@ -333,41 +333,12 @@ json_object *http_json_record(const Record *r) {
         return o;
 }
 
-typedef struct CollectContext {
-        GPtrArray *records;
-        uint16_t type;
-} CollectContext;
-
-static int collect_record(const Record *r, void *userdata) {
-        CollectContext *c = userdata;
-
-        if (c->type == 0 || r->type == c->type)
-                g_ptr_array_add(c->records, (void *) r);
-        return 0;
-}
-
-static int record_compare(const void *a, const void *b) {
-        const Record *x = *(const Record *const *) a, *y = *(const Record *const *) b;
-        int c;
-
-        c = strcmp(x->name, y->name);
-        if (c != 0)
-                return c;
-        if (x->type != y->type)
-                return x->type < y->type ? -1 : 1;
-        c = strcmp(strempty(x->value), strempty(y->value));
-        if (c != 0)
-                return c;
-        return strcmp(strempty(x->owner), strempty(y->owner));
-}
-
 json_object *http_json_records(const Store *s, const char *name, const char *owner_prefix, uint16_t type) {
         g_autoptr(GPtrArray) records = g_ptr_array_new();
-        CollectContext c = { .records = records, .type = type };
         json_object *o = json_object_new_object(), *array;
 
-        (void) store_foreach(s, name, owner_prefix, collect_record, &c);
-        g_ptr_array_sort(records, record_compare);
+        store_collect(s, name, owner_prefix, type, records);
+        g_ptr_array_sort(records, record_compare_ptr);
 
         array = json_object_new_array_ext((int) records->len);
         for (guint i = 0; i < records->len; i++)
