@@ -33,6 +33,13 @@ bus_show_logs() {
         done
 }
 
+# _bus_lib_launch DIR: dbus-daemon with DIR/bus.conf in the background ($! is
+# its PID), listening on DIR/bus.sock, logging to DIR/bus.log.
+_bus_lib_launch() {
+        dbus-daemon --config-file="$1/bus.conf" --address="unix:path=$1/bus.sock" \
+                --nofork --nopidfile --print-address=3 3>"$1/addr" >"$1/bus.log" 2>&1 </dev/null &
+}
+
 # start_system_bus DIR SRCDIR: writes DIR/bus.conf (type system, EXTERNAL auth,
 # the default policy of /usr/share/dbus-1/system.conf), includes the project's
 # data/dbus/org.joyride.DNS.conf through DIR/system.d, activates services from
@@ -75,8 +82,7 @@ start_system_bus() {
   <includedir>system.d</includedir>
 </busconfig>
 CONF
-        dbus-daemon --config-file="$dir/bus.conf" --address="unix:path=$dir/bus.sock" \
-                --nofork --nopidfile --print-address=3 3>"$dir/addr" >"$dir/bus.log" 2>&1 </dev/null &
+        _bus_lib_launch "$dir"
         # shellcheck disable=SC2034 # read by the test that sources this
         BUS_PID=$!
         export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus.sock"
@@ -113,8 +119,7 @@ start_open_bus() {
   </policy>
 </busconfig>
 CONF
-        dbus-daemon --config-file="$dir/bus.conf" --address="unix:path=$dir/bus.sock" \
-                --nofork --nopidfile --print-address=3 3>"$dir/addr" >"$dir/bus.log" 2>&1 </dev/null &
+        _bus_lib_launch "$dir"
         # shellcheck disable=SC2034 # read by the test that sources this
         OPEN_BUS_PID=$!
         export DBUS_SESSION_BUS_ADDRESS="unix:path=$dir/bus.sock"

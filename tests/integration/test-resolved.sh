@@ -22,10 +22,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 . "$SRC/tests/integration/lib.sh"
 . "$SRC/tests/integration/bus-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-        echo "SKIP: needs root"
-        exit 77
-fi
+[ "$(id -u)" = 0 ] || skip "needs root"
 need_commands dbus-daemon busctl dig python3
 
 T=$(mktemp -d /tmp/joyride-resolved.XXXXXX)
