@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "http-json.h"
+#include "json-util.h"
 
 static const char *const source_labels[_HTTP_SOURCE_MAX] = {
         [HTTP_SOURCE_HOSTS] = "hosts", [HTTP_SOURCE_DOCKER] = "docker", [HTTP_SOURCE_DBUS] = "dbus",
@@ -226,12 +227,8 @@ static json_object *status_hosts_warnings(const HostsDirStatus *h) {
 
         for (size_t i = 0; h && i < h->n_warnings_listed; i++) {
                 const HostsWarning *w = &h->warnings[i];
-                json_object *o = json_object_new_object();
 
-                json_object_object_add(o, "file", json_object_new_string(w->file));
-                json_object_object_add(o, "line", w->line > 0 ? json_object_new_int64(w->line) : NULL);
-                json_object_object_add(o, "message", json_object_new_string(w->why));
-                json_object_array_add(a, o);
+                json_object_array_add(a, json_hosts_warning_new(w->file, w->line, w->why));
         }
         return a;
 }
@@ -336,41 +333,12 @@ json_object *http_json_record(const Record *r) {
         return o;
 }
 
-typedef struct CollectContext {
-        GPtrArray *records;
-        uint16_t type;
-} CollectContext;
-
-static int collect_record(const Record *r, void *userdata) {
-        CollectContext *c = userdata;
-
-        if (c->type == 0 || r->type == c->type)
-                g_ptr_array_add(c->records, (void *) r);
-        return 0;
-}
-
-static int record_compare(const void *a, const void *b) {
-        const Record *x = *(const Record *const *) a, *y = *(const Record *const *) b;
-        int c;
-
-        c = strcmp(x->name, y->name);
-        if (c != 0)
-                return c;
-        if (x->type != y->type)
-                return x->type < y->type ? -1 : 1;
-        c = strcmp(strempty(x->value), strempty(y->value));
-        if (c != 0)
-                return c;
-        return strcmp(strempty(x->owner), strempty(y->owner));
-}
-
 json_object *http_json_records(const Store *s, const char *name, const char *owner_prefix, uint16_t type) {
         g_autoptr(GPtrArray) records = g_ptr_array_new();
-        CollectContext c = { .records = records, .type = type };
         json_object *o = json_object_new_object(), *array;
 
-        (void) store_foreach(s, name, owner_prefix, collect_record, &c);
-        g_ptr_array_sort(records, record_compare);
+        store_collect(s, name, owner_prefix, type, records);
+        g_ptr_array_sort(records, record_compare_ptr);
 
         array = json_object_new_array_ext((int) records->len);
         for (guint i = 0; i < records->len; i++)
@@ -389,6 +357,12 @@ json_object *http_json_records(const Store *s, const char *name, const char *own
 
 static void metric_header(GString *out, const char *name, const char *type, const char *help) {
         g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A metric of one series without labels: its header, then its value. */
+static void metric_value(GString *out, const char *name, const char *type, const char *help, uint64_t value) {
+        metric_header(out, name, type, help);
+        g_string_append_printf(out, "%s %" PRIu64 "\n", name, value);
 }
 
 /* A label value: backslash, quote and newline escaped. */
@@ -432,21 +406,17 @@ static void metrics_forward(GString *out, const HttpMetricsInput *in) {
                   offsetof(DnsForwardCounters, upstream_tcp) },
         };
 
-        metric_header(out, "joyride_forward_enabled", "gauge", "1 when names that are not ours are forwarded, else 0.");
-        g_string_append_printf(out, "joyride_forward_enabled %d\n", in->forward_enabled && f && f->enabled);
-        for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
-                metric_header(out, counters[i].name, "counter", counters[i].help);
-                g_string_append_printf(out, "%s %" PRIu64 "\n", counters[i].name,
-                                       *(const uint64_t *) ((const uint8_t *) c + counters[i].offset));
-        }
+        metric_value(out, "joyride_forward_enabled", "gauge", "1 when names that are not ours are forwarded, else 0.",
+                     in->forward_enabled && f && f->enabled);
+        for (size_t i = 0; i < ELEMENTSOF(counters); i++)
+                metric_value(out, counters[i].name, "counter", counters[i].help,
+                             *(const uint64_t *) ((const uint8_t *) c + counters[i].offset));
         metric_header(out, "joyride_forward_cache_lookups_total", "counter", "Forward cache lookups, by result.");
         g_string_append_printf(out, "joyride_forward_cache_lookups_total{result=\"hit\"} %" PRIu64 "\n", c->cache_hits);
         g_string_append_printf(out, "joyride_forward_cache_lookups_total{result=\"miss\"} %" PRIu64 "\n",
                                c->cache_misses);
-        metric_header(out, "joyride_forward_cache_entries", "gauge", "Answers in the forward cache.");
-        g_string_append_printf(out, "joyride_forward_cache_entries %" PRIu64 "\n", c->cache_entries);
-        metric_header(out, "joyride_forward_cache_bytes", "gauge", "Bytes the forward cache holds.");
-        g_string_append_printf(out, "joyride_forward_cache_bytes %" PRIu64 "\n", c->cache_bytes);
+        metric_value(out, "joyride_forward_cache_entries", "gauge", "Answers in the forward cache.", c->cache_entries);
+        metric_value(out, "joyride_forward_cache_bytes", "gauge", "Bytes the forward cache holds.", c->cache_bytes);
         metric_header(out, "joyride_forward_latency_seconds", "summary",
                       "From a question's hand-off to its upstream answer (cache misses that were answered).");
         g_string_append_printf(out, "joyride_forward_latency_seconds_sum %.6f\n",
@@ -542,13 +512,12 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                 metrics_duration(out, "tcp", "forwarded", &in->forward->counters.duration[DNS_TRANSPORT_TCP]);
         }
 
-        metric_header(out, "joyride_dns_truncated_total", "counter", "UDP responses sent truncated (TC bit).");
-        g_string_append_printf(out, "joyride_dns_truncated_total %" PRIu64 "\n", c->truncated);
-        metric_header(out, "joyride_dns_tcp_connections_total", "counter", "DNS TCP connections accepted.");
-        g_string_append_printf(out, "joyride_dns_tcp_connections_total %" PRIu64 "\n", c->tcp_connections);
-        metric_header(out, "joyride_dns_tcp_rejected_total", "counter",
-                      "DNS TCP connections refused because of the connection cap.");
-        g_string_append_printf(out, "joyride_dns_tcp_rejected_total %" PRIu64 "\n", c->tcp_rejected);
+        metric_value(out, "joyride_dns_truncated_total", "counter", "UDP responses sent truncated (TC bit).",
+                     c->truncated);
+        metric_value(out, "joyride_dns_tcp_connections_total", "counter", "DNS TCP connections accepted.",
+                     c->tcp_connections);
+        metric_value(out, "joyride_dns_tcp_rejected_total", "counter",
+                     "DNS TCP connections refused because of the connection cap.", c->tcp_rejected);
 
         /* Like Docker's and the cluster's: only where they can move. */
         if (in->forward)
@@ -566,14 +535,12 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                        in->records_by_source[i]);
         }
 
-        metric_header(out, "joyride_store_changes_total", "counter",
-                      "Changes to the record store (records added or removed) since start.");
-        g_string_append_printf(out, "joyride_store_changes_total %" PRIu64 "\n", in->store_version);
+        metric_value(out, "joyride_store_changes_total", "counter",
+                     "Changes to the record store (records added or removed) since start.", in->store_version);
 
         if (in->docker_enabled) {
-                metric_header(out, "joyride_docker_connected", "gauge",
-                              "1 when the Docker monitor is connected to the engine, else 0.");
-                g_string_append_printf(out, "joyride_docker_connected %d\n", in->docker_connected);
+                metric_value(out, "joyride_docker_connected", "gauge",
+                             "1 when the Docker monitor is connected to the engine, else 0.", in->docker_connected);
         }
 
         if (in->cluster_enabled) {
@@ -614,17 +581,17 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                                        in->cluster_refused_relay);
                 g_string_append_printf(out, "joyride_cluster_refused_total{reason=\"not_member\"} %" PRIu64 "\n",
                                        in->cluster_refused_not_member);
-                metric_header(out, "joyride_cluster_refutations_total", "counter",
-                              "Record versions in this node's name that it never issued, refuted with newer ones.");
-                g_string_append_printf(out, "joyride_cluster_refutations_total %" PRIu64 "\n", in->cluster_refutations);
+                metric_value(out, "joyride_cluster_refutations_total", "counter",
+                             "Record versions in this node's name that it never issued, refuted with newer ones.",
+                             in->cluster_refutations);
         }
 
         if (in->etcd) {
                 const EtcdStatus *e = in->etcd;
 
-                metric_header(out, "joyride_etcd_connected", "gauge",
-                              "1 when the node reads and writes its records through etcd, else 0.");
-                g_string_append_printf(out, "joyride_etcd_connected %d\n", e->state == ETCD_CONNECTED);
+                metric_value(out, "joyride_etcd_connected", "gauge",
+                             "1 when the node reads and writes its records through etcd, else 0.",
+                             e->state == ETCD_CONNECTED);
                 metric_header(out, "joyride_etcd_keys", "gauge",
                               "Keys in etcd: served (others', holding records), published (this node's), pending (to "
                               "write).");
@@ -633,20 +600,16 @@ char *http_metrics_render(const HttpMetricsInput *in) {
                 g_string_append_printf(out, "joyride_etcd_keys{kind=\"pending\"} %u\n", e->n_pending);
                 metric_header(out, "joyride_etcd_revision", "gauge", "The etcd revision of the last change read.");
                 g_string_append_printf(out, "joyride_etcd_revision %" PRId64 "\n", e->revision);
-                metric_header(out, "joyride_etcd_resyncs_total", "counter",
-                              "Full reads of the etcd prefix (start, reconnects, compactions).");
-                g_string_append_printf(out, "joyride_etcd_resyncs_total %" PRIu64 "\n", e->resyncs);
-                metric_header(out, "joyride_etcd_events_total", "counter", "Changes read from the etcd watch.");
-                g_string_append_printf(out, "joyride_etcd_events_total %" PRIu64 "\n", e->events);
-                metric_header(out, "joyride_etcd_transactions_total", "counter",
-                              "Transactions of this node's changes written to etcd.");
-                g_string_append_printf(out, "joyride_etcd_transactions_total %" PRIu64 "\n", e->txns);
-                metric_header(out, "joyride_etcd_failures_total", "counter",
-                              "Connections to etcd members lost or refused.");
-                g_string_append_printf(out, "joyride_etcd_failures_total %" PRIu64 "\n", e->failures);
-                metric_header(out, "joyride_etcd_skipped_keys_total", "counter",
-                              "Keys below the prefix that could not be served.");
-                g_string_append_printf(out, "joyride_etcd_skipped_keys_total %" PRIu64 "\n", e->skipped);
+                metric_value(out, "joyride_etcd_resyncs_total", "counter",
+                             "Full reads of the etcd prefix (start, reconnects, compactions).", e->resyncs);
+                metric_value(out, "joyride_etcd_events_total", "counter", "Changes read from the etcd watch.",
+                             e->events);
+                metric_value(out, "joyride_etcd_transactions_total", "counter",
+                             "Transactions of this node's changes written to etcd.", e->txns);
+                metric_value(out, "joyride_etcd_failures_total", "counter",
+                             "Connections to etcd members lost or refused.", e->failures);
+                metric_value(out, "joyride_etcd_skipped_keys_total", "counter",
+                             "Keys below the prefix that could not be served.", e->skipped);
         }
 
         metric_header(out, "joyride_uptime_seconds", "gauge", "Seconds since the daemon started.");
@@ -660,14 +623,11 @@ char *http_metrics_render(const HttpMetricsInput *in) {
         g_string_append_printf(out, "process_start_time_seconds %.3f\n", in->start_time_seconds);
         metric_header(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
         g_string_append_printf(out, "process_cpu_seconds_total %.2f\n", in->cpu_seconds);
-        metric_header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        g_string_append_printf(out, "process_resident_memory_bytes %" PRIu64 "\n", in->resident_bytes);
-        metric_header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-        g_string_append_printf(out, "process_virtual_memory_bytes %" PRIu64 "\n", in->virtual_bytes);
-        metric_header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
-        g_string_append_printf(out, "process_open_fds %" PRIu64 "\n", in->open_fds);
-        metric_header(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-        g_string_append_printf(out, "process_max_fds %" PRIu64 "\n", in->max_fds);
+        metric_value(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                     in->resident_bytes);
+        metric_value(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", in->virtual_bytes);
+        metric_value(out, "process_open_fds", "gauge", "Number of open file descriptors.", in->open_fds);
+        metric_value(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.", in->max_fds);
 
         return g_string_free(out, FALSE);
 }

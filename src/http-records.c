@@ -517,23 +517,9 @@ static int on_copy(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-typedef struct ListContext {
-        GPtrArray *pending;
-        uint16_t type;
-} ListContext;
-
-static int list_record(const Record *r, void *userdata) {
-        ListContext *c = userdata;
-
-        if (c->type == 0 || r->type == c->type)
-                g_ptr_array_add(c->pending, (gpointer) r);
-        return 0;
-}
-
 RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, RecordsQuery *q, RecordsExportFunc done,
                                     void *userdata) {
         RecordsExport *x = g_new0(RecordsExport, 1);
-        ListContext c;
 
         *x = (RecordsExport) {
                 .job = { .run = render_run, .done = render_done, .discard = render_discard },
@@ -548,8 +534,7 @@ RecordsExport *records_export_start(Store *store, sd_event *e, Worker *worker, R
         };
         *q = (RecordsQuery) {};
 
-        c = (ListContext) { .pending = x->pending, .type = x->query.type };
-        (void) store_foreach(store, x->query.name, x->query.source, list_record, &c);
+        store_collect(store, x->query.name, x->query.source, x->query.type, x->pending);
         /* Room for all of them at once: growing by doubling would copy megabytes in one batch. */
         g_array_set_size(x->snapshot->records, x->pending->len);
         g_array_set_size(x->snapshot->records, 0);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-util.h"
 #include "macro.h"
 
 #define _(s) gettext(s)
@@ -404,12 +405,8 @@ static json_object *json_hosts_warnings(GArray *warnings) {
 
         for (guint i = 0; warnings && i < warnings->len; i++) {
                 const HostsWarningItem *w = &g_array_index(warnings, HostsWarningItem, i);
-                json_object *o = json_object_new_object();
 
-                json_object_object_add(o, "file", json_object_new_string(w->file));
-                json_object_object_add(o, "line", w->line > 0 ? json_object_new_int64(w->line) : NULL);
-                json_object_object_add(o, "message", json_object_new_string(w->why));
-                json_object_array_add(a, o);
+                json_object_array_add(a, json_hosts_warning_new(w->file, w->line, w->why));
         }
         return a;
 }

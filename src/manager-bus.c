@@ -515,23 +515,6 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* --- methods ------------------------------------------------------------- */
 
-static int compare_records(gconstpointer a, gconstpointer b) {
-        const Record *x = *(const Record *const *) a, *y = *(const Record *const *) b;
-        int c = strcmp(x->name, y->name);
-        if (c == 0)
-                c = (int) x->type - (int) y->type;
-        if (c == 0)
-                c = strcmp(strempty(x->value), strempty(y->value));
-        if (c == 0)
-                c = strcmp(x->owner, y->owner);
-        return c;
-}
-
-static int collect_record(const Record *r, void *userdata) {
-        g_ptr_array_add(userdata, (gpointer) r);
-        return 0;
-}
-
 static int append_record(sd_bus_message *reply, const Record *r) {
         _cleanup_free_ char *source = record_source(r);
         return sd_bus_message_append(reply, RECORD_SIGNATURE, r->name, type_string(r->type), strempty(r->value), r->ttl,
@@ -554,9 +537,8 @@ static int method_list_records(sd_bus_message *msg, void *userdata, sd_bus_error
                         return r;
         }
 
-        (void) store_foreach(m->store, isempty(name) ? NULL : name, isempty(source) ? NULL : source, collect_record,
-                             records);
-        g_ptr_array_sort(records, compare_records);
+        store_collect(m->store, isempty(name) ? NULL : name, isempty(source) ? NULL : source, 0, records);
+        g_ptr_array_sort(records, record_compare_ptr);
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)

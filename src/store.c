@@ -1261,6 +1261,40 @@ int store_foreach(const Store *s, const char *name, const char *owner_prefix, St
         return 0;
 }
 
+typedef struct CollectContext {
+        GPtrArray *records;
+        uint16_t type;
+} CollectContext;
+
+static int collect_record(const Record *r, void *userdata) {
+        CollectContext *c = userdata;
+
+        if (c->type == 0 || r->type == c->type)
+                g_ptr_array_add(c->records, (gpointer) r);
+        return 0;
+}
+
+void store_collect(const Store *s, const char *name, const char *owner_prefix, uint16_t type, GPtrArray *records) {
+        CollectContext c = { .records = records, .type = type };
+
+        (void) store_foreach(s, name, owner_prefix, collect_record, &c);
+}
+
+int record_compare_ptr(const void *a, const void *b) {
+        const Record *x = *(const Record *const *) a, *y = *(const Record *const *) b;
+        int c;
+
+        c = strcmp(x->name, y->name);
+        if (c != 0)
+                return c;
+        if (x->type != y->type)
+                return x->type < y->type ? -1 : 1;
+        c = strcmp(strempty(x->value), strempty(y->value));
+        if (c != 0)
+                return c;
+        return strcmp(strempty(x->owner), strempty(y->owner));
+}
+
 void record_source_format(GString *out, const char *owner, uint32_t line, const char *detail) {
         g_string_assign(out, owner);
         if (line > 0)

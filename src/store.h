@@ -148,6 +148,15 @@ void store_unsubscribe(Store *s, StoreSubscriber cb, void *userdata);
 typedef int (*StoreForeachFunc)(const Record *r, void *userdata);
 int store_foreach(const Store *s, const char *name, const char *owner_prefix, StoreForeachFunc f, void *userdata);
 
+/* Appends to records (borrowed Record pointers, valid as long as
+ * store_foreach()'s are) the records store_foreach() visits that are of
+ * type, or of any type for 0. */
+void store_collect(const Store *s, const char *name, const char *owner_prefix, uint16_t type, GPtrArray *records);
+
+/* For g_ptr_array_sort() of Record pointers: by name, type, value, then
+ * owner, the order the HTTP and D-Bus APIs list records in. */
+int record_compare_ptr(const void *a, const void *b);
+
 /* "hosts:/dir/file:12", "docker:3f2a... (web)", "dbus", "peer:node-b" — the
  * owner, then ":line" if there is one, then " (detail)" if there is one; for
  * a peer's record the detail is the peer's own source:

@@ -614,16 +614,27 @@ static void on_alive(Swim *s, uint32_t inc, const char *id, const SwimAddr *addr
         broadcast_member(s, &m->pub, s->self.pub.id);
 }
 
-static void on_suspect(Swim *s, uint32_t inc, const char *id, const char *from, uint64_t now) {
+/* Suspect or dead news about id at incarnation inc: about this node it is
+ * refuted (unless leaving); else the member it is about, NULL when that is
+ * unknown or the news older than what is known of it. */
+static Member *member_for_news(Swim *s, uint32_t inc, const char *id) {
         Member *m;
 
         if (streq(id, s->self.pub.id)) {
                 if (!s->leaving)
                         refute(s, inc);
-                return;
+                return NULL;
         }
         m = member_get(s, id);
         if (!m || inc < m->pub.incarnation)
+                return NULL;
+        return m;
+}
+
+static void on_suspect(Swim *s, uint32_t inc, const char *id, const char *from, uint64_t now) {
+        Member *m = member_for_news(s, inc, id);
+
+        if (!m)
                 return;
         if (m->pub.state == SWIM_SUSPECT) {
                 /* An independent confirmation shortens the timeout and is passed
@@ -657,15 +668,9 @@ static void on_suspect(Swim *s, uint32_t inc, const char *id, const char *from, 
 }
 
 static void on_dead(Swim *s, uint32_t inc, const char *id, const char *from, uint64_t now) {
-        Member *m;
+        Member *m = member_for_news(s, inc, id);
 
-        if (streq(id, s->self.pub.id)) {
-                if (!s->leaving)
-                        refute(s, inc);
-                return;
-        }
-        m = member_get(s, id);
-        if (!m || inc < m->pub.incarnation || m->pub.state == SWIM_DEAD || m->pub.state == SWIM_LEFT)
+        if (!m || m->pub.state == SWIM_DEAD || m->pub.state == SWIM_LEFT)
                 return;
         m->pub.incarnation = inc;
         m->pub.state = streq(id, from) ? SWIM_LEFT : SWIM_DEAD;

@@ -13,14 +13,7 @@
 #include "etcd-range.h"
 #include "json-cursor.h"
 #include "macro.h"
-
-#define CHECK(expr) \
-        do { \
-                if (!(expr)) { \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-                        exit(EXIT_FAILURE); \
-                } \
-        } while (0)
+#include "test-util.h"
 
 #define PREFIX "/skydns"
 

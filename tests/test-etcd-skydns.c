@@ -11,14 +11,7 @@
 
 #include "etcd-skydns.h"
 #include "store.h"
-
-#define CHECK(expr) \
-        do { \
-                if (!(expr)) { \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-                        exit(EXIT_FAILURE); \
-                } \
-        } while (0)
+#include "test-util.h"
 
 #define PREFIX "/skydns"
 #define DEFAULT_TTL 30
@@ -84,10 +77,8 @@ static void expect(const char *key, const char *value, const char *want) {
                 const char *_frags[] = { __VA_ARGS__ }; \
                 CHECK(g_str_has_prefix(_got, "error: ")); \
                 for (size_t _i = 0; _i < ELEMENTSOF(_frags); _i++) \
-                        if (!strstr(_got, _frags[_i])) { \
-                                fprintf(stderr, "%s:%d: \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, _got, _frags[_i]); \
-                                exit(EXIT_FAILURE); \
-                        } \
+                        if (!strstr(_got, _frags[_i])) \
+                                test_fail(__FILE__, __LINE__, "\"%s\" lacks \"%s\"", _got, _frags[_i]); \
         } while (0)
 
 static void test_names(void) {

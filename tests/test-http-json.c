@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "http-json.h"
+#include "json-util.h"
 #include "test-util.h"
 
 static json_object *get(json_object *o, const char *key) {
@@ -608,14 +609,33 @@ static void test_message(void) {
         json_object_put(o);
 }
 
+/* One hosts warning, as /status and `joyridectl status --json` both list it:
+ * line 0 (the file or the directory as a whole) is null. */
+static void test_hosts_warning(void) {
+        json_object *o = json_hosts_warning_new("/h/a.hosts", 3, "not an IP address: '10.0.0.300'");
+        g_autofree char *s = http_json_to_string(o);
+
+        CHECK_STREQ(s, "{\"file\":\"/h/a.hosts\",\"line\":3,\"message\":\"not an IP address: '10.0.0.300'\"}");
+        json_object_put(o);
+
+        o = json_hosts_warning_new("/h", 0, "cannot read it: Permission denied; trying again");
+        g_free(s);
+        s = http_json_to_string(o);
+        CHECK_STREQ(s,
+                    "{\"file\":\"/h\",\"line\":null,\"message\":\"cannot read it: Permission denied; trying again\"}");
+        json_object_put(o);
+}
+
 int main(void) {
         static const struct {
                 const char *name;
                 void (*run)(void);
         } tests[] = {
-                { "iso8601", test_iso8601 },       { "health", test_health },   { "rate-ring", test_rate_ring },
-                { "status", test_status },         { "records", test_records }, { "metrics", test_metrics },
-                { "forwarding", test_forwarding }, { "sse", test_sse },         { "message", test_message },
+                { "iso8601", test_iso8601 },       { "health", test_health },
+                { "rate-ring", test_rate_ring },   { "status", test_status },
+                { "records", test_records },       { "metrics", test_metrics },
+                { "forwarding", test_forwarding }, { "sse", test_sse },
+                { "message", test_message },       { "hosts-warning", test_hosts_warning },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(tests); i++) {

@@ -201,6 +201,16 @@ static void remove_numbered(Store *s, const char *prefix, unsigned i) {
         g_assert_cmpint(store_remove(s, name, 0, NULL, NULL), ==, 1);
 }
 
+/* What an export needs: an event loop, a render worker on it, and a store
+ * of N_RECORDS records named old0.example and on. */
+static void export_setup(sd_event **ret_e, Worker **ret_w, Store **ret_s) {
+        g_assert_cmpint(sd_event_new(ret_e), >=, 0);
+        g_assert_cmpint(worker_new(ret_w, *ret_e, "test-render"), >=, 0);
+        g_assert_cmpint(store_new(ret_s), ==, 0);
+        for (unsigned i = 0; i < N_RECORDS; i++)
+                add_numbered(*ret_s, "old", i);
+}
+
 static void test_export_snapshot(void) {
         Store *s = NULL;
         RecordsQuery q = { .limit = UINT64_MAX };
@@ -211,12 +221,7 @@ static void test_export_snapshot(void) {
         json_object *o, *records;
         unsigned turns = 0, removed = 0, added = 0;
 
-        g_assert_cmpint(sd_event_new(&e), >=, 0);
-        g_assert_cmpint(worker_new(&w, e, "test-render"), >=, 0);
-        g_assert_cmpint(store_new(&s), ==, 0);
-        for (unsigned i = 0; i < N_RECORDS; i++)
-                add_numbered(s, "old", i);
-
+        export_setup(&e, &w, &s);
         x = records_export_start(s, e, w, &q, on_export_done, &result);
         g_assert_nonnull(x);
         g_assert_false(result.done);
@@ -267,11 +272,7 @@ static void test_export_cancel(void) {
         sd_event *e = NULL;
         Worker *w = NULL;
 
-        g_assert_cmpint(sd_event_new(&e), >=, 0);
-        g_assert_cmpint(worker_new(&w, e, "test-render"), >=, 0);
-        g_assert_cmpint(store_new(&s), ==, 0);
-        for (unsigned i = 0; i < N_RECORDS; i++)
-                add_numbered(s, "old", i);
+        export_setup(&e, &w, &s);
         x = records_export_start(s, e, w, &q, on_export_done, &result);
         g_assert_cmpint(sd_event_run(e, 0), >=, 0);
         records_export_cancel(x);

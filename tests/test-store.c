@@ -540,6 +540,42 @@ static void test_count_owner_prefix(void) {
         CHECK(store_count_owner_prefix(s, "") == 505);
 }
 
+/* store_collect: the records of one type (or all), sorted by
+ * record_compare_ptr by name, type, value, then owner. */
+static void test_collect_sorted(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        g_autoptr(GPtrArray) all = g_ptr_array_new(), a = g_ptr_array_new(), web = g_ptr_array_new();
+        g_autoptr(GString) got = g_string_new(NULL);
+
+        CHECK(store_new(&s) == 0);
+        CHECK(store_add(s, "web.example.com", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/b", 1, NULL, NULL) == 1);
+        CHECK(store_add(s, "web.example.com", DNS_TYPE_AAAA, "fd00::1", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "web.example.com", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/b", 2, NULL, NULL) == 1);
+        CHECK(store_add(s, "web.example.com", DNS_TYPE_A, "10.0.0.1", 30, "api", 0, NULL, NULL) == 1);
+        CHECK(store_add(s, "api.example.com", DNS_TYPE_TXT, "hello", 30, "api", 0, NULL, NULL) == 1);
+
+        store_collect(s, NULL, NULL, 0, all);
+        g_ptr_array_sort(all, record_compare_ptr);
+        for (guint i = 0; i < all->len; i++) {
+                const Record *r = all->pdata[i];
+                g_string_append_printf(got, "%s %s %s %s;", r->name, dns_type_to_string(r->type), r->value, r->owner);
+        }
+        CHECK_STREQ(got->str,
+                    "api.example.com TXT hello api;"
+                    "web.example.com A 10.0.0.1 api;"
+                    "web.example.com A 10.0.0.1 hosts:/h/b;"
+                    "web.example.com A 10.0.0.2 hosts:/h/b;"
+                    "web.example.com AAAA fd00::1 api;");
+
+        store_collect(s, NULL, NULL, DNS_TYPE_A, a);
+        CHECK_INT_EQ(a->len, 3);
+        store_collect(s, "WEB.example.com.", "hosts:", DNS_TYPE_A, web);
+        CHECK_INT_EQ(web->len, 2);
+        /* Appends to what the array holds. */
+        store_collect(s, "api.example.com", NULL, 0, web);
+        CHECK_INT_EQ(web->len, 3);
+}
+
 int main(void) {
         test_add_union_dedup();
         test_nodes_and_ptr();
@@ -549,6 +585,7 @@ int main(void) {
         test_mark_sweep();
         test_foreach_source();
         test_count_owner_prefix();
+        test_collect_sorted();
         test_many();
         test_subscribers_change_while_notified();
         printf("store: all checks passed\n");

@@ -10,7 +10,8 @@
 # Use: after lib.sh, source this; it sets mirror, cache and base_tar.
 # base_image_prepare makes the tarball if it is missing and prints what it
 # did; when the mirror cannot be reached it prints why and returns 77 (the
-# caller skips); a failed debootstrap fails the test.
+# caller skips); a failed debootstrap fails the test. base_image_ready does
+# all that for a test: an ok line, a skip or a failure.
 
 # The mirror apt uses here: the first bookworm (not -security) entry of the
 # deb822 sources, else of the one-line format.
@@ -106,4 +107,15 @@ base_image_prepare() {
                 return 77
         fi
         echo "base image tarball from the cache: $base_tar"
+}
+
+# base_image_ready [NEED_MIRROR]: base_image_prepare, then says what it did
+# as an ok line; skips the test (77) when the mirror cannot be reached and
+# fails it when the tarball cannot be made.
+base_image_ready() {
+        local rc=0 msg
+        msg=$(base_image_prepare "${1:-0}") || rc=$?
+        [ "$rc" = 77 ] && skip "$msg"
+        [ "$rc" = 0 ] || fail "the base image could not be made"
+        ok "$msg"
 }

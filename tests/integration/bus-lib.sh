@@ -4,6 +4,42 @@
 # a private dbus-daemon configured like the system bus, with the project's
 # own policy file, and joyrided started and stopped on it.
 
+# bus_allow_resolve1 DIR: root may own and be called as
+# org.freedesktop.resolve1 on the system bus of DIR (start_system_bus DIR
+# after this), so that tools/fake-resolved can stand in for systemd-resolved.
+bus_allow_resolve1() {
+        mkdir -p "$1/system.d"
+        cat >"$1/system.d/resolve1.conf" <<'CONF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="root">
+    <allow own="org.freedesktop.resolve1"/>
+    <allow send_destination="org.freedesktop.resolve1"/>
+  </policy>
+</busconfig>
+CONF
+}
+
+# bus_show_logs DIR: the last 30 lines of DIR/*.log and of the bus's log
+# (DIR/bus/bus.log), for a failed test's cleanup.
+bus_show_logs() {
+        local f
+        for f in "$1"/*.log "$1"/bus/bus.log; do
+                [ -f "$f" ] && {
+                        echo "--- $f" >&2
+                        tail -n 30 "$f" >&2
+                }
+        done
+}
+
+# _bus_lib_launch DIR: dbus-daemon with DIR/bus.conf in the background ($! is
+# its PID), listening on DIR/bus.sock, logging to DIR/bus.log.
+_bus_lib_launch() {
+        dbus-daemon --config-file="$1/bus.conf" --address="unix:path=$1/bus.sock" \
+                --nofork --nopidfile --print-address=3 3>"$1/addr" >"$1/bus.log" 2>&1 </dev/null &
+}
+
 # start_system_bus DIR SRCDIR: writes DIR/bus.conf (type system, EXTERNAL auth,
 # the default policy of /usr/share/dbus-1/system.conf), includes the project's
 # data/dbus/org.joyride.DNS.conf through DIR/system.d, activates services from
@@ -46,8 +82,7 @@ start_system_bus() {
   <includedir>system.d</includedir>
 </busconfig>
 CONF
-        dbus-daemon --config-file="$dir/bus.conf" --address="unix:path=$dir/bus.sock" \
-                --nofork --nopidfile --print-address=3 3>"$dir/addr" >"$dir/bus.log" 2>&1 </dev/null &
+        _bus_lib_launch "$dir"
         # shellcheck disable=SC2034 # read by the test that sources this
         BUS_PID=$!
         export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus.sock"
@@ -84,8 +119,7 @@ start_open_bus() {
   </policy>
 </busconfig>
 CONF
-        dbus-daemon --config-file="$dir/bus.conf" --address="unix:path=$dir/bus.sock" \
-                --nofork --nopidfile --print-address=3 3>"$dir/addr" >"$dir/bus.log" 2>&1 </dev/null &
+        _bus_lib_launch "$dir"
         # shellcheck disable=SC2034 # read by the test that sources this
         OPEN_BUS_PID=$!
         export DBUS_SESSION_BUS_ADDRESS="unix:path=$dir/bus.sock"

@@ -23,19 +23,28 @@ cl_ip6() { echo "$CL_SUBNET6::$1"; }
 # Exits 77 (skip) when this environment cannot make network namespaces.
 cluster_require_netns() {
         local probe="$CL_PREFIX-probe"
-        [ "$(id -u)" = 0 ] || {
-                echo "SKIP: needs root for ip netns"
-                exit 77
-        }
-        command -v ip >/dev/null || {
-                echo "SKIP: iproute2 (ip) is not installed"
-                exit 77
-        }
-        if ! ip netns add "$probe" 2>/dev/null; then
-                echo "SKIP: ip netns add is not permitted here"
-                exit 77
-        fi
+        [ "$(id -u)" = 0 ] || skip "needs root for ip netns"
+        command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
+        ip netns add "$probe" 2>/dev/null || skip "ip netns add is not permitted here"
         ip netns del "$probe"
+}
+
+# cluster_test_begin BUILD NAME [COMMAND...]: how a cluster test starts.
+# JOYRIDED is BUILD's joyrided (the test fails without one); the test is
+# skipped (77) when dig or a COMMAND is not installed or network namespaces
+# cannot be made; CL_DIR is a new /tmp/jr-NAME.XXXXXX, the nodes' DNS port
+# 5353, and cluster_trap_exit is set (CL_BEFORE_CLEANUP and the like are
+# read at exit, so they may be set after this).
+cluster_test_begin() {
+        local build=$1 name=$2
+        shift 2
+        JOYRIDED=$build/src/joyrided
+        [ -x "$JOYRIDED" ] || fail "no joyrided in $build"
+        need_commands dig "$@"
+        cluster_require_netns
+        CL_DIR=$(mktemp -d "/tmp/jr-$name.XXXXXX")
+        CL_DNS_PORT=5353
+        cluster_trap_exit
 }
 
 cluster_make_switch() {
@@ -207,9 +216,6 @@ cl_all() {
 }
 has_on() { cl_has "$3" "$1" "$2"; }
 lacks_on() { cl_lacks "$3" "$1" "$2"; }
-
-# now_ms: monotonic enough for intervals in a test.
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # wait_since START_MS WHAT MAX_MS CMD...: polls CMD every 20 ms until it
 # holds; sets ELAPSED to the ms since START_MS (taken before the action that

@@ -8,7 +8,9 @@
 #
 # Use: docker_lib_init DIR (sets R, docker_sock), docker_engine_start,
 # docker_image_build, dk ARGS... (the engine's own client), and call
-# docker_lib_cleanup from the caller's EXIT trap.
+# docker_lib_cleanup from the caller's EXIT trap. A test (after lib.sh) may
+# start the engine and make the image with docker_lib_up, and end with
+# docker_lib_finish.
 
 DOCKER=/usr/bin/docker
 DOCKER_IMAGE=local/busy:1
@@ -172,4 +174,27 @@ docker_lib_rmtree() {
                 sleep 0.5
         done
         rm -rf "$1"
+}
+
+# docker_lib_up: after docker_lib_init, the engine started (the test is
+# skipped when it cannot start here) and the busybox image made; says so
+# with the engine's version as an ok line.
+docker_lib_up() {
+        docker_engine_start || skip "dockerd cannot start on this machine (its log is above)"
+        docker_image_build
+        ok "private dockerd up ($(dk version --format '{{.Server.Version}} API {{.Server.APIVersion}}'))"
+}
+
+# docker_lib_remove_images: every image on the engine, when it runs (on this
+# private engine they are all the test's).
+docker_lib_remove_images() {
+        [ -n "$docker_pid" ] || return 0
+        dk images -aq | sort -u | xargs -r "$DOCKER" -H "unix://$docker_sock" rmi -f >/dev/null 2>&1
+}
+
+# docker_lib_finish TMP: docker_lib_cleanup, then TMP removed, or kept (and
+# named) when KEEP_TMP=1.
+docker_lib_finish() {
+        docker_lib_cleanup
+        if [ "${KEEP_TMP:-}" = 1 ]; then echo "kept $1"; else docker_lib_rmtree "$1"; fi
 }

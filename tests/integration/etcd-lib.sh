@@ -9,6 +9,26 @@ export ETCDCTL_API=3
 started=""
 declare -A PIDS=()
 
+# _etcd_lib_stop KEY SIGNAL SECONDS: sends SIGNAL to what PIDS[KEY] names,
+# waits for it (SECONDS at most, then leaves it) and forgets it.
+_etcd_lib_stop() {
+        local pid=${PIDS["$1"]}
+        kill "-$2" "$pid" 2>/dev/null || true
+        wait_pid_timeout "$pid" "$3" || true
+        unset "PIDS[$1]"
+}
+
+# _etcd_lib_py_start KEY SCRIPT LISTEN_PORT TARGET_PORT WHAT: runs a Python
+# SCRIPT (which takes the two ports) as PIDS[KEY], its errors in
+# $T/KEY.log, and waits (5 s) until it accepts connections on LISTEN_PORT.
+_etcd_lib_py_start() {
+        local key=$1 script=$2 listen=$3 target=$4 what=$5
+        python3 "$script" "$listen" "$target" 2>>"$T/$key.log" &
+        PIDS["$key"]=$!
+        started="$started $!"
+        wait_for "$what on $listen" 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen)).close()"
+}
+
 # etcd_start NAME CLIENT_PORT PEER_PORT INITIAL_CLUSTER [etcd options]: starts a
 # member with its data in $T/etcd-NAME (kept across restarts: a second call
 # starts it again from its data directory). Plain http unless the options say
@@ -36,10 +56,7 @@ etcd_wait() {
 
 # etcd_stop NAME [SIGNAL]: stops a member and waits for it.
 etcd_stop() {
-        local pid=${PIDS["etcd-$1"]}
-        kill "-${2:-TERM}" "$pid" 2>/dev/null || true
-        wait_pid_timeout "$pid" 20 || true
-        unset "PIDS[etcd-$1]"
+        _etcd_lib_stop "etcd-$1" "${2:-TERM}" 20
 }
 
 # node_start NAME DNS_PORT HTTP_PORT ENDPOINTS [joyrided options]: a joyride
@@ -61,10 +78,7 @@ node_start() {
 
 # node_stop NAME [SIGNAL]: stops a node and waits for it to exit.
 node_stop() {
-        local pid=${PIDS["node-$1"]}
-        kill "-${2:-TERM}" "$pid" 2>/dev/null || true
-        wait_pid_timeout "$pid" 10 || true
-        unset "PIDS[node-$1]"
+        _etcd_lib_stop "node-$1" "${2:-TERM}" 10
 }
 
 # relay_start NAME LISTEN_PORT TARGET_PORT: a TCP relay on loopback, so that
@@ -105,17 +119,11 @@ while True:
     threading.Thread(target=pump, args=(c, u), daemon=True).start()
     threading.Thread(target=pump, args=(u, c), daemon=True).start()
 PY
-        python3 "$T/relay.py" "$listen" "$target" 2>>"$T/relay-$name.log" &
-        PIDS["relay-$name"]=$!
-        started="$started $!"
-        wait_for "the relay on $listen" 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen)).close()"
+        _etcd_lib_py_start "relay-$name" "$T/relay.py" "$listen" "$target" "the relay"
 }
 
 relay_stop() {
-        local pid=${PIDS["relay-$1"]}
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        unset "PIDS[relay-$1]"
+        _etcd_lib_stop "relay-$1" KILL 5
 }
 
 # http1_proxy_start NAME LISTEN_PORT TARGET_PORT: an HTTP/1.1 reverse proxy on
@@ -165,17 +173,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 Server(("127.0.0.1", listen), Handler).serve_forever()
 PY
-        python3 "$T/http1-proxy.py" "$listen" "$target" 2>>"$T/http1-proxy-$name.log" &
-        PIDS["http1-proxy-$name"]=$!
-        started="$started $!"
-        wait_for "the HTTP/1.1 proxy on $listen" 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen)).close()"
+        _etcd_lib_py_start "http1-proxy-$name" "$T/http1-proxy.py" "$listen" "$target" "the HTTP/1.1 proxy"
 }
 
 http1_proxy_stop() {
-        local pid=${PIDS["http1-proxy-$1"]}
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        unset "PIDS[http1-proxy-$1]"
+        _etcd_lib_stop "http1-proxy-$1" TERM 5
 }
 
 # answers PORT NAME [TYPE]: the sorted values a node answers, space-joined;

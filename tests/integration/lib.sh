@@ -7,6 +7,38 @@ fail() {
         echo "FAIL - $*" >&2
         exit 1
 }
+# skip WHY: the test cannot run here; meson counts exit status 77 as skipped.
+skip() {
+        echo "SKIP: $*"
+        exit 77
+}
+
+# need_commands COMMAND...: skips the test when one of them is not installed.
+need_commands() {
+        local cmd
+        for cmd in "$@"; do
+                command -v "$cmd" >/dev/null || skip "$cmd not installed"
+        done
+}
+
+# expect WHAT EXPECTED ACTUAL: ok WHAT when they are the same, else fail.
+expect() {
+        [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
+        ok "$1"
+}
+
+# expect_match WHAT REGEX TEXT: ok WHAT when a line of TEXT matches, else
+# shows TEXT and fails.
+expect_match() {
+        grep -Eq -- "$2" <<<"$3" || {
+                echo "$3" >&2
+                fail "$1: no line matching /$2/"
+        }
+        ok "$1"
+}
+
+# now_ms: the clock in milliseconds, for intervals in a test.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # wait_for WHAT SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
 wait_for() {

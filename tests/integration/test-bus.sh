@@ -12,16 +12,8 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 . "$SRC/tests/integration/lib.sh"
 . "$SRC/tests/integration/bus-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-        echo "SKIP: needs root"
-        exit 77
-fi
-for tool in dbus-daemon dbus-send busctl dig python3 runuser script; do
-        command -v "$tool" >/dev/null || {
-                echo "SKIP: $tool not installed"
-                exit 77
-        }
-done
+[ "$(id -u)" = 0 ] || skip "needs root"
+need_commands dbus-daemon dbus-send busctl dig python3 runuser script
 
 T=$(mktemp -d /tmp/joyride-bus.XXXXXX)
 chmod 755 "$T" # nobody must reach the bus socket below it
@@ -50,14 +42,7 @@ cleanup() {
         [ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
         [ -n "$OPEN_BUS_PID" ] && kill "$OPEN_BUS_PID" 2>/dev/null
         wait 2>/dev/null
-        if [ $rc -ne 0 ]; then
-                for f in "$T"/*.log "$T"/bus/bus.log; do
-                        [ -f "$f" ] && {
-                                echo "--- $f" >&2
-                                tail -n 30 "$f" >&2
-                        }
-                done
-        fi
+        [ $rc -eq 0 ] || bus_show_logs "$T"
         rm -rf "$T"
 }
 trap cleanup EXIT

@@ -15,26 +15,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/cluster-lib.sh"
 
-JOYRIDED=$BUILD/src/joyrided
-[ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
-command -v dig >/dev/null || {
-        echo "SKIP: dig is not installed"
-        exit 77
-}
-command -v python3 >/dev/null || {
-        echo "SKIP: python3 is not installed"
-        exit 77
-}
-cluster_require_netns
-
-CL_DIR=$(mktemp -d /tmp/jr-hostile.XXXXXX)
-CL_DNS_PORT=5353
-CL_HTTP_PORT=5354
-SWIM=8890
 n9_pid=
 stop_hostile() { if [ -n "$n9_pid" ]; then kill "$n9_pid" 2>/dev/null || true; fi; }
 CL_BEFORE_CLEANUP=stop_hostile
-cluster_trap_exit
+cluster_test_begin "$BUILD" hostile python3
+CL_HTTP_PORT=5354
+SWIM=8890
 
 N1=$(cl_ip 1)
 # shellcheck disable=SC2034 # kept beside N1 for the reader: node 2's address

@@ -17,23 +17,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/cluster-lib.sh"
 
-JOYRIDED=$BUILD/src/joyrided
-[ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
-command -v dig >/dev/null || {
-        echo "SKIP: dig is not installed"
-        exit 77
-}
-command -v unshare >/dev/null || {
-        echo "SKIP: unshare is not installed"
-        exit 77
-}
-cluster_require_netns
-
-CL_DIR=$(mktemp -d /tmp/jr-cluster-net.XXXXXX)
-CL_DNS_PORT=5353
+cluster_test_begin "$BUILD" cluster-net unshare
 CL_HTTP_PORT=5354
 CL_HTTP_NODES="1 4 7"
-cluster_trap_exit
 
 KEY=$(head -c 32 /dev/urandom | base64)
 GRACE_MS=${CL_GRACE_MS:-1000}

@@ -13,17 +13,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/cluster-lib.sh"
 
-JOYRIDED=$BUILD/src/joyrided
-[ -x "$JOYRIDED" ] || fail "no joyrided in $BUILD"
-command -v dig >/dev/null || {
-        echo "SKIP: dig is not installed"
-        exit 77
-}
-cluster_require_netns
-
-CL_DIR=$(mktemp -d /tmp/jr-cluster.XXXXXX)
-CL_DNS_PORT=5353
-cluster_trap_exit
+cluster_test_begin "$BUILD" cluster
 
 KEY=$(head -c 32 /dev/urandom | base64)
 WRONG_KEY=$(head -c 32 /dev/urandom | base64)

@@ -13,12 +13,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 SC=$SRC/shell-completion
 export PATH="$BUILD/src:$PATH"
 
-for tool in bash zsh fish; do
-        command -v "$tool" >/dev/null || {
-                echo "SKIP: $tool not installed"
-                exit 77
-        }
-done
+need_commands bash zsh fish
 [ -f /usr/share/bash-completion/bash_completion ] || {
         echo "SKIP: bash-completion not installed"
         exit 77

@@ -45,11 +45,6 @@ source "$here/lib.sh"
 # shellcheck source=tests/integration/docker-lib.sh
 source "$here/docker-lib.sh"
 
-skip() {
-        echo "SKIP: $*"
-        exit 77
-}
-
 # Seconds (with ms) since T0_NS, for the timings printed along the way.
 elapsed() { echo "$((($(date +%s%N) - $1) / 1000000))" | awk '{ printf "%.1f s", $1 / 1000 }'; }
 t_start=$(date +%s%N)
@@ -61,11 +56,7 @@ command -v debootstrap >/dev/null || skip "debootstrap is not installed (tools/i
 
 # shellcheck source=tests/integration/base-image-lib.sh
 source "$here/base-image-lib.sh"
-rc=0
-base_msg=$(base_image_prepare 1) || rc=$?
-[ "$rc" = 77 ] && skip "$base_msg"
-[ "$rc" = 0 ] || fail "the base image could not be made"
-ok "$base_msg"
+base_image_ready 1
 
 # --- a private engine -------------------------------------------------------------
 
@@ -84,17 +75,14 @@ cleanup() {
         # image and its untagged build stage.
         if [ -n "${docker_pid:-}" ]; then
                 for c in "${containers[@]}" $(dk ps -aq); do dk rm -fv "$c" >/dev/null 2>&1; done
-                dk images -aq | sort -u | xargs -r "$DOCKER" -H "unix://$docker_sock" rmi -f >/dev/null 2>&1
         fi
-        docker_lib_cleanup
-        if [ "${KEEP_TMP:-}" = 1 ]; then echo "kept $tmp"; else docker_lib_rmtree "$tmp"; fi
+        docker_lib_remove_images
+        docker_lib_finish "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 docker_lib_init "$tmp/d"
-docker_engine_start || skip "dockerd cannot start on this machine (its log is above)"
-docker_image_build
-ok "private dockerd up ($(dk version --format '{{.Server.Version}} API {{.Server.APIVersion}}'))"
+docker_lib_up
 
 t0=$(date +%s%N)
 dk import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -51,13 +51,20 @@ PY
         flood_pids+=" $!"
 }
 
+# tcp_clients_get_in WHAT: five TCP clients in a row, each answered, while
+# WHAT (the flood) holds the connections.
+tcp_clients_get_in() {
+        local i got
+        for i in 1 2 3 4 5; do
+                got=$(dig @127.0.0.1 -p "$port" +tcp +tries=1 +time=2 +short real.cap.test A 2>&1 || true)
+                [ "$got" = 10.88.0.1 ] || fail "a TCP client was locked out by $1 (try $i: '$got')"
+        done
+}
+
 flood first 256
 wait_for "256 connections holding a partial query" 20 test -s "$tmp/first-ready"
 
-for i in 1 2 3 4 5; do
-        got=$(dig @127.0.0.1 -p "$port" +tcp +tries=1 +time=2 +short real.cap.test A 2>&1 || true)
-        [ "$got" = 10.88.0.1 ] || fail "a TCP client was locked out by 256 stalled connections (try $i: '$got')"
-done
+tcp_clients_get_in "256 stalled connections"
 ok "256 connections with 4 bytes each do not lock out TCP clients"
 
 # A client being served: one connection, a query answered. Then another
@@ -94,10 +101,7 @@ wait_for "the served client's first answer" 5 test -s "$tmp/served-ready"
 flood second 400
 wait_for "400 more connections" 30 test -s "$tmp/second-ready"
 
-for i in 1 2 3 4 5; do
-        got=$(dig @127.0.0.1 -p "$port" +tcp +tries=1 +time=2 +short real.cap.test A 2>&1 || true)
-        [ "$got" = 10.88.0.1 ] || fail "a TCP client was locked out by the stalled connections (try $i: '$got')"
-done
+tcp_clients_get_in "the stalled connections"
 touch "$tmp/served-check"
 wait_for "the served client's second query" 5 test -s "$tmp/served-result"
 [ "$(cat "$tmp/served-result")" = kept ] || fail "a client being served lost its connection to the flood"

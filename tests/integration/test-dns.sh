@@ -59,19 +59,6 @@ values() {
 status_of() {
         q +noall +comments "$@" | sed -n 's/.*status: \([A-Z]*\).*/\1/p'
 }
-# expect WHAT EXPECTED ACTUAL
-expect() {
-        [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
-        ok "$1"
-}
-# expect_match WHAT REGEX TEXT
-expect_match() {
-        grep -Eq -- "$2" <<<"$3" || {
-                echo "$3" >&2
-                fail "$1: no line matching /$2/"
-        }
-        ok "$1"
-}
 
 start_daemon
 

@@ -13,14 +13,7 @@ daemon="$build/src/joyrided"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-command -v curl >/dev/null || {
-        echo "SKIP: curl not installed"
-        exit 77
-}
-command -v dig >/dev/null || {
-        echo "SKIP: dig not installed"
-        exit 77
-}
+need_commands curl dig
 
 setup_tmp
 mkdir -p "$tmp/engine" "$tmp/state"

@@ -24,8 +24,7 @@ cleanup() {
         set +e
         for p in "${jpids[@]}" "${fake_pids[@]}"; do kill "$p" 2>/dev/null || true; done
         for p in "${jpids[@]}" "${fake_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-        docker_lib_cleanup
-        if [ "${KEEP_TMP:-}" = 1 ]; then echo "kept $tmp"; else docker_lib_rmtree "$tmp"; fi
+        docker_lib_finish "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
@@ -219,12 +218,7 @@ n_tries=$(grep -c 'still not available' "$tmp/early.log" || true)
 [ "$n_tries" -ge 2 ] || fail "joyrided did not retry (debug log shows $n_tries retries)"
 ok "without an engine: DNS served, one warning with the reason, $n_tries quiet retries"
 
-if ! docker_engine_start; then
-        echo "SKIP: dockerd cannot start on this machine"
-        exit 77
-fi
-docker_image_build
-ok "private dockerd up ($(dk version --format '{{.Server.Version}} API {{.Server.APIVersion}}'))"
+docker_lib_up
 
 c_pre=$(run --name pre --label joyride.host.name=pre.docker.test)
 c_nolabel=$(run --name nolabel --label other.label=nolabel.docker.test)

@@ -25,14 +25,7 @@ command -v nsd >/dev/null || {
         echo "SKIP: nsd is not installed (tools/install-deps)"
         exit 77
 }
-command -v nsd-control >/dev/null || {
-        echo "SKIP: nsd-control is not installed"
-        exit 77
-}
-command -v dig >/dev/null || {
-        echo "SKIP: dig is not installed"
-        exit 77
-}
+need_commands nsd-control dig
 
 setup_tmp
 extra_pids=""
@@ -48,17 +41,6 @@ forward_cleanup() {
 }
 trap forward_cleanup EXIT
 
-expect() {
-        [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
-        ok "$1"
-}
-expect_match() {
-        grep -Eq -- "$2" <<<"$3" || {
-                echo "$3" >&2
-                fail "$1: no line matching /$2/"
-        }
-        ok "$1"
-}
 expect_no_match() {
         if grep -Eq -- "$2" <<<"$3"; then
                 echo "$3" >&2
@@ -66,7 +48,6 @@ expect_no_match() {
         fi
         ok "$1"
 }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # --- the upstream: NSD serving upstream.test ---------------------------------
 
@@ -346,17 +327,7 @@ ok "... leaving out joyrided's own address (log: Forwarding to $net.2:53 (from r
 # global server, and joyrided itself as the server of a link: joyrided
 # registers itself there ([Resolved] Link=lo), as a setup with both would.
 if [ -x "$build/tools/fake-resolved" ] && command -v dbus-daemon >/dev/null && command -v busctl >/dev/null; then
-        mkdir -p "$tmp/bus/system.d"
-        cat >"$tmp/bus/system.d/resolve1.conf" <<'EOF'
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <policy user="root">
-    <allow own="org.freedesktop.resolve1"/>
-    <allow send_destination="org.freedesktop.resolve1"/>
-  </policy>
-</busconfig>
-EOF
+        bus_allow_resolve1 "$tmp/bus"
         start_system_bus "$tmp/bus" "$here/../.."
         extra_pids="$extra_pids $BUS_PID"
         bus_started=1

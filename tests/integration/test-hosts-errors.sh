@@ -13,12 +13,7 @@ daemon="$build/src/joyrided"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-for tool in curl dig python3; do
-        command -v "$tool" >/dev/null || {
-                echo "SKIP: $tool not installed"
-                exit 77
-        }
-done
+need_commands curl dig python3
 
 setup_tmp
 chmod 755 "$tmp" # nobody must reach what is below it

@@ -29,8 +29,6 @@ start_daemon() {
         start_local_daemon "$dir" initial.live.test 10.77.0.1 --domains=live.test
 }
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
 # answers NAME TYPE [dig options]: the sorted answer values on one line.
 answers() {
         local name=$1 type=$2

@@ -12,14 +12,7 @@ daemon="$build/src/joyrided"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-command -v curl >/dev/null || {
-        echo "SKIP: curl not installed"
-        exit 77
-}
-command -v dig >/dev/null || {
-        echo "SKIP: dig not installed"
-        exit 77
-}
+need_commands curl dig
 
 tmp=$(mktemp -d /tmp/test-http-XXXXXX)
 daemon_pid=

@@ -39,38 +39,25 @@ source "$here/docker-lib.sh"
 # shellcheck source=tests/integration/base-image-lib.sh
 source "$here/base-image-lib.sh"
 
-skip() {
-        echo "SKIP: $*"
-        exit 77
-}
-
 REGISTRY=/usr/bin/docker-registry
 why=$(docker_engine_available) || skip "$why"
 [ -x "$REGISTRY" ] || skip "$REGISTRY is not installed (apt-get install docker-registry; tools/install-deps installs it)"
 [ -s "$base_tar" ] || command -v debootstrap >/dev/null ||
         skip "the base image is not cached and debootstrap is not installed (tools/install-deps installs it)"
-rc=0
-base_msg=$(base_image_prepare 0) || rc=$?
-[ "$rc" = 77 ] && skip "$base_msg"
-[ "$rc" = 0 ] || fail "the base image could not be made"
-ok "$base_msg"
+base_image_ready 0
 
 # Short: the engine's socket path must fit in sun_path.
 tmp=$(mktemp -d /tmp/joyride-pin.XXXXXX)
 registry_pid=
 cleanup() {
         set +e
-        # Every image on this private engine is ours.
-        if [ -n "${docker_pid:-}" ]; then
-                dk images -aq | sort -u | xargs -r "$DOCKER" -H "unix://$docker_sock" rmi -f >/dev/null 2>&1
-        fi
-        docker_lib_cleanup
+        docker_lib_remove_images
         if [ -n "$registry_pid" ]; then
                 kill -TERM "$registry_pid" 2>/dev/null
                 wait_pid_timeout "$registry_pid" 5 || kill -KILL "$registry_pid" 2>/dev/null
                 wait "$registry_pid" 2>/dev/null
         fi
-        if [ "${KEEP_TMP:-}" = 1 ]; then echo "kept $tmp"; else docker_lib_rmtree "$tmp"; fi
+        docker_lib_finish "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -78,9 +65,7 @@ trap 'exit 1' INT TERM
 # --- the engine and the registry ---------------------------------------------------
 
 docker_lib_init "$tmp/d"
-docker_engine_start || skip "dockerd cannot start on this machine (its log is above)"
-docker_image_build
-ok "private dockerd up ($(dk version --format '{{.Server.Version}}'))"
+docker_lib_up
 
 port=$(free_port)
 reg=127.0.0.1:$port

@@ -22,16 +22,8 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 . "$SRC/tests/integration/lib.sh"
 . "$SRC/tests/integration/bus-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-        echo "SKIP: needs root"
-        exit 77
-fi
-for tool in dbus-daemon busctl dig python3; do
-        command -v "$tool" >/dev/null || {
-                echo "SKIP: $tool not installed"
-                exit 77
-        }
-done
+[ "$(id -u)" = 0 ] || skip "needs root"
+need_commands dbus-daemon busctl dig python3
 
 T=$(mktemp -d /tmp/joyride-resolved.XXXXXX)
 STATE=$T/state
@@ -49,32 +41,14 @@ cleanup() {
         [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
         [ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
         wait 2>/dev/null
-        if [ $rc -ne 0 ]; then
-                for f in "$T"/*.log "$T"/bus/bus.log; do
-                        [ -f "$f" ] && {
-                                echo "--- $f" >&2
-                                tail -n 30 "$f" >&2
-                        }
-                done
-        fi
+        [ $rc -eq 0 ] || bus_show_logs "$T"
         rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
 printf '[DNS]\nDomains=example.internal\n[Resolved]\nLink=lo\n' >"$CONF"
-# Root may own and be called as org.freedesktop.resolve1 on the private bus.
-mkdir -p "$T/bus/system.d"
-cat >"$T/bus/system.d/resolve1.conf" <<'CONF'
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <policy user="root">
-    <allow own="org.freedesktop.resolve1"/>
-    <allow send_destination="org.freedesktop.resolve1"/>
-  </policy>
-</busconfig>
-CONF
+bus_allow_resolve1 "$T/bus"
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/bus/bus.sock"
 
 resolve1_owned() {

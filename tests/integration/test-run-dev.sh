@@ -11,12 +11,7 @@ BUILD=$(cd "${1:?usage: test-run-dev.sh BUILDDIR}" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 . "$SRC/tests/integration/lib.sh"
 
-for tool in dbus-daemon dig python3 curl; do
-        command -v "$tool" >/dev/null || {
-                echo "SKIP: $tool not installed"
-                exit 77
-        }
-done
+need_commands dbus-daemon dig python3 curl
 
 T=$(mktemp -d /tmp/joyride-run.XXXXXX)
 RUN_PID=

@@ -16,12 +16,7 @@ daemon="$build/src/joyrided"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-for tool in curl dig; do
-        command -v "$tool" >/dev/null || {
-                echo "SKIP: $tool not installed"
-                exit 77
-        }
-done
+need_commands curl dig
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 probe="$here/../../bench/stall-probe.py"
