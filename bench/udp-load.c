@@ -107,9 +107,9 @@ static const struct {
         const char *name;
         uint16_t type;
 } query_types[] = {
-        { "A", 1 },     { "NS", 2 },     { "CNAME", 5 }, { "SOA", 6 },   { "PTR", 12 },  { "MX", 15 },
-        { "TXT", 16 },  { "AAAA", 28 },  { "SRV", 33 },  { "NAPTR", 35 }, { "DS", 43 },   { "RRSIG", 46 },
-        { "DNSKEY", 48 }, { "SVCB", 64 }, { "HTTPS", 65 }, { "CAA", 257 }, { "ANY", 255 },
+        { "A", 1 },       { "NS", 2 },    { "CNAME", 5 },  { "SOA", 6 },    { "PTR", 12 },  { "MX", 15 },
+        { "TXT", 16 },    { "AAAA", 28 }, { "SRV", 33 },   { "NAPTR", 35 }, { "DS", 43 },   { "RRSIG", 46 },
+        { "DNSKEY", 48 }, { "SVCB", 64 }, { "HTTPS", 65 }, { "CAA", 257 },  { "ANY", 255 },
 };
 
 static int parse_type(const char *s, uint16_t *ret) {
@@ -219,8 +219,7 @@ static int load_queries(const char *path, uint8_t **ret_wire, Query **ret_querie
                 }
                 size = build_query(name, type, wire + wire_size);
                 if (size < 0) {
-                        fprintf(stderr, "udp-load: %s:%zu: \"%s\" is not a valid domain name\n", path, lineno,
-                                name);
+                        fprintf(stderr, "udp-load: %s:%zu: \"%s\" is not a valid domain name\n", path, lineno, name);
                         r = size;
                         break;
                 }
@@ -319,8 +318,9 @@ static void send_batch(Sock *s, unsigned batch, const uint8_t *wire, const Query
                 while (s->slots[id].in_use)
                         id++;
                 slot = &s->slots[id];
-                *slot = (Slot) { .query = (uint32_t) *next_query, .active_pos = s->in_flight, .sent_ns = now,
-                                 .in_use = true };
+                *slot = (Slot) {
+                        .query = (uint32_t) *next_query, .active_pos = s->in_flight, .sent_ns = now, .in_use = true
+                };
                 s->active[s->in_flight++] = id;
                 ids[i] = id;
                 memcpy(bufs[i], wire + q->offset, q->size);
@@ -569,10 +569,10 @@ int main(int argc, char *argv[]) {
                         Sock *s = &socks[i];
 
                         if (sending)
-                                send_batch(s, (unsigned) batch, wire, queries, n_queries, &next_query, send_bufs,
-                                           msgs, iovs, ids, now, &c);
-                        if (receive_batch(s, (unsigned) batch, wire, queries, recv_bufs, msgs, iovs, now,
-                                          &last_reply, &c) > 0)
+                                send_batch(s, (unsigned) batch, wire, queries, n_queries, &next_query, send_bufs, msgs,
+                                           iovs, ids, now, &c);
+                        if (receive_batch(s, (unsigned) batch, wire, queries, recv_bufs, msgs, iovs, now, &last_reply,
+                                          &c) > 0)
                                 any = true;
                         in_flight += s->in_flight;
                 }
@@ -598,8 +598,8 @@ int main(int argc, char *argv[]) {
         elapsed = (double) (end - start) / 1e9;
         printf("{\"qps\": %.1f, \"seconds\": %.3f, \"sent\": %llu, \"completed\": %llu, \"lost\": %llu, "
                "\"rcodes\": {",
-               (double) c.completed / elapsed, elapsed, (unsigned long long) c.sent,
-               (unsigned long long) c.completed, (unsigned long long) c.lost);
+               (double) c.completed / elapsed, elapsed, (unsigned long long) c.sent, (unsigned long long) c.completed,
+               (unsigned long long) c.lost);
         for (unsigned i = 0, first = 1; i < 16; i++) {
                 if (!rcode_names[i]) {
                         other += c.rcode[i];
@@ -613,7 +613,6 @@ int main(int argc, char *argv[]) {
                "\"batch\": %lu}\n",
                (unsigned long long) other, (unsigned long long) c.truncated, (unsigned long long) c.unexpected,
                (unsigned long long) c.mismatched, (unsigned long long) c.send_errors,
-               c.completed ? (double) c.latency_ns_sum / (double) c.completed / 1e3 : 0.0, window, n_sockets,
-               batch);
+               c.completed ? (double) c.latency_ns_sum / (double) c.completed / 1e3 : 0.0, window, n_sockets, batch);
         return 0;
 }
