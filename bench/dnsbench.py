@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import resource
 import select
 import signal
 import socket
@@ -338,6 +339,7 @@ def cmd_run(a):
     proc0 = sum(proc_cpu(p) for p in pids)
     t0 = core_times(a.server_cores)
     c0 = core_times(a.client_cores)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(signum, frame):
@@ -350,6 +352,9 @@ def cmd_run(a):
     signal.signal(signal.SIGINT, stop)
     out, err = child.communicate()
     res = subprocess.CompletedProcess(cmd, child.returncode, out, err)
+    # The client's own CPU (taskset execs it: the child is the client).
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     t1 = core_times(a.server_cores)
     c1 = core_times(a.client_cores)
     proc1 = sum(proc_cpu(p) for p in descendants(a.pid))
@@ -381,6 +386,7 @@ def cmd_run(a):
         "proc_us_per_q": (proc1 - proc0) * us_per_jiffy / done,
         "server_cores_busy_percent": round(server_busy, 1),
         "client_cores_busy_percent": round(client_busy, 1),
+        "client_us_per_q": client_cpu_s * 1e6 / done,
     })
     with open(a.out, "a") as f:
         f.write(json.dumps(r) + "\n")
@@ -389,7 +395,8 @@ def cmd_run(a):
           f"{r['cpu_us_per_q']:.2f} us CPU/query on core(s) {a.server_cores} ({r['proc_us_per_q']:.2f} in the "
           f"server's processes; user/sys/softirq {r['core_us_per_q']['user']:.2f}/"
           f"{r['core_us_per_q']['system']:.2f}/{r['core_us_per_q']['softirq']:.2f}), {r['completed']} completed, {r['lost']} lost{extra}, codes {r['rcodes']}; "
-          f"busy: server core(s) {server_busy:.0f}%, {a.client}'s {client_busy:.0f}%")
+          f"busy: server core(s) {server_busy:.0f}%, {a.client}'s {client_busy:.0f}% "
+          f"({r['client_us_per_q']:.2f} us CPU/query in {a.client})")
     return 0
 
 
