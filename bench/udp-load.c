@@ -10,7 +10,7 @@
  * counts only if its ID is in flight and its question is the one asked.
  *
  *   udp-load -p PORT -d QUERY_FILE [-s 127.0.0.1] [-l SECONDS] [-w WINDOW]
- *            [-b BATCH] [-S SOCKETS] [-t TIMEOUT_MS]
+ *            [-b BATCH] [-S SOCKETS] [-t TIMEOUT_MS] [-P]
  *
  * The query file is dnsperf's format: "NAME TYPE" per line, blank lines and
  * lines starting with ';' or '#' skipped. Queries go out in file order,
@@ -411,7 +411,7 @@ static void expire(Sock *s, int64_t now, int64_t timeout_ns, Counts *c) {
 static void usage(FILE *out) {
         fprintf(out,
                 "Usage: udp-load -p PORT -d QUERY_FILE [-s ADDRESS] [-l SECONDS] [-w WINDOW]\n"
-                "                [-b BATCH] [-S SOCKETS] [-t TIMEOUT_MS]\n"
+                "                [-b BATCH] [-S SOCKETS] [-t TIMEOUT_MS] [-P]\n"
                 "  -s ADDRESS     server, 127.0.0.0/8 or ::1 only (default 127.0.0.1)\n"
                 "  -p PORT        server port\n"
                 "  -d FILE        queries, \"NAME TYPE\" per line (dnsperf's format)\n"
@@ -419,7 +419,9 @@ static void usage(FILE *out) {
                 "  -w WINDOW      queries in flight, over all sockets (default 256)\n"
                 "  -b BATCH       datagrams per sendmmsg/recvmmsg (default 32, at most %d)\n"
                 "  -S SOCKETS     sockets, each with its own source port (default 1, at most %d)\n"
-                "  -t TIMEOUT_MS  a query with no reply after this is lost (default 1000)\n",
+                "  -t TIMEOUT_MS  a query with no reply after this is lost (default 1000)\n"
+                "  -P             busy-poll: never sleep waiting for replies (the client's\n"
+                "                 core then shows 100%% busy whatever the load)\n",
                 MAX_BATCH, MAX_SOCKETS);
 }
 
@@ -460,9 +462,10 @@ int main(int argc, char *argv[]) {
         int64_t start, stop_sending, deadline, last_reply, last_expire, timeout_ns, end;
         uint64_t other = 0;
         double elapsed;
+        bool busy_poll = false;
         int opt, r;
 
-        while ((opt = getopt(argc, argv, "s:p:d:l:w:b:S:t:h")) >= 0) {
+        while ((opt = getopt(argc, argv, "s:p:d:l:w:b:S:t:Ph")) >= 0) {
                 r = 0;
                 switch (opt) {
                 case 's':
@@ -488,6 +491,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 't':
                         r = parse_uint(optarg, 1, 60000, "the timeout in ms (-t)", &timeout_ms);
+                        break;
+                case 'P':
+                        busy_poll = true;
                         break;
                 case 'h':
                         usage(stdout);
@@ -580,7 +586,7 @@ int main(int argc, char *argv[]) {
                         break;
                 /* Nothing came back: wait for a reply rather than spin (a
                  * window with room was just topped up). */
-                if (!any && poll(pfds, n_sockets, 10) < 0 && errno != EINTR) {
+                if (!any && !busy_poll && poll(pfds, n_sockets, 10) < 0 && errno != EINTR) {
                         fprintf(stderr, "udp-load: poll: %s\n", strerror(errno));
                         return 1;
                 }
@@ -610,9 +616,10 @@ int main(int argc, char *argv[]) {
         }
         printf(", \"other\": %llu}, \"truncated\": %llu, \"unexpected\": %llu, \"mismatched\": %llu, "
                "\"send_errors\": %llu, \"latency_avg_us\": %.1f, \"window\": %lu, \"sockets\": %lu, "
-               "\"batch\": %lu}\n",
+               "\"batch\": %lu, \"busy_poll\": %s}\n",
                (unsigned long long) other, (unsigned long long) c.truncated, (unsigned long long) c.unexpected,
                (unsigned long long) c.mismatched, (unsigned long long) c.send_errors,
-               c.completed ? (double) c.latency_ns_sum / (double) c.completed / 1e3 : 0.0, window, n_sockets, batch);
+               c.completed ? (double) c.latency_ns_sum / (double) c.completed / 1e3 : 0.0, window, n_sockets, batch,
+               busy_poll ? "true" : "false");
         return 0;
 }
