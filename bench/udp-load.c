@@ -463,7 +463,7 @@ int main(int argc, char *argv[]) {
         uint64_t other = 0;
         double elapsed;
         bool busy_poll = false;
-        int opt, r;
+        int opt, r, ret = 1;
 
         while ((opt = getopt(argc, argv, "s:p:d:l:w:b:S:t:Ph")) >= 0) {
                 r = 0;
@@ -532,6 +532,8 @@ int main(int argc, char *argv[]) {
         }
         if (load_queries(query_file, &wire, &queries, &n_queries) < 0 || !queries)
                 return 1;
+        for (unsigned long i = 0; i < MAX_SOCKETS; i++)
+                socks[i].fd = -EBADF;
         if (getrandom(&rng_state, sizeof(rng_state), 0) != sizeof(rng_state) || rng_state == 0)
                 rng_state = (uint64_t) now_ns() | 1;
 
@@ -542,7 +544,7 @@ int main(int argc, char *argv[]) {
                 if (s->fd < 0) {
                         fprintf(stderr, "udp-load: cannot open a UDP socket to %s port %lu: %s\n", address, port,
                                 strerror(-s->fd));
-                        return 1;
+                        goto finish;
                 }
                 /* The window split over the sockets, the remainder to the first. */
                 s->window = (unsigned) (window / n_sockets + (i < window % n_sockets));
@@ -550,7 +552,7 @@ int main(int argc, char *argv[]) {
                 s->active = calloc(s->window, sizeof(uint16_t));
                 if (!s->slots || !s->active) {
                         fprintf(stderr, "udp-load: out of memory\n");
-                        return 1;
+                        goto finish;
                 }
                 pfds[i] = (struct pollfd) { .fd = s->fd, .events = POLLIN };
         }
@@ -588,17 +590,11 @@ int main(int argc, char *argv[]) {
                  * window with room was just topped up). */
                 if (!any && !busy_poll && poll(pfds, n_sockets, 10) < 0 && errno != EINTR) {
                         fprintf(stderr, "udp-load: poll: %s\n", strerror(errno));
-                        return 1;
+                        goto finish;
                 }
         }
-        for (unsigned long i = 0; i < n_sockets; i++) {
+        for (unsigned long i = 0; i < n_sockets; i++)
                 c.lost += socks[i].in_flight; /* still unanswered after the timeout */
-                (void) close(socks[i].fd);
-                free(socks[i].slots);
-                free(socks[i].active);
-        }
-        free(wire);
-        free(queries);
 
         end = last_reply > stop_sending ? last_reply : stop_sending;
         elapsed = (double) (end - start) / 1e9;
@@ -621,5 +617,15 @@ int main(int argc, char *argv[]) {
                (unsigned long long) c.mismatched, (unsigned long long) c.send_errors,
                c.completed ? (double) c.latency_ns_sum / (double) c.completed / 1e3 : 0.0, window, n_sockets, batch,
                busy_poll ? "true" : "false");
-        return 0;
+        ret = 0;
+finish:
+        for (unsigned long i = 0; i < n_sockets; i++) {
+                if (socks[i].fd >= 0)
+                        (void) close(socks[i].fd);
+                free(socks[i].slots);
+                free(socks[i].active);
+        }
+        free(wire);
+        free(queries);
+        return ret;
 }
