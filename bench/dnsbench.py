@@ -35,6 +35,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MISSING_SHARE = 0.10
 # A server core at least this busy over a run was the limit, not the client.
 SATURATED_PERCENT = 97
+# ... and queries were waiting in its socket in at least this share of samples.
+QUEUED_PERCENT = 90
 # Core 0 busier than this with no server running: other work shares it.
 NOISE_PERCENT = 10
 
@@ -292,6 +294,18 @@ def proc_cpu(pid):
         return 0
 
 
+def udp_rx_queue(port):
+    """Bytes waiting in the receive queue of the UDP socket on 127.0.0.1:port
+    (/proc/net/udp), or None if there is none."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        for line in f:
+            v = line.split()
+            if len(v) > 4 and v[1] == want:
+                return int(v[4].split(":")[1], 16)
+    return None
+
+
 def parse_dnsperf(out):
     def num(label):
         m = re.search(rf"^\s*{label}:\s*([0-9.]+)", out, re.M)
@@ -352,6 +366,21 @@ def cmd_run(a):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Meanwhile, every 20 ms: were queries waiting in the server's UDP
+    # socket? If they nearly always were, the server (or its core) set the
+    # pace, whatever else ran on the machine; if not, the client did.
+    waiting = samples = 0
+    if a.transport == "udp":
+        while True:
+            try:
+                child.wait(timeout=0.02)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            q = udp_rx_queue(a.port)
+            if q is not None:
+                samples += 1
+                waiting += q > 0
     out, err = child.communicate()
     res = subprocess.CompletedProcess(cmd, child.returncode, out, err)
     # The client's own CPU (taskset execs it: the child is the client).
@@ -392,15 +421,18 @@ def cmd_run(a):
         "server_cores_busy_percent": round(server_busy, 1),
         "client_cores_busy_percent": round(client_busy, 1),
         "client_us_per_q": client_cpu_s * 1e6 / done,
+        "server_queue_percent": round(100 * waiting / samples, 1) if samples else None,
     })
     with open(a.out, "a") as f:
         f.write(json.dumps(r) + "\n")
     extra = f", {r['mismatched']} wrong questions" if r.get("mismatched") else ""
+    queued = (f"; queries waiting in its socket in {r['server_queue_percent']:.0f}% of samples"
+              if r["server_queue_percent"] is not None else "")
     print(f"  {a.server:8} N={a.n:<6} {a.transport} {a.client} threads {a.threads} run {a.run}: {r['qps']:9.0f} q/s, "
           f"{r['cpu_us_per_q']:.2f} us CPU/query on core(s) {a.server_cores} ({r['proc_us_per_q']:.2f} in the "
           f"server's processes; user/sys/softirq {r['core_us_per_q']['user']:.2f}/"
           f"{r['core_us_per_q']['system']:.2f}/{r['core_us_per_q']['softirq']:.2f}), {r['completed']} completed, {r['lost']} lost{extra}, codes {r['rcodes']}; "
-          f"busy: server core(s) {server_busy:.0f}% ({r['server_proc_percent']:.0f}% in its processes), "
+          f"busy: server core(s) {server_busy:.0f}% ({r['server_proc_percent']:.0f}% in its processes{queued}), "
           f"{a.client}'s {client_busy:.0f}% "
           f"({r['client_us_per_q']:.2f} us CPU/query in {a.client})")
     return 0
@@ -503,18 +535,22 @@ def cmd_report(a):
             # How busy the cores were in the run with the best qps, and the
             # least busy the server's core was in any run of this case.
             "busy": (top.get("server_cores_busy_percent"), top.get("client_cores_busy_percent")),
+            "queued": top.get("server_queue_percent"),
             "server_busy_min": min(r.get("server_cores_busy_percent", 0) for r in rs),
+            "queued_min": min((r.get("server_queue_percent") or 0) for r in rs),
             "mismatched": sum(r.get("mismatched", 0) for r in rs),
         }
 
     problems = []
     table = []
     head = ("server", "threads", "N", "transport", "client", "qps", "µs CPU/query (cores)", "(in server procs)",
-            "RSS MiB", "first answer ms", "busy % server / client cores")
+            "RSS MiB", "first answer ms", "busy % server / client cores (queued %)")
 
     def busy(b):
         sb, cb = b["busy"]
-        return f"{sb:.0f} / {cb:.0f}" if sb is not None and cb is not None else "-"
+        if sb is None or cb is None:
+            return "-"
+        return f"{sb:.0f} / {cb:.0f}" + (f" ({b['queued']:.0f})" if b["queued"] is not None else "")
 
     for threads, n, tr, client in cases:
         for server in ("joyrided", "nsd"):
@@ -556,20 +592,24 @@ def cmd_report(a):
         # and only if they kept core 0 busy in every run of both servers:
         # otherwise the client set the pace and the ratio says nothing.
         qps_what = "queries/s ≥ 1.1 × NSD at 100k names (UDP, 1 thread / 1 server)"
-        if jc and dc and min(jc["server_busy_min"], dc["server_busy_min"]) >= SATURATED_PERCENT:
+        if (jc and dc and min(jc["server_busy_min"], dc["server_busy_min"]) >= SATURATED_PERCENT
+                and min(jc["queued_min"], dc["queued_min"]) >= QUEUED_PERCENT):
             # Other work on core 0 also makes it busy: the warnings below say
             # when there was some.
             shared = any(r["kind"] == "noise" and r["busy_percent"] > NOISE_PERCENT for r in rows)
             qps_target = (qps_what + ", udp-load",
                           f"{jc['qps']:.0f} vs {dc['qps']:.0f} ({jc['qps'] / dc['qps']:.2f}); core 0 busy "
-                          f"≥ {jc['server_busy_min']:.0f}% / {dc['server_busy_min']:.0f}%"
+                          f"≥ {jc['server_busy_min']:.0f}% / {dc['server_busy_min']:.0f}%, queries waiting "
+                          f"≥ {jc['queued_min']:.0f}% / {dc['queued_min']:.0f}%"
                           + (" (with other work on it: see the warning)" if shared else ""),
                           jc["qps"] >= 1.1 * dc["qps"])
         else:
-            why = (f"udp-load {jc['qps'] / dc['qps']:.2f}, but core 0 only {jc['server_busy_min']:.0f}% / "
-                   f"{dc['server_busy_min']:.0f}% busy in its runs" if jc and dc else "no udp-load runs")
+            why = (f"udp-load {jc['qps'] / dc['qps']:.2f}, but in its runs core 0 was busy ≥ "
+                   f"{jc['server_busy_min']:.0f}% / {dc['server_busy_min']:.0f}% and queries waited ≥ "
+                   f"{jc['queued_min']:.0f}% / {dc['queued_min']:.0f}% of the time" if jc and dc else "no udp-load runs")
             qps_target = (qps_what, f"dnsperf {j['qps']:.0f} vs {d['qps']:.0f} ({j['qps'] / d['qps']:.2f}); {why}",
-                          f"not known: the client was the limit (core 0 < {SATURATED_PERCENT}% busy)")
+                          f"not known: the client was the limit (core 0 < {SATURATED_PERCENT}% busy or "
+                          f"queries waiting < {QUEUED_PERCENT}%)")
         targets = [
             qps_target,
             ("CPU/query ≤ 0.9 × NSD at 100k names (UDP, core 0)",
@@ -605,10 +645,14 @@ def cmd_report(a):
             "processes summed. First answer: from fork to the first reply that holds the right address, "
             "probing every ~1 ms. Busy %: the share of the run the server's cores and the client's cores were "
             "busy (/proc/stat), in the run with the best qps; a server core short of 100% waited for queries. "
+            "Queued %: the share of 20 ms samples in which queries were waiting in the server's UDP socket "
+            "(/proc/net/udp): near 100% means the server, or its core, set the pace even when other work "
+            "shared the cores; well below, the client did. "
             "The udp-load rows (1 thread, UDP, the large N) load the same servers with bench/udp-load.c "
             "(sendmmsg/recvmmsg batches on one socket, a fixed window of queries in flight) on core 1, which "
             f"can keep core 0 busy where one dnsperf thread cannot; the qps target uses them only if core 0 was "
-            f"at least {SATURATED_PERCENT}% busy in every such run of both servers.\n")
+            f"at least {SATURATED_PERCENT}% busy and queries waited in its socket in at least {QUEUED_PERCENT}% of the "
+            "samples, in every such run of both servers.\n")
     print()
     print(text_table(head, table))
     print(note)
@@ -667,7 +711,7 @@ def main():
     p.add_argument("--client-cores", default="1")
     p.add_argument("--client", choices=("dnsperf", "udp-load"), default="dnsperf")
     p.add_argument("--loadgen", help="the udp-load binary (with --client udp-load)")
-    p.add_argument("--window", type=int, default=256, help="udp-load's queries in flight")
+    p.add_argument("--window", type=int, default=512, help="udp-load's queries in flight")
     p = sub.add_parser("mem")
     for x in ("--server", "--out", "--transport"):
         p.add_argument(x, required=True)
