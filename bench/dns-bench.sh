@@ -33,7 +33,8 @@
 # pauses of the client and stays within NSD's 2 MiB socket buffer.
 #
 # Environment: BENCH_SECONDS (run length, default 10), BENCH_WINDOW
-# (udp-load's queries in flight, default 512),
+# (udp-load's queries in flight, default 512), BENCH_LOAD_ARGS (more
+# udp-load options, such as "-T 2" for two threads),
 # BENCH_N (large N, default 100000), BENCH_THREADS ("1 2" by default; "1"
 # for the single-thread case only). The table also goes to
 # BUILD_DIR/dns-bench.md and the raw figures to BUILD_DIR/dns-bench.jsonl.
@@ -48,6 +49,7 @@ BIG_N=${BENCH_N:-100000}
 SMALL_N=10
 THREAD_CASES=${BENCH_THREADS:-1 2}
 LOAD_WINDOW=${BENCH_WINDOW:-512}
+LOAD_ARGS=${BENCH_LOAD_ARGS:-}
 # Set per case by bench_case: where the servers and dnsperf run.
 THREADS=1
 SERVER_CORES=0
@@ -143,7 +145,7 @@ trap 'exit 130' INT TERM
 # client is the same whatever the options of the build being measured.
 LOADGEN=$T/udp-load
 command -v cc >/dev/null || die "cc not installed (needed for bench/udp-load.c)"
-cc -O2 -o "$LOADGEN" "$ROOT/bench/udp-load.c" || die "cannot build bench/udp-load.c"
+cc -O2 -pthread -o "$LOADGEN" "$ROOT/bench/udp-load.c" || die "cannot build bench/udp-load.c"
 
 # Every process below PID (recursively), for stop_server.
 descendants() {
@@ -249,7 +251,7 @@ start_joyrided() {
 load_run() {
         local client=$1 name=$2 n=$3 tr=$4 run=$5
         # shellcheck disable=SC2086 # HELPER is "python3 script.py"
-        bg_wait $HELPER run --client "$client" --loadgen "$LOADGEN" --window "$LOAD_WINDOW" \
+        bg_wait $HELPER run --client "$client" --loadgen "$LOADGEN" --window "$LOAD_WINDOW" --loadgen-args "$LOAD_ARGS" \
                 --server "$name" --n "$n" --port "${PORT[$name]}" \
                 --pid "${PID[$name]}" --transport "$tr" --run "$run" \
                 --threads "$THREADS" --server-cores "$(cores_list "$SERVER_CORES")" \

@@ -346,7 +346,7 @@ def cmd_run(a):
             print("udp-load sends over UDP only", file=sys.stderr)
             return 1
         cmd = ["taskset", "-c", a.client_cores, a.loadgen, "-s", "127.0.0.1", "-p", str(a.port),
-               "-d", a.queries, "-l", str(a.seconds), "-w", str(a.window)]
+               "-d", a.queries, "-l", str(a.seconds), "-w", str(a.window)] + a.loadgen_args.split()
     else:
         cmd = ["taskset", "-c", a.client_cores, "dnsperf", "-s", "127.0.0.1", "-p", str(a.port),
                "-d", a.queries, "-c", "4", "-T", "1", "-q", "500", "-l", str(a.seconds)]
@@ -712,6 +712,7 @@ def main():
     p.add_argument("--client", choices=("dnsperf", "udp-load"), default="dnsperf")
     p.add_argument("--loadgen", help="the udp-load binary (with --client udp-load)")
     p.add_argument("--window", type=int, default=512, help="udp-load's queries in flight")
+    p.add_argument("--loadgen-args", default="", help="more udp-load options, such as \"-T 2\"")
     p = sub.add_parser("mem")
     for x in ("--server", "--out", "--transport"):
         p.add_argument(x, required=True)

@@ -8,9 +8,12 @@
  * batches (sendmmsg, recvmmsg) on one connected socket (or a few), keeping a
  * fixed window of queries in flight. Each query gets a random ID; a reply
  * counts only if its ID is in flight and its question is the one asked.
+ * With -T, several threads do the same, each on sockets of its own, with
+ * its share of the window (so that on a core shared with other work the
+ * client gets more than one thread's turn).
  *
  *   udp-load -p PORT -d QUERY_FILE [-s 127.0.0.1] [-l SECONDS] [-w WINDOW]
- *            [-b BATCH] [-S SOCKETS] [-t TIMEOUT_MS] [-P]
+ *            [-b BATCH] [-S SOCKETS] [-T THREADS] [-t TIMEOUT_MS] [-P]
  *
  * The query file is dnsperf's format: "NAME TYPE" per line, blank lines and
  * lines starting with ';' or '#' skipped. Queries go out in file order,
@@ -32,6 +35,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +78,16 @@ typedef struct Sock {
         uint16_t *active; /* the IDs in flight, in no order */
 } Sock;
 
+/* What every thread reads and none writes while they run. */
+typedef struct Run {
+        const uint8_t *wire;
+        const Query *queries;
+        size_t n_queries;
+        unsigned batch;
+        bool busy_poll;
+        int64_t stop_sending, deadline, timeout_ns;
+} Run;
+
 typedef struct Counts {
         uint64_t sent;
         uint64_t completed;
@@ -86,6 +100,26 @@ typedef struct Counts {
         uint64_t latency_ns_sum;
 } Counts;
 
+/* One thread's share of the load: its sockets (a slice of all), its place
+ * in the queries, its counts and its own buffers. */
+typedef struct Worker {
+        pthread_t thread;
+        const Run *run;
+        Sock *socks;
+        unsigned n_socks;
+        size_t next_query;
+        uint64_t rng;
+        int64_t last_reply;
+        int error; /* errno of a failed poll() */
+        Counts c;
+        uint8_t send_bufs[MAX_BATCH][MAX_QUERY];
+        uint8_t recv_bufs[MAX_BATCH][REPLY_SIZE];
+        struct mmsghdr msgs[MAX_BATCH];
+        struct iovec iovs[MAX_BATCH];
+        uint16_t ids[MAX_BATCH];
+        struct pollfd pfds[MAX_SOCKETS];
+} Worker;
+
 static int64_t now_ns(void) {
         struct timespec ts;
 
@@ -94,13 +128,11 @@ static int64_t now_ns(void) {
 }
 
 /* xorshift64*: IDs need to be unpredictable to nobody here, only spread. */
-static uint64_t rng_state;
-
-static uint16_t random_id(void) {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        return (uint16_t) ((rng_state * 0x2545F4914F6CDD1DULL) >> 48);
+static uint16_t random_id(uint64_t *state) {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        return (uint16_t) ((*state * 0x2545F4914F6CDD1DULL) >> 48);
 }
 
 static const struct {
@@ -300,10 +332,15 @@ static void slot_release(Sock *s, uint16_t id) {
 }
 
 /* Sends up to `batch` new queries on s, as many as its window has room for. */
-static void send_batch(Sock *s, unsigned batch, const uint8_t *wire, const Query *queries, size_t n_queries,
-                       size_t *next_query, uint8_t (*bufs)[MAX_QUERY], struct mmsghdr *msgs, struct iovec *iovs,
-                       uint16_t *ids, int64_t now, Counts *c) {
-        unsigned k = s->window - s->in_flight;
+static void send_batch(Worker *w, Sock *s, int64_t now) {
+        const Run *run = w->run;
+        uint8_t(*bufs)[MAX_QUERY] = w->send_bufs;
+        struct mmsghdr *msgs = w->msgs;
+        struct iovec *iovs = w->iovs;
+        uint16_t *ids = w->ids;
+        size_t *next_query = &w->next_query;
+        unsigned k = s->window - s->in_flight, batch = run->batch;
+        Counts *c = &w->c;
         int sent;
 
         if (k == 0)
@@ -311,8 +348,8 @@ static void send_batch(Sock *s, unsigned batch, const uint8_t *wire, const Query
         if (k > batch)
                 k = batch;
         for (unsigned i = 0; i < k; i++) {
-                const Query *q = &queries[*next_query];
-                uint16_t id = random_id();
+                const Query *q = &run->queries[*next_query];
+                uint16_t id = random_id(&w->rng);
                 Slot *slot;
 
                 while (s->slots[id].in_use)
@@ -323,12 +360,12 @@ static void send_batch(Sock *s, unsigned batch, const uint8_t *wire, const Query
                 };
                 s->active[s->in_flight++] = id;
                 ids[i] = id;
-                memcpy(bufs[i], wire + q->offset, q->size);
+                memcpy(bufs[i], run->wire + q->offset, q->size);
                 bufs[i][0] = (uint8_t) (id >> 8);
                 bufs[i][1] = (uint8_t) id;
                 iovs[i] = (struct iovec) { .iov_base = bufs[i], .iov_len = q->size };
                 msgs[i] = (struct mmsghdr) { .msg_hdr = { .msg_iov = &iovs[i], .msg_iovlen = 1 } };
-                if (++*next_query == n_queries)
+                if (++*next_query == run->n_queries)
                         *next_query = 0;
         }
         sent = sendmmsg(s->fd, msgs, k, MSG_DONTWAIT);
@@ -346,9 +383,13 @@ static void send_batch(Sock *s, unsigned batch, const uint8_t *wire, const Query
 }
 
 /* Reads what replies are waiting on s; returns how many datagrams. */
-static int receive_batch(Sock *s, unsigned batch, const uint8_t *wire, const Query *queries,
-                         uint8_t (*bufs)[REPLY_SIZE], struct mmsghdr *msgs, struct iovec *iovs, int64_t now,
-                         int64_t *last_reply, Counts *c) {
+static int receive_batch(Worker *w, Sock *s, int64_t now) {
+        const Run *run = w->run;
+        uint8_t(*bufs)[REPLY_SIZE] = w->recv_bufs;
+        struct mmsghdr *msgs = w->msgs;
+        struct iovec *iovs = w->iovs;
+        unsigned batch = run->batch;
+        Counts *c = &w->c;
         int got;
 
         for (unsigned i = 0; i < batch; i++) {
@@ -377,9 +418,9 @@ static int receive_batch(Sock *s, unsigned batch, const uint8_t *wire, const Que
                 }
                 /* The question must be the one asked: everything after the
                  * header, byte for byte (both servers echo it as sent). */
-                q = &queries[slot->query];
+                q = &run->queries[slot->query];
                 if (len < q->size || m[5] != 1 || m[4] != 0 ||
-                    memcmp(m + 12, wire + q->offset + 12, q->size - 12u) != 0) {
+                    memcmp(m + 12, run->wire + q->offset + 12, q->size - 12u) != 0) {
                         c->mismatched++;
                         slot_release(s, id);
                         continue;
@@ -391,7 +432,7 @@ static int receive_batch(Sock *s, unsigned batch, const uint8_t *wire, const Que
                 c->latency_ns_sum += (uint64_t) (now - slot->sent_ns);
                 slot_release(s, id);
         }
-        *last_reply = now;
+        w->last_reply = now;
         return got;
 }
 
@@ -408,17 +449,60 @@ static void expire(Sock *s, int64_t now, int64_t timeout_ns, Counts *c) {
         }
 }
 
+/* One thread: keeps its sockets' windows full until the run's end, then
+ * waits for what is in flight (up to the timeout). */
+static void *worker_run(void *arg) {
+        Worker *w = arg;
+        const Run *run = w->run;
+        int64_t last_expire = now_ns();
+
+        for (;;) {
+                int64_t now = now_ns();
+                bool sending = now < run->stop_sending, any = false;
+                unsigned in_flight = 0;
+
+                if (now - last_expire >= 10000000) {
+                        for (unsigned i = 0; i < w->n_socks; i++)
+                                expire(&w->socks[i], now, run->timeout_ns, &w->c);
+                        last_expire = now;
+                }
+                for (unsigned i = 0; i < w->n_socks; i++) {
+                        Sock *s = &w->socks[i];
+
+                        if (sending)
+                                send_batch(w, s, now);
+                        if (receive_batch(w, s, now) > 0)
+                                any = true;
+                        in_flight += s->in_flight;
+                }
+                if (!sending && (in_flight == 0 || now >= run->deadline))
+                        break;
+                /* Nothing came back: wait for a reply rather than spin (a
+                 * window with room was just topped up). */
+                if (!any && !run->busy_poll && poll(w->pfds, w->n_socks, 10) < 0 && errno != EINTR) {
+                        w->error = errno;
+                        break;
+                }
+        }
+        for (unsigned i = 0; i < w->n_socks; i++)
+                w->c.lost += w->socks[i].in_flight; /* still unanswered after the timeout */
+        return NULL;
+}
+
 static void usage(FILE *out) {
         fprintf(out,
                 "Usage: udp-load -p PORT -d QUERY_FILE [-s ADDRESS] [-l SECONDS] [-w WINDOW]\n"
-                "                [-b BATCH] [-S SOCKETS] [-t TIMEOUT_MS] [-P]\n"
+                "                [-b BATCH] [-S SOCKETS] [-T THREADS] [-t TIMEOUT_MS] [-P]\n"
                 "  -s ADDRESS     server, 127.0.0.0/8 or ::1 only (default 127.0.0.1)\n"
                 "  -p PORT        server port\n"
                 "  -d FILE        queries, \"NAME TYPE\" per line (dnsperf's format)\n"
                 "  -l SECONDS     how long to send (default 10)\n"
                 "  -w WINDOW      queries in flight, over all sockets (default 256)\n"
                 "  -b BATCH       datagrams per sendmmsg/recvmmsg (default 32, at most %d)\n"
-                "  -S SOCKETS     sockets, each with its own source port (default 1, at most %d)\n"
+                "  -S SOCKETS     sockets, each with its own source port (default: one per thread,\n"
+                "                 at most %d)\n"
+                "  -T THREADS     threads, each with its own sockets and share of the window\n"
+                "                 (default 1)\n"
                 "  -t TIMEOUT_MS  a query with no reply after this is lost (default 1000)\n"
                 "  -P             busy-poll: never sleep waiting for replies (the client's\n"
                 "                 core then shows 100%% busy whatever the load)\n",
@@ -445,27 +529,24 @@ static const char *const rcode_names[16] = {
 
 int main(int argc, char *argv[]) {
         const char *address = "127.0.0.1", *query_file = NULL;
-        unsigned long port = 0, seconds = 10, window = 256, batch = 32, n_sockets = 1, timeout_ms = 1000;
+        unsigned long port = 0, seconds = 10, window = 256, batch = 32, n_sockets = 0, timeout_ms = 1000, n_threads = 1,
+                      started = 0;
         struct sockaddr_storage sa;
         socklen_t sa_len;
         uint8_t *wire = NULL;
         Query *queries = NULL;
-        size_t n_queries = 0, next_query = 0;
+        size_t n_queries = 0;
         Sock socks[MAX_SOCKETS] = {};
-        static uint8_t send_bufs[MAX_BATCH][MAX_QUERY];
-        static uint8_t recv_bufs[MAX_BATCH][REPLY_SIZE];
-        static struct mmsghdr msgs[MAX_BATCH];
-        static struct iovec iovs[MAX_BATCH];
-        static uint16_t ids[MAX_BATCH];
-        struct pollfd pfds[MAX_SOCKETS];
+        Worker *workers = NULL;
+        Run run = {};
         Counts c = {};
-        int64_t start, stop_sending, deadline, last_reply, last_expire, timeout_ns, end;
+        int64_t start, last_reply, end;
         uint64_t other = 0;
         double elapsed;
         bool busy_poll = false;
-        int opt, r, ret = 1;
+        int opt, r, ret = 1, poll_error = 0;
 
-        while ((opt = getopt(argc, argv, "s:p:d:l:w:b:S:t:Ph")) >= 0) {
+        while ((opt = getopt(argc, argv, "s:p:d:l:w:b:S:T:t:Ph")) >= 0) {
                 r = 0;
                 switch (opt) {
                 case 's':
@@ -488,6 +569,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'S':
                         r = parse_uint(optarg, 1, MAX_SOCKETS, "the number of sockets (-S)", &n_sockets);
+                        break;
+                case 'T':
+                        r = parse_uint(optarg, 1, MAX_SOCKETS, "the number of threads (-T)", &n_threads);
                         break;
                 case 't':
                         r = parse_uint(optarg, 1, 60000, "the timeout in ms (-t)", &timeout_ms);
@@ -515,6 +599,13 @@ int main(int argc, char *argv[]) {
                 usage(stderr);
                 return 2;
         }
+        if (n_sockets == 0)
+                n_sockets = n_threads;
+        if (n_sockets < n_threads) {
+                fprintf(stderr, "udp-load: each thread (-T %lu) needs a socket of its own (-S %lu)\n", n_threads,
+                        n_sockets);
+                return 2;
+        }
         if (window < n_sockets) {
                 fprintf(stderr, "udp-load: the window (-w %lu) must be at least one query per socket (-S %lu)\n",
                         window, n_sockets);
@@ -534,8 +625,11 @@ int main(int argc, char *argv[]) {
                 return 1;
         for (unsigned long i = 0; i < MAX_SOCKETS; i++)
                 socks[i].fd = -EBADF;
-        if (getrandom(&rng_state, sizeof(rng_state), 0) != sizeof(rng_state) || rng_state == 0)
-                rng_state = (uint64_t) now_ns() | 1;
+        workers = calloc(n_threads, sizeof(Worker));
+        if (!workers) {
+                fprintf(stderr, "udp-load: out of memory\n");
+                goto finish;
+        }
 
         for (unsigned long i = 0; i < n_sockets; i++) {
                 Sock *s = &socks[i];
@@ -554,49 +648,68 @@ int main(int argc, char *argv[]) {
                         fprintf(stderr, "udp-load: out of memory\n");
                         goto finish;
                 }
-                pfds[i] = (struct pollfd) { .fd = s->fd, .events = POLLIN };
         }
 
-        timeout_ns = (int64_t) timeout_ms * 1000000;
+        /* The sockets in contiguous slices, one per thread; each thread starts
+         * at its own place in the queries. */
+        run = (Run) { .wire = wire,
+                      .queries = queries,
+                      .n_queries = n_queries,
+                      .batch = (unsigned) batch,
+                      .busy_poll = busy_poll,
+                      .timeout_ns = (int64_t) timeout_ms * 1000000 };
+        for (unsigned long t = 0; t < n_threads; t++) {
+                Worker *w = &workers[t];
+                unsigned long first = t * n_sockets / n_threads, last = (t + 1) * n_sockets / n_threads;
+
+                w->run = &run;
+                w->socks = &socks[first];
+                w->n_socks = (unsigned) (last - first);
+                w->next_query = t * n_queries / n_threads;
+                for (unsigned i = 0; i < w->n_socks; i++)
+                        w->pfds[i] = (struct pollfd) { .fd = w->socks[i].fd, .events = POLLIN };
+                if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
+                        w->rng = (uint64_t) now_ns() * (t + 1) | 1;
+        }
+
         start = now_ns();
-        stop_sending = start + (int64_t) seconds * 1000000000;
-        deadline = stop_sending + timeout_ns;
-        last_reply = start;
-        last_expire = start;
-        for (;;) {
-                int64_t now = now_ns();
-                bool sending = now < stop_sending, any = false;
-                unsigned in_flight = 0;
-
-                if (now - last_expire >= 10000000) {
-                        for (unsigned long i = 0; i < n_sockets; i++)
-                                expire(&socks[i], now, timeout_ns, &c);
-                        last_expire = now;
-                }
-                for (unsigned long i = 0; i < n_sockets; i++) {
-                        Sock *s = &socks[i];
-
-                        if (sending)
-                                send_batch(s, (unsigned) batch, wire, queries, n_queries, &next_query, send_bufs, msgs,
-                                           iovs, ids, now, &c);
-                        if (receive_batch(s, (unsigned) batch, wire, queries, recv_bufs, msgs, iovs, now, &last_reply,
-                                          &c) > 0)
-                                any = true;
-                        in_flight += s->in_flight;
-                }
-                if (!sending && (in_flight == 0 || now >= deadline))
-                        break;
-                /* Nothing came back: wait for a reply rather than spin (a
-                 * window with room was just topped up). */
-                if (!any && !busy_poll && poll(pfds, n_sockets, 10) < 0 && errno != EINTR) {
-                        fprintf(stderr, "udp-load: poll: %s\n", strerror(errno));
+        run.stop_sending = start + (int64_t) seconds * 1000000000;
+        run.deadline = run.stop_sending + run.timeout_ns;
+        for (; started < n_threads; started++) {
+                workers[started].last_reply = start;
+                r = pthread_create(&workers[started].thread, NULL, worker_run, &workers[started]);
+                if (r != 0) {
+                        fprintf(stderr, "udp-load: cannot start a thread: %s\n", strerror(r));
                         goto finish;
                 }
         }
-        for (unsigned long i = 0; i < n_sockets; i++)
-                c.lost += socks[i].in_flight; /* still unanswered after the timeout */
+        last_reply = start;
+        for (unsigned long t = 0; t < n_threads; t++) {
+                Worker *w = &workers[t];
 
-        end = last_reply > stop_sending ? last_reply : stop_sending;
+                (void) pthread_join(w->thread, NULL);
+                if (w->error != 0)
+                        poll_error = w->error;
+                c.sent += w->c.sent;
+                c.completed += w->c.completed;
+                c.lost += w->c.lost;
+                for (unsigned i = 0; i < 16; i++)
+                        c.rcode[i] += w->c.rcode[i];
+                c.truncated += w->c.truncated;
+                c.unexpected += w->c.unexpected;
+                c.mismatched += w->c.mismatched;
+                c.send_errors += w->c.send_errors;
+                c.latency_ns_sum += w->c.latency_ns_sum;
+                if (w->last_reply > last_reply)
+                        last_reply = w->last_reply;
+        }
+        started = 0; /* all joined */
+        if (poll_error != 0) {
+                fprintf(stderr, "udp-load: poll: %s\n", strerror(poll_error));
+                goto finish;
+        }
+
+        end = last_reply > run.stop_sending ? last_reply : run.stop_sending;
         elapsed = (double) (end - start) / 1e9;
         printf("{\"qps\": %.1f, \"seconds\": %.3f, \"sent\": %llu, \"completed\": %llu, \"lost\": %llu, "
                "\"rcodes\": {",
@@ -612,13 +725,17 @@ int main(int argc, char *argv[]) {
         }
         printf(", \"other\": %llu}, \"truncated\": %llu, \"unexpected\": %llu, \"mismatched\": %llu, "
                "\"send_errors\": %llu, \"latency_avg_us\": %.1f, \"window\": %lu, \"sockets\": %lu, "
-               "\"batch\": %lu, \"busy_poll\": %s}\n",
+               "\"threads\": %lu, \"batch\": %lu, \"busy_poll\": %s}\n",
                (unsigned long long) other, (unsigned long long) c.truncated, (unsigned long long) c.unexpected,
                (unsigned long long) c.mismatched, (unsigned long long) c.send_errors,
-               c.completed ? (double) c.latency_ns_sum / (double) c.completed / 1e3 : 0.0, window, n_sockets, batch,
-               busy_poll ? "true" : "false");
+               c.completed ? (double) c.latency_ns_sum / (double) c.completed / 1e3 : 0.0, window, n_sockets, n_threads,
+               batch, busy_poll ? "true" : "false");
         ret = 0;
 finish:
+        /* Threads started before a failure: they stop at the run's end. */
+        for (unsigned long t = 0; t < started; t++)
+                (void) pthread_join(workers[t].thread, NULL);
+        free(workers);
         for (unsigned long i = 0; i < n_sockets; i++) {
                 if (socks[i].fd >= 0)
                         (void) close(socks[i].fd);

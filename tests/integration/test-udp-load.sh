@@ -60,6 +60,15 @@ out=$("$loadgen" -p "$port" -d "$tmp/queries.txt" -l 1 -w 30 -S 3)
         fail "three sockets: $out"
 ok "three sockets"
 
+# Two threads with two sockets each: every query counted once.
+out=$("$loadgen" -p "$port" -d "$tmp/queries.txt" -l 1 -w 32 -T 2 -S 4)
+nx=$(field "$out" nxdomain)
+completed=$(field "$out" completed)
+[ "$(field "$out" lost)" = 0 ] && [ "$completed" -gt 1000 ] && [ "$(field "$out" threads)" = 2 ] &&
+        [ "$(field "$out" sent)" = "$completed" ] && [ $((completed / 10 - nx)) -le 2 ] &&
+        [ $((nx - completed / 10)) -le 2 ] || fail "two threads: $out"
+ok "two threads"
+
 # A fake server: in mode "question" its replies carry the query's ID with
 # another name, in mode "id" the question asked with another ID. Neither
 # may count as an answer.
@@ -138,5 +147,6 @@ expect_error "holds no queries" -p "$port" -d "$tmp/bad4.txt"
 expect_error "cannot open the query file" -p "$port" -d "$tmp/none.txt"
 expect_error 'the window (-w) must be a number from 1 to 32768, not "0"' -p "$port" -d "$tmp/queries.txt" -w 0
 expect_error "-p PORT and -d QUERY_FILE are required" -d "$tmp/queries.txt"
+expect_error "each thread (-T 3) needs a socket of its own (-S 2)" -p "$port" -d "$tmp/queries.txt" -T 3 -S 2
 expect_error '"localhost" is not an IPv4 or IPv6 address' -s localhost -p "$port" -d "$tmp/queries.txt"
 ok "bad input is refused with a reason"
