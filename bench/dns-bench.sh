@@ -23,7 +23,20 @@
 # Everything listens on 127.0.0.1 on random high ports, and every process
 # started here is stopped by PID on exit.
 #
-# Environment: BENCH_SECONDS (dnsperf run length, default 10),
+# A third kind of run measures capacity, where the server and not the client
+# is the limit: with 1 thread at the large N over UDP, two more runs per
+# server (alternating again) with bench/udp-load.c on core 1 instead of
+# dnsperf, a client lean enough to keep core 0 busy. The report uses them for
+# the queries/s target only if, in all of them, core 0 was >= 97% busy and
+# queries were waiting in the server's socket in >= 90% of 20 ms samples.
+# The window of 512 queries in flight (dnsperf's -q is 500) rides out short
+# pauses of the client and stays within NSD's 2 MiB socket buffer; two
+# threads (-T 2, both on core 1) keep the client's turn when other work
+# shares core 1, as dnsperf's sender and receiver threads do.
+#
+# Environment: BENCH_SECONDS (run length, default 10), BENCH_WINDOW
+# (udp-load's queries in flight, default 512), BENCH_LOAD_ARGS (more
+# udp-load options, default "-T 2"; "" for one thread),
 # BENCH_N (large N, default 100000), BENCH_THREADS ("1 2" by default; "1"
 # for the single-thread case only). The table also goes to
 # BUILD_DIR/dns-bench.md and the raw figures to BUILD_DIR/dns-bench.jsonl.
@@ -37,6 +50,8 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 BIG_N=${BENCH_N:-100000}
 SMALL_N=10
 THREAD_CASES=${BENCH_THREADS:-1 2}
+LOAD_WINDOW=${BENCH_WINDOW:-512}
+LOAD_ARGS=${BENCH_LOAD_ARGS--T 2}
 # Set per case by bench_case: where the servers and dnsperf run.
 THREADS=1
 SERVER_CORES=0
@@ -127,6 +142,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The load generator of the capacity case, built here with -O2 so that the
+# client is the same whatever the options of the build being measured.
+LOADGEN=$T/udp-load
+command -v cc >/dev/null || die "cc not installed (needed for bench/udp-load.c)"
+cc -O2 -pthread -o "$LOADGEN" "$ROOT/bench/udp-load.c" || die "cannot build bench/udp-load.c"
 
 # Every process below PID (recursively), for stop_server.
 descendants() {
@@ -227,6 +248,20 @@ start_joyrided() {
                 --no-docker --no-http --bus=none --no-cluster --log-level=warning --dns-threads="$THREADS"
 }
 
+# load_run CLIENT SERVER N TRANSPORT RUN: one run of CLIENT (dnsperf or
+# udp-load) against SERVER, with the cores' busy time around it.
+load_run() {
+        local client=$1 name=$2 n=$3 tr=$4 run=$5
+        # shellcheck disable=SC2086 # HELPER is "python3 script.py"
+        bg_wait $HELPER run --client "$client" --loadgen "$LOADGEN" --window "$LOAD_WINDOW" --loadgen-args "$LOAD_ARGS" \
+                --server "$name" --n "$n" --port "${PORT[$name]}" \
+                --pid "${PID[$name]}" --transport "$tr" --run "$run" \
+                --threads "$THREADS" --server-cores "$(cores_list "$SERVER_CORES")" \
+                --client-cores "$(cores_list "$CLIENT_CORES")" \
+                --seconds "$SECONDS_PER_RUN" --queries "$T/data-$n/queries.txt" \
+                --out "$RESULTS" || die "$client failed against $name"
+}
+
 # bench_case N TRANSPORTS THREADS: both servers up (each started alone, so
 # its time to first answer is its own; an idle server costs the other
 # nothing), then for each transport two dnsperf runs per server, alternating
@@ -249,15 +284,18 @@ bench_case() {
         for tr in $transports; do
                 for run in 1 2; do
                         for name in nsd joyrided; do
-                                # shellcheck disable=SC2086 # HELPER is "python3 script.py"
-                                bg_wait $HELPER run --server "$name" --n "$n" --port "${PORT[$name]}" \
-                                        --pid "${PID[$name]}" --transport "$tr" --run "$run" \
-                                        --threads "$THREADS" --server-cores "$(cores_list "$SERVER_CORES")" \
-                                        --client-cores "$(cores_list "$CLIENT_CORES")" \
-                                        --seconds "$SECONDS_PER_RUN" --queries "$T/data-$n/queries.txt" \
-                                        --out "$RESULTS" || die "dnsperf failed against $name"
+                                load_run dnsperf "$name" "$n" "$tr" "$run"
                         done
                 done
+                # The capacity case: one dnsperf thread cannot keep one
+                # server thread busy, udp-load can; the same pinning.
+                if [ "$THREADS" = 1 ] && [ "$tr" = udp ] && [ "$n" = "$BIG_N" ]; then
+                        for run in 1 2; do
+                                for name in nsd joyrided; do
+                                        load_run udp-load "$name" "$n" "$tr" "$run"
+                                done
+                        done
+                fi
                 for name in nsd joyrided; do
                         $HELPER mem --server "$name" --n "$n" --transport "$tr" --threads "$THREADS" \
                                 --pid "${PID[$name]}" --out "$RESULTS"

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import resource
 import select
 import signal
 import socket
@@ -32,6 +33,12 @@ DOMAIN = "bench.test"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Both servers get the same query mix: 90% names that exist, 10% that do not.
 MISSING_SHARE = 0.10
+# A server core at least this busy over a run was the limit, not the client.
+SATURATED_PERCENT = 97
+# ... and queries were waiting in its socket in at least this share of samples.
+QUEUED_PERCENT = 90
+# Core 0 busier than this with no server running: other work shares it.
+NOISE_PERCENT = 10
 
 
 def name_of(k):
@@ -287,6 +294,18 @@ def proc_cpu(pid):
         return 0
 
 
+def udp_rx_queue(port):
+    """Bytes waiting in the receive queue of the UDP socket on 127.0.0.1:port
+    (/proc/net/udp), or None if there is none."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        for line in f:
+            v = line.split()
+            if len(v) > 4 and v[1] == want:
+                return int(v[4].split(":")[1], 16)
+    return None
+
+
 def parse_dnsperf(out):
     def num(label):
         m = re.search(rf"^\s*{label}:\s*([0-9.]+)", out, re.M)
@@ -308,15 +327,35 @@ def parse_dnsperf(out):
     }
 
 
+def parse_udp_load(out):
+    """udp-load's JSON line, in the shape parse_dnsperf gives."""
+    try:
+        j = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise ValueError("udp-load printed no JSON line")
+    rcodes = {k.upper(): v for k, v in j["rcodes"].items() if v}
+    return {"sent": j["sent"], "completed": j["completed"], "lost": j["lost"], "qps": j["qps"],
+            "rcodes": rcodes, "mismatched": j["mismatched"], "unexpected": j["unexpected"],
+            "window": j["window"]}
+
+
 def cmd_run(a):
     pids = descendants(a.pid)
-    cmd = ["taskset", "-c", a.client_cores, "dnsperf", "-s", "127.0.0.1", "-p", str(a.port),
-           "-d", a.queries, "-c", "4", "-T", "1", "-q", "500", "-l", str(a.seconds)]
-    if a.transport == "tcp":
-        cmd += ["-m", "tcp"]
+    if a.client == "udp-load":
+        if a.transport != "udp":
+            print("udp-load sends over UDP only", file=sys.stderr)
+            return 1
+        cmd = ["taskset", "-c", a.client_cores, a.loadgen, "-s", "127.0.0.1", "-p", str(a.port),
+               "-d", a.queries, "-l", str(a.seconds), "-w", str(a.window)] + a.loadgen_args.split()
+    else:
+        cmd = ["taskset", "-c", a.client_cores, "dnsperf", "-s", "127.0.0.1", "-p", str(a.port),
+               "-d", a.queries, "-c", "4", "-T", "1", "-q", "500", "-l", str(a.seconds)]
+        if a.transport == "tcp":
+            cmd += ["-m", "tcp"]
     proc0 = sum(proc_cpu(p) for p in pids)
     t0 = core_times(a.server_cores)
     c0 = core_times(a.client_cores)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(signum, frame):
@@ -327,8 +366,26 @@ def cmd_run(a):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Meanwhile, every 20 ms: were queries waiting in the server's UDP
+    # socket? If they nearly always were, the server (or its core) set the
+    # pace, whatever else ran on the machine; if not, the client did.
+    waiting = samples = 0
+    if a.transport == "udp":
+        while True:
+            try:
+                child.wait(timeout=0.02)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            q = udp_rx_queue(a.port)
+            if q is not None:
+                samples += 1
+                waiting += q > 0
     out, err = child.communicate()
     res = subprocess.CompletedProcess(cmd, child.returncode, out, err)
+    # The client's own CPU (taskset execs it: the child is the client).
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     t1 = core_times(a.server_cores)
     c1 = core_times(a.client_cores)
     proc1 = sum(proc_cpu(p) for p in descendants(a.pid))
@@ -336,7 +393,7 @@ def cmd_run(a):
         sys.stderr.write(res.stdout + res.stderr)
         return 1
     try:
-        r = parse_dnsperf(res.stdout)
+        r = parse_udp_load(res.stdout) if a.client == "udp-load" else parse_dnsperf(res.stdout)
     except ValueError as e:
         sys.stderr.write(res.stdout + res.stderr)
         print(e, file=sys.stderr)
@@ -351,23 +408,33 @@ def cmd_run(a):
     server_busy = 100 * busy / max(sum(delta.values()), 1)
     client_busy = 100 * sum(cdelta[k] for k in BUSY_FIELDS) / max(sum(cdelta.values()), 1)
     r.update({
-        "kind": "run", "seconds": a.seconds, "server": a.server, "n": a.n, "transport": a.transport, "run": a.run,
+        "kind": "run", "client": a.client, "seconds": a.seconds, "server": a.server, "n": a.n, "transport": a.transport, "run": a.run,
         "threads": a.threads, "server_cores": a.server_cores, "client_cores": a.client_cores,
         "core_jiffies": delta,
         # where core 0's time per query went: user, system, softirq, ...
         "core_us_per_q": {k: round(delta[k] * us_per_jiffy / done, 3) for k in BUSY_FIELDS},
         "cpu_us_per_q": busy * us_per_jiffy / done,
         "proc_us_per_q": (proc1 - proc0) * us_per_jiffy / done,
+        # The share of the server cores' time spent in the server's own
+        # processes (the rest: softirq for it, and any other work there).
+        "server_proc_percent": round(100 * (proc1 - proc0) / max(sum(delta.values()), 1), 1),
         "server_cores_busy_percent": round(server_busy, 1),
         "client_cores_busy_percent": round(client_busy, 1),
+        "client_us_per_q": client_cpu_s * 1e6 / done,
+        "server_queue_percent": round(100 * waiting / samples, 1) if samples else None,
     })
     with open(a.out, "a") as f:
         f.write(json.dumps(r) + "\n")
-    print(f"  {a.server:8} N={a.n:<6} {a.transport} threads {a.threads} run {a.run}: {r['qps']:9.0f} q/s, "
+    extra = f", {r['mismatched']} wrong questions" if r.get("mismatched") else ""
+    queued = (f"; queries waiting in its socket in {r['server_queue_percent']:.0f}% of samples"
+              if r["server_queue_percent"] is not None else "")
+    print(f"  {a.server:8} N={a.n:<6} {a.transport} {a.client} threads {a.threads} run {a.run}: {r['qps']:9.0f} q/s, "
           f"{r['cpu_us_per_q']:.2f} us CPU/query on core(s) {a.server_cores} ({r['proc_us_per_q']:.2f} in the "
           f"server's processes; user/sys/softirq {r['core_us_per_q']['user']:.2f}/"
-          f"{r['core_us_per_q']['system']:.2f}/{r['core_us_per_q']['softirq']:.2f}), {r['completed']} completed, {r['lost']} lost, codes {r['rcodes']}; "
-          f"busy: server core(s) {server_busy:.0f}%, dnsperf's {client_busy:.0f}%")
+          f"{r['core_us_per_q']['system']:.2f}/{r['core_us_per_q']['softirq']:.2f}), {r['completed']} completed, {r['lost']} lost{extra}, codes {r['rcodes']}; "
+          f"busy: server core(s) {server_busy:.0f}% ({r['server_proc_percent']:.0f}% in its processes{queued}), "
+          f"{a.client}'s {client_busy:.0f}% "
+          f"({r['client_us_per_q']:.2f} us CPU/query in {a.client})")
     return 0
 
 
@@ -433,16 +500,18 @@ def cmd_report(a):
     runs = [r for r in rows if r["kind"] == "run"]
     cases = []
     for r in runs:
-        c = (r.get("threads", 1), r["n"], r["transport"])
+        c = (r.get("threads", 1), r["n"], r["transport"], r.get("client", "dnsperf"))
         if c not in cases:
             cases.append(c)
-    cases.sort(key=lambda c: (c[0], c[2] != "udp", -c[1]))
+    cases.sort(key=lambda c: (c[0], c[2] != "udp", -c[1], c[3] != "dnsperf"))
 
-    def best(server, threads, n, tr):
+    def best(server, threads, n, tr, client="dnsperf"):
         key = lambda r: (r["server"], r.get("threads", 1), r["n"])
-        rs = [r for r in runs if key(r) == (server, threads, n) and r["transport"] == tr]
+        rs = [r for r in runs if key(r) == (server, threads, n) and r["transport"] == tr
+              and r.get("client", "dnsperf") == client]
         if not rs:
             return None
+        top = max(rs, key=lambda r: r["qps"])
         mem = [r for r in rows if r["kind"] == "mem" and key(r) == (server, threads, n) and r.get("transport") == tr]
         start = [r for r in rows if r["kind"] == "start" and key(r) == (server, threads, n)]
         total = sum(r["completed"] for r in rs)
@@ -463,45 +532,86 @@ def cmd_report(a):
             "nx": codes.get("NXDOMAIN", 0) / max(total, 1),
             "noerror": codes.get("NOERROR", 0) / max(total, 1),
             "runs": len(rs),
+            # How busy the cores were in the run with the best qps, and the
+            # least busy the server's core was in any run of this case.
+            "busy": (top.get("server_cores_busy_percent"), top.get("client_cores_busy_percent")),
+            "queued": top.get("server_queue_percent"),
+            "server_busy_min": min(r.get("server_cores_busy_percent", 0) for r in rs),
+            "queued_min": min((r.get("server_queue_percent") or 0) for r in rs),
+            "mismatched": sum(r.get("mismatched", 0) for r in rs),
         }
 
     problems = []
     table = []
-    head = ("server", "threads", "N", "transport", "qps", "µs CPU/query (cores)", "(in server procs)",
-            "RSS MiB", "first answer ms")
-    for threads, n, tr in cases:
+    head = ("server", "threads", "N", "transport", "client", "qps", "µs CPU/query (cores)", "(in server procs)",
+            "RSS MiB", "first answer ms", "busy % server / client cores (queued %)")
+
+    def busy(b):
+        sb, cb = b["busy"]
+        if sb is None or cb is None:
+            return "-"
+        return f"{sb:.0f} / {cb:.0f}" + (f" ({b['queued']:.0f})" if b["queued"] is not None else "")
+
+    for threads, n, tr, client in cases:
         for server in ("joyrided", "nsd"):
-            b = best(server, threads, n, tr)
+            b = best(server, threads, n, tr, client)
             if not b:
                 continue
             rss = f"{b['rss']:.1f}" if b["rss"] is not None else "-"
             if server == "nsd" and b["rss"] is not None:
                 rss += f" (all: {b['rss_total']:.1f})"
-            table.append((server, str(threads), str(n), tr, f"{b['qps']:.0f}", f"{b['cpu']:.2f} ({b['cores']})",
-                          f"{b['proc']:.2f}", rss, f"{b['first']:.1f}" if b["first"] is not None else "-"))
+            first = b["first"] if client == "dnsperf" else None
+            table.append((server, str(threads), str(n), tr, client, f"{b['qps']:.0f}",
+                          f"{b['cpu']:.2f} ({b['cores']})", f"{b['proc']:.2f}", rss,
+                          f"{first:.1f}" if first is not None else "-", busy(b)))
+            what = f"{server} threads={threads} N={n} {tr} ({client})"
             # The query mix is 10% absent names: anything far off means wrong answers.
             if abs(b["nx"] - MISSING_SHARE) > 0.02 or abs(b["noerror"] - (1 - MISSING_SHARE)) > 0.02:
-                problems.append(f"{server} threads={threads} N={n} {tr}: NOERROR {b['noerror']:.1%}, "
+                problems.append(f"{what}: NOERROR {b['noerror']:.1%}, "
                                 f"NXDOMAIN {b['nx']:.1%} (expected ~{1 - MISSING_SHARE:.0%}/{MISSING_SHARE:.0%})")
             if b["lost"] > 0.01:
-                problems.append(f"{server} threads={threads} N={n} {tr}: {b['lost']:.1%} of queries lost")
+                problems.append(f"{what}: {b['lost']:.1%} of queries lost")
+            if b["mismatched"]:
+                problems.append(f"{what}: {b['mismatched']} replies to a question that was not asked")
 
     ratios = []
-    for threads, n, tr in cases:
-        j, d = best("joyrided", threads, n, tr), best("nsd", threads, n, tr)
+    for threads, n, tr, client in cases:
+        j, d = best("joyrided", threads, n, tr, client), best("nsd", threads, n, tr, client)
         if not (j and d):
             continue
-        ratios.append((str(threads), str(n), tr, f"{j['qps'] / d['qps']:.2f}", f"{j['cpu'] / d['cpu']:.2f}",
+        ratios.append((str(threads), str(n), tr, client, f"{j['qps'] / d['qps']:.2f}", f"{j['cpu'] / d['cpu']:.2f}",
                        f"{j['proc'] / d['proc']:.2f}",
                        f"{j['rss'] / d['rss']:.2f} / {j['rss'] / d['rss_total']:.2f}"
                        if j["rss"] and d["rss"] else "-"))
 
     targets = []
     j, d = best("joyrided", 1, 100000, "udp"), best("nsd", 1, 100000, "udp")
+    jc, dc = best("joyrided", 1, 100000, "udp", "udp-load"), best("nsd", 1, 100000, "udp", "udp-load")
     if j and d:
+        # The qps target compares capacities, so it takes the udp-load runs,
+        # and only if they kept core 0 busy in every run of both servers:
+        # otherwise the client set the pace and the ratio says nothing.
+        qps_what = "queries/s ≥ 1.1 × NSD at 100k names (UDP, 1 thread / 1 server)"
+        if (jc and dc and min(jc["server_busy_min"], dc["server_busy_min"]) >= SATURATED_PERCENT
+                and min(jc["queued_min"], dc["queued_min"]) >= QUEUED_PERCENT):
+            # Other work on core 0 also makes it busy: the warnings below say
+            # when there was some.
+            shared = any(r["kind"] == "noise" and r["busy_percent"] > NOISE_PERCENT for r in rows)
+            qps_target = (qps_what + ", udp-load",
+                          f"{jc['qps']:.0f} vs {dc['qps']:.0f} ({jc['qps'] / dc['qps']:.2f}); core 0 busy "
+                          f"≥ {jc['server_busy_min']:.0f}% / {dc['server_busy_min']:.0f}%, queries waiting "
+                          f"≥ {jc['queued_min']:.0f}% / {dc['queued_min']:.0f}%"
+                          + (" (with other work on it: see the warning)" if shared else ""),
+                          jc["qps"] >= 1.1 * dc["qps"])
+        else:
+            why = (f"udp-load {jc['qps'] / dc['qps']:.2f}, but in its runs core 0 was busy ≥ "
+                   f"{jc['server_busy_min']:.0f}% / {dc['server_busy_min']:.0f}% and queries waited ≥ "
+                   f"{jc['queued_min']:.0f}% / {dc['queued_min']:.0f}% of the time" if jc and dc else "no udp-load runs")
+            qps_target = (qps_what, f"dnsperf {j['qps']:.0f} vs {d['qps']:.0f} ({j['qps'] / d['qps']:.2f}); {why}",
+                          f"not known: the client was the limit (core 0 < {SATURATED_PERCENT}% busy or "
+                          f"queries waiting < {QUEUED_PERCENT}%)")
         targets = [
-            ("queries/s ≥ 1.1 × NSD at 100k names (UDP, 1 thread / 1 server)",
-             f"{j['qps']:.0f} vs {d['qps']:.0f} ({j['qps'] / d['qps']:.2f})", j["qps"] >= 1.1 * d["qps"]),
+            qps_target,
             ("CPU/query ≤ 0.9 × NSD at 100k names (UDP, core 0)",
              f"{j['cpu']:.2f} vs {d['cpu']:.2f} µs ({j['cpu'] / d['cpu']:.2f})", j["cpu"] <= 0.9 * d["cpu"]),
             ("CPU/query ≤ 0.9 × NSD at 100k names (UDP, server processes)",
@@ -519,10 +629,10 @@ def cmd_report(a):
         fmt = lambda r: "  ".join(x.rjust(w[i]) if i >= 1 else x.ljust(w[i]) for i, x in enumerate(r))
         return "\n".join([fmt(header), "  ".join("-" * x for x in w)] + [fmt(r) for r in body]) + "\n"
 
-    rhead = ("threads", "N", "transport", "qps joyrided/NSD", "CPU/query joyrided/NSD", "(in server procs)",
+    rhead = ("threads", "N", "transport", "client", "qps joyrided/NSD", "CPU/query joyrided/NSD", "(in server procs)",
              "RSS joyrided/NSD (serving / all)")
     thead = ("target", "measured", "met")
-    tbody = [(t, m, "yes" if ok else "NO") for t, m, ok in targets]
+    tbody = [(t, m, ok if isinstance(ok, str) else "yes" if ok else "NO") for t, m, ok in targets]
     secs = sorted({r.get("seconds", 10) for r in runs})
     note = (f"Each figure is the better of two {'/'.join(map(str, secs))} s dnsperf runs (highest qps, lowest CPU/query). "
             "The runs alternate between the two servers. With 1 thread (joyrided Threads=1, NSD server-count: 1) "
@@ -533,7 +643,16 @@ def cmd_report(a):
             "dnsperf's own work: read the column in parentheses, the server's own processes (utime+stime), "
             "there. RSS is VmRSS after the runs; for NSD the serving child, and in parentheses all its "
             "processes summed. First answer: from fork to the first reply that holds the right address, "
-            "probing every ~1 ms.\n")
+            "probing every ~1 ms. Busy %: the share of the run the server's cores and the client's cores were "
+            "busy (/proc/stat), in the run with the best qps; a server core short of 100% waited for queries. "
+            "Queued %: the share of 20 ms samples in which queries were waiting in the server's UDP socket "
+            "(/proc/net/udp): near 100% means the server, or its core, set the pace even when other work "
+            "shared the cores; well below, the client did. "
+            "The udp-load rows (1 thread, UDP, the large N) load the same servers with bench/udp-load.c "
+            "(sendmmsg/recvmmsg batches on one socket, a fixed window of queries in flight) on core 1, which "
+            f"can keep core 0 busy where one dnsperf thread cannot; the qps target uses them only if core 0 was "
+            f"at least {SATURATED_PERCENT}% busy and queries waited in its socket in at least {QUEUED_PERCENT}% of the "
+            "samples, in every such run of both servers.\n")
     print()
     print(text_table(head, table))
     print(note)
@@ -541,7 +660,7 @@ def cmd_report(a):
     if tbody:
         print(text_table(thead, tbody))
     for r in rows:
-        if r["kind"] == "noise" and r["busy_percent"] > 10:
+        if r["kind"] == "noise" and r["busy_percent"] > NOISE_PERCENT:
             w = (f"core 0 was {r['busy_percent']}% busy {r['when']} the bench with no server running"
                  f"{', load average ' + str(r['loadavg']) if 'loadavg' in r else ''}: "
                  "other work shares the server's core, so these figures are not reliable")
@@ -590,6 +709,10 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--server-cores", default="0")
     p.add_argument("--client-cores", default="1")
+    p.add_argument("--client", choices=("dnsperf", "udp-load"), default="dnsperf")
+    p.add_argument("--loadgen", help="the udp-load binary (with --client udp-load)")
+    p.add_argument("--window", type=int, default=512, help="udp-load's queries in flight")
+    p.add_argument("--loadgen-args", default="", help="more udp-load options, such as \"-T 2\"")
     p = sub.add_parser("mem")
     for x in ("--server", "--out", "--transport"):
         p.add_argument(x, required=True)
