@@ -1255,29 +1255,105 @@ static int lookup_one(const Record *r, void *userdata) {
         return 0;
 }
 
-static void emit_entry(ClusterRecords *cr, const Entry *e, ClusterEmitFunc emit, void *userdata) {
-        uint8_t buf[2 * CLUSTER_VALUE_MAX];
-        ClusterEntry ce = {
-                .name = e->name,
-                .type = e->type,
-                .value = e->value,
-                .source = e->source,
-                .ttl = e->ttl,
-                .version = e->version,
-                .deleted = e->deleted,
-        };
-        size_t n = cluster_update_encode(&ce, cr->self_id, cr->keys, buf, sizeof buf);
-        /* The broadcast key: stable per record, so a newer update replaces an
-         * older one still queued. */
-        g_autofree char *key = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, e->key);
+/* --- local updates, signed apart ------------------------------------------------ */
 
-        if (n > 0 && emit)
-                emit(key, buf, n, userdata);
+/* One update: the entry (strings and key in the batch's arena, as a decoded
+ * one) and, once signed, where its bytes are in out and its broadcast key. */
+typedef struct Update {
+        Item item;
+        uint32_t out, out_len; /* out_len 0: does not fit in an update */
+        char key[65];          /* SHA-256 of the entry's key, in hex */
+} Update;
+
+struct ClusterUpdates {
+        char *origin;
+        GArray *items; /* Update */
+        GByteArray *arena;
+        GByteArray *out; /* the signed updates, one after the other */
+        bool signed_;
+};
+
+ClusterUpdates *cluster_updates_new(const char *origin) {
+        ClusterUpdates *u = g_new0(ClusterUpdates, 1);
+
+        u->origin = g_strdup(origin);
+        u->items = g_array_new(FALSE, TRUE, sizeof(Update));
+        u->arena = g_byte_array_new();
+        u->out = g_byte_array_new();
+        return u;
 }
 
-/* Re-reads one marked key. Returns whether it changed (and was emitted,
- * unless quiet). */
-static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterEmitFunc emit, void *userdata) {
+ClusterUpdates *cluster_updates_free(ClusterUpdates *u) {
+        if (!u)
+                return NULL;
+        g_array_unref(u->items);
+        g_byte_array_unref(u->arena);
+        g_byte_array_unref(u->out);
+        g_free(u->origin);
+        g_free(u);
+        return NULL;
+}
+
+size_t cluster_updates_count(const ClusterUpdates *u) {
+        return u->items->len;
+}
+
+/* Copies e (as it is now) into the batch. */
+static void updates_add(ClusterUpdates *u, const Entry *e) {
+        gsize key_len;
+        const void *key = g_bytes_get_data(e->key, &key_len);
+        Update up = {
+                .item = {
+                        .name = arena_add(u->arena, e->name, strlen(e->name), true),
+                        .value = arena_add(u->arena, e->value, strlen(e->value), true),
+                        .source = e->source ? arena_add(u->arena, e->source, strlen(e->source), true) : NO_SOURCE,
+                        .key = arena_add(u->arena, key, key_len, false),
+                        .key_len = (uint32_t) key_len,
+                        .type = e->type,
+                        .ttl = e->ttl,
+                        .version = e->version,
+                        .deleted = e->deleted,
+                },
+        };
+
+        g_array_append_val(u->items, up);
+}
+
+void cluster_updates_sign(ClusterUpdates *u, const ClusterKeys *keys) {
+        uint8_t buf[2 * CLUSTER_VALUE_MAX];
+
+        for (guint i = 0; i < u->items->len; i++) {
+                Update *up = &g_array_index(u->items, Update, i);
+                ClusterEntry ce;
+
+                item_to_entry(u->arena, &up->item, &ce);
+                size_t n = cluster_update_encode(&ce, u->origin, keys, buf, sizeof buf);
+                up->out = u->out->len;
+                up->out_len = (uint32_t) n;
+                if (n > 0)
+                        g_byte_array_append(u->out, buf, (guint) n);
+                /* The broadcast key: stable per record, so a newer update
+                 * replaces an older one still queued. */
+                g_autofree char *key =
+                        g_compute_checksum_for_data(G_CHECKSUM_SHA256, u->arena->data + up->item.key, up->item.key_len);
+                g_strlcpy(up->key, key, sizeof up->key);
+        }
+        u->signed_ = true;
+}
+
+void cluster_updates_emit(const ClusterUpdates *u, ClusterEmitFunc emit, void *userdata) {
+        if (!u->signed_)
+                return;
+        for (guint i = 0; i < u->items->len; i++) {
+                const Update *up = &g_array_index(u->items, Update, i);
+                if (up->out_len > 0)
+                        emit(up->key, u->out->data + up->out, up->out_len, userdata);
+        }
+}
+
+/* Re-reads one marked key. Returns whether it changed (and was added to
+ * out, unless quiet). */
+static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterUpdates *out) {
         Lookup l = { .key = k, .type = d->type };
         Entry *e = g_hash_table_lookup(cr->local, k);
 
@@ -1302,7 +1378,7 @@ static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet,
                 e->version = ++cr->version;
                 local_encode(e);
                 if (!quiet)
-                        emit_entry(cr, e, emit, userdata);
+                        updates_add(out, e);
                 return true;
         }
         if (!e)
@@ -1312,13 +1388,12 @@ static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet,
         e->deleted = true;
         e->version = ++cr->version;
         if (!quiet)
-                emit_entry(cr, e, emit, userdata);
+                updates_add(out, e);
         g_hash_table_remove(cr->local, k);
         return true;
 }
 
-unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit, void *userdata,
-                                          bool *ret_more) {
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterUpdates *out, bool *ret_more) {
         GHashTableIter it;
         gpointer k, v;
         unsigned n = 0;
@@ -1330,7 +1405,7 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
                 cr->quiet = true;
         g_hash_table_iter_init(&it, cr->dirty);
         while (budget > 0 && g_hash_table_iter_next(&it, &k, &v)) {
-                if (flush_one(cr, k, v, cr->quiet, emit, userdata))
+                if (flush_one(cr, k, v, cr->quiet, out))
                         n++;
                 g_hash_table_iter_remove(&it);
                 budget--;
@@ -1350,7 +1425,7 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
         while (g_hash_table_iter_next(&it, &k, NULL)) {
                 Entry *e = g_hash_table_lookup(cr->local, k);
                 if (e) {
-                        emit_entry(cr, e, emit, userdata);
+                        updates_add(out, e);
                         n++;
                 }
         }
@@ -1369,7 +1444,7 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
                         .version = ++cr->version,
                         .deleted = true,
                 };
-                emit_entry(cr, &t, emit, userdata);
+                updates_add(out, &t);
                 n++;
         }
         g_ptr_array_set_size(cr->retract, 0);
@@ -1379,7 +1454,13 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
 }
 
 unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata) {
-        return cluster_records_local_flush_some(cr, UINT_MAX, emit, userdata, NULL);
+        _cleanup_(cluster_updates_freep) ClusterUpdates *u = cluster_updates_new(cr->self_id);
+        unsigned n = cluster_records_local_flush_some(cr, UINT_MAX, u, NULL);
+
+        cluster_updates_sign(u, cr->keys);
+        if (emit)
+                cluster_updates_emit(u, emit, userdata);
+        return n;
 }
 
 bool cluster_records_take_resync(ClusterRecords *cr) {
