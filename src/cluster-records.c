@@ -112,8 +112,11 @@ struct ClusterRecords {
         uint32_t gen;
         bool accept_unsigned;
         bool refute_unsigned;
-        bool quiet;  /* this flush is a burst: not gossiped */
-        bool resync; /* a burst was flushed: push-pull carries it */
+        bool quiet;            /* in a burst: changes are not gossiped */
+        bool resync;           /* a burst was flushed: push-pull carries it */
+        uint64_t window_start; /* the current burst window (caller's clock) */
+        unsigned window_changes;
+        uint64_t quiet_since, quiet_until; /* the burst ends then, unless more changes come */
         uint64_t last_unsigned_refute;
         uint64_t dead_grace_usec;
         uint64_t tombstone_lifetime_usec;
@@ -1393,20 +1396,44 @@ static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet,
         return true;
 }
 
-unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterUpdates *out, bool *ret_more) {
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, uint64_t now_usec, ClusterUpdates *out,
+                                          bool *ret_more) {
         GHashTableIter it;
         gpointer k, v;
         unsigned n = 0;
 
         /* A burst (a hosts file of thousands of names, the first flush after
          * start) is not gossiped record by record: every node would relay it
-         * all. Its records get their versions, and push-pull carries them. */
-        if (!cr->quiet && g_hash_table_size(cr->dirty) > CLUSTER_GOSSIP_BURST_MAX)
-                cr->quiet = true;
+         * all. Its records get their versions, and push-pull carries them.
+         * Bursts are counted over a window, not per flush: a large reload
+         * reaches the store in batches, each flushed on its own. A burst
+         * ends a window after its last change (or after ten, if changes go
+         * on), and then the caller sends the snapshot. */
+        if (cr->quiet && now_usec >= cr->quiet_until) {
+                cr->quiet = false;
+                cr->resync = true;
+        }
+        if (!cr->quiet) {
+                if (now_usec >= cr->window_start + CLUSTER_GOSSIP_BURST_USEC) {
+                        cr->window_start = now_usec;
+                        cr->window_changes = 0;
+                }
+                if (cr->window_changes + g_hash_table_size(cr->dirty) > CLUSTER_GOSSIP_BURST_MAX) {
+                        cr->quiet = true;
+                        cr->quiet_since = now_usec;
+                        cr->quiet_until = now_usec + CLUSTER_GOSSIP_BURST_USEC;
+                }
+        }
         g_hash_table_iter_init(&it, cr->dirty);
         while (budget > 0 && g_hash_table_iter_next(&it, &k, &v)) {
-                if (flush_one(cr, k, v, cr->quiet, out))
+                if (flush_one(cr, k, v, cr->quiet, out)) {
                         n++;
+                        if (cr->quiet)
+                                cr->quiet_until = MIN(now_usec, cr->quiet_since + 9 * CLUSTER_GOSSIP_BURST_USEC) +
+                                                  CLUSTER_GOSSIP_BURST_USEC;
+                        else
+                                cr->window_changes++;
+                }
                 g_hash_table_iter_remove(&it);
                 budget--;
         }
@@ -1414,10 +1441,6 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
                 if (ret_more)
                         *ret_more = true;
                 return n;
-        }
-        if (cr->quiet) {
-                cr->quiet = false;
-                cr->resync = true;
         }
 
         /* After a refutation: the record it named again, at our new epoch... */
@@ -1453,14 +1476,18 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
         return n;
 }
 
-unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata) {
+unsigned cluster_records_local_flush(ClusterRecords *cr, uint64_t now_usec, ClusterEmitFunc emit, void *userdata) {
         _cleanup_(cluster_updates_freep) ClusterUpdates *u = cluster_updates_new(cr->self_id);
-        unsigned n = cluster_records_local_flush_some(cr, UINT_MAX, u, NULL);
+        unsigned n = cluster_records_local_flush_some(cr, UINT_MAX, now_usec, u, NULL);
 
         cluster_updates_sign(u, cr->keys);
         if (emit)
                 cluster_updates_emit(u, emit, userdata);
         return n;
+}
+
+uint64_t cluster_records_burst_end(const ClusterRecords *cr) {
+        return cr->quiet ? cr->quiet_until : UINT64_MAX;
 }
 
 bool cluster_records_take_resync(ClusterRecords *cr) {

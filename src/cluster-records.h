@@ -133,19 +133,26 @@ void cluster_updates_emit(const ClusterUpdates *u, ClusterEmitFunc emit, void *u
 /* Re-reads each marked key from the store: a key that appeared, changed TTL,
  * value spelling or source, or disappeared gets the next version, and its
  * update is signed and passed to emit(), on the calling thread. Returns the
- * number of changes. For small flushes (tests, shutdown). */
-unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata);
+ * number of changes. For small flushes (tests, shutdown). now_usec: the
+ * caller's monotonic clock, for bursts (below). */
+unsigned cluster_records_local_flush(ClusterRecords *cr, uint64_t now_usec, ClusterEmitFunc emit, void *userdata);
 /* The same for at most budget marked keys, with the updates appended to out
  * (cluster_updates_new(self_id)) for signing elsewhere; *ret_more says
  * whether some keys are left. Versions are given here, in the table's
  * order: publishing the batches in the order they were filled keeps a later
- * change of a record after an earlier one. A flush of more than
- * CLUSTER_GOSSIP_BURST_MAX keys is a burst: its updates are not gossiped
- * (every node would relay them all), and cluster_records_take_resync()
- * returns true once it is done: the caller sends its snapshot to everyone
- * instead. */
+ * change of a record after an earlier one.
+ * More than CLUSTER_GOSSIP_BURST_MAX changes within CLUSTER_GOSSIP_BURST_USEC
+ * make a burst: its updates are not gossiped (every node would relay them
+ * all) until a window passes without a change (or ten windows, if changes
+ * go on); the first flush after that (the caller flushes again at
+ * cluster_records_burst_end()) ends it, and cluster_records_take_resync()
+ * returns true: the caller sends its snapshot to everyone instead. */
 #define CLUSTER_GOSSIP_BURST_MAX 1000u
-unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterUpdates *out, bool *ret_more);
+#define CLUSTER_GOSSIP_BURST_USEC USEC_PER_SEC
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, uint64_t now_usec, ClusterUpdates *out,
+                                          bool *ret_more);
+/* When the burst in progress ends (UINT64_MAX: none). */
+uint64_t cluster_records_burst_end(const ClusterRecords *cr);
 bool cluster_records_take_resync(ClusterRecords *cr);
 /* The whole local table as a signed snapshot (format 1: unsigned, without
  * sources, for older nodes); caller frees *ret. */

@@ -641,6 +641,11 @@ static void check_limits(Cluster *c) {
                       "push-pull frames (too large, or too large before the peer said who it is)");
 }
 
+/* Expiries and withdrawals of the tables, and the end of a burst of local changes. */
+static void arm_records_timer(Cluster *c, uint64_t now) {
+        arm(c->records_timer, MIN(cluster_records_tick(c->records, now), cluster_records_burst_end(c->records)));
+}
+
 /* After anything that fed the core: send what it queued, act on its events,
  * re-arm its timer. */
 static void cluster_process(Cluster *c) {
@@ -666,7 +671,7 @@ static void cluster_process(Cluster *c) {
                 (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         send_swim_packets(c); /* handling may have queued more (e.g. nothing today, but cheap) */
         arm(c->swim_timer, swim_next_deadline(c->swim));
-        arm(c->records_timer, cluster_records_tick(c->records, now));
+        arm_records_timer(c, now);
 }
 
 static int on_swim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -678,7 +683,12 @@ static int on_swim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_records_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
-        arm(c->records_timer, cluster_records_tick(c->records, now_usec(CLOCK_MONOTONIC)));
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        /* A burst of local changes is over: the flush ends it (and sends our snapshot). */
+        if (now >= cluster_records_burst_end(c->records))
+                (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
+        arm_records_timer(c, now);
         if (cluster_records_pending(c->records))
                 (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         return 0;
@@ -2045,7 +2055,7 @@ static int on_flush(sd_event_source *s, void *userdata) {
          * copies them out; the signer does the rest. */
         _cleanup_(cluster_updates_freep) ClusterUpdates *updates = cluster_updates_new(c->node_id);
         do
-                (void) cluster_records_local_flush_some(c->records, MERGE_STEP, updates, &more);
+                (void) cluster_records_local_flush_some(c->records, MERGE_STEP, start, updates, &more);
         while (more && cluster_updates_count(updates) < SIGN_BATCH_MAX &&
                now_usec(CLOCK_MONOTONIC) < start + MERGE_SLICE_USEC);
         if (more)
@@ -2054,6 +2064,8 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 sign_submit(c, TAKE_PTR(updates));
         if (cluster_records_take_resync(c->records))
                 (void) cluster_sync_now(c); /* a burst: our snapshot to everyone */
+        if (cluster_records_burst_end(c->records) != UINT64_MAX)
+                arm_records_timer(c, start);
         return 0;
 }
 
@@ -2524,7 +2536,7 @@ Cluster *cluster_free(Cluster *c) {
          * and all of them go out before our leave. */
         c->signer = worker_free(c->signer);
         if (c->records && c->swim)
-                (void) cluster_records_local_flush(c->records, emit_update, c);
+                (void) cluster_records_local_flush(c->records, now_usec(CLOCK_MONOTONIC), emit_update, c);
         if (c->swim && c->udp_fd >= 0) {
                 /* Graceful leave: LEFT to a few members directly, then gossip it
                  * for a few rounds so that it reaches everyone without waiting

@@ -21,6 +21,7 @@ typedef struct Node {
         Store *store;
         ClusterRecords *cr;
         GPtrArray *sent; /* GBytes: updates emitted by the last flushes */
+        uint64_t now;    /* its clock, for bursts of local changes */
 } Node;
 
 /* Every node's key pair by id (the first node of an id; a restarted node
@@ -47,6 +48,7 @@ static ClusterKeys *key_pair(const char *id) {
 
 static void node_init(Node *n, const char *id, uint64_t first_version) {
         n->id = id;
+        n->now = 0;
         CHECK(store_new(&n->store) == 0);
         CHECK(cluster_records_new(&n->cr, n->store, id, key_pair(id), first_version) == 0);
         n->sent = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
@@ -79,7 +81,7 @@ static void on_change(Store *s, RecordChange change, const Record *r, void *user
 
 static unsigned flush(Node *n) {
         g_ptr_array_set_size(n->sent, 0);
-        return cluster_records_local_flush(n->cr, on_emit, n);
+        return cluster_records_local_flush(n->cr, n->now, on_emit, n);
 }
 
 /* Delivers every update n emitted last to another, straight from n. */
@@ -813,7 +815,8 @@ static void test_batched_merge(void) {
                 /* Between batches the store holds part of a's records, never more. */
                 CHECK(peer_count(b.store, "a") <= 5002);
                 if (steps == 3) {
-                        /* News from a while the merge runs stays. */
+                        /* News from a while the merge runs stays (a's burst is over). */
+                        a.now = 2 * SEC;
                         CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.9.200.1", 30, "dbus", 0, NULL,
                                         NULL) == 1);
                         flush(&a);
@@ -863,7 +866,7 @@ static void test_burst(void) {
         g_ptr_array_set_size(a.sent, 0);
         while (more) {
                 _cleanup_(cluster_updates_freep) ClusterUpdates *u = cluster_updates_new("a");
-                (void) cluster_records_local_flush_some(a.cr, 100, u, &more);
+                (void) cluster_records_local_flush_some(a.cr, 100, a.now, u, &more);
                 CHECK(cluster_updates_count(u) == 0);
                 slices++;
                 if (more)
@@ -872,8 +875,14 @@ static void test_burst(void) {
         CHECK(slices == 15);
         CHECK(a.sent->len == 0);
         CHECK(cluster_records_count(a.cr, "a") == CLUSTER_GOSSIP_BURST_MAX + 500);
+        /* The burst ends a window after its last change: then the snapshot goes. */
+        CHECK(!cluster_records_take_resync(a.cr));
+        CHECK(cluster_records_burst_end(a.cr) == CLUSTER_GOSSIP_BURST_USEC);
+        a.now = CLUSTER_GOSSIP_BURST_USEC;
+        CHECK(flush(&a) == 0);
         CHECK(cluster_records_take_resync(a.cr));
         CHECK(!cluster_records_take_resync(a.cr));
+        CHECK(cluster_records_burst_end(a.cr) == UINT64_MAX);
         /* Its snapshot carries it all. */
         g_autofree uint8_t *snap = NULL;
         size_t snap_size = 0;
@@ -884,6 +893,28 @@ static void test_burst(void) {
         CHECK(store_add(a.store, "one.example.com", DNS_TYPE_A, "10.7.99.1", 30, "dbus", 0, NULL, NULL) == 1);
         CHECK(flush(&a) == 1 && a.sent->len == 1);
         CHECK(!cluster_records_take_resync(a.cr));
+
+        /* A burst that reaches the store in batches, each flushed on its own
+         * (as a large hosts reload does): the first changes of the window are
+         * gossiped, the rest not, and the snapshot follows. */
+        unsigned gossiped = 0;
+        a.now = 10 * SEC;
+        for (unsigned i = 0; i < CLUSTER_GOSSIP_BURST_MAX + 500; i++) {
+                char name[64];
+                snprintf(name, sizeof name, "burst%u.example.com", i);
+                CHECK(store_remove(a.store, name, DNS_TYPE_A, NULL, "hosts:/h/burst") == 1);
+                if (i % 100 == 99) {
+                        a.now += 10 * USEC_PER_MSEC;
+                        CHECK(flush(&a) == 100);
+                        gossiped += a.sent->len;
+                        CHECK(!cluster_records_take_resync(a.cr));
+                }
+        }
+        CHECK(gossiped == CLUSTER_GOSSIP_BURST_MAX);
+        CHECK(cluster_records_burst_end(a.cr) == a.now + CLUSTER_GOSSIP_BURST_USEC);
+        a.now += CLUSTER_GOSSIP_BURST_USEC;
+        CHECK(flush(&a) == 0 && cluster_records_take_resync(a.cr));
+        CHECK(cluster_records_count(a.cr, "a") == 1);
         store_unsubscribe(a.store, on_change, &a);
         node_done(&a);
         node_done(&b);
@@ -912,7 +943,7 @@ static ClusterUpdates *flush_batch(Node *n) {
         ClusterUpdates *u = cluster_updates_new(n->id);
         bool more = true;
         while (more)
-                (void) cluster_records_local_flush_some(n->cr, 2, u, &more);
+                (void) cluster_records_local_flush_some(n->cr, 2, n->now, u, &more);
         return u;
 }
 
@@ -1048,7 +1079,8 @@ static void test_sliced_mirror(void) {
         cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_LEFT, 4 * SEC);
         CHECK(cluster_records_merge_step(b.cr, 300, 4 * SEC, NULL));
         cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 5 * SEC);
-        /* A change while it goes back in goes in too. */
+        /* A change while it goes back in goes in too (long after a's burst). */
+        a.now = 5 * SEC;
         CHECK(store_remove(a.store, "big7.example.com", DNS_TYPE_A, NULL, "hosts:/h/big") == 1);
         CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.6.99.1", 30, "dbus", 0, NULL, NULL) == 1);
         flush(&a);
