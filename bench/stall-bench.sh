@@ -7,7 +7,9 @@
 # joyrided serves N = 100,000 names from a hosts file (HTTP on, D-Bus on a
 # private bus). bench/stall-probe.py sends one A query
 # every 2 ms over UDP and reports the delay of the replies (p50, p99, max) and
-# the queries lost (no reply within 1 s) while, one after the other:
+# the queries lost (no reply within 1 s), and bench/loop-probe.py asks
+# GET /health every 10 ms (how late the control loop answers: HTTP, D-Bus
+# and the cluster share it), while, one after the other:
 #   idle       nothing else
 #   records    3 x GET /dns/records (all 100,000 records, ~20 MB), one after the other
 #   reload     the hosts file replaced (atomic rename) by one whose 100,000
@@ -60,6 +62,7 @@ DAEMON_PID=
 PEER_PID=
 BUS_PID=
 PROBE_PID=
+LOOP_PID=
 stop() {
         local p
         for p in "$@"; do
@@ -71,7 +74,7 @@ stop() {
 cleanup() {
         local rc=$?
         trap - EXIT INT TERM
-        stop "$PROBE_PID" "$PEER_PID" "$DAEMON_PID" "$BUS_PID"
+        stop "$PROBE_PID" "$LOOP_PID" "$PEER_PID" "$DAEMON_PID" "$BUS_PID"
         if [ $rc -ne 0 ] && [ -f "$T/daemon.log" ]; then
                 tail -n 20 "$T/daemon.log" >&2
         fi
@@ -97,6 +100,7 @@ addr() { echo "$1.$((LAST / 65536 % 256)).$((LAST / 256 % 256)).$((LAST % 256))"
 
 start_system_bus "$T/bus" "$ROOT"
 RESULTS=$T/results.jsonl
+LOOP_RESULTS=$T/loop.jsonl
 
 # probe LABEL CMD...: the probe runs from before CMD starts until after it ends.
 probe() {
@@ -108,7 +112,12 @@ probe() {
                 --seconds 1 --start-file "$T/started" --stop-file "$T/stop" --json --label "$RUN/$label" \
                 >>"$RESULTS" &
         PROBE_PID=$!
+        rm -f "$T/loop-started"
+        "$PY" "$ROOT/bench/loop-probe.py" --port "$HTTP_PORT" --seconds 1 --start-file "$T/loop-started" \
+                --stop-file "$T/stop" --json --label "$RUN/$label" >>"$LOOP_RESULTS" &
+        LOOP_PID=$!
         wait_for "the probe" 10 test -e "$T/started"
+        wait_for "the loop probe" 10 test -e "$T/loop-started"
         sleep 0.3
         t0=$EPOCHREALTIME
         "$@" >"$T/load.out" 2>&1 || {
@@ -120,6 +129,8 @@ probe() {
         touch "$T/stop"
         wait "$PROBE_PID"
         PROBE_PID=
+        wait "$LOOP_PID"
+        LOOP_PID=
         printf '%s/%s\t%s\n' "$RUN" "$label" "$(echo "$t1 - $t0" | bc -l)" >>"$T/durations"
         tail -n 1 "$RESULTS" >&2
 }
@@ -195,9 +206,10 @@ run_all() {
 run_all this "$BUILD"
 [ -n "$REFERENCE" ] && run_all reference "$REFERENCE"
 
-"$PY" - "$RESULTS" "$T/durations" "$N" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY' | tee "$BUILD/stall-bench.md"
+"$PY" - "$RESULTS" "$T/durations" "$N" "$(cut -d' ' -f1-3 /proc/loadavg)" "$LOOP_RESULTS" <<'PY' | tee "$BUILD/stall-bench.md"
 import json, sys
 rows = {r["label"]: r for r in (json.loads(l) for l in open(sys.argv[1]) if l.strip())}
+loop = {r["label"]: r for r in (json.loads(l) for l in open(sys.argv[5]) if l.strip())}
 dur = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip())
 n = int(sys.argv[3])
 what = {
@@ -210,13 +222,16 @@ what = {
 }
 ref = any(k.startswith("reference/") for k in rows)
 cell = lambda r: f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f} / {r['max_ms']:.1f} ms, lost {r['lost']}"
+def lcell(label):
+    r = loop.get(label)
+    return f"{r['p50_ms']:.2f} / {r['p99_ms']:.1f} / {r['max_ms']:.1f} ms" if r else "-"
 print(f"{n:,} names; load average at the end: {sys.argv[4]}\n")
 if ref:
-    print("| while the daemon is… | this build: p50 / p99 / max, lost | load took | reference build | load took | max: this / reference |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| while the daemon is… | this build: p50 / p99 / max, lost | load took | loop: /health p50 / p99 / max | reference build | load took | loop: /health | max: this / reference |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 else:
-    print("| while the daemon is… | p50 / p99 / max, lost | queries | load took |")
-    print("| --- | --- | --- | --- |")
+    print("| while the daemon is… | p50 / p99 / max, lost | queries | load took | loop: /health p50 / p99 / max |")
+    print("| --- | --- | --- | --- | --- |")
 for s in what:
     r = rows.get("this/" + s)
     if not r:
@@ -225,7 +240,7 @@ for s in what:
     if ref and ("reference/" + s) in rows:
         q = rows["reference/" + s]
         dq = float(dur.get("reference/" + s, 0))
-        print(f"| {what[s]} | {cell(r)} | {d:.2f} s | {cell(q)} | {dq:.2f} s | {r['max_ms'] / q['max_ms']:.3f} |")
+        print(f"| {what[s]} | {cell(r)} | {d:.2f} s | {lcell('this/' + s)} | {cell(q)} | {dq:.2f} s | {lcell('reference/' + s)} | {r['max_ms'] / q['max_ms']:.3f} |")
     else:
-        print(f"| {what[s]} | {cell(r)} | {r['sent']} | {d:.2f} s |")
+        print(f"| {what[s]} | {cell(r)} | {r['sent']} | {d:.2f} s | {lcell('this/' + s)} |")
 PY

@@ -112,8 +112,11 @@ struct ClusterRecords {
         uint32_t gen;
         bool accept_unsigned;
         bool refute_unsigned;
-        bool quiet;  /* this flush is a burst: not gossiped */
-        bool resync; /* a burst was flushed: push-pull carries it */
+        bool quiet;            /* in a burst: changes are not gossiped */
+        bool resync;           /* a burst was flushed: push-pull carries it */
+        uint64_t window_start; /* the current burst window (caller's clock) */
+        unsigned window_changes;
+        uint64_t quiet_since, quiet_until; /* the burst ends then, unless more changes come */
         uint64_t last_unsigned_refute;
         uint64_t dead_grace_usec;
         uint64_t tombstone_lifetime_usec;
@@ -1255,29 +1258,105 @@ static int lookup_one(const Record *r, void *userdata) {
         return 0;
 }
 
-static void emit_entry(ClusterRecords *cr, const Entry *e, ClusterEmitFunc emit, void *userdata) {
-        uint8_t buf[2 * CLUSTER_VALUE_MAX];
-        ClusterEntry ce = {
-                .name = e->name,
-                .type = e->type,
-                .value = e->value,
-                .source = e->source,
-                .ttl = e->ttl,
-                .version = e->version,
-                .deleted = e->deleted,
-        };
-        size_t n = cluster_update_encode(&ce, cr->self_id, cr->keys, buf, sizeof buf);
-        /* The broadcast key: stable per record, so a newer update replaces an
-         * older one still queued. */
-        g_autofree char *key = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, e->key);
+/* --- local updates, signed apart ------------------------------------------------ */
 
-        if (n > 0 && emit)
-                emit(key, buf, n, userdata);
+/* One update: the entry (strings and key in the batch's arena, as a decoded
+ * one) and, once signed, where its bytes are in out and its broadcast key. */
+typedef struct Update {
+        Item item;
+        uint32_t out, out_len; /* out_len 0: does not fit in an update */
+        char key[65];          /* SHA-256 of the entry's key, in hex */
+} Update;
+
+struct ClusterUpdates {
+        char *origin;
+        GArray *items; /* Update */
+        GByteArray *arena;
+        GByteArray *out; /* the signed updates, one after the other */
+        bool signed_;
+};
+
+ClusterUpdates *cluster_updates_new(const char *origin) {
+        ClusterUpdates *u = g_new0(ClusterUpdates, 1);
+
+        u->origin = g_strdup(origin);
+        u->items = g_array_new(FALSE, TRUE, sizeof(Update));
+        u->arena = g_byte_array_new();
+        u->out = g_byte_array_new();
+        return u;
 }
 
-/* Re-reads one marked key. Returns whether it changed (and was emitted,
- * unless quiet). */
-static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterEmitFunc emit, void *userdata) {
+ClusterUpdates *cluster_updates_free(ClusterUpdates *u) {
+        if (!u)
+                return NULL;
+        g_array_unref(u->items);
+        g_byte_array_unref(u->arena);
+        g_byte_array_unref(u->out);
+        g_free(u->origin);
+        g_free(u);
+        return NULL;
+}
+
+size_t cluster_updates_count(const ClusterUpdates *u) {
+        return u->items->len;
+}
+
+/* Copies e (as it is now) into the batch. */
+static void updates_add(ClusterUpdates *u, const Entry *e) {
+        gsize key_len;
+        const void *key = g_bytes_get_data(e->key, &key_len);
+        Update up = {
+                .item = {
+                        .name = arena_add(u->arena, e->name, strlen(e->name), true),
+                        .value = arena_add(u->arena, e->value, strlen(e->value), true),
+                        .source = e->source ? arena_add(u->arena, e->source, strlen(e->source), true) : NO_SOURCE,
+                        .key = arena_add(u->arena, key, key_len, false),
+                        .key_len = (uint32_t) key_len,
+                        .type = e->type,
+                        .ttl = e->ttl,
+                        .version = e->version,
+                        .deleted = e->deleted,
+                },
+        };
+
+        g_array_append_val(u->items, up);
+}
+
+void cluster_updates_sign(ClusterUpdates *u, const ClusterKeys *keys) {
+        uint8_t buf[2 * CLUSTER_VALUE_MAX];
+
+        for (guint i = 0; i < u->items->len; i++) {
+                Update *up = &g_array_index(u->items, Update, i);
+                ClusterEntry ce;
+
+                item_to_entry(u->arena, &up->item, &ce);
+                size_t n = cluster_update_encode(&ce, u->origin, keys, buf, sizeof buf);
+                up->out = u->out->len;
+                up->out_len = (uint32_t) n;
+                if (n > 0)
+                        g_byte_array_append(u->out, buf, (guint) n);
+                /* The broadcast key: stable per record, so a newer update
+                 * replaces an older one still queued. */
+                g_autofree char *key =
+                        g_compute_checksum_for_data(G_CHECKSUM_SHA256, u->arena->data + up->item.key, up->item.key_len);
+                g_strlcpy(up->key, key, sizeof up->key);
+        }
+        u->signed_ = true;
+}
+
+void cluster_updates_emit(const ClusterUpdates *u, ClusterEmitFunc emit, void *userdata) {
+        if (!u->signed_)
+                return;
+        for (guint i = 0; i < u->items->len; i++) {
+                const Update *up = &g_array_index(u->items, Update, i);
+                if (up->out_len > 0)
+                        emit(up->key, u->out->data + up->out, up->out_len, userdata);
+        }
+}
+
+/* Re-reads one marked key. Returns whether it changed (and was added to
+ * out, unless quiet). */
+static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet, ClusterUpdates *out) {
         Lookup l = { .key = k, .type = d->type };
         Entry *e = g_hash_table_lookup(cr->local, k);
 
@@ -1302,7 +1381,7 @@ static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet,
                 e->version = ++cr->version;
                 local_encode(e);
                 if (!quiet)
-                        emit_entry(cr, e, emit, userdata);
+                        updates_add(out, e);
                 return true;
         }
         if (!e)
@@ -1312,12 +1391,12 @@ static bool flush_one(ClusterRecords *cr, GBytes *k, const Dirty *d, bool quiet,
         e->deleted = true;
         e->version = ++cr->version;
         if (!quiet)
-                emit_entry(cr, e, emit, userdata);
+                updates_add(out, e);
         g_hash_table_remove(cr->local, k);
         return true;
 }
 
-unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit, void *userdata,
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, uint64_t now_usec, ClusterUpdates *out,
                                           bool *ret_more) {
         GHashTableIter it;
         gpointer k, v;
@@ -1325,13 +1404,36 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
 
         /* A burst (a hosts file of thousands of names, the first flush after
          * start) is not gossiped record by record: every node would relay it
-         * all. Its records get their versions, and push-pull carries them. */
-        if (!cr->quiet && g_hash_table_size(cr->dirty) > CLUSTER_GOSSIP_BURST_MAX)
-                cr->quiet = true;
+         * all. Its records get their versions, and push-pull carries them.
+         * Bursts are counted over a window, not per flush: a large reload
+         * reaches the store in batches, each flushed on its own. A burst
+         * ends a window after its last change (or after ten, if changes go
+         * on), and then the caller sends the snapshot. */
+        if (cr->quiet && now_usec >= cr->quiet_until) {
+                cr->quiet = false;
+                cr->resync = true;
+        }
+        if (!cr->quiet) {
+                if (now_usec >= cr->window_start + CLUSTER_GOSSIP_BURST_USEC) {
+                        cr->window_start = now_usec;
+                        cr->window_changes = 0;
+                }
+                if (cr->window_changes + g_hash_table_size(cr->dirty) > CLUSTER_GOSSIP_BURST_MAX) {
+                        cr->quiet = true;
+                        cr->quiet_since = now_usec;
+                        cr->quiet_until = now_usec + CLUSTER_GOSSIP_BURST_USEC;
+                }
+        }
         g_hash_table_iter_init(&it, cr->dirty);
         while (budget > 0 && g_hash_table_iter_next(&it, &k, &v)) {
-                if (flush_one(cr, k, v, cr->quiet, emit, userdata))
+                if (flush_one(cr, k, v, cr->quiet, out)) {
                         n++;
+                        if (cr->quiet)
+                                cr->quiet_until = MIN(now_usec, cr->quiet_since + 9 * CLUSTER_GOSSIP_BURST_USEC) +
+                                                  CLUSTER_GOSSIP_BURST_USEC;
+                        else
+                                cr->window_changes++;
+                }
                 g_hash_table_iter_remove(&it);
                 budget--;
         }
@@ -1340,17 +1442,13 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
                         *ret_more = true;
                 return n;
         }
-        if (cr->quiet) {
-                cr->quiet = false;
-                cr->resync = true;
-        }
 
         /* After a refutation: the record it named again, at our new epoch... */
         g_hash_table_iter_init(&it, cr->reissue);
         while (g_hash_table_iter_next(&it, &k, NULL)) {
                 Entry *e = g_hash_table_lookup(cr->local, k);
                 if (e) {
-                        emit_entry(cr, e, emit, userdata);
+                        updates_add(out, e);
                         n++;
                 }
         }
@@ -1369,7 +1467,7 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
                         .version = ++cr->version,
                         .deleted = true,
                 };
-                emit_entry(cr, &t, emit, userdata);
+                updates_add(out, &t);
                 n++;
         }
         g_ptr_array_set_size(cr->retract, 0);
@@ -1378,8 +1476,18 @@ unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, C
         return n;
 }
 
-unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata) {
-        return cluster_records_local_flush_some(cr, UINT_MAX, emit, userdata, NULL);
+unsigned cluster_records_local_flush(ClusterRecords *cr, uint64_t now_usec, ClusterEmitFunc emit, void *userdata) {
+        _cleanup_(cluster_updates_freep) ClusterUpdates *u = cluster_updates_new(cr->self_id);
+        unsigned n = cluster_records_local_flush_some(cr, UINT_MAX, now_usec, u, NULL);
+
+        cluster_updates_sign(u, cr->keys);
+        if (emit)
+                cluster_updates_emit(u, emit, userdata);
+        return n;
+}
+
+uint64_t cluster_records_burst_end(const ClusterRecords *cr) {
+        return cr->quiet ? cr->quiet_until : UINT64_MAX;
 }
 
 bool cluster_records_take_resync(ClusterRecords *cr) {

@@ -110,20 +110,49 @@ bool cluster_owner_is_local(const char *owner);
 void cluster_records_local_mark(ClusterRecords *cr, const char *name, uint16_t type, const char *value);
 /* Marks every local record in the store (at start). */
 void cluster_records_local_mark_all(ClusterRecords *cr);
-/* Re-reads each marked key from the store: a key that appeared, changed TTL,
- * value spelling or source, or disappeared gets the next version, and emit()
- * is called with its signed update and a stable key for the broadcast queue.
- * Returns the number of updates emitted. */
+/* Local updates to send, in the order their versions were given: copies of
+ * the entries (nothing in them points into the table), so that encoding and
+ * signing them, the costly part, can run on another thread while the loop
+ * goes on changing the table. */
+typedef struct ClusterUpdates ClusterUpdates;
+/* origin: this node's id, which the signatures cover. */
+ClusterUpdates *cluster_updates_new(const char *origin);
+ClusterUpdates *cluster_updates_free(ClusterUpdates *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ClusterUpdates *, cluster_updates_free);
+size_t cluster_updates_count(const ClusterUpdates *u);
+/* Encodes and signs each update with keys (ours). Touches nothing but u and
+ * the key pair (which never changes once made): safe on any thread while
+ * the loop goes on. */
+void cluster_updates_sign(ClusterUpdates *u, const ClusterKeys *keys);
+/* After cluster_updates_sign(): calls emit() with each signed update, in
+ * order, and a stable key per record for the broadcast queue (an update
+ * too large to encode is left out). */
 typedef void (*ClusterEmitFunc)(const char *key, const uint8_t *data, size_t size, void *userdata);
-unsigned cluster_records_local_flush(ClusterRecords *cr, ClusterEmitFunc emit, void *userdata);
-/* The same for at most budget marked keys; *ret_more says whether some are
- * left. A flush of more than CLUSTER_GOSSIP_BURST_MAX keys is a burst: its
- * updates are not emitted (every node would relay them all), and
- * cluster_records_take_resync() returns true once it is done: the caller
- * sends its snapshot to everyone instead. */
+void cluster_updates_emit(const ClusterUpdates *u, ClusterEmitFunc emit, void *userdata);
+
+/* Re-reads each marked key from the store: a key that appeared, changed TTL,
+ * value spelling or source, or disappeared gets the next version, and its
+ * update is signed and passed to emit(), on the calling thread. Returns the
+ * number of changes. For small flushes (tests, shutdown). now_usec: the
+ * caller's monotonic clock, for bursts (below). */
+unsigned cluster_records_local_flush(ClusterRecords *cr, uint64_t now_usec, ClusterEmitFunc emit, void *userdata);
+/* The same for at most budget marked keys, with the updates appended to out
+ * (cluster_updates_new(self_id)) for signing elsewhere; *ret_more says
+ * whether some keys are left. Versions are given here, in the table's
+ * order: publishing the batches in the order they were filled keeps a later
+ * change of a record after an earlier one.
+ * More than CLUSTER_GOSSIP_BURST_MAX changes within CLUSTER_GOSSIP_BURST_USEC
+ * make a burst: its updates are not gossiped (every node would relay them
+ * all) until a window passes without a change (or ten windows, if changes
+ * go on); the first flush after that (the caller flushes again at
+ * cluster_records_burst_end()) ends it, and cluster_records_take_resync()
+ * returns true: the caller sends its snapshot to everyone instead. */
 #define CLUSTER_GOSSIP_BURST_MAX 1000u
-unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, ClusterEmitFunc emit, void *userdata,
+#define CLUSTER_GOSSIP_BURST_USEC USEC_PER_SEC
+unsigned cluster_records_local_flush_some(ClusterRecords *cr, unsigned budget, uint64_t now_usec, ClusterUpdates *out,
                                           bool *ret_more);
+/* When the burst in progress ends (UINT64_MAX: none). */
+uint64_t cluster_records_burst_end(const ClusterRecords *cr);
 bool cluster_records_take_resync(ClusterRecords *cr);
 /* The whole local table as a signed snapshot (format 1: unsigned, without
  * sources, for older nodes); caller frees *ret. */

@@ -64,7 +64,9 @@
 #define BUFFER_BUDGET (4 * CLUSTER_FRAME_MAX) /* push-pull input held for all connections together */
 #define MERGE_STEP 64                         /* snapshot entries applied between clock checks */
 #define MERGE_SLICE_USEC 500                  /* then the loop gets its turn */
-#define READ_SLICE (256u * 1024)              /* push-pull bytes read per wake-up */
+#define SIGN_BATCH_MAX 256u                   /* local updates signed per job */
+#define SIGN_JOBS_MAX 4u /* batches on the signer at once; past that, changes wait (and coalesce) in the table */
+#define READ_SLICE (256u * 1024) /* push-pull bytes read per wake-up */
 #define KEY_WARN_INTERVAL_USEC (60 * USEC_PER_SEC)
 #define RESYNC_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define PINS_SAVE_DELAY_USEC USEC_PER_SEC
@@ -129,6 +131,8 @@ struct Cluster {
         size_t n_keys;
         ClusterKeys *node_keys; /* our signing key, and the others' keys */
         Worker *worker;         /* decodes and builds large push-pull frames off the loop */
+        Worker *signer;         /* encodes and signs local record updates off the loop */
+        unsigned n_signing;     /* batches of updates on the signer, not published yet */
 
         int family; /* AF_INET or AF_INET6 */
         SwimAddr self_addr;
@@ -637,6 +641,11 @@ static void check_limits(Cluster *c) {
                       "push-pull frames (too large, or too large before the peer said who it is)");
 }
 
+/* Expiries and withdrawals of the tables, and the end of a burst of local changes. */
+static void arm_records_timer(Cluster *c, uint64_t now) {
+        arm(c->records_timer, MIN(cluster_records_tick(c->records, now), cluster_records_burst_end(c->records)));
+}
+
 /* After anything that fed the core: send what it queued, act on its events,
  * re-arm its timer. */
 static void cluster_process(Cluster *c) {
@@ -662,7 +671,7 @@ static void cluster_process(Cluster *c) {
                 (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         send_swim_packets(c); /* handling may have queued more (e.g. nothing today, but cheap) */
         arm(c->swim_timer, swim_next_deadline(c->swim));
-        arm(c->records_timer, cluster_records_tick(c->records, now));
+        arm_records_timer(c, now);
 }
 
 static int on_swim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -674,7 +683,12 @@ static int on_swim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_records_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
-        arm(c->records_timer, cluster_records_tick(c->records, now_usec(CLOCK_MONOTONIC)));
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        /* A burst of local changes is over: the flush ends it (and sends our snapshot). */
+        if (now >= cluster_records_burst_end(c->records))
+                (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
+        arm_records_timer(c, now);
         if (cluster_records_pending(c->records))
                 (void) sd_event_source_set_enabled(c->merge_source, SD_EVENT_ON);
         return 0;
@@ -1974,23 +1988,84 @@ static void emit_update(const char *key, const uint8_t *data, size_t size, void 
                 c->counters.updates_sent++;
 }
 
+/* A batch of local updates, versioned on the loop, encoded and signed on the
+ * signer thread, published on the loop in the order the batches were made
+ * (the signer runs them, and hands them back, in order): a later change of a
+ * record never overtakes an earlier one. */
+typedef struct SignJob {
+        WorkerJob job; /* first */
+        Cluster *c;
+        const ClusterKeys *keys;
+        ClusterUpdates *updates;
+} SignJob;
+
+static void sign_job_run(WorkerJob *j) {
+        SignJob *s = (SignJob *) j;
+        cluster_updates_sign(s->updates, s->keys);
+}
+
+static void sign_job_publish(SignJob *s) {
+        Cluster *c = s->c;
+
+        cluster_updates_emit(s->updates, emit_update, c);
+        c->n_signing--;
+        cluster_updates_free(s->updates);
+        g_free(s);
+}
+
+static void sign_job_done(WorkerJob *j) {
+        SignJob *s = (SignJob *) j;
+        Cluster *c = s->c;
+
+        sign_job_publish(s);
+        cluster_process(c); /* the updates go out with the next packets */
+        /* Changes held back while the signer was full. */
+        if (c->n_signing < SIGN_JOBS_MAX)
+                (void) sd_event_source_set_enabled(c->flush_source, SD_EVENT_ONESHOT);
+}
+
+/* The signer is freed first thing in cluster_free(), with the cluster intact:
+ * what it signed still goes out, ahead of our leave. */
+static void sign_job_discard(WorkerJob *j) {
+        sign_job_publish((SignJob *) j);
+}
+
+static void sign_submit(Cluster *c, ClusterUpdates *updates) {
+        SignJob *s = g_new0(SignJob, 1);
+
+        s->job = (WorkerJob) { .run = sign_job_run, .done = sign_job_done, .discard = sign_job_discard };
+        s->c = c;
+        s->keys = c->node_keys;
+        s->updates = updates;
+        c->n_signing++;
+        worker_submit(c->signer, &s->job);
+}
+
 static int on_flush(sd_event_source *s, void *userdata) {
         Cluster *c = userdata;
         uint64_t start = now_usec(CLOCK_MONOTONIC);
-        unsigned n = 0;
         bool more = false;
 
+        /* The signer has enough to do: the keys stay marked (a record that
+         * changes again meanwhile is sent once), sign_job_done() comes back. */
+        if (c->n_signing >= SIGN_JOBS_MAX)
+                return 0;
         /* In slices, as snapshots are merged: a hosts file of 100,000 names
-         * must not hold the loop. */
+         * must not hold the loop. The loop only versions the changes and
+         * copies them out; the signer does the rest. */
+        _cleanup_(cluster_updates_freep) ClusterUpdates *updates = cluster_updates_new(c->node_id);
         do
-                n += cluster_records_local_flush_some(c->records, MERGE_STEP, emit_update, c, &more);
-        while (more && now_usec(CLOCK_MONOTONIC) < start + MERGE_SLICE_USEC);
+                (void) cluster_records_local_flush_some(c->records, MERGE_STEP, start, updates, &more);
+        while (more && cluster_updates_count(updates) < SIGN_BATCH_MAX &&
+               now_usec(CLOCK_MONOTONIC) < start + MERGE_SLICE_USEC);
         if (more)
                 (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (cluster_updates_count(updates) > 0)
+                sign_submit(c, TAKE_PTR(updates));
         if (cluster_records_take_resync(c->records))
                 (void) cluster_sync_now(c); /* a burst: our snapshot to everyone */
-        if (n > 0)
-                cluster_process(c);
+        if (cluster_records_burst_end(c->records) != UINT64_MAX)
+                arm_records_timer(c, start);
         return 0;
 }
 
@@ -2419,6 +2494,11 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         r = worker_new(&c->worker, e, "cluster-work");
         if (r < 0)
                 return log_error_errno(r, "Failed to start the cluster's worker thread: %m");
+        /* A thread of its own: a burst of signing must not hold up the
+         * decoding of a push-pull frame, nor the reverse. */
+        r = worker_new(&c->signer, e, "cluster-sign");
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the cluster's signing thread: %m");
 
         /* What the local sources hold already goes out as our first updates. */
         store_subscribe(store, on_store_change, c);
@@ -2451,6 +2531,12 @@ Cluster *cluster_free(Cluster *c) {
         if (!c)
                 return NULL;
 
+        /* Updates being signed are published (sign_job_discard()), then what
+         * is still marked is flushed here: none is lost, none goes twice,
+         * and all of them go out before our leave. */
+        c->signer = worker_free(c->signer);
+        if (c->records && c->swim)
+                (void) cluster_records_local_flush(c->records, now_usec(CLOCK_MONOTONIC), emit_update, c);
         if (c->swim && c->udp_fd >= 0) {
                 /* Graceful leave: LEFT to a few members directly, then gossip it
                  * for a few rounds so that it reaches everyone without waiting

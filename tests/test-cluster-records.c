@@ -7,6 +7,7 @@
  * without changing anything. */
 
 #include <glib.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "cluster-records.h"
@@ -20,6 +21,7 @@ typedef struct Node {
         Store *store;
         ClusterRecords *cr;
         GPtrArray *sent; /* GBytes: updates emitted by the last flushes */
+        uint64_t now;    /* its clock, for bursts of local changes */
 } Node;
 
 /* Every node's key pair by id (the first node of an id; a restarted node
@@ -46,6 +48,7 @@ static ClusterKeys *key_pair(const char *id) {
 
 static void node_init(Node *n, const char *id, uint64_t first_version) {
         n->id = id;
+        n->now = 0;
         CHECK(store_new(&n->store) == 0);
         CHECK(cluster_records_new(&n->cr, n->store, id, key_pair(id), first_version) == 0);
         n->sent = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
@@ -78,7 +81,7 @@ static void on_change(Store *s, RecordChange change, const Record *r, void *user
 
 static unsigned flush(Node *n) {
         g_ptr_array_set_size(n->sent, 0);
-        return cluster_records_local_flush(n->cr, on_emit, n);
+        return cluster_records_local_flush(n->cr, n->now, on_emit, n);
 }
 
 /* Delivers every update n emitted last to another, straight from n. */
@@ -812,7 +815,8 @@ static void test_batched_merge(void) {
                 /* Between batches the store holds part of a's records, never more. */
                 CHECK(peer_count(b.store, "a") <= 5002);
                 if (steps == 3) {
-                        /* News from a while the merge runs stays. */
+                        /* News from a while the merge runs stays (a's burst is over). */
+                        a.now = 2 * SEC;
                         CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.9.200.1", 30, "dbus", 0, NULL,
                                         NULL) == 1);
                         flush(&a);
@@ -861,7 +865,9 @@ static void test_burst(void) {
         unsigned slices = 0;
         g_ptr_array_set_size(a.sent, 0);
         while (more) {
-                (void) cluster_records_local_flush_some(a.cr, 100, on_emit, &a, &more);
+                _cleanup_(cluster_updates_freep) ClusterUpdates *u = cluster_updates_new("a");
+                (void) cluster_records_local_flush_some(a.cr, 100, a.now, u, &more);
+                CHECK(cluster_updates_count(u) == 0);
                 slices++;
                 if (more)
                         CHECK(!cluster_records_take_resync(a.cr));
@@ -869,8 +875,14 @@ static void test_burst(void) {
         CHECK(slices == 15);
         CHECK(a.sent->len == 0);
         CHECK(cluster_records_count(a.cr, "a") == CLUSTER_GOSSIP_BURST_MAX + 500);
+        /* The burst ends a window after its last change: then the snapshot goes. */
+        CHECK(!cluster_records_take_resync(a.cr));
+        CHECK(cluster_records_burst_end(a.cr) == CLUSTER_GOSSIP_BURST_USEC);
+        a.now = CLUSTER_GOSSIP_BURST_USEC;
+        CHECK(flush(&a) == 0);
         CHECK(cluster_records_take_resync(a.cr));
         CHECK(!cluster_records_take_resync(a.cr));
+        CHECK(cluster_records_burst_end(a.cr) == UINT64_MAX);
         /* Its snapshot carries it all. */
         g_autofree uint8_t *snap = NULL;
         size_t snap_size = 0;
@@ -881,6 +893,148 @@ static void test_burst(void) {
         CHECK(store_add(a.store, "one.example.com", DNS_TYPE_A, "10.7.99.1", 30, "dbus", 0, NULL, NULL) == 1);
         CHECK(flush(&a) == 1 && a.sent->len == 1);
         CHECK(!cluster_records_take_resync(a.cr));
+
+        /* A burst that reaches the store in batches, each flushed on its own
+         * (as a large hosts reload does): the first changes of the window are
+         * gossiped, the rest not, and the snapshot follows. */
+        unsigned gossiped = 0;
+        a.now = 10 * SEC;
+        for (unsigned i = 0; i < CLUSTER_GOSSIP_BURST_MAX + 500; i++) {
+                char name[64];
+                snprintf(name, sizeof name, "burst%u.example.com", i);
+                CHECK(store_remove(a.store, name, DNS_TYPE_A, NULL, "hosts:/h/burst") == 1);
+                if (i % 100 == 99) {
+                        a.now += 10 * USEC_PER_MSEC;
+                        CHECK(flush(&a) == 100);
+                        gossiped += a.sent->len;
+                        CHECK(!cluster_records_take_resync(a.cr));
+                }
+        }
+        CHECK(gossiped == CLUSTER_GOSSIP_BURST_MAX);
+        CHECK(cluster_records_burst_end(a.cr) == a.now + CLUSTER_GOSSIP_BURST_USEC);
+        a.now += CLUSTER_GOSSIP_BURST_USEC;
+        CHECK(flush(&a) == 0 && cluster_records_take_resync(a.cr));
+        CHECK(cluster_records_count(a.cr, "a") == 1);
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&b);
+}
+
+/* Batches of local updates signed on other threads, as the daemon's signer
+ * does, while the table goes on changing; published in the order they were
+ * made, they leave a peer with the last state of each record. */
+typedef struct Emitted {
+        GPtrArray *data; /* GBytes */
+        GPtrArray *keys; /* char* */
+} Emitted;
+
+static void on_emit_keyed(const char *key, const uint8_t *data, size_t size, void *userdata) {
+        Emitted *em = userdata;
+        g_ptr_array_add(em->data, g_bytes_new(data, size));
+        g_ptr_array_add(em->keys, g_strdup(key));
+}
+
+static void *sign_thread(void *userdata) {
+        cluster_updates_sign(userdata, key_pair("a"));
+        return NULL;
+}
+
+static ClusterUpdates *flush_batch(Node *n) {
+        ClusterUpdates *u = cluster_updates_new(n->id);
+        bool more = true;
+        while (more)
+                (void) cluster_records_local_flush_some(n->cr, 2, n->now, u, &more);
+        return u;
+}
+
+static void test_signed_apart(void) {
+        Node a, b;
+        ClusterUpdates *batch[3];
+        pthread_t thread[3];
+        Emitted em = { g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref),
+                       g_ptr_array_new_with_free_func(g_free) };
+
+        node_init(&a, "a", 1);
+        node_init(&b, "b", 1);
+        (void) key_pair("a"); /* made here, read by the threads */
+        store_subscribe(a.store, on_change, &a);
+
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/x", 1, NULL, NULL) == 1);
+        CHECK(store_add(a.store, "db.example.com", DNS_TYPE_A, "10.0.1.1", 30, "hosts:/h/x", 2, NULL, NULL) == 1);
+        batch[0] = flush_batch(&a);
+        CHECK(cluster_updates_count(batch[0]) == 2);
+        CHECK(pthread_create(&thread[0], NULL, sign_thread, batch[0]) == 0);
+
+        /* While it is signed: in one flush, web changes, goes, and comes back
+         * with a third value; db goes. */
+        CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.1", "hosts:/h/x") == 1);
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/x", 1, NULL, NULL) == 1);
+        CHECK(store_remove(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.2", "hosts:/h/x") == 1);
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.3", 30, "hosts:/h/x", 1, NULL, NULL) == 1);
+        CHECK(store_remove(a.store, "db.example.com", DNS_TYPE_A, "10.0.1.1", "hosts:/h/x") == 1);
+        batch[1] = flush_batch(&a);
+        /* web 10.0.0.1 and db removed, web 10.0.0.3 added; 10.0.0.2 never
+         * went out, so it needs no update. */
+        CHECK(cluster_updates_count(batch[1]) == 3);
+        CHECK(pthread_create(&thread[1], NULL, sign_thread, batch[1]) == 0);
+
+        /* And again: web's TTL, and db back. */
+        CHECK(store_add(a.store, "web.example.com", DNS_TYPE_A, "10.0.0.3", 60, "hosts:/h/x", 1, NULL, NULL) == 0);
+        CHECK(store_add(a.store, "db.example.com", DNS_TYPE_A, "10.0.1.1", 30, "hosts:/h/x", 2, NULL, NULL) == 1);
+        batch[2] = flush_batch(&a);
+        CHECK(cluster_updates_count(batch[2]) == 2);
+        CHECK(pthread_create(&thread[2], NULL, sign_thread, batch[2]) == 0);
+        /* The table moves on while the last one is signed. */
+        CHECK(store_remove(a.store, "db.example.com", DNS_TYPE_A, "10.0.1.1", "hosts:/h/x") == 1);
+
+        for (unsigned i = 0; i < 3; i++) {
+                CHECK(pthread_join(thread[i], NULL) == 0);
+                cluster_updates_emit(batch[i], on_emit_keyed, &em);
+                batch[i] = cluster_updates_free(batch[i]);
+        }
+        CHECK(em.data->len == 7);
+
+        /* Every update signed by a, versions rising in publication order; the
+         * broadcast key is one per record. */
+        uint64_t last = 0;
+        const char *key_web3 = NULL;
+        for (guint i = 0; i < em.data->len; i++) {
+                char name[256], value[CLUSTER_VALUE_MAX + 1], source[CLUSTER_SOURCE_MAX + 1];
+                ClusterEntry d;
+                gsize size;
+                const uint8_t *p = g_bytes_get_data(em.data->pdata[i], &size);
+                CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("b")), &d, name, value, source,
+                                            NULL) == -EKEYREJECTED);
+                CHECK(cluster_update_decode(p, size, "a", cluster_keys_public(key_pair("a")), &d, name, value, source,
+                                            NULL) == 0);
+                CHECK(d.version > last);
+                last = d.version;
+                if (streq(value, "10.0.0.3")) {
+                        CHECK(!key_web3 || streq(key_web3, em.keys->pdata[i]));
+                        key_web3 = em.keys->pdata[i];
+                }
+        }
+        CHECK(key_web3);
+
+        /* In that order, a peer ends with the last state of each. */
+        trust(&b, "a");
+        for (guint i = 0; i < em.data->len; i++) {
+                gsize size;
+                const uint8_t *p = g_bytes_get_data(em.data->pdata[i], &size);
+                CHECK(cluster_records_apply_update(b.cr, "a", true, p, size, SEC) == 1);
+        }
+        g_autofree char *got = dump_owner(b.store, "peer:a");
+        CHECK(streq(got, "db.example.com 1 10.0.1.1 30\nweb.example.com 1 10.0.0.3 60"));
+        /* The removal flushed last follows in the next batch. */
+        g_ptr_array_set_size(a.sent, 0);
+        CHECK(flush(&a) == 1);
+        deliver(&a, &b, SEC);
+        g_free(got);
+        got = dump_owner(b.store, "peer:a");
+        CHECK(streq(got, "web.example.com 1 10.0.0.3 60"));
+
+        g_ptr_array_free(em.data, TRUE);
+        g_ptr_array_free(em.keys, TRUE);
         store_unsubscribe(a.store, on_change, &a);
         node_done(&a);
         node_done(&b);
@@ -925,7 +1079,8 @@ static void test_sliced_mirror(void) {
         cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_LEFT, 4 * SEC);
         CHECK(cluster_records_merge_step(b.cr, 300, 4 * SEC, NULL));
         cluster_records_origin_state(b.cr, "a", CLUSTER_ORIGIN_ALIVE, 5 * SEC);
-        /* A change while it goes back in goes in too. */
+        /* A change while it goes back in goes in too (long after a's burst). */
+        a.now = 5 * SEC;
         CHECK(store_remove(a.store, "big7.example.com", DNS_TYPE_A, NULL, "hosts:/h/big") == 1);
         CHECK(store_add(a.store, "late.example.com", DNS_TYPE_A, "10.6.99.1", 30, "dbus", 0, NULL, NULL) == 1);
         flush(&a);
@@ -951,6 +1106,7 @@ static void test_sliced_mirror(void) {
 }
 
 int main(void) {
+        test_signed_apart();
         test_sliced_mirror();
         test_burst();
         test_authenticity();
