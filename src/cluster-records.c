@@ -705,13 +705,33 @@ static void entry_set(Entry *e, const GByteArray *arena, const Item *it, uint64_
         e->deleted_usec = it->deleted ? now : 0;
 }
 
+/* Whether an origin has room for one more entry (a new key, or a
+ * tombstone that comes back to life). The limit is on records. A snapshot
+ * lists everything its origin holds, and what it does not list (old records,
+ * tombstones) goes at its end, its floor then keeping out what they kept
+ * out: there only what it listed so far counts. An update may also bring a
+ * tombstone: an origin that replaced all of its records holds one for each
+ * old record beside each new one, so the table holds twice the limit at
+ * most, tombstones included (more churn than that before the tombstones
+ * expire is caught up by the next snapshot; a large change is sent as one
+ * anyway). */
+static bool origin_has_room(const ClusterRecords *cr, const Origin *o, const Item *it, const ClusterSnapshot *snap) {
+        size_t max = cr->max_records;
+
+        if (snap)
+                return snap->marked < max;
+        return o->live + o->tombstones < 2 * max && (it->deleted || o->live < max);
+}
+
 /* Applies a checked entry with the newer-wins rule. mark: the merge that
  * lists it (0 for an update). Returns 1 if it changed the table, 0 if not,
- * -ENOSPC if the origin holds as many entries as it may. */
+ * -ENOSPC if the origin holds as many records as it may. */
 static int apply_item(ClusterRecords *cr, Origin *o, const GByteArray *arena, const Item *it, uint32_t mark,
                       ClusterSnapshot *snap, uint64_t now) {
         g_autoptr(GBytes) key = g_bytes_new(arena->data + it->key, it->key_len);
         Entry *old = g_hash_table_lookup(o->entries, key);
+        bool room = old ? !old->deleted || it->deleted || mark != 0 || o->live < cr->max_records
+                        : origin_has_room(cr, o, it, mark != 0 ? snap : NULL);
 
         if (old && mark != 0) {
                 if (old->mark != mark) {
@@ -719,13 +739,13 @@ static int apply_item(ClusterRecords *cr, Origin *o, const GByteArray *arena, co
                         snap->max_listed = MAX(snap->max_listed, MAX(old->version, it->version));
                 }
                 old->mark = mark;
-        } else if (!old && mark != 0 && it->version > o->floor && o->live + o->tombstones < cr->max_records) {
+        } else if (!old && mark != 0 && it->version > o->floor && room) {
                 snap->marked++; /* a new entry, listed */
                 snap->max_listed = MAX(snap->max_listed, it->version);
         }
         if (old ? it->version <= old->version : it->version <= o->floor)
                 return 0;
-        if (!old && o->live + o->tombstones >= cr->max_records) {
+        if (!room) {
                 cr->counters.dropped_records++;
                 return -ENOSPC;
         }

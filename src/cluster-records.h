@@ -40,7 +40,8 @@
  *    seen becomes V;
  *  - tombstones are dropped after a lifetime chosen by the caller, long enough
  *    that no retransmission of an older update can still be in flight;
- *  - at most max_origins tables and max_records entries per table are kept.
+ *  - at most max_origins tables and max_records records per table are kept
+ *    (with their tombstones, at most twice that many entries).
  *
  * Wire formats (all integers big-endian):
  *   entry    := flags:u8 (bit 0: deleted) type:u16 ttl:u32 version:u64
@@ -239,13 +240,15 @@ void cluster_records_set_dead_grace(ClusterRecords *cr, uint64_t usec);
 void cluster_records_set_tombstone_lifetime(ClusterRecords *cr, uint64_t usec);
 /* Limits against a peer that sends without end: at most max_origins other
  * nodes' tables (default 1,000; a withdrawn one makes room for a new one), and
- * at most max_records entries (live and tombstones) per origin (default
- * 100,000). What is beyond them is dropped and counted. 0 keeps a limit. */
+ * at most max_records records per origin (default 100,000), and as many
+ * tombstones again at most: an origin that replaces all of its records is
+ * still followed. What is beyond them is dropped and counted. 0 keeps a
+ * limit. */
 #define CLUSTER_MAX_ORIGINS_DEFAULT 1000u
 #define CLUSTER_MAX_RECORDS_DEFAULT 100000u
 void cluster_records_set_limits(ClusterRecords *cr, unsigned max_origins, unsigned max_records);
 typedef struct ClusterRecordsCounters {
-        uint64_t dropped_records; /* entries not taken: the origin holds max_records */
+        uint64_t dropped_records; /* entries not taken: the origin holds max_records records */
         uint64_t dropped_origins; /* origins not taken: max_origins held, none withdrawn */
         uint64_t refutations;     /* versions of ours we never issued, refuted */
 } ClusterRecordsCounters;

@@ -550,6 +550,84 @@ static void test_two_nodes_one_name(void) {
         node_done(&c);
 }
 
+/* An origin at the record limit that replaces every record it holds (a
+ * hosts file whose addresses all changed) is still followed, by updates and
+ * by snapshots: the tombstones of the old records do not take the new ones'
+ * room. */
+static void test_limit_full_replace(void) {
+        Node a, r;
+        char name[64], ip[32];
+
+        node_init(&a, "a", 1);
+        node_init(&r, "r", 1);
+        cluster_records_set_limits(r.cr, 4, 50);
+        store_subscribe(a.store, on_change, &a);
+        for (unsigned i = 0; i < 50; i++) {
+                snprintf(name, sizeof name, "n%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.5.0.%u", i + 1);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/all", i + 1, NULL, NULL) == 1);
+        }
+        flush(&a);
+        deliver(&a, &r, SEC);
+        CHECK(peer_count(r.store, "a") == 50);
+
+        /* Every address changes: 50 removals, then 50 additions, as updates
+         * (an addition that overtakes the removal it replaces finds no room
+         * at the limit: the next snapshot brings it). */
+        for (unsigned i = 0; i < 50; i++) {
+                snprintf(name, sizeof name, "n%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.5.0.%u", i + 1);
+                CHECK(store_remove(a.store, name, DNS_TYPE_A, ip, "hosts:/h/all") == 1);
+        }
+        flush(&a);
+        deliver(&a, &r, 2 * SEC);
+        for (unsigned i = 0; i < 50; i++) {
+                snprintf(name, sizeof name, "n%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.5.1.%u", i + 1);
+                CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/all", i + 1, NULL, NULL) == 1);
+        }
+        flush(&a);
+        deliver(&a, &r, 2 * SEC); /* each one taken, none refused */
+        CHECK(peer_count(r.store, "a") == 50);
+        CHECK(resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", "10.5.1.8"));
+        CHECK(!resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", "10.5.0.8"));
+        CHECK(cluster_records_tombstones(r.cr, "a") == 50);
+
+        /* Twice more, and r learns each from a snapshot alone (a push-pull,
+         * or what a burst sends), beside the tombstones it holds. */
+        for (unsigned round = 2; round <= 3; round++) {
+                for (unsigned i = 0; i < 50; i++) {
+                        snprintf(name, sizeof name, "n%u.example.com", i);
+                        snprintf(ip, sizeof ip, "10.5.%u.%u", round - 1, i + 1);
+                        CHECK(store_remove(a.store, name, DNS_TYPE_A, ip, "hosts:/h/all") == 1);
+                        snprintf(ip, sizeof ip, "10.5.%u.%u", round, i + 1);
+                        CHECK(store_add(a.store, name, DNS_TYPE_A, ip, 30, "hosts:/h/all", i + 1, NULL, NULL) == 1);
+                }
+                flush(&a);
+                g_autofree uint8_t *snap = NULL;
+                size_t snap_size = 0;
+                CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+                CHECK(cluster_records_merge_snapshot(r.cr, "a", snap, snap_size, (2 + round) * SEC) > 0);
+                CHECK(cluster_records_count(r.cr, "a") == 50);
+                CHECK(peer_count(r.store, "a") == 50);
+                snprintf(ip, sizeof ip, "10.5.%u.8", round);
+                CHECK(resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", ip));
+        }
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 0);
+
+        /* The limit still holds: a 51st record is refused. */
+        CHECK(store_add(a.store, "extra.example.com", DNS_TYPE_A, "10.5.9.9", 30, "dbus", 0, NULL, NULL) == 1);
+        flush(&a);
+        {
+                gsize size;
+                const uint8_t *d = g_bytes_get_data(a.sent->pdata[a.sent->len - 1], &size);
+                CHECK(cluster_records_apply_update(r.cr, "a", true, d, size, 6 * SEC) == -ENOSPC);
+        }
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+        node_done(&a);
+        node_done(&r);
+}
+
 static void test_limits(void) {
         /* An origin with 200 records, a receiver that takes 50 per origin and 2 origins. */
         Node a, r, b, c;
@@ -1113,6 +1191,7 @@ int main(void) {
         test_refutation();
         test_batched_merge();
         test_limits();
+        test_limit_full_replace();
         test_wire();
         test_local_versions();
         test_replication();
