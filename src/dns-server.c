@@ -38,6 +38,7 @@
 #include "macro.h"
 #include "dns-name.h"
 #include "dns-rdata.h"
+#include "dns-receive-time.h"
 #include "rcu.h"
 
 /* recvmmsg() batch, and how many batches one wakeup may handle before going
@@ -239,22 +240,6 @@ int dns_server_type_index(uint16_t qtype) {
 /* The hand-off to the forwarder (see "forwarding" below). */
 static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len, uint64_t received_nsec);
 static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len);
-
-/* The kernel's receive timestamp (SO_TIMESTAMPNS) in a received message's
- * control data, on dns_duration_now_nsec()'s clock; 0 when there is none.
- * It is the honest start of a request: it counts the time the query waited
- * in the socket for this thread to get to it. */
-static uint64_t control_received_nsec(const struct msghdr *m) {
-        for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(m); cmsg; cmsg = CMSG_NXTHDR((struct msghdr *) m, cmsg))
-                if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_TIMESTAMPNS &&
-                    cmsg->cmsg_len == CMSG_LEN(sizeof(struct timespec))) {
-                        struct timespec ts;
-
-                        memcpy(&ts, CMSG_DATA(cmsg), sizeof ts);
-                        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-                }
-        return 0;
-}
 
 static void count_query(DnsWorker *w, DnsTransport transport, const DnsQueryInfo *info, bool forwarded) {
         DnsServerCounters *c = &w->counters;
@@ -673,7 +658,7 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                                 continue;
                         /* Without a kernel timestamp (the option failed), the
                          * batch's arrival: one clock reading for all. */
-                        received = control_received_nsec(in);
+                        received = dns_receive_time_nsec(in);
                         if (received == 0) {
                                 if (batch_nsec == 0)
                                         batch_nsec = dns_duration_now_nsec();
@@ -1004,7 +989,7 @@ static int conn_read(DnsTcpConnection *c) {
                 c->eof = true;
         else {
                 /* The kernel's timestamp is that of the last segment read. */
-                c->received_nsec = control_received_nsec(&m);
+                c->received_nsec = dns_receive_time_nsec(&m);
                 if (c->received_nsec == 0)
                         c->received_nsec = dns_duration_now_nsec();
         }
