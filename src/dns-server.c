@@ -1549,7 +1549,14 @@ static int udp_socket_prepare(DnsSocket *sock) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to enable packet info on DNS UDP socket %s: %m", where);
                 sock->pktinfo = true;
-        }
+                log_debug(
+                        "DNS UDP socket %s: bound to all addresses, replies leave from the address each query "
+                        "was sent to",
+                        where);
+        } else
+                /* The kernel sends from the bound address anyway: no packet
+                 * info to receive, parse and send back with every query. */
+                log_debug("DNS UDP socket %s: bound to one address, replies leave from it", where);
         socket_enable_timestamps(sock);
         return 0;
 }
