@@ -6,9 +6,10 @@
  *
  *   none            no timing at all (the reference)
  *   stamps          SO_TIMESTAMPNS on the receiving socket, nothing read
- *   stamps+hist     that, the timestamp read from the control data and
- *                   counted in a DnsDurationHistogram, one clock reading per
- *                   batch: what joyrided does
+ *   stamps+hist     that, the timestamp read from the control data (with
+ *                   dns_receive_time_nsec(), the answering threads' own
+ *                   helper) and counted in a DnsDurationHistogram, one clock
+ *                   reading per batch: what joyrided does
  *   clock+hist      no kernel stamps: one clock reading when the batch is
  *                   read and one when it is answered, and the histogram (the
  *                   fallback, which does not see the time a query waited in
@@ -20,10 +21,14 @@
  *   cc -O2 -Isrc bench/rx-timestamp-cost.c -o /tmp/rx-timestamp-cost
  *   taskset -c 0 /tmp/rx-timestamp-cost [DATAGRAMS_PER_RUN]
  *
+ * (meson builds it too, as BUILD/bench/rx-timestamp-cost.)
+ *
  * Note that a socket with receive timestamps makes the kernel stamp every
  * packet it receives, host-wide, while it is open; if another program holds
  * such a socket, "none" pays part of that too. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* recvmmsg(), sendmmsg(); meson defines it already */
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -35,6 +40,7 @@
 #include <unistd.h>
 
 #include "dns-duration.h"
+#include "dns-receive-time.h"
 
 #define BATCH 32
 #define ROUNDS 8
@@ -48,19 +54,6 @@ static double cpu_seconds(void) {
         (void) getrusage(RUSAGE_SELF, &u);
         return (double) (u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
                (double) (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-/* As dns-server.c reads it. */
-static uint64_t control_received_nsec(const struct msghdr *m) {
-        for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(m); cmsg; cmsg = CMSG_NXTHDR((struct msghdr *) m, cmsg))
-                if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_TIMESTAMPNS &&
-                    cmsg->cmsg_len == CMSG_LEN(sizeof(struct timespec))) {
-                        struct timespec ts;
-
-                        memcpy(&ts, CMSG_DATA(cmsg), sizeof ts);
-                        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-                }
-        return 0;
 }
 
 static DnsDurationHistogram histogram;
@@ -119,7 +112,7 @@ static double run(int mode, long datagrams) {
                 now = dns_duration_now_nsec();
                 for (int i = 0; i < n; i++) {
                         uint64_t received_nsec =
-                                mode == MODE_CLOCK_HIST ? start : control_received_nsec(&in[i].msg_hdr);
+                                mode == MODE_CLOCK_HIST ? start : dns_receive_time_nsec(&in[i].msg_hdr);
                         dns_duration_observe(&histogram, received_nsec, now, 1);
                 }
         }

@@ -8,14 +8,15 @@
  * own thread.
  *
  * Threads: each answering thread (a DnsWorker) runs its own sd-event loop
- * with its own UDP and TCP sockets (bound with SO_REUSEPORT, so the kernel
- * spreads queries and connections over them) or, with socket activation, the
- * passed sockets, shared. A worker owns its connections, buffers and
+ * (and reads UDP beside it: see worker_loop()) with its own UDP and TCP
+ * sockets (bound with SO_REUSEPORT, so the kernel spreads queries and
+ * connections over them) or, with socket activation, the passed sockets,
+ * shared. A worker owns its connections, buffers and
  * counters; it reads the store and the answer configuration under RCU and
  * writes nothing another thread reads but its counters (relaxed atomics,
  * summed when read), its watchdog answer and the shared TCP connection count.
  * The control loop talks to a worker through an eventfd: stop, watchdog
- * ping. Nothing here blocks. */
+ * ping. Nothing here blocks; a thread sleeps only when it has nothing to do. */
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -38,6 +40,7 @@
 #include "macro.h"
 #include "dns-name.h"
 #include "dns-rdata.h"
+#include "dns-receive-time.h"
 #include "rcu.h"
 
 /* recvmmsg() batch, and how many batches one wakeup may handle before going
@@ -156,7 +159,6 @@ struct DnsWorker {
         sd_event *event;
         int control_fd; /* eventfd: the control loop has something for us */
         sd_event_source *control_source;
-        sd_event_source *udp_source;
         sd_event_source *tcp_source;
         sd_event_source *stop_timer;
         const DnsSocket *udp, *tcp;
@@ -239,22 +241,6 @@ int dns_server_type_index(uint16_t qtype) {
 /* The hand-off to the forwarder (see "forwarding" below). */
 static int udp_forward(DnsWorker *w, const UdpSlot *slot, const struct msghdr *in, size_t len, uint64_t received_nsec);
 static int tcp_forward(DnsTcpConnection *c, const uint8_t *query, size_t len);
-
-/* The kernel's receive timestamp (SO_TIMESTAMPNS) in a received message's
- * control data, on dns_duration_now_nsec()'s clock; 0 when there is none.
- * It is the honest start of a request: it counts the time the query waited
- * in the socket for this thread to get to it. */
-static uint64_t control_received_nsec(const struct msghdr *m) {
-        for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(m); cmsg; cmsg = CMSG_NXTHDR((struct msghdr *) m, cmsg))
-                if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_TIMESTAMPNS &&
-                    cmsg->cmsg_len == CMSG_LEN(sizeof(struct timespec))) {
-                        struct timespec ts;
-
-                        memcpy(&ts, CMSG_DATA(cmsg), sizeof ts);
-                        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-                }
-        return 0;
-}
 
 static void count_query(DnsWorker *w, DnsTransport transport, const DnsQueryInfo *info, bool forwarded) {
         DnsServerCounters *c = &w->counters;
@@ -673,7 +659,7 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                                 continue;
                         /* Without a kernel timestamp (the option failed), the
                          * batch's arrival: one clock reading for all. */
-                        received = control_received_nsec(in);
+                        received = dns_receive_time_nsec(in);
                         if (received == 0) {
                                 if (batch_nsec == 0)
                                         batch_nsec = dns_duration_now_nsec();
@@ -725,13 +711,6 @@ static bool udp_serve(DnsWorker *w, unsigned max_batches) {
                         return true;
         }
         return false;
-}
-
-static int udp_on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        /* Budget used up or not, the source is level-triggered: we come back
-         * after other sources had their turn. */
-        (void) udp_serve(userdata, UDP_BATCHES_PER_WAKEUP);
-        return 0;
 }
 
 /* --- TCP ---------------------------------------------------------------- */
@@ -1004,7 +983,7 @@ static int conn_read(DnsTcpConnection *c) {
                 c->eof = true;
         else {
                 /* The kernel's timestamp is that of the last segment read. */
-                c->received_nsec = control_received_nsec(&m);
+                c->received_nsec = dns_receive_time_nsec(&m);
                 if (c->received_nsec == 0)
                         c->received_nsec = dns_duration_now_nsec();
         }
@@ -1441,8 +1420,7 @@ static void worker_begin_stop(DnsWorker *w) {
         (void) tcp_on_accept(w->tcp_source, w->tcp->fd, EPOLLIN, w);
         w->stopping = true;
         (void) sd_event_source_set_enabled(w->tcp_source, SD_EVENT_OFF);
-        (void) udp_serve(w, UDP_BATCHES_PER_WAKEUP);
-        (void) sd_event_source_set_enabled(w->udp_source, SD_EVENT_OFF);
+        (void) udp_serve(w, UDP_BATCHES_PER_WAKEUP); /* and worker_loop() reads UDP no more */
 
         for (DnsTcpConnection *c = w->conn_first, *next; c; c = next) {
                 next = c->next;
@@ -1474,6 +1452,54 @@ static int worker_on_control(sd_event_source *source, int fd, uint32_t revents, 
         return 0;
 }
 
+/* The worker's loop: sd-event's, with UDP read beside it rather than through
+ * it. A socket in an epoll set keeps the epoll's entry on its wait queue for
+ * good, and the kernel walks that queue for every reply sent (the freed
+ * reply makes room in the send buffer: "write space"), a wakeup per query
+ * that finds nobody to wake. So UDP is read here in batches while queries
+ * keep coming, the loop's own sources (TCP, control, timers, forwarded
+ * replies) get a non-blocking turn between budgets, and only when the
+ * socket is drained does the thread sleep, in poll() on the UDP socket and
+ * the loop's fd together: then the socket's wait queue holds an entry only
+ * while nobody is sending on it. */
+static int worker_loop(DnsWorker *w) {
+        int event_fd = sd_event_get_fd(w->event);
+
+        if (event_fd < 0)
+                return event_fd;
+
+        for (;;) {
+                bool drained = true;
+                int r;
+
+                if (!w->stopping)
+                        drained = udp_serve(w, UDP_BATCHES_PER_WAKEUP);
+
+                r = sd_event_prepare(w->event);
+                if (r == 0 && drained) {
+                        struct pollfd p[2] = {
+                                { .fd = event_fd, .events = POLLIN },
+                                { .fd = w->udp->fd, .events = POLLIN },
+                        };
+
+                        /* sd-event's timers are timerfds in its fd, armed by
+                         * the prepare step: no timeout needed here. */
+                        if (poll(p, w->stopping ? 1 : 2, -1) < 0 && errno != EINTR)
+                                return negative_errno();
+                }
+                /* Also when only UDP woke us: the prepared loop must pass
+                 * through its wait step (an empty epoll_wait then). */
+                if (r == 0)
+                        r = sd_event_wait(w->event, 0);
+                if (r > 0)
+                        r = sd_event_dispatch(w->event);
+                if (r < 0)
+                        return r;
+                if (sd_event_get_state(w->event) == SD_EVENT_FINISHED)
+                        return 0;
+        }
+}
+
 static void *worker_main(void *userdata) {
         DnsWorker *w = userdata;
         char name[16];
@@ -1484,7 +1510,7 @@ static void *worker_main(void *userdata) {
         (void) pthread_setname_np(pthread_self(), name);
         rcu_attach_thread();
 
-        r = sd_event_loop(w->event);
+        r = worker_loop(w);
         if (r < 0)
                 log_error_errno(r, "DNS answering thread %u failed: %m", w->index);
 
@@ -1564,7 +1590,14 @@ static int udp_socket_prepare(DnsSocket *sock) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to enable packet info on DNS UDP socket %s: %m", where);
                 sock->pktinfo = true;
-        }
+                log_debug(
+                        "DNS UDP socket %s: bound to all addresses, replies leave from the address each query "
+                        "was sent to",
+                        where);
+        } else
+                /* The kernel sends from the bound address anyway: no packet
+                 * info to receive, parse and send back with every query. */
+                log_debug("DNS UDP socket %s: bound to one address, replies leave from it", where);
         socket_enable_timestamps(sock);
         return 0;
 }
@@ -1647,11 +1680,8 @@ static int worker_init(DnsServer *s, DnsWorker *w, unsigned index, const DnsSock
         w->control_fd = sd_event_source_get_io_fd(w->control_source);
         (void) sd_event_source_set_description(w->control_source, "dns-control");
 
-        /* The sockets stay the server's: shared ones are watched by every worker. */
-        r = sd_event_add_io(w->event, &w->udp_source, udp->fd, EPOLLIN, udp_on_io, w);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_description(w->udp_source, "dns-udp");
+        /* The sockets stay the server's: shared ones are watched by every
+         * worker. UDP is not in the loop's epoll: worker_loop() reads it. */
         r = sd_event_add_io(w->event, &w->tcp_source, tcp->fd, EPOLLIN, tcp_on_accept, w);
         if (r < 0)
                 return r;
@@ -1678,7 +1708,6 @@ static void worker_done(DnsWorker *w) {
         while (w->conn_first)
                 conn_free(w->conn_first);
         w->stop_timer = sd_event_source_disable_unref(w->stop_timer);
-        w->udp_source = sd_event_source_disable_unref(w->udp_source);
         w->tcp_source = sd_event_source_disable_unref(w->tcp_source);
         w->control_source = sd_event_source_disable_unref(w->control_source); /* closes control_fd */
         w->replies_source = sd_event_source_disable_unref(w->replies_source);

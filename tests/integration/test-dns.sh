@@ -6,7 +6,9 @@
 # EDNS, truncation and the retry over TCP, several queries on one TCP
 # connection, malformed input, a silent TCP client, SIGTERM; and, in a
 # private network namespace when one can be made, that a daemon bound to all
-# addresses replies from the address each query was sent to.
+# addresses (IPv6 and IPv4 wildcard, bound itself or socket-activated)
+# replies from the address each query was sent to, and that one bound to a
+# single IPv4 or IPv6 address answers without asking for packet info.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 daemon="$build/src/joyrided"
@@ -218,9 +220,9 @@ expect "SIGTERM after the restart: exit status 0" 0 "$rc"
 # private network namespace: there "all addresses" is loopback only.
 if unshare -rn true 2>/dev/null && command -v ip >/dev/null; then
         out=$(
-                unshare -rn bash -s "$daemon" "$hosts" "$tmp" 2>&1 <<'NS' || true
+                unshare -rn bash -s "$daemon" "$hosts" "$tmp" "$build/tools/sd-launch" 2>&1 <<'NS' || true
 set -u
-daemon=$1 hosts=$2 tmp=$3
+daemon=$1 hosts=$2 tmp=$3 launch=$4
 ip link set lo up
 ip addr add fd00:53::53/128 dev lo
 ip addr add 10.99.0.53/32 dev lo
@@ -239,6 +241,35 @@ echo "tcp: $(dig @fd00:53::53 -p $port +tcp +tries=1 +time=2 +short api.example.
 grep -o 'DNS on [^,]*, [^,]*' "$tmp/daemon-ns.log" || true
 kill $pid
 wait $pid
+
+# serve CASE CHECK_ADDRESS COMMAND...: runs a daemon (debug log in
+# $tmp/ns-CASE.log) until it answers at CHECK_ADDRESS, then asks each
+# address of $servers, one line "CASE SERVER: ANSWER" each; then its log
+# lines about packet info, and stops it.
+serve() {
+        local case=$1 check=$2 i
+        shift 2
+        "$@" --hosts-directory="$hosts" --state-directory="$tmp/state" --no-docker --no-http --bus=none \
+                --no-cluster --log-level=debug 2>"$tmp/ns-$case.log" &
+        pid=$!
+        for i in $(seq 1 100); do
+                [ "$(dig @$check -p $port +short +tries=1 +time=1 api.example.com A 2>/dev/null)" = 10.53.0.1 ] && break
+                sleep 0.05
+        done
+        for server in $servers; do
+                echo "$case $server: $(dig @$server -p $port +tries=1 +time=2 +short api.example.com A 2>&1 | tr '\n' ' ')"
+        done
+        sed -n "s/^.*DNS UDP socket [^ ]*: /$case socket: /p" "$tmp/ns-$case.log"
+        kill $pid
+        wait $pid
+}
+servers="10.99.0.53" serve v4-one 10.99.0.53 "$daemon" --dns-port=$port --dns-bind-address=10.99.0.53
+servers="fd00:53::53" serve v6-one fd00:53::53 "$daemon" --dns-port=$port --dns-bind-address=fd00:53::53
+servers="127.0.0.1 127.0.0.2 10.99.0.53" serve v4-all 127.0.0.1 "$daemon" --dns-port=$port --dns-bind-address=0.0.0.0
+servers="::1 fd00:53::53 10.99.0.53" serve activated-all ::1 "$launch" --udp "[::]:$port" --tcp "[::]:$port" -- \
+        "$daemon" --dns-port=1
+servers="fd00:53::53" serve activated-one fd00:53::53 "$launch" --udp "[fd00:53::53]:$port" \
+        --tcp "[fd00:53::53]:$port" -- "$daemon" --dns-port=1
 NS
         )
         for server in 127.0.0.1 127.0.0.2 10.99.0.53 ::1 fd00:53::53; do
@@ -247,6 +278,21 @@ NS
         done
         expect_match "... and over TCP" '^tcp: 10\.53\.0\.1$' "$out"
         expect_match "... on one IPv6 socket that also takes IPv4" 'DNS on udp \[::\]:5300, tcp \[::\]:5300' "$out"
+        for c in "v4-one 10.99.0.53" "v6-one fd00:53::53" "v4-all 127.0.0.1" "v4-all 127.0.0.2" \
+                "v4-all 10.99.0.53" "activated-all ::1" "activated-all fd00:53::53" "activated-all 10.99.0.53" \
+                "activated-one fd00:53::53"; do
+                read -r c_case c_server <<<"$c"
+                expect_match "$c_case: a query to $c_server is answered (from $c_server)" \
+                        "^$c_case $c_server: 10\\.53\\.0\\.1 \$" "$out"
+        done
+        for c in v4-all activated-all; do
+                expect_match "$c: replies from each query's destination address (packet info)" \
+                        "^$c socket: bound to all addresses, replies leave from the address each query" "$out"
+        done
+        for c in v4-one v6-one activated-one; do
+                expect_match "$c: bound to one address, no packet info asked for" \
+                        "^$c socket: bound to one address, replies leave from it" "$out"
+        done
 else
         ok "# SKIP all-addresses check: cannot create a private network namespace"
 fi
