@@ -557,7 +557,11 @@ p = select.poll()
 for fd in open_:
     p.register(fd, select.POLLOUT)
 # Half a request header on each as its connection completes, then nothing more.
-sent = set()
+# A connect whose SYN overflowed the listen queue is retried by the kernel
+# after 1, 3, 7, 15 and 31 s: one that completes late is not the server's
+# doing, so what counts is how long a connection stays open after its half
+# header went out.
+sent = {}
 deadline = time.time() + 30
 normal_done = False
 while open_ and time.time() < deadline:
@@ -568,7 +572,7 @@ while open_ and time.time() < deadline:
                 s.send(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
             except OSError:
                 pass
-            sent.add(fd)
+            sent[fd] = time.time()
             p.modify(fd, select.POLLIN)
             continue
         # Readable, hung up or failed: closed by the server (EOF or a reset).
@@ -590,11 +594,15 @@ while open_ and time.time() < deadline:
         assert r.returncode == 0, "a normal request failed during the flood"
         normal = time.time() - t0
         normal_done = True
+now = time.time()
+kept = [fd for fd in open_ if fd in sent and now - sent[fd] > 5]
+unconnected = sum(1 for fd in open_ if fd not in sent)
 print(f"{n} connections, {len(sent)} sent half a header; the daemon had at most {most} fds; "
-      f"a normal request took {normal:.2f} s; {len(open_)} left open by the server after 30 s")
+      f"a normal request took {normal:.2f} s; {len(kept)} kept open by the server more than 5 s after "
+      f"their half header ({unconnected} still connecting after 30 s)")
 assert normal_done
 assert most < 150, most
-assert not open_, f"{len(open_)} half-open connections kept past the timeout"
+assert not kept, f"{len(kept)} half-open connections kept past the timeout"
 PY
 fds_after=$(find "/proc/$daemon_pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
 [ "$fds_after" -le $((fds_before + 2)) ] || fail "file descriptors after the flood: $fds_before -> $fds_after"
