@@ -109,6 +109,24 @@ _lib_cleanup() {
         rm -rf "$tmp"
 }
 
+# notify_listen SOCKET LOG: a NOTIFY_SOCKET for the daemon, listening in the
+# background; every datagram it gets is appended to LOG as one line (its
+# newlines as '|'). Sets $notify_pid (the caller stops it); returns once the
+# socket exists.
+notify_listen() {
+        python3 - "$1" "$2" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        out.write(s.recv(4096).decode(errors="replace").replace("\n", "|") + "\n")
+PY
+        # shellcheck disable=SC2034 # for the caller, who stops it
+        notify_pid=$!
+        wait_for "notify socket" 10 test -S "$1"
+}
+
 # start_local_daemon HOSTS_DIR NAME VALUE [options]: starts $daemon on a free
 # loopback port serving HOSTS_DIR, with Docker, HTTP, D-Bus and the cluster
 # off, logging to $tmp/daemon.log; waits (5 s) until NAME answers VALUE.

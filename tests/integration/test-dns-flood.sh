@@ -29,17 +29,8 @@ mkdir -p "$tmp/hosts" "$tmp/state"
 echo "10.79.0.1 flood.example.com" >"$tmp/hosts/a.hosts"
 printf 'flood.example.com A\n%.0s' {1..1000} >"$tmp/queries.txt"
 
-# A NOTIFY_SOCKET listener that writes every datagram it gets to a file.
-python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode(errors="replace").replace("\n", "|") + "\n")
-PY
-holder_pid=$!
-wait_for "notify socket" 10 test -S "$tmp/notify.sock"
+notify_listen "$tmp/notify.sock" "$tmp/notify.log"
+holder_pid=$notify_pid
 
 NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=1000000 \
         start_local_daemon "$tmp/hosts" flood.example.com 10.79.0.1 --dns-threads=1 --log-level=debug

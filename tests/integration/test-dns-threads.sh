@@ -32,17 +32,7 @@ echo "10.77.0.2 other.example.org" >>"$tmp/hosts/a.hosts"
 for i in $(seq 1 60); do echo "10.78.0.$i many.threads.test"; done >"$tmp/hosts/many.hosts"
 printf '[DNS]\nThreads=3\n' >"$tmp/joyride.conf"
 
-# A NOTIFY_SOCKET listener that writes every datagram it gets to a file.
-python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode(errors="replace").replace("\n", "|") + "\n")
-PY
-notify_pid=$!
-wait_for "notify socket" 10 test -S "$tmp/notify.sock"
+notify_listen "$tmp/notify.sock" "$tmp/notify.log"
 
 # The config file asks for 3 threads; the environment must not override it.
 unset DNS_THREADS

@@ -19,18 +19,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' INT TERM # so that the EXIT trap cleans up on a timeout too
 
-# A NOTIFY_SOCKET listener that writes every datagram it gets to a file.
-python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        data = s.recv(4096).decode(errors="replace")
-        out.write(data.replace("\n", "|") + "\n")
-PY
-pids+=($!)
-wait_for "notify socket" 5 test -S "$tmp/notify.sock"
+notify_listen "$tmp/notify.sock" "$tmp/notify.log"
+pids+=("$notify_pid")
 
 port=$(free_port)
 mkdir -p "$tmp/hosts" "$tmp/state"
