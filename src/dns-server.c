@@ -42,6 +42,7 @@
 #include "dns-rdata.h"
 #include "dns-receive-time.h"
 #include "rcu.h"
+#include "thread-sched.h"
 
 /* recvmmsg() batch, and how many batches one wakeup may handle before going
  * back to the loop, so a UDP flood does not starve TCP clients. */
@@ -51,6 +52,11 @@
  * an OPT record, so anything near this size is not a real query. */
 #define UDP_QUERY_MAX 4096
 #define UDP_RCVBUF_WANTED (4 * 1024 * 1024)
+
+/* The answering threads' time slice: the kernel's smallest. A thread answers
+ * a batch of queries in microseconds and sleeps again, so it never uses a
+ * slice up; a short one lets it run as soon as a query wakes it. */
+#define DNS_THREAD_SLICE_NSEC (100 * 1000)
 
 #define TCP_ACCEPT_PER_WAKEUP 64
 #define TCP_READ_BUFFER_INITIAL 1024
@@ -1508,6 +1514,9 @@ static void *worker_main(void *userdata) {
         /* Shows in ps, top and /proc/PID/task/TID/comm. */
         (void) snprintf(name, sizeof name, "dns-%u", w->index);
         (void) pthread_setname_np(pthread_self(), name);
+        /* A query should not wait for the control loop or a worker to use
+         * up its time slice: see thread-sched.h. */
+        thread_request_slice(name, DNS_THREAD_SLICE_NSEC);
         rcu_attach_thread();
 
         r = worker_loop(w);

@@ -12,10 +12,10 @@
 #include <glib.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "thread-sched.h"
 #include "worker.h"
 
 struct Worker {
@@ -42,27 +42,12 @@ static void queue_push(WorkerJob **head, WorkerJob **tail, WorkerJob *j) {
         *tail = j;
 }
 
-/* Background work yields the cores to the answering threads and the loop:
- * the thread runs WORKER_NICE_STEP nice levels below the daemon (Linux keeps
- * a nice value per thread). Raising one's own nice value needs no privilege;
- * a failure only costs the preference, so it is logged at debug level. */
-static void worker_lower_priority(const char *name) {
-        pid_t tid = gettid();
-        int nice;
-
-        errno = 0;
-        nice = getpriority(PRIO_PROCESS, (id_t) tid);
-        if (nice == -1 && errno != 0)
-                return (void) log_debug_errno(-errno, "Failed to read the %s thread's priority: %m", name);
-        if (setpriority(PRIO_PROCESS, (id_t) tid, MIN(nice + WORKER_NICE_STEP, 19)) < 0)
-                log_debug_errno(-errno, "Failed to lower the %s thread's priority: %m", name);
-}
-
 static void *worker_thread(void *userdata) {
         Worker *w = userdata;
 
         (void) pthread_setname_np(pthread_self(), w->name);
-        worker_lower_priority(w->name);
+        /* Background work yields the cores to the answering threads and the loop. */
+        thread_lower_priority(w->name, WORKER_NICE_STEP);
         pthread_mutex_lock(&w->lock);
         for (;;) {
                 WorkerJob *j = w->todo_head;

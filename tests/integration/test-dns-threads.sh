@@ -51,6 +51,21 @@ threads=$(cat /proc/"$daemon_pid"/task/*/comm | grep -c '^dns-' || true)
 grep -q '(3 threads)' "$tmp/daemon.log" || fail "the start line does not say 3 threads"
 ok "Threads=3: three answering threads, dns-0 to dns-2"
 
+# The answering threads ask for the shortest time slice, so that a woken one
+# does not wait for the loop's or a worker's slice to end (EEVDF, Linux 6.12+,
+# which shows se.slice in /proc/PID/task/TID/sched).
+if grep -q '^se.slice' /proc/self/sched 2>/dev/null; then
+        slices=$(for t in /proc/"$daemon_pid"/task/*; do
+                printf '%s %s\n' "$(cat "$t/comm")" "$(awk '$1 == "se.slice" { print $3 }' "$t/sched")"
+        done)
+        [ "$(grep -c '^dns-[0-9]* 100000$' <<<"$slices")" = 3 ] ||
+                fail "the answering threads do not run with a 0.1 ms slice: $(tr '\n' ',' <<<"$slices")"
+        grep -q '^joyrided 100000$' <<<"$slices" && fail "the control loop asked for the answering threads' slice"
+        ok "answering threads with a 0.1 ms time slice: $(grep '^dns-' <<<"$slices" | tr '\n' ',')"
+else
+        echo "# this kernel shows no se.slice: the time slice check is left out"
+fi
+
 # 300 UDP queries, each from its own socket (so SO_REUSEPORT spreads them
 # over the threads), and 20 over one TCP connection.
 python3 - "$port" <<'PY' || fail "queries over UDP and TCP were not all answered"

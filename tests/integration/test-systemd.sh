@@ -266,6 +266,14 @@ grep -qx 'hosts-reader 10' <<<"$threads" || fail "the hosts worker does not run 
 grep -qx 'state-writer 10' <<<"$threads" || fail "the state writer does not run ten nice levels down: $(tr '\n' ',' <<<"$threads")"
 grep -qx 'joyrided 0' <<<"$threads" || fail "the control loop does not run at nice 0: $(tr '\n' ',' <<<"$threads")"
 ok "threads at their nice levels: $(awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }' <<<"$threads")"
+# ... and sched_setattr(): the answering threads ask for a short time slice
+# (shown as se.slice on kernels with EEVDF, 6.12 and later).
+if grep -q '^se.slice' /proc/self/sched 2>/dev/null; then
+        slices=$(ct sh -c "for t in /proc/$mainpid/task/*; do printf '%s %s\n' \"\$(cat \$t/comm)\" \"\$(awk '\$1 == \"se.slice\" { print \$3 }' \$t/sched)\"; done")
+        grep -q '^dns-0 100000$' <<<"$slices" ||
+                fail "the answering thread has no 0.1 ms time slice under the unit's sandbox: $(tr '\n' ',' <<<"$slices")"
+        ok "answering threads with a 0.1 ms time slice under the unit's sandbox"
+fi
 
 systemd_status=$(ct systemctl show -P StatusText joyride.service)
 grep -q "Serving" <<<"$systemd_status" || fail "no STATUS= from the daemon: '$systemd_status'"
