@@ -22,12 +22,7 @@ import os.path
 import sys
 import time
 
-
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return float("nan")
-    k = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * (len(sorted_values) - 1)))))
-    return sorted_values[k]
+from probeutil import percentile
 
 
 def main():

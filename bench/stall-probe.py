@@ -35,6 +35,8 @@ import struct
 import sys
 import time
 
+from probeutil import percentile
+
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 # Send times from the kernel too (linux/net_tstamp.h): the moment each query
@@ -56,13 +58,6 @@ def encode_query(qid, name):
     for label in name.rstrip(".").split("."):
         q += bytes([len(label)]) + label.encode()
     return header + q + b"\x00" + struct.pack("!HH", 1, 1)
-
-
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return float("nan")
-    k = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * (len(sorted_values) - 1)))))
-    return sorted_values[k]
 
 
 def main():
