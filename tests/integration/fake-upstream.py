@@ -5,7 +5,8 @@
     fake-upstream.py MODE PORT LOGFILE
 
 Listens on 127.0.0.1:PORT (UDP), appends one line per query to LOGFILE
-("query NAME"), and answers every A question in MODE:
+("query NAME from PORT", the port the query came from), and answers every A
+question in MODE:
 
   spoof       first three forged replies, then after 50 ms the real one
               (192.0.2.99): one with a wrong ID (6.6.6.6), one from another
@@ -14,6 +15,7 @@ Listens on 127.0.0.1:PORT (UDP), appends one line per query to LOGFILE
   blackhole   nothing at all
   slow        the real one (192.0.2.98) after 150 ms (the forwarder asks
               again after 400 ms: this stays one query)
+  servfail    SERVFAIL at once
 
 Prints "ready" on stdout once bound. Plain sockets, no dnspython."""
 
@@ -62,7 +64,7 @@ def main():
             labels.append(query[p + 1:p + 1 + query[p]].decode(errors="replace"))
             p += 1 + query[p]
         with open(logfile, "a") as f:
-            f.write("query %s\n" % ".".join(labels))
+            f.write("query %s from %d\n" % (".".join(labels), peer[1]))
 
         qid = struct.unpack("!H", query[:2])[0]
         if mode in ("spoof", "spoof-only"):
@@ -72,6 +74,8 @@ def main():
             if mode == "spoof":
                 time.sleep(0.05)
                 sock.sendto(reply(query, "192.0.2.99"), peer)
+        elif mode == "servfail":
+            sock.sendto(struct.pack("!HHHHHH", qid, 0x8182, 1, 0, 0, 0) + query[12:end], peer)
         elif mode == "slow":
             r = reply(query, "192.0.2.98")
             threading.Timer(0.15, sock.sendto, (r, peer)).start()

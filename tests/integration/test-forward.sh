@@ -8,7 +8,10 @@
 # query); in-flight questions sent upstream once; TC retried over TCP; TCP
 # clients forwarded over TCP; SERVFAIL within 2 s when the upstream is
 # stopped or silent, and answers again when it is back; forged replies
-# (wrong ID, wrong port, wrong name) ignored; REFUSED outside ForwardAllow;
+# (wrong ID, wrong port, wrong name) ignored; every upstream query from a
+# source port of its own; a second upstream asked when the first is silent
+# or answers SERVFAIL, and first from then on; TTLs capped at ForwardMaxTTL;
+# REFUSED outside ForwardAllow;
 # REFUSED without AA or SOA when forwarding is off; SIGHUP turning it off
 # and on; Forward=resolv.conf,
 # leaving out joyrided's own address, and through systemd-resolved's D-Bus
@@ -257,6 +260,52 @@ expect_match "a silent upstream: SERVFAIL" 'status: SERVFAIL' "$out"
 ok "... within 2 s ($elapsed ms)"
 [ "$(grep -c 'query silent.fake.test' "$fake_log")" -ge 2 ] || fail "the question was not asked again meanwhile"
 ok "... after asking again meanwhile ($(grep -c 'query silent.fake.test' "$fake_log") attempts)"
+
+# Every upstream query leaves from a port of its own (a new socket each), so
+# that a forger must guess the port as well as the ID.
+port_pids=""
+for i in 1 2 3; do
+        q "$fport" +time=3 "port$i.fake.test" >/dev/null &
+        port_pids="$port_pids $!"
+done
+wait_for "three more questions at the silent upstream" 5 bash -c "[ \$(grep -c 'query port' $fake_log) -ge 3 ]"
+ports=$(sed -n 's/^query .* from \([0-9]*\)$/\1/p' "$fake_log")
+n_ports=$(wc -l <<<"$ports")
+[ "$n_ports" -ge 7 ] || fail "only $n_ports upstream queries logged: $(cat "$fake_log")"
+expect "each upstream query from a source port of its own ($n_ports queries)" "$n_ports" "$(sort -u <<<"$ports" | wc -l)"
+if grep -qx "$fport" <<<"$ports"; then
+        fail "an upstream query left from joyrided's DNS port $fport"
+fi
+# shellcheck disable=SC2086 # a list of PIDs
+wait $port_pids # the three questions above: SERVFAIL
+
+# Upstreams in turn: the first silent or failing, the second answers; the one
+# that answered is asked first from then on.
+start_fake blackhole
+start_forwarder --forward="127.0.0.1:$fake_port,127.0.0.1:$nsd_port"
+start=$(now_ms)
+expect "first upstream silent: the second one answers" "192.0.2.80" "$(q "$fport" +short www.upstream.test)"
+elapsed=$(($(now_ms) - start))
+[ "$elapsed" -lt 1500 ] || fail "the second upstream's answer took $elapsed ms"
+ok "... within 1.5 s ($elapsed ms)"
+expect "... after one try at the silent one" "1" "$(grep -c 'query www.upstream.test' "$fake_log")"
+expect "the next question goes to the one that answered" "192.0.2.81" "$(q "$fport" +short cached.upstream.test)"
+expect "... not to the silent one" "0" "$(grep -c 'query cached.upstream.test' "$fake_log")"
+
+start_fake servfail
+start_forwarder --forward="127.0.0.1:$fake_port,127.0.0.1:$nsd_port"
+start=$(now_ms)
+expect "first upstream answers SERVFAIL: the second one answers" "192.0.2.80" "$(q "$fport" +short www.upstream.test)"
+elapsed=$(($(now_ms) - start))
+[ "$elapsed" -lt 350 ] || fail "the second upstream was asked only after $elapsed ms"
+ok "... at once, without waiting for the next try ($elapsed ms)"
+expect "... after one try at the failing one" "1" "$(grep -c 'query www.upstream.test' "$fake_log")"
+
+# ForwardMaxTTL caps what is relayed and cached (NSD's TTL is 300).
+start_forwarder --forward="127.0.0.1:$nsd_port" --forward-max-ttl=100
+out=$(q "$fport" www.upstream.test A)
+expect_match "ForwardMaxTTL=100: the answer's TTL is capped at 100" \
+        '^www\.upstream\.test\.[[:space:]]+(9[0-9]|100)[[:space:]]+IN[[:space:]]+A[[:space:]]+192\.0\.2\.80$' "$out"
 
 # --- 3. ForwardAllow ----------------------------------------------------------
 
