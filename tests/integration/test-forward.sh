@@ -425,11 +425,13 @@ if command -v curl >/dev/null && command -v busctl >/dev/null && command -v dbus
         "$daemon" --dns-bind-address=127.0.0.1 --dns-port="$sport" --hosts-directory="$tmp/hosts" \
                 --state-directory="$tmp/state-status" --no-docker --bus=system --no-cluster \
                 --http-host=127.0.0.1 --http-port="$http_port" \
-                --forward="127.0.0.1:$nsd_port,127.0.0.1:$dead_port" >"$tmp/status.log" 2>&1 &
+                --forward="127.0.0.1:$dead_port,127.0.0.1:$nsd_port" >"$tmp/status.log" 2>&1 &
         extra_pids="$extra_pids $!"
         wait_for "the status daemon's HTTP API" 10 curl -sf "http://127.0.0.1:$http_port/health"
         wait_for "the status daemon's bus name" 10 busctl --system get-property org.joyride.DNS /org/joyride/DNS \
                 org.joyride.DNS ForwardEnabled
+        # The first goes to the dead upstream first (refused at once), then NSD;
+        # the others to NSD, the one that answered.
         q "$sport" +short www.upstream.test >/dev/null
         q "$sport" +short www.upstream.test >/dev/null
         q "$sport" +short status.upstream.test >/dev/null
@@ -441,7 +443,10 @@ s = json.load(open(sys.argv[1]))
 f = s["dns_server"]["forwarding"]
 ups = [u["address"] for u in f["upstreams"]]
 assert f["enabled"] is True and f["source"] == "configured", f
-assert ups == ["127.0.0.1:%s" % sys.argv[2], "127.0.0.1:%s" % sys.argv[3]], ups
+assert ups == ["127.0.0.1:%s" % sys.argv[3], "127.0.0.1:%s" % sys.argv[2]], ups
+dead, nsd = f["upstreams"]
+assert dead["state"] == "failing" and dead["failures"] == 1 and dead["answers"] == 0, dead
+assert nsd["state"] == "ok" and nsd["answers"] == 2 and nsd["failures"] == 0, nsd
 assert f["cache"]["hits"] >= 1 and f["cache"]["entries"] >= 1 and f["cache"]["size"] == 10000, f["cache"]
 assert f["queries"] == 3, f
 assert f["allow_default"] is True and "127.0.0.0/8" in f["allow"], f
@@ -453,15 +458,20 @@ PY
         curl -sf "http://127.0.0.1:$http_port/metrics" >"$tmp/metrics.txt"
         for line in "joyride_forward_enabled 1" "joyride_forward_queries_total 3" \
                 'joyride_forward_cache_lookups_total{result="hit"} 1' \
-                "joyride_forward_upstream_queries_total{upstream=\"127.0.0.1:$nsd_port\"} " \
-                "joyride_forward_upstream_up{upstream=\"127.0.0.1:$nsd_port\"} 1"; do
-                grep -qF "$line" "$tmp/metrics.txt" || fail "/metrics has no line '$line': $(grep forward "$tmp/metrics.txt")"
+                "joyride_forward_upstream_queries_total{upstream=\"127.0.0.1:$nsd_port\"} 2" \
+                "joyride_forward_upstream_up{upstream=\"127.0.0.1:$nsd_port\"} 1" \
+                "joyride_forward_upstream_up{upstream=\"127.0.0.1:$dead_port\"} 0" \
+                "joyride_forward_upstream_failures_total{upstream=\"127.0.0.1:$dead_port\"} 1" \
+                "joyride_forward_upstream_failures_total{upstream=\"127.0.0.1:$nsd_port\"} 0" \
+                "joyride_forward_upstream_rtt_seconds_count{upstream=\"127.0.0.1:$nsd_port\"} 2" \
+                "joyride_forward_latency_seconds_count 2"; do
+                grep -qxF "$line" "$tmp/metrics.txt" || fail "/metrics has no line '$line': $(grep forward "$tmp/metrics.txt")"
         done
-        ok "/metrics: joyride_forward_* with the upstreams"
+        ok "/metrics: joyride_forward_* with the upstreams, their failures and latency"
 
         prop() { busctl --system get-property org.joyride.DNS /org/joyride/DNS org.joyride.DNS "$1"; }
         expect "D-Bus ForwardEnabled" "b true" "$(prop ForwardEnabled)"
-        expect "D-Bus ForwardUpstreams" "as 2 \"127.0.0.1:$nsd_port\" \"127.0.0.1:$dead_port\"" "$(prop ForwardUpstreams)"
+        expect "D-Bus ForwardUpstreams" "as 2 \"127.0.0.1:$dead_port\" \"127.0.0.1:$nsd_port\"" "$(prop ForwardUpstreams)"
         busctl --system call org.joyride.DNS /org/joyride/DNS org.joyride.DNS GetStatistics >"$tmp/stats.txt"
         grep -q '"forwarding.cache.hits" 1' "$tmp/stats.txt" || fail "GetStatistics: $(cat "$tmp/stats.txt")"
         ok "D-Bus GetStatistics has the forwarding counters"
