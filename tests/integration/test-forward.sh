@@ -5,18 +5,18 @@
 # for the cases NSD will not play. Through joyrided as dig sees it: its own
 # names as before; upstream names with RA and the upstream's data; NXDOMAIN
 # with the upstream's SOA; answers cached (NSD's own counters show one
-# query); in-flight questions sent upstream once; TC retried over TCP; TCP
-# clients forwarded over TCP; SERVFAIL within 2 s when the upstream is
-# stopped or silent, and answers again when it is back; forged replies
-# (wrong ID, wrong port, wrong name) ignored; every upstream query from a
-# source port of its own; a second upstream asked when the first is silent
-# or answers SERVFAIL, and first from then on; TTLs capped at ForwardMaxTTL;
-# REFUSED outside ForwardAllow;
-# REFUSED without AA or SOA when forwarding is off; SIGHUP turning it off
-# and on; Forward=resolv.conf,
-# leaving out joyrided's own address, and through systemd-resolved's D-Bus
-# API when resolv.conf points at its stub (tools/fake-resolved on a private
-# bus, which lists joyrided itself too); /status, /metrics and D-Bus.
+# query); in-flight questions sent upstream once; TC retried over TCP; UDP
+# replies sized to the client's payload (TC beyond it); TCP clients forwarded
+# over TCP; SERVFAIL within 2 s when the upstream is stopped or silent, and
+# answers again when it is back; forged replies (wrong ID, wrong port, wrong
+# name) ignored; every upstream query from a source port of its own; a second
+# upstream asked when the first is silent or answers SERVFAIL, and first from
+# then on; TTLs capped at ForwardMaxTTL; REFUSED outside ForwardAllow;
+# REFUSED without AA or SOA when forwarding is off; SIGHUP turning it off and
+# on; Forward=resolv.conf, leaving out joyrided's own address, and through
+# systemd-resolved's D-Bus API when resolv.conf points at its stub
+# (tools/fake-resolved on a private bus, which lists joyrided itself too);
+# /status, /metrics (upstream failures, latency) and D-Bus.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 daemon="$build/src/joyrided"
@@ -67,6 +67,10 @@ cached  IN A 192.0.2.81
 tcp     IN A 192.0.2.82
 back    IN A 192.0.2.83
 EOF
+# 8 TXT records: about 800 bytes, more than 512, less than 1232.
+for i in $(seq 1 8); do
+        echo "mid IN TXT \"record $i of a middle-sized rrset that fits in 1232 bytes but not in 512\""
+done >>"$tmp/nsd/upstream.test.zone"
 # 100 TXT records: about 9 kB, more than any UDP answer may carry.
 for i in $(seq 1 100); do
         echo "big IN TXT \"record $i of a big rrset that does not fit in one UDP datagram of 1232 bytes\""
@@ -192,6 +196,14 @@ expect_match "over TCP the client gets all 100 records" 'ANSWER: 100,' "$out"
 expect "... from the cache" "2" "$(nsd_stat main num.queries)"
 out=$(q "$port" big.upstream.test TXT)
 expect_match "dig's own retry over TCP gets them too" 'ANSWER: 100,' "$out"
+
+# Over UDP, the reply is sized to the client's payload size.
+out=$(q "$port" +ignore +bufsize=1232 mid.upstream.test TXT)
+expect_match "an 800-byte answer to a client with a 1232-byte payload: whole" ';; flags: qr rd ra;.*ANSWER: 8,' "$out"
+out=$(q "$port" +ignore +bufsize=512 mid.upstream.test TXT)
+expect_match "... to a client with 512 bytes: TC" ';; flags: qr tc rd ra;' "$out"
+out=$(q "$port" +ignore +noedns mid.upstream.test TXT)
+expect_match "... to a client without EDNS: TC" ';; flags: qr tc rd ra;' "$out"
 
 # TCP clients are forwarded over TCP.
 nsd_reset main
