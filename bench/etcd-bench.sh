@@ -17,7 +17,7 @@
 #      gateway and over gRPC, and the same resync by a reference build
 #      (REFERENCE_BUILD_DIR, e.g. main before a change) when one is given.
 #
-# Prints a table; figures go to docs/performance.md. Targets (issue 13):
+# Prints a table; figures go to docs/performance.md. Targets:
 # p99 under 200 ms on loopback, resync of 100,000 records under 2 s.
 # Not run in CI (minutes, and a few hundred MB).
 #

@@ -458,7 +458,7 @@ static const Setting settings[_SETTING_MAX] = {
         },
         /* etcd's own server reads ETCD_CERT_FILE, ETCD_KEY_FILE and the like:
          * ours carry JOYRIDE_ so that a shared environment cannot mix them up.
-         * ETCD_ENDPOINTS is what the issue and etcd's client tools know. */
+         * ETCD_ENDPOINTS, unprefixed, is the name etcd's own client tools read. */
         [SETTING_ETCD_ENDPOINTS] = {
                 "Etcd", "Endpoints", { "ETCD_ENDPOINTS", "JOYRIDE_ETCD_ENDPOINTS" }, "etcd-endpoints", NULL, NULL, "URL,...",
                 VALUE_URLS, offsetof(Config, etcd_endpoints),
