@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dns-name.h"
+#include "macro.h"
 
 static inline bool ascii_isalnum(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -25,7 +26,7 @@ int dns_name_check(const char *name, DnsNameFlags flags, const char **ret_error)
         const char *why;
         size_t len, label = 0;
 
-        if (!name || !*name) {
+        if (isempty(name)) {
                 why = "empty name";
                 goto fail;
         }

@@ -50,6 +50,7 @@
 #include "etcd.h"
 #include "grpc-client.h"
 #include "log.h"
+#include "macro.h"
 #include "worker.h"
 
 #define BACKOFF_MIN_MSEC 250u
@@ -1590,7 +1591,7 @@ static void on_authenticate(Call *call, json_object *reply) {
         EtcdSource *e = c->source;
         const char *token = docker_json_string(reply, "token");
 
-        if (!token || !*token)
+        if (isempty(token))
                 return source_fail(e, "/v3/auth/authenticate: no token in the answer (is authentication enabled?)");
         g_free(e->token);
         e->token = g_strdup(token);

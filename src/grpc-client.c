@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "grpc-client.h"
+#include "macro.h"
 
 #define READ_SIZE (256u * 1024u)
 #define WINDOW_SIZE (16 * 1024 * 1024) /* per stream and for the connection: few window updates per page */
@@ -601,7 +602,7 @@ GrpcClient *grpc_client_new(const char *url, GTlsDatabase *ca, GTlsCertificate *
                 return NULL;
         scheme = g_uri_get_scheme(uri);
         host = g_uri_get_host(uri);
-        if (!host || !*host || !scheme)
+        if (isempty(host) || !scheme)
                 return NULL;
         if (g_ascii_strcasecmp(scheme, "https") == 0)
                 tls = true;

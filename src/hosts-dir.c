@@ -27,6 +27,7 @@
 #include "hosts.h"
 #include "log.h"
 #include "store.h"
+#include "time-util.h"
 #include "worker.h"
 
 /* What we want to hear about inside the directory, and about the directory
@@ -273,13 +274,6 @@ static HostsFile *hosts_file_free(HostsFile *f) {
 
 static void hosts_file_destroy(gpointer p) {
         (void) hosts_file_free(p);
-}
-
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-
-        (void) clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
 static int log_oom(void) {

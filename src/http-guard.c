@@ -24,6 +24,8 @@
 
 #include "http-guard.h"
 #include "log.h"
+#include "macro.h"
+#include "time-util.h"
 
 typedef struct HttpConn {
         HttpGuard *guard;
@@ -43,10 +45,6 @@ struct HttpGuard {
         HttpGuardCounters counters;
         uint64_t last_warning_usec;
 };
-
-static uint64_t now_usec(void) {
-        return (uint64_t) g_get_monotonic_time();
-}
 
 static void conn_stop_waiting(HttpConn *c) {
         if (c->timeout_source) {
@@ -86,7 +84,7 @@ static gboolean on_sweep(gpointer userdata) {
 
 /* Rate-limited: a flood must not flood the log too. */
 static void warn_closing(HttpGuard *g, const char *why) {
-        uint64_t now = now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         if (now - g->last_warning_usec < 10 * USEC_PER_SEC)
                 return;
@@ -226,7 +224,7 @@ int http_split_host(const char *value, char **ret_host, uint16_t *ret_port) {
         unsigned long port = 0;
         char *h;
 
-        if (!value || !*value)
+        if (isempty(value))
                 return -EINVAL;
         if (value[0] == '[') {
                 end = strchr(value, ']');

@@ -26,6 +26,7 @@
 
 #include "http-records.h"
 #include "log.h"
+#include "time-util.h"
 #include "worker.h"
 
 /* Loop time per batch of copies, and the most records per batch. */
@@ -449,13 +450,6 @@ static void export_free(RecordsExport *x) {
         g_free(x);
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void render_run(WorkerJob *j) {
         RecordsExport *x = (RecordsExport *) j;
 
@@ -478,7 +472,7 @@ static void render_discard(WorkerJob *j) {
 
 /* Copies the next batch; at the end, hands the snapshot to the worker. */
 static bool copy_batch(RecordsExport *x) {
-        uint64_t deadline = now_usec() + COPY_BUDGET_USEC;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + COPY_BUDGET_USEC;
 
         for (guint k = 0; x->pos < x->pending->len && k < COPY_BATCH_MAX; x->pos++, k++) {
                 const Record *r = x->pending->pdata[x->pos];
@@ -488,7 +482,7 @@ static bool copy_batch(RecordsExport *x) {
                         g_array_append_val(x->snapshot->records, *c);
                 else
                         records_snapshot_add(x->snapshot, r);
-                if ((k & 63) == 63 && now_usec() >= deadline) {
+                if ((k & 63) == 63 && now_usec(CLOCK_MONOTONIC) >= deadline) {
                         x->pos++;
                         break;
                 }

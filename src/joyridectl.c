@@ -27,6 +27,7 @@
 
 #include "json-util.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define _(s) gettext(s)
 #define N_(s) (s)
@@ -1061,16 +1062,15 @@ static void monitor_signal(int sig) {
 }
 
 static void monitor_stamp(json_object *o, char *buf, size_t size) {
-        struct timespec ts;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        time_t sec = (time_t) (now / USEC_PER_SEC);
         struct tm tm;
 
-        clock_gettime(CLOCK_REALTIME, &ts);
         if (o) {
-                g_autofree char *iso =
-                        format_iso8601((uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000);
+                g_autofree char *iso = format_iso8601(now);
                 json_object_object_add(o, "timestamp", json_object_new_string(strempty(iso)));
         }
-        localtime_r(&ts.tv_sec, &tm);
+        localtime_r(&sec, &tm);
         strftime(buf, size, "%H:%M:%S", &tm);
 }
 

@@ -21,6 +21,7 @@
 #include <glib.h>
 
 #include "log.h"
+#include "macro.h"
 #include "resolved.h"
 
 #define RESOLVE1_NAME "org.freedesktop.resolve1"
@@ -70,7 +71,7 @@ int resolved_parse_server(const char *s, int *ret_family, ResolvedAddress *ret_a
         const char *port_str = NULL;
         int family;
 
-        if (!s || !*s)
+        if (isempty(s))
                 return -EINVAL;
         if (s[0] == '[') {
                 const char *end = strchr(s, ']');
@@ -302,7 +303,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, RESOLVE1_NAME))
                 return 0;
-        if (!new_owner || !*new_owner) {
+        if (isempty(new_owner)) {
                 /* Gone; whatever it kept of our settings, we send them
                  * again when it is back. Nothing to revert meanwhile. */
                 cancel_calls(r);

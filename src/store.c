@@ -37,8 +37,10 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "macro.h"
 #include "rcu-hash.h"
 #include "store.h"
+#include "time-util.h"
 
 /* The owners of one source: the part of an owner's name up to its first
  * ':' ("hosts:", "etcd:"), or the whole name ("dbus"). Counted as records
@@ -914,7 +916,7 @@ int store_add_record(Store *s, const char *name, uint16_t type, const char *valu
         Owner *o;
         Record *r;
 
-        if (!s || !owner || !*owner) {
+        if (!s || isempty(owner)) {
                 if (ret_error)
                         *ret_error = "missing owner";
                 return -EINVAL;
@@ -1000,11 +1002,7 @@ int store_add_record(Store *s, const char *name, uint16_t type, const char *valu
         r->value = (char *) r->rdata + rdlen;
         memcpy(r->value, v, (size_t) vl);
         r->value[vl] = 0;
-        {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                r->added_usec = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-        }
+        r->added_usec = now_usec(CLOCK_REALTIME);
 
         r->node_next = n->records;
         n->records = r;
