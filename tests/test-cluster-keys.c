@@ -12,15 +12,10 @@
 #include <unistd.h>
 
 #include "cluster-keys.h"
+#include "test-util.h"
 
-static int failures;
-#define CHECK(expr) \
-        do { \
-                if (!(expr)) { \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); \
-                        failures++; \
-                } \
-        } while (0)
+/* The temp state directory, removed at exit, also after a failed check. */
+static char *tmp_dir;
 
 static ClusterKeys *open_keys(const char *dir) {
         ClusterKeys *k = NULL;
@@ -166,17 +161,23 @@ static void test_trusted(void) {
         cluster_keys_free(n3);
 }
 
-int main(void) {
-        g_autofree char *dir = g_dir_make_tmp("test-cluster-keys-XXXXXX", NULL);
+static void cleanup_tmp(void) {
+        if (tmp_dir)
+                rm_rf(tmp_dir);
+        g_free(tmp_dir);
+}
 
-        test_key_pair(dir);
-        test_pins(dir);
+int main(void) {
+        tmp_dir = g_dir_make_tmp("test-cluster-keys-XXXXXX", NULL);
+        CHECK(tmp_dir);
+        atexit(cleanup_tmp);
+
+        TEST_BEGIN("key pair");
+        test_key_pair(tmp_dir);
+        TEST_BEGIN("pins");
+        test_pins(tmp_dir);
+        TEST_BEGIN("trusted nodes");
         test_trusted();
-        rm_rf(dir);
-        if (failures) {
-                fprintf(stderr, "%d checks failed\n", failures);
-                return 1;
-        }
         printf("test-cluster-keys: all checks passed\n");
         return 0;
 }

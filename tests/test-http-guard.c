@@ -4,20 +4,23 @@
  * differ from ours in the smallest ways. */
 
 #include <glib.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "http-guard.h"
+#include "test-util.h"
 
 static void check_split(const char *value, const char *host, uint16_t port) {
         g_autofree char *h = NULL;
         uint16_t p = 1;
 
         if (!host) {
-                g_assert_cmpint(http_split_host(value, &h, &p), ==, -EINVAL);
+                CHECK_INT_EQ(http_split_host(value, &h, &p), -EINVAL);
                 return;
         }
-        g_assert_cmpint(http_split_host(value, &h, &p), ==, 0);
-        g_assert_cmpstr(h, ==, host);
-        g_assert_cmpuint(p, ==, port);
+        CHECK_INT_EQ(http_split_host(value, &h, &p), 0);
+        CHECK_STREQ(h, host);
+        CHECK_INT_EQ(p, port);
 }
 
 static void test_split(void) {
@@ -46,48 +49,48 @@ static void test_host_allowed(void) {
         char *any[] = { "*", NULL };
 
         /* Always: loopback and localhost. */
-        g_assert_true(http_host_allowed("127.0.0.1", NULL));
-        g_assert_true(http_host_allowed("127.9.9.9", NULL));
-        g_assert_true(http_host_allowed("::1", NULL));
-        g_assert_true(http_host_allowed("localhost", NULL));
-        g_assert_true(http_host_allowed("app.localhost", NULL));
-        g_assert_false(http_host_allowed("localhost.example.com", NULL));
-        g_assert_false(http_host_allowed("mylocalhost", NULL));
+        CHECK(http_host_allowed("127.0.0.1", NULL));
+        CHECK(http_host_allowed("127.9.9.9", NULL));
+        CHECK(http_host_allowed("::1", NULL));
+        CHECK(http_host_allowed("localhost", NULL));
+        CHECK(http_host_allowed("app.localhost", NULL));
+        CHECK(!http_host_allowed("localhost.example.com", NULL));
+        CHECK(!http_host_allowed("mylocalhost", NULL));
 
-        g_assert_true(http_host_allowed("dash.example.com", names));
-        g_assert_false(http_host_allowed("dash.example.com.evil", names));
-        g_assert_false(http_host_allowed("evil-dash.example.com", names));
-        g_assert_true(http_host_allowed("192.0.2.7", names));
-        g_assert_false(http_host_allowed("192.0.2.70", names));
+        CHECK(http_host_allowed("dash.example.com", names));
+        CHECK(!http_host_allowed("dash.example.com.evil", names));
+        CHECK(!http_host_allowed("evil-dash.example.com", names));
+        CHECK(http_host_allowed("192.0.2.7", names));
+        CHECK(!http_host_allowed("192.0.2.70", names));
         /* An address in another spelling is the same address. */
-        g_assert_true(http_host_allowed("2001:0db8:0::7", names));
-        g_assert_false(http_host_allowed("2001:db8::8", names));
-        g_assert_false(http_host_allowed("evil.example", names));
+        CHECK(http_host_allowed("2001:0db8:0::7", names));
+        CHECK(!http_host_allowed("2001:db8::8", names));
+        CHECK(!http_host_allowed("evil.example", names));
 
-        g_assert_true(http_host_allowed("evil.example", any));
+        CHECK(http_host_allowed("evil.example", any));
 }
 
 static void test_origin_allowed(void) {
         char *names[] = { "dash.example.com", NULL };
 
-        g_assert_true(http_origin_allowed("http://127.0.0.1:5000", names, 5000));
-        g_assert_true(http_origin_allowed("http://localhost:5000", names, 5000));
-        g_assert_true(http_origin_allowed("http://dash.example.com:5000", names, 5000));
-        g_assert_true(http_origin_allowed("http://dash.example.com", names, 80));
-        g_assert_true(http_origin_allowed("https://dash.example.com", names, 443));
-        g_assert_true(http_origin_allowed("http://[::1]:5000", names, 5000));
+        CHECK(http_origin_allowed("http://127.0.0.1:5000", names, 5000));
+        CHECK(http_origin_allowed("http://localhost:5000", names, 5000));
+        CHECK(http_origin_allowed("http://dash.example.com:5000", names, 5000));
+        CHECK(http_origin_allowed("http://dash.example.com", names, 80));
+        CHECK(http_origin_allowed("https://dash.example.com", names, 443));
+        CHECK(http_origin_allowed("http://[::1]:5000", names, 5000));
 
         /* Another port on this machine is another site. */
-        g_assert_false(http_origin_allowed("http://localhost:8080", names, 5000));
-        g_assert_false(http_origin_allowed("http://dash.example.com", names, 5000));
-        g_assert_false(http_origin_allowed("http://evil.example:5000", names, 5000));
-        g_assert_false(http_origin_allowed("http://dash.example.com.evil.example:5000", names, 5000));
-        g_assert_false(http_origin_allowed("null", names, 5000));
-        g_assert_false(http_origin_allowed("file://", names, 5000));
-        g_assert_false(http_origin_allowed("http://127.0.0.1:5000/path", names, 5000));
-        g_assert_false(http_origin_allowed("ftp://127.0.0.1:5000", names, 5000));
-        g_assert_false(http_origin_allowed("", names, 5000));
-        g_assert_false(http_origin_allowed(NULL, names, 5000));
+        CHECK(!http_origin_allowed("http://localhost:8080", names, 5000));
+        CHECK(!http_origin_allowed("http://dash.example.com", names, 5000));
+        CHECK(!http_origin_allowed("http://evil.example:5000", names, 5000));
+        CHECK(!http_origin_allowed("http://dash.example.com.evil.example:5000", names, 5000));
+        CHECK(!http_origin_allowed("null", names, 5000));
+        CHECK(!http_origin_allowed("file://", names, 5000));
+        CHECK(!http_origin_allowed("http://127.0.0.1:5000/path", names, 5000));
+        CHECK(!http_origin_allowed("ftp://127.0.0.1:5000", names, 5000));
+        CHECK(!http_origin_allowed("", names, 5000));
+        CHECK(!http_origin_allowed(NULL, names, 5000));
 }
 
 static void test_local_names(void) {
@@ -95,21 +98,25 @@ static void test_local_names(void) {
         g_auto(GStrv) names = http_local_names("192.0.2.9", extra);
         char host[256] = "";
 
-        g_assert_true(g_strv_contains((const char *const *) names, "dash.example.com"));
-        g_assert_true(g_strv_contains((const char *const *) names, "192.0.2.9"));
+        CHECK(g_strv_contains((const char *const *) names, "dash.example.com"));
+        CHECK(g_strv_contains((const char *const *) names, "192.0.2.9"));
         if (gethostname(host, sizeof host - 1) >= 0 && host[0]) {
                 g_autofree char *lower = g_ascii_strdown(host, -1);
-                g_assert_true(g_strv_contains((const char *const *) names, lower));
+                CHECK(g_strv_contains((const char *const *) names, lower));
         }
         /* Loopback is up wherever this runs, and is among the addresses. */
-        g_assert_true(g_strv_contains((const char *const *) names, "127.0.0.1"));
+        CHECK(g_strv_contains((const char *const *) names, "127.0.0.1"));
 }
 
-int main(int argc, char *argv[]) {
-        g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/http-guard/split-host", test_split);
-        g_test_add_func("/http-guard/host-allowed", test_host_allowed);
-        g_test_add_func("/http-guard/origin-allowed", test_origin_allowed);
-        g_test_add_func("/http-guard/local-names", test_local_names);
-        return g_test_run();
+int main(void) {
+        TEST_BEGIN("split host");
+        test_split();
+        TEST_BEGIN("host allowed");
+        test_host_allowed();
+        TEST_BEGIN("origin allowed");
+        test_origin_allowed();
+        TEST_BEGIN("local names");
+        test_local_names();
+        printf("http-guard: all checks passed\n");
+        return 0;
 }

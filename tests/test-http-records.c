@@ -9,25 +9,25 @@
 #include <glib.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "http-json.h"
 #include "http-records.h"
+#include "test-util.h"
 
 static Store *make_store(void) {
         Store *s = NULL;
 
-        g_assert_cmpint(store_new(&s), ==, 0);
-        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/a", 3, NULL, NULL), ==, 1);
-        g_assert_cmpint(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 4, NULL, NULL), ==, 1);
-        g_assert_cmpint(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api \"x\"", NULL),
-                        ==, 1);
-        g_assert_cmpint(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, NULL), ==,
-                        1);
+        CHECK_INT_EQ(store_new(&s), 0);
+        CHECK_INT_EQ(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.2", 30, "hosts:/h/a", 3, NULL, NULL), 1);
+        CHECK_INT_EQ(store_add(s, "web.example", DNS_TYPE_A, "10.0.0.1", 30, "hosts:/h/a", 4, NULL, NULL), 1);
+        CHECK_INT_EQ(store_add(s, "api.example", DNS_TYPE_AAAA, "fd00::1", 60, "docker:abc", 0, "api \"x\"", NULL), 1);
+        CHECK_INT_EQ(store_add(s, "alias.example", DNS_TYPE_CNAME, "web.example", 120, "dbus", 0, NULL, NULL), 1);
         /* Everything json-c escapes, a slash it does not (NOSLASHESCAPE), UTF-8
          * it passes through; owners are file names: anything but NUL. */
-        g_assert_cmpint(store_add(s, "txt.example", DNS_TYPE_TXT, "a\"b\\c/d \xc3\xa9", 5,
-                                  "hosts:/h/\b\f\n\r\t\001\037\x7f\"\\", 7, NULL, NULL),
-                        ==, 1);
+        CHECK_INT_EQ(store_add(s, "txt.example", DNS_TYPE_TXT, "a\"b\\c/d \xc3\xa9", 5,
+                               "hosts:/h/\b\f\n\r\t\001\037\x7f\"\\", 7, NULL, NULL),
+                     1);
         return s;
 }
 
@@ -52,27 +52,27 @@ static json_object *render(Store *s, const char *query_string) {
         RecordsQuery q;
         json_object *o;
 
-        g_assert_cmpint(records_query_parse(params, &q, &error), ==, 0);
+        CHECK_INT_EQ(records_query_parse(params, &q, &error), 0);
         body = records_render(snap, &q);
         records_query_done(&q);
         o = json_tokener_parse(g_bytes_get_data(body, NULL));
-        g_assert_nonnull(o);
+        CHECK(o);
         return o;
 }
 
 static json_object *get(json_object *o, const char *key) {
         json_object *v = NULL;
 
-        g_assert_true(json_object_object_get_ex(o, key, &v));
+        CHECK(json_object_object_get_ex(o, key, &v));
         return v;
 }
 
 static void test_same_bytes_as_json_c(void) {
         Store *s = make_store();
         /* A peer's record, with where the peer has it: "peer:node-b · docker:3f2a (web-1)". */
-        g_assert_cmpint(
+        CHECK_INT_EQ(
                 store_add(s, "far.example", DNS_TYPE_A, "10.0.0.9", 30, "peer:node-b", 0, "docker:3f2a (web-1)", NULL),
-                ==, 1);
+                1);
         _cleanup_(records_snapshot_freep) RecordsSnapshot *snap = snapshot_of(s);
         RecordsQuery none = { .limit = UINT64_MAX };
         g_autoptr(GBytes) body = records_render(snap, &none);
@@ -81,8 +81,8 @@ static void test_same_bytes_as_json_c(void) {
         gsize size;
         const char *got = g_bytes_get_data(body, &size);
 
-        g_assert_cmpuint(size, ==, strlen(expected));
-        g_assert_cmpmem(got, size, expected, strlen(expected));
+        CHECK_INT_EQ(size, strlen(expected));
+        CHECK(memcmp(got, expected, size) == 0);
         json_object_put(reference);
         store_free(s);
 }
@@ -92,8 +92,8 @@ static void expect_error(const char *query_string, const char *prefix) {
         g_autofree char *error = NULL;
         RecordsQuery q;
 
-        g_assert_cmpint(records_query_parse(params, &q, &error), ==, -EINVAL);
-        g_assert_nonnull(error);
+        CHECK_INT_EQ(records_query_parse(params, &q, &error), -EINVAL);
+        CHECK(error);
         if (!g_str_has_prefix(error, prefix))
                 g_error("%s: expected an error starting with '%s', got '%s'", query_string, prefix, error);
 }
@@ -121,38 +121,38 @@ static void test_search_and_paging(void) {
 
         /* No parameter: the original keys only. */
         o = render(s, NULL);
-        g_assert_cmpint(json_object_object_length(o), ==, 4);
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 5);
+        CHECK_INT_EQ(json_object_object_length(o), 4);
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), 5);
         json_object_put(o);
 
         /* A search matches names, values and sources, in any case. */
         o = render(s, "q=WEB");
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, 5);
-        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 3); /* alias -> web, and web twice */
-        g_assert_cmpstr(hostname_at(o, 0), ==, "alias.example");
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), 5);
+        CHECK_INT_EQ(json_object_get_int(get(o, "matched_records")), 3); /* alias -> web, and web twice */
+        CHECK_STREQ(hostname_at(o, 0), "alias.example");
         json_object_put(o);
         o = render(s, "q=(API");
-        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 1); /* "docker:abc (api ...)" */
+        CHECK_INT_EQ(json_object_get_int(get(o, "matched_records")), 1); /* "docker:abc (api ...)" */
         json_object_put(o);
         o = render(s, "q=h/a:4");
-        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 1);
+        CHECK_INT_EQ(json_object_get_int(get(o, "matched_records")), 1);
         json_object_put(o);
 
         /* Pages over the sorted list. */
         o = render(s, "limit=2&offset=1");
-        g_assert_cmpint(json_object_get_int(get(o, "matched_records")), ==, 5);
-        g_assert_cmpint(json_object_get_int(get(o, "limit")), ==, 2);
-        g_assert_cmpint(json_object_get_int(get(o, "offset")), ==, 1);
-        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 2);
-        g_assert_cmpstr(hostname_at(o, 0), ==, "api.example");
-        g_assert_cmpstr(hostname_at(o, 1), ==, "txt.example");
+        CHECK_INT_EQ(json_object_get_int(get(o, "matched_records")), 5);
+        CHECK_INT_EQ(json_object_get_int(get(o, "limit")), 2);
+        CHECK_INT_EQ(json_object_get_int(get(o, "offset")), 1);
+        CHECK_INT_EQ(json_object_array_length(get(o, "records")), 2);
+        CHECK_STREQ(hostname_at(o, 0), "api.example");
+        CHECK_STREQ(hostname_at(o, 1), "txt.example");
         json_object_put(o);
         o = render(s, "offset=4&limit=100");
-        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 1);
-        g_assert_cmpstr(hostname_at(o, 0), ==, "web.example");
+        CHECK_INT_EQ(json_object_array_length(get(o, "records")), 1);
+        CHECK_STREQ(hostname_at(o, 0), "web.example");
         json_object_put(o);
         o = render(s, "offset=18446744073");
-        g_assert_cmpint(json_object_array_length(get(o, "records")), ==, 0);
+        CHECK_INT_EQ(json_object_array_length(get(o, "records")), 0);
         json_object_put(o);
 
         store_free(s);
@@ -177,7 +177,7 @@ static void on_export_done(GPtrArray *body, void *userdata) {
                 gsize n;
                 const guint8 *d = g_bytes_get_data(body->pdata[i], &n);
 
-                g_assert_true(i + 1 == body->len || n >= RECORDS_PIECE_BYTES);
+                CHECK(i + 1 == body->len || n >= RECORDS_PIECE_BYTES);
                 g_byte_array_append(all, d, (guint) n);
         }
         g_byte_array_append(all, (const guint8 *) "", 1); /* for the JSON parser */
@@ -191,22 +191,22 @@ static void add_numbered(Store *s, const char *prefix, unsigned i) {
 
         snprintf(name, sizeof name, "%s%u.example", prefix, i);
         snprintf(value, sizeof value, "10.%u.%u.%u", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        g_assert_cmpint(store_add(s, name, DNS_TYPE_A, value, 30, "hosts:/h/n", i + 1, NULL, NULL), ==, 1);
+        CHECK_INT_EQ(store_add(s, name, DNS_TYPE_A, value, 30, "hosts:/h/n", i + 1, NULL, NULL), 1);
 }
 
 static void remove_numbered(Store *s, const char *prefix, unsigned i) {
         char name[64];
 
         snprintf(name, sizeof name, "%s%u.example", prefix, i);
-        g_assert_cmpint(store_remove(s, name, 0, NULL, NULL), ==, 1);
+        CHECK_INT_EQ(store_remove(s, name, 0, NULL, NULL), 1);
 }
 
 /* What an export needs: an event loop, a render worker on it, and a store
  * of N_RECORDS records named old0.example and on. */
 static void export_setup(sd_event **ret_e, Worker **ret_w, Store **ret_s) {
-        g_assert_cmpint(sd_event_new(ret_e), >=, 0);
-        g_assert_cmpint(worker_new(ret_w, *ret_e, "test-render"), >=, 0);
-        g_assert_cmpint(store_new(ret_s), ==, 0);
+        CHECK(sd_event_new(ret_e) >= 0);
+        CHECK(worker_new(ret_w, *ret_e, "test-render") >= 0);
+        CHECK_INT_EQ(store_new(ret_s), 0);
         for (unsigned i = 0; i < N_RECORDS; i++)
                 add_numbered(*ret_s, "old", i);
 }
@@ -223,13 +223,13 @@ static void test_export_snapshot(void) {
 
         export_setup(&e, &w, &s);
         x = records_export_start(s, e, w, &q, on_export_done, &result);
-        g_assert_nonnull(x);
-        g_assert_false(result.done);
+        CHECK(x);
+        CHECK(!result.done);
 
         /* Between batches: remove old records (some copied already, some not),
          * add new ones, until the copy is done. */
         while (!result.done) {
-                g_assert_cmpint(sd_event_run(e, USEC_PER_SEC), >=, 0);
+                CHECK(sd_event_run(e, USEC_PER_SEC) >= 0);
                 /* From both ends: whichever order the copy goes in, some are
                  * removed before their turn. */
                 for (unsigned k = 0; k < 250 && removed < N_RECORDS / 2; k++, removed++) {
@@ -242,18 +242,18 @@ static void test_export_snapshot(void) {
         }
         /* It took several batches, and the store changed in between; the
          * answer came in several pieces. */
-        g_assert_cmpuint(turns, >, 2);
-        g_assert_cmpuint(result.n_pieces, >, 2);
-        g_assert_cmpuint(removed, >, 500);
+        CHECK(turns > 2);
+        CHECK(result.n_pieces > 2);
+        CHECK(removed > 500);
 
         o = json_tokener_parse(g_bytes_get_data(result.body, NULL));
-        g_assert_nonnull(o);
-        g_assert_cmpint(json_object_get_int(get(o, "total_records")), ==, N_RECORDS);
+        CHECK(o);
+        CHECK_INT_EQ(json_object_get_int(get(o, "total_records")), N_RECORDS);
         records = get(o, "records");
-        g_assert_cmpint(json_object_array_length(records), ==, N_RECORDS);
+        CHECK_INT_EQ(json_object_array_length(records), N_RECORDS);
         for (size_t i = 0; i < N_RECORDS; i++) {
                 const char *name = json_object_get_string(get(json_object_array_get_idx(records, i), "hostname"));
-                g_assert_true(g_str_has_prefix(name, "old"));
+                CHECK(g_str_has_prefix(name, "old"));
         }
         json_object_put(o);
         g_bytes_unref(result.body);
@@ -274,13 +274,13 @@ static void test_export_cancel(void) {
 
         export_setup(&e, &w, &s);
         x = records_export_start(s, e, w, &q, on_export_done, &result);
-        g_assert_cmpint(sd_event_run(e, 0), >=, 0);
+        CHECK(sd_event_run(e, 0) >= 0);
         records_export_cancel(x);
         for (unsigned i = 0; i < 100; i++)
                 remove_numbered(s, "old", i);
         while (sd_event_run(e, 0) > 0)
                 ;
-        g_assert_false(result.done);
+        CHECK(!result.done);
 
         /* Cancelled while rendering, then the worker goes too. */
         y = records_export_start(s, e, w, &q2, on_export_done, &result);
@@ -288,17 +288,22 @@ static void test_export_cancel(void) {
                 ;
         records_export_cancel(y);
         worker_free(w);
-        g_assert_false(result.done);
+        CHECK(!result.done);
         store_free(s);
         sd_event_unref(e);
 }
 
-int main(int argc, char *argv[]) {
-        g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/http-records/same-bytes-as-json-c", test_same_bytes_as_json_c);
-        g_test_add_func("/http-records/query-errors", test_query_errors);
-        g_test_add_func("/http-records/search-and-paging", test_search_and_paging);
-        g_test_add_func("/http-records/export-snapshot", test_export_snapshot);
-        g_test_add_func("/http-records/export-cancel", test_export_cancel);
-        return g_test_run();
+int main(void) {
+        TEST_BEGIN("same bytes as json c");
+        test_same_bytes_as_json_c();
+        TEST_BEGIN("query errors");
+        test_query_errors();
+        TEST_BEGIN("search and paging");
+        test_search_and_paging();
+        TEST_BEGIN("export snapshot");
+        test_export_snapshot();
+        TEST_BEGIN("export cancel");
+        test_export_cancel();
+        printf("http-records: all checks passed\n");
+        return 0;
 }

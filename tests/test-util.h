@@ -6,6 +6,7 @@
  * its macros. */
 #pragma once
 
+#include <glib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,12 @@
 static const char *test_current _unused_;
 
 #define TEST_BEGIN(name) (test_current = (name))
+
+/* A GLib warning or critical (a g_return_if_fail() that tripped) fails the
+ * test, as it would under g_test_init(). */
+__attribute__((constructor)) static void test_glib_fatal(void) {
+        g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL);
+}
 
 _printf_(3, 4)
         __attribute__((noreturn)) static inline void test_fail(const char *file, int line, const char *format, ...) {

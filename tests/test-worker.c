@@ -6,9 +6,11 @@
 
 #include <errno.h>
 #include <glib.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "test-util.h"
 #include "worker.h"
 
 typedef struct {
@@ -27,7 +29,7 @@ static void job_run(WorkerJob *j) {
         t->ran_on = gettid();
         errno = 0;
         t->ran_at_nice = getpriority(PRIO_PROCESS, (id_t) t->ran_on);
-        g_assert_cmpint(errno, ==, 0);
+        CHECK_INT_EQ(errno, 0);
 }
 
 static void job_done(WorkerJob *j) {
@@ -40,7 +42,7 @@ static void job_done(WorkerJob *j) {
 
 static void job_discard(WorkerJob *j) {
         (void) j;
-        g_assert_not_reached();
+        test_fail(__FILE__, __LINE__, "a job was discarded: the worker is freed with none queued");
 }
 
 static void test_order_and_priority(void) {
@@ -53,10 +55,10 @@ static void test_order_and_priority(void) {
 
         errno = 0;
         base_nice = getpriority(PRIO_PROCESS, (id_t) gettid());
-        g_assert_cmpint(errno, ==, 0);
+        CHECK_INT_EQ(errno, 0);
 
-        g_assert_cmpint(sd_event_new(&e), >=, 0);
-        g_assert_cmpint(worker_new(&w, e, "test-worker"), ==, 0);
+        CHECK(sd_event_new(&e) >= 0);
+        CHECK_INT_EQ(worker_new(&w, e, "test-worker"), 0);
         for (unsigned i = 0; i < N; i++) {
                 jobs[i] = (TestJob) {
                         .job = { .run = job_run, .done = job_done, .discard = job_discard },
@@ -67,26 +69,27 @@ static void test_order_and_priority(void) {
                 };
                 worker_submit(w, &jobs[i].job);
         }
-        g_assert_cmpuint(worker_n_pending(w), ==, N);
-        g_assert_cmpint(sd_event_loop(e), ==, 0);
+        CHECK_INT_EQ(worker_n_pending(w), N);
+        CHECK_INT_EQ(sd_event_loop(e), 0);
 
-        g_assert_cmpuint(order->len, ==, N);
-        g_assert_cmpuint(worker_n_pending(w), ==, 0);
+        CHECK_INT_EQ(order->len, N);
+        CHECK_INT_EQ(worker_n_pending(w), 0);
         for (unsigned i = 0; i < N; i++) {
-                g_assert_cmpuint(g_array_index(order, unsigned, i), ==, i);
+                CHECK_INT_EQ(g_array_index(order, unsigned, i), i);
                 /* Not on the loop's thread, and WORKER_NICE_STEP levels below it. */
-                g_assert_cmpint(jobs[i].ran_on, !=, gettid());
-                g_assert_cmpint(jobs[i].ran_at_nice, ==, MIN(base_nice + WORKER_NICE_STEP, 19));
+                CHECK(jobs[i].ran_on != gettid());
+                CHECK_INT_EQ(jobs[i].ran_at_nice, MIN(base_nice + WORKER_NICE_STEP, 19));
         }
         /* The loop's own thread keeps its priority. */
-        g_assert_cmpint(getpriority(PRIO_PROCESS, (id_t) gettid()), ==, base_nice);
+        CHECK_INT_EQ(getpriority(PRIO_PROCESS, (id_t) gettid()), base_nice);
 
         worker_free(w);
         sd_event_unref(e);
 }
 
-int main(int argc, char **argv) {
-        g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/worker/order-and-priority", test_order_and_priority);
-        return g_test_run();
+int main(void) {
+        TEST_BEGIN("order and priority");
+        test_order_and_priority();
+        printf("worker: all checks passed\n");
+        return 0;
 }
