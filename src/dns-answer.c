@@ -871,6 +871,72 @@ void dns_answer_prefetch(const Store *s, const uint8_t *req, size_t req_len, Dns
                 store_prefetch(s, p->hash, p->len, step);
 }
 
+/* The rcode of everything answered without looking at data; NOERROR when
+ * the store decides. q is read only with have_q. */
+static uint8_t request_rcode(bool query, bool have_q, const Question *q, int edns_r, const Edns *edns) {
+        if (!query)
+                return DNS_RCODE_NOTIMP;
+        if (!have_q)
+                return DNS_RCODE_FORMERR;
+        if (edns_r < 0)
+                return DNS_RCODE_FORMERR;
+        if (edns->present && edns->version > 0)
+                return DNS_RCODE_BADVERS;
+        if (q->class != DNS_CLASS_IN && q->class != DNS_CLASS_ANY)
+                return DNS_RCODE_REFUSED;
+        if (q->type == DNS_TYPE_OPT)
+                return DNS_RCODE_FORMERR;
+        if (q->type == DNS_TYPE_AXFR || q->type == DNS_TYPE_IXFR)
+                return DNS_RCODE_REFUSED;
+        return DNS_RCODE_NOERROR; /* decided by resolve() */
+}
+
+/* How long the reply may be on this transport, for this client. */
+static size_t reply_limit(DnsTransport transport, const Edns *edns, size_t reply_size) {
+        size_t limit;
+
+        if (transport == DNS_TRANSPORT_TCP)
+                limit = DNS_TCP_MESSAGE_MAX;
+        else if (edns->present)
+                limit = MIN(MAX((size_t) edns->payload, (size_t) DNS_UDP_PAYLOAD_DEFAULT), (size_t) DNS_UDP_REPLY_MAX);
+        else
+                limit = DNS_UDP_PAYLOAD_DEFAULT;
+        return MIN(limit, reply_size);
+}
+
+/* A question that passed request_rcode(), answered from the store into p:
+ * its rcode, AA in *out_flags for our names, and *ret_forward for a name
+ * that is not ours (REFUSED: a forwarder may answer it instead, see
+ * DnsQueryInfo.forward). */
+static uint8_t answer_question(const Store *s, const DnsAnswerConfig *cfg, const Question *q, Packet *p,
+                               uint16_t *out_flags, bool *ret_forward) {
+        Answer a = {
+                .store = s,
+                .cfg = cfg,
+                .q = q,
+                .p = p,
+        };
+        uint8_t rcode;
+        int r;
+
+        r = find_apex(s, q, cfg);
+        if (r < 0) {
+                /* Not ours: no authority, no SOA. */
+                *ret_forward = true;
+                return DNS_RCODE_REFUSED;
+        }
+        /* The question's suffixes are the first compression targets. */
+        for (unsigned i = 0; i < q->n_labels; i++)
+                pkt_remember(p, DNS_HEADER_SIZE + q->labels[i], q->wire_len - q->labels[i]);
+        a.apex_off = r;
+        rcode = resolve(&a);
+        /* Not for QCLASS ANY: there may be data of other
+         * classes elsewhere (RFC 1034 3.7.1; NSD does the same). */
+        if (q->class == DNS_CLASS_IN)
+                *out_flags |= DNS_FLAG_AA;
+        return rcode;
+}
+
 size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport transport, const uint8_t *req,
                   size_t req_len, uint8_t *reply, size_t reply_size, DnsQueryInfo *ret_info) {
         DnsQueryInfo info = {};
@@ -882,7 +948,7 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
         size_t limit, qend, len;
         ssize_t after_q;
         uint8_t rcode;
-        int r, edns_r;
+        int edns_r;
 
         if (ret_info)
                 *ret_info = info;
@@ -908,31 +974,8 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
         after_q = have_q ? (ssize_t) q.end : skip_questions(req, req_len, qdcount);
         edns_r = after_q >= 0 ? parse_edns(req, req_len, (size_t) after_q, &edns) : -EBADMSG;
 
-        /* Pick the rcode for everything we answer without looking at data. */
-        if (!query)
-                rcode = DNS_RCODE_NOTIMP;
-        else if (!have_q)
-                rcode = DNS_RCODE_FORMERR;
-        else if (edns_r < 0)
-                rcode = DNS_RCODE_FORMERR;
-        else if (edns.present && edns.version > 0)
-                rcode = DNS_RCODE_BADVERS;
-        else if (q.class != DNS_CLASS_IN && q.class != DNS_CLASS_ANY)
-                rcode = DNS_RCODE_REFUSED;
-        else if (q.type == DNS_TYPE_OPT)
-                rcode = DNS_RCODE_FORMERR;
-        else if (q.type == DNS_TYPE_AXFR || q.type == DNS_TYPE_IXFR)
-                rcode = DNS_RCODE_REFUSED;
-        else
-                rcode = DNS_RCODE_NOERROR; /* decided by resolve() */
-
-        if (transport == DNS_TRANSPORT_TCP)
-                limit = DNS_TCP_MESSAGE_MAX;
-        else if (edns.present)
-                limit = MIN(MAX((size_t) edns.payload, (size_t) DNS_UDP_PAYLOAD_DEFAULT), (size_t) DNS_UDP_REPLY_MAX);
-        else
-                limit = DNS_UDP_PAYLOAD_DEFAULT;
-        limit = MIN(limit, reply_size);
+        rcode = request_rcode(query, have_q, &q, edns_r, &edns);
+        limit = reply_limit(transport, &edns, reply_size);
 
         /* Header, and the question exactly as the client wrote it. It always
          * fits: 12 + 255 + 4 + 11 < 512. */
@@ -948,32 +991,8 @@ size_t dns_answer(const Store *s, const DnsAnswerConfig *cfg, DnsTransport trans
         p = (Packet) { .w = wire_init(reply, limit - (edns.present ? DNS_OPT_RR_SIZE : 0)) };
         wire_seek(&p.w, qend);
 
-        if (have_q && rcode == DNS_RCODE_NOERROR) {
-                Answer a = {
-                        .store = s,
-                        .cfg = cfg,
-                        .q = &q,
-                        .p = &p,
-                };
-
-                r = find_apex(s, &q, cfg);
-                if (r < 0) {
-                        /* Not ours: no authority, no SOA. A forwarder may
-                         * answer it instead (see DnsQueryInfo.forward). */
-                        rcode = DNS_RCODE_REFUSED;
-                        info.forward = true;
-                } else {
-                        /* The question's suffixes are the first compression targets. */
-                        for (unsigned i = 0; i < q.n_labels; i++)
-                                pkt_remember(&p, DNS_HEADER_SIZE + q.labels[i], q.wire_len - q.labels[i]);
-                        a.apex_off = r;
-                        rcode = resolve(&a);
-                        /* Not for QCLASS ANY: there may be data of other
-                         * classes elsewhere (RFC 1034 3.7.1; NSD does the same). */
-                        if (q.class == DNS_CLASS_IN)
-                                out_flags |= DNS_FLAG_AA;
-                }
-        }
+        if (have_q && rcode == DNS_RCODE_NOERROR)
+                rcode = answer_question(s, cfg, &q, &p, &out_flags, &info.forward);
 
         len = wire_offset(&p.w);
         if (!wire_ok(&p.w)) {

@@ -904,12 +904,88 @@ int store_add(Store *s, const char *name, uint16_t type, const char *value, uint
         return store_add_record(s, name, type, value, ttl, owner, line, detail, ret_error, NULL);
 }
 
+/* The record owner o already has at n with this value, or NULL. */
+static Record *node_find_record(StoreNode *n, const Owner *o, uint16_t type, const uint8_t *rdata, uint16_t rdlen) {
+        if (!n || !o)
+                return NULL;
+        for (Record *r = n->records; r; r = r->node_next)
+                if (r->owner == o->name && record_same_value(r, type, rdata, rdlen))
+                        return r;
+        return NULL;
+}
+
+/* A record added again (a reload's mark-and-sweep): kept, with its line and
+ * detail updated; only a new TTL is a change that subscribers see. */
+static void record_refresh(Store *s, StoreNode *n, Record *r, uint32_t ttl, uint32_t line, const char *detail) {
+        uint32_t old_ttl;
+
+        r->marked = false;
+        r->line = line;
+        if (!streq_ptr(r->detail, detail)) {
+                g_free(r->detail);
+                r->detail = g_strdup(detail);
+        }
+        if (r->ttl != ttl) {
+                /* Seen as the old record going and the new one coming. */
+                Record old = *r;
+
+                (void) node_value_ttl(n, NULL, r->type, r->rdata, r->rdlen, &old_ttl);
+                r->ttl = ttl;
+                node_publish(s, n, false);
+                addr_follow(s, n, r, true, old_ttl);
+                notify(s, RECORD_REMOVED, &old);
+                notify(s, RECORD_ADDED, r);
+                change_done(s);
+        }
+}
+
+/* A new record at n for owner o, one allocation with its rdata and value
+ * string, linked into the node's and the owner's lists and counted. Not yet
+ * published: the caller does that. */
+static Record *record_new(Store *s, StoreNode *n, Owner *o, uint16_t type, const uint8_t *rdata, uint16_t rdlen,
+                          uint32_t ttl, uint32_t line, const char *detail) {
+        char v[DNS_RDATA_TEXT_MAX];
+        int vl;
+        Record *r;
+
+        vl = dns_rdata_to_string(type, rdata, rdlen, v);
+        if (vl < 0)
+                vl = 0;
+        r = g_malloc(sizeof(Record) + (size_t) rdlen + (size_t) vl + 1);
+        *r = (Record) {
+                .name = node_name(n),
+                .type = type,
+                .ttl = ttl,
+                .line = line,
+                .rdlen = rdlen,
+                .owner = o->name,
+                .detail = g_strdup(detail),
+                .rdata = (uint8_t *) (r + 1),
+                .added_usec = now_usec(CLOCK_REALTIME),
+        };
+        memcpy(r->rdata, rdata, rdlen);
+        r->value = (char *) r->rdata + rdlen;
+        memcpy(r->value, v, (size_t) vl);
+        r->value[vl] = 0;
+
+        r->node_next = n->records;
+        n->records = r;
+        r->owner_next = o->head;
+        if (o->head)
+                o->head->owner_prev = r;
+        o->head = r;
+        o->count++;
+        o->kind->count++;
+        s->n_records++;
+        return r;
+}
+
 int store_add_record(Store *s, const char *name, uint16_t type, const char *value, uint32_t ttl, const char *owner,
                      uint32_t line, const char *detail, const char **ret_error, const Record **ret_record) {
         uint8_t wire[DNS_WIRE_NAME_MAX], rdata[DNS_RDATA_MAX];
-        char lname[DNS_WIRE_NAME_MAX], v[DNS_RDATA_TEXT_MAX];
+        char lname[DNS_WIRE_NAME_MAX];
         size_t name_len;
-        int rdlen, len, vl;
+        int rdlen, len;
         uint32_t old_ttl;
         bool is_new, had;
         StoreNode *n;
@@ -940,32 +1016,13 @@ int store_add_record(Store *s, const char *name, uint16_t type, const char *valu
 
         o = owner_get(s, owner, false);
         n = node_lookup(s, wire, (size_t) len);
-        if (n && o)
-                for (r = n->records; r; r = r->node_next) {
-                        if (r->owner != o->name || !record_same_value(r, type, rdata, (uint16_t) rdlen))
-                                continue;
-                        r->marked = false;
-                        r->line = line;
-                        if (!streq_ptr(r->detail, detail)) {
-                                g_free(r->detail);
-                                r->detail = g_strdup(detail);
-                        }
-                        if (r->ttl != ttl) {
-                                /* Seen as the old record going and the new one coming. */
-                                Record old = *r;
-
-                                (void) node_value_ttl(n, NULL, type, rdata, (uint16_t) rdlen, &old_ttl);
-                                r->ttl = ttl;
-                                node_publish(s, n, false);
-                                addr_follow(s, n, r, true, old_ttl);
-                                notify(s, RECORD_REMOVED, &old);
-                                notify(s, RECORD_ADDED, r);
-                                change_done(s);
-                        }
-                        if (ret_record)
-                                *ret_record = r;
-                        return 0;
-                }
+        r = node_find_record(n, o, type, rdata, (uint16_t) rdlen);
+        if (r) {
+                record_refresh(s, n, r, ttl, line, detail);
+                if (ret_record)
+                        *ret_record = r;
+                return 0;
+        }
 
         if (!o)
                 o = owner_get(s, owner, true);
@@ -984,36 +1041,7 @@ int store_add_record(Store *s, const char *name, uint16_t type, const char *valu
         n = node_get(s, n, wire, (size_t) len, lname, &is_new);
         had = node_value_ttl(n, NULL, type, rdata, (uint16_t) rdlen, &old_ttl);
 
-        vl = dns_rdata_to_string(type, rdata, (uint16_t) rdlen, v);
-        if (vl < 0)
-                vl = 0;
-        r = g_malloc(sizeof(Record) + (size_t) rdlen + (size_t) vl + 1);
-        *r = (Record) {
-                .name = node_name(n),
-                .type = type,
-                .ttl = ttl,
-                .line = line,
-                .rdlen = (uint16_t) rdlen,
-                .owner = o->name,
-                .detail = g_strdup(detail),
-                .rdata = (uint8_t *) (r + 1),
-        };
-        memcpy(r->rdata, rdata, (size_t) rdlen);
-        r->value = (char *) r->rdata + rdlen;
-        memcpy(r->value, v, (size_t) vl);
-        r->value[vl] = 0;
-        r->added_usec = now_usec(CLOCK_REALTIME);
-
-        r->node_next = n->records;
-        n->records = r;
-        r->owner_next = o->head;
-        if (o->head)
-                o->head->owner_prev = r;
-        o->head = r;
-        o->count++;
-        o->kind->count++;
-        s->n_records++;
-
+        r = record_new(s, n, o, type, rdata, (uint16_t) rdlen, ttl, line, detail);
         node_publish(s, n, is_new);
         addr_follow(s, n, r, had, old_ttl);
         notify(s, RECORD_ADDED, r);
