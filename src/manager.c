@@ -276,19 +276,24 @@ static void on_forward_upstreams(ForwardUpstreams *u, char **servers, const char
 }
 
 static int manager_setup_forward(Manager *m) {
+        _cleanup_(forward_upstreams_freep) ForwardUpstreams *u = NULL;
         char **upstreams = m->config.forward;
         int r;
 
-        m->forward_upstreams = forward_upstreams_free(m->forward_upstreams);
+        /* As for the hosts source: the new watcher first, and the running
+         * one (with the upstreams in use) stays if it cannot be set up. */
         if (forward_from_resolv_conf(&m->config)) {
-                r = forward_upstreams_new(&m->forward_upstreams, m->event, &m->config, on_forward_upstreams, m);
+                r = forward_upstreams_new(&u, m->event, &m->config, on_forward_upstreams, m);
                 if (r < 0)
                         return r;
                 /* manager-bus.c owns the system bus connection; after a
                  * reload, this is a new user of it. */
-                forward_upstreams_set_bus(m->forward_upstreams, manager_bus_system(m));
-                upstreams = forward_upstreams_get(m->forward_upstreams);
+                forward_upstreams_set_bus(u, manager_bus_system(m));
         }
+        forward_upstreams_free(m->forward_upstreams);
+        m->forward_upstreams = TAKE_PTR(u);
+        if (m->forward_upstreams)
+                upstreams = forward_upstreams_get(m->forward_upstreams);
         r = forwarder_apply(m, upstreams);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up DNS forwarding: %m");
