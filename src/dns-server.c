@@ -43,6 +43,7 @@
 #include "dns-receive-time.h"
 #include "rcu.h"
 #include "thread-sched.h"
+#include "wire.h"
 
 /* recvmmsg() batch, and how many batches one wakeup may handle before going
  * back to the loop, so a UDP flood does not starve TCP clients. */
@@ -880,7 +881,7 @@ static int conn_process(DnsTcpConnection *c) {
 
         while (c->woff == c->wlen && c->rlen - c->roff >= 2) {
                 const uint8_t *p = c->rbuf + c->roff;
-                size_t mlen = ((size_t) p[0] << 8) | p[1];
+                size_t mlen = wire_get_u16(p);
                 DnsQueryInfo info = {};
                 size_t len;
 
@@ -932,8 +933,7 @@ static int conn_process(DnsTcpConnection *c) {
                 if (forwarded)
                         continue;
 
-                w->tcp_reply[0] = (uint8_t) (len >> 8);
-                w->tcp_reply[1] = (uint8_t) len;
+                wire_put_u16(w->tcp_reply, (uint16_t) len);
                 r = conn_send(c, w->tcp_reply, 2 + len);
                 if (r < 0) {
                         error = r;
@@ -1353,8 +1353,7 @@ static int on_forward_replies(sd_event_source *source, int fd, uint32_t revents,
 
                         c->n_forwarding--;
                         if (framed) {
-                                framed[0] = (uint8_t) (r->len >> 8);
-                                framed[1] = (uint8_t) r->len;
+                                wire_put_u16(framed, (uint16_t) r->len);
                                 memcpy(framed + 2, r->data, r->len);
                                 k = conn_send(c, framed, 2 + r->len);
                                 free(framed);

@@ -23,6 +23,7 @@
 
 #include "grpc-client.h"
 #include "macro.h"
+#include "wire.h"
 
 #define READ_SIZE (256u * 1024u)
 #define WINDOW_SIZE (16 * 1024 * 1024) /* per stream and for the connection: few window updates per page */
@@ -269,7 +270,7 @@ static void call_complete(GrpcClient *g, Call *c, uint32_t error_code) {
                 return call_finish(g, c, -EPROTO, g_strdup("no message in the answer"), NULL);
         if (data[0] != 0)
                 return call_finish(g, c, -EPROTO, g_strdup("a compressed message (none was asked for)"), NULL);
-        n = (uint32_t) data[1] << 24 | (uint32_t) data[2] << 16 | (uint32_t) data[3] << 8 | data[4];
+        n = wire_get_u32(data + 1);
         if ((size_t) n + MESSAGE_HEADER != c->body->len)
                 return call_finish(
                         g, c, -EPROTO,
@@ -558,10 +559,7 @@ void grpc_client_call(GrpcClient *g, const char *path, const char *token, GBytes
         Call *c = g_new0(Call, 1);
 
         framed[0] = 0;
-        framed[1] = (guint8) (len >> 24);
-        framed[2] = (guint8) (len >> 16);
-        framed[3] = (guint8) (len >> 8);
-        framed[4] = (guint8) len;
+        wire_put_u32(framed + 1, (uint32_t) len);
         if (len > 0)
                 memcpy(framed + MESSAGE_HEADER, data, len);
         *c = (Call) {
