@@ -227,6 +227,24 @@ refused=$(metric 'joyride_cluster_refused_total{reason="unsigned"}')
 [ "${refused:-0}" -ge 2 ] || bad "n1 counts ${refused:-no} unsigned updates refused"
 ok "a holder of the shared key cannot add or delete records in n2's name"
 
+# --- an unsigned claim in n1's own name ----------------------------------------
+# forge_n1 VALUE: an unsigned update in n1's name at the highest version
+# there is (2^64-1, above any epoch n1 could have issued), sent to n1.
+forge_n1() {
+        hostile --key "$KEY" forge --to "$N1:$SWIM" --sender n9 --alive-ip "$ATTACKER" \
+                --origin n1 --name n1.cluster.test --value "$1"
+}
+# Nobody here would believe it (no older node around): refused, not refuted.
+unsigned_before=$(metric 'joyride_cluster_refused_total{reason="unsigned"}')
+forge_n1 10.66.6.4
+settle
+unsigned_after=$(metric 'joyride_cluster_refused_total{reason="unsigned"}')
+[ "${unsigned_after:-0}" -gt "${unsigned_before:-0}" ] || bad "n1 did not count the unsigned claim in its name as refused"
+refutations=$(metric joyride_cluster_refutations_total)
+[ "${refutations:-0}" = 0 ] || bad "n1 refuted an unsigned claim with no older node around ($refutations)"
+cl_lacks 2 n1.cluster.test 10.66.6.4 || bad "n2 serves an unsigned record forged in n1's name"
+ok "an unsigned claim in n1's name, sent to n1 with no older node around: refused, nothing refuted"
+
 # --- an older joyrided (protocol 1, unsigned records) still works ---------------
 out=$(hostile --key "$KEY" member --to "$N1:$SWIM" --id old --ip "$ATTACKER" --protocol 1 --count 50 \
         --prefix o --update old-gossip.cluster.test=10.9.8.1 --stay 3)
@@ -235,6 +253,24 @@ grep -q "reply: protocol 1, .*n1.cluster.test" <<<"$out" || bad "n1 did not answ
 eventually 3000 cl_has 1 o0.flood.test 10.200.0.0 || bad "n1 does not serve the records of an older node"
 eventually 3000 cl_has 1 old-gossip.cluster.test 10.9.8.1 || bad "n1 does not take an older node's own gossip"
 ok "an older node (protocol 1) in a keyed cluster: its push-pull and its own gossip are taken, answered in protocol 1"
+
+# --- refutation: an older node would believe an unsigned claim in n1's name ----
+# n1 has met one now: it moves past the claimed version at once (a new epoch,
+# its records sent again), and its later changes still reach n2.
+forge_n1 10.66.6.5
+eventually 3000 grep -q "A record update in our name (n1) with a version we never issued came from $ATTACKER:[0-9]*: refuting it with a newer one" \
+        "$CL_DIR/log.1" || bad "n1 did not say it refuted an unsigned claim in its name"
+refutations=$(metric joyride_cluster_refutations_total)
+[ "${refutations:-0}" -ge 1 ] || bad "n1 counts ${refutations:-no} refutations"
+settle
+cl_lacks 2 n1.cluster.test 10.66.6.5 || bad "n2 serves the claim in n1's name that n1 refuted"
+cl_has 2 n1.cluster.test 10.9.0.1 || bad "n2 lost n1's own record after the refutation"
+start=$(now_ms)
+echo "10.9.0.11 n1b.cluster.test" >"$CL_DIR/h1/more"
+eventually 3000 cl_has 2 n1b.cluster.test 10.9.0.11 || bad "n1's next change did not reach n2 after the refutation"
+rm "$CL_DIR/h1/more"
+eventually 3000 cl_lacks 2 n1b.cluster.test 10.9.0.11 || bad "n1's removal did not reach n2 after the refutation"
+ok "with an older node around, n1 refutes an unsigned claim in its name ($refutations refutations); its changes reach n2 ($(($(now_ms) - start)) ms)"
 stop_pair
 
 # === strict: only the nodes listed in TrustedNodes= ===========================
