@@ -805,6 +805,44 @@ states = [c[2] for c in changes if c[0] == 'peer']
 assert 'alive' in states and 'left' in states, changes
 PY
 ok "cluster over D-Bus: MemberCount, ListMembers, Sync, joyridectl members, MemberChanged (alive, left), ForgetMember"
+
+# A node set up anew (another signing key, same id) is refused until the
+# operator forgets the key pinned for it; then its records are served.
+# start_peer STATE_DIR: the peer again, with a hosts file of its own.
+start_peer() {
+        "$BUILD/src/joyrided" --node-id=peer --cluster --cluster-bind-address=127.0.0.1 --swim-port="$SWIM2" \
+                --join="127.0.0.1:$SWIM1" --dns-bind-address=127.0.0.1 --dns-port="$(free_port)" \
+                --state-directory="$1" --hosts-directory="$T/peer-hosts" --no-docker --no-http --bus=none \
+                >>"$T/peer.log" 2>&1 </dev/null &
+        PEER_PID=$!
+}
+stop_peer() {
+        kill "$PEER_PID"
+        wait "$PEER_PID" 2>/dev/null || true
+        PEER_PID=
+}
+peer_serves() { [ "$(dig_short "$PORT" peer.example.com A)" = "$1" ]; }
+mkdir -p "$T/peer-hosts"
+echo "10.77.0.1 peer.example.com" >"$T/peer-hosts/peer"
+start_peer "$T/peer-state"
+wait_for "peer.example.com from the peer, its key pinned again" 15 peer_serves 10.77.0.1
+stop_peer
+wait_for "the peer's records withdrawn once it left" 15 peer_serves ""
+echo "10.77.0.2 peer.example.com" >"$T/peer-hosts/peer"
+start_peer "$T/peer-state-new"
+wait_for "a warning that the peer's key changed" 15 grep -q \
+        "Cluster node peer (at 127.0.0.1:[0-9]*) shows a signing key other than the one pinned for it: refusing it. .*joyridectl members forget peer" \
+        "$T/daemon-cluster.log"
+sleep 1
+# (What it published under the old key may be served again meanwhile: that
+# key signed it.)
+! peer_serves 10.77.0.2 || fail "the peer's records were taken under a signing key other than the pinned one"
+"$CTL" members forget peer | grep -q "Forgot peer" || fail "joyridectl members forget peer (alive, with a new key)"
+wait_for "peer.example.com from the peer under its new key" 15 peer_serves 10.77.0.2
+new_key=$(cat "$T/peer-state-new/cluster-node.pub")
+wait_for "the peer's new key in cluster-pins" 5 grep -qF "peer $new_key" "$STATE/cluster-pins"
+stop_peer
+ok "a node with a new signing key: refused with a warning until 'joyridectl members forget', then served and pinned"
 stop_daemon
 # shellcheck disable=SC2086
 start_daemon "$T/daemon-after-cluster.log" $DAEMON_ARGS
