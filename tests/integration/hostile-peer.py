@@ -12,6 +12,8 @@ an attacker controls:
   members  SWIM packets announcing COUNT members that do not exist
   push     a push-pull carrying COUNT records of one origin
   prefix   CONNS push-pull connections that send a frame length and stall
+  stall    the same from a member after its signed hello: a large frame
+           announced, a little of it sent
   member   join as a member of its own (answering probes) and push COUNT
            records: signed with a key of its own (protocol 2), or unsigned
            as an older joyrided does (--protocol 1)
@@ -410,6 +412,43 @@ def cmd_prefix(a, sealer):
     print("closed by the daemon: %d" % closed)
 
 
+def cmd_stall(a, sealer):
+    """Connections from a member that said who it is (a signed hello from its
+    address), each announcing a frame of --length bytes and sending little
+    of it."""
+    host, port = parse_target(a.to)
+    signer = Signer(bytes.fromhex(a.seed))
+    hello = b"JP\x02\x03" + s8(a.id) + signer.public
+    hello += signer.sign("joyride hello v2", a.id, signer.public + sealer.cluster)
+    sealed = sealer.seal("P", hello)
+    conns = []
+    for _ in range(a.conns):
+        try:
+            c = socket.create_connection((host, port), timeout=5, source_address=(a.ip, 0))
+            c.sendall(struct.pack(">I", len(sealed)) + sealed + struct.pack(">I", a.length) + bytes(a.send))
+        except OSError as e:
+            print("connect failed: %s" % e)
+            break
+        conns.append(c)
+    print("opened %d connections as %s, each announcing %d bytes after its hello and sending %d" % (
+        len(conns), a.id, a.length, a.send), flush=True)
+    time.sleep(a.hold)
+    closed = 0
+    for c in conns:
+        c.setblocking(False)
+        try:
+            while True:
+                if c.recv(65536) == b"":
+                    closed += 1
+                    break
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+        c.close()
+    print("closed by the daemon: %d" % closed)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--key", help="cluster key (base64); default: an open cluster")
@@ -458,10 +497,20 @@ def main():
     x.add_argument("--length", type=int, default=16 * 1024 * 1024)
     x.add_argument("--hold", type=float, default=3.0)
 
+    y = sub.add_parser("stall")
+    y.add_argument("--to", required=True, help="IP:PORT of a node's push-pull (TCP) port")
+    y.add_argument("--id", required=True, help="a member's id (alive at --ip)")
+    y.add_argument("--ip", required=True, help="the member's address, which the connections come from")
+    y.add_argument("--seed", default="11" * 32, help="hex of the 32-byte seed of the member's signing key")
+    y.add_argument("--conns", type=int, default=60)
+    y.add_argument("--length", type=int, default=16 * 1024 * 1024)
+    y.add_argument("--send", type=int, default=1024, help="bytes of the frame sent")
+    y.add_argument("--hold", type=float, default=3.0)
+
     a = p.parse_args()
     sealer = Sealer(a.key)
     {"forge": cmd_forge, "members": cmd_members, "push": cmd_push, "prefix": cmd_prefix,
-     "member": cmd_member}[a.cmd](a, sealer)
+     "member": cmd_member, "stall": cmd_stall}[a.cmd](a, sealer)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # a private bridge (cluster-lib.sh) and a hostile peer in a third (n9,
 # hostile-peer.py) that sends what no real node would: record updates for
 # other nodes' records, versions at the maximum, thousands of members,
-# a hundred thousand records, frame lengths that ask for 16 MiB. Checked as
+# a hundred thousand records, frame lengths that ask for 16 MiB (before and
+# after a hello), an unsigned claim in a node's own name. Checked as
 # a user would: dig on the nodes, /metrics, the journal lines in the log.
 # Needs root (exits 77 when ip netns is not permitted). Every namespace and
 # process goes away on exit, also on failure.
@@ -178,6 +179,33 @@ source=$(api "http://127.0.0.1:$CL_HTTP_PORT/dns/records?name=m5.flood.test" |
         python3 -c 'import json, sys; print(([r["source"] for r in json.load(sys.stdin)["records"]] + ["none"])[0])')
 [ "$source" = "peer:n9 · hosts:/flood" ] || bad "a record learned from n9 shows the source '$source'"
 ok "n9 pushed 110,000 signed records: n1 holds 100,000 ($(($(now_ms) - merge_start)) ms), dropped 10,000 with a warning; source '$source'"
+
+# --- and frame lengths of 16 MiB from member n9, after its hello ----------------
+# Its frames may be that large, but the buffer grows as the bytes arrive: 60
+# connections that announce 16 MiB and send 1 KiB hold 64 KiB each, not the
+# whole frame (the budget for all connections, 64 MiB, is not reached).
+before=$(vmdata)
+ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" stall --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" \
+        --conns 60 --hold 3 >"$CL_DIR/stall.out" &
+stall_pid=$!
+peak=$before
+for _ in $(seq 1 25); do
+        sleep 0.1
+        v=$(vmdata)
+        [ "$v" -le "$peak" ] || peak=$v
+done
+wait "$stall_pid" || true
+echo "  hostile: $(tr '\n' ';' <"$CL_DIR/stall.out")"
+grep -q "^opened 60 connections" "$CL_DIR/stall.out" || bad "n9 could not open its 60 push-pull connections"
+# Each hello was taken (a refused one closes its connection), and none of
+# them was closed for want of buffer room.
+grep -q "^closed by the daemon: 0$" "$CL_DIR/stall.out" || bad "n1 closed some of n9's connections within 3 s"
+grown=$(((peak - before) / 1024))
+bound=32
+if sanitizer_build "$JOYRIDED"; then bound=256; fi
+[ "$grown" -lt "$bound" ] || bad "n1 grew by $grown MiB for 60 connections of n9 that each announced a 16 MiB frame"
+cl_has 1 n1.cluster.test 10.9.0.1 || bad "n1 stopped answering after n9's frame-length flood"
+ok "60 connections of member n9 announcing 16 MiB frames after its hello: n1 grew by $grown MiB"
 kill "$n9_pid" 2>/dev/null || true
 wait "$n9_pid" 2>/dev/null || true
 n9_pid=
