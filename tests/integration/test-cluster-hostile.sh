@@ -146,7 +146,11 @@ bound=64
 if sanitizer_build "$JOYRIDED"; then bound=256; fi
 [ "$grown" -lt "$bound" ] || bad "n1 grew by $grown MiB for 60 connections that each sent a 4-byte frame length"
 cl_has 1 n1.cluster.test 10.9.0.1 || bad "n1 stopped answering after the frame-length flood"
-ok "60 connections announcing 16 MiB frames: n1 grew by $grown MiB and still answers"
+frames=$(metric 'joyride_cluster_dropped_total{what="frames"}')
+[ "${frames:-0}" -ge 60 ] || bad "n1 counts ${frames:-no} dropped push-pull frames after 60 too large for a first frame"
+grep -q "Cluster limit reached: dropped [0-9]* push-pull frames (too large, or too large before the peer said who it is)" \
+        "$CL_DIR/log.1" || bad "n1 did not warn about the push-pull frames it dropped"
+ok "60 connections announcing 16 MiB frames: n1 grew by $grown MiB and still answers; $frames frames dropped"
 
 # --- a member of its own with more records than a node may hold ---------------
 # n9 joins for real (it answers probes and signs what it sends), and pushes
@@ -206,6 +210,15 @@ if sanitizer_build "$JOYRIDED"; then bound=256; fi
 [ "$grown" -lt "$bound" ] || bad "n1 grew by $grown MiB for 60 connections of n9 that each announced a 16 MiB frame"
 cl_has 1 n1.cluster.test 10.9.0.1 || bad "n1 stopped answering after n9's frame-length flood"
 ok "60 connections of member n9 announcing 16 MiB frames after its hello: n1 grew by $grown MiB"
+# One byte more than any frame may hold: the connection is dropped, counted.
+frames=$(metric 'joyride_cluster_dropped_total{what="frames"}')
+out=$(ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" stall --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" \
+        --conns 1 --length $((16 * 1024 * 1024 + 1)) --hold 1)
+echo "  hostile: $(tr '\n' ';' <<<"$out")"
+grep -q "^closed by the daemon: 1$" <<<"$out" || bad "n1 kept a connection of n9 that announced a frame over 16 MiB"
+[ "$(metric 'joyride_cluster_dropped_total{what="frames"}')" -gt "${frames:-0}" ] ||
+        bad "n1 did not count n9's frame over 16 MiB as dropped"
+ok "a frame of 16 MiB + 1 from member n9: its connection closed, the frame counted as dropped"
 kill "$n9_pid" 2>/dev/null || true
 wait "$n9_pid" 2>/dev/null || true
 n9_pid=
@@ -237,8 +250,12 @@ fi
 dropped=$(metric 'joyride_cluster_dropped_total{what="members"}')
 [ "${dropped:-0}" -ge 3999 ] || bad "n1 counts ${dropped:-no} dropped members in /metrics"
 grep -q "Cluster limit reached: dropped [0-9]* new members (MaxMembers=1000)" "$CL_DIR/log.1" || bad "n1 did not warn about the member limit"
+# Warned about at most every 10 s, with the count since the last warning:
+# once or twice for a flood of 2 s, not once per packet.
+warnings=$(grep -c "Cluster limit reached: dropped [0-9]* new members" "$CL_DIR/log.1" || true)
+[ "$warnings" -le 2 ] || bad "n1 warned $warnings times about the member limit during one flood"
 cl_has 1 n2.cluster.test 10.9.0.2 || bad "n1 lost n2's record during the member flood"
-ok "5,000 fake members announced: n1 knows $members (the cap is 1,000), dropped $dropped with a warning"
+ok "5,000 fake members announced: n1 knows $members (the cap is 1,000), dropped $dropped with $warnings warning(s)"
 stop_pair
 
 # === a keyed cluster: the attacker holds the shared key ======================
