@@ -750,7 +750,7 @@ static void worker_signal(DnsWorker *w) {
         uint64_t one = 1;
 
         /* A full counter (never, in practice) still wakes the worker. */
-        (void) write(w->control_fd, &one, sizeof one);
+        (void) !write(w->control_fd, &one, sizeof one);
 }
 
 static DnsTcpConnection *conn_free(DnsTcpConnection *c) {
@@ -1446,7 +1446,7 @@ static int worker_on_control(sd_event_source *source, int fd, uint32_t revents, 
         uint32_t evict;
         uint64_t v;
 
-        (void) read(fd, &v, sizeof v);
+        (void) !read(fd, &v, sizeof v);
         for (evict = __atomic_exchange_n(&w->evict_requests, 0, __ATOMIC_RELAXED); evict > 0; evict--)
                 if (!evict_one(w))
                         break;

@@ -34,7 +34,7 @@ static void cleanup_tmp(void) {
         if (!tmp_made)
                 return;
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-        (void) system(cmd); /* NOLINT(cert-env33-c): rm -rf of our own temp folder */
+        (void) !system(cmd); /* NOLINT(cert-env33-c): rm -rf of our own temp folder */
         tmp_made = false;
 }
 
@@ -80,6 +80,9 @@ static bool expect_events_internal(Test *t, const char *first, ...) {
         bool ok;
 
         va_start(ap, first);
+        /* clang 14's analyzer loses va_start in some inlined paths, depending on unrelated code in
+         * this file (it did after an edit of cleanup_tmp()). */
+        /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above */
         for (const char *e = first; e; e = va_arg(ap, const char *))
                 want[n++] = e;
         va_end(ap);
