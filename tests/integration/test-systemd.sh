@@ -33,6 +33,10 @@
 #     the link's DNS server and domain and resolves joyride's names, again
 #     after resolved restarts; stopping reverts the link;
 #   - `systemctl stop` is clean: result success, exit status 0, no errors;
+#   - an upgrade (`apt install --reinstall`, which runs the same scripts)
+#     under 200 queries/s moves the running daemon to the new binary and
+#     leaves the sockets open (the same invocation), enabled and listening;
+#     no query is lost;
 #   - `apt remove` stops the sockets and the running service and removes
 #     them, and keeps the configuration, the state and the user;
 #   - `apt purge` removes the configuration, the state and the units'
@@ -435,6 +439,37 @@ if [ "$have_link" = 1 ]; then
                 "nsenter -t $C -a -- resolvectl query --cache=no --legend=no web.example.internal | grep -q 10.1.2.3"
         ok "registered again after systemd-resolved restarted"
 fi
+
+# --- upgrade: the package again, while it serves ----------------------------------
+# dpkg runs an upgrade's scripts for a reinstall too (postinst configure with
+# the old version). The daemon must move to the unpacked joyrided; the
+# sockets must stay open (PID 1 holds them, so queries wait there), which
+# their InvocationID shows: a restarted unit gets a new one.
+sock_ids() { ct systemctl show -P InvocationID joyride.socket joyride-http.socket | tr '\n' ' '; }
+ids_before=$(sock_ids)
+pid_before=$(ct systemctl show -P MainPID joyride.service)
+net python3 "$SRC/tests/systemd/query-stream.py" 5353 web.example.internal 10.1.2.3 200 8 >"$T/stream-upgrade.json" 2>&1 &
+stream=$!
+sleep 1
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall "/srv/deb/$(basename "$DEB")" \
+        >"$T/apt-reinstall.log" 2>&1 </dev/null || {
+        cat "$T/apt-reinstall.log" >&2
+        fail "apt install --reinstall ./$(basename "$DEB") failed"
+}
+pid_after=$(ct systemctl show -P MainPID joyride.service)
+stream_rc=0
+wait "$stream" || stream_rc=$?
+[ "$pid_after" != "$pid_before" ] && [ "$pid_after" != 0 ] ||
+        fail "the upgrade did not restart joyride.service onto the new binary (MainPID $pid_before -> $pid_after)"
+[ "$(sock_ids)" = "$ids_before" ] ||
+        fail "the upgrade restarted the sockets (InvocationID $ids_before-> $(sock_ids)): queries waiting in them were dropped"
+for u in joyride.socket joyride-http.socket; do
+        [ "$(ct systemctl is-enabled "$u" || true)" = enabled ] || fail "$u is not enabled after the upgrade"
+        [ "$(ct systemctl is-active "$u" || true)" = active ] || fail "$u is not listening after the upgrade"
+done
+[ "$stream_rc" -eq 0 ] || fail "queries lost across the upgrade: $(cat "$T/stream-upgrade.json")"
+[ "$(pkg_state)" = "install ok installed $VERSION" ] || fail "dpkg status after the upgrade: $(pkg_state)"
+ok "upgrade (apt install --reinstall) under 200 queries/s: service restarted ($pid_before -> $pid_after), sockets untouched and enabled; $(cat "$T/stream-upgrade.json")"
 
 # --- stop ----------------------------------------------------------------------
 ct systemctl stop joyride.service joyride.socket joyride-http.socket || fail "systemctl stop failed"
