@@ -382,6 +382,25 @@ def cmd_member(a, sealer):
     t.join()
 
 
+def report_closed(conns):
+    """Closes conns, first printing how many the daemon had closed (read to
+    their end: an end of file or an error, not just nothing to read yet)."""
+    closed = 0
+    for c in conns:
+        c.setblocking(False)
+        try:
+            while True:
+                if c.recv(65536) == b"":
+                    closed += 1
+                    break
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+        c.close()
+    print("closed by the daemon: %d" % closed)
+
+
 def cmd_prefix(a, sealer):
     host, port = parse_target(a.to)
     conns = []
@@ -398,18 +417,7 @@ def cmd_prefix(a, sealer):
     end = time.time() + a.hold
     while time.time() < end:
         time.sleep(0.1)
-    closed = 0
-    for c in conns:
-        c.setblocking(False)
-        try:
-            if c.recv(1) == b"":
-                closed += 1
-        except BlockingIOError:
-            pass
-        except OSError:
-            closed += 1
-        c.close()
-    print("closed by the daemon: %d" % closed)
+    report_closed(conns)
 
 
 def cmd_stall(a, sealer):
@@ -433,20 +441,7 @@ def cmd_stall(a, sealer):
     print("opened %d connections as %s, each announcing %d bytes after its hello and sending %d" % (
         len(conns), a.id, a.length, a.send), flush=True)
     time.sleep(a.hold)
-    closed = 0
-    for c in conns:
-        c.setblocking(False)
-        try:
-            while True:
-                if c.recv(65536) == b"":
-                    closed += 1
-                    break
-        except BlockingIOError:
-            pass
-        except OSError:
-            closed += 1
-        c.close()
-    print("closed by the daemon: %d" % closed)
+    report_closed(conns)
 
 
 def main():

@@ -126,15 +126,20 @@ ok "a push of 100,000 records from one hostile sender: n1 holds none of them ($p
 
 # --- frame lengths of 16 MiB from anyone --------------------------------------
 vmdata() { awk '/^VmData:/ { print $2 }' "/proc/${CL_PID[1]}/status"; }
+# peak_vmdata FROM: n1's largest VmData (KiB) over the next 2.5 s, at least FROM.
+peak_vmdata() {
+        local peak=$1 v
+        for _ in $(seq 1 25); do
+                sleep 0.1
+                v=$(vmdata)
+                [ "$v" -le "$peak" ] || peak=$v
+        done
+        echo "$peak"
+}
 before=$(vmdata)
 hostile prefix --to "$N1:$SWIM" --conns 60 --hold 3 >"$CL_DIR/prefix.out" &
 prefix_pid=$!
-peak=$before
-for _ in $(seq 1 25); do
-        sleep 0.1
-        v=$(vmdata)
-        [ "$v" -le "$peak" ] || peak=$v
-done
+peak=$(peak_vmdata "$before")
 wait "$prefix_pid" || true
 echo "  hostile: $(tr '\n' ';' <"$CL_DIR/prefix.out")"
 grown=$(((peak - before) / 1024))
@@ -192,12 +197,7 @@ before=$(vmdata)
 ip netns exec "$(cl_ns 9)" python3 "$HERE/hostile-peer.py" stall --to "$N1:$SWIM" --id n9 --ip "$ATTACKER" \
         --conns 60 --hold 3 >"$CL_DIR/stall.out" &
 stall_pid=$!
-peak=$before
-for _ in $(seq 1 25); do
-        sleep 0.1
-        v=$(vmdata)
-        [ "$v" -le "$peak" ] || peak=$v
-done
+peak=$(peak_vmdata "$before")
 wait "$stall_pid" || true
 echo "  hostile: $(tr '\n' ';' <"$CL_DIR/stall.out")"
 grep -q "^opened 60 connections" "$CL_DIR/stall.out" || bad "n9 could not open its 60 push-pull connections"
