@@ -155,11 +155,12 @@ struct Cluster {
         sd_event_source *sync_timer;   /* retries of failed first exchanges */
         GHashTable *sync_retry;        /* member id -> SyncRetry: first exchanges to try again */
 
-        GHashTable *conns;      /* Conn* set */
-        size_t buffered;        /* bytes allocated for push-pull input, all connections */
-        GHashTable *v1_peers;   /* ids of nodes that spoke protocol 1 to us */
-        GHashTable *key_warned; /* id -> when we last warned about its key (monotonic usec) */
-        uint64_t last_resync;   /* our snapshot to everyone after a refutation, rate-limited */
+        GHashTable *conns;       /* Conn* set */
+        size_t buffered;         /* bytes allocated for push-pull input, all connections */
+        GHashTable *v1_peers;    /* ids of nodes that spoke protocol 1 to us */
+        GHashTable *key_warned;  /* id -> when we last warned about its key (monotonic usec) */
+        GHashTable *key_refused; /* ids whose node showed a new key from its own address: records withdrawn */
+        uint64_t last_resync;    /* our snapshot to everyone after a refutation, rate-limited */
         uint64_t last_refuse_log;
         ClusterCounters refuse_logged;
         GHashTable *joined; /* id -> last swim_join from discovery (monotonic usec), as gint64 in a pointer-size box */
@@ -415,6 +416,14 @@ static bool member_live(Cluster *c, const char *id) {
         return m && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT);
 }
 
+/* SWIM says id is alive: its records are served again, unless its node
+ * showed a signing key other than the pinned one (SWIM's alive messages are
+ * not signed by the node, so they do not speak for it then). */
+static void origin_alive(Cluster *c, const char *id, uint64_t now) {
+        if (!g_hash_table_contains(c->key_refused, id))
+                cluster_records_origin_state(c->records, id, CLUSTER_ORIGIN_ALIVE, now);
+}
+
 /* Counts a refused record update or snapshot by why, and warns (at most
  * every 10 s) with the counts since the last warning and the latest case. */
 static void count_refused(Cluster *c, int error, const char *origin, const char *from) {
@@ -560,7 +569,7 @@ static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
         case SWIM_EVENT_JOIN:
                 log_struct(LOG_INFO, alive_fields, "Cluster member %s at %s is alive (incarnation %" PRIu32 ").",
                            ev->member.id, addr, ev->member.incarnation);
-                cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_ALIVE, now);
+                origin_alive(c, ev->member.id, now);
                 /* Gossip only carries changes: swap whole record tables with a
                  * node that (re)appears. One side starts it (the smaller id), the
                  * exchange goes both ways. */
@@ -571,7 +580,7 @@ static void handle_event(Cluster *c, const SwimEvent *ev, uint64_t now) {
                 log_struct(LOG_INFO, alive_fields,
                            "Cluster member %s is alive again (refuted suspicion, incarnation %" PRIu32 ").",
                            ev->member.id, ev->member.incarnation);
-                cluster_records_origin_state(c->records, ev->member.id, CLUSTER_ORIGIN_ALIVE, now);
+                origin_alive(c, ev->member.id, now);
                 break;
         case SWIM_EVENT_SUSPECT:
                 log_info("Cluster member %s at %s is suspected to have failed.", ev->member.id, addr);
@@ -990,8 +999,21 @@ static int conn_hello(Conn *k, const uint8_t *plain, size_t size) {
                 if (sodium_memcmp(held, h.key, CLUSTER_PUBLIC_KEY_SIZE) != 0) {
                         c->counters.refused_signature++;
                         key_warning(c, h.id, k->peer, true);
+                        /* From the address the member lives at, the node
+                         * itself was set up anew: what it published under its
+                         * old key is withdrawn until the operator forgets
+                         * that key, not served as if it still spoke for it.
+                         * From elsewhere it is someone claiming its name:
+                         * refused, and nothing else changes. */
+                        if (member_at(c, h.id, &k->peer_addr, false) &&
+                            g_hash_table_add(c->key_refused, g_strdup(h.id)))
+                                cluster_records_origin_state(c->records, h.id, CLUSTER_ORIGIN_LEFT,
+                                                             now_usec(CLOCK_MONOTONIC));
                         return -EKEYREJECTED;
                 }
+                /* The pinned key again (its old state was put back). */
+                if (g_hash_table_remove(c->key_refused, h.id) && member_live(c, h.id))
+                        cluster_records_origin_state(c->records, h.id, CLUSTER_ORIGIN_ALIVE, now_usec(CLOCK_MONOTONIC));
         } else if (cluster_keys_strict(c->node_keys)) {
                 c->counters.refused_signature++;
                 key_warning(c, h.id, k->peer, false);
@@ -1604,6 +1626,7 @@ int cluster_forget_member(Cluster *c, const char *id) {
         known = swim_forget(c->swim, id) >= 0 || known;
         known = g_hash_table_remove(c->v1_peers, id) || known;
         known = g_hash_table_remove(c->key_warned, id) || known;
+        known = g_hash_table_remove(c->key_refused, id) || known;
         if (!known && !swim_member(c->swim, id))
                 return -ENOENT;
         log_info("Forgot what we held about cluster node %s: its next key is pinned on first contact.", id);
@@ -2453,6 +2476,7 @@ int cluster_new(Cluster **ret, sd_event *e, Store *store, const ClusterOptions *
         c->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         c->v1_peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         c->key_warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        c->key_refused = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         r = load_keys(c, o);
         if (r < 0)
@@ -2571,6 +2595,8 @@ Cluster *cluster_free(Cluster *c) {
                 g_hash_table_destroy(c->v1_peers);
         if (c->key_warned)
                 g_hash_table_destroy(c->key_warned);
+        if (c->key_refused)
+                g_hash_table_destroy(c->key_refused);
         sd_event_source_disable_unref(c->udp_source);
         sd_event_source_disable_unref(c->tcp_source);
         sd_event_source_disable_unref(c->disc_source);
