@@ -130,4 +130,4 @@ pin-base:
 	@tools/pin-base-image
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(TSAN) $(FUZZ) $(BUILD)-scan
+	rm -rf $(BUILD) $(ASAN) $(TSAN) $(FUZZ) $(BUILD)-scan $(BUILD)-lint-fuzz
