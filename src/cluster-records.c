@@ -18,6 +18,11 @@
 #define ENTRY_MIN_V2 19u
 /* An unsigned claim about us is refuted at most this often. */
 #define REFUTE_UNSIGNED_INTERVAL_USEC USEC_PER_SEC
+/* Additions held back at the limit (see Held): how many, over all origins,
+ * and for how long. A burst's snapshot comes within its quiet time (at most
+ * ten windows) and a transfer. */
+#define HELD_MAX 4096u
+#define HELD_USEC (30 * USEC_PER_SEC)
 
 /* One (name, type, value) as held for one node. The hash key is binary:
  * type, then the lowercased wire name, then the canonical wire rdata, so two
@@ -47,6 +52,8 @@ typedef struct Origin {
         uint64_t withdraw_at;  /* dead: withdraw then (0: nothing pending) */
         uint64_t down_since;   /* withdrawn since (0: served) */
         struct Mirror *mirror; /* a large table going into or out of the store, in slices */
+        GQueue held;           /* Held*, oldest first */
+        size_t *held_total;    /* the count over all origins, kept in step */
 } Origin;
 
 /* Putting a large origin's records into the store, or taking them out, is
@@ -78,6 +85,18 @@ typedef struct Item {
         bool deleted;
 } Item;
 #define NO_SOURCE UINT32_MAX
+
+/* An addition that found its origin's table full. A node applies a change's
+ * additions before its removals (so that a name never answers with nothing),
+ * so an origin at the limit that replaces records sends additions that
+ * overtake the removals making room for them. Such an addition waits here
+ * for a removal from its origin, or for the origin's next snapshot (which a
+ * burst sends), and counts as dropped only if neither comes in time. */
+typedef struct Held {
+        GByteArray *arena; /* the decoded update */
+        Item it;
+        uint64_t expires;
+} Held;
 
 struct ClusterSnapshot {
         char *origin;
@@ -121,6 +140,7 @@ struct ClusterRecords {
         uint64_t dead_grace_usec;
         uint64_t tombstone_lifetime_usec;
         uint64_t next_sweep;
+        size_t n_held; /* additions held back, over all origins */
         unsigned max_origins, max_records;
         ClusterRecordsCounters counters;
 };
@@ -204,8 +224,20 @@ static void mirror_free(Mirror *m) {
         g_free(m);
 }
 
+static void held_free(Held *h) {
+        g_byte_array_unref(h->arena);
+        g_free(h);
+}
+
+static void held_drop(Origin *o) {
+        held_free(g_queue_pop_head(&o->held));
+        (*o->held_total)--;
+}
+
 static void origin_free(gpointer p) {
         Origin *o = p;
+        while (!g_queue_is_empty(&o->held))
+                held_drop(o);
         if (o->mirror)
                 o->mirror->origin[0] = 0; /* its task goes when its turn comes */
         g_hash_table_destroy(o->entries);
@@ -248,6 +280,8 @@ static Origin *origin_get(ClusterRecords *cr, const char *id, bool create) {
         o->owner = g_strconcat(PEER_PREFIX, id, NULL);
         o->entries = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, NULL, entry_free);
         o->served = true; /* a node we hear from is up until SWIM says otherwise */
+        g_queue_init(&o->held);
+        o->held_total = &cr->n_held;
         g_hash_table_insert(cr->origins, o->id, o);
         return o;
 }
@@ -745,10 +779,8 @@ static int apply_item(ClusterRecords *cr, Origin *o, const GByteArray *arena, co
         }
         if (old ? it->version <= old->version : it->version <= o->floor)
                 return 0;
-        if (!room) {
-                cr->counters.dropped_records++;
-                return -ENOSPC;
-        }
+        if (!room)
+                return -ENOSPC; /* the caller counts it, or holds it back */
         o->max_seen = MAX(o->max_seen, it->version);
         if (!old) {
                 /* A tombstone for a key we never had is kept too, so that an
@@ -825,13 +857,30 @@ static int refute(ClusterRecords *cr, const GByteArray *arena, const Item *it, b
         return CLUSTER_APPLY_REFUTED;
 }
 
+/* What becomes of an origin's held-back additions: those its snapshot
+ * covered go (it listed what it still has, and what found no room was
+ * counted then); the others are applied, oldest first, while there is room;
+ * one that finds none when its time is up counts as dropped. */
+static void held_settle(ClusterRecords *cr, Origin *o, uint64_t now) {
+        while (!g_queue_is_empty(&o->held)) {
+                Held *h = g_queue_peek_head(&o->held);
+
+                if (h->it.version > o->floor && apply_item(cr, o, h->arena, &h->it, 0, NULL, now) == -ENOSPC) {
+                        if (now < h->expires)
+                                return; /* still no room: it waits on */
+                        cr->counters.dropped_records++;
+                }
+                held_drop(o);
+        }
+}
+
 int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool direct, const uint8_t *data, size_t size,
                                  uint64_t now_usec) {
         g_autoptr(GByteArray) arena = g_byte_array_new();
         const uint8_t *key;
         Origin *o;
         Item it;
-        int format;
+        int format, r;
 
         if (!swim_id_is_valid(origin))
                 return -EINVAL;
@@ -866,7 +915,23 @@ int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool di
                 if (!o)
                         return -ENOSPC;
         }
-        return apply_item(cr, o, arena, &it, 0, NULL, now_usec);
+        r = apply_item(cr, o, arena, &it, 0, NULL, now_usec);
+        if (r == -ENOSPC) {
+                if (it.deleted || cr->n_held >= HELD_MAX) {
+                        cr->counters.dropped_records++;
+                        return -ENOSPC;
+                }
+                Held *h = g_new(Held, 1);
+                h->arena = g_steal_pointer(&arena);
+                h->it = it;
+                h->expires = now_usec + HELD_USEC;
+                g_queue_push_tail(&o->held, h);
+                cr->n_held++;
+                return CLUSTER_APPLY_HELD;
+        }
+        if (r > 0 && it.deleted)
+                held_settle(cr, o, now_usec); /* room, maybe */
+        return r;
 }
 
 /* --- snapshots ----------------------------------------------------------------- */
@@ -995,10 +1060,14 @@ bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t no
                         cluster_snapshot_free(g_queue_pop_head(&cr->merges));
                         continue;
                 }
-                for (; budget > 0 && snap->next < snap->items->len; budget--, snap->next++)
-                        if (apply_item(cr, o, snap->arena, &g_array_index(snap->items, Item, snap->next), snap->gen,
-                                       snap, now_usec) > 0)
+                for (; budget > 0 && snap->next < snap->items->len; budget--, snap->next++) {
+                        int r = apply_item(cr, o, snap->arena, &g_array_index(snap->items, Item, snap->next), snap->gen,
+                                           snap, now_usec);
+                        if (r > 0)
                                 changes++;
+                        else if (r == -ENOSPC)
+                                cr->counters.dropped_records++;
+                }
                 if (snap->next < snap->items->len)
                         break;
                 if (!snap->sweep) {
@@ -1026,8 +1095,10 @@ bool cluster_records_merge_step(ClusterRecords *cr, unsigned budget, uint64_t no
                 if (snap->sweep_next < snap->sweep->len)
                         break;
                 o->floor = MAX(o->floor, snap->version);
-                /* The origin's own word settles what was taken from relays. */
+                /* The origin's own word settles what was taken from relays,
+                 * and what was held back (it listed what it still has). */
                 o->max_seen = snap->max_kept;
+                held_settle(cr, o, now_usec);
                 cluster_snapshot_free(g_queue_pop_head(&cr->merges));
         }
         if (ret_changes)
@@ -1147,6 +1218,11 @@ uint64_t cluster_records_tick(ClusterRecords *cr, uint64_t now_usec) {
                                 origin_withdraw(cr, o, now_usec);
                         else
                                 next = MIN(next, o->withdraw_at);
+                }
+                if (!g_queue_is_empty(&o->held)) {
+                        held_settle(cr, o, now_usec);
+                        if (!g_queue_is_empty(&o->held))
+                                next = MIN(next, ((const Held *) g_queue_peek_head(&o->held))->expires);
                 }
                 if (!sweep || origin_merging(cr, o))
                         continue;

@@ -182,13 +182,20 @@ void cluster_records_set_refute_unsigned(ClusterRecords *cr, bool b);
  *   1 if it changed the table, 0 if it was stale (or ours, as we issued it);
  *   CLUSTER_APPLY_REFUTED when it was about us with a version we never
  *     issued: we moved past it; flush and send our snapshot to everyone;
+ *   CLUSTER_APPLY_HELD an addition for an origin that holds max_records: it
+ *     waits (up to 30 s, a few thousand over all origins) for a removal from
+ *     the origin or for its next snapshot, and counts as dropped if neither
+ *     makes room. A node applies a change's additions before its removals,
+ *     so one that replaces records at the limit sends such additions;
  *   -EBADMSG malformed, -EINVAL an unusable origin id (nothing applied);
  *   -EKEYREJECTED no key known for the origin, or a bad signature;
  *   -EPERM unsigned where a signature is needed;
  *   -ERANGE passed on by a relay for an origin we hold no table of, or too
  *     far ahead of what we have seen from it;
- *   -ENOSPC a limit is reached (see cluster_records_set_limits). */
+ *   -ENOSPC a limit is reached (see cluster_records_set_limits), and no
+ *     more can be held. */
 #define CLUSTER_APPLY_REFUTED 2
+#define CLUSTER_APPLY_HELD 3
 int cluster_records_apply_update(ClusterRecords *cr, const char *origin, bool direct, const uint8_t *data, size_t size,
                                  uint64_t now_usec);
 
@@ -248,7 +255,8 @@ void cluster_records_set_tombstone_lifetime(ClusterRecords *cr, uint64_t usec);
 #define CLUSTER_MAX_RECORDS_DEFAULT 100000u
 void cluster_records_set_limits(ClusterRecords *cr, unsigned max_origins, unsigned max_records);
 typedef struct ClusterRecordsCounters {
-        uint64_t dropped_records; /* entries not taken: the origin holds max_records records */
+        uint64_t dropped_records; /* entries not taken: the origin holds max_records records (held
+                                   * additions count when their time is up) */
         uint64_t dropped_origins; /* origins not taken: max_origins held, none withdrawn */
         uint64_t refutations;     /* versions of ours we never issued, refuted */
 } ClusterRecordsCounters;

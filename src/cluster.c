@@ -519,8 +519,8 @@ static void handle_update(Cluster *c, const SwimEvent *ev, uint64_t now) {
                 count_reject(c, -EBADMSG, "record update", from);
                 return;
         }
-        if (r == -ENOSPC)
-                return; /* counted as dropped */
+        if (r == -ENOSPC || r == CLUSTER_APPLY_HELD)
+                return; /* counted as dropped, or held until there is room: not passed on */
         if (r < 0) {
                 count_refused(c, r, origin, from);
                 return;

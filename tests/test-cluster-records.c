@@ -615,15 +615,22 @@ static void test_limit_full_replace(void) {
         }
         CHECK(cluster_records_get_counters(r.cr)->dropped_records == 0);
 
-        /* The limit still holds: a 51st record is refused. */
+        /* The limit still holds: a 51st record is held back, and dropped
+         * once its time is up with no room made for it. */
         CHECK(store_add(a.store, "extra.example.com", DNS_TYPE_A, "10.5.9.9", 30, "dbus", 0, NULL, NULL) == 1);
         flush(&a);
         {
                 gsize size;
                 const uint8_t *d = g_bytes_get_data(a.sent->pdata[a.sent->len - 1], &size);
-                CHECK(cluster_records_apply_update(r.cr, "a", true, d, size, 6 * SEC) == -ENOSPC);
+                CHECK(cluster_records_apply_update(r.cr, "a", true, d, size, 6 * SEC) == CLUSTER_APPLY_HELD);
         }
         CHECK(cluster_records_count(r.cr, "a") == 50);
+        CHECK(cluster_records_tick(r.cr, 7 * SEC) <= 36 * SEC); /* wakes for it */
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 0);
+        (void) cluster_records_tick(r.cr, 36 * SEC);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 1);
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+        CHECK(!resolves(r.store, "extra.example.com", DNS_TYPE_A, "peer:a", NULL));
         node_done(&a);
         node_done(&r);
 }
@@ -709,6 +716,95 @@ static int apply(Node *to, const char *origin, bool direct, GBytes *u, uint64_t 
         gsize size;
         const uint8_t *d = g_bytes_get_data(u, &size);
         return cluster_records_apply_update(to->cr, origin, direct, d, size, now);
+}
+
+/* Sets n%u.example.com to 10.7.<round>.<i+1> for the first count names, adding (or removing) them. */
+static void set_round(Node *n, unsigned round, unsigned count, bool add) {
+        char name[64], ip[32];
+
+        for (unsigned i = 0; i < count; i++) {
+                snprintf(name, sizeof name, "n%u.example.com", i);
+                snprintf(ip, sizeof ip, "10.7.%u.%u", round, i + 1);
+                if (add)
+                        CHECK(store_add(n->store, name, DNS_TYPE_A, ip, 30, "hosts:/h/all", i + 1, NULL, NULL) == 1);
+                else
+                        CHECK(store_remove(n->store, name, DNS_TYPE_A, ip, "hosts:/h/all") == 1);
+        }
+}
+
+/* An origin at the limit replaces its records as a hosts reload does, its
+ * additions first: on the peer they overtake the removals that make room.
+ * They wait for those removals (or for the snapshot a burst sends), so the
+ * peer ends with every new record and drops nothing. */
+static void test_limit_held(void) {
+        Node a, r;
+
+        node_init(&a, "a", 1);
+        node_init(&r, "r", 1);
+        cluster_records_set_limits(r.cr, 4, 50);
+        store_subscribe(a.store, on_change, &a);
+        set_round(&a, 0, 50, true);
+        flush(&a);
+        deliver(&a, &r, SEC);
+        CHECK(peer_count(r.store, "a") == 50);
+
+        /* Additions, then removals, as updates. */
+        set_round(&a, 1, 50, true);
+        flush(&a);
+        deliver(&a, &r, 2 * SEC);
+        CHECK(peer_count(r.store, "a") == 50); /* the old ones still */
+        CHECK(resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", "10.7.0.8"));
+        set_round(&a, 0, 50, false);
+        flush(&a);
+        deliver(&a, &r, 3 * SEC);
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+        CHECK(peer_count(r.store, "a") == 50);
+        CHECK(resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", "10.7.1.8"));
+        CHECK(!resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", "10.7.0.8"));
+        (void) cluster_records_tick(r.cr, 60 * SEC);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 0);
+
+        /* Additions as updates, the removals only in a snapshot (a burst). */
+        set_round(&a, 2, 50, true);
+        flush(&a);
+        deliver(&a, &r, 61 * SEC);
+        set_round(&a, 1, 50, false);
+        flush(&a);
+        {
+                g_autofree uint8_t *snap = NULL;
+                size_t snap_size = 0;
+                CHECK(cluster_records_encode_local(a.cr, CLUSTER_RECORDS_FORMAT, &snap, &snap_size) == 0);
+                CHECK(cluster_records_merge_snapshot(r.cr, "a", snap, snap_size, 62 * SEC) > 0);
+        }
+        CHECK(peer_count(r.store, "a") == 50);
+        CHECK(resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", "10.7.2.8"));
+        CHECK(!resolves(r.store, "n7.example.com", DNS_TYPE_A, "peer:a", "10.7.1.8"));
+        (void) cluster_records_tick(r.cr, 120 * SEC);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 0);
+
+        /* What is held is bounded over all origins: beyond that, dropped at once. */
+        const ClusterKeys *keys = key_pair("a");
+        uint64_t v = CLUSTER_VERSION(1000, 0);
+        unsigned held = 0;
+        int k;
+        do {
+                char name[64];
+                snprintf(name, sizeof name, "more%u.example.com", held);
+                g_autoptr(GBytes) u = update_of("a", keys, name, "10.7.9.9", ++v, false);
+                k = apply(&r, "a", true, u, 121 * SEC);
+                if (k == CLUSTER_APPLY_HELD)
+                        held++;
+        } while (k == CLUSTER_APPLY_HELD && held <= 100000);
+        CHECK(k == -ENOSPC);
+        CHECK(held >= 1000 && held < 100000);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 1);
+        CHECK(cluster_records_count(r.cr, "a") == 50);
+        (void) cluster_records_tick(r.cr, 200 * SEC);
+        CHECK(cluster_records_get_counters(r.cr)->dropped_records == 1 + held);
+
+        store_unsubscribe(a.store, on_change, &a);
+        node_done(&a);
+        node_done(&r);
 }
 
 static void test_authenticity(void) {
@@ -1192,6 +1288,7 @@ int main(void) {
         test_batched_merge();
         test_limits();
         test_limit_full_replace();
+        test_limit_held();
         test_wire();
         test_local_versions();
         test_replication();
