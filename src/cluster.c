@@ -1013,7 +1013,7 @@ static int conn_hello(Conn *k, const uint8_t *plain, size_t size) {
                 }
                 /* The pinned key again (its old state was put back). */
                 if (g_hash_table_remove(c->key_refused, h.id) && member_live(c, h.id))
-                        cluster_records_origin_state(c->records, h.id, CLUSTER_ORIGIN_ALIVE, now_usec(CLOCK_MONOTONIC));
+                        origin_alive(c, h.id, now_usec(CLOCK_MONOTONIC));
         } else if (cluster_keys_strict(c->node_keys)) {
                 c->counters.refused_signature++;
                 key_warning(c, h.id, k->peer, false);
