@@ -535,36 +535,40 @@ ok "[HTTP] AllowedHosts= adds names and addresses"
 # Slowloris: 2,000 connections that send half a request header and stop. The
 # daemon keeps at most MaxConnections (50) of them, for at most
 # RequestTimeoutSec (1 s), and a well-behaved client still gets its answer.
+#
+# The flood keeps at most 150 of its connections open at once (new ones as
+# the daemon closes old ones): 50 held by the daemon and at most 100 waiting
+# in its kernel's listen queue (128). A burst past the queue measures the
+# kernel, not the daemon: the kernel then answers with SYN cookies and drops
+# the last handshake ACK while the queue is full, so the client holds a
+# connection the server has no trace of until a retransmission, up to 30 s
+# later (seen in CI: 29 of 2,000 under ASan).
 fds_before=$(find "/proc/$daemon_pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
 python3 - "$http_port" "$daemon_pid" "$base" <<'PY' || fail "slowloris: $(tail -3 "$tmp/daemon.log")"
-import errno, os, resource, select, socket, subprocess, sys, time
+import os, resource, select, socket, subprocess, sys, time
 port, pid, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, at_once = 2000, 150
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-if soft < 2100:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(2100, hard), hard))
-n = min(2000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100)
+if soft < at_once + 100:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(at_once + 100, hard), hard))
 daemon_fds = lambda: len(os.listdir(f"/proc/{pid}/fd"))
 most = daemon_fds()
-open_ = {}
-for i in range(n):
-    s = socket.socket()
-    s.setblocking(False)
-    s.connect_ex(("127.0.0.1", port))
-    open_[s.fileno()] = s
-    if i % 100 == 0:
-        most = max(most, daemon_fds())
+open_, sent = {}, {}
+opened = closed = 0
 p = select.poll()
-for fd in open_:
-    p.register(fd, select.POLLOUT)
-# Half a request header on each as its connection completes, then nothing more.
-# A connect whose SYN overflowed the listen queue is retried by the kernel
-# after 1, 3, 7, 15 and 31 s: one that completes late is not the server's
-# doing, so what counts is how long a connection stays open after its half
-# header went out.
-sent = {}
-deadline = time.time() + 30
-normal_done = False
-while open_ and time.time() < deadline:
+# Half a request header on each as its connection completes, then nothing
+# more; a connection counts as kept when it is still open 5 s after that.
+deadline = time.time() + 90
+normal_done, normal = False, float("nan")
+kept = []
+while (opened < n or open_) and time.time() < deadline:
+    while opened < n and len(open_) < at_once:
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        open_[s.fileno()] = s
+        p.register(s.fileno(), select.POLLOUT)
+        opened += 1
     for fd, ev in p.poll(100):
         s = open_[fd]
         if fd not in sent and ev & select.POLLOUT and not ev & (select.POLLERR | select.POLLHUP):
@@ -585,35 +589,28 @@ while open_ and time.time() < deadline:
         if data == b"":
             p.unregister(fd)
             del open_[fd]
+            sent.pop(fd, None)
             s.close()
+            closed += 1
+    now = time.time()
+    kept = [fd for fd in open_ if fd in sent and now - sent[fd] > 5]
+    if kept:
+        break
     most = max(most, daemon_fds())
-    if not normal_done and len(sent) >= min(n, 500):
+    if not normal_done and closed >= 500:
         # A well-behaved client in the middle of the flood.
         t0 = time.time()
         r = subprocess.run(["curl", "-sf", "--max-time", "5", base + "/health"], stdout=subprocess.DEVNULL)
         assert r.returncode == 0, "a normal request failed during the flood"
         normal = time.time() - t0
         normal_done = True
-now = time.time()
-kept = [fd for fd in open_ if fd in sent and now - sent[fd] > 5]
-# A connection whose last handshake ACK came while the listen queue was full
-# is established for the client but not for the server's kernel, which keeps
-# it half-open (SYN-RECV) and finishes it at a later retransmission: the
-# server has not seen it yet, so it cannot have kept it.
-syn_recv = set()
-ss = subprocess.run(["ss", "-Htan", "state", "syn-recv", f"( sport = :{port} )"], capture_output=True, text=True)
-for line in ss.stdout.splitlines():
-    syn_recv.add(int(line.split()[-1].rsplit(":", 1)[1]))
-limbo = [fd for fd in kept if open_[fd].getsockname()[1] in syn_recv]
-kept = [fd for fd in kept if fd not in limbo]
-unconnected = sum(1 for fd in open_ if fd not in sent)
-print(f"{n} connections, {len(sent)} sent half a header; the daemon had at most {most} fds; "
+print(f"{opened} connections opened, {closed} closed by the server; the daemon had at most {most} fds; "
       f"a normal request took {normal:.2f} s; {len(kept)} kept open by the server more than 5 s after "
-      f"their half header ({unconnected} still connecting after 30 s, {len(limbo)} not yet through "
-      f"the server's listen queue)")
-assert normal_done
-assert most < 150, most
+      f"their half header; {len(open_)} still open")
 assert not kept, f"{len(kept)} half-open connections kept past the timeout"
+assert most < 150, most
+assert normal_done
+assert closed == n, f"only {closed} of {n} connections closed by the server in 90 s"
 PY
 fds_after=$(find "/proc/$daemon_pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
 [ "$fds_after" -le $((fds_before + 2)) ] || fail "file descriptors after the flood: $fds_before -> $fds_after"
