@@ -103,11 +103,13 @@ static void explain_bind_error(int r, const char *what, uint16_t port, const cha
 
 /* Old views and nodes wait for a grace period before they are freed; a burst
  * of changes (a hosts reload, a cluster sync) hands them over once, at the
- * end of the loop turn. */
+ * end of the loop turn. An index rebuild the burst left under way goes on a
+ * slice per turn until it is done. */
 static int on_store_flush(sd_event_source *source, void *userdata) {
         Manager *m = userdata;
 
-        store_flush(m->store);
+        if (store_flush(m->store))
+                (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
         return 0;
 }
 

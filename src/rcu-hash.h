@@ -9,7 +9,10 @@
  * slot and cannot miss an item that was there for its whole probe. Each slot
  * changes with one atomic store, so a reader sees an item or not, never half
  * of one. Growing, shrinking and clearing out tombstones build a new array,
- * publish it, and free the old one after a grace period.
+ * publish it, and free the old one after a grace period. The building is
+ * spread over the changes that follow the one that made it due, a few slots
+ * each; until it is done the old array stays published, complete and
+ * current, and the changes are made in both.
  *
  * Memory matters (two of these hold 100,000 names and their addresses): the
  * array is sized to the items, not to a power of two, and kept 50 to 75%
@@ -39,7 +42,10 @@ typedef struct RcuHashTable {
 typedef struct RcuHash {
         RcuHashTable *table; /* read through rcu_dereference() */
         size_t n_items;      /* writer only, like the rest */
-        size_t n_used;       /* items and tombstones */
+        size_t n_used;       /* items and tombstones in table */
+        RcuHashTable *next;  /* the array being built to replace table, or NULL; not published */
+        size_t next_used;    /* items and tombstones in next */
+        size_t migrated;     /* table's slots below this are copied into next */
         uint32_t (*hash)(const void *item);
 } RcuHash;
 
@@ -120,6 +126,15 @@ static inline const void *rcu_hash_peek(const RcuHash *h, uint32_t hash) {
 void rcu_hash_add(RcuHash *h, void *item);
 void rcu_hash_replace(RcuHash *h, void *old_item, void *new_item);
 void rcu_hash_remove(RcuHash *h, void *item);
+
+/* Writer only. Whether a rebuild is under way; and copying up to n_slots
+ * more of it without a change (so that one the changes left unfinished
+ * ends: its new array is allocated, and the published one fuller than
+ * usual), returning whether one is still under way. */
+static inline bool rcu_hash_rebuilding(const RcuHash *h) {
+        return h->next != NULL;
+}
+bool rcu_hash_settle(RcuHash *h, size_t n_slots);
 
 static inline size_t rcu_hash_size(const RcuHash *h) {
         return h->n_items;

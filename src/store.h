@@ -134,10 +134,15 @@ size_t store_count_owner_prefix(const Store *s, const char *prefix); /* e.g. "ho
  * an RCU grace period. By default each change hands it to liburcu as it
  * ends; with a flush hook, the hook is called when the first such piece is
  * set aside, and its owner calls store_flush() later (the daemon: once per
- * loop iteration), so that a burst of changes costs one hand-over. */
+ * loop iteration), so that a burst of changes costs one hand-over.
+ *
+ * The store's indexes are rebuilt a few slots per change (see rcu-hash.h);
+ * store_flush() also copies a bounded slice of a rebuild the changes left
+ * under way, and returns true while one still is: its caller calls it again
+ * (the daemon: next turn). The hook is called for that too. */
 typedef void (*StoreFlushHook)(Store *s, void *userdata);
 void store_set_flush_hook(Store *s, StoreFlushHook hook, void *userdata);
-void store_flush(Store *s);
+bool store_flush(Store *s);
 
 int store_subscribe(Store *s, StoreSubscriber cb, void *userdata);
 void store_unsubscribe(Store *s, StoreSubscriber cb, void *userdata);

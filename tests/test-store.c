@@ -446,6 +446,58 @@ static void test_many(void) {
         CHECK(streq(derived_ptrs(s, "10.in-addr.arpa"), "-"));
 }
 
+/* With a flush hook, as the daemon runs it: the hook says when there is
+ * something to flush, its owner calls store_flush() once a turn. An index
+ * rebuild that the changes left under way is finished by the flushes alone,
+ * a slice each: the hook was called for it, store_flush() says there is more
+ * until it is done, and every name answers throughout. */
+static void on_flush_wanted(Store *s, void *userdata) {
+        (*(unsigned *) userdata)++;
+}
+
+static void test_flush_settles_rebuild(void) {
+        _cleanup_(store_freep) Store *s = NULL;
+        unsigned hook_calls = 0, flushes = 0, added = 0;
+        char name[64], addr[32];
+        bool more = false;
+
+        CHECK(store_new(&s) == 0);
+        store_set_flush_hook(s, on_flush_wanted, &hook_calls);
+        /* Add names, flushing when the hook asked, until a flush reports a
+         * rebuild under way (the indexes grow past 32,000 names). */
+        while (!more) {
+                unsigned before = hook_calls;
+
+                snprintf(name, sizeof name, "n%u.settle.test", added);
+                snprintf(addr, sizeof addr, "10.%u.%u.%u", (added >> 16) & 255, (added >> 8) & 255, added & 255);
+                CHECK(store_add(s, name, DNS_TYPE_A, addr, 30, "hosts:/s/f", added + 1, NULL, NULL) == 1);
+                added++;
+                CHECK(added < 200000);
+                if (hook_calls > before && added > 32000)
+                        more = store_flush(s);
+                else if (hook_calls > before)
+                        (void) store_flush(s);
+        }
+        /* No more changes: the flushes finish it, and then say so. */
+        while (more) {
+                unsigned before = hook_calls;
+
+                more = store_flush(s);
+                flushes++;
+                CHECK(flushes < 1000);
+                CHECK(hook_calls == before);
+                for (unsigned i = 0; i < added; i += 997) {
+                        snprintf(name, sizeof name, "n%u.settle.test", i);
+                        CHECK(rrset_size(s, name, DNS_TYPE_A) == 1);
+                }
+        }
+        CHECK(!store_flush(s));
+        printf("flush: a rebuild left under way at %u names finished in %u flushes\n", added, flushes);
+        CHECK(store_count(s) == added);
+        CHECK(store_remove_owner(s, "hosts:/s/f") == (int) added);
+        store_set_flush_hook(s, NULL, NULL);
+}
+
 /* Subscribers that unsubscribe (themselves or another) or subscribe from a
  * callback: nobody is skipped or called twice, nobody is called after
  * leaving, and a newcomer hears from the next change on. */
@@ -587,6 +639,7 @@ int main(void) {
         test_count_owner_prefix();
         test_collect_sorted();
         test_many();
+        test_flush_settles_rebuild();
         test_subscribers_change_while_notified();
         printf("store: all checks passed\n");
         return 0;
