@@ -912,9 +912,15 @@ static void build_job_done(WorkerJob *j) {
                         log_warning_errno(b->error, "Cannot send our records to %s: %m", k->peer);
                         conn_done(k, false);
                 } else {
-                        if (!k->out)
-                                k->out = g_byte_array_new();
-                        g_byte_array_append(k->out, b->out->data, b->out->len);
+                        /* Megabytes at 100,000 records: taken over, not
+                         * copied on the loop, unless bytes wait before it. */
+                        if (!k->out || k->out->len == 0) {
+                                if (k->out)
+                                        g_byte_array_free(k->out, TRUE);
+                                k->out = TAKE_PTR(b->out);
+                                k->out_pos = 0;
+                        } else
+                                g_byte_array_append(k->out, b->out->data, b->out->len);
                         k->last_frame_queued = true;
                         conn_want(k);
                 }
