@@ -25,30 +25,14 @@
 #
 # Environment: BENCH_N (names, default 100000), BENCH_RELOADS (default 4).
 set -euo pipefail
-export LC_ALL=C
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac }
-BUILD=$(abs "${1:-build}")
-REFERENCE=${2:+$(abs "$2")}
-N=${BENCH_N:-100000}
+BENCH_NAME=sched-delay
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 RELOADS=${BENCH_RELOADS:-4}
 
-die() {
-        echo "sched-delay: $*" >&2
-        exit 1
-}
-
-"$ROOT/tools/install-deps"
 for tool in dig perf python3; do
         command -v "$tool" >/dev/null || die "$tool not installed"
 done
 [ "$(id -u)" = 0 ] || die "perf sched record needs root"
-for b in "$BUILD" ${REFERENCE:+"$REFERENCE"}; do
-        [ -x "$b/src/joyrided" ] || die "$b/src/joyrided not found: build first"
-done
-
-. "$ROOT/tests/integration/lib.sh"
 
 T=$(mktemp -d /tmp/sched-delay.XXXXXX)
 DAEMON_PID=

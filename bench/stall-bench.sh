@@ -27,33 +27,18 @@
 # Environment: BENCH_N (names, default 100000), STALL_SKIP (space-separated
 # scenario names to leave out). The table also goes to BUILD_DIR/stall-bench.md.
 set -euo pipefail
-export LC_ALL=C
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac }
-BUILD=$(abs "${1:-build}")
-REFERENCE=${2:+$(abs "$2")}
-N=${BENCH_N:-100000}
+BENCH_NAME=stall-bench
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 SKIP=" ${STALL_SKIP:-} "
 
-die() {
-        echo "stall-bench: $*" >&2
-        exit 1
-}
-
-"$ROOT/tools/install-deps"
 for tool in curl dig dbus-daemon busctl; do
         command -v "$tool" >/dev/null || die "$tool not installed"
-done
-for b in "$BUILD" ${REFERENCE:+"$REFERENCE"}; do
-        [ -x "$b/src/joyrided" ] || die "$b/src/joyrided not found: build first"
 done
 # The D-Bus client is ours, for both daemons.
 [ -x "$BUILD/tools/bus-burst" ] || die "$BUILD/tools/bus-burst not found: build first"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
-. "$ROOT/tests/integration/lib.sh"
 . "$ROOT/tests/integration/bus-lib.sh"
 
 T=$(mktemp -d /tmp/stall-bench.XXXXXX)
