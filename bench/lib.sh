@@ -7,7 +7,8 @@
 # REFERENCE (the second, or empty), both made absolute, and N (BENCH_N,
 # default 100000 names); checks that each build has its joyrided; runs
 # tools/install-deps; brings in tests/integration/lib.sh (free_port,
-# wait_for, ...). die MESSAGE prints "BENCH_NAME: MESSAGE" and exits 1.
+# wait_for, ...). die MESSAGE prints "BENCH_NAME: MESSAGE" and exits 1;
+# bench_need COMMAND... dies naming the first one missing.
 # shellcheck shell=bash
 
 export LC_ALL=C
@@ -16,6 +17,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() {
         echo "$BENCH_NAME: $*" >&2
         exit 1
+}
+
+bench_need() {
+        local tool
+        for tool; do
+                command -v "$tool" >/dev/null || die "$tool not installed"
+        done
 }
 
 bench_abs() {

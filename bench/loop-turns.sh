@@ -31,9 +31,7 @@ BENCH_NAME=loop-turns
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 RUNS=${BENCH_RUNS:-1}
 
-for tool in dig perf python3; do
-        command -v "$tool" >/dev/null || die "$tool not installed"
-done
+bench_need dig perf python3
 [ "$(id -u)" = 0 ] || die "uprobes need root"
 LIBSYSTEMD=$(ldd "$BUILD/src/joyrided" | awk '/libsystemd\.so/ { print $3 }')
 [ -n "$LIBSYSTEMD" ] || die "joyrided is not linked with libsystemd"

@@ -29,9 +29,7 @@ BENCH_NAME=sched-delay
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 RELOADS=${BENCH_RELOADS:-4}
 
-for tool in dig perf python3; do
-        command -v "$tool" >/dev/null || die "$tool not installed"
-done
+bench_need dig perf python3
 [ "$(id -u)" = 0 ] || die "perf sched record needs root"
 
 T=$(mktemp -d /tmp/sched-delay.XXXXXX)

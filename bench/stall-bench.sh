@@ -31,9 +31,7 @@ BENCH_NAME=stall-bench
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 SKIP=" ${STALL_SKIP:-} "
 
-for tool in curl dig dbus-daemon busctl; do
-        command -v "$tool" >/dev/null || die "$tool not installed"
-done
+bench_need curl dig dbus-daemon busctl
 # The D-Bus client is ours, for both daemons.
 [ -x "$BUILD/tools/bus-burst" ] || die "$BUILD/tools/bus-burst not found: build first"
 PY=/usr/bin/python3
