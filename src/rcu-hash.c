@@ -50,6 +50,15 @@ static uintptr_t slot_value(const void *item, uint32_t hash) {
  * the copy ends (81% from 75%) than when it began. */
 #define MIGRATE_SLOTS 16u
 
+/* Places a slot value into h->next (not published yet: plain stores). */
+static void next_place(RcuHash *h, uint32_t hash, uintptr_t value) {
+        size_t j = free_slot_of(h->next, hash);
+
+        if (h->next->slots[j] == 0)
+                h->next_used++;
+        h->next->slots[j] = value;
+}
+
 /* Copies the next slots of the published array into h->next; once the last
  * is copied, publishes h->next in its place. The slots copied already are
  * kept in step by the changes (see copied()). */
@@ -64,13 +73,8 @@ static void migrate(RcuHash *h, size_t n_slots) {
                  * a few slots on while this one is placed. */
                 if (i + 8 < end && old->slots[i + 8] > RCU_HASH_TOMBSTONE)
                         __builtin_prefetch((const void *) (old->slots[i + 8] & ~RCU_HASH_TAG_MASK));
-                if (slot > RCU_HASH_TOMBSTONE) {
-                        size_t j = free_slot_of(t, h->hash((void *) (slot & ~RCU_HASH_TAG_MASK)));
-
-                        if (t->slots[j] == 0)
-                                h->next_used++;
-                        t->slots[j] = slot; /* not published yet: a plain store */
-                }
+                if (slot > RCU_HASH_TOMBSTONE)
+                        next_place(h, h->hash((void *) (slot & ~RCU_HASH_TAG_MASK)), slot);
         }
         h->migrated = end;
         if (end < old->size)
@@ -154,13 +158,8 @@ void rcu_hash_add(RcuHash *h, void *item) {
         assert(h->n_used < h->table->size);
         h->n_items++;
         rcu_publish(h->table->slots[i], slot_value(item, hash));
-        if (copied(h, i)) {
-                size_t j = free_slot_of(h->next, hash);
-
-                if (h->next->slots[j] == 0)
-                        h->next_used++;
-                h->next->slots[j] = slot_value(item, hash);
-        }
+        if (copied(h, i))
+                next_place(h, hash, slot_value(item, hash));
         rebuild_step(h);
 }
 
